@@ -1,0 +1,1 @@
+"""Ingest: land raw images, labels and votes in the bronze Delta tables, idempotently, with provenance."""

@@ -1,0 +1,249 @@
+"""The table catalog: every Delta table in the lake, its Arrow schema, its keys and its layer.
+
+All reads and writes go through :class:`Lake`, which enforces the schema (a mismatched write fails
+naming the column), makes ingest idempotent (merge-insert by key: a rerun adds no rows) and retries
+commits that lose a race with another writer, with jittered exponential backoff, so every batch
+lands exactly once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice.errors import InputError, SchemaMismatch
+
+Layer = Literal["bronze", "silver", "gold"]
+TS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    layer: Layer
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    description: str
+
+    @property
+    def required(self) -> set[str]:
+        return {f.name for f in self.schema if not f.nullable}
+
+
+def _schema(*fields: tuple) -> pa.Schema:
+    return pa.schema([pa.field(n, t, nullable=nullable) for n, t, nullable in fields])
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in [
+        TableSpec(
+            "raw_images", "bronze",
+            _schema(
+                ("image_id", pa.string(), False),  # sha256 of the bytes, hex
+                ("content", pa.binary(), False),
+                ("source", pa.string(), False),
+                ("source_uri", pa.string(), False),
+                ("source_label", pa.string(), True),
+                ("split_hint", pa.string(), True),
+                ("license", pa.string(), True),
+                ("extra", pa.string(), True),  # JSON: connector-specific provenance (page URL, headers)
+                ("fetched_at", TS, False),
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id", "source", "source_uri"),
+            "Images as landed, append-only; the same bytes from two places are two rows.",
+        ),
+        TableSpec(
+            "crowd_votes", "bronze",
+            _schema(
+                ("vote_id", pa.string(), False),  # stable hash of (source format, assignment/task, worker, item)
+                ("item_ref", pa.string(), False),  # image URL, file path or image id as the export names it
+                ("image_id", pa.string(), True),  # resolved against raw_images; null if unknown
+                ("worker_id", pa.string(), False),
+                ("label", pa.string(), False),
+                ("task_id", pa.string(), True),
+                ("status", pa.string(), False),  # approved / rejected / submitted
+                ("submitted_at", TS, True),
+                ("source_file", pa.string(), False),
+                ("source_format", pa.string(), False),  # mturk / label_studio / csv
+                ("run_id", pa.string(), False),
+            ),
+            ("vote_id",),
+            "Every crowd vote as exported, with provenance.",
+        ),
+        TableSpec(
+            "crawl_log", "bronze",
+            _schema(
+                ("url", pa.string(), False),
+                ("status", pa.int32(), True),
+                ("bytes", pa.int64(), True),
+                ("referer", pa.string(), True),
+                ("robots", pa.string(), True),  # allowed / disallowed / n/a
+                ("outcome", pa.string(), False),  # page / image / dropped:<reason> / error
+                ("error", pa.string(), True),
+                ("fetched_at", TS, False),
+                ("run_id", pa.string(), False),
+            ),
+            ("run_id", "url", "fetched_at"),
+            "Every crawl request and its outcome.",
+        ),
+        TableSpec(
+            "images", "silver",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("width", pa.int32(), False),  # as decoded, before resizing
+                ("height", pa.int32(), False),
+                ("mode", pa.string(), False),
+                ("format", pa.string(), True),
+                ("pixels", pa.binary(), False),  # normalized HxWx3 uint8, row-major
+                ("pixel_hash", pa.string(), False),  # sha256 of pixels
+                ("phash", pa.int64(), False),  # 64-bit perceptual hash (bit pattern stored as int64)
+                ("mean", pa.float32(), True),
+                ("std", pa.float32(), True),
+                ("source_label", pa.string(), True),  # normalized label from the sources, if any
+                ("split_hint", pa.string(), True),
+                ("dup_group", pa.string(), True),  # image_id of the group's canonical member
+                ("is_canonical", pa.bool_(), True),
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id",),
+            "Decoded, verified, normalized images, one row per distinct image bytes.",
+        ),
+        TableSpec(
+            "labels", "silver",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("label", pa.string(), True),  # null when unresolved
+                ("label_source", pa.string(), False),  # given / majority / dawid_skene / ...
+                ("confidence", pa.float64(), True),
+                ("votes", pa.int32(), False),
+                ("agreement", pa.float64(), True),
+                ("status", pa.string(), False),  # resolved / unresolved / conflict
+                ("reason", pa.string(), True),
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id",),
+            "One label per image with where it came from and how sure we are.",
+        ),
+        TableSpec(
+            "annotators", "silver",
+            _schema(
+                ("worker_id", pa.string(), False),
+                ("votes", pa.int32(), False),
+                ("accuracy", pa.float64(), True),
+                ("confusion", pa.string(), True),  # JSON summary of the estimated confusion matrix
+                ("is_spammer", pa.bool_(), False),
+                ("is_adversarial", pa.bool_(), False),
+                ("run_id", pa.string(), False),
+            ),
+            ("worker_id",),
+            "Estimated reliability of every crowd worker.",
+        ),
+        TableSpec(
+            "quarantine", "silver",
+            _schema(
+                ("source_table", pa.string(), False),
+                ("row_key", pa.string(), False),
+                ("stage", pa.string(), False),
+                ("check", pa.string(), False),
+                ("reason", pa.string(), False),
+                ("details", pa.string(), True),
+                ("run_id", pa.string(), False),
+                ("quarantined_at", TS, False),
+            ),
+            ("source_table", "row_key", "stage", "check"),
+            "Every rejected row, with the stage and check that rejected it and why.",
+        ),
+        TableSpec(
+            "dataset", "gold",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("split", pa.string(), False),  # train / val / test
+                ("label", pa.string(), False),
+                ("class_index", pa.int32(), False),
+                ("weight", pa.float64(), False),
+                ("dup_group", pa.string(), False),
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id",),
+            "The training set: split, class and sample weight per image.",
+        ),
+    ]
+}
+
+
+def spec(name: str) -> TableSpec:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise InputError(f"unknown table '{name}'; tables: {', '.join(TABLES)}") from None
+
+
+def conform(table_spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    """Return ``data`` with the table's exact schema, or raise naming the offending column."""
+    if isinstance(data, pa.RecordBatch):
+        data = pa.Table.from_batches([data])
+    expected = table_spec.schema
+    extra = [c for c in data.column_names if c not in expected.names]
+    if extra:
+        raise SchemaMismatch(f"{table_spec.name}: unexpected column '{extra[0]}' (schema: {', '.join(expected.names)})")
+    columns = []
+    for field in expected:
+        if field.name not in data.column_names:
+            if not field.nullable:
+                raise SchemaMismatch(f"{table_spec.name}: missing required column '{field.name}' ({field.type})")
+            columns.append(pa.nulls(data.num_rows, field.type))
+            continue
+        col = data.column(field.name)
+        if col.type != field.type:
+            try:
+                col = col.cast(field.type, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise SchemaMismatch(
+                    f"{table_spec.name}: column '{field.name}' has type {col.type}, expected {field.type}"
+                ) from None
+        if not field.nullable and col.null_count:
+            raise SchemaMismatch(f"{table_spec.name}: column '{field.name}' has {col.null_count} null(s) but is required")
+        columns.append(col)
+    return pa.Table.from_arrays(columns, schema=expected)
+
+
+def dedupe_keys(table: pa.Table, keys: Iterable[str]) -> pa.Table:
+    """Keep the first row per key (a merge source with repeated keys would insert them all)."""
+    keys = list(keys)
+    if table.num_rows < 2:
+        return table
+    idx = pa.array(range(table.num_rows), pa.int64())
+    first = table.select(keys).append_column("__i", idx).group_by(keys, use_threads=False).aggregate([("__i", "min")])
+    keep = pc.sort_indices(first.column("__i_min"))
+    return table.take(pc.take(first.column("__i_min"), keep))
+
+
+def with_retries(fn, retries: int, what: str):
+    """Run ``fn``; on a lost commit race, back off with full jitter and run it again."""
+    from deltalake.exceptions import CommitFailedError, DeltaError
+
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except (CommitFailedError, DeltaError) as err:
+            if not _is_conflict(err) or attempt == retries:
+                raise
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+    raise AssertionError(f"unreachable: {what}")
+
+
+def _is_conflict(err: Exception) -> bool:
+    from deltalake.exceptions import CommitFailedError
+
+    if isinstance(err, CommitFailedError):
+        return True
+    text = str(err).lower()
+    return any(s in text for s in ("conflict", "already exists", "concurrent", "version mismatch"))

@@ -1,0 +1,198 @@
+"""Reads and writes of the catalog's Delta tables.
+
+The lake root is a local folder by default or any deltalake URI (``s3://bucket/lake``); storage
+options come from params or ``SLUICE_STORAGE_OPTIONS`` (never logged). Every write conforms the data
+to the catalog schema first, and is retried when it loses a commit race.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from sluice.catalog import TABLES, TableSpec, conform, dedupe_keys, spec, with_retries
+from sluice.errors import InputError
+
+
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
+
+
+@dataclass
+class Lake:
+    root: str
+    storage_options: dict[str, str] = field(default_factory=dict)
+    retries: int = 10
+
+    @classmethod
+    def from_params(cls, params=None) -> "Lake":
+        if params is None:
+            from sluice.config import load_params
+
+            params = load_params()
+        return cls(params.lake.root, dict(params.lake.storage_options), params.lake.commit_retries)
+
+    def __post_init__(self):
+        if _is_local(self.root):
+            self.root = str(Path(self.root.removeprefix("file://")).absolute())
+
+    # ------------------------------------------------------------------ locating
+    def uri(self, name: str) -> str:
+        spec(name)
+        return f"{self.root.rstrip('/')}/{name}"
+
+    def exists(self, name: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.uri(name), storage_options=self.storage_options or None)
+
+    def table(self, name: str, version: int | None = None):
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(self.uri(name), version=version, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            raise InputError(f"table '{name}' does not exist yet in the lake at {self.root} (run the stage that writes it)") from None
+        except Exception as err:  # deltalake raises a bare DeltaError for a version it does not have
+            if version is not None and "version" in str(err).lower():
+                raise InputError(f"table '{name}' has no version {version}") from None
+            raise
+
+    def version(self, name: str) -> int | None:
+        return self.table(name).version() if self.exists(name) else None
+
+    # ------------------------------------------------------------------ reading
+    def dataset(self, name: str, version: int | None = None) -> ds.Dataset:
+        """A lazy pyarrow dataset of the table: filters and projections push down to Parquet."""
+        if version is None and not self.exists(name):
+            return ds.dataset(pa.table({f.name: pa.array([], f.type) for f in spec(name).schema}))
+        return self.table(name, version).to_pyarrow_dataset()
+
+    def read(self, name: str, columns: list[str] | None = None, version: int | None = None, filter=None) -> pa.Table:
+        return self.dataset(name, version).to_table(columns=columns, filter=filter)
+
+    def count(self, name: str) -> int:
+        return self.dataset(name).count_rows() if self.exists(name) else 0
+
+    def history(self, name: str) -> list[dict]:
+        return self.table(name).history()
+
+    # ------------------------------------------------------------------ writing
+    def _ensure(self, table_spec: TableSpec) -> None:
+        from deltalake import DeltaTable
+
+        if self.exists(table_spec.name):
+            return
+        with_retries(
+            lambda: DeltaTable.create(
+                self.uri(table_spec.name), schema=table_spec.schema, mode="ignore",
+                name=table_spec.name, description=table_spec.description,
+                storage_options=self.storage_options or None,
+            ),
+            self.retries, f"create {table_spec.name}",
+        )
+
+    def _commit(self, operation: str, run_id: str | None):
+        from deltalake import CommitProperties
+
+        meta = {"sluice.operation": operation}
+        if run_id:
+            meta["sluice.run_id"] = run_id
+        return CommitProperties(custom_metadata=meta)
+
+    def merge_insert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
+        """Insert the rows whose key is not in the table yet; return how many were inserted."""
+        table_spec = spec(name)
+        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        if data.num_rows == 0:
+            return 0
+        self._ensure(table_spec)
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+
+        def attempt() -> int:
+            metrics = (
+                self.table(name)
+                .merge(data, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._commit("merge_insert", run_id))
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return int(metrics.get("num_target_rows_inserted", 0))
+
+        return with_retries(attempt, self.retries, f"merge into {name}")
+
+    def upsert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> dict:
+        """Update rows whose key exists, insert the others (for derived tables that are recomputed)."""
+        table_spec = spec(name)
+        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        self._ensure(table_spec)
+        if data.num_rows == 0:
+            return {"inserted": 0, "updated": 0}
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+
+        def attempt() -> dict:
+            m = (
+                self.table(name)
+                .merge(data, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._commit("upsert", run_id))
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return {"inserted": int(m.get("num_target_rows_inserted", 0)), "updated": int(m.get("num_target_rows_updated", 0))}
+
+        return with_retries(attempt, self.retries, f"upsert into {name}")
+
+    def append(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
+        from deltalake import write_deltalake
+
+        table_spec = spec(name)
+        data = conform(table_spec, data)
+        if data.num_rows == 0:
+            return 0
+        self._ensure(table_spec)
+        with_retries(
+            lambda: write_deltalake(
+                self.uri(name), data, mode="append", storage_options=self.storage_options or None,
+                commit_properties=self._commit("append", run_id),
+            ),
+            self.retries, f"append to {name}",
+        )
+        return data.num_rows
+
+    def overwrite(self, name: str, data: pa.Table | pa.RecordBatch, predicate: str | None = None,
+                  run_id: str | None = None) -> int:
+        """Replace the whole table, or only the rows matching ``predicate`` (SQL, e.g. ``stage = 'clean'``).
+
+        With a predicate every new row must match it too: that is what makes a stage's rerun replace
+        exactly its own previous output.
+        """
+        from deltalake import write_deltalake
+
+        table_spec = spec(name)
+        data = conform(table_spec, data)
+        self._ensure(table_spec)
+        with_retries(
+            lambda: write_deltalake(
+                self.uri(name), data, mode="overwrite", predicate=predicate,
+                storage_options=self.storage_options or None,
+                commit_properties=self._commit("overwrite" + (f" where {predicate}" if predicate else ""), run_id),
+            ),
+            self.retries, f"overwrite {name}",
+        )
+        return data.num_rows
+
+    def versions(self) -> dict[str, int | None]:
+        """The current Delta version of every table (None for tables not written yet)."""
+        return {name: self.version(name) for name in TABLES}
+
+
+def dumps_extra(**fields) -> str | None:
+    """Connector-specific provenance for ``raw_images.extra`` as compact, sorted JSON."""
+    fields = {k: v for k, v in fields.items() if v is not None}
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")) if fields else None
