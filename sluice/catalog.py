@@ -107,14 +107,12 @@ TABLES: dict[str, TableSpec] = {
                 ("phash", pa.int64(), False),  # 64-bit perceptual hash (bit pattern stored as int64)
                 ("mean", pa.float32(), True),
                 ("std", pa.float32(), True),
-                ("source_label", pa.string(), True),  # normalized label from the sources, if any
-                ("split_hint", pa.string(), True),
                 ("dup_group", pa.string(), True),  # image_id of the group's canonical member
                 ("is_canonical", pa.bool_(), True),
                 ("run_id", pa.string(), False),
             ),
             ("image_id",),
-            "Decoded, verified, normalized images, one row per distinct image bytes.",
+            "Decoded, verified, normalized pixels, one row per distinct image bytes (labels live in `labels`).",
         ),
         TableSpec(
             "labels", "silver",

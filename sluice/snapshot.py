@@ -1,0 +1,147 @@
+"""The exported training snapshot: the one format the export stage writes and the trainer reads.
+
+Layout of a snapshot folder (``data/dataset/`` by default, a DVC output)::
+
+    manifest.json                  classes, image shape, splits -> shards and counts, mean/std (train
+                                   only, on 0..1 pixels), table versions, params, content_hash
+    <split>-<k:05d>.images.npy     uint8 (n, H, W, 3), memory-mappable with np.load(mmap_mode="r")
+    <split>-<k:05d>.labels.npy     int64 (n,) class indices into manifest["classes"]
+    <split>-<k:05d>.weights.npy    float32 (n,) sample weights (1.0 when not balanced by weight)
+    <split>-<k:05d>.ids.txt        image_id per row, one per line
+
+Splits are ``train``, ``val``, ``test``. Shards let DDP ranks read disjoint files. ``content_hash``
+is a sha256 over every shard file's name and bytes in sorted order (not over manifest.json), so it
+can be checked independently of DVC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sluice.errors import InputError
+
+SPLITS = ("train", "val", "test")
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class SplitArrays:
+    images: np.ndarray  # uint8 (n, H, W, 3)
+    labels: np.ndarray  # int64 (n,)
+    weights: np.ndarray  # float32 (n,)
+    ids: list[str]
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 NHWC images on the 0..1 scale, in bounded memory."""
+    total = np.zeros(3, np.float64)
+    total_sq = np.zeros(3, np.float64)
+    count = 0
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start:start + chunk], np.float64) / 255.0
+        total += block.sum(axis=(0, 1, 2))
+        total_sq += (block ** 2).sum(axis=(0, 1, 2))
+        count += block.shape[0] * block.shape[1] * block.shape[2]
+    if count == 0:
+        return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return mean.round(6).tolist(), std.round(6).tolist()
+
+
+def content_hash(folder: Path | str) -> str:
+    """sha256 over the snapshot's shard files (names and bytes), independent of DVC."""
+    folder = Path(folder)
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != MANIFEST):
+        h.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: list[str],
+                   manifest_extra: dict | None = None, shard_rows: int = 8192) -> dict:
+    """Write a snapshot folder from scratch and return its manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.iterdir():
+        if old.is_file():
+            old.unlink()
+    manifest: dict = {"format": "sluice-snapshot/1", "classes": list(classes), "splits": {}}
+    shape = None
+    for split in SPLITS:
+        arrays = splits.get(split)
+        if arrays is None:
+            continue
+        n = len(arrays.labels)
+        if not (len(arrays.images) == n == len(arrays.weights) == len(arrays.ids)):
+            raise ValueError(f"split {split}: images, labels, weights and ids differ in length")
+        if arrays.images.dtype != np.uint8 or arrays.images.ndim != 4 or arrays.images.shape[-1] != 3:
+            raise ValueError(f"split {split}: images must be uint8 (n, H, W, 3), got {arrays.images.dtype} {arrays.images.shape}")
+        shape = list(arrays.images.shape[1:])
+        shards = []
+        for k, start in enumerate(range(0, max(n, 1), shard_rows)):
+            stop = min(start + shard_rows, n)
+            stem = f"{split}-{k:05d}"
+            np.save(folder / f"{stem}.images.npy", np.ascontiguousarray(arrays.images[start:stop]))
+            np.save(folder / f"{stem}.labels.npy", np.asarray(arrays.labels[start:stop], np.int64))
+            np.save(folder / f"{stem}.weights.npy", np.asarray(arrays.weights[start:stop], np.float32))
+            (folder / f"{stem}.ids.txt").write_text("".join(f"{i}\n" for i in arrays.ids[start:stop]))
+            shards.append({"stem": stem, "rows": stop - start})
+        counts = np.bincount(np.asarray(arrays.labels, np.int64), minlength=len(classes)).tolist() if n else [0] * len(classes)
+        manifest["splits"][split] = {"rows": n, "shards": shards, "class_counts": dict(zip(classes, counts))}
+    manifest["image_shape"] = shape
+    manifest.update(manifest_extra or {})
+    manifest["content_hash"] = content_hash(folder)
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, folder / MANIFEST)
+    return manifest
+
+
+def read_manifest(folder: Path | str) -> dict:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: no snapshot manifest (run the export stage, or `sluice dataset checkout`)")
+    return json.loads(path.read_text())
+
+
+def load_split(folder: Path | str, split: str, shards: list[int] | None = None, mmap: bool = True) -> SplitArrays:
+    """Load one split (optionally only some shard indices, e.g. one DDP rank's) as arrays.
+
+    With one shard and ``mmap`` the images stay memory-mapped; several shards are concatenated.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if split not in manifest["splits"]:
+        raise InputError(f"{folder}: snapshot has no '{split}' split (has: {', '.join(manifest['splits'])})")
+    entries = manifest["splits"][split]["shards"]
+    chosen = [entries[i] for i in shards] if shards is not None else entries
+    mode = "r" if mmap else None
+    parts = [(np.load(folder / f"{e['stem']}.images.npy", mmap_mode=mode),
+              np.load(folder / f"{e['stem']}.labels.npy"),
+              np.load(folder / f"{e['stem']}.weights.npy"),
+              (folder / f"{e['stem']}.ids.txt").read_text().split()) for e in chosen]
+    if len(parts) == 1:
+        images, labels, weights, ids = parts[0]
+    else:
+        images = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, *manifest["image_shape"]), np.uint8)
+        labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        weights = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+        ids = [i for p in parts for i in p[3]]
+    return SplitArrays(images, labels, weights, ids)
+
+
+def verify(folder: Path | str) -> tuple[bool, str, str]:
+    """Recompute the content hash: (matches, expected, actual)."""
+    manifest = read_manifest(folder)
+    actual = content_hash(folder)
+    return actual == manifest.get("content_hash"), manifest.get("content_hash", ""), actual
