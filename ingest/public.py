@@ -89,10 +89,13 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     found = False
     for split, class_dir in class_dirs:
         for path in sorted(class_dir.rglob("*")):
-            if not path.is_file():
+            if path.is_dir():
                 continue
             found = True
             uri = path.as_posix()
+            if not path.is_file():  # broken symlink, socket, fifo: never silently skipped
+                yield Record(uri, reject="unreadable", details="not a regular file (broken link or special file)")
+                continue
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 yield Record(uri, reject="not_an_image_extension", details=f"extension '{path.suffix}' is not an image format")
                 continue

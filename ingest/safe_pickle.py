@@ -23,10 +23,14 @@ _ALLOWED = {
 }
 
 
+class ForbiddenGlobal(pickle.UnpicklingError):
+    """The pickle asked for a global outside the allow-list."""
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
         if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed")
+            raise ForbiddenGlobal(f"global '{module}.{name}' is not allowed")
         if module.startswith("numpy.core"):
             module = "numpy._core" + module[len("numpy.core"):]
         return super().find_class(module, name)
@@ -37,7 +41,7 @@ def load_untrusted(path) -> object:
     data = path.read_bytes()
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except pickle.UnpicklingError as err:
+    except ForbiddenGlobal as err:
         raise InputError(f"{path}: refused to unpickle: {err} (only plain containers and numpy arrays are allowed)") from None
-    except (EOFError, ValueError, TypeError, IndexError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError) as err:
         raise InputError(f"{path}: not a valid pickle ({err.__class__.__name__}: {err})") from None

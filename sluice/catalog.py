@@ -192,6 +192,9 @@ def conform(table_spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
     extra = [c for c in data.column_names if c not in expected.names]
     if extra:
         raise SchemaMismatch(f"{table_spec.name}: unexpected column '{extra[0]}' (schema: {', '.join(expected.names)})")
+    repeated = [c for c in set(data.column_names) if data.column_names.count(c) > 1]
+    if repeated:
+        raise SchemaMismatch(f"{table_spec.name}: column '{repeated[0]}' appears {data.column_names.count(repeated[0])} times")
     columns = []
     for field in expected:
         if field.name not in data.column_names:

@@ -88,12 +88,154 @@ class IngestParams(Section):
     sources: list[Source] = Field(default_factory=list)
 
 
+class AugmentParams(Section):
+    """Batched tensor augmentation of training images (train/data.py)."""
+
+    crop_padding: Annotated[int, Field(ge=0, le=16)] = 2
+    flip: bool = False
+    rotate_degrees: Annotated[float, Field(ge=0, le=45)] = 8.0
+    cutout: Annotated[int, Field(ge=0, le=32)] = 0
+
+
+class TrainParams(Section):
+    """The DDP trainer (train/ddp.py, `sluice train`) and its evaluation (train/evaluate.py)."""
+
+    snapshot: str = "data/dataset"
+    out_dir: str = "models/fp32"
+    checkpoint_dir: str = "runs/train"
+    keep_checkpoints: Annotated[int, Field(ge=1)] = 2
+    processes: Annotated[int, Field(ge=1)] = 2
+    threads_per_process: Annotated[int, Field(ge=1)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    epochs: Annotated[int, Field(ge=1)] = 12
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    eval_batch_size: Annotated[int, Field(ge=1)] = 512
+    lr: Annotated[float, Field(gt=0)] = 0.2
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: Annotated[float, Field(ge=0)] = 5e-4
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    warmup_epochs: Annotated[float, Field(ge=0)] = 1.0
+    schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    arch: Literal["rescnn", "resnet18"] = "rescnn"
+    width: Annotated[int, Field(ge=4)] = 16
+    depth: Annotated[int, Field(ge=0, le=8)] = 1
+    balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "none"
+    augment: AugmentParams = AugmentParams()
+    bf16: bool = True
+    compile: bool = False
+    gpu_resident: bool = True
+    kfold: Annotated[int, Field(ge=0, le=20)] = 0
+
+
+class CleanParams(Section):
+    """Decode, verify and normalize raw images into silver `images` (transform/clean.py)."""
+
+    size: Annotated[int, Field(ge=8, le=512)] = 32
+    batch_images: Annotated[int, Field(ge=1)] = 256
+    write_rows: Annotated[int, Field(ge=1)] = 5000
+    max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
+    min_side: Annotated[int, Field(ge=1)] = 8
+    animated: Literal["quarantine", "first_frame"] = "quarantine"
+    min_std: Annotated[float, Field(ge=0)] = 2.0
+    outlier_z: Annotated[float, Field(ge=0)] = 8.0
+    max_aspect: Annotated[float, Field(ge=1)] = 8.0
+    background: tuple[int, int, int] = (255, 255, 255)
+    task_retries: Annotated[int, Field(ge=0)] = 2
+
+
+class DedupParams(Section):
+    """Exact (pixel hash) and near (perceptual hash) duplicate groups (transform/dedup.py)."""
+
+    near_threshold: Annotated[int, Field(ge=0, le=16)] = 6
+
+
+class DatasetParams(Section):
+    """Split, balance and normalize into gold `dataset` (transform/dataset.py)."""
+
+    seed: int = 0
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    keep_source_test: bool = True
+    leak_policy: Literal["to_train", "drop"] = "to_train"
+    group_conflict: Literal["majority", "canonical", "quarantine"] = "majority"
+    balance: Literal["none", "class_weights", "undersample", "oversample"] = "class_weights"
+    balance_target: Annotated[int, Field(ge=1)] | None = None
+
+
+class _ExportBase(Section):
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+
+
+class MTurkExport(_ExportBase):
+    """Amazon Mechanical Turk batch results CSV (one row per assignment)."""
+
+    kind: Literal["mturk"]
+    item_column: str = "Input.image_url"
+    label_column: str = "Answer.label"
+    delimiter: str | None = None  # null = detect among , ; tab |
+
+
+class LabelStudioExport(_ExportBase):
+    """Label Studio JSON export: tasks with several annotations (choices) each."""
+
+    kind: Literal["label_studio"]
+    item_key: str = "image"  # key of task['data'] naming the item
+    from_name: str | None = None  # only choices of this control; null = any choices result
+
+
+class CsvVotesExport(_ExportBase):
+    """A plain long CSV: one vote per row."""
+
+    kind: Literal["csv"]
+    item_column: str = "item"
+    worker_column: str = "worker"
+    label_column: str = "label"
+    time_column: str | None = None
+    task_column: str | None = None
+    delimiter: str | None = None
+
+
+CrowdExport = Annotated[Union[MTurkExport, LabelStudioExport, CsvVotesExport], Field(discriminator="kind")]
+
+
+class EmParams(Section):
+    max_iter: Annotated[int, Field(ge=1)] = 100
+    tol: Annotated[float, Field(gt=0)] = 1e-6
+    smoothing: Annotated[float, Field(ge=0)] = 0.01
+
+
+class LabelsParams(Section):
+    """Crowd vote connectors (ingest/crowd.py) and label aggregation (transform/labels.py)."""
+
+    exports: list[CrowdExport] = Field(default_factory=list)
+    classes: list[str] | None = None
+    synonyms: dict[str, str] = Field(default_factory=dict)
+    policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "crowd_over_given"
+    method: Literal["dawid_skene", "majority"] = "dawid_skene"
+    min_votes: Annotated[int, Field(ge=1)] = 2
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.7
+    gold_file: str | None = None
+    ground_truth: str | None = None
+    em: EmParams = EmParams()
+    flag_min_votes: Annotated[int, Field(ge=1)] = 20
+    spammer_max_information: Annotated[float, Field(ge=0, le=1)] = 0.15
+    seed: int = 0
+
+
 class Params(Section):
     seed: int = 0
     lake: LakeParams = LakeParams()
     compute: ComputeParams = ComputeParams()
     demo: DemoParams = DemoParams()
     ingest: IngestParams = IngestParams()
+    train: TrainParams = TrainParams()
+    clean: CleanParams = CleanParams()
+    dedup: DedupParams = DedupParams()
+    dataset: DatasetParams = DatasetParams()
+    labels: LabelsParams = LabelsParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:
@@ -109,7 +251,7 @@ def _format_error(path: str, err: ValidationError) -> str:
     return f"{path}: {loc}: {first['msg'].lower()} (got {value!r})"
 
 
-_DISCRIMINATOR_TAGS = {"image_folder", "cifar", "parquet"}
+_DISCRIMINATOR_TAGS = {"image_folder", "cifar", "parquet", "mturk", "label_studio", "csv"}
 
 
 def _allowed_keys(dotted: str) -> list[str]:

@@ -1,0 +1,73 @@
+import json
+
+import pytest
+
+from sluice import sql
+from sluice.errors import InputError
+
+from tests.sluice.test_catalog import raw_rows
+
+
+@pytest.fixture
+def filled(lake):
+    lake.merge_insert("raw_images", raw_rows(range(4), source="a"))
+    lake.merge_insert("raw_images", raw_rows(range(4, 10), source="b"))
+    return lake
+
+
+def test_every_table_is_a_view_under_its_name(filled):
+    con = sql.connect(filled)
+    rows = con.execute("select source, count(*) from raw_images group by 1 order by 1").fetchall()
+    assert rows == [("a", 4), ("b", 6)]
+
+
+def test_time_travel_by_version(filled):
+    first = filled.version("raw_images") - 1
+    assert sql.query("select count(*) n from raw_images", filled, {"raw_images": first}).to_pylist() == [{"n": 4}]
+
+
+def test_uses_native_delta_scan_for_local_lakes(filled):
+    plan = sql.connect(filled).execute("explain select count(*) from raw_images").fetchall()
+    assert "DELTA_SCAN" in str(plan).upper() or sql._delta_extension() is None
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM raw_images", "  drop table raw_images", "COPY raw_images TO 'x.csv'"])
+def test_read_only(filled, statement):
+    with pytest.raises(InputError, match="read-only"):
+        sql.query(statement, filled)
+
+
+def test_bad_sql_and_bad_pins(filled):
+    with pytest.raises(InputError, match="query failed: .*nope"):
+        sql.query("select nope from raw_images", filled)
+    with pytest.raises(InputError, match="expected TABLE=VERSION"):
+        sql.parse_pins(["raw_images"])
+    with pytest.raises(InputError, match="unknown table 'rawimages'"):
+        sql.connect(filled, {"rawimages": 1})
+
+
+def test_cli_sql_formats(run_cli, filled, tmp_path):
+    params = {"lake": {"root": filled.root}}
+    out = run_cli("sql", "select source, count(*) as n from raw_images group by 1 order by 1", params=params)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0].split() == ["source", "n"] and "(2 rows)" in out.stdout
+    out = run_cli("sql", "select source, count(*) as n from raw_images group by 1 order by 1", "--format", "json", params=params)
+    assert [json.loads(line) for line in out.stdout.splitlines()] == [{"source": "a", "n": 4}, {"source": "b", "n": 6}]
+    out = run_cli("sql", "select image_id, content from raw_images limit 1", "--format", "csv", params=params)
+    assert out.stdout.splitlines()[0] == '"image_id","content"' and "<2 bytes>" in out.stdout
+    target = tmp_path / "o.parquet"
+    out = run_cli("sql", "select * from raw_images", "--format", "parquet", "-o", str(target), params=params)
+    assert out.returncode == 0 and target.stat().st_size > 0
+    out = run_cli("sql", "select * from raw_images", "--format", "parquet", params=params)
+    assert out.returncode == 2 and "needs --output" in out.stderr
+
+
+def test_cli_tables_and_history(run_cli, filled):
+    params = {"lake": {"root": filled.root}}
+    out = run_cli("tables", params=params)
+    line = next(l for l in out.stdout.splitlines() if l.startswith("raw_images"))
+    assert line.split()[:4] == ["raw_images", "bronze", "10", "2"]
+    out = run_cli("history", "raw_images", params=params)
+    assert out.returncode == 0 and "merge_insert" in out.stdout
+    out = run_cli("history", "labels", params=params)
+    assert out.returncode == 2 and "does not exist yet" in out.stderr
