@@ -1,9 +1,11 @@
 """DuckDB over the lake: every Delta table is a read-only view under its own name.
 
-Current versions are read with DuckDB's own ``delta_scan`` (the ``delta`` extension shipped by the
-``duckdb-ext-delta`` package, loaded from disk: nothing is downloaded) so DuckDB plans the Parquet
-scan natively. Time travel (``versions={"raw_images": 3}``) and lakes on object storage go through
-``deltalake``'s Arrow dataset of that version, which DuckDB scans with filter and projection pushdown.
+Local lakes are read with DuckDB's own ``delta`` extension (shipped by the ``duckdb-ext-delta``
+package and loaded from disk: nothing is downloaded), so DuckDB plans the Parquet scan natively:
+``delta_scan`` for current versions, ``ATTACH ... (TYPE delta, VERSION n)`` for time travel
+(``versions={"raw_images": 3}``). Lakes on object storage go through ``deltalake``'s Arrow dataset of
+the version (credentials stay in deltalake's storage options), which DuckDB scans with filter and
+projection pushdown.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def connect(lake: Lake | None = None, versions: dict[str, int] | None = None) ->
             continue
         if ext and version is None:
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{lake.uri(name)}')")
+        elif ext:
+            lake.table(name, version)  # a clear error for a version the table does not have
+            con.execute(f"ATTACH '{lake.uri(name)}' AS __{name}_v{version} (TYPE delta, VERSION {version})")
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_v{version}")
         else:
             con.register(f"__{name}_arrow", lake.dataset(name, version))
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_arrow")
