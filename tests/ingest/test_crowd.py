@@ -1,0 +1,161 @@
+"""Crowd vote connectors: MTurk CSV, Label Studio JSON, long CSV, landed in crowd_votes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from ingest.crowd import item_index, land_export, run
+from sluice.config import CsvVotesExport, LabelStudioExport, MTurkExport
+from sluice.errors import InputError
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+URIS = ["data/a.png", "https://example.org/b.png", "data/c.parquet#0"]
+
+
+def image_id(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()
+
+
+@pytest.fixture
+def landed(lake):
+    """A lake whose raw_images holds three images named by a path, a URL and a file#row."""
+    rows = [{"image_id": image_id(u), "content": u.encode(), "source": "t", "source_uri": u, "source_label": None,
+             "fetched_at": NOW, "run_id": "r"} for u in URIS]
+    lake.merge_insert("raw_images", pa.Table.from_pylist(rows))
+    return lake
+
+
+def votes(lake) -> pl.DataFrame:
+    return pl.from_arrow(lake.read("crowd_votes")).sort("vote_id")
+
+
+def quarantine(lake) -> pl.DataFrame:
+    return pl.from_arrow(lake.read("quarantine"))
+
+
+MTURK_HEADER = "HITId,AssignmentId,WorkerId,AssignmentStatus,SubmitTime,Input.image_url,Answer.label,Approve,Reject\n"
+
+
+def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text(MTURK_HEADER
+                    + "H1,A1,W1,Approved,Sun Nov 29 10:00:00 PST 2026,data/a.png,cat,x,\n"
+                    + "H1,A2,W2,Submitted,Sun Nov 29 10:05:00 PST 2026,data/a.png, dog ,,\n"
+                    + "H1,A3,W3,Submitted,Sun Nov 29 10:06:00 PST 2026,data/a.png,cat,,too fast\n"
+                    + "H2,A4,W1,Approved,not a time,https://example.org/b.png,dog,x,\n"
+                    + "H1,A2,W2,Submitted,Sun Nov 29 10:05:00 PST 2026,data/a.png, dog ,,\n")  # A2 submitted twice
+    export = MTurkExport(name="m", kind="mturk", path=str(path))
+    stats = land_export(landed, export, item_index(landed), "run-1")
+    assert (stats.rows, stats.new, stats.duplicates, stats.rejected_assignments) == (5, 4, 1, 1)
+    assert stats.unparsed_times == 1
+    v = votes(landed)
+    assert v.height == 4
+    by_assignment = {r["task_id"] + "/" + r["worker_id"]: r for r in v.iter_rows(named=True)}
+    assert by_assignment["H1/W2"]["label"] == "dog"  # trimmed
+    assert by_assignment["H1/W3"]["status"] == "rejected"  # Reject column filled in
+    assert by_assignment["H1/W1"]["status"] == "approved"
+    assert by_assignment["H1/W1"]["submitted_at"] == datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc)
+    assert by_assignment["H2/W1"]["image_id"] == image_id("https://example.org/b.png")  # resolved by URL
+    assert by_assignment["H2/W1"]["submitted_at"] is None
+    assert set(v["source_format"]) == {"mturk"}
+
+
+def test_reingesting_an_export_adds_no_votes(landed, tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\n")
+    export = CsvVotesExport(name="c", kind="csv", path=str(path))
+    first = land_export(landed, export, item_index(landed), "run-1")
+    again = land_export(landed, export, item_index(landed), "run-2")
+    assert (first.new, again.new, again.already_present) == (2, 0, 2)
+    assert landed.count("crowd_votes") == 2
+
+
+def test_label_studio_annotations_and_skips(landed, tmp_path):
+    tasks = [
+        {"id": 1, "data": {"image": image_id("data/a.png")}, "annotations": [
+            {"id": 11, "completed_by": {"id": 5, "email": "ann@x"}, "created_at": "2026-01-02T03:04:05.000Z",
+             "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["cat"]}}]},
+            {"id": 12, "completed_by": 6, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}},
+                                                      {"from_name": "other", "type": "choices", "value": {"choices": ["x"]}}]},
+            {"id": 13, "completed_by": 7, "was_cancelled": True, "result": []},
+            {"id": 14, "completed_by": 8, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["a", "b"]}}]},
+        ]},
+        {"id": 2, "data": {"image": "data/c.parquet#0"}, "annotations": [
+            {"id": 21, "completed_by": 5, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}}]}]},
+        {"id": 3, "data": {}, "annotations": [{"id": 31, "completed_by": 5, "result": []}]},
+    ]
+    path = tmp_path / "ls.json"
+    path.write_text(json.dumps(tasks))
+    export = LabelStudioExport(name="ls", kind="label_studio", path=str(path), from_name="cls")
+    stats = land_export(landed, export, item_index(landed), "run-1")
+    assert (stats.rows, stats.new, stats.quarantined) == (6, 3, 3)
+    assert stats.reasons == {"skipped_annotation": 1, "multiple_choices": 1, "missing_field": 1}
+    v = votes(landed)
+    assert sorted(v["worker_id"]) == ["5", "6", "ann@x"]  # email when completed_by is an object, else the id
+    assert v.filter(pl.col("worker_id") == "ann@x")["submitted_at"][0] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert v["image_id"].null_count() == 0
+    q = quarantine(landed)
+    assert sorted(q["check"]) == ["missing_field", "multiple_choices", "skipped_annotation"]
+    assert all(q["source_table"] == "crowd_votes")
+
+
+def test_unknown_item_lands_and_is_quarantined(landed, tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text("item\tworker\tlabel\tts\nnowhere.png\tw1\tcat\t2026-01-01T00:00:00\nfile://data/a.png\tw1\tcat\t\n")
+    export = CsvVotesExport(name="c", kind="csv", path=str(path), time_column="ts")  # tab-delimited, detected
+    stats = land_export(landed, export, item_index(landed), "run-1")
+    assert (stats.new, stats.unknown_items) == (2, 1)
+    v = votes(landed)
+    assert v.filter(pl.col("item_ref") == "nowhere.png")["image_id"][0] is None
+    assert v.filter(pl.col("item_ref") == "file://data/a.png")["image_id"][0] == image_id("data/a.png")
+    q = quarantine(landed)
+    assert q.select("check", "stage").rows() == [("unknown_item", "ingest_crowd")]
+    assert json.loads(q["details"][0])["item_ref"] == "nowhere.png"
+
+
+def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,,cat\ndata/a.png,w3,  \n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    assert (stats.new, stats.quarantined) == (1, 2)
+    assert sorted(quarantine(landed)["row_key"]) == [f"{path}:3", f"{path}:4"]
+
+
+def test_header_only_export_lands_nothing(landed, tmp_path):
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    assert (stats.rows, stats.new) == (0, 0)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty (0 bytes)"),
+    ("item,worker\nx,y\n", "missing column(s) 'label'"),
+    ("item:worker:label\nx:y:z\n", "unknown delimiter"),
+])
+def test_bad_csv_is_a_user_error(landed, tmp_path, make_params, content, message):
+    path = tmp_path / "votes.csv"
+    path.write_text(content)
+    params = make_params({"labels": {"exports": [{"name": "c", "kind": "csv", "path": str(path)}]}})
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run(params)
+    assert landed.count("crowd_votes") == 0
+
+
+def test_cli_reports_user_errors_in_one_line(run_cli, tmp_path):
+    (tmp_path / "ls.json").write_text("[{not json")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"exports": [{"name": "ls", "kind": "label_studio", "path": "ls.json"}]}}
+    result = run_cli(params=params, module="ingest.crowd")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [lines[-1]] and "ls.json: not valid JSON" in lines[-1]
+    missing = run_cli("labels", "ingest", params={**params, "labels": {"exports": [
+        {"name": "m", "kind": "mturk", "path": "nope.csv"}]}})
+    assert missing.returncode == 2 and "nope.csv: file of vote export 'm' does not exist" in missing.stderr
