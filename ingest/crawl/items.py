@@ -1,0 +1,45 @@
+"""What the spider hands to the item pipelines: one ``Fetch`` per request outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# Reasons that reject a response's content: these go to the quarantine as well as to crawl_log.
+QUARANTINE_REASONS = frozenset({"too_large", "decompression_bomb", "truncated", "not_an_image",
+                                "content_mismatch", "empty"})
+
+
+@dataclass
+class Fetch:
+    """A request and its outcome; image fetches also carry the body and its provenance.
+
+    ``outcome`` is ``page``, ``image``, ``robots``, ``redirect``, ``dropped:<reason>`` or ``error``.
+    URLs are canonical (the demo's loopback origin is replaced by :data:`ingest.crawl.site.DEMO_ORIGIN`).
+    """
+
+    url: str
+    kind: str  # page / image / robots
+    outcome: str
+    fetched_at: datetime
+    status: int | None = None
+    bytes: int | None = None
+    referer: str | None = None
+    robots: str = "n/a"  # allowed / disallowed / n/a
+    error: str | None = None
+    details: str | None = None
+    body: bytes | None = None
+    content_type: str | None = None
+    last_modified: str | None = None
+    page_url: str | None = None
+    label: str | None = None
+    license: str | None = None
+    alt: str | None = None
+    gps_removed: bool = False
+
+    @property
+    def reason(self) -> str | None:
+        return self.outcome.removeprefix("dropped:") if self.outcome.startswith("dropped:") else None
+
+    def reject(self, reason: str, details: str | None) -> None:
+        self.outcome, self.details, self.body = f"dropped:{reason}", details, None

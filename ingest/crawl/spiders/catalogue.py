@@ -1,0 +1,250 @@
+"""The generic catalogue spider: everything it does comes from the ``crawl`` params section.
+
+From each page it takes the images (``crawl.images`` selector, URL in ``crawl.image_attr``), their
+label (``crawl.label``: a selector's text, a breadcrumb position, a URL regex or the alt text) and
+the license hint (``rel=license`` link, else ``crawl.license``), and follows links that match
+``crawl.follow.allow`` and not ``deny`` (one level deeper, up to ``max_depth``) and pagination links
+(same depth). Off-domain links are logged as dropped, never requested; ``max_pages`` caps the pages.
+
+Every outcome — page, image, redirect hop, drop, error — becomes a :class:`Fetch` item for the
+pipelines. A site needing custom extraction subclasses this and overrides :meth:`page_label`,
+:meth:`image_nodes` or :meth:`license_hint`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import TextResponse
+from scrapy.linkextractors import LinkExtractor
+from scrapy.spidermiddlewares.httperror import HttpError
+
+from ingest.crawl.items import Fetch
+from ingest.crawl.middlewares import Dropped, in_domains
+from ingest.crawl.selectors import compile_selector, node_text
+
+
+class UrlAlias:
+    """Maps the live origin of a crawl (the demo's loopback port) to the canonical one recorded."""
+
+    def __init__(self, live: str | None = None, canonical: str | None = None):
+        self.live, self.canonical = live, canonical
+
+    def canon(self, url: str) -> str:
+        if self.live and url.startswith(self.live):
+            return self.canonical + url[len(self.live):]
+        return url
+
+    def to_live(self, url: str) -> str:
+        if self.canonical and url.startswith(self.canonical):
+            return self.live + url[len(self.canonical):]
+        return url
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def describe_failure(failure) -> dict:
+    """Fetch fields (outcome, status, error...) for a failed request."""
+    exc = failure.value
+    retries = failure.request.meta.get("retry_times", 0)
+    after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    if isinstance(exc, HttpError):
+        return {"outcome": "error", "status": exc.response.status, "bytes": len(exc.response.body),
+                "error": f"HTTP {exc.response.status}{after}"}
+    if isinstance(exc, Dropped):
+        return {"outcome": f"dropped:{exc.reason}", "details": exc.details}
+    if isinstance(exc, IgnoreRequest):
+        text = str(exc)
+        if "robots.txt" in text:
+            return {"outcome": "dropped:robots", "robots": "disallowed", "details": "disallowed by robots.txt"}
+        if "max redirections" in text:
+            return {"outcome": "dropped:redirect_limit", "details": f"more than the allowed redirects ({text})"}
+        return {"outcome": "dropped:ignored", "details": text}
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if "max size" in text or name == "DownloadCancelledError":
+        return {"outcome": "dropped:too_large", "details": text}
+    if "Timeout" in name or "timed out" in text.lower():
+        return {"outcome": "error", "error": f"timeout{after}: {text}"}
+    return {"outcome": "error", "error": f"{name}{after}: {text}"[:500]}
+
+
+class CatalogueSpider(scrapy.Spider):
+    name = "catalogue"
+
+    def __init__(self, params, start_urls: list[str], alias: UrlAlias | None = None, sink=None, journal=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.params = params
+        self.alias = alias or UrlAlias()
+        self.sink, self.journal = sink, journal
+        self.start_urls_live = list(start_urls)
+        self.allowed_domains = list(params.allowed_domains) or sorted({urlsplit(u).hostname for u in start_urls})
+        self.image_selector = compile_selector(params.images)
+        label = params.label
+        self.label_selector = compile_selector(label.selector) if label.selector else None
+        self.label_pattern = re.compile(label.pattern) if label.pattern else None
+        follow = params.follow
+        self.pagination = compile_selector(follow.pagination) if follow.pagination else None
+        restrict = compile_selector(follow.restrict) if follow.restrict else None
+        self.links = LinkExtractor(allow=follow.allow, deny=follow.deny,
+                                   restrict_css=restrict.expr if restrict and restrict.kind == "css" else (),
+                                   restrict_xpaths=restrict.expr if restrict and restrict.kind == "xpath" else ())
+        self.pages_seen: set[str] = set()
+        self.budget_skipped = 0
+        self.depth_skipped = 0
+
+    # ------------------------------------------------------------------ requests
+    async def start(self):
+        pending = self.journal.pending() if self.journal is not None else []
+        done = self.journal.done if self.journal is not None else set()
+        for url in self.start_urls_live:
+            if self.alias.canon(url) not in done:
+                yield self._request({"url": self.alias.canon(url), "kind": "page", "depth": 0})
+        for child in pending:
+            for out in self._follow(child, child.get("page_url")):
+                yield out
+
+    def _claim_page(self, url: str) -> bool:
+        """Count a page against ``max_pages``; False when it was seen already or the budget is spent."""
+        if url in self.pages_seen:
+            return False
+        if self.params.max_pages and len(self.pages_seen) >= self.params.max_pages:
+            self.budget_skipped += 1
+            return False
+        self.pages_seen.add(url)
+        return True
+
+    def _request(self, spec: dict, referer: str | None = None) -> scrapy.Request:
+        is_page = spec["kind"] == "page"
+        if is_page:
+            self.pages_seen.add(spec["url"])
+        headers = {"Referer": self.alias.to_live(referer)} if referer else None
+        return scrapy.Request(self.alias.to_live(spec["url"]), callback=self.parse_page if is_page else self.parse_image,
+                              errback=self.failed, priority=0 if is_page else 10, headers=headers,
+                              meta={"spec": spec})
+
+    # ------------------------------------------------------------------ extraction (override points)
+    def image_nodes(self, response):
+        return self.image_selector.select(response)
+
+    def page_label(self, response) -> str | None:
+        label = self.params.label
+        if label.source == "selector":
+            return next((t for t in map(node_text, self.label_selector.select(response)) if t), None)
+        if label.source == "breadcrumb":
+            crumbs = [t for t in map(node_text, self.label_selector.select(response)) if t]
+            try:
+                return crumbs[label.position]
+            except IndexError:
+                return None
+        if label.source == "url_regex":
+            match = self.label_pattern.search(self.alias.canon(response.url))
+            if not match:
+                return None
+            return match.groupdict().get("label") or (match.group(1) if match.re.groups else match.group(0))
+        return None  # alt text: per image
+
+    def license_hint(self, response) -> str | None:
+        found = response.css('link[rel~="license"]::attr(href), a[rel~="license"]::attr(href)').get()
+        return urljoin(response.url, found) if found else self.params.license
+
+    # ------------------------------------------------------------------ callbacks
+    def _fetch(self, response, kind: str, outcome: str, **fields) -> Fetch:
+        referer = response.request.headers.get("Referer")
+        return Fetch(url=self.alias.canon(response.url), kind=kind, outcome=outcome, fetched_at=_now(),
+                     status=response.status, bytes=len(response.body),
+                     referer=self.alias.canon(referer.decode("latin-1")) if referer else None,
+                     robots="allowed" if self.params.obey_robots else "n/a", **fields)
+
+    def parse_page(self, response):
+        spec = response.meta["spec"]
+        if not isinstance(response, TextResponse):
+            yield self._fetch(response, "page", "dropped:not_html",
+                              details=f"Content-Type {response.headers.get('Content-Type', b'').decode()}")
+            return
+        yield self._fetch(response, "page", "page")
+        page_url = self.alias.canon(response.url)
+        children = self._image_specs(response, page_url) + self._link_specs(response, spec["depth"])
+        if self.journal is not None:
+            self.journal.links(page_url, children)
+        done = self.journal.done if self.journal is not None else ()
+        for child in children:
+            if child["url"] not in done:
+                yield from self._follow(child, page_url)
+
+    def _follow(self, child: dict, referer: str | None):
+        """The request for a child link or image, a logged drop when it is off-domain, or nothing."""
+        if not in_domains(self.alias.to_live(child["url"]), self.allowed_domains):
+            yield Fetch(url=child["url"], kind=child["kind"], outcome="dropped:offsite", fetched_at=_now(),
+                        referer=referer, details=f"not in allowed domains ({', '.join(self.allowed_domains)})")
+        elif child["kind"] != "page" or self._claim_page(child["url"]):
+            yield self._request(child, referer=referer)
+
+    def _image_specs(self, response, page_url: str) -> list[dict]:
+        label = self.page_label(response)
+        license_ = self.license_hint(response)
+        specs = []
+        for node in self.image_nodes(response):
+            if isinstance(node.root, str):
+                src, alt = node.root, None
+            else:
+                src, alt = node.attrib.get(self.params.image_attr), node.attrib.get("alt")
+            if not src or src.strip().startswith("data:"):
+                continue
+            url = self.alias.canon(response.urljoin(src.strip()))
+            alt = " ".join(alt.split()) if alt else None
+            specs.append({"url": url, "kind": "image", "page_url": page_url, "license": license_, "alt": alt,
+                          "label": alt if self.params.label.source == "alt" else label})
+        return specs
+
+    def _link_specs(self, response, depth: int) -> list[dict]:
+        specs = []
+        if self.pagination is not None:
+            for node in self.pagination.select(response):
+                href = node.root if isinstance(node.root, str) else node.attrib.get("href")
+                if href:
+                    specs.append({"url": self.alias.canon(response.urljoin(href.strip())), "kind": "page", "depth": depth})
+        if depth >= self.params.max_depth:
+            self.depth_skipped += 1
+            return specs
+        for link in self.links.extract_links(response):
+            specs.append({"url": self.alias.canon(link.url), "kind": "page", "depth": depth + 1})
+        return specs
+
+    def parse_image(self, response):
+        spec = response.meta["spec"]
+        yield self._fetch(response, "image", "image", body=response.body,
+                          content_type=(response.headers.get("Content-Type") or b"").decode("latin-1") or None,
+                          last_modified=(response.headers.get("Last-Modified") or b"").decode("latin-1") or None,
+                          page_url=spec.get("page_url"), label=spec.get("label"), license=spec.get("license"),
+                          alt=spec.get("alt"))
+
+    def failed(self, failure):
+        request = failure.request
+        spec = request.meta.get("spec", {"kind": "page"})
+        referer = request.headers.get("Referer")
+        fields = {"robots": "allowed" if self.params.obey_robots else "n/a", **describe_failure(failure)}
+        yield Fetch(url=self.alias.canon(request.url), kind=spec["kind"], fetched_at=_now(),
+                    referer=self.alias.canon(referer.decode("latin-1")) if referer else None,
+                    page_url=spec.get("page_url"), **fields)
+
+    def record_redirect(self, request, response, target: str) -> None:
+        """Called by the redirect guard for every hop (a loop ends at the dupefilter or REDIRECT_MAX_TIMES)."""
+        if self.sink is not None:
+            self.sink.add(Fetch(url=self.alias.canon(request.url), kind=request.meta.get("spec", {}).get("kind", "page"),
+                                outcome="redirect", fetched_at=_now(), status=response.status,
+                                robots="allowed" if self.params.obey_robots else "n/a",
+                                details=f"to {self.alias.canon(target)}"))
+
+    def record_robots(self, request, response) -> None:
+        """Called by the crawl-delay middleware: robots.txt fetches are requests too."""
+        if self.sink is not None:
+            self.sink.add(Fetch(url=self.alias.canon(request.url), kind="robots", outcome="robots", fetched_at=_now(),
+                                status=response.status, bytes=len(response.body)))

@@ -1,0 +1,76 @@
+"""The catalogue spider's extraction, driven only by params, on a real HTML response (no crawl)."""
+
+from __future__ import annotations
+
+import pytest
+from scrapy.http import HtmlResponse, Request
+
+from ingest.crawl.spiders import CatalogueSpider
+from ingest.crawl.spiders.catalogue import UrlAlias
+from sluice.config import parse_params
+
+PAGE = b"""<!doctype html><html><head><link rel="license" href="/license.html"></head><body>
+<nav class="crumbs"><a href="/">Home</a> &rsaquo; <a href="/c/animals/">Animals</a> &rsaquo; <a href="/c/animals/cats/">Cats</a></nav>
+<h2 class="tag"> tabby  cat </h2>
+<div id="gallery"><img data-src="/img/1.jpg" src="/placeholder.gif" alt=" a  tabby "><img data-src="data:image/png;base64,xx"></div>
+<a href="/c/animals/p/2">next</a> <a class="more" href="/c/animals/p/2">more</a>
+<a href="/cart">cart</a> <a href="/c/birds/">birds</a> <a href="https://other.example/x">elsewhere</a>
+</body></html>"""
+URL = "http://127.0.0.1:8000/c/animals/cats/p/tabby-1"
+
+
+def _spider(**crawl) -> CatalogueSpider:
+    params = parse_params({"crawl": crawl}, "t.yaml").crawl
+    return CatalogueSpider(params=params, start_urls=["http://127.0.0.1:8000/"],
+                           alias=UrlAlias("http://127.0.0.1:8000", "http://shop.invalid"))
+
+
+def _response() -> HtmlResponse:
+    return HtmlResponse(URL, body=PAGE, encoding="utf-8", request=Request(URL, meta={"spec": {"kind": "page", "depth": 0}}))
+
+
+@pytest.mark.parametrize("label, expected", [
+    ({"source": "selector", "selector": "h2.tag"}, "tabby cat"),
+    ({"source": "selector", "selector": "//h2[@class='tag']/text()"}, "tabby cat"),
+    ({"source": "breadcrumb", "selector": "nav.crumbs a", "position": 1}, "Animals"),
+    ({"source": "breadcrumb", "selector": "nav.crumbs a", "position": -1}, "Cats"),
+    ({"source": "breadcrumb", "selector": "nav.crumbs a", "position": 9}, None),
+    ({"source": "url_regex", "pattern": r"/c/\w+/(?P<label>\w+)/p/"}, "cats"),
+    ({"source": "url_regex", "pattern": r"/c/(\w+)/"}, "animals"),
+])
+def test_label_sources(label, expected):
+    assert _spider(images="img", label=label).page_label(_response()) == expected
+
+
+def test_images_from_an_attribute_with_alt_labels_and_license_hint():
+    spider = _spider(images="xpath://div[@id='gallery']//img", image_attr="data-src", label={"source": "alt"})
+    [spec] = spider._image_specs(_response(), "http://shop.invalid/c/animals/cats/p/tabby-1")  # data: URIs skipped
+    assert spec == {"url": "http://shop.invalid/img/1.jpg", "kind": "image", "alt": "a tabby", "label": "a tabby",
+                    "page_url": "http://shop.invalid/c/animals/cats/p/tabby-1",
+                    "license": "http://127.0.0.1:8000/license.html"}
+
+
+def test_images_selected_as_urls():
+    spider = _spider(images="#gallery img::attr(src)", label={"source": "alt"}, license="CC0")
+    [spec] = spider._image_specs(HtmlResponse(URL, body=PAGE.replace(b'<link rel="license" href="/license.html">', b""),
+                                              encoding="utf-8"), "p")
+    assert (spec["url"], spec["alt"], spec["license"]) == ("http://shop.invalid/placeholder.gif", None, "CC0")
+
+
+def test_links_follow_allow_deny_pagination_and_depth():
+    spider = _spider(images="img", follow={"allow": ["/c/"], "deny": ["/birds/"], "pagination": "a.more"}, max_depth=1)
+    specs = spider._link_specs(_response(), depth=0)
+    assert {(s["url"], s["depth"]) for s in specs} == {
+        ("http://shop.invalid/c/animals/p/2", 0),  # pagination: same depth
+        ("http://shop.invalid/c/animals/p/2", 1),  # also an allowed link (deduplicated by the scheduler)
+        ("http://shop.invalid/c/animals/", 1), ("http://shop.invalid/c/animals/cats/", 1)}
+    deep = spider._link_specs(_response(), depth=1)  # at max_depth only pagination is followed
+    assert [(s["url"], s["depth"]) for s in deep] == [("http://shop.invalid/c/animals/p/2", 1)]
+
+
+def test_offsite_children_are_logged_not_requested():
+    spider = _spider(images="img")
+    [drop] = list(spider._follow({"url": "https://other.example/x", "kind": "page", "depth": 1}, "http://shop.invalid/"))
+    assert drop.outcome == "dropped:offsite" and drop.referer == "http://shop.invalid/"
+    [request] = list(spider._follow({"url": "http://shop.invalid/c/", "kind": "page", "depth": 1}, None))
+    assert request.url == "http://127.0.0.1:8000/c/"
