@@ -1,0 +1,266 @@
+"""Clean: every bad-input class normalized or quarantined with the right reason; the stage on Delta."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import imagehash
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from sluice.config import CleanParams
+from sluice.lake import Lake
+from transform.clean import Reject, clean_batch, decode, find_outliers, phash_batch, run
+
+CFG = CleanParams()
+RNG = np.random.default_rng(7)
+BASE = RNG.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+
+
+def enc(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def reason(content: bytes, cfg: CleanParams = CFG) -> str:
+    with pytest.raises(Reject) as err:
+        decode(content, cfg)
+    return err.value.reason
+
+
+# ---------------------------------------------------------------------------- conversions
+def test_cmyk_jpeg_is_converted_to_rgb():
+    d = decode(enc(Image.fromarray(BASE).convert("CMYK"), "JPEG", quality=95), CFG)
+    assert (d.mode, d.format, d.width, d.height) == ("CMYK", "JPEG", 60, 40)
+    assert d.pixels.shape == (32, 32, 3) and d.pixels.dtype == np.uint8
+    ref = np.asarray(Image.fromarray(BASE).resize((32, 32), Image.Resampling.BICUBIC), np.float32)
+    assert np.abs(d.pixels.astype(np.float32) - ref).mean() < 12  # colours survive the round trip
+
+
+def test_16bit_grey_is_rescaled_not_clipped():
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    d = decode(enc(Image.fromarray(ramp)), CFG)
+    assert d.mode.startswith("I;16")
+    grey = d.pixels[..., 0].astype(int)
+    assert (d.pixels[..., 0] == d.pixels[..., 1]).all() and (d.pixels[..., 1] == d.pixels[..., 2]).all()
+    assert grey.min() <= 2 and grey.max() >= 253  # full range kept: clipping would leave almost all 255
+    assert 100 < grey.mean() < 155
+
+
+def test_palette_with_transparency_is_composited_on_the_background():
+    arr = np.zeros((32, 32, 3), np.uint8)
+    arr[:, 16:] = (200, 30, 30)
+    pal = Image.fromarray(arr).convert("P")
+    pal.info["transparency"] = pal.getpixel((0, 0))  # the black half is transparent
+    d = decode(enc(pal), CleanParams(background=(255, 255, 255)))
+    assert d.mode == "P"
+    assert (d.pixels[:, :12] == 255).all()  # transparent -> white background
+    assert tuple(d.pixels[5, 28]) == pal.convert("RGB").getpixel((28, 5))  # the opaque half keeps its colour
+    black = decode(enc(pal), CleanParams(background=(0, 0, 0)))
+    assert (black.pixels[:, :12] == 0).all()
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "1", "P"])
+def test_other_modes_become_rgb(mode):
+    d = decode(enc(Image.fromarray(BASE).convert(mode)), CFG)
+    assert d.mode == mode and d.pixels.shape == (32, 32, 3)
+
+
+def test_animated_gif_policy():
+    frames = [Image.fromarray(BASE), Image.fromarray(255 - BASE)]
+    gif = enc(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert reason(gif) == "animated"
+    first = decode(gif, CleanParams(animated="first_frame"))
+    single = decode(enc(frames[0], "GIF"), CFG)
+    assert np.array_equal(first.pixels, single.pixels)
+
+
+def test_exif_rotation_is_applied_and_exif_dropped():
+    tall = np.zeros((60, 40, 3), np.uint8)
+    tall[:10] = 255  # white band at the top of the upright image
+    # stored rotated: the camera wrote it sideways and says "rotate 90 CW to view" (orientation 6)
+    stored = Image.fromarray(tall).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "SecretCam"
+    d = decode(enc(stored, "JPEG", quality=95, exif=exif.tobytes()), CFG)
+    assert (d.width, d.height) == (40, 60)  # upright size, as decoded after orientation
+    assert d.pixels[:4].mean() > 200 and d.pixels[-8:].mean() < 30
+    assert isinstance(d.pixels, np.ndarray)  # silver keeps decoded pixels only: no EXIF can ride along
+
+
+# ---------------------------------------------------------------------------- rejections
+def test_zero_byte():
+    assert reason(b"") == "zero_byte"
+
+
+def test_non_image_bytes():
+    assert reason(b"<!doctype html><html><body>404</body></html>") == "not_an_image"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated(fmt):
+    data = enc(Image.fromarray(BASE), fmt)
+    assert reason(data[: len(data) // 2]) == "truncated"
+
+
+def test_decompression_bomb_uses_the_pixel_limit_from_params():
+    big = enc(Image.new("L", (300, 300)))
+    assert reason(big, CleanParams(max_pixels=50_000)) == "decompression_bomb"  # > limit: Pillow's warning
+    assert reason(big, CleanParams(max_pixels=20_000)) == "decompression_bomb"  # > 2x limit: Pillow's error
+    assert decode(big, CleanParams(max_pixels=100_000)).width == 300
+
+
+def test_too_small():
+    assert reason(enc(Image.fromarray(BASE[:5, :20]))) == "too_small"
+
+
+def test_blank_images_are_quarantined_in_the_batch():
+    blank = enc(Image.new("RGB", (40, 40), (120, 120, 120)))
+    good = enc(Image.fromarray(BASE))
+    table, rejects = clean_batch(["a", "b"], [blank, good], CFG)
+    assert table.column("image_id").to_pylist() == ["b"]
+    assert [(i, r) for i, r, _ in rejects] == [("a", "near_constant")]
+
+
+def test_batch_rows_have_hashes_and_stats():
+    imgs = [BASE, 255 - BASE]
+    table, rejects = clean_batch(["x", "y"], [enc(Image.fromarray(a)) for a in imgs], CFG)
+    assert not rejects
+    px = np.frombuffer(table.column("pixels")[0].as_py(), np.uint8).reshape(32, 32, 3)
+    assert table.column("pixel_hash")[0].as_py() == __import__("hashlib").sha256(px.tobytes()).hexdigest()
+    assert abs(table.column("mean")[0].as_py() - px.mean()) < 1e-3
+    assert abs(table.column("std")[0].as_py() - px.std()) < 1e-3
+
+
+def test_phash_matches_imagehash_within_rounding():
+    images = np.stack([np.asarray(Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
+        (32, 32), Image.Resampling.BILINEAR)) for _ in range(40)])
+    ours = phash_batch(images).view(np.uint64)
+    theirs = np.array([int(str(imagehash.phash(Image.fromarray(a))), 16) for a in images], np.uint64)
+    dist = np.bitwise_count(ours ^ theirs)
+    assert dist.max() <= 4 and (dist == 0).mean() >= 0.8  # same construction; only grey rounding differs
+
+
+def test_outliers_by_robust_z_and_aspect():
+    rng = np.random.default_rng(0)
+    stats = pl.DataFrame({"image_id": [f"i{k}" for k in range(50)], "width": [32] * 49 + [400],
+                          "height": [32] * 50, "mean": rng.normal(100, 5, 50).astype(np.float32),
+                          "std": rng.normal(40, 3, 50).astype(np.float32)})
+    stats = stats.with_columns(pl.when(pl.col("image_id") == "i3").then(250.0).otherwise(pl.col("mean")).alias("mean"))
+    out = find_outliers(stats, CFG)
+    assert out["image_id"].to_list() == ["i3", "i49"]
+    assert "robust z" in out["details"][0] and "aspect ratio" in out["details"][1]
+    assert find_outliers(stats, CleanParams(outlier_z=0, max_aspect=100))["image_id"].to_list() == []
+
+
+# ---------------------------------------------------------------------------- the stage on Delta
+def _land(lake: Lake, items: dict[str, bytes], run_id: str = "r0"):
+    import hashlib
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    lake.merge_insert("raw_images", pa.table({
+        "image_id": [hashlib.sha256(b).hexdigest() for b in items.values()],
+        "content": pa.array(list(items.values()), pa.binary()), "source": ["t"] * len(items),
+        "source_uri": list(items), "source_label": ["x"] * len(items), "split_hint": [None] * len(items),
+        "fetched_at": pa.array([now] * len(items), pa.timestamp("us", tz="UTC")), "run_id": [run_id] * len(items)}))
+
+
+def smooth(seed: int) -> np.ndarray:
+    """A photo-like image: coarse random structure, upscaled, with its own contrast and brightness."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    up = np.asarray(Image.fromarray(coarse).resize((40, 40), Image.Resampling.BILINEAR), np.float32)
+    return np.clip(up * rng.uniform(0.5, 1.0) + rng.uniform(0, 60), 0, 255).astype(np.uint8)
+
+
+def _bad_inputs() -> dict[str, bytes]:
+    frames = [Image.fromarray(BASE), Image.fromarray(255 - BASE)]
+    good = {f"good{k}.png": enc(Image.fromarray(smooth(k))) for k in range(12)}
+    png = enc(Image.fromarray(BASE[::-1]))
+    return {**good,
+            "same_bytes_again.png": good["good0.png"],
+            "cmyk.jpg": enc(Image.fromarray(smooth(99)).convert("CMYK"), "JPEG", quality=95),
+            "anim.gif": enc(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+            "zero.png": b"",
+            "trunc.png": png[: len(png) // 2],
+            "page.png": b"<html>not found</html>",
+            "tiny.png": enc(Image.fromarray(BASE[:3, :3])),
+            "blank.png": enc(Image.new("RGB", (40, 40), (9, 9, 9)))}
+
+
+def test_stage_quarantines_reconciles_and_reruns_identically(tmp_path, make_params, dask_cluster):
+    params = make_params({"clean": {"batch_images": 4, "write_rows": 5}})
+    lake = Lake.from_params(params)
+    _land(lake, _bad_inputs())
+    first = run(params, dask_cluster)
+    assert first["reconcile"] == {"rows_in": 20, "images": 13, "quarantined": 6, "merged_same_bytes": 1}
+    q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("stage") == "clean")
+    by_uri = dict(zip(q["details"].str.extract(r"\[(.*)\]$").to_list(), q["reason"].to_list()))
+    assert by_uri == {"anim.gif": "animated", "zero.png": "zero_byte", "trunc.png": "truncated",
+                      "page.png": "not_an_image", "tiny.png": "too_small", "blank.png": "near_constant"}
+    assert set(q["source_table"]) == {"raw_images"}
+    images = pl.from_arrow(lake.read("images")).drop("run_id").sort("image_id")
+    assert images.height == 13 and images["image_id"].n_unique() == 13
+    # rerun: same rows, quarantine rows replaced rather than added
+    run(params, dask_cluster)
+    assert pl.from_arrow(lake.read("images")).drop("run_id").sort("image_id").equals(images)
+    assert lake.count("quarantine") == q.height
+
+
+def test_rerun_readmits_fixed_data(make_params, dask_cluster):
+    params = make_params({"clean": {"animated": "quarantine"}})
+    lake = Lake.from_params(params)
+    _land(lake, _bad_inputs())
+    run(params, dask_cluster)
+    assert "animated" in pl.from_arrow(lake.read("quarantine"))["reason"].to_list()
+    fixed = make_params({"clean": {"animated": "first_frame"}})
+    summary = run(fixed, dask_cluster)
+    assert "animated" not in pl.from_arrow(lake.read("quarantine"))["reason"].to_list()
+    assert summary["reconcile"]["images"] == 14
+
+
+def test_demo_every_planted_bad_file_is_quarantined_with_its_reason(demo_lake, demo_truth):
+    truth = demo_truth
+    lake = Lake(str(demo_lake))
+    raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))
+    q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("stage") == "clean")
+    reasons = dict(zip(q["row_key"], q["reason"]))
+    expected = {**{u: "truncated" for u in truth["truncated"]}, **{u: "not_an_image" for u in truth["non_image"]},
+                **{u: "decompression_bomb" for u in truth["decompression_bomb"]}}
+    uri_to_id = dict(zip(raw["source_uri"], raw["image_id"]))
+    assert {u: reasons.get(uri_to_id[u]) for u in expected} == expected
+    assert q.height == len(expected)  # nothing else from the demo is rejected
+    gps = [uri_to_id[u] for u in truth["gps_jpegs"]]
+    images = pl.from_arrow(lake.read("images"))
+    assert set(gps) <= set(images["image_id"])  # JPEGs with GPS are admitted, as pixels only
+    assert images["pixels"].bin.size().unique().to_list() == [32 * 32 * 3]
+
+
+def test_missing_raw_images_is_a_one_line_user_error(run_cli, tmp_path):
+    result = run_cli(module="transform.clean", params={"lake": {"root": str(tmp_path / "empty")}})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"sluice: error: table 'raw_images' does not exist yet in the lake at {tmp_path / 'empty'} "
+        "(run an ingest stage first, e.g. python -m ingest.public)"]
+
+
+@pytest.mark.slow  # the whole demo through a subprocess: the in-process demo test above covers the logic
+def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy, dask_cluster, demo_truth):
+    result = run_cli(module="transform.clean", params={"lake": {"root": str(demo_copy)}},
+                     env={"SLUICE_DASK_SCHEDULER": dask_cluster.scheduler.address})
+    assert result.returncode == 0, result.stderr
+    raw = Lake(str(demo_copy)).read("raw_images", columns=["image_id"]).column("image_id")
+    bad = len(demo_truth["truncated"]) + len(demo_truth["non_image"]) + len(demo_truth["decompression_bomb"])
+    distinct = len(set(raw.to_pylist()))
+    assert (f"reconcile: in {len(raw)} = images {distinct - bad} + quarantined {bad} + "
+            f"merged_same_bytes {len(raw) - distinct}  OK") in result.stderr
+    assert f"connected to {dask_cluster.scheduler.address} (2 workers)" in result.stderr
+    manifest = json.loads((tmp_path / "data/manifests/clean.json").read_text())
+    assert manifest["reconcile"]["images"] == distinct - bad and manifest["versions"]["images"] is not None

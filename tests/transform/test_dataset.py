@@ -1,0 +1,185 @@
+"""Dataset: labels per group, leakage-free stratified split, balancing, train-only normalization."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sluice.config import DatasetParams
+from sluice.lake import Lake
+from sluice.snapshot import channel_stats
+from transform.dataset import build, class_order, run
+
+
+def members(rows: list[tuple]) -> pl.DataFrame:
+    """(image_id, dup_group, is_canonical, label, hint_test, hint_train) rows as the stage loads them."""
+    return pl.DataFrame(rows, schema={"image_id": pl.String, "dup_group": pl.String, "is_canonical": pl.Boolean,
+                                      "label": pl.String, "hint_test": pl.Boolean, "hint_train": pl.Boolean},
+                        orient="row")
+
+
+def singletons(per_class: dict[str, int], test: int = 0) -> list[tuple]:
+    out = []
+    for label, n in per_class.items():
+        for k in range(n):
+            i = f"{label}-{k:04d}"
+            out.append((i, i, True, label, k < test, k >= test and test > 0))
+    return out
+
+
+def test_split_is_stratified_deterministic_and_one_row_per_group():
+    m = members(singletons({"a": 100, "b": 50, "c": 4}))
+    cfg = DatasetParams(seed=1, val_fraction=0.1, test_fraction=0.2, balance="none")
+    rows, quarantined, counts = build(m, cfg)
+    assert quarantined.height == 0 and rows["dup_group"].n_unique() == rows.height == 154
+    per = rows.group_by("label", "split").len().sort("label", "split")
+    assert per.rows() == [("a", "test", 20), ("a", "train", 70), ("a", "val", 10),
+                          ("b", "test", 10), ("b", "train", 35), ("b", "val", 5),
+                          ("c", "test", 1), ("c", "train", 2), ("c", "val", 1)]
+    again, _, _ = build(m.sample(fraction=1.0, shuffle=True, seed=5), cfg)
+    assert again.equals(rows)
+    other_seed, _, _ = build(m, cfg.model_copy(update={"seed": 2}))
+    assert not other_seed["split"].equals(rows["split"])
+    # adding images does not move existing ones between splits
+    grown, _, _ = build(members(singletons({"a": 100, "b": 50, "c": 4}) + [("new", "new", True, "a", False, False)]), cfg)
+    moved = grown.join(rows, on="image_id").filter(pl.col("split") != pl.col("split_right"))
+    assert moved.height <= 2
+
+
+def test_duplicate_group_is_one_row_with_the_group_label_and_never_spans_splits():
+    m = members([("x1", "x1", True, "a", False, False), ("x2", "x1", False, "a", False, False),
+                 ("x3", "x1", False, None, False, False)] + singletons({"a": 20, "b": 20}))
+    rows, _, counts = build(m, DatasetParams(balance="none"))
+    assert "x2" not in rows["image_id"].to_list() and rows.filter(pl.col("dup_group") == "x1")["image_id"].to_list() == ["x1"]
+    assert counts["merged_duplicates"] == 2
+    assert rows.group_by("dup_group").agg(pl.col("split").n_unique())["split"].max() == 1
+
+
+@pytest.mark.parametrize("policy, label, quarantined", [
+    ("majority", "a", 0), ("canonical", "b", 0), ("quarantine", None, 4)])
+def test_group_label_conflicts(policy, label, quarantined):
+    conflict = [("g1", "g1", True, "b", False, False), ("g2", "g1", False, "a", False, False),
+                ("g3", "g1", False, "a", False, False), ("g4", "g1", False, None, False, False)]
+    rows, q, counts = build(members(conflict + singletons({"a": 10, "b": 10})),
+                            DatasetParams(group_conflict=policy, balance="none"))
+    got = rows.filter(pl.col("dup_group") == "g1")["label"].to_list()
+    assert got == ([label] if label else [])
+    assert q.height == quarantined
+    if quarantined:
+        assert set(q["check"]) == {"group_label_conflict"} and "labels a,b x2,1" in q["details"][0]
+
+
+def test_majority_tie_is_quarantined():
+    tie = [("t1", "t1", True, "a", False, False), ("t2", "t1", False, "b", False, False)]
+    rows, q, counts = build(members(tie + singletons({"a": 5})), DatasetParams(balance="none"))
+    assert "t1" not in rows["image_id"].to_list() and sorted(q["image_id"]) == ["t1", "t2"]
+    assert counts["conflict_groups"] == 1
+
+
+def test_unlabeled_groups_stay_out_without_quarantine():
+    m = members([("u1", "u1", True, None, False, False)] + singletons({"a": 5}))
+    rows, q, counts = build(m, DatasetParams())
+    assert "u1" not in rows["image_id"].to_list() and q.height == 0 and counts["unlabeled"] == 1
+
+
+@pytest.mark.parametrize("policy", ["to_train", "drop"])
+def test_source_test_kept_and_leaks_handled(policy):
+    leak = [("L1", "L1", True, "a", True, False), ("L2", "L1", False, "a", False, True)]  # test image, train near-copy
+    m = members(leak + singletons({"a": 30, "b": 30}, test=6))
+    rows, q, counts = build(m, DatasetParams(leak_policy=policy, balance="none"))
+    test = rows.filter(pl.col("split") == "test")
+    assert sorted(test["image_id"]) == sorted(f"{c}-{k:04d}" for c in "ab" for k in range(6))  # source test kept
+    assert counts["leak_groups"] == 1 and counts["leak_image_ids"] == ["L1"]
+    if policy == "to_train":
+        assert rows.filter(pl.col("image_id") == "L1")["split"].to_list() == ["train"] and q.height == 0
+    else:
+        assert "L1" not in rows["image_id"].to_list() and set(q["check"]) == {"test_train_leak"} and q.height == 2
+    assert set(rows.filter(~pl.col("image_id").is_in(test["image_id"].implode()))["split"]) <= {"train", "val"}
+
+
+def test_source_test_ignored_when_not_kept():
+    m = members(singletons({"a": 50}, test=25))
+    rows, _, _ = build(m, DatasetParams(keep_source_test=False, test_fraction=0.2, balance="none"))
+    assert rows.filter(pl.col("split") == "test").height == 10
+
+
+def test_balance_strategies():
+    m = members(singletons({"big": 80, "small": 10}))
+    base = DatasetParams(val_fraction=0.0, test_fraction=0.0)
+    rows, _, _ = build(m, base.model_copy(update={"balance": "class_weights"}))
+    w = dict(rows.group_by("label").agg(pl.col("weight").sum()).rows())
+    assert w["big"] == pytest.approx(w["small"]) == pytest.approx(45.0)  # N/K per class
+    rows, _, counts = build(m, base.model_copy(update={"balance": "undersample"}))
+    assert dict(rows.group_by("label").len().rows()) == {"big": 10, "small": 10} and counts["undersampled"] == 70
+    assert (rows["weight"] == 1).all()
+    rows, _, _ = build(m, base.model_copy(update={"balance": "oversample"}))
+    assert rows.height == 90  # membership is weighted, pixels are never copied
+    w = dict(rows.group_by("label").agg(pl.col("weight").sum()).rows())
+    assert w == {"big": 80.0, "small": 80.0}
+    assert set(rows.filter(pl.col("label") == "small")["weight"]) == {8.0}
+    rows, _, _ = build(m, base.model_copy(update={"balance": "oversample", "balance_target": 25}))
+    w = dict(rows.group_by("label").agg(pl.col("weight").sum()).rows())
+    assert w == {"big": 80.0, "small": 25.0}
+
+
+def test_balance_touches_only_train():
+    m = members(singletons({"big": 80, "small": 10}))
+    rows, _, _ = build(m, DatasetParams(balance="class_weights"))
+    assert (rows.filter(pl.col("split") != "train")["weight"] == 1.0).all()
+
+
+def test_class_order_numeric():
+    assert class_order(["10", "2", "1", "2"]) == ["1", "2", "10"]
+    assert class_order(["cat", "ant"]) == ["ant", "cat"]
+
+
+# ---------------------------------------------------------------------------- the stage on the demo
+def test_demo_dataset(demo_copy, make_params, demo_truth, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = make_params({"lake": {"root": str(demo_copy)}})
+    summary = run(params)
+    lake = Lake(str(demo_copy))
+    rows = pl.from_arrow(lake.read("dataset"))
+    images = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "pixels"]))
+    assert rows["dup_group"].n_unique() == rows.height  # 0 groups span splits
+    assert set(rows["split"]) == {"train", "val", "test"} and rows["label"].n_unique() == 10
+    assert summary["classes"] == [str(i) for i in range(10)]
+    # labels are right: the given labels of the demo sources are its true labels
+    raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))
+    truth = raw.with_columns(true=pl.col("source_uri").replace_strict(demo_truth["true_labels"], default=None)).drop_nulls()
+    joined = rows.join(truth.unique("image_id"), on="image_id")
+    assert (joined["label"] == joined["true"]).mean() == 1.0
+    # normalization: train pixels only, and it matches snapshot.channel_stats on them
+    train = images.join(rows.filter(pl.col("split") == "train"), on="image_id")
+    pixels = np.frombuffer(b"".join(train["pixels"].to_list()), np.uint8).reshape(-1, 32, 32, 3)
+    mean, std = channel_stats(pixels)
+    assert summary["normalize"]["mean"] == pytest.approx(mean, abs=1e-5)
+    assert summary["normalize"]["std"] == pytest.approx(std, abs=1e-5)
+    # the rare class is up-weighted in train
+    w = dict(rows.filter(pl.col("split") == "train").group_by("label").agg(pl.col("weight").first()).rows())
+    assert w[demo_truth["rare_class"]["label"]] > 3 * w["0"]
+    # rerun: identical rows
+    run(params)
+    assert pl.from_arrow(lake.read("dataset")).drop("run_id").sort("image_id").equals(rows.drop("run_id").sort("image_id"))
+
+
+def test_missing_labels_is_a_clear_error(run_cli, demo_copy, tmp_path):
+    import shutil
+
+    shutil.rmtree(demo_copy / "labels")
+    result = run_cli(module="transform.dataset", params={"lake": {"root": str(demo_copy)}})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"sluice: error: table 'labels' does not exist yet in the lake at {demo_copy} "
+        "(run the labels stage first: python -m transform.labels)")
+
+
+def test_stage_main_writes_manifest(run_cli, demo_copy, tmp_path):
+    result = run_cli(module="transform.dataset", params={"lake": {"root": str(demo_copy)}})
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "data/manifests/dataset.json").read_text())
+    assert set(manifest["counts"]) == {"train", "val", "test"} and len(manifest["normalize"]["mean"]) == 3
+    assert manifest["versions"]["dataset"] is not None and "[dataset] reconcile:" in result.stderr

@@ -1,0 +1,113 @@
+"""Dedup: the multi-index hash search equals brute force; the demo's planted duplicates are grouped."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sluice.lake import Lake
+from transform.dedup import assign_groups, brute_force_pairs, near_pairs, plan_chunks, run
+
+
+def planted_codes(n: int, copies: int, max_flips: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 2**64, n, dtype=np.uint64)
+    src = rng.choice(n - copies, copies, replace=False)
+    for k, s in enumerate(src):
+        flips = rng.choice(64, rng.integers(0, max_flips + 1), replace=False)
+        codes[n - copies + k] = codes[s] ^ np.uint64(sum(1 << int(b) for b in flips))
+    return codes.view(np.int64)
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 3, 6, 8, 12])
+def test_near_pairs_equal_brute_force(threshold):
+    codes = planted_codes(3000, 300, threshold + 2, seed=threshold)
+    i, j, dist = near_pairs(codes, threshold)
+    bi, bj = brute_force_pairs(codes, threshold)
+    assert np.array_equal(i, bi) and np.array_equal(j, bj)
+    assert len(i) >= 75  # the planted pairs within the threshold (about a third or more) are there
+    assert (dist <= threshold).all() and (i < j).all()
+
+
+def test_clustered_codes_equal_brute_force():
+    """Real perceptual hashes are not uniform: many share most bits. The index stays exact."""
+    rng = np.random.default_rng(3)
+    centres = rng.integers(0, 2**64, 20, dtype=np.uint64)
+    noise = np.zeros(2000, np.uint64)
+    for b in range(64):
+        noise |= (rng.random(2000) < 0.04).astype(np.uint64) << np.uint64(b)
+    codes = (centres[rng.integers(0, 20, 2000)] ^ noise).view(np.int64)
+    i, j, _ = near_pairs(codes, 6)
+    bi, bj = brute_force_pairs(codes, 6)
+    assert np.array_equal(i, bi) and np.array_equal(j, bj) and len(i) > 1000
+
+
+def test_plan_satisfies_pigeonhole():
+    for n in (10, 10_000, 1_000_000):
+        for t in range(0, 17):
+            m, r = plan_chunks(n, t)
+            assert m * (r + 1) > t  # two codes within t bits agree within r bits on some chunk
+
+
+def test_canonical_member_is_largest_then_lossless_then_smallest_id():
+    images = pl.DataFrame({"image_id": ["a", "b", "c", "d", "e"], "width": [32, 48, 48, 10, 10],
+                           "height": [32, 48, 48, 10, 10], "format": ["PNG", "JPEG", "PNG", "PNG", "PNG"]})
+    groups = assign_groups(images, np.array([0, 1, 3]), np.array([1, 2, 4]))
+    assert groups.rows() == [("a", "c", False), ("b", "c", False), ("c", "c", True), ("d", "d", True), ("e", "d", False)]
+
+
+def test_demo_duplicates_grouped_and_distinct_images_never_merged(demo_lake, demo_truth):
+    lake = Lake(str(demo_lake))
+    raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))
+    images = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"]))
+    group_of = dict(zip(images["image_id"], images["dup_group"]))
+    id_of = dict(zip(raw["source_uri"], raw["image_id"]))
+    group = lambda uri: group_of[id_of[uri]]
+
+    exact = demo_truth["exact_duplicates"]
+    assert exact and all(group(a) == group(b) for a, b in exact)
+    near = demo_truth["near_duplicates"]
+    grouped = sum(group(d["original"]) == group(d["copy"]) for d in near)
+    assert grouped / len(near) >= 0.95
+
+    # no two different digits in one group: every group maps to one source image
+    members = (raw.with_columns(src=pl.col("source_uri").replace_strict(demo_truth["source_index"], default=None,
+                                                                        return_dtype=pl.Int64))
+               .drop_nulls("src").join(images, on="image_id"))
+    per_group = members.group_by("dup_group").agg(pl.col("src").n_unique())
+    assert per_group["src"].max() == 1
+    assert images.filter(pl.col("is_canonical")).height == images["dup_group"].n_unique()
+
+
+def test_rerun_gives_the_same_groups(demo_copy, make_params):
+    params = make_params({"lake": {"root": str(demo_copy)}})
+    lake = Lake(str(demo_copy))
+    before = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    summary = run(params)
+    after = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    assert after.equals(before)
+    assert summary["reconcile"]["rows_in"] == before.height
+    assert summary["counts"]["near_rejected_by_pixels"] > 0  # the demo's colliding digit hashes were caught
+
+
+def test_threshold_zero_without_pixel_check_still_exact(demo_copy, make_params):
+    params = make_params({"lake": {"root": str(demo_copy)}, "dedup": {"near_threshold": 0, "min_correlation": -1}})
+    summary = run(params)
+    assert summary["counts"]["near_candidates"] == summary["counts"]["near_pairs"]
+
+
+def test_missing_images_is_a_user_error(run_cli, tmp_path):
+    result = run_cli(module="transform.dedup", params={"lake": {"root": str(tmp_path / "nolake")}})
+    assert result.returncode == 2
+    assert "table 'images' does not exist yet" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy):
+    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}})
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "data/manifests/dedup.json").read_text())
+    assert manifest["counts"]["groups_with_duplicates"] >= 30
+    assert "[dedup] reconcile:" in result.stderr and "OK" in result.stderr

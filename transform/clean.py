@@ -1,0 +1,353 @@
+"""Stage ``clean``: bronze ``raw_images`` -> silver ``images`` + ``quarantine``.
+
+Per-image work (decode, verify, EXIF orientation, convert to RGB, resize, pixel hash, perceptual hash,
+statistics) runs as Dask tasks over batches of image bytes; the driver streams ``raw_images`` from
+Delta, keeps a bounded number of batches in flight and appends the results in large commits.
+
+One silver row per distinct ``image_id`` (the same bytes landed from two places are one image; the
+extra raw rows are reported as ``merged``). Rejected images go to ``quarantine`` with
+``source_table='raw_images'``, ``row_key=image_id``, ``stage='clean'`` and a reason code:
+
+- ``zero_byte``            empty content
+- ``not_an_image``         Pillow cannot identify the bytes as any image format
+- ``truncated``            the file ends before its pixel data does
+- ``undecodable``          identified but fails to decode or convert for another reason
+- ``decompression_bomb``   more than ``clean.max_pixels`` pixels (Pillow's warning raised as an error)
+- ``too_small``            shorter side below ``clean.min_side``
+- ``animated``             more than one frame (``clean.animated: quarantine``)
+- ``near_constant``        std of the normalized pixels below ``clean.min_std`` (blank images)
+- ``outlier``              extreme aspect ratio, or mean/std more than ``clean.outlier_z`` robust
+                           z-scores (median/MAD over this run's images) from the rest
+
+A rerun replaces the stage's previous quarantine rows, so fixed data is re-admitted. No EXIF (nor any
+other metadata) leaves this layer: silver holds decoded pixels only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from sluice.catalog import TABLES
+from sluice.config import CleanParams
+from sluice.errors import InputError
+from sluice.lake import Lake
+from sluice.runs import new_run_id, reconcile, utcnow
+
+STAGE = "clean"
+IMAGE_COLUMNS = [f.name for f in TABLES["images"].schema]
+HASH_SIZE = 32  # perceptual hash input: 32x32 grey, 8x8 low DCT frequencies, like imagehash.phash
+_DCT8 = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(HASH_SIZE) + 1) / (2 * HASH_SIZE)).astype(np.float64)
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2 luma, as Pillow's convert("L")
+
+
+class Reject(Exception):
+    """An image that cannot enter silver: ``reason`` is the quarantine code."""
+
+    def __init__(self, reason: str, details: str):
+        super().__init__(details)
+        self.reason = reason
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Decoded:
+    pixels: np.ndarray  # (size, size, 3) uint8
+    width: int
+    height: int
+    mode: str
+    format: str | None
+
+
+# ---------------------------------------------------------------------------- one image
+def decode(content: bytes, cfg: CleanParams) -> Decoded:
+    """Decode and normalize one image, or raise :class:`Reject` with the reason code."""
+    if not content:
+        raise Reject("zero_byte", "0 bytes")
+    Image.MAX_IMAGE_PIXELS = cfg.max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(content))
+        except UnidentifiedImageError:
+            raise Reject("not_an_image", f"{len(content)} bytes that no image format recognises "
+                                         f"(starts {content[:8]!r})") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise Reject("decompression_bomb", f"{err} (clean.max_pixels {cfg.max_pixels})") from None
+        except Exception as err:  # a recognised header that Pillow cannot parse
+            raise Reject("undecodable", f"{err.__class__.__name__}: {err}") from None
+        fmt, mode, (width, height) = im.format, im.mode, im.size
+        if width * height > cfg.max_pixels:
+            raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels > clean.max_pixels {cfg.max_pixels}")
+        if getattr(im, "n_frames", 1) > 1 and cfg.animated == "quarantine":
+            raise Reject("animated", f"{fmt} with {im.n_frames} frames (clean.animated: quarantine)")
+        try:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            width, height = im.size
+            if min(width, height) < cfg.min_side:
+                raise Reject("too_small", f"{width}x{height} < clean.min_side {cfg.min_side}")
+            rgb = to_rgb(im, cfg.background)
+            if rgb.size != (cfg.size, cfg.size):
+                rgb = rgb.resize((cfg.size, cfg.size), Image.Resampling.BICUBIC)
+            pixels = np.asarray(rgb, np.uint8)
+        except Reject:
+            raise
+        except Image.DecompressionBombError as err:
+            raise Reject("decompression_bomb", str(err)) from None
+        except Exception as err:
+            text = f"{err.__class__.__name__}: {err}"
+            reason = "truncated" if "truncat" in text.lower() or "broken" in text.lower() else "undecodable"
+            raise Reject(reason, text) from None
+    return Decoded(pixels, width, height, mode, fmt)
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """RGB uint8 from any mode: 16/32-bit grey rescaled (not clipped), alpha composited on ``background``."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(im, np.float64)
+        if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
+            arr = arr / 257.0  # 16-bit range -> 8-bit
+        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(base, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def phash_batch(pixels: np.ndarray) -> np.ndarray:
+    """64-bit DCT perceptual hashes of (n, s, s, 3) uint8 images, as int64 bit patterns.
+
+    Same construction as ``imagehash.phash`` (32x32 grey, 2-D DCT, 8x8 lowest frequencies against
+    their median), batched as two matrix products instead of one FFT per image.
+    """
+    n = len(pixels)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    grey = pixels.astype(np.float32) @ _GREY
+    if grey.shape[1:] != (HASH_SIZE, HASH_SIZE):
+        grey = np.stack([np.asarray(Image.fromarray(g, "F").resize((HASH_SIZE, HASH_SIZE), Image.Resampling.BOX))
+                         for g in grey])
+    low = _DCT8 @ grey.astype(np.float64) @ _DCT8.T  # (n, 8, 8)
+    flat = low.reshape(n, 64)
+    bits = flat > np.median(flat, axis=1, keepdims=True)
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).view(np.int64)
+
+
+# ---------------------------------------------------------------------------- one batch (a Dask task)
+def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams) -> tuple[pa.Table, list[tuple[str, str, str]]]:
+    """Clean one batch: the silver rows (without run_id/dup columns) and ``(image_id, reason, details)`` rejects."""
+    good: list[tuple[str, Decoded]] = []
+    rejects: list[tuple[str, str, str]] = []
+    for image_id, content in zip(image_ids, contents):
+        try:
+            good.append((image_id, decode(content, cfg)))
+        except Reject as rej:
+            rejects.append((image_id, rej.reason, rej.details))
+    pixels = np.stack([d.pixels for _, d in good]) if good else np.zeros((0, cfg.size, cfg.size, 3), np.uint8)
+    flat = pixels.reshape(len(good), -1).astype(np.float32)
+    std = flat.std(axis=1) if len(good) else np.zeros(0, np.float32)
+    blank = std < cfg.min_std
+    for (image_id, _), s in zip(good, std):
+        if s < cfg.min_std:
+            rejects.append((image_id, "near_constant", f"pixel std {s:.3f} < clean.min_std {cfg.min_std}"))
+    keep = ~blank
+    kept = [g for g, k in zip(good, keep) if k]
+    pixels, flat, std = pixels[keep], flat[keep], std[keep]
+    table = pa.table({
+        "image_id": pa.array([i for i, _ in kept], pa.string()),
+        "width": pa.array([d.width for _, d in kept], pa.int32()),
+        "height": pa.array([d.height for _, d in kept], pa.int32()),
+        "mode": pa.array([d.mode for _, d in kept], pa.string()),
+        "format": pa.array([d.format for _, d in kept], pa.string()),
+        "pixels": pa.array([p.tobytes() for p in pixels], pa.binary()),
+        "pixel_hash": pa.array([hashlib.sha256(p.tobytes()).hexdigest() for p in pixels], pa.string()),
+        "phash": pa.array(phash_batch(pixels), pa.int64()),
+        "mean": pa.array(flat.mean(axis=1) if len(kept) else [], pa.float32()),
+        "std": pa.array(std, pa.float32()),
+    })
+    return table, rejects
+
+
+# ---------------------------------------------------------------------------- table logic (Polars)
+def find_outliers(stats: pl.DataFrame, cfg: CleanParams) -> pl.DataFrame:
+    """Rows of ``stats`` (image_id, width, height, mean, std) that are statistical outliers, with details.
+
+    Robust z-score: 0.6745 * (x - median) / MAD, so a handful of extreme images cannot hide themselves
+    by inflating the spread (the MAD is floored at one grey level so a near-uniform collection does not
+    turn every small difference into an outlier); ``outlier_z = 0`` switches the check off.
+    """
+    aspect = pl.max_horizontal("width", "height") / pl.min_horizontal("width", "height")
+    checks = [pl.when(aspect > cfg.max_aspect).then(pl.format("aspect ratio {} > clean.max_aspect " + str(cfg.max_aspect),
+                                                                aspect.round(2)))]
+    if cfg.outlier_z > 0 and stats.height >= 10:
+        for col in ("mean", "std"):
+            med = pl.col(col).median()
+            mad = (pl.col(col) - med).abs().median()
+            z = 0.6745 * (pl.col(col) - med) / pl.max_horizontal(mad, pl.lit(1.0))  # MAD floored at one grey level
+            checks.append(pl.when(z.abs() > cfg.outlier_z).then(
+                pl.format(f"{col} {{}} is {{}} robust z from the median (clean.outlier_z {cfg.outlier_z})",
+                          pl.col(col).round(2), z.round(1))))
+    return (stats.with_columns(details=pl.concat_str(checks, separator="; ", ignore_nulls=True))
+            .filter(pl.col("details").is_not_null() & (pl.col("details") != ""))
+            .select("image_id", "details").sort("image_id"))
+
+
+def quarantine_table(rows: list[tuple[str, str, str]], run_id: str) -> pa.Table:
+    rows = sorted(rows)
+    now = utcnow()
+    return pa.table({
+        "source_table": ["raw_images"] * len(rows),
+        "row_key": [r[0] for r in rows],
+        "stage": [STAGE] * len(rows),
+        "check": [r[1] for r in rows],
+        "reason": [r[1] for r in rows],
+        "details": [r[2] for r in rows],
+        "run_id": [run_id] * len(rows),
+        "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
+    })
+
+
+# ---------------------------------------------------------------------------- the stage
+def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
+    """Distinct (image_ids, contents, uris) batches from ``raw_images``; repeated bytes are counted, not resent."""
+    seen: set[str] = set()
+    ids, contents, uris = [], [], []
+    for batch in lake.dataset("raw_images").to_batches(columns=["image_id", "content", "source_uri"], batch_size=batch_rows):
+        cols = batch.to_pydict()
+        for image_id, content, uri in zip(cols["image_id"], cols["content"], cols["source_uri"]):
+            counts["raw_rows"] += 1
+            if image_id in seen:
+                counts["merged_same_bytes"] += 1
+                continue
+            seen.add(image_id)
+            ids.append(image_id)
+            contents.append(content)
+            uris.append(uri)
+            if len(ids) >= batch_rows:
+                yield ids, contents, uris
+                ids, contents, uris = [], [], []
+    if ids:
+        yield ids, contents, uris
+
+
+def run(params, client=None) -> dict:
+    """Clean every distinct raw image into silver ``images``; return the stage summary."""
+    cfg = params.clean
+    lake = Lake.from_params(params)
+    if not lake.exists("raw_images"):
+        raise InputError(f"table 'raw_images' does not exist yet in the lake at {lake.root} (run an ingest stage first, "
+                         "e.g. python -m ingest.public)")
+    if client is None:
+        from sluice.compute import dask_client
+
+        with dask_client(params.compute, stage=STAGE) as client:
+            return run(params, client)
+    from distributed import as_completed
+
+    from sluice.compute import total_threads
+    from sluice.progress import progress
+
+    run_id = new_run_id(STAGE)
+    raw_version = lake.version("raw_images")
+    started = time.perf_counter()
+    counts: Counter = Counter()
+    rejects: list[tuple[str, str, str]] = []
+    uri_of: dict[str, str] = {}
+    stats: list[pl.DataFrame] = []
+    pending: list[pa.Table] = []
+    written = 0
+    window = 2 * total_threads(client)
+    bar = progress(desc="clean", unit="img")
+
+    def flush(final: bool = False) -> None:
+        nonlocal written
+        if not pending or (not final and sum(t.num_rows for t in pending) < cfg.write_rows):
+            if final and written == 0:
+                lake.overwrite("images", TABLES["images"].schema.empty_table(), run_id=run_id)
+            return
+        table = _silver(pa.concat_tables(pending), run_id)
+        pending.clear()
+        if written == 0:
+            lake.overwrite("images", table, run_id=run_id)
+        else:
+            lake.append("images", table, run_id=run_id)
+        written += table.num_rows
+
+    def collect(future) -> None:
+        table, bad = future.result()
+        rejects.extend((i, r, f"{d} [{uri_of[i]}]") for i, r, d in bad)
+        stats.append(pl.from_arrow(table.select(["image_id", "width", "height", "mean", "std"])))
+        pending.append(table)
+        bar.update(table.num_rows + len(bad))
+        flush()
+
+    in_flight = as_completed()
+    for ids, contents, uris in _raw_batches(lake, cfg.batch_images, counts):
+        uri_of.update(zip(ids, uris))
+        in_flight.add(client.submit(clean_batch, ids, contents, cfg, pure=False, retries=cfg.task_retries))
+        while in_flight.count() >= window:
+            collect(next(in_flight))
+    for future in in_flight:
+        collect(future)
+    flush(final=True)
+    bar.close()
+
+    outliers = find_outliers(pl.concat(stats) if stats else pl.DataFrame(schema={"image_id": pl.String, "width": pl.Int32,
+                             "height": pl.Int32, "mean": pl.Float32, "std": pl.Float32}), cfg)
+    if outliers.height:
+        for start in range(0, outliers.height, 500):
+            ids = outliers["image_id"][start:start + 500].to_list()
+            quoted = ", ".join(f"'{i}'" for i in ids)
+            lake.overwrite("images", TABLES["images"].schema.empty_table(), predicate=f"image_id IN ({quoted})", run_id=run_id)
+        rejects.extend((i, "outlier", f"{d} [{uri_of[i]}]") for i, d in outliers.iter_rows())
+    lake.overwrite("quarantine", quarantine_table(rejects, run_id), predicate=f"stage = '{STAGE}'", run_id=run_id)
+
+    reasons = Counter(r for _, r, _ in rejects)
+    images_out = written - outliers.height
+    recon = reconcile(STAGE, counts["raw_rows"], images=images_out, quarantined=len(rejects),
+                      merged_same_bytes=counts["merged_same_bytes"])
+    seconds = time.perf_counter() - started
+    distinct = counts["raw_rows"] - counts["merged_same_bytes"]
+    print(f"[{STAGE}] {distinct} distinct images in {seconds:.1f}s ({distinct / max(seconds, 1e-9):.0f} img/s): "
+          f"{images_out} to images, {len(rejects)} quarantined ("
+          + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none") + ")")
+    return {"run_id": run_id, "reconcile": recon, "quarantine_reasons": dict(sorted(reasons.items())),
+            "seconds": round(seconds, 3), "workers": len(client.nthreads()),
+            "versions": {"raw_images": raw_version, "images": lake.version("images"), "quarantine": lake.version("quarantine")},
+            "rows": {t: lake.count(t) for t in ("raw_images", "images", "quarantine")}}
+
+
+def _silver(table: pa.Table, run_id: str) -> pa.Table:
+    """The batch results as full ``images`` rows: dedup columns left null, run_id stamped."""
+    n = table.num_rows
+    return table.append_column("dup_group", pa.nulls(n, pa.string())).append_column(
+        "is_canonical", pa.nulls(n, pa.bool_())).append_column("run_id", pa.array([run_id] * n, pa.string())
+    ).select(IMAGE_COLUMNS)
+
+
+def main() -> None:
+    from sluice.cli import stage_main
+    from sluice.config import load_params
+    from sluice.runs import write_manifest
+
+    def go():
+        summary = run(load_params())
+        print(f"[{STAGE}] manifest: {write_manifest(STAGE, summary)}")
+
+    stage_main(go)
+
+
+if __name__ == "__main__":
+    main()
