@@ -1,0 +1,221 @@
+"""``sluice dataset list|show|diff|checkout|rebuild`` and ``sluice lake maintain`` (see docs/versioning.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+
+from sluice.errors import InputError
+
+
+def register(sub) -> None:
+    d = sub.add_parser("dataset", help="dataset versions: list, show, diff, checkout, rebuild",
+                       description="Dataset versions are git revisions (tags) whose dvc.lock has an export stage; "
+                                   "the snapshot bytes live in DVC, the manifest copy in git. VERSION is a tag, branch, "
+                                   "commit, or 'workspace' (the data/dataset folder as it is now).")
+    ds = d.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
+
+    p = ds.add_parser("list", help="tagged dataset versions: hash, rows per split, table versions")
+    p.add_argument("--all", action="store_true", help="every commit that changed dvc.lock, not only tags")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_list)
+
+    p = ds.add_parser("show", help="one version's manifest: classes, counts, mean/std, table versions, params")
+    p.add_argument("version")
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    p.set_defaults(func=_show)
+
+    p = ds.add_parser("diff", help="rows added/removed per split and class between two versions")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B", nargs="?", default="workspace", help="default: workspace")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=_diff)
+
+    p = ds.add_parser("checkout", help="restore a version's snapshot byte for byte (through DVC), verified",
+                      description="Restore VERSION's snapshot from DVC's cache (fetching from the default remote if "
+                                  "needed) into the snapshot folder, checking every file's md5 against dvc.lock and the "
+                                  "content hash against the manifest in git. The folder is replaced only if all checks "
+                                  "pass. dvc.lock is not touched: `dvc checkout` returns to the committed version.")
+    p.add_argument("version")
+    p.add_argument("--out", help="restore into this folder instead (default: export.out_dir)")
+    p.add_argument("--repair", action="store_true", help="delete corrupted cache objects and fetch them again")
+    p.set_defaults(func=_checkout)
+
+    p = ds.add_parser("rebuild", help="rebuild a snapshot from the lake by Delta time travel and compare hashes",
+                      description="Rebuild the snapshot a manifest describes from the lake, reading every table at "
+                                  "the Delta version the manifest recorded, and check the content hash matches. "
+                                  "Exit 0 when it does, 1 when it does not.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--manifest", help="a snapshot manifest.json or data/manifests/export.json")
+    src.add_argument("--version", dest="version", help="take the manifest of this version instead")
+    p.add_argument("--out", help="write the rebuilt snapshot here (default: a temporary folder, removed)")
+    p.set_defaults(func=_rebuild)
+
+    lk = sub.add_parser("lake", help="lake housekeeping: maintain")
+    ls = lk.add_subparsers(dest="lake_command", metavar="SUBCOMMAND", required=True)
+    p = ls.add_parser("maintain", help="compact small files, vacuum old and orphaned files; keeps tagged versions",
+                      description="For every table: compact small files, then vacuum files that were removed (or "
+                                  "never committed: orphans of failed writes) longer ago than the retention. Files of "
+                                  "any Delta version referenced by a tagged dataset version (or the workspace "
+                                  "snapshot) are always kept; if a tag's manifest cannot be read, nothing is vacuumed.")
+    p.add_argument("--retention-hours", type=int, help="override maintain.retention_hours")
+    p.add_argument("--table", action="append", help="only this table (repeatable; default maintain.tables or all)")
+    p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
+    p.set_defaults(func=_maintain)
+
+
+def _params():
+    from sluice.config import load_params
+
+    return load_params()
+
+
+def _root(*revs: str) -> Path:
+    """The git repository's root; for the workspace alone, the current folder will do."""
+    from sluice.versions import WORKSPACE, repo_root
+
+    try:
+        return repo_root()
+    except InputError:
+        if revs and all(r == WORKSPACE for r in revs):
+            return Path.cwd()
+        raise
+
+
+def _snapshot_dir() -> str:
+    return _params().export.out_dir
+
+
+def _render(rows: list[dict], fmt: str) -> str:
+    from sluice.commands import render
+
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    return render(pa.Table.from_pylist(rows), fmt, max(len(rows), 1))
+
+
+def _list(args) -> int:
+    from sluice.versions import list_versions
+
+    rows = list_versions(_root(), _snapshot_dir(), all_commits=args.all)
+    if not rows:
+        print("no dataset versions yet: run `dvc repro export`, commit, and `git tag v1`", file=sys.stderr)
+        return 0
+    print(_render(rows, args.format))
+    return 0
+
+
+def _show(args) -> int:
+    from sluice.versions import load_version
+
+    v = load_version(_root(args.version), args.version, _snapshot_dir())
+    m = v.manifest
+    if args.json:
+        print(json.dumps(m, indent=2, sort_keys=True))
+        return 0
+    print(f"version       {v.rev}" + (f" ({v.commit[:10]})" if v.commit else ""))
+    print(f"content_hash  {m.get('content_hash')}  (manifest from {v.manifest_source})")
+    print(f"image_shape   {m.get('image_shape')}   classes {len(m.get('classes', []))}: {', '.join(m.get('classes', []))}")
+    print(f"mean / std    {m.get('mean')} / {m.get('std')}  ({m.get('stats_source', 'train split')})")
+    print("tables        " + ", ".join(f"{t}@{n}" for t, n in sorted(m.get("table_versions", {}).items())))
+    for split, entry in m.get("splits", {}).items():
+        counts = " ".join(f"{c}:{n}" for c, n in entry.get("class_counts", {}).items())
+        print(f"{split:<6} {entry['rows']:>7} rows in {len(entry['shards'])} shard(s)   {counts}")
+    print("params        " + json.dumps(m.get("params", {}).get("export", {}), sort_keys=True))
+    return 0
+
+
+def _diff(args) -> int:
+    from sluice.versions import Cache, diff, load_version, members
+
+    root, snap = _root(args.a, args.b), _snapshot_dir()
+    cache = Cache(root)
+    a, b = (load_version(root, rev, snap, cache) for rev in (args.a, args.b))
+    rows = diff(members(root, a, snap, cache), members(root, b, snap, cache))
+    print(f"{args.a} ({a.content_hash[:12]}) -> {args.b} ({b.content_hash[:12]}): "
+          f"+{sum(r['added'] for r in rows)} -{sum(r['removed'] for r in rows)} rows", file=sys.stderr)
+    print(_render(rows, args.format))
+    return 0
+
+
+def _checkout(args) -> int:
+    from sluice.versions import checkout
+
+    root = _root()
+    dest = Path(args.out) if args.out else root / _snapshot_dir()
+    result = checkout(root, args.version, dest.absolute(), repair=args.repair)
+    if result.repaired:
+        print(f"repaired {len(result.repaired)} corrupted cache object(s): {', '.join(result.repaired)}", file=sys.stderr)
+    print(f"restored {result.rev} ({result.commit[:10]}) into {result.dest}: {result.files} files, "
+          f"content_hash {result.content_hash} verified against the manifest in git")
+    if not args.out:
+        print("note: dvc.lock still describes HEAD; `dvc checkout data/dataset` goes back to it", file=sys.stderr)
+    return 0
+
+
+def _rebuild(args) -> int:
+    from sluice.versions import load_version, rebuild
+
+    if args.manifest:
+        path = Path(args.manifest)
+        if not path.is_file():
+            raise InputError(f"{path}: manifest not found")
+        try:
+            manifest = json.loads(path.read_text())
+        except ValueError as err:
+            raise InputError(f"{path}: not valid JSON ({err})") from None
+    else:
+        manifest = load_version(_root(), args.version, _snapshot_dir()).manifest
+    expected = manifest.get("content_hash")
+    with tempfile.TemporaryDirectory(prefix="sluice-rebuild-") as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "dataset"
+        rebuilt = rebuild(_params(), manifest, out)
+    tables = ", ".join(f"{t}@{v}" for t, v in sorted(manifest["table_versions"].items()))
+    if rebuilt["content_hash"] == expected:
+        print(f"rebuilt from {tables}: content_hash {expected} matches")
+        return 0
+    print(f"rebuilt from {tables}: content_hash {rebuilt['content_hash']} does NOT match the manifest's {expected}",
+          file=sys.stderr)
+    return 1
+
+
+def _maintain(args) -> int:
+    from sluice.catalog import TABLES
+    from sluice.lake import Lake
+    from sluice.versions import VacuumRefused, maintain_table, protected_versions, repo_root
+
+    params = _params()
+    cfg = params.maintain
+    lake = Lake.from_params(params)
+    try:
+        root = repo_root()
+    except InputError:
+        root = None
+        print("not in a git repository: only the workspace snapshot's versions are protected", file=sys.stderr)
+    keep, unknown = protected_versions(root, Path(params.export.out_dir) / "manifest.json")
+    if unknown:
+        raise VacuumRefused("cannot tell which Delta versions these tagged datasets need, refusing to vacuum: "
+                            + "; ".join(unknown))
+    names = args.table or cfg.tables or [n for n in TABLES if lake.exists(n)]
+    retention = cfg.retention_hours if args.retention_hours is None else args.retention_hours
+    rows = []
+    for name in names:
+        if not lake.exists(name):
+            raise InputError(f"table '{name}' does not exist in the lake at {lake.root}")
+        r = maintain_table(lake, name, keep.get(name, set()), retention, cfg.target_file_mb, args.dry_run)
+        rows.append({"table": r.table, "version": r.version_before,
+                     "compacted": f"{r.compacted.get('numFilesRemoved') or 0} -> {r.compacted.get('numFilesAdded') or 0}",
+                     "vacuumed": len(r.removed), "orphans": len(r.orphans),
+                     "kept_versions": ", ".join(map(str, r.kept_versions)) or "-",
+                     "broken": ", ".join(map(str, r.broken_versions)) or "-"})
+        for v in r.broken_versions:
+            print(f"warning: {name}@{v} (needed by a tagged dataset) is already missing files", file=sys.stderr)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"lake maintain ({'dry run, ' if args.dry_run else ''}retention {retention} h): {verb} "
+          f"{sum(r['vacuumed'] for r in rows)} old file(s) and {sum(r['orphans'] for r in rows)} orphan(s)", file=sys.stderr)
+    print(_render(rows, "table"))
+    return 1 if any(r["broken"] != "-" for r in rows) else 0

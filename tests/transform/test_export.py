@@ -1,0 +1,162 @@
+"""The export stage: gold dataset + silver pixels -> snapshot, deterministic and nothing lost."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from ingest.demo import digit_images
+from sluice.errors import InputError
+from sluice.snapshot import load_split, read_manifest, verify
+from transform.export import export, run
+
+SPLIT_OF = ("train", "train", "train", "val", "test")
+
+
+def image_rows(images: np.ndarray, run_id: str = "clean-test") -> pa.Table:
+    ids = [hashlib.sha256(img.tobytes()).hexdigest() for img in images]
+    n = len(images)
+    return pa.table({
+        "image_id": ids, "width": [32] * n, "height": [32] * n, "mode": ["RGB"] * n, "format": ["PNG"] * n,
+        "pixels": [img.tobytes() for img in images], "pixel_hash": ids, "phash": list(range(n)),
+        "dup_group": ids, "is_canonical": [True] * n, "run_id": [run_id] * n,
+    })
+
+
+def dataset_rows(ids: list[str], labels: np.ndarray, weights=None, splits=None, run_id: str = "dataset-test") -> pa.Table:
+    n = len(ids)
+    return pa.table({
+        "image_id": ids, "split": splits or [SPLIT_OF[i % 5] for i in range(n)],
+        "label": [str(int(v)) for v in labels], "class_index": [int(v) for v in labels],
+        "weight": weights if weights is not None else [1.0] * n, "dup_group": ids, "run_id": [run_id] * n,
+    })
+
+
+@pytest.fixture
+def digits():
+    images, labels = digit_images(0)
+    return images[:300], labels[:300]
+
+
+@pytest.fixture
+def filled(lake, digits):
+    images, labels = digits
+    rows = image_rows(images)
+    lake.merge_insert("images", rows)
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), labels))
+    return lake
+
+
+def test_export_writes_a_sorted_loadable_snapshot(filled, make_params, tmp_path, digits):
+    params = make_params({"export": {"out_dir": str(tmp_path / "snap"), "shard_rows": 50}})
+    manifest, rejects, rows_in = export(filled, tmp_path / "snap", params)
+    assert rejects == [] and rows_in == 300
+    assert manifest["classes"] == [str(i) for i in range(10)]
+    assert manifest["counts"] == {"train": 180, "val": 60, "test": 60, "total": 300, "rejected": 0}
+    assert manifest["table_versions"] == {"dataset": filled.version("dataset"), "images": filled.version("images")}
+    assert manifest["params"]["export"]["shard_rows"] == 50 and "lake" not in manifest["params"]
+    assert len(manifest["splits"]["train"]["shards"]) == 4  # 180 rows in shards of 50
+    train = load_split(tmp_path / "snap", "train")
+    assert train.ids == sorted(train.ids)
+    images, labels = digits
+    by_id = {hashlib.sha256(img.tobytes()).hexdigest(): (img, lab) for img, lab in zip(images, labels)}
+    for i in (0, 77, 179):
+        img, lab = by_id[train.ids[i]]
+        assert np.array_equal(train.images[i], img) and train.labels[i] == lab
+    assert verify(tmp_path / "snap")[0]
+    # mean/std are computed from the train split when the dataset manifest does not describe this version
+    assert manifest["stats_source"].startswith("computed")
+    assert all(0 < m < 1 for m in manifest["mean"]) and all(0 < s < 1 for s in manifest["std"])
+
+
+def test_same_versions_same_hash_and_time_travel(filled, make_params, tmp_path, digits):
+    params = make_params({})
+    first, _, _ = export(filled, tmp_path / "a", params)
+    again, _, _ = export(filled, tmp_path / "b", params)
+    assert first["content_hash"] == again["content_hash"]
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+    # change the dataset: drop 10 rows and reweight the rest
+    ds = filled.read("dataset")
+    filled.overwrite("dataset", ds.slice(10).set_column(4, "weight", pa.array([0.5] * (ds.num_rows - 10))))
+    changed, _, _ = export(filled, tmp_path / "c", params)
+    assert changed["content_hash"] != first["content_hash"] and changed["counts"]["total"] == 290
+    assert changed["weighted"] is True
+    # time travel back to the first versions rebuilds the first snapshot exactly
+    rebuilt, _, _ = export(filled, tmp_path / "d", params, versions=first["table_versions"])
+    assert rebuilt["content_hash"] == first["content_hash"]
+
+
+def test_weights_and_membership_come_from_the_dataset_table(lake, make_params, tmp_path, digits):
+    images, labels = digits
+    rows = image_rows(images[:20])
+    ids = rows.column("image_id").to_pylist()
+    lake.merge_insert("images", rows)
+    weights = [0.0 if i % 4 == 0 else 2.0 for i in range(10)]  # 10 of the 20 images are members
+    lake.overwrite("dataset", dataset_rows(ids[:10], labels[:10], weights=weights, splits=["train"] * 10))
+    manifest, _, _ = export(lake, tmp_path / "s", make_params({}))
+    train = load_split(tmp_path / "s", "train")
+    assert sorted(train.ids) == sorted(ids[:10]) and set(manifest["splits"]) == {"train"}
+    expected = {i: w for i, w in zip(ids[:10], weights)}
+    assert [float(w) for w in train.weights] == [expected[i] for i in train.ids]
+
+
+def test_dataset_manifest_stats_used_only_for_the_same_version(filled, make_params, tmp_path):
+    version = filled.version("dataset")
+    stats = {"normalize": {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}, "versions": {"dataset": version}}
+    manifest, _, _ = export(filled, tmp_path / "a", make_params({}), dataset_manifest=stats)
+    assert manifest["mean"] == [0.1, 0.2, 0.3] and manifest["stats_source"] == "dataset manifest"
+    stale = {**stats, "versions": {"dataset": version - 1}}
+    manifest, _, _ = export(filled, tmp_path / "b", make_params({}), dataset_manifest=stale)
+    assert manifest["mean"] != [0.1, 0.2, 0.3]
+
+
+def test_rows_without_usable_pixels_are_quarantined_by_the_stage(lake, make_params, tmp_path, digits, monkeypatch):
+    images, labels = digits
+    rows = image_rows(images[:30])
+    ids = rows.column("image_id").to_pylist()
+    small = image_rows(np.zeros((1, 16, 16, 3), np.uint8) + 7)  # wrong pixel size
+    lake.merge_insert("images", pa.concat_tables([rows.slice(0, 25), small]))
+    members = ids[:30] + small.column("image_id").to_pylist()
+    labs = np.concatenate([labels[:30], [3]])
+    splits = ["train"] * 29 + ["holdout", "train"]
+    lake.overwrite("dataset", dataset_rows(members, labs, splits=splits))
+    params = make_params({"export": {"out_dir": str(tmp_path / "snap")}})
+    monkeypatch.chdir(tmp_path)
+    summary = run(params, manifest_dir=tmp_path / "manifests")
+    assert summary["counts"]["total"] == 25 and summary["counts"]["rejected"] == 6
+    q = {r["row_key"]: r for r in lake.read("quarantine").to_pylist()}
+    assert {q[i]["check"] for i in ids[25:29]} == {"pixels_missing"}
+    assert q[ids[29]]["check"] == "unknown_split"
+    assert q[small.column("image_id")[0].as_py()]["check"] == "pixels_shape"
+    assert all(r["stage"] == "export" and r["source_table"] == "dataset" for r in q.values())
+    # fix the data upstream: a rerun re-admits the rows and clears the stage's quarantine rows
+    lake.overwrite("dataset", dataset_rows(ids[:25], labels[:25], splits=["train"] * 25))
+    summary = run(params, manifest_dir=tmp_path / "manifests")
+    assert summary["counts"]["rejected"] == 0 and lake.read("quarantine").num_rows == 0
+
+
+def test_inconsistent_class_index_is_a_user_error(lake, make_params, tmp_path, digits):
+    images, labels = digits
+    rows = image_rows(images[:10])
+    lake.merge_insert("images", rows)
+    bad = dataset_rows(rows.column("image_id").to_pylist(), labels[:10])
+    bad = bad.set_column(3, "class_index", pa.array([0] * 10, pa.int32()))
+    lake.overwrite("dataset", bad)
+    with pytest.raises(InputError, match="class_index 0 is used for several labels"):
+        export(lake, tmp_path / "s", make_params({}))
+
+
+def test_stage_cli_writes_manifest_and_fails_cleanly_without_tables(run_cli, tmp_path, filled):
+    params = {"lake": {"root": filled.root}, "export": {"out_dir": "data/dataset"}}
+    result = run_cli(module="transform.export", params=params)
+    assert result.returncode == 0, result.stderr
+    assert "reconcile: in 300 = exported 300 + quarantined 0  OK" in result.stderr
+    stage = json.loads((tmp_path / "data/manifests/export.json").read_text())
+    assert stage["content_hash"] == read_manifest(tmp_path / "data/dataset")["content_hash"]
+    empty = run_cli(module="transform.export", params={"lake": {"root": str(tmp_path / "nolake")}})
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert "table 'dataset' does not exist yet" in empty.stderr.strip().splitlines()[-1]

@@ -1,0 +1,277 @@
+"""Export stage: the gold ``dataset`` table + silver ``images`` pixels -> a frozen training snapshot.
+
+``python -m transform.export`` (DVC stage ``export``) writes ``data/dataset/`` in the
+:mod:`sluice.snapshot` format and a copy of its manifest to ``data/manifests/export.json`` (kept in
+git, so every tagged version names its content hash and the Delta versions it was built from without
+needing DVC's cache).
+
+Determinism: both tables are read at one pinned Delta version each, rows are sorted by ``image_id``
+within each split, and the manifest holds no run id or clock time, so the same lake versions and
+params give the same bytes and the same ``content_hash``. That is what lets
+``sluice dataset rebuild`` rebuild an old snapshot by Delta time travel and compare hashes.
+
+Membership is exactly the rows of ``dataset``; its ``weight`` column becomes the sample weight
+(a weight of 0 is kept as 0). A row whose image has no usable pixels is quarantined, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice.errors import InputError
+from sluice.lake import Lake
+from sluice.runs import MANIFEST_DIR, new_run_id, reconcile, utcnow
+from sluice.snapshot import SPLITS, SplitArrays, write_snapshot
+
+STAGE = "export"
+INPUT_TABLES = ("dataset", "images")
+# Params sections whose values shaped the snapshot's rows (recorded in its manifest).
+UPSTREAM_SECTIONS = ("seed", "demo", "ingest", "crawl", "labels", "clean", "dedup", "dataset", "export")
+
+
+@dataclass
+class Rejected:
+    """Dataset rows that cannot be exported, with the check that rejected them."""
+
+    image_ids: list[str]
+    check: str
+    details: list[str]
+
+
+def pinned_versions(lake: Lake, versions: dict[str, int] | None = None) -> dict[str, int]:
+    """The Delta version to read of every input table: the given ones, else each table's current one."""
+    versions = dict(versions or {})
+    for name in INPUT_TABLES:
+        if versions.get(name) is None:
+            current = lake.version(name)
+            if current is None:
+                writer = "transform.dataset" if name == "dataset" else "transform.clean"
+                raise InputError(f"table '{name}' does not exist yet in the lake at {lake.root} "
+                                 f"(run `python -m {writer}` or `dvc repro {name if name == 'dataset' else 'clean'}`)")
+            versions[name] = current
+    return {name: int(versions[name]) for name in INPUT_TABLES}
+
+
+def class_list(members: pl.DataFrame) -> list[str]:
+    """Class names ordered by ``class_index``; the table must map each index to one label, 0..K-1."""
+    pairs = members.select("class_index", "label").unique().sort("class_index", "label")
+    by_index = pairs.group_by("class_index").agg(pl.col("label").unique().sort()).sort("class_index")
+    for idx, labels in by_index.iter_rows():
+        if len(labels) > 1:
+            raise InputError(f"dataset: class_index {idx} is used for several labels ({', '.join(labels)})")
+    by_label = pairs.group_by("label").agg(pl.col("class_index").unique()).filter(pl.col("class_index").list.len() > 1)
+    if by_label.height:
+        label, idxs = by_label.row(0)
+        raise InputError(f"dataset: label '{label}' has several class_index values ({', '.join(map(str, sorted(idxs)))})")
+    indices = by_index["class_index"].to_list()
+    if indices != list(range(len(indices))):
+        raise InputError(f"dataset: class_index values must be 0..K-1 without gaps, got {indices}")
+    return [labels[0] for labels in by_index["label"].to_list()]
+
+
+def read_members(lake: Lake, version: int) -> pl.DataFrame:
+    table = lake.read("dataset", columns=["image_id", "split", "label", "class_index", "weight"], version=version)
+    return pl.from_arrow(table)
+
+
+def read_pixels(lake: Lake, version: int, image_ids: list[str]) -> pa.Table:
+    """image_id + pixels of the given images only, filtered batch by batch in bounded memory.
+
+    (A pushed-down ``isin`` filter trips over deltalake's string_view file statistics in pyarrow.)
+    """
+    wanted = pa.array(sorted(set(image_ids)), pa.string())
+    parts = []
+    for batch in lake.dataset("images", version).to_batches(columns=["image_id", "pixels"]):
+        ids = batch.column("image_id").cast(pa.string())
+        keep = pc.is_in(ids, value_set=wanted)
+        parts.append(pa.table({"image_id": ids.filter(keep), "pixels": batch.column("pixels").filter(keep)}))
+    if not parts:
+        return pa.table({"image_id": pa.array([], pa.string()), "pixels": pa.array([], pa.binary())})
+    return pa.concat_tables(parts)
+
+
+def pixel_matrix(pixels: pa.ChunkedArray, rows: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Gather ``pixels[rows]`` (equal-length binary values) into one uint8 (n, H, W, 3) array."""
+    if len(rows) == 0:
+        return np.zeros((0, *shape), np.uint8)
+    taken = pc.take(pixels, pa.array(rows, pa.int64())).cast(pa.large_binary())
+    if isinstance(taken, pa.ChunkedArray):
+        taken = taken.combine_chunks()
+    n = len(taken)
+    offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset: taken.offset + n + 1]
+    data = np.frombuffer(taken.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+    return data.reshape(n, *shape)  # a read-only view that keeps the Arrow buffer alive
+
+
+def image_shape(params) -> tuple[int, int, int]:
+    """HxWx3 from ``clean.size`` (the size the clean stage normalizes to)."""
+    size = int(params.clean.size)
+    return (size, size, 3)
+
+
+def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int]
+             ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
+    """Join members with their pixels; per split sorted by image_id. Returns splits, classes, rejects."""
+    classes = class_list(members)
+    index = pl.from_arrow(pixels.select(["image_id"])).with_columns(
+        pix_row=pl.int_range(pl.len(), dtype=pl.Int64),
+        nbytes=pl.Series(pc.binary_length(pixels.column("pixels")).to_numpy(zero_copy_only=False)).cast(pl.Int64),
+    )
+    joined = members.join(index, on="image_id", how="left")
+    expected = int(np.prod(shape))
+    rejects = []
+    bad_split = joined.filter(~pl.col("split").is_in(list(SPLITS)))
+    if bad_split.height:
+        rejects.append(Rejected(bad_split["image_id"].to_list(), "unknown_split",
+                                [f"split '{s}' is not one of {', '.join(SPLITS)}" for s in bad_split["split"]]))
+    ok = joined.filter(pl.col("split").is_in(list(SPLITS)))
+    missing = ok.filter(pl.col("pix_row").is_null())
+    if missing.height:
+        rejects.append(Rejected(missing["image_id"].to_list(), "pixels_missing",
+                                ["no row in silver images at the pinned version"] * missing.height))
+    wrong = ok.filter(pl.col("pix_row").is_not_null() & (pl.col("nbytes") != expected))
+    if wrong.height:
+        rejects.append(Rejected(wrong["image_id"].to_list(), "pixels_shape",
+                                [f"{n} pixel bytes, expected {expected} ({shape[0]}x{shape[1]}x3 from clean.size)"
+                                 for n in wrong["nbytes"]]))
+    good = ok.filter(pl.col("pix_row").is_not_null() & (pl.col("nbytes") == expected))
+    splits = {}
+    column = pixels.column("pixels")
+    for split in SPLITS:
+        part = good.filter(pl.col("split") == split).sort("image_id")
+        if part.height == 0 and split != "train":
+            continue
+        splits[split] = SplitArrays(
+            images=pixel_matrix(column, part["pix_row"].to_numpy(), shape),
+            labels=part["class_index"].to_numpy().astype(np.int64),
+            weights=part["weight"].to_numpy().astype(np.float32),
+            ids=part["image_id"].to_list(),
+        )
+    return splits, classes, rejects
+
+
+def train_stats(splits: dict[str, SplitArrays], dataset_manifest: dict | None, dataset_version: int) -> dict:
+    """Per-channel mean/std of train: the dataset stage's figures when they describe this very table
+    version, else computed here from the exported train pixels."""
+    normalize = (dataset_manifest or {}).get("normalize") or {}
+    recorded = ((dataset_manifest or {}).get("versions") or {}).get("dataset")
+    if recorded == dataset_version and len(normalize.get("mean") or []) == 3 and len(normalize.get("std") or []) == 3:
+        return {"mean": list(normalize["mean"]), "std": list(normalize["std"]), "source": "dataset manifest"}
+    mean, std = channel_stats(splits["train"].images)
+    return {"mean": mean, "std": std, "source": "computed from the exported train split"}
+
+
+def channel_stats(images: np.ndarray, chunk: int = 2048) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std on the 0..1 scale, exact, from integer sums (same figures as
+    :func:`sluice.snapshot.channel_stats`, ~15x faster: contiguous integer reductions, no float copy)."""
+    total = np.zeros(3, np.float64)
+    total_sq = np.zeros(3, np.float64)
+    for start in range(0, len(images), chunk):
+        flat = np.asarray(images[start:start + chunk]).reshape(min(chunk, len(images) - start), -1)
+        total += flat.sum(axis=0, dtype=np.uint64).reshape(-1, 3).sum(axis=0)
+        total_sq += np.square(flat, dtype=np.uint32).sum(axis=0, dtype=np.uint64).reshape(-1, 3).sum(axis=0)
+    count = images.size // 3
+    if count == 0:
+        return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    mean = total / count / 255.0
+    std = np.sqrt(np.maximum(total_sq / count / 255.0 ** 2 - mean ** 2, 1e-12))
+    return mean.round(6).tolist(), std.round(6).tolist()
+
+
+def load_dataset_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def params_record(params) -> dict:
+    """The params sections that shaped the snapshot (no lake location, no credentials)."""
+    dumped = params.model_dump(mode="json")
+    return {k: dumped[k] for k in UPSTREAM_SECTIONS if k in dumped}
+
+
+def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | None = None,
+           dataset_manifest: dict | None = None) -> tuple[dict, list[Rejected], int]:
+    """Build the snapshot from the pinned table versions. Returns (manifest, rejects, rows in)."""
+    pinned = pinned_versions(lake, versions)
+    members = read_members(lake, pinned["dataset"])
+    if members.height == 0:
+        raise InputError(f"table 'dataset' (version {pinned['dataset']}) has no rows: nothing to export")
+    pixels = read_pixels(lake, pinned["images"], members["image_id"].to_list())
+    shape = image_shape(params)
+    splits, classes, rejects = assemble(members, pixels, shape)
+    if len(splits["train"].labels) == 0:
+        raise InputError("dataset: no exportable train rows (every train row was rejected; see quarantine)")
+    stats = train_stats(splits, dataset_manifest, pinned["dataset"])
+    counts = {s: len(a.labels) for s, a in splits.items()}
+    extra = {
+        "table_versions": pinned,
+        "params": params_record(params),
+        "counts": {**counts, "total": sum(counts.values()), "rejected": sum(len(r.image_ids) for r in rejects)},
+        "mean": stats["mean"], "std": stats["std"], "stats_scale": "0..1", "stats_source": stats["source"],
+        "weighted": bool(any(np.any(a.weights != 1.0) for a in splits.values())),
+    }
+    manifest = write_snapshot(out_dir, splits, classes, extra, shard_rows=params.export.shard_rows)
+    return manifest, rejects, members.height
+
+
+def quarantine_table(rejects: list[Rejected], run_id: str) -> pa.Table:
+    now = utcnow()
+    rows = [(i, r.check, d) for r in rejects for i, d in zip(r.image_ids, r.details)]
+    return pa.table({
+        "source_table": ["dataset"] * len(rows), "row_key": [i for i, _, _ in rows], "stage": [STAGE] * len(rows),
+        "check": [c for _, c, _ in rows], "reason": [c for _, c, _ in rows], "details": [d for _, _, d in rows],
+        "run_id": [run_id] * len(rows), "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
+    })
+
+
+def record_rejects(lake: Lake, rejects: list[Rejected], run_id: str) -> None:
+    """Replace this stage's quarantine rows (so rows fixed upstream are re-admitted on rerun)."""
+    table = quarantine_table(rejects, run_id)
+    previous = lake.exists("quarantine") and STAGE in set(lake.read("quarantine", columns=["stage"]).column("stage")
+                                                          .cast(pa.string()).unique().to_pylist())
+    if table.num_rows or previous:
+        lake.overwrite("quarantine", table, predicate=f"stage = '{STAGE}'", run_id=run_id)
+
+
+def run(params, manifest_dir: Path | str = MANIFEST_DIR) -> dict:
+    lake = Lake.from_params(params)
+    run_id = new_run_id(STAGE)
+    out_dir = Path(params.export.out_dir)
+    dataset_manifest = load_dataset_manifest(Path(manifest_dir) / "dataset.json")
+    manifest, rejects, rows_in = export(lake, out_dir, params, dataset_manifest=dataset_manifest)
+    record_rejects(lake, rejects, run_id)
+    reconcile(STAGE, rows_in, exported=manifest["counts"]["total"], quarantined=manifest["counts"]["rejected"])
+    for r in rejects:
+        print(f"[{STAGE}] quarantined {len(r.image_ids)} row(s): {r.check} (e.g. {r.image_ids[0]}: {r.details[0]})",
+              file=sys.stderr)
+    per_split = ", ".join(f"{s} {manifest['splits'][s]['rows']}" for s in manifest["splits"])
+    print(f"[{STAGE}] {out_dir}: {per_split}; {len(manifest['classes'])} classes; "
+          f"tables {manifest['table_versions']}; content_hash {manifest['content_hash'][:16]}")
+    return {**manifest, "snapshot_dir": str(out_dir)}
+
+
+def main() -> None:
+    from sluice.cli import stage_main
+    from sluice.config import load_params
+    from sluice.runs import write_manifest
+
+    def go():
+        summary = run(load_params())
+        print(f"[{STAGE}] manifest: {write_manifest(STAGE, summary)}")
+
+    stage_main(go)
+
+
+if __name__ == "__main__":
+    main()
