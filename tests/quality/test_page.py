@@ -1,0 +1,68 @@
+"""The dataset page, rendered by a real headless Chromium (scripts/ensure-chromium.sh installs it)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from sluice.runs import utcnow
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _quarantine_an_image(world) -> str:
+    image_id = world.lake.read("images", columns=["image_id"]).column(0)[5].as_py()
+    world.lake.append("quarantine", pa.Table.from_pylist([{
+        "source_table": "raw_images", "row_key": image_id, "stage": "clean", "check": "near_constant",
+        "reason": "near_constant", "details": "std 0.4 < clean.min_std 2.0", "run_id": "clean-fx",
+        "quarantined_at": utcnow()}]))
+    return image_id
+
+
+def _dump_dom(page: Path, tmp_path: Path) -> str:
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+           "--virtual-time-budget=5000", "--dump-dom", page.absolute().as_uri()]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: run scripts/ensure-chromium.sh")
+def test_dataset_page_renders_in_headless_chromium(world, tmp_path):
+    from quality.page import write_page
+
+    _quarantine_an_image(world)
+    world.run("gold", only=["dataset"])  # a gate report for the status table
+    page = write_page(world.params, world.lake, ["cat", "dog", "fox"])
+    html = page.read_text()
+    assert not re.search(r"(?:src|href)=['\"]?(?:https?:)?//", html)  # nothing fetched from the network
+
+    dom = _dump_dom(page, tmp_path)
+    decoded = int(re.search(r'data-images-decoded="(\d+)"', dom).group(1))
+    total = int(re.search(r'data-images-total="(\d+)"', dom).group(1))
+    # 3 classes x 8 samples + one duplicate pair + the quarantined image: all decoded by the browser
+    assert decoded == total == 3 * 8 + 2 + 1
+    bars = re.findall(r'<rect class="bar" data-class="(\w+)" data-split="(\w+)" data-count="(\d+)"', dom)
+    assert {(c, s): int(n) for c, s, n in bars} == {(c, s): n for c in ("cat", "dog", "fox")
+                                                     for s, n in (("train", 5), ("val", 1), ("test", 2))}
+    assert len(re.findall(r'<div class="row grid" data-class=', dom)) == 3
+    assert len(re.findall(r'<span class="group" data-group=', dom)) == 1
+    assert dom.count('class="px canon"') == 1
+    assert re.search(r'<tr class="quarantined">.*?near_constant.*?std 0.4', dom, re.S)
+    assert len(re.findall(r"<tr class=\"annotator\">", dom)) == 3
+    assert "spammer" in dom and 'id="annotator-chart"' in dom
+    assert re.search(r"<td>gold</td><td><span class=\"ok\">passed", dom)
+
+
+def test_page_without_tables_says_so(tmp_path, make_params):
+    from quality.page import write_page
+    from sluice.lake import Lake
+
+    params = make_params({"quality": {"reports_dir": str(tmp_path / "r")}})
+    html = write_page(params, Lake(str(tmp_path / "empty")), None).read_text()
+    assert "No dataset or labels table yet" in html and "No gate has run yet" in html
