@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 PYTHON ?= python3.11
 
-.PHONY: setup run test test-slow bench clean
+.PHONY: setup browser run test test-slow bench clean
 
 setup: $(STAMP)
 
@@ -17,15 +17,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# Headless Chromium renders the dataset page in tests/quality (Debian package; installed once).
+browser:
+	@bash scripts/ensure-chromium.sh
+
 run: setup
 	@test -d .git || (git init -q && echo "initialised a git repository (DVC needs one)")
 	$(BIN)/dvc repro
 	$(BIN)/sluice tables
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
-test-slow: setup
+test-slow: setup browser
 	$(BIN)/python -m pytest -q -m slow
 
 bench: setup
