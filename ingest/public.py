@@ -318,7 +318,7 @@ def check_sources_exist(sources) -> None:
 
 def run(params, only: str | None = None) -> dict:
     """Ingest every configured public source (or just ``only``) and return the stage summary."""
-    from sluice.runs import new_run_id
+    from sluice.runs import new_run_id, reconcile
 
     sources = [s for s in params.ingest.sources if only is None or s.name == only]
     if only is not None and not sources:
@@ -330,7 +330,9 @@ def run(params, only: str | None = None) -> dict:
     summary = {}
     for src in sources:
         stats = ingest_source(lake, src, run_id, params.ingest.batch_rows, params.ingest.max_file_bytes)
-        summary[src.name] = stats.as_dict()
+        summary[src.name] = stats.as_dict() | reconcile(
+            f"ingest:{src.name}", stats.seen, new=stats.inserted, already_present=stats.already_present,
+            quarantined=stats.quarantined)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         print(f"[ingest] {src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "
               f"quarantined {stats.quarantined} ({reasons})")
