@@ -17,6 +17,12 @@ from sluice.errors import SluiceError
 COMMAND_MODULES = [
     "sluice.commands",
     "ingest.commands",
+    "ingest.crawl.commands",
+    "transform.labels",
+    "train.commands",
+    "quality.commands",
+    "sluice.dataset_commands",
+    "train.predict_commands",
 ]
 
 

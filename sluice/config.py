@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sluice.errors import ConfigError
 
@@ -108,10 +108,10 @@ class TrainParams(Section):
     threads_per_process: Annotated[int, Field(ge=1)] = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
-    epochs: Annotated[int, Field(ge=1)] = 12
+    epochs: Annotated[int, Field(ge=1)] = 6
     batch_size: Annotated[int, Field(ge=1)] = 64
     eval_batch_size: Annotated[int, Field(ge=1)] = 512
-    lr: Annotated[float, Field(gt=0)] = 0.2
+    lr: Annotated[float, Field(gt=0)] = 0.3
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = True
     weight_decay: Annotated[float, Field(ge=0)] = 5e-4
@@ -119,9 +119,9 @@ class TrainParams(Section):
     warmup_epochs: Annotated[float, Field(ge=0)] = 1.0
     schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
     arch: Literal["rescnn", "resnet18"] = "rescnn"
-    width: Annotated[int, Field(ge=4)] = 16
+    width: Annotated[int, Field(ge=4)] = 8
     depth: Annotated[int, Field(ge=0, le=8)] = 1
-    balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "none"
+    balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
     augment: AugmentParams = AugmentParams()
     bf16: bool = True
     compile: bool = False
@@ -149,6 +149,7 @@ class DedupParams(Section):
     """Exact (pixel hash) and near (perceptual hash) duplicate groups (transform/dedup.py)."""
 
     near_threshold: Annotated[int, Field(ge=0, le=16)] = 6
+    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.995
 
 
 class DatasetParams(Section):
@@ -213,7 +214,7 @@ class LabelsParams(Section):
     exports: list[CrowdExport] = Field(default_factory=list)
     classes: list[str] | None = None
     synonyms: dict[str, str] = Field(default_factory=dict)
-    policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "crowd_over_given"
+    policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "given_over_crowd"
     method: Literal["dawid_skene", "majority"] = "dawid_skene"
     min_votes: Annotated[int, Field(ge=1)] = 2
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.7
@@ -223,6 +224,148 @@ class LabelsParams(Section):
     flag_min_votes: Annotated[int, Field(ge=1)] = 20
     spammer_max_information: Annotated[float, Field(ge=0, le=1)] = 0.15
     seed: int = 0
+
+
+def _valid_selector(value: str) -> str:
+    """A CSS or XPath selector (``xpath:``/``css:`` prefix, or XPath when it starts with ``/ ./ (``)."""
+    from ingest.crawl.selectors import compile_selector
+
+    compile_selector(value)  # raises ValueError naming what is wrong
+    return value
+
+
+def _valid_regex(value: str) -> str:
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression ({err})") from None
+    return value
+
+
+CrawlSelector = Annotated[str, AfterValidator(_valid_selector)]
+CrawlRegex = Annotated[str, AfterValidator(_valid_regex)]
+
+
+class CrawlFollowParams(Section):
+    allow: list[CrawlRegex] = Field(default_factory=list)
+    deny: list[CrawlRegex] = Field(default_factory=list)
+    restrict: CrawlSelector | None = None
+    pagination: CrawlSelector | None = None
+
+
+class CrawlLabelParams(Section):
+    source: Literal["selector", "breadcrumb", "url_regex", "alt"] = "breadcrumb"
+    selector: CrawlSelector | None = None
+    position: int = -1
+    pattern: CrawlRegex | None = None
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.source in ("selector", "breadcrumb") and not self.selector:
+            raise ValueError(f"label.source '{self.source}' needs label.selector")
+        if self.source == "url_regex" and not self.pattern:
+            raise ValueError("label.source 'url_regex' needs label.pattern")
+        return self
+
+
+class CrawlParams(Section):
+    """The web crawl connector (ingest/crawl); see docs/crawl.md."""
+
+    source: str = Field(default="demo-site", min_length=1)
+    start_urls: list[str] = Field(default_factory=lambda: ["{demo_site}/"], min_length=1)
+    demo_site_dir: str = "data/demo/site"
+    allowed_domains: list[str] = Field(default_factory=list)
+    follow: CrawlFollowParams = CrawlFollowParams()
+    images: CrawlSelector = "img"
+    image_attr: str = "src"
+    label: CrawlLabelParams = Field(default_factory=lambda: CrawlLabelParams(selector="nav.breadcrumb a"))
+    license: str | None = None
+    user_agent: str = Field(default="SluiceBot/0.1 (+https://github.com/sluice-lake/sluice; data-team@example.org)",
+                            min_length=1)
+    obey_robots: bool = True
+    concurrency: Annotated[int, Field(ge=1)] = 16
+    concurrency_per_domain: Annotated[int, Field(ge=1)] = 4
+    download_delay: Annotated[float, Field(ge=0)] = 0.0
+    autothrottle: bool = True
+    autothrottle_target: Annotated[float, Field(gt=0)] = 4.0
+    retries: Annotated[int, Field(ge=0)] = 2
+    backoff_base: Annotated[float, Field(ge=0)] = 0.5
+    retry_after_max: Annotated[float, Field(ge=0)] = 120.0
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_bytes: Annotated[int, Field(ge=1)] = 20_000_000
+    max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
+    max_pages: Annotated[int, Field(ge=0)] = 10_000
+    max_depth: Annotated[int, Field(ge=0)] = 10
+    max_redirects: Annotated[int, Field(ge=0)] = 5
+    http_cache: bool = False
+    http_cache_dir: str = "runs/crawl/httpcache"
+    job_dir: str | None = None
+    batch_rows: Annotated[int, Field(ge=1)] = 500
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+class QualityParams(Section):
+    """Great Expectations gates per layer, quarantine, reports (quality/); see docs/quality.md."""
+
+    classes: list[str] | None = None  # null = labels.classes, else the resolved labels found
+    min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    min_label_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    min_annotator_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_flagged_annotator_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_unresolved_vote_share: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_image_side: Annotated[int, Field(ge=1)] = 20_000
+    severity: dict[str, Literal["critical", "warning", "off"]] = Field(default_factory=dict)
+    batch_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_quarantine_per_check: Annotated[int, Field(ge=0)] = 100_000
+    reports_dir: str = "reports/quality"
+    manifests_dir: str = "data/manifests"
+    snapshot_dir: str = "data/dataset"
+    page_samples_per_class: Annotated[int, Field(ge=0, le=64)] = 8
+    page_max_dup_groups: Annotated[int, Field(ge=0)] = 12
+    page_max_quarantined: Annotated[int, Field(ge=0)] = 60
+
+
+class ExportParams(Section):
+    """The frozen training snapshot written by the export stage (transform/export.py); docs/versioning.md."""
+
+    out_dir: str = "data/dataset"
+    shard_rows: Annotated[int, Field(ge=1)] = 8192
+
+
+class MaintainParams(Section):
+    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/versions.py)."""
+
+    retention_hours: Annotated[int, Field(ge=0)] = 168
+    target_file_mb: Annotated[int, Field(ge=1)] = 128
+    tables: list[str] = Field(default_factory=list)
+
+
+class CompressParams(Section):
+    """Pruning, int8 quantization and the trade-off report (train/tradeoff.py); docs/compression.md."""
+
+    model_dir: str = "models/fp32"
+    snapshot: str = "data/dataset"
+    out_dir: str = "models"
+    metrics: str = "reports/metrics/compress.json"
+    plot: str = "reports/plots/tradeoff.csv"
+    seed: int = 0
+    threads: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    finetune_lr: Annotated[float, Field(gt=0)] = 0.05
+    prune_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    prune_steps: Annotated[int, Field(ge=1, le=20)] = 3
+    prune_finetune_epochs: Annotated[int, Field(ge=0)] = 2
+    prune_round_to: Annotated[int, Field(ge=1)] = 4
+    sparsity: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    sparse_finetune_epochs: Annotated[int, Field(ge=0)] = 1
+    calibration_images: Annotated[int, Field(ge=1)] = 512
+    qat_threshold: Annotated[float, Field(ge=0)] = 1.0
+    qat_epochs: Annotated[int, Field(ge=0)] = 1
+    compile: bool = True
+    warmup: Annotated[int, Field(ge=0)] = 3
+    repeats: Annotated[int, Field(ge=1)] = 15
 
 
 class Params(Section):
@@ -236,6 +379,11 @@ class Params(Section):
     dedup: DedupParams = DedupParams()
     dataset: DatasetParams = DatasetParams()
     labels: LabelsParams = LabelsParams()
+    crawl: CrawlParams = CrawlParams()
+    quality: QualityParams = QualityParams()
+    export: ExportParams = ExportParams()
+    maintain: MaintainParams = MaintainParams()
+    compress: CompressParams = CompressParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -1,0 +1,147 @@
+"""The snapshot input pipeline: per-rank batches, batched augmentation, normalisation, balancing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sluice import snapshot
+from sluice.config import AugmentParams, TrainParams
+from sluice.errors import InputError
+from train.data import augment, class_weights, load_data
+
+NO_AUG = AugmentParams(crop_padding=0, flip=False, rotate_degrees=0, cutout=0)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_ranks_get_disjoint_equal_length_batches(small_snapshot, world):
+    cfg = TrainParams(batch_size=32)
+    loaders = [load_data(small_snapshot, cfg, rank=r, world_size=world, splits=("train",)).train for r in range(world)]
+    idx = [ld.epoch_indices(4) for ld in loaders]
+    assert len({len(i) for i in idx}) == 1 and len({len(ld) for ld in loaders}) == 1
+    together = torch.cat(idx)
+    assert set(together.tolist()) == set(range(300))  # every image is used ...
+    assert len(together) - len(set(together.tolist())) == len(together) - 300  # ... and only padding repeats
+    assert not torch.equal(loaders[0].epoch_indices(4), loaders[0].epoch_indices(5))  # reshuffled per epoch
+    batches = [list(ld) for ld in loaders]
+    assert len({len(b) for b in batches}) == 1
+    assert all(x.shape == (32, 3, 32, 32) for b in batches for x, _, _ in b)
+
+
+def test_train_batches_are_normalised_channels_last_float(small_snapshot):
+    data = load_data(small_snapshot, TrainParams(batch_size=50, augment=NO_AUG))
+    x, y, w = next(iter(data.train))
+    assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
+    assert y.dtype == torch.int64 and torch.equal(w, torch.ones(50))
+    everything = torch.cat([b[0] for b in data.train])
+    assert everything.mean((0, 2, 3)).abs().max() < 0.2  # manifest mean/std normalise the train split
+    assert (everything.std((0, 2, 3)) - 1).abs().max() < 0.2
+    xs, ys = zip(*data.test)
+    assert sum(len(v) for v in ys) == 100 and xs[0].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_eval_blocks_cover_the_split_once_in_order(small_snapshot):
+    parts = [load_data(small_snapshot, TrainParams(eval_batch_size=7), rank=r, world_size=3, splits=("val",)).val
+             for r in range(3)]
+    labels = torch.cat([y for p in parts for _, y in p])
+    assert torch.equal(labels, torch.from_numpy(snapshot.load_split(small_snapshot, "val").labels))
+
+
+def test_augmentation_is_batched_deterministic_and_does_what_it_says():
+    images = torch.randint(1, 256, (16, 32, 32, 3), dtype=torch.uint8)
+    nchw = images.permute(0, 3, 1, 2).float()
+    assert augment(images, torch.Generator().manual_seed(0), NO_AUG) is images
+    flip_only = AugmentParams(crop_padding=0, flip=True, rotate_degrees=0)
+    flipped = augment(images, torch.Generator().manual_seed(0), flip_only)
+    mirrored = [torch.allclose(flipped[i], nchw[i].flip(-1), atol=1e-3) for i in range(16)]
+    unchanged = [torch.allclose(flipped[i], nchw[i], atol=1e-3) for i in range(16)]
+    assert all(m or u for m, u in zip(mirrored, unchanged)) and any(mirrored) and any(unchanged)
+    crop = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=4, flip=False, rotate_degrees=0))
+    assert torch.equal(crop, crop.round())  # whole-pixel shifts: no interpolation
+    shifted = 0
+    for i in range(16):  # each image is the original moved by (dy, dx) within +-4, zeros shifted in
+        matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                   if torch.allclose(crop[i], _shift(nchw[i], dy, dx), atol=1e-3)]
+        assert matches, i
+        shifted += matches[0] != (0, 0)
+    assert shifted >= 12
+    cut = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=0, rotate_degrees=0, cutout=6))
+    zeros = (cut == 0).all(1).sum((1, 2))
+    assert ((zeros >= 9) & (zeros <= 36)).all()  # a 6x6 square, clipped at the border
+    rotated = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=0, rotate_degrees=20))
+    assert not torch.allclose(rotated, nchw, atol=1.0) and rotated.shape == nchw.shape
+    full = AugmentParams(crop_padding=2, flip=True, rotate_degrees=10, cutout=4)
+    a = augment(images, torch.Generator().manual_seed(3), full)
+    b = augment(images, torch.Generator().manual_seed(3), full)
+    assert torch.equal(a, b) and a.shape == (16, 3, 32, 32)
+    assert not torch.equal(a, augment(images, torch.Generator().manual_seed(4), full))
+
+
+def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """img (C, H, W) sampled at (y + dy, x + dx), zero outside: what a crop after zero padding gives."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[1:]
+    out[:, max(-dy, 0):h - max(dy, 0), max(-dx, 0):w - max(dx, 0)] = img[:, max(dy, 0):h - max(-dy, 0), max(dx, 0):w - max(-dx, 0)]
+    return out
+
+
+def test_restored_generator_state_reproduces_the_rest_of_an_epoch(small_snapshot):
+    cfg = TrainParams(batch_size=32)
+    first = load_data(small_snapshot, cfg, splits=("train",)).train
+    first.set_epoch(2)
+    it = iter(first)
+    next(it), next(it)
+    state = first.state_dict()
+    rest = [x for x, _, _ in it]
+    second = load_data(small_snapshot, cfg, splits=("train",)).train
+    second.load_state_dict(state)
+    second.set_epoch(2, start_step=2)
+    again = [x for x, _, _ in second]
+    assert len(again) == len(rest) == len(first) - 2
+    assert all(torch.equal(a, b) for a, b in zip(rest, again))
+
+
+def test_balancing_modes(tmp_path):
+    images = np.zeros((40, 32, 32, 3), np.uint8)
+    labels = np.array([0] * 36 + [1] * 4)
+    weights = np.where(labels == 1, 9.0, 1.0).astype(np.float32)
+    split = snapshot.SplitArrays(images, labels, weights, [str(i) for i in range(40)])
+    snapshot.write_snapshot(tmp_path / "s", {"train": split}, ["a", "b"], {"mean": [0.5] * 3, "std": [0.2] * 3})
+    assert torch.allclose(class_weights(torch.from_numpy(labels), 2), torch.tensor([40 / 72, 5.0]))
+
+    plain = load_data(tmp_path / "s", TrainParams(balance="none"))
+    assert plain.class_weights is None and bool((plain.train.split.weights == 1).all())
+    by_class = load_data(tmp_path / "s", TrainParams(balance="class_weights"))
+    assert by_class.class_weights[1] == pytest.approx(5.0)
+    by_sample = load_data(tmp_path / "s", TrainParams(balance="sample_weights", batch_size=40))
+    _, y, w = next(iter(by_sample.train))
+    assert torch.equal(w, torch.where(y == 1, 9.0, 1.0))
+    sampled = load_data(tmp_path / "s", TrainParams(balance="sampler"), world_size=2).train
+    picks = torch.cat([sampled.epoch_indices(e) for e in range(20)])
+    rare = (torch.from_numpy(labels)[picks] == 1).float().mean()
+    assert 0.4 < rare < 0.6  # weighted sampling draws the rare class about half the time (4 of 40 without)
+
+
+def test_missing_stats_are_computed_from_train(tmp_path, small_snapshot):
+    manifest = json.loads((small_snapshot / snapshot.MANIFEST).read_text())
+    split = snapshot.load_split(small_snapshot, "train", mmap=False)
+    snapshot.write_snapshot(tmp_path / "s", {"train": split}, manifest["classes"])
+    data = load_data(tmp_path / "s")
+    assert torch.allclose(data.mean, torch.tensor(manifest["mean"]), atol=1e-5)
+    assert data.val is None and data.test is None
+
+
+def test_bad_snapshots_are_user_errors(tmp_path):
+    with pytest.raises(InputError, match="no snapshot manifest"):
+        load_data(tmp_path / "nothing")
+    one = snapshot.SplitArrays(np.zeros((1, 32, 32, 3), np.uint8), np.array([0]), np.ones(1, np.float32), ["x"])
+    snapshot.write_snapshot(tmp_path / "tiny", {"train": one}, ["a"])
+    with pytest.raises(InputError, match="train split has 1 images"):
+        load_data(tmp_path / "tiny")
+    bad = snapshot.SplitArrays(np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 2, 5]), np.ones(4, np.float32), list("abcd"))
+    snapshot.write_snapshot(tmp_path / "bad", {"train": bad}, ["a", "b", "c"])
+    with pytest.raises(InputError, match="train labels outside 0..2"):
+        load_data(tmp_path / "bad")

@@ -1,0 +1,134 @@
+"""Models, the training/evaluation engine, evaluation reports and McNemar comparison."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sluice.config import TrainParams
+from sluice.errors import InputError
+from train.compare import compare_predictions, mcnemar
+from train.engine import (evaluate, lr_factor, make_criterion, make_optimizer, make_scheduler,
+                          train_one_epoch)
+from train.evaluate import class_report, stratified_folds, write_confusion_csv
+from train.model import build_model, load_model, save_model
+
+
+@pytest.mark.parametrize("cfg", [{"arch": "rescnn", "width": 4, "depth": 0}, {"arch": "rescnn", "width": 8, "depth": 2},
+                                 {"arch": "resnet18"}])
+def test_models_map_32x32_images_to_class_logits(cfg):
+    model = build_model(cfg, 7).to(memory_format=torch.channels_last).eval()
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    assert model(x).shape == (2, 7)
+
+
+def test_width_and_depth_change_the_model():
+    sizes = {(w, d): sum(p.numel() for p in build_model({"width": w, "depth": d}, 10).parameters())
+             for w, d in [(4, 1), (8, 1), (8, 2)]}
+    assert sizes[(4, 1)] < sizes[(8, 1)] < sizes[(8, 2)]
+
+
+def test_unknown_arch_is_a_user_error():
+    with pytest.raises(InputError, match="unknown model arch 'vgg'"):
+        build_model({"arch": "vgg"}, 10)
+
+
+def test_saved_model_reloads_with_weights_only_and_same_outputs(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TrainParams(width=4), 10).eval()
+    x = torch.randn(4, 3, 32, 32)
+    save_model(tmp_path / "m", model, {"arch": "rescnn", "width": 4, "depth": 1, "num_classes": 10})
+    torch.load(tmp_path / "m" / "model.pt", weights_only=True)  # a plain state dict: safe loading works
+    loaded, config = load_model(tmp_path / "m")
+    assert config["width"] == 4
+    assert torch.equal(loaded(x), model(x))
+    with pytest.raises(InputError, match="not a saved model"):
+        load_model(tmp_path / "missing")
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    f = [lr_factor(s, 100, 10, "cosine") for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[-1] < 0.01
+    assert lr_factor(55, 100, 10, "onecycle") == pytest.approx(0.5)
+    assert lr_factor(80, 100, 10, "constant") == 1.0
+    opt = make_optimizer(build_model({"width": 4}, 10), lr=0.2, weight_decay=1e-3)
+    assert [g["weight_decay"] for g in opt.param_groups] == [1e-3, 0.0]
+    assert all(p.ndim > 1 for p in opt.param_groups[0]["params"])
+    sched = make_scheduler(opt, 100, 10)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.02)
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.04)
+
+
+def test_sample_weights_rebalance_the_loss():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    y = torch.tensor([0, 0])
+    crit = make_criterion()
+    unweighted = crit(logits, y, None)
+    assert crit(logits, y, torch.tensor([1.0, 1.0])) == pytest.approx(float(unweighted))
+    assert crit(logits, y, torch.tensor([0.0, 1.0])) > unweighted  # only the wrong one counts
+
+
+def test_train_one_epoch_learns_and_evaluate_counts_a_confusion_matrix():
+    torch.manual_seed(0)
+    x = torch.randn(256, 3, 16, 16)
+    y = (x[:, 0].mean((1, 2)) > 0).long()  # learnable from the first channel
+    batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32)]
+    model = build_model({"width": 4, "depth": 0}, 2)
+    opt = make_optimizer(model, lr=0.1)
+    first = train_one_epoch(model, batches, opt)
+    for _ in range(4):
+        last = train_one_epoch(model, batches, opt)
+    assert first.count == 256 and first.steps == 8
+    assert last.loss < first.loss and last.accuracy > 0.8
+    res = evaluate(model, batches, num_classes=2)
+    assert res.count == 256 and res.predictions.shape == (256,)
+    assert res.confusion[0].sum() == int((y == 0).sum())
+    assert res.accuracy == pytest.approx(float((res.predictions == y).float().mean()))
+    stopped = train_one_epoch(model, batches, opt, should_stop=lambda: True)
+    assert stopped.stopped_early and stopped.steps == 1
+
+
+def test_class_report_and_confusion_csv(tmp_path):
+    cm = torch.tensor([[8, 2, 0], [1, 9, 0], [0, 0, 0]])
+    rep = class_report(cm, ["a", "b", "c"])
+    assert rep["accuracy"] == pytest.approx(17 / 20)
+    assert rep["per_class"]["a"] == {"precision": pytest.approx(8 / 9, abs=1e-6), "recall": 0.8, "support": 10}
+    assert rep["macro_recall"] == pytest.approx((0.8 + 0.9) / 2)  # absent class c is not averaged in
+    rows = write_confusion_csv(tmp_path / "c.csv", cm, ["a", "b", "c"]).read_text().splitlines()
+    assert rows[0] == "actual,predicted" and rows.count("a,b") == 2 and rows.count("b,b") == 9 and len(rows) == 21
+    json.dumps(rep)
+
+
+def test_stratified_folds_partition_and_balance_classes():
+    labels = torch.tensor([0] * 30 + [1] * 9 + [2] * 3).numpy()
+    folds = stratified_folds(labels, 3, seed=1)
+    allidx = sorted(i for f in folds for i in f.tolist())
+    assert allidx == list(range(42))
+    for f in folds:
+        assert list((labels[f] == c).sum() for c in range(3)) == [10, 3, 1]
+
+
+def test_mcnemar_exact_and_chi_square():
+    name, _, p = mcnemar(1, 9)
+    assert name == "exact binomial" and p == pytest.approx(0.021484375)
+    name, stat, p = mcnemar(10, 30)
+    assert name.startswith("chi-square") and stat == pytest.approx(19 ** 2 / 40) and p < 0.01
+    assert mcnemar(0, 0)[2] == 1.0
+
+
+def test_compare_predictions_verdicts():
+    t = torch.arange(100) % 10
+    a = t.clone()
+    b = t.clone()
+    b[:12] = (b[:12] + 1) % 10  # B wrong on 12 images A gets right
+    res = compare_predictions(a, b, t, names=("fp32", "int8"))
+    assert (res.a_only, res.b_only) == (12, 0)
+    assert res.verdict.startswith("fp32 is significantly more accurate")
+    b2 = t.clone()
+    b2[:2] = (b2[:2] + 1) % 10
+    assert "no significant difference" in compare_predictions(a, b2, t).verdict

@@ -1,0 +1,141 @@
+"""`sluice predict`: pipeline preprocessing, labels and confidences, and bad files reported one line each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sluice import snapshot
+from sluice.config import TrainParams
+from train import quantize
+from train.data import EvalLoader, load_data
+from train.ddp import train
+from train.model import load_model
+from train.predict import Classifier
+
+AGREEMENT = 0.95  # `sluice predict` on PNG files = the model on the snapshot's pixels, for >= 95% of files
+
+
+def trained_fp32(snapshot: Path, tmp_path_factory) -> Path:
+    """A width-8 ResCNN trained by the real trainer (in-process, one rank) on real digits; one per session,
+    shared by the compression test modules through the session's base temp folder."""
+    out = tmp_path_factory.getbasetemp() / "compress-fp32"
+    if not (out / "model" / "config.json").is_file():
+        torch.set_num_threads(1)
+        cfg = TrainParams(snapshot=str(snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
+                          processes=1, device="cpu", epochs=6, width=8, batch_size=16)
+        train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
+    return out / "model"
+
+
+@pytest.fixture(scope="module")
+def models(small_snapshot, tmp_path_factory):
+    """An fp32 model from the trainer and its int8 program, saved as the compress stage saves it."""
+    out = tmp_path_factory.mktemp("predict")
+    fp32_dir = trained_fp32(small_snapshot, tmp_path_factory)
+    model, config = load_model(fp32_dir)
+    data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot)), splits=("train",))
+    example = quantize.example_input(config["image_shape"])
+    calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 256)
+    int8 = quantize.quantize_ptq(model, calibration, example)
+    preprocess = {k: config[k] for k in ("classes", "image_shape", "mean", "std")}
+    quantize.save_program(out / "int8", quantize.export_program(int8, example), {**preprocess, "variant": "int8"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def images(small_snapshot, tmp_path_factory):
+    """Test-split digits written as PNG files (RGB, and one as greyscale+alpha to exercise conversion)."""
+    folder = tmp_path_factory.mktemp("pngs")
+    test = snapshot.load_split(small_snapshot, "test")
+    paths = []
+    for i in range(40):
+        path = folder / f"digit{i:02d}.png"
+        Image.fromarray(np.asarray(test.images[i])).save(path)
+        paths.append(str(path))
+    return paths, np.asarray(test.images[:40]), test.labels[:40]
+
+
+def _params(tmp_path):
+    return {"lake": {"root": str(tmp_path / "lake")}}
+
+
+def test_predict_prints_label_and_confidence_per_file(models, images, run_cli, tmp_path):
+    paths, pixels, labels = images
+    result = run_cli("predict", *paths, "--model", str(models / "int8"), params=_params(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(paths)
+    rows = [line.split("\t") for line in lines]
+    assert [r[0] for r in rows] == paths
+    assert all(0.0 < float(r[2]) <= 1.0 for r in rows)
+    # same decode/resize/normalise as the pipeline: the file's answer is the model's answer on the snapshot pixels
+    classifier = Classifier(models / "int8")
+    direct, _ = classifier.classify(pixels)
+    predicted = np.array([classifier.classes.index(r[1]) for r in rows])
+    assert (predicted == direct).mean() >= AGREEMENT
+    assert (predicted == labels).mean() >= 0.8  # and it is actually right on real digits
+
+
+def test_predict_reports_bad_files_one_line_each_and_continues(models, images, run_cli, tmp_path):
+    paths, _, _ = images
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(open(paths[0], "rb").read()[:60])
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not an image\n")
+    missing = tmp_path / "missing.png"
+    result = run_cli("predict", str(truncated), paths[1], str(text), str(missing), "--model", str(models / "int8"),
+                     params=_params(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[0].startswith(paths[1] + "\t")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sluice: predict: /")]
+    assert len(errors) == 3
+    assert str(truncated) in errors[0] and ("truncated" in errors[0] or "undecodable" in errors[0])
+    assert str(text) in errors[1] and "not_an_image" in errors[1]
+    assert str(missing) in errors[2] and "unreadable" in errors[2]
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_exits_non_zero_only_when_every_file_fails(models, run_cli, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    result = run_cli("predict", str(bad), str(empty), "--model", str(models / "int8"), params=_params(tmp_path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "all 2 input(s) failed" in result.stderr
+    assert "zero_byte" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_with_the_fp32_folder_and_json_output(models, images, run_cli, tmp_path):
+    paths, _, labels = images
+    result = run_cli("predict", *paths[:5], "--model", str(models.parent / "compress-fp32" / "model"), "--format", "json",
+                     params=_params(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in rows] == paths[:5]
+    assert all(set(r) == {"path", "label", "confidence"} for r in rows)
+
+
+def test_predict_converts_modes_like_the_clean_stage(models, images, tmp_path):
+    paths, pixels, _ = images
+    grey_alpha = tmp_path / "la.png"
+    Image.fromarray(pixels[0]).convert("LA").save(grey_alpha)
+    classifier = Classifier(models / "int8")
+    [pred] = list(classifier.predict([str(grey_alpha)]))
+    assert pred.error is None and pred.label in classifier.classes
+
+
+def test_predict_names_a_missing_model_folder(run_cli, tmp_path, images):
+    paths, _, _ = images
+    result = run_cli("predict", paths[0], "--model", str(tmp_path / "nowhere"), params=_params(tmp_path))
+    assert result.returncode == 2
+    assert "nowhere" in result.stderr and "not a model folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,1 @@
+"""Training: snapshot loader, model, DDP trainer, evaluation and comparison (see docs/training.md)."""

@@ -1,0 +1,243 @@
+"""The training input pipeline: snapshot shards -> augmented, normalised, channels-last batches.
+
+No per-image Python and no image decoding: a batch is one fancy-index read from the memory-mapped
+uint8 shard arrays (or from device memory when the snapshot is resident on a GPU), and augmentation
+runs on the whole batch as tensor ops — random crop with zero padding (a whole-pixel shift),
+horizontal flip and small rotation as one affine ``grid_sample``, cutout as one mask — followed by
+the manifest's mean/std normalisation straight into a channels-last float batch.
+
+Distributed training: every epoch all ranks draw the same global order from ``(seed, epoch)``, pad it
+to a multiple of the world size and take every ``world_size``-th index, so the ranks' samples are
+disjoint and every rank gets the same number of equal-sized batches. The augmentation generator is
+per rank; its state and the position in the epoch are what a checkpoint needs to resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sluice import snapshot
+from sluice.config import AugmentParams, TrainParams
+from sluice.errors import InputError
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC or 0..255 float NCHW -> normalised float NCHW in channels-last memory layout."""
+    if x.dtype == torch.uint8:
+        x = x.permute(0, 3, 1, 2)  # a view: NHWC storage is exactly NCHW channels-last
+    scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
+    shift = (-mean / std).view(1, -1, 1, 1)
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=torch.channels_last)
+    return torch.addcmul(shift, x.float() if x.dtype == torch.uint8 else x, scale, out=out)
+
+
+def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> torch.Tensor:
+    """Augment a uint8 NHWC batch; returns 0..255 float NCHW (or the untouched uint8 batch).
+
+    Crop (a whole-pixel shift within the zero padding), flip and rotation are one affine resampling
+    (one sampling grid + ``grid_sample``); cutout is one mask. All random draws come from ``gen`` in a
+    fixed order, so a restored generator state reproduces the same augmentations.
+    """
+    n, h, w, _ = images.shape
+    dev = images.device
+    if not (cfg.crop_padding or cfg.flip or cfg.rotate_degrees or cfg.cutout):
+        return images
+    r_dy, r_dx, r_flip, r_rot, r_cy, r_cx = torch.rand((6, n), generator=gen, device=gen.device).to(dev)
+    x = images.permute(0, 3, 1, 2).float()
+    p = cfg.crop_padding
+    if p or cfg.flip or cfg.rotate_degrees:
+        angle = (r_rot * 2 - 1) * math.radians(cfg.rotate_degrees)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        mirror = torch.where((r_flip < 0.5) & cfg.flip, -1.0, 1.0)
+        # input = R(angle) @ diag(mirror, 1) @ output + shift; shifts are whole pixels in [-p, p]
+        tx = ((r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p) * (2.0 / w)
+        ty = ((r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p) * (2.0 / h)
+        # the sampling grid of affine_grid(align_corners=False), built by broadcasting (several x faster)
+        xs = ((torch.arange(w, device=dev) * 2 + 1) / w - 1)[None, None, :]
+        ys = ((torch.arange(h, device=dev) * 2 + 1) / h - 1)[None, :, None]
+        a, b, c, d = ((cos * mirror)[:, None, None], -sin[:, None, None], (sin * mirror)[:, None, None],
+                      cos[:, None, None])
+        grid = torch.stack([a * xs + b * ys + tx[:, None, None], c * xs + d * ys + ty[:, None, None]], -1)
+        # nearest, like torchvision's RandomRotation default: exact for the whole-pixel crop shifts
+        x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    if cfg.cutout:
+        c = cfg.cutout
+        cy, cx = (r_cy * h).long(), (r_cx * w).long()
+        ys = torch.arange(h, device=dev)[None, :] - cy[:, None]
+        xs = torch.arange(w, device=dev)[None, :] - cx[:, None]
+        inside = ((ys >= -(c // 2)) & (ys < c - c // 2))[:, :, None] & ((xs >= -(c // 2)) & (xs < c - c // 2))[:, None, :]
+        x = x.masked_fill(inside[:, None], 0.0)
+    return x
+
+
+class _Split:
+    """One split's arrays: numpy (memory-mapped when possible) on CPU, or one tensor on a device."""
+
+    def __init__(self, arrays: snapshot.SplitArrays, device: torch.device, resident: bool):
+        self.labels = torch.from_numpy(np.asarray(arrays.labels, np.int64))
+        self.weights = torch.from_numpy(np.asarray(arrays.weights, np.float32))
+        self.ids = arrays.ids
+        self.device = device
+        self._np = arrays.images
+        self._dev = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device) if resident else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images(self, idx: torch.Tensor) -> torch.Tensor:
+        if self._dev is not None:
+            return self._dev[idx.to(self.device)]
+        return torch.from_numpy(np.take(self._np, idx.numpy(), axis=0)).to(self.device, non_blocking=True)
+
+
+class TrainLoader:
+    """Shuffled, augmented training batches of one rank: yields ``(x, y, w)`` on ``device``."""
+
+    def __init__(self, split: _Split, mean: torch.Tensor, std: torch.Tensor, *, batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, augment_cfg: AugmentParams | None = None,
+                 sampling_weights: torch.Tensor | None = None):
+        self.split, self.mean, self.std = split, mean.to(split.device), std.to(split.device)
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.augment_cfg = augment_cfg or AugmentParams()
+        self.sampling_weights = sampling_weights
+        self.per_rank = math.ceil(len(split) / world_size)
+        self.epoch, self.start_step = 0, 0
+        gen_device = split.device if split._dev is not None else torch.device("cpu")
+        self.generator = torch.Generator(device=gen_device)
+        self.generator.manual_seed(seed * 1_000_003 + 7919 * (rank + 1))
+
+    def __len__(self) -> int:
+        """Batches per epoch (every rank the same); a partial last batch is dropped if a full one exists."""
+        return max(self.per_rank // self.batch_size, 1 if self.per_rank >= 2 else 0)
+
+    @property
+    def images_per_step(self) -> int:
+        """Images one optimiser step consumes across all ranks."""
+        return min(self.batch_size, self.per_rank) * self.world_size
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Choose the epoch's global order; ``start_step`` skips batches already trained (resume)."""
+        self.epoch, self.start_step = epoch, start_step
+
+    def epoch_indices(self, epoch: int) -> torch.Tensor:
+        """This rank's sample indices for ``epoch``: disjoint from other ranks, same length on each."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        n = len(self.split)
+        if self.sampling_weights is not None:
+            order = torch.multinomial(self.sampling_weights, n, replacement=True, generator=g)
+        else:
+            order = torch.randperm(n, generator=g)
+        pad = self.per_rank * self.world_size - n
+        if pad:
+            order = torch.cat([order, order[:pad]])
+        return order[self.rank::self.world_size]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"].cpu() if self.generator.device.type == "cpu" else state["generator"])
+
+    def __iter__(self):
+        idx = self.epoch_indices(self.epoch)
+        bs = min(self.batch_size, self.per_rank)
+        for step in range(self.start_step, len(self)):
+            batch = idx[step * bs:(step + 1) * bs].sort().values
+            x = normalize(augment(self.split.images(batch), self.generator, self.augment_cfg), self.mean, self.std)
+            yield x, self.split.labels[batch].to(self.split.device), self.split.weights[batch].to(self.split.device)
+        self.start_step = 0
+
+
+class EvalLoader:
+    """Un-augmented batches ``(x, y)`` of one rank's contiguous block of a split, in order."""
+
+    def __init__(self, split: _Split, mean: torch.Tensor, std: torch.Tensor, *, batch_size: int,
+                 rank: int = 0, world_size: int = 1):
+        self.split, self.mean, self.std = split, mean.to(split.device), std.to(split.device)
+        self.batch_size = batch_size
+        n = len(split)
+        self.start, self.stop = rank * n // world_size, (rank + 1) * n // world_size
+
+    def __len__(self) -> int:
+        return math.ceil((self.stop - self.start) / self.batch_size)
+
+    def __iter__(self):
+        for lo in range(self.start, self.stop, self.batch_size):
+            idx = torch.arange(lo, min(lo + self.batch_size, self.stop))
+            x = normalize(self.split.images(idx), self.mean, self.std)
+            yield x, self.split.labels[idx].to(self.split.device)
+
+
+@dataclass
+class Data:
+    folder: Path
+    manifest: dict
+    classes: list[str]
+    dataset_hash: str
+    mean: torch.Tensor
+    std: torch.Tensor
+    train: TrainLoader | None
+    val: EvalLoader | None
+    test: EvalLoader | None
+    class_weights: torch.Tensor | None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``n / (k * count_c)`` (1.0 for a balanced set, 0 for absent classes)."""
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    return torch.where(counts > 0, len(labels) / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
+
+
+def load_data(folder: Path | str, cfg: TrainParams | None = None, *, rank: int = 0, world_size: int = 1,
+              device: torch.device | str = "cpu", splits: tuple[str, ...] = snapshot.SPLITS) -> Data:
+    """Open a snapshot folder and build this rank's loaders for the ``splits`` it has.
+
+    ``cfg`` supplies batch sizes, seed, augmentation and the balancing mode (defaults: TrainParams()).
+    """
+    cfg = cfg or TrainParams()
+    folder = Path(folder)
+    manifest = snapshot.read_manifest(folder)
+    classes = list(manifest["classes"])
+    shape = manifest.get("image_shape")
+    if not shape or len(shape) != 3 or shape[2] != 3:
+        raise InputError(f"{folder}/{snapshot.MANIFEST}: image_shape must be [H, W, 3], got {shape}")
+    device = torch.device(device)
+    resident = device.type != "cpu" and cfg.gpu_resident
+    arrays = {s: snapshot.load_split(folder, s) for s in splits if s in manifest["splits"]}
+    stats = (manifest.get("mean"), manifest.get("std"))
+    if not all(stats):  # an older manifest without stats: compute them from the train split
+        stats = snapshot.channel_stats(snapshot.load_split(folder, "train").images)
+    mean = torch.tensor(stats[0], dtype=torch.float32)
+    std = torch.tensor(stats[1], dtype=torch.float32).clamp_min(1e-6)
+    loaded = {s: _Split(a, device, resident) for s, a in arrays.items()}
+    train_loader = weights = None
+    if "train" in loaded:
+        tr = loaded["train"]
+        if len(tr) < 2:
+            raise InputError(f"{folder}: the train split has {len(tr)} images; training needs at least 2")
+        if int(tr.labels.max()) >= len(classes) or int(tr.labels.min()) < 0:
+            raise InputError(f"{folder}: train labels outside 0..{len(classes) - 1} (manifest has {len(classes)} classes)")
+        weights = class_weights(tr.labels, len(classes))
+        sampling = None
+        if cfg.balance == "sampler":
+            sampling = tr.weights if bool((tr.weights != 1).any()) else weights[tr.labels]
+            if not bool((sampling > 0).any()):
+                raise InputError(f"{folder}: every train sample weight is 0; cannot sample")
+        if cfg.balance != "sample_weights":
+            tr.weights = torch.ones_like(tr.weights)
+        train_loader = TrainLoader(tr, mean, std, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank,
+                                   world_size=world_size, augment_cfg=cfg.augment, sampling_weights=sampling)
+    evals = {s: EvalLoader(loaded[s], mean, std, batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+             for s in ("val", "test") if s in loaded}
+    return Data(folder, manifest, classes, manifest.get("content_hash", ""), mean, std, train_loader,
+                evals.get("val"), evals.get("test"), weights if cfg.balance == "class_weights" else None)

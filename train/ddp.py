@@ -1,0 +1,358 @@
+"""The distributed trainer: ``torchrun --nproc_per_node=N -m train.ddp [--resume]`` (or ``sluice train``).
+
+Backend gloo on CPU and NCCL on GPU, chosen automatically; without torchrun's environment it runs as
+a single process. Rank 0 alone logs and writes. Every epoch, and when SIGTERM arrives, the ranks
+agree on a step boundary (one tiny all-reduce per step) and rank 0 writes an atomic checkpoint:
+model, optimiser, scheduler, epoch and step, the RNG states of every rank, the metrics so far, the
+resolved config and the dataset hash. ``--resume`` continues from the newest complete checkpoint,
+so a killed run ends with the same metrics as an uninterrupted one (CPU, same world size).
+
+Outputs (rank 0): ``<out_dir>/model.pt`` + ``config.json`` + ``MODEL_CARD.md``,
+``reports/metrics/train.json``, ``reports/plots/train_curve.csv``; checkpoints in ``checkpoint_dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from sluice.config import TrainParams
+from sluice.errors import InputError
+from train.data import Data, load_data
+from train.engine import EvalResult, evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
+from train.evaluate import class_report, hardware, model_card, write_json
+from train.model import model_config, build_model, save_model, unwrap
+
+TRAIN_METRICS = Path("reports/metrics/train.json")
+TRAIN_CURVE = Path("reports/plots/train_curve.csv")
+DONE = ".done"
+# Settings that may change between a run and its resume without changing the result.
+RESUME_FREE = {"checkpoint_dir", "keep_checkpoints", "out_dir", "compile", "kfold", "eval_batch_size", "snapshot"}
+EXIT_SIGTERM = 143
+
+
+def log(rank: int, msg: str) -> None:
+    if rank == 0:
+        print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def checkpoint_name(epoch: int, step: int) -> str:
+    """``ckpt-e<epoch>-s<step>.pt``: resume at ``step`` batches into ``epoch`` (0-based)."""
+    return f"ckpt-e{epoch:04d}-s{step:06d}.pt"
+
+
+def complete_checkpoints(folder: Path | str) -> list[Path]:
+    """Checkpoints whose completion marker exists, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("ckpt-e*-s*.pt") if p.with_name(p.name + DONE).is_file())
+
+
+def save_checkpoint(folder: Path | str, state: dict, keep: int) -> Path:
+    """Write atomically: temp file, fsync, rename, then the completion marker; prune old ones."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / checkpoint_name(state["epoch"], state["step"])
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    path.with_name(path.name + DONE).write_text(json.dumps({"epoch": state["epoch"], "step": state["step"]}) + "\n")
+    for old in complete_checkpoints(folder)[:-keep]:
+        old.with_name(old.name + DONE).unlink(missing_ok=True)
+        old.unlink(missing_ok=True)
+    return path
+
+
+def clear_checkpoints(folder: Path | str) -> None:
+    folder = Path(folder)
+    if folder.is_dir():
+        for p in folder.glob("ckpt-e*"):
+            p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a foreign or corrupt file: say which and why, in one line
+        raise InputError(f"{path}: cannot load checkpoint ({type(err).__name__}: {err}); delete it to start over") from None
+
+
+def check_resumable(state: dict, cfg: TrainParams, dataset_hash: str, world_size: int, path: Path) -> None:
+    """Refuse a checkpoint made on other data, another world size or other training settings."""
+    if state["dataset_hash"] != dataset_hash:
+        raise InputError(f"{path}: checkpoint was trained on dataset {state['dataset_hash'][:12]} but the snapshot "
+                         f"is {dataset_hash[:12]}; start without --resume or check out the matching snapshot")
+    if state["world_size"] != world_size:
+        raise InputError(f"{path}: checkpoint has {state['world_size']} ranks but this run has {world_size}; "
+                         f"resume with --nproc_per_node={state['world_size']} (train.processes) or start over")
+    saved, now = json.loads(state["config"]), cfg.model_dump(mode="json")
+    changed = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
+    if changed:
+        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise InputError(f"{path}: train params changed since the checkpoint ({diffs}); start without --resume")
+
+
+# ---------------------------------------------------------------- distributed setup
+
+class Context:
+    def __init__(self, cfg: TrainParams):
+        self.distributed = "WORLD_SIZE" in os.environ and "RANK" in os.environ
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        if use_cuda and not torch.cuda.is_available():
+            raise InputError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        if use_cuda:
+            self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count())
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        torch.set_num_threads(cfg.threads_per_process)
+        if self.distributed:
+            # torchrun shares one TCPStore across worker-group restarts, so a restarted group could read
+            # the dead group's addresses (pytorch/pytorch#135712); a per-restart key prefix isolates them.
+            store, rank, world_size = next(dist.rendezvous("env://"))
+            store = dist.PrefixStore(f"sluice-restart-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+            dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world_size,
+                                    device_id=self.device if use_cuda else None)
+
+    def all_sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.distributed:
+            dist.all_reduce(t)
+        return t.tolist()
+
+    def gather(self, obj) -> list:
+        if not self.distributed:
+            return [obj]
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class StopFlag:
+    """SIGTERM sets a local flag; ``__call__`` (after each step) agrees on it across all ranks."""
+
+    def __init__(self, ctx: Context):
+        self.ctx, self.local = ctx, False
+        self.flag = torch.zeros(1, dtype=torch.int32, device=ctx.device)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.local = True
+
+    def __call__(self) -> bool:
+        self.flag.fill_(int(self.local))
+        if self.ctx.distributed:
+            dist.all_reduce(self.flag, op=dist.ReduceOp.MAX)
+        return bool(self.flag.item())
+
+
+# ---------------------------------------------------------------- the run
+
+def evaluate_all(ctx: Context, model, loader, num_classes: int, criterion, autocast) -> EvalResult | None:
+    """Evaluate each rank's block of a split and sum the confusion matrices and losses over ranks."""
+    if loader is None:
+        return None
+    if ctx.distributed:  # each rank's last forward updated its own BN statistics: use rank 0's (the saved model)
+        for buf in unwrap(model).buffers():
+            dist.broadcast(buf, src=0)
+    res = evaluate(unwrap(model), loader, num_classes=num_classes, device=ctx.device, criterion=criterion,
+                   autocast_dtype=autocast)
+    flat = ctx.all_sum([res.loss_sum, *res.confusion.flatten().tolist()])
+    confusion = torch.tensor(flat[1:], dtype=torch.int64).view(num_classes, num_classes)
+    return EvalResult(flat[0], confusion, res.predictions, res.targets)
+
+
+def rank_state(data: Data, ctx: Context) -> dict:
+    state = {"loader": data.train.state_dict()["generator"].cpu(), "torch": torch.get_rng_state()}
+    if ctx.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def restore_rank_state(state: dict, data: Data, ctx: Context) -> None:
+    data.train.load_state_dict({"generator": state["loader"]})
+    torch.set_rng_state(state["torch"])
+    if ctx.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], ctx.device)
+
+
+def fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def train(cfg: TrainParams, resume: bool = False, metrics_path: Path | str = TRAIN_METRICS,
+          curve_path: Path | str = TRAIN_CURVE) -> dict | None:
+    """Train on ``cfg.snapshot``; returns the final metrics on rank 0 (None elsewhere)."""
+    ctx = Context(cfg)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        return _train(ctx, cfg, resume, Path(metrics_path), Path(curve_path))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        ctx.close()
+
+
+def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, curve_path: Path) -> dict | None:
+    rank, started = ctx.rank, time.perf_counter()
+    torch.manual_seed(cfg.seed + rank)
+    data = load_data(cfg.snapshot, cfg, rank=rank, world_size=ctx.world_size, device=ctx.device)
+    if data.train is None:
+        raise InputError(f"{cfg.snapshot}: snapshot has no train split")
+    k = data.num_classes
+    model = build_model(cfg, k).to(ctx.device, memory_format=torch.channels_last)
+    net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
+        if ctx.distributed else model
+    if cfg.compile:
+        net = torch.compile(net)
+    autocast = torch.bfloat16 if (cfg.bf16 and ctx.device.type == "cuda") else None
+    steps = len(data.train)
+    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, cfg.epochs * steps, round(cfg.warmup_epochs * steps), cfg.schedule)
+    criterion = make_criterion(cfg.label_smoothing, data.class_weights)
+    eval_criterion = make_criterion()
+    ckpt_dir = Path(cfg.checkpoint_dir)
+
+    start_epoch, start_step, history, partial = 0, 0, [], [0.0, 0.0, 0.0, 0.0]
+    found = complete_checkpoints(ckpt_dir) if resume else []
+    if found:
+        state = load_checkpoint(found[-1])
+        check_resumable(state, cfg, data.dataset_hash, ctx.world_size, found[-1])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rank_state(state["ranks"][rank], data, ctx)
+        start_epoch, start_step = state["epoch"], state["step"]
+        history, partial = list(state["history"]), list(state["partial"])
+        log(rank, f"[train] resumed from {found[-1]} (epoch {start_epoch + 1}, step {start_step}/{steps})")
+    else:
+        if resume:
+            log(rank, f"[train] --resume: no complete checkpoint in {ckpt_dir}; starting from scratch")
+        if rank == 0:
+            clear_checkpoints(ckpt_dir)
+    ctx.barrier()
+
+    def checkpoint(epoch: int, step: int) -> Path | None:
+        ranks = ctx.gather(rank_state(data, ctx))
+        path = None
+        if rank == 0:
+            path = save_checkpoint(ckpt_dir, {
+                "model": {k_: v.cpu() for k_, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epoch, "step": step, "ranks": ranks, "history": history, "partial": partial,
+                "world_size": ctx.world_size, "dataset_hash": data.dataset_hash,
+                "config": json.dumps(cfg.model_dump(mode="json"), sort_keys=True)}, cfg.keep_checkpoints)
+        ctx.barrier()
+        return path
+
+    backend = dist.get_backend() if ctx.distributed else "single process"
+    log(rank, f"[train] {cfg.arch} w{cfg.width} d{cfg.depth} on {len(data.train.split)} images x {cfg.epochs} epochs: "
+              f"{ctx.world_size} x {ctx.device.type} ({backend}), {steps} steps/epoch of {data.train.images_per_step} images")
+    stop = StopFlag(ctx)
+    for epoch in range(start_epoch, cfg.epochs):
+        data.train.set_epoch(epoch, start_step if epoch == start_epoch else 0)
+        first = start_step if epoch == start_epoch else 0
+        stats = train_one_epoch(net, data.train, optimizer, scheduler, criterion=criterion, device=ctx.device,
+                                autocast_dtype=autocast, should_stop=stop, desc=f"epoch {epoch + 1}",
+                                progress_bar=rank == 0)
+        loss_sum, correct, count, secs = ctx.all_sum([stats.loss_sum, stats.correct, stats.count, stats.seconds])
+        partial = [partial[0] + loss_sum, partial[1] + correct, partial[2] + count, partial[3] + secs / ctx.world_size]
+        if stats.stopped_early and first + stats.steps < steps:
+            path = checkpoint(epoch, first + stats.steps)
+            log(rank, f"[train] SIGTERM: checkpoint {path} at epoch {epoch + 1} step {first + stats.steps}; "
+                      f"continue with `sluice train --resume`")
+            raise SystemExit(EXIT_SIGTERM)
+        val = evaluate_all(ctx, net, data.val, k, eval_criterion, autocast)
+        row = {"epoch": epoch + 1, "loss": partial[0] / max(partial[2], 1), "accuracy": partial[1] / max(partial[2], 1),
+               "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
+               "images_per_s": partial[2] / max(partial[3], 1e-9), "seconds": partial[3]}
+        history.append(row)
+        partial = [0.0, 0.0, 0.0, 0.0]
+        eta = sum(h["seconds"] for h in history) / len(history) * (cfg.epochs - epoch - 1)
+        log(rank, f"[train] epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+                  + (f"val_acc {row['val_accuracy']:.4f}  " if val else "")
+                  + f"{row['images_per_s']:.0f} img/s  ETA {fmt_eta(eta)}")
+        checkpoint(epoch + 1, 0)
+        if stats.stopped_early:
+            log(rank, "[train] SIGTERM at an epoch end: checkpoint written; continue with `sluice train --resume`")
+            raise SystemExit(EXIT_SIGTERM)
+
+    test = evaluate_all(ctx, net, data.test, k, eval_criterion, autocast)
+    val = evaluate_all(ctx, net, data.val, k, eval_criterion, autocast)
+    if rank != 0:
+        return None
+    return write_outputs(cfg, ctx, data, model, history, {"val": val, "test": test}, metrics_path, curve_path,
+                         time.perf_counter() - started)
+
+
+def write_outputs(cfg: TrainParams, ctx: Context, data: Data, model, history: list[dict], results: dict,
+                  metrics_path: Path, curve_path: Path, seconds: float) -> dict:
+    reports = {name: class_report(r.confusion, data.classes) for name, r in results.items() if r is not None}
+    last = history[-1]
+    metrics = {"epochs": cfg.epochs, "world_size": ctx.world_size, "hardware": hardware(),
+               "train_loss": round(last["loss"], 6), "train_accuracy": round(last["accuracy"], 6),
+               "images_per_s": round(sum(h["images_per_s"] for h in history) / len(history), 1),
+               "seconds": round(seconds, 3), "dataset_hash": data.dataset_hash,
+               "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               **{f"{name}_accuracy": rep["accuracy"] for name, rep in reports.items()},
+               **{f"{name}_loss": round(results[name].loss, 6) for name in reports}}
+    manifest = data.manifest
+    config = {**model_config(cfg, data.num_classes), "classes": data.classes,
+              "image_shape": manifest["image_shape"], "mean": data.mean.tolist(), "std": data.std.tolist(),
+              "snapshot": str(cfg.snapshot), "dataset_hash": data.dataset_hash,
+              "table_versions": manifest.get("table_versions", {})}
+    out = Path(cfg.out_dir)
+    save_model(out, model, config)
+    (out / "MODEL_CARD.md").write_text(model_card(config, metrics, reports, cfg.model_dump(mode="json")))
+    write_json(metrics_path, metrics)
+    curve_path.parent.mkdir(parents=True, exist_ok=True)
+    with curve_path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(history[0]))
+        w.writeheader()
+        for h in history:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()})
+    summary = "  ".join(f"{name} accuracy {rep['accuracy']:.4f}" for name, rep in reports.items())
+    print(f"[train] done in {seconds:.1f} s: {summary}; model in {out}", file=sys.stderr, flush=True)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    from sluice.cli import stage_main
+    from sluice.config import load_params
+
+    parser = argparse.ArgumentParser(prog="torchrun --nproc_per_node=N -m train.ddp", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    args = parser.parse_args(argv)
+    stage_main(lambda: (train(load_params().train, resume=args.resume), 0)[1])
+
+
+if __name__ == "__main__":
+    main()

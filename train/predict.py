@@ -1,0 +1,104 @@
+"""Classify image files with a trained or compressed model, preprocessing exactly as the pipeline does.
+
+Preprocessing is the clean stage's own ``transform.clean.decode`` (decode, EXIF orientation, any mode to
+RGB with alpha composited on the configured background, bicubic resize to the model's image size) followed
+by the trainer's ``train.data.normalize`` with the snapshot's train-split mean/std, which every model
+folder records in its ``config.json``. A file the clean stage would reject is rejected here with the same
+reason code.
+
+A model folder is either an exported program (``model.pt2``, written by the compress stage: pruned, int8,
+pruned_int8, sparse) or the trainer's fp32 state dict (``model.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sluice.config import CleanParams
+from sluice.errors import InputError
+from transform.clean import Reject, decode
+from train.data import normalize
+from train.quantize import CONFIG, PROGRAM, load_program
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str | None = None
+    confidence: float | None = None
+    error: str | None = None  # "<reason>: <details>" when the file was rejected
+
+
+class Classifier:
+    """A model folder plus its preprocessing; ``predict`` maps file paths to labels and confidences."""
+
+    def __init__(self, model_dir: Path | str, clean: CleanParams | None = None, compile: bool = False):
+        folder = Path(model_dir)
+        config_path = folder / CONFIG
+        if not config_path.is_file():
+            raise InputError(f"{folder}: not a model folder (no {CONFIG}); run `dvc repro compress` or pass --model")
+        config = json.loads(config_path.read_text())
+        missing = [k for k in ("classes", "image_shape", "mean", "std") if k not in config]
+        if missing:
+            raise InputError(f"{config_path}: lacks {', '.join(missing)} needed for preprocessing")
+        h, w, _ = config["image_shape"]
+        if h != w:
+            raise InputError(f"{config_path}: image_shape {config['image_shape']} is not square; the clean stage "
+                             f"only produces square images")
+        self.classes: list[str] = list(config["classes"])
+        self.mean = torch.tensor(config["mean"], dtype=torch.float32)
+        self.std = torch.tensor(config["std"], dtype=torch.float32).clamp_min(1e-6)
+        self.clean = (clean or CleanParams()).model_copy(update={"size": h})
+        if (folder / PROGRAM).is_file():
+            self.model = load_program(folder / PROGRAM)
+        elif (folder / "model.pt").is_file():
+            from train.model import load_model
+
+            self.model = load_model(folder)[0]
+        else:
+            raise InputError(f"{folder}: has neither {PROGRAM} nor model.pt")
+        if compile:
+            from train.quantize import compile_program
+
+            self.model = compile_program(self.model)
+        self.name = str(folder)
+
+    def pixels(self, path: Path) -> np.ndarray:
+        """The (H, W, 3) uint8 pixels the pipeline would store for this file; raises Reject or OSError."""
+        if path.is_dir():
+            raise Reject("not_a_file", "is a directory")
+        return decode(path.read_bytes(), self.clean).pixels
+
+    @torch.inference_mode()
+    def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class indices and softmax confidences for a uint8 (n, H, W, 3) batch."""
+        x = normalize(torch.tensor(pixels), self.mean, self.std).contiguous(memory_format=torch.channels_last)
+        probs = torch.softmax(self.model(x).float(), dim=1)
+        conf, idx = probs.max(dim=1)
+        return idx.numpy(), conf.numpy()
+
+    def predict(self, paths: list[str], batch_size: int = 64) -> Iterator[Prediction]:
+        """One Prediction per path, in order; unreadable or invalid files come back with ``error`` set."""
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start:start + batch_size]
+            results: list[Prediction] = []
+            good: list[tuple[int, np.ndarray]] = []
+            for i, p in enumerate(chunk):
+                try:
+                    good.append((i, self.pixels(Path(p))))
+                    results.append(Prediction(p))
+                except Reject as err:
+                    results.append(Prediction(p, error=f"{err.reason}: {err.details}"))
+                except OSError as err:
+                    results.append(Prediction(p, error=f"unreadable: {err.strerror or err}"))
+            if good:
+                idx, conf = self.classify(np.stack([px for _, px in good]))
+                for (i, _), k, c in zip(good, idx, conf):
+                    results[i].label, results[i].confidence = self.classes[int(k)], float(c)
+            yield from results
