@@ -330,9 +330,9 @@ def run(params, only: str | None = None) -> dict:
     summary = {}
     for src in sources:
         stats = ingest_source(lake, src, run_id, params.ingest.batch_rows, params.ingest.max_file_bytes)
-        summary[src.name] = stats.as_dict() | reconcile(
+        summary[src.name] = stats.as_dict() | {"reconcile": reconcile(
             f"ingest:{src.name}", stats.seen, new=stats.inserted, already_present=stats.already_present,
-            quarantined=stats.quarantined)
+            quarantined=stats.quarantined)}
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         print(f"[ingest] {src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "
               f"quarantined {stats.quarantined} ({reasons})")
