@@ -43,6 +43,13 @@ def trained(small_snapshot, tmp_path_factory):
     return {"model": model, "data": data, "calibration": calibration, "dir": model_dir, "snapshot": small_snapshot}
 
 
+@pytest.fixture(scope="module")
+def int8(trained):
+    """The post-training int8 graph of the trained model (quantizing takes tens of seconds: done once)."""
+    example = quantize.example_input(trained["data"].manifest["image_shape"])
+    return quantize.quantize_ptq(trained["model"], trained["calibration"], example)
+
+
 def _predictions(fn, data) -> torch.Tensor:
     return evaluate(Frozen(fn), data.test, num_classes=data.num_classes, device="cpu").predictions
 
@@ -51,10 +58,9 @@ def test_calibration_subset_has_the_requested_size(trained):
     assert sum(x.shape[0] for x in trained["calibration"]) == 256
 
 
-def test_int8_agrees_with_fp32_and_is_about_4x_smaller(trained):
+def test_int8_agrees_with_fp32_and_is_about_4x_smaller(trained, int8):
     model, data = trained["model"], trained["data"]
     example = quantize.example_input(data.manifest["image_shape"])
-    int8 = quantize.quantize_ptq(model, trained["calibration"], example)
     agreement = float((_predictions(int8, data) == _predictions(model, data)).float().mean())
     assert agreement >= AGREEMENT, agreement
     ops = {str(n.target) for n in int8.graph.nodes if n.op == "call_function"}
@@ -64,10 +70,9 @@ def test_int8_agrees_with_fp32_and_is_about_4x_smaller(trained):
     assert 3.0 < ratio < 4.5, ratio  # int8 weights; the fp32 originals are not shipped alongside
 
 
-def test_exported_int8_program_loads_in_a_fresh_process_without_model_code(trained, tmp_path):
-    model, data = trained["model"], trained["data"]
+def test_exported_int8_program_loads_in_a_fresh_process_without_model_code(trained, int8, tmp_path):
+    data = trained["data"]
     example = quantize.example_input(data.manifest["image_shape"])
-    int8 = quantize.quantize_ptq(model, trained["calibration"], example)
     quantize.save_program(tmp_path / "int8", quantize.export_program(int8, example), {"classes": data.classes})
     x = next(iter(data.test))[0][:16]
     torch.save(x, tmp_path / "x.pt")
