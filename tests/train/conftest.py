@@ -54,3 +54,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def trained_fp32(small_snapshot: Path, tmp_path_factory) -> Path:
+    """A width-8 ResCNN trained by the real trainer (in-process, one rank) on real digits, once per
+    session, shared by the compression tests (prune, quantize, predict)."""
+    import torch
+
+    from sluice.config import TrainParams
+    from train.ddp import train
+
+    out = tmp_path_factory.mktemp("compress-fp32")
+    torch.set_num_threads(1)
+    cfg = TrainParams(snapshot=str(small_snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
+                      processes=1, device="cpu", epochs=6, width=8, batch_size=16)
+    train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
+    return out / "model"

@@ -3,42 +3,26 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sluice import snapshot
 from sluice.config import TrainParams
 from train import quantize
 from train.data import EvalLoader, load_data
-from train.ddp import train
 from train.model import load_model
 from train.predict import Classifier
 
 AGREEMENT = 0.95  # `sluice predict` on PNG files = the model on the snapshot's pixels, for >= 95% of files
 
 
-def trained_fp32(snapshot: Path, tmp_path_factory) -> Path:
-    """A width-8 ResCNN trained by the real trainer (in-process, one rank) on real digits; one per session,
-    shared by the compression test modules through the session's base temp folder."""
-    out = tmp_path_factory.getbasetemp() / "compress-fp32"
-    if not (out / "model" / "config.json").is_file():
-        torch.set_num_threads(1)
-        cfg = TrainParams(snapshot=str(snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
-                          processes=1, device="cpu", epochs=6, width=8, batch_size=16)
-        train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
-    return out / "model"
-
-
 @pytest.fixture(scope="module")
-def models(small_snapshot, tmp_path_factory):
+def models(small_snapshot, trained_fp32, tmp_path_factory):
     """An fp32 model from the trainer and its int8 program, saved as the compress stage saves it."""
     out = tmp_path_factory.mktemp("predict")
-    fp32_dir = trained_fp32(small_snapshot, tmp_path_factory)
-    model, config = load_model(fp32_dir)
+    model, config = load_model(trained_fp32)
     data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot)), splits=("train",))
     example = quantize.example_input(config["image_shape"])
     calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 256)
@@ -114,9 +98,9 @@ def test_predict_exits_non_zero_only_when_every_file_fails(models, run_cli, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_predict_with_the_fp32_folder_and_json_output(models, images, run_cli, tmp_path):
+def test_predict_with_the_fp32_folder_and_json_output(trained_fp32, images, run_cli, tmp_path):
     paths, _, labels = images
-    result = run_cli("predict", *paths[:5], "--model", str(models.parent / "compress-fp32" / "model"), "--format", "json",
+    result = run_cli("predict", *paths[:5], "--model", str(trained_fp32), "--format", "json",
                      params=_params(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]

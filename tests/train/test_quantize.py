@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +13,6 @@ import torch
 from sluice.config import CompressParams, TrainParams
 from train import quantize
 from train.data import EvalLoader, load_data
-from train.ddp import train
 from train.engine import evaluate
 from train.model import load_model
 from train.tradeoff import Frozen, fine_tuner, latencies, run, write_reports
@@ -22,21 +20,9 @@ from train.tradeoff import Frozen, fine_tuner, latencies, run, write_reports
 AGREEMENT = 0.95  # int8 and fp32 predict the same class on at least 95% of the test split
 
 
-def trained_fp32(snapshot: Path, tmp_path_factory) -> Path:
-    """A width-8 ResCNN trained by the real trainer (in-process, one rank) on real digits; one per session,
-    shared by the compression test modules through the session's base temp folder."""
-    out = tmp_path_factory.getbasetemp() / "compress-fp32"
-    if not (out / "model" / "config.json").is_file():
-        torch.set_num_threads(1)
-        cfg = TrainParams(snapshot=str(snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
-                          processes=1, device="cpu", epochs=6, width=8, batch_size=16)
-        train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
-    return out / "model"
-
-
 @pytest.fixture(scope="module")
-def trained(small_snapshot, tmp_path_factory):
-    model_dir = trained_fp32(small_snapshot, tmp_path_factory)
+def trained(small_snapshot, trained_fp32):
+    model_dir = trained_fp32
     model, _ = load_model(model_dir)
     data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot), batch_size=64, eval_batch_size=256))
     calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 256)
