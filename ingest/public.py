@@ -342,15 +342,9 @@ def run(params, only: str | None = None) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
-    from sluice.config import load_params
-    from sluice.runs import write_manifest
+    from sluice.cli import run_stage
 
-    def go():
-        summary = run(load_params())
-        print(f"[ingest] manifest: {write_manifest('ingest_public', summary)}")
-
-    stage_main(go)
+    run_stage("ingest_public", run)
 
 
 if __name__ == "__main__":

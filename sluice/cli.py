@@ -57,6 +57,19 @@ def stage_main(fn: Callable[[], int | None]) -> None:
     sys.exit(guarded(fn))
 
 
+def run_stage(stage: str, run: Callable[..., dict]) -> None:
+    """Entry point of a DVC stage module: ``run(params)``, then write its manifest; exit as ``guarded``."""
+
+    def go():
+        from sluice.config import load_params
+        from sluice.runs import write_manifest
+
+        summary = run(load_params())
+        print(f"[{stage}] manifest: {write_manifest(stage, summary)}")
+
+    stage_main(go)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)

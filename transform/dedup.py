@@ -238,15 +238,9 @@ def run(params) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
-    from sluice.config import load_params
-    from sluice.runs import write_manifest
+    from sluice.cli import run_stage
 
-    def go():
-        summary = run(load_params())
-        print(f"[{STAGE}] manifest: {write_manifest(STAGE, summary)}")
-
-    stage_main(go)
+    run_stage(STAGE, run)
 
 
 if __name__ == "__main__":
