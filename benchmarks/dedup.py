@@ -44,23 +44,13 @@ def bench_search(n: int, threshold: int, baseline_rows: int | None, seed: int) -
 
     rows = n if baseline_rows is None else min(baseline_rows, n)
     # brute force for the first `rows` query rows against every code (each pair once: j > i)
-    u = codes.view(np.uint64)
     t0 = time.process_time()
-    bi, bj = [], []
-    for start in range(0, rows, 2048):
-        block = u[start:min(start + 2048, rows)]
-        d = np.bitwise_count(block[:, None] ^ u[None, :])
-        qi, qj = np.nonzero(d <= threshold)
-        qi += start
-        keep = qi < qj
-        bi.append(qi[keep])
-        bj.append(qj[keep])
+    bi, bj = brute_force_pairs(codes, threshold, query_rows=rows)
     t_brute_part = time.process_time() - t0
     # the full baseline's work: sum over rows of (n - row - 1) pairs; the part did sum over the first `rows`
     pairs_total = n * (n - 1) / 2
     pairs_part = rows * n - rows * (rows + 1) / 2
     t_brute = t_brute_part * pairs_total / pairs_part
-    bi, bj = np.concatenate(bi), np.concatenate(bj)
     truth = set(zip(bi.tolist(), bj.tolist()))
     found = set((a, b) for a, b in zip(i.tolist(), j.tolist()) if a < rows)
     recall = len(truth & found) / max(len(truth), 1)

@@ -112,12 +112,18 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     return i, j, np.bitwise_count(codes[i] ^ codes[j]).astype(np.int64)
 
 
-def brute_force_pairs(codes: np.ndarray, threshold: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """The baseline: every pair's Hamming distance, in row blocks (memory-bounded, still n^2 work)."""
+def brute_force_pairs(codes: np.ndarray, threshold: int, block: int = 2048,
+                      query_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline: every pair's Hamming distance, in row blocks (memory-bounded, still n^2 work).
+
+    ``query_rows`` limits the queries to the first rows (each still compared with every code), so a
+    benchmark can time a slice of the quadratic work and scale it up.
+    """
     codes = np.ascontiguousarray(codes).view(np.uint64)
+    stop = len(codes) if query_rows is None else min(query_rows, len(codes))
     out_i, out_j = [], []
-    for start in range(0, len(codes), block):
-        rows = codes[start:start + block]
+    for start in range(0, stop, block):
+        rows = codes[start:min(start + block, stop)]
         d = np.bitwise_count(rows[:, None] ^ codes[None, :])
         i, j = np.nonzero(d <= threshold)
         i += start
