@@ -7,9 +7,14 @@ only collects them and turns user errors into one line on stderr and exit code 2
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import importlib
+import os
 import sys
+import threading
 from collections.abc import Callable
+from typing import NoReturn
 
 from sluice.errors import SluiceError
 
@@ -52,9 +57,33 @@ def guarded(fn: Callable[[], int | None]) -> int:
         return 0
 
 
+def exit_process(code: int) -> NoReturn:
+    """End a command's process with ``code`` without running native static destructors.
+
+    Arrow's worker threads (deltalake and Polars read through Arrow datasets) can still be winding
+    down after the last scan when the interpreter finalizes; libstdc++ then aborts the finished
+    process with "terminate called without an active exception" and exit 134, which makes DVC fail
+    a stage whose work and Delta commits are complete (apache/arrow#39862, delta-io/delta-rs#2184).
+    By the time a command returns every file is closed and every commit made, so this does what
+    interpreter shutdown would do for Python code (join non-daemon threads, run atexit handlers,
+    flush stdio) and then leaves with ``os._exit``, skipping only the C++ teardown.
+    """
+    gc.collect()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be written anyway
+            pass
+    os._exit(code)
+
+
 def stage_main(fn: Callable[[], int | None]) -> None:
     """Entry point for ``python -m <stage>`` modules run by DVC."""
-    sys.exit(guarded(fn))
+    exit_process(guarded(fn))
 
 
 def run_stage(stage: str, run: Callable[..., dict]) -> None:
@@ -73,7 +102,7 @@ def run_stage(stage: str, run: Callable[..., dict]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    sys.exit(guarded(lambda: args.func(args)))
+    exit_process(guarded(lambda: args.func(args)))
 
 
 if __name__ == "__main__":

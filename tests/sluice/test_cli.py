@@ -1,0 +1,53 @@
+"""The process exit path every command and stage goes through (``sluice.cli.exit_process``)."""
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading, time
+    from sluice.cli import stage_main
+    from sluice.errors import InputError
+
+    done = []
+    def slow_writer():
+        time.sleep(0.3)
+        done.append(1)
+        print("thread finished", flush=True)
+
+    atexit.register(lambda: print("atexit ran"))
+
+    def work():
+        threading.Thread(target=slow_writer).start()
+        print("buffered line without flush")
+        if sys.argv[1] == "fail":
+            raise InputError("bad input at row 3")
+        return 0
+
+    stage_main(work)
+""")
+
+
+def run(tmp_path, mode):
+    script = tmp_path / "stage.py"
+    script.write_text(SCRIPT)
+    return subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, timeout=60)
+
+
+def test_exit_keeps_code_output_threads_and_atexit(tmp_path):
+    ok = run(tmp_path, "ok")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["buffered line without flush", "thread finished", "atexit ran"]
+
+
+def test_user_error_exits_2_with_one_line(tmp_path):
+    bad = run(tmp_path, "fail")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "sluice: error: bad input at row 3"
+    assert "thread finished" in bad.stdout and "atexit ran" in bad.stdout
+
+
+def test_help_and_unknown_command(run_cli):
+    assert run_cli("--help").returncode == 0
+    unknown = run_cli("no-such-command")
+    assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
