@@ -2,9 +2,9 @@
 
 No per-image Python and no image decoding: a batch is one fancy-index read from the memory-mapped
 uint8 shard arrays (or from device memory when the snapshot is resident on a GPU), and augmentation
-runs on the whole batch as tensor ops — random crop with zero padding (a whole-pixel shift),
-horizontal flip and small rotation as one affine ``grid_sample``, cutout as one mask — followed by
-the manifest's mean/std normalisation straight into a channels-last float batch.
+runs on the whole uint8 batch as tensor ops — random crop with zero padding (a whole-pixel shift),
+horizontal flip and small rotation as one nearest-neighbour affine gather, cutout as one mask —
+followed by the manifest's mean/std normalisation straight into a channels-last float batch.
 
 Distributed training: every epoch all ranks draw the same global order from ``(seed, epoch)``, pad it
 to a multiple of the world size and take every ``world_size``-th index, so the ranks' samples are
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sluice import snapshot
 from sluice.config import AugmentParams, TrainParams
@@ -28,51 +27,66 @@ from sluice.errors import InputError
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC or 0..255 float NCHW -> normalised float NCHW in channels-last memory layout."""
-    if x.dtype == torch.uint8:
-        x = x.permute(0, 3, 1, 2)  # a view: NHWC storage is exactly NCHW channels-last
-    scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
-    shift = (-mean / std).view(1, -1, 1, 1)
-    out = torch.empty(x.shape, dtype=torch.float32, device=x.device, memory_format=torch.channels_last)
-    return torch.addcmul(shift, x.float() if x.dtype == torch.uint8 else x, scale, out=out)
+    """uint8 NHWC batch -> normalised float NCHW in channels-last memory layout (NHWC storage).
+
+    One fused multiply-add over rows of ``W * C`` values: broadcasting a 3-value per-channel scale
+    over a last dimension of 3 does not vectorise, a row of ``W * C`` does (about 4x faster on CPU).
+    """
+    n, h, w, c = x.shape
+    scale = (1.0 / (255.0 * std)).repeat(w)
+    shift = (-mean / std).repeat(w)
+    out = torch.empty((n, c, h, w), dtype=torch.float32, device=x.device, memory_format=torch.channels_last)
+    rows = out.permute(0, 2, 3, 1).view(n * h, w * c)  # the same storage, NHWC
+    torch.addcmul(shift, x.reshape(n * h, w * c).float(), scale, out=rows)
+    return out
 
 
 def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> torch.Tensor:
-    """Augment a uint8 NHWC batch; returns 0..255 float NCHW (or the untouched uint8 batch).
+    """Augment a uint8 NHWC batch; returns a new uint8 NHWC batch (or ``images`` when nothing is on).
 
-    Crop (a whole-pixel shift within the zero padding), flip and rotation are one affine resampling
-    (one sampling grid + ``grid_sample``); cutout is one mask. All random draws come from ``gen`` in a
-    fixed order, so a restored generator state reproduces the same augmentations.
+    Crop (a whole-pixel shift within the zero padding), flip and rotation are one affine map per
+    image, sampled nearest-neighbour like torchvision's RandomRotation default (so exact for the
+    crop's whole-pixel shifts) and applied as one gather: every output pixel's source index is
+    computed from the map and the whole batch is read with a single ``index_select`` from a copy
+    with a 1-pixel zero border (out-of-image sources land on the border). The result is pixel for
+    pixel what ``F.grid_sample(mode="nearest")`` gives with the same affine grid, at a fraction of
+    the cost, and stays uint8 until ``normalize``. Cutout is one mask. All random draws come from
+    ``gen`` in a fixed order, so a restored generator state reproduces the same augmentations.
     """
-    n, h, w, _ = images.shape
+    n, h, w, c = images.shape
     dev = images.device
     if not (cfg.crop_padding or cfg.flip or cfg.rotate_degrees or cfg.cutout):
         return images
     r_dy, r_dx, r_flip, r_rot, r_cy, r_cx = torch.rand((6, n), generator=gen, device=gen.device).to(dev)
-    x = images.permute(0, 3, 1, 2).float()
+    x = images
     p = cfg.crop_padding
     if p or cfg.flip or cfg.rotate_degrees:
         angle = (r_rot * 2 - 1) * math.radians(cfg.rotate_degrees)
         cos, sin = torch.cos(angle), torch.sin(angle)
         mirror = torch.where((r_flip < 0.5) & cfg.flip, -1.0, 1.0)
-        # input = R(angle) @ diag(mirror, 1) @ output + shift; shifts are whole pixels in [-p, p]
-        tx = ((r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p) * (2.0 / w)
-        ty = ((r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p) * (2.0 / h)
-        # the sampling grid of affine_grid(align_corners=False), built by broadcasting (several x faster)
-        xs = ((torch.arange(w, device=dev) * 2 + 1) / w - 1)[None, None, :]
-        ys = ((torch.arange(h, device=dev) * 2 + 1) / h - 1)[None, :, None]
-        a, b, c, d = ((cos * mirror)[:, None, None], -sin[:, None, None], (sin * mirror)[:, None, None],
-                      cos[:, None, None])
-        grid = torch.stack([a * xs + b * ys + tx[:, None, None], c * xs + d * ys + ty[:, None, None]], -1)
-        # nearest, like torchvision's RandomRotation default: exact for the whole-pixel crop shifts
-        x = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+        dx = (r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p  # whole pixels in [-p, p]
+        dy = (r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p
+        # source = centre + M @ (output - centre) + shift, pixel centres; M = R(angle) @ diag(mirror, 1)
+        # in the normalised [-1, 1] axes grid_sample uses (hence the w/h factors for non-square images)
+        u = torch.arange(w, device=dev) + (0.5 - w / 2)
+        v = torch.arange(h, device=dev) + (0.5 - h / 2)
+        sx = ((cos * mirror)[:, None] * u)[:, None, :] + ((-sin * (w / h))[:, None] * v + (dx + (w - 1) / 2)[:, None])[:, :, None]
+        sy = ((sin * mirror * (h / w))[:, None] * u)[:, None, :] + (cos[:, None] * v + (dy + (h - 1) / 2)[:, None])[:, :, None]
+        # nearest source pixel in the bordered copy; anything outside the image maps onto the zero border
+        col = sx.round_().clamp_(-1, w).add_(1).to(torch.int32)
+        row = sy.round_().clamp_(-1, h).add_(1).to(torch.int32)
+        first = torch.arange(n, device=dev, dtype=torch.int32) * ((h + 2) * (w + 2))
+        src = row.mul_(w + 2).add_(col).add_(first[:, None, None])
+        bordered = images.new_zeros(n, h + 2, w + 2, c)
+        bordered[:, 1:-1, 1:-1] = images
+        x = bordered.view(-1, c).index_select(0, src.view(-1)).view(n, h, w, c)
     if cfg.cutout:
-        c = cfg.cutout
+        k = cfg.cutout
         cy, cx = (r_cy * h).long(), (r_cx * w).long()
         ys = torch.arange(h, device=dev)[None, :] - cy[:, None]
         xs = torch.arange(w, device=dev)[None, :] - cx[:, None]
-        inside = ((ys >= -(c // 2)) & (ys < c - c // 2))[:, :, None] & ((xs >= -(c // 2)) & (xs < c - c // 2))[:, None, :]
-        x = x.masked_fill(inside[:, None], 0.0)
+        inside = ((ys >= -(k // 2)) & (ys < k - k // 2))[:, :, None] & ((xs >= -(k // 2)) & (xs < k - k // 2))[:, None, :]
+        x = x.masked_fill(inside[..., None], 0)
     return x
 
 

@@ -11,7 +11,7 @@ import torch
 from sluice import snapshot
 from sluice.config import AugmentParams, TrainParams
 from sluice.errors import InputError
-from train.data import augment, class_weights, load_data
+from train.data import augment, class_weights, load_data, normalize
 
 NO_AUG = AugmentParams(crop_padding=0, flip=False, rotate_degrees=0, cutout=0)
 
@@ -50,34 +50,70 @@ def test_eval_blocks_cover_the_split_once_in_order(small_snapshot):
     assert torch.equal(labels, torch.from_numpy(snapshot.load_split(small_snapshot, "val").labels))
 
 
+def _aug(images: torch.Tensor, seed: int, cfg: AugmentParams) -> torch.Tensor:
+    """augment() as a float NCHW batch, to compare with the originals."""
+    out = augment(images, torch.Generator().manual_seed(seed), cfg)
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    return out.permute(0, 3, 1, 2).float()
+
+
 def test_augmentation_is_batched_deterministic_and_does_what_it_says():
     images = torch.randint(1, 256, (16, 32, 32, 3), dtype=torch.uint8)
     nchw = images.permute(0, 3, 1, 2).float()
     assert augment(images, torch.Generator().manual_seed(0), NO_AUG) is images
-    flip_only = AugmentParams(crop_padding=0, flip=True, rotate_degrees=0)
-    flipped = augment(images, torch.Generator().manual_seed(0), flip_only)
-    mirrored = [torch.allclose(flipped[i], nchw[i].flip(-1), atol=1e-3) for i in range(16)]
-    unchanged = [torch.allclose(flipped[i], nchw[i], atol=1e-3) for i in range(16)]
+    flipped = _aug(images, 0, AugmentParams(crop_padding=0, flip=True, rotate_degrees=0))
+    mirrored = [torch.equal(flipped[i], nchw[i].flip(-1)) for i in range(16)]
+    unchanged = [torch.equal(flipped[i], nchw[i]) for i in range(16)]
     assert all(m or u for m, u in zip(mirrored, unchanged)) and any(mirrored) and any(unchanged)
-    crop = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=4, flip=False, rotate_degrees=0))
-    assert torch.equal(crop, crop.round())  # whole-pixel shifts: no interpolation
+    crop = _aug(images, 0, AugmentParams(crop_padding=4, flip=False, rotate_degrees=0))
     shifted = 0
     for i in range(16):  # each image is the original moved by (dy, dx) within +-4, zeros shifted in
-        matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
-                   if torch.allclose(crop[i], _shift(nchw[i], dy, dx), atol=1e-3)]
+        matches = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5) if torch.equal(crop[i], _shift(nchw[i], dy, dx))]
         assert matches, i
         shifted += matches[0] != (0, 0)
     assert shifted >= 12
-    cut = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=0, rotate_degrees=0, cutout=6))
+    cut = _aug(images, 0, AugmentParams(crop_padding=0, rotate_degrees=0, cutout=6))
     zeros = (cut == 0).all(1).sum((1, 2))
     assert ((zeros >= 9) & (zeros <= 36)).all()  # a 6x6 square, clipped at the border
-    rotated = augment(images, torch.Generator().manual_seed(0), AugmentParams(crop_padding=0, rotate_degrees=20))
-    assert not torch.allclose(rotated, nchw, atol=1.0) and rotated.shape == nchw.shape
+    rotated = _aug(images, 0, AugmentParams(crop_padding=0, rotate_degrees=20))
+    assert not torch.allclose(rotated, nchw, atol=1.0)
     full = AugmentParams(crop_padding=2, flip=True, rotate_degrees=10, cutout=4)
-    a = augment(images, torch.Generator().manual_seed(3), full)
-    b = augment(images, torch.Generator().manual_seed(3), full)
-    assert torch.equal(a, b) and a.shape == (16, 3, 32, 32)
-    assert not torch.equal(a, augment(images, torch.Generator().manual_seed(4), full))
+    assert torch.equal(_aug(images, 3, full), _aug(images, 3, full))
+    assert not torch.equal(_aug(images, 3, full), _aug(images, 4, full))
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (24, 40)])
+def test_affine_gather_matches_nearest_grid_sample(shape):
+    """The gather samples exactly what grid_sample(nearest, zeros) does for the same affine maps."""
+    import math
+
+    import torch.nn.functional as F
+
+    h, w = shape
+    images = torch.randint(1, 256, (64, h, w, 3), dtype=torch.uint8)
+    cfg = AugmentParams(crop_padding=3, flip=True, rotate_degrees=30)
+    ours = _aug(images, 11, cfg)
+    # the same draws, turned into a grid_sample affine grid: input = R @ diag(mirror, 1) @ output + shift
+    r_dy, r_dx, r_flip, r_rot, _, _ = torch.rand((6, 64), generator=torch.Generator().manual_seed(11))
+    angle = (r_rot * 2 - 1) * math.radians(30)
+    mirror = torch.where(r_flip < 0.5, -1.0, 1.0)
+    tx = ((r_dx * 7).floor().clamp_max(6) - 3) * (2.0 / w)
+    ty = ((r_dy * 7).floor().clamp_max(6) - 3) * (2.0 / h)
+    theta = torch.stack([torch.stack([angle.cos() * mirror, -angle.sin(), tx], 1),
+                         torch.stack([angle.sin() * mirror, angle.cos(), ty], 1)], 1)
+    grid = F.affine_grid(theta, (64, 3, h, w), align_corners=False)
+    ref = F.grid_sample(images.permute(0, 3, 1, 2).float(), grid, mode="nearest", align_corners=False)
+    differ = (ours != ref).any(1).float().mean().item()
+    assert differ < 1e-3, differ  # only float ties at exactly half a pixel may round the other way
+
+
+def test_normalize_gives_channels_last_mean_std_scaled_floats():
+    images = torch.randint(0, 256, (5, 8, 6, 3), dtype=torch.uint8)
+    mean, std = torch.tensor([0.2, 0.5, 0.7]), torch.tensor([0.1, 0.3, 0.25])
+    x = normalize(images, mean, std)
+    assert x.shape == (5, 3, 8, 6) and x.is_contiguous(memory_format=torch.channels_last)
+    expected = (images.permute(0, 3, 1, 2).float() / 255 - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    assert torch.allclose(x, expected, atol=1e-5)
 
 
 def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
