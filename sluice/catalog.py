@@ -184,11 +184,18 @@ def spec(name: str) -> TableSpec:
         raise InputError(f"unknown table '{name}'; tables: {', '.join(TABLES)}") from None
 
 
-def conform(table_spec: TableSpec, data: pa.Table | pa.RecordBatch) -> pa.Table:
-    """Return ``data`` with the table's exact schema, or raise naming the offending column."""
+def conform(table_spec: TableSpec, data: pa.Table | pa.RecordBatch, only: Iterable[str] | None = None) -> pa.Table:
+    """Return ``data`` with the table's exact schema (or just the ``only`` columns of it, in that
+    order), or raise naming the offending column."""
     if isinstance(data, pa.RecordBatch):
         data = pa.Table.from_batches([data])
     expected = table_spec.schema
+    if only is not None:
+        only = list(only)
+        unknown = [c for c in only if c not in expected.names]
+        if unknown:
+            raise SchemaMismatch(f"{table_spec.name}: no column '{unknown[0]}' (schema: {', '.join(expected.names)})")
+        expected = pa.schema([expected.field(c) for c in only])
     extra = [c for c in data.column_names if c not in expected.names]
     if extra:
         raise SchemaMismatch(f"{table_spec.name}: unexpected column '{extra[0]}' (schema: {', '.join(expected.names)})")

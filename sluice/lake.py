@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sluice.catalog import TABLES, TableSpec, conform, dedupe_keys, spec, with_retries
+from sluice.catalog import TABLES, SchemaMismatch, TableSpec, conform, dedupe_keys, spec, with_retries
 from sluice.errors import InputError
 
 
@@ -147,6 +147,32 @@ class Lake:
             return {"inserted": int(m.get("num_target_rows_inserted", 0)), "updated": int(m.get("num_target_rows_updated", 0))}
 
         return with_retries(attempt, self.retries, f"upsert into {name}")
+
+    def update_columns(self, name: str, data: pa.Table | pa.RecordBatch, columns: list[str],
+                       run_id: str | None = None, operation: str = "update columns") -> int:
+        """Set ``columns`` on the rows whose key matches a row of ``data``; every other column and row is
+        untouched (no rewrite of, say, pixels through Python). ``data`` holds the table's key columns
+        and ``columns``. Returns the number of rows updated."""
+        table_spec = spec(name)
+        keyed = [c for c in columns if c in table_spec.keys]
+        if keyed or not columns:
+            raise SchemaMismatch(f"{name}: update_columns sets non-key columns; got {columns or 'none'}")
+        data = dedupe_keys(conform(table_spec, data, only=[*table_spec.keys, *columns]), table_spec.keys)
+        if data.num_rows == 0 or not self.exists(name):
+            return 0
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+
+        def attempt() -> int:
+            m = (
+                self.table(name)
+                .merge(data, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._commit(operation, run_id))
+                .when_matched_update({c: f"s.{c}" for c in columns})
+                .execute()
+            )
+            return int(m.get("num_target_rows_updated", 0))
+
+        return with_retries(attempt, self.retries, f"update {', '.join(columns)} in {name}")
 
     def append(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
         from deltalake import write_deltalake

@@ -134,6 +134,14 @@ class Context:
             dist.init_process_group("nccl" if use_cuda else "gloo", store=store, rank=rank, world_size=world_size,
                                     device_id=self.device if use_cuda else None)
 
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` in DistributedDataParallel when distributed (gradients all-reduced in place in
+        DDP's buckets: ``gradient_as_bucket_view`` saves a copy of every gradient per step)."""
+        if not self.distributed:
+            return model
+        return DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                                       gradient_as_bucket_view=True)
+
     def all_sum(self, values: list[float]) -> list[float]:
         t = torch.tensor(values, dtype=torch.float64, device=self.device)
         if self.distributed:
@@ -229,8 +237,7 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")
     k = data.num_classes
     model = build_model(cfg, k).to(ctx.device, memory_format=torch.channels_last)
-    net = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) \
-        if ctx.distributed else model
+    net = ctx.wrap(model)
     if cfg.compile:
         net = torch.compile(net)
     autocast = torch.bfloat16 if (cfg.bf16 and ctx.device.type == "cuda") else None

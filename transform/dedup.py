@@ -19,10 +19,8 @@ from itertools import combinations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.catalog import with_retries
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.runs import new_run_id, reconcile
@@ -206,22 +204,9 @@ def _pair_correlations(lake: Lake, meta: pl.DataFrame, i: np.ndarray, j: np.ndar
 # ---------------------------------------------------------------------------- the stage
 def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str) -> dict:
     """Set dup_group / is_canonical on ``images`` in place (a column update, pixels untouched)."""
-    source = groups.with_columns(run_id=pl.lit(run_id)).to_arrow().cast(
-        pa.schema([("image_id", pa.string()), ("dup_group", pa.string()), ("is_canonical", pa.bool_()), ("run_id", pa.string())]))
-
-    from deltalake import CommitProperties
-
-    commit = CommitProperties(custom_metadata={"sluice.operation": "dedup groups", "sluice.run_id": run_id})
-
-    def attempt() -> dict:
-        metrics = (lake.table("images")
-                   .merge(source, "t.image_id = s.image_id", source_alias="s", target_alias="t",
-                          commit_properties=commit)
-                   .when_matched_update({"dup_group": "s.dup_group", "is_canonical": "s.is_canonical"})
-                   .execute())
-        return {"updated": int(metrics.get("num_target_rows_updated", 0))}
-
-    return with_retries(attempt, lake.retries, "update images dup groups")
+    updated = lake.update_columns("images", groups.select("image_id", "dup_group", "is_canonical").to_arrow(),
+                                  ["dup_group", "is_canonical"], run_id=run_id, operation="dedup groups")
+    return {"updated": updated}
 
 
 def run(params) -> dict:

@@ -41,6 +41,30 @@ def test_upsert_and_predicate_overwrite(lake):
     assert sorted((r["stage"], r["row_key"]) for r in rows) == [("clean", "d"), ("ingest", "a"), ("ingest", "b")]
 
 
+def test_update_columns_sets_only_those_columns_on_matching_keys(lake):
+    rows = lambda ids: pa.table({
+        "image_id": [f"i{k}" for k in ids], "width": [32] * len(ids), "height": [32] * len(ids),
+        "mode": ["RGB"] * len(ids), "pixels": [bytes([k]) * 4 for k in ids], "pixel_hash": [f"h{k}" for k in ids],
+        "phash": [k for k in ids], "run_id": ["clean-1"] * len(ids)})
+    lake.merge_insert("images", rows([1, 2, 3]))
+    groups = pa.table({"image_id": ["i1", "i2", "i9"], "dup_group": ["i1", "i1", "i9"], "is_canonical": [True, False, True]})
+    assert lake.update_columns("images", groups, ["dup_group", "is_canonical"], run_id="dedup-1") == 2
+    got = {r["image_id"]: r for r in lake.read("images").to_pylist()}
+    assert len(got) == 3  # the unknown key i9 inserts nothing
+    assert (got["i2"]["dup_group"], got["i2"]["is_canonical"], got["i2"]["pixels"], got["i2"]["run_id"]) == \
+        ("i1", False, b"\x02" * 4, "clean-1")
+    assert got["i3"]["dup_group"] is None
+    assert lake.history("images")[0]["sluice.run_id"] == "dedup-1"
+    with pytest.raises(SchemaMismatch, match="no column 'colour'"):
+        lake.update_columns("images", groups, ["colour"])
+    with pytest.raises(SchemaMismatch, match="non-key"):
+        lake.update_columns("images", groups, ["image_id"])
+    with pytest.raises(SchemaMismatch, match="'is_canonical' has type"):
+        lake.update_columns("images", pa.table({"image_id": ["i1"], "is_canonical": [b"x"]}), ["is_canonical"])
+    with pytest.raises(SchemaMismatch, match="unexpected column 'dup_group'"):  # a column it was not told to set
+        lake.update_columns("images", groups, ["is_canonical"])
+
+
 def test_time_travel_and_history(lake):
     lake.merge_insert("raw_images", raw_rows([1]), run_id="run-1")
     lake.merge_insert("raw_images", raw_rows([2]), run_id="run-2")
