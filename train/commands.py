@@ -31,8 +31,10 @@ def register(sub) -> None:
     t.set_defaults(func=_train)
 
     c = sub.add_parser("compare", help="compare two saved models on the same test set (McNemar's test)",
-                       description="Evaluate MODEL_A and MODEL_B (folders with model.pt + config.json) on the "
-                                   "same snapshot split and test whether their accuracies differ (McNemar).")
+                       description="Evaluate MODEL_A and MODEL_B on the same snapshot split and test whether their "
+                                   "accuracies differ (McNemar). A model is a folder with config.json and "
+                                   "either model.pt (sluice train: models/fp32) or model.pt2 (the compress "
+                                   "stage: models/pruned, models/int8, models/pruned_int8).")
     c.add_argument("model_a", metavar="MODEL_A")
     c.add_argument("model_b", metavar="MODEL_B")
     c.add_argument("--split", choices=["test", "val"], default="test")

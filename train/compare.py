@@ -18,7 +18,7 @@ from sluice.config import TrainParams
 from sluice.errors import InputError
 from train.data import load_data
 from train.engine import evaluate
-from train.model import load_model
+from train.model import load_inference_model
 
 
 @dataclass
@@ -67,7 +67,8 @@ def compare_predictions(pred_a: torch.Tensor, pred_b: torch.Tensor, targets: tor
 
 def compare_models(model_a: Path | str, model_b: Path | str, cfg: TrainParams, *, split: str = "test",
                    alpha: float = 0.05, snapshot_dir: Path | str | None = None) -> Comparison:
-    """Evaluate both saved models on the same snapshot split and test the difference."""
+    """Evaluate both saved models (trained ``model.pt`` or exported ``model.pt2`` folders: pruned, int8)
+    on the same snapshot split and test the difference."""
     folder = Path(snapshot_dir or cfg.snapshot)
     data = load_data(folder, cfg, splits=(split,))
     loader = {"val": data.val, "test": data.test}.get(split)
@@ -75,8 +76,7 @@ def compare_models(model_a: Path | str, model_b: Path | str, cfg: TrainParams, *
         raise InputError(f"{folder}: snapshot has no '{split}' split to compare on")
     preds = []
     for path in (model_a, model_b):
-        model, config = load_model(path)
-        model = model.to(memory_format=torch.channels_last)  # the layout it was trained and tested in
+        model, config = load_inference_model(path)
         if config.get("classes") and config["classes"] != data.classes:
             raise InputError(f"{path}: model classes differ from the snapshot's ({folder}); compare models trained on it")
         preds.append(evaluate(model, loader, num_classes=data.num_classes, device="cpu"))

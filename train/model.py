@@ -13,7 +13,7 @@ The model's configuration is a small dict (``model_config``) saved next to the w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -108,6 +108,36 @@ def load_model(folder: Path | str, map_location: str | torch.device = "cpu") -> 
     model = build_model(config, config["num_classes"])
     model.load_state_dict(torch.load(folder / WEIGHTS, map_location=map_location, weights_only=True))
     return model.eval(), config
+
+
+class Frozen(nn.Module):
+    """Wraps a callable (an exported or compiled program) so ``evaluate`` can call it; eval/train are no-ops."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self._fn = [fn]  # a list, so nn.Module does not recurse into it on .eval()
+
+    @property
+    def fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self._fn[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fn[0](x)
+
+
+def load_inference_model(folder: Path | str) -> tuple[nn.Module, dict]:
+    """Any saved model folder, ready for inference: trained weights (``model.pt``, rebuilt from
+    ``config.json``, channels-last) or an exported program (``model.pt2``: pruned, int8, pruned+int8)."""
+    from train.quantize import PROGRAM, load_program
+
+    folder = Path(folder)
+    if (folder / PROGRAM).is_file() and (folder / CONFIG).is_file():
+        return Frozen(load_program(folder / PROGRAM)), json.loads((folder / CONFIG).read_text())
+    if (folder / WEIGHTS).is_file() and (folder / CONFIG).is_file():
+        model, config = load_model(folder)
+        return model.to(memory_format=torch.channels_last), config
+    raise InputError(f"{folder}: not a saved model (needs {CONFIG} with {WEIGHTS} from `sluice train` or "
+                     f"{PROGRAM} from the compress stage)")
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -24,7 +24,8 @@ from sluice.config import CleanParams
 from sluice.errors import InputError
 from transform.clean import Reject, decode
 from train.data import normalize
-from train.quantize import CONFIG, PROGRAM, load_program
+from train.model import Frozen, load_inference_model
+from train.quantize import CONFIG
 
 
 @dataclass
@@ -55,14 +56,8 @@ class Classifier:
         self.mean = torch.tensor(config["mean"], dtype=torch.float32)
         self.std = torch.tensor(config["std"], dtype=torch.float32).clamp_min(1e-6)
         self.clean = (clean or CleanParams()).model_copy(update={"size": h})
-        if (folder / PROGRAM).is_file():
-            self.model = load_program(folder / PROGRAM)
-        elif (folder / "model.pt").is_file():
-            from train.model import load_model
-
-            self.model = load_model(folder)[0]
-        else:
-            raise InputError(f"{folder}: has neither {PROGRAM} nor model.pt")
+        model = load_inference_model(folder)[0]
+        self.model = model.fn if isinstance(model, Frozen) else model  # the program itself, for compile
         if compile:
             from train.quantize import compile_program
 

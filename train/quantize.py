@@ -19,6 +19,7 @@ with prepacked weights. The trade-off report measures both, honestly labelled.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -136,6 +137,9 @@ def weights_bytes(program: torch.export.ExportedProgram) -> int:
 
 def load_program(path: Path | str) -> nn.Module:
     """A callable module from a saved ``model.pt2`` (needs torch and torchao, not the model code)."""
+    # importing torchao makes torch log a deprecation warning about its own enum registration on
+    # every command that loads a program; it says nothing to a user of the program
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     import torchao.quantization.pt2e  # noqa: F401  (registers the ops a quantized program may use)
 
     return torch.export.load(str(path)).module()

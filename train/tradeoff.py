@@ -37,7 +37,7 @@ from sluice.errors import InputError
 from train import prune, quantize
 from train.data import Data, EvalLoader, load_data
 from train.engine import evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
-from train.model import load_model
+from train.model import Frozen, load_model
 
 STAGE = "compress"
 BATCHES = (1, 64)
@@ -45,17 +45,6 @@ BATCHES = (1, 64)
 
 def log(msg: str) -> None:
     print(f"[{STAGE}] {msg}", file=sys.stderr, flush=True)
-
-
-class Frozen(nn.Module):
-    """Wraps a callable (an exported or compiled program) so ``evaluate`` can call it; eval/train are no-ops."""
-
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
-        super().__init__()
-        self._fn = [fn]  # a list, so nn.Module does not recurse into it on .eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._fn[0](x)
 
 
 def fine_tuner(data: Data, epochs: int, lr: float, bn_batches: list[torch.Tensor] | None = None

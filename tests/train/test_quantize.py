@@ -14,8 +14,9 @@ from sluice.config import CompressParams, TrainParams
 from train import quantize
 from train.data import EvalLoader, load_data
 from train.engine import evaluate
-from train.model import load_model
-from train.tradeoff import Frozen, fine_tuner, latencies, run, write_reports
+from train.compare import compare_models
+from train.model import Frozen, load_model
+from train.tradeoff import fine_tuner, latencies, run, write_reports
 
 AGREEMENT = 0.95  # int8 and fp32 predict the same class on at least 95% of the test split
 
@@ -79,6 +80,20 @@ def test_exported_int8_program_loads_in_a_fresh_process_without_model_code(train
     predicted, imported = [json.loads(line) for line in result.stdout.strip().splitlines()[-2:]]
     assert predicted == expected
     assert imported == []
+
+
+def test_compare_fp32_weights_with_the_exported_int8_program(trained, int8, tmp_path):
+    data = trained["data"]
+    example = quantize.example_input(data.manifest["image_shape"])
+    config = json.loads((trained["dir"] / "config.json").read_text())
+    quantize.save_program(tmp_path / "int8", quantize.export_program(int8, example), config)
+    cfg = TrainParams(snapshot=str(trained["snapshot"]), eval_batch_size=256)
+    result = compare_models(trained["dir"], tmp_path / "int8", cfg)
+    assert result.count == len(data.test.split)
+    assert result.accuracy_a == pytest.approx(float((_predictions(trained["model"], data) == data.test.split.labels).float().mean()))
+    assert result.accuracy_b == pytest.approx(float((_predictions(int8, data) == data.test.split.labels).float().mean()))
+    assert (result.a_only + result.b_only) <= (1 - AGREEMENT) * result.count
+    assert result.verdict
 
 
 def test_quantization_aware_fine_tuning_produces_an_int8_model(trained):
