@@ -30,6 +30,10 @@ PROGRAM = "model.pt2"
 CONFIG = "config.json"
 MAX_BATCH = 4096
 
+# Importing torchao makes torch log a deprecation warning about torchao's own enum registration on
+# every command that quantizes or loads a program; it tells a user of Sluice nothing.
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
 
 def example_input(image_shape: list[int], batch: int = 2) -> torch.Tensor:
     """A channels-last NCHW float batch shaped like the snapshot's images (as the loaders produce)."""
@@ -137,9 +141,6 @@ def weights_bytes(program: torch.export.ExportedProgram) -> int:
 
 def load_program(path: Path | str) -> nn.Module:
     """A callable module from a saved ``model.pt2`` (needs torch and torchao, not the model code)."""
-    # importing torchao makes torch log a deprecation warning about its own enum registration on
-    # every command that loads a program; it says nothing to a user of the program
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     import torchao.quantization.pt2e  # noqa: F401  (registers the ops a quantized program may use)
 
     return torch.export.load(str(path)).module()
