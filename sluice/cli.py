@@ -65,13 +65,13 @@ def exit_process(code: int) -> NoReturn:
     process with "terminate called without an active exception" and exit 134, which makes DVC fail
     a stage whose work and Delta commits are complete (apache/arrow#39862, delta-io/delta-rs#2184).
     By the time a command returns every file is closed and every commit made, so this does what
-    interpreter shutdown would do for Python code (join non-daemon threads, run atexit handlers,
-    flush stdio) and then leaves with ``os._exit``, skipping only the C++ teardown.
+    interpreter shutdown would do for Python code (threading's exit hooks, join non-daemon threads,
+    run atexit handlers, flush stdio) and then leaves with ``os._exit``, skipping only the C++ teardown.
     """
     gc.collect()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What Py_Finalize does first, in its order: threading's own exit hooks (which tell executor
+    # worker threads to finish), then a join of every non-daemon thread; then the atexit handlers.
+    threading._shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -6,6 +6,7 @@ import textwrap
 
 SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
     from sluice.cli import stage_main
     from sluice.errors import InputError
 
@@ -18,6 +19,9 @@ SCRIPT = textwrap.dedent("""
     atexit.register(lambda: print("atexit ran"))
 
     def work():
+        # idle executor workers (Inductor, Dask, ...) only leave when threading's exit hook says so
+        pool = ThreadPoolExecutor(2)
+        pool.submit(time.sleep, 0.01).result()
         threading.Thread(target=slow_writer).start()
         print("buffered line without flush")
         if sys.argv[1] == "fail":
@@ -35,7 +39,7 @@ def run(tmp_path, mode):
 
 
 def test_exit_keeps_code_output_threads_and_atexit(tmp_path):
-    ok = run(tmp_path, "ok")
+    ok = run(tmp_path, "ok")  # (a hang here is a join that waits on an idle executor worker)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines() == ["buffered line without flush", "thread finished", "atexit ran"]
 
