@@ -235,7 +235,7 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     def go():

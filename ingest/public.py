@@ -342,7 +342,7 @@ def run(params, only: str | None = None) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import run_stage
+    from sluice.stage import run_stage
 
     run_stage("ingest_public", run)
 

@@ -184,7 +184,7 @@ def gate_with(layer: str, params, only: list[str] | None = None, docs: bool = Tr
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     def go():

@@ -64,7 +64,7 @@ def build_report(params, lake=None, docs: bool = True) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     def go():

@@ -352,7 +352,7 @@ def write_outputs(cfg: TrainParams, ctx: Context, data: Data, model, history: li
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     parser = argparse.ArgumentParser(prog="torchrun --nproc_per_node=N -m train.ddp", description=__doc__.split("\n\n")[0])

@@ -189,7 +189,7 @@ def run(cfg: TrainParams, model_dir: Path | str, metrics_path: Path | str = METR
 
 
 def main(argv: list[str] | None = None) -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     parser = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0])

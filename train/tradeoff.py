@@ -262,7 +262,7 @@ def render_table(metrics: dict) -> str:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
 
     def go() -> int:

@@ -338,7 +338,7 @@ def _silver(table: pa.Table, run_id: str) -> pa.Table:
 
 
 def main() -> None:
-    from sluice.cli import run_stage
+    from sluice.stage import run_stage
 
     run_stage(STAGE, run)
 

@@ -275,7 +275,7 @@ def run(params) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import run_stage
+    from sluice.stage import run_stage
 
     run_stage(STAGE, run)
 

@@ -18,7 +18,6 @@ silently.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,8 @@ import pyarrow.compute as pc
 
 from sluice.errors import InputError
 from sluice.lake import Lake
-from sluice.runs import MANIFEST_DIR, new_run_id, reconcile, utcnow
+from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
+from sluice.stage import Quarantine, stage_logger
 from sluice.snapshot import SPLITS, SplitArrays, write_snapshot
 
 STAGE = "export"
@@ -225,23 +225,13 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
     return manifest, rejects, members.height
 
 
-def quarantine_table(rejects: list[Rejected], run_id: str) -> pa.Table:
-    now = utcnow()
-    rows = [(i, r.check, d) for r in rejects for i, d in zip(r.image_ids, r.details)]
-    return pa.table({
-        "source_table": ["dataset"] * len(rows), "row_key": [i for i, _, _ in rows], "stage": [STAGE] * len(rows),
-        "check": [c for _, c, _ in rows], "reason": [c for _, c, _ in rows], "details": [d for _, _, d in rows],
-        "run_id": [run_id] * len(rows), "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
-    })
-
-
 def record_rejects(lake: Lake, rejects: list[Rejected], run_id: str) -> None:
     """Replace this stage's quarantine rows (so rows fixed upstream are re-admitted on rerun)."""
-    table = quarantine_table(rejects, run_id)
-    previous = lake.exists("quarantine") and STAGE in set(lake.read("quarantine", columns=["stage"]).column("stage")
-                                                          .cast(pa.string()).unique().to_pylist())
-    if table.num_rows or previous:
-        lake.overwrite("quarantine", table, predicate=f"stage = '{STAGE}'", run_id=run_id)
+    quarantine = Quarantine(STAGE, "dataset", run_id)
+    for r in rejects:
+        for image_id, details in zip(r.image_ids, r.details):
+            quarantine.add(image_id, r.check, details=details)
+    quarantine.write(lake, replace=True)
 
 
 def run(params, manifest_dir: Path | str = MANIFEST_DIR) -> dict:
@@ -252,17 +242,17 @@ def run(params, manifest_dir: Path | str = MANIFEST_DIR) -> dict:
     manifest, rejects, rows_in = export(lake, out_dir, params, dataset_manifest=dataset_manifest)
     record_rejects(lake, rejects, run_id)
     reconcile(STAGE, rows_in, exported=manifest["counts"]["total"], quarantined=manifest["counts"]["rejected"])
+    log = stage_logger(STAGE)
     for r in rejects:
-        print(f"[{STAGE}] quarantined {len(r.image_ids)} row(s): {r.check} (e.g. {r.image_ids[0]}: {r.details[0]})",
-              file=sys.stderr)
+        log.warning("quarantined %d row(s): %s (e.g. %s: %s)", len(r.image_ids), r.check, r.image_ids[0], r.details[0])
     per_split = ", ".join(f"{s} {manifest['splits'][s]['rows']}" for s in manifest["splits"])
-    print(f"[{STAGE}] {out_dir}: {per_split}; {len(manifest['classes'])} classes; "
-          f"tables {manifest['table_versions']}; content_hash {manifest['content_hash'][:16]}")
+    log.info("%s: %s; %d classes; tables %s; content_hash %s", out_dir, per_split, len(manifest["classes"]),
+             manifest["table_versions"], manifest["content_hash"][:16])
     return {**manifest, "snapshot_dir": str(out_dir)}
 
 
 def main() -> None:
-    from sluice.cli import run_stage
+    from sluice.stage import run_stage
 
     run_stage(STAGE, run)
 

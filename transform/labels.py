@@ -560,7 +560,7 @@ def _cmd_workers(args) -> int:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
     from sluice.runs import write_manifest
 

@@ -105,7 +105,7 @@ def run(params) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.config import load_params
     from sluice.runs import write_manifest
 

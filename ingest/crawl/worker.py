@@ -62,7 +62,7 @@ def run_job(job: dict) -> dict:
 
 
 def main() -> None:
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
 
     def go():
         job = json.load(sys.stdin)

@@ -1,4 +1,4 @@
-"""The process exit path every command and stage goes through (``sluice.cli.exit_process``)."""
+"""The process exit path every command and stage goes through (``sluice.stage.exit_process``)."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import textwrap
 SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
     from concurrent.futures import ThreadPoolExecutor
-    from sluice.cli import stage_main
+    from sluice.stage import stage_main
     from sluice.errors import InputError
 
     done = []
