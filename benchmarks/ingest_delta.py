@@ -24,8 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ratio_line  # noqa: E402
 
-from ingest.public import _raw_batch, read_image_folder  # noqa: E402
-from sluice.config import ImageFolderSource  # noqa: E402
+from ingest.landing import raw_batch  # noqa: E402
+from ingest.sources.image_folder import ImageFolderSource, read_image_folder  # noqa: E402
 from sluice.lake import Lake  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> None:
         t0 = time.perf_counter()
         write_pq = 0.0
         for k, recs in enumerate(batches(src, args.batch_rows)):
-            table = _raw_batch(recs, src, "bench", now)
+            table = raw_batch(recs, src, "bench", now)
             w0 = time.perf_counter()
             pq.write_table(table, out / f"part-{k:05d}.parquet")
             write_pq += time.perf_counter() - w0
@@ -79,7 +79,7 @@ def main() -> None:
         write_delta = 0.0
         commits = 0
         for recs in batches(src, args.batch_rows):
-            table = _raw_batch(recs, src, "bench", now)
+            table = raw_batch(recs, src, "bench", now)
             w0 = time.perf_counter()
             lake.merge_insert("raw_images", table)
             write_delta += time.perf_counter() - w0
@@ -92,7 +92,7 @@ def main() -> None:
         print(ratio_line("write step alone (merge-insert commit)", write_delta, "pyarrow.parquet.write_table", write_pq))
         t0 = time.perf_counter()
         for recs in batches(src, args.batch_rows):
-            lake.merge_insert("raw_images", _raw_batch(recs, src, "bench", now))
+            lake.merge_insert("raw_images", raw_batch(recs, src, "bench", now))
         rerun_s = time.perf_counter() - t0
         print(ratio_line("idempotent rerun (0 new rows)", rerun_s, "first ingest", delta_s))
     finally:

@@ -50,6 +50,7 @@ TABLES: dict[str, TableSpec] = {
                 ("content", pa.binary(), False),
                 ("source", pa.string(), False),
                 ("source_uri", pa.string(), False),
+                ("item_id", pa.string(), True),  # the id the user's data names it by (relative path, <batch>:<index>, id column)
                 ("source_label", pa.string(), True),
                 ("split_hint", pa.string(), True),
                 ("license", pa.string(), True),

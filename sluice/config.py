@@ -22,6 +22,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sluice.connectors import entry_type
 from sluice.errors import ConfigError
 
 DEFAULT_PARAMS = "params.yaml"
@@ -53,39 +54,13 @@ class DemoParams(Section):
     rare_keep: Annotated[int, Field(ge=1)] = 25
 
 
-class _SourceBase(Section):
-    name: str = Field(min_length=1)
-    path: str = Field(min_length=1)
-    license: str | None = None
-
-
-class ImageFolderSource(_SourceBase):
-    kind: Literal["image_folder"]
-
-
-class CifarSource(_SourceBase):
-    kind: Literal["cifar"]
-    layout: Literal["python", "binary"] = "python"
-    variant: Literal["cifar10", "cifar100"] = "cifar10"
-    label_level: Literal["fine", "coarse"] = "fine"
-
-
-class ParquetSource(_SourceBase):
-    kind: Literal["parquet"]
-    image_column: str = "image"
-    label_column: str | None = "label"
-    path_column: str | None = None
-    split_column: str | None = None
-    class_names: list[str] | None = None
-
-
-Source = Annotated[Union[ImageFolderSource, CifarSource, ParquetSource], Field(discriminator="kind")]
+SourceEntry = entry_type("source")  # one ``ingest.sources`` entry, validated by its kind's connector
 
 
 class IngestParams(Section):
     batch_rows: Annotated[int, Field(ge=1)] = 2000
     max_file_bytes: Annotated[int, Field(ge=1)] = 50_000_000
-    sources: list[Source] = Field(default_factory=list)
+    sources: list[SourceEntry] = Field(default_factory=list)  # models in ingest/sources/, docs/connectors.md
 
 
 class AugmentParams(Section):
@@ -392,7 +367,8 @@ def _format_error(path: str, err: ValidationError) -> str:
     kind = first["type"]
     if kind == "extra_forbidden":
         parent = ".".join(loc.split(".")[:-1])
-        allowed = _allowed_keys(parent)
+        ctx = first.get("ctx") or {}  # a connector entry names its own keys (sluice/connectors.py)
+        allowed = ctx["allowed_keys"].split(", ") if "allowed_keys" in ctx else _allowed_keys(parent)
         hint = f"; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}" if allowed else ""
         return f"{path}: unknown key '{loc}'{hint}"
     value = first.get("input")

@@ -2,8 +2,13 @@
 
 Connectors are plug-ins, found through the ``sluice.connectors`` entry-point group (see
 ``pyproject.toml``), so the core never imports a stage package and a user's own package can add a
-kind without touching Sluice. Each entry point names a module attribute that is a ``Connector``.
+kind without touching Sluice. Each entry point (named ``<family>.<kind>`` by convention, since names
+share one group) names a module attribute that is a ``Connector``.
 Families: ``source`` (images: ``ingest.sources``), ``votes`` (crowd exports) and ``crawl`` (web sites).
+
+A params list of connector entries is typed ``list[entry_type("source")]``: each entry is validated
+by the config model of its ``kind``, so an unknown key is reported with its dotted name and an
+unknown kind names the known ones. See docs/connectors.md.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from typing import Annotated, Any
 
 from sluice.errors import ConfigError
 
@@ -38,7 +44,11 @@ def _registry() -> dict[tuple[str, str], Connector]:
         connector = ep.load()
         if not isinstance(connector, Connector) or connector.family not in FAMILIES:
             raise ConfigError(f"entry point {ep.name!r} ({ep.value}) is not a sluice Connector")
-        found[(connector.family, connector.kind)] = connector
+        key = (connector.family, connector.kind)
+        if key in found and found[key] is not connector:  # the same one seen twice (two installs) is fine
+            raise ConfigError(f"two connectors claim {connector.family} kind {connector.kind!r} "
+                              f"(entry point {ep.name!r} = {ep.value}); uninstall one")
+        found[key] = connector
     return found
 
 
@@ -47,9 +57,55 @@ def connectors(family: str) -> dict[str, Connector]:
     return {kind: c for (fam, kind), c in sorted(_registry().items()) if fam == family}
 
 
+def _unknown_kind(family: str, kind: object, known: dict[str, Connector]) -> str:
+    if not known:
+        return (f"unknown {family} kind {kind!r}: no {family} connectors are registered "
+                f"(is Sluice installed? run: pip install -e .)")
+    return f"unknown {family} kind {kind!r}; known kinds: {', '.join(known)}"
+
+
 def get(family: str, kind: str) -> Connector:
     """The connector for ``kind``; an unknown kind is a ConfigError naming the known ones."""
     known = connectors(family)
     if kind not in known:
-        raise ConfigError(f"unknown {family} kind {kind!r}; known kinds: {', '.join(known) or 'none'}")
+        raise ConfigError(_unknown_kind(family, kind, known))
     return known[kind]
+
+
+def validate_entry(family: str, value: Any):
+    """Validate one params entry with the config model of its ``kind`` (pydantic errors keep their
+    location, so a nested unknown key is named ``<list>.<i>.<key>`` by the params loader)."""
+    from pydantic import BaseModel, ValidationError
+    from pydantic_core import PydanticCustomError
+
+    if isinstance(value, BaseModel):  # already validated (model_copy, or built in code)
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("connector_entry", "must be a mapping with a 'kind' key")
+    known = connectors(family)
+    kind = value.get("kind")
+    if kind not in known:
+        what = "missing 'kind'" if kind is None else _unknown_kind(family, kind, known)
+        hint = f"; known kinds: {', '.join(known)}" if kind is None and known else ""
+        raise ValidationError.from_exception_data("connector", [{
+            "type": PydanticCustomError("unknown_kind", what + hint), "loc": ("kind",), "input": kind}])
+    model = known[kind].config
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        first = err.errors()[0]
+        if first["type"] != "extra_forbidden":
+            raise
+        allowed = ", ".join(sorted(model.model_fields))
+        raise ValidationError.from_exception_data("connector", [{
+            "type": PydanticCustomError("extra_forbidden", "Extra inputs are not permitted",
+                                        {"allowed_keys": allowed}),
+            "loc": first["loc"], "input": first["input"]}]) from None
+
+
+def entry_type(family: str):
+    """The pydantic type of one params entry of ``family``, validated through the registry."""
+    from pydantic import PlainSerializer, PlainValidator
+
+    return Annotated[Any, PlainValidator(functools.partial(validate_entry, family)),
+                     PlainSerializer(lambda v: v.model_dump() if hasattr(v, "model_dump") else v)]

@@ -1,0 +1,1 @@
+"""Image-source connectors, one module per ``kind`` (see ``base`` and docs/connectors.md)."""

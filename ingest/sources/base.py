@@ -1,0 +1,72 @@
+"""What every image-source connector shares: its config base, the ``Record`` it yields, small helpers.
+
+A source connector is a module with a config model (subclass of ``SourceConfig`` whose ``kind`` is a
+``Literal``), a reader ``read(config, max_bytes) -> Iterator[Record]`` and a module-level
+``connector = Connector("source", kind, Config, read)`` registered as an entry point. The reader
+never writes: it yields one ``Record`` per input item, either bytes to land or a rejection with a
+reason, and ``ingest.landing`` batches them into ``raw_images`` and ``quarantine``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+from PIL import Image
+
+from sluice.config import Section
+from sluice.errors import InputError
+
+
+class SourceConfig(Section):
+    """The keys every ``ingest.sources`` entry has."""
+
+    name: str = Field(min_length=1)
+    path: str = Field(min_length=1)
+    license: str | None = None
+
+
+@dataclass
+class Record:
+    """One input item: either image bytes to land or a rejection to quarantine.
+
+    ``item_id`` is the id the user's own data names the item by (a relative path, ``<batch>:<index>``,
+    a Parquet id column); it lands in ``raw_images.item_id`` so votes and joins can use it.
+    """
+
+    uri: str
+    content: bytes | None = None
+    label: str | None = None
+    split_hint: str | None = None
+    extra: str | None = None
+    item_id: str | None = None
+    reject: str | None = None  # reason code when the item cannot be landed
+    details: str | None = None
+
+
+def safe_text(value: str | os.PathLike) -> str:
+    """``value`` as text that can be stored: a file name that is not valid UTF-8 (Linux allows any
+    bytes) keeps its valid parts and shows each undecodable byte as ``\\xNN``."""
+    text = value.as_posix() if isinstance(value, Path) else os.fspath(value)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def require_dir(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} does not exist")
+    if not path.is_dir():
+        raise InputError(f"{path}: {what} must be a folder")
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", optimize=False)
+    return buf.getvalue()

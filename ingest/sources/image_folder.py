@@ -1,0 +1,91 @@
+"""Image folders: ``root/<class>/<file>`` or ``root/<split>/<class>/<file>``; any format Pillow reads.
+
+With ``label_from: none`` the folders carry no labels (images waiting for crowd votes): every image
+file under ``root`` (or under ``root/<split>/``) lands with no source label. ``item_id`` is the
+file's path relative to ``root``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+
+from ingest.sources.base import Record, SourceConfig, require_dir, safe_text
+from sluice.connectors import Connector
+from sluice.errors import InputError
+
+SPLIT_DIRS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
+IMAGE_EXTENSIONS = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+class ImageFolderSource(SourceConfig):
+    kind: Literal["image_folder"]
+    label_from: Literal["folder", "none"] = "folder"  # none: unlabelled images (e.g. waiting for votes)
+
+
+def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
+    """(split, folder, label) for each folder whose files are images; raises when there are none."""
+    top = sorted(p for p in root.iterdir() if p.is_dir())
+    split_level = bool(top) and all(p.name.lower() in SPLIT_DIRS for p in top)
+    if src.label_from == "none":
+        return [(SPLIT_DIRS[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
+    groups = [(SPLIT_DIRS[s.name.lower()], c, c.name) for s in top for c in sorted(s.iterdir()) if c.is_dir()] \
+        if split_level else [(None, c, c.name) for c in top]
+    if not groups:
+        raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
+                         f"{root}/train/<class>/<image>; set label_from: none for unlabelled images)")
+    return groups
+
+
+def _stray_files(root: Path, groups) -> Iterator[Path]:
+    """Files above the folders that are read (no class, or no split folder): never silently skipped."""
+    folders = {folder for _, folder, _ in groups}
+    for parent in sorted(({root} | {f.parent for f in folders if f != root}) - folders):
+        yield from (p for p in sorted(parent.iterdir()) if not p.is_dir())
+
+
+def _record(path: Path, root: Path, max_bytes: int, label: str | None, split: str | None) -> Record:
+    uri, item_id = safe_text(path), safe_text(path.relative_to(root))
+    if not path.is_file():  # broken symlink, socket, fifo: never silently skipped
+        return Record(uri, item_id=item_id, reject="unreadable", details="not a regular file (broken link or special file)")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return Record(uri, item_id=item_id, reject="not_an_image_extension",
+                      details=f"extension '{safe_text(path.suffix)}' is not an image format")
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return Record(uri, item_id=item_id, reject="too_large", details=f"{size} bytes > ingest.max_file_bytes {max_bytes}")
+        content = path.read_bytes()
+    except OSError as err:
+        return Record(uri, item_id=item_id, reject="unreadable", details=f"{err.__class__.__name__}: {err.strerror or err}")
+    if not content:
+        return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
+    return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id)
+
+
+def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record]:
+    root = Path(src.path)
+    require_dir(root, f"image folder of source '{src.name}'")
+    groups = _groups(root, src)
+    found = False
+    for path in _stray_files(root, groups):
+        found = True
+        if src.label_from == "none":  # a file beside the split folders: an image all the same
+            yield _record(path, root, max_bytes, None, None)
+        else:
+            yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
+                         details="file is not inside a class folder, so it has no label")
+    for split, folder, label in groups:
+        for path in sorted(folder.rglob("*")):
+            if not path.is_dir():
+                found = True
+                yield _record(path, root, max_bytes, label, split)
+    if not found:
+        raise InputError(f"{root}: image folder of source '{src.name}' contains no files")
+
+
+connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
+                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none")

@@ -1,0 +1,115 @@
+"""Parquet files (one file or a folder) with an image column: raw bytes, or a Hugging Face ``{bytes, path}`` struct.
+
+``item_id`` is the row's ``id_column`` value, else its path (``path_column`` or the struct's
+``path``), else ``<file>:<row>``. Integer labels map through ``class_names`` or the Hugging Face
+``ClassLabel`` metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from ingest.sources.base import Record, SourceConfig, safe_text
+from sluice.connectors import Connector
+from sluice.errors import InputError
+
+BATCH_ROWS = 1000  # rows decoded at a time; the landing batches are ingest.batch_rows
+
+
+class ParquetSource(SourceConfig):
+    kind: Literal["parquet"]
+    image_column: str = "image"
+    label_column: str | None = "label"
+    path_column: str | None = None
+    id_column: str | None = None
+    split_column: str | None = None
+    class_names: list[str] | None = None
+
+
+def _is_image_type(t: pa.DataType) -> bool:
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return True
+    return pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and _is_image_type(t.field("bytes").type)
+
+
+def _open(src: ParquetSource) -> ds.Dataset:
+    root = Path(src.path)
+    if not root.exists():
+        raise InputError(f"{root}: Parquet path of source '{src.name}' does not exist")
+    try:
+        dataset = ds.dataset(root, format="parquet")
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"{root}: cannot read as Parquet ({err})") from None
+    for column in (src.image_column, src.label_column, src.path_column, src.id_column, src.split_column):
+        if column and column not in dataset.schema.names:
+            raise InputError(f"{root}: Parquet has no column '{column}' (columns: {', '.join(dataset.schema.names)}); "
+                             f"set ingest.sources[{src.name}] columns")
+    image_type = dataset.schema.field(src.image_column).type
+    if not _is_image_type(image_type):
+        raise InputError(f"{root}: image column '{src.image_column}' has type {image_type}; expected binary image "
+                         f"bytes or a {{bytes, path}} struct (source '{src.name}')")
+    return dataset
+
+
+def read_parquet(src: ParquetSource, max_bytes: int) -> Iterator[Record]:
+    dataset = _open(src)
+    root = Path(src.path)
+    wanted = list(dict.fromkeys(c for c in (src.image_column, src.label_column, src.path_column, src.id_column,
+                                            src.split_column) if c))
+    names = src.class_names or _hf_class_names(dataset.schema, src.label_column)
+    for fragment in dataset.get_fragments():
+        offset = 0
+        file_id = Path(fragment.path).relative_to(root).as_posix() if root.is_dir() else Path(fragment.path).name
+        for batch in fragment.to_batches(columns=wanted, batch_size=BATCH_ROWS):
+            cols = {c: batch.column(c).to_pylist() for c in wanted}
+            for i, image in enumerate(cols[src.image_column]):
+                yield _record(src, cols, i, image, f"{Path(fragment.path).as_posix()}#{offset + i}",
+                              f"{file_id}:{offset + i}", names, max_bytes)
+            offset += batch.num_rows
+
+
+def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str, names, max_bytes: int) -> Record:
+    path_in_row = None
+    if isinstance(image, dict):  # Hugging Face Image feature
+        path_in_row = image.get("path")
+        image = image.get("bytes")
+    if src.path_column:
+        path_in_row = cols[src.path_column][i]
+    item = cols[src.id_column][i] if src.id_column else path_in_row
+    item_id = safe_text(str(item)) if item is not None else row_id
+    label = cols[src.label_column][i] if src.label_column else None
+    if isinstance(label, int) and not isinstance(label, bool) and names is not None:
+        if not 0 <= label < len(names):
+            return Record(uri, item_id=item_id, reject="bad_label",
+                          details=f"label {label} is outside 0..{len(names) - 1} of the class names")
+        label = names[label]
+    split = cols[src.split_column][i] if src.split_column else None
+    split = None if split is None else str(split)
+    extra = json.dumps({"path": path_in_row}) if path_in_row else None
+    if not image:
+        return Record(uri, item_id=item_id, reject="missing_image_bytes", details=f"column '{src.image_column}' is empty")
+    if len(image) > max_bytes:
+        return Record(uri, item_id=item_id, reject="too_large", details=f"{len(image)} bytes > ingest.max_file_bytes {max_bytes}")
+    return Record(uri, bytes(image), label=None if label is None else str(label), split_hint=split, extra=extra,
+                  item_id=item_id)
+
+
+def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | None:
+    meta = (schema.metadata or {}).get(b"huggingface")
+    if not meta or not label_column:
+        return None
+    try:
+        feature = json.loads(meta)["info"]["features"][label_column]
+        return list(feature["names"]) if feature.get("_type") == "ClassLabel" else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+connector = Connector("source", "parquet", ParquetSource, read_parquet,
+                      "Parquet with an image column (bytes or a Hugging Face {bytes, path} struct)")
