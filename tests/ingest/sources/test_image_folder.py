@@ -1,0 +1,123 @@
+import os
+
+import pytest
+
+from ingest import public
+from sluice.errors import InputError
+
+
+def folder_params(make_params, path, **extra):
+    return make_params({"ingest": {"batch_rows": 3, "sources": [
+        {"name": "f", "kind": "image_folder", "path": str(path), "license": "CC0", **extra}]}})
+
+
+def test_image_folder_with_split_level_and_rejections(tmp_path, make_params, lake, png):
+    root = tmp_path / "imgs"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (root / split / cls).mkdir(parents=True)
+            for k in range(2):
+                (root / split / cls / f"{k}.png").write_bytes(png(hash((split, cls, k)) % 1000))
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    (root / "train" / "dog" / "empty.png").write_bytes(b"")
+    truncated = png(1)[:30]
+    (root / "train" / "dog" / "truncated.png").write_bytes(truncated)
+
+    summary = public.run(folder_params(make_params, root))
+    stats = summary["sources"]["f"]
+    assert stats["seen"] == 11 and stats["inserted"] == 9 and stats["quarantined"] == 2
+    assert stats["quarantine_reasons"] == {"not_an_image_extension": 1, "empty_file": 1}
+    rows = lake.read("raw_images").to_pylist()
+    assert {r["split_hint"] for r in rows} == {"train", "test"}
+    assert {r["source_label"] for r in rows} == {"cat", "dog"}
+    assert all(r["license"] == "CC0" and r["run_id"] == summary["run_id"] for r in rows)
+    # the truncated image lands as bronze bytes; the clean stage rejects it
+    assert any(r["content"] == truncated for r in rows)
+    # item_id: the path relative to the root, a queryable column
+    assert "train/dog/truncated.png" in {r["item_id"] for r in rows}
+    q = lake.read("quarantine").to_pylist()
+    assert sorted(r["reason"] for r in q) == ["empty_file", "not_an_image_extension"]
+    assert all(r["stage"] == "ingest" and r["source_table"] == "source:f" for r in q)
+
+    again = public.run(folder_params(make_params, root))["sources"]["f"]
+    assert again["inserted"] == 0 and again["already_present"] == 9
+    assert lake.count("raw_images") == 9 and lake.count("quarantine") == 2
+
+
+def test_unreadable_entries_are_quarantined(tmp_path, make_params, lake, png):
+    (tmp_path / "i" / "a").mkdir(parents=True)
+    (tmp_path / "i" / "a" / "ok.png").write_bytes(png(3))
+    (tmp_path / "i" / "a" / "gone.png").symlink_to(tmp_path / "deleted.png")
+    stats = public.run(folder_params(make_params, tmp_path / "i"))["sources"]["f"]
+    assert stats["inserted"] == 1 and stats["quarantine_reasons"] == {"unreadable": 1}
+    assert lake.read("quarantine").column("row_key").to_pylist()[0].endswith("gone.png")
+
+
+def test_oversized_file_is_quarantined(tmp_path, make_params, lake, png):
+    (tmp_path / "i" / "a").mkdir(parents=True)
+    (tmp_path / "i" / "a" / "big.png").write_bytes(png(4, (64, 64)))
+    params = make_params({"ingest": {"max_file_bytes": 100, "sources": [
+        {"name": "f", "kind": "image_folder", "path": str(tmp_path / "i")}]}})
+    assert public.run(params)["sources"]["f"]["quarantine_reasons"] == {"too_large": 1}
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda p: None, "does not exist"),
+    (lambda p: p.mkdir(), "no class folders found"),
+    (lambda p: (p / "cls").mkdir(parents=True), "contains no files"),
+    (lambda p: p.write_text("x"), "must be a folder"),
+])
+def test_bad_image_folder_paths(tmp_path, make_params, setup, message):
+    root = tmp_path / "imgs"
+    setup(root)
+    with pytest.raises(InputError, match=message):
+        public.run(folder_params(make_params, root))
+
+
+def test_files_outside_class_folders_are_quarantined_not_skipped(tmp_path, make_params, lake, png):
+    (tmp_path / "i" / "a").mkdir(parents=True)
+    (tmp_path / "i" / "a" / "ok.png").write_bytes(png(5))
+    (tmp_path / "i" / "stray.png").write_bytes(png(6))
+    stats = public.run(folder_params(make_params, tmp_path / "i"))["sources"]["f"]
+    assert stats["seen"] == 2 and stats["quarantine_reasons"] == {"outside_class_folder": 1}
+
+
+def test_unlabelled_folder_lands_without_labels(tmp_path, make_params, lake, png):
+    root = tmp_path / "u"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.png").write_bytes(png(7))
+    (root / "sub" / "b.png").write_bytes(png(8))
+    stats = public.run(folder_params(make_params, root, label_from="none"))["sources"]["f"]
+    assert stats["inserted"] == 2 and stats["quarantined"] == 0
+    rows = lake.read("raw_images", columns=["item_id", "source_label", "split_hint"]).to_pylist()
+    assert sorted(r["item_id"] for r in rows) == ["a.png", "sub/b.png"]
+    assert all(r["source_label"] is None and r["split_hint"] is None for r in rows)
+
+
+def test_unlabelled_folder_with_split_folders(tmp_path, make_params, lake, png):
+    root = tmp_path / "u"
+    for split in ("train", "test"):
+        (root / split).mkdir(parents=True)
+        (root / split / "x.png").write_bytes(png(len(split)))
+    public.run(folder_params(make_params, root, label_from="none"))
+    rows = lake.read("raw_images", columns=["item_id", "source_label", "split_hint"]).to_pylist()
+    assert {(r["item_id"], r["split_hint"], r["source_label"]) for r in rows} == {
+        ("train/x.png", "train", None), ("test/x.png", "test", None)}
+
+
+def test_non_utf8_file_name_lands_with_a_safe_uri(tmp_path, run_cli, png):
+    """Linux file names are bytes; one that is not UTF-8 used to halt ingest at the same batch on every rerun."""
+    cls = tmp_path / "imgs" / "caf\udce9"  # the folder name is the bytes b"caf\xe9"
+    os.makedirs(os.fsencode(cls))
+    for k, name in enumerate((b"ok.png", b"na\xefve.png")):
+        with open(os.path.join(os.fsencode(cls), name), "wb") as f:
+            f.write(png(20 + k))
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "ingest": {"sources": [{"name": "x", "kind": "image_folder", "path": str(tmp_path / "imgs")}]}}
+    result = run_cli("ingest", params=params)
+    assert result.returncode == 0, result.stderr
+    from sluice.lake import Lake
+
+    rows = Lake(str(tmp_path / "lake")).read("raw_images", columns=["item_id", "source_label"]).to_pylist()
+    assert sorted(r["item_id"] for r in rows) == ["caf\\xe9/na\\xefve.png", "caf\\xe9/ok.png"]
+    assert {r["source_label"] for r in rows} == {"caf\\xe9"}

@@ -1,0 +1,62 @@
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ingest import public
+from sluice.errors import InputError
+
+
+def test_parquet_hf_layout_and_missing_column(tmp_path, make_params, lake, png):
+    images = [{"bytes": png(i), "path": f"{i}.png"} for i in range(5)]
+    table = pa.table({"img": pa.array(images, pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+                      "label": pa.array([0, 1, 0, 1, 0], pa.int64())})
+    meta = {"info": {"features": {"label": {"_type": "ClassLabel", "names": ["ant", "bee"]}}}}
+    pq.write_table(table.replace_schema_metadata({"huggingface": json.dumps(meta)}), tmp_path / "d.parquet")
+    src = {"name": "p", "kind": "parquet", "path": str(tmp_path / "d.parquet"), "image_column": "img"}
+    assert public.run(make_params({"ingest": {"sources": [src]}}))["sources"]["p"]["inserted"] == 5
+    rows = lake.read("raw_images").to_pylist()
+    assert sorted(r["source_label"] for r in rows) == ["ant", "ant", "ant", "bee", "bee"]
+    assert all(json.loads(r["extra"])["path"].endswith(".png") for r in rows)
+    assert sorted(r["item_id"] for r in rows) == [f"{i}.png" for i in range(5)]  # the struct's path
+    with pytest.raises(InputError, match="Parquet has no column 'picture'"):
+        public.run(make_params({"ingest": {"sources": [{**src, "image_column": "picture"}]}}))
+
+
+def test_item_id_from_id_column_or_row_number(tmp_path, make_params, lake, png):
+    (tmp_path / "d").mkdir()
+    pq.write_table(pa.table({"image": [png(i) for i in range(3)], "qid": ["q7", "q8", "q9"], "split": [1, 1, 2]}),
+                   tmp_path / "d" / "part-0.parquet")
+    src = {"name": "p", "kind": "parquet", "path": str(tmp_path / "d"), "label_column": None,
+           "split_column": "split"}
+    public.run(make_params({"ingest": {"sources": [{**src, "id_column": "qid"}]}}))
+    rows = lake.read("raw_images", columns=["item_id", "split_hint"]).to_pylist()
+    assert sorted(r["item_id"] for r in rows) == ["q7", "q8", "q9"]
+    assert sorted(r["split_hint"] for r in rows) == ["1", "1", "2"]
+    public.run(make_params({"lake": {"root": str(tmp_path / "lake2")}, "ingest": {"sources": [src]}}))
+    from sluice.lake import Lake
+
+    ids = Lake(str(tmp_path / "lake2")).read("raw_images", columns=["item_id"]).column("item_id").to_pylist()
+    assert sorted(ids) == ["part-0.parquet:0", "part-0.parquet:1", "part-0.parquet:2"]
+
+
+def test_label_outside_class_names_is_quarantined(tmp_path, make_params, png):
+    pq.write_table(pa.table({"image": [png(1), png(2)], "label": [0, 5]}), tmp_path / "d.parquet")
+    src = {"name": "p", "kind": "parquet", "path": str(tmp_path / "d.parquet"), "class_names": ["a", "b"]}
+    stats = public.run(make_params({"ingest": {"sources": [src]}}))["sources"]["p"]
+    assert stats["inserted"] == 1 and stats["quarantine_reasons"] == {"bad_label": 1}
+
+
+@pytest.mark.parametrize("column,type_name", [(pa.array([1, 2], pa.int64()), "int64"),
+                                              (pa.array(["a.png", "b.png"]), "string")])
+def test_image_column_of_wrong_type_is_a_one_line_error(tmp_path, run_cli, column, type_name):
+    pq.write_table(pa.table({"image": column}), tmp_path / "d.parquet")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "ingest": {"sources": [{"name": "p", "kind": "parquet", "path": str(tmp_path / "d.parquet"),
+                                      "label_column": None}]}}
+    result = run_cli("ingest", params=params)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"sluice: error: {tmp_path / 'd.parquet'}: image column 'image' has type {type_name}; expected binary image "
+        "bytes or a {bytes, path} struct (source 'p')"]
