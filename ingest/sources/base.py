@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 from PIL import Image
+from pydantic import Field
 
 from sluice.config import Section
 from sluice.errors import InputError

@@ -22,8 +22,8 @@ def test_no_sources_is_an_error_not_an_empty_success(run_cli, tmp_path, ingest):
     result = run_cli("ingest", params={"lake": {"root": str(tmp_path / "lake")}, "ingest": ingest})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        "sluice: error: no ingest sources configured: add entries under ingest.sources in params.yaml "
-        "(see docs/connectors.md)"]
+        ("sluice: error: no ingest sources configured: add entries under ingest.sources in params.yaml "
+         "(see docs/connectors.md)")]
 
 
 def test_stage_run_refuses_no_sources(make_params):

@@ -58,5 +58,5 @@ def test_image_column_of_wrong_type_is_a_one_line_error(tmp_path, run_cli, colum
     result = run_cli("ingest", params=params)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"sluice: error: {tmp_path / 'd.parquet'}: image column 'image' has type {type_name}; expected binary image "
-        "bytes or a {bytes, path} struct (source 'p')"]
+        (f"sluice: error: {tmp_path / 'd.parquet'}: image column 'image' has type {type_name}; expected binary image "
+         "bytes or a {bytes, path} struct (source 'p')")]
