@@ -228,7 +228,7 @@ class LabelsParams(Section):
 
 def _valid_selector(value: str) -> str:
     """A CSS or XPath selector (``xpath:``/``css:`` prefix, or XPath when it starts with ``/ ./ (``)."""
-    from ingest.crawl.selectors import compile_selector
+    from sluice.selectors import compile_selector
 
     compile_selector(value)  # raises ValueError naming what is wrong
     return value

@@ -25,7 +25,7 @@ from scrapy.spidermiddlewares.httperror import HttpError
 
 from ingest.crawl.items import Fetch
 from ingest.crawl.middlewares import Dropped, in_domains
-from ingest.crawl.selectors import compile_selector, node_text
+from sluice.selectors import compile_selector, node_text
 
 
 class UrlAlias:

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.crawl.selectors import compile_selector
+from sluice.selectors import compile_selector
 from sluice.config import parse_params
 from sluice.errors import ConfigError
 
