@@ -33,3 +33,46 @@ def test_help_lists_every_command(run_cli):
     assert proc.returncode == 0, proc.stderr
     for command in ("tables", "sql", "crawl", "quality", "dataset", "train"):
         assert command in proc.stdout
+
+
+def _main_with(monkeypatch, argv: list[str], handler) -> int:
+    """Run ``sluice.cli.main(argv)`` in-process with ``sluice tables`` replaced by ``handler``."""
+    import sluice.cli
+    import sluice.commands
+
+    codes = []
+    monkeypatch.setattr(sluice.commands, "_tables", handler)
+    monkeypatch.setattr(sluice.cli, "exit_process", codes.append)
+    sluice.cli.main(argv)
+    return codes[0]
+
+
+def test_quiet_and_verbose_reach_child_processes_through_the_environment(monkeypatch, capsys):
+    from sluice.stage import stage_logger
+
+    monkeypatch.delenv("SLUICE_LOG", raising=False)
+    seen = []
+
+    def handler(args):
+        seen.append(os.environ["SLUICE_LOG"])
+        log = stage_logger("probe")
+        log.info("an info line")
+        log.warning("a warning line")
+        log.debug("a debug line")
+        return 0
+
+    assert _main_with(monkeypatch, ["--quiet", "tables"], handler) == 0
+    err = capsys.readouterr().err
+    assert "[probe] a warning line" in err and "info line" not in err
+    assert _main_with(monkeypatch, ["-v", "tables"], handler) == 0
+    err = capsys.readouterr().err
+    assert "[probe] an info line" in err and "[probe] a debug line" in err
+    assert seen == ["quiet", "verbose"]
+
+
+def test_bad_log_setting_is_one_line_exit_2(run_cli):
+    proc = run_cli("tables", params={}, env={"SLUICE_LOG": "loud"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "sluice: error: SLUICE_LOG: unknown verbosity 'loud'; use one of quiet, normal, verbose"
+    both = run_cli("--quiet", "--verbose", "tables")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -122,7 +122,7 @@ def test_every_page_is_crawled_and_404s_are_errors(demo_crawl):
 def test_counters_reconcile_and_the_manifest_names_versions(demo_crawl, capsys):
     summary = summarize(demo_crawl["params"], demo_crawl["first"])
     out = capsys.readouterr()
-    assert "[crawl] demo-site: requests" in out.out and "reconcile" in out.err and "OK" in out.err
+    assert "[crawl] demo-site: requests" in out.err and "reconcile" in out.err and "OK" in out.err
     c = summary["counters"]
     assert c["pages"] == len(demo_crawl["truth"]["pages"])
     assert c["dropped"]["decompression_bomb"] == 2 and c["dropped"]["robots"] == 1
