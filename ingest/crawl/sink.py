@@ -22,6 +22,7 @@ from ingest.crawl.items import QUARANTINE_REASONS, Fetch
 from ingest.crawl.journal import Journal
 from sluice.lake import Lake, dumps_extra
 from sluice.progress import progress
+from sluice.stage import Quarantine
 
 TS = pa.timestamp("us", tz="UTC")
 LOG_ROWS_PER_IMAGE_ROW = 4
@@ -50,17 +51,12 @@ def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
     })
 
 
-def quarantine_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
-    return pa.table({
-        "source_table": [f"crawl:{source}"] * len(fetches),
-        "row_key": [f.url for f in fetches],
-        "stage": ["crawl"] * len(fetches),
-        "check": [f.reason for f in fetches],
-        "reason": [f.reason for f in fetches],
-        "details": [f.details for f in fetches],
-        "run_id": [run_id] * len(fetches),
-        "quarantined_at": pa.array([f.fetched_at for f in fetches], TS),
-    })
+def quarantine_of(fetches: list[Fetch], source: str, run_id: str) -> Quarantine:
+    """Rejected responses, keyed by URL under ``crawl:<source>``; merged, so a re-crawl adds nothing."""
+    quarantine = Quarantine("crawl", f"crawl:{source}", run_id)
+    for f in fetches:
+        quarantine.add(f.url, f.reason, f.reason, f.details)
+    return quarantine
 
 
 def log_rows(fetches: list[Fetch], run_id: str) -> pa.Table:
@@ -129,7 +125,7 @@ class LakeSink:
             self.inserted += new
             self.already_present += len(batch.images) - new
         if batch.rejects:
-            self.lake.merge_insert("quarantine", quarantine_rows(batch.rejects, self.source, self.run_id), run_id=self.run_id)
+            quarantine_of(batch.rejects, self.source, self.run_id).write(self.lake)
             self.quarantined += len(batch.rejects)
         self.lake.append("crawl_log", log_rows(batch.logs, self.run_id), run_id=self.run_id)
         self.commits += 1
