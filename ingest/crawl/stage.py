@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from ingest.crawl.server import SiteServer
 from ingest.crawl.site import DEMO_ORIGIN
-from sluice.errors import ConfigError, InputError, SluiceError
+from sluice.errors import ConfigError, InputError, QualityGateFailed, SluiceError
 from sluice.lake import Lake
 from sluice.runs import new_run_id
 from sluice.stage import run_stage, stage_logger, stage_record
@@ -94,8 +94,29 @@ def summarize(params, result: dict) -> dict:
     record = stage_record("crawl", Lake.from_params(params), ("raw_images", "crawl_log", "quarantine"),
                           c["images"] + c["quarantined"], run_id=result["run_id"], new=c["new_images"],
                           already_present=c["already_present"], quarantined=c["quarantined"])
+    check_labels(p, c)
     return {**record, "source": p.source, "finish_reason": result["finish_reason"], "resumed": result["resumed"],
             "counters": c, "budget_skipped_pages": result["budget_skipped"], "seconds": round(result["seconds"], 3)}
+
+
+def check_labels(p, counters: dict) -> None:
+    """Report images that landed without a label; above ``label.max_unlabelled_share`` the stage fails.
+
+    A source declared unlabelled (``label.source: none``) is not checked. The images have landed
+    either way (they are valid images); what fails is the promise that they carry labels.
+    """
+    images, unlabelled = counters["images"], counters.get("unlabelled", 0)
+    if p.label.source == "none" or not unlabelled:
+        return
+    share, limit = unlabelled / images, p.label.max_unlabelled_share
+    message = (f"{unlabelled} of {images} images ({share:.1%}) landed without a label from label.source "
+               f"'{p.label.source}' (label.on '{p.label.on}')")
+    if share <= limit:
+        log.warning("%s; within crawl.label.max_unlabelled_share %s", message, limit)
+        return
+    raise QualityGateFailed(f"crawl: {message}, above crawl.label.max_unlabelled_share {limit}; fix crawl.label "
+                            f"(label.on: image reads each image's URL or element), raise the share, or declare the "
+                            f"source unlabelled with label.source: none")
 
 
 def run(params) -> dict:
