@@ -265,6 +265,14 @@ class CrawlLabelParams(Section):
     attr: str | None = Field(default=None, min_length=1)  # source attr: this attribute of the image element
     max_unlabelled_share: Annotated[float, Field(ge=0, le=1)] = 0.0  # above it the crawl stage fails
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data):
+        """YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean true: take it as ``on``."""
+        if isinstance(data, dict) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
     @model_validator(mode="after")
     def _needs(self):
         if self.source in ("selector", "breadcrumb") and not self.selector:
