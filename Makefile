@@ -1,4 +1,4 @@
-# Two commands on a fresh clone: `make run` (set up + run the demo pipeline), `make test` (set up + tests).
+# Two commands on a fresh clone: `make run` (set up + run the demo pipeline), `make test` (set up + lint + tests).
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -27,6 +27,7 @@ run: setup
 	$(BIN)/sluice tables
 
 test: setup browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: setup browser

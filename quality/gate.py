@@ -3,7 +3,7 @@
 Runs the layer's suites, writes every failing row to ``quarantine`` (stage ``quality_<layer>``,
 check = the expectation's name; a rerun replaces the stage's rows so fixed rows are re-admitted),
 stores the GX results and rebuilds Data Docs, writes ``reports/quality/<layer>.json`` (what
-downstream DVC stages depend on) and prints a one-screen summary. A failed critical check raises
+downstream DVC stages depend on) and logs a one-screen summary (stderr). A failed critical check raises
 ``QualityGateFailed`` (exit 3) naming the checks and the report; warnings never stop the pipeline.
 """
 
@@ -13,12 +13,11 @@ import json
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-
 from quality.checks import LAYERS, Env
 from sluice.errors import ConfigError, InputError, QualityGateFailed
 from sluice.lake import Lake
-from sluice.runs import new_run_id, utcnow
+from sluice.runs import new_run_id
+from sluice.stage import Quarantine, stage_logger
 
 
 def resolve_classes(params, con, tables: set[str]) -> tuple[list[str] | None, str]:
@@ -72,24 +71,16 @@ def all_check_names(env: Env) -> set[str]:
     return names
 
 
-def quarantine_rows(results, layer: str, run_id: str) -> pa.Table:
-    now = utcnow()
-    rows = []
+def quarantine_rows(results, layer: str, run_id: str) -> Quarantine:
+    """The failing rows of ``results``: one per (check, row key), in the table the check ran on."""
+    quarantine = Quarantine(f"quality_{layer}", "", run_id)
     for r in results:
         if r.success is False and r.table:
             details = json.dumps({"severity": r.severity, "observed": _short(r.observed), "detail": r.detail},
                                  sort_keys=True, default=str)
-            rows += [{"source_table": r.table, "row_key": k, "stage": f"quality_{layer}", "check": r.name,
-                      "reason": r.description, "details": details, "run_id": run_id, "quarantined_at": now}
-                     for k in dict.fromkeys(r.keys)]
-    from sluice.catalog import TABLES
-
-    schema = TABLES["quarantine"].schema
-    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
-
-
-def _has_rows(env: Env, predicate: str) -> bool:
-    return "quarantine" in env.columns and bool(env.scalar(f"SELECT count(*) FROM quarantine WHERE {predicate}"))
+            for key in dict.fromkeys(r.keys):
+                quarantine.add(key, r.name, r.description, details, source_table=r.table)
+    return quarantine
 
 
 def _short(value):
@@ -123,12 +114,10 @@ def run_layer(layer: str, params, lake: Lake | None = None, run_id: str | None =
     results = []
     for suite in suites:
         results += run_suite(ctx, env, suite, dict(q.severity), q.batch_rows, run_id, q.max_quarantine_per_check)
-    quarantined = quarantine_rows(results, layer, run_id)
-    predicate = f"stage = 'quality_{layer}'"
-    if only:  # replace only these suites' rows
-        predicate += " AND (" + " OR ".join(f"\"check\" LIKE '{s.name}.%'" for s in suites) + ")"
-    if quarantined.num_rows or _has_rows(env, predicate):  # a clean rerun commits nothing
-        lake.overwrite("quarantine", quarantined, predicate=predicate, run_id=run_id)
+    quarantine = quarantine_rows(results, layer, run_id)
+    n_quarantined = len(quarantine)
+    # Replaces this gate's earlier rows (only these suites' with --suite); a clean rerun commits nothing.
+    quarantine.write(lake, replace=True, checks=[f"{s.name}." for s in suites] if only else None)
     docs = build_docs(ctx, reports) if docs else None
     report = {
         "layer": layer,
@@ -138,7 +127,7 @@ def run_layer(layer: str, params, lake: Lake | None = None, run_id: str | None =
         "warnings": [r.name for r in results if r.success is False and r.severity == "warning"],
         "counts": {"checks": len(results), "passed": sum(r.success is True for r in results),
                    "failed": sum(r.success is False for r in results),
-                   "skipped": sum(r.success is None for r in results), "quarantined": quarantined.num_rows},
+                   "skipped": sum(r.success is None for r in results), "quarantined": n_quarantined},
         "versions": {t: lake.version(t) for t in sorted(env.columns)},
         "checks": [r.as_json() for r in results],
         "data_docs": str(docs) if docs else None,
@@ -154,7 +143,7 @@ def render_summary(report: dict) -> str:
     """The one-screen text summary of a layer report."""
     c = report["counts"]
     status = "PASSED" if report["success"] else "FAILED"
-    lines = [f"[quality_{report['layer']}] {status}: {c['passed']} passed, {c['failed']} failed "
+    lines = [f"{status}: {c['passed']} passed, {c['failed']} failed "
              f"({len(report['critical_failures'])} critical), {c['skipped']} skipped; {c['quarantined']} rows quarantined"]
     for check in report["checks"]:
         if check["success"] is False:
@@ -173,9 +162,10 @@ def render_summary(report: dict) -> str:
 
 
 def gate_with(layer: str, params, only: list[str] | None = None, docs: bool = True) -> dict:
-    """Run the gate, print its summary, and raise ``QualityGateFailed`` on a critical failure."""
+    """Run the gate, log its summary, and raise ``QualityGateFailed`` on a critical failure."""
     report = run_layer(layer, params, only=only, docs=docs)
-    print(render_summary(report))
+    log = stage_logger(f"quality_{layer}")
+    (log.info if report["success"] else log.warning)(render_summary(report))
     if not report["success"]:
         docs_note = f"; data docs: {report['data_docs']}" if report["data_docs"] else ""
         raise QualityGateFailed(f"quality gate '{layer}' failed: {', '.join(report['critical_failures'])} "

@@ -2,7 +2,7 @@
 
 Collects the layer reports the gates wrote into ``reports/quality/summary.json`` (a DVC metric),
 rebuilds the Data Docs site from the GX store, writes the dataset page ``reports/quality/dataset.html``
-and prints the one-screen summary of every layer.
+and logs the one-screen summary of every layer (``sluice quality report`` prints it on stdout).
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ def build_report(params, lake=None, docs: bool = True) -> dict:
 
 
 def main() -> None:
-    from sluice.stage import stage_main
     from sluice.config import load_params
+    from sluice.stage import stage_logger, stage_main
 
     def go():
         params = load_params()
         summary = build_report(params)
-        print(render(summary, Path(params.quality.reports_dir)))
+        stage_logger("quality_report").info(render(summary, Path(params.quality.reports_dir)))
 
     stage_main(go)
 

@@ -7,91 +7,11 @@ Row checks run batch-wise in GX, aggregate checks run in DuckDB (see ``quality.c
 
 from __future__ import annotations
 
-import great_expectations.expectations as gxe
-
 from quality.checks import Check, Env, FrameColumn, Suite
+from quality.expectations import (HEX64, OK, SPLITS, classes_or_empty, between, col, in_set, is_ok, nbytes, not_null,
+                                  pair_equal, regex, schema_check, unique_key)
 from quality.manifests import reconciliation_frames
 from quality.snapshots import snapshot_metrics
-
-HEX64 = r"^[0-9a-f]{64}$"
-SPLITS = ["train", "val", "test"]
-OK = "ok"
-
-
-# ---------------------------------------------------------------------------- expectation shapes
-def regex(pattern: str):
-    return lambda col: gxe.ExpectColumnValuesToMatchRegex(column=col, regex=pattern)
-
-
-def not_null(mostly: float = 1.0):
-    return lambda col: gxe.ExpectColumnValuesToNotBeNull(column=col, mostly=mostly)
-
-
-def between(lo=None, hi=None):
-    return lambda col: gxe.ExpectColumnValuesToBeBetween(column=col, min_value=lo, max_value=hi)
-
-
-def in_set(values):
-    return lambda col: gxe.ExpectColumnValuesToBeInSet(column=col, value_set=list(values))
-
-
-def is_ok():
-    """Aggregate checks that explain themselves: the value is "ok" or the problem in words."""
-    return in_set([OK])
-
-
-def pair_equal():
-    return lambda col: gxe.ExpectColumnPairValuesToBeEqual(column_A=f"{col}_expected", column_B=f"{col}_actual")
-
-
-def col(name: str) -> FrameColumn:
-    return FrameColumn(name, (name,))
-
-
-def nbytes(name: str) -> FrameColumn:
-    return FrameColumn(f"octet_length({name})", (name,))
-
-
-# ---------------------------------------------------------------------------- shared aggregates
-def schema_check(table: str) -> Check:
-    """Columns and types of the Delta table against the catalog (critical; runs first)."""
-    from sluice.catalog import spec
-
-    def problems(env: Env) -> str:
-        actual = env.columns[table]
-        out = []
-        for f in spec(table).schema:
-            if f.name not in actual:
-                out.append(f"missing column '{f.name}' ({f.type})")
-            elif actual[f.name] != _canonical(str(f.type)):
-                out.append(f"column '{f.name}' is {actual[f.name]}, expected {f.type}")
-        out += [f"unexpected column '{c}'" for c in actual if c not in spec(table).schema.names]
-        return "; ".join(out) or OK
-
-    return Check.aggregate("columns_and_types", "critical", f"{table} has the catalog's columns and types",
-                           is_ok(), problems, needs=(table,))
-
-
-def _canonical(arrow_type: str) -> str:
-    return {"large_string": "string", "string_view": "string", "large_binary": "binary",
-            "binary_view": "binary"}.get(arrow_type, arrow_type)
-
-
-def unique_key(table: str, columns: tuple[str, ...], key_sql: str) -> Check:
-    group = ", ".join(f'"{c}"' for c in columns)
-    dups = f"SELECT {group} FROM {table} GROUP BY {group} HAVING count(*) > 1"
-    return Check.aggregate(
-        "key_unique", "critical", f"({group}) is unique in {table}", between(0, 0),
-        lambda env: env.scalar(f"SELECT count(*) FROM ({dups})"),
-        needs=tuple(f"{table}.{c}" for c in columns),
-        keys=lambda env: env.values(f"SELECT DISTINCT {key_sql} FROM {table} WHERE ({group}) IN ({dups}) ORDER BY 1"),
-        detail=lambda env: "duplicated keys: " + ", ".join(
-            str(r) for r in env.rows(f"{dups} ORDER BY 1 LIMIT 5")),
-    )
-
-
-def _classes_or_empty(env: Env) -> list[str]:
-    return env.classes or []
 
 
 # ---------------------------------------------------------------------------- bronze
@@ -148,7 +68,7 @@ def crowd_votes(env: Env) -> Suite:
                       "status is approved / rejected / submitted"),
             Check.row("source_format_known", "warning", "source_format", in_set(["mturk", "label_studio", "csv"]),
                       "source_format is mturk / label_studio / csv"),
-            Check.row("label_in_classes", "warning", "label", lambda c: in_set(_classes_or_empty(env))(c),
+            Check.row("label_in_classes", "warning", "label", lambda c: in_set(classes_or_empty(env))(c),
                       "vote labels are in the class list", needs_classes=True),
             unique_key("crowd_votes", ("vote_id",), "vote_id"),
             Check.aggregate(
@@ -237,7 +157,7 @@ def labels(env: Env) -> Suite:
                       "status is resolved / unresolved / conflict"),
             Check.row("label_source_not_null", "critical", "label_source", not_null(), "every label says where it came from"),
             Check.row("resolved_label_in_classes", "critical", "resolved_label",
-                      lambda c: in_set(_classes_or_empty(env))(c), "resolved labels are in the class list",
+                      lambda c: in_set(classes_or_empty(env))(c), "resolved labels are in the class list",
                       needs_classes=True),
             Check.row("confidence_range", "critical", "confidence", between(0, 1), "confidence is within 0..1"),
             Check.row("agreement_range", "critical", "agreement", between(0, 1), "agreement is within 0..1"),
@@ -331,7 +251,7 @@ def dataset(env: Env) -> Suite:
             schema_check("dataset"),
             Check.row("image_id_sha256", "critical", "image_id", regex(HEX64), "image_id is sha256 hex"),
             Check.row("split_known", "critical", "split", in_set(SPLITS), "split is train / val / test"),
-            Check.row("label_in_classes", "critical", "label", lambda c: in_set(_classes_or_empty(env))(c),
+            Check.row("label_in_classes", "critical", "label", lambda c: in_set(classes_or_empty(env))(c),
                       "every label is in the class list", needs_classes=True),
             Check.row("class_index_range", "critical", "class_index", between(0, max(n - 1, 0)),
                       f"class_index is within 0..{n - 1} (the class list)", needs_classes=True),

@@ -2,14 +2,20 @@
 
 Each command group lives beside the code it drives and exposes ``register(subparsers)``; this module
 only collects them and turns user errors into one line on stderr and exit code 2.
+
+``COMMAND_MODULES`` names them as strings, loaded with ``importlib``: the one reference from the core
+to the stage packages, a registry by name (tests/test_architecture.py checks it holds only names).
+``register`` uses argparse alone; a command imports its heavy libraries in its handler, so that
+``sluice --help`` stays fast (tests/sluice/test_cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
-from sluice.stage import exit_process, guarded
+from sluice.stage import configure_logging, exit_process, guarded
 
 # Modules that add sub-commands, in the order they appear in --help.
 COMMAND_MODULES = [
@@ -28,8 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluice",
         description="Sluice: an open data lakehouse for training image models.",
-        epilog="Settings come from params.yaml (or $SLUICE_PARAMS); see README.md.",
+        epilog="Settings come from params.yaml (or $SLUICE_PARAMS); see README.md. Logs go to stderr, "
+               "a command's output to stdout; --quiet / --verbose reach the stages and workers a command "
+               "starts through $SLUICE_LOG (quiet | normal | verbose).",
     )
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", dest="log", action="store_const", const="quiet",
+                          help="log only warnings and errors")
+    loudness.add_argument("-v", "--verbose", dest="log", action="store_const", const="verbose",
+                          help="log debug detail too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(sub)
@@ -39,7 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    exit_process(guarded(lambda: args.func(args)))
+    if args.log:
+        os.environ["SLUICE_LOG"] = args.log  # inherited by DVC stages and torchrun workers
+
+    def run() -> int | None:
+        configure_logging()  # a bad $SLUICE_LOG is a user error: one line, exit 2
+        return args.func(args)
+
+    exit_process(guarded(run))
 
 
 if __name__ == "__main__":

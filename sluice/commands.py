@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from sluice.errors import InputError
+
+if TYPE_CHECKING:  # pyarrow loads in the commands that use it, not for `sluice --help`
+    import pyarrow as pa
 
 
 def register(sub) -> None:
@@ -38,6 +40,8 @@ def _lake():
 
 
 def _tables(args) -> int:
+    import pyarrow as pa
+
     from sluice.catalog import TABLES
 
     lake = _lake()
@@ -51,6 +55,8 @@ def _tables(args) -> int:
 
 
 def _history(args) -> int:
+    import pyarrow as pa
+
     entries = _lake().history(args.table)[: args.limit]
     rows = []
     for e in entries:
@@ -96,6 +102,8 @@ def _cell(value) -> str:
 
 def render(table: pa.Table, fmt: str, max_rows: int | None = None) -> str:
     """Format an Arrow table as an aligned text table, CSV or JSON lines."""
+    import pyarrow as pa
+
     if fmt == "csv":
         import io
 
@@ -121,6 +129,8 @@ def render(table: pa.Table, fmt: str, max_rows: int | None = None) -> str:
 
 
 def _printable(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
     cols = [pa.array([_cell(v) if v is not None else None for v in c.to_pylist()], pa.string())
             if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type) else c for c in table.columns]
     return pa.Table.from_arrays(cols, names=table.column_names)

@@ -203,7 +203,7 @@ class LabelsParams(Section):
 
 def _valid_selector(value: str) -> str:
     """A CSS or XPath selector (``xpath:``/``css:`` prefix, or XPath when it starts with ``/ ./ (``)."""
-    from ingest.crawl.selectors import compile_selector
+    from sluice.selectors import compile_selector
 
     compile_selector(value)  # raises ValueError naming what is wrong
     return value
@@ -231,10 +231,22 @@ class CrawlFollowParams(Section):
 
 
 class CrawlLabelParams(Section):
-    source: Literal["selector", "breadcrumb", "url_regex", "alt"] = "breadcrumb"
+    # none = the source is declared unlabelled (no label expected, no unlabelled-share check)
+    source: Literal["selector", "breadcrumb", "url_regex", "alt", "attr", "link_text", "none"] = "breadcrumb"
+    on: Literal["page", "image"] = "page"  # what selector / url_regex read: the page, or each image (element, URL)
     selector: CrawlSelector | None = None
     position: int = -1
     pattern: CrawlRegex | None = None
+    attr: str | None = Field(default=None, min_length=1)  # source attr: this attribute of the image element
+    max_unlabelled_share: Annotated[float, Field(ge=0, le=1)] = 0.0  # above it the crawl stage fails
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data):
+        """YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean true: take it as ``on``."""
+        if isinstance(data, dict) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
 
     @model_validator(mode="after")
     def _needs(self):
@@ -242,6 +254,10 @@ class CrawlLabelParams(Section):
             raise ValueError(f"label.source '{self.source}' needs label.selector")
         if self.source == "url_regex" and not self.pattern:
             raise ValueError("label.source 'url_regex' needs label.pattern")
+        if self.source == "attr" and not self.attr:
+            raise ValueError("label.source 'attr' needs label.attr")
+        if self.source == "breadcrumb" and self.on == "image":
+            raise ValueError("label.source 'breadcrumb' reads the page: use label.on 'page'")
         return self
 
 

@@ -7,8 +7,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
 from sluice.errors import InputError
 
 
@@ -91,6 +89,8 @@ def _snapshot_dir() -> str:
 
 
 def _render(rows: list[dict], fmt: str) -> str:
+    import pyarrow as pa
+
     from sluice.commands import render
 
     if fmt == "json":

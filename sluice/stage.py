@@ -2,7 +2,9 @@
 
 A stage module ends with ``run_stage("name", run)`` (a stage that writes a manifest) or
 ``stage_main(fn)``; ``sluice.cli`` runs commands through ``guarded`` and ``exit_process``. The core
-owns this so stage packages never import the command line.
+owns this so stage packages never import the command line. Also here: the per-stage logger (logs on
+stderr, stdout stays for a command's real output), the ``Quarantine`` builder and ``stage_record``,
+the bookkeeping every stage's manifest ends with.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import os
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import NoReturn
 
-from sluice.errors import SluiceError
+from sluice.errors import ConfigError, SluiceError
 
 
 def guarded(fn: Callable[[], int | None]) -> int:
@@ -73,7 +75,7 @@ def run_stage(stage: str, run: Callable[..., dict]) -> None:
         from sluice.runs import write_manifest
 
         summary = run(load_params())
-        print(f"[{stage}] manifest: {write_manifest(stage, summary)}")
+        stage_logger(stage).info("manifest: %s", write_manifest(stage, summary))
 
     stage_main(go)
 
@@ -91,15 +93,29 @@ def configure_logging(verbosity: str | None = None) -> None:
     """
     verbosity = verbosity or os.environ.get("SLUICE_LOG", "normal")
     if verbosity not in _LOG_LEVELS:
-        raise ValueError(f"unknown verbosity {verbosity!r}; use one of {', '.join(_LOG_LEVELS)}")
+        raise ConfigError(f"SLUICE_LOG: unknown verbosity {verbosity!r}; use one of {', '.join(_LOG_LEVELS)}")
     root = logging.getLogger("sluice")
     root.setLevel(_LOG_LEVELS[verbosity])
-    if not any(getattr(h, "_sluice", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[%(stage)s] %(message)s"))
-        handler._sluice = True  # type: ignore[attr-defined]
         root.addHandler(handler)
         root.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (pytest's capture, a redirect)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the property always reads sys.stderr
+        pass
 
 
 class _StageAdapter(logging.LoggerAdapter):
@@ -156,20 +172,57 @@ class Quarantine:
             "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
         })
 
-    def write(self, lake, replace: bool = False) -> int:
-        """Land the rows (and clear them); with ``replace`` this stage's earlier rows are replaced."""
+    def write(self, lake, replace: bool = False, checks: Iterable[str] | None = None) -> int:
+        """Land the rows (and clear them); with ``replace`` this stage's earlier rows are replaced.
+
+        ``checks`` narrows what is replaced to earlier rows whose check starts with one of these
+        prefixes (a gate rerun of some suites keeps the other suites' rows). A rerun with nothing to
+        quarantine and nothing to replace commits nothing.
+        """
         table = self.table()
         self.rows.clear()
         if not replace:
             return lake.merge_insert("quarantine", table, run_id=self.run_id) if table.num_rows else 0
-        if table.num_rows or _stage_has_rows(lake, self.stage):
-            lake.overwrite("quarantine", table, predicate=f"stage = '{self.stage}'", run_id=self.run_id)
+        prefixes = None if checks is None else tuple(checks)
+        predicate = f"stage = '{self.stage}'"
+        if prefixes is not None:
+            predicate += " AND (" + (" OR ".join(f"\"check\" LIKE '{p}%'" for p in prefixes) or "false") + ")"
+        if table.num_rows or _stage_has_rows(lake, self.stage, prefixes):
+            lake.overwrite("quarantine", table, predicate=predicate, run_id=self.run_id)
         return table.num_rows
 
 
-def _stage_has_rows(lake, stage: str) -> bool:
+def _stage_has_rows(lake, stage: str, prefixes: tuple[str, ...] | None = None) -> bool:
     import pyarrow.compute as pc
 
     if not lake.exists("quarantine"):
         return False
-    return lake.read("quarantine", columns=["stage"], filter=pc.field("stage") == stage).num_rows > 0
+    rows = lake.read("quarantine", columns=["stage", "check"], filter=pc.field("stage") == stage)
+    if prefixes is None:
+        return rows.num_rows > 0
+    return any(check.startswith(prefixes) for check in rows["check"].to_pylist())
+
+
+# --- the end of every stage: reconciliation, table versions and row counts -----------------------
+
+def stage_record(stage: str, lake, written: Iterable[str], rows_in: int, *, run_id: str | None = None,
+                 read: dict[str, int | None] | None = None, **parts: int) -> dict:
+    """The bookkeeping a stage's manifest ends with, in one call.
+
+    Checks and logs the reconciliation line (``sluice.runs.reconcile``: ``rows_in`` must equal the sum
+    of ``parts``, e.g. ``new=``, ``already_present=``, ``quarantined=``; a mismatch raises), reads the
+    current Delta version and row count of every table in ``written``, and logs them. ``read`` names
+    the input versions the stage read (kept beside the written ones). Returns the manifest entries
+    ``{"run_id", "reconcile", "versions", "rows"}`` to merge into the stage's summary.
+    """
+    from sluice.runs import reconcile
+
+    record = {"reconcile": reconcile(stage, rows_in, **parts)}
+    written = list(written)
+    versions = {t: lake.version(t) for t in written}
+    record["versions"] = {**(read or {}), **versions}
+    record["rows"] = {t: lake.count(t) for t in written}
+    if run_id is not None:
+        record["run_id"] = run_id
+    stage_logger(stage).info("tables: %s", ", ".join(f"{t} v{versions[t]} ({record['rows'][t]} rows)" for t in written))
+    return record

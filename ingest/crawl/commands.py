@@ -37,6 +37,7 @@ def _crawl(args) -> int:
     summary = run(params)
     if args.manifest:
         from sluice.runs import write_manifest
+        from sluice.stage import stage_logger
 
-        print(f"[crawl] manifest: {write_manifest('crawl', summary)}")
+        stage_logger("crawl").info("manifest: %s", write_manifest("crawl", summary))
     return 0

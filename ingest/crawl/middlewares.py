@@ -7,7 +7,11 @@
 - :class:`RedirectGuardMiddleware` records every redirect hop and refuses redirects that leave the
   allowed domains.
 - :class:`SizeLimitMiddleware` decompresses bodies but drops those that expand past ``max_bytes``
-  (gzip bombs) with a reason; bodies over the limit on the wire are cut off by ``DOWNLOAD_MAXSIZE``.
+  (gzip bombs) with a reason; :class:`WireSizeGuard` stops bodies over the limit on the wire (by their
+  Content-Length, or as the bytes arrive when there is none) keeping the response's status and size,
+  before Scrapy's ``DOWNLOAD_MAXSIZE`` backstop would cancel them without either.
+
+Every drop keeps the HTTP status of the response it refused.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from scrapy import signals
 from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.utils.response import response_status_message
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -29,9 +33,11 @@ REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 class Dropped(IgnoreRequest):
     """A response refused on purpose, with a reason code for crawl_log and the quarantine."""
 
-    def __init__(self, reason: str, details: str):
+    def __init__(self, reason: str, details: str, response=None):
         super().__init__(f"{reason}: {details}")
         self.reason, self.details = reason, details
+        self.status = response.status if response is not None else None
+        self.bytes = len(response.body) if response is not None else None
 
 
 def _host(url: str) -> str:
@@ -162,7 +168,8 @@ class RedirectGuardMiddleware:
             domains = list(getattr(spider, "allowed_domains", None) or [])
             if domains and not in_domains(target, domains):
                 shown = spider.alias.canon(target) if hasattr(spider, "alias") else target
-                raise Dropped("offsite_redirect", f"HTTP {response.status} to {shown} (allowed: {', '.join(domains)})")
+                raise Dropped("offsite_redirect", f"HTTP {response.status} to {shown} (allowed: {', '.join(domains)})",
+                              response)
             if hasattr(spider, "record_redirect"):
                 spider.record_redirect(request, response, target)
         return response
@@ -176,4 +183,41 @@ class SizeLimitMiddleware(HttpCompressionMiddleware):
             limit = request.meta.get("download_maxsize", self._max_size)
             raise Dropped("decompression_bomb", f"{len(response.body)} B compressed "
                           f"({response.headers.get('Content-Encoding', b'').decode()}) expands past "
-                          f"crawl.max_bytes {limit}") from err
+                          f"crawl.max_bytes {limit}", response) from err
+
+
+class WireSizeGuard:
+    """Extension: stop a download over ``DOWNLOAD_MAXSIZE`` bytes with ``StopDownload(fail=True)``.
+
+    The request's errback then gets the (partial) response, so the drop is logged with its status and
+    a reason saying how many bytes came (Scrapy's own limit cancels the download with neither).
+    """
+
+    def __init__(self, crawler):
+        self.limit = crawler.settings.getint("DOWNLOAD_MAXSIZE")
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        guard = cls(crawler)
+        if guard.limit:
+            crawler.signals.connect(guard.headers_received, signal=signals.headers_received)
+            crawler.signals.connect(guard.bytes_received, signal=signals.bytes_received)
+        return guard
+
+    def _limit(self, request) -> int:
+        return request.meta.get("download_maxsize", self.limit)
+
+    def headers_received(self, headers, body_length, request, spider=None) -> None:
+        limit = self._limit(request)
+        request.meta["sluice_bytes"] = 0  # a retried request starts counting again
+        if limit and isinstance(body_length, int) and body_length > limit:  # (Twisted's UNKNOWN_LENGTH is a str)
+            request.meta["sluice_drop"] = f"Content-Length {body_length} B > crawl.max_bytes {limit}"
+            raise StopDownload(fail=True)
+
+    def bytes_received(self, data, request, spider=None) -> None:
+        limit = self._limit(request)
+        received = request.meta.get("sluice_bytes", 0) + len(data)
+        request.meta["sluice_bytes"] = received
+        if limit and received > limit:
+            request.meta["sluice_drop"] = f"{received} B received without a Content-Length > crawl.max_bytes {limit}"
+            raise StopDownload(fail=True)

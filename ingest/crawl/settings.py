@@ -49,5 +49,6 @@ def scrapy_settings(p: CrawlParams, land: bool = True) -> dict:
             M + "SizeLimitMiddleware": 590,
             M + "RedirectGuardMiddleware": 610,
         },
+        "EXTENSIONS": {M + "WireSizeGuard": 0},
         "ITEM_PIPELINES": PIPELINES if land else {},
     }

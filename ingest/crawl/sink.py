@@ -21,7 +21,8 @@ import pyarrow as pa
 from ingest.crawl.items import QUARANTINE_REASONS, Fetch
 from ingest.crawl.journal import Journal
 from sluice.lake import Lake, dumps_extra
-from sluice.progress import progress
+from sluice.progress import ProgressLines, progress
+from sluice.stage import Quarantine, stage_logger
 
 TS = pa.timestamp("us", tz="UTC")
 LOG_ROWS_PER_IMAGE_ROW = 4
@@ -50,17 +51,12 @@ def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
     })
 
 
-def quarantine_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
-    return pa.table({
-        "source_table": [f"crawl:{source}"] * len(fetches),
-        "row_key": [f.url for f in fetches],
-        "stage": ["crawl"] * len(fetches),
-        "check": [f.reason for f in fetches],
-        "reason": [f.reason for f in fetches],
-        "details": [f.details for f in fetches],
-        "run_id": [run_id] * len(fetches),
-        "quarantined_at": pa.array([f.fetched_at for f in fetches], TS),
-    })
+def quarantine_of(fetches: list[Fetch], source: str, run_id: str) -> Quarantine:
+    """Rejected responses, keyed by URL under ``crawl:<source>``; merged, so a re-crawl adds nothing."""
+    quarantine = Quarantine("crawl", f"crawl:{source}", run_id)
+    for f in fetches:
+        quarantine.add(f.url, f.reason, f.reason, f.details)
+    return quarantine
 
 
 def log_rows(fetches: list[Fetch], run_id: str) -> pa.Table:
@@ -85,11 +81,12 @@ class LakeSink:
         self.lake, self.source, self.run_id, self.batch_rows = lake, source, run_id, batch_rows
         self.journal, self.on_error = journal, on_error
         self.outcomes: Counter = Counter()
-        self.inserted = self.already_present = self.quarantined = self.commits = 0
+        self.inserted = self.already_present = self.quarantined = self.commits = self.unlabelled = 0
         self.error: BaseException | None = None
         self._pending = Batch()
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
         self._bar = progress(desc=f"crawl {source}", unit="fetch")
+        self._lines = ProgressLines(stage_logger("crawl"), self._progress_line)
         self._thread = threading.Thread(target=self._writer, name="crawl-lake-writer", daemon=True)
         self._thread.start()
 
@@ -98,8 +95,10 @@ class LakeSink:
             return  # the crawl is being stopped; nothing more can land
         self.outcomes[fetch.outcome] += 1
         self._bar.update()
+        self._lines.tick()
         batch = self._pending
         if fetch.outcome == "image":
+            self.unlabelled += fetch.label is None
             batch.images.append(fetch)
         elif fetch.reason in QUARANTINE_REASONS:
             batch.rejects.append(fetch)
@@ -129,7 +128,7 @@ class LakeSink:
             self.inserted += new
             self.already_present += len(batch.images) - new
         if batch.rejects:
-            self.lake.merge_insert("quarantine", quarantine_rows(batch.rejects, self.source, self.run_id), run_id=self.run_id)
+            quarantine_of(batch.rejects, self.source, self.run_id).write(self.lake)
             self.quarantined += len(batch.rejects)
         self.lake.append("crawl_log", log_rows(batch.logs, self.run_id), run_id=self.run_id)
         self.commits += 1
@@ -145,10 +144,17 @@ class LakeSink:
             raise self.error
         return self.counters()
 
+    def _progress_line(self, seconds: float) -> str:
+        o = self.outcomes
+        requests, dropped = sum(o.values()), sum(v for k, v in o.items() if k.startswith("dropped:"))
+        return (f"progress: {requests} requests ({requests / max(seconds, 1e-9):.1f}/s), pages {o['page']}, "
+                f"images {o['image']} ({o['image'] / max(seconds, 1e-9):.1f}/s, {self.inserted} landed new so far), "
+                f"dropped {dropped}, errors {o['error']}; {seconds:.0f}s")
+
     def counters(self) -> dict:
         dropped = {k.removeprefix("dropped:"): v for k, v in sorted(self.outcomes.items()) if k.startswith("dropped:")}
         return {"requests": sum(self.outcomes.values()), "pages": self.outcomes["page"],
-                "images": self.outcomes["image"], "new_images": self.inserted,
+                "images": self.outcomes["image"], "unlabelled": self.unlabelled, "new_images": self.inserted,
                 "already_present": self.already_present, "quarantined": self.quarantined,
                 "redirects": self.outcomes["redirect"], "errors": self.outcomes["error"],
                 "dropped": dropped, "commits": self.commits}

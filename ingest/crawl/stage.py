@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 
 from ingest.crawl.server import SiteServer
 from ingest.crawl.site import DEMO_ORIGIN
-from sluice.errors import ConfigError, InputError, SluiceError
+from sluice.errors import ConfigError, InputError, QualityGateFailed, SluiceError
 from sluice.lake import Lake
-from sluice.runs import new_run_id, reconcile
+from sluice.runs import new_run_id
+from sluice.stage import run_stage, stage_logger, stage_record
 
 PLACEHOLDER = "{demo_site}"
+log = stage_logger("crawl")
 
 
 class CrawlFailed(SluiceError):
@@ -81,23 +83,40 @@ def crawl(params, land: bool = True, site: SiteServer | None = None) -> dict:
 
 
 def summarize(params, result: dict) -> dict:
-    """Print the counters (and the image reconciliation); return the stage manifest."""
+    """Log the counters (and the image reconciliation); return the stage manifest."""
     p, c = params.crawl, result["counters"]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(c["dropped"].items())) or "none"
-    print(f"[crawl] {p.source}: requests {c['requests']}, pages {c['pages']}, images {c['images']} "
-          f"(new {c['new_images']}, already present {c['already_present']}), redirects {c['redirects']}, "
-          f"errors {c['errors']}, dropped {sum(c['dropped'].values())} ({dropped}); "
-          f"{result['seconds']:.1f}s{', resumed' if result['resumed'] else ''}"
-          f"{', page budget reached' if result['budget_skipped'] else ''}")
-    image_responses = c["images"] + c["quarantined"]
-    recon = reconcile("crawl", image_responses, new=c["new_images"], already_present=c["already_present"],
-                      quarantined=c["quarantined"])
-    lake = Lake.from_params(params)
-    tables = ("raw_images", "crawl_log", "quarantine")
-    return {"run_id": result["run_id"], "source": p.source, "finish_reason": result["finish_reason"],
-            "resumed": result["resumed"], "counters": c, "reconcile": recon,
-            "budget_skipped_pages": result["budget_skipped"], "seconds": round(result["seconds"], 3),
-            "versions": {t: lake.version(t) for t in tables}}
+    log.info("%s: requests %d, pages %d, images %d (new %d, already present %d), redirects %d, errors %d, "
+             "dropped %d (%s); %.1fs%s%s", p.source, c["requests"], c["pages"], c["images"], c["new_images"],
+             c["already_present"], c["redirects"], c["errors"], sum(c["dropped"].values()), dropped,
+             result["seconds"], ", resumed" if result["resumed"] else "",
+             ", page budget reached" if result["budget_skipped"] else "")
+    record = stage_record("crawl", Lake.from_params(params), ("raw_images", "crawl_log", "quarantine"),
+                          c["images"] + c["quarantined"], run_id=result["run_id"], new=c["new_images"],
+                          already_present=c["already_present"], quarantined=c["quarantined"])
+    check_labels(p, c)
+    return {**record, "source": p.source, "finish_reason": result["finish_reason"], "resumed": result["resumed"],
+            "counters": c, "budget_skipped_pages": result["budget_skipped"], "seconds": round(result["seconds"], 3)}
+
+
+def check_labels(p, counters: dict) -> None:
+    """Report images that landed without a label; above ``label.max_unlabelled_share`` the stage fails.
+
+    A source declared unlabelled (``label.source: none``) is not checked. The images have landed
+    either way (they are valid images); what fails is the promise that they carry labels.
+    """
+    images, unlabelled = counters["images"], counters.get("unlabelled", 0)
+    if p.label.source == "none" or not unlabelled:
+        return
+    share, limit = unlabelled / images, p.label.max_unlabelled_share
+    message = (f"{unlabelled} of {images} images ({share:.1%}) landed without a label from label.source "
+               f"'{p.label.source}' (label.on '{p.label.on}')")
+    if share <= limit:
+        log.warning("%s; within crawl.label.max_unlabelled_share %s", message, limit)
+        return
+    raise QualityGateFailed(f"crawl: {message}, above crawl.label.max_unlabelled_share {limit}; fix crawl.label "
+                            f"(label.on: image reads each image's URL or element), raise the share, or declare the "
+                            f"source unlabelled with label.source: none")
 
 
 def run(params) -> dict:
@@ -105,12 +124,4 @@ def run(params) -> dict:
 
 
 def main() -> None:
-    from sluice.stage import stage_main
-    from sluice.config import load_params
-    from sluice.runs import write_manifest
-
-    def go():
-        summary = run(load_params())
-        print(f"[crawl] manifest: {write_manifest('crawl', summary)}")
-
-    stage_main(go)
+    run_stage("crawl", run)

@@ -91,7 +91,7 @@ def test_gate_stage_exit_codes(world, run_cli):
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith("sluice: error: quality gate 'gold' failed: dataset.no_dup_group_across_splits")
     assert "report: " in last and "gold.json" in last and "Traceback" not in failed.stderr
-    assert "CRITICAL dataset.no_dup_group_across_splits" in failed.stdout
+    assert "CRITICAL dataset.no_dup_group_across_splits" in failed.stderr  # the summary is a log (stderr)
 
     usage = run_cli("platinum", params=world.raw, module="quality.gate")
     assert usage.returncode == 2 and "usage: python -m quality.gate" in usage.stderr

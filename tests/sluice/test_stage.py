@@ -55,3 +55,41 @@ def test_help_and_unknown_command(run_cli):
     assert run_cli("--help").returncode == 0
     unknown = run_cli("no-such-command")
     assert unknown.returncode == 2 and "invalid choice" in unknown.stderr
+
+
+def test_stage_record_reconciles_and_names_versions_and_rows(lake, capsys):
+    import pyarrow as pa
+    import pytest
+
+    from sluice.stage import Quarantine, stage_record
+
+    q = Quarantine("probe", "raw_images", "run-1")
+    q.add("k1", "bad_thing", details="x")
+    q.write(lake)
+    record = stage_record("probe", lake, ["quarantine"], 3, run_id="run-1", read={"raw_images": 7}, new=2,
+                         quarantined=1)
+    assert record == {"reconcile": {"rows_in": 3, "new": 2, "quarantined": 1}, "run_id": "run-1",
+                      "versions": {"raw_images": 7, "quarantine": lake.version("quarantine")}, "rows": {"quarantine": 1}}
+    err = capsys.readouterr().err
+    assert "[probe] reconcile: in 3 = new 2 + quarantined 1  OK" in err
+    assert f"[probe] tables: quarantine v{lake.version('quarantine')} (1 rows)" in err
+    with pytest.raises(AssertionError, match="4 rows in but 3 accounted"):
+        stage_record("probe", lake, [], 4, new=3)
+    assert isinstance(q.table(), pa.Table)
+
+
+def test_quarantine_replace_can_be_narrowed_to_some_checks(lake):
+    from sluice.stage import Quarantine
+
+    q = Quarantine("gate", "images", "run-1")
+    q.add("a", "suite_a.check1")
+    q.add("b", "suite_b.check1")
+    q.write(lake, replace=True)
+    q = Quarantine("gate", "images", "run-2")
+    q.add("c", "suite_a.check2")
+    q.write(lake, replace=True, checks=["suite_a."])
+    rows = sorted((r["row_key"], r["check"]) for r in lake.read("quarantine").to_pylist())
+    assert rows == [("b", "suite_b.check1"), ("c", "suite_a.check2")]
+    version = lake.version("quarantine")
+    Quarantine("gate", "images", "run-3").write(lake, replace=True, checks=["suite_c."])  # nothing to replace
+    assert lake.version("quarantine") == version

@@ -1,14 +1,16 @@
 """The generic catalogue spider: everything it does comes from the ``crawl`` params section.
 
 From each page it takes the images (``crawl.images`` selector, URL in ``crawl.image_attr``), their
-label (``crawl.label``: a selector's text, a breadcrumb position, a URL regex or the alt text) and
+label (``crawl.label``: a selector's text, a breadcrumb position, a URL regex, the alt text, an
+attribute or the link text; ``label.on: image`` runs the selector / regex on each image's element /
+URL instead of the page's) and
 the license hint (``rel=license`` link, else ``crawl.license``), and follows links that match
 ``crawl.follow.allow`` and not ``deny`` (one level deeper, up to ``max_depth``) and pagination links
 (same depth). Off-domain links are logged as dropped, never requested; ``max_pages`` caps the pages.
 
 Every outcome — page, image, redirect hop, drop, error — becomes a :class:`Fetch` item for the
 pipelines. A site needing custom extraction subclasses this and overrides :meth:`page_label`,
-:meth:`image_nodes` or :meth:`license_hint`.
+:meth:`image_label`, :meth:`image_nodes` or :meth:`license_hint`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
 
 from ingest.crawl.items import Fetch
 from ingest.crawl.middlewares import Dropped, in_domains
-from ingest.crawl.selectors import compile_selector, node_text
+from sluice.selectors import compile_selector, node_text
 
 
 class UrlAlias:
@@ -45,8 +47,16 @@ class UrlAlias:
         return url
 
 
+# Label sources read from each image, whatever ``label.on`` says.
+PER_IMAGE_SOURCES = ("alt", "attr", "link_text")
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _clean(text: str | None) -> str | None:
+    return " ".join(text.split()) or None if text else None
 
 
 def describe_failure(failure) -> dict:
@@ -58,7 +68,11 @@ def describe_failure(failure) -> dict:
         return {"outcome": "error", "status": exc.response.status, "bytes": len(exc.response.body),
                 "error": f"HTTP {exc.response.status}{after}"}
     if isinstance(exc, Dropped):
-        return {"outcome": f"dropped:{exc.reason}", "details": exc.details}
+        return {"outcome": f"dropped:{exc.reason}", "details": exc.details, "status": exc.status, "bytes": exc.bytes}
+    if isinstance(exc, StopDownload) and exc.fail:  # our wire-size guard stopped it; the response is partial
+        response = exc.response
+        return {"outcome": "dropped:too_large", "status": response.status, "bytes": len(response.body),
+                "details": failure.request.meta.get("sluice_drop") or f"more than crawl.max_bytes (HTTP {response.status})"}
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "robots.txt" in text:
@@ -69,7 +83,7 @@ def describe_failure(failure) -> dict:
     name = type(exc).__name__
     text = " ".join(str(exc).split())
     if "max size" in text or name == "DownloadCancelledError":
-        return {"outcome": "dropped:too_large", "details": text}
+        return {"outcome": "dropped:too_large", "details": text or "more than crawl.max_bytes (download cancelled)"}
     if "Timeout" in name or "timed out" in text.lower():
         return {"outcome": "error", "error": f"timeout{after}: {text}"}
     return {"outcome": "error", "error": f"{name}{after}: {text}"[:500]}
@@ -135,7 +149,10 @@ class CatalogueSpider(scrapy.Spider):
         return self.image_selector.select(response)
 
     def page_label(self, response) -> str | None:
+        """The label every image of the page shares (None when labels are read per image)."""
         label = self.params.label
+        if label.on == "image" or label.source in PER_IMAGE_SOURCES:
+            return None
         if label.source == "selector":
             return next((t for t in map(node_text, self.label_selector.select(response)) if t), None)
         if label.source == "breadcrumb":
@@ -145,11 +162,33 @@ class CatalogueSpider(scrapy.Spider):
             except IndexError:
                 return None
         if label.source == "url_regex":
-            match = self.label_pattern.search(self.alias.canon(response.url))
-            if not match:
+            return self._url_label(self.alias.canon(response.url))
+        return None
+
+    def image_label(self, node, url: str, alt: str | None, page_label: str | None) -> str | None:
+        """The label of one image: read from its element or URL, else the page's label."""
+        label = self.params.label
+        element = None if isinstance(node.root, str) else node  # a selected URL string has no element
+        if label.source == "alt":
+            return alt
+        if label.source == "attr":
+            return _clean(element.attrib.get(label.attr)) if element is not None else None
+        if label.source == "link_text":
+            links = element.xpath("ancestor-or-self::a[1]") if element is not None else []
+            return node_text(links[0]) if links else None
+        if label.on == "image" and label.source == "url_regex":
+            return self._url_label(url)
+        if label.on == "image" and label.source == "selector":
+            if element is None:
                 return None
-            return match.groupdict().get("label") or (match.group(1) if match.re.groups else match.group(0))
-        return None  # alt text: per image
+            return next((t for t in map(node_text, self.label_selector.select(element)) if t), None)
+        return page_label
+
+    def _url_label(self, url: str) -> str | None:
+        match = self.label_pattern.search(url)
+        if not match:
+            return None
+        return match.groupdict().get("label") or (match.group(1) if match.re.groups else match.group(0))
 
     def license_hint(self, response) -> str | None:
         found = response.css('link[rel~="license"]::attr(href), a[rel~="license"]::attr(href)').get()
@@ -199,9 +238,9 @@ class CatalogueSpider(scrapy.Spider):
             if not src or src.strip().startswith("data:"):
                 continue
             url = self.alias.canon(response.urljoin(src.strip()))
-            alt = " ".join(alt.split()) if alt else None
+            alt = _clean(alt)
             specs.append({"url": url, "kind": "image", "page_url": page_url, "license": license_, "alt": alt,
-                          "label": alt if self.params.label.source == "alt" else label})
+                          "label": self.image_label(node, url, alt, label)})
         return specs
 
     def _link_specs(self, response, depth: int) -> list[dict]:

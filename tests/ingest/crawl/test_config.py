@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.crawl.selectors import compile_selector
+from sluice.selectors import compile_selector
 from sluice.config import parse_params
 from sluice.errors import ConfigError
 
@@ -57,3 +57,13 @@ def test_cli_missing_demo_site_is_one_line(run_cli, tmp_path):
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "nowhere: demo site not found (crawl.demo_site_dir)" in line
+
+
+def test_label_on_written_unquoted_in_yaml(tmp_path):
+    """PyYAML reads ``on:`` as the boolean true; the label section takes it as ``on``."""
+    import yaml
+
+    from sluice.config import parse_params
+
+    raw = yaml.safe_load("crawl:\n  label:\n    source: url_regex\n    on: image\n    pattern: '/(\\\\w+)/'\n")
+    assert parse_params(raw, "t.yaml").crawl.label.on == "image"

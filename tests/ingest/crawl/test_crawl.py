@@ -73,7 +73,7 @@ def test_bad_responses_are_logged_and_quarantined_with_their_reason(demo_crawl, 
     assert urls
     quarantine = {r["row_key"]: r for r in demo_crawl["lake"].read("quarantine").to_pylist()}
     for url in urls:
-        assert [r["outcome"] for r in _outcomes(demo_crawl, url)] == [f"dropped:{kind}"]
+        assert [(r["outcome"], r["status"]) for r in _outcomes(demo_crawl, url)] == [(f"dropped:{kind}", 200)]
         q = quarantine[url]
         assert (q["source_table"], q["stage"], q["check"], q["reason"]) == ("crawl:demo-site", "crawl", kind, kind)
         assert q["details"]
@@ -82,6 +82,7 @@ def test_bad_responses_are_logged_and_quarantined_with_their_reason(demo_crawl, 
 def test_gzip_bomb_is_not_inflated_past_the_limit(demo_crawl):
     [row] = _outcomes(demo_crawl, "http://demo-site.invalid/images/bomb/zeros.png")
     assert row["outcome"] == "dropped:decompression_bomb" and "expands past crawl.max_bytes 1000000" in row["error"]
+    assert row["status"] == 200 and row["bytes"] > 0
 
 
 def test_disallowed_and_offsite_urls_are_never_requested(demo_crawl):
@@ -94,6 +95,7 @@ def test_disallowed_and_offsite_urls_are_never_requested(demo_crawl):
     assert [r["outcome"] for r in _outcomes(demo_crawl, "https://example.org/gallery")] == ["dropped:offsite"]
     [refused] = _outcomes(demo_crawl, "http://demo-site.invalid/partner")
     assert refused["outcome"] == "dropped:offsite_redirect" and "localhost" in refused["error"]
+    assert refused["status"] in (301, 302, 303, 307, 308)
 
 
 def test_user_agent_names_the_project_and_a_contact(demo_crawl):
@@ -122,7 +124,7 @@ def test_every_page_is_crawled_and_404s_are_errors(demo_crawl):
 def test_counters_reconcile_and_the_manifest_names_versions(demo_crawl, capsys):
     summary = summarize(demo_crawl["params"], demo_crawl["first"])
     out = capsys.readouterr()
-    assert "[crawl] demo-site: requests" in out.out and "reconcile" in out.err and "OK" in out.err
+    assert "[crawl] demo-site: requests" in out.err and "reconcile" in out.err and "OK" in out.err
     c = summary["counters"]
     assert c["pages"] == len(demo_crawl["truth"]["pages"])
     assert c["dropped"]["decompression_bomb"] == 2 and c["dropped"]["robots"] == 1

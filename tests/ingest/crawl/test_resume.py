@@ -68,7 +68,7 @@ def test_sigkill_then_resume_reaches_every_page_without_duplicates(tmp_path):
         second_image_hits = [h for h in site.hits[hits_after_kill:] if h.path.startswith("/images/")]
         origin = site.origin
 
-    assert "resumed" in second.stdout
+    assert "resumed" in second.stderr  # the stage summary is a log line (stderr)
     rows = lake.read("raw_images", columns=["image_id", "source_uri"]).to_pylist()
     assert len(rows) == N_ITEMS
     assert len({(r["image_id"], r["source_uri"]) for r in rows}) == N_ITEMS  # 0 duplicate rows

@@ -74,3 +74,49 @@ def test_offsite_children_are_logged_not_requested():
     assert drop.outcome == "dropped:offsite" and drop.referer == "http://shop.invalid/"
     [request] = list(spider._follow({"url": "http://shop.invalid/c/", "kind": "page", "depth": 1}, None))
     assert request.url == "http://127.0.0.1:8000/c/"
+
+
+GALLERY = b"""<!doctype html><html><body><nav class="crumbs"><a href="/">Home</a> <a href="/c/pets/">Pets</a></nav>
+<ul><li><a href="files/cat/0001.jpg" title="a cat"> Tabby   cat </a></li>
+<li class="dog"><a href="files/dog/0002.jpg"><img src="files/dog/0002.jpg" data-label="dog" alt="good dog"></a>
+<span class="name">Rex</span></li></ul></body></html>"""
+GALLERY_URL = "http://127.0.0.1:8000/c/pets/p/1"
+
+
+def _labels(**crawl) -> dict[str, str | None]:
+    response = HtmlResponse(GALLERY_URL, body=GALLERY, encoding="utf-8")
+    spider = _spider(**crawl)
+    specs = spider._image_specs(response, "page")
+    return {s["url"].rsplit("/", 1)[1]: s["label"] for s in specs}
+
+
+@pytest.mark.parametrize("crawl, expected", [
+    ({"images": "li a", "image_attr": "href",
+      "label": {"source": "url_regex", "on": "image", "pattern": r"/files/(?P<label>\w+)/"}},
+     {"0001.jpg": "cat", "0002.jpg": "dog"}),
+    ({"images": "li a", "image_attr": "href", "label": {"source": "url_regex", "pattern": r"/c/(\w+)/"}},
+     {"0001.jpg": "pets", "0002.jpg": "pets"}),  # on: page (the default) reads the page URL
+    ({"images": "li a", "image_attr": "href", "label": {"source": "link_text"}}, {"0001.jpg": "Tabby cat", "0002.jpg": None}),
+    ({"images": "img", "label": {"source": "link_text"}}, {"0002.jpg": None}),  # the enclosing link has no text
+    ({"images": "li a", "image_attr": "href", "label": {"source": "attr", "attr": "title"}},
+     {"0001.jpg": "a cat", "0002.jpg": None}),
+    ({"images": "img", "label": {"source": "attr", "attr": "data-label"}}, {"0002.jpg": "dog"}),
+    ({"images": "img", "label": {"source": "selector", "on": "image", "selector": "xpath:ancestor::li/span"}},
+     {"0002.jpg": "Rex"}),
+    ({"images": "img::attr(src)", "label": {"source": "attr", "attr": "data-label"}}, {"0002.jpg": None}),
+    ({"images": "img", "label": {"source": "none"}}, {"0002.jpg": None}),
+])
+def test_labels_read_from_each_image(crawl, expected):
+    assert _labels(**crawl) == expected
+
+
+@pytest.mark.parametrize("label, message", [
+    ({"source": "breadcrumb", "selector": "nav a", "on": "image"}, "reads the page"),
+    ({"source": "attr"}, "needs label.attr"),
+    ({"source": "url_regex", "on": "everywhere", "pattern": "x"}, "label.on"),
+])
+def test_label_settings_are_checked(label, message):
+    from sluice.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        _spider(images="img", label=label)
