@@ -167,3 +167,29 @@ def test_stage_cli_writes_manifest_and_fails_cleanly_without_tables(run_cli, tmp
     empty = run_cli(module="transform.export", params={"lake": {"root": str(tmp_path / "nolake")}})
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
     assert "table 'dataset' does not exist yet" in empty.stderr.strip().splitlines()[-1]
+
+
+def test_non_square_geometry_gives_memory_mapped_uint8_shards_at_that_shape(lake, make_params, tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (12, 24, 40, 3), dtype=np.uint8)
+    rows = image_rows(images)
+    geometry = Geometry(24, 40, "pad", (0, 0, 0))
+    put_images(lake, rows, geometry)
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), np.arange(12) % 3, splits=["train"] * 12))
+    manifest, rejects, _ = export(lake, tmp_path / "s", make_params({"clean": {"size": 99}}))  # clean.size is not read
+    assert rejects == [] and manifest["image_shape"] == [24, 40, 3] and manifest["geometry"] == geometry.to_dict()
+    train = load_split(tmp_path / "s", "train")
+    assert isinstance(train.images, np.memmap) and train.images.dtype == np.uint8 and train.images.shape == (12, 24, 40, 3)
+    by_id = {hashlib.sha256(img.tobytes()).hexdigest(): img for img in images}
+    assert all(np.array_equal(train.images[i], by_id[k]) for i, k in enumerate(train.ids))
+
+
+def test_images_without_recorded_geometry_is_a_one_line_error(lake, make_params, tmp_path, digits):
+    images, labels = digits
+    rows = image_rows(images[:10])
+    lake.merge_insert("images", rows)  # as an older clean stage wrote it
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), labels[:10]))
+    with pytest.raises(InputError, match="records no image geometry .* rerun it"):
+        export(lake, tmp_path / "s", make_params({}))
+    manifest, _, _ = export(lake, tmp_path / "s", make_params({}), geometry=Geometry(32, 32, "squash"))
+    assert manifest["image_shape"] == [32, 32, 3]  # what a rebuild of an old snapshot passes in
