@@ -70,7 +70,7 @@ class Geometry:
         return {**asdict(self), "background": list(self.background), "channels": 3, "resample": "bicubic"}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Geometry":
+    def from_dict(cls, d: dict) -> Geometry:
         return cls(int(d["height"]), int(d["width"]), d.get("resize", "center_crop"),
                    tuple(int(v) for v in d.get("background", (255, 255, 255))))
 

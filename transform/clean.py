@@ -54,9 +54,6 @@ HASH_SIZE = 32  # perceptual hash input: 32x32 grey, 8x8 low DCT frequencies, li
 _DCT8 = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(HASH_SIZE) + 1) / (2 * HASH_SIZE)).astype(np.float64)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2 luma, as Pillow's convert("L")
 
-__all__ = ["Reject", "decode", "clean_batch", "geometry_of", "phash_batch", "find_outliers", "run"]
-
-
 # ---------------------------------------------------------------------------- one image
 def geometry_of(cfg: CleanParams) -> Geometry:
     """The output geometry ``clean.size`` / ``clean.resize`` / ``clean.background`` ask for (the only

@@ -30,8 +30,8 @@ from sluice.errors import InputError
 from sluice.imaging import Geometry, read_geometry
 from sluice.lake import Lake
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
-from sluice.stage import Quarantine, stage_logger
 from sluice.snapshot import SPLITS, SplitArrays, write_snapshot
+from sluice.stage import Quarantine, stage_logger
 
 STAGE = "export"
 INPUT_TABLES = ("dataset", "images")

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
-from sluice.imaging import (REJECT_REASONS, Geometry, Limits, Reject, decode, fit, read_geometry, record_geometry,
-                            strip_metadata)
+from sluice.imaging import REJECT_REASONS, Geometry, Limits, Reject, decode, fit, read_geometry, record_geometry, strip_metadata
 
 RNG = np.random.default_rng(3)
 BASE = Image.fromarray(RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8))

@@ -28,7 +28,10 @@ def image_rows(images: np.ndarray, run_id: str = "clean-test") -> pa.Table:
     })
 
 
-def put_images(lake, rows: pa.Table, geometry: Geometry = Geometry(32, 32, "squash")) -> None:
+SQUARE32 = Geometry(32, 32, "squash")
+
+
+def put_images(lake, rows: pa.Table, geometry: Geometry = SQUARE32) -> None:
     """Land silver rows as the clean stage would: with the geometry recorded on the table."""
     lake.merge_insert("images", rows)
     record_geometry(lake, "images", geometry)
