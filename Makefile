@@ -38,3 +38,8 @@ bench: setup
 
 clean:
 	rm -rf lake data reports runs .dvc/tmp
+
+# The decoder fuzz test at length (CI runs a bounded, derandomized 600 examples).
+.PHONY: fuzz
+fuzz: setup
+	SLUICE_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q -p no:warnings tests/sluice/test_imaging.py -k fuzz

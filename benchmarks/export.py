@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_of, ratio_line  # noqa: E402
 
 from sluice.config import parse_params  # noqa: E402
+from sluice.imaging import Geometry, record_geometry  # noqa: E402
 from sluice.lake import Lake  # noqa: E402
 from sluice.snapshot import content_hash  # noqa: E402
 from sluice.versions import copy_verified  # noqa: E402
@@ -78,6 +79,7 @@ def main() -> None:
         images, dataset = synthetic(rows)
         lake = Lake(str(tmp / "lake"))
         lake.merge_insert("images", images)
+        record_geometry(lake, "images", Geometry(32, 32, "squash"))  # what the clean stage records
         lake.overwrite("dataset", dataset)
         pq.write_table(images.select(["image_id", "pixels"]), tmp / "plain.parquet")
         params = parse_params({"lake": {"root": lake.root}})

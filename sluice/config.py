@@ -104,10 +104,15 @@ class TrainParams(Section):
     kfold: Annotated[int, Field(ge=0, le=20)] = 0
 
 
+Side = Annotated[int, Field(ge=8, le=2048)]
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
 class CleanParams(Section):
     """Decode, verify and normalize raw images into silver `images` (transform/clean.py)."""
 
-    size: Annotated[int, Field(ge=8, le=512)] = 32
+    size: Side | tuple[Side, Side] = 32  # N (square) or [H, W]
+    resize: Literal["squash", "center_crop", "pad"] = "center_crop"  # keep aspect and cut the centre
     batch_images: Annotated[int, Field(ge=1)] = 256
     write_rows: Annotated[int, Field(ge=1)] = 5000
     max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
@@ -116,8 +121,13 @@ class CleanParams(Section):
     min_std: Annotated[float, Field(ge=0)] = 2.0
     outlier_z: Annotated[float, Field(ge=0)] = 8.0
     max_aspect: Annotated[float, Field(ge=1)] = 8.0
-    background: tuple[int, int, int] = (255, 255, 255)
+    background: tuple[Channel, Channel, Channel] = (255, 255, 255)  # alpha and `pad` borders
     task_retries: Annotated[int, Field(ge=0)] = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the normalized images."""
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
 
 
 class DedupParams(Section):

@@ -1,7 +1,8 @@
 """Classify image files with a trained or compressed model, preprocessing exactly as the pipeline does.
 
-Preprocessing is the clean stage's own ``transform.clean.decode`` (decode, EXIF orientation, any mode to
-RGB with alpha composited on the configured background, bicubic resize to the model's image size) followed
+Preprocessing is the clean stage's own ``sluice.imaging.decode`` (decode, EXIF orientation, any mode to
+RGB with alpha composited on the background, bicubic resize to the snapshot's geometry: size and resize
+policy as the clean stage recorded them, carried by the snapshot manifest) followed
 by the trainer's ``train.data.normalize`` with the snapshot's train-split mean/std, which every model
 folder records in its ``config.json``. A file the clean stage would reject is rejected here with the same
 reason code.
@@ -22,10 +23,26 @@ import torch
 
 from sluice.config import CleanParams
 from sluice.errors import InputError
-from transform.clean import Reject, decode
+from sluice.imaging import Geometry, Limits, Reject, decode
+from sluice.snapshot import MANIFEST
 from train.data import normalize
 from train.model import Frozen, load_inference_model
 from train.quantize import CONFIG
+
+
+def model_geometry(config: dict, background: tuple[int, int, int]) -> Geometry:
+    """The geometry the model's snapshot was made with: ``config["geometry"]``, else the manifest of the
+    snapshot it names (when its content hash matches), else its ``image_shape`` squashed (the only policy
+    before geometry was recorded)."""
+    if config.get("geometry"):
+        return Geometry.from_dict(config["geometry"])
+    manifest_path = Path(config.get("snapshot") or "") / MANIFEST
+    if config.get("snapshot") and manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("geometry") and manifest.get("content_hash") == config.get("dataset_hash"):
+            return Geometry.from_dict(manifest["geometry"])
+    h, w, _ = config["image_shape"]
+    return Geometry(int(h), int(w), "squash", tuple(background))
 
 
 @dataclass
@@ -48,14 +65,12 @@ class Classifier:
         missing = [k for k in ("classes", "image_shape", "mean", "std") if k not in config]
         if missing:
             raise InputError(f"{config_path}: lacks {', '.join(missing)} needed for preprocessing")
-        h, w, _ = config["image_shape"]
-        if h != w:
-            raise InputError(f"{config_path}: image_shape {config['image_shape']} is not square; the clean stage "
-                             f"only produces square images")
+        clean = clean or CleanParams()
+        self.geometry = model_geometry(config, clean.background)
+        self.limits = Limits(clean.max_pixels, clean.min_side, clean.animated)
         self.classes: list[str] = list(config["classes"])
         self.mean = torch.tensor(config["mean"], dtype=torch.float32)
         self.std = torch.tensor(config["std"], dtype=torch.float32).clamp_min(1e-6)
-        self.clean = (clean or CleanParams()).model_copy(update={"size": h})
         model = load_inference_model(folder)[0]
         self.model = model.fn if isinstance(model, Frozen) else model  # the program itself, for compile
         if compile:
@@ -68,7 +83,7 @@ class Classifier:
         """The (H, W, 3) uint8 pixels the pipeline would store for this file; raises Reject or OSError."""
         if path.is_dir():
             raise Reject("not_a_file", "is a directory")
-        return decode(path.read_bytes(), self.clean).pixels
+        return decode(path.read_bytes(), self.geometry, self.limits).pixels
 
     @torch.inference_mode()
     def classify(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

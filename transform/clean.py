@@ -21,27 +21,32 @@ extra raw rows are reported as ``merged``). Rejected images go to ``quarantine``
 
 A rerun replaces the stage's previous quarantine rows, so fixed data is re-admitted. No EXIF (nor any
 other metadata) leaves this layer: silver holds decoded pixels only.
+
+Decoding, RGB conversion and resizing are :mod:`sluice.imaging` (shared with ``sluice predict``). The
+output geometry (``clean.size`` as N or [H, W], ``clean.resize``: squash | center_crop | pad,
+``clean.background``) is recorded on the ``images`` table and in the manifest; downstream stages read
+it from there.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import time
-import warnings
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from sluice import imaging
 from sluice.catalog import TABLES
 from sluice.config import CleanParams
 from sluice.errors import InputError
+from sluice.imaging import Decoded, Geometry, Limits, Reject
 from sluice.lake import Lake
-from sluice.runs import new_run_id, reconcile, utcnow
+from sluice.runs import new_run_id, reconcile
+from sluice.stage import Quarantine, stage_logger
 
 STAGE = "clean"
 IMAGE_COLUMNS = [f.name for f in TABLES["images"].schema]
@@ -49,81 +54,21 @@ HASH_SIZE = 32  # perceptual hash input: 32x32 grey, 8x8 low DCT frequencies, li
 _DCT8 = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(HASH_SIZE) + 1) / (2 * HASH_SIZE)).astype(np.float64)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2 luma, as Pillow's convert("L")
 
-
-class Reject(Exception):
-    """An image that cannot enter silver: ``reason`` is the quarantine code."""
-
-    def __init__(self, reason: str, details: str):
-        super().__init__(details)
-        self.reason = reason
-        self.details = details
-
-
-@dataclass(frozen=True)
-class Decoded:
-    pixels: np.ndarray  # (size, size, 3) uint8
-    width: int
-    height: int
-    mode: str
-    format: str | None
-
-
 # ---------------------------------------------------------------------------- one image
+def geometry_of(cfg: CleanParams) -> Geometry:
+    """The output geometry ``clean.size`` / ``clean.resize`` / ``clean.background`` ask for (the only
+    reader of ``clean.size``: everyone else reads the geometry the stage recorded in the lake)."""
+    height, width = cfg.shape
+    return Geometry(height, width, cfg.resize, tuple(cfg.background))
+
+
+def limits_of(cfg: CleanParams) -> Limits:
+    return Limits(cfg.max_pixels, cfg.min_side, cfg.animated)
+
+
 def decode(content: bytes, cfg: CleanParams) -> Decoded:
-    """Decode and normalize one image, or raise :class:`Reject` with the reason code."""
-    if not content:
-        raise Reject("zero_byte", "0 bytes")
-    Image.MAX_IMAGE_PIXELS = cfg.max_pixels
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            im = Image.open(io.BytesIO(content))
-        except UnidentifiedImageError:
-            raise Reject("not_an_image", f"{len(content)} bytes that no image format recognises "
-                                         f"(starts {content[:8]!r})") from None
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise Reject("decompression_bomb", f"{err} (clean.max_pixels {cfg.max_pixels})") from None
-        except Exception as err:  # a recognised header that Pillow cannot parse
-            raise Reject("undecodable", f"{err.__class__.__name__}: {err}") from None
-        fmt, mode, (width, height) = im.format, im.mode, im.size
-        if width * height > cfg.max_pixels:
-            raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels > clean.max_pixels {cfg.max_pixels}")
-        if getattr(im, "n_frames", 1) > 1 and cfg.animated == "quarantine":
-            raise Reject("animated", f"{fmt} with {im.n_frames} frames (clean.animated: quarantine)")
-        try:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            width, height = im.size
-            if min(width, height) < cfg.min_side:
-                raise Reject("too_small", f"{width}x{height} < clean.min_side {cfg.min_side}")
-            rgb = to_rgb(im, cfg.background)
-            if rgb.size != (cfg.size, cfg.size):
-                rgb = rgb.resize((cfg.size, cfg.size), Image.Resampling.BICUBIC)
-            pixels = np.asarray(rgb, np.uint8)
-        except Reject:
-            raise
-        except Image.DecompressionBombError as err:
-            raise Reject("decompression_bomb", str(err)) from None
-        except Exception as err:
-            text = f"{err.__class__.__name__}: {err}"
-            reason = "truncated" if "truncat" in text.lower() or "broken" in text.lower() else "undecodable"
-            raise Reject(reason, text) from None
-    return Decoded(pixels, width, height, mode, fmt)
-
-
-def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """RGB uint8 from any mode: 16/32-bit grey rescaled (not clipped), alpha composited on ``background``."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        arr = np.asarray(im, np.float64)
-        if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
-            arr = arr / 257.0  # 16-bit range -> 8-bit
-        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        base = Image.new("RGBA", rgba.size, (*background, 255))
-        return Image.alpha_composite(base, rgba).convert("RGB")
-    return im if im.mode == "RGB" else im.convert("RGB")
+    """Decode and normalize one image as the stage does, or raise :class:`Reject` with the reason code."""
+    return imaging.decode(content, geometry_of(cfg), limits_of(cfg))
 
 
 def phash_batch(pixels: np.ndarray) -> np.ndarray:
@@ -148,14 +93,15 @@ def phash_batch(pixels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- one batch (a Dask task)
 def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams) -> tuple[pa.Table, list[tuple[str, str, str]]]:
     """Clean one batch: the silver rows (without run_id/dup columns) and ``(image_id, reason, details)`` rejects."""
+    geometry, limits = geometry_of(cfg), limits_of(cfg)
     good: list[tuple[str, Decoded]] = []
     rejects: list[tuple[str, str, str]] = []
     for image_id, content in zip(image_ids, contents):
         try:
-            good.append((image_id, decode(content, cfg)))
+            good.append((image_id, imaging.decode(content, geometry, limits)))
         except Reject as rej:
             rejects.append((image_id, rej.reason, rej.details))
-    pixels = np.stack([d.pixels for _, d in good]) if good else np.zeros((0, cfg.size, cfg.size, 3), np.uint8)
+    pixels = np.stack([d.pixels for _, d in good]) if good else np.zeros((0, *geometry.shape), np.uint8)
     flat = pixels.reshape(len(good), -1).astype(np.float32)
     std = flat.std(axis=1) if len(good) else np.zeros(0, np.float32)
     blank = std < cfg.min_std
@@ -204,21 +150,6 @@ def find_outliers(stats: pl.DataFrame, cfg: CleanParams) -> pl.DataFrame:
             .select("image_id", "details").sort("image_id"))
 
 
-def quarantine_table(rows: list[tuple[str, str, str]], run_id: str) -> pa.Table:
-    rows = sorted(rows)
-    now = utcnow()
-    return pa.table({
-        "source_table": ["raw_images"] * len(rows),
-        "row_key": [r[0] for r in rows],
-        "stage": [STAGE] * len(rows),
-        "check": [r[1] for r in rows],
-        "reason": [r[1] for r in rows],
-        "details": [r[2] for r in rows],
-        "run_id": [run_id] * len(rows),
-        "quarantined_at": pa.array([now] * len(rows), pa.timestamp("us", tz="UTC")),
-    })
-
-
 # ---------------------------------------------------------------------------- the stage
 def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
     """Distinct (image_ids, contents, uris) batches from ``raw_images``; repeated bytes are counted, not resent."""
@@ -260,34 +191,35 @@ def run(params, client=None) -> dict:
     from sluice.progress import progress
 
     run_id = new_run_id(STAGE)
+    log = stage_logger(STAGE)
+    geometry = geometry_of(cfg)
     raw_version = lake.version("raw_images")
     started = time.perf_counter()
     counts: Counter = Counter()
-    rejects: list[tuple[str, str, str]] = []
+    quarantine = Quarantine(STAGE, "raw_images", run_id)
     uri_of: dict[str, str] = {}
     stats: list[pl.DataFrame] = []
     pending: list[pa.Table] = []
     written = 0
     window = 2 * total_threads(client)
     bar = progress(desc="clean", unit="img")
+    # Empty the table and record the new geometry before any row of it lands, so that every state a
+    # reader can see (even after a crash mid-run) has rows of the geometry the table declares.
+    lake.overwrite("images", TABLES["images"].schema.empty_table(), run_id=run_id)
+    imaging.record_geometry(lake, "images", geometry)
 
     def flush(final: bool = False) -> None:
         nonlocal written
         if not pending or (not final and sum(t.num_rows for t in pending) < cfg.write_rows):
-            if final and written == 0:
-                lake.overwrite("images", TABLES["images"].schema.empty_table(), run_id=run_id)
             return
         table = _silver(pa.concat_tables(pending), run_id)
         pending.clear()
-        if written == 0:
-            lake.overwrite("images", table, run_id=run_id)
-        else:
-            lake.append("images", table, run_id=run_id)
-        written += table.num_rows
+        written += lake.append("images", table, run_id=run_id)
 
     def collect(future) -> None:
         table, bad = future.result()
-        rejects.extend((i, r, f"{d} [{uri_of[i]}]") for i, r, d in bad)
+        for image_id, reason, details in bad:
+            quarantine.add(image_id, reason, details=f"{details} [{uri_of[image_id]}]")
         stats.append(pl.from_arrow(table.select(["image_id", "width", "height", "mean", "std"])))
         pending.append(table)
         bar.update(table.num_rows + len(bad))
@@ -311,19 +243,22 @@ def run(params, client=None) -> dict:
             ids = outliers["image_id"][start:start + 500].to_list()
             quoted = ", ".join(f"'{i}'" for i in ids)
             lake.overwrite("images", TABLES["images"].schema.empty_table(), predicate=f"image_id IN ({quoted})", run_id=run_id)
-        rejects.extend((i, "outlier", f"{d} [{uri_of[i]}]") for i, d in outliers.iter_rows())
-    lake.overwrite("quarantine", quarantine_table(rejects, run_id), predicate=f"stage = '{STAGE}'", run_id=run_id)
+        for image_id, details in outliers.iter_rows():
+            quarantine.add(image_id, "outlier", details=f"{details} [{uri_of[image_id]}]")
+    reasons = dict(sorted(quarantine.counts().items()))
+    quarantined = len(quarantine)
+    quarantine.rows.sort(key=lambda r: (r[1], r[2]))  # deterministic row order: by image_id, then check
+    quarantine.write(lake, replace=True)
 
-    reasons = Counter(r for _, r, _ in rejects)
     images_out = written - outliers.height
-    recon = reconcile(STAGE, counts["raw_rows"], images=images_out, quarantined=len(rejects),
+    recon = reconcile(STAGE, counts["raw_rows"], images=images_out, quarantined=quarantined,
                       merged_same_bytes=counts["merged_same_bytes"])
     seconds = time.perf_counter() - started
     distinct = counts["raw_rows"] - counts["merged_same_bytes"]
-    print(f"[{STAGE}] {distinct} distinct images in {seconds:.1f}s ({distinct / max(seconds, 1e-9):.0f} img/s): "
-          f"{images_out} to images, {len(rejects)} quarantined ("
-          + (", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) or "none") + ")")
-    return {"run_id": run_id, "reconcile": recon, "quarantine_reasons": dict(sorted(reasons.items())),
+    log.info("%d distinct images in %.1fs (%.0f img/s): %d to images at %dx%d (%s), %d quarantined (%s)",
+             distinct, seconds, distinct / max(seconds, 1e-9), images_out, geometry.height, geometry.width,
+             geometry.resize, quarantined, ", ".join(f"{k} {v}" for k, v in reasons.items()) or "none")
+    return {"run_id": run_id, "reconcile": recon, "quarantine_reasons": reasons, "geometry": geometry.to_dict(),
             "seconds": round(seconds, 3), "workers": len(client.nthreads()),
             "versions": {"raw_images": raw_version, "images": lake.version("images"), "quarantine": lake.version("quarantine")},
             "rows": {t: lake.count(t) for t in ("raw_images", "images", "quarantine")}}

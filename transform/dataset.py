@@ -20,7 +20,9 @@ group can never span two splits and near-copies never count twice. Step by step 
    ``balance_target`` (default: the largest class); ``undersample`` keeps ``balance_target``
    (default: the smallest class) groups per class and leaves the rest out. Pixels are never copied.
 5. **Normalize**: per-channel mean/std of the train split's pixels (0..1 scale) go into the manifest
-   for the export stage.
+   for the export stage, with the image geometry the clean stage recorded on ``images``.
+
+Every check and computation runs before the first write: a failing run leaves ``dataset`` as it was.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from collections import Counter
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from sluice.errors import InputError
+from sluice.imaging import read_geometry
 from sluice.lake import Lake
-from sluice.runs import new_run_id, reconcile, utcnow
-from sluice.snapshot import SPLITS, channel_stats
+from sluice.runs import new_run_id, reconcile
+from sluice.snapshot import SPLITS
+from sluice.stage import Quarantine, stage_logger
+from transform.export import iter_pixels
 
 STAGE = "dataset"
 
@@ -203,66 +207,65 @@ def build(members: pl.DataFrame, cfg) -> tuple[pl.DataFrame, pl.DataFrame, dict]
 
 
 # ---------------------------------------------------------------------------- the stage
-def train_channel_stats(lake: Lake, train_ids: list[str], batch_rows: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean/std (0..1) of the train split's pixels, streamed in bounded memory."""
-    if not train_ids:
-        return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
-    size = None
+def train_channel_stats(lake: Lake, train_ids: list[str], version: int | None = None,
+                        batch_rows: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean/std (0..1) of the train split's pixels, streamed in bounded memory.
+
+    Channels are the last axis of every stored image whatever its height and width, so no shape is
+    needed (nor guessed) here; the rows are selected by :func:`transform.export.iter_pixels`, which
+    works for any number of ids (a pushed-down filter of <= 50 ids failed on string_view statistics).
+    """
     total, total_sq, count = np.zeros(3), np.zeros(3), 0
-    scanner = lake.dataset("images").scanner(columns=["pixels"], filter=pc.field("image_id").isin(train_ids),
-                                             batch_size=batch_rows)
-    for batch in scanner.to_batches():
-        if batch.num_rows == 0:
-            continue
-        flat = np.frombuffer(b"".join(batch.column("pixels").to_pylist()), np.uint8)
-        size = size or int(round((flat.size / batch.num_rows / 3) ** 0.5))
-        images = flat.reshape(batch.num_rows, size, size, 3)
-        mean, std = channel_stats(images)
-        w = batch.num_rows
-        total += w * np.asarray(mean)
-        total_sq += w * (np.asarray(std) ** 2 + np.asarray(mean) ** 2)
-        count += w
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    for part in iter_pixels(lake, version, train_ids, batch_rows):
+        column = part.column("pixels").combine_chunks().cast(pa.large_binary())
+        offsets = np.frombuffer(column.buffers()[1], np.int64)[column.offset: column.offset + len(column) + 1]
+        flat = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]: offsets[-1]].reshape(-1, 3)
+        total += flat.sum(axis=0, dtype=np.uint64)
+        total_sq += np.square(flat, dtype=np.uint32).sum(axis=0, dtype=np.uint64)
+        count += len(flat)
+    if count == 0:
+        return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    mean = total / count / 255.0
+    std = np.sqrt(np.maximum(total_sq / count / 255.0 ** 2 - mean ** 2, 1e-12))
     return mean.round(6).tolist(), std.round(6).tolist()
-
-
-def quarantine_table(rows: pl.DataFrame, run_id: str) -> pa.Table:
-    now = utcnow()
-    n = rows.height
-    return pa.table({
-        "source_table": ["images"] * n, "row_key": rows["image_id"].to_list(), "stage": [STAGE] * n,
-        "check": rows["check"].to_list(), "reason": rows["check"].to_list(), "details": rows["details"].to_list(),
-        "run_id": [run_id] * n, "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-    })
 
 
 def run(params) -> dict:
     cfg = params.dataset
     lake = Lake.from_params(params)
     run_id = new_run_id(STAGE)
+    log = stage_logger(STAGE)
     started = time.perf_counter()
     versions_in = {t: lake.version(t) for t in ("raw_images", "images", "labels")}
     members = load_members(lake)
+    geometry = read_geometry(lake, "images", versions_in["images"])
+    if geometry is None:
+        raise InputError(f"table 'images' (version {versions_in['images']}) records no image geometry (written by "
+                         "an older clean stage): rerun it (`dvc repro clean` or `python -m transform.clean`)")
     rows, quarantined, counts = build(members, cfg)
     if rows.height == 0:
         raise InputError("no labelled images to build a dataset from (labels has no 'resolved' row for any image)")
-    lake.overwrite("dataset", rows.with_columns(run_id=pl.lit(run_id)).to_arrow(), run_id=run_id)
-    lake.overwrite("quarantine", quarantine_table(quarantined, run_id), predicate=f"stage = '{STAGE}'", run_id=run_id)
-    mean, std = train_channel_stats(lake, rows.filter(pl.col("split") == "train")["image_id"].to_list())
-
+    # Everything that can fail runs before the first write, so a failure never leaves a half-made dataset.
+    mean, std = train_channel_stats(lake, rows.filter(pl.col("split") == "train")["image_id"].to_list(),
+                                    versions_in["images"])
     recon = reconcile(STAGE, counts["images"], dataset=counts["dataset_rows"], merged_duplicates=counts["merged_duplicates"],
                       unlabeled=counts["unlabeled"], quarantined=counts["quarantined"], undersampled=counts["undersampled"])
+    quarantine = Quarantine(STAGE, "images", run_id)
+    for image_id, check, details in quarantined.iter_rows():
+        quarantine.add(image_id, check, details=details)
+    lake.overwrite("dataset", rows.with_columns(run_id=pl.lit(run_id)).to_arrow(), run_id=run_id)
+    quarantine.write(lake, replace=True)
+
     per_split = {s: dict(Counter(rows.filter(pl.col("split") == s)["label"].to_list())) for s in SPLITS}
     weights = rows.group_by("split", "label").agg(pl.col("weight").sum()).sort("split", "label")
-    print(f"[{STAGE}] " + ", ".join(f"{s} {sum(per_split[s].values())}" for s in SPLITS)
-          + f" ({len(counts['classes'])} classes, balance {cfg.balance}); train mean {mean} std {std}")
+    log.info("%s (%d classes, balance %s); train mean %s std %s",
+             ", ".join(f"{s} {sum(per_split[s].values())}" for s in SPLITS), len(counts["classes"]), cfg.balance, mean, std)
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
-        print(f"[{STAGE}] source test split: {counts['leak_groups']} image(s) have a duplicate in the source train "
-              f"split -> {action} (dataset.leak_policy: {cfg.leak_policy})")
+        log.warning("source test split: %d image(s) have a duplicate in the source train split -> %s "
+                    "(dataset.leak_policy: %s)", counts["leak_groups"], action, cfg.leak_policy)
     return {
-        "run_id": run_id, "reconcile": recon, "classes": counts["classes"],
+        "run_id": run_id, "reconcile": recon, "classes": counts["classes"], "geometry": geometry.to_dict(),
         "counts": {s: {"rows": sum(per_split[s].values()), "per_class": per_split[s]} for s in SPLITS},
         "weight_sums": {f"{s}/{lab}": round(w, 6) for s, lab, w in weights.iter_rows()},
         "normalize": {"mean": mean, "std": std, "scale": "0..1", "split": "train"},

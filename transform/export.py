@@ -27,10 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.errors import InputError
+from sluice.imaging import Geometry, read_geometry
 from sluice.lake import Lake
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
-from sluice.stage import Quarantine, stage_logger
 from sluice.snapshot import SPLITS, SplitArrays, write_snapshot
+from sluice.stage import Quarantine, stage_logger
 
 STAGE = "export"
 INPUT_TABLES = ("dataset", "images")
@@ -83,17 +84,26 @@ def read_members(lake: Lake, version: int) -> pl.DataFrame:
     return pl.from_arrow(table)
 
 
-def read_pixels(lake: Lake, version: int, image_ids: list[str]) -> pa.Table:
-    """image_id + pixels of the given images only, filtered batch by batch in bounded memory.
+def iter_pixels(lake: Lake, version: int | None, image_ids: list[str], batch_rows: int = 4096):
+    """(image_id, pixels) Arrow batches of the given images only, filtered in memory batch by batch.
 
-    (A pushed-down ``isin`` filter trips over deltalake's string_view file statistics in pyarrow.)
+    Not a pushed-down ``isin`` filter: pyarrow simplifies one of up to 50 values against each file's
+    statistics, which deltalake types ``string_view``, and fails with ArrowNotImplementedError
+    ``(string, string_view)``; with 51 and more it does not try. Filtering here works for any count.
     """
     wanted = pa.array(sorted(set(image_ids)), pa.string())
-    parts = []
-    for batch in lake.dataset("images", version).to_batches(columns=["image_id", "pixels"]):
+    if len(wanted) == 0:
+        return
+    for batch in lake.dataset("images", version).to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
         ids = batch.column("image_id").cast(pa.string())
         keep = pc.is_in(ids, value_set=wanted)
-        parts.append(pa.table({"image_id": ids.filter(keep), "pixels": batch.column("pixels").filter(keep)}))
+        if pc.any(keep).as_py():
+            yield pa.table({"image_id": ids.filter(keep), "pixels": batch.column("pixels").filter(keep)})
+
+
+def read_pixels(lake: Lake, version: int, image_ids: list[str]) -> pa.Table:
+    """image_id + pixels of the given images only, in bounded memory (see :func:`iter_pixels`)."""
+    parts = list(iter_pixels(lake, version, image_ids))
     if not parts:
         return pa.table({"image_id": pa.array([], pa.string()), "pixels": pa.array([], pa.binary())})
     return pa.concat_tables(parts)
@@ -112,10 +122,14 @@ def pixel_matrix(pixels: pa.ChunkedArray, rows: np.ndarray, shape: tuple[int, in
     return data.reshape(n, *shape)  # a read-only view that keeps the Arrow buffer alive
 
 
-def image_shape(params) -> tuple[int, int, int]:
-    """HxWx3 from ``clean.size`` (the size the clean stage normalizes to)."""
-    size = int(params.clean.size)
-    return (size, size, 3)
+def image_geometry(lake: Lake, images_version: int, fallback: Geometry | None = None) -> Geometry:
+    """The geometry the clean stage recorded on ``images`` at that version (``fallback`` for tables
+    written before geometry was recorded, e.g. an old snapshot's manifest when rebuilding it)."""
+    geometry = read_geometry(lake, "images", images_version) or fallback
+    if geometry is None:
+        raise InputError(f"table 'images' (version {images_version}) records no image geometry (written by an "
+                         "older clean stage): rerun it (`dvc repro clean` or `python -m transform.clean`)")
+    return geometry
 
 
 def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int]
@@ -141,7 +155,7 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
     wrong = ok.filter(pl.col("pix_row").is_not_null() & (pl.col("nbytes") != expected))
     if wrong.height:
         rejects.append(Rejected(wrong["image_id"].to_list(), "pixels_shape",
-                                [f"{n} pixel bytes, expected {expected} ({shape[0]}x{shape[1]}x3 from clean.size)"
+                                [f"{n} pixel bytes, expected {expected} ({shape[0]}x{shape[1]}x3, the images table's geometry)"
                                  for n in wrong["nbytes"]]))
     good = ok.filter(pl.col("pix_row").is_not_null() & (pl.col("nbytes") == expected))
     splits = {}
@@ -201,21 +215,26 @@ def params_record(params) -> dict:
 
 
 def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | None = None,
-           dataset_manifest: dict | None = None) -> tuple[dict, list[Rejected], int]:
-    """Build the snapshot from the pinned table versions. Returns (manifest, rejects, rows in)."""
+           dataset_manifest: dict | None = None, geometry: Geometry | None = None
+           ) -> tuple[dict, list[Rejected], int]:
+    """Build the snapshot from the pinned table versions. Returns (manifest, rejects, rows in).
+
+    The image shape is the one recorded on the pinned ``images`` version (``geometry`` only stands in
+    for a table that records none)."""
     pinned = pinned_versions(lake, versions)
     members = read_members(lake, pinned["dataset"])
     if members.height == 0:
         raise InputError(f"table 'dataset' (version {pinned['dataset']}) has no rows: nothing to export")
+    geometry = image_geometry(lake, pinned["images"], geometry)
     pixels = read_pixels(lake, pinned["images"], members["image_id"].to_list())
-    shape = image_shape(params)
-    splits, classes, rejects = assemble(members, pixels, shape)
+    splits, classes, rejects = assemble(members, pixels, geometry.shape)
     if len(splits["train"].labels) == 0:
         raise InputError("dataset: no exportable train rows (every train row was rejected; see quarantine)")
     stats = train_stats(splits, dataset_manifest, pinned["dataset"])
     counts = {s: len(a.labels) for s, a in splits.items()}
     extra = {
         "table_versions": pinned,
+        "geometry": geometry.to_dict(),
         "params": params_record(params),
         "counts": {**counts, "total": sum(counts.values()), "rejected": sum(len(r.image_ids) for r in rejects)},
         "mean": stats["mean"], "std": stats["std"], "stats_scale": "0..1", "stats_source": stats["source"],

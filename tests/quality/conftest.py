@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from sluice.config import parse_params
+from sluice.imaging import Geometry, record_geometry
 from sluice.lake import Lake
 from sluice.runs import utcnow
 from sluice.snapshot import SplitArrays, channel_stats, write_snapshot
@@ -77,6 +78,7 @@ def build_world(root: Path) -> None:
     for name, rows in (("raw_images", raw), ("images", images), ("labels", labels), ("dataset", dataset),
                        ("crowd_votes", votes), ("annotators", annotators), ("crawl_log", crawl)):
         lake.append(name, pa.Table.from_pylist(rows))
+    record_geometry(lake, "images", Geometry(SIZE, SIZE, "squash"))  # as the clean stage does
     lake.append("quarantine", pa.Table.from_pylist([{
         "source_table": "source:fx", "row_key": "fx/train/cat/bad.png", "stage": "ingest", "check": "empty_file",
         "reason": "empty_file", "details": "0 bytes", "run_id": "ingest-fx", "quarantined_at": now}]))

@@ -127,6 +127,7 @@ MAKE_LAKE = textwrap.dedent('''
     from ingest.demo import digit_images
     from sluice.config import load_params
     from sluice.lake import Lake
+    from sluice.imaging import Geometry, record_geometry
     from sluice.runs import write_manifest
 
     cfg = yaml.safe_load(open("fixture.yaml"))
@@ -138,6 +139,7 @@ MAKE_LAKE = textwrap.dedent('''
     lake.merge_insert("images", pa.table({
         "image_id": ids, "width": [32] * n, "height": [32] * n, "mode": ["RGB"] * n, "format": ["PNG"] * n,
         "pixels": [i.tobytes() for i in images], "pixel_hash": ids, "phash": list(range(n)), "run_id": ["f"] * n}))
+    record_geometry(lake, "images", Geometry(32, 32, "squash"))  # as the clean stage records it
     keep = [k for k in range(n) if k % cfg["drop_every"] != 0] if cfg["drop_every"] else list(range(n))
     split = ["test" if k % 5 == 0 else "val" if k % 5 == 1 else "train" for k in keep]
     lake.overwrite("dataset", pa.table({

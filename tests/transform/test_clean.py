@@ -16,7 +16,7 @@ from sluice.config import CleanParams
 from sluice.lake import Lake
 from transform.clean import Reject, clean_batch, decode, find_outliers, phash_batch, run
 
-CFG = CleanParams()
+CFG = CleanParams(resize="squash")  # reference images below are squashed
 RNG = np.random.default_rng(7)
 BASE = RNG.integers(0, 256, (40, 60, 3), dtype=np.uint8)
 
@@ -75,7 +75,7 @@ def test_animated_gif_policy():
     frames = [Image.fromarray(BASE), Image.fromarray(255 - BASE)]
     gif = enc(frames[0], "GIF", save_all=True, append_images=frames[1:])
     assert reason(gif) == "animated"
-    first = decode(gif, CleanParams(animated="first_frame"))
+    first = decode(gif, CFG.model_copy(update={"animated": "first_frame"}))
     single = decode(enc(frames[0], "GIF"), CFG)
     assert np.array_equal(first.pixels, single.pixels)
 
@@ -264,3 +264,58 @@ def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy, dask_cluster, 
     assert f"connected to {dask_cluster.scheduler.address} (2 workers)" in result.stderr
     manifest = json.loads((tmp_path / "data/manifests/clean.json").read_text())
     assert manifest["reconcile"]["images"] == distinct - bad and manifest["versions"]["images"] is not None
+
+
+# ---------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("raw, shape", [({"size": 64}, (64, 64)), ({"size": [96, 160]}, (96, 160))])
+def test_size_is_n_or_height_width(make_params, raw, shape):
+    assert make_params({"clean": raw}).clean.shape == shape
+
+
+@pytest.mark.parametrize("raw", [{"size": 0}, {"size": [96, -1]}, {"size": [1, 2, 3]}, {"resize": "stretch"},
+                                 {"background": [999, -1, 3]}, {"background": [1, 2]}])
+def test_bad_geometry_params_are_refused(make_params, raw):
+    from sluice.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        make_params({"clean": raw})
+
+
+def test_stage_records_its_geometry_and_stores_pixels_at_that_shape(make_params, dask_cluster):
+    from sluice.imaging import Geometry, read_geometry
+
+    photos = {f"photo{k}.jpg": enc(Image.fromarray(np.kron(smooth(k), np.ones((3, 2 + k % 3, 1), np.uint8))), "JPEG")
+              for k in range(6)}  # 120 x 80..160, landscape and portrait
+    params = make_params({"clean": {"size": [24, 40], "resize": "pad", "background": [0, 0, 0], "outlier_z": 0}})
+    lake = Lake.from_params(params)
+    _land(lake, photos)
+    summary = run(params, dask_cluster)
+    geometry = Geometry(24, 40, "pad", (0, 0, 0))
+    assert summary["geometry"] == geometry.to_dict() and read_geometry(lake) == geometry
+    images = lake.read("images", columns=["pixels", "width", "height"])
+    assert images.num_rows == 6 and {len(p) for p in images.column("pixels").to_pylist()} == {24 * 40 * 3}
+    # a rerun at another size replaces rows and geometry together; the old version keeps the old geometry
+    old = lake.version("images")
+    run(make_params({"clean": {"size": 32, "outlier_z": 0}}), dask_cluster)
+    assert read_geometry(lake) == Geometry(32, 32, "center_crop") and read_geometry(lake, version=old) == geometry
+    assert {len(p) for p in lake.read("images", columns=["pixels"]).column("pixels").to_pylist()} == {32 * 32 * 3}
+
+
+def test_clean_batch_quarantines_every_truncation_of_every_format():
+    """The common formats (multi-frame too) cut at five points: each image is a row or a quarantine reason.
+    (tests/sluice/test_imaging.py fuzzes the decoder itself over every format Pillow writes.)"""
+    from sluice.imaging import REJECT_REASONS
+
+    frames = [Image.fromarray(BASE), Image.fromarray(255 - BASE), Image.fromarray(BASE[::-1])]
+    many = dict(save_all=True, append_images=frames[1:])
+    files = {f"{fmt}{'-multi' if kw else ''}": enc(frames[0], fmt, **kw)
+             for fmt in ("PNG", "JPEG", "GIF", "TIFF", "WEBP", "BMP", "ICO", "TGA", "PPM") for kw in ({}, many)
+             if not kw or fmt in ("GIF", "TIFF", "WEBP", "PNG")}
+    ids, contents = [], []
+    for name, data in sorted(files.items()):
+        for cut in (1, 8, len(data) // 3, len(data) // 2, len(data) - 1):
+            ids.append(f"{name}:{cut}")
+            contents.append(data[:cut])
+    table, rejects = clean_batch(ids, contents, CleanParams(size=16, min_side=1, animated="first_frame"))
+    assert table.num_rows + len(rejects) == len(ids)
+    assert all(r in REJECT_REASONS for _, r, _ in rejects)

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from sluice.config import DatasetParams
+from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.snapshot import channel_stats
 from transform.dataset import build, class_order, run
@@ -183,3 +185,47 @@ def test_stage_main_writes_manifest(run_cli, demo_copy, tmp_path):
     manifest = json.loads((tmp_path / "data/manifests/dataset.json").read_text())
     assert set(manifest["counts"]) == {"train", "val", "test"} and len(manifest["normalize"]["mean"]) == 3
     assert manifest["versions"]["dataset"] is not None and "[dataset] reconcile:" in result.stderr
+
+
+@pytest.mark.parametrize("n", [0, 1, 50, 51])
+def test_train_stats_for_any_number_of_ids(demo_copy, n):
+    """<= 50 ids used to die in pyarrow (string vs string_view file statistics) after `dataset` was written."""
+    from transform.dataset import train_channel_stats
+
+    lake = Lake(str(demo_copy))
+    images = pl.from_arrow(lake.read("images", columns=["image_id", "pixels"])).sort("image_id").head(n)
+    mean, std = train_channel_stats(lake, images["image_id"].to_list())
+    if n == 0:
+        assert (mean, std) == ([0.0] * 3, [1.0] * 3)
+        return
+    pixels = np.frombuffer(b"".join(images["pixels"].to_list()), np.uint8).reshape(n, 32, 32, 3)
+    ref_mean, ref_std = channel_stats(pixels)
+    assert mean == pytest.approx(ref_mean, abs=1e-5) and std == pytest.approx(ref_std, abs=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 50, 51])
+def test_stage_with_a_small_labelled_set(demo_copy, make_params, tmp_path, monkeypatch, n):
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(str(demo_copy))
+    labels = pl.from_arrow(lake.read("labels")).sort("image_id")
+    resolved = labels.filter(pl.col("status") == "resolved").head(n)["image_id"]
+    lake.overwrite("labels", labels.with_columns(
+        status=pl.when(pl.col("image_id").is_in(resolved.to_list())).then(pl.col("status")).otherwise(pl.lit("unresolved"))
+    ).to_arrow())
+    summary = run(make_params({"lake": {"root": str(demo_copy)}, "dataset": {"val_fraction": 0, "test_fraction": 0,
+                                                                              "keep_source_test": False}}))
+    assert summary["counts"]["train"]["rows"] == lake.count("dataset") <= n
+    assert summary["geometry"]["height"] == 32 and summary["geometry"]["width"] == 32
+
+
+def test_a_failing_run_writes_nothing(demo_copy, make_params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(str(demo_copy))
+    run(make_params({"lake": {"root": str(demo_copy)}}))
+    before = (lake.version("dataset"), lake.version("quarantine"))
+    labels = lake.read("labels")
+    lake.overwrite("labels", labels.set_column(labels.schema.get_field_index("status"), "status",
+                                               pa.array(["unresolved"] * labels.num_rows)))
+    with pytest.raises(InputError, match="no labelled images"):
+        run(make_params({"lake": {"root": str(demo_copy)}}))
+    assert (lake.version("dataset"), lake.version("quarantine")) == before

@@ -11,6 +11,7 @@ import pytest
 
 from ingest.demo import digit_images
 from sluice.errors import InputError
+from sluice.imaging import Geometry, record_geometry
 from sluice.snapshot import load_split, read_manifest, verify
 from transform.export import export, run
 
@@ -25,6 +26,15 @@ def image_rows(images: np.ndarray, run_id: str = "clean-test") -> pa.Table:
         "pixels": [img.tobytes() for img in images], "pixel_hash": ids, "phash": list(range(n)),
         "dup_group": ids, "is_canonical": [True] * n, "run_id": [run_id] * n,
     })
+
+
+SQUARE32 = Geometry(32, 32, "squash")
+
+
+def put_images(lake, rows: pa.Table, geometry: Geometry = SQUARE32) -> None:
+    """Land silver rows as the clean stage would: with the geometry recorded on the table."""
+    lake.merge_insert("images", rows)
+    record_geometry(lake, "images", geometry)
 
 
 def dataset_rows(ids: list[str], labels: np.ndarray, weights=None, splits=None, run_id: str = "dataset-test") -> pa.Table:
@@ -46,7 +56,7 @@ def digits():
 def filled(lake, digits):
     images, labels = digits
     rows = image_rows(images)
-    lake.merge_insert("images", rows)
+    put_images(lake, rows)
     lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), labels))
     return lake
 
@@ -94,7 +104,7 @@ def test_weights_and_membership_come_from_the_dataset_table(lake, make_params, t
     images, labels = digits
     rows = image_rows(images[:20])
     ids = rows.column("image_id").to_pylist()
-    lake.merge_insert("images", rows)
+    put_images(lake, rows)
     weights = [0.0 if i % 4 == 0 else 2.0 for i in range(10)]  # 10 of the 20 images are members
     lake.overwrite("dataset", dataset_rows(ids[:10], labels[:10], weights=weights, splits=["train"] * 10))
     manifest, _, _ = export(lake, tmp_path / "s", make_params({}))
@@ -119,7 +129,7 @@ def test_rows_without_usable_pixels_are_quarantined_by_the_stage(lake, make_para
     rows = image_rows(images[:30])
     ids = rows.column("image_id").to_pylist()
     small = image_rows(np.zeros((1, 16, 16, 3), np.uint8) + 7)  # wrong pixel size
-    lake.merge_insert("images", pa.concat_tables([rows.slice(0, 25), small]))
+    put_images(lake, pa.concat_tables([rows.slice(0, 25), small]))
     members = ids[:30] + small.column("image_id").to_pylist()
     labs = np.concatenate([labels[:30], [3]])
     splits = ["train"] * 29 + ["holdout", "train"]
@@ -142,7 +152,7 @@ def test_rows_without_usable_pixels_are_quarantined_by_the_stage(lake, make_para
 def test_inconsistent_class_index_is_a_user_error(lake, make_params, tmp_path, digits):
     images, labels = digits
     rows = image_rows(images[:10])
-    lake.merge_insert("images", rows)
+    put_images(lake, rows)
     bad = dataset_rows(rows.column("image_id").to_pylist(), labels[:10])
     bad = bad.set_column(3, "class_index", pa.array([0] * 10, pa.int32()))
     lake.overwrite("dataset", bad)
@@ -160,3 +170,29 @@ def test_stage_cli_writes_manifest_and_fails_cleanly_without_tables(run_cli, tmp
     empty = run_cli(module="transform.export", params={"lake": {"root": str(tmp_path / "nolake")}})
     assert empty.returncode == 2 and "Traceback" not in empty.stderr
     assert "table 'dataset' does not exist yet" in empty.stderr.strip().splitlines()[-1]
+
+
+def test_non_square_geometry_gives_memory_mapped_uint8_shards_at_that_shape(lake, make_params, tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (12, 24, 40, 3), dtype=np.uint8)
+    rows = image_rows(images)
+    geometry = Geometry(24, 40, "pad", (0, 0, 0))
+    put_images(lake, rows, geometry)
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), np.arange(12) % 3, splits=["train"] * 12))
+    manifest, rejects, _ = export(lake, tmp_path / "s", make_params({"clean": {"size": 99}}))  # clean.size is not read
+    assert rejects == [] and manifest["image_shape"] == [24, 40, 3] and manifest["geometry"] == geometry.to_dict()
+    train = load_split(tmp_path / "s", "train")
+    assert isinstance(train.images, np.memmap) and train.images.dtype == np.uint8 and train.images.shape == (12, 24, 40, 3)
+    by_id = {hashlib.sha256(img.tobytes()).hexdigest(): img for img in images}
+    assert all(np.array_equal(train.images[i], by_id[k]) for i, k in enumerate(train.ids))
+
+
+def test_images_without_recorded_geometry_is_a_one_line_error(lake, make_params, tmp_path, digits):
+    images, labels = digits
+    rows = image_rows(images[:10])
+    lake.merge_insert("images", rows)  # as an older clean stage wrote it
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), labels[:10]))
+    with pytest.raises(InputError, match="records no image geometry .* rerun it"):
+        export(lake, tmp_path / "s", make_params({}))
+    manifest, _, _ = export(lake, tmp_path / "s", make_params({}), geometry=Geometry(32, 32, "squash"))
+    assert manifest["image_shape"] == [32, 32, 3]  # what a rebuild of an old snapshot passes in

@@ -1,0 +1,266 @@
+"""Image decoding, RGB conversion and resizing: the one preprocessing path of the clean stage and of ``predict``.
+
+Every call into a Pillow decoder (open, frame count, seek, load, EXIF orientation, mode conversion,
+resize) runs inside :func:`guard`, which turns any exception into :class:`Reject` with a quarantine
+reason code. Decoders raise far more than ``OSError`` on hostile bytes (IndexError on a truncated
+animated GIF, TypeError or SyntaxError in multi-page TIFF, ...), and one escape would fail a whole
+Dask batch and, after its retries, the stage. ``tests/sluice/test_imaging.py`` fuzzes every format
+Pillow writes here to keep it that way.
+
+The output size and how an image is fitted to it are data (:class:`Geometry`): the clean stage records
+the geometry it used on the ``images`` table (a Delta table property, so time travel returns the
+geometry of that version) and in its manifest; every reader takes it from there, never from params.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+Resize = Literal["squash", "center_crop", "pad"]
+RESIZE_POLICIES: tuple[str, ...] = ("squash", "center_crop", "pad")
+REJECT_REASONS = ("zero_byte", "not_an_image", "truncated", "undecodable", "decompression_bomb", "too_small", "animated")
+GEOMETRY_PROPERTY = "sluice.geometry"  # Delta table property holding Geometry as JSON
+_HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+class Reject(Exception):
+    """An image that cannot be used: ``reason`` is the quarantine code, ``details`` says why."""
+
+    def __init__(self, reason: str, details: str):
+        super().__init__(details)
+        self.reason = reason
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The normalized image: ``height`` x ``width`` RGB uint8, fitted by ``resize`` (``pad`` and alpha
+    use ``background``), bicubic."""
+
+    height: int
+    width: int
+    resize: Resize = "center_crop"
+    background: tuple[int, int, int] = (255, 255, 255)
+
+    def __post_init__(self):
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"image size must be positive, got {self.height}x{self.width}")
+        if self.resize not in RESIZE_POLICIES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, got {self.resize!r}")
+        if len(self.background) != 3 or any(not 0 <= int(v) <= 255 for v in self.background):
+            raise ValueError(f"background must be three values 0..255, got {list(self.background)}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, 3)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "background": list(self.background), "channels": 3, "resample": "bicubic"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Geometry:
+        return cls(int(d["height"]), int(d["width"]), d.get("resize", "center_crop"),
+                   tuple(int(v) for v in d.get("background", (255, 255, 255))))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an image must satisfy to be decoded at all."""
+
+    max_pixels: int = 50_000_000
+    min_side: int = 8
+    animated: Literal["quarantine", "first_frame"] = "quarantine"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    pixels: np.ndarray  # (height, width, 3) uint8 of the geometry
+    width: int  # decoded size, upright (after EXIF orientation)
+    height: int
+    mode: str
+    format: str | None
+
+
+# ---------------------------------------------------------------------------- the guard
+@contextmanager
+def guard(limits: Limits) -> Iterator[None]:
+    """Map every exception raised inside to :class:`Reject` (decompression-bomb warning raised as an error)."""
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except Reject:
+            raise
+        except UnidentifiedImageError as err:
+            raise Reject("not_an_image", f"no image format recognises the bytes ({err})") from None
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+            raise Reject("decompression_bomb", f"{err} (clean.max_pixels {limits.max_pixels})") from None
+        except Exception as err:  # noqa: BLE001 - hostile bytes raise anything; each one becomes a reason
+            text = f"{err.__class__.__name__}: {err}"
+            lowered = text.lower()
+            truncated = isinstance(err, EOFError) or any(w in lowered for w in ("truncat", "broken", "premature end"))
+            raise Reject("truncated" if truncated else "undecodable", text) from None
+
+
+def _open(content: bytes, limits: Limits) -> Image.Image:
+    """Open, size-check and pick the frame; call inside :func:`guard`."""
+    if not content:
+        raise Reject("zero_byte", "0 bytes")
+    head = bytes(content[:8])
+    try:
+        im = Image.open(io.BytesIO(content))
+    except UnidentifiedImageError:
+        raise Reject("not_an_image", f"{len(content)} bytes that no image format recognises (starts {head!r})") from None
+    width, height = im.size
+    if width * height > limits.max_pixels:
+        raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels > clean.max_pixels {limits.max_pixels}")
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        if limits.animated == "quarantine":
+            raise Reject("animated", f"{im.format} with {frames} frames (clean.animated: quarantine)")
+        im.seek(0)
+    return im
+
+
+# ---------------------------------------------------------------------------- decode
+def decode(content: bytes, geometry: Geometry, limits: Limits = Limits()) -> Decoded:
+    """Decode, orient, convert to RGB and fit one image to ``geometry``, or raise :class:`Reject`."""
+    with guard(limits):
+        im = _open(content, limits)
+        fmt, mode, (width, height) = im.format, im.mode, im.size
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation in _ROTATED:
+            width, height = height, width
+        if min(width, height) < limits.min_side:
+            raise Reject("too_small", f"{width}x{height} < clean.min_side {limits.min_side}")
+        _draft(im, geometry)
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        rgb = fit(to_rgb(im, geometry.background), geometry)
+        pixels = np.asarray(rgb, np.uint8)
+        if pixels.shape != geometry.shape:
+            raise Reject("undecodable", f"decoded to {pixels.shape}, expected {geometry.shape}")
+    return Decoded(pixels, width, height, mode, fmt)
+
+
+def _draft(im: Image.Image, geometry: Geometry) -> None:
+    """Let JPEG decode at a reduced DCT scale when the image is far larger than needed (>= 2x the output
+    on the shorter side, whatever the orientation): most of a photo's decode time, no visible loss after
+    the bicubic resize. Other formats ignore it."""
+    if im.format != "JPEG":
+        return
+    need = 2 * max(geometry.height, geometry.width)
+    scale = need / min(im.size)
+    if scale < 0.5:
+        im.draft(im.mode, (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """RGB uint8 from any mode: 16/32-bit grey rescaled (not clipped), alpha composited on ``background``."""
+    if im.mode in _HIGH_BIT_MODES:
+        arr = np.asarray(im, np.float64)
+        if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
+            arr = arr / 257.0  # 16-bit range -> 8-bit
+        im = Image.fromarray(np.clip(np.rint(np.nan_to_num(arr)), 0, 255).astype(np.uint8), "L")
+    if im.mode in _ALPHA_MODES or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        base = Image.new("RGBA", rgba.size, (*background, 255))
+        return Image.alpha_composite(base, rgba).convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def fit(rgb: Image.Image, geometry: Geometry) -> Image.Image:
+    """Resize an RGB image to the geometry: ``squash`` (aspect ignored), ``center_crop`` (aspect kept, the
+    centre cut out) or ``pad`` (aspect kept, bordered with the background)."""
+    w, h = rgb.size
+    out_w, out_h = geometry.width, geometry.height
+    if (w, h) == (out_w, out_h):
+        return rgb
+    bicubic = Image.Resampling.BICUBIC
+    if geometry.resize == "squash" or w * out_h == h * out_w:
+        return rgb.resize((out_w, out_h), bicubic)
+    if geometry.resize == "center_crop":
+        scale = max(out_w / w, out_h / h)
+        crop_w, crop_h = out_w / scale, out_h / scale
+        left, top = (w - crop_w) / 2, (h - crop_h) / 2
+        return rgb.resize((out_w, out_h), bicubic, box=(left, top, left + crop_w, top + crop_h))
+    scale = min(out_w / w, out_h / h)
+    inner = (max(1, round(w * scale)), max(1, round(h * scale)))
+    canvas = Image.new("RGB", (out_w, out_h), tuple(geometry.background))
+    canvas.paste(rgb.resize(inner, bicubic), ((out_w - inner[0]) // 2, (out_h - inner[1]) // 2))
+    return canvas
+
+
+# ---------------------------------------------------------------------------- metadata
+_SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
+
+
+def strip_metadata(content: bytes, limits: Limits = Limits(max_pixels=200_000_000, min_side=1,
+                                                             animated="first_frame")) -> bytes:
+    """The same image re-encoded in its own format with no EXIF (GPS included), XMP, IPTC, comments or
+    text chunks; the EXIF orientation is applied to the pixels first so the picture looks the same.
+
+    Only the pixels (and the ICC colour profile) are carried over to a fresh image, so nothing a format
+    keeps in ``info`` can ride along. Pixels stay bit-exact except in JPEG, re-encoded at quality 95
+    without chroma subsampling (WebP is written lossless, whatever it was). Every frame of an animation is kept. Raises :class:`Reject` for bytes
+    that do not decode (call it where bytes land, e.g. the crawler and the image-folder connector).
+    """
+    with guard(limits):
+        im = _open(content, limits)
+        fmt = im.format
+        frames = [ImageOps.exif_transpose(f.copy()) for f in ImageSequence.Iterator(im)]
+        icc = im.info.get("icc_profile")
+        fresh = [_bare(f) for f in frames]
+        options: dict = dict(_SAVE_OPTIONS.get(fmt, {}))
+        if icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+            options["icc_profile"] = icc
+        if len(fresh) > 1:
+            options.update(save_all=True, append_images=fresh[1:])
+            for key in ("duration", "loop"):
+                if key in im.info:
+                    options[key] = im.info[key]
+        out = io.BytesIO()
+        fresh[0].save(out, fmt, **options)
+    return out.getvalue()
+
+
+def _bare(im: Image.Image) -> Image.Image:
+    """The pixels (and palette/transparency) of ``im`` in a new image with an empty ``info``."""
+    im.load()
+    bare = Image.frombytes(im.mode, im.size, im.tobytes())
+    if im.mode in ("P", "PA"):
+        bare.putpalette(im.getpalette())
+    if "transparency" in im.info:
+        bare.info["transparency"] = im.info["transparency"]
+    return bare
+
+
+# ---------------------------------------------------------------------------- geometry in the lake
+def record_geometry(lake, table: str, geometry: Geometry) -> None:
+    """Set ``geometry`` as a property of ``table`` (one commit, only when it changes)."""
+    from sluice.catalog import with_retries
+
+    value = json.dumps(geometry.to_dict(), sort_keys=True, separators=(",", ":"))
+    if lake.table(table).metadata().configuration.get(GEOMETRY_PROPERTY) == value:
+        return
+    with_retries(lambda: lake.table(table).alter.set_table_properties({GEOMETRY_PROPERTY: value}, raise_if_not_exists=False),
+                 lake.retries, f"record geometry on {table}")
+
+
+def read_geometry(lake, table: str = "images", version: int | None = None) -> Geometry | None:
+    """The geometry recorded on ``table`` at ``version`` (None when it was written without one)."""
+    value = lake.table(table, version).metadata().configuration.get(GEOMETRY_PROPERTY)
+    return Geometry.from_dict(json.loads(value)) if value else None
