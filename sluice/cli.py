@@ -15,6 +15,7 @@ from sluice.stage import exit_process, guarded
 COMMAND_MODULES = [
     "sluice.commands",
     "ingest.commands",
+    "ingest.votes.commands",
     "ingest.crawl.commands",
     "transform.labels",
     "train.commands",

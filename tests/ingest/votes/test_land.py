@@ -1,4 +1,4 @@
-"""Crowd vote connectors: MTurk CSV, Label Studio JSON, long CSV, landed in crowd_votes."""
+"""Landing vote exports in crowd_votes: once per vote, pending items, rejects quarantined, user errors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from ingest.crowd import item_index, land_export, run
-from sluice.config import CsvVotesExport, LabelStudioExport, MTurkExport
+from ingest.votes.label_studio import LabelStudioExport
+from ingest.votes.land import land_export, run
+from ingest.votes.mturk import MTurkExport
+from ingest.votes.plain_csv import CsvVotesExport
 from sluice.errors import InputError
+from sluice.items import ItemIndex
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 URIS = ["data/a.png", "https://example.org/b.png", "data/c.parquet#0"]
@@ -51,7 +54,7 @@ def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
                     + "H2,A4,W1,Approved,not a time,https://example.org/b.png,dog,x,\n"
                     + "H1,A2,W2,Submitted,Sun Nov 29 10:05:00 PST 2026,data/a.png, dog ,,\n")  # A2 submitted twice
     export = MTurkExport(name="m", kind="mturk", path=str(path))
-    stats = land_export(landed, export, item_index(landed), "run-1")
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
     assert (stats.rows, stats.new, stats.duplicates, stats.rejected_assignments) == (5, 4, 1, 1)
     assert stats.unparsed_times == 1
     v = votes(landed)
@@ -70,8 +73,8 @@ def test_reingesting_an_export_adds_no_votes(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\n")
     export = CsvVotesExport(name="c", kind="csv", path=str(path))
-    first = land_export(landed, export, item_index(landed), "run-1")
-    again = land_export(landed, export, item_index(landed), "run-2")
+    first = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    again = land_export(landed, export, ItemIndex.from_lake(landed), "run-2")
     assert (first.new, again.new, again.already_present) == (2, 0, 2)
     assert landed.count("crowd_votes") == 2
 
@@ -93,7 +96,7 @@ def test_label_studio_annotations_and_skips(landed, tmp_path):
     path = tmp_path / "ls.json"
     path.write_text(json.dumps(tasks))
     export = LabelStudioExport(name="ls", kind="label_studio", path=str(path), from_name="cls")
-    stats = land_export(landed, export, item_index(landed), "run-1")
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
     assert (stats.rows, stats.new, stats.quarantined) == (6, 3, 3)
     assert stats.reasons == {"skipped_annotation": 1, "multiple_choices": 1, "missing_field": 1}
     v = votes(landed)
@@ -105,24 +108,23 @@ def test_label_studio_annotations_and_skips(landed, tmp_path):
     assert all(q["source_table"] == "crowd_votes")
 
 
-def test_unknown_item_lands_and_is_quarantined(landed, tmp_path):
+def test_unknown_item_lands_pending_not_quarantined(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item\tworker\tlabel\tts\nnowhere.png\tw1\tcat\t2026-01-01T00:00:00\nfile://data/a.png\tw1\tcat\t\n")
     export = CsvVotesExport(name="c", kind="csv", path=str(path), time_column="ts")  # tab-delimited, detected
-    stats = land_export(landed, export, item_index(landed), "run-1")
-    assert (stats.new, stats.unknown_items) == (2, 1)
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    assert (stats.new, stats.pending_items, stats.quarantined) == (2, 1, 0)
     v = votes(landed)
     assert v.filter(pl.col("item_ref") == "nowhere.png")["image_id"][0] is None
     assert v.filter(pl.col("item_ref") == "file://data/a.png")["image_id"][0] == image_id("data/a.png")
-    q = quarantine(landed)
-    assert q.select("check", "stage").rows() == [("unknown_item", "ingest_crowd")]
-    assert json.loads(q["details"][0])["item_ref"] == "nowhere.png"
+    assert v.filter(pl.col("item_ref") == "file://data/a.png")["item"][0] == "data/a.png"  # normalised
+    assert landed.count("quarantine") == 0
 
 
 def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,,cat\ndata/a.png,w3,  \n")
-    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.new, stats.quarantined) == (1, 2)
     assert sorted(quarantine(landed)["row_key"]) == [f"{path}:3", f"{path}:4"]
 
@@ -130,7 +132,7 @@ def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tm
 def test_header_only_export_lands_nothing(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\n")
-    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.rows, stats.new) == (0, 0)
 
 
@@ -152,10 +154,10 @@ def test_cli_reports_user_errors_in_one_line(run_cli, tmp_path):
     (tmp_path / "ls.json").write_text("[{not json")
     params = {"lake": {"root": str(tmp_path / "lake")},
               "labels": {"exports": [{"name": "ls", "kind": "label_studio", "path": "ls.json"}]}}
-    result = run_cli(params=params, module="ingest.crowd")
+    result = run_cli(params=params, module="ingest.votes")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[-1]] and "ls.json: not valid JSON" in lines[-1]
-    missing = run_cli("labels", "ingest", params={**params, "labels": {"exports": [
+    missing = run_cli("votes", "ingest", params={**params, "labels": {"exports": [
         {"name": "m", "kind": "mturk", "path": "nope.csv"}]}})
     assert missing.returncode == 2 and "nope.csv: file of vote export 'm' does not exist" in missing.stderr
