@@ -57,8 +57,11 @@ def majority(items, workers, labels, n_items: int, n_workers: int, k: int, seed:
     """Vote shares with ties broken by a worker-weighted vote, then at random (``seed``)."""
     counts = vote_counts(items, labels, n_items, k)
     n = counts.sum(axis=1)
-    top = counts.argmax(axis=1) if n_items else np.empty(0, np.int64)
-    agree = np.bincount(workers, weights=(labels == top[items]).astype(float), minlength=n_workers)
+    best = counts.max(axis=1) if n_items else np.empty(0)
+    n_top = (counts == best[:, None]).sum(axis=1) if n_items else np.empty(0)
+    # agreement with the majority; a vote for one of t tied top classes earns 1/t (no class is favoured)
+    credit = (counts[items, labels] == best[items]) / np.maximum(n_top[items], 1) if len(items) else np.empty(0)
+    agree = np.bincount(workers, weights=credit, minlength=n_workers)
     share = (agree + 1) / (np.bincount(workers, minlength=n_workers) + 2)
     weight = np.log(np.clip(share, EPS, 1 - 1e-6) * (k - 1) / np.clip(1 - share, 1e-6, None))
     weighted = vote_counts(items, labels, n_items, k, weight[workers]) if len(items) else np.zeros((n_items, k))

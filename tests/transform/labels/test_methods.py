@@ -58,3 +58,50 @@ def test_no_votes_gives_empty_result():
     assert ds.posteriors.shape == (0, 3) and ds.iterations == 0
 
 
+
+
+def test_one_coin_beats_dawid_skene_with_many_small_workers():
+    """300 workers with 3-8 votes each: per-worker confusion matrices are mostly noise, one accuracy is not."""
+    rng = np.random.default_rng(5)
+    n, k, n_workers = 3000, 10, 3000
+    truth = rng.integers(0, k, n)
+    items = np.repeat(np.arange(n), 3)
+    workers = rng.integers(0, n_workers, len(items))
+    accuracy = rng.uniform(0.4, 0.95, n_workers)
+    right = rng.random(len(items)) < accuracy[workers]
+    labels = np.where(right, truth[items], rng.integers(0, k, len(items)))
+    oc = one_coin(items, workers, labels, n, n_workers, k)
+    ds = dawid_skene(items, workers, labels, n, n_workers, k, smoothing=0.01)
+    mv = majority(items, workers, labels, n, n_workers, k)
+    acc = {name: (fit.posteriors.argmax(1) == truth).mean() for name, fit in (("oc", oc), ("ds", ds), ("mv", mv))}
+    assert acc["oc"] >= acc["mv"] - 0.005 and acc["oc"] > acc["ds"], acc
+    assert mv.iterations == 0
+
+
+def test_one_coin_learns_who_to_trust(simulate):
+    items, workers, labels, truth = simulate(1500, [0.95, 0.9, 0.4, 0.3, 0.25], 5, 3, seed=7)
+    fit = one_coin(items, workers, labels, 1500, 5, 5)
+    p_correct = fit.confusion[:, 0, 0]
+    assert p_correct[0] > 0.85 and p_correct[4] < 0.5
+    assert (fit.posteriors.argmax(1) == truth).mean() > 0.85
+
+
+def test_majority_ties_break_by_worker_weight_not_class_order():
+    """Item 0: a reliable worker says 2, an unreliable one says 0: a tie the reliable worker wins."""
+    k = 3
+    items = [0, 0]
+    workers = [0, 1]
+    labels = [2, 0]
+    for i in range(1, 40):  # worker 0 agrees with the crowd, worker 1 never does
+        items += [i, i, i]
+        workers += [0, 1, 2]
+        labels += [i % k, (i + 1) % k, i % k]
+    fit = majority(np.array(items), np.array(workers), np.array(labels), 40, 3, k)
+    assert fit.posteriors[0].argmax() == 2 and fit.posteriors[0].max() == pytest.approx(0.5)
+
+
+def test_majority_ties_between_equals_are_seeded_coin_flips():
+    items, workers, labels = np.arange(400).repeat(2), np.tile([0, 1], 400), np.tile([0, 1], 400)
+    picks = [majority(items, workers, labels, 400, 2, 2, seed=s).posteriors.argmax(1) for s in (0, 0, 1)]
+    assert np.array_equal(picks[0], picks[1]) and not np.array_equal(picks[0], picks[2])
+    assert 0.4 < picks[0].mean() < 0.6  # not always class 0

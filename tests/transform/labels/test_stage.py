@@ -186,3 +186,76 @@ def test_demo_end_to_end(run_cli, tmp_path):
     for worker, r in metrics["workers"].items():
         assert abs(r["estimated_accuracy"] - r["true_accuracy"]) < 0.05, worker
     assert r["interval"][0] <= r["estimated_accuracy"] <= r["interval"][1]
+
+
+# ---------------------------------------------------------------------------- votes first, images later or never
+def test_votes_before_images_are_labelled_by_item_then_resolve(lake, tmp_path, make_params):
+    land_csv(lake, tmp_path, "early", ["a.png,w1,cat", "a.png,w2,cat", "a.png,w3,dog", "x.png,w1,dog"])
+    params = make_params({"labels": {"classes": ["cat", "dog"], "method": "majority"}})
+    summary = run(params)  # no raw_images at all
+    rows = {r["item"]: r for r in lake.read("labels").to_pylist()}
+    assert summary["pending_items"] == 2 and summary["votes"]["pending_no_image"] == 4
+    assert (rows["a.png"]["label"], rows["a.png"]["status"], rows["a.png"]["image_id"]) == ("cat", "resolved", None)
+    assert rows["a.png"]["confidence"] == pytest.approx(2 / 3)  # a 2-of-3 majority resolves under the defaults
+    assert (rows["x.png"]["label"], rows["x.png"]["status"]) == ("dog", "resolved")  # one vote: default min_votes 1
+    assert lake.count("annotators") == 3 and summary["em_iterations"] == 0  # majority runs no EM
+    assert not lake.exists("quarantine") or lake.count("quarantine") == 0
+
+    land_raw(lake)  # the images arrive
+    summary = run(params)
+    rows = {r["item"]: r for r in lake.read("labels").to_pylist()}
+    assert rows[iid("a.png")]["image_id"] == iid("a.png") and rows[iid("a.png")]["votes"] == 3
+    assert "a.png" not in rows and rows["x.png"]["image_id"] is None  # x.png never landed: still pending
+    assert summary["pending_items"] == 1
+    bronze = pl.from_arrow(lake.read("crowd_votes"))
+    assert bronze["image_id"].null_count() == 4  # bronze is append-only; resolution happens here
+
+
+def test_cli_aggregates_without_images(run_cli, tmp_path):
+    (tmp_path / "votes.csv").write_text("item,worker,label\n1,w1,cat\n1,w2,cat\n2,w1,dog\n")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"classes": ["cat", "dog"], "exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    assert run_cli("votes", "ingest", params=params).returncode == 0
+    result = run_cli("labels", "aggregate", params=params)
+    assert result.returncode == 0, result.stderr
+    assert "2 items (0 images from raw_images, 2 voted items without an image)" in result.stderr
+
+
+# ---------------------------------------------------------------------------- loud on mistakes
+def test_labels_outside_the_classes_fail_the_run_naming_them(run_cli, tmp_path):
+    lines = "".join(f"{i},w{w},{lab}\n" for i in range(20) for w, lab in enumerate(["automobile", "truck", "automobile"]))
+    (tmp_path / "votes.csv").write_text("item,worker,label\n" + lines)
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"classes": ["automobil", "truck"], "exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    assert run_cli("votes", "ingest", params=params).returncode == 0
+    result = run_cli("labels", "aggregate", params=params)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert "40 of 60 votes (66.7%) carry a label outside labels.classes" in error
+    assert "'automobile' x40" in error and "'automobile' -> 'automobil'" in error
+
+
+def test_class_indices_are_suggested(lake, tmp_path, make_params):
+    from sluice.errors import InputError
+
+    land_csv(lake, tmp_path, "v", ["a.png,w1,0", "a.png,w2,1"])
+    with pytest.raises(InputError, match="look like class indices"):
+        run(make_params({"labels": {"classes": ["cat", "dog"]}}))
+
+
+def test_zero_usable_votes_is_an_error(lake, tmp_path, make_params):
+    from sluice.errors import InputError
+
+    land_csv(lake, tmp_path, "v", ["a.png,w1,fish"])
+    with pytest.raises(InputError, match="0 of 1 votes are usable"):
+        run(make_params({"labels": {"classes": ["cat", "dog"], "max_unknown_label_share": 1.0}}))
+
+
+# ---------------------------------------------------------------------------- truth files keyed like the votes
+def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
+    truth = tmp_path / "truth.csv"
+    truth.write_text("item,label\na.png,cat\nb.png,dog\nc.png,bird\ng.png,dog\n")
+    summary, _ = stage(ground_truth=str(truth), method="one_coin")
+    acc = summary["accuracy"]
+    assert acc["items_scored"] == 4 and acc["majority_accuracy"] == 0.5 and "one_coin_accuracy" in acc
+    assert set(acc["workers"]["w1"]) >= {"estimated_accuracy", "interval", "true_accuracy"}
