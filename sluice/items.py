@@ -83,7 +83,7 @@ class ItemIndex:
         self._tables: dict[str, pl.DataFrame] = {}
 
     @classmethod
-    def from_lake(cls, lake) -> "ItemIndex":
+    def from_lake(cls, lake) -> ItemIndex:
         if not lake.exists("raw_images"):
             return cls(pl.DataFrame(schema={"image_id": pl.String, "source_uri": pl.String,
                                             "fetched_at": pl.Datetime("us", "UTC")}))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
 from pydantic import AfterValidator, Field
-from typing import Annotated
 
 from sluice.config import Section
 from sluice.items import check_key, check_pattern
@@ -67,7 +67,7 @@ def parse_mturk_time(text: str | None) -> datetime | None:
         naive = datetime.strptime(" ".join(parts[:4] + parts[5:]), "%a %b %d %H:%M:%S %Y")
     except ValueError:
         return None
-    return naive.replace(tzinfo=timezone(timedelta(hours=TZ_HOURS[parts[4]]))).astimezone(timezone.utc)
+    return naive.replace(tzinfo=timezone(timedelta(hours=TZ_HOURS[parts[4]]))).astimezone(UTC)
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -77,7 +77,7 @@ def parse_iso(text: str | None) -> datetime | None:
         t = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def times(texts: list[str | None], parse) -> tuple[pl.Series, int]:

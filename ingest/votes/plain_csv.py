@@ -7,7 +7,13 @@ from typing import Literal
 
 import polars as pl
 
-from ingest.votes.base import Parsed, VoteExport, missing_field_rejects, parse_iso, times
+from ingest.votes.base import (
+    Parsed,
+    VoteExport,
+    missing_field_rejects,
+    parse_iso,
+    times,
+)
 from sluice.connectors import Connector
 from sluice.delimited import read_delimited
 

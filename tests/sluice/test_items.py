@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
 
 from sluice.items import ItemIndex, check_key, normalize
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 URIS = ["data/train/cat/001.png", "data/train/dog/001.png", "data/train/dog/002.jpg",
         "https://example.org/img/003.png?size=large", "data/batch_1#17"]
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from transform.labels.methods import dawid_skene, majority, one_coin, top_two, vote_counts
+from transform.labels.methods import (
+    dawid_skene,
+    majority,
+    one_coin,
+    top_two,
+    vote_counts,
+)
 from transform.labels.vocabulary import Vocabulary
 from transform.labels.workers import annotator_rows
 

@@ -63,9 +63,9 @@ def render_summary(s: dict, workers: pl.DataFrame) -> list[str]:
              f"without an image): " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
              + f"; resolved by {', '.join(f'{k} {v}' for k, v in sorted(s['resolved_by'].items())) or 'none'}",
              f"reasons: {', '.join(f'{k} {v}' for k, v in s['reasons'].items()) or 'none'}",
-             f"votes used {s['votes']['used']} of {s['votes']['votes_in']} ({s['method']}, {s['em_iterations']} EM "
+             (f"votes used {s['votes']['used']} of {s['votes']['votes_in']} ({s['method']}, {s['em_iterations']} EM "
              f"iterations, {s['gold_items']} gold items); workers {s['workers']}, spammers {len(s['spammers'])}, "
-             f"adversarial {len(s['adversarial'])}"]
+             f"adversarial {len(s['adversarial'])}")]
     acc = s.get("accuracy")
     if acc:
         method_acc = acc.get(f"{s['method']}_accuracy")

@@ -19,7 +19,7 @@ class Vocabulary:
     synonyms: dict[str, str]
 
     @classmethod
-    def build(cls, classes: list[str] | None, synonyms: dict[str, str], source_labels: pl.Series) -> "Vocabulary":
+    def build(cls, classes: list[str] | None, synonyms: dict[str, str], source_labels: pl.Series) -> Vocabulary:
         syn = {k.strip().casefold(): v.strip() for k, v in synonyms.items()}
         if classes is None:
             mapped = _map_synonyms(source_labels.drop_nulls().str.strip_chars().str.to_lowercase(), syn)

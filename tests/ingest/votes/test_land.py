@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from ingest.votes.label_studio import LabelStudioExport
 from ingest.votes.land import land_export, run
 from ingest.votes.mturk import MTurkExport
 from ingest.votes.plain_csv import CsvVotesExport
 from sluice.errors import InputError
 from sluice.items import ItemIndex
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 URIS = ["data/a.png", "https://example.org/b.png", "data/c.parquet#0"]
 
 
@@ -63,7 +61,7 @@ def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
     assert by_assignment["H1/W2"]["label"] == "dog"  # trimmed
     assert by_assignment["H1/W3"]["status"] == "rejected"  # Reject column filled in
     assert by_assignment["H1/W1"]["status"] == "approved"
-    assert by_assignment["H1/W1"]["submitted_at"] == datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc)
+    assert by_assignment["H1/W1"]["submitted_at"] == datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
     assert by_assignment["H2/W1"]["image_id"] == image_id("https://example.org/b.png")  # resolved by URL
     assert by_assignment["H2/W1"]["submitted_at"] is None
     assert set(v["source_format"]) == {"mturk"}
@@ -77,35 +75,6 @@ def test_reingesting_an_export_adds_no_votes(landed, tmp_path):
     again = land_export(landed, export, ItemIndex.from_lake(landed), "run-2")
     assert (first.new, again.new, again.already_present) == (2, 0, 2)
     assert landed.count("crowd_votes") == 2
-
-
-def test_label_studio_annotations_and_skips(landed, tmp_path):
-    tasks = [
-        {"id": 1, "data": {"image": image_id("data/a.png")}, "annotations": [
-            {"id": 11, "completed_by": {"id": 5, "email": "ann@x"}, "created_at": "2026-01-02T03:04:05.000Z",
-             "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["cat"]}}]},
-            {"id": 12, "completed_by": 6, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}},
-                                                      {"from_name": "other", "type": "choices", "value": {"choices": ["x"]}}]},
-            {"id": 13, "completed_by": 7, "was_cancelled": True, "result": []},
-            {"id": 14, "completed_by": 8, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["a", "b"]}}]},
-        ]},
-        {"id": 2, "data": {"image": "data/c.parquet#0"}, "annotations": [
-            {"id": 21, "completed_by": 5, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}}]}]},
-        {"id": 3, "data": {}, "annotations": [{"id": 31, "completed_by": 5, "result": []}]},
-    ]
-    path = tmp_path / "ls.json"
-    path.write_text(json.dumps(tasks))
-    export = LabelStudioExport(name="ls", kind="label_studio", path=str(path), from_name="cls")
-    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
-    assert (stats.rows, stats.new, stats.quarantined) == (6, 3, 3)
-    assert stats.reasons == {"skipped_annotation": 1, "multiple_choices": 1, "missing_field": 1}
-    v = votes(landed)
-    assert sorted(v["worker_id"]) == ["5", "6", "ann@x"]  # email when completed_by is an object, else the id
-    assert v.filter(pl.col("worker_id") == "ann@x")["submitted_at"][0] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert v["image_id"].null_count() == 0
-    q = quarantine(landed)
-    assert sorted(q["check"]) == ["missing_field", "multiple_choices", "skipped_annotation"]
-    assert all(q["source_table"] == "crowd_votes")
 
 
 def test_unknown_item_lands_pending_not_quarantined(landed, tmp_path):
