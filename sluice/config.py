@@ -367,6 +367,12 @@ class CompressParams(Section):
     repeats: Annotated[int, Field(ge=1)] = 15
 
 
+class PrivacyParams(Section):
+    """Personal data in the lake (sluice/privacy.py)."""
+
+    pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
+
+
 class Params(Section):
     seed: int = 0
     lake: LakeParams = LakeParams()
@@ -383,6 +389,7 @@ class Params(Section):
     export: ExportParams = ExportParams()
     maintain: MaintainParams = MaintainParams()
     compress: CompressParams = CompressParams()
+    privacy: PrivacyParams = PrivacyParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:

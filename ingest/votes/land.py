@@ -7,13 +7,15 @@ class list can change after votes land. Each vote also keeps its normalised item
 the export's ``item_key`` (see ``sluice.items``), and the image it resolves to *now* (``image_id``,
 null while its image has not landed: the vote is pending, not rejected; the labels stage re-resolves
 every vote on every run). Rows that cannot be a vote at all (no worker, no label, a skipped
-annotation) go to ``quarantine`` only, with the file and line.
+annotation) go to ``quarantine`` only, with the file and line (never the worker). Worker IDs are
+pseudonymised before anything lands (``sluice.privacy``; ``privacy.pseudonymize_workers``).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from sluice.connectors import get
 from sluice.errors import InputError
 from sluice.items import ItemIndex, normalize
 from sluice.lake import Lake
+from sluice.privacy import worker_pseudonymizer
 from sluice.stage import Quarantine, stage_logger
 
 STAGE = "ingest_crowd"
@@ -67,8 +70,12 @@ def vote_rows(parsed: Parsed, export, index: ItemIndex, run_id: str) -> pl.DataF
     )
 
 
-def land_export(lake: Lake, export, index: ItemIndex, run_id: str) -> ExportStats:
+def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
+                pseudonymize: Callable[[str], str] | None = None) -> ExportStats:
+    """Read one export and land its votes; worker IDs go through ``pseudonymize`` first (sluice.privacy)."""
     parsed = get("votes", export.kind).reader(export)
+    if pseudonymize is not None and parsed.votes.height:
+        parsed.votes = parsed.votes.with_columns(pl.col("worker_id").map_elements(pseudonymize, return_dtype=pl.String))
     rows = vote_rows(parsed, export, index, run_id)
     stats = ExportStats(rows=parsed.rows, duplicates=parsed.votes.height - rows.height,
                         rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times)
@@ -107,12 +114,13 @@ def run(params, only: str | None = None) -> dict:
     for e in exports:
         if not Path(e.path).exists():
             raise InputError(f"{e.path}: file of vote export '{e.name}' does not exist")
+    pseudonymize = worker_pseudonymizer(params.privacy.pseudonymize_workers)
     lake = Lake.from_params(params)
     index = ItemIndex.from_lake(lake)
     run_id = new_run_id(STAGE)
     summary = {}
     for export in exports:
-        stats = land_export(lake, export, index, run_id)
+        stats = land_export(lake, export, index, run_id, pseudonymize)
         summary[export.name] = stats.as_dict()
         log.info(_report(export.name, stats))
         if stats.rows == 0:

@@ -130,3 +130,30 @@ def test_cli_reports_user_errors_in_one_line(run_cli, tmp_path):
     missing = run_cli("votes", "ingest", params={**params, "labels": {"exports": [
         {"name": "m", "kind": "mturk", "path": "nope.csv"}]}})
     assert missing.returncode == 2 and "nope.csv: file of vote export 'm' does not exist" in missing.stderr
+
+
+def test_raw_worker_ids_land_nowhere(run_cli, tmp_path):
+    """After ingest and aggregation no file under the lake, no manifest and no output holds the raw worker ID."""
+    (tmp_path / "votes.csv").write_text("item,worker,label\n1,AWORKERSECRET1,cat\n1,AWORKERSECRET2,cat\n2,AWORKERSECRET1,fish\n")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"classes": ["cat", "dog"], "max_unknown_label_share": 1.0,
+                         "exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    outputs = [run_cli("votes", "ingest", params=params), run_cli("labels", "aggregate", params=params),
+               run_cli("labels", "worker", "--reveal", "AWORKERSECRET1", params=params)]
+    assert all(r.returncode == 0 for r in outputs), outputs[-1].stderr
+    assert outputs[-1].stdout.startswith("w-") and "votes 1" in outputs[-1].stdout  # the fish vote is not usable
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("votes.csv", "params.yaml")]
+    assert any("lake" in p.parts for p in written)
+    for p in written:
+        assert b"AWORKERSECRET" not in p.read_bytes(), p
+    assert all("AWORKERSECRET" not in r.stdout + r.stderr for r in outputs[:2])
+
+
+def test_ingest_without_the_key_is_refused(run_cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLUICE_PSEUDONYM_KEY")
+    (tmp_path / "votes.csv").write_text("item,worker,label\n1,w,cat\n")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    result = run_cli("votes", "ingest", params=params)
+    assert result.returncode == 2 and "SLUICE_PSEUDONYM_KEY is not set" in result.stderr.strip().splitlines()[-1]
+    assert run_cli("votes", "ingest", params={**params, "privacy": {"pseudonymize_workers": False}}).returncode == 0

@@ -23,3 +23,9 @@ def simulate(n_items: int, accuracies: list[float], k: int, per_item: int, seed:
 @pytest.fixture(name="simulate")
 def simulate_fixture():
     return simulate
+
+
+@pytest.fixture(autouse=True)
+def pseudonym_key(monkeypatch):
+    """Vote ingestion refuses to run without the pseudonym key (sluice.privacy)."""
+    monkeypatch.setenv("SLUICE_PSEUDONYM_KEY", "test-key-not-secret")
