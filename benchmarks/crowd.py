@@ -24,9 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import best_of  # noqa: E402
+from _common import best_of
 
-from transform.labels.methods import dawid_skene, majority, one_coin, top_two  # noqa: E402
+from transform.labels.methods import dawid_skene, majority, one_coin, top_two
 
 K = 10
 MIN_CONFIDENCE = 0.6
@@ -102,6 +102,7 @@ def crowdkit(items, workers, labels, n_items):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-crowdkit", action="store_true", help="skip the crowd-kit baselines")
+    ap.add_argument("--no-mace", action="store_true", help="skip crowd-kit's MACE (minutes per scenario)")
     ap.add_argument("--large", action="store_true", help="also the 1,000,000-vote scenario (ours only)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -113,17 +114,18 @@ def main() -> None:
         methods = ours(items, workers, labels, n_items, n_workers, args.seed)
         if not args.no_crowdkit and name != "large":
             try:
-                methods.update(crowdkit(items, workers, labels, n_items))
+                methods.update({m: f for m, f in crowdkit(items, workers, labels, n_items).items()
+                                if not (args.no_mace and "MACE" in m)})
             except ImportError:
                 print("crowd-kit not installed: its baselines are skipped")
         base = None
         print(f"{'method':<20} {'accuracy':>8} {'coverage':>8} {'acc@cov':>8} {'time s':>8} {'x MV time':>9}")
         for method, fn in methods.items():
             out = []
-            t = best_of(lambda fn=fn: out.append(fn()), 1)
+            t = best_of(lambda fn=fn, out=out: out.append(fn()), 1)
             base = base or t
             acc, cov, acc_cov = score(out[-1], truth)
-            print(f"{method:<20} {acc:>8.4f} {cov:>8.4f} {acc_cov:>8.4f} {t:>8.3f} {t / base:>9.1f}")
+            print(f"{method:<20} {acc:>8.4f} {cov:>8.4f} {acc_cov:>8.4f} {t:>8.3f} {t / base:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,9 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
     """Read one export and land its votes; worker IDs go through ``pseudonymize`` first (sluice.privacy)."""
     parsed = get("votes", export.kind).reader(export)
     if pseudonymize is not None and parsed.votes.height:
-        parsed.votes = parsed.votes.with_columns(pl.col("worker_id").map_elements(pseudonymize, return_dtype=pl.String))
+        raw_ids = parsed.votes["worker_id"].unique()
+        names = pl.Series([pseudonymize(w) for w in raw_ids], dtype=pl.String)
+        parsed.votes = parsed.votes.with_columns(pl.col("worker_id").replace_strict(raw_ids, names))
     rows = vote_rows(parsed, export, index, run_id)
     stats = ExportStats(rows=parsed.rows, duplicates=parsed.votes.height - rows.height,
                         rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times)

@@ -60,7 +60,8 @@ def item_keys(names: pl.Series, index: ItemIndex) -> pl.Series:
 
 
 def read_item_labels(path: str, what: str) -> pl.DataFrame:
-    """``item, label`` from a CSV (header ``item,label``) or a JSON object ``{item: label}`` / ``{"true_labels": {...}}``."""
+    """``item, label`` from a CSV (header ``item,label``, or any two columns: ``question,truth``) or a JSON
+    object ``{item: label}`` / ``{"true_labels": {...}}``."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         if not p.is_file():
@@ -74,7 +75,13 @@ def read_item_labels(path: str, what: str) -> pl.DataFrame:
             raise InputError(f"{p}: {what} must be a JSON object item -> label (or {{'true_labels': {{...}}}})")
         return pl.DataFrame({"item": [str(k) for k in mapping], "label": [None if v is None else str(v) for v in mapping.values()]},
                             schema={"item": pl.String, "label": pl.String})
-    return read_delimited(p, ["item", "label"], None, what).select("item", "label")
+    try:
+        return read_delimited(p, ["item", "label"], None, what).select("item", "label")
+    except InputError:  # a two-column file under other names (question,truth): take the columns by position
+        frame = read_delimited(p, [], None, what)
+        if frame.width != 2:
+            raise
+        return frame.rename(dict(zip(frame.columns, ["item", "label"])))
 
 
 def load_gold(path: str | None, vocab: Vocabulary, index: ItemIndex, known: set[str]) -> dict[str, int]:

@@ -44,7 +44,15 @@ def run(params) -> dict:
     run_id = new_run_id(STAGE)
     raw = pl.from_arrow(lake.read("raw_images", columns=RAW_COLUMNS)) if lake.exists("raw_images") else \
         pl.DataFrame(schema={c: pl.String for c in RAW_COLUMNS})
-    vocab = Vocabulary.build(cfg.classes, cfg.synonyms, raw["source_label"])
+    known_labels = raw["source_label"]
+    from_votes = cfg.classes is None and known_labels.drop_nulls().len() == 0 and lake.exists("crowd_votes")
+    if from_votes:  # votes before (or without) labelled images: the crowd's own answers are all there is
+        known_labels = pl.from_arrow(lake.read("crowd_votes", columns=["label"]))["label"]
+    vocab = Vocabulary.build(cfg.classes, cfg.synonyms, known_labels)
+    if from_votes:
+        log.warning(f"labels.classes is null and no source carries labels: classes taken from the votes "
+                    f"({', '.join(vocab.classes[:20])}{', ...' if len(vocab.classes) > 20 else ''}); set labels.classes "
+                    "so that typos are caught")
     index = ItemIndex.from_lake(lake)
     votes = load_votes(lake, vocab, index)
     counted = votes.counts["votes_in"] - votes.counts["rejected_assignments"]

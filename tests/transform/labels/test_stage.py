@@ -260,3 +260,19 @@ def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
     acc = summary["accuracy"]
     assert acc["items_scored"] == 4 and acc["majority_accuracy"] == 0.5 and "one_coin_accuracy" in acc
     assert set(acc["workers"]["w1"]) >= {"estimated_accuracy", "interval", "true_accuracy"}
+
+
+def test_votes_only_truth_inference_benchmark_layout(run_cli, tmp_path):
+    """answer.csv (question,worker,answer) + truth.csv (question,truth), no images, no class list."""
+    (tmp_path / "answer.csv").write_text("question,worker,answer\n" + "".join(
+        f"q{i},w{w},{(i + (w == 2)) % 2}\n" for i in range(30) for w in range(3)))
+    (tmp_path / "truth.csv").write_text("question,truth\n" + "".join(f"q{i},{i % 2}\n" for i in range(30)))
+    params = {"lake": {"root": str(tmp_path / "lake")}, "privacy": {"pseudonymize_workers": False},
+              "labels": {"ground_truth": "truth.csv", "exports": [
+                  {"name": "a", "kind": "csv", "path": "answer.csv", "item_column": "question", "worker_column": "worker",
+                   "label_column": "answer"}]}}
+    assert run_cli("votes", "ingest", params=params).returncode == 0
+    result = run_cli("labels", "aggregate", params=params)
+    assert result.returncode == 0, result.stderr
+    assert "classes taken from the votes (0, 1)" in result.stderr
+    assert "dawid_skene 1.0; final labels 1.0 on 30 resolved items" in result.stderr
