@@ -79,6 +79,8 @@ def ours(items, workers, labels, n_items, n_workers, seed):
     return {
         "majority (ours)": lambda: majority(items, workers, labels, n_items, n_workers, K, seed).posteriors,
         "dawid-skene (ours)": lambda: dawid_skene(items, workers, labels, n_items, n_workers, K, smoothing=0.01).posteriors,
+        "DS + prior 5 (ours)": lambda: dawid_skene(items, workers, labels, n_items, n_workers, K, smoothing=0.01,
+                                                   prior_strength=5.0).posteriors,
         "one-coin (ours)": lambda: one_coin(items, workers, labels, n_items, n_workers, K).posteriors,
     }
 

@@ -203,6 +203,7 @@ class EmParams(Section):
     smoothing: Annotated[float, Field(ge=0)] = 0.01
     prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # one_coin: Beta prior mean of a worker's accuracy
     prior_strength: Annotated[float, Field(ge=0)] = 4.0  # one_coin: its weight in pseudo-votes
+    confusion_prior: Annotated[float, Field(ge=0)] = 0.0  # dawid_skene: pseudo-votes per true class shaped like prior_accuracy
 
 
 class LabelsParams(Section):

@@ -82,7 +82,7 @@ def majority(items, workers, labels, n_items: int, n_workers: int, k: int, seed:
 
 def dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_items: int, n_workers: int, k: int,
                 gold: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-6,
-                smoothing: float = 0.0) -> Fit:
+                smoothing: float = 0.0, prior_strength: float = 0.0, prior_accuracy: float = 0.7) -> Fit:
     """Dawid & Skene (1979) EM over per-worker confusion matrices, vectorised over votes.
 
     Starts from the majority-vote distribution. ``gold`` (class index per item, -1 where unknown)
@@ -91,7 +91,9 @@ def dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_it
     alone. Of the two runs the more likely one (votes and gold answers) wins. The gold start matters where
     majority vote misleads: a crowd that is mostly adversarial otherwise converges to a permutation of
     the classes. ``smoothing`` is a pseudo-count added to every confusion cell (0 reproduces the
-    classic maximum-likelihood EM, as crowd-kit runs it).
+    classic maximum-likelihood EM, as crowd-kit runs it). ``prior_strength`` > 0 adds a Dirichlet prior
+    per true class shaped like a one-coin worker of ``prior_accuracy`` (MAP estimate): with few votes
+    per worker the matrices stay near "mostly right" instead of fitting noise.
     """
     n_votes = len(items)
     if n_votes == 0:
@@ -103,10 +105,12 @@ def dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_it
     by_pair = _incidence(pair, items, (n_workers * k, n_items))  # M-step: confusion counts = by_pair @ posteriors
     by_item = by_pair.T.tocsr()  # E-step: log-likelihoods = by_item @ log confusion
     pin = _pinner(gold, known)
+    pseudo = np.full((k, k), prior_strength * (1 - prior_accuracy) / max(k - 1, 1))
+    np.fill_diagonal(pseudo, prior_strength * prior_accuracy)
 
     def m_step(p: np.ndarray, votes=by_pair) -> tuple[np.ndarray, np.ndarray]:
         prior = np.clip(p.mean(axis=0), EPS, None)
-        conf = np.asarray(votes @ p).reshape(n_workers, k, k) + smoothing
+        conf = np.asarray(votes @ p).reshape(n_workers, k, k) + smoothing + pseudo
         conf = np.clip(conf, EPS, None)
         return prior / prior.sum(), conf / conf.sum(axis=1, keepdims=True)
 

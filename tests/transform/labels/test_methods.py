@@ -105,3 +105,15 @@ def test_majority_ties_between_equals_are_seeded_coin_flips():
     picks = [majority(items, workers, labels, 400, 2, 2, seed=s).posteriors.argmax(1) for s in (0, 0, 1)]
     assert np.array_equal(picks[0], picks[1]) and not np.array_equal(picks[0], picks[2])
     assert 0.4 < picks[0].mean() < 0.6  # not always class 0
+
+
+def test_confusion_prior_keeps_sparse_workers_sane():
+    rng = np.random.default_rng(6)
+    n, k, n_workers = 2000, 10, 2000
+    truth = rng.integers(0, k, n)
+    items = np.repeat(np.arange(n), 3)
+    workers = rng.integers(0, n_workers, len(items))
+    labels = np.where(rng.random(len(items)) < 0.7, truth[items], rng.integers(0, k, len(items)))
+    plain = dawid_skene(items, workers, labels, n, n_workers, k, smoothing=0.01)
+    prior = dawid_skene(items, workers, labels, n, n_workers, k, smoothing=0.01, prior_strength=5.0)
+    assert (prior.posteriors.argmax(1) == truth).mean() > (plain.posteriors.argmax(1) == truth).mean() + 0.05
