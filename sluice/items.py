@@ -33,7 +33,7 @@ KEYS = ("auto", "source_uri", "path", "file_name", "stem", "image_id")
 _LS_HOST = r"^https?://[^/]+(/data/(?:local-files|upload)/)"
 _LS_LOCAL = r"^/data/local-files/?\?d="
 _LS_UPLOAD = r"^/data/upload/[^/]+/(?:[0-9a-f]{8}-)?"
-_SUFFIX_DEPTH = 8  # path components considered for suffix matches
+_SUFFIX_DEPTH = 4  # path components considered for suffix matches (longer names match the full path)
 
 
 def check_key(key: str) -> str:
