@@ -1,5 +1,8 @@
 """Label Studio JSON export: tasks, each with several annotations whose ``choices`` result is the vote.
 
+The "JSON-MIN" export (one flat row per annotation: data fields, ``annotator``, the control's value)
+is read too.
+
 The item is ``task.data[<data_key>]``; Label Studio's image references (``/data/local-files/?d=``,
 ``/data/upload/...``, ``http://host:8080/data/...``) are reduced to file names by ``sluice.items``.
 """
@@ -39,6 +42,19 @@ def _choices(result, from_name: str | None) -> list[str]:
     return out
 
 
+def _min_annotation(row: dict, from_name: str | None) -> list[dict]:
+    """A JSON-MIN row (no ``annotations``, an ``annotator``) as the one annotation it is."""
+    if "annotator" not in row or "data" in row:
+        return []
+    key = from_name or "choice"
+    value = row.get(key)
+    choices = value.get("choices") if isinstance(value, dict) else value
+    choices = [] if choices is None else choices if isinstance(choices, list) else [choices]
+    return [{"id": row.get("annotation_id", row.get("id")), "completed_by": row.get("annotator"),
+             "created_at": row.get("created_at"),
+             "result": [{"type": "choices", "from_name": key, "value": {"choices": choices}}]}]
+
+
 def _load(path: Path, name: str) -> list:
     require_file(path, f"Label Studio export '{name}'")
     try:
@@ -58,8 +74,8 @@ def read(export: LabelStudioExport) -> Parsed:
             rejects.append(Reject(f"{path}:task[{n}]", "not_a_task", f"expected an object, got {type(task).__name__}"))
             continue
         task_id = str(task.get("id", n))
-        item = (task.get("data") or {}).get(export.data_key)
-        annotations = task.get("annotations") or task.get("completions") or []
+        item = (task.get("data") or task).get(export.data_key)
+        annotations = task.get("annotations") or task.get("completions") or _min_annotation(task, export.from_name)
         if item is None or str(item).strip() == "":
             for _ in annotations or [None]:
                 rejects.append(Reject(f"{path}:task {task_id}", "missing_field", f"task has no data.{export.data_key}"))

@@ -83,3 +83,18 @@ def test_label_studio_annotations_and_skips(landed, tmp_path):
     assert all(q["source_table"] == "crowd_votes")
 
 
+
+
+def test_json_min_export(landed, tmp_path):
+    rows = [{"id": 1, "image": "/data/upload/3/abcd1234-a.png", "choice": "cat", "annotator": 4, "annotation_id": 9,
+             "created_at": "2026-01-02T03:04:05Z"},
+            {"id": 2, "image": "data/c.parquet#0", "cls": {"choices": ["dog"]}, "annotator": "x@y", "annotation_id": 10}]
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps(rows[:1]))
+    stats = land_export(landed, LabelStudioExport(name="m", kind="label_studio", path=str(path)), ItemIndex.from_lake(landed), "r")
+    path.write_text(json.dumps(rows[1:]))
+    stats2 = land_export(landed, LabelStudioExport(name="m", kind="label_studio", path=str(path), from_name="cls"),
+                         ItemIndex.from_lake(landed), "r")
+    assert (stats.new, stats2.new, stats.pending_items) == (1, 1, 0)
+    v = votes(landed).sort("task_id")
+    assert v.select("label", "worker_id", "image_id").rows() == [("cat", "4", image_id(URIS[0])), ("dog", "x@y", image_id(URIS[2]))]

@@ -157,3 +157,13 @@ def test_ingest_without_the_key_is_refused(run_cli, tmp_path, monkeypatch):
     result = run_cli("votes", "ingest", params=params)
     assert result.returncode == 2 and "SLUICE_PSEUDONYM_KEY is not set" in result.stderr.strip().splitlines()[-1]
     assert run_cli("votes", "ingest", params={**params, "privacy": {"pseudonymize_workers": False}}).returncode == 0
+
+
+def test_mturk_crowd_form_json_answers(landed, tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text('HITId,AssignmentId,WorkerId,Input.image_url,Answer.taskAnswers\n'
+                    'H1,A1,W1,data/a.png,"[{""crowd-image-classifier"":{""label"":""Cat""}}]"\n'
+                    'H1,A2,W2,data/a.png,"[{""category"":{""label"":""Dog""}}]"\n')
+    export = MTurkExport(name="m", kind="mturk", path=str(path), label_column="Answer.taskAnswers")
+    assert land_export(landed, export, ItemIndex.from_lake(landed), "r").new == 2
+    assert sorted(votes(landed)["label"]) == ["Cat", "Dog"]
