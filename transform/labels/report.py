@@ -79,14 +79,14 @@ def render_summary(s: dict, workers: pl.DataFrame) -> list[str]:
         truth = (acc or {}).get("workers", {})
         shown = ranked.head(SHOWN_WORKERS) if ranked.height <= 2 * SHOWN_WORKERS else \
             pl.concat([ranked.head(SHOWN_WORKERS), ranked.tail(SHOWN_WORKERS)])
-        lines.append(f"{'worker':<16} {'votes':>6} {'est.acc':>8} {'95% interval':>14} {'true.acc':>8}  flags"
+        lines.append(f"{'worker':<24} {'votes':>6} {'est.acc':>8} {'95% interval':>14} {'true.acc':>8}  flags"
                      + ("" if ranked.height <= 2 * SHOWN_WORKERS else f"   (worst and best {SHOWN_WORKERS} of {ranked.height}; "
                         "all in the metrics file and `sluice labels workers`)"))
         for r in (shown if ranked.height > 2 * SHOWN_WORKERS else ranked).iter_rows(named=True):
             flags = ",".join(f for f, on in (("spammer", r["is_spammer"]), ("adversarial", r["is_adversarial"])) if on)
             true = (truth.get(r["worker_id"]) or {}).get("true_accuracy")
             interval = f"{r['accuracy_low']:.2f}-{r['accuracy_high']:.2f}"
-            lines.append(f"{r['worker_id'][:16]:<16} {r['votes']:>6} {r['accuracy']:>8.3f} {interval:>14} "
+            lines.append(f"{r['worker_id'][:24]:<24} {r['votes']:>6} {r['accuracy']:>8.3f} {interval:>14} "
                          f"{'n/a' if true is None else f'{true:.3f}':>8}  {flags}")
     return lines
 

@@ -220,6 +220,8 @@ def test_cli_aggregates_without_images(run_cli, tmp_path):
     result = run_cli("labels", "aggregate", params=params)
     assert result.returncode == 0, result.stderr
     assert "2 items (0 images from raw_images, 2 voted items without an image)" in result.stderr
+    workers = run_cli("labels", "workers", params=params)
+    assert workers.returncode == 0 and "accuracy_low" in workers.stdout
 
 
 # ---------------------------------------------------------------------------- loud on mistakes
