@@ -65,8 +65,10 @@ TABLES: dict[str, TableSpec] = {
             "crowd_votes", "bronze",
             _schema(
                 ("vote_id", pa.string(), False),  # stable hash of (source format, assignment/task, worker, item)
-                ("item_ref", pa.string(), False),  # image URL, file path or image id as the export names it
-                ("image_id", pa.string(), True),  # resolved against raw_images; null if unknown
+                ("item_ref", pa.string(), False),  # the item as the export names it
+                ("item", pa.string(), False),  # item_ref normalised (sluice.items): the name votes are grouped by
+                ("item_key", pa.string(), False),  # how `item` maps to raw_images (auto, file_name, column:item_id, ...)
+                ("image_id", pa.string(), True),  # the image it resolved to when landed; null = pending (the labels stage re-resolves)
                 ("worker_id", pa.string(), False),
                 ("label", pa.string(), False),
                 ("task_id", pa.string(), True),
@@ -118,8 +120,9 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "labels", "silver",
             _schema(
-                ("image_id", pa.string(), False),
-                ("label", pa.string(), True),  # null when unresolved
+                ("item", pa.string(), False),  # the image_id, or the votes' item name while no image matches
+                ("image_id", pa.string(), True),  # null for items whose image has not landed
+                ("label", pa.string(), True),  # the best guess, also for unresolved items (null: no evidence)
                 ("label_source", pa.string(), False),  # given / majority / dawid_skene / ...
                 ("confidence", pa.float64(), True),
                 ("votes", pa.int32(), False),
@@ -128,15 +131,18 @@ TABLES: dict[str, TableSpec] = {
                 ("reason", pa.string(), True),
                 ("run_id", pa.string(), False),
             ),
-            ("image_id",),
-            "One label per image with where it came from and how sure we are.",
+            ("item",),
+            "One label per image (and per voted item without an image) with where it came from and how sure we are.",
         ),
         TableSpec(
             "annotators", "silver",
             _schema(
                 ("worker_id", pa.string(), False),
                 ("votes", pa.int32(), False),
-                ("accuracy", pa.float64(), True),
+                ("evidence_votes", pa.int32(), True),  # votes on items others (or gold) also labelled
+                ("accuracy", pa.float64(), True),  # null without evidence votes
+                ("accuracy_low", pa.float64(), True),  # 95% Wilson interval of the accuracy (effective votes)
+                ("accuracy_high", pa.float64(), True),
                 ("confusion", pa.string(), True),  # JSON summary of the estimated confusion matrix
                 ("is_spammer", pa.bool_(), False),
                 ("is_adversarial", pa.bool_(), False),

@@ -21,6 +21,7 @@ from sluice.stage import configure_logging, exit_process, guarded
 COMMAND_MODULES = [
     "sluice.commands",
     "ingest.commands",
+    "ingest.votes.commands",
     "ingest.crawl.commands",
     "transform.labels",
     "train.commands",

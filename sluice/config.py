@@ -150,63 +150,63 @@ class DatasetParams(Section):
     balance_target: Annotated[int, Field(ge=1)] | None = None
 
 
-class _ExportBase(Section):
-    name: str = Field(min_length=1)
-    path: str = Field(min_length=1)
+def _vote_export(entry: object) -> object:
+    """One ``labels.exports`` entry validated by the config model its ``kind`` registers (sluice.connectors)."""
+    from pydantic_core import PydanticCustomError
+
+    from sluice.connectors import connectors
+
+    if isinstance(entry, BaseModel):
+        return entry
+    if not isinstance(entry, dict):
+        raise PydanticCustomError("vote_export", "an export is a mapping with a kind")
+    known = connectors("votes")
+    kind = entry.get("kind")
+    if kind not in known:
+        raise PydanticCustomError("vote_export", "{msg}", {
+            "msg": f"unknown kind {kind!r}; known kinds: {', '.join(known) or 'none registered'}"})
+    model = known[kind].config
+    try:
+        return model.model_validate(entry)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc}'; allowed keys: {', '.join(sorted(model.model_fields))}"
+        else:
+            error = (first.get("ctx") or {}).get("error")
+            msg = f"{loc}: {error if error is not None else first['msg'].lower()} (got {first.get('input')!r})"
+        raise PydanticCustomError("vote_export", "{msg}", {"msg": msg}) from None
 
 
-class MTurkExport(_ExportBase):
-    """Amazon Mechanical Turk batch results CSV (one row per assignment)."""
-
-    kind: Literal["mturk"]
-    item_column: str = "Input.image_url"
-    label_column: str = "Answer.label"
-    delimiter: str | None = None  # null = detect among , ; tab |
-
-
-class LabelStudioExport(_ExportBase):
-    """Label Studio JSON export: tasks with several annotations (choices) each."""
-
-    kind: Literal["label_studio"]
-    item_key: str = "image"  # key of task['data'] naming the item
-    from_name: str | None = None  # only choices of this control; null = any choices result
-
-
-class CsvVotesExport(_ExportBase):
-    """A plain long CSV: one vote per row."""
-
-    kind: Literal["csv"]
-    item_column: str = "item"
-    worker_column: str = "worker"
-    label_column: str = "label"
-    time_column: str | None = None
-    task_column: str | None = None
-    delimiter: str | None = None
-
-
-CrowdExport = Annotated[Union[MTurkExport, LabelStudioExport, CsvVotesExport], Field(discriminator="kind")]
+VoteExportEntry = Annotated[object, AfterValidator(_vote_export)]
 
 
 class EmParams(Section):
     max_iter: Annotated[int, Field(ge=1)] = 100
     tol: Annotated[float, Field(gt=0)] = 1e-6
     smoothing: Annotated[float, Field(ge=0)] = 0.01
+    prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # one_coin: Beta prior mean of a worker's accuracy
+    prior_strength: Annotated[float, Field(ge=0)] = 4.0  # one_coin: its weight in pseudo-votes
+    confusion_prior: Annotated[float, Field(ge=0)] = 0.0  # dawid_skene: pseudo-votes per true class shaped like prior_accuracy
 
 
 class LabelsParams(Section):
-    """Crowd vote connectors (ingest/crowd.py) and label aggregation (transform/labels.py)."""
+    """Crowd vote connectors (ingest/votes) and label aggregation (transform/labels)."""
 
-    exports: list[CrowdExport] = Field(default_factory=list)
+    exports: list[VoteExportEntry] = Field(default_factory=list)
     classes: list[str] | None = None
     synonyms: dict[str, str] = Field(default_factory=dict)
     policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "given_over_crowd"
-    method: Literal["dawid_skene", "majority"] = "dawid_skene"
-    min_votes: Annotated[int, Field(ge=1)] = 2
-    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.7
+    method: Literal["dawid_skene", "majority", "one_coin"] = "dawid_skene"
+    min_votes: Annotated[int, Field(ge=1)] = 1
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6  # a 2-of-3 majority (0.67) resolves
+    max_unknown_label_share: Annotated[float, Field(ge=0, le=1)] = 0.01  # more votes outside the classes fail the stage
     gold_file: str | None = None
     ground_truth: str | None = None
     em: EmParams = EmParams()
     flag_min_votes: Annotated[int, Field(ge=1)] = 20
+    flag_level: Annotated[float, Field(gt=0, lt=1)] = 0.95  # confidence level of the accuracy interval behind flags
     spammer_max_information: Annotated[float, Field(ge=0, le=1)] = 0.15
     seed: int = 0
 
@@ -369,6 +369,12 @@ class CompressParams(Section):
     repeats: Annotated[int, Field(ge=1)] = 15
 
 
+class PrivacyParams(Section):
+    """Personal data in the lake (sluice/privacy.py)."""
+
+    pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
+
+
 class Params(Section):
     seed: int = 0
     lake: LakeParams = LakeParams()
@@ -385,6 +391,7 @@ class Params(Section):
     export: ExportParams = ExportParams()
     maintain: MaintainParams = MaintainParams()
     compress: CompressParams = CompressParams()
+    privacy: PrivacyParams = PrivacyParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:

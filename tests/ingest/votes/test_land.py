@@ -1,20 +1,21 @@
-"""Crowd vote connectors: MTurk CSV, Label Studio JSON, long CSV, landed in crowd_votes."""
+"""Landing vote exports in crowd_votes: once per vote, pending items, rejects quarantined, user errors."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
 import pytest
 
-from ingest.crowd import item_index, land_export, run
-from sluice.config import CsvVotesExport, LabelStudioExport, MTurkExport
+from ingest.votes.land import land_export, run
+from ingest.votes.mturk import MTurkExport
+from ingest.votes.plain_csv import CsvVotesExport
 from sluice.errors import InputError
+from sluice.items import ItemIndex
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 URIS = ["data/a.png", "https://example.org/b.png", "data/c.parquet#0"]
 
 
@@ -51,7 +52,7 @@ def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
                     + "H2,A4,W1,Approved,not a time,https://example.org/b.png,dog,x,\n"
                     + "H1,A2,W2,Submitted,Sun Nov 29 10:05:00 PST 2026,data/a.png, dog ,,\n")  # A2 submitted twice
     export = MTurkExport(name="m", kind="mturk", path=str(path))
-    stats = land_export(landed, export, item_index(landed), "run-1")
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
     assert (stats.rows, stats.new, stats.duplicates, stats.rejected_assignments) == (5, 4, 1, 1)
     assert stats.unparsed_times == 1
     v = votes(landed)
@@ -60,7 +61,7 @@ def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
     assert by_assignment["H1/W2"]["label"] == "dog"  # trimmed
     assert by_assignment["H1/W3"]["status"] == "rejected"  # Reject column filled in
     assert by_assignment["H1/W1"]["status"] == "approved"
-    assert by_assignment["H1/W1"]["submitted_at"] == datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc)
+    assert by_assignment["H1/W1"]["submitted_at"] == datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
     assert by_assignment["H2/W1"]["image_id"] == image_id("https://example.org/b.png")  # resolved by URL
     assert by_assignment["H2/W1"]["submitted_at"] is None
     assert set(v["source_format"]) == {"mturk"}
@@ -70,59 +71,29 @@ def test_reingesting_an_export_adds_no_votes(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\n")
     export = CsvVotesExport(name="c", kind="csv", path=str(path))
-    first = land_export(landed, export, item_index(landed), "run-1")
-    again = land_export(landed, export, item_index(landed), "run-2")
+    first = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    again = land_export(landed, export, ItemIndex.from_lake(landed), "run-2")
     assert (first.new, again.new, again.already_present) == (2, 0, 2)
     assert landed.count("crowd_votes") == 2
 
 
-def test_label_studio_annotations_and_skips(landed, tmp_path):
-    tasks = [
-        {"id": 1, "data": {"image": image_id("data/a.png")}, "annotations": [
-            {"id": 11, "completed_by": {"id": 5, "email": "ann@x"}, "created_at": "2026-01-02T03:04:05.000Z",
-             "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["cat"]}}]},
-            {"id": 12, "completed_by": 6, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}},
-                                                      {"from_name": "other", "type": "choices", "value": {"choices": ["x"]}}]},
-            {"id": 13, "completed_by": 7, "was_cancelled": True, "result": []},
-            {"id": 14, "completed_by": 8, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["a", "b"]}}]},
-        ]},
-        {"id": 2, "data": {"image": "data/c.parquet#0"}, "annotations": [
-            {"id": 21, "completed_by": 5, "result": [{"from_name": "cls", "type": "choices", "value": {"choices": ["dog"]}}]}]},
-        {"id": 3, "data": {}, "annotations": [{"id": 31, "completed_by": 5, "result": []}]},
-    ]
-    path = tmp_path / "ls.json"
-    path.write_text(json.dumps(tasks))
-    export = LabelStudioExport(name="ls", kind="label_studio", path=str(path), from_name="cls")
-    stats = land_export(landed, export, item_index(landed), "run-1")
-    assert (stats.rows, stats.new, stats.quarantined) == (6, 3, 3)
-    assert stats.reasons == {"skipped_annotation": 1, "multiple_choices": 1, "missing_field": 1}
-    v = votes(landed)
-    assert sorted(v["worker_id"]) == ["5", "6", "ann@x"]  # email when completed_by is an object, else the id
-    assert v.filter(pl.col("worker_id") == "ann@x")["submitted_at"][0] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert v["image_id"].null_count() == 0
-    q = quarantine(landed)
-    assert sorted(q["check"]) == ["missing_field", "multiple_choices", "skipped_annotation"]
-    assert all(q["source_table"] == "crowd_votes")
-
-
-def test_unknown_item_lands_and_is_quarantined(landed, tmp_path):
+def test_unknown_item_lands_pending_not_quarantined(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item\tworker\tlabel\tts\nnowhere.png\tw1\tcat\t2026-01-01T00:00:00\nfile://data/a.png\tw1\tcat\t\n")
     export = CsvVotesExport(name="c", kind="csv", path=str(path), time_column="ts")  # tab-delimited, detected
-    stats = land_export(landed, export, item_index(landed), "run-1")
-    assert (stats.new, stats.unknown_items) == (2, 1)
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    assert (stats.new, stats.pending_items, stats.quarantined) == (2, 1, 0)
     v = votes(landed)
     assert v.filter(pl.col("item_ref") == "nowhere.png")["image_id"][0] is None
     assert v.filter(pl.col("item_ref") == "file://data/a.png")["image_id"][0] == image_id("data/a.png")
-    q = quarantine(landed)
-    assert q.select("check", "stage").rows() == [("unknown_item", "ingest_crowd")]
-    assert json.loads(q["details"][0])["item_ref"] == "nowhere.png"
+    assert v.filter(pl.col("item_ref") == "file://data/a.png")["item"][0] == "data/a.png"  # normalised
+    assert landed.count("quarantine") == 0
 
 
 def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,,cat\ndata/a.png,w3,  \n")
-    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.new, stats.quarantined) == (1, 2)
     assert sorted(quarantine(landed)["row_key"]) == [f"{path}:3", f"{path}:4"]
 
@@ -130,7 +101,7 @@ def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tm
 def test_header_only_export_lands_nothing(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\n")
-    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), item_index(landed), "r")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.rows, stats.new) == (0, 0)
 
 
@@ -152,10 +123,47 @@ def test_cli_reports_user_errors_in_one_line(run_cli, tmp_path):
     (tmp_path / "ls.json").write_text("[{not json")
     params = {"lake": {"root": str(tmp_path / "lake")},
               "labels": {"exports": [{"name": "ls", "kind": "label_studio", "path": "ls.json"}]}}
-    result = run_cli(params=params, module="ingest.crowd")
+    result = run_cli(params=params, module="ingest.votes")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [lines[-1]] and "ls.json: not valid JSON" in lines[-1]
-    missing = run_cli("labels", "ingest", params={**params, "labels": {"exports": [
+    missing = run_cli("votes", "ingest", params={**params, "labels": {"exports": [
         {"name": "m", "kind": "mturk", "path": "nope.csv"}]}})
     assert missing.returncode == 2 and "nope.csv: file of vote export 'm' does not exist" in missing.stderr
+
+
+def test_raw_worker_ids_land_nowhere(run_cli, tmp_path):
+    """After ingest and aggregation no file under the lake, no manifest and no output holds the raw worker ID."""
+    (tmp_path / "votes.csv").write_text("item,worker,label\n1,AWORKERSECRET1,cat\n1,AWORKERSECRET2,cat\n2,AWORKERSECRET1,fish\n")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"classes": ["cat", "dog"], "max_unknown_label_share": 1.0,
+                         "exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    outputs = [run_cli("votes", "ingest", params=params), run_cli("labels", "aggregate", params=params),
+               run_cli("labels", "worker", "--reveal", "AWORKERSECRET1", params=params)]
+    assert all(r.returncode == 0 for r in outputs), outputs[-1].stderr
+    assert outputs[-1].stdout.startswith("w-") and "votes 1" in outputs[-1].stdout  # the fish vote is not usable
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("votes.csv", "params.yaml")]
+    assert any("lake" in p.parts for p in written)
+    for p in written:
+        assert b"AWORKERSECRET" not in p.read_bytes(), p
+    assert all("AWORKERSECRET" not in r.stdout + r.stderr for r in outputs[:2])
+
+
+def test_ingest_without_the_key_is_refused(run_cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("SLUICE_PSEUDONYM_KEY")
+    (tmp_path / "votes.csv").write_text("item,worker,label\n1,w,cat\n")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "labels": {"exports": [{"name": "v", "kind": "csv", "path": "votes.csv"}]}}
+    result = run_cli("votes", "ingest", params=params)
+    assert result.returncode == 2 and "SLUICE_PSEUDONYM_KEY is not set" in result.stderr.strip().splitlines()[-1]
+    assert run_cli("votes", "ingest", params={**params, "privacy": {"pseudonymize_workers": False}}).returncode == 0
+
+
+def test_mturk_crowd_form_json_answers(landed, tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text('HITId,AssignmentId,WorkerId,Input.image_url,Answer.taskAnswers\n'
+                    'H1,A1,W1,data/a.png,"[{""crowd-image-classifier"":{""label"":""Cat""}}]"\n'
+                    'H1,A2,W2,data/a.png,"[{""category"":{""label"":""Dog""}}]"\n')
+    export = MTurkExport(name="m", kind="mturk", path=str(path), label_column="Answer.taskAnswers")
+    assert land_export(landed, export, ItemIndex.from_lake(landed), "r").new == 2
+    assert sorted(votes(landed)["label"]) == ["Cat", "Dog"]

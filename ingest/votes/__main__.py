@@ -1,0 +1,3 @@
+from ingest.votes.land import main
+
+main()

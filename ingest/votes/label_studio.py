@@ -1,0 +1,106 @@
+"""Label Studio JSON export: tasks, each with several annotations whose ``choices`` result is the vote.
+
+The "JSON-MIN" export (one flat row per annotation: data fields, ``annotator``, the control's value)
+is read too.
+
+The item is ``task.data[<data_key>]``; Label Studio's image references (``/data/local-files/?d=``,
+``/data/upload/...``, ``http://host:8080/data/...``) are reduced to file names by ``sluice.items``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from ingest.votes.base import VOTE_SCHEMA, Parsed, Reject, VoteExport, parse_iso, times
+from sluice.connectors import Connector
+from sluice.delimited import require_file
+from sluice.errors import InputError
+
+
+class LabelStudioExport(VoteExport):
+    """Label Studio JSON export: tasks with several annotations (choices) each."""
+
+    kind: Literal["label_studio"]
+    data_key: str = "image"  # key of task['data'] naming the item
+    from_name: str | None = None  # only choices of this control; null = any choices result
+
+
+def _worker(completed_by) -> str | None:
+    value = (completed_by.get("email") or completed_by.get("id")) if isinstance(completed_by, dict) else completed_by
+    return None if value is None or value == "" else str(value)
+
+
+def _choices(result, from_name: str | None) -> list[str]:
+    out = []
+    for r in result or []:
+        if isinstance(r, dict) and r.get("type") == "choices" and (from_name is None or r.get("from_name") == from_name):
+            out.extend(str(c) for c in (r.get("value") or {}).get("choices") or [])
+    return out
+
+
+def _min_annotation(row: dict, from_name: str | None) -> list[dict]:
+    """A JSON-MIN row (no ``annotations``, an ``annotator``) as the one annotation it is."""
+    if "annotator" not in row or "data" in row:
+        return []
+    key = from_name or "choice"
+    value = row.get(key)
+    choices = value.get("choices") if isinstance(value, dict) else value
+    choices = [] if choices is None else choices if isinstance(choices, list) else [choices]
+    return [{"id": row.get("annotation_id", row.get("id")), "completed_by": row.get("annotator"),
+             "created_at": row.get("created_at"),
+             "result": [{"type": "choices", "from_name": key, "value": {"choices": choices}}]}]
+
+
+def _load(path: Path, name: str) -> list:
+    require_file(path, f"Label Studio export '{name}'")
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err}); expected a Label Studio JSON export") from None
+    if not isinstance(tasks, list):
+        raise InputError(f"{path}: expected a list of tasks (Label Studio 'JSON' export), got {type(tasks).__name__}")
+    return tasks
+
+
+def read(export: LabelStudioExport) -> Parsed:
+    path = Path(export.path)
+    rows, rejects, created = [], [], []
+    for n, task in enumerate(_load(path, export.name)):
+        if not isinstance(task, dict):
+            rejects.append(Reject(f"{path}:task[{n}]", "not_a_task", f"expected an object, got {type(task).__name__}"))
+            continue
+        task_id = str(task.get("id", n))
+        item = (task.get("data") or task).get(export.data_key)
+        annotations = task.get("annotations") or task.get("completions") or _min_annotation(task, export.from_name)
+        if item is None or str(item).strip() == "":
+            for _ in annotations or [None]:
+                rejects.append(Reject(f"{path}:task {task_id}", "missing_field", f"task has no data.{export.data_key}"))
+            continue
+        for a in annotations:
+            where = f"{path}:task {task_id}/annotation {a.get('id') if isinstance(a, dict) else '?'}"
+            if not isinstance(a, dict):
+                rejects.append(Reject(where, "not_an_annotation", f"expected an object, got {type(a).__name__}"))
+                continue
+            worker = _worker(a.get("completed_by"))
+            choices = _choices(a.get("result"), export.from_name)
+            if a.get("was_cancelled"):
+                rejects.append(Reject(where, "skipped_annotation", "the annotator skipped the task"))
+            elif worker is None:
+                rejects.append(Reject(where, "missing_field", "annotation has no completed_by"))
+            elif len(choices) != 1:
+                reason = "no_choice" if not choices else "multiple_choices"
+                rejects.append(Reject(where, reason, f"{len(choices)} choices{' from ' + export.from_name if export.from_name else ''}: {choices[:5]}"))
+            else:
+                rows.append({"item_ref": str(item).strip(), "worker_id": worker.strip(), "label": choices[0].strip(),
+                             "task_id": task_id, "assignment": str(a.get("id", "")), "status": "submitted"})
+                created.append(a.get("created_at"))
+    submitted, unparsed = times(created, parse_iso)
+    votes = pl.DataFrame(rows, schema={k: v for k, v in VOTE_SCHEMA.items() if k != "submitted_at"}).with_columns(submitted)
+    return Parsed(votes, rejects, unparsed)
+
+
+CONNECTOR = Connector("votes", "label_studio", LabelStudioExport, read, "Label Studio JSON export (choices)")

@@ -1,0 +1,138 @@
+"""The ``ingest_crowd`` stage: land every configured vote export in ``crowd_votes`` exactly once.
+
+``vote_id`` is a stable hash of the format, the assignment or annotation, the worker and the item as
+exported, so a re-ingested export adds nothing and an assignment submitted twice counts once. Labels
+land as exported (trimmed): checking them against the class list is the labels stage's job, because the
+class list can change after votes land. Each vote also keeps its normalised item name (``item``) and
+the export's ``item_key`` (see ``sluice.items``), and the image it resolves to *now* (``image_id``,
+null while its image has not landed: the vote is pending, not rejected; the labels stage re-resolves
+every vote on every run). Rows that cannot be a vote at all (no worker, no label, a skipped
+annotation) go to ``quarantine`` only, with the file and line (never the worker). Worker IDs are
+pseudonymised before anything lands (``sluice.privacy``; ``privacy.pseudonymize_workers``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from ingest.votes.base import Parsed
+from sluice.connectors import get
+from sluice.errors import InputError
+from sluice.items import ItemIndex, normalize
+from sluice.lake import Lake
+from sluice.privacy import worker_pseudonymizer
+from sluice.stage import Quarantine, stage_logger
+
+STAGE = "ingest_crowd"
+log = stage_logger(STAGE)
+
+
+def vote_ids(fmt: str, votes: pl.DataFrame) -> pl.Series:
+    keys = zip(votes["assignment"].to_list(), votes["worker_id"].to_list(), votes["item_ref"].to_list())
+    return pl.Series("vote_id", [hashlib.sha256(f"{fmt}\x1f{a}\x1f{w}\x1f{i}".encode()).hexdigest()[:32] for a, w, i in keys],
+                     pl.String)
+
+
+@dataclass
+class ExportStats:
+    rows: int = 0
+    new: int = 0
+    already_present: int = 0
+    duplicates: int = 0
+    rejected_assignments: int = 0
+    pending_items: int = 0  # votes of the export whose item matches no landed image (yet)
+    quarantined: int = 0
+    unparsed_times: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict:
+        return {k: (dict(v) if isinstance(v, Counter) else v) for k, v in self.__dict__.items()}
+
+
+def vote_rows(parsed: Parsed, export, index: ItemIndex, run_id: str) -> pl.DataFrame:
+    """The export's votes as ``crowd_votes`` rows, one per vote_id (first occurrence kept)."""
+    votes = parsed.votes
+    item = normalize(votes["item_ref"], export.item_pattern, export.item_replace).alias("item")
+    return (
+        votes.with_columns(vote_ids(export.kind, votes), item)
+        .with_columns(index.resolve(votes.select(item)["item"], export.item_key).alias("image_id"))
+        .unique("vote_id", keep="first", maintain_order=True)
+        .select("vote_id", "item_ref", "item", pl.lit(export.item_key).alias("item_key"), "image_id", "worker_id",
+                "label", "task_id", "status", "submitted_at",
+                pl.lit(Path(export.path).as_posix()).alias("source_file"), pl.lit(export.kind).alias("source_format"),
+                pl.lit(run_id).alias("run_id"))
+    )
+
+
+def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
+                pseudonymize: Callable[[str], str] | None = None) -> ExportStats:
+    """Read one export and land its votes; worker IDs go through ``pseudonymize`` first (sluice.privacy)."""
+    parsed = get("votes", export.kind).reader(export)
+    if pseudonymize is not None and parsed.votes.height:
+        raw_ids = parsed.votes["worker_id"].unique()
+        names = pl.Series([pseudonymize(w) for w in raw_ids], dtype=pl.String)
+        parsed.votes = parsed.votes.with_columns(pl.col("worker_id").replace_strict(raw_ids, names))
+    rows = vote_rows(parsed, export, index, run_id)
+    stats = ExportStats(rows=parsed.rows, duplicates=parsed.votes.height - rows.height,
+                        rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times)
+    stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
+    stats.already_present = rows.height - stats.new
+    stats.pending_items = int(rows["image_id"].null_count())
+    quarantine = Quarantine(STAGE, "crowd_votes", run_id)
+    for r in parsed.rejects:
+        quarantine.add(r.where, r.reason, r.reason, r.details)
+    stats.quarantined = quarantine.write(lake)
+    stats.reasons = Counter(r.reason for r in parsed.rejects)
+    return stats
+
+
+def _report(name: str, s: ExportStats) -> str:
+    from sluice.runs import reconcile
+
+    reconcile(f"{STAGE}:{name}", s.rows, new=s.new, already_present=s.already_present, duplicates=s.duplicates,
+              quarantined=s.quarantined)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())) or "none"
+    note = f", timestamps not parsed {s.unparsed_times} (landed without)" if s.unparsed_times else ""
+    pending = f", pending (no image landed yet) {s.pending_items}" if s.pending_items else ""
+    return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}, "
+            f"duplicates {s.duplicates}, rejected assignments {s.rejected_assignments}, "
+            f"quarantined {s.quarantined} ({reasons}){pending}{note}")
+
+
+def run(params, only: str | None = None) -> dict:
+    """Land every configured vote export (or just ``only``) and return the stage summary."""
+    from sluice.runs import new_run_id
+
+    exports = [e for e in params.labels.exports if only is None or e.name == only]
+    if only is not None and not exports:
+        names = ", ".join(e.name for e in params.labels.exports) or "none configured"
+        raise InputError(f"no vote export named '{only}' in labels.exports (exports: {names})")
+    for e in exports:
+        if not Path(e.path).exists():
+            raise InputError(f"{e.path}: file of vote export '{e.name}' does not exist")
+    pseudonymize = worker_pseudonymizer(params.privacy.pseudonymize_workers)
+    lake = Lake.from_params(params)
+    index = ItemIndex.from_lake(lake)
+    run_id = new_run_id(STAGE)
+    summary = {}
+    for export in exports:
+        stats = land_export(lake, export, index, run_id, pseudonymize)
+        summary[export.name] = stats.as_dict()
+        log.info(_report(export.name, stats))
+        if stats.rows == 0:
+            log.warning(f"{export.name}: the export holds no votes")
+    return {"run_id": run_id, "exports": summary,
+            "versions": {t: lake.version(t) for t in ("crowd_votes", "quarantine")},
+            "rows": {t: lake.count(t) for t in ("crowd_votes", "quarantine")}}
+
+
+def main() -> None:
+    from sluice.stage import run_stage
+
+    run_stage(STAGE, run)

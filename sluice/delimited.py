@@ -1,0 +1,54 @@
+"""Reading user-made delimited files (vote exports, gold and ground-truth CSVs) as strings, with one-line errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import polars as pl
+
+from sluice.errors import InputError
+
+DELIMITERS = (",", "\t", ";", "|")
+
+
+def require_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: {what} does not exist")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} must be a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: {what} is empty (0 bytes); an export with no votes still has its header")
+
+
+def _header(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return fh.readline().rstrip("\r\n")
+
+
+def read_delimited(path: Path, required: list[str], delimiter: str | None, what: str) -> pl.DataFrame:
+    """Read a CSV as strings (trimmed, empty = null), choosing the delimiter that yields every required column.
+
+    A header that none of the candidates splits into the required columns is a user error naming the
+    missing columns, or the delimiter when nothing splits the header at all.
+    """
+    require_file(path, what)
+    header = _header(path)
+    candidates = [delimiter] if delimiter else list(DELIMITERS)
+    parsed = {d: next(csv.reader([header], delimiter=d)) for d in candidates}
+    chosen = next((d for d, cols in parsed.items() if set(required) <= set(cols)), None)
+    if chosen is None:
+        _, cols = max(parsed.items(), key=lambda kv: len(kv[1]))
+        if len(cols) == 1 and delimiter is None:
+            raise InputError(f"{path}: cannot split the header '{header[:80]}' on any of , ; tab | (unknown delimiter); "
+                             f"set delimiter for {what}")
+        missing = [c for c in required if c not in cols]
+        raise InputError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} in {what} "
+                         f"(header has {', '.join(repr(c) for c in cols)}); set the column names in params.yaml")
+    try:
+        frame = pl.read_csv(path, separator=chosen, infer_schema=False, encoding="utf8-lossy",
+                            raise_if_empty=False, missing_columns="insert")
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+        raise InputError(f"{path}: malformed CSV ({str(err).splitlines()[0]})") from None
+    stripped = [pl.col(c).str.strip_chars() for c in frame.columns]
+    return frame.with_columns(pl.when(c != "").then(c).otherwise(None).name.keep() for c in stripped)

@@ -1,0 +1,184 @@
+"""Item keys: how the item names of a vote export (or a gold / ground-truth file) map onto landed images.
+
+Shared by the vote connectors (``ingest.votes``), which resolve what they can when votes land, and the
+labels stage, which re-resolves every vote against ``raw_images`` on every run (bronze stays
+append-only: a vote that arrived before its image counts as soon as the image lands).
+
+A name is first *normalised*: trimmed, ``file://`` removed, and Label Studio's three usual image
+references reduced to the file they point at — ``/data/local-files/?d=<path>`` (URL-decoded path),
+``/data/upload/<project>/<8 hex>-<name>`` (the uploaded file's name) and either of those behind
+``http(s)://host:port``. An optional user rewrite follows (``item_pattern``: a regex; with
+``item_replace`` a substitution, else the named group ``item`` or the first group is kept; a name the
+pattern does not match stays as it is). Then ``item_key`` says what the name is:
+
+- ``auto`` (default): ``image_id``, ``source_uri`` (or its absolute path), ``item_id`` where the
+  connector recorded one, else a path suffix that names exactly one landed file (``cat/001.png``, ``001.png``);
+- ``source_uri`` / ``path`` (unique path suffix) / ``file_name`` / ``stem`` (file name without extension) /
+  ``image_id``;
+- ``column:<name>``: a ``raw_images`` column (e.g. ``column:item_id``) or a field of its ``extra`` JSON.
+
+A name that several images share under the chosen key (two folders with ``001.png``) resolves to none
+of them: it stays pending rather than guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import unquote
+
+import polars as pl
+
+KEYS = ("auto", "source_uri", "path", "file_name", "stem", "image_id")
+_LS_HOST = r"^https?://[^/]+(/data/(?:local-files|upload)/)"
+_LS_LOCAL = r"^/data/local-files/?\?d="
+_LS_UPLOAD = r"^/data/upload/[^/]+/(?:[0-9a-f]{8}-)?"
+_SUFFIX_DEPTH = 4  # path components considered for suffix matches (longer names match the full path)
+
+
+def check_key(key: str) -> str:
+    """``key`` if it is a valid item_key, else a ValueError naming the valid ones."""
+    if key in KEYS or (key.startswith("column:") and key[len("column:"):].strip()):
+        return key
+    raise ValueError(f"item_key must be one of {', '.join(KEYS)} or column:<name>")
+
+
+def check_pattern(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"item_pattern is not a valid regular expression ({err})") from None
+    return pattern
+
+
+def normalize(names: pl.Series, pattern: str | None = None, replace: str | None = None) -> pl.Series:
+    """Item names as keys: trimmed, ``file://`` and Label Studio references reduced, then the user rewrite."""
+    s = names.cast(pl.String).str.strip_chars().str.strip_prefix("file://").str.replace(_LS_HOST, "$1")
+    local = s.str.contains(_LS_LOCAL)
+    if local.any():
+        decoded = s.str.replace(_LS_LOCAL, "").map_elements(unquote, return_dtype=pl.String)
+        s = pl.select(pl.when(local).then(decoded).otherwise(s)).to_series()
+    s = s.str.replace(_LS_UPLOAD, "")
+    if pattern:
+        rx = re.compile(pattern)
+        group = "item" if "item" in rx.groupindex else (1 if rx.groups else 0)
+
+        def rewrite(name: str) -> str:
+            if replace is not None:
+                return rx.sub(replace, name)
+            m = rx.search(name)
+            return m.group(group) if m else name
+
+        s = s.map_elements(rewrite, return_dtype=pl.String)
+    return s.rename(names.name)
+
+
+class ItemIndex:
+    """``name -> image_id`` tables over ``raw_images``, one per item key, built on first use."""
+
+    def __init__(self, raw: pl.DataFrame, extra_reader=None):
+        self.raw = raw  # image_id, source_uri, fetched_at[, item_id]
+        self._extra_reader = extra_reader  # () -> DataFrame(image_id, extra) for column:<extra field>
+        self._tables: dict[str, pl.DataFrame] = {}
+
+    @classmethod
+    def from_lake(cls, lake) -> ItemIndex:
+        if not lake.exists("raw_images"):
+            return cls(pl.DataFrame(schema={"image_id": pl.String, "source_uri": pl.String,
+                                            "fetched_at": pl.Datetime("us", "UTC")}))
+        names = set(lake.table("raw_images").schema().to_arrow().names)
+        cols = ["image_id", "source_uri", "fetched_at"] + (["item_id"] if "item_id" in names else [])
+        raw = pl.from_arrow(lake.read("raw_images", columns=cols))
+        return cls(raw, lambda: pl.from_arrow(lake.read("raw_images", columns=["image_id", "extra"])))
+
+    def table(self, key: str) -> pl.DataFrame:
+        if key not in self._tables:
+            self._tables[key] = self._build(key)
+        return self._tables[key]
+
+    def resolve(self, names: pl.Series, keys: pl.Series | str = "auto") -> pl.Series:
+        """The image_id each (already normalised) name resolves to under its key; null where none or several."""
+        frame = pl.DataFrame({"ref": names.cast(pl.String),
+                              "key": keys if isinstance(keys, pl.Series) else pl.Series([keys] * len(names), dtype=pl.String)})
+        frame = frame.with_row_index("__i")
+        parts = []
+        for key in frame["key"].unique().drop_nulls().to_list():
+            part = frame.filter(pl.col("key") == key).join(self.table(key), on="ref", how="left")
+            parts.append(part.select("__i", "image_id"))
+        out = frame.select("__i").join(pl.concat(parts) if parts else pl.DataFrame(
+            schema={"__i": pl.UInt32, "image_id": pl.String}), on="__i", how="left", maintain_order="left")
+        return out["image_id"].rename("image_id")
+
+    # ------------------------------------------------------------------ building
+    def _build(self, key: str) -> pl.DataFrame:
+        if key == "auto":
+            exact = [self._exact("image_id"), self._uris()]
+            if "item_id" in self.raw.columns:
+                exact.append(self._exact("item_id"))
+            return _first_wins(exact + [self._suffixes(1)])
+        if key == "image_id":
+            return self._exact("image_id")
+        if key == "source_uri":
+            return self._uris()
+        if key == "path":
+            return _first_wins([self._uris(), self._suffixes(1)])
+        if key == "file_name":
+            return _unique(self._paths().select(pl.col("path").str.split("/").list.last().alias("ref"), "image_id"))
+        if key == "stem":
+            names = self._paths().select(pl.col("path").str.split("/").list.last().alias("ref"), "image_id")
+            return _unique(names.with_columns(pl.col("ref").str.replace(r"\.[^.]*$", "")))
+        column = key[len("column:"):].strip()
+        if column in self.raw.columns:
+            return self._exact(column)
+        if self._extra_reader is None:
+            return _empty()
+        extra = self._extra_reader().filter(pl.col("extra").is_not_null())
+        field = extra["extra"].str.json_path_match(f"$.{column}") if extra.height else pl.Series([], dtype=pl.String)
+        return _unique(pl.DataFrame({"ref": field, "image_id": extra["image_id"]}))
+
+    def _exact(self, column: str) -> pl.DataFrame:
+        return _unique(self.raw.select(pl.col(column).cast(pl.String).alias("ref"), "image_id"))
+
+    def _uris(self) -> pl.DataFrame:
+        """source_uri and the absolute path of local ones; a URI landed twice resolves to its latest fetch."""
+        raw = self.raw
+        local = raw.filter(~pl.col("source_uri").str.contains("://", literal=True))
+        absolute = local.with_columns(pl.Series("source_uri", [os.path.abspath(u) for u in local["source_uri"]], pl.String))
+        return (pl.concat([raw.select("source_uri", "image_id", "fetched_at"),
+                           absolute.select("source_uri", "image_id", "fetched_at")])
+                .sort("fetched_at", descending=True).unique("source_uri", keep="first", maintain_order=True)
+                .select(pl.col("source_uri").alias("ref"), "image_id"))
+
+    def _paths(self) -> pl.DataFrame:
+        """The path part of every source_uri (a URL's path without query), as ``path, image_id``."""
+        path = (pl.col("source_uri").str.replace(r"^[a-z][a-z0-9+.-]*://[^/]*", "").str.replace(r"[?#].*$", "")
+                .str.strip_prefix("/"))
+        plain = pl.col("source_uri").str.contains("://", literal=True)
+        return self.raw.select(pl.when(plain).then(path).otherwise(pl.col("source_uri").str.strip_prefix("/"))
+                               .alias("path"), "image_id").unique()
+
+    def _suffixes(self, shortest: int) -> pl.DataFrame:
+        """Every path suffix of ``shortest`` or more components that names exactly one image."""
+        parts = self._paths().with_columns(pl.col("path").str.split("/").alias("parts"))
+        frames = [parts.filter(pl.col("parts").list.len() >= n)
+                  .select(pl.col("parts").list.slice(-n).list.join("/").alias("ref"), "image_id")
+                  for n in range(shortest, _SUFFIX_DEPTH + 1)]
+        return _unique(pl.concat(frames)) if frames else _empty()
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={"ref": pl.String, "image_id": pl.String})
+
+
+def _unique(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Names that point at exactly one image_id (a shared name resolves to none)."""
+    pairs = pairs.filter(pl.col("ref").is_not_null() & (pl.col("ref") != "")).unique()
+    return pairs.filter(pl.col("ref").is_unique()).select("ref", "image_id")
+
+
+def _first_wins(tables: list[pl.DataFrame]) -> pl.DataFrame:
+    """Union of name tables; a name in an earlier table shadows the later ones."""
+    ranked = [t.with_columns(pl.lit(i).alias("__rank")) for i, t in enumerate(tables)]
+    return (pl.concat(ranked).sort("__rank", maintain_order=True)
+            .unique("ref", keep="first", maintain_order=True).select("ref", "image_id"))

@@ -1,0 +1,74 @@
+"""Item keys: how vote, gold and truth item names resolve to landed images."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+
+from sluice.items import ItemIndex, check_key, normalize
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+URIS = ["data/train/cat/001.png", "data/train/dog/001.png", "data/train/dog/002.jpg",
+        "https://example.org/img/003.png?size=large", "data/batch_1#17"]
+
+
+def iid(uri: str) -> str:
+    return hashlib.sha256(uri.encode()).hexdigest()
+
+
+@pytest.fixture
+def index() -> ItemIndex:
+    raw = pl.DataFrame({"image_id": [iid(u) for u in URIS], "source_uri": URIS,
+                        "fetched_at": [NOW] * len(URIS), "item_id": [None, None, "q-2", None, "cifar-17"]},
+                       schema_overrides={"item_id": pl.String})
+    extra = pl.DataFrame({"image_id": [iid(u) for u in URIS],
+                          "extra": [json.dumps({"question": f"Q{i}"}) for i in range(len(URIS))]})
+    return ItemIndex(raw, lambda: extra)
+
+
+def resolve(index, names, key="auto", pattern=None, replace=None):
+    return index.resolve(normalize(pl.Series(names), pattern, replace), key).to_list()
+
+
+def test_label_studio_references_reduce_to_files(index):
+    names = ["/data/local-files/?d=data/train/dog/002.jpg", "http://localhost:8080/data/local-files/?d=data%2Ftrain%2Fcat%2F001.png",
+             "/data/upload/3/8f2a1b3c-002.jpg", "https://ls.example.com:8080/data/upload/12/0a1b2c3d-003.png"]
+    assert normalize(pl.Series(names)).to_list() == ["data/train/dog/002.jpg", "data/train/cat/001.png", "002.jpg", "003.png"]
+    assert resolve(index, names) == [iid(URIS[2]), iid(URIS[0]), iid(URIS[2]), iid(URIS[3])]
+
+
+def test_auto_tries_exact_names_then_unique_path_suffixes(index):
+    names = ["data/train/cat/001.png", "file://data/train/cat/001.png", iid(URIS[1]), "q-2", "cat/001.png",
+             "001.png", "nowhere.png"]
+    assert resolve(index, names) == [iid(URIS[0]), iid(URIS[0]), iid(URIS[1]), iid(URIS[2]), iid(URIS[0]),
+                                     None, None]  # 001.png names two images: pending, not guessed
+
+
+@pytest.mark.parametrize("key, name, uri", [
+    ("file_name", "002.jpg", URIS[2]), ("file_name", "003.png", URIS[3]), ("stem", "002", URIS[2]),
+    ("path", "dog/001.png", URIS[1]), ("source_uri", "data/batch_1#17", URIS[4]), ("image_id", iid(URIS[4]), URIS[4]),
+    ("column:item_id", "cifar-17", URIS[4]), ("column:question", "Q3", URIS[3]),
+])
+def test_each_key(index, key, name, uri):
+    assert resolve(index, [name], key) == [iid(uri)]
+
+
+def test_keys_do_not_cross(index):
+    assert resolve(index, ["002.jpg"], "stem") == [None]
+    assert resolve(index, ["q-2"], "file_name") == [None]
+
+
+def test_regex_rewrite(index):
+    assert resolve(index, ["task-17.jpg"], "column:item_id", r"task-(\d+)\.jpg", r"cifar-\1") == [iid(URIS[4])]
+    assert resolve(index, ["https://cdn.x/abc/002.jpg?sig=1"], "file_name", r"/(?P<item>[^/?]+)\?") == [iid(URIS[2])]
+    assert resolve(index, ["no-match"], "file_name", r"task-(\d+)") == [None]
+
+
+def test_invalid_key_is_named():
+    with pytest.raises(ValueError, match="item_key must be one of auto, source_uri"):
+        check_key("image")
+    assert check_key("column:item_id") == "column:item_id"

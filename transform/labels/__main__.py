@@ -1,0 +1,3 @@
+from transform.labels.stage import main
+
+main()

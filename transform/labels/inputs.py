@@ -1,0 +1,112 @@
+"""What the labels stage reads: usable votes (re-resolved against raw_images), gold and truth files, source labels.
+
+An item is the image a vote resolves to (its ``image_id``) or, while no landed image matches, the
+vote's normalised item name: such votes are *pending*, still aggregated and still training the worker
+model, and they resolve on the first run after their image lands (bronze is never rewritten).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from sluice.delimited import read_delimited
+from sluice.errors import InputError
+from sluice.items import ItemIndex, normalize
+from sluice.lake import Lake
+from transform.labels.vocabulary import Vocabulary
+
+VOTE_COLUMNS = ["vote_id", "item_ref", "item", "item_key", "image_id", "worker_id", "label", "status", "submitted_at"]
+
+
+@dataclass
+class Votes:
+    usable: pl.DataFrame  # vote_id, item, image_id (null: pending), worker_id, label (class name)
+    not_in_classes: pl.DataFrame  # vote_id, item_ref, worker_id, label
+    counts: dict
+
+
+def load_votes(lake: Lake, vocab: Vocabulary, index: ItemIndex) -> Votes:
+    """Usable votes: not rejected, label in the class list, one per worker and item (the latest)."""
+    if lake.exists("crowd_votes"):
+        raw = pl.from_arrow(lake.read("crowd_votes", columns=VOTE_COLUMNS))
+    else:
+        raw = pl.DataFrame(schema={c: pl.String for c in VOTE_COLUMNS}).with_columns(
+            pl.col("submitted_at").cast(pl.Datetime("us", "UTC")))
+    rejected = raw.filter(pl.col("status") == "rejected")
+    live = raw.filter(pl.col("status") != "rejected")
+    # resolved afresh on every run: votes that landed before their image count once it lands
+    live = live.with_columns(pl.coalesce(index.resolve(live["item"], live["item_key"]), "image_id").alias("image_id"))
+    live = live.with_columns(pl.coalesce("image_id", "item").alias("item"), vocab.normalize(live["label"]).alias("class"))
+    bad = live.filter(pl.col("class").is_null()).select("vote_id", "item_ref", "worker_id", "label")
+    good = live.filter(pl.col("class").is_not_null())
+    usable = (good.sort(["submitted_at", "vote_id"], descending=True, nulls_last=True)
+              .unique(["worker_id", "item"], keep="first")
+              .sort("vote_id")
+              .select("vote_id", "item", "image_id", "worker_id", pl.col("class").alias("label")))
+    counts = {"votes_in": raw.height, "used": usable.height, "rejected_assignments": rejected.height,
+              "not_in_classes": bad.height, "repeat_same_worker_item": good.height - usable.height,
+              "pending_no_image": int(usable["image_id"].null_count())}
+    return Votes(usable, bad, counts)
+
+
+def item_keys(names: pl.Series, index: ItemIndex) -> pl.Series:
+    """Item identities for names given like vote items (gold, truth files): the image_id, else the normalised name."""
+    norm = normalize(names)
+    return pl.select(pl.coalesce(index.resolve(norm), norm)).to_series().rename("item")
+
+
+def read_item_labels(path: str, what: str) -> pl.DataFrame:
+    """``item, label`` from a CSV (header ``item,label``, or any two columns: ``question,truth``) or a JSON
+    object ``{item: label}`` / ``{"true_labels": {...}}``."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        if not p.is_file():
+            raise InputError(f"{p}: {what} does not exist")
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as err:
+            raise InputError(f"{p}: {what} is not valid JSON ({err})") from None
+        mapping = data.get("true_labels", data) if isinstance(data, dict) else None
+        if not isinstance(mapping, dict):
+            raise InputError(f"{p}: {what} must be a JSON object item -> label (or {{'true_labels': {{...}}}})")
+        return pl.DataFrame({"item": [str(k) for k in mapping], "label": [None if v is None else str(v) for v in mapping.values()]},
+                            schema={"item": pl.String, "label": pl.String})
+    try:
+        return read_delimited(p, ["item", "label"], None, what).select("item", "label")
+    except InputError:  # a two-column file under other names (question,truth): take the columns by position
+        frame = read_delimited(p, [], None, what)
+        if frame.width != 2:
+            raise
+        return frame.rename(dict(zip(frame.columns, ["item", "label"])))
+
+
+def load_gold(path: str | None, vocab: Vocabulary, index: ItemIndex, known: set[str]) -> dict[str, int]:
+    """Gold answers (``item,label`` keyed like the votes): item -> class index.
+
+    A row whose item is neither a landed image nor a voted item (``known``), or whose label is not a
+    class, is a user error naming the line.
+    """
+    if not path:
+        return {}
+    frame = read_item_labels(path, "labels.gold_file")
+    frame = frame.with_columns(item_keys(frame["item"], index).alias("key"), vocab.normalize(frame["label"]).alias("class"))
+    for line, row in enumerate(frame.iter_rows(named=True), start=2):
+        if row["key"] not in known:
+            raise InputError(f"{path}:{line}: gold item '{row['item']}' is neither in raw_images nor voted on")
+        if row["class"] is None:
+            raise InputError(f"{path}:{line}: gold label '{row['label']}' is not one of labels.classes")
+    return dict(zip(frame["key"].to_list(), vocab.index(frame["class"]).tolist()))
+
+
+def given_labels(raw: pl.DataFrame, vocab: Vocabulary) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per image the distinct normalised source labels; and the raw rows whose label is not a class."""
+    labelled = raw.filter(pl.col("source_label").is_not_null())
+    labelled = labelled.with_columns(vocab.normalize(labelled["source_label"]).alias("class"))
+    invalid = labelled.filter(pl.col("class").is_null()).select("image_id", "source", "source_uri", "source_label")
+    given = (labelled.filter(pl.col("class").is_not_null())
+             .group_by("image_id").agg(pl.col("class").unique().sort().alias("given")))
+    return given, invalid
