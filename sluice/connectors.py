@@ -38,23 +38,28 @@ class Connector:
 
 
 @functools.cache
-def _registry() -> dict[tuple[str, str], Connector]:
-    found: dict[tuple[str, str], Connector] = {}
-    for ep in entry_points(group=GROUP):
-        connector = ep.load()
-        if not isinstance(connector, Connector) or connector.family not in FAMILIES:
-            raise ConfigError(f"entry point {ep.name!r} ({ep.value}) is not a sluice Connector")
-        key = (connector.family, connector.kind)
-        if key in found and found[key] is not connector:  # the same one seen twice (two installs) is fine
-            raise ConfigError(f"two connectors claim {connector.family} kind {connector.kind!r} "
-                              f"(entry point {ep.name!r} = {ep.value}); uninstall one")
-        found[key] = connector
-    return found
-
-
 def connectors(family: str) -> dict[str, Connector]:
-    """Every registered connector of ``family``, by kind."""
-    return {kind: c for (fam, kind), c in sorted(_registry().items()) if fam == family}
+    """Every registered connector of ``family``, by kind.
+
+    Only that family's entry points (named ``<family>.<kind>``) are imported, so a broken plug-in of
+    one family cannot stop another family's connectors from loading.
+    """
+    found: dict[str, Connector] = {}
+    for ep in entry_points(group=GROUP):
+        if ep.name.split(".", 1)[0] != family:
+            continue
+        try:
+            connector = ep.load()
+        except ImportError as err:
+            raise ConfigError(f"connector plug-in {ep.name!r} ({ep.value}) cannot be imported: {err}; "
+                              f"reinstall it (pip install -e .)") from None
+        if not isinstance(connector, Connector) or connector.family != family:
+            raise ConfigError(f"entry point {ep.name!r} ({ep.value}) is not a sluice {family} Connector")
+        if connector.kind in found and found[connector.kind] is not connector:  # one seen twice (two installs) is fine
+            raise ConfigError(f"two connectors claim {family} kind {connector.kind!r} "
+                              f"(entry point {ep.name!r} = {ep.value}); uninstall one")
+        found[connector.kind] = connector
+    return dict(sorted(found.items()))
 
 
 def _unknown_kind(family: str, kind: object, known: dict[str, Connector]) -> str:

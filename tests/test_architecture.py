@@ -27,8 +27,6 @@ MAX_LINES = 400
 # empties this list after merging. Each entry names one (importing module, imported module) edge.
 ALLOWED_IMPORTS: set[tuple[str, str]] = {
     ("sluice.versions", "transform.export"),  # harden: the versions split (rebuild runs the export stage)
-    ("train.predict", "transform.clean"),  # geometry: decode moves to the core sluice/imaging.py
-    ("transform.labels", "ingest.crowd"),  # labels: vote loading moves to ingest/votes
 }
 # Modules over MAX_LINES owned by others (their split is part of their task).
 ALLOWED_LONG: set[str] = {
