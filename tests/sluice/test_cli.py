@@ -11,7 +11,7 @@ from tests.conftest import REPO
 HEAVY = ("torch", "great_expectations", "dask", "scrapy", "deltalake", "polars", "pyarrow")
 # Command modules that still import heavy libraries at module level, owned by others: transform.labels
 # (its split into a package gives the commands their own light module). The lead empties this after merging.
-HEAVY_ALLOWED: tuple[str, ...] = ("transform.labels",)
+HEAVY_ALLOWED: tuple[str, ...] = ()
 
 
 def _heavy_modules_after_build_parser() -> list[str]:
