@@ -71,3 +71,61 @@ def test_cli_tables_and_history(run_cli, filled):
     assert out.returncode == 0 and "merge_insert" in out.stdout
     out = run_cli("history", "labels", params=params)
     assert out.returncode == 2 and "does not exist yet" in out.stderr
+
+
+# ------------------------------------------------------------------------------------ sandbox (issue 15.1)
+@pytest.mark.parametrize("statement", [
+    "select 1; COPY (select 42) TO '{tmp}/x.csv'",
+    "/* harmless */ COPY (select 42) TO '{tmp}/x.csv'",
+    "-- a comment\nCOPY (select 42) TO '{tmp}/x.csv'",
+    "ATTACH '{tmp}/evil.db' AS evil",
+    "EXPLAIN ANALYZE COPY (select 42) TO '{tmp}/x.csv'",
+    "COPY (select 42) TO '{lake}/raw_images/_delta_log/00000000000000000099.json'",
+    "select 1; select 2",
+    "PRAGMA enable_profiling",
+    "SET enable_external_access = true",
+    "INSTALL httpfs",
+    "CALL pragma_version()",
+])
+def test_only_one_read_statement_is_run(filled, tmp_path, statement):
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(InputError, match="read-only|exactly one statement"):
+        sql.query(statement.format(tmp=tmp_path, lake=filled.root), filled)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("statement", [
+    "select * from read_csv('/etc/passwd')",
+    "select * from read_blob('/etc/hostname')",
+    "select * from read_text('/etc/hostname')",
+    "select * from glob('/etc/*')",
+])
+def test_files_outside_the_lake_cannot_be_read(filled, statement):
+    with pytest.raises(InputError, match="query failed: .*(Permission|disabled)"):
+        sql.query(statement, filled)
+
+
+@pytest.mark.parametrize("statement", ["with a as (select 1 x) select * from a", "describe raw_images",
+                                       "show tables", "explain select count(*) from raw_images",
+                                       "summarize raw_images", "from raw_images limit 1"])
+def test_read_statements_are_allowed(filled, statement):
+    assert sql.query(statement, filled).num_rows >= 1
+
+
+def test_the_python_connection_is_sandboxed_too(filled, tmp_path):
+    import duckdb
+
+    con = sql.connect(filled)
+    assert con.execute("select count(*) from raw_images").fetchone() == (10,)
+    assert con.execute(f"select count(*) from delta_scan('{filled.uri('raw_images')}')").fetchone() == (10,)
+    for statement in ("select * from read_csv('/etc/passwd')", f"COPY (select 1) TO '{tmp_path}/x.csv'",
+                      "SET enable_external_access = true"):
+        with pytest.raises(duckdb.Error):
+            con.execute(statement)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_cli_refuses_a_hidden_write_in_one_line(run_cli, filled, tmp_path):
+    out = run_cli("sql", f"select 1; COPY (select 42) TO '{tmp_path}/x.csv'", params={"lake": {"root": filled.root}})
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "exactly one statement" in out.stderr and not (tmp_path / "x.csv").exists()
