@@ -51,7 +51,10 @@ def _tables(args) -> int:
 
 
 def _history(args) -> int:
-    entries = _lake().history(args.table)[: args.limit]
+    from sluice.lake_health import oldest_readable, readable
+
+    lake = _lake()
+    entries = lake.history(args.table)[: args.limit]
     rows = []
     for e in entries:
         ts = e.get("timestamp")
@@ -60,6 +63,12 @@ def _history(args) -> int:
                      "sluice": e.get("sluice.operation"), "run_id": e.get("sluice.run_id"),
                      "metrics": json.dumps(e.get("operationMetrics") or {}, sort_keys=True)[:80]})
     print(render(pa.Table.from_pylist(rows), "table"))
+    shown = [e["version"] for e in entries if e.get("version") is not None]
+    gone = [v for v in shown if not readable(lake, args.table, v)]
+    if gone:
+        oldest = oldest_readable(lake, args.table)
+        print(f"note: versions before {oldest} were vacuumed (their data files are gone, e.g. {max(gone)}); time "
+              f"travel reads {oldest} or later", file=sys.stderr)
     return 0
 
 

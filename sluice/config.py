@@ -376,7 +376,7 @@ class ExportParams(Section):
 
 
 class MaintainParams(Section):
-    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/versions.py)."""
+    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/maintenance.py)."""
 
     retention_hours: Annotated[int, Field(ge=0)] = 168
     target_file_mb: Annotated[int, Field(ge=1)] = 128

@@ -29,6 +29,7 @@ import duckdb
 from sluice.catalog import TABLES
 from sluice.errors import InputError
 from sluice.lake import Lake
+from sluice.lake_health import require_readable
 
 READ_ONLY_HELP = "only SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE or EXPLAIN"
 
@@ -77,10 +78,12 @@ def connect(lake: Lake | None = None, versions: dict[str, int] | None = None) ->
             lake.table(name)  # a damaged log is named here, not as a DuckDB error at query time
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{lake.uri(name)}')")
         elif ext:
-            lake.table(name, version)  # a clear error for a version the table does not have (or lost)
+            require_readable(lake, name, version)  # one line for a version it lacks or whose files were vacuumed
             con.execute(f"ATTACH '{lake.uri(name)}' AS __{name}_v{version} (TYPE delta, VERSION {version})")
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_v{version}")
         else:
+            if version is not None:
+                require_readable(lake, name, version)
             con.register(f"__{name}_arrow", lake.dataset(name, version))
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_arrow")
     _sandbox(con, lake.root if local else None)
