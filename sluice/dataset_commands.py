@@ -99,7 +99,7 @@ def _snapshot_dir() -> str:
 
 
 def _render(rows: list[dict], fmt: str) -> str:
-    from sluice.commands import render
+    from sluice.output import render
 
     if fmt == "json":
         return json.dumps(rows, indent=2)

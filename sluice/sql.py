@@ -59,53 +59,114 @@ def connect(lake: Lake | None = None, versions: dict[str, int] | None = None) ->
     only inside the lake, cannot load or install extensions, and its configuration is locked.
     """
     lake = lake or Lake.from_params()
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False,
+                                             "allow_community_extensions": False})
+    if "://" not in lake.root and _delta_extension():
+        for statement in setup_statements(lake, versions):
+            con.execute(statement)
+        return con
+    for name, version in _pinned(lake, versions).items():
+        con.register(f"__{name}_arrow", lake.dataset(name, version))
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_arrow")
+    _sandbox(con, None)
+    return con
+
+
+def setup_statements(lake: Lake, versions: dict[str, int] | None = None, sandbox: bool = True) -> list[str]:
+    """The SQL that turns a bare DuckDB session into the lake's: the packaged delta extension loaded
+    from disk, one view per table (``delta_scan``, or ``ATTACH ... VERSION n`` when pinned), then the
+    sandbox. :func:`connect` runs it; ``sluice duckdb-init`` prints it for the stock ``duckdb`` CLI."""
+    ext = _delta_extension()
+    if ext is None:
+        raise InputError(f"DuckDB's delta extension is not installed: pip install duckdb-ext-delta=={duckdb.__version__}.*")
+    if "://" in lake.root:
+        raise InputError(f"{lake.root}: the stock DuckDB route needs a local lake; use `sluice sql` or "
+                         f"`sluice.connect()` for object storage")
+    statements = ["SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
+                  f"SET extension_directory = {_literal(extension_directory())}", f"LOAD {_literal(ext)}"]
+    for name, version in _pinned(lake, versions).items():
+        uri = _literal(lake.uri(name))
+        if version is None:
+            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM delta_scan({uri})")
+        else:
+            statements.append(f"ATTACH {uri} AS __{name}_v{version} (TYPE delta, VERSION {version})")
+            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM __{name}_v{version}")
+    if sandbox:
+        statements += _sandbox_statements(lake.root)
+    return statements
+
+
+def _pinned(lake: Lake, versions: dict[str, int] | None) -> dict[str, int | None]:
+    """table -> pinned Delta version (None: current) for every table that exists or is pinned; every pin
+    is checked first, so a bad one is one line rather than a DuckDB error."""
     versions = dict(versions or {})
     for name in versions:
         if name not in TABLES:
             raise InputError(f"unknown table '{name}' in version pin; tables: {', '.join(TABLES)}")
-    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False,
-                                             "allow_community_extensions": False})
-    local = "://" not in lake.root
-    ext = _delta_extension() if local else None
-    if ext:
-        con.execute(f"LOAD '{ext}'")
+    out = {}
     for name in TABLES:
-        version = versions.pop(name, None)
+        version = versions.get(name)
         if version is None and not lake.exists(name):
             continue
-        if ext and version is None:
+        if version is None:
             lake.table(name)  # a damaged log is named here, not as a DuckDB error at query time
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM delta_scan('{lake.uri(name)}')")
-        elif ext:
-            require_readable(lake, name, version)  # one line for a version it lacks or whose files were vacuumed
-            con.execute(f"ATTACH '{lake.uri(name)}' AS __{name}_v{version} (TYPE delta, VERSION {version})")
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_v{version}")
         else:
-            if version is not None:
-                require_readable(lake, name, version)
-            con.register(f"__{name}_arrow", lake.dataset(name, version))
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_arrow")
-    _sandbox(con, lake.root if local else None)
-    return con
+            require_readable(lake, name, version)  # one line for a version it lacks or whose files were vacuumed
+        out[name] = version
+    return out
+
+
+def _literal(text: str | None) -> str:
+    return "'" + (text or "").replace("'", "''") + "'"
+
+
+def _sandbox_statements(root: str | None) -> list[str]:
+    allowed = f"[{_literal(root.rstrip('/') + '/')}]" if root else "[]"
+    return [f"SET allowed_directories = {allowed}", "SET enable_external_access = false", "SET lock_configuration = true"]
 
 
 def _sandbox(con: duckdb.DuckDBPyConnection, root: str | None) -> None:
-    allowed = [root.rstrip("/") + "/"] if root else []
-    con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
+    for statement in _sandbox_statements(root):
+        con.execute(statement)
 
 
 def parse_pins(pins: list[str] | None) -> dict[str, int]:
-    out = {}
+    """``--at`` pins -> table -> Delta version. One naming everywhere: ``@N`` (or a bare ``N``) is a Delta
+    version; anything else is a git ref (tag, branch, commit, ``workspace``) naming a dataset version,
+    whose manifest recorded the version of each table it read. ``TABLE=PIN`` pins one table, ``REF``
+    alone pins every table the ref recorded."""
+    out: dict[str, int] = {}
     for pin in pins or []:
-        name, _, version = pin.partition("=")
-        version = version.removeprefix("@")
-        if not version.isdigit():
-            raise InputError(f"--at {pin!r}: expected TABLE=VERSION (a Delta version), e.g. raw_images=3")
-        out[name] = int(version)
+        name, sep, ref = pin.partition("=")
+        if not sep:
+            if name in TABLES or name.removeprefix("@").isdigit():
+                raise InputError(f"--at {pin!r}: expected TABLE=VERSION (e.g. raw_images=@3) or a dataset version "
+                                 f"(a git tag such as v1)")
+            out.update(_recorded(name))
+        elif ref.removeprefix("@").isdigit():
+            out[name] = int(ref.removeprefix("@"))
+        elif not ref or ref.startswith("@"):
+            raise InputError(f"--at {pin!r}: expected TABLE=@N (a Delta version) or TABLE=REF (a git tag, branch "
+                             f"or commit)")
+        else:
+            recorded = _recorded(ref)
+            if name not in recorded:
+                raise InputError(f"--at {pin!r}: dataset version {ref} recorded no version of '{name}' (it recorded "
+                                 f"{', '.join(sorted(recorded)) or 'none'})")
+            out[name] = recorded[name]
     return out
+
+
+def _recorded(ref: str) -> dict[str, int]:
+    """The Delta version of every table a dataset version's manifest recorded."""
+    from sluice.config import load_params
+    from sluice.dvc_store import WORKSPACE, repo_root
+    from sluice.versions import load_version
+
+    root = Path.cwd() if ref == WORKSPACE else repo_root()
+    manifest = load_version(root, ref, load_params().export.out_dir).manifest
+    return {t: int(v) for t, v in (manifest.get("table_versions") or {}).items() if v is not None}
 
 
 def check_read_only(sql: str) -> str:
