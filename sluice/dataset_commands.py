@@ -7,21 +7,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
 from sluice.errors import InputError
+from sluice.output import add_output_args, emit
 
 
 def register(sub) -> None:
     d = sub.add_parser("dataset", help="dataset versions: list, show, diff, checkout, rebuild",
                        description="Dataset versions are git revisions (tags) whose dvc.lock has an export stage; "
                                    "the snapshot bytes live in DVC, the manifest copy in git. VERSION is a tag, branch, "
-                                   "commit, or 'workspace' (the data/dataset folder as it is now).")
+                                   "commit, or 'workspace' (the data/dataset folder as it is now); in diff, @N is Delta version N of the "
+                                   "gold `dataset` table, read from the lake.")
     ds = d.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
 
     p = ds.add_parser("list", help="tagged dataset versions: hash, rows per split, table versions")
     p.add_argument("--all", action="store_true", help="every commit that changed dvc.lock, not only tags")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_output_args(p)
     p.set_defaults(func=_list)
 
     p = ds.add_parser("show", help="one version's manifest: classes, counts, mean/std, table versions, params")
@@ -30,9 +30,9 @@ def register(sub) -> None:
     p.set_defaults(func=_show)
 
     p = ds.add_parser("diff", help="rows added/removed per split and class between two versions")
-    p.add_argument("a", metavar="A")
+    p.add_argument("a", metavar="A", help="a dataset version (git ref, 'workspace') or @N (dataset table version)")
     p.add_argument("b", metavar="B", nargs="?", default="workspace", help="default: workspace")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_output_args(p)
     p.set_defaults(func=_diff)
 
     p = ds.add_parser("checkout", help="restore a version's snapshot byte for byte (through DVC), verified",
@@ -98,12 +98,12 @@ def _snapshot_dir() -> str:
     return _params().export.out_dir
 
 
-def _render(rows: list[dict], fmt: str) -> str:
+def _table(rows: list[dict]) -> str:
+    import pyarrow as pa
+
     from sluice.output import render
 
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    return render(pa.Table.from_pylist(rows), fmt, max(len(rows), 1))
+    return render(pa.Table.from_pylist(rows), "table")
 
 
 def _list(args) -> int:
@@ -113,7 +113,7 @@ def _list(args) -> int:
     if not rows:
         print("no dataset versions yet: run `dvc repro export`, commit, and `git tag v1`", file=sys.stderr)
         return 0
-    print(_render(rows, args.format))
+    emit(rows, args)
     return 0
 
 
@@ -138,17 +138,30 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
-    from sluice.dvc_store import Cache
-    from sluice.versions import diff, load_version, members
+    from sluice.dvc_store import WORKSPACE, Cache
+    from sluice.versions import diff, lake_members, load_version, members
 
-    root, snap = _root(args.a, args.b), _snapshot_dir()
+    revs = (args.a, args.b)
+    root, snap = _root(*[r for r in revs if not r.startswith("@")] or [WORKSPACE]), _snapshot_dir()
     cache = Cache(root)
-    a, b = (load_version(root, rev, snap, cache) for rev in (args.a, args.b))
-    rows = diff(members(root, a, snap, cache), members(root, b, snap, cache))
-    print(f"{args.a} ({a.content_hash[:12]}) -> {args.b} ({b.content_hash[:12]}): "
+    sides = []
+    for rev in revs:
+        if rev.startswith("@"):  # a Delta version of the gold `dataset` table, read from the lake
+            sides.append((f"dataset@{rev[1:]}", lake_members(_lake(), rev)))
+        else:
+            v = load_version(root, rev, snap, cache)
+            sides.append((v.content_hash[:12], members(root, v, snap, cache)))
+    rows = diff(sides[0][1], sides[1][1])
+    print(f"{args.a} ({sides[0][0]}) -> {args.b} ({sides[1][0]}): "
           f"+{sum(r['added'] for r in rows)} -{sum(r['removed'] for r in rows)} rows", file=sys.stderr)
-    print(_render(rows, args.format))
+    emit(rows, args)
     return 0
+
+
+def _lake():
+    from sluice.lake import Lake
+
+    return Lake.from_params(_params())
 
 
 def _checkout(args) -> int:
@@ -234,7 +247,7 @@ def _maintain(args) -> int:
     print(f"lake maintain ({'dry run, ' if args.dry_run else ''}retention {retention} h): {verb} "
           f"{sum(r['vacuumed'] for r in rows)} old file(s) and {sum(r['orphans'] for r in rows)} orphan(s)"
           + (f"; held {held} orphan(s) younger than {ORPHAN_FLOOR_HOURS} h" if held else ""), file=sys.stderr)
-    print(_render(rows, "table"))
+    print(_table(rows))
     return 1 if any(r["broken"] != "-" for r in rows) else 0
 
 
@@ -252,6 +265,6 @@ def _doctor(args) -> int:
     damaged = [r for r in rows if r["status"] != "ok"]
     for r in damaged:
         print(r["detail"], file=sys.stderr)
-    print(_render(rows, "table"))
+    print(_table(rows))
     print(f"lake doctor: {len(rows)} table(s), {len(damaged)} damaged; nothing was changed", file=sys.stderr)
     return 1 if damaged else 0

@@ -142,6 +142,18 @@ def members(root: Path, version: Version, snapshot_dir: str, cache: Cache | None
     return result
 
 
+def lake_members(lake, pin: str) -> dict[str, tuple[str, str]]:
+    """image_id -> (split, label) of the gold ``dataset`` table at Delta version ``@N``, from the lake."""
+    from sluice.lake_health import require_readable
+
+    number = pin.removeprefix("@")
+    if not number.isdigit():
+        raise InputError(f"{pin!r}: expected @N, a Delta version of the dataset table (e.g. @3)")
+    require_readable(lake, "dataset", int(number))
+    table = lake.read("dataset", ["image_id", "split", "label"], version=int(number))
+    return {i: (s, str(c)) for i, s, c in zip(*(table.column(k).to_pylist() for k in ("image_id", "split", "label")))}
+
+
 def diff(before: dict[str, tuple[str, str]], after: dict[str, tuple[str, str]]) -> list[dict]:
     """Rows added/removed per (split, class). A row that changed split or class counts in both."""
     from collections import Counter

@@ -346,3 +346,20 @@ def test_checkout_restores_a_tagged_snapshot_and_refuses_corrupted_cache_bytes(t
         checkout(repo, "v1", snap, repair=True)  # no remote to re-fetch from: says so
     assert json.loads((snap / "manifest.json").read_text())["content_hash"] == v2["content_hash"]
     assert not list(snap.parent.glob(".dataset.checkout-*"))
+
+
+def test_diff_between_delta_versions_of_the_dataset_table(lake, run_cli):
+    def rows(ids, splits, labels):
+        return pa.table({"image_id": ids, "split": splits, "label": labels, "class_index": [int(x) for x in labels],
+                         "weight": [1.0] * len(ids), "dup_group": ids, "run_id": ["r"] * len(ids)})
+
+    lake.overwrite("dataset", rows(["a", "b", "c"], ["train", "train", "test"], ["0", "1", "1"]))
+    lake.overwrite("dataset", rows(["a", "b", "d"], ["train", "val", "test"], ["0", "1", "1"]))
+    v = lake.version("dataset")
+    out = run_cli("dataset", "diff", f"@{v - 1}", f"@{v}", "--format", "json", params={"lake": {"root": lake.root}})
+    assert out.returncode == 0, out.stderr
+    got = {(r["split"], r["class"]): (r["added"], r["removed"]) for r in json.loads(out.stdout)}
+    assert got == {("train", "0"): (0, 0), ("train", "1"): (0, 1), ("val", "1"): (1, 0), ("test", "1"): (1, 1)}
+    assert f"dataset@{v - 1}" in out.stderr
+    out = run_cli("dataset", "diff", "@x", f"@{v}", params={"lake": {"root": lake.root}})
+    assert out.returncode == 2 and "expected @N" in out.stderr
