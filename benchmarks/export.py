@@ -5,7 +5,7 @@
    against the plainest way to get the same pixels onto disk: ``pyarrow.parquet.read_table`` of the
    same pixels as one plain Parquet file + one ``np.save``. Target: >= 0.5x (the snapshot also joins,
    sorts, shards and hashes).
-2. Verified restore: ``sluice.versions.copy_verified`` (copy + md5 of every file, as
+2. Verified restore: ``sluice.checkout.copy_verified`` (copy + md5 of every file, as
    ``sluice dataset checkout`` does) + the sha256 content hash, against its floor: md5 + sha256 of
    the same bytes already in memory. Target: >= 0.8x (copying adds little to the two hash passes).
    The ratio to an unverified ``shutil.copytree`` is printed too: that is what verification costs.
@@ -33,7 +33,7 @@ from sluice.config import parse_params  # noqa: E402
 from sluice.imaging import Geometry, record_geometry  # noqa: E402
 from sluice.lake import Lake  # noqa: E402
 from sluice.snapshot import content_hash  # noqa: E402
-from sluice.versions import copy_verified  # noqa: E402
+from sluice.checkout import copy_verified  # noqa: E402
 from transform.export import export  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def synthetic(rows: int, seed: int = 0) -> tuple[pa.Table, pa.Table]:
 
 
 class FakeCache:
-    """The part of sluice.versions.Cache that copy_verified uses: md5 -> object path."""
+    """The part of sluice.dvc_store.Cache that copy_verified uses: md5 -> object path."""
 
     def __init__(self, folder: Path):
         self.objects = {}

@@ -1,36 +1,45 @@
-"""Core commands: ``sluice tables``, ``sluice history TABLE``, ``sluice sql QUERY``."""
+"""Core commands: ``sluice tables``, ``history TABLE``, ``sql QUERY``, ``shell``, ``duckdb-init``.
+
+Listings share one output contract (:mod:`sluice.output`): ``--format table|csv|json|jsonl``, ``-o FILE``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import sys
-from typing import TYPE_CHECKING
 
 from sluice.errors import InputError
+from sluice.output import FORMATS, add_output_args, emit
 
-if TYPE_CHECKING:  # pyarrow loads in the commands that use it, not for `sluice --help`
-    import pyarrow as pa
+AT_HELP = ("read tables as of a version: TABLE=@N (Delta version N; a bare N works too), TABLE=REF (the version "
+           "a dataset version -- git tag, branch or commit -- recorded for TABLE), or REF alone (every table REF "
+           "recorded). Repeatable")
 
 
 def register(sub) -> None:
     t = sub.add_parser("tables", help="list the lake's tables: layer, rows, version")
+    add_output_args(t)
     t.set_defaults(func=_tables)
 
     h = sub.add_parser("history", help="show a table's Delta commits (version, time, operation, run)")
     h.add_argument("table")
     h.add_argument("--limit", type=int, default=20, help="newest N commits (default 20)")
+    add_output_args(h)
     h.set_defaults(func=_history)
 
     s = sub.add_parser("sql", help="run a read-only DuckDB query; every table is a view under its name",
-                       description="Run one read-only SQL statement with DuckDB. Every Delta table is a view "
-                                   "under its own name; --at pins a table to a past version (time travel).")
+                       description="Run one read-only SQL statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, "
+                                   "EXPLAIN) with DuckDB. Every Delta table is a view under its own name; files "
+                                   "outside the lake cannot be read. --at pins tables to past versions.")
     s.add_argument("query")
-    s.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
-    s.add_argument("--output", "-o", help="write to this file instead of stdout (required for parquet)")
-    s.add_argument("--at", action="append", metavar="TABLE=VERSION", help="read TABLE as of a Delta version")
-    s.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+    add_output_args(s, (*FORMATS, "parquet"), max_rows=True)
+    s.add_argument("--at", action="append", metavar="PIN", help=AT_HELP)
     s.set_defaults(func=_sql)
+
+    from sluice.shell import register as register_shell
+
+    register_shell(sub, AT_HELP)
 
 
 def _lake():
@@ -40,7 +49,6 @@ def _lake():
 
 
 def _tables(args) -> int:
-    import pyarrow as pa
 
     from sluice.catalog import TABLES
 
@@ -50,29 +58,39 @@ def _tables(args) -> int:
         exists = lake.exists(name)
         rows.append({"table": name, "layer": spec.layer, "rows": lake.count(name) if exists else None,
                      "version": lake.version(name) if exists else None, "keys": ", ".join(spec.keys)})
-    print(render(pa.Table.from_pylist(rows), "table"))
+    emit(rows, args)
     return 0
 
 
 def _history(args) -> int:
-    import pyarrow as pa
+    from sluice.lake_health import oldest_readable, readable
 
-    entries = _lake().history(args.table)[: args.limit]
+    lake = _lake()
+    history = lake.history(args.table)
+    entries = history[: args.limit]
     rows = []
     for e in entries:
         ts = e.get("timestamp")
         when = dt.datetime.fromtimestamp(ts / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else None
         rows.append({"version": e.get("version"), "time_utc": when, "operation": e.get("operation"),
                      "sluice": e.get("sluice.operation"), "run_id": e.get("sluice.run_id"),
-                     "metrics": json.dumps(e.get("operationMetrics") or {}, sort_keys=True)[:80]})
-    print(render(pa.Table.from_pylist(rows), "table"))
+                     "metrics": json.dumps(e.get("operationMetrics") or {}, sort_keys=True)})
+    emit(rows, args)
+    shown = [e["version"] for e in entries if e.get("version") is not None]
+    vacuumed = any(str(e.get("operation", "")).startswith("VACUUM") for e in history)  # else skip the file checks
+    gone = [v for v in shown if vacuumed and not readable(lake, args.table, v)]
+    if gone:
+        oldest = oldest_readable(lake, args.table)
+        print(f"note: versions before {oldest} were vacuumed (their data files are gone, e.g. {max(gone)}); time "
+              f"travel reads {oldest} or later", file=sys.stderr)
     return 0
 
 
 def _sql(args) -> int:
     from sluice.sql import parse_pins, query
 
-    result = query(args.query, _lake(), parse_pins(args.at))
+    lake = _lake()
+    result = query(args.query, lake, parse_pins(args.at))
     if args.format == "parquet":
         if not args.output:
             raise InputError("--format parquet needs --output FILE")
@@ -81,64 +99,5 @@ def _sql(args) -> int:
         pq.write_table(result, args.output)
         print(f"wrote {result.num_rows} rows to {args.output}", file=sys.stderr)
         return 0
-    text = render(result, args.format, args.max_rows)
-    if args.output:
-        with open(args.output, "w") as fh:
-            fh.write(text + "\n")
-    else:
-        print(text)
+    emit(result, args)
     return 0
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def render(table: pa.Table, fmt: str, max_rows: int | None = None) -> str:
-    """Format an Arrow table as an aligned text table, CSV or JSON lines."""
-    import pyarrow as pa
-
-    if fmt == "csv":
-        import io
-
-        import pyarrow.csv as pcsv
-
-        buf = io.BytesIO()
-        pcsv.write_csv(_printable(table), buf)
-        return buf.getvalue().decode().rstrip("\n")
-    rows = table.to_pylist()
-    if fmt == "json":
-        return "\n".join(json.dumps({k: _json(v) for k, v in r.items()}) for r in rows)
-    shown = rows if max_rows is None else rows[:max_rows]
-    header = table.column_names
-    cells = [[_cell(r[c]) for c in header] for r in shown]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
-    numeric = [pa.types.is_integer(f.type) or pa.types.is_floating(f.type) for f in table.schema]
-    fmt_row = lambda vals: "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(vals, widths, numeric)).rstrip()
-    lines = [fmt_row(header), "  ".join("-" * w for w in widths)] + [fmt_row(r) for r in cells]
-    if len(rows) > len(shown):
-        lines.append(f"... {len(rows) - len(shown)} more rows (use --max-rows or --format csv)")
-    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
-    return "\n".join(lines)
-
-
-def _printable(table: pa.Table) -> pa.Table:
-    import pyarrow as pa
-
-    cols = [pa.array([_cell(v) if v is not None else None for v in c.to_pylist()], pa.string())
-            if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type) else c for c in table.columns]
-    return pa.Table.from_arrays(cols, names=table.column_names)
-
-
-def _json(v):
-    if isinstance(v, bytes):
-        return f"<{len(v)} bytes>"
-    if isinstance(v, (dt.datetime, dt.date)):
-        return v.isoformat()
-    return v

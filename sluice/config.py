@@ -16,20 +16,61 @@ from __future__ import annotations
 import functools
 import json
 import os
+import types
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from sluice.connectors import entry_type
 from sluice.errors import ConfigError
+from sluice.strict_yaml import DuplicateKey, load_yaml
 
 DEFAULT_PARAMS = "params.yaml"
 
 
 class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are frozen, and a YAML boolean is
+    never taken for a number (pydantic would read ``batch_rows: true`` as 1)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data):
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key)
+                if field is not None and _bool_for_number(field.annotation, value):
+                    raise PydanticCustomError("bool_number", "expected a number, got a boolean", {"key": key})
+        return data
+
+
+def _numeric(annotation) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _numeric(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool not in args and any(_numeric(a) for a in args)
+    return annotation in (int, float)
+
+
+def _bool_for_number(annotation, value) -> bool:
+    """Whether ``value`` holds a YAML boolean where ``annotation`` wants a number (or numbers)."""
+    if isinstance(value, bool):
+        return _numeric(annotation)
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _bool_for_number(get_args(annotation)[0], value)
+    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+        args = get_args(annotation)
+        homogeneous = origin is list or args[-1:] == (Ellipsis,)
+        wanted = [args[0]] * len(value) if homogeneous and args else list(args)
+        return any(isinstance(v, bool) and _numeric(a) for v, a in zip(value, wanted))
+    return False
 
 
 class LakeParams(Section):
@@ -336,7 +377,7 @@ class ExportParams(Section):
 
 
 class MaintainParams(Section):
-    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/versions.py)."""
+    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/maintenance.py)."""
 
     retention_hours: Annotated[int, Field(ge=0)] = 168
     target_file_mb: Annotated[int, Field(ge=1)] = 128
@@ -405,6 +446,9 @@ def _format_error(path: str, err: ValidationError) -> str:
         hint = f"; allowed keys{' in ' + parent if parent else ''}: {', '.join(allowed)}" if allowed else ""
         return f"{path}: unknown key '{loc}'{hint}"
     value = first.get("input")
+    if kind == "bool_number":
+        key = ".".join(p for p in (loc, first["ctx"]["key"]) if p)
+        return f"{path}: {key}: expected a number, got a boolean ({str(value[first['ctx']['key']]).lower()})"
     return f"{path}: {loc}: {first['msg'].lower()} (got {value!r})"
 
 
@@ -431,7 +475,24 @@ def parse_params(raw: object, path: str = DEFAULT_PARAMS) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_error(path, err)) from None
-    return _apply_env(params, path)
+    params = _apply_env(params, path)
+    _check_across_fields(params, path)
+    return params
+
+
+def _check_across_fields(params: Params, path: str) -> None:
+    """Rules that span keys (or the filesystem), checked once the whole file and environment are read."""
+    root = params.lake.root
+    source = "SLUICE_LAKE_ROOT" if os.environ.get("SLUICE_LAKE_ROOT") else f"{path}: lake.root"
+    if not root.strip():
+        raise ConfigError(f"{source}: empty; give a folder (e.g. lake) or a deltalake URI (s3://bucket/lake)")
+    local = root.removeprefix("file://")
+    if "://" not in local and Path(local).exists() and not Path(local).is_dir():
+        raise ConfigError(f"{source}: {root} exists and is not a folder; the lake root must be a folder or a URI")
+    ds = params.dataset
+    if ds.val_fraction + ds.test_fraction >= 1:
+        raise ConfigError(f"{path}: dataset.val_fraction + dataset.test_fraction must be < 1 (got {ds.val_fraction} + "
+                          f"{ds.test_fraction}), or nothing is left for train")
 
 
 def _apply_env(params: Params, path: str) -> Params:
@@ -457,11 +518,16 @@ def load_params_file(path: str | os.PathLike) -> Params:
     if not p.is_file():
         raise ConfigError(f"{p}: params file not found (set SLUICE_PARAMS or run from the project root)")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = load_yaml(p.read_text())
+    except DuplicateKey as err:
+        raise ConfigError(f"{p}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{p}:{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if raw is None:
+        raise ConfigError(f"{p}: the file is empty; expected a mapping of sections such as lake:, ingest: "
+                          f"(see README 'Using your own data')")
     return parse_params(raw, str(p))
 
 

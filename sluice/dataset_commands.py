@@ -1,4 +1,4 @@
-"""``sluice dataset list|show|diff|checkout|rebuild`` and ``sluice lake maintain`` (see docs/versioning.md)."""
+"""``sluice dataset list|show|diff|checkout|rebuild`` and ``sluice lake maintain|doctor`` (see docs/versioning.md)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ import tempfile
 from pathlib import Path
 
 from sluice.errors import InputError
+from sluice.output import add_output_args, emit
 
 
 def register(sub) -> None:
     d = sub.add_parser("dataset", help="dataset versions: list, show, diff, checkout, rebuild",
                        description="Dataset versions are git revisions (tags) whose dvc.lock has an export stage; "
                                    "the snapshot bytes live in DVC, the manifest copy in git. VERSION is a tag, branch, "
-                                   "commit, or 'workspace' (the data/dataset folder as it is now).")
+                                   "commit, or 'workspace' (the data/dataset folder as it is now); in diff, @N is Delta version N of the "
+                                   "gold `dataset` table, read from the lake.")
     ds = d.add_subparsers(dest="dataset_command", metavar="SUBCOMMAND", required=True)
 
     p = ds.add_parser("list", help="tagged dataset versions: hash, rows per split, table versions")
     p.add_argument("--all", action="store_true", help="every commit that changed dvc.lock, not only tags")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    add_output_args(p)
     p.set_defaults(func=_list)
 
     p = ds.add_parser("show", help="one version's manifest: classes, counts, mean/std, table versions, params")
@@ -28,9 +30,9 @@ def register(sub) -> None:
     p.set_defaults(func=_show)
 
     p = ds.add_parser("diff", help="rows added/removed per split and class between two versions")
-    p.add_argument("a", metavar="A")
+    p.add_argument("a", metavar="A", help="a dataset version (git ref, 'workspace') or @N (dataset table version)")
     p.add_argument("b", metavar="B", nargs="?", default="workspace", help="default: workspace")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    add_output_args(p)
     p.set_defaults(func=_diff)
 
     p = ds.add_parser("checkout", help="restore a version's snapshot byte for byte (through DVC), verified",
@@ -53,17 +55,25 @@ def register(sub) -> None:
     p.add_argument("--out", help="write the rebuilt snapshot here (default: a temporary folder, removed)")
     p.set_defaults(func=_rebuild)
 
-    lk = sub.add_parser("lake", help="lake housekeeping: maintain")
+    lk = sub.add_parser("lake", help="lake housekeeping: maintain, doctor")
     ls = lk.add_subparsers(dest="lake_command", metavar="SUBCOMMAND", required=True)
     p = ls.add_parser("maintain", help="compact small files, vacuum old and orphaned files; keeps tagged versions",
                       description="For every table: compact small files, then vacuum files that were removed (or "
-                                  "never committed: orphans of failed writes) longer ago than the retention. Files of "
-                                  "any Delta version referenced by a tagged dataset version (or the workspace "
-                                  "snapshot) are always kept; if a tag's manifest cannot be read, nothing is vacuumed.")
+                                  "never committed: orphans of failed writes) longer ago than the retention. Orphans "
+                                  "younger than 1 hour are never deleted, whatever the retention: a write in flight "
+                                  "looks the same until it commits. Files of any Delta version referenced by a tagged "
+                                  "dataset version (or the workspace snapshot) are always kept; if a tag's manifest "
+                                  "cannot be read, nothing is vacuumed. Nothing is committed when nothing is due.")
     p.add_argument("--retention-hours", type=int, help="override maintain.retention_hours")
     p.add_argument("--table", action="append", help="only this table (repeatable; default maintain.tables or all)")
     p.add_argument("--dry-run", action="store_true", help="report what would be removed; change nothing")
     p.set_defaults(func=_maintain)
+    p = ls.add_parser("doctor", help="check every table's Delta log and files; changes nothing",
+                      description="For every table: is its Delta log readable (no truncated, missing or overwritten "
+                                  "commit, no missing checkpoint), are HEAD's files all there, and which is the oldest "
+                                  "version time travel can still read. Changes nothing. Exit 1 when a table is damaged.")
+    p.add_argument("--table", action="append", help="only this table (repeatable; default all)")
+    p.set_defaults(func=_doctor)
 
 
 def _params():
@@ -74,7 +84,7 @@ def _params():
 
 def _root(*revs: str) -> Path:
     """The git repository's root; for the workspace alone, the current folder will do."""
-    from sluice.versions import WORKSPACE, repo_root
+    from sluice.dvc_store import WORKSPACE, repo_root
 
     try:
         return repo_root()
@@ -88,14 +98,12 @@ def _snapshot_dir() -> str:
     return _params().export.out_dir
 
 
-def _render(rows: list[dict], fmt: str) -> str:
+def _table(rows: list[dict]) -> str:
     import pyarrow as pa
 
-    from sluice.commands import render
+    from sluice.output import render
 
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
-    return render(pa.Table.from_pylist(rows), fmt, max(len(rows), 1))
+    return render(pa.Table.from_pylist(rows), "table")
 
 
 def _list(args) -> int:
@@ -105,7 +113,7 @@ def _list(args) -> int:
     if not rows:
         print("no dataset versions yet: run `dvc repro export`, commit, and `git tag v1`", file=sys.stderr)
         return 0
-    print(_render(rows, args.format))
+    emit(rows, args)
     return 0
 
 
@@ -130,20 +138,34 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
-    from sluice.versions import Cache, diff, load_version, members
+    from sluice.dvc_store import WORKSPACE, Cache
+    from sluice.versions import diff, lake_members, load_version, members
 
-    root, snap = _root(args.a, args.b), _snapshot_dir()
+    revs = (args.a, args.b)
+    root, snap = _root(*[r for r in revs if not r.startswith("@")] or [WORKSPACE]), _snapshot_dir()
     cache = Cache(root)
-    a, b = (load_version(root, rev, snap, cache) for rev in (args.a, args.b))
-    rows = diff(members(root, a, snap, cache), members(root, b, snap, cache))
-    print(f"{args.a} ({a.content_hash[:12]}) -> {args.b} ({b.content_hash[:12]}): "
+    sides = []
+    for rev in revs:
+        if rev.startswith("@"):  # a Delta version of the gold `dataset` table, read from the lake
+            sides.append((f"dataset@{rev[1:]}", lake_members(_lake(), rev)))
+        else:
+            v = load_version(root, rev, snap, cache)
+            sides.append((v.content_hash[:12], members(root, v, snap, cache)))
+    rows = diff(sides[0][1], sides[1][1])
+    print(f"{args.a} ({sides[0][0]}) -> {args.b} ({sides[1][0]}): "
           f"+{sum(r['added'] for r in rows)} -{sum(r['removed'] for r in rows)} rows", file=sys.stderr)
-    print(_render(rows, args.format))
+    emit(rows, args)
     return 0
 
 
+def _lake():
+    from sluice.lake import Lake
+
+    return Lake.from_params(_params())
+
+
 def _checkout(args) -> int:
-    from sluice.versions import checkout
+    from sluice.checkout import checkout
 
     root = _root()
     dest = Path(args.out) if args.out else root / _snapshot_dir()
@@ -158,7 +180,9 @@ def _checkout(args) -> int:
 
 
 def _rebuild(args) -> int:
-    from sluice.versions import load_version, rebuild
+    from sluice.lake import Lake
+    from sluice.rebuild import rebuild
+    from sluice.versions import load_version
 
     if args.manifest:
         path = Path(args.manifest)
@@ -173,7 +197,7 @@ def _rebuild(args) -> int:
     expected = manifest.get("content_hash")
     with tempfile.TemporaryDirectory(prefix="sluice-rebuild-") as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "dataset"
-        rebuilt = rebuild(_params(), manifest, out)
+        rebuilt = rebuild(Lake.from_params(_params()), manifest, out)
     tables = ", ".join(f"{t}@{v}" for t, v in sorted(manifest["table_versions"].items()))
     if rebuilt["content_hash"] == expected:
         print(f"rebuilt from {tables}: content_hash {expected} matches")
@@ -185,8 +209,9 @@ def _rebuild(args) -> int:
 
 def _maintain(args) -> int:
     from sluice.catalog import TABLES
+    from sluice.dvc_store import repo_root
     from sluice.lake import Lake
-    from sluice.versions import VacuumRefused, maintain_table, protected_versions, repo_root
+    from sluice.maintenance import ORPHAN_FLOOR_HOURS, VacuumRefused, maintain_table, protected_versions
 
     params = _params()
     cfg = params.maintain
@@ -202,20 +227,44 @@ def _maintain(args) -> int:
                             + "; ".join(unknown))
     names = args.table or cfg.tables or [n for n in TABLES if lake.exists(n)]
     retention = cfg.retention_hours if args.retention_hours is None else args.retention_hours
+    if retention < ORPHAN_FLOOR_HOURS:
+        print(f"note: files no commit references are kept for at least {ORPHAN_FLOOR_HOURS} h whatever the retention "
+              f"(a write in flight looks the same until it commits)", file=sys.stderr)
     rows = []
     for name in names:
         if not lake.exists(name):
             raise InputError(f"table '{name}' does not exist in the lake at {lake.root}")
         r = maintain_table(lake, name, keep.get(name, set()), retention, cfg.target_file_mb, args.dry_run)
-        rows.append({"table": r.table, "version": r.version_before,
+        rows.append({"table": r.table, "version": r.version_before, "commits": r.version_after - r.version_before,
                      "compacted": f"{r.compacted.get('numFilesRemoved') or 0} -> {r.compacted.get('numFilesAdded') or 0}",
-                     "vacuumed": len(r.removed), "orphans": len(r.orphans),
+                     "vacuumed": len(r.removed), "orphans": len(r.orphans), "held": len(r.held),
                      "kept_versions": ", ".join(map(str, r.kept_versions)) or "-",
                      "broken": ", ".join(map(str, r.broken_versions)) or "-"})
         for v in r.broken_versions:
             print(f"warning: {name}@{v} (needed by a tagged dataset) is already missing files", file=sys.stderr)
     verb = "would remove" if args.dry_run else "removed"
+    held = sum(r["held"] for r in rows)
     print(f"lake maintain ({'dry run, ' if args.dry_run else ''}retention {retention} h): {verb} "
-          f"{sum(r['vacuumed'] for r in rows)} old file(s) and {sum(r['orphans'] for r in rows)} orphan(s)", file=sys.stderr)
-    print(_render(rows, "table"))
+          f"{sum(r['vacuumed'] for r in rows)} old file(s) and {sum(r['orphans'] for r in rows)} orphan(s)"
+          + (f"; held {held} orphan(s) younger than {ORPHAN_FLOOR_HOURS} h" if held else ""), file=sys.stderr)
+    print(_table(rows))
     return 1 if any(r["broken"] != "-" for r in rows) else 0
+
+
+def _doctor(args) -> int:
+    from sluice.catalog import TABLES
+    from sluice.lake import Lake
+    from sluice.lake_health import doctor
+
+    lake = Lake.from_params(_params())
+    names = args.table or [n for n in TABLES if lake.exists(n)]
+    unknown = [n for n in names if n not in TABLES]
+    if unknown:
+        raise InputError(f"unknown table '{unknown[0]}'; tables: {', '.join(TABLES)}")
+    rows = doctor(lake, names)
+    damaged = [r for r in rows if r["status"] != "ok"]
+    for r in damaged:
+        print(r["detail"], file=sys.stderr)
+    print(_table(rows))
+    print(f"lake doctor: {len(rows)} table(s), {len(damaged)} damaged; nothing was changed", file=sys.stderr)
+    return 1 if damaged else 0

@@ -14,7 +14,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sluice.catalog import TABLES, SchemaMismatch, TableSpec, conform, dedupe_keys, spec, with_retries
+from sluice.catalog import (
+    TABLES,
+    SchemaMismatch,
+    TableSpec,
+    conform,
+    dedupe_keys,
+    spec,
+    with_retries,
+)
 from sluice.errors import InputError
 
 
@@ -29,7 +37,7 @@ class Lake:
     retries: int = 10
 
     @classmethod
-    def from_params(cls, params=None) -> "Lake":
+    def from_params(cls, params=None) -> Lake:
         if params is None:
             from sluice.config import load_params
 
@@ -58,10 +66,22 @@ class Lake:
             return DeltaTable(self.uri(name), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
             raise InputError(f"table '{name}' does not exist yet in the lake at {self.root} (run the stage that writes it)") from None
-        except Exception as err:  # deltalake raises a bare DeltaError for a version it does not have
-            if version is not None and "version" in str(err).lower():
-                raise InputError(f"table '{name}' has no version {version}") from None
+        except Exception as err:  # deltalake raises a bare DeltaError for a version it lacks and for a damaged log
+            self._raise_if_damaged(name, err, version)
             raise
+
+    def _raise_if_damaged(self, name: str, err: Exception, version: int | None) -> None:
+        """A damaged log becomes one line naming table, version and what to do (see sluice/lake_health.py)."""
+        from sluice.lake_health import LakeDamaged, diagnose
+
+        if _is_local(self.root) and (damage := diagnose(name, self.uri(name))):
+            raise LakeDamaged(damage.line()) from None
+        if version is not None and "version" in str(err).lower():
+            raise InputError(f"table '{name}' has no version {version}") from None
+        if "kernel error" in str(err).lower():
+            first = str(err).strip().splitlines()[0]
+            raise LakeDamaged(f"table '{name}': the Delta log cannot be read ({first}); `sluice lake doctor` "
+                              f"reports every table") from None
 
     def version(self, name: str) -> int | None:
         return self.table(name).version() if self.exists(name) else None

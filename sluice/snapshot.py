@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sluice.errors import InputError
+from sluice.errors import InputError, SluiceError
 
 SPLITS = ("train", "val", "test")
 MANIFEST = "manifest.json"
@@ -145,3 +145,63 @@ def verify(folder: Path | str) -> tuple[bool, str, str]:
     manifest = read_manifest(folder)
     actual = content_hash(folder)
     return actual == manifest.get("content_hash"), manifest.get("content_hash", ""), actual
+
+
+class SnapshotCorrupt(SluiceError):
+    """A snapshot's shard files do not hash to its manifest's content_hash (exit 4, like a corrupt DVC cache)."""
+
+    exit_code = 4
+
+
+def verify_snapshot(folder: Path | str) -> str:
+    """Check the snapshot against its manifest's ``content_hash`` before anything trains on it; return the hash.
+
+    A full check reads every shard (:func:`content_hash`, about a second per GB here). When it passes,
+    each file's (size, mtime, inode) is recorded outside the folder (``$XDG_CACHE_HOME/sluice/verified``;
+    inside, it would change the DVC-tracked folder), and a later call that finds every file unchanged
+    by those attributes skips the reading. Anything that rewrites a file (``dvc checkout``, a copy, a
+    re-export) changes its mtime and forces a full check; a byte changed in place with the mtime
+    forged back would pass the fast path. On a mismatch the record names the files that changed since
+    the last good check.
+    """
+    folder = Path(folder).absolute()
+    expected = read_manifest(folder).get("content_hash", "")
+    stats = {p.name: [s.st_size, s.st_mtime_ns, s.st_ino]
+             for p in folder.iterdir() if p.is_file() and p.name != MANIFEST for s in [p.stat()]}
+    record = _verified_record(folder)
+    if record.get("content_hash") == expected and record.get("files") == stats:
+        return expected
+    actual = content_hash(folder)
+    if actual != expected:
+        before = record.get("files") or {}
+        changed = sorted(n for n in set(stats) | set(before) if before.get(n) != stats.get(n))
+        hint = f" (changed since the last good check: {', '.join(changed)})" if before and changed else ""
+        raise SnapshotCorrupt(f"{folder}: shard files hash to {actual[:16]}, but the manifest says {expected[:16]}{hint}; "
+                              f"restore the snapshot (`sluice dataset checkout VERSION` or `dvc checkout`) or rebuild "
+                              f"it (`dvc repro export`)")
+    _write_verified_record(folder, {"content_hash": actual, "files": stats})
+    return actual
+
+
+def _verified_path(folder: Path) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sluice" / "verified"
+    return base / (hashlib.sha256(str(folder).encode()).hexdigest()[:32] + ".json")
+
+
+def _verified_record(folder: Path) -> dict:
+    try:
+        return json.loads(_verified_path(folder).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_verified_record(folder: Path, record: dict) -> None:
+    """Atomically (DDP ranks verify at the same time); a cache that cannot be written only costs speed."""
+    path = _verified_path(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:
+        pass

@@ -221,6 +221,7 @@ def load_data(folder: Path | str, cfg: TrainParams | None = None, *, rank: int =
     cfg = cfg or TrainParams()
     folder = Path(folder)
     manifest = snapshot.read_manifest(folder)
+    snapshot.verify_snapshot(folder)  # train on the bytes the manifest's content_hash names, nothing else
     classes = list(manifest["classes"])
     shape = manifest.get("image_shape")
     if not shape or len(shape) != 3 or shape[2] != 3:

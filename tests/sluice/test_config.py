@@ -58,3 +58,57 @@ def test_cli_reports_config_error_in_one_line_with_exit_2(run_cli):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'lake.retries'" in lines[0] and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------ strict params (issue 15.8)
+def test_duplicate_keys_are_named_with_their_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("ingest:\n  batch_rows: 10\nlake:\n  root: lake\ningest:\n  batch_rows: 20\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: line 5: duplicate key 'ingest' \(first on line 1\)"):
+        load_params_file(path)
+    path.write_text("lake:\n  root: a\n  root: b\n")
+    with pytest.raises(ConfigError, match=r"line 3: duplicate key 'lake.root'"):
+        load_params_file(path)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"ingest": {"batch_rows": True}}, "ingest.batch_rows"),
+    ({"seed": False}, "seed"),
+    ({"train": {"lr": True}}, "train.lr"),
+    ({"clean": {"background": [True, 0, 0]}}, "clean.background"),
+    ({"ingest": {"sources": [{"name": "x", "kind": "parquet", "path": "p"}], "max_file_bytes": True}}, "ingest.max_file_bytes"),
+])
+def test_booleans_are_not_numbers(raw, key):
+    with pytest.raises(ConfigError, match=rf"{key}: expected a number, got a boolean"):
+        parse_params(raw)
+
+
+def test_lake_root_must_be_a_folder_or_uri(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=r"lake.root: empty"):
+        parse_params({"lake": {"root": ""}})
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    with pytest.raises(ConfigError, match=rf"lake.root: {afile} exists and is not a folder"):
+        parse_params({"lake": {"root": str(afile)}})
+    monkeypatch.setenv("SLUICE_LAKE_ROOT", str(afile))
+    with pytest.raises(ConfigError, match=r"SLUICE_LAKE_ROOT: .* is not a folder"):
+        parse_params({})
+    monkeypatch.delenv("SLUICE_LAKE_ROOT")
+    assert parse_params({"lake": {"root": "s3://bucket/lake"}}).lake.root == "s3://bucket/lake"
+    assert parse_params({"lake": {"root": str(tmp_path / "new")}}).lake.root == str(tmp_path / "new")
+
+
+def test_split_fractions_leave_room_for_train():
+    with pytest.raises(ConfigError, match=r"dataset.val_fraction \+ dataset.test_fraction must be < 1 \(got 0.6 \+ 0.6"):
+        parse_params({"dataset": {"val_fraction": 0.6, "test_fraction": 0.6}})
+    assert parse_params({"dataset": {"val_fraction": 0.2, "test_fraction": 0.2}}).dataset.val_fraction == 0.2
+
+
+def test_empty_params_file_is_one_clear_error(tmp_path, run_cli):
+    path = tmp_path / "params.yaml"
+    for text in ("", "# only a comment\n", "null\n"):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=r"params.yaml: the file is empty"):
+            load_params_file(path)
+    result = run_cli("tables")
+    assert result.returncode == 2 and "the file is empty" in result.stderr and len(result.stderr.splitlines()) == 1

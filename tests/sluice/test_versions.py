@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sluice.lake import Lake
-from sluice.versions import VacuumRefused, diff, maintain_table, protected_versions
+from sluice.versions import diff
 
 BIN = Path(sys.executable).parent
 
@@ -32,47 +32,6 @@ def test_diff_counts_added_and_removed_per_split_and_class():
     assert [r["split"] for r in diff(before, after)][:2] == ["train", "train"]
 
 
-def _versions(lake: Lake, n: int) -> None:
-    for i in range(n):
-        lake.overwrite("annotators", pa.table({"worker_id": [f"w{i}", "x"], "votes": [i, 1],
-                                               "is_spammer": [False, False], "is_adversarial": [False, False],
-                                               "run_id": ["r", "r"]}))
-
-
-def _readable(lake: Lake, version: int) -> bool:
-    try:
-        lake.read("annotators", version=version)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def test_maintain_keeps_protected_versions_and_removes_the_rest(lake):
-    _versions(lake, 5)  # versions 0 (create) .. 5
-    orphan = Path(lake.uri("annotators")) / "part-00000-orphan-of-a-failed-write.parquet"
-    orphan.write_bytes(b"not committed")
-    dry = maintain_table(lake, "annotators", {2}, retention_hours=0, target_file_mb=1, dry_run=True)
-    assert dry.orphans == [orphan.name] and len(dry.removed) == 3 and orphan.exists()
-    report = maintain_table(lake, "annotators", {2}, retention_hours=0, target_file_mb=1, dry_run=False)
-    assert not orphan.exists() and report.orphans == [orphan.name]
-    assert report.broken_versions == [] and report.kept_versions == [2]
-    assert _readable(lake, 2) and _readable(lake, 5)
-    assert not _readable(lake, 1) and not _readable(lake, 3)
-    assert lake.read("annotators").column("worker_id").to_pylist() == ["w4", "x"]
-
-
-def test_maintain_with_a_week_of_retention_removes_nothing_recent(lake):
-    _versions(lake, 3)
-    report = maintain_table(lake, "annotators", set(), retention_hours=168, target_file_mb=1, dry_run=False)
-    assert report.removed == [] and all(_readable(lake, v) for v in range(1, 4))
-
-
-def test_maintain_refuses_a_version_the_table_does_not_have(lake):
-    _versions(lake, 2)
-    with pytest.raises(VacuumRefused, match="references version"):
-        maintain_table(lake, "annotators", {9}, retention_hours=0, target_file_mb=1, dry_run=False)
-
-
 def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
 
@@ -82,41 +41,6 @@ def _init_repo(repo: Path) -> None:
     _git(repo, "init", "-q")
     _git(repo, "config", "user.email", "test@example.org")
     _git(repo, "config", "user.name", "test")
-
-
-def test_protected_versions_come_from_tagged_manifests_and_unknown_tags_refuse(tmp_path, lake, run_cli):
-    repo = tmp_path / "repo"
-    _init_repo(repo)
-    lock = {"schema": "2.0", "stages": {"export": {"cmd": "x", "outs": [
-        {"path": "data/dataset", "md5": "0" * 32 + ".dir"},
-        {"path": "data/manifests/export.json", "md5": "1" * 32}]}}}
-    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
-    manifests = repo / "data/manifests"
-    manifests.mkdir(parents=True)
-    for tag, versions in (("v1", {"dataset": 1, "images": 3}), ("v2", {"dataset": 4, "images": 3})):
-        (manifests / "export.json").write_text(json.dumps({"table_versions": versions, "content_hash": tag}))
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-qm", tag)
-        _git(repo, "tag", tag)
-    _git(repo, "tag", "code-only", "HEAD~1")  # a second tag on v1's commit is the same version
-    workspace = tmp_path / "snap" / "manifest.json"
-    workspace.parent.mkdir()
-    workspace.write_text(json.dumps({"table_versions": {"dataset": 6, "images": 5}}))
-    keep, unknown = protected_versions(repo, workspace)
-    assert keep == {"dataset": {1, 4, 6}, "images": {3, 5}} and unknown == []
-
-    # a tagged version whose manifest is neither in git nor in any DVC cache: vacuum must refuse
-    (manifests / "export.json").unlink()
-    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=repo, check=True)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "manifest moved to dvc")
-    _git(repo, "tag", "v3")
-    _versions(lake, 2)
-    result = run_cli("lake", "maintain", "--retention-hours", "0", cwd=repo,
-                     params={"lake": {"root": lake.root}})
-    assert result.returncode == 2, result.stderr
-    assert "refusing to vacuum" in result.stderr and "v3" in result.stderr and "Traceback" not in result.stderr
-    assert all(_readable(lake, v) for v in range(1, 3))
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -384,7 +308,8 @@ def _snapshot(folder: Path, n: int, seed: int) -> dict:
 def test_checkout_restores_a_tagged_snapshot_and_refuses_corrupted_cache_bytes(tmp_path):
     """A DVC cache laid out by hand (what `dvc repro` + `dvc commit` leave), no pipeline run."""
     from sluice.errors import InputError
-    from sluice.versions import CorruptCache, checkout
+    from sluice.checkout import checkout
+    from sluice.dvc_store import CorruptCache
 
     repo = tmp_path / "repo"
     _init_repo(repo)
@@ -423,3 +348,20 @@ def test_checkout_restores_a_tagged_snapshot_and_refuses_corrupted_cache_bytes(t
         checkout(repo, "v1", snap, repair=True)  # no remote to re-fetch from: says so
     assert json.loads((snap / "manifest.json").read_text())["content_hash"] == v2["content_hash"]
     assert not list(snap.parent.glob(".dataset.checkout-*"))
+
+
+def test_diff_between_delta_versions_of_the_dataset_table(lake, run_cli):
+    def rows(ids, splits, labels):
+        return pa.table({"image_id": ids, "split": splits, "label": labels, "class_index": [int(x) for x in labels],
+                         "weight": [1.0] * len(ids), "dup_group": ids, "run_id": ["r"] * len(ids)})
+
+    lake.overwrite("dataset", rows(["a", "b", "c"], ["train", "train", "test"], ["0", "1", "1"]))
+    lake.overwrite("dataset", rows(["a", "b", "d"], ["train", "val", "test"], ["0", "1", "1"]))
+    v = lake.version("dataset")
+    out = run_cli("dataset", "diff", f"@{v - 1}", f"@{v}", "--format", "json", params={"lake": {"root": lake.root}})
+    assert out.returncode == 0, out.stderr
+    got = {(r["split"], r["class"]): (r["added"], r["removed"]) for r in json.loads(out.stdout)}
+    assert got == {("train", "0"): (0, 0), ("train", "1"): (0, 1), ("val", "1"): (1, 0), ("test", "1"): (1, 1)}
+    assert f"dataset@{v - 1}" in out.stderr
+    out = run_cli("dataset", "diff", "@x", f"@{v}", params={"lake": {"root": lake.root}})
+    assert out.returncode == 2 and "expected @N" in out.stderr
