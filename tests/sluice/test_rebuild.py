@@ -7,7 +7,7 @@ import pytest
 from sluice.errors import UserError
 from sluice.rebuild import rebuild
 from sluice.snapshot import read_manifest
-from tests.transform.test_export import dataset_rows, image_rows
+from tests.transform.test_export import dataset_rows, image_rows, put_images
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def exported(lake, make_params, tmp_path):
 
     images, labels = digit_images(0)
     rows = image_rows(images[:120])
-    lake.merge_insert("images", rows)
+    put_images(lake, rows)
     ids = rows.column("image_id").to_pylist()
     splits = ["train", "val", "test", "nonsense"] + ["train"] * 116  # one row the export quarantines
     lake.overwrite("dataset", dataset_rows(ids, labels[:120], splits=splits))

@@ -15,7 +15,6 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from sluice.lake import Lake
 from sluice.versions import diff
 
 BIN = Path(sys.executable).parent
