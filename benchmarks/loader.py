@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ingest.demo import CLASSES, digit_images  # noqa: E402
 from sluice.config import TrainParams  # noqa: E402
 from sluice.snapshot import SplitArrays, channel_stats, write_snapshot  # noqa: E402
-from train.data import load_data  # noqa: E402
+from train.data import LoaderSpec, load_data  # noqa: E402
 from train.engine import make_criterion, make_optimizer, train_one_epoch  # noqa: E402
 from train.model import build_model  # noqa: E402
 
@@ -62,7 +62,7 @@ def torchvision_ips(folder: Path, epochs: int, mean, std) -> float:
 
 
 def sluice_ips(snap: Path, epochs: int) -> float:
-    data = load_data(snap, TrainParams(batch_size=64), splits=("train",))
+    data = load_data(snap, LoaderSpec(batch_size=64), splits=("train",))
     n, start = 0, time.perf_counter()
     for epoch in range(epochs):
         data.train.set_epoch(epoch)
@@ -74,7 +74,7 @@ def sluice_ips(snap: Path, epochs: int) -> float:
 def training_ips(snap: Path) -> float:
     """Images/s the default model trains at on one core (loader included)."""
     cfg = TrainParams()
-    data = load_data(snap, cfg, splits=("train",))
+    data = load_data(snap, LoaderSpec.of(cfg), splits=("train",))
     model = build_model(cfg, data.num_classes).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg.lr)
     head = [b for _, b in zip(range(12), data.train)]

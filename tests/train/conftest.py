@@ -68,6 +68,7 @@ def trained_fp32(small_snapshot: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compress-fp32")
     torch.set_num_threads(1)
     cfg = TrainParams(snapshot=str(small_snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
+                      runs_dir=str(out / "run-folders"),
                       processes=1, device="cpu", epochs=6, width=8, batch_size=16)
     train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
     return out / "model"

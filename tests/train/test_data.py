@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from sluice import snapshot
-from sluice.config import AugmentParams, TrainParams
+from sluice.config import AugmentParams
 from sluice.errors import InputError
-from train.data import augment, class_weights, load_data, normalize
+from train.data import LoaderSpec, augment, class_weights, load_data, normalize
 
 NO_AUG = AugmentParams(crop_padding=0, flip=False, rotate_degrees=0, cutout=0)
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_ranks_get_disjoint_equal_length_batches(small_snapshot, world):
-    cfg = TrainParams(batch_size=32)
+    cfg = LoaderSpec(batch_size=32)
     loaders = [load_data(small_snapshot, cfg, rank=r, world_size=world, splits=("train",)).train for r in range(world)]
     idx = [ld.epoch_indices(4) for ld in loaders]
     assert len({len(i) for i in idx}) == 1 and len({len(ld) for ld in loaders}) == 1
@@ -32,7 +32,7 @@ def test_ranks_get_disjoint_equal_length_batches(small_snapshot, world):
 
 
 def test_train_batches_are_normalised_channels_last_float(small_snapshot):
-    data = load_data(small_snapshot, TrainParams(batch_size=50, augment=NO_AUG))
+    data = load_data(small_snapshot, LoaderSpec(batch_size=50, augment=NO_AUG))
     x, y, w = next(iter(data.train))
     assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
     assert y.dtype == torch.int64 and torch.equal(w, torch.ones(50))
@@ -44,7 +44,7 @@ def test_train_batches_are_normalised_channels_last_float(small_snapshot):
 
 
 def test_eval_blocks_cover_the_split_once_in_order(small_snapshot):
-    parts = [load_data(small_snapshot, TrainParams(eval_batch_size=7), rank=r, world_size=3, splits=("val",)).val
+    parts = [load_data(small_snapshot, LoaderSpec(eval_batch_size=7), rank=r, world_size=3, splits=("val",)).val
              for r in range(3)]
     labels = torch.cat([y for p in parts for _, y in p])
     assert torch.equal(labels, torch.from_numpy(snapshot.load_split(small_snapshot, "val").labels))
@@ -125,7 +125,7 @@ def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def test_restored_generator_state_reproduces_the_rest_of_an_epoch(small_snapshot):
-    cfg = TrainParams(batch_size=32)
+    cfg = LoaderSpec(batch_size=32)
     first = load_data(small_snapshot, cfg, splits=("train",)).train
     first.set_epoch(2)
     it = iter(first)
@@ -148,14 +148,14 @@ def test_balancing_modes(tmp_path):
     snapshot.write_snapshot(tmp_path / "s", {"train": split}, ["a", "b"], {"mean": [0.5] * 3, "std": [0.2] * 3})
     assert torch.allclose(class_weights(torch.from_numpy(labels), 2), torch.tensor([40 / 72, 5.0]))
 
-    plain = load_data(tmp_path / "s", TrainParams(balance="none"))
+    plain = load_data(tmp_path / "s", LoaderSpec(balance="none"))
     assert plain.class_weights is None and bool((plain.train.split.weights == 1).all())
-    by_class = load_data(tmp_path / "s", TrainParams(balance="class_weights"))
+    by_class = load_data(tmp_path / "s", LoaderSpec(balance="class_weights"))
     assert by_class.class_weights[1] == pytest.approx(5.0)
-    by_sample = load_data(tmp_path / "s", TrainParams(balance="sample_weights", batch_size=40))
+    by_sample = load_data(tmp_path / "s", LoaderSpec(balance="sample_weights", batch_size=40))
     _, y, w = next(iter(by_sample.train))
     assert torch.equal(w, torch.where(y == 1, 9.0, 1.0))
-    sampled = load_data(tmp_path / "s", TrainParams(balance="sampler"), world_size=2).train
+    sampled = load_data(tmp_path / "s", LoaderSpec(balance="sampler"), world_size=2).train
     picks = torch.cat([sampled.epoch_indices(e) for e in range(20)])
     rare = (torch.from_numpy(labels)[picks] == 1).float().mean()
     assert 0.4 < rare < 0.6  # weighted sampling draws the rare class about half the time (4 of 40 without)

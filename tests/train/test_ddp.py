@@ -24,11 +24,12 @@ from train.evaluate import run as run_evaluate
 from train.model import load_model
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = {"seconds", "images_per_s", "finished_at", "hardware"}
+TIMING = {"seconds", "images_per_s", "finished_at", "hardware", "run_id"}  # what differs between runs
 
 
 def quick_cfg(tmp_path: Path, snap: Path, **over) -> TrainParams:
     base = dict(snapshot=str(snap), out_dir=str(tmp_path / "models" / "fp32"), checkpoint_dir=str(tmp_path / "runs"),
+                runs_dir=str(tmp_path / "run-folders"),
                 epochs=2, width=4, batch_size=32, processes=1)
     return TrainParams(**{**base, **over})
 

@@ -12,7 +12,8 @@ from sluice.errors import InputError
 from train.compare import compare_predictions, mcnemar
 from train.engine import (evaluate, lr_factor, make_criterion, make_optimizer, make_scheduler,
                           train_one_epoch)
-from train.evaluate import class_report, stratified_folds, write_confusion_csv
+from train.evaluate import stratified_folds
+from train.reports import class_report, write_confusion_csv
 from train.model import build_model, load_model, save_model
 
 
