@@ -181,3 +181,28 @@ def test_bad_snapshots_are_user_errors(tmp_path):
     snapshot.write_snapshot(tmp_path / "bad", {"train": bad}, ["a", "b", "c"])
     with pytest.raises(InputError, match="train labels outside 0..2"):
         load_data(tmp_path / "bad")
+
+
+def test_resized_crop_and_jitter_are_batched_deterministic_and_bounded():
+    images = torch.randint(0, 256, (8, 96, 96, 3), dtype=torch.uint8)
+    cfg = AugmentParams(crop_padding=0, flip=True, rotate_degrees=0, resized_crop_scale=0.35, jitter=0.3)
+    a, b = (augment(images, torch.Generator().manual_seed(5), cfg) for _ in range(2))
+    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
+    assert not torch.equal(a, images)
+    # a constant image stays constant under crop and (saturation-free grey) brightness/contrast jitter
+    flat = torch.full((4, 96, 96, 3), 100, dtype=torch.uint8)
+    out = augment(flat, torch.Generator().manual_seed(1), AugmentParams(crop_padding=0, rotate_degrees=0,
+                                                                         resized_crop_scale=0.2, jitter=0.4))
+    per_image = out.view(4, -1)
+    assert bool((per_image == per_image[:, :1]).all())
+    assert 60 <= int(per_image.min()) and int(per_image.max()) <= 140  # brightness within 1 +- 0.4
+    # the crop box stays inside the image: nothing from the zero border shows up
+    bright = torch.randint(1, 256, (16, 96, 96, 3), dtype=torch.uint8)
+    crops = augment(bright, torch.Generator().manual_seed(2), AugmentParams(crop_padding=0, rotate_degrees=0,
+                                                                             resized_crop_scale=0.1))
+    assert bool((crops > 0).all()) and not torch.equal(crops, bright)
+
+
+def test_final_fit_trains_on_train_and_val(small_snapshot):
+    data = load_data(small_snapshot, LoaderSpec(final_fit=True))
+    assert len(data.train.split) == 400 and data.val is None and data.test is not None
