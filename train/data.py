@@ -64,13 +64,18 @@ class LoaderSpec:
 
 def jitter(x: torch.Tensor, r: torch.Tensor, amount: float) -> torch.Tensor:
     """Colour jitter of a uint8 NHWC batch: per-image saturation, brightness and contrast factors in
-    ``1 +- amount`` from the uniform draws ``r`` (3, n); returns uint8."""
-    s, b, c = (1 + (r * 2 - 1) * amount)[:, :, None, None, None]
-    f = x.float()
-    gray = (f * torch.tensor([0.299, 0.587, 0.114], device=f.device)).sum(-1, keepdim=True)
-    mean = gray.mean((1, 2, 3), keepdim=True) * b
-    f = f.sub_(gray).mul_(s).add_(gray).mul_(b * c).add_(mean * (1 - c))
-    return f.clamp_(0, 255).round_().to(torch.uint8)
+    ``1 +- amount`` from the uniform draws ``r`` (3, n); returns uint8.
+
+    The three are one affine map per image: saturation mixes each pixel with its grey value (which it
+    keeps, so contrast can pivot on the original image's mean grey), i.e. ``k1 * pixel + k2 * grey + o``.
+    The grey values come from one matmul (a reduction over a last dimension of 3 would not vectorise)."""
+    n = x.shape[0]
+    s, b, c = 1 + (r * 2 - 1) * amount
+    f = x.reshape(n, -1, 3).float()
+    grey = f @ torch.tensor([[0.299], [0.587], [0.114]], device=x.device)  # (n, H*W, 1)
+    offset = ((1 - c) * b * grey.mean((1, 2)))[:, None, None]
+    out = torch.addcmul(torch.addcmul(offset, (c * b * (1 - s))[:, None, None], grey), (c * b * s)[:, None, None], f)
+    return out.clamp_(0, 255).round_().to(torch.uint8).view_as(x)
 
 
 def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> torch.Tensor:
@@ -114,13 +119,20 @@ def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> t
         # in the normalised [-1, 1] axes grid_sample uses (hence the w/h factors for non-square images)
         u = torch.arange(w, device=dev) + (0.5 - w / 2)
         v = torch.arange(h, device=dev) + (0.5 - h / 2)
-        sx = ((cos * mirror * kx)[:, None] * u)[:, None, :] + ((-sin * (w / h) * ky)[:, None] * v + (dx + (w - 1) / 2)[:, None])[:, :, None]
-        sy = ((sin * mirror * (h / w) * kx)[:, None] * u)[:, None, :] + ((cos * ky)[:, None] * v + (dy + (h - 1) / 2)[:, None])[:, :, None]
+        first = torch.arange(n, device=dev, dtype=torch.int32) * ((h + 2) * (w + 2))
+        if cfg.rotate_degrees:
+            sx = ((cos * mirror * kx)[:, None] * u)[:, None, :] + ((-sin * (w / h) * ky)[:, None] * v + (dx + (w - 1) / 2)[:, None])[:, :, None]
+            sy = ((sin * mirror * (h / w) * kx)[:, None] * u)[:, None, :] + ((cos * ky)[:, None] * v + (dy + (h - 1) / 2)[:, None])[:, :, None]
+        else:  # no rotation: the map is separable, so round columns (n, w) and rows (n, h) before one broadcast add
+            sx = (mirror * kx)[:, None] * u + (dx + (w - 1) / 2)[:, None]
+            sy = ky[:, None] * v + (dy + (h - 1) / 2)[:, None]
         # nearest source pixel in the bordered copy; anything outside the image maps onto the zero border
         col = sx.round_().clamp_(-1, w).add_(1).to(torch.int32)
         row = sy.round_().clamp_(-1, h).add_(1).to(torch.int32)
-        first = torch.arange(n, device=dev, dtype=torch.int32) * ((h + 2) * (w + 2))
-        src = row.mul_(w + 2).add_(col).add_(first[:, None, None])
+        if cfg.rotate_degrees:
+            src = row.mul_(w + 2).add_(col).add_(first[:, None, None])
+        else:
+            src = (row * (w + 2) + first[:, None])[:, :, None] + col[:, None, :]
         bordered = images.new_zeros(n, h + 2, w + 2, c)
         bordered[:, 1:-1, 1:-1] = images
         x = bordered.view(-1, c).index_select(0, src.view(-1)).view(n, h, w, c)
