@@ -302,7 +302,8 @@ def write_curve(path: Path, history: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(history[0]))
+        # the union of the rows' keys: test_curve may be switched on at a resume
+        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for h in history for k in h)), restval="")
         w.writeheader()
         for h in history:
             w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()})
