@@ -78,6 +78,7 @@ def main() -> None:
         build_snapshot(tmp / "snap", args.images, args.seed)
         epochs = 3 if args.quick else 6
         train(TrainParams(snapshot=str(tmp / "snap"), out_dir=str(tmp / "fp32"), checkpoint_dir=str(tmp / "runs"),
+                          runs_dir=str(tmp / "run-folders"),
                           processes=1, threads_per_process=args.threads, device="cpu", epochs=epochs,
                           width=args.width, seed=args.seed),
               metrics_path=tmp / "train.json", curve_path=tmp / "curve.csv")

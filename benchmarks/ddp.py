@@ -34,14 +34,14 @@ def worker(snapshot: str, steps: int, warmup: int, threads: int, sync: bool = Tr
     import torch
 
     from sluice.config import TrainParams
-    from train.data import load_data
+    from train.data import LoaderSpec, load_data
     from train.ddp import Context
     from train.engine import make_criterion, make_optimizer, train_one_epoch
     from train.model import build_model
 
     cfg = TrainParams(threads_per_process=threads, batch_size=64, device="cpu")
     ctx = Context(cfg)
-    data = load_data(snapshot, cfg, rank=ctx.rank, world_size=ctx.world_size)
+    data = load_data(snapshot, LoaderSpec.of(cfg), rank=ctx.rank, world_size=ctx.world_size)
     model = build_model(cfg, data.num_classes).to(memory_format=torch.channels_last)
     net = ctx.wrap(model) if sync else model
     opt = make_optimizer(model, cfg.lr)

@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sluice.config import TrainParams  # noqa: E402
-from train.data import load_data  # noqa: E402
+from train.data import LoaderSpec, load_data  # noqa: E402
 from train.engine import (evaluate, make_criterion, make_optimizer, make_scheduler,  # noqa: E402
                           train_one_epoch)
 from train.model import build_model  # noqa: E402
@@ -45,7 +45,7 @@ def demo_snapshot(folder: Path) -> Path:
 
 
 def throughput(cfg: TrainParams, snapshot: Path, device: torch.device, steps: int) -> float:
-    data = load_data(snapshot, cfg, device=device, splits=("train",))
+    data = load_data(snapshot, LoaderSpec.of(cfg), device=device, splits=("train",))
     model = build_model(cfg, data.num_classes).to(device, memory_format=torch.channels_last)
     net = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, cfg.lr)
@@ -68,7 +68,7 @@ def throughput(cfg: TrainParams, snapshot: Path, device: torch.device, steps: in
 def time_to_accuracy(cfg: TrainParams, snapshot: Path, device: torch.device, target: float) -> tuple[float, int, float]:
     """Seconds (loading included) until test accuracy >= target, evaluated after every epoch."""
     start = time.perf_counter()
-    data = load_data(snapshot, cfg, device=device)
+    data = load_data(snapshot, LoaderSpec.of(cfg), device=device)
     model = build_model(cfg, data.num_classes).to(device, memory_format=torch.channels_last)
     net = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)

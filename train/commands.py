@@ -113,7 +113,7 @@ def launch(targs: list[str]) -> int:
 
 def _check_resume(cfg, manifest: dict, world_size: int | None) -> None:
     """Refuse an incompatible checkpoint before starting processes (the workers check again)."""
-    from train.ddp import check_resumable, complete_checkpoints, load_checkpoint
+    from train.checkpoints import check_resumable, complete_checkpoints, load_checkpoint
 
     found = complete_checkpoints(cfg.checkpoint_dir)
     if found:

@@ -16,7 +16,7 @@ from scipy import stats
 
 from sluice.config import TrainParams
 from sluice.errors import InputError
-from train.data import load_data
+from train.data import LoaderSpec, load_data
 from train.engine import evaluate
 from train.model import load_inference_model
 
@@ -70,7 +70,7 @@ def compare_models(model_a: Path | str, model_b: Path | str, cfg: TrainParams, *
     """Evaluate both saved models (trained ``model.pt`` or exported ``model.pt2`` folders: pruned, int8)
     on the same snapshot split and test the difference."""
     folder = Path(snapshot_dir or cfg.snapshot)
-    data = load_data(folder, cfg, splits=(split,))
+    data = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=(split,))
     loader = {"val": data.val, "test": data.test}.get(split)
     if loader is None:
         raise InputError(f"{folder}: snapshot has no '{split}' split to compare on")

@@ -3,8 +3,10 @@
 No per-image Python and no image decoding: a batch is one fancy-index read from the memory-mapped
 uint8 shard arrays (or from device memory when the snapshot is resident on a GPU), and augmentation
 runs on the whole uint8 batch as tensor ops — random crop with zero padding (a whole-pixel shift),
-horizontal flip and small rotation as one nearest-neighbour affine gather, cutout as one mask —
-followed by the manifest's mean/std normalisation straight into a channels-last float batch.
+random-resized-crop, horizontal flip and small rotation as one nearest-neighbour affine gather,
+colour jitter as a few elementwise ops, cutout as one mask — followed by the manifest's mean/std
+normalisation straight into a channels-last float batch. ``load_data`` takes a ``LoaderSpec`` (what
+the loaders need), not the trainer's whole params.
 
 Distributed training: every epoch all ranks draw the same global order from ``(seed, epoch)``, pad it
 to a multiple of the world size and take every ``world_size``-th index, so the ranks' samples are
@@ -15,7 +17,7 @@ per rank; its state and the position in the epoch are what a checkpoint needs to
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,41 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
     return out
 
 
+@dataclass(frozen=True)
+class LoaderSpec:
+    """What ``load_data`` needs: batch sizes, seed, augmentation, balancing, residency, and whether the
+    train loader covers train+val (``final_fit``: then there is no val loader)."""
+
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    seed: int = 0
+    augment: AugmentParams = field(default_factory=AugmentParams)
+    balance: str = "sample_weights"
+    gpu_resident: bool = True
+    final_fit: bool = False
+
+    @classmethod
+    def of(cls, cfg: TrainParams) -> LoaderSpec:
+        return cls(cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.augment, cfg.balance, cfg.gpu_resident,
+                   cfg.final_fit)
+
+
+def jitter(x: torch.Tensor, r: torch.Tensor, amount: float) -> torch.Tensor:
+    """Colour jitter of a uint8 NHWC batch: per-image saturation, brightness and contrast factors in
+    ``1 +- amount`` from the uniform draws ``r`` (3, n); returns uint8.
+
+    The three are one affine map per image: saturation mixes each pixel with its grey value (which it
+    keeps, so contrast can pivot on the original image's mean grey), i.e. ``k1 * pixel + k2 * grey + o``.
+    The grey values come from one matmul (a reduction over a last dimension of 3 would not vectorise)."""
+    n = x.shape[0]
+    s, b, c = 1 + (r * 2 - 1) * amount
+    f = x.reshape(n, -1, 3).float()
+    grey = f @ torch.tensor([[0.299], [0.587], [0.114]], device=x.device)  # (n, H*W, 1)
+    offset = ((1 - c) * b * grey.mean((1, 2)))[:, None, None]
+    out = torch.addcmul(torch.addcmul(offset, (c * b * (1 - s))[:, None, None], grey), (c * b * s)[:, None, None], f)
+    return out.clamp_(0, 255).round_().to(torch.uint8).view_as(x)
+
+
 def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> torch.Tensor:
     """Augment a uint8 NHWC batch; returns a new uint8 NHWC batch (or ``images`` when nothing is on).
 
@@ -50,33 +87,52 @@ def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> t
     computed from the map and the whole batch is read with a single ``index_select`` from a copy
     with a 1-pixel zero border (out-of-image sources land on the border). The result is pixel for
     pixel what ``F.grid_sample(mode="nearest")`` gives with the same affine grid, at a fraction of
-    the cost, and stays uint8 until ``normalize``. Cutout is one mask. All random draws come from
-    ``gen`` in a fixed order, so a restored generator state reproduces the same augmentations.
+    the cost, and stays uint8 until ``normalize``. Random-resized-crop (area ``resized_crop_scale``..1,
+    aspect 3/4..4/3, resized back to HxW) scales the same map, so it costs nothing extra; at reduced
+    scales nearest-neighbour resampling aliases a little, which augmentation tolerates. Cutout is one
+    mask. All random draws come from ``gen`` in a fixed order, so a restored generator state reproduces
+    the same augmentations.
     """
     n, h, w, c = images.shape
     dev = images.device
-    if not (cfg.crop_padding or cfg.flip or cfg.rotate_degrees or cfg.cutout):
+    rrc = cfg.resized_crop_scale
+    if not (cfg.crop_padding or cfg.flip or cfg.rotate_degrees or cfg.cutout or rrc or cfg.jitter):
         return images
     r_dy, r_dx, r_flip, r_rot, r_cy, r_cx = torch.rand((6, n), generator=gen, device=gen.device).to(dev)
+    kx = ky = torch.ones(n, device=dev)
+    ox = oy = torch.zeros(n, device=dev)
+    if rrc:  # crop box (fractions kx, ky of the image, centre offset ox, oy in pixels)
+        r_area, r_aspect, r_x, r_y = torch.rand((4, n), generator=gen, device=gen.device).to(dev)
+        area = rrc + (1 - rrc) * r_area
+        aspect = torch.exp((r_aspect * 2 - 1) * math.log(4 / 3))
+        kx, ky = (area * aspect).sqrt().clamp_max(1), (area / aspect).sqrt().clamp_max(1)
+        ox, oy = (r_x - 0.5) * (1 - kx) * w, (r_y - 0.5) * (1 - ky) * h
     x = images
     p = cfg.crop_padding
-    if p or cfg.flip or cfg.rotate_degrees:
+    if p or cfg.flip or cfg.rotate_degrees or rrc:
         angle = (r_rot * 2 - 1) * math.radians(cfg.rotate_degrees)
         cos, sin = torch.cos(angle), torch.sin(angle)
         mirror = torch.where((r_flip < 0.5) & cfg.flip, -1.0, 1.0)
-        dx = (r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p  # whole pixels in [-p, p]
-        dy = (r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p
+        dx = (r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p + ox  # whole pixels in [-p, p] (+ crop offset)
+        dy = (r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p + oy
         # source = centre + M @ (output - centre) + shift, pixel centres; M = R(angle) @ diag(mirror, 1)
         # in the normalised [-1, 1] axes grid_sample uses (hence the w/h factors for non-square images)
         u = torch.arange(w, device=dev) + (0.5 - w / 2)
         v = torch.arange(h, device=dev) + (0.5 - h / 2)
-        sx = ((cos * mirror)[:, None] * u)[:, None, :] + ((-sin * (w / h))[:, None] * v + (dx + (w - 1) / 2)[:, None])[:, :, None]
-        sy = ((sin * mirror * (h / w))[:, None] * u)[:, None, :] + (cos[:, None] * v + (dy + (h - 1) / 2)[:, None])[:, :, None]
+        first = torch.arange(n, device=dev, dtype=torch.int32) * ((h + 2) * (w + 2))
+        if cfg.rotate_degrees:
+            sx = ((cos * mirror * kx)[:, None] * u)[:, None, :] + ((-sin * (w / h) * ky)[:, None] * v + (dx + (w - 1) / 2)[:, None])[:, :, None]
+            sy = ((sin * mirror * (h / w) * kx)[:, None] * u)[:, None, :] + ((cos * ky)[:, None] * v + (dy + (h - 1) / 2)[:, None])[:, :, None]
+        else:  # no rotation: the map is separable, so round columns (n, w) and rows (n, h) before one broadcast add
+            sx = (mirror * kx)[:, None] * u + (dx + (w - 1) / 2)[:, None]
+            sy = ky[:, None] * v + (dy + (h - 1) / 2)[:, None]
         # nearest source pixel in the bordered copy; anything outside the image maps onto the zero border
         col = sx.round_().clamp_(-1, w).add_(1).to(torch.int32)
         row = sy.round_().clamp_(-1, h).add_(1).to(torch.int32)
-        first = torch.arange(n, device=dev, dtype=torch.int32) * ((h + 2) * (w + 2))
-        src = row.mul_(w + 2).add_(col).add_(first[:, None, None])
+        if cfg.rotate_degrees:
+            src = row.mul_(w + 2).add_(col).add_(first[:, None, None])
+        else:
+            src = (row * (w + 2) + first[:, None])[:, :, None] + col[:, None, :]
         bordered = images.new_zeros(n, h + 2, w + 2, c)
         bordered[:, 1:-1, 1:-1] = images
         x = bordered.view(-1, c).index_select(0, src.view(-1)).view(n, h, w, c)
@@ -87,6 +143,8 @@ def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> t
         xs = torch.arange(w, device=dev)[None, :] - cx[:, None]
         inside = ((ys >= -(k // 2)) & (ys < k - k // 2))[:, :, None] & ((xs >= -(k // 2)) & (xs < k - k // 2))[:, None, :]
         x = x.masked_fill(inside[..., None], 0)
+    if cfg.jitter:
+        x = jitter(x, torch.rand((3, n), generator=gen, device=gen.device).to(dev), cfg.jitter)
     return x
 
 
@@ -212,13 +270,10 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.where(counts > 0, len(labels) / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
 
 
-def load_data(folder: Path | str, cfg: TrainParams | None = None, *, rank: int = 0, world_size: int = 1,
+def load_data(folder: Path | str, spec: LoaderSpec | None = None, *, rank: int = 0, world_size: int = 1,
               device: torch.device | str = "cpu", splits: tuple[str, ...] = snapshot.SPLITS) -> Data:
-    """Open a snapshot folder and build this rank's loaders for the ``splits`` it has.
-
-    ``cfg`` supplies batch sizes, seed, augmentation and the balancing mode (defaults: TrainParams()).
-    """
-    cfg = cfg or TrainParams()
+    """Open a snapshot folder and build this rank's loaders for the ``splits`` it has."""
+    spec = spec or LoaderSpec()
     folder = Path(folder)
     manifest = snapshot.read_manifest(folder)
     snapshot.verify_snapshot(folder)  # train on the bytes the manifest's content_hash names, nothing else
@@ -227,8 +282,14 @@ def load_data(folder: Path | str, cfg: TrainParams | None = None, *, rank: int =
     if not shape or len(shape) != 3 or shape[2] != 3:
         raise InputError(f"{folder}/{snapshot.MANIFEST}: image_shape must be [H, W, 3], got {shape}")
     device = torch.device(device)
-    resident = device.type != "cpu" and cfg.gpu_resident
+    resident = device.type != "cpu" and spec.gpu_resident
     arrays = {s: snapshot.load_split(folder, s) for s in splits if s in manifest["splits"]}
+    if spec.final_fit and "train" in arrays and "val" in manifest["splits"]:
+        val = arrays.pop("val", None) or snapshot.load_split(folder, "val")
+        tr = arrays["train"]
+        arrays["train"] = snapshot.SplitArrays(np.concatenate([tr.images, val.images]),
+                                               np.concatenate([tr.labels, val.labels]),
+                                               np.concatenate([tr.weights, val.weights]), [*tr.ids, *val.ids])
     stats = (manifest.get("mean"), manifest.get("std"))
     if not all(stats):  # an older manifest without stats: compute them from the train split
         stats = snapshot.channel_stats(snapshot.load_split(folder, "train").images)
@@ -244,15 +305,15 @@ def load_data(folder: Path | str, cfg: TrainParams | None = None, *, rank: int =
             raise InputError(f"{folder}: train labels outside 0..{len(classes) - 1} (manifest has {len(classes)} classes)")
         weights = class_weights(tr.labels, len(classes))
         sampling = None
-        if cfg.balance == "sampler":
+        if spec.balance == "sampler":
             sampling = tr.weights if bool((tr.weights != 1).any()) else weights[tr.labels]
             if not bool((sampling > 0).any()):
                 raise InputError(f"{folder}: every train sample weight is 0; cannot sample")
-        if cfg.balance != "sample_weights":
+        if spec.balance != "sample_weights":
             tr.weights = torch.ones_like(tr.weights)
-        train_loader = TrainLoader(tr, mean, std, batch_size=cfg.batch_size, seed=cfg.seed, rank=rank,
-                                   world_size=world_size, augment_cfg=cfg.augment, sampling_weights=sampling)
-    evals = {s: EvalLoader(loaded[s], mean, std, batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+        train_loader = TrainLoader(tr, mean, std, batch_size=spec.batch_size, seed=spec.seed, rank=rank,
+                                   world_size=world_size, augment_cfg=spec.augment, sampling_weights=sampling)
+    evals = {s: EvalLoader(loaded[s], mean, std, batch_size=spec.eval_batch_size, rank=rank, world_size=world_size)
              for s in ("val", "test") if s in loaded}
     return Data(folder, manifest, classes, manifest.get("content_hash", ""), mean, std, train_loader,
-                evals.get("val"), evals.get("test"), weights if cfg.balance == "class_weights" else None)
+                evals.get("val"), evals.get("test"), weights if spec.balance == "class_weights" else None)

@@ -7,8 +7,15 @@ model, optimiser, scheduler, epoch and step, the RNG states of every rank, the m
 resolved config and the dataset hash. ``--resume`` continues from the newest complete checkpoint,
 so a killed run ends with the same metrics as an uninterrupted one (CPU, same world size).
 
-Outputs (rank 0): ``<out_dir>/model.pt`` + ``config.json`` + ``MODEL_CARD.md``,
-``reports/metrics/train.json``, ``reports/plots/train_curve.csv``; checkpoints in ``checkpoint_dir``.
+The recipe (``train.recipe``, train/presets.py) is resolved against the snapshot first and printed;
+the epoch loop is ``train.recipe.fit``, shared with k-fold evaluation and compress fine-tuning.
+
+Outputs (rank 0): ``<out_dir>/model.pt`` + ``config.json`` + ``MODEL_CARD.md``; a per-run folder
+``<runs_dir>/<run_id>/`` with ``metrics.json`` and ``curve.csv`` (val accuracy per epoch, and test
+accuracy with ``train.test_curve``), the curve rewritten after every epoch so an interrupted run keeps
+it whatever ``keep_checkpoints`` prunes; ``reports/metrics/train.json`` and
+``reports/plots/train_curve.csv`` (DVC-tracked) are copies of the latest run's, naming its ``run_id``.
+Checkpoints in ``checkpoint_dir``.
 """
 
 from __future__ import annotations
@@ -17,96 +24,46 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from sluice import snapshot
 from sluice.config import TrainParams
 from sluice.errors import InputError
-from train.data import Data, load_data
-from train.engine import EvalResult, evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
-from train.evaluate import class_report, hardware, model_card, write_json
-from train.model import model_config, build_model, save_model, unwrap
+from train.checkpoints import (  # noqa: F401
+    DONE,
+    RESUME_FREE,
+    check_resumable,
+    checkpoint_name,
+    clear_checkpoints,
+    complete_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from train.data import Data, LoaderSpec, load_data
+from train.engine import EvalResult, evaluate, make_criterion
+from train.model import build_model, head_parameters, model_config, save_model, unwrap
+from train.presets import describe, resolve
+from train.recipe import Recipe, fit
+from train.reports import class_report, hardware, model_card, write_json
+from train.weights import load_init_weights
 
 TRAIN_METRICS = Path("reports/metrics/train.json")
 TRAIN_CURVE = Path("reports/plots/train_curve.csv")
-DONE = ".done"
-# Settings that may change between a run and its resume without changing the result.
-RESUME_FREE = {"checkpoint_dir", "keep_checkpoints", "out_dir", "compile", "kfold", "eval_batch_size", "snapshot"}
 EXIT_SIGTERM = 143
 
 
 def log(rank: int, msg: str) -> None:
     if rank == 0:
         print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def checkpoint_name(epoch: int, step: int) -> str:
-    """``ckpt-e<epoch>-s<step>.pt``: resume at ``step`` batches into ``epoch`` (0-based)."""
-    return f"ckpt-e{epoch:04d}-s{step:06d}.pt"
-
-
-def complete_checkpoints(folder: Path | str) -> list[Path]:
-    """Checkpoints whose completion marker exists, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("ckpt-e*-s*.pt") if p.with_name(p.name + DONE).is_file())
-
-
-def save_checkpoint(folder: Path | str, state: dict, keep: int) -> Path:
-    """Write atomically: temp file, fsync, rename, then the completion marker; prune old ones."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / checkpoint_name(state["epoch"], state["step"])
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    path.with_name(path.name + DONE).write_text(json.dumps({"epoch": state["epoch"], "step": state["step"]}) + "\n")
-    for old in complete_checkpoints(folder)[:-keep]:
-        old.with_name(old.name + DONE).unlink(missing_ok=True)
-        old.unlink(missing_ok=True)
-    return path
-
-
-def clear_checkpoints(folder: Path | str) -> None:
-    folder = Path(folder)
-    if folder.is_dir():
-        for p in folder.glob("ckpt-e*"):
-            p.unlink(missing_ok=True)
-
-
-def load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a foreign or corrupt file: say which and why, in one line
-        raise InputError(f"{path}: cannot load checkpoint ({type(err).__name__}: {err}); delete it to start over") from None
-
-
-def check_resumable(state: dict, cfg: TrainParams, dataset_hash: str, world_size: int, path: Path) -> None:
-    """Refuse a checkpoint made on other data, another world size or other training settings."""
-    if state["dataset_hash"] != dataset_hash:
-        raise InputError(f"{path}: checkpoint was trained on dataset {state['dataset_hash'][:12]} but the snapshot "
-                         f"is {dataset_hash[:12]}; start without --resume or check out the matching snapshot")
-    if state["world_size"] != world_size:
-        raise InputError(f"{path}: checkpoint has {state['world_size']} ranks but this run has {world_size}; "
-                         f"resume with --nproc_per_node={state['world_size']} (train.processes) or start over")
-    saved, now = json.loads(state["config"]), cfg.model_dump(mode="json")
-    changed = [k for k in now if k not in RESUME_FREE and saved.get(k) != now[k]]
-    if changed:
-        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise InputError(f"{path}: train params changed since the checkpoint ({diffs}); start without --resume")
 
 
 # ---------------------------------------------------------------- distributed setup
@@ -232,23 +189,29 @@ def train(cfg: TrainParams, resume: bool = False, metrics_path: Path | str = TRA
 def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, curve_path: Path) -> dict | None:
     rank, started = ctx.rank, time.perf_counter()
     torch.manual_seed(cfg.seed + rank)
-    data = load_data(cfg.snapshot, cfg, rank=rank, world_size=ctx.world_size, device=ctx.device)
+    run_cfg, recipe_name = resolve(cfg, snapshot.read_manifest(cfg.snapshot))
+    data = load_data(cfg.snapshot, LoaderSpec.of(run_cfg), rank=rank, world_size=ctx.world_size, device=ctx.device)
     if data.train is None:
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")
-    k = data.num_classes
-    model = build_model(cfg, k).to(ctx.device, memory_format=torch.channels_last)
+    k, shape = data.num_classes, data.manifest["image_shape"]
+    model = build_model(run_cfg, k, min(shape[:2]))
+    if run_cfg.init_weights:
+        n = load_init_weights(model, run_cfg.init_weights, run_cfg.arch)
+        log(rank, f"[train] init_weights: {n} tensors from {run_cfg.init_weights} (head replaced)")
+    model = model.to(ctx.device, memory_format=torch.channels_last)
     net = ctx.wrap(model)
     if cfg.compile:
         net = torch.compile(net)
     autocast = torch.bfloat16 if (cfg.bf16 and ctx.device.type == "cuda") else None
     steps = len(data.train)
-    optimizer = make_optimizer(model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.epochs * steps, round(cfg.warmup_epochs * steps), cfg.schedule)
-    criterion = make_criterion(cfg.label_smoothing, data.class_weights)
+    recipe = Recipe.of(run_cfg)
+    optimizer = recipe.optimizer(model, head_parameters(model, run_cfg.arch))
+    scheduler = recipe.scheduler(optimizer, steps)
     eval_criterion = make_criterion()
     ckpt_dir = Path(cfg.checkpoint_dir)
 
-    start_epoch, start_step, history, partial = 0, 0, [], [0.0, 0.0, 0.0, 0.0]
+    start, history, partial = (0, 0), [], [0.0, 0.0, 0.0, 0.0]
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + data.dataset_hash[:8]
     found = complete_checkpoints(ckpt_dir) if resume else []
     if found:
         state = load_checkpoint(found[-1])
@@ -257,14 +220,17 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rank_state(state["ranks"][rank], data, ctx)
-        start_epoch, start_step = state["epoch"], state["step"]
+        start = (state["epoch"], state["step"])
         history, partial = list(state["history"]), list(state["partial"])
-        log(rank, f"[train] resumed from {found[-1]} (epoch {start_epoch + 1}, step {start_step}/{steps})")
+        run_id = state.get("run_id", run_id)
+        log(rank, f"[train] resumed from {found[-1]} (epoch {start[0] + 1}, step {start[1]}/{steps})")
     else:
         if resume:
             log(rank, f"[train] --resume: no complete checkpoint in {ckpt_dir}; starting from scratch")
         if rank == 0:
             clear_checkpoints(ckpt_dir)
+    run_id = ctx.gather(run_id)[0]  # rank 0's clock names the run
+    run_dir = Path(cfg.runs_dir) / run_id
     ctx.barrier()
 
     def checkpoint(epoch: int, step: int) -> Path | None:
@@ -275,85 +241,107 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
                 "model": {k_: v.cpu() for k_, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch, "step": step, "ranks": ranks, "history": history, "partial": partial,
-                "world_size": ctx.world_size, "dataset_hash": data.dataset_hash,
+                "world_size": ctx.world_size, "dataset_hash": data.dataset_hash, "run_id": run_id,
                 "config": json.dumps(cfg.model_dump(mode="json"), sort_keys=True)}, cfg.keep_checkpoints)
         ctx.barrier()
         return path
 
-    backend = dist.get_backend() if ctx.distributed else "single process"
-    log(rank, f"[train] {cfg.arch} w{cfg.width} d{cfg.depth} on {len(data.train.split)} images x {cfg.epochs} epochs: "
-              f"{ctx.world_size} x {ctx.device.type} ({backend}), {steps} steps/epoch of {data.train.images_per_step} images")
-    stop = StopFlag(ctx)
-    for epoch in range(start_epoch, cfg.epochs):
-        data.train.set_epoch(epoch, start_step if epoch == start_epoch else 0)
-        first = start_step if epoch == start_epoch else 0
-        stats = train_one_epoch(net, data.train, optimizer, scheduler, criterion=criterion, device=ctx.device,
-                                autocast_dtype=autocast, should_stop=stop, desc=f"epoch {epoch + 1}",
-                                progress_bar=rank == 0)
+    def accumulate(stats) -> None:
+        nonlocal partial
         loss_sum, correct, count, secs = ctx.all_sum([stats.loss_sum, stats.correct, stats.count, stats.seconds])
         partial = [partial[0] + loss_sum, partial[1] + correct, partial[2] + count, partial[3] + secs / ctx.world_size]
-        if stats.stopped_early and first + stats.steps < steps:
-            path = checkpoint(epoch, first + stats.steps)
-            log(rank, f"[train] SIGTERM: checkpoint {path} at epoch {epoch + 1} step {first + stats.steps}; "
-                      f"continue with `sluice train --resume`")
-            raise SystemExit(EXIT_SIGTERM)
+
+    def on_epoch(epoch: int, stats) -> None:
+        nonlocal partial
+        accumulate(stats)
         val = evaluate_all(ctx, net, data.val, k, eval_criterion, autocast)
+        test = evaluate_all(ctx, net, data.test, k, eval_criterion, autocast) if cfg.test_curve else None
         row = {"epoch": epoch + 1, "loss": partial[0] / max(partial[2], 1), "accuracy": partial[1] / max(partial[2], 1),
                "val_loss": val.loss if val else None, "val_accuracy": val.accuracy if val else None,
+               **({"test_accuracy": test.accuracy if test else None} if cfg.test_curve else {}),
                "images_per_s": partial[2] / max(partial[3], 1e-9), "seconds": partial[3]}
         history.append(row)
         partial = [0.0, 0.0, 0.0, 0.0]
-        eta = sum(h["seconds"] for h in history) / len(history) * (cfg.epochs - epoch - 1)
-        log(rank, f"[train] epoch {epoch + 1}/{cfg.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+        eta = sum(h["seconds"] for h in history) / len(history) * (run_cfg.epochs - epoch - 1)
+        log(rank, f"[train] epoch {epoch + 1}/{run_cfg.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
                   + (f"val_acc {row['val_accuracy']:.4f}  " if val else "")
+                  + (f"test_acc {row['test_accuracy']:.4f}  " if test else "")
                   + f"{row['images_per_s']:.0f} img/s  ETA {fmt_eta(eta)}")
+        if rank == 0:
+            write_curve(run_dir / "curve.csv", history)
         checkpoint(epoch + 1, 0)
-        if stats.stopped_early:
+
+    backend = dist.get_backend() if ctx.distributed else "single process"
+    log(rank, f"[train] recipe {json.dumps(describe(run_cfg, recipe_name))}")
+    log(rank, f"[train] {run_cfg.arch} w{run_cfg.width} d{run_cfg.depth} on {len(data.train.split)} images x "
+              f"{run_cfg.epochs} epochs: {ctx.world_size} x {ctx.device.type} ({backend}), {steps} steps/epoch of "
+              f"{data.train.images_per_step} images; run {run_dir}")
+    result = fit(model, data.train, recipe, net=net, optimizer=optimizer, scheduler=scheduler,
+                 class_weights=data.class_weights, device=ctx.device, autocast_dtype=autocast, start=start,
+                 should_stop=StopFlag(ctx), on_epoch=on_epoch, progress_bar=rank == 0)
+    if result.stopped_at is not None:
+        epoch, step = result.stopped_at
+        if step:
+            accumulate(result.last)
+            path = checkpoint(epoch, step)
+            log(rank, f"[train] SIGTERM: checkpoint {path} at epoch {epoch + 1} step {step}; "
+                      f"continue with `sluice train --resume`")
+        else:
             log(rank, "[train] SIGTERM at an epoch end: checkpoint written; continue with `sluice train --resume`")
-            raise SystemExit(EXIT_SIGTERM)
+        raise SystemExit(EXIT_SIGTERM)
 
     test = evaluate_all(ctx, net, data.test, k, eval_criterion, autocast)
     val = evaluate_all(ctx, net, data.val, k, eval_criterion, autocast)
     if rank != 0:
         return None
-    return write_outputs(cfg, ctx, data, model, history, {"val": val, "test": test}, metrics_path, curve_path,
-                         time.perf_counter() - started)
+    return write_outputs(run_cfg, recipe_name, run_dir, ctx, data, model, history, {"val": val, "test": test},
+                         metrics_path, curve_path, time.perf_counter() - started)
 
 
-def write_outputs(cfg: TrainParams, ctx: Context, data: Data, model, history: list[dict], results: dict,
-                  metrics_path: Path, curve_path: Path, seconds: float) -> dict:
+def write_curve(path: Path, history: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        # the union of the rows' keys: test_curve may be switched on at a resume
+        w = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for h in history for k in h)), restval="")
+        w.writeheader()
+        for h in history:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()})
+    tmp.replace(path)
+
+
+def write_outputs(cfg: TrainParams, recipe_name: str, run_dir: Path, ctx: Context, data: Data, model,
+                  history: list[dict], results: dict, metrics_path: Path, curve_path: Path, seconds: float) -> dict:
     reports = {name: class_report(r.confusion, data.classes) for name, r in results.items() if r is not None}
     last = history[-1]
     metrics = {"epochs": cfg.epochs, "world_size": ctx.world_size, "hardware": hardware(),
                "train_loss": round(last["loss"], 6), "train_accuracy": round(last["accuracy"], 6),
                "images_per_s": round(sum(h["images_per_s"] for h in history) / len(history), 1),
-               "seconds": round(seconds, 3), "dataset_hash": data.dataset_hash,
-               "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+               "seconds": round(seconds, 3), "dataset_hash": data.dataset_hash, "run_id": run_dir.name,
+               "recipe": describe(cfg, recipe_name),
+               "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                **{f"{name}_accuracy": rep["accuracy"] for name, rep in reports.items()},
                **{f"{name}_loss": round(results[name].loss, 6) for name in reports}}
     manifest = data.manifest
-    config = {**model_config(cfg, data.num_classes), "classes": data.classes,
+    config = {**model_config(cfg, data.num_classes, min(manifest["image_shape"][:2])), "classes": data.classes,
               "image_shape": manifest["image_shape"], "mean": data.mean.tolist(), "std": data.std.tolist(),
               "snapshot": str(cfg.snapshot), "dataset_hash": data.dataset_hash,
-              "table_versions": manifest.get("table_versions", {})}
+              "table_versions": manifest.get("table_versions", {}), "run_id": run_dir.name}
     out = Path(cfg.out_dir)
     save_model(out, model, config)
     (out / "MODEL_CARD.md").write_text(model_card(config, metrics, reports, cfg.model_dump(mode="json")))
-    write_json(metrics_path, metrics)
+    write_json(run_dir / "metrics.json", metrics)
+    write_curve(run_dir / "curve.csv", history)
+    write_json(metrics_path, metrics)  # the DVC-tracked copies: the latest run's
     curve_path.parent.mkdir(parents=True, exist_ok=True)
-    with curve_path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(history[0]))
-        w.writeheader()
-        for h in history:
-            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in h.items()})
+    shutil.copyfile(run_dir / "curve.csv", curve_path)
     summary = "  ".join(f"{name} accuracy {rep['accuracy']:.4f}" for name, rep in reports.items())
-    print(f"[train] done in {seconds:.1f} s: {summary}; model in {out}", file=sys.stderr, flush=True)
+    print(f"[train] done in {seconds:.1f} s: {summary}; model in {out}, run in {run_dir}", file=sys.stderr, flush=True)
     return metrics
 
-
 def main(argv: list[str] | None = None) -> None:
-    from sluice.stage import stage_main
     from sluice.config import load_params
+    from sluice.stage import stage_main
 
     parser = argparse.ArgumentParser(prog="torchrun --nproc_per_node=N -m train.ddp", description=__doc__.split("\n\n")[0])
     parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")

@@ -82,12 +82,21 @@ def make_criterion(label_smoothing: float = 0.0, class_weights: torch.Tensor | N
 
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bool = True,
-                   weight_decay: float = 5e-4) -> torch.optim.SGD:
-    """SGD; weight decay applies to weight matrices and kernels, not to biases and norm scales."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+                   weight_decay: float = 5e-4, head: list[nn.Parameter] | None = None) -> torch.optim.SGD:
+    """SGD; weight decay applies to weight matrices and kernels, not to biases and norm scales.
+
+    With ``head`` the other parameters (the backbone) get groups of their own marked ``backbone``, so a
+    scheduler can hold their learning rate at 0 for the first steps (a frozen backbone that DDP and
+    checkpoints see as an ordinary optimiser)."""
+    head_ids = {id(p) for p in head} if head is not None else None
+    groups = []
+    for backbone in ((False, True) if head_ids is not None else (False,)):
+        params = [p for p in model.parameters() if p.requires_grad
+                  and (head_ids is None or (id(p) not in head_ids) == backbone)]
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "backbone": backbone},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "backbone": backbone}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
+                           nesterov=nesterov and momentum > 0)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
@@ -104,10 +113,18 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                   schedule: str = "cosine") -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-step LambdaLR; its state_dict holds only numbers, so it checkpoints with weights_only."""
+                   schedule: str = "cosine", frozen_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step LambdaLR; its state_dict holds only numbers, so it checkpoints with weights_only.
+    Groups marked ``backbone`` stay at lr 0 for the first ``frozen_steps`` steps."""
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total_steps, warmup_steps, schedule)
+
+    def frozen_factor(step: int) -> float:
+        return 0.0 if step < frozen_steps else factor(step)
+
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule))
+        optimizer, [frozen_factor if g.get("backbone") else factor for g in optimizer.param_groups])
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):

@@ -1,9 +1,12 @@
-"""Image classifiers for small (32x32) inputs.
+"""Image classifiers, by name, in one registry (``MODELS``): name -> constructor.
 
-``rescnn`` (the default) is a fast residual CNN in the style of the DAWNBench CIFAR-10 winners: a conv
-stem and three stages that each double the channels, halve the resolution with a max-pool and add
-``depth`` residual blocks; ``width`` is the stem's channel count. ``resnet18`` is torchvision's
-ResNet-18 adapted to small images (3x3 stride-1 stem, no stem max-pool).
+``rescnn`` (the small-image default) is a fast residual CNN in the style of the DAWNBench CIFAR-10
+winners: a conv stem and three stages that each double the channels, halve the resolution with a
+max-pool and add ``depth`` residual blocks; ``width`` is the stem's channel count. The torchvision
+families (``resnet18``, ``resnet50``, ``mobilenet_v3_small``, ``mobilenet_v3_large``,
+``efficientnet_b0``) keep their standard stems for photos (inputs >= ``STANDARD_STEM_MIN`` px) and get
+a small-image stem (stride-1 first conv, no stem max-pool) below that; the choice is recorded in the
+model config as ``stem``.
 
 The model's configuration is a small dict (``model_config``) saved next to the weights as
 ``config.json`` so that ``load_model`` can rebuild the exact network from a state dict loaded with
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,70 +25,131 @@ from torch import nn
 
 from sluice.errors import InputError
 
-ARCHS = ("rescnn", "resnet18")
 WEIGHTS = "model.pt"
 CONFIG = "config.json"
 LOGIT_SCALE = 0.125
+STANDARD_STEM_MIN = 96
 
 
-def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+def conv_bn(c_in: int, c_out: int, bn_scale: bool = True) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), _bn(c_out, bn_scale), nn.ReLU(inplace=True))
+
+
+def _bn(c: int, scale: bool) -> nn.BatchNorm2d:
+    """BatchNorm; without ``scale`` its weight stays 1 (airbench: a learnable scale only adds noise before
+    ReLU). The weight stays in the state dict, so saved models load either way."""
+    bn = nn.BatchNorm2d(c)
+    bn.weight.requires_grad_(scale)
+    return bn
 
 
 class Residual(nn.Module):
     """x + f(x) with f two conv-bn-relu layers at constant width."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, bn_scale: bool = True):
         super().__init__()
-        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+        self.body = nn.Sequential(conv_bn(channels, channels, bn_scale), conv_bn(channels, channels, bn_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
 
 
 class ResCNN(nn.Module):
-    def __init__(self, num_classes: int, width: int = 16, depth: int = 1):
+    def __init__(self, num_classes: int, width: int = 16, depth: int = 1, bn_scale: bool = True,
+                 tta_flip: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [conv_bn(3, width)]
+        layers: list[nn.Module] = [conv_bn(3, width, bn_scale)]
         c = width
         for _ in range(3):
-            layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(2 * c),
+            layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.MaxPool2d(2), _bn(2 * c, bn_scale),
                        nn.ReLU(inplace=True)]
             c *= 2
-            layers += [Residual(c) for _ in range(depth)]
+            layers += [Residual(c, bn_scale) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(c, num_classes, bias=False)
+        self.tta_flip = tta_flip
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
         # Scaled-down logits keep the early steps stable at high learning rates (as in airbench).
         return self.head(torch.flatten(self.pool(self.features(x)), 1)) * LOGIT_SCALE
 
-
-def _resnet18_small(num_classes: int) -> nn.Module:
-    from torchvision.models import resnet18
-
-    model = resnet18(weights=None, num_classes=num_classes)
-    model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
-    model.maxpool = nn.Identity()
-    return model
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tta_flip and not self.training:  # flip test-time augmentation: mean of both views' logits
+            return 0.5 * (self._logits(x) + self._logits(x.flip(-1)))
+        return self._logits(x)
 
 
-def model_config(cfg: object, num_classes: int) -> dict:
-    """The architecture part of a config (TrainParams, a mapping, or a saved config dict)."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture: its constructor (model config -> module) and the dotted name of its
+    classifier head (replaced, not loaded, by ``train.init_weights``)."""
+
+    build: Callable[[dict], nn.Module]
+    head: str
+    description: str
+
+
+def _rescnn(c: dict) -> nn.Module:
+    return ResCNN(c["num_classes"], width=c["width"], depth=c["depth"], bn_scale=c.get("bn_scale", True),
+                  tta_flip=c.get("tta_flip", False))
+
+
+def _torchvision(name: str, head: str) -> Callable[[dict], nn.Module]:
+    def build(c: dict) -> nn.Module:
+        from torchvision import models
+
+        model = getattr(models, name)(weights=None, num_classes=c["num_classes"])
+        if c.get("stem", "small") == "small":  # keep a 32x32 input's resolution through the stem
+            if hasattr(model, "conv1"):
+                model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, stride=1, padding=1, bias=False)
+                model.maxpool = nn.Identity()
+            else:
+                model.features[0][0].stride = (1, 1)
+        return model
+
+    return build
+
+
+MODELS: dict[str, ModelSpec] = {
+    "rescnn": ModelSpec(_rescnn, "head", "fast residual CNN for small images (width, depth)"),
+    "resnet18": ModelSpec(_torchvision("resnet18", "fc"), "fc", "torchvision ResNet-18"),
+    "resnet50": ModelSpec(_torchvision("resnet50", "fc"), "fc", "torchvision ResNet-50"),
+    "mobilenet_v3_small": ModelSpec(_torchvision("mobilenet_v3_small", "classifier.3"), "classifier.3",
+                                    "torchvision MobileNetV3-Small"),
+    "mobilenet_v3_large": ModelSpec(_torchvision("mobilenet_v3_large", "classifier.3"), "classifier.3",
+                                    "torchvision MobileNetV3-Large"),
+    "efficientnet_b0": ModelSpec(_torchvision("efficientnet_b0", "classifier.1"), "classifier.1",
+                                 "torchvision EfficientNet-B0"),
+}
+
+
+def spec(arch: str) -> ModelSpec:
+    if arch not in MODELS:
+        raise InputError(f"unknown model arch '{arch}' (choose from: {', '.join(MODELS)})")
+    return MODELS[arch]
+
+
+def model_config(cfg: object, num_classes: int, image_size: int | None = None) -> dict:
+    """The architecture part of a config (TrainParams, a mapping, or a saved config dict). ``image_size``
+    (the smaller input side) picks the torchvision stem; a saved config keeps the stem it was built with."""
     get = cfg.get if isinstance(cfg, Mapping) else lambda k, d=None: getattr(cfg, k, d)
     arch = get("arch", "rescnn")
-    if arch not in ARCHS:
-        raise InputError(f"unknown model arch '{arch}' (choose from: {', '.join(ARCHS)})")
-    return {"arch": arch, "width": int(get("width", 16)), "depth": int(get("depth", 1)), "num_classes": int(num_classes)}
+    spec(arch)
+    stem = get("stem") or ("standard" if image_size and image_size >= STANDARD_STEM_MIN else "small")
+    return {"arch": arch, "width": int(get("width", 16)), "depth": int(get("depth", 1)), "num_classes": int(num_classes),
+            "stem": stem, "bn_scale": bool(get("bn_scale", True)), "tta_flip": bool(get("tta_flip", False))}
 
 
-def build_model(cfg: object, num_classes: int) -> nn.Module:
-    """A fresh, randomly initialised model for ``cfg`` (needs ``arch``, ``width``, ``depth``)."""
-    c = model_config(cfg, num_classes)
-    if c["arch"] == "resnet18":
-        return _resnet18_small(num_classes)
-    return ResCNN(num_classes, width=c["width"], depth=c["depth"])
+def build_model(cfg: object, num_classes: int, image_size: int | None = None) -> nn.Module:
+    """A fresh, randomly initialised model for ``cfg`` (``arch``, ``width``, ``depth``, ...)."""
+    c = model_config(cfg, num_classes, image_size)
+    return MODELS[c["arch"]].build(c)
+
+
+def head_parameters(model: nn.Module, arch: str) -> list[nn.Parameter]:
+    """The classifier head's parameters (what stays trainable while the backbone is frozen)."""
+    return list(unwrap(model).get_submodule(spec(arch).head).parameters())
 
 
 def save_model(folder: Path | str, model: nn.Module, config: dict) -> Path:

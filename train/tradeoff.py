@@ -27,17 +27,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from sluice import snapshot
 from sluice.config import CompressParams, TrainParams
 from sluice.errors import InputError
 from train import prune, quantize
-from train.data import Data, EvalLoader, load_data
-from train.engine import evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
+from train.data import Data, EvalLoader, LoaderSpec, load_data
+from train.engine import evaluate
 from train.model import Frozen, load_model
+from train.presets import resolve
+from train.recipe import Recipe, fit
 
 STAGE = "compress"
 BATCHES = (1, 64)
@@ -47,22 +51,19 @@ def log(msg: str) -> None:
     print(f"[{STAGE}] {msg}", file=sys.stderr, flush=True)
 
 
-def fine_tuner(data: Data, epochs: int, lr: float, bn_batches: list[torch.Tensor] | None = None
-               ) -> Callable[[nn.Module], None]:
-    """A function that fine-tunes a model for ``epochs`` on the train split with a cosine schedule, then
-    (with ``bn_batches``) re-estimates its batch-norm statistics on those clean batches."""
-    criterion = make_criterion(0.0, data.class_weights)
+def fine_tuner(data: Data, epochs: int, lr: float, bn_batches: list[torch.Tensor] | None = None,
+               recipe: Recipe | None = None) -> Callable[[nn.Module], None]:
+    """A function that fine-tunes a model with the training recipe (``recipe.fine_tune``: ``epochs`` at
+    peak ``lr``, cosine, no warm-up) on the train split, then (with ``bn_batches``) re-estimates its
+    batch-norm statistics on those clean batches."""
+    tuning = (recipe or Recipe(epochs, lr)).fine_tune(epochs, lr)
 
     def tune(model: nn.Module, tag: str = "finetune") -> None:
         if epochs <= 0:
             return
-        optimizer = make_optimizer(model, lr)
-        scheduler = make_scheduler(optimizer, epochs * len(data.train), 0, "cosine")
-        for epoch in range(epochs):
-            data.train.set_epoch(epoch)
-            stats = train_one_epoch(model, data.train, optimizer, scheduler, criterion=criterion, device="cpu",
-                                    desc=tag)
-            log(f"{tag} epoch {epoch + 1}/{epochs}: loss {stats.loss:.4f}, train accuracy {stats.accuracy:.4f}")
+        fit(model, data.train, tuning, class_weights=data.class_weights, desc=tag,
+            on_epoch=lambda e, stats: log(f"{tag} epoch {e + 1}/{epochs}: loss {stats.loss:.4f}, "
+                                          f"train accuracy {stats.accuracy:.4f}"))
         if bn_batches:
             prune.recalibrate_batchnorm(model, bn_batches)
         model.eval()
@@ -101,12 +102,76 @@ def _accuracy(fn: Callable, loader, num_classes: int) -> tuple[float, torch.Tens
     return result.accuracy, result.predictions
 
 
-def run(cfg: CompressParams) -> dict:
+@dataclass
+class Bench:
+    """What the variant transforms share: settings, data, calibration batches, test loader, recipe."""
+
+    cfg: CompressParams
+    data: Data
+    calibration: list[torch.Tensor]
+    example: torch.Tensor
+    test: object
+    recipe: Recipe
+
+    def accuracy(self, fn: Callable) -> float:
+        return _accuracy(fn, self.test, self.data.num_classes)[0]
+
+
+def make_pruned(fp32: nn.Module, b: Bench) -> tuple[nn.Module, dict]:
+    """Structured pruning in ``prune_steps`` steps, fine-tuned after every step."""
+    c = b.cfg
+    tune = fine_tuner(b.data, c.prune_finetune_epochs, c.finetune_lr, b.calibration, b.recipe)
+    pruned = copy.deepcopy(fp32)
+    prune.structured_prune(pruned, b.example, ratio=c.prune_ratio, steps=c.prune_steps, round_to=c.prune_round_to,
+                           fine_tune=lambda m, step: tune(m, f"prune step {step + 1}"), log=log)
+    return pruned, {}
+
+
+def make_sparse(fp32: nn.Module, b: Bench) -> tuple[nn.Module, dict]:
+    """Unstructured (global magnitude) sparsity: a size win, not a speed win."""
+    c = b.cfg
+    tune = fine_tuner(b.data, c.sparse_finetune_epochs, c.finetune_lr / 5, b.calibration, b.recipe)
+    return prune.unstructured_prune(copy.deepcopy(fp32), c.sparsity, fine_tune=tune), {}
+
+
+def make_int8(base: nn.Module, b: Bench, name: str = "int8") -> tuple[nn.Module, dict]:
+    """Post-training int8; quantization-aware fine-tuning when the drop exceeds ``qat_threshold``."""
+    c = b.cfg
+    converted = quantize.quantize_ptq(base, b.calibration, b.example)
+    base_acc, acc = b.accuracy(base), b.accuracy(converted)
+    method = "ptq"
+    log(f"{name}: post-training int8 accuracy {acc:.4f} (its fp32 base {base_acc:.4f})")
+    if (base_acc - acc) * 100 > c.qat_threshold and c.qat_epochs > 0:
+        qat_tune = fine_tuner(b.data, c.qat_epochs, c.finetune_lr / 10, recipe=b.recipe)
+        qat = quantize.quantize_qat(copy.deepcopy(base), b.example, lambda m: qat_tune(m, f"{name} qat"))
+        qat_acc = b.accuracy(qat)
+        log(f"{name}: drop {100 * (base_acc - acc):.2f} points > qat_threshold {c.qat_threshold}; "
+            f"quantization-aware fine-tuning gives {qat_acc:.4f}")
+        if qat_acc > acc:
+            converted, method = qat, "qat"
+    return converted, {"method": method}
+
+
+# (variant, the variant it is made from, transform): the order is the build and report order.
+VARIANTS: tuple[tuple[str, str, Callable[..., tuple[nn.Module, dict]]], ...] = (
+    ("pruned", "fp32", make_pruned),
+    ("sparse", "fp32", make_sparse),
+    ("int8", "fp32", make_int8),
+    ("pruned_int8", "pruned", lambda m, b: make_int8(m, b, "pruned_int8")),
+)
+NAMES = ("fp32", *(v[0] for v in VARIANTS))
+INT8 = {name: base for name, base, make in VARIANTS if name.endswith("int8")}
+
+
+def run(cfg: CompressParams, train_cfg: TrainParams | None = None) -> dict:
+    """Build, save and measure every variant; ``train_cfg`` (train params) supplies the recipe and the
+    augmentation fine-tuning uses, resolved against the snapshot as the trainer resolves them."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     fp32, config = load_model(cfg.model_dir)
-    data = load_data(cfg.snapshot, TrainParams(snapshot=cfg.snapshot, batch_size=cfg.batch_size, seed=cfg.seed,
-                                               eval_batch_size=256))
+    train_cfg, _ = resolve(train_cfg or TrainParams(), snapshot.read_manifest(cfg.snapshot))
+    data = load_data(cfg.snapshot, LoaderSpec(batch_size=cfg.batch_size, eval_batch_size=256, seed=cfg.seed,
+                                              augment=train_cfg.augment, balance=train_cfg.balance))
     if list(config.get("classes", data.classes)) != data.classes:
         raise InputError(f"{cfg.model_dir}: model classes {config.get('classes')} differ from the snapshot's "
                          f"{data.classes} ({cfg.snapshot}); retrain or point compress.snapshot at its snapshot")
@@ -121,55 +186,29 @@ def run(cfg: CompressParams) -> dict:
         EvalLoader(data.train.split, data.mean, data.std, batch_size=cfg.batch_size), cfg.calibration_images)
     k = data.num_classes
     out = Path(cfg.out_dir)
-
-    models: dict[str, nn.Module] = {"fp32": fp32}
-    # -- structured pruning, fine-tuned after every step
-    pruned = copy.deepcopy(fp32)
-    tune = fine_tuner(data, cfg.prune_finetune_epochs, cfg.finetune_lr, calibration)
-    prune.structured_prune(pruned, example, ratio=cfg.prune_ratio, steps=cfg.prune_steps, round_to=cfg.prune_round_to,
-                           fine_tune=lambda m, step: tune(m, f"prune step {step + 1}"), log=log)
-    models["pruned"] = pruned
-    # -- unstructured sparsity (size only)
-    sparse = prune.unstructured_prune(copy.deepcopy(fp32), cfg.sparsity,
-                                      fine_tune=fine_tuner(data, cfg.sparse_finetune_epochs, cfg.finetune_lr / 5,
-                                                                           calibration))
-    models["sparse"] = sparse
+    bench = Bench(cfg, data, calibration, example, test, Recipe.of(train_cfg))
 
     fp32_acc, fp32_pred = _accuracy(fp32, test, k)
+    models: dict[str, nn.Module] = {"fp32": fp32}
     programs: dict[str, Callable] = {}
     extra: dict[str, dict] = {}
-    # -- int8 (post-training, QAT when the drop is too large)
-    for name, base in (("int8", fp32), ("pruned_int8", pruned)):
-        converted = quantize.quantize_ptq(base, calibration, example)
-        base_acc, _ = _accuracy(base, test, k)
-        acc, _ = _accuracy(converted, test, k)
-        method = "ptq"
-        log(f"{name}: post-training int8 accuracy {acc:.4f} (its fp32 base {base_acc:.4f})")
-        if (base_acc - acc) * 100 > cfg.qat_threshold and cfg.qat_epochs > 0:
-            qat_tune = fine_tuner(data, cfg.qat_epochs, cfg.finetune_lr / 10)
-            qat = quantize.quantize_qat(copy.deepcopy(base), example, lambda m: qat_tune(m, f"{name} qat"))
-            qat_acc, _ = _accuracy(qat, test, k)
-            log(f"{name}: drop {100 * (base_acc - acc):.2f} points > qat_threshold {cfg.qat_threshold}; "
-                f"quantization-aware fine-tuning gives {qat_acc:.4f}")
-            if qat_acc > acc:
-                converted, method = qat, "qat"
-        extra[name] = {"method": method}
-        models[name] = converted
+    for name, base, make in VARIANTS:
+        models[name], extra[name] = make(models[base], bench)
 
     # -- save every variant as an exported program; the int8 ones are measured as loaded back from disk
     sizes: dict[str, dict] = {}
-    for name in ("fp32", "pruned", "sparse", "int8", "pruned_int8"):
+    for name in NAMES:
         program = quantize.export_program(models[name], example)
         with tempfile.TemporaryDirectory() as tmp:  # fp32 is measured in the same format, not written
             folder = Path(tmp) if name == "fp32" else out / name
             path = quantize.save_program(folder, program, {**preprocess, "variant": name, **extra.get(name, {})})
             raw, gz = file_sizes(path)
         sizes[name] = {"size_bytes": raw, "size_gzip_bytes": gz, "weights_bytes": quantize.weights_bytes(program)}
-        if name in ("int8", "pruned_int8"):
+        if name in INT8:
             programs[name] = quantize.load_program(out / name / quantize.PROGRAM)
 
     # eager PyTorch for the float models; the int8 programs eagerly and (optionally) compiled
-    runners: dict[str, Callable] = {f"{n}/eager": models[n] for n in ("fp32", "pruned", "sparse")}
+    runners: dict[str, Callable] = {f"{n}/eager": models[n] for n in NAMES if n not in INT8}
     runners |= {f"{n}/eager": programs[n] for n in programs}
     if cfg.compile:
         for name in programs:
@@ -183,9 +222,9 @@ def run(cfg: CompressParams) -> dict:
     timings = {b: latencies(runners, quantize.example_input(shape, b), cfg.warmup, cfg.repeats) for b in BATCHES}
 
     rows = []
-    for name in ("fp32", "pruned", "sparse", "int8", "pruned_int8"):
+    for name in NAMES:
         acc, pred = _accuracy(runners[f"{name}/eager"], test, k)
-        base = {"int8": "fp32", "pruned_int8": "pruned"}.get(name, name)
+        base = INT8.get(name, name)
         macs, n_params = prune.count_macs_params(models[base], example)
         row = {"variant": name, "accuracy": round(acc, 6), "accuracy_drop_points": round(100 * (fp32_acc - acc), 3),
                "agreement_with_fp32": round(float((pred == fp32_pred).float().mean()), 6),
@@ -262,12 +301,13 @@ def render_table(metrics: dict) -> str:
 
 
 def main() -> None:
-    from sluice.stage import stage_main
     from sluice.config import load_params
+    from sluice.stage import stage_main
 
     def go() -> int:
-        cfg = load_params().compress
-        metrics = run(cfg)
+        params = load_params()
+        cfg = params.compress
+        metrics = run(cfg, params.train)
         write_reports(metrics, cfg)
         print(render_table(metrics))
         for name, ok in metrics["targets_met"].items():

@@ -68,6 +68,38 @@ def trained_fp32(small_snapshot: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compress-fp32")
     torch.set_num_threads(1)
     cfg = TrainParams(snapshot=str(small_snapshot), out_dir=str(out / "model"), checkpoint_dir=str(out / "runs"),
+                      runs_dir=str(out / "run-folders"),
                       processes=1, device="cpu", epochs=6, width=8, batch_size=16)
     train(cfg, metrics_path=out / "train.json", curve_path=out / "curve.csv")
     return out / "model"
+
+
+def build_photo_snapshot(folder: Path, size: int = 96, per_class: tuple[int, int, int] = (8, 2, 2)) -> dict:
+    """Real photographs (scikit-learn's china.jpg and flower.jpg), two classes: random square crops of
+    varied sizes resized to ``size`` px, ``per_class`` (train, val, test) crops of each photo."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    photos = load_sample_images().images  # two 427x640 RGB photos
+    cuts: dict[str, tuple[list, list]] = {s: ([], []) for s in ("train", "val", "test")}
+    for label, photo in enumerate(photos):
+        for split, n in zip(cuts, per_class):
+            for _ in range(n):
+                side = int(rng.integers(140, 400))
+                y, x = int(rng.integers(0, photo.shape[0] - side)), int(rng.integers(0, photo.shape[1] - side))
+                crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.BILINEAR)
+                cuts[split][0].append(np.asarray(crop))
+                cuts[split][1].append(label)
+    arrays = {s: SplitArrays(np.stack(x), np.array(y), np.ones(len(y), np.float32), [f"{s}{i}" for i in range(len(y))])
+              for s, (x, y) in cuts.items()}
+    mean, std = channel_stats(arrays["train"].images)
+    return write_snapshot(folder, arrays, ["china", "flower"], {"mean": mean, "std": std})
+
+
+@pytest.fixture(scope="session")
+def photo_snapshot(tmp_path_factory) -> Path:
+    """16 train / 4 val / 4 test 96x96 crops of two real photos."""
+    folder = tmp_path_factory.mktemp("snap-photo")
+    build_photo_snapshot(folder)
+    return folder

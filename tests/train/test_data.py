@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from sluice import snapshot
-from sluice.config import AugmentParams, TrainParams
+from sluice.config import AugmentParams
 from sluice.errors import InputError
-from train.data import augment, class_weights, load_data, normalize
+from train.data import LoaderSpec, augment, class_weights, load_data, normalize
 
 NO_AUG = AugmentParams(crop_padding=0, flip=False, rotate_degrees=0, cutout=0)
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_ranks_get_disjoint_equal_length_batches(small_snapshot, world):
-    cfg = TrainParams(batch_size=32)
+    cfg = LoaderSpec(batch_size=32)
     loaders = [load_data(small_snapshot, cfg, rank=r, world_size=world, splits=("train",)).train for r in range(world)]
     idx = [ld.epoch_indices(4) for ld in loaders]
     assert len({len(i) for i in idx}) == 1 and len({len(ld) for ld in loaders}) == 1
@@ -32,7 +32,7 @@ def test_ranks_get_disjoint_equal_length_batches(small_snapshot, world):
 
 
 def test_train_batches_are_normalised_channels_last_float(small_snapshot):
-    data = load_data(small_snapshot, TrainParams(batch_size=50, augment=NO_AUG))
+    data = load_data(small_snapshot, LoaderSpec(batch_size=50, augment=NO_AUG))
     x, y, w = next(iter(data.train))
     assert x.dtype == torch.float32 and x.is_contiguous(memory_format=torch.channels_last)
     assert y.dtype == torch.int64 and torch.equal(w, torch.ones(50))
@@ -44,7 +44,7 @@ def test_train_batches_are_normalised_channels_last_float(small_snapshot):
 
 
 def test_eval_blocks_cover_the_split_once_in_order(small_snapshot):
-    parts = [load_data(small_snapshot, TrainParams(eval_batch_size=7), rank=r, world_size=3, splits=("val",)).val
+    parts = [load_data(small_snapshot, LoaderSpec(eval_batch_size=7), rank=r, world_size=3, splits=("val",)).val
              for r in range(3)]
     labels = torch.cat([y for p in parts for _, y in p])
     assert torch.equal(labels, torch.from_numpy(snapshot.load_split(small_snapshot, "val").labels))
@@ -125,7 +125,7 @@ def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 def test_restored_generator_state_reproduces_the_rest_of_an_epoch(small_snapshot):
-    cfg = TrainParams(batch_size=32)
+    cfg = LoaderSpec(batch_size=32)
     first = load_data(small_snapshot, cfg, splits=("train",)).train
     first.set_epoch(2)
     it = iter(first)
@@ -148,14 +148,14 @@ def test_balancing_modes(tmp_path):
     snapshot.write_snapshot(tmp_path / "s", {"train": split}, ["a", "b"], {"mean": [0.5] * 3, "std": [0.2] * 3})
     assert torch.allclose(class_weights(torch.from_numpy(labels), 2), torch.tensor([40 / 72, 5.0]))
 
-    plain = load_data(tmp_path / "s", TrainParams(balance="none"))
+    plain = load_data(tmp_path / "s", LoaderSpec(balance="none"))
     assert plain.class_weights is None and bool((plain.train.split.weights == 1).all())
-    by_class = load_data(tmp_path / "s", TrainParams(balance="class_weights"))
+    by_class = load_data(tmp_path / "s", LoaderSpec(balance="class_weights"))
     assert by_class.class_weights[1] == pytest.approx(5.0)
-    by_sample = load_data(tmp_path / "s", TrainParams(balance="sample_weights", batch_size=40))
+    by_sample = load_data(tmp_path / "s", LoaderSpec(balance="sample_weights", batch_size=40))
     _, y, w = next(iter(by_sample.train))
     assert torch.equal(w, torch.where(y == 1, 9.0, 1.0))
-    sampled = load_data(tmp_path / "s", TrainParams(balance="sampler"), world_size=2).train
+    sampled = load_data(tmp_path / "s", LoaderSpec(balance="sampler"), world_size=2).train
     picks = torch.cat([sampled.epoch_indices(e) for e in range(20)])
     rare = (torch.from_numpy(labels)[picks] == 1).float().mean()
     assert 0.4 < rare < 0.6  # weighted sampling draws the rare class about half the time (4 of 40 without)
@@ -181,3 +181,28 @@ def test_bad_snapshots_are_user_errors(tmp_path):
     snapshot.write_snapshot(tmp_path / "bad", {"train": bad}, ["a", "b", "c"])
     with pytest.raises(InputError, match="train labels outside 0..2"):
         load_data(tmp_path / "bad")
+
+
+def test_resized_crop_and_jitter_are_batched_deterministic_and_bounded():
+    images = torch.randint(0, 256, (8, 96, 96, 3), dtype=torch.uint8)
+    cfg = AugmentParams(crop_padding=0, flip=True, rotate_degrees=0, resized_crop_scale=0.35, jitter=0.3)
+    a, b = (augment(images, torch.Generator().manual_seed(5), cfg) for _ in range(2))
+    assert a.dtype == torch.uint8 and a.shape == images.shape and torch.equal(a, b)
+    assert not torch.equal(a, images)
+    # a constant image stays constant under crop and (saturation-free grey) brightness/contrast jitter
+    flat = torch.full((4, 96, 96, 3), 100, dtype=torch.uint8)
+    out = augment(flat, torch.Generator().manual_seed(1), AugmentParams(crop_padding=0, rotate_degrees=0,
+                                                                         resized_crop_scale=0.2, jitter=0.4))
+    per_image = out.view(4, -1)
+    assert bool((per_image == per_image[:, :1]).all())
+    assert 60 <= int(per_image.min()) and int(per_image.max()) <= 140  # brightness within 1 +- 0.4
+    # the crop box stays inside the image: nothing from the zero border shows up
+    bright = torch.randint(1, 256, (16, 96, 96, 3), dtype=torch.uint8)
+    crops = augment(bright, torch.Generator().manual_seed(2), AugmentParams(crop_padding=0, rotate_degrees=0,
+                                                                             resized_crop_scale=0.1))
+    assert bool((crops > 0).all()) and not torch.equal(crops, bright)
+
+
+def test_final_fit_trains_on_train_and_val(small_snapshot):
+    data = load_data(small_snapshot, LoaderSpec(final_fit=True))
+    assert len(data.train.split) == 400 and data.val is None and data.test is not None

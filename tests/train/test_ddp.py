@@ -24,11 +24,12 @@ from train.evaluate import run as run_evaluate
 from train.model import load_model
 
 REPO = Path(__file__).resolve().parents[2]
-TIMING = {"seconds", "images_per_s", "finished_at", "hardware"}
+TIMING = {"seconds", "images_per_s", "finished_at", "hardware", "run_id"}  # what differs between runs
 
 
 def quick_cfg(tmp_path: Path, snap: Path, **over) -> TrainParams:
     base = dict(snapshot=str(snap), out_dir=str(tmp_path / "models" / "fp32"), checkpoint_dir=str(tmp_path / "runs"),
+                runs_dir=str(tmp_path / "run-folders"),
                 epochs=2, width=4, batch_size=32, processes=1)
     return TrainParams(**{**base, **over})
 
@@ -120,6 +121,34 @@ def test_evaluate_refuses_a_model_trained_on_other_data(tmp_path, small_snapshot
     with pytest.raises(InputError, match="was trained on dataset"):
         run_evaluate(cfg.model_copy(update={"snapshot": str(demo_snapshot)}), cfg.out_dir, tmp_path / "e.json",
                      tmp_path / "c.csv")
+
+
+def test_photos_train_from_init_weights_with_a_frozen_backbone_into_a_run_folder(tmp_path, photo_snapshot,
+                                                                                   monkeypatch):
+    from train.model import build_model
+
+    monkeypatch.chdir(tmp_path)
+    torch.save(build_model({"arch": "resnet18"}, 1000, image_size=96).state_dict(), tmp_path / "init.pt")
+    cfg = quick_cfg(tmp_path, photo_snapshot, epochs=2, batch_size=8, init_weights=str(tmp_path / "init.pt"),
+                    freeze_epochs=1, test_curve=True)
+    metrics = ddp.train(cfg)
+    assert metrics["recipe"]["recipe"] == "photo" and metrics["recipe"]["arch"] == "resnet18"
+    assert metrics["recipe"]["augment"]["resized_crop_scale"] > 0
+    _, config = load_model(cfg.out_dir)
+    assert config["stem"] == "standard" and config["image_shape"] == [96, 96, 3]
+    run = tmp_path / "run-folders" / metrics["run_id"]
+    curve = list(csv.DictReader(open(run / "curve.csv")))
+    assert [int(r["epoch"]) for r in curve] == [1, 2] and all(r["test_accuracy"] and r["val_accuracy"] for r in curve)
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+    assert json.loads(Path("reports/metrics/train.json").read_text())["run_id"] == run.name
+    assert Path("reports/plots/train_curve.csv").read_text() == (run / "curve.csv").read_text()
+
+
+def test_final_fit_trains_on_train_plus_val(tmp_path, small_snapshot, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    metrics = ddp.train(quick_cfg(tmp_path, small_snapshot, epochs=1, final_fit=True))
+    assert "val_accuracy" not in metrics and "test_accuracy" in metrics and metrics["recipe"]["final_fit"]
+    assert "on 400 images x 1 epochs" in capsys.readouterr().err  # 300 train + 100 val
 
 
 def test_train_command_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):

@@ -12,7 +12,8 @@ from sluice.errors import InputError
 from train.compare import compare_predictions, mcnemar
 from train.engine import (evaluate, lr_factor, make_criterion, make_optimizer, make_scheduler,
                           train_one_epoch)
-from train.evaluate import class_report, stratified_folds, write_confusion_csv
+from train.evaluate import stratified_folds
+from train.reports import class_report, write_confusion_csv
 from train.model import build_model, load_model, save_model
 
 
@@ -132,3 +133,23 @@ def test_compare_predictions_verdicts():
     b2 = t.clone()
     b2[:2] = (b2[:2] + 1) % 10
     assert "no significant difference" in compare_predictions(a, b2, t).verdict
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0"])
+def test_registered_photo_models_use_standard_stems_from_96_px(arch):
+    from train.model import MODELS, model_config
+
+    assert arch in MODELS
+    assert model_config({"arch": arch}, 2, image_size=96)["stem"] == "standard"
+    assert model_config({"arch": arch}, 2, image_size=32)["stem"] == "small"
+    model = build_model({"arch": arch}, 2, image_size=96).eval()
+    assert model(torch.randn(1, 3, 96, 96)).shape == (1, 2)
+
+
+def test_rescnn_airbench_options_bn_without_scale_and_flip_tta():
+    model = build_model({"width": 4, "bn_scale": False, "tta_flip": True}, 3).eval()
+    assert not model.features[0][1].weight.requires_grad
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)  # flip TTA: mirror-invariant logits
+    model.train()
+    assert not torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)

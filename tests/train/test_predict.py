@@ -9,9 +9,8 @@ import pytest
 from PIL import Image
 
 from sluice import snapshot
-from sluice.config import TrainParams
 from train import quantize
-from train.data import EvalLoader, load_data
+from train.data import EvalLoader, LoaderSpec, load_data
 from train.model import load_model
 from train.predict import Classifier
 
@@ -23,7 +22,7 @@ def models(small_snapshot, trained_fp32, tmp_path_factory):
     """An fp32 model from the trainer and its int8 program, saved as the compress stage saves it."""
     out = tmp_path_factory.mktemp("predict")
     model, config = load_model(trained_fp32)
-    data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot)), splits=("train",))
+    data = load_data(small_snapshot, LoaderSpec(), splits=("train",))
     example = quantize.example_input(config["image_shape"])
     calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 256)
     int8 = quantize.quantize_ptq(model, calibration, example)

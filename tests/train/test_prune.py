@@ -10,9 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from sluice.config import TrainParams
 from train import prune, quantize
-from train.data import EvalLoader, load_data
+from train.data import EvalLoader, LoaderSpec, load_data
 from train.engine import evaluate
 from train.model import load_model
 from train.tradeoff import fine_tuner
@@ -24,7 +23,7 @@ AGREEMENT = 0.9  # pruned (fine-tuned) and fp32 predict the same class on at lea
 def trained(small_snapshot, trained_fp32):
     """A width-8 ResCNN trained for a few epochs by the real trainer (in-process, one rank)."""
     model, _ = load_model(trained_fp32)
-    data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot), batch_size=16, eval_batch_size=256))
+    data = load_data(small_snapshot, LoaderSpec(batch_size=16, eval_batch_size=256))
     clean = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=100), 300)
     return model, data, clean
 

@@ -12,7 +12,7 @@ import torch
 
 from sluice.config import CompressParams, TrainParams
 from train import quantize
-from train.data import EvalLoader, load_data
+from train.data import EvalLoader, LoaderSpec, load_data
 from train.engine import evaluate
 from train.compare import compare_models
 from train.model import Frozen, load_model
@@ -25,7 +25,7 @@ AGREEMENT = 0.95  # int8 and fp32 predict the same class on at least 95% of the 
 def trained(small_snapshot, trained_fp32):
     model_dir = trained_fp32
     model, _ = load_model(model_dir)
-    data = load_data(small_snapshot, TrainParams(snapshot=str(small_snapshot), batch_size=64, eval_batch_size=256))
+    data = load_data(small_snapshot, LoaderSpec(batch_size=64, eval_batch_size=256))
     calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 256)
     return {"model": model, "data": data, "calibration": calibration, "dir": model_dir, "snapshot": small_snapshot}
 

@@ -1,0 +1,74 @@
+"""Recipes as presets: ``train.recipe: auto | demo | cifar_fast | photo``.
+
+A preset chooses model, width, epochs, augmentation, schedule and batch size; ``auto`` picks the preset
+from the snapshot (image side, train size, class count). Every key set explicitly in params (or the
+TrainParams constructor) wins over the preset, key by key, inside ``augment`` too (null or absent: the
+preset's value); the trainer prints
+the resolved recipe at start and records it in its metrics.
+
+- ``demo``: the small-data default (1.8k 32x32 digits in about a minute): width-8 ResCNN, 6 epochs, crop
+  + small rotation, no flip (digits are not mirror-symmetric).
+- ``cifar_fast``: airbench-style for ~50k small natural images on a CPU budget: width 16 (32 beyond
+  10 classes), label smoothing 0.2, Nesterov SGD with warm-up then linear decay, BatchNorm without a
+  learnable scale, flip + 2-px translate, flip test-time augmentation, channels-last.
+- ``photo``: inputs >= 96 px: torchvision ResNet-18 (standard stem), random-resized-crop, flip and
+  colour jitter, cosine schedule.
+"""
+
+from __future__ import annotations
+
+from sluice.config import AugmentParams, TrainParams
+from train.model import STANDARD_STEM_MIN
+
+NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_crop_scale=0.0, jitter=0.0)
+CIFAR_MIN_TRAIN = 20_000
+
+
+def _demo(num_classes: int) -> dict:
+    return dict(arch="rescnn", width=8, depth=1, epochs=6, batch_size=64, lr=0.3, label_smoothing=0.1,
+                warmup_epochs=1.0, schedule="cosine", bn_scale=True, tta_flip=False,
+                augment={**NO_AUG, "crop_padding": 2, "rotate_degrees": 8.0})
+
+
+def _cifar_fast(num_classes: int) -> dict:
+    return dict(arch="rescnn", width=16 if num_classes <= 10 else 32, depth=1, epochs=16, batch_size=64, lr=0.4,
+                label_smoothing=0.2, warmup_epochs=2.0, schedule="onecycle", bn_scale=False, tta_flip=True,
+                augment={**NO_AUG, "crop_padding": 2, "flip": True})
+
+
+def _photo(num_classes: int) -> dict:
+    return dict(arch="resnet18", width=16, depth=1, epochs=15, batch_size=32, lr=0.1, label_smoothing=0.1, warmup_epochs=1.0,
+                schedule="cosine", bn_scale=True, tta_flip=False,
+                augment={**NO_AUG, "flip": True, "resized_crop_scale": 0.35, "jitter": 0.3})
+
+
+PRESETS = {"demo": _demo, "cifar_fast": _cifar_fast, "photo": _photo}
+
+
+def choose(image_shape: list[int], n_train: int, num_classes: int) -> str:
+    """``auto``'s choice: photos by resolution, then the fast CIFAR-style recipe for large small-image sets."""
+    if min(image_shape[:2]) >= STANDARD_STEM_MIN:
+        return "photo"
+    return "cifar_fast" if n_train >= CIFAR_MIN_TRAIN else "demo"
+
+
+def resolve(cfg: TrainParams, manifest: dict) -> tuple[TrainParams, str]:
+    """``cfg`` with the preset's values for every key it does not set; returns it and the preset's name."""
+    splits = manifest.get("splits", {})
+    n_train = sum(splits.get(s, {}).get("rows", 0) for s in (("train", "val") if cfg.final_fit else ("train",)))
+    num_classes = len(manifest.get("classes", []))
+    name = choose(manifest["image_shape"], n_train, num_classes) if cfg.recipe == "auto" else cfg.recipe
+    preset = PRESETS[name](num_classes)
+    given = {k for k in cfg.model_fields_set if getattr(cfg, k) is not None}
+    updates = {k: v for k, v in preset.items() if k not in given and k != "augment"}
+    aug_given = {k for k in cfg.augment.model_fields_set if getattr(cfg.augment, k) is not None}
+    updates["augment"] = AugmentParams(**{**preset["augment"],
+                                          **{k: getattr(cfg.augment, k) for k in aug_given}})
+    return cfg.model_copy(update=updates), name
+
+
+def describe(cfg: TrainParams, name: str) -> dict:
+    """The resolved recipe as printed at start and recorded in metrics."""
+    keys = ("arch", "width", "depth", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
+            "label_smoothing", "warmup_epochs", "schedule", "bn_scale", "tta_flip", "freeze_epochs", "final_fit")
+    return {"recipe": name, **{k: getattr(cfg, k) for k in keys}, "augment": cfg.augment.model_dump()}
