@@ -22,6 +22,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sluice import paths as _paths
 from sluice.errors import ConfigError
 
 DEFAULT_PARAMS = "params.yaml"
@@ -368,8 +369,28 @@ class CompressParams(Section):
     repeats: Annotated[int, Field(ge=1)] = 15
 
 
+class PathsParams(Section):
+    """Where the project keeps its state (relative to the project folder, where DVC runs the stages).
+
+    ``dataset`` and ``manifests`` are the defaults of the per-stage keys that used to repeat them
+    (train.snapshot, export.out_dir, compress.snapshot, quality.snapshot_dir, quality.manifests_dir),
+    which remain accepted as explicit overrides. ``python`` is the interpreter the generated
+    ``dvc.yaml`` runs every stage with (``${paths.python} -m ...``).
+    """
+
+    python: str = Field(default=_paths.PYTHON, min_length=1)
+    manifests: str = Field(default=_paths.MANIFESTS, min_length=1)
+    dataset: str = Field(default=_paths.DATASET, min_length=1)
+
+
+# (section, key) <- paths key: filled from `paths` unless the section sets the key itself.
+_FROM_PATHS = {("train", "snapshot"): "dataset", ("export", "out_dir"): "dataset", ("compress", "snapshot"): "dataset",
+               ("quality", "snapshot_dir"): "dataset", ("quality", "manifests_dir"): "manifests"}
+
+
 class Params(Section):
     seed: int = 0
+    paths: PathsParams = PathsParams()
     lake: LakeParams = LakeParams()
     compute: ComputeParams = ComputeParams()
     demo: DemoParams = DemoParams()
@@ -384,6 +405,21 @@ class Params(Section):
     export: ExportParams = ExportParams()
     maintain: MaintainParams = MaintainParams()
     compress: CompressParams = CompressParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_defaults(cls, data):
+        if not isinstance(data, dict):
+            return data
+        paths = data.get("paths") or {}
+        if not isinstance(paths, dict):
+            return data
+        data = dict(data)
+        for (section, key), source in _FROM_PATHS.items():
+            body = data.get(section, {})
+            if isinstance(body, dict) and key not in body:
+                data[section] = {**body, key: paths.get(source, PathsParams.model_fields[source].default)}
+        return data
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -34,8 +34,7 @@ from train.engine import EvalResult, evaluate, make_criterion, make_optimizer, m
 from train.evaluate import class_report, hardware, model_card, write_json
 from train.model import model_config, build_model, save_model, unwrap
 
-TRAIN_METRICS = Path("reports/metrics/train.json")
-TRAIN_CURVE = Path("reports/plots/train_curve.csv")
+from sluice.paths import TRAIN_CURVE, TRAIN_METRICS  # noqa: E402
 DONE = ".done"
 # Settings that may change between a run and its resume without changing the result.
 RESUME_FREE = {"checkpoint_dir", "keep_checkpoints", "out_dir", "compile", "kfold", "eval_batch_size", "snapshot"}

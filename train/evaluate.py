@@ -26,8 +26,7 @@ from train.data import load_data
 from train.engine import EvalResult, evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
 from train.model import build_model, load_model
 
-METRICS = Path("reports/metrics/eval.json")
-CONFUSION = Path("reports/plots/confusion.csv")
+from sluice.paths import CONFUSION, EVAL_METRICS as METRICS  # noqa: E402
 
 
 def class_report(confusion: torch.Tensor, classes: list[str]) -> dict:

@@ -33,7 +33,7 @@ from sluice.lake import Lake
 
 STAGE = "labels"
 EPS = 1e-10
-METRICS_PATH = Path("reports/metrics/labels.json")
+from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 
 
 # ---------------------------------------------------------------------------- label normalisation

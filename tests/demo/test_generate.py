@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from ingest import public
-from ingest.demo import build_demo
+from demo.generate import build_demo
 from sluice.config import DemoParams, load_params_file
 
 
