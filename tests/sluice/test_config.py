@@ -58,3 +58,13 @@ def test_cli_reports_config_error_in_one_line_with_exit_2(run_cli):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'lake.retries'" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_paths_section_is_the_one_place_for_the_snapshot_and_manifests():
+    from sluice.config import parse_params
+
+    p = parse_params({"paths": {"dataset": "out/snap", "manifests": "out/m"}})
+    assert p.train.snapshot == p.export.out_dir == p.compress.snapshot == p.quality.snapshot_dir == "out/snap"
+    assert p.quality.manifests_dir == "out/m"
+    assert parse_params({"paths": {"dataset": "a"}, "train": {"snapshot": "b"}}).train.snapshot == "b"  # override
+    assert parse_params({}).train.snapshot == "data/dataset"
