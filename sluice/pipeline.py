@@ -221,8 +221,10 @@ def build(raw: dict, params, code_deps: bool = True) -> dict:
     stages = {}
     for s in chosen:
         inputs = [p for p in (_fill(i, places) for i in s.inputs) if p in produced or p not in known]
-        body: dict = {"cmd": f"${{paths.python}} -m {s.module}",
-                      "deps": list(dict.fromkeys([*(s.code if code_deps else ()), *inputs, *s.extra_deps(raw)]))}
+        body: dict = {"cmd": f"${{paths.python}} -m {s.module}"}
+        deps = list(dict.fromkeys([*(s.code if code_deps else ()), *inputs, *s.extra_deps(raw)]))
+        if deps:
+            body["deps"] = deps
         params_keys = _params(s, raw)
         if params_keys:
             body["params"] = params_keys
