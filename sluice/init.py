@@ -211,8 +211,9 @@ def pipeline_text(params_file: Path) -> str:
     from sluice.config import load_params_file
     from sluice.pipeline import is_source_tree, render
 
+    root = params_file.parent
     return render(yaml.safe_load(params_file.read_text()) or {}, load_params_file(params_file),
-                  code_deps=is_source_tree(params_file.parent))
+                  code_root=root if is_source_tree(root) else None)
 
 
 def _init(args) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from sluice import paths
+from sluice.errors import ConfigError
 
 HEADER = """\
 # The Sluice pipeline (`dvc repro`; `dvc dag` draws it), generated from params.yaml by `sluice init`
@@ -32,11 +33,16 @@ HEADER = """\
 # project's interpreter, whether or not a venv is activated.
 """
 
-QUALITY_CODE = ("quality/checks.py", "quality/engine.py", "quality/gate.py", "quality/gxcontext.py",
-                "quality/manifests.py", "quality/snapshots.py", "quality/suites.py", "sluice/catalog.py")
+# Code dependencies are module names, resolved under the source tree (a/b.py or the package a/b/);
+# a trailing "?" marks one that may be absent (a module other work adds or moves), anything else
+# missing is an error naming it.
+QUALITY_CODE = ("quality.checks", "quality.engine", "quality.gate", "quality.gxcontext", "quality.manifests",
+                "quality.snapshots", "quality.suites", "quality.expectations?", "sluice.catalog")
 # One params list for the four gates (section-level `quality`, not a pasted key block).
 GATE_PARAMS = ("quality", "labels.classes", "clean.size", "ingest.max_file_bytes", "lake")
-TRAIN_CODE = ("train/data.py", "train/model.py", "train/engine.py", "sluice/snapshot.py")
+TRAIN_CODE = ("train.data", "train.model", "train.engine", "train.recipe?", "train.presets?", "train.weights?",
+              "sluice.snapshot")
+VOTES_CODE = ("ingest.crowd?", "ingest.votes?", "sluice.items?", "sluice.delimited?")
 
 
 @dataclass(frozen=True)
@@ -101,29 +107,28 @@ def _train_params(raw: dict) -> tuple[str, ...]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("demo", "demo.generate", code=("demo/generate.py", "demo/crowd.py", "demo/site.py"), params=("demo",),
+    Stage("demo", "demo.generate", code=("demo",), params=("demo",),
           outs=("{demo}",), when=lambda raw: "demo" in raw),
-    Stage("ingest_public", "ingest.public", code=("ingest/public.py", "ingest/safe_pickle.py", "sluice/catalog.py",
-                                                  "sluice/lake.py"),
+    Stage("ingest_public", "ingest.public", code=("ingest.public", "ingest.safe_pickle", "ingest.sources?",
+                                                  "ingest.landing?", "sluice.connectors", "sluice.catalog",
+                                                  "sluice.lake"),
           params=("ingest", "lake"), outs=("{manifests}/ingest_public.json",),
           when=lambda raw: bool(_get(raw, "ingest.sources")), extra_deps=_source_paths),
-    Stage("crawl", "ingest.crawl", code=tuple(f"ingest/crawl/{m}.py" for m in (
-        "__main__", "stage", "worker", "settings", "spiders/catalogue", "middlewares", "pipelines", "imagecheck",
-        "items", "sink", "journal", "selectors", "server")) + ("sluice/catalog.py", "sluice/lake.py"),
+    Stage("crawl", "ingest.crawl", code=("ingest.crawl", "sluice.selectors?", "sluice.catalog", "sluice.lake"),
           params=("crawl", "lake"), outs=("{manifests}/crawl.json",), when=lambda raw: "crawl" in raw,
           extra_deps=_site_dir),
-    Stage("ingest_crowd", "ingest.crowd", code=("ingest/crowd.py",), inputs=("{manifests}/ingest_public.json",),
+    Stage("ingest_crowd", "ingest.crowd", code=VOTES_CODE, inputs=("{manifests}/ingest_public.json",),
           params=("labels.exports", "lake"), outs=("{manifests}/ingest_crowd.json",),
           when=lambda raw: bool(_get(raw, "labels.exports")), extra_deps=_vote_files),
-    Stage("labels", "transform.labels", code=("transform/labels.py", "ingest/crowd.py"),
+    Stage("labels", "transform.labels", code=("transform.labels", *VOTES_CODE),
           inputs=("{manifests}/ingest_crowd.json", "{manifests}/dedup.json"), params=("@labels", "lake"),
           outs=("{manifests}/labels.json",), metrics=(str(paths.LABELS_METRICS),), extra_deps=_label_files),
-    Stage("clean", "transform.clean", code=("transform/clean.py", "sluice/compute.py"),
+    Stage("clean", "transform.clean", code=("transform.clean", "sluice.compute", "sluice.imaging?"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/crawl.json", "{reports}/bronze.json"),
           params=("clean", "compute", "lake"), outs=("{manifests}/clean.json",)),
-    Stage("dedup", "transform.dedup", code=("transform/dedup.py",), inputs=("{manifests}/clean.json",),
+    Stage("dedup", "transform.dedup", code=("transform.dedup",), inputs=("{manifests}/clean.json",),
           params=("dedup", "lake"), outs=("{manifests}/dedup.json",)),
-    Stage("dataset", "transform.dataset", code=("transform/dataset.py",),
+    Stage("dataset", "transform.dataset", code=("transform.dataset",),
           inputs=("{manifests}/dedup.json", "{manifests}/labels.json", "{reports}/silver.json"),
           params=("dataset", "lake"), outs=("{manifests}/dataset.json",)),
     Stage("quality_bronze", "quality.gate bronze", code=QUALITY_CODE,
@@ -136,26 +141,25 @@ STAGES: tuple[Stage, ...] = (
     Stage("quality_gold", "quality.gate gold", code=QUALITY_CODE,
           inputs=("{reports}/silver.json", "{manifests}/dataset.json"), params=GATE_PARAMS,
           outs=("{reports}/gold.json",)),
-    Stage("quality_report", "quality.report", code=("quality/report.py", "quality/page.py", "quality/gate.py",
-                                                    "quality/gxcontext.py"),
+    Stage("quality_report", "quality.report", code=("quality.report", "quality.page", "quality.gate",
+                                                    "quality.gxcontext"),
           inputs=("{reports}/bronze.json", "{reports}/silver.json", "{reports}/gold.json", "{reports}/snapshot.json"),
           params=("quality.classes", "quality.reports_dir", "quality.page_samples_per_class",
                   "quality.page_max_dup_groups", "quality.page_max_quarantined", "labels.classes", "lake"),
           outs=("{reports}/dataset.html", "{reports}/docs"), metrics=("{reports}/summary.json",)),
-    Stage("export", "transform.export", code=("transform/export.py", "sluice/snapshot.py"),
+    Stage("export", "transform.export", code=("transform.export", "sluice.snapshot"),
           inputs=("{manifests}/dataset.json", "{reports}/gold.json"), params=("export", "clean.size", "lake"),
           outs=("{dataset}",), uncached=("{manifests}/export.json",)),
-    Stage("quality_snapshot", "quality.gate snapshot", code=QUALITY_CODE + ("sluice/snapshot.py",),
+    Stage("quality_snapshot", "quality.gate snapshot", code=(*QUALITY_CODE, "sluice.snapshot"),
           inputs=("{reports}/gold.json", "{dataset}", "{manifests}/export.json"), params=GATE_PARAMS,
           outs=("{reports}/snapshot.json",)),
-    Stage("train", "sluice.cli train", code=("train/__init__.py", "train/commands.py", "train/ddp.py", "train/data.py",
-                                             "train/model.py", "train/engine.py", "train/evaluate.py",
-                                             "sluice/snapshot.py"),
+    Stage("train", "sluice.cli train", code=("train.__init__", "train.commands", "train.ddp", "train.evaluate",
+                                             "train.checkpoints?", "train.reports?", *TRAIN_CODE),
           inputs=("{dataset}", "{reports}/snapshot.json"), params=("@train",), outs=("{model}",),
           uncached=(str(paths.TRAIN_CURVE),), metrics=(str(paths.TRAIN_METRICS),)),
-    Stage("evaluate", "train.evaluate", code=("train/evaluate.py",) + TRAIN_CODE, inputs=("{model}", "{dataset}"),
+    Stage("evaluate", "train.evaluate", code=("train.evaluate", "train.reports?", *TRAIN_CODE), inputs=("{model}", "{dataset}"),
           params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),)),
-    Stage("compress", "train.tradeoff", code=("train/tradeoff.py", "train/prune.py", "train/quantize.py") + TRAIN_CODE,
+    Stage("compress", "train.tradeoff", code=("train.tradeoff", "train.prune", "train.quantize", *TRAIN_CODE),
           inputs=("{model}", "{dataset}"), params=("compress",),
           outs=tuple(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
           uncached=("{compress_plot}",), metrics=("{compress_metrics}",), when=lambda raw: "compress" in raw),
@@ -208,11 +212,26 @@ def stages_for(raw: dict) -> list[Stage]:
     return [s for s in STAGES if s.when(raw)]
 
 
-def build(raw: dict, params, code_deps: bool = True) -> dict:
+def code_paths(modules: tuple[str, ...], root: Path) -> list[str]:
+    """Module names -> paths under ``root`` (``a/b.py`` or the package folder ``a/b``)."""
+    found = []
+    for entry in modules:
+        name = entry.removesuffix("?")
+        rel = name.replace(".", "/")
+        if (root / f"{rel}.py").is_file():
+            found.append(f"{rel}.py")
+        elif (root / rel).is_dir():
+            found.append(rel)
+        elif not entry.endswith("?"):
+            raise ConfigError(f"sluice/pipeline.py: module '{name}' of the stage table is not in {root}")
+    return found
+
+
+def build(raw: dict, params, code_root: Path | None = None) -> dict:
     """The ``dvc.yaml`` document (a dict) for a project's raw params and their validated ``Params``.
 
-    ``code_deps``: list the stage's source files as dependencies (the Sluice source tree itself, e.g. the
-    demo); a user's project runs the installed package and has no such files.
+    ``code_root``: the Sluice source tree whose files the stages depend on (the demo, in the repository);
+    None for a user's project, which runs the installed package and has no such files.
     """
     places = _places(params)
     chosen = stages_for(raw)
@@ -222,7 +241,8 @@ def build(raw: dict, params, code_deps: bool = True) -> dict:
     for s in chosen:
         inputs = [p for p in (_fill(i, places) for i in s.inputs) if p in produced or p not in known]
         body: dict = {"cmd": f"${{paths.python}} -m {s.module}"}
-        deps = list(dict.fromkeys([*(s.code if code_deps else ()), *inputs, *s.extra_deps(raw)]))
+        code = code_paths(s.code, code_root) if code_root is not None else []
+        deps = list(dict.fromkeys([*code, *inputs, *s.extra_deps(raw)]))
         if deps:
             body["deps"] = deps
         params_keys = _params(s, raw)
@@ -238,9 +258,9 @@ def build(raw: dict, params, code_deps: bool = True) -> dict:
     return {**({"plots": plots} if plots else {}), "stages": stages}
 
 
-def render(raw: dict, params, code_deps: bool = True) -> str:
+def render(raw: dict, params, code_root: Path | None = None) -> str:
     """``dvc.yaml`` text: a fixed header, then :func:`build` as block YAML in table order."""
-    return HEADER + yaml.safe_dump(build(raw, params, code_deps), sort_keys=False, width=120, default_flow_style=False)
+    return HEADER + yaml.safe_dump(build(raw, params, code_root), sort_keys=False, width=120, default_flow_style=False)
 
 
 def is_source_tree(root: Path | str) -> bool:

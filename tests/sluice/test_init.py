@@ -6,11 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from PIL import Image
 
 from sluice.config import load_params_file
-from sluice.pipeline import STAGES, build, render, upstream_manifests
+from sluice.errors import ConfigError
+from sluice.pipeline import STAGES, build, code_paths, render, upstream_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,11 +83,11 @@ def test_crawl_only_and_votes_only_projects(tmp_path):
     from sluice.config import parse_params
 
     raw = {"paths": {}, "crawl": {"start_urls": ["https://example.org/"]}, "labels": {"classes": None}}
-    dvc = build(raw, parse_params(raw), code_deps=False)
+    dvc = build(raw, parse_params(raw), code_root=None)
     assert "ingest_public" not in dvc["stages"] and "crawl" in dvc["stages"]
     assert dvc["stages"]["clean"]["deps"] == ["data/manifests/crawl.json", "reports/quality/bronze.json"]
     raw = {"labels": {"exports": [{"name": "v", "kind": "csv", "path": "v.csv"}]}}
-    dvc = build(raw, parse_params(raw), code_deps=False)
+    dvc = build(raw, parse_params(raw), code_root=None)
     assert dvc["stages"]["ingest_crowd"]["deps"] == ["v.csv"] and "ingest_public" not in dvc["stages"]
     assert "params" not in dvc["stages"]["quality_bronze"]  # only keys the params file sets (DVC needs them)
 
@@ -105,7 +107,7 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path):
 
 def test_repository_dvc_yaml_is_the_demo_project_pipeline(run_cli, tmp_path):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert render(raw, load_params_file(REPO / "params.yaml")) == (REPO / "dvc.yaml").read_text(), \
+    assert render(raw, load_params_file(REPO / "params.yaml"), REPO) == (REPO / "dvc.yaml").read_text(), \
         "dvc.yaml is out of date with params.yaml / sluice/pipeline.py: run `sluice pipeline`"
     res = run_cli("init", str(tmp_path / "demo"), "--demo", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -114,7 +116,8 @@ def test_repository_dvc_yaml_is_the_demo_project_pipeline(run_cli, tmp_path):
     assert list(demo["stages"]) == list(repo["stages"]) and demo["plots"] == repo["plots"]
     for name, stage in repo["stages"].items():
         assert demo["stages"][name]["cmd"] == stage["cmd"]
-        assert demo["stages"][name]["deps"] == [d for d in stage["deps"] if not d.endswith(".py")]
+        code = code_paths(STAGES[[s.name for s in STAGES].index(name)].code, REPO)
+        assert demo["stages"][name].get("deps", []) == [d for d in stage["deps"] if d not in code]
     assert (tmp_path / "demo" / "params.yaml").read_text() == (REPO / "params.yaml").read_text()
 
 
@@ -123,15 +126,17 @@ def test_demo_only_deps_are_in_the_demo_project_only():
     assert "data/demo/votes/gold.csv" in repo["labels"]["deps"]  # the demo sets labels.gold_file ...
     from sluice.config import parse_params
 
-    dvc = build({"labels": {}}, parse_params({}))["stages"]  # ... a project without it does not
+    dvc = build({"labels": {}}, parse_params({}), REPO)["stages"]  # ... a project without it does not
     assert not [d for s in dvc.values() for d in s.get("deps", []) if "demo" in d]
     assert list(dvc)[0] == "labels"
 
 
-def test_stage_table_code_files_exist_and_manifest_links():
+def test_stage_table_code_exists_and_manifest_links(tmp_path):
     for stage in STAGES:
-        for path in stage.code:
-            assert (REPO / path).is_file(), f"{stage.name}: {path} does not exist (update sluice/pipeline.py)"
+        assert code_paths(stage.code, REPO)  # raises naming a required module that is gone
+    with pytest.raises(ConfigError, match="module 'ingest.gone' of the stage table"):
+        code_paths(("ingest.gone", "ingest.maybe?"), REPO)
+    assert code_paths(("transform.labels", "ingest.crawl", "ingest.maybe?"), REPO)[1] == "ingest/crawl"
     assert upstream_manifests("export") == ["dataset.json"]
     assert upstream_manifests("ingest_public") == []
 
