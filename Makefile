@@ -23,6 +23,7 @@ browser:
 
 run: setup
 	@test -d .git || (git init -q && echo "initialised a git repository (DVC needs one)")
+	$(BIN)/sluice pipeline --check   # dvc.yaml is generated from params.yaml (sluice/pipeline.py)
 	$(BIN)/dvc repro
 	$(BIN)/sluice tables
 

@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.demo import CLASSES, digit_images  # noqa: E402
+from demo.generate import CLASSES, digit_images  # noqa: E402
 from sluice.config import CompressParams, TrainParams  # noqa: E402
 from sluice.snapshot import SplitArrays, channel_stats, write_snapshot  # noqa: E402
 

@@ -28,7 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ingest.crawl.server import SiteServer  # noqa: E402
-from ingest.crawl.site import SiteItem, write_catalogue  # noqa: E402
+from demo.site import SiteItem, write_catalogue  # noqa: E402
 from ingest.crawl.stage import crawl  # noqa: E402
 from sluice.config import parse_params  # noqa: E402
 

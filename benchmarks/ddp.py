@@ -107,7 +107,7 @@ def main() -> None:
 
     import numpy as np
 
-    from ingest.demo import CLASSES, digit_images
+    from demo.generate import CLASSES, digit_images
     from sluice.snapshot import SplitArrays, channel_stats, write_snapshot
 
     import statistics

@@ -32,7 +32,7 @@ from train.model import build_model  # noqa: E402
 def demo_snapshot(folder: Path) -> Path:
     import numpy as np
 
-    from ingest.demo import CLASSES, digit_images
+    from demo.generate import CLASSES, digit_images
     from sluice.snapshot import SplitArrays, channel_stats, write_snapshot
 
     images, labels = digit_images(0)

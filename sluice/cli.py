@@ -28,6 +28,8 @@ COMMAND_MODULES = [
     "quality.commands",
     "sluice.dataset_commands",
     "train.predict_commands",
+    "demo.commands",
+    "sluice.init",
 ]
 
 

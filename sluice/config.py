@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from sluice.connectors import entry_type
+from sluice import paths as _paths
 from sluice.errors import ConfigError
 from sluice.strict_yaml import DuplicateKey, load_yaml
 
@@ -432,8 +433,28 @@ class PrivacyParams(Section):
     pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
 
 
+class PathsParams(Section):
+    """Where the project keeps its state (relative to the project folder, where DVC runs the stages).
+
+    ``dataset`` and ``manifests`` are the defaults of the per-stage keys that used to repeat them
+    (train.snapshot, export.out_dir, compress.snapshot, quality.snapshot_dir, quality.manifests_dir),
+    which remain accepted as explicit overrides. ``python`` is the interpreter the generated
+    ``dvc.yaml`` runs every stage with (``${paths.python} -m ...``).
+    """
+
+    python: str = Field(default=_paths.PYTHON, min_length=1)
+    manifests: str = Field(default=_paths.MANIFESTS, min_length=1)
+    dataset: str = Field(default=_paths.DATASET, min_length=1)
+
+
+# (section, key) <- paths key: filled from `paths` unless the section sets the key itself.
+_FROM_PATHS = {("train", "snapshot"): "dataset", ("export", "out_dir"): "dataset", ("compress", "snapshot"): "dataset",
+               ("quality", "snapshot_dir"): "dataset", ("quality", "manifests_dir"): "manifests"}
+
+
 class Params(Section):
     seed: int = 0
+    paths: PathsParams = PathsParams()
     lake: LakeParams = LakeParams()
     compute: ComputeParams = ComputeParams()
     demo: DemoParams = DemoParams()
@@ -449,6 +470,21 @@ class Params(Section):
     maintain: MaintainParams = MaintainParams()
     compress: CompressParams = CompressParams()
     privacy: PrivacyParams = PrivacyParams()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_defaults(cls, data):
+        if not isinstance(data, dict):
+            return data
+        paths = data.get("paths") or {}
+        if not isinstance(paths, dict):
+            return data
+        data = dict(data)
+        for (section, key), source in _FROM_PATHS.items():
+            body = data.get(section, {})
+            if isinstance(body, dict) and key not in body:
+                data[section] = {**body, key: paths.get(source, PathsParams.model_fields[source].default)}
+        return data
 
 
 def _format_error(path: str, err: ValidationError) -> str:

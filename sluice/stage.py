@@ -72,9 +72,12 @@ def run_stage(stage: str, run: Callable[..., dict]) -> None:
 
     def go():
         from sluice.config import load_params
-        from sluice.runs import write_manifest
+        from sluice.lake import Lake
+        from sluice.runs import check_upstream, write_manifest
 
-        summary = run(load_params())
+        params = load_params()
+        check_upstream(stage, Lake.from_params(params), params.paths.manifests)  # before any work
+        summary = run(params)
         stage_logger(stage).info("manifest: %s", write_manifest(stage, summary))
 
     stage_main(go)

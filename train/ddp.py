@@ -56,8 +56,7 @@ from train.recipe import Recipe, fit
 from train.reports import class_report, hardware, model_card, write_json
 from train.weights import load_init_weights
 
-TRAIN_METRICS = Path("reports/metrics/train.json")
-TRAIN_CURVE = Path("reports/plots/train_curve.csv")
+from sluice.paths import TRAIN_CURVE, TRAIN_METRICS  # noqa: E402
 EXIT_SIGTERM = 143
 
 

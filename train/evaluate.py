@@ -27,8 +27,7 @@ from train.recipe import Recipe, fit
 from train.reports import class_report, write_confusion_csv, write_json
 from train.weights import load_init_weights
 
-METRICS = Path("reports/metrics/eval.json")
-CONFUSION = Path("reports/plots/confusion.csv")
+from sluice.paths import CONFUSION, EVAL_METRICS as METRICS  # noqa: E402
 
 
 def evaluate_split(model: torch.nn.Module, loader, num_classes: int) -> EvalResult:

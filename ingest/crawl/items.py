@@ -15,7 +15,7 @@ class Fetch:
     """A request and its outcome; image fetches also carry the body and its provenance.
 
     ``outcome`` is ``page``, ``image``, ``robots``, ``redirect``, ``dropped:<reason>`` or ``error``.
-    URLs are canonical (the demo's loopback origin is replaced by :data:`ingest.crawl.site.DEMO_ORIGIN`).
+    URLs are canonical (the demo's loopback origin is replaced by :data:`ingest.crawl.server.CANONICAL_ORIGIN`).
     """
 
     url: str

@@ -1,4 +1,4 @@
-"""A static-site HTTP server on 127.0.0.1 for the demo crawl, tests and the benchmark.
+"""A static-site HTTP server on 127.0.0.1: the crawl stage serves a local folder with it (``{demo_site}``).
 
 Serves a folder of files on a free loopback port from a background thread, and records every request
 it receives (time, path, headers) so tests can prove what was — and was never — requested. A site may
@@ -26,6 +26,10 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 Reply = tuple[int, dict[str, str], bytes]
+
+# The origin a crawl records for a site served here (so a re-crawl on another port is the same site).
+# demo.site.DEMO_ORIGIN names the same origin in the demo's inventory (tests/demo checks they agree).
+CANONICAL_ORIGIN = "http://demo-site.invalid"
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ingest.crawl.server import SiteServer
-from ingest.crawl.site import DEMO_ORIGIN
+from ingest.crawl.server import CANONICAL_ORIGIN as DEMO_ORIGIN, SiteServer
 from sluice.errors import ConfigError, InputError, QualityGateFailed, SluiceError
 from sluice.lake import Lake
 from sluice.runs import new_run_id

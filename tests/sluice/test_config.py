@@ -112,3 +112,13 @@ def test_empty_params_file_is_one_clear_error(tmp_path, run_cli):
             load_params_file(path)
     result = run_cli("tables")
     assert result.returncode == 2 and "the file is empty" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_paths_section_is_the_one_place_for_the_snapshot_and_manifests():
+    from sluice.config import parse_params
+
+    p = parse_params({"paths": {"dataset": "out/snap", "manifests": "out/m"}})
+    assert p.train.snapshot == p.export.out_dir == p.compress.snapshot == p.quality.snapshot_dir == "out/snap"
+    assert p.quality.manifests_dir == "out/m"
+    assert parse_params({"paths": {"dataset": "a"}, "train": {"snapshot": "b"}}).train.snapshot == "b"  # override
+    assert parse_params({}).train.snapshot == "data/dataset"

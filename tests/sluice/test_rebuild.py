@@ -12,7 +12,7 @@ from tests.transform.test_export import dataset_rows, image_rows, put_images
 
 @pytest.fixture
 def exported(lake, make_params, tmp_path):
-    from ingest.demo import digit_images
+    from demo.generate import digit_images
     from transform.export import export
 
     images, labels = digit_images(0)

@@ -47,7 +47,7 @@ MAKE_LAKE = textwrap.dedent('''
     """Fixture stage: a small images + dataset table from the real demo digits."""
     import hashlib, json, sys, yaml
     import numpy as np, pyarrow as pa
-    from ingest.demo import digit_images
+    from demo.generate import digit_images
     from sluice.config import load_params
     from sluice.lake import Lake
     from sluice.imaging import Geometry, record_geometry

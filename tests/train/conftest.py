@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.demo import CLASSES, digit_images
+from demo.generate import CLASSES, digit_images
 from sluice.snapshot import SplitArrays, channel_stats, write_snapshot
 
 

@@ -52,7 +52,7 @@ def dask_cluster():
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
     """The built-in demo, built once per session (the repo's data/demo is never touched)."""
-    from ingest.demo import build_demo
+    from demo.generate import build_demo
     from sluice.config import DemoParams
 
     out = tmp_path_factory.mktemp("demo") / "demo"

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingest.demo import digit_images
+from demo.generate import digit_images
 from sluice.errors import InputError
 from sluice.imaging import Geometry, record_geometry
 from sluice.snapshot import load_split, read_manifest, verify

@@ -17,7 +17,7 @@ from transform.labels.aggregate import Crowd
 from transform.labels.inputs import item_keys, read_item_labels
 from transform.labels.vocabulary import Vocabulary
 
-METRICS_PATH = Path("reports/metrics/labels.json")
+from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 SHOWN_WORKERS = 3  # worst and best shown in the printed report
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ingest.crawl.site import build_site
-from ingest.demo import CLASSES, _jpeg_with_gps, _png_bomb
+from demo.site import build_site
+from demo.generate import CLASSES, _jpeg_with_gps, _png_bomb
 
 
 def _png(seed: int) -> bytes:

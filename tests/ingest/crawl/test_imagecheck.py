@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from ingest.crawl.imagecheck import check_image, has_gps, strip_gps
-from ingest.demo import _jpeg_with_gps, _png_bomb
+from demo.generate import _jpeg_with_gps, _png_bomb
 
 IMG = (np.random.default_rng(1).random((24, 24, 3)) * 255).astype(np.uint8)
 

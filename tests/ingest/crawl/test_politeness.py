@@ -11,7 +11,7 @@ from PIL import Image
 
 from ingest.crawl.middlewares import parse_retry_after
 from ingest.crawl.server import SiteServer
-from ingest.crawl.site import SiteItem, write_catalogue
+from demo.site import SiteItem, write_catalogue
 from ingest.crawl.stage import crawl
 from sluice.lake import Lake
 

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from ingest.crawl.server import SiteServer
-from ingest.crawl.site import SiteItem, write_catalogue
+from demo.site import SiteItem, write_catalogue
 from sluice.lake import Lake
 
 N_ITEMS = 150

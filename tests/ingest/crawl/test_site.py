@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from ingest.crawl.server import SiteServer
-from ingest.crawl.site import DEMO_ORIGIN, build_site
+from demo.site import DEMO_ORIGIN, build_site
 
 
 def _digest(root: Path) -> dict[str, str]:

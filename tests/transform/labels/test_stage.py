@@ -176,7 +176,7 @@ def test_demo_end_to_end(run_cli, tmp_path):
     params = yaml.safe_load((Path(__file__).resolve().parents[3] / "params.yaml").read_text())
     params["lake"] = {"root": str(tmp_path / "lake")}
     params["privacy"] = {"pseudonymize_workers": False}  # the report names the demo's designed workers
-    for module in ("ingest.demo", "ingest.public", "ingest.votes", "transform.labels"):
+    for module in ("demo.generate", "ingest.public", "ingest.votes", "transform.labels"):
         result = run_cli(params=params, module=module, timeout=600)
         assert result.returncode == 0, f"{module}: {result.stderr[-2000:]}"
     metrics = json.loads((tmp_path / "reports/metrics/labels.json").read_text())

@@ -1,6 +1,6 @@
 """The demo website: a small static catalogue published from the demo's digit images.
 
-``build_site(demo_out)`` writes ``<demo_out>/site/`` (served by :mod:`ingest.crawl.server` on a free
+``build_site(demo_out)`` writes ``<demo_out>/site/`` (served by the crawl stage's loopback server on a free
 loopback port when the crawl runs) and ``<demo_out>/site_truth.json``, the inventory a test or report
 checks a crawl against: the pages expected, the images that must land (with their labels), the
 responses that must be dropped and why, and the URLs that must never be requested. URLs in the
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DEMO_ORIGIN = "http://demo-site.invalid"
+DEMO_ORIGIN = "http://demo-site.invalid"  # = ingest.crawl.server.CANONICAL_ORIGIN (what the crawl records)
 CRAWL_DELAY = 0.02  # seconds, in robots.txt
 FIXED_MTIME = 1_704_067_200  # 2024-01-01T00:00:00Z: Last-Modified headers do not depend on build time
 LICENSE_URL = "https://opensource.org/licenses/BSD-3-Clause"

@@ -225,18 +225,19 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
 
     truth["counts"] = {"files": files, "digits_used": int(n), "folder": int(len(folder_idx)),
                        "cifar": int(len(cifar_idx)), "parquet": int(len(parquet_idx))}
-    from ingest.crowd_demo import build_crowd_demo  # simulated annotator pool over these images
+    from demo.crowd import build_crowd_demo  # simulated annotator pool over these images
+
     truth["crowd"] = build_crowd_demo(out, truth, params.seed)
     (out / "ground_truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True) + "\n")
-    from ingest.crawl.site import build_site  # the demo website the crawl connector crawls
+    from demo.site import build_site  # the demo website the crawl connector crawls
 
     build_site(out, params.seed)
     return truth
 
 
 def main() -> None:
-    from sluice.stage import stage_main
     from sluice.config import load_params
+    from sluice.stage import stage_main
 
     def go():
         truth = build_demo(load_params().demo)

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from demo.generate import build_demo
 from ingest import public
-from ingest.demo import build_demo
 from sluice.config import DemoParams, load_params_file
 
 

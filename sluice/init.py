@@ -1,0 +1,262 @@
+"""``sluice init DIR``: scaffold a project from what the user has, and ``sluice pipeline``.
+
+``init`` writes ``params.yaml`` with only the user's sources (image folders, CIFAR, Parquet, a crawl,
+vote exports) and the defaults of every section the pipeline reads, a ``dvc.yaml`` with exactly the
+stages that config needs (:mod:`sluice.pipeline`), ``.gitignore`` and ``.dvcignore``; it runs
+``git init`` and ``dvc init`` where needed and prints the next commands. ``--demo`` writes the
+built-in demo project instead (the repository's own ``params.yaml``, so its ``dvc.yaml`` is the
+repository's). ``sluice pipeline`` rewrites (or ``--check``s) ``dvc.yaml`` after ``params.yaml`` changed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from sluice.errors import ConfigError, InputError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
+# Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
+# `compress` only when asked for. Keys that `paths` fills are left out (one place for each path).
+DEFAULT_SECTIONS = ("lake", "compute", "labels", "clean", "dedup", "dataset", "quality", "export", "train")
+FROM_PATHS = {"train": ("snapshot",), "export": ("out_dir",), "compress": ("snapshot",),
+              "quality": ("snapshot_dir", "manifests_dir")}
+GITIGNORE = """\
+/.venv/
+__pycache__/
+/lake/
+/runs/
+/reports/quality/*
+!/reports/quality/summary.json
+"""
+DVCIGNORE = "# Paths DVC ignores when hashing dependencies (https://dvc.org/doc/user-guide/dvcignore)\n__pycache__/\n"
+DEMO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("init", help="scaffold a project (params.yaml, dvc.yaml, git + DVC) from your data",
+                       description="Write a project in DIR for the data you have: give any mix of sources "
+                                   "(each option repeatable). The pipeline holds only the stages they need.")
+    p.add_argument("dir", metavar="DIR", help="project folder (created if missing)")
+    p.add_argument("--images", action="append", default=[], metavar="PATH",
+                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/")
+    p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
+    p.add_argument("--parquet", action="append", default=[], metavar="PATH",
+                   help="Parquet file or folder with image bytes (Hugging Face style: image, label[, split])")
+    p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
+    p.add_argument("--votes", action="append", default=[], metavar="FILE",
+                   help="crowd votes: MTurk results CSV, Label Studio JSON or a CSV item,worker,label")
+    p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
+    p.add_argument("--classes", nargs="+", metavar="NAME",
+                   help="class names (default: the image folders' class folders, else inferred at run time)")
+    p.add_argument("--compress", action="store_true", help="add the compress stage (pruning, int8, trade-off)")
+    p.add_argument("--python", metavar="PATH",
+                   help="interpreter the DVC stages run (default: this one, relative when inside DIR)")
+    p.add_argument("--demo", action="store_true", help="write the built-in demo project instead")
+    p.add_argument("--force", action="store_true", help="overwrite an existing params.yaml / dvc.yaml")
+    p.set_defaults(func=_init)
+
+    q = sub.add_parser("pipeline", help="write dvc.yaml from params.yaml (the stages the config needs)",
+                       description="Regenerate dvc.yaml from params.yaml, e.g. after adding a source.")
+    q.add_argument("--check", action="store_true", help="only check dvc.yaml is up to date (exit 1 if not)")
+    q.set_defaults(func=_pipeline)
+
+
+# --- params ---------------------------------------------------------------------------------------
+
+def _rel(path: str | Path, root: Path) -> str:
+    """``path`` as written in params: relative to the project when inside it, else absolute."""
+    full = Path(path).expanduser().absolute()
+    try:
+        return full.relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return full.as_posix()
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputError(f"{path}: {what} not found")
+    return p
+
+
+def _name(kind: str, path: str, taken: set[str]) -> str:
+    stem = Path(path).expanduser().absolute().name
+    base = f"{kind}-{stem}".lower().replace(" ", "-")
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def folder_classes(folder: Path) -> list[str]:
+    """Class folders of an image folder (``<class>/`` or ``train|test/<class>/``) holding images."""
+    roots = [folder / s for s in ("train", "test", "val") if (folder / s).is_dir()] or [folder]
+    found = set()
+    for root in roots:
+        for sub in root.iterdir():
+            if sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()):
+                found.add(sub.name)
+    return sorted(found)
+
+
+def vote_export(path: str, root: Path, taken: set[str]) -> dict:
+    """A ``labels.exports`` entry, its kind told by the file: Label Studio JSON, MTurk or plain CSV."""
+    p = _existing(path, "vote file")
+    entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
+    if p.suffix.lower() == ".json":
+        return {**entry, "kind": "label_studio"}
+    with p.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    if "Input." in header and "Answer." in header:
+        return {**entry, "kind": "mturk"}
+    if not {"item", "worker", "label"} <= {c.strip().strip('"') for c in header.replace(";", ",").replace("\t", ",").split(",")}:
+        raise InputError(f"{path}: vote CSV needs the columns item, worker, label (or an MTurk results file); "
+                         f"found {header.strip()!r}")
+    return {**entry, "kind": "csv"}
+
+
+def _defaults(section: str) -> dict:
+    from sluice.config import Params
+
+    body = Params.model_fields[section].annotation().model_dump(mode="json")
+    for key in FROM_PATHS.get(section, ()):
+        body.pop(key, None)
+    return body
+
+
+def project_params(root: Path, args) -> dict:
+    """The ``params.yaml`` document of a new project (only its sources, defaults for the rest)."""
+    from sluice import paths
+    from sluice.config import Params
+
+    taken: set[str] = set()
+    sources = []
+    for kind, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet)):
+        for value in values:
+            p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file"}[kind])
+            sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root)})
+    for url in args.crawl:
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InputError(f"--crawl {url}: not an http(s) URL")
+    exports = [vote_export(v, root, taken) for v in args.votes]
+    if not (sources or args.crawl or exports):
+        raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --crawl, --votes "
+                         "(or --demo)")
+
+    python = args.python or _rel(sys.executable, root)  # the venv's own path, not its resolved base
+    raw: dict = {"seed": 0, "paths": {"python": python, "manifests": paths.MANIFESTS, "dataset": paths.DATASET}}
+    for section in DEFAULT_SECTIONS:
+        raw[section] = _defaults(section)
+        if section == "compute" and sources:
+            raw["ingest"] = {**_defaults("ingest"), "sources": sources}
+        if section == "compute" and args.crawl:
+            host = urlsplit(args.crawl[0]).hostname or "site"
+            raw["crawl"] = {**_defaults("crawl"), "source": f"crawl-{host}", "start_urls": list(args.crawl),
+                            "job_dir": f"runs/crawl/{host}"}
+            raw["crawl"].pop("demo_site_dir")
+    raw["labels"]["exports"] = exports
+    folders = [Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"]
+               for s in sources if s["kind"] == "image_folder"]
+    if args.classes:
+        raw["labels"]["classes"] = list(args.classes)
+    elif folders and len(folders) == len(sources) and not exports and not args.crawl:
+        raw["labels"]["classes"] = sorted({c for f in folders for c in folder_classes(f)}) or None
+    if args.size:
+        raw["clean"]["size"] = args.size
+    if args.compress:
+        raw["compress"] = _defaults("compress")
+    Params.model_validate(raw)  # what we write must load
+    return raw
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def _write(path: Path, text: str, force: bool) -> None:
+    if path.exists() and not force and path.read_text() != text:
+        raise InputError(f"{path}: exists; use --force to overwrite")
+    path.write_text(text)
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InputError(f"{' '.join(cmd)} failed in {cwd}: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+
+
+def init_repos(root: Path) -> list[str]:
+    """``git init`` unless inside a work tree, ``dvc init`` (``--subdir`` below a git root) unless done."""
+    done = []
+    inside = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True)
+    if inside.returncode != 0:
+        _run(["git", "init", "-q"], root)
+        done.append("git init")
+        top = root
+    else:
+        top = Path(inside.stdout.strip())
+    if not (root / ".dvc").is_dir():
+        subdir = ["--subdir"] if top.resolve() != root.resolve() else []
+        _run([sys.executable, "-m", "dvc", "init", "-q", *subdir], root)
+        done.append("dvc init" + (" --subdir" if subdir else ""))
+    return done
+
+
+def pipeline_text(params_file: Path) -> str:
+    from sluice.config import load_params_file
+    from sluice.pipeline import is_source_tree, render
+
+    root = params_file.parent
+    return render(yaml.safe_load(params_file.read_text()) or {}, load_params_file(params_file),
+                  code_root=root if is_source_tree(root) else None)
+
+
+def _init(args) -> int:
+    root = Path(args.dir).expanduser()
+    if args.demo:
+        if args.images or args.cifar or args.parquet or args.crawl or args.votes:
+            raise InputError("--demo writes the built-in demo project; give no other source with it")
+        if not DEMO_PARAMS.is_file():
+            raise ConfigError(f"{DEMO_PARAMS}: the demo project's params.yaml ships with the source checkout")
+    root.mkdir(parents=True, exist_ok=True)
+    if args.demo:
+        params_text = DEMO_PARAMS.read_text()
+    else:
+        params_text = ("# Sluice project written by `sluice init`: your sources, defaults for the rest (README.md).\n"
+                       + yaml.safe_dump(project_params(root, args), sort_keys=False, width=120))
+    _write(root / "params.yaml", params_text, args.force)
+    _write(root / "dvc.yaml", pipeline_text(root / "params.yaml"), args.force)
+    for name, text in ((".gitignore", GITIGNORE), (".dvcignore", DVCIGNORE)):
+        if not (root / name).exists():
+            (root / name).write_text(text)
+    done = init_repos(root)
+    from sluice.pipeline import stages_for
+
+    stages = [s.name for s in stages_for(yaml.safe_load(params_text))]
+    print(f"[init] wrote {root}/params.yaml and dvc.yaml ({len(stages)} stages: {', '.join(stages)})"
+          + (f"; ran {', '.join(done)}" if done else ""))
+    print("next:\n"
+          f"  cd {root}\n"
+          "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
+          "  sluice quality summary         # the data-quality gates' verdicts\n"
+          "  sluice predict --model models/fp32 some.jpg")
+    return 0
+
+
+def _pipeline(args) -> int:
+    params_file = Path(os.environ.get("SLUICE_PARAMS", "params.yaml"))
+    text = pipeline_text(params_file)
+    target = params_file.parent / "dvc.yaml"
+    if args.check:
+        if not target.is_file() or target.read_text() != text:
+            print(f"{target}: out of date with {params_file}; run `sluice pipeline`", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text)
+    print(f"[pipeline] wrote {target}")
+    return 0

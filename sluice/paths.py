@@ -1,0 +1,23 @@
+"""Where a project keeps its state, in one place.
+
+The ``paths`` params section (:class:`sluice.config.PathsParams`) takes its defaults from here, the
+generated ``dvc.yaml`` (:mod:`sluice.pipeline`) names the same files, and the few outputs stages write
+at fixed places (metrics and plots that DVC tracks) import their location from here instead of
+spelling it. Every path is relative to the project folder, which is where DVC runs the stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PYTHON = ".venv/bin/python"  # interpreter the dvc stages run (params `paths.python`, dvc.yaml `${paths.python}`)
+MANIFESTS = "data/manifests"  # stage manifests (DVC outputs): table versions and counts, with the lake's id
+DATASET = "data/dataset"      # the exported snapshot (DVC output) that training reads
+METRICS = Path("reports/metrics")
+PLOTS = Path("reports/plots")
+
+LABELS_METRICS = METRICS / "labels.json"
+TRAIN_METRICS = METRICS / "train.json"
+TRAIN_CURVE = PLOTS / "train_curve.csv"
+EVAL_METRICS = METRICS / "eval.json"
+CONFUSION = PLOTS / "confusion.csv"

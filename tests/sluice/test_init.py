@@ -1,0 +1,156 @@
+"""`sluice init` and `sluice pipeline`: a user's project holds only the stages and files it needs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from sluice.config import load_params_file
+from sluice.errors import ConfigError
+from sluice.pipeline import STAGES, build, code_paths, render, upstream_manifests
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _folder(root: Path, classes=("cat", "dog"), n: int = 2) -> Path:
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (40 + i, 30), (60 * c, 20 * i, 90)).save(root / name / f"{i}.jpg")
+    return root
+
+
+def _init(run_cli, tmp_path, *args):
+    return run_cli("init", str(tmp_path / "proj"), *args, cwd=tmp_path)
+
+
+def _project(tmp_path) -> tuple[dict, dict]:
+    root = tmp_path / "proj"
+    return yaml.safe_load((root / "params.yaml").read_text()), yaml.safe_load((root / "dvc.yaml").read_text())
+
+
+def _all_deps(dvc: dict) -> list[str]:
+    return [d for s in dvc["stages"].values() for d in s.get("deps", [])]
+
+
+def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "96")
+    assert res.returncode == 0, res.stderr
+    params, dvc = _project(tmp_path)
+    assert "demo" not in params and "crawl" not in params and params["labels"]["exports"] == []
+    assert params["labels"]["classes"] == ["cat", "dog"] and params["clean"]["size"] == 96
+    assert [s["path"] for s in params["ingest"]["sources"]] == [(tmp_path / "photos").as_posix()]
+    stages = list(dvc["stages"])
+    assert {"demo", "crawl", "ingest_crowd", "compress"}.isdisjoint(stages)
+    assert stages[0] == "ingest_public" and "train" in stages and "quality_snapshot" in stages
+    deps = _all_deps(dvc)
+    assert not [d for d in deps if "demo" in d or d.endswith(("gold.csv", "ground_truth.json"))]
+    assert not [d for d in deps if d.endswith(".py")]  # a user's project has no Sluice source files
+    assert (tmp_path / "photos").as_posix() in dvc["stages"]["ingest_public"]["deps"]
+    assert all(s["cmd"].startswith("${paths.python} -m ") for s in dvc["stages"].values())
+    assert params["paths"]["python"] == sys.executable  # the venv's interpreter, not `python` on PATH
+    root = tmp_path / "proj"
+    assert (root / ".git").is_dir() and (root / ".dvc").is_dir() and (root / ".gitignore").is_file()
+    assert "dvc repro" in res.stdout and "cd " in res.stdout
+    load_params_file(root / "params.yaml")  # what init writes loads
+
+
+def test_votes_and_crawl_add_their_stages_only_when_asked(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    (tmp_path / "votes.csv").write_text("item,worker,label\ncat/0.jpg,w1,cat\n")
+    (tmp_path / "ls.json").write_text("[]")
+    (tmp_path / "mturk.csv").write_text("HITId,WorkerId,Input.image_url,Answer.label\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "votes.csv"),
+                "--votes", str(tmp_path / "ls.json"), "--votes", str(tmp_path / "mturk.csv"),
+                "--crawl", "http://127.0.0.1:9/")
+    assert res.returncode == 0, res.stderr
+    params, dvc = _project(tmp_path)
+    assert [e["kind"] for e in params["labels"]["exports"]] == ["csv", "label_studio", "mturk"]
+    assert params["crawl"]["start_urls"] == ["http://127.0.0.1:9/"] and "demo_site_dir" not in params["crawl"]
+    assert params["labels"]["classes"] is None  # crowd or crawl labels: inferred at run time
+    assert {"crawl", "ingest_crowd"} <= set(dvc["stages"])
+    assert (tmp_path / "votes.csv").as_posix() in dvc["stages"]["ingest_crowd"]["deps"]
+    assert "deps" not in dvc["stages"]["crawl"]  # no demo site to serve (its params still make it a real stage)
+
+
+def test_crawl_only_and_votes_only_projects(tmp_path):
+    from sluice.config import parse_params
+
+    raw = {"paths": {}, "crawl": {"start_urls": ["https://example.org/"]}, "labels": {"classes": None}}
+    dvc = build(raw, parse_params(raw), code_root=None)
+    assert "ingest_public" not in dvc["stages"] and "crawl" in dvc["stages"]
+    assert dvc["stages"]["clean"]["deps"] == ["data/manifests/crawl.json", "reports/quality/bronze.json"]
+    raw = {"labels": {"exports": [{"name": "v", "kind": "csv", "path": "v.csv"}]}}
+    dvc = build(raw, parse_params(raw), code_root=None)
+    assert dvc["stages"]["ingest_crowd"]["deps"] == ["v.csv"] and "ingest_public" not in dvc["stages"]
+    assert "params" not in dvc["stages"]["quality_bronze"]  # only keys the params file sets (DVC needs them)
+
+
+def test_user_mistakes_are_one_line(run_cli, tmp_path):
+    for args, needle in ((), "nothing to ingest"), (("--images", str(tmp_path / "nope")), "image folder not found"):
+        res = _init(run_cli, tmp_path, *args)
+        assert res.returncode == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "bad.csv"))
+    assert res.returncode == 2 and "item, worker, label" in res.stderr
+    _folder(tmp_path / "photos")
+    assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "64")
+    assert res.returncode == 2 and "exists; use --force" in res.stderr
+
+
+def test_repository_dvc_yaml_is_the_demo_project_pipeline(run_cli, tmp_path):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert render(raw, load_params_file(REPO / "params.yaml"), REPO) == (REPO / "dvc.yaml").read_text(), \
+        "dvc.yaml is out of date with params.yaml / sluice/pipeline.py: run `sluice pipeline`"
+    res = run_cli("init", str(tmp_path / "demo"), "--demo", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    demo = yaml.safe_load((tmp_path / "demo" / "dvc.yaml").read_text())
+    repo = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert list(demo["stages"]) == list(repo["stages"]) and demo["plots"] == repo["plots"]
+    for name, stage in repo["stages"].items():
+        assert demo["stages"][name]["cmd"] == stage["cmd"]
+        code = code_paths(STAGES[[s.name for s in STAGES].index(name)].code, REPO)
+        assert demo["stages"][name].get("deps", []) == [d for d in stage["deps"] if d not in code]
+    assert (tmp_path / "demo" / "params.yaml").read_text() == (REPO / "params.yaml").read_text()
+
+
+def test_demo_only_deps_are_in_the_demo_project_only():
+    repo = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert "data/demo/votes/gold.csv" in repo["labels"]["deps"]  # the demo sets labels.gold_file ...
+    from sluice.config import parse_params
+
+    dvc = build({"labels": {}}, parse_params({}), REPO)["stages"]  # ... a project without it does not
+    assert not [d for s in dvc.values() for d in s.get("deps", []) if "demo" in d]
+    assert list(dvc)[0] == "labels"
+
+
+def test_stage_table_code_exists_and_manifest_links(tmp_path):
+    for stage in STAGES:
+        assert code_paths(stage.code, REPO)  # raises naming a required module that is gone
+    with pytest.raises(ConfigError, match="module 'ingest.gone' of the stage table"):
+        code_paths(("ingest.gone", "ingest.maybe?"), REPO)
+    assert code_paths(("transform.labels", "ingest.crawl", "ingest.maybe?"), REPO)[1] == "ingest/crawl"
+    assert upstream_manifests("export") == ["dataset.json"]
+    assert upstream_manifests("ingest_public") == []
+
+
+def test_pipeline_command_rewrites_and_checks(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
+    root = tmp_path / "proj"
+    env = {"SLUICE_PARAMS": str(root / "params.yaml")}
+    assert run_cli("pipeline", "--check", cwd=root, env=env).returncode == 0
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["compress"] = {}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_cli("pipeline", "--check", cwd=root, env=env).returncode == 1
+    assert run_cli("pipeline", cwd=root, env=env).returncode == 0
+    assert "compress" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert json.loads(json.dumps(params))  # params stayed plain data
