@@ -369,6 +369,18 @@ class CompressParams(Section):
     repeats: Annotated[int, Field(ge=1)] = 15
 
 
+class InsightParams(Section):
+    """Out-of-fold predictions, label issues and per-group metrics (train/oof.py); docs/insight.md."""
+
+    folds: Annotated[int, Field(ge=2, le=20)] = 3
+    epochs: Annotated[int, Field(ge=1)] = 3
+    rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    noise_warn_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_group_gap: Annotated[float, Field(ge=0, le=1)] = 0.2
+    metrics: str = "reports/metrics/label_issues.json"
+    groups_metrics: str = "reports/metrics/groups.json"
+
+
 class Params(Section):
     seed: int = 0
     lake: LakeParams = LakeParams()
@@ -385,6 +397,7 @@ class Params(Section):
     export: ExportParams = ExportParams()
     maintain: MaintainParams = MaintainParams()
     compress: CompressParams = CompressParams()
+    insight: InsightParams = InsightParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:

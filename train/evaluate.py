@@ -14,6 +14,7 @@ import csv
 import json
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 from sluice import snapshot
 from sluice.config import TrainParams
 from sluice.errors import InputError
-from train.data import load_data
+from train.data import Data, load_data
 from train.engine import EvalResult, evaluate, make_criterion, make_optimizer, make_scheduler, train_one_epoch
 from train.model import build_model, load_model
 
@@ -122,15 +123,20 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(np.array(f, np.int64)) for f in folds]
 
 
-def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
-    """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
+def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """The snapshot's train and val splits joined: (manifest, images, labels, image ids)."""
     manifest = snapshot.read_manifest(folder)
     parts = [snapshot.load_split(folder, s, mmap=False) for s in ("train", "val") if s in manifest["splits"]]
-    images = np.concatenate([p.images for p in parts])
-    labels = np.concatenate([p.labels for p in parts])
+    return (manifest, np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
+            [i for p in parts for i in p.ids])
+
+
+def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
+    """Train one single-process model per stratified fold of train+val; yield ``(fold, held-out
+    indices into train+val, model, data)`` where ``data.val`` iterates the held-out images in order."""
+    manifest, images, labels, _ = train_val(folder)
     if min(np.bincount(labels)) < 1 or len(labels) < 2 * k:
         raise InputError(f"{folder}: {len(labels)} train+val images are too few for {k}-fold cross-validation")
-    accs = []
     for i, held in enumerate(stratified_folds(labels, k, cfg.seed)):
         keep = np.setdiff1d(np.arange(len(labels)), held)
         sub = workdir / f"fold-{i}"
@@ -147,6 +153,13 @@ def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
         for epoch in range(cfg.epochs):
             data.train.set_epoch(epoch)
             train_one_epoch(model, data.train, opt, sched, criterion=crit, desc=f"fold {i} epoch {epoch}")
+        yield i, held, model, data
+
+
+def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
+    """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
+    accs = []
+    for i, _, model, data in fold_models(folder, cfg, k, workdir):
         acc = evaluate_split(model, data.val, data.num_classes).accuracy
         print(f"[evaluate] fold {i + 1}/{k}: accuracy {acc:.4f}", flush=True)
         accs.append(acc)
