@@ -100,3 +100,21 @@ def test_rerun_replaces_rows_of_the_same_dataset(stage):
     run(params.model_copy(update={"insight": params.insight.model_copy(update={"epochs": 1, "folds": 2})}))
     assert lake.count("predictions") == 400
     assert lake.count("label_issues") != 0 or before == 0
+
+
+def test_sources_and_evidence_come_from_the_lake(lake):
+    from datetime import datetime, timezone
+
+    from train.oof import evidence, sources
+
+    now = datetime.now(timezone.utc)
+    lake.append("raw_images", pa.table({
+        "image_id": ["a", "a", "b"], "content": [b"x", b"x", b"y"], "source": ["public", "crawl", "crawl"],
+        "source_uri": ["u1", "u2", "u3"], "fetched_at": [now] * 3, "run_id": ["r"] * 3}))
+    lake.append("labels", pa.table({
+        "image_id": ["a"], "label": ["3"], "label_source": ["dawid_skene"], "confidence": [0.6], "votes": [5],
+        "agreement": [0.6], "status": ["resolved"], "run_id": ["r"]}))
+    assert sources(lake, ["a", "b", "c"]) == ["crawl+public", "crawl", "unknown"]
+    assert evidence(lake, ["a", "b"]) == {"a": {"label_source": "dawid_skene", "confidence": 0.6, "votes": 5,
+                                                "agreement": 0.6}}
+    assert evidence(lake.__class__(str(lake.root) + "-empty"), ["a"]) == {}
