@@ -146,6 +146,7 @@ class DatasetParams(Section):
     keep_source_test: bool = True
     leak_policy: Literal["to_train", "drop"] = "to_train"
     group_conflict: Literal["majority", "canonical", "quarantine"] = "majority"
+    label_issues: Literal["keep", "drop", "relabel"] = "keep"  # act on the OOF stage's label_issues (docs/insight.md)
     balance: Literal["none", "class_weights", "undersample", "oversample"] = "class_weights"
     balance_target: Annotated[int, Field(ge=1)] | None = None
 
