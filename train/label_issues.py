@@ -99,18 +99,17 @@ def find_issues(probs: np.ndarray, labels: np.ndarray, cj: np.ndarray | None = N
     k = probs.shape[1]
     prune = _keep_one_per_class(confident_joint(probs, labels) if cj is None else cj)
     counts = np.bincount(labels, minlength=k)
+    by_label = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+    np.fill_diagonal(prune, 0)
     mask = np.zeros(len(labels), bool)
-    for i in range(k):
-        rows = np.flatnonzero(labels == i)
-        if counts[i] <= 1:
+    for i, j in np.argwhere(prune > 0):  # only the non-empty off-diagonal cells: k can be 1,000
+        rows = by_label[i]
+        if counts[i] <= 1:  # a class with a single example is never pruned
             continue
-        for j in range(k):
-            m = int(prune[i, j])
-            if j == i or m <= 0:
-                continue
-            margin = probs[rows, j] - probs[rows, i]
-            cut = -np.partition(-margin, min(m, len(rows)) - 1)[min(m, len(rows)) - 1]
-            mask[rows[margin >= cut]] = True
+        m = min(int(prune[i, j]), len(rows))
+        margin = probs[rows, j] - probs[rows, i]
+        cut = -np.partition(-margin, m - 1)[m - 1]
+        mask[rows[margin >= cut]] = True
     mask &= probs.argmax(1) != labels
     return mask
 

@@ -22,7 +22,8 @@ group can never span two splits and near-copies never count twice. Step by step 
 5. **Label issues** (``dataset.label_issues``): the latest ``label_issues`` rows of the OOF stage
    (train/oof.py) are kept as they are (``keep``), quarantined (``drop``, check ``label_issue``) or
    given the suggested label (``relabel``); an issue whose given label is no longer the image's label
-   is stale and ignored. Dropped and relabelled counts are in the manifest and the reconciliation.
+   is stale and ignored. Dropped images are a part of the reconciliation; dropped, relabelled and
+   stale counts are in the manifest.
 6. **Normalize**: per-channel mean/std of the train split's pixels (0..1 scale) go into the manifest
    for the export stage, with the image geometry the clean stage recorded on ``images``.
 
