@@ -10,7 +10,8 @@ model per fold is trained on the other folds with the training recipe (``train.e
   ``labels`` table (label source, votes, crowd agreement) where the lake has it;
 - ``insight.metrics``: the estimated noise rate, issue counts per (given, suggested) pair and a
   warning when the estimated noise rate passes ``insight.noise_warn_rate``;
-- ``insight.groups_metrics``: accuracy, precision and recall per class and per source with Wilson
+- ``insight.groups_metrics``: accuracy, precision and recall per class, per source
+  (``raw_images.source``) and per label source (``labels.label_source``: given or crowd) with Wilson
   intervals and the best-worst gap (train/group_metrics.py), a warning per gap over
   ``insight.max_group_gap``.
 
@@ -75,14 +76,15 @@ def _lake_columns(lake: Lake, table: str, columns: list[str], ids: list[str]) ->
     return lake.read(table, columns=columns, filter=pc.field("image_id").isin(pa.array(ids, pa.string())))
 
 
-def sources(lake: Lake, ids: list[str]) -> list[str] | None:
-    """Each image's source(s) from ``raw_images`` ('crawl+public' when the same bytes came from both)."""
-    raw = _lake_columns(lake, "raw_images", ["image_id", "source"], ids)
-    if raw is None or raw.num_rows == 0:
+def groups(lake: Lake, table: str, column: str, ids: list[str]) -> list[str] | None:
+    """Each image's value(s) of ``table.column`` ('crawl+public' when the same bytes came from both
+    sources), 'unknown' for an image the table lacks; None when the table has none of the images."""
+    rows = _lake_columns(lake, table, ["image_id", column], ids)
+    if rows is None or rows.num_rows == 0:
         return None
     found: dict[str, set[str]] = {}
-    for image_id, source in zip(raw["image_id"].to_pylist(), raw["source"].to_pylist()):
-        found.setdefault(image_id, set()).add(source)
+    for image_id, value in zip(rows["image_id"].to_pylist(), rows[column].to_pylist()):
+        found.setdefault(image_id, set()).add(str(value))
     return ["+".join(sorted(found[i])) if i in found else "unknown" for i in ids]
 
 
@@ -136,17 +138,18 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
                "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by,
                "issues_by_pair": dict(pairs.most_common()), "seconds": round(seconds, 3), "warnings": warnings}
     write_json(ins.metrics, summary)
-    src = sources(lake, ids)
-    groups = group_report(labels, probs.argmax(1), classes, {"source": src} if src else {}, ins.max_group_gap)
-    write_json(ins.groups_metrics, groups)
-    for w in warnings + groups["warnings"]:
+    dims = {"source": groups(lake, "raw_images", "source", ids),  # crawl vs public connectors
+            "label_source": groups(lake, "labels", "label_source", ids)}  # given vs crowd-aggregated labels
+    report = group_report(labels, probs.argmax(1), classes, {d: g for d, g in dims.items() if g}, ins.max_group_gap)
+    write_json(ins.groups_metrics, report)
+    for w in warnings + report["warnings"]:
         log.warning("quality warning: %s", w)
     log.info("%d images, %d folds x %d epochs in %.1f s: out-of-fold accuracy %.4f, %d label issues, "
              "estimated noise %.3f", len(ids), ins.folds, ins.epochs, seconds, summary["oof_accuracy"], len(o),
              found.noise_rate)
     record = stage_record(STAGE, lake, ["predictions", "label_issues"], len(ids), run_id=run_id,
                           issues=len(o), trusted=len(ids) - len(o))
-    return {**summary, **record, "groups_warnings": groups["warnings"]}
+    return {**summary, **record, "groups_warnings": report["warnings"]}
 
 
 def main() -> None:

@@ -87,7 +87,7 @@ def test_metrics_files_and_schema(stage):
     assert sum(body["issues_by_pair"].values()) == body["issues"]
     groups = json.loads((tmp / "g.json").read_text())
     assert set(groups["class"]["groups"]) == set(snapshot.read_manifest(params.train.snapshot)["classes"])
-    assert "source" not in groups  # no raw_images in this lake: no source groups invented
+    assert "source" not in groups and "label_source" not in groups  # none in this lake: none invented
     assert spec("predictions").schema.field("probs").type == pa.list_(pa.float32())
 
 
@@ -105,7 +105,7 @@ def test_rerun_replaces_rows_of_the_same_dataset(stage):
 def test_sources_and_evidence_come_from_the_lake(lake):
     from datetime import datetime, timezone
 
-    from train.oof import evidence, sources
+    from train.oof import evidence, groups
 
     now = datetime.now(timezone.utc)
     lake.append("raw_images", pa.table({
@@ -114,7 +114,16 @@ def test_sources_and_evidence_come_from_the_lake(lake):
     lake.append("labels", pa.table({
         "image_id": ["a"], "label": ["3"], "label_source": ["dawid_skene"], "confidence": [0.6], "votes": [5],
         "agreement": [0.6], "status": ["resolved"], "run_id": ["r"]}))
-    assert sources(lake, ["a", "b", "c"]) == ["crawl+public", "crawl", "unknown"]
+    assert groups(lake, "raw_images", "source", ["a", "b", "c"]) == ["crawl+public", "crawl", "unknown"]
+    assert groups(lake, "labels", "label_source", ["a", "b"]) == ["dawid_skene", "unknown"]
+    assert groups(lake, "labels", "label_source", ["z"]) is None
     assert evidence(lake, ["a", "b"]) == {"a": {"label_source": "dawid_skene", "confidence": 0.6, "votes": 5,
                                                 "agreement": 0.6}}
     assert evidence(lake.__class__(str(lake.root) + "-empty"), ["a"]) == {}
+
+
+def test_stage_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):
+    result = run_cli(module="train.oof", params={"lake": {"root": str(tmp_path / "lake")},
+                                                 "train": {"snapshot": str(tmp_path / "nope")}})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "no snapshot manifest" in result.stderr
