@@ -15,6 +15,9 @@ Input: out-of-fold predicted probabilities ``probs`` (n, k) and the given labels
    prediction equals its given label is never an issue.
 5. Rank by self-confidence ``p_given`` (lowest first) or by the normalised margin
    ``(p_given - max_{j != given} p_j + 1) / 2``.
+
+On any out-of-fold probabilities: ``python -m train.label_issues PROBS.npy LABELS.npy [--rank-by
+normalized_margin]`` prints the issues as CSV (row index, given, suggested, scores), most doubtful first.
 """
 
 from __future__ import annotations
@@ -178,3 +181,36 @@ def issues_frame(ids: list[str], probs: np.ndarray, labels: np.ndarray, classes:
         "rank": np.arange(1, len(o) + 1, dtype=np.int32),
     }, schema={"image_id": pl.Utf8, "given_label": pl.Utf8, "suggested_label": pl.Utf8,
                "self_confidence": pl.Float64, "margin": pl.Float64, "score": pl.Float64, "rank": pl.Int32})
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    from sluice.errors import InputError
+    from sluice.stage import stage_main
+
+    ap = argparse.ArgumentParser(prog="python -m train.label_issues", description="label issues of saved "
+                                 "out-of-fold probabilities (.npy, n x k) and given labels (.npy, n), as CSV")
+    ap.add_argument("probs")
+    ap.add_argument("labels")
+    ap.add_argument("--rank-by", choices=["self_confidence", "normalized_margin"], default="self_confidence")
+    args = ap.parse_args(argv)
+
+    def go():
+        try:
+            probs, labels = np.load(args.probs), np.load(args.labels)
+            found = rank_issues(probs, labels, args.rank_by)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{args.probs}, {args.labels}: {err}") from None
+        print(f"# estimated noise rate {found.noise_rate:.6f}, {len(found.order)} issues", file=sys.stderr)
+        print("index,given,suggested,self_confidence,margin,score")
+        for i in found.order:
+            print(f"{i},{labels[i]},{found.suggested[i]},{found.self_confidence[i]:.6f},{found.margin[i]:.6f},"
+                  f"{found.score[i]:.6f}")
+
+    stage_main(go)
+
+
+if __name__ == "__main__":
+    main()

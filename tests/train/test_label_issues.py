@@ -124,3 +124,14 @@ def test_simulated_noise_beats_loss_ranking(seed):
     # the whole issue set, without being told the noise count
     p_all, r_all = _pr(found.order.tolist(), flipped)
     assert p_all >= 0.75 and r_all >= 0.75, (p_all, r_all)
+
+
+def test_command_line_prints_ranked_csv_and_rejects_bad_input(run_cli, tmp_path):
+    np.save(tmp_path / "p.npy", HAND_PROBS)
+    np.save(tmp_path / "y.npy", HAND_LABELS)
+    out = run_cli(str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), module="train.label_issues")
+    assert out.returncode == 0, out.stderr
+    assert [line.split(",")[0] for line in out.stdout.splitlines()[1:]] == ["3", "1", "6"]
+    np.save(tmp_path / "y.npy", HAND_LABELS[:3])
+    bad = run_cli(str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), module="train.label_issues")
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "labels (n,)" in bad.stderr
