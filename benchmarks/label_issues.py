@@ -49,6 +49,8 @@ def score(name: str, probs: np.ndarray, given: np.ndarray, flipped: np.ndarray) 
     k = len(found.order)
     print(f"  confident learning, own set    : {pr(found.order)}")
     print(f"  loss ranking, same count       : {pr(loss_order[:k])}")
+    for method in ("prune_by_class", "both", "confident_joint", "argmax"):
+        print(f"  method {method:<22}: {pr(rank_issues(probs, given, method=method).order)}")
     print(f"  time: confident learning {t_cl:.3f}s, loss ranking {t_loss:.3f}s "
           f"(ratio {t_cl / max(t_loss, 1e-9):.1f}x the baseline's cost)")
 

@@ -376,6 +376,7 @@ class InsightParams(Section):
     folds: Annotated[int, Field(ge=2, le=20)] = 3
     epochs: Annotated[int, Field(ge=1)] = 3
     rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    method: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"] = "prune_by_noise_rate"
     noise_warn_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
     max_group_gap: Annotated[float, Field(ge=0, le=1)] = 0.2
     metrics: str = "reports/metrics/label_issues.json"

@@ -12,7 +12,8 @@ Input: out-of-fold predicted probabilities ``probs`` (n, k) and the given labels
    rounded so that row totals stay integers (``Q = C / n`` estimates the joint of given and true labels).
 4. Prune by noise rate: for every off-diagonal (i, j), the ``C[i][j]`` examples labelled i with the
    largest margin ``p_j - p_i`` are issues (at least one example is left per class); an example whose
-   prediction equals its given label is never an issue.
+   prediction equals its given label is never an issue. The paper's other methods are options
+   (``method``): prune by class, both, the confident joint's off-diagonal, and argmax != label.
 5. Rank by self-confidence ``p_given`` (lowest first) or by the normalised margin
    ``(p_given - max_{j != given} p_j + 1) / 2``.
 
@@ -28,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 RankBy = Literal["self_confidence", "normalized_margin"]
+Method = Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"]
 
 
 def _check(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,13 +52,18 @@ def thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
 
 
+def confident_guess(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per example the most probable class above its threshold, and whether any class is above."""
+    probs, labels = _check(probs, labels)
+    above = probs >= thresholds(probs, labels) - 1e-6
+    return np.where(above, probs, -np.inf).argmax(1), above.any(1)
+
+
 def confident_joint(probs: np.ndarray, labels: np.ndarray, calibrate: bool = True) -> np.ndarray:
     """The (k, k) confident joint: rows given label, columns the confidently predicted (true) label."""
     probs, labels = _check(probs, labels)
     k = probs.shape[1]
-    above = probs >= thresholds(probs, labels) - 1e-6
-    guess = np.where(above, probs, -np.inf).argmax(1)  # the most probable class above its threshold
-    counted = above.any(1)
+    guess, counted = confident_guess(probs, labels)
     cj = np.zeros((k, k), np.int64)
     np.add.at(cj, (labels[counted], guess[counted]), 1)
     np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1))
@@ -96,13 +103,9 @@ def _keep_one_per_class(prune: np.ndarray) -> np.ndarray:
     return round_preserving_row_totals(out)
 
 
-def find_issues(probs: np.ndarray, labels: np.ndarray, cj: np.ndarray | None = None) -> np.ndarray:
-    """Boolean mask of label issues by prune-by-noise-rate on the calibrated confident joint."""
-    probs, labels = _check(probs, labels)
-    k = probs.shape[1]
-    prune = _keep_one_per_class(confident_joint(probs, labels) if cj is None else cj)
-    counts = np.bincount(labels, minlength=k)
-    by_label = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+def _prune_by_noise_rate(probs, labels, prune, counts, by_label) -> np.ndarray:
+    """For each off-diagonal (i, j): the prune[i, j] examples labelled i with the largest p_j - p_i."""
+    prune = prune.copy()
     np.fill_diagonal(prune, 0)
     mask = np.zeros(len(labels), bool)
     for i, j in np.argwhere(prune > 0):  # only the non-empty off-diagonal cells: k can be 1,000
@@ -113,8 +116,50 @@ def find_issues(probs: np.ndarray, labels: np.ndarray, cj: np.ndarray | None = N
         margin = probs[rows, j] - probs[rows, i]
         cut = -np.partition(-margin, m - 1)[m - 1]
         mask[rows[margin >= cut]] = True
-    mask &= probs.argmax(1) != labels
     return mask
+
+
+def _prune_by_class(probs, labels, prune, counts, by_label) -> np.ndarray:
+    """For each class i: its (count_i - prune[i, i]) examples with the smallest p_i."""
+    mask = np.zeros(len(labels), bool)
+    for i, rows in enumerate(by_label):
+        m = int(counts[i] - prune[i, i])
+        if counts[i] <= 1 or m <= 0:
+            continue
+        own = probs[rows, i]
+        cut = np.partition(own, m)[m] if m < len(rows) else np.inf
+        mask[rows[own < cut]] = True
+    return mask
+
+
+def find_issues(probs: np.ndarray, labels: np.ndarray, cj: np.ndarray | None = None,
+                method: Method = "prune_by_noise_rate") -> np.ndarray:
+    """Boolean mask of label issues by one of the paper's methods (default: prune by noise rate on the
+    calibrated confident joint ``cj``). ``prune_by_class``: per class, the estimated number of wrong
+    labels with the lowest self-confidence; ``both``: issues of both prunings; ``confident_joint``: the
+    examples off the diagonal of the (uncalibrated) confident joint; ``argmax``: prediction != label
+    (the baseline). In every method an example whose prediction equals its label is not an issue."""
+    probs, labels = _check(probs, labels)
+    k = probs.shape[1]
+    if method == "confident_joint":
+        guess, counted = confident_guess(probs, labels)
+        mask = counted & (guess != labels)
+    elif method == "argmax":
+        mask = np.ones(len(labels), bool)
+    else:
+        prune = _keep_one_per_class(confident_joint(probs, labels) if cj is None else cj)
+        counts = np.bincount(labels, minlength=k)
+        by_label = np.split(np.argsort(labels, kind="stable"), np.cumsum(counts)[:-1])
+        args = (probs, labels, prune, counts, by_label)
+        if method == "prune_by_noise_rate":
+            mask = _prune_by_noise_rate(*args)
+        elif method == "prune_by_class":
+            mask = _prune_by_class(*args)
+        elif method == "both":
+            mask = _prune_by_noise_rate(*args) & _prune_by_class(*args)
+        else:
+            raise ValueError(f"unknown method {method!r}")
+    return mask & (probs.argmax(1) != labels)
 
 
 def self_confidence(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -149,11 +194,12 @@ class Issues:
         return float((total - np.trace(self.joint)) / total) if total else 0.0
 
 
-def rank_issues(probs: np.ndarray, labels: np.ndarray, rank_by: RankBy = "self_confidence") -> Issues:
+def rank_issues(probs: np.ndarray, labels: np.ndarray, rank_by: RankBy = "self_confidence",
+                method: Method = "prune_by_noise_rate") -> Issues:
     """Find the label issues and rank them (stable: ties keep row order)."""
     probs, labels = _check(probs, labels)
     cj = confident_joint(probs, labels)
-    mask = find_issues(probs, labels, cj)
+    mask = find_issues(probs, labels, cj, method)
     sc, nm = self_confidence(probs, labels), normalized_margin(probs, labels)
     score = sc if rank_by == "self_confidence" else nm
     rows = np.flatnonzero(mask)
@@ -162,13 +208,13 @@ def rank_issues(probs: np.ndarray, labels: np.ndarray, rank_by: RankBy = "self_c
 
 
 def issues_frame(ids: list[str], probs: np.ndarray, labels: np.ndarray, classes: list[str],
-                 rank_by: RankBy = "self_confidence"):
+                 rank_by: RankBy = "self_confidence", method: Method = "prune_by_noise_rate"):
     """A polars frame of the ranked issues: image_id, given_label, suggested_label, self_confidence,
     margin, score, rank (1 = most doubtful)."""
     import polars as pl
 
     labels = np.asarray(labels, np.int64)
-    found = rank_issues(probs, labels, rank_by)
+    found = rank_issues(probs, labels, rank_by, method)
     o = found.order
     names = np.asarray(classes, dtype=object)
     return pl.DataFrame({
@@ -195,12 +241,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("probs")
     ap.add_argument("labels")
     ap.add_argument("--rank-by", choices=["self_confidence", "normalized_margin"], default="self_confidence")
+    ap.add_argument("--method", choices=["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"],
+                    default="prune_by_noise_rate")
     args = ap.parse_args(argv)
 
     def go():
         try:
             probs, labels = np.load(args.probs), np.load(args.labels)
-            found = rank_issues(probs, labels, args.rank_by)
+            found = rank_issues(probs, labels, args.rank_by, args.method)
         except (OSError, ValueError) as err:
             raise InputError(f"{args.probs}, {args.labels}: {err}") from None
         print(f"# estimated noise rate {found.noise_rate:.6f}, {len(found.order)} issues", file=sys.stderr)

@@ -116,7 +116,7 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
         "probs": _rows(probs), "run_id": [run_id] * len(ids)}),
         predicate=where, run_id=run_id)
 
-    found = rank_issues(probs, labels, ins.rank_by)
+    found = rank_issues(probs, labels, ins.rank_by, ins.method)
     o = found.order
     known = evidence(lake, [ids[i] for i in o])
     lake.overwrite("label_issues", pa.table({
@@ -135,7 +135,7 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
     summary = {"dataset_hash": dhash, "images": len(ids), "folds": ins.folds, "epochs": ins.epochs,
                "oof_accuracy": round(float((probs.argmax(1) == labels).mean()), 6),
                "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
-               "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by,
+               "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by, "method": ins.method,
                "issues_by_pair": dict(pairs.most_common()), "seconds": round(seconds, 3), "warnings": warnings}
     write_json(ins.metrics, summary)
     dims = {"source": groups(lake, "raw_images", "source", ids),  # crawl vs public connectors

@@ -135,3 +135,30 @@ def test_command_line_prints_ranked_csv_and_rejects_bad_input(run_cli, tmp_path)
     np.save(tmp_path / "y.npy", HAND_LABELS[:3])
     bad = run_cli(str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), module="train.label_issues")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "labels (n,)" in bad.stderr
+
+
+def test_methods_of_the_paper_by_hand():
+    # both hand cases agree across methods; an unconfident wrong argmax separates argmax from the rest
+    for method in ("prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"):
+        assert np.flatnonzero(find_issues(HAND_PROBS, HAND_LABELS, method=method)).tolist() == [1, 3, 6], method
+    p1 = np.array([0.1, 0.2, 0.55, 0.9, 0.8, 0.95])  # t = (0.7167, 0.8833): row 2 is above neither
+    probs, labels = np.stack([1 - p1, p1], 1), np.array([0, 0, 0, 1, 1, 1])
+    assert confident_joint(probs, labels, calibrate=False).tolist() == [[2, 0], [0, 2]]
+    assert confident_joint(probs, labels).tolist() == [[3, 0], [0, 3]]
+    for method in ("prune_by_noise_rate", "prune_by_class", "both", "confident_joint"):
+        assert not find_issues(probs, labels, method=method).any(), method
+    assert np.flatnonzero(find_issues(probs, labels, method="argmax")).tolist() == [2]
+    with pytest.raises(ValueError):
+        find_issues(probs, labels, method="nope")
+
+
+def test_methods_nest_on_simulated_noise():
+    probs, given, flipped = simulate(3)
+    masks = {m: find_issues(probs, given, method=m)
+             for m in ("prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax")}
+    assert not (masks["both"] & ~masks["prune_by_noise_rate"]).any()
+    assert not (masks["both"] & ~masks["prune_by_class"]).any()
+    for m in ("prune_by_noise_rate", "prune_by_class", "both", "confident_joint"):
+        assert not (masks[m] & ~masks["argmax"]).any(), m  # argmax != label is a superset
+        p, r = _pr(np.flatnonzero(masks[m]).tolist(), flipped)
+        assert p >= 0.6 and r >= 0.6, (m, p, r)
