@@ -180,6 +180,36 @@ TABLES: dict[str, TableSpec] = {
             ("image_id",),
             "The training set: split, class and sample weight per image.",
         ),
+        TableSpec(
+            "predictions", "gold",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("dataset_hash", pa.string(), False),  # content hash of the snapshot the folds came from
+                ("fold", pa.int32(), False),  # the fold whose model did not see this image
+                ("label", pa.string(), False),  # the given label
+                ("probs", pa.list_(pa.float32()), False),  # one per snapshot class, in manifest order
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id", "dataset_hash"),
+            "Out-of-fold predicted class probabilities of every train+val image (train/oof.py).",
+        ),
+        TableSpec(
+            "label_issues", "gold",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("dataset_hash", pa.string(), False),
+                ("given_label", pa.string(), False),
+                ("suggested_label", pa.string(), False),
+                ("self_confidence", pa.float64(), False),
+                ("margin", pa.float64(), False),  # normalised margin, (p_given - max other + 1) / 2
+                ("score", pa.float64(), False),  # the ranking score, low = doubtful
+                ("rank", pa.int32(), False),  # 1 = most doubtful
+                ("evidence", pa.string(), True),  # JSON: label source, votes, crowd agreement where known
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id", "dataset_hash"),
+            "Training labels the out-of-fold model distrusts, by confident learning (train/label_issues.py).",
+        ),
     ]
 }
 

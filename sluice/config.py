@@ -204,6 +204,7 @@ class DatasetParams(Section):
     keep_source_test: bool = True
     leak_policy: Literal["to_train", "drop"] = "to_train"
     group_conflict: Literal["majority", "canonical", "quarantine"] = "majority"
+    label_issues: Literal["keep", "drop", "relabel"] = "keep"  # act on the OOF stage's label_issues (docs/insight.md)
     balance: Literal["none", "class_weights", "undersample", "oversample"] = "class_weights"
     balance_target: Annotated[int, Field(ge=1)] | None = None
 
@@ -452,6 +453,19 @@ _FROM_PATHS = {("train", "snapshot"): "dataset", ("export", "out_dir"): "dataset
                ("quality", "snapshot_dir"): "dataset", ("quality", "manifests_dir"): "manifests"}
 
 
+class InsightParams(Section):
+    """Out-of-fold predictions, label issues and per-group metrics (train/oof.py); docs/insight.md."""
+
+    folds: Annotated[int, Field(ge=2, le=20)] = 3
+    epochs: Annotated[int, Field(ge=1)] = 3
+    rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    method: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"] = "prune_by_noise_rate"
+    noise_warn_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_group_gap: Annotated[float, Field(ge=0, le=1)] = 0.2
+    metrics: str = "reports/metrics/label_issues.json"
+    groups_metrics: str = "reports/metrics/groups.json"
+
+
 class Params(Section):
     seed: int = 0
     paths: PathsParams = PathsParams()
@@ -485,6 +499,9 @@ class Params(Section):
             if isinstance(body, dict) and key not in body:
                 data[section] = {**body, key: paths.get(source, PathsParams.model_fields[source].default)}
         return data
+
+
+    insight: InsightParams = InsightParams()
 
 
 def _format_error(path: str, err: ValidationError) -> str:

@@ -159,6 +159,11 @@ STAGES: tuple[Stage, ...] = (
           uncached=(str(paths.TRAIN_CURVE),), metrics=(str(paths.TRAIN_METRICS),)),
     Stage("evaluate", "train.evaluate", code=("train.evaluate", "train.reports?", *TRAIN_CODE), inputs=("{model}", "{dataset}"),
           params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),)),
+    Stage("oof", "train.oof", code=("train.oof", "train.label_issues", "train.group_metrics", "train.evaluate",
+                                    "train.reports?", *TRAIN_CODE),
+          inputs=("{dataset}", "{reports}/snapshot.json"), params=("insight", "@train"),
+          uncached=("{manifests}/oof.json",), metrics=("{insight_metrics}", "{insight_groups}"),
+          when=lambda raw: "insight" in raw),
     Stage("compress", "train.tradeoff", code=("train.tradeoff", "train.prune", "train.quantize", *TRAIN_CODE),
           inputs=("{model}", "{dataset}"), params=("compress", "@train"),
           outs=tuple(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
@@ -182,7 +187,8 @@ def _places(params) -> dict[str, str]:
     return {"manifests": params.paths.manifests, "dataset": params.paths.dataset, "demo": params.demo.out_dir,
             "reports": params.quality.reports_dir, "model": params.train.out_dir,
             "compressed": params.compress.out_dir, "compress_plot": params.compress.plot,
-            "compress_metrics": params.compress.metrics}
+            "compress_metrics": params.compress.metrics,
+            "insight_metrics": params.insight.metrics, "insight_groups": params.insight.groups_metrics}
 
 
 def _fill(value, places: dict[str, str]):

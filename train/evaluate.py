@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch
 from sluice import snapshot
 from sluice.config import TrainParams
 from sluice.errors import InputError
-from train.data import LoaderSpec, load_data
+from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate
 from train.model import build_model, head_parameters, load_model
 from train.presets import resolve
@@ -47,21 +48,27 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(np.array(f, np.int64)) for f in folds]
 
 
-def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
-    """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
+def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
+    """The snapshot's train and val splits joined: (manifest, images, labels, image ids)."""
     manifest = snapshot.read_manifest(folder)
     parts = [snapshot.load_split(folder, s, mmap=False) for s in ("train", "val") if s in manifest["splits"]]
-    images = np.concatenate([p.images for p in parts])
-    labels = np.concatenate([p.labels for p in parts])
+    return (manifest, np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
+            [i for p in parts for i in p.ids])
+
+
+def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
+    """Train one single-process model per stratified fold of train+val with the training recipe; yield
+    ``(fold, held-out indices into train+val, model, data)`` where ``data.val`` iterates the held-out
+    images in order."""
+    manifest, images, labels, _ = train_val(folder)
     if min(np.bincount(labels)) < 1 or len(labels) < 2 * k:
         raise InputError(f"{folder}: {len(labels)} train+val images are too few for {k}-fold cross-validation")
     cfg, _ = resolve(cfg.model_copy(update={"final_fit": False}),
                      {**manifest, "splits": {"train": {"rows": len(labels) * (k - 1) // k}}})
-    accs = []
     for i, held in enumerate(stratified_folds(labels, k, cfg.seed)):
         keep = np.setdiff1d(np.arange(len(labels)), held)
         sub = workdir / f"fold-{i}"
-        split = lambda ix: snapshot.SplitArrays(images[ix], labels[ix], np.ones(len(ix), np.float32),
+        split = lambda ix: snapshot.SplitArrays(images[ix], labels[ix], np.ones(len(ix), np.float32),  # noqa: E731
                                                 [str(j) for j in ix])
         snapshot.write_snapshot(sub, {"train": split(keep), "val": split(held)}, manifest["classes"],
                                 {"mean": manifest.get("mean"), "std": manifest.get("std")})
@@ -72,6 +79,13 @@ def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
         model = model.to(memory_format=torch.channels_last)
         fit(model, data.train, Recipe.of(cfg), class_weights=data.class_weights, desc=f"fold {i + 1} epoch",
             head=head_parameters(model, cfg.arch))
+        yield i, held, model, data
+
+
+def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
+    """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
+    accs = []
+    for i, _, model, data in fold_models(folder, cfg, k, workdir):
         acc = evaluate_split(model, data.val, data.num_classes).accuracy
         print(f"[evaluate] fold {i + 1}/{k}: accuracy {acc:.4f}", flush=True)
         accs.append(acc)

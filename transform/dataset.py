@@ -19,7 +19,12 @@ group can never span two splits and near-copies never count twice. Step by step 
    N / (K * n_class); ``oversample`` sets an integer multiplicity so each class reaches
    ``balance_target`` (default: the largest class); ``undersample`` keeps ``balance_target``
    (default: the smallest class) groups per class and leaves the rest out. Pixels are never copied.
-5. **Normalize**: per-channel mean/std of the train split's pixels (0..1 scale) go into the manifest
+5. **Label issues** (``dataset.label_issues``): the latest ``label_issues`` rows of the OOF stage
+   (train/oof.py) are kept as they are (``keep``), quarantined (``drop``, check ``label_issue``) or
+   given the suggested label (``relabel``); an issue whose given label is no longer the image's label
+   is stale and ignored. Dropped images are a part of the reconciliation; dropped, relabelled and
+   stale counts are in the manifest.
+6. **Normalize**: per-channel mean/std of the train split's pixels (0..1 scale) go into the manifest
    for the export stage, with the image geometry the clean stage recorded on ``images``.
 
 Every check and computation runs before the first write: a failing run leaves ``dataset`` as it was.
@@ -164,8 +169,44 @@ def class_order(labels: list[str]) -> list[str]:
     return unique
 
 
-def build(members: pl.DataFrame, cfg) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+def load_label_issues(lake: Lake) -> pl.DataFrame | None:
+    """The latest OOF run's label issues (image_id, given_label, suggested_label, rank), or None."""
+    if not lake.exists("label_issues"):
+        return None
+    issues = pl.from_arrow(lake.read("label_issues", columns=["image_id", "given_label", "suggested_label", "rank", "run_id"]))
+    if issues.height == 0:
+        return issues.drop("run_id")
+    return issues.filter(pl.col("run_id") == issues["run_id"].max()).drop("run_id")
+
+
+def apply_label_issues(members: pl.DataFrame, issues: pl.DataFrame | None, policy: str
+                       ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Members after ``policy`` (keep | drop | relabel), the dropped ones to quarantine, and counts."""
+    none = pl.DataFrame(schema={"image_id": pl.String, "check": pl.String, "details": pl.String})
+    if policy == "keep" or issues is None or issues.height == 0:
+        return members, none, {"policy": policy, "dropped": 0, "relabelled": 0, "stale": 0}
+    found = members.select("image_id", "dup_group", "label").join(issues, on="image_id")
+    match = found.filter(pl.col("label") == pl.col("given_label"))
+    counts = {"policy": policy, "dropped": 0, "relabelled": 0, "stale": found.height - match.height}
+    # an issue names a group's canonical image (the snapshot has one row per group): act on the group
+    hit = members.join(match.select("dup_group", "given_label", "suggested_label", "rank"), on="dup_group")
+    if policy == "drop":
+        dropped = hit.select("image_id", check=pl.lit("label_issue"), details=pl.format(
+            "group {} labelled {} but the out-of-fold model suggests {} (label_issues rank {}; "
+            "dataset.label_issues: drop)", "dup_group", "given_label", "suggested_label", "rank"))
+        counts["dropped"] = dropped.height
+        return members.join(hit.select("dup_group"), on="dup_group", how="anti"), dropped, counts
+    new = hit.filter(pl.col("label") == pl.col("given_label")).select("image_id", new_label="suggested_label")
+    counts["relabelled"] = new.height
+    members = (members.join(new, on="image_id", how="left")
+               .with_columns(label=pl.coalesce("new_label", "label")).drop("new_label"))
+    return members, none, counts
+
+
+def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The gold rows, the members to quarantine (image_id, check, details), and counts."""
+    everyone = members
+    members, issue_dropped, issue_counts = apply_label_issues(members, issues, cfg.label_issues)
     groups = resolve_groups(members, cfg.group_conflict)
     labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg)
     kept = labelled.filter(pl.col("split") != "dropped")
@@ -186,12 +227,13 @@ def build(members: pl.DataFrame, cfg) -> tuple[pl.DataFrame, pl.DataFrame, dict]
             details=pl.format("source test image with a duplicate from the source train split in group {} "
                               "(dataset.leak_policy: drop)", "dup_group")),
     ])
-    quarantined = members.join(bad_groups, on="dup_group").select("image_id", "check", "details").sort("image_id")
+    quarantined = pl.concat([members.join(bad_groups, on="dup_group").select("image_id", "check", "details"),
+                             issue_dropped]).sort("image_id")
 
     in_groups = lambda frame: members.join(frame.select("dup_group"), on="dup_group").height
     undersampled = kept.join(rows.select("dup_group"), on="dup_group", how="anti")
     counts = {
-        "images": members.height, "groups": groups.height,
+        "images": everyone.height, "groups": groups.height, "label_issues": issue_counts,
         "dataset_rows": rows.height,
         "merged_duplicates": in_groups(rows) - rows.height + in_groups(undersampled) - undersampled.height,
         "unlabeled": in_groups(groups.filter(pl.col("outcome") == "unlabeled")),
@@ -242,14 +284,20 @@ def run(params) -> dict:
     if geometry is None:
         raise InputError(f"table 'images' (version {versions_in['images']}) records no image geometry (written by "
                          "an older clean stage): rerun it (`dvc repro clean` or `python -m transform.clean`)")
-    rows, quarantined, counts = build(members, cfg)
+    issues = load_label_issues(lake) if cfg.label_issues != "keep" else None
+    if cfg.label_issues != "keep" and issues is None:
+        log.warning("dataset.label_issues is %s but the lake has no label_issues yet (run the oof stage): "
+                    "labels used as they are", cfg.label_issues)
+    rows, quarantined, counts = build(members, cfg, issues)
     if rows.height == 0:
         raise InputError("no labelled images to build a dataset from (labels has no 'resolved' row for any image)")
     # Everything that can fail runs before the first write, so a failure never leaves a half-made dataset.
     mean, std = train_channel_stats(lake, rows.filter(pl.col("split") == "train")["image_id"].to_list(),
                                     versions_in["images"])
+    acted = counts["label_issues"]
     recon = reconcile(STAGE, counts["images"], dataset=counts["dataset_rows"], merged_duplicates=counts["merged_duplicates"],
-                      unlabeled=counts["unlabeled"], quarantined=counts["quarantined"], undersampled=counts["undersampled"])
+                      unlabeled=counts["unlabeled"], quarantined=counts["quarantined"] - acted["dropped"],
+                      undersampled=counts["undersampled"], **({"label_issues_dropped": acted["dropped"]} if acted["dropped"] else {}))
     quarantine = Quarantine(STAGE, "images", run_id)
     for image_id, check, details in quarantined.iter_rows():
         quarantine.add(image_id, check, details=details)
@@ -260,6 +308,9 @@ def run(params) -> dict:
     weights = rows.group_by("split", "label").agg(pl.col("weight").sum()).sort("split", "label")
     log.info("%s (%d classes, balance %s); train mean %s std %s",
              ", ".join(f"{s} {sum(per_split[s].values())}" for s in SPLITS), len(counts["classes"]), cfg.balance, mean, std)
+    if acted["dropped"] or acted["relabelled"]:
+        log.warning("label issues (dataset.label_issues: %s): %d dropped to quarantine, %d relabelled, %d stale ignored",
+                    acted["policy"], acted["dropped"], acted["relabelled"], acted["stale"])
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
         log.warning("source test split: %d image(s) have a duplicate in the source train split -> %s "
@@ -271,7 +322,7 @@ def run(params) -> dict:
         "normalize": {"mean": mean, "std": std, "scale": "0..1", "split": "train"},
         "leakage": {"source_test_with_train_duplicate": counts["leak_groups"], "policy": cfg.leak_policy,
                     "image_ids": counts["leak_image_ids"]},
-        "group_label_conflicts": counts["conflict_groups"], "balance": cfg.balance, "seed": cfg.seed,
+        "group_label_conflicts": counts["conflict_groups"], "label_issues": acted, "balance": cfg.balance, "seed": cfg.seed,
         "seconds": round(time.perf_counter() - started, 3),
         "versions": {**versions_in, "dataset": lake.version("dataset"), "quarantine": lake.version("quarantine")},
     }

@@ -229,3 +229,49 @@ def test_a_failing_run_writes_nothing(demo_copy, make_params, tmp_path, monkeypa
     with pytest.raises(InputError, match="no labelled images"):
         run(make_params({"lake": {"root": str(demo_copy)}}))
     assert (lake.version("dataset"), lake.version("quarantine")) == before
+
+
+def issues(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"image_id": pl.String, "given_label": pl.String, "suggested_label": pl.String,
+                                      "rank": pl.Int32}, orient="row")
+
+
+@pytest.mark.parametrize("policy", ["keep", "drop", "relabel"])
+def test_label_issues_policy(policy):
+    dup = [("d1", "dg", True, "a", False, False), ("d2", "dg", False, "a", False, False)]
+    m = members(dup + singletons({"a": 10, "b": 10}))
+    found = issues([("dg", "x", "b", 9), ("d1", "a", "b", 1), ("a-0001", "a", "b", 2), ("b-0001", "a", "b", 3)])
+    # "d1" (the canonical image of group dg) and "a-0001" are real issues; "b-0001" is stale (labelled b now)
+    rows, q, counts = build(m, DatasetParams(balance="none", label_issues=policy), found)
+    acted = counts["label_issues"]
+    labels = dict(zip(rows["image_id"], rows["label"]))
+    if policy == "keep":
+        assert labels["d1"] == "a" and labels["a-0001"] == "a" and q.height == 0 and acted["dropped"] == 0
+    elif policy == "drop":
+        assert "d1" not in labels and "a-0001" not in labels and labels["b-0001"] == "b"
+        assert sorted(q["image_id"]) == ["a-0001", "d1", "d2"] and set(q["check"]) == {"label_issue"}
+        assert acted == {"policy": "drop", "dropped": 3, "relabelled": 0, "stale": 1}
+    else:
+        assert labels["d1"] == "b" and labels["a-0001"] == "b" and q.height == 0
+        assert acted == {"policy": "relabel", "dropped": 0, "relabelled": 3, "stale": 1}
+    parts = counts["dataset_rows"] + counts["merged_duplicates"] + counts["unlabeled"] + counts["quarantined"]
+    assert parts + counts["undersampled"] == counts["images"] == 22
+
+
+def test_stage_drops_the_latest_label_issues_with_counts(demo_copy, make_params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(str(demo_copy))
+    run(make_params({"lake": {"root": str(demo_copy)}}))
+    first = pl.from_arrow(lake.read("dataset")).sort("image_id")
+    picked = first.head(3)
+    row = lambda run_id, r: {"image_id": r["image_id"], "dataset_hash": "h", "given_label": r["label"],  # noqa: E731
+                             "suggested_label": "x", "self_confidence": 0.0, "margin": 0.0, "score": 0.0,
+                             "rank": 1, "evidence": None, "run_id": run_id}
+    lake.append("label_issues", pa.Table.from_pylist([row("oof-1", r) for r in first.tail(2).iter_rows(named=True)]))
+    lake.append("label_issues", pa.Table.from_pylist([row("oof-2", r) for r in picked.iter_rows(named=True)]))
+    summary = run(make_params({"lake": {"root": str(demo_copy)}, "dataset": {"label_issues": "drop"}}))
+    ids = set(lake.read("dataset", columns=["image_id"])["image_id"].to_pylist())
+    assert not ids & set(picked["image_id"]) and set(first.tail(2)["image_id"]) <= ids  # only the latest run counts
+    assert summary["label_issues"]["dropped"] >= 3 and summary["reconcile"]["label_issues_dropped"] >= 3
+    q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("check") == "label_issue")
+    assert set(picked["image_id"]) <= set(q["row_key"])

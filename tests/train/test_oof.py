@@ -1,0 +1,129 @@
+"""The OOF stage on real digits with planted label flips: tables, metrics files, and that the planted
+flips are found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sluice import snapshot
+from train.oof import run
+
+FLIP = 0.05
+
+
+@pytest.fixture(scope="module")
+def noisy_snapshot(tmp_path_factory, small_snapshot: Path) -> tuple[Path, set[str]]:
+    """The small snapshot with 5% of its train+val labels moved to another class; the flipped ids."""
+    folder = tmp_path_factory.mktemp("snap-noisy")
+    manifest = snapshot.read_manifest(small_snapshot)
+    splits = {s: snapshot.load_split(small_snapshot, s, mmap=False) for s in snapshot.SPLITS}
+    rng = np.random.default_rng(7)
+    flipped = set()
+    k = len(manifest["classes"])
+    for s in ("train", "val"):
+        arr = splits[s]
+        idx = rng.choice(len(arr.labels), int(FLIP * len(arr.labels)), replace=False)
+        arr.labels[idx] = (arr.labels[idx] + rng.integers(1, k, len(idx))) % k
+        flipped |= {arr.ids[i] for i in idx}
+    snapshot.write_snapshot(folder, splits, manifest["classes"], {"mean": manifest["mean"], "std": manifest["std"]},
+                            shard_rows=128)
+    return folder, flipped
+
+
+@pytest.fixture(scope="module")
+def stage(tmp_path_factory, noisy_snapshot):
+    from sluice.config import parse_params
+
+    tmp = tmp_path_factory.mktemp("oof")
+    folder, flipped = noisy_snapshot
+    params = parse_params({
+        "lake": {"root": str(tmp / "lake")},
+        "train": {"snapshot": str(folder), "processes": 1, "device": "cpu", "width": 8, "batch_size": 16},
+        "insight": {"folds": 3, "epochs": 6, "metrics": str(tmp / "li.json"), "groups_metrics": str(tmp / "g.json")},
+    }, "test-params.yaml")
+    summary = run(params)
+    return params, summary, flipped, tmp
+
+
+def test_predictions_table_has_every_train_val_image_once(stage):
+    from sluice.lake import Lake
+
+    params, summary, _, _ = stage
+    preds = Lake.from_params(params).read("predictions").to_pylist()
+    assert len(preds) == 400 == summary["images"] == len({p["image_id"] for p in preds})
+    assert {p["fold"] for p in preds} == {0, 1, 2}
+    assert all(len(p["probs"]) == 10 and abs(sum(p["probs"]) - 1) < 1e-4 for p in preds)
+    assert {p["dataset_hash"] for p in preds} == {summary["dataset_hash"]}
+    assert summary["reconcile"] == {"rows_in": 400, "issues": summary["issues"], "trusted": 400 - summary["issues"]}
+
+
+def test_planted_flips_are_found(stage):
+    from sluice.lake import Lake
+
+    params, summary, flipped, _ = stage
+    lake = Lake.from_params(params)
+    issues = lake.read("label_issues").sort_by("rank").to_pylist()
+    assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
+    found = [i["image_id"] for i in issues]
+    hits = len(flipped & set(found))
+    # confident learning decides how many issues there are: on 400 images and a 6-epoch model it is
+    # conservative (it flags fewer than the planted count) but what it flags is mostly right
+    assert hits / len(found) >= 0.7 and hits / len(flipped) >= 0.45, (hits, len(found), len(flipped))
+    assert all(i["suggested_label"] != i["given_label"] for i in issues)
+    assert 0.02 <= summary["noise_rate_estimate"] <= 0.1
+
+
+def test_metrics_files_and_schema(stage):
+    from sluice.catalog import spec
+
+    params, summary, _, tmp = stage
+    body = json.loads((tmp / "li.json").read_text())
+    assert body["issues"] == summary["issues"] and body["folds"] == 3
+    assert sum(body["issues_by_pair"].values()) == body["issues"]
+    groups = json.loads((tmp / "g.json").read_text())
+    assert set(groups["class"]["groups"]) == set(snapshot.read_manifest(params.train.snapshot)["classes"])
+    assert "source" not in groups and "label_source" not in groups  # none in this lake: none invented
+    assert spec("predictions").schema.field("probs").type == pa.list_(pa.float32())
+
+
+def test_rerun_replaces_rows_of_the_same_dataset(stage):
+    from sluice.lake import Lake
+
+    params, summary, _, _ = stage
+    lake = Lake.from_params(params)
+    before = lake.count("label_issues")
+    run(params.model_copy(update={"insight": params.insight.model_copy(update={"epochs": 1, "folds": 2})}))
+    assert lake.count("predictions") == 400
+    assert lake.count("label_issues") != 0 or before == 0
+
+
+def test_sources_and_evidence_come_from_the_lake(lake):
+    from datetime import datetime, timezone
+
+    from train.oof import evidence, groups
+
+    now = datetime.now(timezone.utc)
+    lake.append("raw_images", pa.table({
+        "image_id": ["a", "a", "b"], "content": [b"x", b"x", b"y"], "source": ["public", "crawl", "crawl"],
+        "source_uri": ["u1", "u2", "u3"], "fetched_at": [now] * 3, "run_id": ["r"] * 3}))
+    lake.append("labels", pa.table({
+        "image_id": ["a"], "label": ["3"], "label_source": ["dawid_skene"], "confidence": [0.6], "votes": [5],
+        "agreement": [0.6], "status": ["resolved"], "run_id": ["r"]}))
+    assert groups(lake, "raw_images", "source", ["a", "b", "c"]) == ["crawl+public", "crawl", "unknown"]
+    assert groups(lake, "labels", "label_source", ["a", "b"]) == ["dawid_skene", "unknown"]
+    assert groups(lake, "labels", "label_source", ["z"]) is None
+    assert evidence(lake, ["a", "b"]) == {"a": {"label_source": "dawid_skene", "confidence": 0.6, "votes": 5,
+                                                "agreement": 0.6}}
+    assert evidence(lake.__class__(str(lake.root) + "-empty"), ["a"]) == {}
+
+
+def test_stage_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):
+    result = run_cli(module="train.oof", params={"lake": {"root": str(tmp_path / "lake")},
+                                                 "train": {"snapshot": str(tmp_path / "nope")}})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "no snapshot manifest" in result.stderr

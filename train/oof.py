@@ -1,0 +1,161 @@
+"""Stage ``oof`` (``python -m train.oof``): out-of-fold predictions, label issues, per-group metrics.
+
+Every train+val image of the snapshot gets class probabilities from a model that never saw it: the
+images are split into ``insight.folds`` stratified folds (``train.evaluate.stratified_folds``) and one
+model per fold is trained on the other folds with the training recipe (``train.evaluate.fold_models``,
+``train.*`` params, ``insight.epochs`` epochs). From those probabilities:
+
+- gold ``predictions``: image_id, dataset content hash, fold, given label, probs (list<float32>);
+- gold ``label_issues``: confident learning (train/label_issues.py), ranked, with evidence from the
+  ``labels`` table (label source, votes, crowd agreement) where the lake has it;
+- ``insight.metrics``: the estimated noise rate, issue counts per (given, suggested) pair and a
+  warning when the estimated noise rate passes ``insight.noise_warn_rate``;
+- ``insight.groups_metrics``: accuracy, precision and recall per class, per source
+  (``raw_images.source``) and per label source (``labels.label_source``: given or crowd) with Wilson
+  intervals and the best-worst gap (train/group_metrics.py), a warning per gap over
+  ``insight.max_group_gap``.
+
+Both tables are replaced per dataset hash (a rerun on the same snapshot replaces its rows; rows of
+other snapshots stay, so two dataset versions can be compared).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from sluice.config import Params
+from sluice.lake import Lake
+from sluice.runs import new_run_id
+from sluice.stage import run_stage, stage_logger, stage_record
+from train.evaluate import fold_models, train_val
+from train.reports import write_json
+from train.group_metrics import group_report
+from train.label_issues import rank_issues
+
+STAGE = "oof"
+
+
+@torch.inference_mode()
+def predict_probs(model: torch.nn.Module, loader) -> np.ndarray:
+    """Softmax probabilities (n, k) of ``model`` over an evaluation loader, in loader order."""
+    model.eval()
+    out = [torch.softmax(model(batch[0]).float(), 1).cpu() for batch in loader]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
+    """Probabilities of every train+val image from the fold model that held it out."""
+    cfg = params.train.model_copy(update={"epochs": params.insight.epochs})
+    manifest, _, labels, ids = train_val(folder)
+    probs = np.zeros((len(labels), len(manifest["classes"])), np.float32)
+    fold = np.full(len(labels), -1, np.int32)
+    for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir):
+        probs[held] = predict_probs(model, data.val)
+        fold[held] = i
+    return {"manifest": manifest, "ids": ids, "labels": labels, "probs": probs, "fold": fold}
+
+
+def _rows(probs: np.ndarray) -> pa.ListArray:
+    """An (n, k) float32 matrix as n list<float32> values, without a Python loop."""
+    n, k = probs.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1).astype(np.float32)))
+
+
+def _lake_columns(lake: Lake, table: str, columns: list[str], ids: list[str]) -> pa.Table | None:
+    if not lake.exists(table):
+        return None
+    return lake.read(table, columns=columns, filter=pc.field("image_id").isin(pa.array(ids, pa.string())))
+
+
+def groups(lake: Lake, table: str, column: str, ids: list[str]) -> list[str] | None:
+    """Each image's value(s) of ``table.column`` ('crawl+public' when the same bytes came from both
+    sources), 'unknown' for an image the table lacks; None when the table has none of the images."""
+    rows = _lake_columns(lake, table, ["image_id", column], ids)
+    if rows is None or rows.num_rows == 0:
+        return None
+    found: dict[str, set[str]] = {}
+    for image_id, value in zip(rows["image_id"].to_pylist(), rows[column].to_pylist()):
+        found.setdefault(image_id, set()).add(str(value))
+    return ["+".join(sorted(found[i])) if i in found else "unknown" for i in ids]
+
+
+def evidence(lake: Lake, ids: list[str]) -> dict[str, dict]:
+    """Per image what the ``labels`` table knows: where the label came from, votes, agreement."""
+    cols = ["image_id", "label_source", "confidence", "votes", "agreement"]
+    rows = _lake_columns(lake, "labels", cols, ids)
+    if rows is None:
+        return {}
+    return {r.pop("image_id"): {k: v for k, v in r.items() if v is not None} for r in rows.to_pylist()}
+
+
+def run(params: Params, folder: Path | str | None = None) -> dict:
+    log = stage_logger(STAGE)
+    ins = params.insight
+    folder = Path(folder or params.train.snapshot)
+    torch.set_num_threads(params.train.threads_per_process * params.train.processes)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sluice-oof-") as tmp:
+        oof = out_of_fold(folder, params, Path(tmp))
+    seconds = time.perf_counter() - start
+    manifest, ids, labels, probs = oof["manifest"], oof["ids"], oof["labels"], oof["probs"]
+    classes, dhash = list(manifest["classes"]), manifest["content_hash"]
+    names = np.asarray(classes, dtype=object)
+    lake, run_id = Lake.from_params(params), new_run_id(STAGE)
+    where = f"dataset_hash = '{dhash}'"
+    lake.overwrite("predictions", pa.table({
+        "image_id": ids, "dataset_hash": [dhash] * len(ids), "fold": oof["fold"], "label": names[labels].tolist(),
+        "probs": _rows(probs), "run_id": [run_id] * len(ids)}),
+        predicate=where, run_id=run_id)
+
+    found = rank_issues(probs, labels, ins.rank_by, ins.method)
+    o = found.order
+    known = evidence(lake, [ids[i] for i in o])
+    lake.overwrite("label_issues", pa.table({
+        "image_id": [ids[i] for i in o], "dataset_hash": [dhash] * len(o),
+        "given_label": names[labels[o]].tolist(), "suggested_label": names[found.suggested[o]].tolist(),
+        "self_confidence": found.self_confidence[o], "margin": found.margin[o], "score": found.score[o],
+        "rank": np.arange(1, len(o) + 1, dtype=np.int32),
+        "evidence": [json.dumps(known.get(ids[i], {}), sort_keys=True) for i in o],
+        "run_id": [run_id] * len(o)}), predicate=where, run_id=run_id)
+
+    warnings = []
+    if found.noise_rate > ins.noise_warn_rate:
+        warnings.append(f"estimated label noise {found.noise_rate:.3f} is above insight.noise_warn_rate "
+                        f"{ins.noise_warn_rate} ({len(o)} label issues in {len(ids)} images)")
+    pairs = Counter(f"{names[labels[i]]}->{names[found.suggested[i]]}" for i in o)
+    summary = {"dataset_hash": dhash, "images": len(ids), "folds": ins.folds, "epochs": ins.epochs,
+               "oof_accuracy": round(float((probs.argmax(1) == labels).mean()), 6),
+               "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
+               "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by, "method": ins.method,
+               "issues_by_pair": dict(pairs.most_common()), "seconds": round(seconds, 3), "warnings": warnings}
+    write_json(ins.metrics, summary)
+    dims = {"source": groups(lake, "raw_images", "source", ids),  # crawl vs public connectors
+            "label_source": groups(lake, "labels", "label_source", ids)}  # given vs crowd-aggregated labels
+    report = group_report(labels, probs.argmax(1), classes, {d: g for d, g in dims.items() if g}, ins.max_group_gap)
+    write_json(ins.groups_metrics, report)
+    for w in warnings + report["warnings"]:
+        log.warning("quality warning: %s", w)
+    log.info("%d images, %d folds x %d epochs in %.1f s: out-of-fold accuracy %.4f, %d label issues, "
+             "estimated noise %.3f", len(ids), ins.folds, ins.epochs, seconds, summary["oof_accuracy"], len(o),
+             found.noise_rate)
+    record = stage_record(STAGE, lake, ["predictions", "label_issues"], len(ids), run_id=run_id,
+                          issues=len(o), trusted=len(ids) - len(o))
+    return {**summary, **record, "groups_warnings": report["warnings"]}
+
+
+def main() -> None:
+    run_stage(STAGE, run)
+
+
+if __name__ == "__main__":
+    main()
