@@ -146,10 +146,11 @@ class CleanParams(Section):
 
 
 class DedupParams(Section):
-    """Exact (pixel hash) and near (perceptual hash) duplicate groups (transform/dedup.py)."""
+    """Exact (pixel hash) and near duplicate groups (transform/dedup.py); defaults calibrated on the
+    labelled benchmark in benchmarks/dedup.py (docs/transform.md)."""
 
-    near_threshold: Annotated[int, Field(ge=0, le=16)] = 6
-    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.995
+    near_threshold: Annotated[int, Field(ge=0, le=16)] = 10  # max bits between window hashes (candidates)
+    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.8  # aligned equalised-grey correlation (verification)
 
 
 class DatasetParams(Section):
