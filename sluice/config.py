@@ -325,6 +325,7 @@ class QualityParams(Section):
     snapshot_dir: str = "data/dataset"
     page_samples_per_class: Annotated[int, Field(ge=0, le=64)] = 8
     page_max_dup_groups: Annotated[int, Field(ge=0)] = 12
+    max_test_leakage: Annotated[float, Field(ge=0, le=1)] = 0.005  # share of test images with a near-copy in train
     page_max_quarantined: Annotated[int, Field(ge=0)] = 60
 
 
