@@ -216,20 +216,18 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
     return kind
 
 
-def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.DataFrame, dict]:
-    """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
+def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
+               min_correlation: float) -> tuple[np.ndarray, ...]:
+    """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
+
+    Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
+    and the stored whole-image perceptual hashes within PHASH_BITS.
+    """
     from transform.dedup_match import detail, match, plain_correlation
 
-    meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
-    meta = meta.sort("image_id").with_row_index("row")
-    exact = (meta.group_by("pixel_hash").agg(pl.col("row").min().alias("first"), pl.col("row"))
-             .explode("row").filter(pl.col("row") != pl.col("first")))
-    ids = meta["image_id"].to_numpy().astype(object)
-    thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
-    pi, pj, _ = near_pairs(meta["phash"].to_numpy(), min(threshold, PHASH_BITS))  # a second signal
+    pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
     ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj))
-    same_pixels = meta["pixel_hash"].to_numpy()
-    cand = ~(same_pixels[ni] == same_pixels[nj])  # pairs already exact need no pixel check
+    cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
     ok = score >= min_correlation
     smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
@@ -238,6 +236,19 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.
         geometry[tiny] = 0
         score[tiny] = plain_correlation(plain, ni[tiny], nj[tiny])
         ok[tiny] = score[tiny] >= max(min_correlation, TINY_MIN_CORRELATION)
+    return ni, nj, score, geometry, ok
+
+
+def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.DataFrame, dict]:
+    """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
+    meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
+    meta = meta.sort("image_id").with_row_index("row")
+    exact = (meta.group_by("pixel_hash").agg(pl.col("row").min().alias("first"), pl.col("row"))
+             .explode("row").filter(pl.col("row") != pl.col("first")))
+    ids = meta["image_id"].to_numpy().astype(object)
+    thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
+    ni, nj, score, geometry, ok = near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(),
+                                             threshold, min_correlation)
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
     i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
@@ -250,7 +261,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.
               "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
-              "near_kinds": {k: int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))}}
+              "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))}}
     return groups, counts
 
 

@@ -202,27 +202,3 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
     first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
     return i[first], j[first], scores[first], geometry[first]
 
-
-def distinctive(i: np.ndarray, j: np.ndarray, scores: np.ndarray, n: int, rank: int = 4,
-                ratio: float = 0.5) -> np.ndarray:
-    """Pairs that stand out from each member's other candidates (a ratio test on 1 - score).
-
-    In low-detail collections (the demo's 8x8 digit scans) every image has dozens of candidates of its
-    class at 0.98+, so a fixed threshold would chain all of them into one group. A real copy is much
-    closer than the crowd: keep a pair only when its residual 1 - s is at most ``ratio`` times the
-    residual of each member's ``rank``-th best candidate (so up to rank - 1 true copies never compete).
-    Images with fewer candidates are not constrained.
-    """
-    if len(i) == 0:
-        return np.zeros(0, bool)
-    node = np.concatenate([i, j])
-    both = np.concatenate([scores, scores])
-    order = np.lexsort((-both, node))
-    node_sorted = node[order]
-    start = np.searchsorted(node_sorted, np.arange(n), "left")
-    count = np.searchsorted(node_sorted, np.arange(n), "right") - start
-    ref = np.full(n, -1.0, np.float32)
-    has = count >= rank
-    ref[has] = both[order][start[has] + rank - 1]
-    residual = 1.0 - scores
-    return (residual <= ratio * (1.0 - ref[i])) & (residual <= ratio * (1.0 - ref[j]))
