@@ -111,3 +111,16 @@ def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy):
     manifest = json.loads((tmp_path / "data/manifests/dedup.json").read_text())
     assert manifest["counts"]["groups_with_duplicates"] >= 30
     assert "[dedup] reconcile:" in result.stderr and "OK" in result.stderr
+
+
+def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make_params):
+    lake = Lake(str(demo_copy))
+    before = lake.version("images")
+    summary = run(make_params({"lake": {"root": str(demo_copy)}}))
+    assert lake.version("images") == before == summary["versions"]["images"]  # no commit to the pixels table
+    groups = pl.from_arrow(lake.read("image_groups"))
+    assert groups.height == lake.count("images") and groups["image_id"].n_unique() == groups.height
+    members = groups.filter(~pl.col("is_canonical"))
+    assert members["match_kind"].null_count() == 0 and set(members["match_kind"]) <= {
+        "exact", "near", "shifted", "cropped", "greyscale", "recoloured"}
+    assert (members["match_score"] >= 0.8).all()
