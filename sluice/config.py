@@ -151,6 +151,7 @@ class DedupParams(Section):
 
     near_threshold: Annotated[int, Field(ge=0, le=16)] = 10  # max bits between window hashes (candidates)
     min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.8  # aligned equalised-grey correlation (verification)
+    moved_margin: Annotated[float, Field(ge=0, le=1)] = 0.05  # shifted/cropped alignments need this much more
 
 
 class DatasetParams(Section):

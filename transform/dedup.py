@@ -34,7 +34,8 @@ _PROBE_COST = 8.0
 # different digits of one class correlate up to 0.993 aligned and equalised (0.996 plain), copies >= 0.9995
 # on plain grey, so such pairs keep the strict plain check
 MIN_DETAIL = 0.035
-PHASH_BITS = 6  # whole-image perceptual hashes (images.phash) this close are candidates as well
+PHASH_BITS = 6
+PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
 
@@ -217,8 +218,10 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
-               min_correlation: float) -> tuple[np.ndarray, ...]:
+               min_correlation: float, moved_margin: float = 0.05) -> tuple[np.ndarray, ...]:
     """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
+
+    A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
 
     Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
     and the stored whole-image perceptual hashes within PHASH_BITS.
@@ -226,10 +229,10 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     from transform.dedup_match import detail, match, plain_correlation
 
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
-    ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj))
+    ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain)
     cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
-    ok = score >= min_correlation
+    ok = score >= min_correlation + moved_margin * (geometry > 0)
     smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
     tiny = smooth[ni] | smooth[nj]
     if tiny.any():
@@ -239,7 +242,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     return ni, nj, score, geometry, ok
 
 
-def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.DataFrame, dict]:
+def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05
+                ) -> tuple[pl.DataFrame, dict]:
     """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
     meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
     meta = meta.sort("image_id").with_row_index("row")
@@ -248,7 +252,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.
     ids = meta["image_id"].to_numpy().astype(object)
     thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
     ni, nj, score, geometry, ok = near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(),
-                                             threshold, min_correlation)
+                                             threshold, min_correlation, moved_margin)
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
     i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
@@ -292,7 +296,7 @@ def run(params) -> dict:
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run the clean stage: python -m transform.clean)")
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
-    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation)
+    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin)
     written = write_groups(lake, groups, run_id)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)

@@ -142,12 +142,13 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 
 def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-                   block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """NCC of image ``a``'s query window WINDOWS[window] (refined +-1 px) against ``b``'s indexed
-    window INDEX_WINDOWS[ref], per pair: (best score, geometry 0 aligned / 1 shifted / 2 cropped /
-    3 cropped and shifted)."""
-    scores = np.full(len(a), -1.0, np.float32)
-    geometry = np.zeros(len(a), np.int8)
+                   block: int = 4096, plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Verification per pair: align ``a``'s query window WINDOWS[window] to ``b``'s indexed window
+    INDEX_WINDOWS[ref] (refined +-1 px on the windows), then correlate the *whole overlap* of the two
+    equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too.
+    Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted)."""
+    best = np.full(len(a), -2.0, np.float32)
+    bx, by = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
     for start in range(0, len(a), block):
         sl = np.arange(start, min(start + block, len(a)))
         for k, r in {(int(k), int(r)) for k, r in zip(window[sl], ref[sl])}:
@@ -161,10 +162,51 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
                     if w.size != CENTRE:
                         crop = _RESIZE[w.size] @ crop @ _RESIZE[w.size].T
                     s = (_standardise(crop) * target).sum(axis=1)
-                    better = s > scores[rows]
-                    scores[rows[better]] = s[better]
-                    geometry[rows[better]] = (w.size != CENTRE) * 2 + ((x, y) != (v.x, v.y))
+                    better = s > best[rows]
+                    best[rows[better]], bx[rows[better]], by[rows[better]] = s[better], x, y
+    size = np.array([WINDOWS[k].size for k in window], np.int64)
+    vx = np.array([INDEX_WINDOWS[r].x for r in ref], np.int64)
+    vy = np.array([INDEX_WINDOWS[r].y for r in ref], np.int64)
+    scores = np.zeros(len(a), np.float32)
+    for start in range(0, len(a), block):
+        sl = slice(start, min(start + block, len(a)))
+        scores[sl] = _overlap_ncc(thumbs[a[sl]], thumbs[b[sl]], bx[sl], by[sl], vx[sl], vy[sl], size[sl] / CENTRE)
+        if plain is not None:
+            scores[sl] = np.minimum(scores[sl], _overlap_ncc(plain[a[sl]], plain[b[sl]], bx[sl], by[sl], vx[sl],
+                                                             vy[sl], size[sl] / CENTRE))
+    geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
     return scores, geometry
+
+
+def _axis_weights(offset: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, GRID, GRID) linear-interpolation weights taking a's pixels onto b's grid along one axis
+    (b pixel u sits at a coordinate offset + (u - ref + 0.5) * scale - 0.5), and which u fall inside a."""
+    u = np.arange(GRID)[None, :]
+    pos = offset[:, None] + (u - ref[:, None] + 0.5) * scale[:, None] - 0.5
+    inside = (pos >= -0.5) & (pos <= GRID - 0.5)
+    pos = np.clip(pos, 0, GRID - 1)
+    lo = np.minimum(np.floor(pos).astype(np.int64), GRID - 2)
+    frac = (pos - lo).astype(np.float32)
+    weights = np.zeros((len(offset), GRID, GRID), np.float32)
+    n_idx, u_idx = np.nonzero(np.ones_like(pos, bool))
+    weights[n_idx, u_idx, lo.ravel()] += (1 - frac).ravel()
+    weights[n_idx, u_idx, lo.ravel() + 1] += frac.ravel()
+    return weights, inside
+
+
+def _overlap_ncc(ta, tb, x, y, vx, vy, scale) -> np.ndarray:
+    """Correlation of b with a resampled onto b's grid, over the pixels both images cover."""
+    wy, in_y = _axis_weights(y, vy, scale)
+    wx, in_x = _axis_weights(x, vx, scale)
+    warped = wy @ ta.astype(np.float32) @ wx.transpose(0, 2, 1)
+    mask = (in_y[:, :, None] & in_x[:, None, :]).astype(np.float32)
+    count = np.maximum(mask.sum(axis=(1, 2), keepdims=True), 1)
+    tb = tb.astype(np.float32)
+    ma = warped - (warped * mask).sum(axis=(1, 2), keepdims=True) / count
+    mb = tb - (tb * mask).sum(axis=(1, 2), keepdims=True) / count
+    num = (ma * mb * mask).sum(axis=(1, 2))
+    den = np.sqrt((ma * ma * mask).sum(axis=(1, 2)) * (mb * mb * mask).sum(axis=(1, 2)))
+    return num / np.maximum(den, 1e-3)
 
 
 # ---------------------------------------------------------------------------- the pass
@@ -184,8 +226,8 @@ def candidates(thumbs: np.ndarray, max_bits: int) -> tuple[np.ndarray, ...]:
     return owner[first], other[first], window[first], ref[first]
 
 
-def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
+          plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
     (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
     ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too."""
@@ -195,7 +237,7 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
         window = np.concatenate([window, np.full(len(extra[0]), centre)])
         ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
-    scores, geometry = aligned_scores(thumbs, a, b, window, ref)
+    scores, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((-scores, j, i))
     i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
