@@ -30,7 +30,7 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core: images/s per core
     os.environ.setdefault(_var, "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def planted(n: int, copies: int, threshold: int, seed: int) -> np.ndarray:
@@ -150,6 +150,7 @@ def _line(name: str, ev: dict) -> str:
 
 def bench_labelled(originals: int, distractors: int, seed: int) -> None:
     from dedup_pairs import build
+
     from sluice.config import DedupParams
 
     cfg = DedupParams()
@@ -170,7 +171,7 @@ def bench_labelled(originals: int, distractors: int, seed: int) -> None:
                   f"  photo pairs across originals {ev['false_photo_pairs']}")
         bi, bj, dist, t_base = _baseline(data["images"], 20)
         pick = None
-        for bits in range(0, 21):
+        for bits in range(21):
             ev = _evaluate(data, bi, bj, dist <= bits)
             if ev["overall_precision"] >= ours["overall_precision"] or pick is None:
                 pick = (bits, ev)

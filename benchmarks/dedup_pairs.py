@@ -62,7 +62,7 @@ def edit(img: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.n
         pad = np.pad(img, ((strength, strength), (strength, strength), (0, 0)), mode="reflect")
         return pad[strength + dy:strength + dy + s, strength + dx:strength + dx + s].copy()
     if kind == "crop":
-        h = int(round(s * (1 - strength)))
+        h = round(s * (1 - strength))
         y, x = rng.integers(0, s - h + 1, 2)
         return _resize(np.ascontiguousarray(img[y:y + h, x:x + h]), s)
     if kind == "grey":

@@ -75,7 +75,7 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     Exact (recall 1.0 against brute force by the pigeonhole argument in :func:`plan_chunks`); work
     grows with the number of candidates, not with n^2.
     """
-    i, j, dist = near_pairs_between(codes, codes, threshold, upper=True)
+    i, j, _ = near_pairs_between(codes, codes, threshold, upper=True)
     pairs = np.unique(np.stack([i, j], axis=1), axis=0) if len(i) else np.zeros((0, 2), np.int64)
     i, j = pairs[:, 0], pairs[:, 1]
     codes = np.ascontiguousarray(codes).view(np.uint64)
@@ -98,8 +98,8 @@ def near_pairs_between(queries: np.ndarray, index: np.ndarray, threshold: int,
     found_i, found_j = [], []
     for lo, hi in _chunk_bounds(m):
         width = hi - lo
-        chunk = lambda c: ((c >> np.uint64(64 - hi)) & np.uint64((1 << width) - 1)).astype(np.int64)
-        key, qkey = chunk(codes), chunk(queries)
+        shift, mask = np.uint64(64 - hi), np.uint64((1 << width) - 1)
+        key, qkey = ((codes >> shift) & mask).astype(np.int64), ((queries >> shift) & mask).astype(np.int64)
         order = np.argsort(key, kind="stable")
         sorted_keys = key[order]
         if width <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
@@ -192,7 +192,7 @@ def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192) -> tuple[np
         if batch.num_rows == 0:
             continue
         flat = np.frombuffer(b"".join(batch.column("pixels").to_pylist()), np.uint8)
-        side = int(round((flat.size / batch.num_rows / 3) ** 0.5))
+        side = round((flat.size / batch.num_rows / 3) ** 0.5)
         px = flat.reshape(batch.num_rows, side, side, 3)
         got_ids += batch.column("image_id").to_pylist()
         thumbs.append(thumbnails(px))
@@ -261,7 +261,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     scores = np.concatenate([np.ones(len(ei), np.float32), score[ok]])
     groups = assign_groups(meta, i, j).join(best_matches(ids, i, j, kinds, scores), on="image_id", how="left")
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
-    counts = {"images": meta.height, "exact_pairs": exact.height, "near_candidates": int(len(ni)),
+    counts = {"images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni),
               "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,

@@ -11,7 +11,12 @@ from PIL import Image
 
 from sluice.config import DedupParams
 from transform.clean import phash_batch
-from transform.dedup import MIN_DETAIL, brute_force_pairs, near_edges, near_pairs_between
+from transform.dedup import (
+    MIN_DETAIL,
+    brute_force_pairs,
+    near_edges,
+    near_pairs_between,
+)
 from transform.dedup_match import detail, thumbnails
 
 CFG = DedupParams()
@@ -43,7 +48,7 @@ def _edits(tile: np.ndarray, side: int, rng) -> dict[str, np.ndarray]:
     frame = lambda dy, dx: _resize(tile[m + dy:m + dy + 128, m + dx:m + dx + 128], side)
     base = frame(0, 0)
     px = round(4 * 128 / side)  # a 4 px shift at the stored size
-    crop = int(round(side * 0.85))
+    crop = round(side * 0.85)
     grey = np.repeat((base.astype(np.float32) @ np.array([0.299, 0.587, 0.114]))[..., None], 3, 2)
     buf = io.BytesIO()
     Image.fromarray(base).save(buf, "JPEG", quality=40)
@@ -67,7 +72,7 @@ def test_edited_copies_found_and_distinct_photos_kept_apart(tiles, side):
             kind.append(name)
     images, family = np.stack(images), np.asarray(family)
     pixel_hash = np.array([hash(a.tobytes()) for a in images])
-    i, j, score, _, ok = near_edges(thumbnails(images), thumbnails(images, equalise=False), phash_batch(images),
+    i, j, _, _, ok = near_edges(thumbnails(images), thumbnails(images, equalise=False), phash_batch(images),
                                     pixel_hash, CFG.near_threshold, CFG.min_correlation)
     accepted = set(zip(i[ok].tolist(), j[ok].tolist()))
     assert all(family[a] == family[b] for a, b in accepted)  # no two different photos matched
