@@ -147,23 +147,57 @@ def _samples(d: _Data, per_class: int) -> str:
 
 
 def _dup_groups(d: _Data, limit: int) -> str:
-    if limit == 0 or not d.has("images"):
-        return "<p class='muted'>No images table yet.</p>"
-    groups = d.rows("SELECT dup_group, count(*) AS n FROM images WHERE dup_group IS NOT NULL GROUP BY 1 HAVING n > 1 "
+    if limit == 0 or not d.has("images", "image_groups"):
+        return "<p class='muted'>No duplicate groups yet (run the dedup stage).</p>"
+    groups = d.rows("SELECT dup_group, count(*) AS n FROM image_groups GROUP BY 1 HAVING n > 1 "
                     "ORDER BY n DESC, dup_group LIMIT ?", limit)
-    total = d.rows("SELECT count(*) FROM (SELECT dup_group FROM images WHERE dup_group IS NOT NULL "
-                   "GROUP BY 1 HAVING count(*) > 1)")[0][0]
+    total = d.rows("SELECT count(*) FROM (SELECT dup_group FROM image_groups GROUP BY 1 HAVING count(*) > 1)")[0][0]
     if not groups:
         return "<p>No duplicate groups.</p>"
-    members = d.rows("SELECT dup_group, image_id, pixels, coalesce(is_canonical, false) FROM images WHERE dup_group IN "
-                     f"({', '.join('?' for _ in groups)}) ORDER BY dup_group, NOT coalesce(is_canonical, false), image_id",
+    members = d.rows("SELECT g.dup_group, g.image_id, i.pixels, g.is_canonical, g.match_kind FROM image_groups g "
+                     "JOIN images i USING (image_id) WHERE g.dup_group IN "
+                     f"({', '.join('?' for _ in groups)}) ORDER BY g.dup_group, NOT g.is_canonical, g.image_id",
                      *[g for g, _ in groups])
     by_group: dict[str, list] = {}
-    for group, image_id, pixels, canonical in members:
-        by_group.setdefault(group, []).append(_img(pixels, f"{image_id[:12]}{' (canonical)' if canonical else ''}",
-                                                   "px canon" if canonical else "px"))
+    for group, image_id, pixels, canonical, kind in members:
+        title = f"{image_id[:12]}{' (canonical)' if canonical else f' ({kind})' if kind else ''}"
+        by_group.setdefault(group, []).append(_img(pixels, title, "px canon" if canonical else "px"))
     html = "".join(f'<span class="group" data-group="{escape(g)}">{"".join(by_group.get(g, []))}</span>' for g, _ in groups)
     return f"<p>{total} groups with more than one member; the largest {len(groups)} (canonical outlined):</p>{html}"
+
+
+_HINTS = ("SELECT image_id, bool_or(lower(trim(split_hint)) = 'test') AS t, "
+          "bool_or(lower(trim(split_hint)) IN ('train', 'val')) AS tr FROM raw_images GROUP BY 1")
+
+
+def _leakage(d: _Data, limit: int) -> str:
+    """Groups whose members came from the source's test and train splits, side by side, with the
+    match kind of each copy and where the dataset stage put it (moved to train, dropped, kept)."""
+    if limit == 0 or not d.has("images", "image_groups", "raw_images"):
+        return "<p class='muted'>No duplicate groups yet (run the dedup stage).</p>"
+    cross = (f"SELECT g.dup_group FROM image_groups g JOIN ({_HINTS}) h USING (image_id) GROUP BY 1 "
+             "HAVING bool_or(h.t) AND bool_or(h.tr)")
+    total = d.rows(f"SELECT count(*) FROM ({cross})")[0][0]
+    if not total:
+        return "<p>No near-duplicate group spans the source's test and train splits.</p>"
+    shown = [g for (g,) in d.rows(f"{cross} ORDER BY 1 LIMIT ?", limit)]
+    split = "d.split" if d.has("dataset") else "NULL"
+    joined = "LEFT JOIN dataset d USING (image_id)" if d.has("dataset") else ""
+    members = d.rows(f"SELECT g.dup_group, g.image_id, i.pixels, h.t, g.match_kind, g.match_score, {split} "
+                     f"FROM image_groups g JOIN images i USING (image_id) LEFT JOIN ({_HINTS}) h USING (image_id) "
+                     f"{joined} WHERE g.dup_group IN ({', '.join('?' for _ in shown)}) "
+                     "ORDER BY g.dup_group, NOT coalesce(h.t, false), g.image_id", *shown)
+    rows: dict[str, list] = {}
+    for group, image_id, pixels, is_test, kind, score, now in members:
+        where = "source test" if is_test else "source train"
+        fate = f"dataset: {now}" if now else "not in dataset"
+        how = f"{kind} {score:.3f}" if kind and score is not None else (kind or "")
+        rows.setdefault(group, []).append(f"<td>{_img(pixels, f'{image_id[:12]} {where}')}<br>"
+                                          f"<span class='muted'>{where}; {escape(how)}; {fate}</span></td>")
+    body = "".join(f'<tr class="leak" data-leak="{escape(g)}">{"".join(rows.get(g, []))}</tr>' for g in shown)
+    return (f"<p>{total} near-duplicate groups span the source's test and train splits "
+            f"(showing {len(shown)}): a test image with a copy in train inflates test accuracy.</p>"
+            f"<table>{body}</table>")
 
 
 def _quarantined(d: _Data, limit: int) -> str:
@@ -223,6 +257,7 @@ def render_page(con, tables: set[str], classes: list[str] | None, params, report
         ("Class distribution per split", _distribution(d, classes)),
         ("Samples per class", _samples(d, q.page_samples_per_class)),
         ("Near-duplicate groups", _dup_groups(d, q.page_max_dup_groups)),
+        ("Test/train leakage", _leakage(d, q.page_max_dup_groups)),
         ("Quarantined rows", _quarantined(d, q.page_max_quarantined)),
         ("Annotator accuracy", _annotators(d)),
     ]

@@ -107,16 +107,16 @@ def images(env: Env) -> Suite:
     geometry = read_geometry(env.lake, "images") if "images" in env.columns else None  # recorded by clean
     expected = geometry.height * geometry.width * 3 if geometry else -1  # none recorded: every row fails
     p = env.params.quality
-    orphan = ("SELECT count(*) FROM images WHERE dup_group IS NOT NULL "
-              "AND dup_group NOT IN (SELECT image_id FROM images)")
-    canon = ("SELECT dup_group FROM images WHERE dup_group IS NOT NULL GROUP BY dup_group "
+    orphan = "SELECT count(*) FROM image_groups WHERE dup_group NOT IN (SELECT image_id FROM images)"
+    ungrouped = "SELECT count(*) FROM images WHERE image_id NOT IN (SELECT image_id FROM image_groups)"
+    canon = ("SELECT dup_group FROM image_groups GROUP BY dup_group "
              "HAVING count(*) FILTER (WHERE is_canonical AND image_id = dup_group) <> 1 "
              "OR count(*) FILTER (WHERE is_canonical) <> 1")
     return Suite(
         "images", "silver", "images", required=True, key=col("image_id"),
         frame={"image_id": col("image_id"), "pixel_hash": col("pixel_hash"), "width": col("width"),
                "height": col("height"), "mode": col("mode"), "pixel_bytes": nbytes("pixels"),
-               "phash": col("phash"), "mean": col("mean"), "std": col("std"), "dup_group": col("dup_group")},
+               "phash": col("phash"), "mean": col("mean"), "std": col("std")},
         checks=[
             schema_check("images"),
             Check.row("image_id_sha256", "critical", "image_id", regex(HEX64), "image_id is sha256 hex"),
@@ -130,15 +130,16 @@ def images(env: Env) -> Suite:
             Check.row("phash_not_null", "critical", "phash", not_null(), "every image has a perceptual hash"),
             Check.row("mean_range", "warning", "mean", between(0, 255), "pixel mean is within 0..255"),
             Check.row("std_range", "warning", "std", between(0, 255), "pixel std is within 0..255"),
-            Check.row("dup_group_assigned", "warning", "dup_group", not_null(), "dedup assigned every image a group"),
+            Check.aggregate("dup_group_assigned", "warning", "dedup assigned every image a group (image_groups)",
+                            between(0, 0), lambda env: env.scalar(ungrouped), needs=("image_groups.dup_group",)),
             unique_key("images", ("image_id",), "image_id"),
-            Check.aggregate("dup_group_exists", "critical", "every dup_group is the image_id of an image in the table",
-                            between(0, 0), lambda env: env.scalar(orphan), needs=("images.dup_group",)),
+            Check.aggregate("dup_group_exists", "critical", "every image_groups.dup_group is the image_id of an image",
+                            between(0, 0), lambda env: env.scalar(orphan), needs=("image_groups.dup_group",)),
             Check.aggregate(
                 "one_canonical_per_group", "critical", "each duplicate group has exactly one canonical member, its id",
                 between(0, 0), lambda env: env.scalar(f"SELECT count(*) FROM ({canon})"),
-                needs=("images.dup_group", "images.is_canonical"),
-                keys=lambda env: env.values(f"SELECT image_id FROM images WHERE dup_group IN ({canon}) ORDER BY 1")),
+                needs=("image_groups.dup_group", "image_groups.is_canonical"),
+                keys=lambda env: env.values(f"SELECT image_id FROM image_groups WHERE dup_group IN ({canon}) ORDER BY 1")),
         ],
     )
 
@@ -219,8 +220,12 @@ def dataset(env: Env) -> Suite:
     cross = "SELECT dup_group FROM dataset GROUP BY dup_group HAVING count(DISTINCT split) > 1"
     pixel = ("SELECT i.pixel_hash FROM dataset d JOIN images i USING (image_id) "
              "GROUP BY i.pixel_hash HAVING count(DISTINCT d.split) > 1")
-    near = ("SELECT i.dup_group FROM dataset d JOIN images i USING (image_id) WHERE i.dup_group IS NOT NULL "
+    near = ("SELECT i.dup_group FROM dataset d JOIN image_groups i USING (image_id) "
             "GROUP BY i.dup_group HAVING count(DISTINCT d.split) > 1")
+    # test rows whose near-duplicate group (image_groups) has a member in train or val
+    leaked = ("SELECT count(DISTINCT d.image_id) FROM dataset d JOIN image_groups g USING (image_id) "
+              "WHERE d.split = 'test' AND g.dup_group IN (SELECT g2.dup_group FROM dataset d2 "
+              "JOIN image_groups g2 USING (image_id) WHERE d2.split <> 'test')")
     mapping = ("SELECT count(*) FROM (SELECT label FROM dataset GROUP BY label HAVING count(DISTINCT class_index) > 1 "
                "UNION ALL SELECT CAST(class_index AS VARCHAR) FROM dataset GROUP BY class_index "
                "HAVING count(DISTINCT label) > 1)")
@@ -277,11 +282,11 @@ def dataset(env: Env) -> Suite:
                                 "SELECT d.image_id FROM dataset d JOIN images i USING (image_id) "
                                 f"WHERE i.pixel_hash IN ({pixel}) ORDER BY 1")),
             Check.aggregate("no_near_duplicate_across_splits", "critical",
-                            "no near-duplicate group of the images table spans two splits (images.dup_group)",
+                            "no near-duplicate group (image_groups.dup_group) spans two splits",
                             between(0, 0), lambda env: env.scalar(f"SELECT count(*) FROM ({near})"),
-                            needs=("images.dup_group", "dataset.split"),
+                            needs=("image_groups.dup_group", "dataset.split"),
                             keys=lambda env: env.values(
-                                "SELECT d.image_id FROM dataset d JOIN images i USING (image_id) "
+                                "SELECT d.image_id FROM dataset d JOIN image_groups i USING (image_id) "
                                 f"WHERE i.dup_group IN ({near}) ORDER BY 1")),
             Check.aggregate("train_class_min_share", "critical",
                             f"every class has >= {q.min_class_share:.1%} of the train split (quality.min_class_share)",
@@ -309,6 +314,12 @@ def dataset(env: Env) -> Suite:
                             lambda env: env.scalar(f"SELECT count(*) FROM ({test_in_train})"),
                             needs=("raw_images.split_hint",),
                             keys=lambda env: env.values(f"{test_in_train} ORDER BY 1")),
+            Check.aggregate("test_leakage_share", "critical",
+                            f"at most {q.max_test_leakage:.1%} of test images have a near-copy in train/val "
+                            "(quality.max_test_leakage)", between(0, q.max_test_leakage),
+                            lambda env: env.scalar(leaked) / max(env.scalar(
+                                "SELECT count(*) FROM dataset WHERE split = 'test'") or 0, 1),
+                            needs=("image_groups.dup_group", "dataset.split")),
         ],
     )
 

@@ -110,12 +110,26 @@ TABLES: dict[str, TableSpec] = {
                 ("phash", pa.int64(), False),  # 64-bit perceptual hash (bit pattern stored as int64)
                 ("mean", pa.float32(), True),
                 ("std", pa.float32(), True),
-                ("dup_group", pa.string(), True),  # image_id of the group's canonical member
-                ("is_canonical", pa.bool_(), True),
+                ("dup_group", pa.string(), True),  # unused since groups live in image_groups (always null)
+                ("is_canonical", pa.bool_(), True),  # unused, as dup_group
                 ("run_id", pa.string(), False),
             ),
             ("image_id",),
             "Decoded, verified, normalized pixels, one row per distinct image bytes (labels live in `labels`).",
+        ),
+        TableSpec(
+            "image_groups", "silver",
+            _schema(
+                ("image_id", pa.string(), False),
+                ("dup_group", pa.string(), False),  # image_id of the group's canonical member
+                ("is_canonical", pa.bool_(), False),
+                ("match_kind", pa.string(), True),  # exact / shifted / cropped / greyscale / recoloured / near; null alone
+                ("match_score", pa.float32(), True),  # verification score of that strongest match
+                ("match_with", pa.string(), True),  # the image it matched best
+                ("run_id", pa.string(), False),
+            ),
+            ("image_id",),
+            "Duplicate group of every image (dedup); narrow, so regrouping never rewrites pixels.",
         ),
         TableSpec(
             "labels", "silver",

@@ -189,10 +189,12 @@ class CleanParams(Section):
 
 
 class DedupParams(Section):
-    """Exact (pixel hash) and near (perceptual hash) duplicate groups (transform/dedup.py)."""
+    """Exact (pixel hash) and near duplicate groups (transform/dedup.py); defaults calibrated on the
+    labelled benchmark in benchmarks/dedup.py (docs/transform.md)."""
 
-    near_threshold: Annotated[int, Field(ge=0, le=16)] = 6
-    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.995
+    near_threshold: Annotated[int, Field(ge=0, le=16)] = 10  # max bits between window hashes (candidates)
+    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.8  # aligned equalised-grey correlation (verification)
+    moved_margin: Annotated[float, Field(ge=0, le=1)] = 0.05  # shifted/cropped alignments need this much more
 
 
 class DatasetParams(Section):
@@ -384,6 +386,7 @@ class QualityParams(Section):
     snapshot_dir: str = "data/dataset"
     page_samples_per_class: Annotated[int, Field(ge=0, le=64)] = 8
     page_max_dup_groups: Annotated[int, Field(ge=0)] = 12
+    max_test_leakage: Annotated[float, Field(ge=0, le=1)] = 0.005  # share of test images with a near-copy in train
     page_max_quarantined: Annotated[int, Field(ge=0)] = 60
 
 

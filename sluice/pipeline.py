@@ -126,7 +126,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("clean", "transform.clean", code=("transform.clean", "sluice.compute", "sluice.imaging?"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/crawl.json", "{reports}/bronze.json"),
           params=("clean", "compute", "lake"), outs=("{manifests}/clean.json",)),
-    Stage("dedup", "transform.dedup", code=("transform.dedup",), inputs=("{manifests}/clean.json",),
+    Stage("dedup", "transform.dedup", code=("transform.dedup", "transform.dedup_match"), inputs=("{manifests}/clean.json",),
           params=("dedup", "lake"), outs=("{manifests}/dedup.json",)),
     Stage("dataset", "transform.dataset", code=("transform.dataset",),
           inputs=("{manifests}/dedup.json", "{manifests}/labels.json", "{reports}/silver.json"),

@@ -59,7 +59,11 @@ def load_members(lake: Lake) -> pl.DataFrame:
     if not lake.exists("labels"):
         raise InputError(f"table 'labels' does not exist yet in the lake at {lake.root} "
                          "(run the labels stage first: python -m transform.labels)")
-    images = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"]))
+    if not lake.exists("image_groups"):
+        raise InputError(f"table 'image_groups' does not exist yet in the lake at {lake.root} "
+                         "(run the dedup stage after clean: python -m transform.dedup)")
+    groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"]))
+    images = pl.from_arrow(lake.read("images", columns=["image_id"])).join(groups, on="image_id", how="left")
     if images["dup_group"].null_count():
         raise InputError(f"{images['dup_group'].null_count()} images have no duplicate group yet "
                          "(run the dedup stage after clean: python -m transform.dedup)")

@@ -1,15 +1,17 @@
-"""Stage ``dedup``: exact and near-duplicate groups in silver ``images``.
+"""Stage ``dedup``: exact and near-duplicate groups of silver ``images``, into ``image_groups``.
 
 - Exact duplicates share ``pixel_hash`` (the same normalized pixels from different bytes; the same
   bytes are already one image since ``image_id`` is the hash of the bytes).
-- Near-duplicates are pairs whose 64-bit perceptual hashes differ in at most ``dedup.near_threshold``
-  bits, found with multi-index hashing (never all pairs), then confirmed on the pixels: the Pearson
-  correlation of the two normalized grey images must reach ``dedup.min_correlation``. The check keeps
-  distinct images whose coarse hashes happen to collide (the demo's 8x8 digit scans do) apart.
+- Near-duplicates survive real edits (shifts, crops, greyscale, colour/contrast, re-encodes): window
+  hashes of equalised grey thumbnails within ``dedup.near_threshold`` bits, found with multi-index
+  hashing (never all pairs), then verified by the aligned correlation reaching
+  ``dedup.min_correlation`` (see :mod:`transform.dedup_match`).
 
 Groups are the connected components of those pairs. The canonical member is the one with the most
-decoded pixels, then a lossless format, then the smallest ``image_id``; ``images.dup_group`` is its
-image_id for every member and ``is_canonical`` marks it. Rerunning recomputes the same groups.
+decoded pixels, then a lossless format, then the smallest ``image_id``; ``image_groups.dup_group``
+is its image_id for every member, ``is_canonical`` marks it, and each image records its strongest
+match (kind, score, partner). ``image_groups`` is narrow and replaced whole on each run, so
+regrouping never rewrites pixels; ``images`` stays append-only. Rerunning gives the same groups.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from itertools import combinations
 
 import numpy as np
 import polars as pl
-import pyarrow.compute as pc
 
 from sluice.errors import InputError
 from sluice.lake import Lake
@@ -29,6 +30,13 @@ STAGE = "dedup"
 _PROBE_BLOCK = 8192
 _TABLE_BITS = 20  # chunks up to this wide get a direct bucket table (8 MiB at 20 bits)
 _PROBE_COST = 8.0
+# pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL):
+# different digits of one class correlate up to 0.993 aligned and equalised (0.996 plain), copies >= 0.9995
+# on plain grey, so such pairs keep the strict plain check
+MIN_DETAIL = 0.035
+PHASH_BITS = 6
+PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
+TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
 
 
@@ -67,16 +75,31 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     Exact (recall 1.0 against brute force by the pigeonhole argument in :func:`plan_chunks`); work
     grows with the number of candidates, not with n^2.
     """
+    i, j, _ = near_pairs_between(codes, codes, threshold, upper=True)
+    pairs = np.unique(np.stack([i, j], axis=1), axis=0) if len(i) else np.zeros((0, 2), np.int64)
+    i, j = pairs[:, 0], pairs[:, 1]
     codes = np.ascontiguousarray(codes).view(np.uint64)
+    return i, j, np.bitwise_count(codes[i] ^ codes[j]).astype(np.int64)
+
+
+def near_pairs_between(queries: np.ndarray, index: np.ndarray, threshold: int,
+                       upper: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (query row, index row) pair within ``threshold`` bits, with the distance (unsorted, no
+    duplicates unless the index holds equal codes). ``upper`` keeps only query row < index row (a
+    self-join of one code list). Bucket tables are built on ``index``; queries probe them a block at a
+    time, so memory stays bounded however many queries there are."""
+    queries = np.ascontiguousarray(queries).view(np.uint64)
+    codes = np.ascontiguousarray(index).view(np.uint64)
     n = len(codes)
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if n < 2:
+    if n == 0 or len(queries) == 0 or (upper and n < 2):
         return empty
     m, r = plan_chunks(n, threshold)
     found_i, found_j = [], []
     for lo, hi in _chunk_bounds(m):
         width = hi - lo
-        key = ((codes >> np.uint64(64 - hi)) & np.uint64((1 << width) - 1)).astype(np.int64)
+        shift, mask = np.uint64(64 - hi), np.uint64((1 << width) - 1)
+        key, qkey = ((codes >> shift) & mask).astype(np.int64), ((queries >> shift) & mask).astype(np.int64)
         order = np.argsort(key, kind="stable")
         sorted_keys = key[order]
         if width <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
@@ -84,9 +107,9 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
             bucket_start = np.cumsum(bucket_count) - bucket_count
         flips = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, r + 1)
                                   for bits in combinations(range(width), k)], np.int64)
-        for start in range(0, n, _PROBE_BLOCK):  # bounded memory: one block of queries at a time
-            q = np.arange(start, min(start + _PROBE_BLOCK, n), dtype=np.int64)
-            probe = (key[q, None] ^ flips[None, :]).ravel()
+        for start in range(0, len(queries), _PROBE_BLOCK):  # bounded memory: one block of queries at a time
+            q = np.arange(start, min(start + _PROBE_BLOCK, len(queries)), dtype=np.int64)
+            probe = (qkey[q, None] ^ flips[None, :]).ravel()
             if width <= _TABLE_BITS:
                 first, count = bucket_start[probe], bucket_count[probe]
             else:
@@ -98,16 +121,20 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
             qi = np.repeat(np.repeat(q, len(flips)), count)
             offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
             qj = order[np.repeat(first, count) + offset]
-            keep = qi < qj
-            qi, qj = qi[keep], qj[keep]
-            close = np.bitwise_count(codes[qi] ^ codes[qj]) <= threshold
+            if upper:
+                keep = qi < qj
+                qi, qj = qi[keep], qj[keep]
+            close = np.bitwise_count(queries[qi] ^ codes[qj]) <= threshold
             found_i.append(qi[close])
             found_j.append(qj[close])
     if not found_i:
         return empty
-    pairs = np.unique(np.stack([np.concatenate(found_i), np.concatenate(found_j)], axis=1), axis=0)
-    i, j = pairs[:, 0], pairs[:, 1]
-    return i, j, np.bitwise_count(codes[i] ^ codes[j]).astype(np.int64)
+    i, j = np.concatenate(found_i), np.concatenate(found_j)
+    if m > 1:  # a pair agreeing on several chunks was found once per chunk
+        key = i * n + j
+        _, first = np.unique(key, return_index=True)
+        i, j = i[first], j[first]
+    return i, j, np.bitwise_count(queries[i] ^ codes[j]).astype(np.int64)
 
 
 def brute_force_pairs(codes: np.ndarray, threshold: int, block: int = 2048,
@@ -134,16 +161,6 @@ def brute_force_pairs(codes: np.ndarray, threshold: int, block: int = 2048,
 
 
 # ---------------------------------------------------------------------------- grouping
-def grey_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson correlation of the grey versions of two (n, H*W*3) uint8 pixel blocks."""
-    def standardize(x):
-        g = x.reshape(len(x), -1, 3).astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        g -= g.mean(axis=1, keepdims=True)
-        return g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-6)
-
-    return (standardize(a) * standardize(b)).sum(axis=1) if len(a) else np.zeros(0, np.float32)
-
-
 def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Connected-component label per node of an undirected graph given as edge lists."""
     from scipy.sparse import coo_matrix
@@ -166,47 +183,110 @@ def assign_groups(images: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> pl.Data
             .select("image_id", "dup_group", "is_canonical").sort("image_id"))
 
 
-def find_groups(lake: Lake, threshold: int, min_correlation: float) -> tuple[pl.DataFrame, dict]:
-    """Duplicate groups of every image in silver, and counts of how they were found."""
+def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192) -> tuple[np.ndarray, ...]:
+    """Equalised and plain grey thumbnails, greyscale flags and mean colours of ``ids`` (sorted), in batches."""
+    from transform.dedup_match import thumbnails
+
+    got_ids, thumbs, plain, grey, colour = [], [], [], [], []
+    for batch in lake.dataset("images").to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
+        if batch.num_rows == 0:
+            continue
+        flat = np.frombuffer(b"".join(batch.column("pixels").to_pylist()), np.uint8)
+        side = round((flat.size / batch.num_rows / 3) ** 0.5)
+        px = flat.reshape(batch.num_rows, side, side, 3)
+        got_ids += batch.column("image_id").to_pylist()
+        thumbs.append(thumbnails(px))
+        plain.append(thumbnails(px, equalise=False))
+        spread = px.max(axis=3).astype(np.int16) - px.min(axis=3)
+        grey.append((spread <= 3).mean(axis=(1, 2)) > 0.99)
+        colour.append(px.reshape(batch.num_rows, -1, 3).mean(axis=1))
+    order = np.argsort(np.asarray(got_ids, dtype=object))
+    assert np.array_equal(np.asarray(got_ids, dtype=object)[order], ids)
+    return tuple(np.concatenate(parts)[order] for parts in (thumbs, plain, grey, colour))
+
+
+KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour is looked at
+
+
+def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.ndarray:
+    """What edit a verified pair looks like: shifted / cropped / greyscale / recoloured / near."""
+    kind = np.asarray(KINDS, dtype=object)[geometry]
+    plain = geometry == 0
+    kind[plain & (np.abs(colour_a - colour_b).max(axis=1) > 6)] = "recoloured"
+    kind[plain & (grey_a != grey_b)] = "greyscale"
+    return kind
+
+
+def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
+               min_correlation: float, moved_margin: float = 0.05) -> tuple[np.ndarray, ...]:
+    """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
+
+    A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
+
+    Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
+    and the stored whole-image perceptual hashes within PHASH_BITS.
+    """
+    from transform.dedup_match import detail, match, plain_correlation
+
+    pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
+    ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain)
+    cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
+    ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
+    ok = score >= min_correlation + moved_margin * (geometry > 0)
+    smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
+    tiny = smooth[ni] | smooth[nj]
+    if tiny.any():
+        geometry[tiny] = 0
+        score[tiny] = plain_correlation(plain, ni[tiny], nj[tiny])
+        ok[tiny] = score[tiny] >= max(min_correlation, TINY_MIN_CORRELATION)
+    return ni, nj, score, geometry, ok
+
+
+def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05
+                ) -> tuple[pl.DataFrame, dict]:
+    """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
     meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
     meta = meta.sort("image_id").with_row_index("row")
     exact = (meta.group_by("pixel_hash").agg(pl.col("row").min().alias("first"), pl.col("row"))
              .explode("row").filter(pl.col("row") != pl.col("first")))
-    ni, nj, dist = near_pairs(meta["phash"].to_numpy(), threshold)
-    same_pixels = meta["pixel_hash"].to_numpy()
-    cand = ~(same_pixels[ni] == same_pixels[nj])  # pairs already exact need no pixel check
-    ni, nj, dist = ni[cand], nj[cand], dist[cand]
-    corr = _pair_correlations(lake, meta, ni, nj)
-    ok = corr >= min_correlation
-    i = np.concatenate([exact["first"].to_numpy().astype(np.int64), ni[ok]])
-    j = np.concatenate([exact["row"].to_numpy().astype(np.int64), nj[ok]])
-    groups = assign_groups(meta, i, j)
+    ids = meta["image_id"].to_numpy().astype(object)
+    thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
+    ni, nj, score, geometry, ok = near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(),
+                                             threshold, min_correlation, moved_margin)
+    ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
+    i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
+    kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
+                            match_kinds(geometry[ok], grey[ni[ok]], grey[nj[ok]], colour[ni[ok]], colour[nj[ok]])
+                            if ok.any() else np.zeros(0, object)])
+    scores = np.concatenate([np.ones(len(ei), np.float32), score[ok]])
+    groups = assign_groups(meta, i, j).join(best_matches(ids, i, j, kinds, scores), on="image_id", how="left")
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
-    counts = {"images": meta.height, "exact_pairs": exact.height, "near_candidates": int(len(ni)),
+    counts = {"images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni),
               "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
-              "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1}
+              "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
+              "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))}}
     return groups, counts
 
 
-def _pair_correlations(lake: Lake, meta: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    if len(i) == 0:
-        return np.zeros(0, np.float32)
-    rows = np.unique(np.concatenate([i, j]))
-    wanted = meta["image_id"].to_numpy()[rows].tolist()
-    px = lake.read("images", columns=["image_id", "pixels"], filter=pc.field("image_id").isin(wanted))
-    by_id = dict(zip(px.column("image_id").to_pylist(), px.column("pixels").to_pylist()))
-    ids = meta["image_id"].to_numpy()
-    block = lambda idx: np.stack([np.frombuffer(by_id[ids[k]], np.uint8) for k in idx])
-    return grey_correlation(block(i), block(j))
+def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarray, scores: np.ndarray) -> pl.DataFrame:
+    """Per image in any edge: its strongest match (kind, score, partner); exact beats near."""
+    both = pl.DataFrame({"image_id": np.concatenate([ids[i], ids[j]]).astype(str).tolist(),
+                         "match_with": np.concatenate([ids[j], ids[i]]).astype(str).tolist(),
+                         "match_kind": np.concatenate([kinds, kinds]).astype(str).tolist(),
+                         "match_score": np.concatenate([scores, scores]).astype(np.float32)},
+                        schema={"image_id": pl.String, "match_with": pl.String, "match_kind": pl.String,
+                                "match_score": pl.Float32})
+    return (both.sort(["image_id", "match_score", "match_with"], descending=[False, True, False])
+            .unique("image_id", keep="first", maintain_order=True))
 
 
 # ---------------------------------------------------------------------------- the stage
 def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str) -> dict:
-    """Set dup_group / is_canonical on ``images`` in place (a column update, pixels untouched)."""
-    updated = lake.update_columns("images", groups.select("image_id", "dup_group", "is_canonical").to_arrow(),
-                                  ["dup_group", "is_canonical"], run_id=run_id, operation="dedup groups")
-    return {"updated": updated}
+    """Replace the narrow ``image_groups`` table; ``images`` (the pixels) is never rewritten."""
+    table = groups.select("image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with",
+                          run_id=pl.lit(run_id)).to_arrow()
+    return {"updated": lake.overwrite("image_groups", table, run_id=run_id)}
 
 
 def run(params) -> dict:
@@ -216,16 +296,17 @@ def run(params) -> dict:
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run the clean stage: python -m transform.clean)")
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
-    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation)
+    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin)
     written = write_groups(lake, groups, run_id)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)
     seconds = time.perf_counter() - started
     print(f"[{STAGE}] {counts['images']} images: {counts['groups_with_duplicates']} duplicate groups "
           f"({counts['exact_pairs']} exact, {counts['near_pairs']} near pairs; {counts['near_rejected_by_pixels']} "
-          f"hash collisions rejected on pixels) in {seconds:.1f}s")
+          f"candidates rejected on pixels) in {seconds:.1f}s")
     return {"run_id": run_id, "reconcile": recon, "counts": counts, "updated": written["updated"],
-            "seconds": round(seconds, 3), "versions": {"images": lake.version("images")}}
+            "seconds": round(seconds, 3), "versions": {"images": lake.version("images"),
+                                                        "image_groups": lake.version("image_groups")}}
 
 
 def main() -> None:

@@ -75,7 +75,11 @@ def build_world(root: Path) -> None:
     crawl = [{"url": f"http://127.0.0.1:8000/item/{i}", "status": 200, "bytes": 1000 + i, "referer": None,
               "robots": "allowed", "outcome": "image" if i else "page", "error": None, "fetched_at": now,
               "run_id": "crawl-fx"} for i in range(4)]
-    for name, rows in (("raw_images", raw), ("images", images), ("labels", labels), ("dataset", dataset),
+    groups = [{"image_id": r["image_id"], "dup_group": r["dup_group"], "is_canonical": r["is_canonical"],
+               "match_kind": None if r["is_canonical"] else "near", "match_score": None, "match_with": None,
+               "run_id": "dedup-fx"} for r in images]
+    for name, rows in (("raw_images", raw), ("images", images), ("image_groups", groups), ("labels", labels),
+                       ("dataset", dataset),
                        ("crowd_votes", votes), ("annotators", annotators), ("crawl_log", crawl)):
         lake.append(name, pa.Table.from_pylist(rows))
     record_geometry(lake, "images", Geometry(SIZE, SIZE, "squash"))  # as the clean stage does

@@ -198,3 +198,12 @@ def test_class_list_is_inferred_or_its_checks_are_skipped(world):
     report = world.run("bronze", only=["crowd_votes"])
     entry = next(c for c in report["checks"] if c["name"] == "crowd_votes.label_in_classes")
     assert report["success"] and entry["skipped"].startswith("no class list")
+
+
+def test_test_leakage_share_gate(world):
+    world.edit("dataset", _move_group_member_to_test)
+    report = world.run("gold", only=["dataset"])
+    assert "dataset.test_leakage_share" in report["critical_failures"]
+    world.set(max_test_leakage=0.5)  # one leaked test image of 7: allowed by a lax threshold
+    report = world.run("gold", only=["dataset"])
+    assert "dataset.test_leakage_share" not in report["critical_failures"]

@@ -66,3 +66,22 @@ def test_page_without_tables_says_so(tmp_path, make_params):
     params = make_params({"quality": {"reports_dir": str(tmp_path / "r")}})
     html = write_page(params, Lake(str(tmp_path / "empty")), None).read_text()
     assert "No dataset or labels table yet" in html and "No gate has run yet" in html
+
+
+def _source_test_copy(rows):
+    """The fixture's near-duplicate member as if its source had filed it under test."""
+    member = next(r for r in rows if "/train/" in r["source_uri"] and r["source_uri"].endswith("cat/1.png"))
+    member["split_hint"] = "test"
+    return rows
+
+
+def test_leakage_section_lists_cross_split_groups_side_by_side(world):
+    from quality.page import write_page
+
+    html = write_page(world.params, world.lake, ["cat", "dog", "fox"]).read_text()
+    assert "No near-duplicate group spans" in html
+    world.edit("raw_images", _source_test_copy)
+    html = write_page(world.params, world.lake, ["cat", "dog", "fox"]).read_text()
+    rows = re.findall(r'<tr class="leak" data-leak="[0-9a-f]+">(.*?)</tr>', html, re.S)
+    assert len(rows) == 1 and rows[0].count("<img") == 2
+    assert "source test; near" in rows[0] and "source train" in rows[0] and "dataset: train" in rows[0]

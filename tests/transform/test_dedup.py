@@ -62,7 +62,7 @@ def test_canonical_member_is_largest_then_lossless_then_smallest_id():
 def test_demo_duplicates_grouped_and_distinct_images_never_merged(demo_lake, demo_truth):
     lake = Lake(str(demo_lake))
     raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))
-    images = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"]))
+    images = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"]))
     group_of = dict(zip(images["image_id"], images["dup_group"]))
     id_of = dict(zip(raw["source_uri"], raw["image_id"]))
     group = lambda uri: group_of[id_of[uri]]
@@ -85,9 +85,9 @@ def test_demo_duplicates_grouped_and_distinct_images_never_merged(demo_lake, dem
 def test_rerun_gives_the_same_groups(demo_copy, make_params):
     params = make_params({"lake": {"root": str(demo_copy)}})
     lake = Lake(str(demo_copy))
-    before = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    before = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
     summary = run(params)
-    after = pl.from_arrow(lake.read("images", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    after = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
     assert after.equals(before)
     assert summary["reconcile"]["rows_in"] == before.height
     assert summary["counts"]["near_rejected_by_pixels"] > 0  # the demo's colliding digit hashes were caught
@@ -111,3 +111,16 @@ def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy):
     manifest = json.loads((tmp_path / "data/manifests/dedup.json").read_text())
     assert manifest["counts"]["groups_with_duplicates"] >= 30
     assert "[dedup] reconcile:" in result.stderr and "OK" in result.stderr
+
+
+def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make_params):
+    lake = Lake(str(demo_copy))
+    before = lake.version("images")
+    summary = run(make_params({"lake": {"root": str(demo_copy)}}))
+    assert lake.version("images") == before == summary["versions"]["images"]  # no commit to the pixels table
+    groups = pl.from_arrow(lake.read("image_groups"))
+    assert groups.height == lake.count("images") and groups["image_id"].n_unique() == groups.height
+    members = groups.filter(~pl.col("is_canonical"))
+    assert members["match_kind"].null_count() == 0 and set(members["match_kind"]) <= {
+        "exact", "near", "shifted", "cropped", "greyscale", "recoloured"}
+    assert (members["match_score"] >= 0.8).all()

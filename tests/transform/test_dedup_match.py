@@ -1,0 +1,102 @@
+"""Near-duplicate matching on real photographs (scikit-learn's sample images, shipped with it): edited
+copies are found and verified at 32 and 128 px, different photos are not; the cross search is exact."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sluice.config import DedupParams
+from transform.clean import phash_batch
+from transform.dedup import (
+    MIN_DETAIL,
+    brute_force_pairs,
+    near_edges,
+    near_pairs_between,
+)
+from transform.dedup_match import detail, thumbnails
+
+CFG = DedupParams()
+
+
+def _resize(a: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((side, side), Image.Resampling.BICUBIC))
+
+
+@pytest.fixture(scope="module")
+def tiles() -> list[np.ndarray]:
+    """140x140 tiles of the two sample photos that do not overlap, without the nearly detail-free ones
+    (the flower's defocused background: those only match near-exact copies, see MIN_DETAIL)."""
+    from sklearn.datasets import load_sample_images
+
+    out = []
+    for photo in load_sample_images().images:
+        for y in (0, 140, 280):
+            for x in (0, 240):
+                out.append(photo[y:y + 140, x + 60:x + 200])
+    sharp = detail(thumbnails(np.stack([_resize(t, 32) for t in out]), equalise=False)) > 2 * MIN_DETAIL
+    assert sharp.sum() >= 8
+    return [t for t, keep in zip(out, sharp) if keep]
+
+
+def _edits(tile: np.ndarray, side: int, rng) -> dict[str, np.ndarray]:
+    """The original (the centre 128/140 of the tile, resized to ``side``) and edited copies."""
+    m = 6  # margin: shifts bring in real content from outside the frame
+    frame = lambda dy, dx: _resize(tile[m + dy:m + dy + 128, m + dx:m + dx + 128], side)
+    base = frame(0, 0)
+    px = round(4 * 128 / side)  # a 4 px shift at the stored size
+    crop = round(side * 0.85)
+    grey = np.repeat((base.astype(np.float32) @ np.array([0.299, 0.587, 0.114]))[..., None], 3, 2)
+    buf = io.BytesIO()
+    Image.fromarray(base).save(buf, "JPEG", quality=40)
+    out = {"original": base, "shift": frame(min(px, m), -min(px, m)),
+           "crop": _resize(base[side - crop:, :crop], side),
+           "grey": np.clip(grey, 0, 255).astype(np.uint8),
+           "colour": np.clip(base * np.array([1.2, 0.9, 0.8]) + np.array([10, -5, 0]), 0, 255).astype(np.uint8),
+           "contrast": np.clip(255 * (base / 255.0) ** 1.4 * 0.9, 0, 255).astype(np.uint8),
+           "jpeg": np.asarray(Image.open(buf).convert("RGB"))}
+    return out
+
+
+@pytest.mark.parametrize("side", [32, 128])
+def test_edited_copies_found_and_distinct_photos_kept_apart(tiles, side):
+    rng = np.random.default_rng(0)
+    images, family, kind = [], [], []
+    for f, tile in enumerate(tiles):
+        for name, img in _edits(tile, side, rng).items():
+            images.append(img)
+            family.append(f)
+            kind.append(name)
+    images, family = np.stack(images), np.asarray(family)
+    pixel_hash = np.array([hash(a.tobytes()) for a in images])
+    i, j, _, _, ok = near_edges(thumbnails(images), thumbnails(images, equalise=False), phash_batch(images),
+                                    pixel_hash, CFG.near_threshold, CFG.min_correlation)
+    accepted = set(zip(i[ok].tolist(), j[ok].tolist()))
+    assert all(family[a] == family[b] for a, b in accepted)  # no two different photos matched
+    originals = {f: k for k, f in enumerate(family) if kind[k] == "original"}
+    missed = [kind[k] for k in range(len(images)) if kind[k] != "original"
+              and (min(k, originals[family[k]]), max(k, originals[family[k]])) not in accepted]
+    assert len(missed) <= len(originals) * 6 // 20, missed  # at least 95% of the edited copies found
+
+
+def test_equalised_thumbnails_ignore_colour_and_contrast(tiles):
+    base = _resize(tiles[0], 32)
+    grey = np.repeat((base.astype(np.float32) @ np.array([0.299, 0.587, 0.114]))[..., None], 3, 2).astype(np.uint8)
+    darker = np.clip(255 * (base / 255.0) ** 1.5, 0, 255).astype(np.uint8)
+    t = thumbnails(np.stack([base, grey, darker])).reshape(3, -1).astype(np.float64)
+    assert np.corrcoef(t)[0, 1:].min() > 0.98
+
+
+def test_cross_search_equals_brute_force():
+    rng = np.random.default_rng(1)
+    index = rng.integers(0, 2**63, 800, dtype=np.int64)
+    queries = np.concatenate([index[:200] ^ rng.integers(0, 2**6, 200), rng.integers(0, 2**63, 300, dtype=np.int64)])
+    qi, ii, dist = near_pairs_between(queries, index, 8)
+    both = np.concatenate([queries, index])
+    bi, bj = brute_force_pairs(both, 8)
+    cross = (bi < len(queries)) & (bj >= len(queries))
+    assert sorted(zip(qi.tolist(), ii.tolist())) == sorted(zip(bi[cross].tolist(), (bj[cross] - len(queries)).tolist()))
+    assert (dist <= 8).all() and len(qi) >= 200
