@@ -1,6 +1,6 @@
 """Near-duplicate search over 100,000 perceptual hashes: multi-index hashing vs brute-force Hamming.
 
-Headline: speed of ``transform.dedup.near_pairs`` against the named baseline, brute-force pairwise
+Headline: speed of ``transform.hamming.near_pairs`` against the named baseline, brute-force pairwise
 Hamming distance (numpy XOR + popcount over every pair, in row blocks), and recall against it.
 
 The baseline's cost is exactly linear in the rows it queries, so by default it is timed on
@@ -45,7 +45,7 @@ def planted(n: int, copies: int, threshold: int, seed: int) -> np.ndarray:
 
 
 def bench_search(n: int, threshold: int, baseline_rows: int | None, seed: int) -> None:
-    from transform.dedup import brute_force_pairs, near_pairs, plan_chunks
+    from transform.hamming import brute_force_pairs, near_pairs, plan_chunks
 
     codes = planted(n, n // 50, threshold, seed)
     m, r = plan_chunks(n, threshold)
@@ -112,7 +112,7 @@ def _baseline(images: np.ndarray, max_bits: int):
     import imagehash
     from PIL import Image
 
-    from transform.dedup import brute_force_pairs
+    from transform.hamming import brute_force_pairs
 
     t0 = time.process_time()
     codes = np.array([int(str(imagehash.phash(Image.fromarray(a))), 16) for a in images], np.uint64).view(np.int64)

@@ -148,8 +148,8 @@ def labels(env: Env) -> Suite:
     q = env.params.quality
     no_label = "SELECT count(*) FROM images WHERE image_id NOT IN (SELECT image_id FROM labels)"
     return Suite(
-        "labels", "silver", "labels", required=True, key=col("image_id"),
-        frame={"image_id": col("image_id"), "status": col("status"), "label_source": col("label_source"),
+        "labels", "silver", "labels", required=True, key=col("item"),
+        frame={"item": col("item"), "image_id": col("image_id"), "status": col("status"), "label_source": col("label_source"),
                "votes": col("votes"), "confidence": col("confidence"), "agreement": col("agreement"),
                "resolved_label": FrameColumn("CASE WHEN status = 'resolved' THEN coalesce(label, '<null>') END",
                                              ("status", "label")),
@@ -169,7 +169,7 @@ def labels(env: Env) -> Suite:
             Check.row("votes_non_negative", "critical", "votes", between(0, None), "vote counts are >= 0"),
             Check.row("resolved_confidence_min", "warning", "resolved_confidence", between(q.min_label_confidence, 1),
                       f"resolved labels have confidence >= {q.min_label_confidence} (quality.min_label_confidence)"),
-            unique_key("labels", ("image_id",), "image_id"),
+            unique_key("labels", ("item",), "item"),  # image_id is null for voted items whose image has not landed
             Check.aggregate("every_image_labelled", "warning", "every image of the images table has a labels row",
                             between(0, 0), lambda env: env.scalar(no_label), needs=("images.image_id", "labels.image_id")),
         ],

@@ -8,7 +8,7 @@ thumbnail, whatever the stored resolution. On it:
   window, and queried with the hashes of windows of 24, 22 and 20 px at offsets of up to 4 px around
   the centre (75 queries). A copy shifted by d px, or cropped by up to ~17% and resized back, has one
   query window that covers the same content as the other image's central window, so their hashes
-  agree within a few bits; multi-index hashing (:func:`transform.dedup.near_pairs_between`) finds
+  agree within a few bits; multi-index hashing (:func:`transform.hamming.near_pairs_between`) finds
   those query/index pairs without comparing all pairs. The matching window is the pair's alignment.
 - **Verification**: normalised cross-correlation of the aligned windows (refined by +-1 px) on the
   equalised thumbnails. Unrelated images whose coarse hashes collide, and different shots of similar
@@ -212,7 +212,7 @@ def _overlap_ncc(ta, tb, x, y, vx, vy, scale) -> np.ndarray:
 # ---------------------------------------------------------------------------- the pass
 def candidates(thumbs: np.ndarray, max_bits: int) -> tuple[np.ndarray, ...]:
     """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per pair."""
-    from transform.dedup import near_pairs_between
+    from transform.hamming import near_pairs_between
 
     queries, index = window_codes(thumbs, WINDOWS), window_codes(thumbs, INDEX_WINDOWS)
     k, m = queries.shape[1], index.shape[1]

@@ -56,14 +56,15 @@ def build_world(root: Path) -> None:
                            "pixels": pixels.tobytes(), "pixel_hash": _sha(pixels.tobytes()),
                            "phash": int(rng.integers(-2**62, 2**62)), "mean": float(pixels.mean()),
                            "std": float(pixels.std()), "dup_group": image_id, "is_canonical": True, "run_id": "clean-fx"})
-            labels.append({"image_id": image_id, "label": cls, "label_source": "given", "confidence": 0.95,
+            labels.append({"image_id": image_id, "item": image_id, "label": cls, "label_source": "given", "confidence": 0.95,
                            "votes": 3, "agreement": 1.0, "status": "resolved", "reason": None, "run_id": "labels-fx"})
             dataset.append({"image_id": image_id, "split": split, "label": cls, "class_index": c, "weight": 1.0,
                             "dup_group": image_id, "run_id": "dataset-fx"})
     # one near-duplicate pair inside train: the second joins the first's group
     images[1]["dup_group"] = dataset[1]["dup_group"] = images[0]["image_id"]
     images[1]["is_canonical"] = False
-    votes = [{"vote_id": f"v{i}", "item_ref": r["source_uri"], "image_id": r["image_id"], "worker_id": f"w{i % 3}",
+    votes = [{"vote_id": f"v{i}", "item_ref": r["source_uri"], "item": r["source_uri"], "item_key": "source_uri",
+              "image_id": r["image_id"], "worker_id": f"w{i % 3}",
               "label": r["source_label"], "task_id": None, "status": "approved", "submitted_at": now,
               "source_file": "votes.csv", "source_format": "csv", "run_id": "crowd-fx"} for i, r in enumerate(raw)]
     annotators = [{"worker_id": "w0", "votes": 8, "accuracy": 0.95, "confusion": None, "is_spammer": False,

@@ -112,7 +112,7 @@ def test_sources_and_evidence_come_from_the_lake(lake):
         "image_id": ["a", "a", "b"], "content": [b"x", b"x", b"y"], "source": ["public", "crawl", "crawl"],
         "source_uri": ["u1", "u2", "u3"], "fetched_at": [now] * 3, "run_id": ["r"] * 3}))
     lake.append("labels", pa.table({
-        "image_id": ["a"], "label": ["3"], "label_source": ["dawid_skene"], "confidence": [0.6], "votes": [5],
+        "image_id": ["a"], "item": ["a"], "label": ["3"], "label_source": ["dawid_skene"], "confidence": [0.6], "votes": [5],
         "agreement": [0.6], "status": ["resolved"], "run_id": ["r"]}))
     assert groups(lake, "raw_images", "source", ["a", "b", "c"]) == ["crawl+public", "crawl", "unknown"]
     assert groups(lake, "labels", "label_source", ["a", "b"]) == ["dawid_skene", "unknown"]

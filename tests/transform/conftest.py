@@ -25,7 +25,7 @@ def given_labels(lake: Lake, run_id: str = "test-labels") -> pa.Table:
     per = raw.group_by("image_id").agg(pl.col("source_label").drop_nulls().unique().sort().alias("labels"))
     n = pl.col("labels").list.len()
     table = per.select(
-        "image_id",
+        "image_id", item=pl.col("image_id"),
         label=pl.when(n == 1).then(pl.col("labels").list.first()),
         label_source=pl.lit("given"), confidence=pl.when(n == 1).then(1.0),
         votes=pl.lit(0, pl.Int32), agreement=pl.lit(None, pl.Float64),

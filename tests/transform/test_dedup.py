@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from sluice.lake import Lake
-from transform.dedup import assign_groups, brute_force_pairs, near_pairs, plan_chunks, run
+from transform.dedup import assign_groups, run
+from transform.hamming import brute_force_pairs, near_pairs, plan_chunks
 
 
 def planted_codes(n: int, copies: int, max_flips: int, seed: int) -> np.ndarray:

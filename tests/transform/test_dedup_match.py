@@ -11,12 +11,8 @@ from PIL import Image
 
 from sluice.config import DedupParams
 from transform.clean import phash_batch
-from transform.dedup import (
-    MIN_DETAIL,
-    brute_force_pairs,
-    near_edges,
-    near_pairs_between,
-)
+from transform.dedup import MIN_DETAIL, near_edges
+from transform.hamming import brute_force_pairs, near_pairs_between
 from transform.dedup_match import detail, thumbnails
 
 CFG = DedupParams()

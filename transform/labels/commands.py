@@ -29,7 +29,7 @@ def _aggregate(args) -> int:
 def _workers(args) -> int:
     import polars as pl
 
-    from sluice.commands import render
+    from sluice.output import render
     from sluice.lake import Lake
 
     lake = Lake.from_params()
