@@ -302,6 +302,9 @@ class CrawlParams(Section):
     max_redirects: Annotated[int, Field(ge=0)] = 5
     http_cache: bool = False
     http_cache_dir: str = "runs/crawl/httpcache"
+    incremental: bool = True  # conditional GETs for images already landed (validators from crawl_log)
+    recrawl_after: Annotated[float, Field(ge=0)] | None = None  # seconds; null = always revalidate
+    sitemap: bool = False  # also start from /sitemap.xml (and robots.txt Sitemap: lines)
     job_dir: str | None = None
     batch_rows: Annotated[int, Field(ge=1)] = 500
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"

@@ -37,6 +37,9 @@ def scrapy_settings(p: CrawlParams, land: bool = True) -> dict:
         "DEPTH_LIMIT": 0,  # the spider counts page depth itself: images do not use up depth
         "HTTPCACHE_ENABLED": p.http_cache,
         "HTTPCACHE_DIR": str(Path(p.http_cache_dir).absolute()),
+        # Revalidating cache: entries are reused only within the request's max-age (crawl.recrawl_after,
+        # 0 by default), then revalidated with a conditional GET; Scrapy's default DummyPolicy never asks.
+        "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.RFC2616Policy",
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # no listening sockets besides what the crawl needs
@@ -48,6 +51,8 @@ def scrapy_settings(p: CrawlParams, land: bool = True) -> dict:
             SCRAPY_DMW + "httpcompression.HttpCompressionMiddleware": None,
             M + "SizeLimitMiddleware": 590,
             M + "RedirectGuardMiddleware": 610,
+            SCRAPY_DMW + "httpcache.HttpCacheMiddleware": None,
+            M + "RevalidatingCacheMiddleware": 900,
         },
         "EXTENSIONS": {M + "WireSizeGuard": 0},
         "ITEM_PIPELINES": PIPELINES if land else {},

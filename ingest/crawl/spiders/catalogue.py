@@ -55,6 +55,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _header(response, name: str) -> str | None:
+    return (response.headers.get(name) or b"").decode("latin-1") or None
+
+
 def _clean(text: str | None) -> str | None:
     return " ".join(text.split()) or None if text else None
 
@@ -93,9 +97,10 @@ class CatalogueSpider(scrapy.Spider):
     name = "catalogue"
 
     def __init__(self, params, start_urls: list[str], alias: UrlAlias | None = None, sink=None, journal=None,
-                 **kwargs):
+                 validators: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.params = params
+        self.validators = validators or {}  # url -> state.Validators of images already landed
         self.alias = alias or UrlAlias()
         self.sink, self.journal = sink, journal
         self.start_urls_live = list(start_urls)
@@ -113,6 +118,10 @@ class CatalogueSpider(scrapy.Spider):
         self.pages_seen: set[str] = set()
         self.budget_skipped = 0
         self.depth_skipped = 0
+        self.fresh_skipped = 0  # landed images checked less than recrawl_after ago: not requested
+        self.started_at = _now()
+        # With the HTTP cache on, every request states how old a cached answer may be (0 = revalidate).
+        self.cache_control = f"max-age={int(params.recrawl_after or 0)}" if params.http_cache else None
 
     # ------------------------------------------------------------------ requests
     async def start(self):
@@ -139,10 +148,16 @@ class CatalogueSpider(scrapy.Spider):
         is_page = spec["kind"] == "page"
         if is_page:
             self.pages_seen.add(spec["url"])
-        headers = {"Referer": self.alias.to_live(referer)} if referer else None
+        headers = {"Referer": self.alias.to_live(referer)} if referer else {}
+        meta = {"spec": spec}
+        if self.cache_control:
+            headers["Cache-Control"] = self.cache_control
+        known = None if is_page else self.validators.get(spec["url"])
+        if known is not None:  # a conditional GET: 304 when the landed image is unchanged
+            headers.update(known.headers())
+            meta["handle_httpstatus_list"] = [304]
         return scrapy.Request(self.alias.to_live(spec["url"]), callback=self.parse_page if is_page else self.parse_image,
-                              errback=self.failed, priority=0 if is_page else 10, headers=headers,
-                              meta={"spec": spec})
+                              errback=self.failed, priority=0 if is_page else 10, headers=headers, meta=meta)
 
     # ------------------------------------------------------------------ extraction (override points)
     def image_nodes(self, response):
@@ -196,11 +211,15 @@ class CatalogueSpider(scrapy.Spider):
 
     # ------------------------------------------------------------------ callbacks
     def _fetch(self, response, kind: str, outcome: str, **fields) -> Fetch:
+        """The Fetch for a response; ``status`` is what came over the wire (304 for a cache revalidation)."""
         referer = response.request.headers.get("Referer")
+        fields.setdefault("etag", _header(response, "ETag"))
+        fields.setdefault("last_modified", _header(response, "Last-Modified"))
+        cached = "cached" in response.flags
         return Fetch(url=self.alias.canon(response.url), kind=kind, outcome=outcome, fetched_at=_now(),
-                     status=response.status, bytes=len(response.body),
+                     status=response.meta.get("sluice_wire_status", response.status), bytes=len(response.body),
                      referer=self.alias.canon(referer.decode("latin-1")) if referer else None,
-                     robots="allowed" if self.params.obey_robots else "n/a", **fields)
+                     robots="allowed" if self.params.obey_robots else "n/a", from_cache=cached, **fields)
 
     def parse_page(self, response):
         spec = response.meta["spec"]
@@ -223,8 +242,15 @@ class CatalogueSpider(scrapy.Spider):
         if not in_domains(self.alias.to_live(child["url"]), self.allowed_domains):
             yield Fetch(url=child["url"], kind=child["kind"], outcome="dropped:offsite", fetched_at=_now(),
                         referer=referer, details=f"not in allowed domains ({', '.join(self.allowed_domains)})")
+        elif child["kind"] == "image" and self._fresh(child["url"]):
+            self.fresh_skipped += 1
         elif child["kind"] != "page" or self._claim_page(child["url"]):
             yield self._request(child, referer=referer)
+
+    def _fresh(self, url: str) -> bool:
+        """A landed image checked less than ``recrawl_after`` seconds ago is not asked for again."""
+        known, after = self.validators.get(url), self.params.recrawl_after
+        return known is not None and after is not None and (self.started_at - known.checked_at).total_seconds() < after
 
     def _image_specs(self, response, page_url: str) -> list[dict]:
         label = self.page_label(response)
@@ -259,9 +285,14 @@ class CatalogueSpider(scrapy.Spider):
 
     def parse_image(self, response):
         spec = response.meta["spec"]
-        yield self._fetch(response, "image", "image", body=response.body,
-                          content_type=(response.headers.get("Content-Type") or b"").decode("latin-1") or None,
-                          last_modified=(response.headers.get("Last-Modified") or b"").decode("latin-1") or None,
+        etag, modified = _header(response, "ETag"), _header(response, "Last-Modified")
+        known = self.validators.get(spec["url"])
+        if known is not None and (response.status == 304 or known.matches(etag, modified)):
+            # Unchanged since it landed: logged with its validators (the next crawl's), nothing to land.
+            yield self._fetch(response, "image", "not_modified", etag=etag or known.etag,
+                              last_modified=modified or known.last_modified, page_url=spec.get("page_url"))
+            return
+        yield self._fetch(response, "image", "image", body=response.body, content_type=_header(response, "Content-Type"),
                           page_url=spec.get("page_url"), label=spec.get("label"), license=spec.get("license"),
                           alt=spec.get("alt"))
 
