@@ -8,6 +8,7 @@ and where to write the result (counters and timing) as JSON.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
 import time
@@ -30,6 +31,9 @@ def run_job(job: dict) -> dict:
     p, run_id, land = params.crawl, job["run_id"], job["land"]
     journal = Journal(p.job_dir, run_id) if p.job_dir and land else None
     process = CrawlerProcess(settings=scrapy_settings(p, land=land))
+    # Scrapy filters LOG_LEVEL in its handler but leaves the loggers open: every debug line of every
+    # request would be formatted into a record first. Filter at the logger instead.
+    logging.getLogger("scrapy").setLevel(p.log_level)
     crawler = process.create_crawler(CatalogueSpider)
 
     def stop(err: BaseException) -> None:  # called on the writer thread when a commit fails
