@@ -85,7 +85,7 @@ class LakeSink:
         self.journal, self.on_error = journal, on_error
         self.outcomes: Counter = Counter()
         self.inserted = self.already_present = self.quarantined = self.commits = self.unlabelled = 0
-        self.from_cache = 0
+        self.from_cache = self.pages_not_modified = 0
         self.error: BaseException | None = None
         self._pending = Batch()
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
@@ -99,6 +99,7 @@ class LakeSink:
             return  # the crawl is being stopped; nothing more can land
         self.outcomes[fetch.outcome] += 1
         self.from_cache += bool(fetch.from_cache)
+        self.pages_not_modified += fetch.outcome == "not_modified" and fetch.kind == "page"
         self._bar.update()
         self._lines.tick()
         batch = self._pending
@@ -154,13 +155,14 @@ class LakeSink:
         requests, dropped = sum(o.values()), sum(v for k, v in o.items() if k.startswith("dropped:"))
         return (f"progress: {requests} requests ({requests / max(seconds, 1e-9):.1f}/s), pages {o['page']}, "
                 f"images {o['image']} ({o['image'] / max(seconds, 1e-9):.1f}/s, {self.inserted} landed new so far), "
-                f"not modified {o['not_modified']}, "
+                f"not modified {o['not_modified']} (pages {self.pages_not_modified}), "
                 f"dropped {dropped}, errors {o['error']}; {seconds:.0f}s")
 
     def counters(self) -> dict:
         dropped = {k.removeprefix("dropped:"): v for k, v in sorted(self.outcomes.items()) if k.startswith("dropped:")}
         return {"requests": sum(self.outcomes.values()), "pages": self.outcomes["page"],
-                "images": self.outcomes["image"], "not_modified": self.outcomes["not_modified"],
+                "images": self.outcomes["image"], "pages_not_modified": self.pages_not_modified,
+                "not_modified": self.outcomes["not_modified"] - self.pages_not_modified,
                 "from_cache": self.from_cache, "unlabelled": self.unlabelled, "new_images": self.inserted,
                 "already_present": self.already_present, "quarantined": self.quarantined,
                 "redirects": self.outcomes["redirect"], "errors": self.outcomes["error"],

@@ -1,10 +1,11 @@
-"""What the lake already knows about each image URL: its validators, for conditional re-crawls.
+"""What the lake already knows about each URL: its validators, for conditional re-crawls.
 
 The state is read back from ``crawl_log``: the latest ``image`` (landed) or ``not_modified`` row of
 each URL carries the ``ETag`` / ``Last-Modified`` the server sent. A re-crawl asks for those URLs
 with ``If-None-Match`` / ``If-Modified-Since``; a 304 (or a response with the same validators) is
 logged as ``not_modified`` and nothing is downloaded, decoded or landed. A URL whose image was
-rejected is not in the state: it is fetched in full again.
+rejected is not in the state: it is fetched in full again. Pages are asked for conditionally only when
+the job journal remembers their links (a 304 page has no body to parse).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from sluice.lake import Lake
 
-KNOWN_OUTCOMES = ("image", "not_modified")
+KNOWN_OUTCOMES = ("image", "page", "not_modified")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Validators:
 
 
 def load_validators(lake: Lake) -> dict[str, Validators]:
-    """Latest validators per URL among landed / not-modified images (empty on a first crawl)."""
+    """Latest validators per URL among parsed pages, landed and not-modified images (empty on a first crawl)."""
     if not lake.exists("crawl_log"):
         return {}
     columns = ["url", "etag", "last_modified", "fetched_at"]

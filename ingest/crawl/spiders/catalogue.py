@@ -24,6 +24,7 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.sitemap import Sitemap
 
 from ingest.crawl.items import Fetch
 from ingest.crawl.middlewares import Dropped, in_domains
@@ -130,6 +131,10 @@ class CatalogueSpider(scrapy.Spider):
         for url in self.start_urls_live:
             if self.alias.canon(url) not in done:
                 yield self._request({"url": self.alias.canon(url), "kind": "page", "depth": 0})
+        if self.params.sitemap:  # each start host's /sitemap.xml lists more pages (or more sitemaps)
+            for origin in dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in map(urlsplit, self.start_urls_live)):
+                if self.alias.canon(origin + "/sitemap.xml") not in done:
+                    yield self._request({"url": self.alias.canon(origin + "/sitemap.xml"), "kind": "sitemap"})
         for child in pending:
             for out in self._follow(child, child.get("page_url")):
                 yield out
@@ -152,12 +157,15 @@ class CatalogueSpider(scrapy.Spider):
         meta = {"spec": spec}
         if self.cache_control:
             headers["Cache-Control"] = self.cache_control
-        known = None if is_page else self.validators.get(spec["url"])
-        if known is not None:  # a conditional GET: 304 when the landed image is unchanged
+        known = self.validators.get(spec["url"])
+        if is_page and (self.journal is None or spec["url"] not in self.journal.known):
+            known = None  # a 304 page would leave its links unknown
+        if known is not None:  # a conditional GET: 304 when the landed image / parsed page is unchanged
             headers.update(known.headers())
             meta["handle_httpstatus_list"] = [304]
-        return scrapy.Request(self.alias.to_live(spec["url"]), callback=self.parse_page if is_page else self.parse_image,
-                              errback=self.failed, priority=0 if is_page else 10, headers=headers, meta=meta)
+        callback = {"page": self.parse_page, "image": self.parse_image, "sitemap": self.parse_sitemap}[spec["kind"]]
+        return scrapy.Request(self.alias.to_live(spec["url"]), callback=callback, errback=self.failed,
+                              priority=10 if spec["kind"] == "image" else 0, headers=headers, meta=meta)
 
     # ------------------------------------------------------------------ extraction (override points)
     def image_nodes(self, response):
@@ -223,6 +231,13 @@ class CatalogueSpider(scrapy.Spider):
 
     def parse_page(self, response):
         spec = response.meta["spec"]
+        if response.status == 304:  # unchanged: follow the links it had when last parsed
+            page_url = self.alias.canon(response.url)
+            known = self.validators[spec["url"]]
+            yield self._fetch(response, "page", "not_modified", etag=_header(response, "ETag") or known.etag,
+                              last_modified=_header(response, "Last-Modified") or known.last_modified)
+            yield from self._follow_children(page_url, self.journal.known[spec["url"]])
+            return
         if not isinstance(response, TextResponse):
             yield self._fetch(response, "page", "dropped:not_html",
                               details=f"Content-Type {response.headers.get('Content-Type', b'').decode()}")
@@ -230,6 +245,9 @@ class CatalogueSpider(scrapy.Spider):
         yield self._fetch(response, "page", "page")
         page_url = self.alias.canon(response.url)
         children = self._image_specs(response, page_url) + self._link_specs(response, spec["depth"])
+        yield from self._follow_children(page_url, children)
+
+    def _follow_children(self, page_url: str, children: list[dict]):
         if self.journal is not None:
             self.journal.links(page_url, children)
         done = self.journal.done if self.journal is not None else ()
@@ -282,6 +300,23 @@ class CatalogueSpider(scrapy.Spider):
         for link in self.links.extract_links(response):
             specs.append({"url": self.alias.canon(link.url), "kind": "page", "depth": depth + 1})
         return specs
+
+    def parse_sitemap(self, response):
+        """A sitemap's ``<loc>`` URLs: pages at depth 0 (``urlset``) or further sitemaps (``sitemapindex``)."""
+        try:
+            sitemap = Sitemap(response.body)
+        except Exception as err:  # lxml gives up on some non-XML bodies; others parse to an empty root
+            sitemap, details = None, f"not a sitemap: {err}"[:500]
+        else:
+            details = None if sitemap.type in ("urlset", "sitemapindex") else f"not a sitemap (root <{sitemap.type}>)"
+        if details:
+            yield self._fetch(response, "sitemap", "dropped:not_a_sitemap", details=details)
+            return
+        yield self._fetch(response, "sitemap", "sitemap")
+        kind = "sitemap" if sitemap.type == "sitemapindex" else "page"
+        children = [{"url": self.alias.canon(response.urljoin(entry["loc"].strip())), "kind": kind, "depth": 0}
+                    for entry in sitemap if entry.get("loc")]
+        yield from self._follow_children(self.alias.canon(response.url), children)
 
     def parse_image(self, response):
         spec = response.meta["spec"]

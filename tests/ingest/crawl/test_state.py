@@ -42,14 +42,16 @@ def _image_hits(site: SiteServer) -> list:
     return [h for h in site.hits if h.path.startswith("/images/")]
 
 
-@pytest.mark.parametrize("http_cache", [False, True], ids=["no-cache", "cache"])
-def test_a_recrawl_sends_conditional_requests_lands_changes_and_finds_new_images(tmp_path, http_cache):
+@pytest.mark.parametrize("http_cache, job_dir", [(False, False), (True, False), (False, True)],
+                         ids=["no-cache", "cache", "journal"])
+def test_a_recrawl_sends_conditional_requests_lands_changes_and_finds_new_images(tmp_path, http_cache, job_dir):
     root = tmp_path / "site"
     _publish(root, list(range(6)))
     params = parse_params({"lake": {"root": str(tmp_path / "lake")},
                            "crawl": {"start_urls": ["{demo_site}/"], "images": "img.photo", "follow": {"pagination": "a.next"},
                                      "autothrottle": False, "concurrency_per_domain": 2, "batch_rows": 4,
-                                     "http_cache": http_cache, "http_cache_dir": str(tmp_path / "cache")}}, "t.yaml")
+                                     "http_cache": http_cache, "http_cache_dir": str(tmp_path / "cache"),
+                                     "job_dir": str(tmp_path / "job") if job_dir else None}}, "t.yaml")
     lake = Lake(str(tmp_path / "lake"))
     with SiteServer(root) as site:  # one port throughout: the cache is keyed by the live URL
         first = crawl(params, site=site)
@@ -66,6 +68,9 @@ def test_a_recrawl_sends_conditional_requests_lands_changes_and_finds_new_images
         rows = [r for r in lake.read("crawl_log").to_pylist() if r["run_id"] == second["run_id"] and "/images/" in r["url"]]
         assert {(r["outcome"], r["status"], r["from_cache"]) for r in rows} == {("not_modified", 304, http_cache)}
         assert all(r["etag"] and r["last_modified"] for r in rows)
+        if job_dir:  # the journal remembers each page's links: pages too are conditional GETs, answered 304
+            assert all(h.conditional for h in site.hits if h.path != "/robots.txt")
+            assert c["pages_not_modified"] == first["counters"]["pages"] and c["pages"] == 0
 
         _publish(root, [0, 1, 2, 3, 40, 5, 6])  # image 4 changes, image 6 is new
         third = crawl(params, site=site)
