@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from ingest.crawl.server import SiteServer
 from ingest.crawl.site import DEMO_ORIGIN
 from sluice.errors import ConfigError, InputError, QualityGateFailed, SluiceError
-from sluice.lake import Lake
 from sluice.runs import new_run_id
 from sluice.stage import run_stage, stage_logger, stage_record
 
@@ -84,6 +83,7 @@ def crawl(params, land: bool = True, site: SiteServer | None = None) -> dict:
 
 def summarize(params, result: dict) -> dict:
     """Log the counters (and the image reconciliation); return the stage manifest."""
+    from sluice.lake import Lake  # here, not at the top: the parent stays light while the child crawls
     p, c = params.crawl, result["counters"]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(c["dropped"].items())) or "none"
     log.info("%s: requests %d, pages %d, images %d (new %d, already present %d), redirects %d, errors %d, "
