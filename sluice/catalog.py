@@ -89,10 +89,13 @@ TABLES: dict[str, TableSpec] = {
                 ("bytes", pa.int64(), True),
                 ("referer", pa.string(), True),
                 ("robots", pa.string(), True),  # allowed / disallowed / n/a
-                ("outcome", pa.string(), False),  # page / image / dropped:<reason> / error
+                ("outcome", pa.string(), False),  # page / image / not_modified / dropped:<reason> / error
                 ("error", pa.string(), True),
                 ("fetched_at", TS, False),
                 ("run_id", pa.string(), False),
+                ("etag", pa.string(), True),  # validators of the response: the next crawl's conditional GET
+                ("last_modified", pa.string(), True),
+                ("from_cache", pa.bool_(), True),  # body served by the HTTP cache (fresh hit or revalidated)
             ),
             ("run_id", "url", "fetched_at"),
             "Every crawl request and its outcome.",

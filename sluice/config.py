@@ -363,6 +363,9 @@ class CrawlParams(Section):
     max_redirects: Annotated[int, Field(ge=0)] = 5
     http_cache: bool = False
     http_cache_dir: str = "runs/crawl/httpcache"
+    incremental: bool = True  # conditional GETs for images already landed (validators from crawl_log)
+    recrawl_after: Annotated[float, Field(ge=0)] | None = None  # seconds; null = always revalidate
+    sitemap: bool = False  # also crawl the pages listed in each start host's /sitemap.xml
     job_dir: str | None = None
     batch_rows: Annotated[int, Field(ge=1)] = 500
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"

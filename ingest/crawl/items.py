@@ -14,7 +14,8 @@ QUARANTINE_REASONS = frozenset({"too_large", "decompression_bomb", "truncated", 
 class Fetch:
     """A request and its outcome; image fetches also carry the body and its provenance.
 
-    ``outcome`` is ``page``, ``image``, ``robots``, ``redirect``, ``dropped:<reason>`` or ``error``.
+    ``outcome`` is ``page``, ``image``, ``not_modified`` (an image already landed, unchanged), ``robots``,
+    ``redirect``, ``dropped:<reason>`` or ``error``.
     URLs are canonical (the demo's loopback origin is replaced by :data:`ingest.crawl.server.CANONICAL_ORIGIN`).
     """
 
@@ -31,6 +32,8 @@ class Fetch:
     body: bytes | None = None
     content_type: str | None = None
     last_modified: str | None = None
+    etag: str | None = None
+    from_cache: bool | None = None
     page_url: str | None = None
     label: str | None = None
     license: str | None = None

@@ -7,7 +7,10 @@ per line (a kill loses at most the line being written, which is ignored on load)
 
 - ``{"links": page, "children": [request, ...]}`` when a page has been parsed;
 - ``{"done": [url, ...]}`` once a URL's outcome is committed to the lake (after its batch commits);
-- ``{"finished": run_id}`` when a crawl ends normally (the next crawl then starts afresh).
+- ``{"finished": run_id}`` when a crawl ends normally (the next crawl then starts afresh);
+- ``{"known": page, "children": [...]}``: what a page linked to in an earlier, finished crawl. A
+  finished journal is compacted to these lines, so a re-crawl can ask for each such page with a
+  conditional GET and, on 304, follow the links it had (:attr:`Journal.known`) without the body.
 
 The frontier to resume is every child of a parsed page that is not done, plus unfinished start URLs.
 """
@@ -28,6 +31,7 @@ class Journal:
         self.path = self.dir / JOURNAL
         self.done: set[str] = set()
         self.children: dict[str, dict] = {}  # url -> request spec, first seen wins
+        self.known: dict[str, list[dict]] = {}  # page -> its children when last parsed
         self.resumed = False
         finished = False
         if self.path.is_file():
@@ -37,8 +41,11 @@ class Journal:
                 except ValueError:  # a line torn by a kill
                     continue
                 if "links" in entry:
+                    self.known[entry["links"]] = entry["children"]
                     for child in entry["children"]:
                         self.children.setdefault(child["url"], child)
+                elif "known" in entry:
+                    self.known[entry["known"]] = entry["children"]
                 elif "done" in entry:
                     self.done.update(entry["done"])
                 elif "finished" in entry:
@@ -46,7 +53,8 @@ class Journal:
         if finished or not (self.done or self.children):
             self.done.clear()
             self.children.clear()
-            self.path.write_text("")
+            self.path.write_text("".join(json.dumps({"known": page, "children": children}, separators=(",", ":")) + "\n"
+                                         for page, children in self.known.items()))
         else:
             self.resumed = True
         self._lock = threading.Lock()

@@ -11,6 +11,10 @@
   Content-Length, or as the bytes arrive when there is none) keeping the response's status and size,
   before Scrapy's ``DOWNLOAD_MAXSIZE`` backstop would cancel them without either.
 
+- :class:`RevalidatingCacheMiddleware` is Scrapy's HTTP cache (used with its RFC 2616 policy) that
+  also notes the status that came over the wire when a stale entry was revalidated (304), so
+  ``crawl_log`` tells a revalidated answer from a fresh one.
+
 Every drop keeps the HTTP status of the response it refused.
 """
 
@@ -22,6 +26,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 from scrapy import signals
+from scrapy.downloadermiddlewares.httpcache import HttpCacheMiddleware
 from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest, StopDownload
@@ -221,3 +226,12 @@ class WireSizeGuard:
         if limit and received > limit:
             request.meta["sluice_drop"] = f"{received} B received without a Content-Length > crawl.max_bytes {limit}"
             raise StopDownload(fail=True)
+
+
+class RevalidatingCacheMiddleware(HttpCacheMiddleware):
+    def process_response(self, request, response):
+        revalidating = "cached_response" in request.meta
+        out = super().process_response(request, response)
+        if revalidating and out is not response:  # the cached body answers, after a 304 (or a 5xx)
+            request.meta["sluice_wire_status"] = response.status
+        return out

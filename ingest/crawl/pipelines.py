@@ -1,8 +1,10 @@
-"""Item pipelines, one job each, in this order: check the image, strip GPS, land (image, quarantine, log).
+"""The one item pipeline: check the image at the door, strip GPS, hand the fetch to the lake sink.
 
-Only image fetches carry a body; pages, redirects, errors and drops pass straight to the log. A
-rejected image keeps flowing (with ``outcome = dropped:<reason>``) so it reaches the quarantine and
-the crawl log: nothing is dropped silently.
+One pipeline, not one per job: every pipeline stage costs Scrapy a deferred / task hop per item,
+which on a loopback crawl weighed more than the work itself. Only image fetches carry a body; pages,
+redirects, errors, drops and not-modified answers pass straight to the log. A rejected image keeps
+flowing (with ``outcome = dropped:<reason>``) so it reaches the quarantine and the crawl log: nothing
+is dropped silently.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from ingest.crawl.imagecheck import check_image, strip_gps
 from ingest.crawl.items import Fetch
 
 
-class _CrawlerBound:
+class LandPipeline:
     def __init__(self, crawler):
         self.crawler = crawler
 
@@ -19,36 +21,15 @@ class _CrawlerBound:
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    @property
-    def spider(self):
-        return self.crawler.spider
-
-
-class CheckImagePipeline(_CrawlerBound):
-    """Decode every image completely; refuse non-images, content-type lies, bombs and truncation."""
-
     def process_item(self, item: Fetch) -> Fetch:
+        spider = self.crawler.spider
         if item.outcome == "image":
-            verdict = check_image(item.body, item.content_type, self.spider.params.max_pixels)
+            verdict = check_image(item.body, item.content_type, spider.params.max_pixels)
             if verdict.reason:
                 item.reject(verdict.reason, verdict.details)
-        return item
-
-
-class StripGpsPipeline(_CrawlerBound):
-    """Remove GPS EXIF before the bytes land (their sha256 is the image id)."""
-
-    def process_item(self, item: Fetch) -> Fetch:
-        if item.outcome == "image":
-            cleaned = strip_gps(item.body)
-            if cleaned != item.body:
-                item.body, item.gps_removed = cleaned, True
-        return item
-
-
-class LandPipeline(_CrawlerBound):
-    """Hand each fetch to the lake sink: images to raw_images, rejections to quarantine, all to crawl_log."""
-
-    def process_item(self, item: Fetch) -> Fetch:
-        self.spider.sink.add(item)
+            else:  # GPS EXIF removed before the bytes land (their sha256 is the image id)
+                cleaned = strip_gps(item.body)
+                if cleaned != item.body:
+                    item.body, item.gps_removed = cleaned, True
+        spider.sink.add(item)
         return item

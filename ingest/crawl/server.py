@@ -10,11 +10,13 @@ folder cannot express::
 
 ``{origin}`` is this server, ``{other_origin}`` the same server under ``localhost`` (another domain
 for the crawler). Tests can add a ``hook(handler) -> (status, headers, body) | None`` for dynamic
-behaviour (slow answers, 429 with ``Retry-After``...).
+behaviour (slow answers, 429 with ``Retry-After``...). Files carry ``ETag`` and ``Last-Modified``, and
+conditional GETs (``If-None-Match`` / ``If-Modified-Since``) are answered 304 like a real web server.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import mimetypes
 import threading
@@ -38,6 +40,7 @@ class Hit:
     path: str
     user_agent: str | None
     host: str | None
+    conditional: bool = False  # sent If-None-Match or If-Modified-Since
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,16 +53,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         site = self.server.site
         path = unquote(urlsplit(self.path).path)
-        site.hits.append(Hit(time.monotonic(), path, self.headers.get("User-Agent"), self.headers.get("Host")))
+        site.hits.append(Hit(time.monotonic(), path, self.headers.get("User-Agent"), self.headers.get("Host"),
+                             "If-None-Match" in self.headers or "If-Modified-Since" in self.headers))
         try:
             reply = site.hook(self) if site.hook else None
             if reply is None:
                 reply = site.resolve(path)
-            status, headers, body = reply
+            status, headers, body = not_modified(self.headers, *reply)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
+            if status != 304:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
@@ -142,10 +147,33 @@ class SiteServer:
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/"):
             ctype += "; charset=utf-8"
-        headers = {"Content-Type": ctype,
-                   "Last-Modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(target.stat().st_mtime))}
+        stat = target.stat()
+        headers = {"Content-Type": ctype, "ETag": f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"',
+                   "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True)}
         headers.update(self.routes.get("headers", {}).get(path, {}))
         return 200, headers, target.read_bytes()
+
+
+def not_modified(request_headers, status: int, headers: dict[str, str], body: bytes) -> Reply:
+    """Answer a conditional GET like a static web server: 304 with no body when the validators match.
+
+    ``If-None-Match`` wins over ``If-Modified-Since`` (RFC 9110 13.2.2); dates compare to the second.
+    """
+    if status != 200:
+        return status, headers, body
+    etag, inm = headers.get("ETag"), request_headers.get("If-None-Match")
+    if inm is not None:
+        match = etag is not None and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")])
+    else:
+        ims, modified = request_headers.get("If-Modified-Since"), headers.get("Last-Modified")
+        try:
+            match = bool(ims and modified) and email.utils.parsedate_to_datetime(modified) <= email.utils.parsedate_to_datetime(ims)
+        except (TypeError, ValueError):
+            match = False
+    if not match:
+        return status, headers, body
+    kept = {k: v for k, v in headers.items() if k in ("ETag", "Last-Modified", "Cache-Control", "Expires")}
+    return 304, kept, b""
 
 
 def _not_found() -> Reply:

@@ -70,6 +70,9 @@ def log_rows(fetches: list[Fetch], run_id: str) -> pa.Table:
         "error": [f.error or f.details for f in fetches],
         "fetched_at": pa.array([f.fetched_at for f in fetches], TS),
         "run_id": [run_id] * len(fetches),
+        "etag": [f.etag for f in fetches],
+        "last_modified": [f.last_modified for f in fetches],
+        "from_cache": pa.array([f.from_cache for f in fetches], pa.bool_()),
     })
 
 
@@ -82,6 +85,7 @@ class LakeSink:
         self.journal, self.on_error = journal, on_error
         self.outcomes: Counter = Counter()
         self.inserted = self.already_present = self.quarantined = self.commits = self.unlabelled = 0
+        self.from_cache = self.pages_not_modified = 0
         self.error: BaseException | None = None
         self._pending = Batch()
         self._queue: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
@@ -94,6 +98,8 @@ class LakeSink:
         if self.error is not None:
             return  # the crawl is being stopped; nothing more can land
         self.outcomes[fetch.outcome] += 1
+        self.from_cache += bool(fetch.from_cache)
+        self.pages_not_modified += fetch.outcome == "not_modified" and fetch.kind == "page"
         self._bar.update()
         self._lines.tick()
         batch = self._pending
@@ -149,12 +155,15 @@ class LakeSink:
         requests, dropped = sum(o.values()), sum(v for k, v in o.items() if k.startswith("dropped:"))
         return (f"progress: {requests} requests ({requests / max(seconds, 1e-9):.1f}/s), pages {o['page']}, "
                 f"images {o['image']} ({o['image'] / max(seconds, 1e-9):.1f}/s, {self.inserted} landed new so far), "
+                f"not modified {o['not_modified']} (pages {self.pages_not_modified}), "
                 f"dropped {dropped}, errors {o['error']}; {seconds:.0f}s")
 
     def counters(self) -> dict:
         dropped = {k.removeprefix("dropped:"): v for k, v in sorted(self.outcomes.items()) if k.startswith("dropped:")}
         return {"requests": sum(self.outcomes.values()), "pages": self.outcomes["page"],
-                "images": self.outcomes["image"], "unlabelled": self.unlabelled, "new_images": self.inserted,
+                "images": self.outcomes["image"], "pages_not_modified": self.pages_not_modified,
+                "not_modified": self.outcomes["not_modified"] - self.pages_not_modified,
+                "from_cache": self.from_cache, "unlabelled": self.unlabelled, "new_images": self.inserted,
                 "already_present": self.already_present, "quarantined": self.quarantined,
                 "redirects": self.outcomes["redirect"], "errors": self.outcomes["error"],
                 "dropped": dropped, "commits": self.commits}

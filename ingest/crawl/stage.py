@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from ingest.crawl.server import CANONICAL_ORIGIN as DEMO_ORIGIN, SiteServer
 from sluice.errors import ConfigError, InputError, QualityGateFailed, SluiceError
-from sluice.lake import Lake
 from sluice.runs import new_run_id
 from sluice.stage import run_stage, stage_logger, stage_record
 
@@ -83,11 +82,13 @@ def crawl(params, land: bool = True, site: SiteServer | None = None) -> dict:
 
 def summarize(params, result: dict) -> dict:
     """Log the counters (and the image reconciliation); return the stage manifest."""
+    from sluice.lake import Lake  # here, not at the top: the parent stays light while the child crawls
     p, c = params.crawl, result["counters"]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(c["dropped"].items())) or "none"
-    log.info("%s: requests %d, pages %d, images %d (new %d, already present %d), redirects %d, errors %d, "
-             "dropped %d (%s); %.1fs%s%s", p.source, c["requests"], c["pages"], c["images"], c["new_images"],
-             c["already_present"], c["redirects"], c["errors"], sum(c["dropped"].values()), dropped,
+    log.info("%s: requests %d, pages %d, images %d (new %d, already present %d), not modified %d images / %d pages, "
+             "redirects %d, errors %d, dropped %d (%s); %.1fs%s%s", p.source, c["requests"], c["pages"], c["images"],
+             c["new_images"], c["already_present"], c["not_modified"], c["pages_not_modified"], c["redirects"],
+             c["errors"], sum(c["dropped"].values()), dropped,
              result["seconds"], ", resumed" if result["resumed"] else "",
              ", page budget reached" if result["budget_skipped"] else "")
     record = stage_record("crawl", Lake.from_params(params), ("raw_images", "crawl_log", "quarantine"),

@@ -8,6 +8,7 @@ and where to write the result (counters and timing) as JSON.
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
 import time
@@ -23,12 +24,16 @@ def run_job(job: dict) -> dict:
     from ingest.crawl.sink import LakeSink
     from ingest.crawl.spiders import CatalogueSpider
     from ingest.crawl.spiders.catalogue import UrlAlias
+    from ingest.crawl.state import load_validators
     from sluice.lake import Lake
 
     params = Params.model_validate(job["params"])
     p, run_id, land = params.crawl, job["run_id"], job["land"]
     journal = Journal(p.job_dir, run_id) if p.job_dir and land else None
     process = CrawlerProcess(settings=scrapy_settings(p, land=land))
+    # Scrapy filters LOG_LEVEL in its handler but leaves the loggers open: every debug line of every
+    # request would be formatted into a record first. Filter at the logger instead.
+    logging.getLogger("scrapy").setLevel(p.log_level)
     crawler = process.create_crawler(CatalogueSpider)
 
     def stop(err: BaseException) -> None:  # called on the writer thread when a commit fails
@@ -38,10 +43,13 @@ def run_job(job: dict) -> dict:
         if crawler.engine is not None:
             reactor.callFromThread(lambda: deferred_from_coro(crawler.engine.close_spider_async(reason="lake_write_failed")))
 
-    sink = LakeSink(Lake.from_params(params), p.source, run_id, p.batch_rows, journal, on_error=stop) if land else None
+    lake = Lake.from_params(params) if land else None
+    sink = LakeSink(lake, p.source, run_id, p.batch_rows, journal, on_error=stop) if land else None
+    validators = load_validators(lake) if land and p.incremental else {}
     alias = UrlAlias(job.get("live_origin"), job.get("canonical_origin"))
     started, rusage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    process.crawl(crawler, params=p, start_urls=job["start_urls"], alias=alias, sink=sink, journal=journal)
+    process.crawl(crawler, params=p, start_urls=job["start_urls"], alias=alias, sink=sink, journal=journal,
+                  validators=validators)
     process.start()
     counters = sink.close() if sink is not None else {}
     seconds = time.perf_counter() - started
@@ -58,7 +66,8 @@ def run_job(job: dict) -> dict:
             "resumed": bool(journal and journal.resumed),
             "responses": stats.get("downloader/response_count", 0),
             "items": stats.get("item_scraped_count", 0) + stats.get("item_dropped_count", 0),
-            "budget_skipped": spider.budget_skipped, "depth_limited_pages": spider.depth_skipped}
+            "budget_skipped": spider.budget_skipped, "depth_limited_pages": spider.depth_skipped,
+            "fresh_skipped": spider.fresh_skipped}
 
 
 def main() -> None:

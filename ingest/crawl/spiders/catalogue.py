@@ -24,6 +24,7 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import TextResponse
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.sitemap import Sitemap
 
 from ingest.crawl.items import Fetch
 from ingest.crawl.middlewares import Dropped, in_domains
@@ -53,6 +54,10 @@ PER_IMAGE_SOURCES = ("alt", "attr", "link_text")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _header(response, name: str) -> str | None:
+    return (response.headers.get(name) or b"").decode("latin-1") or None
 
 
 def _clean(text: str | None) -> str | None:
@@ -93,9 +98,10 @@ class CatalogueSpider(scrapy.Spider):
     name = "catalogue"
 
     def __init__(self, params, start_urls: list[str], alias: UrlAlias | None = None, sink=None, journal=None,
-                 **kwargs):
+                 validators: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.params = params
+        self.validators = validators or {}  # url -> state.Validators of images already landed
         self.alias = alias or UrlAlias()
         self.sink, self.journal = sink, journal
         self.start_urls_live = list(start_urls)
@@ -113,6 +119,10 @@ class CatalogueSpider(scrapy.Spider):
         self.pages_seen: set[str] = set()
         self.budget_skipped = 0
         self.depth_skipped = 0
+        self.fresh_skipped = 0  # landed images checked less than recrawl_after ago: not requested
+        self.started_at = _now()
+        # With the HTTP cache on, every request states how old a cached answer may be (0 = revalidate).
+        self.cache_control = f"max-age={int(params.recrawl_after or 0)}" if params.http_cache else None
 
     # ------------------------------------------------------------------ requests
     async def start(self):
@@ -121,6 +131,10 @@ class CatalogueSpider(scrapy.Spider):
         for url in self.start_urls_live:
             if self.alias.canon(url) not in done:
                 yield self._request({"url": self.alias.canon(url), "kind": "page", "depth": 0})
+        if self.params.sitemap:  # each start host's /sitemap.xml lists more pages (or more sitemaps)
+            for origin in dict.fromkeys(f"{p.scheme}://{p.netloc}" for p in map(urlsplit, self.start_urls_live)):
+                if self.alias.canon(origin + "/sitemap.xml") not in done:
+                    yield self._request({"url": self.alias.canon(origin + "/sitemap.xml"), "kind": "sitemap"})
         for child in pending:
             for out in self._follow(child, child.get("page_url")):
                 yield out
@@ -139,10 +153,19 @@ class CatalogueSpider(scrapy.Spider):
         is_page = spec["kind"] == "page"
         if is_page:
             self.pages_seen.add(spec["url"])
-        headers = {"Referer": self.alias.to_live(referer)} if referer else None
-        return scrapy.Request(self.alias.to_live(spec["url"]), callback=self.parse_page if is_page else self.parse_image,
-                              errback=self.failed, priority=0 if is_page else 10, headers=headers,
-                              meta={"spec": spec})
+        headers = {"Referer": self.alias.to_live(referer)} if referer else {}
+        meta = {"spec": spec}
+        if self.cache_control:
+            headers["Cache-Control"] = self.cache_control
+        known = self.validators.get(spec["url"])
+        if is_page and (self.journal is None or spec["url"] not in self.journal.known):
+            known = None  # a 304 page would leave its links unknown
+        if known is not None:  # a conditional GET: 304 when the landed image / parsed page is unchanged
+            headers.update(known.headers())
+            meta["handle_httpstatus_list"] = [304]
+        callback = {"page": self.parse_page, "image": self.parse_image, "sitemap": self.parse_sitemap}[spec["kind"]]
+        return scrapy.Request(self.alias.to_live(spec["url"]), callback=callback, errback=self.failed,
+                              priority=10 if spec["kind"] == "image" else 0, headers=headers, meta=meta)
 
     # ------------------------------------------------------------------ extraction (override points)
     def image_nodes(self, response):
@@ -196,14 +219,25 @@ class CatalogueSpider(scrapy.Spider):
 
     # ------------------------------------------------------------------ callbacks
     def _fetch(self, response, kind: str, outcome: str, **fields) -> Fetch:
+        """The Fetch for a response; ``status`` is what came over the wire (304 for a cache revalidation)."""
         referer = response.request.headers.get("Referer")
+        fields.setdefault("etag", _header(response, "ETag"))
+        fields.setdefault("last_modified", _header(response, "Last-Modified"))
+        cached = "cached" in response.flags
         return Fetch(url=self.alias.canon(response.url), kind=kind, outcome=outcome, fetched_at=_now(),
-                     status=response.status, bytes=len(response.body),
+                     status=response.meta.get("sluice_wire_status", response.status), bytes=len(response.body),
                      referer=self.alias.canon(referer.decode("latin-1")) if referer else None,
-                     robots="allowed" if self.params.obey_robots else "n/a", **fields)
+                     robots="allowed" if self.params.obey_robots else "n/a", from_cache=cached, **fields)
 
     def parse_page(self, response):
         spec = response.meta["spec"]
+        if response.status == 304:  # unchanged: follow the links it had when last parsed
+            page_url = self.alias.canon(response.url)
+            known = self.validators[spec["url"]]
+            yield self._fetch(response, "page", "not_modified", etag=_header(response, "ETag") or known.etag,
+                              last_modified=_header(response, "Last-Modified") or known.last_modified)
+            yield from self._follow_children(page_url, self.journal.known[spec["url"]])
+            return
         if not isinstance(response, TextResponse):
             yield self._fetch(response, "page", "dropped:not_html",
                               details=f"Content-Type {response.headers.get('Content-Type', b'').decode()}")
@@ -211,6 +245,9 @@ class CatalogueSpider(scrapy.Spider):
         yield self._fetch(response, "page", "page")
         page_url = self.alias.canon(response.url)
         children = self._image_specs(response, page_url) + self._link_specs(response, spec["depth"])
+        yield from self._follow_children(page_url, children)
+
+    def _follow_children(self, page_url: str, children: list[dict]):
         if self.journal is not None:
             self.journal.links(page_url, children)
         done = self.journal.done if self.journal is not None else ()
@@ -223,8 +260,15 @@ class CatalogueSpider(scrapy.Spider):
         if not in_domains(self.alias.to_live(child["url"]), self.allowed_domains):
             yield Fetch(url=child["url"], kind=child["kind"], outcome="dropped:offsite", fetched_at=_now(),
                         referer=referer, details=f"not in allowed domains ({', '.join(self.allowed_domains)})")
+        elif child["kind"] == "image" and self._fresh(child["url"]):
+            self.fresh_skipped += 1
         elif child["kind"] != "page" or self._claim_page(child["url"]):
             yield self._request(child, referer=referer)
+
+    def _fresh(self, url: str) -> bool:
+        """A landed image checked less than ``recrawl_after`` seconds ago is not asked for again."""
+        known, after = self.validators.get(url), self.params.recrawl_after
+        return known is not None and after is not None and (self.started_at - known.checked_at).total_seconds() < after
 
     def _image_specs(self, response, page_url: str) -> list[dict]:
         label = self.page_label(response)
@@ -257,11 +301,33 @@ class CatalogueSpider(scrapy.Spider):
             specs.append({"url": self.alias.canon(link.url), "kind": "page", "depth": depth + 1})
         return specs
 
+    def parse_sitemap(self, response):
+        """A sitemap's ``<loc>`` URLs: pages at depth 0 (``urlset``) or further sitemaps (``sitemapindex``)."""
+        try:
+            sitemap = Sitemap(response.body)
+        except Exception as err:  # lxml gives up on some non-XML bodies; others parse to an empty root
+            sitemap, details = None, f"not a sitemap: {err}"[:500]
+        else:
+            details = None if sitemap.type in ("urlset", "sitemapindex") else f"not a sitemap (root <{sitemap.type}>)"
+        if details:
+            yield self._fetch(response, "sitemap", "dropped:not_a_sitemap", details=details)
+            return
+        yield self._fetch(response, "sitemap", "sitemap")
+        kind = "sitemap" if sitemap.type == "sitemapindex" else "page"
+        children = [{"url": self.alias.canon(response.urljoin(entry["loc"].strip())), "kind": kind, "depth": 0}
+                    for entry in sitemap if entry.get("loc")]
+        yield from self._follow_children(self.alias.canon(response.url), children)
+
     def parse_image(self, response):
         spec = response.meta["spec"]
-        yield self._fetch(response, "image", "image", body=response.body,
-                          content_type=(response.headers.get("Content-Type") or b"").decode("latin-1") or None,
-                          last_modified=(response.headers.get("Last-Modified") or b"").decode("latin-1") or None,
+        etag, modified = _header(response, "ETag"), _header(response, "Last-Modified")
+        known = self.validators.get(spec["url"])
+        if known is not None and (response.status == 304 or known.matches(etag, modified)):
+            # Unchanged since it landed: logged with its validators (the next crawl's), nothing to land.
+            yield self._fetch(response, "image", "not_modified", etag=etag or known.etag,
+                              last_modified=modified or known.last_modified, page_url=spec.get("page_url"))
+            return
+        yield self._fetch(response, "image", "image", body=response.body, content_type=_header(response, "Content-Type"),
                           page_url=spec.get("page_url"), label=spec.get("label"), license=spec.get("license"),
                           alt=spec.get("alt"))
 

@@ -50,7 +50,8 @@ def test_every_expected_image_lands_once_with_its_label(demo_crawl):
 def test_a_recrawl_adds_nothing(demo_crawl):
     first, second = demo_crawl["first"]["counters"], demo_crawl["second"]["counters"]
     assert first["new_images"] == len(demo_crawl["truth"]["images"])
-    assert second["new_images"] == 0 and second["already_present"] == first["new_images"]
+    assert second["new_images"] == 0 and second["already_present"] == 0  # unchanged: conditional GETs answered 304
+    assert second["not_modified"] == first["new_images"]
     assert demo_crawl["lake"].count("raw_images") == first["new_images"]
     assert second["quarantined"] == first["quarantined"]
     assert demo_crawl["lake"].count("quarantine") == first["quarantined"]  # idempotent by key too

@@ -120,3 +120,36 @@ def test_label_settings_are_checked(label, message):
 
     with pytest.raises(ConfigError, match=message):
         _spider(images="img", label=label)
+
+
+def _sitemap(body: bytes, url: str = "http://127.0.0.1:8000/sitemap.xml"):
+    from scrapy.http import XmlResponse
+    return XmlResponse(url, body=body, request=Request(url, meta={"spec": {"kind": "sitemap"}}))
+
+
+def test_sitemap_lists_pages_and_nested_sitemaps():
+    import asyncio
+
+    from scrapy import Request as ScrapyRequest
+
+    from ingest.crawl.items import Fetch
+
+    spider = _spider(images="img", sitemap=True)
+    starts = asyncio.run(_collect(spider.start()))
+    assert [(r.url, r.meta["spec"]["kind"]) for r in starts] == [
+        ("http://127.0.0.1:8000/", "page"), ("http://127.0.0.1:8000/sitemap.xml", "sitemap")]
+    ns = b'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+    out = list(spider.parse_sitemap(_sitemap(b'<urlset ' + ns + b'><url><loc>/orphan.html</loc></url>'
+                                             b'<url><loc> http://127.0.0.1:8000/b.html </loc></url></urlset>')))
+    assert isinstance(out[0], Fetch) and (out[0].url, out[0].outcome) == ("http://shop.invalid/sitemap.xml", "sitemap")
+    assert [(r.url, r.meta["spec"]) for r in out[1:] if isinstance(r, ScrapyRequest)] == [
+        ("http://127.0.0.1:8000/orphan.html", {"url": "http://shop.invalid/orphan.html", "kind": "page", "depth": 0}),
+        ("http://127.0.0.1:8000/b.html", {"url": "http://shop.invalid/b.html", "kind": "page", "depth": 0})]
+    [_, nested] = spider.parse_sitemap(_sitemap(b'<sitemapindex ' + ns + b'><sitemap><loc>/s2.xml</loc></sitemap></sitemapindex>'))
+    assert (nested.url, nested.meta["spec"]["kind"]) == ("http://127.0.0.1:8000/s2.xml", "sitemap")
+    [bad] = spider.parse_sitemap(_sitemap(b"<html><body>no</body></html>"))
+    assert bad.outcome == "dropped:not_a_sitemap" and "<html>" in bad.details
+
+
+async def _collect(agen):
+    return [x async for x in agen]
