@@ -1,0 +1,311 @@
+"""Params sections of the data side: lake, compute, sources, votes, crawl, clean, dedup, dataset, quality, export, privacy, paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from sluice.connectors import entry_type
+from sluice import paths as _paths
+
+from sluice.params_base import Section
+
+Side = Annotated[int, Field(ge=8, le=2048)]
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
+class LakeParams(Section):
+    root: str = "lake"
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    commit_retries: Annotated[int, Field(ge=0, le=100)] = 10
+
+
+class ComputeParams(Section):
+    """Where Dask work runs: a LocalCluster sized to the machine, or an existing scheduler."""
+
+    scheduler_address: str | None = None
+    n_workers: Annotated[int, Field(ge=1)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1)] = 1
+    memory_limit: str = "auto"
+
+
+class DemoParams(Section):
+    out_dir: str = "data/demo"
+    seed: int = 0
+    rare_class: Annotated[int, Field(ge=0, le=9)] = 7
+    rare_keep: Annotated[int, Field(ge=1)] = 25
+
+
+SourceEntry = entry_type("source")  # one ``ingest.sources`` entry, validated by its kind's connector
+
+
+class IngestParams(Section):
+    batch_rows: Annotated[int, Field(ge=1)] = 2000
+    max_file_bytes: Annotated[int, Field(ge=1)] = 50_000_000
+    sources: list[SourceEntry] = Field(default_factory=list)  # models in ingest/sources/, docs/connectors.md
+
+
+class CleanParams(Section):
+    """Decode, verify and normalize raw images into silver `images` (transform/clean.py)."""
+
+    size: Side | tuple[Side, Side] = 32  # N (square) or [H, W]
+    resize: Literal["squash", "center_crop", "pad"] = "center_crop"  # keep aspect and cut the centre
+    batch_images: Annotated[int, Field(ge=1)] = 256
+    write_rows: Annotated[int, Field(ge=1)] = 5000
+    max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
+    min_side: Annotated[int, Field(ge=1)] = 8
+    animated: Literal["quarantine", "first_frame"] = "quarantine"
+    min_std: Annotated[float, Field(ge=0)] = 2.0
+    outlier_z: Annotated[float, Field(ge=0)] = 8.0
+    max_aspect: Annotated[float, Field(ge=1)] = 8.0
+    background: tuple[Channel, Channel, Channel] = (255, 255, 255)  # alpha and `pad` borders
+    task_retries: Annotated[int, Field(ge=0)] = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the normalized images."""
+        return (self.size, self.size) if isinstance(self.size, int) else tuple(self.size)
+
+
+class DedupParams(Section):
+    """Exact (pixel hash) and near duplicate groups (transform/dedup.py); defaults calibrated on the
+    labelled benchmark in benchmarks/dedup.py (docs/transform.md)."""
+
+    near_threshold: Annotated[int, Field(ge=0, le=16)] = 10  # max bits between window hashes (candidates)
+    min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.8  # aligned equalised-grey correlation (verification)
+    moved_margin: Annotated[float, Field(ge=0, le=1)] = 0.05  # shifted/cropped alignments need this much more
+
+
+class DatasetParams(Section):
+    """Split, balance and normalize into gold `dataset` (transform/dataset.py)."""
+
+    seed: int = 0
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    keep_source_test: bool = True
+    leak_policy: Literal["to_train", "drop"] = "to_train"
+    group_conflict: Literal["majority", "canonical", "quarantine"] = "majority"
+    label_issues: Literal["keep", "drop", "relabel"] = "keep"  # act on the OOF stage's label_issues (docs/insight.md)
+    balance: Literal["none", "class_weights", "undersample", "oversample"] = "class_weights"
+    balance_target: Annotated[int, Field(ge=1)] | None = None
+
+
+def _vote_export(entry: object) -> object:
+    """One ``labels.exports`` entry validated by the config model its ``kind`` registers (sluice.connectors)."""
+
+    from sluice.connectors import connectors
+
+    if isinstance(entry, BaseModel):
+        return entry
+    if not isinstance(entry, dict):
+        raise PydanticCustomError("vote_export", "an export is a mapping with a kind")
+    known = connectors("votes")
+    kind = entry.get("kind")
+    if kind not in known:
+        raise PydanticCustomError("vote_export", "{msg}", {
+            "msg": f"unknown kind {kind!r}; known kinds: {', '.join(known) or 'none registered'}"})
+    model = known[kind].config
+    try:
+        return model.model_validate(entry)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc}'; allowed keys: {', '.join(sorted(model.model_fields))}"
+        else:
+            error = (first.get("ctx") or {}).get("error")
+            msg = f"{loc}: {error if error is not None else first['msg'].lower()} (got {first.get('input')!r})"
+        raise PydanticCustomError("vote_export", "{msg}", {"msg": msg}) from None
+
+
+VoteExportEntry = Annotated[object, AfterValidator(_vote_export)]
+
+
+class EmParams(Section):
+    max_iter: Annotated[int, Field(ge=1)] = 100
+    tol: Annotated[float, Field(gt=0)] = 1e-6
+    smoothing: Annotated[float, Field(ge=0)] = 0.01
+    prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # one_coin: Beta prior mean of a worker's accuracy
+    prior_strength: Annotated[float, Field(ge=0)] = 4.0  # one_coin: its weight in pseudo-votes
+    confusion_prior: Annotated[float, Field(ge=0)] = 0.0  # dawid_skene: pseudo-votes per true class shaped like prior_accuracy
+
+
+class LabelsParams(Section):
+    """Crowd vote connectors (ingest/votes) and label aggregation (transform/labels)."""
+
+    exports: list[VoteExportEntry] = Field(default_factory=list)
+    classes: list[str] | None = None
+    synonyms: dict[str, str] = Field(default_factory=dict)
+    policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "given_over_crowd"
+    method: Literal["dawid_skene", "majority", "one_coin"] = "dawid_skene"
+    min_votes: Annotated[int, Field(ge=1)] = 1
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6  # a 2-of-3 majority (0.67) resolves
+    max_unknown_label_share: Annotated[float, Field(ge=0, le=1)] = 0.01  # more votes outside the classes fail the stage
+    gold_file: str | None = None
+    ground_truth: str | None = None
+    em: EmParams = EmParams()
+    flag_min_votes: Annotated[int, Field(ge=1)] = 20
+    flag_level: Annotated[float, Field(gt=0, lt=1)] = 0.95  # confidence level of the accuracy interval behind flags
+    spammer_max_information: Annotated[float, Field(ge=0, le=1)] = 0.15
+    seed: int = 0
+
+
+def _valid_selector(value: str) -> str:
+    """A CSS or XPath selector (``xpath:``/``css:`` prefix, or XPath when it starts with ``/ ./ (``)."""
+    from sluice.selectors import compile_selector
+
+    compile_selector(value)  # raises ValueError naming what is wrong
+    return value
+
+
+def _valid_regex(value: str) -> str:
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression ({err})") from None
+    return value
+
+
+CrawlSelector = Annotated[str, AfterValidator(_valid_selector)]
+CrawlRegex = Annotated[str, AfterValidator(_valid_regex)]
+
+
+class CrawlFollowParams(Section):
+    allow: list[CrawlRegex] = Field(default_factory=list)
+    deny: list[CrawlRegex] = Field(default_factory=list)
+    restrict: CrawlSelector | None = None
+    pagination: CrawlSelector | None = None
+
+
+class CrawlLabelParams(Section):
+    # none = the source is declared unlabelled (no label expected, no unlabelled-share check)
+    source: Literal["selector", "breadcrumb", "url_regex", "alt", "attr", "link_text", "none"] = "breadcrumb"
+    on: Literal["page", "image"] = "page"  # what selector / url_regex read: the page, or each image (element, URL)
+    selector: CrawlSelector | None = None
+    position: int = -1
+    pattern: CrawlRegex | None = None
+    attr: str | None = Field(default=None, min_length=1)  # source attr: this attribute of the image element
+    max_unlabelled_share: Annotated[float, Field(ge=0, le=1)] = 0.0  # above it the crawl stage fails
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, data):
+        """YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean true: take it as ``on``."""
+        if isinstance(data, dict) and True in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.source in ("selector", "breadcrumb") and not self.selector:
+            raise ValueError(f"label.source '{self.source}' needs label.selector")
+        if self.source == "url_regex" and not self.pattern:
+            raise ValueError("label.source 'url_regex' needs label.pattern")
+        if self.source == "attr" and not self.attr:
+            raise ValueError("label.source 'attr' needs label.attr")
+        if self.source == "breadcrumb" and self.on == "image":
+            raise ValueError("label.source 'breadcrumb' reads the page: use label.on 'page'")
+        return self
+
+
+class CrawlParams(Section):
+    """The web crawl connector (ingest/crawl); see docs/crawl.md."""
+
+    source: str = Field(default="demo-site", min_length=1)
+    start_urls: list[str] = Field(default_factory=lambda: ["{demo_site}/"], min_length=1)
+    demo_site_dir: str = "data/demo/site"
+    allowed_domains: list[str] = Field(default_factory=list)
+    follow: CrawlFollowParams = CrawlFollowParams()
+    images: CrawlSelector = "img"
+    image_attr: str = "src"
+    label: CrawlLabelParams = Field(default_factory=lambda: CrawlLabelParams(selector="nav.breadcrumb a"))
+    license: str | None = None
+    user_agent: str = Field(default="SluiceBot/0.1 (+https://github.com/sluice-lake/sluice; data-team@example.org)",
+                            min_length=1)
+    obey_robots: bool = True
+    concurrency: Annotated[int, Field(ge=1)] = 16
+    concurrency_per_domain: Annotated[int, Field(ge=1)] = 4
+    download_delay: Annotated[float, Field(ge=0)] = 0.0
+    autothrottle: bool = True
+    autothrottle_target: Annotated[float, Field(gt=0)] = 4.0
+    retries: Annotated[int, Field(ge=0)] = 2
+    backoff_base: Annotated[float, Field(ge=0)] = 0.5
+    retry_after_max: Annotated[float, Field(ge=0)] = 120.0
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+    max_bytes: Annotated[int, Field(ge=1)] = 20_000_000
+    max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
+    max_pages: Annotated[int, Field(ge=0)] = 10_000
+    max_depth: Annotated[int, Field(ge=0)] = 10
+    max_redirects: Annotated[int, Field(ge=0)] = 5
+    http_cache: bool = False
+    http_cache_dir: str = "runs/crawl/httpcache"
+    incremental: bool = True  # conditional GETs for images already landed (validators from crawl_log)
+    recrawl_after: Annotated[float, Field(ge=0)] | None = None  # seconds; null = always revalidate
+    sitemap: bool = False  # also crawl the pages listed in each start host's /sitemap.xml
+    job_dir: str | None = None
+    batch_rows: Annotated[int, Field(ge=1)] = 500
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+
+class QualityParams(Section):
+    """Great Expectations gates per layer, quarantine, reports (quality/); see docs/quality.md."""
+
+    classes: list[str] | None = None  # null = labels.classes, else the resolved labels found
+    min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    min_label_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
+    min_annotator_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_flagged_annotator_share: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_unresolved_vote_share: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_image_side: Annotated[int, Field(ge=1)] = 20_000
+    severity: dict[str, Literal["critical", "warning", "off"]] = Field(default_factory=dict)
+    batch_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_quarantine_per_check: Annotated[int, Field(ge=0)] = 100_000
+    reports_dir: str = "reports/quality"
+    manifests_dir: str = "data/manifests"
+    snapshot_dir: str = "data/dataset"
+    page_samples_per_class: Annotated[int, Field(ge=0, le=64)] = 8
+    page_max_dup_groups: Annotated[int, Field(ge=0)] = 12
+    max_test_leakage: Annotated[float, Field(ge=0, le=1)] = 0.005  # share of test images with a near-copy in train
+    page_max_quarantined: Annotated[int, Field(ge=0)] = 60
+
+
+class ExportParams(Section):
+    """The frozen training snapshot written by the export stage (transform/export.py); docs/versioning.md."""
+
+    out_dir: str = "data/dataset"
+    shard_rows: Annotated[int, Field(ge=1)] = 8192
+
+
+class MaintainParams(Section):
+    """`sluice lake maintain`: compaction, vacuum and orphan cleanup (sluice/maintenance.py)."""
+
+    retention_hours: Annotated[int, Field(ge=0)] = 168
+    target_file_mb: Annotated[int, Field(ge=1)] = 128
+    tables: list[str] = Field(default_factory=list)
+
+
+class PrivacyParams(Section):
+    """Personal data in the lake (sluice/privacy.py)."""
+
+    pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
+
+
+class PathsParams(Section):
+    """Where the project keeps its state (relative to the project folder, where DVC runs the stages).
+
+    ``dataset`` and ``manifests`` are the defaults of the per-stage keys that used to repeat them
+    (train.snapshot, export.out_dir, compress.snapshot, quality.snapshot_dir, quality.manifests_dir),
+    which remain accepted as explicit overrides. ``python`` is the interpreter the generated
+    ``dvc.yaml`` runs every stage with (``${paths.python} -m ...``).
+    """
+
+    python: str = Field(default=_paths.PYTHON, min_length=1)
+    manifests: str = Field(default=_paths.MANIFESTS, min_length=1)
+    dataset: str = Field(default=_paths.DATASET, min_length=1)
+
+
+# (section, key) <- paths key: filled from `paths` unless the section sets the key itself.

@@ -1,0 +1,110 @@
+"""Params sections of the model side: training (and its augmentation), compression, insight."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+
+from sluice.params_base import Section
+
+
+class AugmentParams(Section):
+    """Batched tensor augmentation of training images (train/data.py). The recipe (train.recipe) picks
+    these; a key set in params.yaml overrides the recipe's choice (null: the recipe decides)."""
+
+    crop_padding: Annotated[int, Field(ge=0, le=16)] | None = 2
+    flip: bool | None = False
+    rotate_degrees: Annotated[float, Field(ge=0, le=45)] | None = 8.0
+    cutout: Annotated[int, Field(ge=0, le=32)] | None = 0
+    resized_crop_scale: Annotated[float, Field(ge=0, le=1)] | None = 0.0  # random-resized-crop min area (0 = off)
+    jitter: Annotated[float, Field(ge=0, lt=1)] | None = 0.0  # colour jitter: brightness/contrast/saturation +-this
+
+
+class TrainParams(Section):
+    """The DDP trainer (train/ddp.py, `sluice train`) and its evaluation (train/evaluate.py).
+
+    ``recipe`` picks model, width, epochs, augmentation, schedule and batch size from the snapshot
+    (train/presets.py); every key set explicitly (in params.yaml or the constructor) overrides it, and a key
+    that is absent or null is the recipe's choice.
+    """
+
+    recipe: Literal["auto", "demo", "cifar_fast", "photo"] = "auto"
+    snapshot: str = "data/dataset"
+    out_dir: str = "models/fp32"
+    runs_dir: str = "runs"
+    checkpoint_dir: str = "runs/train"
+    keep_checkpoints: Annotated[int, Field(ge=1)] = 2
+    processes: Annotated[int, Field(ge=1)] = 2
+    threads_per_process: Annotated[int, Field(ge=1)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    epochs: Annotated[int, Field(ge=1)] | None = 6
+    batch_size: Annotated[int, Field(ge=1)] | None = 64
+    eval_batch_size: Annotated[int, Field(ge=1)] = 512
+    lr: Annotated[float, Field(gt=0)] | None = 0.3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = True
+    weight_decay: Annotated[float, Field(ge=0)] = 5e-4
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] | None = 0.1
+    warmup_epochs: Annotated[float, Field(ge=0)] | None = 1.0
+    schedule: Literal["cosine", "onecycle", "constant"] | None = "cosine"
+    arch: str | None = "rescnn"
+    width: Annotated[int, Field(ge=4)] | None = 8
+    depth: Annotated[int, Field(ge=0, le=8)] | None = 1
+    bn_scale: bool | None = True
+    tta_flip: bool | None = False
+    init_weights: str | None = None
+    freeze_epochs: Annotated[int, Field(ge=0)] = 0
+    balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
+    augment: AugmentParams = AugmentParams()
+    final_fit: bool = False
+    test_curve: bool = False
+    bf16: bool = True
+    compile: bool = False
+    gpu_resident: bool = True
+    kfold: Annotated[int, Field(ge=0, le=20)] = 0
+
+
+
+
+class CompressParams(Section):
+    """Pruning, int8 quantization and the trade-off report (train/tradeoff.py); docs/compression.md."""
+
+    model_dir: str = "models/fp32"
+    snapshot: str = "data/dataset"
+    out_dir: str = "models"
+    metrics: str = "reports/metrics/compress.json"
+    plot: str = "reports/plots/tradeoff.csv"
+    seed: int = 0
+    threads: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    finetune_lr: Annotated[float, Field(gt=0)] = 0.05
+    prune_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    prune_steps: Annotated[int, Field(ge=1, le=20)] = 3
+    prune_finetune_epochs: Annotated[int, Field(ge=0)] = 2
+    prune_round_to: Annotated[int, Field(ge=1)] = 4
+    sparsity: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    sparse_finetune_epochs: Annotated[int, Field(ge=0)] = 1
+    calibration_images: Annotated[int, Field(ge=1)] = 512
+    qat_threshold: Annotated[float, Field(ge=0)] = 1.0
+    qat_epochs: Annotated[int, Field(ge=0)] = 1
+    compile: bool = True
+    warmup: Annotated[int, Field(ge=0)] = 3
+    repeats: Annotated[int, Field(ge=1)] = 15
+
+
+class InsightParams(Section):
+    """Out-of-fold predictions, label issues and per-group metrics (train/oof.py); docs/insight.md."""
+
+    folds: Annotated[int, Field(ge=2, le=20)] = 3
+    epochs: Annotated[int, Field(ge=1)] = 3
+    rank_by: Literal["self_confidence", "normalized_margin"] = "self_confidence"
+    method: Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_joint", "argmax"] = "prune_by_noise_rate"
+    noise_warn_rate: Annotated[float, Field(ge=0, le=1)] = 0.1
+    max_group_gap: Annotated[float, Field(ge=0, le=1)] = 0.2
+    metrics: str = "reports/metrics/label_issues.json"
+    groups_metrics: str = "reports/metrics/groups.json"
+
+
