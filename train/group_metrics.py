@@ -84,7 +84,7 @@ def group_report(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str],
     for dim, names in dimensions.items():
         body[dim] = per_group(y_true, y_pred, names, len(classes))
     body["warnings"] = [
-        f"{dim}: {body[dim]['gap']['metric']} of '{body[dim]['gap']['worst']}' is {body[dim]['gap']['gap']:.3f} "
-        f"below '{body[dim]['gap']['best']}' (max_group_gap {max_gap})"
+        f"{dim}: {body[dim]['gap']['metric']} of '{body[dim]['gap']['worst']}' trails '{body[dim]['gap']['best']}' "
+        f"by {body[dim]['gap']['gap']:.3f} (more than max_group_gap {max_gap})"
         for dim in ["class", *dimensions] if body[dim]["gap"]["gap"] > max_gap]
     return body
