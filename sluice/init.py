@@ -240,8 +240,10 @@ def _init(args) -> int:
     stages = [s.name for s in stages_for(yaml.safe_load(params_text))]
     print(f"[init] wrote {root}/params.yaml and dvc.yaml ({len(stages)} stages: {', '.join(stages)})"
           + (f"; ran {', '.join(done)}" if done else ""))
+    key_hint = ("  export SLUICE_PSEUDONYM_KEY=...  # a secret: crowd worker ids are stored only as keyed pseudonyms\n"
+                if "ingest_crowd" in stages else "")
     print("next:\n"
-          f"  cd {root}\n"
+          f"  cd {root}\n" + key_hint +
           "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
           "  sluice quality summary         # the data-quality gates' verdicts\n"
           "  sluice predict --model models/fp32 some.jpg")

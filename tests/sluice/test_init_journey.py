@@ -56,7 +56,8 @@ def write_folder(root: Path, crops) -> Path:
 def _env() -> dict:
     """No venv on PATH (as with `.venv/bin/dvc repro` from a plain shell); the worktree's code importable."""
     return {**{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "SLUICE_PARAMS")},
-            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+            "SLUICE_PSEUDONYM_KEY": "journey-test-key"}  # votes are pseudonymised at ingest (sluice/privacy.py)
 
 
 def _sluice(*args, cwd: Path) -> subprocess.CompletedProcess:
