@@ -111,9 +111,15 @@ def test_labels_from_crowd_votes(tmp_path):
                 f.write(f"{(photos / label / name).as_posix()},{worker},{label}\n")
     root = init_small(tmp_path, "--images", str(photos), "--votes", str(tmp_path / "votes.csv"))
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["labels"]["policy"] = "crowd_over_given"
+    params["ingest"]["sources"][0]["label_from"] = "none"  # the folder's names are not labels: votes are
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     repro_and_predict(root, photos / "flower" / "flower_01.jpg")
+    given = _sluice("sql", "select count(*) as n from raw_images where source_label is not null", "--format", "csv",
+                    cwd=root)
+    assert given.stdout.strip().splitlines()[-1] == "0", given.stdout
+    crowd = _sluice("sql", "select count(*) as n from labels where status = 'resolved' and label_source <> 'given'",
+                    "--format", "csv", cwd=root)
+    assert int(crowd.stdout.strip().splitlines()[-1]) == len(crops), crowd.stdout + crowd.stderr
     assert "ingest_crowd" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
 
 
