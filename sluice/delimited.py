@@ -21,6 +21,17 @@ def require_file(path: Path, what: str) -> None:
         raise InputError(f"{path}: {what} is empty (0 bytes); an export with no votes still has its header")
 
 
+def _check_utf8(path: Path) -> None:
+    """A file that is not UTF-8 is one line naming where, not a traceback or silently replaced text."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise InputError(f"{path}: not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}, line {line}); "
+                         f"save the file as UTF-8") from None
+
+
 def _header(path: Path) -> str:
     with path.open(encoding="utf-8-sig", newline="") as fh:
         return fh.readline().rstrip("\r\n")
@@ -33,10 +44,17 @@ def read_delimited(path: Path, required: list[str], delimiter: str | None, what:
     missing columns, or the delimiter when nothing splits the header at all.
     """
     require_file(path, what)
+    _check_utf8(path)
     header = _header(path)
     candidates = [delimiter] if delimiter else list(DELIMITERS)
     parsed = {d: next(csv.reader([header], delimiter=d)) for d in candidates}
     chosen = next((d for d, cols in parsed.items() if set(required) <= set(cols)), None)
+    if chosen is not None:
+        cols = [c.strip() for c in parsed[chosen]]
+        repeated = sorted({c for c in cols if cols.count(c) > 1})
+        if repeated:
+            raise InputError(f"{path}: column(s) {', '.join(repr(c) for c in repeated)} appear more than once in "
+                             f"the header of {what}; rename or remove the copies")
     if chosen is None:
         _, cols = max(parsed.items(), key=lambda kv: len(kv[1]))
         if len(cols) == 1 and delimiter is None:
@@ -46,7 +64,7 @@ def read_delimited(path: Path, required: list[str], delimiter: str | None, what:
         raise InputError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} in {what} "
                          f"(header has {', '.join(repr(c) for c in cols)}); set the column names in params.yaml")
     try:
-        frame = pl.read_csv(path, separator=chosen, infer_schema=False, encoding="utf8-lossy",
+        frame = pl.read_csv(path, separator=chosen, infer_schema=False, encoding="utf8",
                             raise_if_empty=False, missing_columns="insert")
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
         raise InputError(f"{path}: malformed CSV ({str(err).splitlines()[0]})") from None

@@ -36,9 +36,11 @@ def _worker(completed_by) -> str | None:
 
 def _choices(result, from_name: str | None) -> list[str]:
     out = []
-    for r in result or []:
+    for r in result if isinstance(result, list) else []:
         if isinstance(r, dict) and r.get("type") == "choices" and (from_name is None or r.get("from_name") == from_name):
-            out.extend(str(c) for c in (r.get("value") or {}).get("choices") or [])
+            value = r.get("value")
+            choices = value.get("choices") if isinstance(value, dict) else None
+            out.extend(str(c) for c in (choices if isinstance(choices, list) else []))
     return out
 
 
@@ -74,8 +76,14 @@ def read(export: LabelStudioExport) -> Parsed:
             rejects.append(Reject(f"{path}:task[{n}]", "not_a_task", f"expected an object, got {type(task).__name__}"))
             continue
         task_id = str(task.get("id", n))
-        item = (task.get("data") or task).get(export.data_key)
-        annotations = task.get("annotations") or task.get("completions") or _min_annotation(task, export.from_name)
+        data, annotations = task.get("data"), task.get("annotations") or task.get("completions")
+        if data is not None and not isinstance(data, dict) or annotations is not None and not isinstance(annotations, list):
+            field, value = ("data", data) if data is not None and not isinstance(data, dict) else ("annotations", annotations)
+            rejects.append(Reject(f"{path}:task {task_id}", "bad_field",
+                                  f"task {field} is a {type(value).__name__}, expected {'an object' if field == 'data' else 'a list'}"))
+            continue
+        item = (data or task).get(export.data_key)
+        annotations = annotations or _min_annotation(task, export.from_name)
         if item is None or str(item).strip() == "":
             for _ in annotations or [None]:
                 rejects.append(Reject(f"{path}:task {task_id}", "missing_field", f"task has no data.{export.data_key}"))

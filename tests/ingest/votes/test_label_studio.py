@@ -83,6 +83,20 @@ def test_label_studio_annotations_and_skips(landed, tmp_path):
     assert all(q["source_table"] == "crowd_votes")
 
 
+def test_malformed_fields_are_quarantined_not_tracebacks(landed, tmp_path):
+    """`data`, `annotations` or a choice `value` of the wrong type: a quarantine row with the reason."""
+    tasks = [
+        {"id": 1, "data": "data/a.png", "annotations": []},
+        {"id": 2, "data": {"image": image_id("data/a.png")}, "annotations": "cat"},
+        {"id": 3, "data": {"image": image_id("data/a.png")},
+         "annotations": [{"id": 31, "completed_by": 5, "result": [{"type": "choices", "value": "cat"}]}]},
+    ]
+    path = tmp_path / "ls.json"
+    path.write_text(json.dumps(tasks))
+    export = LabelStudioExport(name="ls", kind="label_studio", path=str(path))
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    assert (stats.new, stats.quarantined) == (0, 3)
+    assert stats.reasons == {"bad_field": 2, "no_choice": 1}
 
 
 def test_json_min_export(landed, tmp_path):
