@@ -137,6 +137,22 @@ def strip_gps(body: bytes) -> bytes:
         return buf.getvalue()
 
 
+XMP_LOCATION = (b"GPSLatitude", b"GPSLongitude", b"exif:GPS")
+
+
+def strip_location(body: bytes) -> bytes:
+    """``body`` with no location left: the lossless GPS edit first; when location survives it (a segment
+    the walk cannot reach, such as one behind 0xFF fill bytes, or GPS written in XMP), the image is
+    re-encoded without any metadata (:func:`sluice.imaging.strip_metadata`). Raises on bytes whose
+    metadata cannot be read; the caller quarantines them."""
+    cleaned = strip_gps(body)
+    if has_gps(cleaned) or any(tag in cleaned for tag in XMP_LOCATION):
+        from sluice.imaging import strip_metadata
+
+        cleaned = strip_metadata(cleaned)
+    return cleaned
+
+
 def has_gps(body: bytes) -> bool:
     with Image.open(io.BytesIO(body)) as im:
         exif = im.getexif()

@@ -9,7 +9,7 @@ is dropped silently.
 
 from __future__ import annotations
 
-from ingest.crawl.imagecheck import check_image, strip_gps
+from ingest.crawl.imagecheck import check_image, strip_location
 from ingest.crawl.items import Fetch
 
 
@@ -27,9 +27,13 @@ class LandPipeline:
             verdict = check_image(item.body, item.content_type, spider.params.max_pixels)
             if verdict.reason:
                 item.reject(verdict.reason, verdict.details)
-            else:  # GPS EXIF removed before the bytes land (their sha256 is the image id)
-                cleaned = strip_gps(item.body)
-                if cleaned != item.body:
-                    item.body, item.gps_removed = cleaned, True
+            else:  # location removed before the bytes land (their sha256 is the image id)
+                try:
+                    cleaned = strip_location(item.body)
+                except Exception as err:  # unreadable metadata in a decodable image: quarantined, never lost
+                    item.reject("metadata_unreadable", f"{type(err).__name__}: {err}"[:300])
+                else:
+                    if cleaned != item.body:
+                        item.body, item.gps_removed = cleaned, True
         spider.sink.add(item)
         return item
