@@ -31,8 +31,9 @@ def register(sub) -> None:
     c.set_defaults(func=_checks)
 
     d = qs.add_parser("diff", help="compare two dataset versions: class balance, duplicates, labels, rows",
-                      description="Compare two versions of the training set. A and B are Delta versions of the "
-                                  "gold dataset table (3, v3, current) or snapshot folders (data/dataset).")
+                      description="Compare two versions of the training set. A and B name a version as everywhere in "
+                                  "sluice: @N (Delta version N of the gold dataset table), a git ref (tag, branch "
+                                  "or commit of a dataset version), current, or a snapshot folder (data/dataset).")
     d.add_argument("a")
     d.add_argument("b")
     d.add_argument("--json", action="store_true", help="print the comparison as JSON")

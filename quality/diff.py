@@ -30,14 +30,20 @@ def load_side(spec: str, lake) -> Side:
     path = Path(spec)
     if (path / "manifest.json").is_file():
         return _snapshot_side(path)
-    version = spec.removeprefix("v")
-    if spec in ("current", "latest") or version.isdigit():
-        v = None if spec in ("current", "latest") else int(version)
-        table = lake.read("dataset", columns=["image_id", "split", "label", "dup_group"], version=v)
-        label = f"dataset@{lake.version('dataset') if v is None else v}"
-        return Side(label, pl.from_arrow(table).rename({"dup_group": "dup_key"}))
-    raise InputError(f"'{spec}': not a Delta version of the dataset table (e.g. 3 or current) "
-                     f"nor a snapshot folder with manifest.json")
+    if spec in ("current", "latest"):
+        v = None
+    elif spec.removeprefix("@").isdigit():  # @N (or a bare N): a Delta version, as everywhere in sluice
+        v = int(spec.removeprefix("@"))
+    else:  # a git ref naming a dataset version: the dataset table's version its manifest recorded
+        from sluice.sql import parse_pins
+
+        v = parse_pins([spec]).get("dataset")
+        if v is None:
+            raise InputError(f"'{spec}': dataset version recorded no version of the dataset table; use @N (a Delta "
+                             f"version), a git ref, current, or a snapshot folder with manifest.json")
+    table = lake.read("dataset", columns=["image_id", "split", "label", "dup_group"], version=v)
+    label = f"dataset@{lake.version('dataset') if v is None else v}" + ("" if v is None or spec.startswith("@") or spec.isdigit() else f" ({spec})")
+    return Side(label, pl.from_arrow(table).rename({"dup_group": "dup_key"}))
 
 
 def _snapshot_side(folder: Path) -> Side:

@@ -59,6 +59,19 @@ def test_diff_between_dataset_versions(world):
     assert "label agreement 95.65% (1 changed)" in text and "rows val" in text
 
 
+def test_diff_names_versions_as_every_command_does(world):
+    """@N (or N) is a Delta version; anything else is a git ref, never a Delta version in disguise."""
+    from quality.diff import load_side
+    from sluice.errors import UserError
+
+    first = world.lake.version("dataset")
+    _edit_dataset(world)
+    assert load_side(f"@{first}", world.lake).rows.height == load_side(str(first), world.lake).rows.height == 24
+    assert load_side("current", world.lake).rows.height == 23
+    with pytest.raises(UserError):  # "v1" is a git tag (none here), not Delta version 1
+        load_side("v1", world.lake)
+
+
 def test_diff_snapshot_against_table(world):
     from quality.diff import compare, load_side
 
@@ -69,7 +82,7 @@ def test_diff_snapshot_against_table(world):
 
 def test_diff_cli_and_bad_side(world, run_cli):
     version = str(world.lake.version("dataset"))
-    ok = run_cli("quality", "diff", f"v{version}", "current", "--json", params=world.raw)
+    ok = run_cli("quality", "diff", f"@{version}", "current", "--json", params=world.raw)  # @N: a Delta version
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["common"] == 24
     bad = run_cli("quality", "diff", version, "no/such/thing", params=world.raw)
