@@ -35,9 +35,14 @@ def load_side(spec: str, lake) -> Side:
     elif spec.removeprefix("@").isdigit():  # @N (or a bare N): a Delta version, as everywhere in sluice
         v = int(spec.removeprefix("@"))
     else:  # a git ref naming a dataset version: the dataset table's version its manifest recorded
+        from sluice.errors import UserError
         from sluice.sql import parse_pins
 
-        v = parse_pins([spec]).get("dataset")
+        try:
+            v = parse_pins([spec]).get("dataset")
+        except UserError as err:
+            raise InputError(f"'{spec}': not @N (a Delta version of the dataset table), current, a snapshot folder "
+                             f"with manifest.json, nor a dataset version's git ref ({err})") from None
         if v is None:
             raise InputError(f"'{spec}': dataset version recorded no version of the dataset table; use @N (a Delta "
                              f"version), a git ref, current, or a snapshot folder with manifest.json")
