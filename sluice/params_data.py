@@ -139,6 +139,8 @@ class LabelsParams(Section):
     classes: list[str] | None = None
     synonyms: dict[str, str] = Field(default_factory=dict)
     policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "given_over_crowd"
+    # per source (raw_images.source) overrides of `policy`, e.g. {scraped: crowd_over_given}
+    source_policy: dict[str, Literal["crowd_over_given", "given_over_crowd", "agree_only"]] = Field(default_factory=dict)
     method: Literal["dawid_skene", "majority", "one_coin"] = "dawid_skene"
     min_votes: Annotated[int, Field(ge=1)] = 1
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6  # a 2-of-3 majority (0.67) resolves

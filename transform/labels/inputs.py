@@ -102,11 +102,19 @@ def load_gold(path: str | None, vocab: Vocabulary, index: ItemIndex, known: set[
     return dict(zip(frame["key"].to_list(), vocab.index(frame["class"]).tolist()))
 
 
-def given_labels(raw: pl.DataFrame, vocab: Vocabulary) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per image the distinct normalised source labels; and the raw rows whose label is not a class."""
+def given_labels(raw: pl.DataFrame, vocab: Vocabulary,
+                 source_policy: dict[str, str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per image the distinct normalised source labels and the policy its sources ask for (null: the
+    global ``labels.policy``; set only when every source labelling the image names the same one in
+    ``labels.source_policy``); and the raw rows whose label is not a class."""
     labelled = raw.filter(pl.col("source_label").is_not_null())
     labelled = labelled.with_columns(vocab.normalize(labelled["source_label"]).alias("class"))
     invalid = labelled.filter(pl.col("class").is_null()).select("image_id", "source", "source_uri", "source_label")
-    given = (labelled.filter(pl.col("class").is_not_null())
-             .group_by("image_id").agg(pl.col("class").unique().sort().alias("given")))
+    wanted = pl.DataFrame({"source": list(source_policy or {}), "source_policy": list((source_policy or {}).values())},
+                          schema={"source": pl.String, "source_policy": pl.String})
+    given = (labelled.filter(pl.col("class").is_not_null()).join(wanted, on="source", how="left")
+             .group_by("image_id").agg(pl.col("class").unique().sort().alias("given"),
+                                       pl.col("source_policy").unique().alias("policies")))
+    one = (pl.col("policies").list.len() == 1) & pl.col("policies").list.first().is_not_null()
+    given = given.select("image_id", "given", pl.when(one).then(pl.col("policies").list.first()).alias("policy"))
     return given, invalid

@@ -66,7 +66,11 @@ def run(params) -> dict:
     known = set(votes.usable["item"].to_list()) | set(raw["image_id"].to_list())
     gold = load_gold(cfg.gold_file, vocab, index, known)
     crowd = aggregate(votes.usable, vocab, cfg, gold)
-    given, invalid_given = given_labels(raw, vocab)
+    unknown = sorted(set(cfg.source_policy) - set(raw["source"].unique().to_list())) if raw.height else []
+    if unknown:
+        raise InputError(f"labels.source_policy names source(s) {', '.join(map(repr, unknown))} with no landed images "
+                         f"(landed sources: {', '.join(sorted(raw['source'].unique().to_list()))})")
+    given, invalid_given = given_labels(raw, vocab, cfg.source_policy)
     pending = votes.usable.filter(pl.col("image_id").is_null())["item"].unique()
     labels = combine(universe, crowd.items.select("item", pl.col("item").is_in(pending.implode()).alias("pending"), "votes",
                                                   "label", "confidence", "agreement", "reason"),
@@ -82,11 +86,11 @@ def run(params) -> dict:
     conflicts = labels.filter(pl.col("status") == "conflict")
     for r in conflicts.iter_rows(named=True):
         quarantine.add(r["item"], "label_conflict", r["reason"], source_table="labels", details=json.dumps(
-            {"given": r["given"], "crowd": r["crowd_label"], "confidence": r["confidence"], "policy": cfg.policy},
+            {"given": r["given"], "crowd": r["crowd_label"], "confidence": r["confidence"], "policy": r["policy"]},
             sort_keys=True))
     n_quarantined = len(quarantine)
 
-    table = labels.drop("given", "crowd_label").with_columns(pl.lit(run_id).alias("run_id"))
+    table = labels.drop("given", "crowd_label", "policy").with_columns(pl.lit(run_id).alias("run_id"))
     lake.overwrite("labels", table.to_arrow(), run_id=run_id)
     lake.overwrite("annotators", crowd.workers.drop("information").with_columns(pl.lit(run_id).alias("run_id")).to_arrow(),
                    run_id=run_id)

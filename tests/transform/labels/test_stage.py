@@ -13,6 +13,7 @@ import yaml
 
 from ingest.votes.land import land_export
 from ingest.votes.plain_csv import CsvVotesExport
+from sluice.errors import InputError
 from sluice.items import ItemIndex
 from transform.labels.stage import run
 
@@ -106,6 +107,14 @@ def test_policies_decide_crowd_against_given(stage, lake, policy, label, status,
     assert (g["label"], g["status"], g["reason"]) == (label, status, reason)
     conflicts = pl.from_arrow(lake.read("quarantine")).filter(pl.col("check") == "label_conflict")
     assert conflicts.height == (2 if policy == "agree_only" else 0)  # agree_only: image b's given labels too
+
+
+def test_source_policy_overrides_the_global_one_and_names_unknown_sources(stage):
+    _, rows = stage(policy="given_over_crowd", source_policy={"t": "crowd_over_given"})
+    g = rows[iid("g.png")]
+    assert (g["label"], g["status"], g["reason"]) == ("cat", "resolved", "given_overridden")
+    with pytest.raises(InputError, match=r"labels.source_policy names source\(s\) 'tt' with no landed images"):
+        stage(source_policy={"tt": "agree_only"})
 
 
 def test_dawid_skene_is_the_default_and_rerun_replaces_its_own_rows(stage, lake):
