@@ -73,6 +73,7 @@ def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterat
         snapshot.write_snapshot(sub, {"train": split(keep), "val": split(held)}, manifest["classes"],
                                 {"mean": manifest.get("mean"), "std": manifest.get("std")})
         data = load_data(sub, LoaderSpec.of(cfg), splits=("train", "val"))
+        torch.manual_seed(cfg.seed + i)  # each fold's initial weights are a function of the seed: reruns agree
         model = build_model(cfg, data.num_classes, min(manifest["image_shape"][:2]))
         if cfg.init_weights:
             load_init_weights(model, cfg.init_weights, cfg.arch)

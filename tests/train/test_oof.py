@@ -127,3 +127,17 @@ def test_stage_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):
                                                  "train": {"snapshot": str(tmp_path / "nope")}})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().count("\n") == 0 and "no snapshot manifest" in result.stderr
+
+
+def test_fold_models_are_deterministic(small_snapshot, tmp_path):
+    """Same snapshot and params -> the same fold models (initial weights seeded per fold)."""
+    import torch
+
+    from sluice.config import TrainParams
+    from train.evaluate import fold_models
+
+    cfg = TrainParams(epochs=1, batch_size=64, width=8)
+    runs = [[m.state_dict() for _, _, m, _ in fold_models(small_snapshot, cfg, 2, tmp_path / f"w{r}")]
+            for r in range(2)]
+    for a, b in zip(*runs):
+        assert all(torch.equal(a[k], b[k]) for k in a)
