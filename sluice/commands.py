@@ -15,6 +15,8 @@ from sluice.output import FORMATS, add_output_args, emit
 AT_HELP = ("read tables as of a version: TABLE=@N (Delta version N; a bare N works too), TABLE=REF (the version "
            "a dataset version -- git tag, branch or commit -- recorded for TABLE), or REF alone (every table REF "
            "recorded). Repeatable")
+ROLE_HELP = ("query as this role of params access.roles (default $SLUICE_ROLE; none: full access): only its "
+             "tables and columns, masked columns hashed, no direct file reads (docs/access.md)")
 
 
 def register(sub) -> None:
@@ -35,11 +37,12 @@ def register(sub) -> None:
     s.add_argument("query")
     add_output_args(s, (*FORMATS, "parquet"), max_rows=True)
     s.add_argument("--at", action="append", metavar="PIN", help=AT_HELP)
+    s.add_argument("--role", metavar="NAME", help=ROLE_HELP)
     s.set_defaults(func=_sql)
 
     from sluice.shell import register as register_shell
 
-    register_shell(sub, AT_HELP)
+    register_shell(sub, AT_HELP, ROLE_HELP)
 
 
 def _lake():
@@ -87,10 +90,11 @@ def _history(args) -> int:
 
 
 def _sql(args) -> int:
+    from sluice.access import resolve
     from sluice.sql import parse_pins, query
 
     lake = _lake()
-    result = query(args.query, lake, parse_pins(args.at))
+    result = query(args.query, lake, parse_pins(args.at), resolve(args.role))
     if args.format == "parquet":
         if not args.output:
             raise InputError("--format parquet needs --output FILE")

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError, model_validator
 
 from sluice.errors import ConfigError
+from sluice.params_access import AccessParams
 from sluice.params_base import Section
 from sluice.params_data import (
     LakeParams,
@@ -72,6 +73,7 @@ class Params(Section):
     compress: CompressParams = CompressParams()
     privacy: PrivacyParams = PrivacyParams()
     insight: InsightParams = InsightParams()
+    access: AccessParams = AccessParams()
 
     @model_validator(mode="before")
     @classmethod

@@ -25,7 +25,9 @@ import functools
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
+from sluice.access import Role, explain
 from sluice.catalog import TABLES
 from sluice.errors import InputError
 from sluice.lake import Lake
@@ -52,16 +54,21 @@ def extension_directory() -> str | None:
     return str(Path(ext).parents[2]) if ext else None
 
 
-def connect(lake: Lake | None = None, versions: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(lake: Lake | None = None, versions: dict[str, int] | None = None,
+            role: Role | None = None) -> duckdb.DuckDBPyConnection:
     """A sandboxed DuckDB connection with one view per existing Delta table (notebooks, ``sluice sql``).
 
     ``versions`` pins tables to past Delta versions (time travel). The connection can read files
-    only inside the lake, cannot load or install extensions, and its configuration is locked.
+    only inside the lake, cannot load or install extensions, and its configuration is locked. With a
+    ``role`` (sluice/access.py) only its tables have views, only its columns are in them, and the
+    connection can read no file at all.
     """
     lake = lake or Lake.from_params()
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False,
                                              "allow_community_extensions": False})
+    if role is not None:
+        return _role_views(con, lake, versions, role)
     if "://" not in lake.root and _delta_extension():
         for statement in setup_statements(lake, versions):
             con.execute(statement)
@@ -69,14 +76,35 @@ def connect(lake: Lake | None = None, versions: dict[str, int] | None = None) ->
     for name, version in _pinned(lake, versions).items():
         con.register(f"__{name}_arrow", lake.dataset(name, version))
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM __{name}_arrow")
-    _sandbox(con, None)
+    _sandbox(con)
     return con
 
 
-def setup_statements(lake: Lake, versions: dict[str, int] | None = None, sandbox: bool = True) -> list[str]:
+def _role_views(con: duckdb.DuckDBPyConnection, lake: Lake, versions: dict[str, int] | None,
+                role: Role) -> duckdb.DuckDBPyConnection:
+    """Views as ``role`` sees them, each an Arrow scan of the version's dataset narrowed to the role's
+    columns (a denied column is not in the dataset either) and held by the view alone (no name to
+    query around it); then no file access at all, so no SQL function reaches the lake's files."""
+    for name in versions or {}:
+        role.require(name)
+    for name, version in _pinned(lake, versions).items():
+        if not role.sees(name):
+            continue
+        dataset = lake.dataset(name, version)
+        kept = [c for c, _ in role.columns(name)]
+        dataset = dataset.replace_schema(pa.schema([dataset.schema.field(c) for c in kept]))
+        con.from_arrow(dataset).project(role.select_list(name)).create_view(name)
+    for statement in ["SET python_enable_replacements = false", *_sandbox_statements([])]:
+        con.execute(statement)
+    return con
+
+
+def setup_statements(lake: Lake, versions: dict[str, int] | None = None, sandbox: bool = True,
+                     role: Role | None = None) -> list[str]:
     """The SQL that turns a bare DuckDB session into the lake's: the packaged delta extension loaded
     from disk, one view per table (``delta_scan``, or ``ATTACH ... VERSION n`` when pinned), then the
-    sandbox. :func:`connect` runs it; ``sluice duckdb-init`` prints it for the stock ``duckdb`` CLI."""
+    sandbox. :func:`connect` runs it; ``sluice duckdb-init`` prints it for the stock ``duckdb`` CLI.
+    With a ``role`` only its tables get views (of its columns) and only their folders stay readable."""
     ext = _delta_extension()
     if ext is None:
         raise InputError(f"DuckDB's delta extension is not installed: pip install duckdb-ext-delta=={duckdb.__version__}.*")
@@ -85,15 +113,21 @@ def setup_statements(lake: Lake, versions: dict[str, int] | None = None, sandbox
                          f"`sluice.connect()` for object storage")
     statements = ["SET autoinstall_known_extensions = false", "SET autoload_known_extensions = false",
                   f"SET extension_directory = {_literal(extension_directory())}", f"LOAD {_literal(ext)}"]
-    for name, version in _pinned(lake, versions).items():
+    for name in versions or {}:
+        if role is not None:
+            role.require(name)
+    shown = {n: v for n, v in _pinned(lake, versions).items() if role is None or role.sees(n)}
+    for name, version in shown.items():
         uri = _literal(lake.uri(name))
+        columns = "*" if role is None else role.select_list(name)
         if version is None:
-            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM delta_scan({uri})")
+            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM delta_scan({uri})")
         else:
             statements.append(f"ATTACH {uri} AS __{name}_v{version} (TYPE delta, VERSION {version})")
-            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM __{name}_v{version}")
+            statements.append(f"CREATE OR REPLACE VIEW {name} AS SELECT {columns} FROM __{name}_v{version}")
     if sandbox:
-        statements += _sandbox_statements(lake.root)
+        folders = [lake.root] if role is None else [lake.uri(n) for n in shown]
+        statements += _sandbox_statements(folders)
     return statements
 
 
@@ -121,13 +155,13 @@ def _literal(text: str | None) -> str:
     return "'" + (text or "").replace("'", "''") + "'"
 
 
-def _sandbox_statements(root: str | None) -> list[str]:
-    allowed = f"[{_literal(root.rstrip('/') + '/')}]" if root else "[]"
+def _sandbox_statements(folders: list[str]) -> list[str]:
+    allowed = "[" + ", ".join(_literal(f.rstrip("/") + "/") for f in folders) + "]"
     return [f"SET allowed_directories = {allowed}", "SET enable_external_access = false", "SET lock_configuration = true"]
 
 
-def _sandbox(con: duckdb.DuckDBPyConnection, root: str | None) -> None:
-    for statement in _sandbox_statements(root):
+def _sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in _sandbox_statements([]):
         con.execute(statement)
 
 
@@ -200,12 +234,18 @@ def _check_explained(text: str) -> None:
                          f"is not allowed ({READ_ONLY_HELP})")
 
 
-def query(sql: str, lake: Lake | None = None, versions: dict[str, int] | None = None):
-    """Run one read-only statement and return its result as an Arrow table."""
+def query(sql: str, lake: Lake | None = None, versions: dict[str, int] | None = None, role: Role | None = None):
+    """Run one read-only statement (as ``role``, if given) and return its result as an Arrow table."""
     statement = check_read_only(sql)
-    con = connect(lake, versions)
+    con = connect(lake, versions, role)
     try:
         return con.execute(statement).fetch_arrow_table()
     except duckdb.Error as err:
-        message = str(err).splitlines()[0]
-        raise InputError(f"query failed: {message}") from None
+        raise failure(err, statement, role) from None
+
+
+def failure(err: Exception, statement: str, role: Role | None = None) -> InputError:
+    """A failed query as one line: the role it reached past, else DuckDB's first line."""
+    if role is not None and (denied := explain(role, statement, str(err))):
+        return denied
+    return InputError(f"query failed: {str(err).splitlines()[0]}")

@@ -68,4 +68,4 @@ def test_the_fallback_prompt_is_the_sandboxed_connection(params, monkeypatch, ca
 def shell_args(**kw):
     import argparse
 
-    return argparse.Namespace(at=None, allow_files=False, **kw)
+    return argparse.Namespace(at=None, allow_files=False, role=None, **kw)
