@@ -9,6 +9,8 @@ runs on a laptop and in production:
 - ``SLUICE_LAKE_ROOT``         lake root, a local folder or any deltalake URI (``s3://bucket/lake``)
 - ``SLUICE_STORAGE_OPTIONS``   JSON object of deltalake storage options (credentials stay out of files)
 - ``SLUICE_DASK_SCHEDULER``    address of an existing Dask scheduler (``tcp://host:8786``)
+- ``SLUICE_SSE_KMS_KEY_ID``    KMS key of SSE-KMS for an S3 lake with ``lake.sse: aws:kms`` (sluice/storage.py)
+- ``SLUICE_ROLE``              the role of ``access.roles`` queries run as (sluice/access.py)
 
 The section models live in ``sluice/params_data.py`` (the data side) and ``sluice/params_train.py``
 (the model side) on the base in ``sluice/params_base.py``; this module assembles them into ``Params``
@@ -146,6 +148,9 @@ def _check_across_fields(params: Params, path: str) -> None:
     local = root.removeprefix("file://")
     if "://" not in local and Path(local).exists() and not Path(local).is_dir():
         raise ConfigError(f"{source}: {root} exists and is not a folder; the lake root must be a folder or a URI")
+    from sluice.storage import check_transport
+
+    check_transport(params.lake)
     ds = params.dataset
     if ds.val_fraction + ds.test_fraction >= 1:
         raise ConfigError(f"{path}: dataset.val_fraction + dataset.test_fraction must be < 1 (got {ds.val_fraction} + "

@@ -1,7 +1,8 @@
 """Reads and writes of the catalog's Delta tables.
 
 The lake root is a local folder by default or any deltalake URI (``s3://bucket/lake``); storage
-options come from params or ``SLUICE_STORAGE_OPTIONS`` (never logged). Every write conforms the data
+options come from params or ``SLUICE_STORAGE_OPTIONS`` (never logged), with server-side encryption on S3
+(sluice/storage.py). Every write conforms the data
 to the catalog schema first, and is retried when it loses a commit race.
 """
 
@@ -42,7 +43,9 @@ class Lake:
             from sluice.config import load_params
 
             params = load_params()
-        return cls(params.lake.root, dict(params.lake.storage_options), params.lake.commit_retries)
+        from sluice.storage import storage_options
+
+        return cls(params.lake.root, storage_options(params.lake), params.lake.commit_retries)
 
     def __post_init__(self):
         if _is_local(self.root):

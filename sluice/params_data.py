@@ -20,6 +20,11 @@ class LakeParams(Section):
     root: str = "lake"
     storage_options: dict[str, str] = Field(default_factory=dict)
     commit_retries: Annotated[int, Field(ge=0, le=100)] = 10
+    # On s3://: server-side encryption of every object written (sluice/storage.py). AES256 = SSE-S3,
+    # aws:kms = SSE-KMS with sse_kms_key_id (or $SLUICE_SSE_KMS_KEY_ID; none: the account's aws/s3 key).
+    sse: Literal["AES256", "aws:kms", "none"] = "AES256"
+    sse_kms_key_id: str | None = None
+    allow_http: bool = False  # a plain http:// endpoint is refused unless set (e.g. a test server on loopback)
 
 
 class ComputeParams(Section):
