@@ -33,6 +33,7 @@ __pycache__/
 /runs/
 /reports/quality/*
 !/reports/quality/summary.json
+/dvc_plots/
 """
 DVCIGNORE = "# Paths DVC ignores when hashing dependencies (https://dvc.org/doc/user-guide/dvcignore)\n__pycache__/\n"
 DEMO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

@@ -16,6 +16,7 @@ DATASET = "data/dataset"      # the exported snapshot (DVC output) that training
 METRICS = Path("reports/metrics")
 PLOTS = Path("reports/plots")
 
+SUMMARY_METRICS = METRICS / "summary.json"  # the headline figures `dvc metrics show` prints (sluice/summary.py)
 LABELS_METRICS = METRICS / "labels.json"
 TRAIN_METRICS = METRICS / "train.json"
 TRAIN_CURVE = PLOTS / "train_curve.csv"

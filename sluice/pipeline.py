@@ -29,8 +29,9 @@ HEADER = """\
 # Tables live in the Delta lake, not in DVC: every stage that writes to the lake has at least one
 # DVC-cached output (its manifest), so a clone without the DVC cache reruns it and rebuilds the lake,
 # while a second `dvc repro` does nothing. Small metrics and plots are `cache: false` and committed,
-# so `dvc metrics diff` works across commits. Stages run `${paths.python}` (params.yaml): the
-# project's interpreter, whether or not a venv is activated.
+# so `dvc metrics diff` works across commits; the top-level `metrics:` names only the headline
+# summary (what `dvc metrics show` prints), the detail files are outputs (`dvc metrics show FILE`).
+# Stages run `${paths.python}` (params.yaml): the project's interpreter, whether or not a venv is activated.
 """
 
 # Code dependencies are module names, resolved under the source tree (a/b.py or the package a/b/);
@@ -56,7 +57,7 @@ class Stage:
     params: tuple[str, ...] = ()
     outs: tuple[str, ...] = ()
     uncached: tuple[str, ...] = ()  # outs with cache: false
-    metrics: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()  # detail metric files: outs with cache: false (the headline is SUMMARY)
     when: Callable[[dict], bool] = lambda raw: True
     extra_deps: Callable[[dict], list[str]] = lambda raw: []  # the user's files (sources, votes)
 
@@ -168,7 +169,14 @@ STAGES: tuple[Stage, ...] = (
           inputs=("{model}", "{dataset}"), params=("compress", "@train"),
           outs=tuple(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
           uncached=("{compress_plot}",), metrics=("{compress_metrics}",), when=lambda raw: "compress" in raw),
+    Stage("summary", "sluice.summary", code=("sluice.summary", "sluice.paths"),
+          inputs=("{manifests}/ingest_public.json", "{manifests}/clean.json", "{manifests}/dedup.json",
+                  "{manifests}/dataset.json", "{manifests}/export.json", "{reports}/summary.json",
+                  str(paths.LABELS_METRICS), str(paths.TRAIN_METRICS), str(paths.EVAL_METRICS), "{insight_metrics}",
+                  "{compress_metrics}"),
+          uncached=(str(paths.SUMMARY_METRICS),)),
 )
+SUMMARY = str(paths.SUMMARY_METRICS)  # the one file dvc.yaml's top-level `metrics:` names
 
 PLOTS = {
     "train": [{str(paths.TRAIN_CURVE): {"x": "epoch", "y": ["loss", "accuracy", "val_accuracy"],
@@ -254,14 +262,14 @@ def build(raw: dict, params, code_root: Path | None = None) -> dict:
         params_keys = _params(s, raw)
         if params_keys:
             body["params"] = params_keys
-        outs = [_fill(o, places) for o in s.outs] + [{_fill(o, places): {"cache": False}} for o in s.uncached]
+        outs = [_fill(o, places) for o in s.outs] + [{_fill(o, places): {"cache": False}}
+                                                      for o in (*s.uncached, *s.metrics)]
         if outs:
             body["outs"] = outs
-        if s.metrics:
-            body["metrics"] = [{_fill(m, places): {"cache": False}} for m in s.metrics]
         stages[s.name] = body
     plots = [p for s in chosen for p in _fill(PLOTS.get(s.name, []), places)]
-    return {**({"plots": plots} if plots else {}), "stages": stages}
+    headline = [SUMMARY] if SUMMARY in produced else []
+    return {**({"plots": plots} if plots else {}), **({"metrics": headline} if headline else {}), "stages": stages}
 
 
 def render(raw: dict, params, code_root: Path | None = None) -> str:
