@@ -87,7 +87,9 @@ def _build(name: str, raw) -> Role:
     for table, cols in mask.items():
         if both := cols & deny.get(table, frozenset()):
             raise ConfigError(f"{where}: column '{sorted(both)[0]}' of {table} is both denied and masked; pick one")
-    return Role(name, tuple(t for t in TABLES if t in tables), deny, mask)
+    # a table whose every column is denied is as hidden as one outside `tables`
+    seen = tuple(t for t in TABLES if t in tables and set(TABLES[t].schema.names) - deny.get(t, frozenset()))
+    return Role(name, seen, deny, mask)
 
 
 def _columns(where: str, names: list[str]) -> dict[str, frozenset[str]]:
