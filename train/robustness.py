@@ -139,7 +139,7 @@ def summarize(doc: dict, s: Settings, modes: dict[str, str]) -> dict:
         per = {c: sum(sev.values()) / len(sev) for c, sev in cs.items() if sev}
         row["corruption_accuracy"] = round(sum(per.values()) / len(per), 6) if per else None
         row |= {f"{c}_accuracy": round(a, 6) for c, a in per.items()}
-        if eps is not None:
+        if eps is not None and adv:
             for attack, curve in adv.items():
                 row[f"{attack}_accuracy"] = curve.get(eps_key(eps))
             row["attack_eps"] = eps

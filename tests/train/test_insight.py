@@ -11,10 +11,7 @@ from PIL import Image
 
 from sluice.config import CompressParams, InsightParams, Params, TrainParams
 from sluice.params_train import RobustnessParams
-from train import quantize
-from train.data import EvalLoader, LoaderSpec, load_data
 from train.insight import pick_saliency, run
-from train.model import load_model
 
 
 def test_pick_saliency_takes_right_ones_per_class_then_confident_mistakes():
@@ -26,29 +23,21 @@ def test_pick_saliency_takes_right_ones_per_class_then_confident_mistakes():
 
 
 @pytest.fixture(scope="module")
-def project(small_snapshot, trained_fp32, tmp_path_factory):
+def project(small_snapshot, trained_fp32, exported_variants, tmp_path_factory):
     """fp32 from the trainer; 'sparse' (an exported float program) and 'int8' (PT2E) next to it."""
     out = tmp_path_factory.mktemp("insight")
-    model, config = load_model(trained_fp32)
-    data = load_data(small_snapshot, LoaderSpec(batch_size=64, eval_batch_size=256))
-    example = quantize.example_input(data.manifest["image_shape"])
-    meta = {"classes": data.classes, "image_shape": data.manifest["image_shape"]}
-    quantize.save_program(out / "models" / "sparse", quantize.export_program(model, example), meta)
-    calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 128)
-    int8 = quantize.quantize_ptq(model, calibration, example)
-    quantize.save_program(out / "models" / "int8", quantize.export_program(int8, example), meta)
     (out / "compress.json").write_text(json.dumps({"variants": {"fp32": {"accuracy": 0.9, "weights_bytes": 100},
                                                                 "int8": {"accuracy": 0.89, "weights_bytes": 25}}}))
     params = Params(
         train=TrainParams(snapshot=str(small_snapshot), out_dir=str(trained_fp32)),
-        compress=CompressParams(out_dir=str(out / "models"), metrics=str(out / "compress.json")),
+        compress=CompressParams(out_dir=str(exported_variants), metrics=str(out / "compress.json")),
         insight=InsightParams(out_dir=str(out / "reports"), saliency_per_class=1, saliency_mistakes=3,
                               robustness_metrics=str(out / "robustness_metrics.json"),
                               robustness_plot=str(out / "robustness.csv"),
                               robustness=RobustnessParams(images=48, severities=[1, 5], eps=[0.03, 0.1], pgd_steps=3,
                                                           batch_size=32)))
     metrics = run(params)
-    return {"out": out, "metrics": metrics, "classes": data.classes}
+    return {"out": out, "metrics": metrics, "classes": json.loads((small_snapshot / "manifest.json").read_text())["classes"]}
 
 
 def test_saliency_files_follow_the_contract(project):
