@@ -106,7 +106,7 @@ class RobustnessParams(Section):
                                            "pixelate"]
     severities: list[Annotated[int, Field(ge=1, le=5)]] = [1, 2, 3, 4, 5]
     attacks: list[Literal["fgsm", "pgd"]] = ["fgsm", "pgd"]
-    eps: list[Annotated[float, Field(gt=0, le=1)]] = [0.01, 0.02, 0.03]  # L-inf budgets in [0, 1] pixel space
+    eps: list[Annotated[float, Field(gt=0, le=1)]] = [0.01, 0.03, 0.1]  # L-inf budgets in [0, 1] pixel space
     pgd_steps: Annotated[int, Field(ge=1)] = 7
     summary_eps: Annotated[float, Field(gt=0, le=1)] | None = None  # eps of the summary columns (null: middle)
     variants: list[str] = ["fp32", "pruned", "sparse", "int8", "pruned_int8"]  # those found on disk are measured

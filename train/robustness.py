@@ -32,7 +32,7 @@ class Settings:
     corruptions: Sequence[str] = ("gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast", "pixelate")
     severities: Sequence[int] = (1, 2, 3, 4, 5)
     attacks: Sequence[str] = ("fgsm", "pgd")
-    eps: Sequence[float] = (0.01, 0.02, 0.03)
+    eps: Sequence[float] = (0.01, 0.03, 0.1)
     pgd_steps: int = 7
     batch_size: int = 128
     seed: int = 0
