@@ -127,6 +127,8 @@ def write_csv(path: Path | str, rows: list[dict]) -> None:
 
 def run(params: Params) -> dict:
     ins, rob = params.insight, params.insight.robustness
+    if rob.summary_eps is not None and rob.summary_eps not in rob.eps:
+        raise InputError(f"insight.robustness.summary_eps {rob.summary_eps} is not one of insight.robustness.eps {rob.eps}")
     torch.manual_seed(rob.seed)
     torch.set_num_threads(rob.threads)
     folder = Path(params.train.snapshot)
