@@ -95,8 +95,30 @@ class CompressParams(Section):
     repeats: Annotated[int, Field(ge=1)] = 15
 
 
+CORRUPTION_NAMES = Literal["gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast", "pixelate"]
+
+
+class RobustnessParams(Section):
+    """Accuracy under corruptions and attacks, fp32 and compressed models (train/insight.py, train/robustness.py)."""
+
+    images: Annotated[int, Field(ge=1)] = 256  # the first N test images (val without a test split)
+    corruptions: list[CORRUPTION_NAMES] = ["gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast",
+                                           "pixelate"]
+    severities: list[Annotated[int, Field(ge=1, le=5)]] = [1, 2, 3, 4, 5]
+    attacks: list[Literal["fgsm", "pgd"]] = ["fgsm", "pgd"]
+    eps: list[Annotated[float, Field(gt=0, le=1)]] = [0.01, 0.03, 0.1]  # L-inf budgets in [0, 1] pixel space
+    pgd_steps: Annotated[int, Field(ge=1)] = 7
+    summary_eps: Annotated[float, Field(gt=0, le=1)] | None = None  # eps of the summary columns (null: middle)
+    variants: list[str] = ["fp32", "pruned", "sparse", "int8", "pruned_int8"]  # those found on disk are measured
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    threads: Annotated[int, Field(ge=1)] = 1
+    seed: int = 0
+
+
 class InsightParams(Section):
-    """Out-of-fold predictions, label issues and per-group metrics (train/oof.py); docs/insight.md."""
+    """Out-of-fold predictions, label issues and per-group metrics (train/oof.py); saliency and robustness
+    (train/insight.py, the ``insight`` stage: the ``saliency_*``, ``robustness*`` and ``out_dir`` keys);
+    docs/insight.md."""
 
     folds: Annotated[int, Field(ge=2, le=20)] = 3
     epochs: Annotated[int, Field(ge=1)] = 3
@@ -106,5 +128,11 @@ class InsightParams(Section):
     max_group_gap: Annotated[float, Field(ge=0, le=1)] = 0.2
     metrics: str = "reports/metrics/label_issues.json"
     groups_metrics: str = "reports/metrics/groups.json"
+    out_dir: str = "reports/insight"  # saliency.json + saliency/*.png, robustness.json
+    saliency_per_class: Annotated[int, Field(ge=0)] = 2  # Grad-CAM overlays of test images per class
+    saliency_mistakes: Annotated[int, Field(ge=0)] = 8  # ... and of the most confident test mistakes
+    robustness: RobustnessParams = RobustnessParams()
+    robustness_metrics: str = "reports/metrics/robustness.json"  # per variant summary (DVC metrics)
+    robustness_plot: str = "reports/plots/robustness.csv"  # the trade-off table with robustness columns
 
 

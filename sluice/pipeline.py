@@ -103,6 +103,16 @@ def _labels_params(raw: dict) -> tuple[str, ...]:
     return tuple(f"labels.{k}" for k in (_get(raw, "labels", {}) or {}) if k != "exports")
 
 
+# The ``insight`` section's keys that belong to the insight stage (saliency, robustness); the rest are oof's.
+INSIGHT_STAGE_KEYS = ("out_dir", "saliency_", "robustness")
+
+
+def _insight_params(raw: dict, stage: str) -> tuple[str, ...]:
+    keys = [k for k in (_get(raw, "insight", {}) or {})]
+    mine = [k for k in keys if k.startswith(INSIGHT_STAGE_KEYS)]
+    return tuple(f"insight.{k}" for k in (mine if stage == "insight" else [k for k in keys if k not in mine]))
+
+
 def _train_params(raw: dict) -> tuple[str, ...]:
     return tuple(f"train.{k}" for k in (_get(raw, "train", {}) or {}) if k != "kfold")
 
@@ -162,13 +172,19 @@ STAGES: tuple[Stage, ...] = (
           params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),)),
     Stage("oof", "train.oof", code=("train.oof", "train.label_issues", "train.group_metrics", "train.evaluate",
                                     "train.reports?", *TRAIN_CODE),
-          inputs=("{dataset}", "{reports}/snapshot.json"), params=("insight", "@train"),
+          inputs=("{dataset}", "{reports}/snapshot.json"), params=("@oof", "@train"),
           uncached=("{manifests}/oof.json",), metrics=("{insight_metrics}", "{insight_groups}"),
           when=lambda raw: "insight" in raw),
     Stage("compress", "train.tradeoff", code=("train.tradeoff", "train.prune", "train.quantize", *TRAIN_CODE),
           inputs=("{model}", "{dataset}"), params=("compress", "@train"),
           outs=tuple(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
           uncached=("{compress_plot}",), metrics=("{compress_metrics}",), when=lambda raw: "compress" in raw),
+    Stage("insight", "train.insight", code=("train.insight", "train.gradcam", "train.robustness", "train.corruptions",
+                                            "train.attacks", "train.quantize", "train.reports?", *TRAIN_CODE),
+          inputs=("{model}", "{dataset}", *(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
+                  "{compress_metrics}"),
+          params=("@insight", "compress.out_dir", "compress.metrics"), outs=("{insight_dir}",),
+          uncached=("{robustness_plot}",), metrics=("{robustness_metrics}",), when=lambda raw: "insight" in raw),
     Stage("summary", "sluice.summary", code=("sluice.summary", "sluice.paths"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/clean.json", "{manifests}/dedup.json",
                   "{manifests}/dataset.json", "{manifests}/export.json", "{reports}/summary.json",
@@ -188,6 +204,12 @@ PLOTS = {
                                                "batch of 64, ms)"}},
                  {"compressed_size": {"template": "bar_horizontal", "x": "size_bytes",
                                       "y": {"{compress_plot}": "variant"}, "title": "Model size per variant (bytes)"}}],
+    "insight": [{"corruption_robustness": {"template": "bar_horizontal", "x": "corruption_accuracy",
+                                           "y": {"{robustness_plot}": "variant"},
+                                           "title": "Mean accuracy under corruptions (5 severities) per variant"}},
+                {"adversarial_robustness": {"template": "bar_horizontal", "x": "pgd_accuracy",
+                                            "y": {"{robustness_plot}": "variant"},
+                                            "title": "PGD accuracy per variant (int8: transfer from fp32)"}}],
 }
 
 
@@ -196,7 +218,9 @@ def _places(params) -> dict[str, str]:
             "reports": params.quality.reports_dir, "model": params.train.out_dir,
             "compressed": params.compress.out_dir, "compress_plot": params.compress.plot,
             "compress_metrics": params.compress.metrics,
-            "insight_metrics": params.insight.metrics, "insight_groups": params.insight.groups_metrics}
+            "insight_metrics": params.insight.metrics, "insight_groups": params.insight.groups_metrics,
+            "insight_dir": params.insight.out_dir, "robustness_metrics": params.insight.robustness_metrics,
+            "robustness_plot": params.insight.robustness_plot}
 
 
 def _fill(value, places: dict[str, str]):
@@ -216,6 +240,8 @@ def _params(stage: Stage, raw: dict) -> list[str]:
             keys += _labels_params(raw)
         elif key == "@train":
             keys += _train_params(raw)
+        elif key in ("@oof", "@insight"):
+            keys += _insight_params(raw, key[1:])
         elif _has(raw, key):
             keys.append(key)
     return keys

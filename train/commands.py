@@ -41,6 +41,9 @@ def register(sub) -> None:
     c.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     c.add_argument("--snapshot", help="snapshot folder (default train.snapshot)")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--insight", action="store_true",
+                   help="also robustness (corruptions, FGSM/PGD; insight.robustness settings) and per-group metrics "
+                        "(class, source) of both models side by side (docs/insight.md)")
     c.set_defaults(func=_compare)
 
 
@@ -127,10 +130,16 @@ def _compare(args) -> int:
 
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha must be between 0 and 1 (got {args.alpha})")
-    result = compare_models(args.model_a, args.model_b, load_params().train, split=args.split, alpha=args.alpha,
+    params = load_params()
+    result = compare_models(args.model_a, args.model_b, params.train, split=args.split, alpha=args.alpha,
                             snapshot_dir=args.snapshot)
+    insight = None
+    if args.insight:
+        from train.compare_insight import compare_insight
+
+        insight = compare_insight(args.model_a, args.model_b, params, split=args.split, snapshot_dir=args.snapshot)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({**result.as_dict(), **({"insight": insight} if insight else {})}, indent=2))
         return 0
     print(f"{args.split}: {result.count} images\n"
           f"  A {args.model_a}: accuracy {result.accuracy_a:.4f}\n"
@@ -138,4 +147,8 @@ def _compare(args) -> int:
           f"  only A right: {result.a_only}   only B right: {result.b_only}\n"
           f"  McNemar ({result.test}): statistic {result.statistic:g}, p = {result.p_value:.4g}\n"
           f"  verdict: {result.verdict}")
+    if insight:
+        from train.compare_insight import render
+
+        print(render(insight))
     return 0

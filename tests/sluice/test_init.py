@@ -154,3 +154,16 @@ def test_pipeline_command_rewrites_and_checks(run_cli, tmp_path):
     assert run_cli("pipeline", cwd=root, env=env).returncode == 0
     assert "compress" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert json.loads(json.dumps(params))  # params stayed plain data
+
+
+def test_oof_and_insight_stages_split_the_insight_section():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = build(raw, load_params_file(REPO / "params.yaml"), REPO)["stages"]
+    oof = [p for p in stages["oof"]["params"] if p.startswith("insight")]
+    mine = [p for p in stages["insight"]["params"] if p.startswith("insight")]
+    assert "insight.folds" in oof and "insight.robustness" in mine and "insight.saliency_per_class" in mine
+    assert not set(oof) & set(mine) and set(oof) | set(mine) == {f"insight.{k}" for k in raw["insight"]}
+    assert "models/int8" in stages["insight"]["deps"] and "reports/insight" in stages["insight"]["outs"]
+    del raw["compress"]  # without a compress stage the insight stage measures fp32 alone
+    alone = build(raw, load_params_file(REPO / "params.yaml"), REPO)["stages"]["insight"]
+    assert "models/int8" not in alone["deps"] and "models/fp32" in alone["deps"]

@@ -74,6 +74,26 @@ def trained_fp32(small_snapshot: Path, tmp_path_factory) -> Path:
     return out / "model"
 
 
+@pytest.fixture(scope="session")
+def exported_variants(small_snapshot: Path, trained_fp32: Path, tmp_path_factory) -> Path:
+    """A compress-stage-like folder: ``sparse/`` (trained_fp32 exported as a float program: the same network)
+    and ``int8/`` (its post-training int8 program), each with model.pt2 + config.json."""
+    from train import quantize
+    from train.data import EvalLoader, LoaderSpec, load_data
+    from train.model import load_model
+
+    out = tmp_path_factory.mktemp("variants")
+    model, _ = load_model(trained_fp32)
+    data = load_data(small_snapshot, LoaderSpec(batch_size=64, eval_batch_size=256))
+    example = quantize.example_input(data.manifest["image_shape"])
+    meta = {"classes": data.classes, "image_shape": data.manifest["image_shape"]}
+    quantize.save_program(out / "sparse", quantize.export_program(model, example), meta)
+    calibration = quantize.calibration_batches(EvalLoader(data.train.split, data.mean, data.std, batch_size=64), 128)
+    int8 = quantize.quantize_ptq(model, calibration, example)
+    quantize.save_program(out / "int8", quantize.export_program(int8, example), meta)
+    return out
+
+
 def build_photo_snapshot(folder: Path, size: int = 96, per_class: tuple[int, int, int] = (8, 2, 2)) -> dict:
     """Real photographs (scikit-learn's china.jpg and flower.jpg), two classes: random square crops of
     varied sizes resized to ``size`` px, ``per_class`` (train, val, test) crops of each photo."""
