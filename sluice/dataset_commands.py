@@ -257,7 +257,8 @@ def _maintain(args) -> int:
 def _doctor(args) -> int:
     from sluice.catalog import TABLES
     from sluice.lake import Lake
-    from sluice.lake_health import doctor
+    from sluice.lake_health import doctor, recorded_versions
+    from sluice.runs import lake_identity
 
     params = _params()
     lake = Lake.from_params(params)
@@ -265,7 +266,7 @@ def _doctor(args) -> int:
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         raise InputError(f"unknown table '{unknown[0]}'; tables: {', '.join(TABLES)}")
-    rows = doctor(lake, names, manifest_dir=params.paths.manifests)
+    rows = doctor(lake, names, recorded_versions(lake_identity(lake)["id"], params.paths.manifests))
     damaged = [r for r in rows if r["status"] != "ok"]
     for r in damaged:
         print(r["detail"], file=sys.stderr)

@@ -140,16 +140,15 @@ def require_readable(lake, name: str, version: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ doctor
-def recorded_versions(lake, manifest_dir: Path | str) -> dict[str, tuple[int, str]]:
-    """The newest Delta version each table has in the stage manifests of ``manifest_dir`` written for this lake.
+def recorded_versions(lake_id: str | None, manifest_dir: Path | str) -> dict[str, tuple[int, str]]:
+    """The newest Delta version each table has in the stage manifests of ``manifest_dir`` written for the lake
+    ``lake_id`` (:func:`sluice.runs.lake_identity`).
 
     ``{table: (version, manifest path)}``. A deleted newest commit file cannot be seen in ``_delta_log``
     (the table just reads as its previous version); a manifest that recorded a later version can see it.
     Manifests of another lake (or unreadable ones) are skipped.
     """
-    from sluice.runs import lake_identity
-
-    here, newest = lake_identity(lake).get("id"), {}
+    here, newest = lake_id, {}
     for path in sorted(Path(manifest_dir).glob("*.json")):
         try:
             body = json.loads(path.read_text())
@@ -175,13 +174,13 @@ def behind_manifest(name: str, head: int, recorded: dict[str, tuple[int, str]]) 
             f"_delta_log from a backup of the lake, or rerun the stage that wrote it")
 
 
-def doctor(lake, names, manifest_dir: Path | str | None = None) -> list[dict]:
+def doctor(lake, names, recorded: dict[str, tuple[int, str]] | None = None) -> list[dict]:
     """One row per table: HEAD version, the oldest readable version, and damage if any. Changes nothing.
 
-    With ``manifest_dir``, a table whose HEAD is older than a version a stage manifest recorded for this
-    lake is reported as ``behind manifest``.
+    With ``recorded`` (:func:`recorded_versions`), a table whose HEAD is older than a version a stage
+    manifest recorded for this lake is reported as ``behind manifest``.
     """
-    recorded = recorded_versions(lake, manifest_dir) if manifest_dir is not None else {}
+    recorded = recorded or {}
     rows = []
     for name in names:
         if "://" not in lake.root and (damage := diagnose(name, lake.uri(name))):

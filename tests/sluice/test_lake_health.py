@@ -89,17 +89,18 @@ def test_a_first_commit_missing_is_named_without_an_impossible_advice(lake):
 
 def test_a_deleted_newest_commit_is_seen_only_against_a_manifest(lake, tmp_path, run_cli):
     """Deleting the newest commit file leaves a valid, older table: only a recorded version can tell."""
-    from sluice.lake_health import doctor
-    from sluice.runs import write_manifest
+    from sluice.lake_health import doctor, recorded_versions
+    from sluice.runs import lake_identity, write_manifest
 
     log = _versions(lake, 4)  # versions 0..3 (create + 3 overwrites)
     head = lake.table("annotators").version()
     manifests = tmp_path / "manifests"
     write_manifest("labels", {"versions": {"annotators": head}}, directory=manifests, lake=lake)
-    assert [r["status"] for r in doctor(lake, ["annotators"], manifests)] == ["ok"]
+    recorded = recorded_versions(lake_identity(lake)["id"], manifests)
+    assert [r["status"] for r in doctor(lake, ["annotators"], recorded)] == ["ok"]
     (log / f"{head:020d}.json").unlink()
     assert diagnose("annotators", log.parent) is None  # undetectable from the log itself, by construction
-    [row] = doctor(lake, ["annotators"], manifests)
+    [row] = doctor(lake, ["annotators"], recorded_versions(lake_identity(lake)["id"], manifests))
     assert (row["status"], row["version"]) == ("behind manifest", head - 1)
     assert f"recorded version {head}" in row["detail"] and "labels.json" in row["detail"]
     out = run_cli("lake", "doctor", params={"lake": {"root": lake.root}, "paths": {"manifests": str(manifests)}})
@@ -109,12 +110,13 @@ def test_a_deleted_newest_commit_is_seen_only_against_a_manifest(lake, tmp_path,
 
 def test_manifests_of_another_lake_are_not_compared(lake, tmp_path):
     from sluice.lake import Lake
-    from sluice.lake_health import doctor
-    from sluice.runs import write_manifest
+    from sluice.lake_health import doctor, recorded_versions
+    from sluice.runs import lake_identity, write_manifest
 
     _versions(lake, 2)
     other = Lake(str(tmp_path / "other"))
     other.overwrite("annotators", pa.table({"worker_id": ["w"], "votes": [1], "is_spammer": [False],
                                             "is_adversarial": [False], "run_id": ["r"]}))
     write_manifest("labels", {"versions": {"annotators": 99}}, directory=tmp_path / "m", lake=other)
-    assert [r["status"] for r in doctor(lake, ["annotators"], tmp_path / "m")] == ["ok"]
+    recorded = recorded_versions(lake_identity(lake, create=True)["id"], tmp_path / "m")
+    assert recorded == {} and [r["status"] for r in doctor(lake, ["annotators"], recorded)] == ["ok"]
