@@ -60,10 +60,11 @@ def test_maintain_under_writers(tmp_path, faults):
             if result.returncode != 0:
                 failures.append(result.stderr.strip().splitlines()[-1:])
         codes = [p.wait(timeout=300) for p in procs]
+        errors = [p.stderr.read().strip().splitlines()[-1:] for p in procs if p.returncode]
         lake = Lake(str(root))
         rows, distinct = _ids(root)
         ok = codes == [0, 0] and not failures and readable(lake, "raw_images") and rows == distinct == 121
-        faults.add(121, rows, ok, f"{rounds} maintain rounds" if ok else f"codes {codes}, maintain {failures}")
+        faults.add(121, rows, ok, f"{rounds} maintain rounds" if ok else f"writers {codes} {errors}, maintain {failures}")
     faults.check()
 
 
