@@ -288,18 +288,35 @@ def dedupe_keys(table: pa.Table, keys: Iterable[str]) -> pa.Table:
     return table.take(pc.take(first.column("__i_min"), keep))
 
 
+#: Attempts a write gets when a data file of the version it loaded has vanished (see :func:`with_retries`).
+VANISHED_RETRIES = 5
+
+
 def with_retries(fn, retries: int, what: str):
-    """Run ``fn``; on a lost commit race, back off with full jitter and run it again."""
+    """Run ``fn``; on a lost commit race, back off with full jitter and run it again.
+
+    ``fn`` must load the table afresh on each call. A write that loaded version v and then finds one of
+    v's data files gone was overtaken by maintenance (a compaction removed the file after v, and a vacuum
+    with a short retention deleted it): nothing was committed, so it runs again from HEAD, where the
+    compacted files are (at most :data:`VANISHED_RETRIES` times: a file missing at HEAD is damage).
+    """
     from deltalake.exceptions import CommitFailedError, DeltaError
 
+    vanished = 0
     for attempt in range(retries + 1):
         try:
             return fn()
         except (CommitFailedError, DeltaError) as err:
-            if not _is_conflict(err) or attempt == retries:
+            vanished += _is_vanished_file(err)
+            if not (_is_conflict(err) or _is_vanished_file(err)) or attempt == retries or vanished > VANISHED_RETRIES:
                 raise
             time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
     raise AssertionError(f"unreachable: {what}")
+
+
+def _is_vanished_file(err: Exception) -> bool:
+    text = str(err).lower()
+    return "not found" in text and ("no such file" in text or "object at location" in text)
 
 
 def _is_conflict(err: Exception) -> bool:

@@ -71,7 +71,10 @@ def register(sub) -> None:
     p = ls.add_parser("doctor", help="check every table's Delta log and files; changes nothing",
                       description="For every table: is its Delta log readable (no truncated, missing or overwritten "
                                   "commit, no missing checkpoint), are HEAD's files all there, and which is the oldest "
-                                  "version time travel can still read. Changes nothing. Exit 1 when a table is damaged.")
+                                  "version time travel can still read; a table older than a version its stage "
+                                  "manifests (paths.manifests) recorded is reported as 'behind manifest' (its newest "
+                                  "commit file was deleted?). Changes nothing. Exit 1 when a table is damaged or "
+                                  "behind.")
     p.add_argument("--table", action="append", help="only this table (repeatable; default all)")
     p.set_defaults(func=_doctor)
 
@@ -254,17 +257,21 @@ def _maintain(args) -> int:
 def _doctor(args) -> int:
     from sluice.catalog import TABLES
     from sluice.lake import Lake
-    from sluice.lake_health import doctor
+    from sluice.lake_health import doctor, recorded_versions
+    from sluice.runs import lake_identity
 
-    lake = Lake.from_params(_params())
+    params = _params()
+    lake = Lake.from_params(params)
     names = args.table or [n for n in TABLES if lake.exists(n)]
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         raise InputError(f"unknown table '{unknown[0]}'; tables: {', '.join(TABLES)}")
-    rows = doctor(lake, names)
+    rows = doctor(lake, names, recorded_versions(lake_identity(lake)["id"], params.paths.manifests))
     damaged = [r for r in rows if r["status"] != "ok"]
     for r in damaged:
         print(r["detail"], file=sys.stderr)
     print(_table(rows))
-    print(f"lake doctor: {len(rows)} table(s), {len(damaged)} damaged; nothing was changed", file=sys.stderr)
+    behind = sum(r["status"] == "behind manifest" for r in rows)
+    print(f"lake doctor: {len(rows)} table(s), {len(damaged) - behind} damaged, {behind} behind their manifests; "
+          "nothing was changed", file=sys.stderr)
     return 1 if damaged else 0

@@ -64,6 +64,9 @@ def diagnose(table: str, table_dir: Path | str) -> Damage | None:
     first = start + 1 if start is not None else 0
     for version in range(first, max(commits) + 1):
         if version not in commits:
+            if version == 0:
+                return Damage(table, 0, f"commit file {0:020d}.json, the table's first commit, is missing (later "
+                              "versions exist)", "restore it from a backup of the lake; no version can be read without it")
             return Damage(table, version, f"commit file {version:020d}.json is missing (versions {version - 1} and "
                           f"{version + 1} exist)", "restore it from a backup of the lake; versions before it still read "
                                                    "with --at")
@@ -137,8 +140,47 @@ def require_readable(lake, name: str, version: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ doctor
-def doctor(lake, names) -> list[dict]:
-    """One row per table: HEAD version, the oldest readable version, and damage if any. Changes nothing."""
+def recorded_versions(lake_id: str | None, manifest_dir: Path | str) -> dict[str, tuple[int, str]]:
+    """The newest Delta version each table has in the stage manifests of ``manifest_dir`` written for the lake
+    ``lake_id`` (:func:`sluice.runs.lake_identity`).
+
+    ``{table: (version, manifest path)}``. A deleted newest commit file cannot be seen in ``_delta_log``
+    (the table just reads as its previous version); a manifest that recorded a later version can see it.
+    Manifests of another lake (or unreadable ones) are skipped.
+    """
+    here, newest = lake_id, {}
+    for path in sorted(Path(manifest_dir).glob("*.json")):
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(body, dict) or not isinstance(body.get("versions"), dict):
+            continue
+        if (body.get("lake") or {}).get("id") != here or here is None:
+            continue
+        for table, version in body["versions"].items():
+            if isinstance(version, int) and not isinstance(version, bool) and version > newest.get(table, (-1, ""))[0]:
+                newest[table] = (version, str(path))
+    return newest
+
+
+def behind_manifest(name: str, head: int, recorded: dict[str, tuple[int, str]]) -> str | None:
+    """One line when a manifest recorded a later version of ``name`` than its HEAD (a deleted newest commit?)."""
+    if name not in recorded or recorded[name][0] <= head:
+        return None
+    version, path = recorded[name]
+    return (f"table '{name}' is at version {head} but {path} recorded version {version}: its newest commit file(s) "
+            f"{head + 1:020d}.json.. were probably deleted and the table reads as an older version; restore "
+            f"_delta_log from a backup of the lake, or rerun the stage that wrote it")
+
+
+def doctor(lake, names, recorded: dict[str, tuple[int, str]] | None = None) -> list[dict]:
+    """One row per table: HEAD version, the oldest readable version, and damage if any. Changes nothing.
+
+    With ``recorded`` (:func:`recorded_versions`), a table whose HEAD is older than a version a stage
+    manifest recorded for this lake is reported as ``behind manifest``.
+    """
+    recorded = recorded or {}
     rows = []
     for name in names:
         if "://" not in lake.root and (damage := diagnose(name, lake.uri(name))):
@@ -153,5 +195,7 @@ def doctor(lake, names) -> list[dict]:
         oldest = oldest_readable(lake, name)
         status = "ok" if oldest is not None else "missing files"
         detail = "" if oldest is not None else f"files of HEAD (version {head}) are missing: restore them from a backup"
+        if status == "ok" and (behind := behind_manifest(name, head, recorded)):
+            status, detail = "behind manifest", behind
         rows.append({"table": name, "status": status, "version": head, "oldest_readable": oldest, "detail": detail})
     return rows

@@ -74,6 +74,9 @@ def _train(args) -> int:
     manifest = snapshot.read_manifest(cfg.snapshot)  # a missing snapshot fails here, in one line
     if "train" not in manifest.get("splits", {}):
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")
+    # Checked here, once, before any process starts: a corrupt shard is one line and exit 4, not a worker's
+    # failure relayed by torchrun. The ranks check again and find the record this leaves (the fast path).
+    snapshot.verify_snapshot(cfg.snapshot)
     processes = args.processes or cfg.processes
     if processes < 1:
         raise InputError(f"--processes must be >= 1 (got {processes})")

@@ -139,3 +139,32 @@ def test_sigkill_mid_write_leaves_table_readable_and_rerun_completes(tmp_path):
     assert rerun.returncode == 0, err
     ids = lake.read("raw_images", columns=["image_id"]).column("image_id")
     assert len(ids) == 400 and pc.count_distinct(ids).as_py() == 400
+
+
+def test_a_write_overtaken_by_compaction_and_vacuum_runs_again_from_head(lake):
+    """A writer loaded version v; maintenance then compacted v's files away and vacuumed them with retention 0.
+    Reading v fails (file not found) before anything is committed: the write retries from HEAD."""
+    from deltalake.exceptions import DeltaError
+
+    from sluice.catalog import with_retries
+    from sluice.maintenance import maintain_table
+
+    for lo in range(0, 30, 10):
+        lake.merge_insert("raw_images", raw_rows(range(lo, lo + 10)))
+    stale = lake.table("raw_images")  # what a slow writer loaded
+    maintain_table(lake, "raw_images", set(), retention_hours=0, target_file_mb=1, dry_run=False)
+    data = raw_rows(range(25, 40))
+    calls = []
+
+    def attempt():
+        table = stale if not calls else lake.table("raw_images")
+        calls.append(table.version())
+        return table.merge(data, "t.image_id = s.image_id", source_alias="s", target_alias="t") \
+            .when_not_matched_insert_all().execute()
+
+    with pytest.raises((DeltaError, OSError), match="not found"):  # the stale snapshot's files are gone
+        lake.table("raw_images", stale.version()).to_pyarrow_table()
+    with_retries(attempt, 3, "merge")
+    assert len(calls) == 2 and calls[1] > calls[0]
+    ids = lake.read("raw_images", columns=["image_id"]).column("image_id")
+    assert len(ids) == 40 and pc.count_distinct(ids).as_py() == 40

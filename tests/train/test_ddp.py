@@ -158,6 +158,22 @@ def test_train_command_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):
                                                "manifest (run the export stage, or `sluice dataset checkout`)"]
 
 
+def test_train_refuses_a_corrupt_shard_in_one_line_before_starting_workers(run_cli, tmp_path):
+    from tests.train.conftest import build_snapshot
+
+    build_snapshot(tmp_path / "snap", 60, 20, 20, shard_rows=32)
+    victim = tmp_path / "snap/train-00001.images.npy"
+    data = bytearray(victim.read_bytes())
+    data[200] ^= 0x10
+    victim.write_bytes(bytes(data))
+    res = run_cli("train", params={"train": {"snapshot": str(tmp_path / "snap"), "out_dir": str(tmp_path / "model")}},
+                  env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert res.returncode == 4 and "Traceback" not in res.stderr
+    [line] = res.stderr.strip().splitlines()  # no torchrun launch line, no relayed worker failure
+    assert "shard files hash to" in line and "but the manifest says" in line
+    assert not (tmp_path / "model").exists()
+
+
 # ---------------------------------------------------------------- real torchrun (slow)
 
 def _env(params: Path) -> dict:

@@ -15,6 +15,7 @@ pipelines. A site needing custom extraction subclasses this and overrides :meth:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timezone
 from urllib.parse import urljoin, urlsplit
@@ -54,6 +55,14 @@ PER_IMAGE_SOURCES = ("alt", "attr", "link_text")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def data_url_drop(src: str) -> tuple[str, str]:
+    """A short, stable crawl_log URL for an inline ``data:`` image (its media type and content hash), and why."""
+    head = src.split(",", 1)[0]
+    digest = hashlib.sha256(src.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return (f"{head[:80]};sha256={digest}",
+            f"inline data: URL ({len(src)} characters) not fetched: only http(s) images are landed")
 
 
 def _header(response, name: str) -> str | None:
@@ -244,8 +253,11 @@ class CatalogueSpider(scrapy.Spider):
             return
         yield self._fetch(response, "page", "page")
         page_url = self.alias.canon(response.url)
-        children = self._image_specs(response, page_url) + self._link_specs(response, spec["depth"])
-        yield from self._follow_children(page_url, children)
+        images, inline = self._image_specs(response, page_url)
+        for url, details in inline:  # never requested, but logged: nothing on a page is skipped silently
+            yield Fetch(url=url, kind="image", outcome="dropped:data_url", fetched_at=_now(), referer=page_url,
+                        robots="n/a", details=details)
+        yield from self._follow_children(page_url, images + self._link_specs(response, spec["depth"]))
 
     def _follow_children(self, page_url: str, children: list[dict]):
         if self.journal is not None:
@@ -270,22 +282,26 @@ class CatalogueSpider(scrapy.Spider):
         known, after = self.validators.get(url), self.params.recrawl_after
         return known is not None and after is not None and (self.started_at - known.checked_at).total_seconds() < after
 
-    def _image_specs(self, response, page_url: str) -> list[dict]:
+    def _image_specs(self, response, page_url: str) -> tuple[list[dict], list[tuple[str, str]]]:
+        """The page's image requests, and its inline ``data:`` images as (logged URL, details) drops."""
         label = self.page_label(response)
         license_ = self.license_hint(response)
-        specs = []
+        specs, inline = [], []
         for node in self.image_nodes(response):
             if isinstance(node.root, str):
                 src, alt = node.root, None
             else:
                 src, alt = node.attrib.get(self.params.image_attr), node.attrib.get("alt")
-            if not src or src.strip().startswith("data:"):
+            if not src:
+                continue
+            if src.strip()[:5].lower() == "data:":
+                inline.append(data_url_drop(src.strip()))
                 continue
             url = self.alias.canon(response.urljoin(src.strip()))
             alt = _clean(alt)
             specs.append({"url": url, "kind": "image", "page_url": page_url, "license": license_, "alt": alt,
                           "label": self.image_label(node, url, alt, label)})
-        return specs
+        return specs, inline
 
     def _link_specs(self, response, depth: int) -> list[dict]:
         specs = []

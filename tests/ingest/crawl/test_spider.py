@@ -44,16 +44,50 @@ def test_label_sources(label, expected):
 
 def test_images_from_an_attribute_with_alt_labels_and_license_hint():
     spider = _spider(images="xpath://div[@id='gallery']//img", image_attr="data-src", label={"source": "alt"})
-    [spec] = spider._image_specs(_response(), "http://shop.invalid/c/animals/cats/p/tabby-1")  # data: URIs skipped
+    [spec], [inline] = spider._image_specs(_response(), "http://shop.invalid/c/animals/cats/p/tabby-1")
     assert spec == {"url": "http://shop.invalid/img/1.jpg", "kind": "image", "alt": "a tabby", "label": "a tabby",
                     "page_url": "http://shop.invalid/c/animals/cats/p/tabby-1",
                     "license": "http://127.0.0.1:8000/license.html"}
+    assert inline[0].startswith("data:image/png;base64;sha256=")  # a data: URI is not requested, but reported
+
+
+def test_a_data_url_image_is_logged_as_dropped_with_a_reason():
+    spider = _spider(images="xpath://div[@id='gallery']//img", image_attr="data-src", label={"source": "alt"})
+    fetches = [item for item in spider.parse_page(_response()) if not isinstance(item, Request)]
+    drops = [f for f in fetches if f.kind == "image" and f.outcome.startswith("dropped:")]
+    [drop] = drops
+    assert (drop.kind, drop.reason, drop.referer) == ("image", "data_url", "http://shop.invalid/c/animals/cats/p/tabby-1")
+    assert "data: URL" in drop.details and "not fetched" in drop.details
+    assert drop.url.startswith("data:image/png;base64;sha256=") and len(drop.url) < 120
+
+
+def test_a_data_url_drop_lands_in_crawl_log_and_is_counted(tmp_path):
+    from ingest.crawl.sink import LakeSink
+    from sluice.lake import Lake
+
+    spider = _spider(images="xpath://div[@id='gallery']//img", image_attr="data-src", label={"source": "alt"})
+    [drop] = [f for f in spider.parse_page(_response()) if getattr(f, "reason", None) == "data_url"]
+    lake = Lake(str(tmp_path / "lake"))
+    sink = LakeSink(lake, "shop", "run-1", batch_rows=10)
+    sink.add(drop)
+    counters = sink.close()
+    assert counters["dropped"] == {"data_url": 1} and counters["quarantined"] == 0
+    [row] = lake.read("crawl_log").to_pylist()
+    assert (row["url"], row["outcome"]) == (drop.url, "dropped:data_url") and "not fetched" in row["error"]
+
+
+def test_a_long_data_url_is_logged_under_a_short_stable_url():
+    from ingest.crawl.spiders.catalogue import data_url_drop
+
+    src = "data:image/jpeg;base64," + "A" * 100_000
+    assert data_url_drop(src) == data_url_drop(src) and len(data_url_drop(src)[0]) < 120
+    assert data_url_drop(src)[0] != data_url_drop(src + "B")[0]
 
 
 def test_images_selected_as_urls():
     spider = _spider(images="#gallery img::attr(src)", label={"source": "alt"}, license="CC0")
-    [spec] = spider._image_specs(HtmlResponse(URL, body=PAGE.replace(b'<link rel="license" href="/license.html">', b""),
-                                              encoding="utf-8"), "p")
+    [spec], _ = spider._image_specs(HtmlResponse(URL, body=PAGE.replace(b'<link rel="license" href="/license.html">', b""),
+                                                 encoding="utf-8"), "p")
     assert (spec["url"], spec["alt"], spec["license"]) == ("http://shop.invalid/placeholder.gif", None, "CC0")
 
 
@@ -86,7 +120,7 @@ GALLERY_URL = "http://127.0.0.1:8000/c/pets/p/1"
 def _labels(**crawl) -> dict[str, str | None]:
     response = HtmlResponse(GALLERY_URL, body=GALLERY, encoding="utf-8")
     spider = _spider(**crawl)
-    specs = spider._image_specs(response, "page")
+    specs, _ = spider._image_specs(response, "page")
     return {s["url"].rsplit("/", 1)[1]: s["label"] for s in specs}
 
 
