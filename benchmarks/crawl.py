@@ -40,6 +40,7 @@ from ingest.crawl.server import SiteServer  # noqa: E402
 from demo.site import SiteItem, write_catalogue  # noqa: E402
 from ingest.crawl.stage import crawl  # noqa: E402
 from sluice.config import parse_params  # noqa: E402
+from sluice.lake import Lake  # noqa: E402
 
 LINK = re.compile(r'<a [^>]*href="([^"]+)"')
 IMG = re.compile(r'<img class="photo" src="([^"]+)"')
@@ -96,6 +97,7 @@ def main() -> None:
         args.pages, args.rounds = 500, 1
     n = args.pages
     best = {m: (float("inf"), float("inf")) for m in ("plain", "discard", "land", "recrawl")}  # (CPU s, wall s)
+    whole, commits = {}, 0  # wall s of the whole crawl() call: worker start-up, imports and lake reads included
     with tempfile.TemporaryDirectory(prefix="sluice-bench-crawl-") as tmp:
         tmp = Path(tmp)
         build_site(tmp / "site", n)
@@ -107,12 +109,20 @@ def main() -> None:
                 runs = {"plain": (cpu, wall)}
                 params = crawl_params(tmp / f"lake-{r}")
                 for mode in ("discard", "land", "recrawl"):
+                    begun = time.perf_counter()
                     result = crawl(params, land=mode != "discard", site=site)
+                    whole[mode] = min(whole.get(mode, float("inf")), time.perf_counter() - begun)
                     c = result["counters"]
                     if mode == "land" and c["new_images"] != n:
                         raise SystemExit(f"landed {c['new_images']} of {n} images")
                     if mode == "recrawl" and (c["new_images"], c["not_modified"], c["pages"]) != (0, n, 0):
                         raise SystemExit(f"re-crawl: {c['new_images']} new, {c['not_modified']} not modified of {n}")
+                    if mode == "recrawl":
+                        outcomes = {row["outcome"] for row in Lake(str(tmp / f"lake-{r}")).read("crawl_log").to_pylist()
+                                    if row["run_id"] == result["run_id"]}
+                        if outcomes - {"not_modified", "robots"}:
+                            raise SystemExit(f"re-crawl logged {sorted(outcomes)}")
+                        commits = c["commits"]
                     runs[mode] = (result["cpu_seconds"], result["seconds"])
                 for mode, (cpu, wall) in runs.items():
                     print(f"round {r + 1} {mode:8s}: {1000 * cpu / n:6.2f} CPU ms/image  {n / wall:7.1f} images/s  "
@@ -125,8 +135,10 @@ def main() -> None:
           f"{rate['land']:.0f} vs {rate['plain']:.0f} images/s (1 thread vs 16 connections)")
     print(f"landing overhead: {ms['land']:.2f} vs {ms['discard']:.2f} CPU ms/image with items discarded, "
           f"{100 * (ms['land'] / ms['discard'] - 1):.0f}% (target <= 20%)")
-    print(f"no-op re-crawl (all 304): {best['recrawl'][1]:.1f} s vs {best['land'][1]:.1f} s first crawl "
-          f"({100 * best['recrawl'][1] / best['land'][1]:.0f}%), CPU {ms['recrawl']:.2f} ms/image "
+    print(f"no-op re-crawl (all 304, {commits} crawl_log commit(s)): {whole['recrawl']:.2f} s vs {whole['land']:.2f} s "
+          f"first crawl, process start to end ({100 * whole['recrawl'] / whole['land']:.0f}%, target <= 20%); "
+          f"in the worker {best['recrawl'][1]:.2f} s vs {best['land'][1]:.2f} s "
+          f"({100 * best['recrawl'][1] / best['land'][1]:.0f}%); CPU {ms['recrawl']:.2f} ms/image "
           f"({100 * ms['recrawl'] / ms['land']:.0f}% of the first crawl)")
 
 
