@@ -69,6 +69,7 @@ def run_job(job: dict) -> dict:
 
 def _scrapy(p, land, job, alias, sink, journal, validators, revalidation, out: dict, box: dict) -> None:
     """Run the Scrapy crawl (imported only now); add its figures to ``out``."""
+    _import_tls_quickly()
     from scrapy.crawler import CrawlerProcess
 
     from ingest.crawl.settings import scrapy_settings
@@ -89,6 +90,23 @@ def _scrapy(p, land, job, alias, sink, journal, validators, revalidation, out: d
     out["budget_skipped"] += spider.budget_skipped
     out["depth_limited_pages"] += spider.depth_skipped
     out["fresh_skipped"] += spider.fresh_skipped
+
+
+def _import_tls_quickly() -> None:
+    """Import Scrapy's TLS modules with a cheap ``inspect.stack``: on import they build deprecated class
+    aliases whose ``inspect.stack()`` reads the source of every frame and scans every loaded module for
+    each (about half a second of CPU per crawl, only to name the alias's module)."""
+    import inspect
+
+    def caller_only(context: int = 1) -> list:  # what create_deprecated_class reads: [1][0], the module calling it
+        return [None, (sys.modules[sys._getframe(2).f_globals["__name__"]],)]
+
+    stack, inspect.stack = inspect.stack, caller_only
+    try:
+        import scrapy.core.downloader.contextfactory  # noqa: F401
+        import scrapy.core.downloader.tls  # noqa: F401
+    finally:
+        inspect.stack = stack
 
 
 def main() -> None:
