@@ -43,7 +43,7 @@ def run_job(job: dict) -> dict:
     validators = load_validators(lake) if land and p.incremental else {}
     alias = UrlAlias(job.get("live_origin"), job.get("canonical_origin"))
     revalidation, out = None, {"responses": 0, "items": 0, "budget_skipped": 0, "depth_limited_pages": 0,
-                               "fresh_skipped": 0, "finish_reason": "finished"}
+                               "fresh_skipped": 0, "revalidated": 0, "handed_over": 0, "finish_reason": "finished"}
     if land and revalidate.applies(p, journal, validators):  # conditional GETs of the known site, without Scrapy
         revalidation = revalidate.Revalidation(p, journal, validators, alias,
                                                crawl_domains(p.allowed_domains, job["start_urls"]), sink)
