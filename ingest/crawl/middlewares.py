@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from scrapy import signals
 from scrapy.downloadermiddlewares.httpcache import HttpCacheMiddleware
@@ -31,6 +31,8 @@ from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddlewa
 from scrapy.downloadermiddlewares.retry import RetryMiddleware, get_retry_request
 from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.utils.response import response_status_message
+
+from ingest.crawl.urls import host_of as _host, in_domains  # noqa: F401 (in_domains: re-exported)
 
 REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 
@@ -43,16 +45,6 @@ class Dropped(IgnoreRequest):
         self.reason, self.details = reason, details
         self.status = response.status if response is not None else None
         self.bytes = len(response.body) if response is not None else None
-
-
-def _host(url: str) -> str:
-    return urlsplit(url).hostname or ""
-
-
-def in_domains(url: str, domains: list[str]) -> bool:
-    """Whether the URL's host is one of ``domains`` or a subdomain of one (ports do not matter)."""
-    host = _host(url).lower()
-    return any(host == d.lower() or host.endswith("." + d.lower()) for d in domains)
 
 
 class CrawlDelayMiddleware:

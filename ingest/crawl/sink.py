@@ -1,6 +1,6 @@
 """Batched, idempotent landing of a crawl's fetches in the lake, on one writer thread.
 
-Rows collect in memory until ``batch_rows`` images (or four times as many crawl_log rows, which are
+Rows collect in memory until ``batch_rows`` images (or twenty times as many crawl_log rows, which are
 tiny) are pending; the batch then goes to a writer thread so Delta commits overlap with crawling. Each
 batch commits ``raw_images`` (merge-insert by key: a re-crawl adds nothing), then ``quarantine``, then
 ``crawl_log``, and only then marks its URLs done in the job journal — so a URL is never "done"
@@ -25,7 +25,7 @@ from sluice.progress import ProgressLines, progress
 from sluice.stage import Quarantine, stage_logger
 
 TS = pa.timestamp("us", tz="UTC")
-LOG_ROWS_PER_IMAGE_ROW = 4
+LOG_ROWS_PER_IMAGE_ROW = 20  # a no-op re-crawl of 10k URLs: one crawl_log commit
 
 
 @dataclass

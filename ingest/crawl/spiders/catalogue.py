@@ -28,25 +28,9 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap
 
 from ingest.crawl.items import Fetch
-from ingest.crawl.middlewares import Dropped, in_domains
+from ingest.crawl.middlewares import Dropped
+from ingest.crawl.urls import UrlAlias, crawl_domains, in_domains
 from sluice.selectors import compile_selector, node_text
-
-
-class UrlAlias:
-    """Maps the live origin of a crawl (the demo's loopback port) to the canonical one recorded."""
-
-    def __init__(self, live: str | None = None, canonical: str | None = None):
-        self.live, self.canonical = live, canonical
-
-    def canon(self, url: str) -> str:
-        if self.live and url.startswith(self.live):
-            return self.canonical + url[len(self.live):]
-        return url
-
-    def to_live(self, url: str) -> str:
-        if self.canonical and url.startswith(self.canonical):
-            return self.live + url[len(self.canonical):]
-        return url
 
 
 # Label sources read from each image, whatever ``label.on`` says.
@@ -107,14 +91,16 @@ class CatalogueSpider(scrapy.Spider):
     name = "catalogue"
 
     def __init__(self, params, start_urls: list[str], alias: UrlAlias | None = None, sink=None, journal=None,
-                 validators: dict | None = None, **kwargs):
+                 validators: dict | None = None, revalidation=None, **kwargs):
         super().__init__(**kwargs)
         self.params = params
+        self.revalidation = revalidation  # revalidate.Revalidation that ran first: its hand-over is the frontier
+        self.settled: set[str] = revalidation.settled if revalidation is not None else set()
         self.validators = validators or {}  # url -> state.Validators of images already landed
         self.alias = alias or UrlAlias()
         self.sink, self.journal = sink, journal
         self.start_urls_live = list(start_urls)
-        self.allowed_domains = list(params.allowed_domains) or sorted({urlsplit(u).hostname for u in start_urls})
+        self.allowed_domains = crawl_domains(params.allowed_domains, start_urls)
         self.image_selector = compile_selector(params.images)
         label = params.label
         self.label_selector = compile_selector(label.selector) if label.selector else None
@@ -125,7 +111,7 @@ class CatalogueSpider(scrapy.Spider):
         self.links = LinkExtractor(allow=follow.allow, deny=follow.deny,
                                    restrict_css=restrict.expr if restrict and restrict.kind == "css" else (),
                                    restrict_xpaths=restrict.expr if restrict and restrict.kind == "xpath" else ())
-        self.pages_seen: set[str] = set()
+        self.pages_seen: set[str] = set(revalidation.pages_seen) if revalidation is not None else set()
         self.budget_skipped = 0
         self.depth_skipped = 0
         self.fresh_skipped = 0  # landed images checked less than recrawl_after ago: not requested
@@ -137,7 +123,13 @@ class CatalogueSpider(scrapy.Spider):
     async def start(self):
         pending = self.journal.pending() if self.journal is not None else []
         done = self.journal.done if self.journal is not None else set()
-        for url in self.start_urls_live:
+        if self.revalidation is not None:  # it walked the start URLs; what it could not settle is asked here
+            for spec, referer in self.revalidation.handoff:
+                yield self._request(spec, referer=referer)
+            pending, start_urls = [], []
+        else:
+            start_urls = self.start_urls_live
+        for url in start_urls:
             if self.alias.canon(url) not in done:
                 yield self._request({"url": self.alias.canon(url), "kind": "page", "depth": 0})
         if self.params.sitemap:  # each start host's /sitemap.xml lists more pages (or more sitemaps)
@@ -264,7 +256,7 @@ class CatalogueSpider(scrapy.Spider):
             self.journal.links(page_url, children)
         done = self.journal.done if self.journal is not None else ()
         for child in children:
-            if child["url"] not in done:
+            if child["url"] not in done and child["url"] not in self.settled:
                 yield from self._follow(child, page_url)
 
     def _follow(self, child: dict, referer: str | None):
