@@ -168,6 +168,7 @@ def _checkout(args) -> int:
     from sluice.checkout import checkout
 
     root = _root()
+    _refuse_erased(root, args.version)
     dest = Path(args.out) if args.out else root / _snapshot_dir()
     result = checkout(root, args.version, dest.absolute(), repair=args.repair)
     if result.repaired:
@@ -177,6 +178,15 @@ def _checkout(args) -> int:
     if not args.out:
         print("note: dvc.lock still describes HEAD; `dvc checkout data/dataset` goes back to it", file=sys.stderr)
     return 0
+
+
+def _refuse_erased(root: Path, rev: str) -> None:
+    """One line naming the erasure when ``rev``'s snapshot was purged (sluice/erasure_snapshots.py)."""
+    from sluice.dvc_store import WORKSPACE, resolve
+    from sluice.erasure_snapshots import refuse_if_erased
+
+    if rev != WORKSPACE:
+        refuse_if_erased(_lake(), resolve(root, rev), rev)
 
 
 def _rebuild(args) -> int:
@@ -193,6 +203,7 @@ def _rebuild(args) -> int:
         except ValueError as err:
             raise InputError(f"{path}: not valid JSON ({err})") from None
     else:
+        _refuse_erased(_root(), args.version)
         manifest = load_version(_root(), args.version, _snapshot_dir()).manifest
     expected = manifest.get("content_hash")
     with tempfile.TemporaryDirectory(prefix="sluice-rebuild-") as tmp:
@@ -221,7 +232,9 @@ def _maintain(args) -> int:
     except InputError:
         root = None
         print("not in a git repository: only the workspace snapshot's versions are protected", file=sys.stderr)
-    keep, unknown = protected_versions(root, Path(params.export.out_dir) / "manifest.json")
+    from sluice.erasure_snapshots import erased_versions
+
+    keep, unknown = protected_versions(root, Path(params.export.out_dir) / "manifest.json", set(erased_versions(lake)))
     if unknown:
         raise VacuumRefused("cannot tell which Delta versions these tagged datasets need, refusing to vacuum: "
                             + "; ".join(unknown))

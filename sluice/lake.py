@@ -65,6 +65,9 @@ class Lake:
         try:
             return DeltaTable(self.uri(name), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
+            if version is not None and self.exists(name):  # its commit was removed (e.g. by `sluice erase`)
+                raise InputError(f"table '{name}' has no version {version} any more: its history was removed "
+                                 f"(see `sluice history {name}`)") from None
             raise InputError(f"table '{name}' does not exist yet in the lake at {self.root} (run the stage that writes it)") from None
         except Exception as err:  # deltalake raises a bare DeltaError for a version it lacks and for a damaged log
             self._raise_if_damaged(name, err, version)
@@ -193,6 +196,29 @@ class Lake:
             return int(m.get("num_target_rows_updated", 0))
 
         return with_retries(attempt, self.retries, f"update {', '.join(columns)} in {name}")
+
+    def delete_keys(self, name: str, keys: pa.Table, run_id: str | None = None, operation: str = "delete") -> int:
+        """Delete the rows whose key columns equal a row of ``keys``; return how many went.
+
+        A merge rather than a predicate: the commit records ``t.k = s.k``, not the values deleted
+        (an erasure must not write the ids it erases into the Delta log)."""
+        table_spec = spec(name)
+        keys = dedupe_keys(conform(table_spec, keys, only=table_spec.keys), table_spec.keys)
+        if keys.num_rows == 0 or not self.exists(name):
+            return 0
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+
+        def attempt() -> int:
+            m = (
+                self.table(name)
+                .merge(keys, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._commit(operation, run_id))
+                .when_matched_delete()
+                .execute()
+            )
+            return int(m.get("num_target_rows_deleted", 0))
+
+        return with_retries(attempt, self.retries, f"delete from {name}")
 
     def append(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
         from deltalake import write_deltalake
