@@ -5,8 +5,9 @@ what ``sluice dataset list --all`` lists) names its snapshot folder by the md5 o
 listing. The local cache and the default remote are scanned object by object
 (:mod:`sluice.erasure_scan`: a shard's ``ids.txt`` names the image, its ``images.npy`` holds the
 pixels, a DVC-tracked source folder holds the image file itself); a version is affected when its
-listing names an object that holds erased data. Purging deletes those objects, and the other files
-of the same shards (labels, weights), from the cache and the remote, deletes the workspace snapshot
+listing names an object that holds erased data. Purging deletes those objects (only those: a shard's
+labels and weights files are often byte-identical to another version's and hold no personal data)
+from the cache and the remote, deletes the workspace snapshot
 when it holds erased data, and the erasure row records the versions so that
 ``sluice dataset checkout`` refuses them in one line (:func:`refuse_if_erased`).
 """
@@ -124,7 +125,7 @@ def find(root: Path, targets: Targets, snapshot_dir: Path, store: Store | None =
         hits += [Hit(f"DVC remote {path}", k) for k in sorted(kinds)]
         if kinds:
             held[oid] = "cache+remote" if oid in held else "remote"
-    versions, unchecked, purge = [], [], dict(held)
+    versions, unchecked = [], []
     for commit, name in dataset_revisions(root):
         try:
             out = snapshot_out(export_outs(root, commit), name)
@@ -134,14 +135,10 @@ def find(root: Path, targets: Targets, snapshot_dir: Path, store: Store | None =
         if listing is None:
             unchecked.append(name)
             continue
-        files = {e["relpath"]: e["md5"] for e in json.loads(listing)}
-        stems = {rel.split(".", 1)[0] for rel, md5 in files.items() if md5 in held}
-        if stems:
+        if any(e["md5"] in held for e in json.loads(listing)):
             versions.append((commit, name))
-            purge.update({md5: held.get(md5, "cache+remote") for rel, md5 in files.items()
-                          if rel.split(".", 1)[0] in stems})
     workspace_hits = scan_folder(snapshot_dir, targets, label=str(snapshot_dir))
-    return Finding(hits + workspace_hits, purge, versions, unchecked, bool(workspace_hits), notes)
+    return Finding(hits + workspace_hits, held, versions, unchecked, bool(workspace_hits), notes)
 
 
 def purge(finding: Finding, store: Store, snapshot_dir: Path) -> int:
