@@ -30,6 +30,7 @@ class Outcome:
     hits: list[Hit] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     images: int = 0
+    originals: list[str] = field(default_factory=list)  # local source files that still hold an erased image
 
 
 def all_targets(lake) -> Targets:
@@ -77,7 +78,7 @@ def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, pu
     run_id = new_run_id("erase")
     snapshot_dir = Path(params.export.out_dir)
     if dry_run:
-        out = Outcome(None, erasure.plan(lake, sel), images=len(sel.ids))
+        out = Outcome(None, erasure.plan(lake, sel), images=len(sel.ids), originals=_originals(sel.uris))
         _find_snapshots(out, root, _with_history(lake, sel.targets()), snapshot_dir, purge=False)
         return out
     counts = erasure.delete(lake, sel, run_id)
@@ -86,11 +87,18 @@ def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, pu
     for name in _tables_holding(lake, targets, touched={t for t, n in counts.items() if n}):
         expire_history(lake, name)
         expired.append(name)
-    out = Outcome(None, counts, expired, images=len(sel.ids))
+    out = Outcome(None, counts, expired, images=len(sel.ids), originals=_originals(sel.uris))
     _find_snapshots(out, root, _with_history(lake, targets), snapshot_dir, purge)
     out.erasure_id = record(lake, sel, counts, expired, out.versions if purge else [], out.objects, reason, run_id)
     out.hits = [h for h in lake_hits(lake, targets)]
     return out
+
+
+def _originals(uris: set[str]) -> list[str]:
+    """The erased images' URIs that are local files still there (an image folder source): the next ingest
+    would land them again."""
+    paths = (Path(u.removeprefix("file://")) for u in sorted(uris) if "://" not in u or u.startswith("file://"))
+    return [str(p) for p in paths if p.is_file()]
 
 
 def _with_history(lake, targets: Targets) -> Targets:

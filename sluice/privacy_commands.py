@@ -101,8 +101,11 @@ def _print(out, args) -> None:
     if out.workspace:
         state = "was deleted" if args.purge_snapshots and not args.dry_run else "holds erased images"
         print(f"the current snapshot ({Path(_snapshot(args))}) {state}: rebuild it without them with `{REBUILD}`")
-    elif not args.dry_run and out.images:
-        print(f"the lake changed under the current snapshot's tables: `{REBUILD}` rebuilds it")
+    elif not args.dry_run and out.images and (Path(_snapshot(args)) / "manifest.json").is_file():
+        print(f"the current snapshot was exported before this erasure: `{REBUILD}` rebuilds it from the lake")
+    if out.originals:
+        print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): delete "
+              f"them, or the next ingest lands the images again", file=sys.stderr)
     for hit in out.hits:
         print(f"still found after the erasure: {hit.line()}", file=sys.stderr)
     if out.hits:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.sluice.test_erasure import KEY, SIZE, build_lake, files_holding
-from tests.sluice.test_versions import BIN, MAKE_LAKE, Repo, _cache_put, _git, _init_repo
+from tests.sluice.test_versions import BIN, MAKE_LAKE, Repo, _cache_put, _git, _init_repo, moto_s3  # noqa: F401
 
 
 def _snapshot_of(folder: Path, made: dict, rows: list[int]) -> dict:
@@ -100,8 +100,30 @@ stages:
 """
 
 
+def _s3_objects(endpoint: str) -> dict[str, bytes]:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                      region_name="us-east-1")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="sluice-dvc")
+            for o in page.get("Contents", [])]
+    return {k: s3.get_object(Bucket="sluice-dvc", Key=k)["Body"].read() for k in keys}
+
+
+@pytest.fixture(params=["local", "s3"])
+def remote(request, tmp_path):
+    """(dvc remote add arguments, a function listing every remote object's bytes)."""
+    if request.param == "local":
+        storage = tmp_path / "storage"
+        return [str(storage)], [], lambda: {str(p): p.read_bytes() for p in storage.rglob("*") if p.is_file()}
+    endpoint = request.getfixturevalue("moto_s3")
+    return (["s3://sluice-dvc/cache"], [["endpointurl", endpoint], ["--local", "access_key_id", "testing"],
+                                        ["--local", "secret_access_key", "testing"]], lambda: _s3_objects(endpoint))
+
+
 @pytest.mark.slow
-def test_erase_purges_real_dvc_snapshots_from_cache_and_remote(tmp_path):
+def test_erase_purges_real_dvc_snapshots_from_cache_and_remote(tmp_path, remote):
+    url, settings, remote_objects = remote
     repo = Repo(tmp_path / "repo")
     _init_repo(repo.root)
     (repo.root / "make_lake.py").write_text(MAKE_LAKE)
@@ -110,9 +132,10 @@ def test_erase_purges_real_dvc_snapshots_from_cache_and_remote(tmp_path):
     (repo.root / "fixture.yaml").write_text(yaml.safe_dump({"n_images": 60, "drop_every": 0}))
     (repo.root / "params.yaml").write_text(yaml.safe_dump({"lake": {"root": "lake"}, "clean": {"size": 32},
                                                            "export": {"out_dir": "data/dataset", "shard_rows": 16}}))
-    storage = tmp_path / "storage"
     repo.run("dvc", "init", "-q")
-    repo.run("dvc", "remote", "add", "-d", "local", str(storage))
+    repo.run("dvc", "remote", "add", "-d", "store", *url)
+    for setting in settings:
+        repo.run("dvc", "remote", "modify", *setting[:-2], "store", *setting[-2:])
     repo.run("dvc", "repro")
     repo.commit_tag("v1")
     (repo.root / "fixture.yaml").write_text(yaml.safe_dump({"n_images": 60, "drop_every": 7}))
@@ -121,12 +144,16 @@ def test_erase_purges_real_dvc_snapshots_from_cache_and_remote(tmp_path):
     repo.run("dvc", "push")
     ids = (repo.root / "data/dataset/train-00000.ids.txt").read_text().split()
     victim = ids[0]
-    assert files_holding(storage, [victim.encode()]) and files_holding(repo.root / ".dvc/cache", [victim.encode()])
+    pixels = np.load(repo.root / "data/dataset/train-00000.images.npy")[0].tobytes()
+    assert any(victim.encode() in data for data in remote_objects().values())
+    assert files_holding(repo.root / ".dvc/cache", [victim.encode(), pixels])
 
     out = repo.sluice("erase", "--image-id", victim, "--purge-snapshots", "--reason", "request 42")
     assert "v1" in out.stdout and "v2" in out.stdout and "was deleted" in out.stdout, out.stdout
-    for place in (storage, repo.root / ".dvc/cache", repo.root / "lake", repo.root / "data"):
-        assert files_holding(place, [victim.encode()]) == [], place
+    for place in (repo.root / ".dvc/cache", repo.root / "lake", repo.root / "data"):
+        assert files_holding(place, [victim.encode(), pixels]) == [], place
+    assert not [k for k, data in remote_objects().items() if victim.encode() in data or pixels in data]
+    assert remote_objects()  # the other objects are still there
     assert repo.sluice("erase", "--verify").stdout.strip().endswith("0 hit(s) for 1 erasure(s)")
     for tag in ("v1", "v2"):
         refused = repo.sluice("dataset", "checkout", tag, ok=False)
