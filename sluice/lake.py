@@ -35,6 +35,7 @@ class Lake:
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
     retries: int = 10
+    _erased: object = field(default=None, repr=False, compare=False)  # sluice.tombstones, loaded at the first write
 
     @classmethod
     def from_params(cls, params=None) -> Lake:
@@ -120,6 +121,14 @@ class Lake:
             self.retries, f"create {table_spec.name}",
         )
 
+    def _not_erased(self, name: str, data: pa.Table) -> pa.Table:
+        """``data`` without rows that would bring erased data back (sluice/tombstones.py)."""
+        from sluice import tombstones
+
+        if self._erased is None:
+            self._erased = tombstones.load(self)
+        return tombstones.drop_erased(name, data, self._erased)
+
     def _commit(self, operation: str, run_id: str | None):
         from deltalake import CommitProperties
 
@@ -131,7 +140,7 @@ class Lake:
     def merge_insert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
         """Insert the rows whose key is not in the table yet; return how many were inserted."""
         table_spec = spec(name)
-        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        data = self._not_erased(name, dedupe_keys(conform(table_spec, data), table_spec.keys))
         if data.num_rows == 0:
             return 0
         self._ensure(table_spec)
@@ -152,7 +161,7 @@ class Lake:
     def upsert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> dict:
         """Update rows whose key exists, insert the others (for derived tables that are recomputed)."""
         table_spec = spec(name)
-        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        data = self._not_erased(name, dedupe_keys(conform(table_spec, data), table_spec.keys))
         self._ensure(table_spec)
         if data.num_rows == 0:
             return {"inserted": 0, "updated": 0}
@@ -224,7 +233,7 @@ class Lake:
         from deltalake import write_deltalake
 
         table_spec = spec(name)
-        data = conform(table_spec, data)
+        data = self._not_erased(name, conform(table_spec, data))
         if data.num_rows == 0:
             return 0
         self._ensure(table_spec)
@@ -247,7 +256,7 @@ class Lake:
         from deltalake import write_deltalake
 
         table_spec = spec(name)
-        data = conform(table_spec, data)
+        data = self._not_erased(name, conform(table_spec, data))
         self._ensure(table_spec)
         with_retries(
             lambda: write_deltalake(

@@ -194,3 +194,51 @@ def test_bad_selectors_are_one_line(params, env, run_cli, lake):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "64-hex" in out.stderr
     out = run_cli("erase", "--verify", "--dry-run", params=params, env=env)
     assert out.returncode == 2
+
+
+def test_erased_data_is_not_landed_again_and_a_write_in_flight_is_reported(lake, params, env, run_cli):
+    made = build_lake(lake)
+    victim = made["ids"][3]
+    raw_row = lake.read("raw_images").filter(pa.compute.equal(lake.read("raw_images")["image_id"], victim))
+    inflight = Path(lake.uri("images")) / "part-00000-in-flight.parquet"  # written, not committed yet
+    import pyarrow.parquet as pq
+
+    pq.write_table(lake.read("images"), inflight)
+    out = run_cli("erase", "--image-id", victim, "--worker", made["workers"][1], params=params, env=env)
+    assert out.returncode == 2  # one selector kind per erasure
+    out = run_cli("erase", "--image-id", victim, params=params, env=env)
+    assert out.returncode == 1 and "still found after the erasure" in out.stderr and inflight.name in out.stderr
+    assert "run `sluice erase` again once the pipeline is idle" in out.stderr
+    inflight.unlink()  # the write died
+    assert run_cli("erase", "--verify", params=params, env=env).returncode == 0
+
+    again = Lake(lake.root)  # the next ingest, with the original still at its source
+    assert again.merge_insert("raw_images", raw_row) == 0 and again.count("raw_images") == 5
+    assert again.append("crawl_log", pa.table({"url": [made["uris"][3]], "outcome": ["image"],
+                                               "fetched_at": raw_row["fetched_at"], "run_id": ["r2"]})) == 0
+    assert files_holding(Path(lake.root), [victim.encode(), made["contents"][3]]) == []
+
+
+def test_the_scanner_finds_ids_bytes_and_pixels_in_any_container(tmp_path):
+    import pyarrow.parquet as pq
+
+    from sluice.erasure_record import _originals
+    from sluice.erasure_scan import Targets, scan_bytes
+
+    content, pixels = _png(1), _pixels(1)
+    image_id, pixel_hash = hashlib.sha256(content).hexdigest(), hashlib.sha256(pixels).hexdigest()
+    targets = Targets({sha(image_id)}, {sha(pixel_hash)}, {sha("https://example.org/x.png")})
+    assert scan_bytes(content, targets) == {"image bytes (whole file)"}
+    assert scan_bytes(f'{{"id": "{image_id}"}}'.encode(), targets) == {"image id"}
+    assert scan_bytes(b"<a href='https://example.org/x.png'>", targets) == {"erased value"}
+    buf = io.BytesIO()
+    np.save(buf, np.stack([np.zeros((SIZE, SIZE, 3), np.uint8), np.frombuffer(pixels, np.uint8).reshape(SIZE, SIZE, 3)]))
+    assert scan_bytes(buf.getvalue(), targets) == {"image pixels"}
+    nested = pa.table({"add": [{"stats": json.dumps({"minValues": {"image_id": image_id}})}],
+                       "blob": pa.array([content], pa.binary())})
+    pq.write_table(nested, tmp_path / "t.parquet", compression="zstd")
+    assert scan_bytes((tmp_path / "t.parquet").read_bytes(), targets) == {"image id", "image bytes"}
+    assert scan_bytes(b"nothing " + hashlib.sha256(b"other").hexdigest().encode(), targets) == set()
+    (tmp_path / "cat.png").write_bytes(content)
+    assert _originals({str(tmp_path / "cat.png"), str(tmp_path / "gone.png"), "https://x/y.png"}) == [
+        str(tmp_path / "cat.png")]
