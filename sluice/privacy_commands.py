@@ -104,8 +104,8 @@ def _print(out, args) -> None:
     elif not args.dry_run and out.images and (Path(_snapshot(args)) / "manifest.json").is_file():
         print(f"the current snapshot was exported before this erasure: `{REBUILD}` rebuilds it from the lake")
     if out.originals:
-        print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): delete "
-              f"them, or the next ingest lands the images again", file=sys.stderr)
+        print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): later "
+              f"ingests skip them, but delete them there too", file=sys.stderr)
     for hit in out.hits:
         print(f"still found after the erasure: {hit.line()}", file=sys.stderr)
     if out.hits:
