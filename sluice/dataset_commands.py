@@ -109,10 +109,15 @@ def _table(rows: list[dict]) -> str:
 def _list(args) -> int:
     from sluice.versions import list_versions
 
+    from sluice.erasure_snapshots import erased_versions
+
     rows = list_versions(_root(), _snapshot_dir(), all_commits=args.all)
     if not rows:
         print("no dataset versions yet: run `dvc repro export`, commit, and `git tag v1`", file=sys.stderr)
         return 0
+    erased = {c[:10]: e["erasure_id"] for c, e in erased_versions(_lake()).items()}
+    if erased:  # versions whose snapshot `sluice erase --purge-snapshots` deleted
+        rows = [{**r, "erased_by": erased.get(r.get("commit"))} for r in rows]
     emit(rows, args)
     return 0
 

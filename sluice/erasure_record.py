@@ -89,7 +89,8 @@ def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, pu
         expired.append(name)
     out = Outcome(None, counts, expired, images=len(sel.ids), originals=_originals(sel.uris))
     _find_snapshots(out, root, _with_history(lake, targets), snapshot_dir, purge)
-    out.erasure_id = record(lake, sel, counts, expired, out.versions if purge else [], out.objects, reason, run_id)
+    out.erasure_id = record(lake, sel, counts, expired, out.versions if purge else [], out.objects if purge else 0,
+                            reason, run_id)
     out.hits = [h for h in lake_hits(lake, targets)]
     return out
 

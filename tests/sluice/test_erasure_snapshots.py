@@ -72,6 +72,9 @@ def test_purge_deletes_the_snapshot_objects_and_checkout_refuses_the_version(tmp
     assert "purged by erasure" in refused.stderr and "v1" in refused.stderr
     ok = run_cli("dataset", "checkout", "v2", cwd=repo, env=env)
     assert ok.returncode == 0, ok.stderr
+    listed = {r["version"]: r for r in json.loads(run_cli("dataset", "list", "--format", "json", cwd=repo,
+                                                          env=env).stdout)}
+    assert listed["v1"]["erased_by"] and listed["v2"]["erased_by"] is None
 
     verify = run_cli("erase", "--verify", cwd=repo, env=env)
     assert verify.returncode == 0 and "0 hit(s)" in verify.stdout, verify.stdout + verify.stderr
