@@ -10,6 +10,8 @@ hashes what it finds and compares. In every file it looks at
   pixel hash when it is its normalised pixels;
 - every image of a ``.npy`` shard (uint8 N x H x W x 3): its sha256 is the pixel hash;
 - the whole file: a stored image file (a DVC-tracked source folder) hashes to its image id;
+- every image embedded as a ``data:image/...;base64`` URI (the dataset page's thumbnails): its bytes
+  and its decoded pixels;
 - every whole string cell of a Parquet file, and every URL in other files, against the selector values.
 
 Compressed or encrypted containers other than Parquet and ``.npy`` (zip, pickle, a model checkpoint) are
@@ -28,6 +30,7 @@ from pathlib import Path
 
 TOKEN = re.compile(rb"[0-9a-f]{64}|w-[0-9a-f]{20}")
 URL = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>\\]+")
+DATA_URI = re.compile(rb"data:image/[a-z+.-]+;base64,([A-Za-z0-9+/=]+)")
 PARQUET_MAGIC = b"PAR1"
 NPY_MAGIC = b"\x93NUMPY"
 
@@ -92,6 +95,8 @@ def scan_bytes(data: bytes, targets: Targets) -> set[str]:
         found |= _parquet(data, targets)
     elif data.startswith(NPY_MAGIC):
         found |= _npy(data, targets)
+    for m in DATA_URI.finditer(data):
+        found |= _embedded(m.group(1), targets)
     for m in TOKEN.finditer(data):
         kind = targets.token(m.group().decode())
         if kind:
@@ -101,6 +106,26 @@ def scan_bytes(data: bytes, targets: Targets) -> set[str]:
             if targets.token(m.group().decode(errors="replace")):
                 found.add("erased value")
     return found
+
+
+def _embedded(b64: bytes, targets: Targets) -> set[str]:
+    """An image embedded as a data URI (the dataset page's thumbnails): its bytes, and its decoded pixels."""
+    import base64
+    import binascii
+
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return set()
+    found = {k for k in [targets.blob(raw)] if k}
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as im:
+            kind = targets.blob(im.convert("RGB").tobytes())
+    except Exception:  # noqa: BLE001 - not an image Pillow reads: the bytes were checked above
+        kind = None
+    return found | ({f"{kind} (embedded image)"} if kind else set())
 
 
 def _parquet(data: bytes, targets: Targets) -> set[str]:

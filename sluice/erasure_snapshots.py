@@ -52,7 +52,7 @@ class Store:
         try:
             store.remote = repo.cloud.get_remote_odb(None, "erase")
         except Exception as err:  # noqa: BLE001 - no default remote is normal
-            store.remote_note = f"no default remote ({type(err).__name__})"
+            store.remote_note = f"no default DVC remote ({type(err).__name__}): only the local cache was searched"
         return store
 
     def local_objects(self) -> dict[str, Path]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from sluice.errors import InputError
 from sluice.output import add_output_args, emit
 
-REBUILD = "dvc repro --force --single-item dataset && dvc repro export"
+REBUILD = "dvc repro --force --single-item dataset && dvc repro"
 
 
 def register(sub) -> None:

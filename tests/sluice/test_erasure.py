@@ -234,6 +234,12 @@ def test_the_scanner_finds_ids_bytes_and_pixels_in_any_container(tmp_path):
     buf = io.BytesIO()
     np.save(buf, np.stack([np.zeros((SIZE, SIZE, 3), np.uint8), np.frombuffer(pixels, np.uint8).reshape(SIZE, SIZE, 3)]))
     assert scan_bytes(buf.getvalue(), targets) == {"image pixels"}
+    import base64
+
+    thumb = io.BytesIO()  # as the dataset page embeds a sample (quality/page.py: png_data_uri)
+    Image.fromarray(np.frombuffer(pixels, np.uint8).reshape(SIZE, SIZE, 3)).save(thumb, format="PNG")
+    page = f"<img src='data:image/png;base64,{base64.b64encode(thumb.getvalue()).decode()}' title='a cat'>".encode()
+    assert scan_bytes(page, targets) == {"image pixels (embedded image)"}
     nested = pa.table({"add": [{"stats": json.dumps({"minValues": {"image_id": image_id}})}],
                        "blob": pa.array([content], pa.binary())})
     pq.write_table(nested, tmp_path / "t.parquet", compression="zstd")
