@@ -31,6 +31,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     images: int = 0
     originals: list[str] = field(default_factory=list)  # local source files that still hold an erased image
+    reports: list[Hit] = field(default_factory=list)  # stage manifests and quality reports that name erased data
 
 
 def all_targets(lake) -> Targets:
@@ -91,7 +92,10 @@ def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, pu
     _find_snapshots(out, root, _with_history(lake, targets), snapshot_dir, purge)
     out.erasure_id = record(lake, sel, counts, expired, out.versions if purge else [], out.objects if purge else 0,
                             reason, run_id)
-    out.hits = [h for h in lake_hits(lake, targets)]
+    out.hits = lake_hits(lake, targets)
+    base = root or Path.cwd()
+    out.reports = [h for place in (params.paths.manifests, params.quality.reports_dir)
+                   for h in scan_folder(base / place, targets, label=place)]
     return out
 
 

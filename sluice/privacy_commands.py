@@ -106,6 +106,9 @@ def _print(out, args) -> None:
     if out.originals:
         print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): later "
               f"ingests skip them, but delete them there too", file=sys.stderr)
+    if out.reports:
+        print(f"{len(out.reports)} report or manifest file(s) in the workspace name erased data (e.g. "
+              f"{out.reports[0].line()}): `{REBUILD}` rewrites them")
     for hit in out.hits:
         print(f"still found after the erasure: {hit.line()}", file=sys.stderr)
     if out.hits:

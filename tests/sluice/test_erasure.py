@@ -126,8 +126,15 @@ def test_erasing_an_image_leaves_no_trace_in_any_file_of_any_version(lake, param
     assert dry.returncode == 0, dry.stderr
     assert "would delete" in dry.stdout and files_holding(Path(lake.root), needles)
 
+    report = tmp_path / "reports/quality/silver.json"  # a quality report written before the erasure
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"sample": [victim, other]}))
     out = run_cli("erase", "--image-id", victim, "--reason", "GDPR art. 17 request", params=params, env=env)
     assert out.returncode == 0, out.stderr
+    assert "1 report or manifest file(s) in the workspace name erased data" in out.stdout, out.stdout
+    found = run_cli("erase", "--verify", params=params, env=env)
+    assert found.returncode == 1 and "reports/quality/silver.json: image id" in found.stdout
+    report.unlink()  # rewritten by the rebuild the command names
     assert files_holding(Path(lake.root), needles) == []  # no file, no version, no log entry
     assert files_holding(Path(lake.root), [other.encode(), made["contents"][2]])  # the others are still there
     for table in ("raw_images", "images", "labels", "dataset", "crowd_votes", "predictions", "label_issues"):
