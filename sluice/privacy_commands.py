@@ -89,12 +89,12 @@ def _print(out, args) -> None:
               f"them)")
     for note in out.notes:
         print(f"note: {note}", file=sys.stderr)
-    names = ", ".join(n for _, n in out.versions)
-    if out.versions and args.purge_snapshots and not args.dry_run:
+    names = ", ".join(n for _, n in out.versions) or "none"
+    if args.purge_snapshots and not args.dry_run and (out.versions or out.objects):
         print(f"purged {out.objects} DVC object(s); dataset versions erased (checkout refuses them): {names}")
-    elif out.versions:
+    elif out.versions or out.objects:
         print(f"dataset versions holding erased images: {names} ({out.objects} DVC object(s)); "
-              f"rerun with --purge-snapshots to delete them")
+              f"{'--purge-snapshots would delete' if args.dry_run else 'rerun with --purge-snapshots to delete'} them")
     for name in out.unchecked:
         print(f"note: dataset version {name}: snapshot listing in neither the DVC cache nor the remote; not checked",
               file=sys.stderr)
