@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice.erasure_scan import Hit, Targets, scan_folder
+from sluice.tombstones import all_targets
 
 
 @dataclass
@@ -32,15 +33,6 @@ class Outcome:
     images: int = 0
     originals: list[str] = field(default_factory=list)  # local source files that still hold an erased image
     reports: list[Hit] = field(default_factory=list)  # stage manifests and quality reports that name erased data
-
-
-def all_targets(lake) -> Targets:
-    """The hashes of everything every erasure so far erased."""
-    targets = Targets()
-    if lake.exists("erasures"):
-        for row in lake.read("erasures", ["selector_hashes", "image_hashes", "pixel_hashes"]).to_pylist():
-            targets.update(Targets(set(row["image_hashes"]), set(row["pixel_hashes"]), set(row["selector_hashes"])))
-    return targets
 
 
 def record(lake, sel, counts: dict, expired: list[str], versions: list[tuple[str, str]], objects: int,

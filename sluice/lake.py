@@ -126,7 +126,7 @@ class Lake:
         from sluice import tombstones
 
         if self._erased is None:
-            self._erased = tombstones.load(self)
+            self._erased = tombstones.all_targets(self)
         return tombstones.drop_erased(name, data, self._erased)
 
     def _commit(self, operation: str, run_id: str | None):

@@ -4,7 +4,7 @@ The originals of an erased image usually still exist somewhere (a source folder,
 export), and the next ingest, crawl or votes run would land them again. Every write through
 :class:`sluice.lake.Lake` (merge-insert, upsert, append, overwrite) drops the rows whose ``image_id``
 hashes to an erased image, or whose ``worker_id``, ``source_uri`` or ``url`` hashes to an erased
-selector value, using the hashes the ``erasures`` table holds (:mod:`sluice.erasure_record`). The
+selector value, using the hashes the ``erasures`` table holds (:func:`all_targets`). The
 landing then counts them as already present; the drop is logged as a count, never with the values.
 """
 
@@ -21,11 +21,14 @@ COLUMNS = {"image_id": "ids", "worker_id": "values", "source_uri": "values", "ur
 AUDIT_TABLE = "erasures"
 
 
-def load(lake) -> Targets:
-    """The hashes of everything erased so far (empty when nothing was)."""
-    from sluice.erasure_record import all_targets
+def all_targets(lake) -> Targets:
+    """The hashes of everything every erasure so far erased (empty when nothing was)."""
+    targets = Targets()
+    if lake.exists(AUDIT_TABLE):
+        for row in lake.read(AUDIT_TABLE, ["selector_hashes", "image_hashes", "pixel_hashes"]).to_pylist():
+            targets.update(Targets(set(row["image_hashes"]), set(row["pixel_hashes"]), set(row["selector_hashes"])))
+    return targets
 
-    return all_targets(lake) if lake.exists(AUDIT_TABLE) else Targets()
 
 
 def drop_erased(name: str, data, targets: Targets):
