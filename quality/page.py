@@ -249,7 +249,24 @@ def _gates(reports_dir: Path) -> str:
             + "</table><p><a href='docs/index.html'>Great Expectations Data Docs</a></p>")
 
 
-def render_page(con, tables: set[str], classes: list[str] | None, params, reports_dir: Path) -> str:
+def _privacy(rows: list[dict] | None) -> str:
+    """The compliance report (sluice/privacy_report.py, `sluice privacy report`) as a table."""
+    if not rows:
+        return "<p class='muted'>No privacy report.</p>"
+
+    def cells(r: dict) -> str:
+        count = "" if r["count"] is None else str(r["count"])
+        share = "" if r["share"] is None else f"{100 * r['share']:.1f}%"
+        values = (r["section"], str(r["item"]), count, share, r["detail"])
+        return "<tr class='privacy'>" + "".join(f"<td>{escape(v)}</td>" for v in values) + "</tr>"
+
+    return ("<table><tr><th>section</th><th>item</th><th>count</th><th>share</th><th>detail</th></tr>"
+            + "".join(cells(r) for r in rows)
+            + "</table><p class='muted'>See docs/privacy.md; `sluice privacy report` prints the same.</p>")
+
+
+def render_page(con, tables: set[str], classes: list[str] | None, params, reports_dir: Path,
+                privacy: list[dict] | None = None) -> str:
     q = params.quality
     d = _Data(con, tables)
     sections = [
@@ -260,6 +277,7 @@ def render_page(con, tables: set[str], classes: list[str] | None, params, report
         ("Test/train leakage", _leakage(d, q.page_max_dup_groups)),
         ("Quarantined rows", _quarantined(d, q.page_max_quarantined)),
         ("Annotator accuracy", _annotators(d)),
+        ("Privacy", _privacy(privacy)),
     ]
     body = "".join(f'<section id="{escape(t.lower().replace(" ", "-"))}"><h2>{escape(t)}</h2>{html}</section>'
                    for t, html in sections)
@@ -279,5 +297,7 @@ def write_page(params, lake, classes: list[str] | None) -> Path:
     con = connect(lake)
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     path = reports / "dataset.html"
-    path.write_text(render_page(con, tables, classes, params, reports))
+    from sluice.privacy_report import report
+
+    path.write_text(render_page(con, tables, classes, params, reports, report(lake, params)))
     return path

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from sluice.errors import InputError, SchemaMismatch
 
-Layer = Literal["bronze", "silver", "gold"]
+Layer = Literal["bronze", "silver", "gold", "audit"]
 TS = pa.timestamp("us", tz="UTC")
 
 
@@ -226,6 +226,25 @@ TABLES: dict[str, TableSpec] = {
             ),
             ("image_id", "dataset_hash"),
             "Training labels the out-of-fold model distrusts, by confident learning (train/label_issues.py).",
+        ),
+        TableSpec(
+            "erasures", "audit",
+            _schema(
+                ("erasure_id", pa.string(), False),
+                ("selector", pa.string(), False),  # image_id / source_uri / source / worker
+                ("selector_hashes", pa.list_(pa.string()), False),  # sha256 of each value as the lake held it
+                ("image_hashes", pa.list_(pa.string()), False),  # sha256 of each erased image_id (never the id)
+                ("pixel_hashes", pa.list_(pa.string()), False),  # sha256 of each erased pixel_hash
+                ("rows_deleted", pa.string(), False),  # JSON: table -> rows deleted
+                ("tables_expired", pa.list_(pa.string()), False),  # tables whose older versions were removed
+                ("versions_purged", pa.list_(pa.string()), False),  # "<commit>" or "<commit> <tag>" of purged snapshots
+                ("objects_purged", pa.int64(), False),  # DVC cache and remote objects deleted
+                ("reason", pa.string(), True),
+                ("erased_at", TS, False),
+                ("run_id", pa.string(), False),
+            ),
+            ("erasure_id",),
+            "Append-only record of every erasure (sluice erase): hashes and counts, never content or raw ids.",
         ),
     ]
 }

@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "train.commands",
     "quality.commands",
     "sluice.dataset_commands",
+    "sluice.privacy_commands",
     "train.predict_commands",
     "demo.commands",
     "sluice.init",

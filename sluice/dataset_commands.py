@@ -112,10 +112,15 @@ def _table(rows: list[dict]) -> str:
 def _list(args) -> int:
     from sluice.versions import list_versions
 
+    from sluice.erasure_snapshots import erased_versions
+
     rows = list_versions(_root(), _snapshot_dir(), all_commits=args.all)
     if not rows:
         print("no dataset versions yet: run `dvc repro export`, commit, and `git tag v1`", file=sys.stderr)
         return 0
+    erased = {c[:10]: e["erasure_id"] for c, e in erased_versions(_lake()).items()}
+    if erased:  # versions whose snapshot `sluice erase --purge-snapshots` deleted
+        rows = [{**r, "erased_by": erased.get(r.get("commit"))} for r in rows]
     emit(rows, args)
     return 0
 
@@ -171,6 +176,7 @@ def _checkout(args) -> int:
     from sluice.checkout import checkout
 
     root = _root()
+    _refuse_erased(root, args.version)
     dest = Path(args.out) if args.out else root / _snapshot_dir()
     result = checkout(root, args.version, dest.absolute(), repair=args.repair)
     if result.repaired:
@@ -180,6 +186,15 @@ def _checkout(args) -> int:
     if not args.out:
         print("note: dvc.lock still describes HEAD; `dvc checkout data/dataset` goes back to it", file=sys.stderr)
     return 0
+
+
+def _refuse_erased(root: Path, rev: str) -> None:
+    """One line naming the erasure when ``rev``'s snapshot was purged (sluice/erasure_snapshots.py)."""
+    from sluice.dvc_store import WORKSPACE, resolve
+    from sluice.erasure_snapshots import refuse_if_erased
+
+    if rev != WORKSPACE:
+        refuse_if_erased(_lake(), resolve(root, rev), rev)
 
 
 def _rebuild(args) -> int:
@@ -196,6 +211,7 @@ def _rebuild(args) -> int:
         except ValueError as err:
             raise InputError(f"{path}: not valid JSON ({err})") from None
     else:
+        _refuse_erased(_root(), args.version)
         manifest = load_version(_root(), args.version, _snapshot_dir()).manifest
     expected = manifest.get("content_hash")
     with tempfile.TemporaryDirectory(prefix="sluice-rebuild-") as tmp:
@@ -224,7 +240,9 @@ def _maintain(args) -> int:
     except InputError:
         root = None
         print("not in a git repository: only the workspace snapshot's versions are protected", file=sys.stderr)
-    keep, unknown = protected_versions(root, Path(params.export.out_dir) / "manifest.json")
+    from sluice.erasure_snapshots import erased_versions
+
+    keep, unknown = protected_versions(root, Path(params.export.out_dir) / "manifest.json", set(erased_versions(lake)))
     if unknown:
         raise VacuumRefused("cannot tell which Delta versions these tagged datasets need, refusing to vacuum: "
                             + "; ".join(unknown))

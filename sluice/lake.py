@@ -36,6 +36,7 @@ class Lake:
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
     retries: int = 10
+    _erased: object = field(default=None, repr=False, compare=False)  # sluice.tombstones, loaded at the first write
 
     @classmethod
     def from_params(cls, params=None) -> Lake:
@@ -68,6 +69,9 @@ class Lake:
         try:
             return DeltaTable(self.uri(name), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
+            if version is not None and self.exists(name):  # its commit was removed (e.g. by `sluice erase`)
+                raise InputError(f"table '{name}' has no version {version} any more: its history was removed "
+                                 f"(see `sluice history {name}`)") from None
             raise InputError(f"table '{name}' does not exist yet in the lake at {self.root} (run the stage that writes it)") from None
         except Exception as err:  # deltalake raises a bare DeltaError for a version it lacks and for a damaged log
             self._raise_if_damaged(name, err, version)
@@ -120,6 +124,14 @@ class Lake:
             self.retries, f"create {table_spec.name}",
         )
 
+    def _not_erased(self, name: str, data: pa.Table) -> pa.Table:
+        """``data`` without rows that would bring erased data back (sluice/tombstones.py)."""
+        from sluice import tombstones
+
+        if self._erased is None:
+            self._erased = tombstones.all_targets(self)
+        return tombstones.drop_erased(name, data, self._erased)
+
     def _commit(self, operation: str, run_id: str | None):
         from deltalake import CommitProperties
 
@@ -131,7 +143,7 @@ class Lake:
     def merge_insert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
         """Insert the rows whose key is not in the table yet; return how many were inserted."""
         table_spec = spec(name)
-        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        data = self._not_erased(name, dedupe_keys(conform(table_spec, data), table_spec.keys))
         if data.num_rows == 0:
             return 0
         self._ensure(table_spec)
@@ -152,7 +164,7 @@ class Lake:
     def upsert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> dict:
         """Update rows whose key exists, insert the others (for derived tables that are recomputed)."""
         table_spec = spec(name)
-        data = dedupe_keys(conform(table_spec, data), table_spec.keys)
+        data = self._not_erased(name, dedupe_keys(conform(table_spec, data), table_spec.keys))
         self._ensure(table_spec)
         if data.num_rows == 0:
             return {"inserted": 0, "updated": 0}
@@ -197,11 +209,34 @@ class Lake:
 
         return with_retries(attempt, self.retries, f"update {', '.join(columns)} in {name}")
 
+    def delete_keys(self, name: str, keys: pa.Table, run_id: str | None = None, operation: str = "delete") -> int:
+        """Delete the rows whose key columns equal a row of ``keys``; return how many went.
+
+        A merge rather than a predicate: the commit records ``t.k = s.k``, not the values deleted
+        (an erasure must not write the ids it erases into the Delta log)."""
+        table_spec = spec(name)
+        keys = dedupe_keys(conform(table_spec, keys, only=table_spec.keys), table_spec.keys)
+        if keys.num_rows == 0 or not self.exists(name):
+            return 0
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+
+        def attempt() -> int:
+            m = (
+                self.table(name)
+                .merge(keys, predicate, source_alias="s", target_alias="t",
+                       commit_properties=self._commit(operation, run_id))
+                .when_matched_delete()
+                .execute()
+            )
+            return int(m.get("num_target_rows_deleted", 0))
+
+        return with_retries(attempt, self.retries, f"delete from {name}")
+
     def append(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
         from deltalake import write_deltalake
 
         table_spec = spec(name)
-        data = conform(table_spec, data)
+        data = self._not_erased(name, conform(table_spec, data))
         if data.num_rows == 0:
             return 0
         self._ensure(table_spec)
@@ -224,7 +259,7 @@ class Lake:
         from deltalake import write_deltalake
 
         table_spec = spec(name)
-        data = conform(table_spec, data)
+        data = self._not_erased(name, conform(table_spec, data))
         self._ensure(table_spec)
         with_retries(
             lambda: write_deltalake(

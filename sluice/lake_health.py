@@ -135,7 +135,7 @@ def require_readable(lake, name: str, version: int) -> None:
     """Raise :class:`VersionVacuumed` in one line when time travel to ``version`` cannot be read."""
     if not readable(lake, name, version):
         oldest = oldest_readable(lake, name)
-        raise VersionVacuumed(f"{name}@{version}: its data files were vacuumed (`sluice lake maintain`); the oldest "
+        raise VersionVacuumed(f"{name}@{version}: its data files were vacuumed (`sluice lake maintain`, `sluice erase`); the oldest "
                               f"readable version is {oldest} (see `sluice history {name}`)")
 
 

@@ -33,8 +33,10 @@ class VacuumRefused(UserError):
     """Vacuuming could delete files a tagged dataset needs."""
 
 
-def protected_versions(root: Path | None, workspace_manifest: Path | None) -> tuple[dict[str, set[int]], list[str]]:
-    """table -> Delta versions that tagged datasets (and the workspace snapshot) need; + unreadable tags."""
+def protected_versions(root: Path | None, workspace_manifest: Path | None,
+                       erased: set[str] = frozenset()) -> tuple[dict[str, set[int]], list[str]]:
+    """table -> Delta versions that tagged datasets (and the workspace snapshot) need; + unreadable tags.
+    Tags whose commit is in ``erased`` (snapshots purged by `sluice erase`) need nothing."""
     from sluice.versions import load_version
 
     keep: dict[str, set[int]] = {}
@@ -47,7 +49,7 @@ def protected_versions(root: Path | None, workspace_manifest: Path | None) -> tu
 
     if root is not None:
         for name, commit, _ in tags(root):
-            if export_outs(root, commit) is None:
+            if commit in erased or export_outs(root, commit) is None:
                 continue
             try:
                 add(load_version(root, commit).manifest)

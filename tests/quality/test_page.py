@@ -66,6 +66,7 @@ def test_page_without_tables_says_so(tmp_path, make_params):
     params = make_params({"quality": {"reports_dir": str(tmp_path / "r")}})
     html = write_page(params, Lake(str(tmp_path / "empty")), None).read_text()
     assert "No dataset or labels table yet" in html and "No gate has run yet" in html
+    assert '<section id="privacy">' in html and "<td>erasures performed</td><td>0</td>" in html
 
 
 def _source_test_copy(rows):

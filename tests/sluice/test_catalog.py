@@ -19,7 +19,7 @@ def raw_rows(ids, source="s", label="a"):
 
 def test_every_table_has_keys_in_its_schema():
     for table in TABLES.values():
-        assert table.layer in {"bronze", "silver", "gold"}
+        assert table.layer in {"bronze", "silver", "gold", "audit"}
         assert set(table.keys) <= set(table.schema.names)
         assert all(not table.schema.field(k).nullable for k in table.keys)
 
