@@ -126,13 +126,79 @@ class Lake:
         return CommitProperties(custom_metadata=meta)
 
     def merge_insert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
-        """Insert the rows whose key is not in the table yet; return how many were inserted."""
+        """Insert the rows whose key is not in the table yet; return how many were inserted.
+
+        The keys are checked against this process's index of the table's keys (sluice/key_index.py),
+        refreshed by reading only the files added since, and the new rows are appended: a commit's
+        cost does not grow with the table. A racing writer that appended the same key in between is
+        caught by the refresh after the commit and repaired (one copy kept, deterministically)."""
+        from sluice.key_index import index_for, key_hashes
+
         table_spec = spec(name)
         data = dedupe_keys(conform(table_spec, data), table_spec.keys)
         if data.num_rows == 0:
             return 0
         self._ensure(table_spec)
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+        if any(table_spec.schema.field(k).type != pa.string() for k in table_spec.keys):
+            return self._merge_insert(name, data, run_id)
+        index = index_for(self.uri(name), table_spec.keys)
+        with index.lock:
+            self._repair(name, index, index.refresh(self._opener(name)), run_id)
+            new = ~index.contains(key_hashes(data, table_spec.keys))
+            if not new.any():
+                return 0
+            rows = data.filter(pa.array(new))
+
+            def append() -> int:
+                table = self.table(name)
+                write_deltalake_append(table, rows, self._commit("merge_insert", run_id))
+                return table.version()
+
+            mine = with_retries(append, self.retries, f"append to {name}")
+            dups = index.refresh(self._opener(name))
+            lost = sum(len(d.hashes) for d in dups if d.version == mine)  # an earlier commit has these keys
+            self._repair(name, index, dups, run_id)
+            return rows.num_rows - lost
+
+    def _opener(self, name: str):
+        from deltalake import DeltaTable
+
+        uri, options = self.uri(name), self.storage_options or None
+        return lambda version: DeltaTable(uri, version=version, storage_options=options)
+
+    def _repair(self, name: str, index, dups: list, run_id: str | None) -> None:
+        """Keep one copy of every key that ``dups`` found in more than one row (the copy that sorts first
+        by every column but the binary ones: the same choice in every writer), in one atomic commit."""
+        import numpy as np
+
+        from sluice.key_index import key_hashes
+
+        if not dups:
+            return
+        table_spec = spec(name)
+        hashes = np.unique(np.concatenate([d.hashes for d in dups]))
+        keys = dedupe_keys(pa.concat_tables([d.keys for d in dups]), table_spec.keys)
+
+        def attempt() -> None:
+            index.refresh(self._opener(name))
+            paths = set(index.files_holding(hashes))
+            fragments = [f for f in self.table(name).to_pyarrow_dataset().get_fragments() if f.path in paths]
+            rows = pa.concat_tables([f.to_table() for f in fragments]) if fragments else None
+            if rows is None or rows.num_rows == 0:
+                return
+            rows = rows.filter(pa.array(np.isin(key_hashes(rows, table_spec.keys), hashes)))
+            if rows.num_rows == dedupe_keys(rows, table_spec.keys).num_rows:
+                return  # another writer repaired them already
+            order = [(f.name, "ascending") for f in table_spec.schema if not pa.types.is_binary(f.type)]
+            rows = dedupe_keys(rows.sort_by(order), table_spec.keys)
+            predicate = " OR ".join(
+                "(" + " AND ".join(f"{k} = {_literal(v)}" for k, v in row.items()) + ")" for row in keys.to_pylist())
+            write_deltalake_overwrite(self.table(name), rows, predicate, self._commit("repair duplicate keys", run_id))
+
+        with_retries(attempt, self.retries, f"repair duplicate keys in {name}")
+
+    def _merge_insert(self, name: str, data: pa.Table, run_id: str | None) -> int:
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec(name).keys)
 
         def attempt() -> int:
             metrics = (
@@ -236,6 +302,22 @@ class Lake:
     def versions(self) -> dict[str, int | None]:
         """The current Delta version of every table (None for tables not written yet)."""
         return {name: self.version(name) for name in TABLES}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def write_deltalake_append(table, data: pa.Table, commit) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table, data, mode="append", commit_properties=commit)
+
+
+def write_deltalake_overwrite(table, data: pa.Table, predicate: str, commit) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table, data, mode="overwrite", predicate=predicate, commit_properties=commit)
 
 
 def dumps_extra(**fields) -> str | None:
