@@ -5,19 +5,27 @@ included); the baseline writes each batch as a Parquet file, Sluice merge-insert
 ``raw_images`` (idempotent by key, one commit per batch). Target: >= 0.6x, >= 1,000 rows per commit.
 Also reports the write step alone.
 
-    python benchmarks/ingest_delta.py [--images 20000] [--batch-rows 2000]
+Then the growth of a commit's cost with the table: ``--scale-rows`` synthetic rows (small contents,
+10% of every batch keys already landed) merge-inserted batch by batch; the mean commit time of the
+first and last five batches (target: last <= 1.5x first), next to a plain Parquet write of each
+batch, and the first commit of a new process (which builds the key index from the key columns).
+
+    python benchmarks/ingest_delta.py [--images 20000] [--batch-rows 2000] [--scale-rows 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
@@ -52,13 +60,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--batch-rows", type=int, default=2_000)
+    ap.add_argument("--scale-rows", type=int, default=200_000, help="rows of the commit-growth run (0: skip)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-ingest-"))
     try:
         print(f"writing {args.images} 32x32 PNGs ...", file=sys.stderr)
         make_folder(work / "imgs", args.images)
         src = ImageFolderSource(name="bench", kind="image_folder", path=str(work / "imgs"))
-        now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc)
+        now = datetime.now(timezone.utc)
 
         # warm the page cache so both sides read from memory
         sum(len(b) for b in batches(src, args.batch_rows))
@@ -95,8 +104,51 @@ def main() -> None:
             lake.merge_insert("raw_images", raw_batch(recs, src, "bench", now))
         rerun_s = time.perf_counter() - t0
         print(ratio_line("idempotent rerun (0 new rows)", rerun_s, "first ingest", delta_s))
+        if args.scale_rows:
+            commit_growth(work, args.scale_rows, args.batch_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def synthetic(lo: int, hi: int, now, dup_share: float = 0.1) -> pa.Table:
+    """Rows lo..hi-1, plus ``dup_share`` of the batch re-sent from earlier batches (a rerun's overlap)."""
+    ids = list(range(lo, hi)) + [i for i in range(max(0, lo - 1), 0, -7)][: int((hi - lo) * dup_share)]
+    return pa.table({
+        "image_id": [hashlib.sha256(b"%d" % i).hexdigest() for i in ids],
+        "content": [b"%032d" % i for i in ids], "source": ["bench"] * len(ids),
+        "source_uri": [f"s3://bucket/img/{i}.jpg" for i in ids], "fetched_at": [now] * len(ids),
+        "run_id": ["bench"] * len(ids),
+    })
+
+
+def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
+    from sluice import key_index
+
+    now = datetime.now(timezone.utc)
+    lake = Lake(str(work / "growth"))
+    out = work / "growth-parquet"
+    out.mkdir()
+    commit_s, parquet_s = [], []
+    for k, lo in enumerate(range(0, rows, batch_rows)):
+        batch = synthetic(lo, min(lo + batch_rows, rows), now)
+        t0 = time.perf_counter()
+        lake.merge_insert("raw_images", batch)
+        commit_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        pq.write_table(batch, out / f"part-{k:05d}.parquet")
+        parquet_s.append(time.perf_counter() - t0)
+    assert lake.count("raw_images") == rows
+    first, last = float(np.mean(commit_s[:5])), float(np.mean(commit_s[-5:]))
+    print(f"commit growth: {rows} rows in {len(commit_s)} commits of {batch_rows} (+10% already landed)")
+    print(f"  merge-insert commit, mean of first 5: {first * 1e3:.1f} ms; last 5: {last * 1e3:.1f} ms; "
+          f"last/first {last / first:.2f}x  [{'meets' if last <= 1.5 * first else 'MISSES'} target <= 1.5x]")
+    print(f"  plain Parquet write of the same batches: first 5 {np.mean(parquet_s[:5]) * 1e3:.1f} ms, "
+          f"last 5 {np.mean(parquet_s[-5:]) * 1e3:.1f} ms")
+    print(ratio_line("  all commits", sum(commit_s), "plain Parquet writes", sum(parquet_s)))
+    key_index._INDEXES.clear()  # as a new process
+    t0 = time.perf_counter()
+    lake.merge_insert("raw_images", synthetic(rows, rows + batch_rows, now))
+    print(f"  first commit of a new process at {rows} rows (builds the key index): {time.perf_counter() - t0:.2f} s")
 
 
 if __name__ == "__main__":

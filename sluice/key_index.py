@@ -26,6 +26,7 @@ from hashlib import blake2b
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 HASH = np.dtype("S16")
 _SEP = "\x1f"
@@ -62,7 +63,9 @@ class KeyIndex:
     base: np.ndarray = field(default_factory=lambda: np.empty(0, HASH))  # sorted hashes of all files at the last merge
     recent: set = field(default_factory=set)  # hashes of files added since
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _options: dict | None = None  # storage options of the lake
     _dt: object = None  # a DeltaTable this index walks forward version by version
+    _fs: object = None  # a pyarrow filesystem rooted at the table
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(len(hashes), bool)
@@ -100,7 +103,6 @@ class KeyIndex:
             paths = set(walker.get_add_actions(flatten=False).column("path").to_pylist())
             per_version.append((v, ["-" + p for p in sorted(active - paths)] + sorted(paths - active)))
             active = paths
-        fragments = {f.path: f for f in self._dt.to_pyarrow_dataset().get_fragments()}
         dups: list[Duplicate] = []
         for v, changes in per_version:
             removed = [c[1:] for c in changes if c.startswith("-")]
@@ -109,15 +111,29 @@ class KeyIndex:
             if removed:
                 self._merge()
             for path in (c for c in changes if not c.startswith("-")):
-                if path not in fragments:  # added and removed again before HEAD
+                if path not in active:  # added and removed again before HEAD
                     continue
-                if (dup := self._add_file(path, v, fragments[path])) is not None:
+                if (dup := self._add_file(path, v)) is not None:
                     dups.append(dup)
         self.version = head
         return dups
 
-    def _add_file(self, path: str, version: int, fragment) -> Duplicate | None:
-        keys = fragment.to_table(columns=list(self.keys))
+    @property
+    def table(self):
+        """The DeltaTable this index last refreshed from (at HEAD then): write through it, no log reload."""
+        return self._dt
+
+    def read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        """One data file of the table (a path relative to it, as the log names it)."""
+        if self._fs is None:
+            import pyarrow.fs as pa_fs
+            from deltalake.fs import DeltaStorageHandler
+
+            self._fs = pa_fs.PyFileSystem(DeltaStorageHandler.from_table(self._dt._table, self._options))
+        return pq.read_table(path, columns=columns, filesystem=self._fs)
+
+    def _add_file(self, path: str, version: int) -> Duplicate | None:
+        keys = self.read_file(path, list(self.keys))
         hashes = key_hashes(keys, self.keys)
         repeated = self.contains(hashes)
         order = np.argsort(hashes, kind="stable")
@@ -151,9 +167,9 @@ _INDEXES: dict[str, KeyIndex] = {}
 _GUARD = threading.Lock()
 
 
-def index_for(uri: str, keys: tuple[str, ...]) -> KeyIndex:
+def index_for(uri: str, keys: tuple[str, ...], options: dict | None) -> KeyIndex:
     """The process-wide index of the table at ``uri`` (one per table, shared by every Lake object)."""
     with _GUARD:
         if uri not in _INDEXES or _INDEXES[uri].keys != keys:
-            _INDEXES[uri] = KeyIndex(keys)
+            _INDEXES[uri] = KeyIndex(keys, _options=options)
         return _INDEXES[uri]

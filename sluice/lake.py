@@ -138,11 +138,13 @@ class Lake:
         data = dedupe_keys(conform(table_spec, data), table_spec.keys)
         if data.num_rows == 0:
             return 0
-        self._ensure(table_spec)
         if any(table_spec.schema.field(k).type != pa.string() for k in table_spec.keys):
+            self._ensure(table_spec)
             return self._merge_insert(name, data, run_id)
-        index = index_for(self.uri(name), table_spec.keys)
+        index = index_for(self.uri(name), table_spec.keys, self.storage_options or None)
         with index.lock:
+            if index.table is None:
+                self._ensure(table_spec)
             self._repair(name, index, index.refresh(self._opener(name)), run_id)
             new = ~index.contains(key_hashes(data, table_spec.keys))
             if not new.any():
@@ -150,9 +152,12 @@ class Lake:
             rows = data.filter(pa.array(new))
 
             def append() -> int:
-                table = self.table(name)
-                write_deltalake_append(table, rows, self._commit("merge_insert", run_id))
-                return table.version()
+                try:
+                    write_deltalake_append(index.table, rows, self._commit("merge_insert", run_id))
+                except Exception:
+                    index.table.update_incremental()
+                    raise
+                return index.table.version()
 
             mine = with_retries(append, self.retries, f"append to {name}")
             dups = index.refresh(self._opener(name))
@@ -181,11 +186,10 @@ class Lake:
 
         def attempt() -> None:
             index.refresh(self._opener(name))
-            paths = set(index.files_holding(hashes))
-            fragments = [f for f in self.table(name).to_pyarrow_dataset().get_fragments() if f.path in paths]
-            rows = pa.concat_tables([f.to_table() for f in fragments]) if fragments else None
-            if rows is None or rows.num_rows == 0:
+            paths = index.files_holding(hashes)
+            if not paths:
                 return
+            rows = pa.concat_tables([conform(table_spec, index.read_file(p)) for p in paths])
             rows = rows.filter(pa.array(np.isin(key_hashes(rows, table_spec.keys), hashes)))
             if rows.num_rows == dedupe_keys(rows, table_spec.keys).num_rows:
                 return  # another writer repaired them already
