@@ -105,15 +105,22 @@ class KeyIndex:
             active = paths
         dups: list[Duplicate] = []
         for v, changes in per_version:
-            removed = [c[1:] for c in changes if c.startswith("-")]
+            removed = [c[1:] for c in changes if c.startswith("-") and c[1:] in self.files]
+            keys = {c: self.read_file(c, list(self.keys)) for c in changes if not c.startswith("-") and c in active}
+            hashes = {p: key_hashes(t, self.keys) for p, t in keys.items()}
+            if removed and keys and _same(self._hashes(removed), list(hashes.values())):
+                # a rewrite of the same rows (compaction): no key came or went, the merged index stays
+                for path in removed:
+                    del self.files[path]
+                for path, h in hashes.items():
+                    self.files[path] = _File(v, np.sort(h))
+                continue
             for path in removed:
-                self.files.pop(path, None)
+                del self.files[path]
             if removed:
                 self._merge()
-            for path in (c for c in changes if not c.startswith("-")):
-                if path not in active:  # added and removed again before HEAD
-                    continue
-                if (dup := self._add_file(path, v)) is not None:
+            for path in keys:
+                if (dup := self._add_file(path, v, keys[path], hashes[path])) is not None:
                     dups.append(dup)
         self.version = head
         return dups
@@ -132,9 +139,10 @@ class KeyIndex:
             self._fs = pa_fs.PyFileSystem(DeltaStorageHandler.from_table(self._dt._table, self._options))
         return pq.read_table(path, columns=columns, filesystem=self._fs)
 
-    def _add_file(self, path: str, version: int) -> Duplicate | None:
-        keys = self.read_file(path, list(self.keys))
-        hashes = key_hashes(keys, self.keys)
+    def _hashes(self, paths: list[str]) -> list[np.ndarray]:
+        return [self.files[p].hashes for p in paths]
+
+    def _add_file(self, path: str, version: int, keys: pa.Table, hashes: np.ndarray) -> Duplicate | None:
         repeated = self.contains(hashes)
         order = np.argsort(hashes, kind="stable")
         ordered = hashes[order]
@@ -161,6 +169,13 @@ class KeyIndex:
         parts = [f.hashes for f in self.files.values()]
         self.base = np.sort(np.concatenate(parts)) if parts else np.empty(0, HASH)
         self.recent = set()
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    """Whether two lists of hash arrays hold the same multiset of hashes."""
+    if sum(map(len, a)) != sum(map(len, b)):
+        return False
+    return bool(np.array_equal(np.sort(np.concatenate(a)), np.sort(np.concatenate(b))))
 
 
 _INDEXES: dict[str, KeyIndex] = {}

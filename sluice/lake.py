@@ -26,6 +26,10 @@ from sluice.catalog import (
 from sluice.errors import InputError
 
 
+#: merge_insert compacts a table's small files once this many have piled up (see Lake._compact_small_files)
+AUTO_COMPACT_FILES = 64
+
+
 def _is_local(root: str) -> bool:
     return "://" not in root or root.startswith("file://")
 
@@ -163,7 +167,25 @@ class Lake:
             dups = index.refresh(self._opener(name))
             lost = sum(len(d.hashes) for d in dups if d.version == mine)  # an earlier commit has these keys
             self._repair(name, index, dups, run_id)
+            self._compact_small_files(name, index, run_id)
             return rows.num_rows - lost
+
+    def _compact_small_files(self, name: str, index, run_id: str | None) -> None:
+        """Merge the table's batch-sized files once :data:`AUTO_COMPACT_FILES` of them pile up: a Delta
+        commit's cost grows with the number of active files (12 ms at 20 files, 42 ms at 420 with
+        deltalake 1.6), so without this a commit slows down as the table grows. The target is
+        AUTO_COMPACT_FILES batch files (at most 128 MiB), so a row is rewritten about once."""
+        import numpy as np
+
+        sizes = np.asarray(index.table.get_add_actions(flatten=False).column("size_bytes").to_pylist())
+        if len(sizes) < AUTO_COMPACT_FILES:
+            return
+        target = int(min(128 << 20, AUTO_COMPACT_FILES * np.median(np.sort(sizes)[:AUTO_COMPACT_FILES])))
+        if (sizes < target // 2).sum() < AUTO_COMPACT_FILES:
+            return
+        with_retries(lambda: self.table(name).optimize.compact(
+            target_size=target, commit_properties=self._commit("compact batch files", run_id)),
+            self.retries, f"compact {name}")
 
     def _opener(self, name: str):
         from deltalake import DeltaTable
