@@ -69,3 +69,16 @@ def test_the_index_follows_compaction(lake):
     assert len(lake.table("raw_images").file_uris()) == 1
     assert lake.merge_insert("raw_images", raw_rows(range(35, 45))) == 5
     assert len(_ids(lake)) == 45 == len(set(_ids(lake)))
+
+
+def test_batch_files_are_compacted_as_they_pile_up_and_nothing_is_lost(lake, monkeypatch):
+    import sluice.lake
+
+    monkeypatch.setattr(sluice.lake, "AUTO_COMPACT_FILES", 4)
+    for b in range(9):
+        assert lake.merge_insert("raw_images", raw_rows(range(10 * b, 10 * b + 10))) == 10
+    ops = [h.get("sluice.operation") for h in lake.history("raw_images")]
+    assert ops.count("compact batch files") >= 1
+    assert len(lake.table("raw_images").file_uris()) < 9
+    assert lake.merge_insert("raw_images", raw_rows(range(95))) == 5  # the index kept every key through it
+    assert len(_ids(lake)) == 95 == len(set(_ids(lake)))
