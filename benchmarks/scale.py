@@ -14,12 +14,14 @@ file's bytes (what any pipeline pays), next to ingest.
     python benchmarks/scale.py --sizes 10000 30000 # other sizes
     python benchmarks/scale.py --full              # 10k, 100k and 1M (hours; not run by CI)
     python benchmarks/scale.py --markdown out.md   # also write the table as Markdown
+    python benchmarks/scale.py --sizes 10000 --results r.json  # add (or replace) sizes in a results file
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import math
 import os
 import shutil
@@ -182,13 +184,17 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="10k, 100k and 1M images (hours)")
     ap.add_argument("--keep", action="store_true", help="keep the work folders (printed)")
     ap.add_argument("--markdown", type=Path, help="also write the table to this file")
+    ap.add_argument("--results", type=Path, help="JSON file of earlier results: these sizes are added to it")
     args = ap.parse_args()
     sizes = [10_000, 100_000, 1_000_000] if args.full else sorted(args.sizes)
-    results = []
+    earlier = json.loads(args.results.read_text()) if args.results and args.results.is_file() else []
+    results = {r["n"]: r for r in earlier}
     for n in sizes:
-        results.append(measure(n, Path(".") if args.keep else None))
-        print(f"[{n}] rows: {results[-1]['rows']}", file=sys.stderr)
-    out = table(results)
+        results[n] = measure(n, Path(".") if args.keep else None)
+        print(f"[{n}] rows: {results[n]['rows']}", file=sys.stderr)
+        if args.results:
+            args.results.write_text(json.dumps(sorted(results.values(), key=lambda r: r["n"]), indent=1))
+    out = table(sorted(results.values(), key=lambda r: r["n"]))
     print(out)
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.markdown:
