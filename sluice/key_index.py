@@ -19,9 +19,12 @@ can be landed again. Memory is 32 bytes a row (per-file arrays and the merged so
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 from dataclasses import dataclass, field
 from hashlib import blake2b
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +69,7 @@ class KeyIndex:
     _options: dict | None = None  # storage options of the lake
     _dt: object = None  # a DeltaTable this index walks forward version by version
     _fs: object = None  # a pyarrow filesystem rooted at the table
+    _local: str | None = None  # the table's folder when the lake is local
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(len(hashes), bool)
@@ -90,10 +94,9 @@ class KeyIndex:
             self.version = -1
         if head == self.version:
             return []
-        if self.version < 0:  # first build: HEAD's files at once
-            steps = [head]
-        else:
-            steps = list(range(self.version + 1, head + 1))
+        if self.version < 0:
+            return self._build(head)
+        steps = list(range(self.version + 1, head + 1))
         per_version: list[tuple[int, list[str]]] = []
         active = set(self.files)
         walker = self._dt if len(steps) == 1 else open_table(steps[0])
@@ -125,6 +128,23 @@ class KeyIndex:
         self.version = head
         return dups
 
+    def _build(self, head: int) -> list[Duplicate]:
+        """The first refresh: the key columns of every file at HEAD, one sort, duplicates by adjacency."""
+        paths = sorted(self._dt.get_add_actions(flatten=False).column("path").to_pylist())
+        self.files = {p: _File(head, np.sort(key_hashes(self.read_file(p, list(self.keys)), self.keys))) for p in paths}
+        self._merge()
+        self.version = head
+        repeated = self.base[1:][self.base[1:] == self.base[:-1]]
+        if not len(repeated):
+            return []
+        dups = []
+        for path in self.files_holding(repeated):
+            keys = self.read_file(path, list(self.keys))
+            hashes = key_hashes(keys, self.keys)
+            rows = np.flatnonzero(np.isin(hashes, repeated))
+            dups.append(Duplicate(path, head, hashes[rows], keys.take(pa.array(rows))))
+        return dups
+
     @property
     def table(self):
         """The DeltaTable this index last refreshed from (at HEAD then): write through it, no log reload."""
@@ -132,6 +152,8 @@ class KeyIndex:
 
     def read_file(self, path: str, columns: list[str] | None = None) -> pa.Table:
         """One data file of the table (a path relative to it, as the log names it)."""
+        if self._local is not None:  # pyarrow's own filesystem: no Python in the read path
+            return pq.read_table(os.path.join(self._local, unquote(path)), columns=columns)
         if self._fs is None:
             import pyarrow.fs as pa_fs
             from deltalake.fs import DeltaStorageHandler
@@ -182,9 +204,17 @@ _INDEXES: dict[str, KeyIndex] = {}
 _GUARD = threading.Lock()
 
 
+@atexit.register
+def _drop_indexes() -> None:
+    """Release the cached tables and filesystems before the interpreter tears down (a deltalake-backed
+    pyarrow filesystem finalised during shutdown can abort the process)."""
+    _INDEXES.clear()
+
+
 def index_for(uri: str, keys: tuple[str, ...], options: dict | None) -> KeyIndex:
     """The process-wide index of the table at ``uri`` (one per table, shared by every Lake object)."""
     with _GUARD:
         if uri not in _INDEXES or _INDEXES[uri].keys != keys:
-            _INDEXES[uri] = KeyIndex(keys, _options=options)
+            local = uri.removeprefix("file://") if "://" not in uri or uri.startswith("file://") else None
+            _INDEXES[uri] = KeyIndex(keys, _options=options, _local=local)
         return _INDEXES[uri]
