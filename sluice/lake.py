@@ -28,6 +28,8 @@ from sluice.errors import InputError
 
 #: merge_insert compacts a table's small files once this many have piled up (see Lake._compact_small_files)
 AUTO_COMPACT_FILES = 64
+#: duplicate keys repaired per commit (each is a term of the overwrite's predicate)
+REPAIR_KEYS = 200
 
 
 def _is_local(root: str) -> bool:
@@ -195,16 +197,24 @@ class Lake:
 
     def _repair(self, name: str, index, dups: list, run_id: str | None) -> None:
         """Keep one copy of every key that ``dups`` found in more than one row (the copy that sorts first
-        by every column but the binary ones: the same choice in every writer), in one atomic commit."""
-        import numpy as np
-
+        by every column but the binary ones: the same choice in every writer), one atomic commit per
+        :data:`REPAIR_KEYS` keys."""
         from sluice.key_index import key_hashes
 
         if not dups:
             return
         table_spec = spec(name)
-        hashes = np.unique(np.concatenate([d.hashes for d in dups]))
-        keys = dedupe_keys(pa.concat_tables([d.keys for d in dups]), table_spec.keys)
+        every = dedupe_keys(pa.concat_tables([d.keys for d in dups]), table_spec.keys)
+        for start in range(0, every.num_rows, REPAIR_KEYS):  # a bounded predicate per commit
+            keys = every.slice(start, REPAIR_KEYS)
+            self._repair_keys(name, index, keys, key_hashes(keys, table_spec.keys), run_id)
+
+    def _repair_keys(self, name: str, index, keys: pa.Table, hashes, run_id: str | None) -> None:
+        import numpy as np
+
+        from sluice.key_index import key_hashes
+
+        table_spec = spec(name)
 
         def attempt() -> None:
             index.refresh(self._opener(name))

@@ -82,3 +82,16 @@ def test_batch_files_are_compacted_as_they_pile_up_and_nothing_is_lost(lake, mon
     assert len(lake.table("raw_images").file_uris()) < 9
     assert lake.merge_insert("raw_images", raw_rows(range(95))) == 5  # the index kept every key through it
     assert len(_ids(lake)) == 95 == len(set(_ids(lake)))
+
+
+def test_a_whole_batch_appended_twice_is_repaired_in_bounded_commits(lake, monkeypatch):
+    import sluice.lake
+
+    monkeypatch.setattr(sluice.lake, "REPAIR_KEYS", 7)
+    lake.merge_insert("raw_images", raw_rows(range(3)))
+    lake.append("raw_images", raw_rows(range(100, 130)))
+    lake.append("raw_images", raw_rows(range(100, 130)))  # two racers landed the same batch
+    assert lake.merge_insert("raw_images", raw_rows([7])) == 1
+    assert len(_ids(lake)) == 34 == len(set(_ids(lake)))
+    ops = [h.get("sluice.operation") for h in lake.history("raw_images")]
+    assert ops.count("repair duplicate keys") == 5  # 30 keys, 7 a commit
