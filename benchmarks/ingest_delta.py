@@ -35,7 +35,7 @@ from _common import ratio_line  # noqa: E402
 
 from ingest.landing import raw_batch  # noqa: E402
 from ingest.sources.image_folder import ImageFolderSource, read_image_folder  # noqa: E402
-from sluice.lake import Lake  # noqa: E402
+from sluice.lake import AUTO_COMPACT_FILES, Lake  # noqa: E402
 
 
 def make_folder(root: Path, n: int) -> None:
@@ -145,6 +145,10 @@ def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
     print(f"  merge-insert commit, mean of the first tenth of the commits (after the one creating the table): "
           f"{first * 1e3:.1f} ms; last tenth: {last * 1e3:.1f} ms (compactions included); last/first "
           f"{last / first:.2f}x  [{'meets' if last <= 1.5 * first else 'MISSES'} target <= 1.5x]")
+    tenths = [float(np.mean(commit_s[1 + t * tenth: 1 + (t + 1) * tenth])) * 1e3 for t in range(10)]
+    print("  mean commit per tenth of the run (ms): " + " ".join(f"{t:.1f}" for t in tenths))
+    print(f"  last tenth vs second tenth (after the first automatic compaction at {AUTO_COMPACT_FILES} files): "
+          f"{tenths[-1] / tenths[1]:.2f}x")
     print(f"  median commit: first tenth {np.median(commit_s[1:tenth + 1]) * 1e3:.1f} ms, last tenth "
           f"{np.median(commit_s[-tenth:]) * 1e3:.1f} ms")
     print(f"  plain Parquet write of the same batches: first tenth {np.mean(parquet_s[:tenth]) * 1e3:.1f} ms, "

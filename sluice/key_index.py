@@ -70,12 +70,17 @@ class KeyIndex:
     _dt: object = None  # a DeltaTable this index walks forward version by version
     _fs: object = None  # a pyarrow filesystem rooted at the table
     _local: str | None = None  # the table's folder when the lake is local
+    _prefix: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))  # base's first 8 bytes, as integers
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         found = np.zeros(len(hashes), bool)
-        if len(self.base):
-            pos = np.searchsorted(self.base, hashes).clip(max=len(self.base) - 1)
+        if len(self.base):  # binary search on the first 8 bytes as integers (fast), then compare all 16
+            pos = np.searchsorted(self._prefix, _prefix(hashes)).clip(max=len(self.base) - 1)
             found = self.base[pos] == hashes
+            shared = ~found & (self._prefix[pos] == _prefix(hashes))  # another hash with the same 8 bytes first
+            if shared.any():
+                exact = np.searchsorted(self.base, hashes[shared]).clip(max=len(self.base) - 1)
+                found[shared] = self.base[exact] == hashes[shared]
         if self.recent:
             found |= np.fromiter((h in self.recent for h in hashes.tolist()), bool, len(hashes))
         return found
@@ -190,7 +195,13 @@ class KeyIndex:
     def _merge(self) -> None:
         parts = [f.hashes for f in self.files.values()]
         self.base = np.sort(np.concatenate(parts)) if parts else np.empty(0, HASH)
+        self._prefix = _prefix(self.base)
         self.recent = set()
+
+
+def _prefix(hashes: np.ndarray) -> np.ndarray:
+    """The first 8 bytes of each hash as an unsigned integer; sorts as the bytes do (big-endian)."""
+    return np.ascontiguousarray(hashes).view(">u8")[::2].astype(np.uint64)
 
 
 def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
