@@ -27,6 +27,12 @@ from sluice.catalog import (
 from sluice.errors import InputError
 
 
+#: merge_insert compacts a table's small files once this many have piled up (see Lake._compact_small_files)
+AUTO_COMPACT_FILES = 64
+#: duplicate keys repaired per commit (each is a term of the overwrite's predicate)
+REPAIR_KEYS = 200
+
+
 def _is_local(root: str) -> bool:
     return "://" not in root or root.startswith("file://")
 
@@ -141,13 +147,109 @@ class Lake:
         return CommitProperties(custom_metadata=meta)
 
     def merge_insert(self, name: str, data: pa.Table | pa.RecordBatch, run_id: str | None = None) -> int:
-        """Insert the rows whose key is not in the table yet; return how many were inserted."""
+        """Insert the rows whose key is not in the table yet; return how many were inserted.
+
+        The keys are checked against this process's index of the table's keys (sluice/key_index.py),
+        refreshed by reading only the files added since, and the new rows are appended: a commit's
+        cost does not grow with the table. A racing writer that appended the same key in between is
+        caught by the refresh after the commit and repaired (one copy kept, deterministically)."""
+        from sluice.key_index import index_for, key_hashes
+
         table_spec = spec(name)
         data = self._not_erased(name, dedupe_keys(conform(table_spec, data), table_spec.keys))
         if data.num_rows == 0:
             return 0
-        self._ensure(table_spec)
-        predicate = " AND ".join(f"t.{k} = s.{k}" for k in table_spec.keys)
+        if any(table_spec.schema.field(k).type != pa.string() for k in table_spec.keys):
+            self._ensure(table_spec)
+            return self._merge_insert(name, data, run_id)
+        index = index_for(self.uri(name), table_spec.keys, self.storage_options or None)
+        with index.lock:
+            if index.table is None:
+                self._ensure(table_spec)
+            self._repair(name, index, index.refresh(self._opener(name)), run_id)
+            new = ~index.contains(key_hashes(data, table_spec.keys))
+            if not new.any():
+                return 0
+            rows = data.filter(pa.array(new))
+
+            def append() -> int:
+                try:
+                    write_deltalake_append(index.table, rows, self._commit("merge_insert", run_id))
+                except Exception:
+                    index.table.update_incremental()
+                    raise
+                return index.table.version()
+
+            mine = with_retries(append, self.retries, f"append to {name}")
+            dups = index.refresh(self._opener(name))
+            lost = sum(len(d.hashes) for d in dups if d.version == mine)  # an earlier commit has these keys
+            self._repair(name, index, dups, run_id)
+            self._compact_small_files(name, index, run_id)
+            return rows.num_rows - lost
+
+    def _compact_small_files(self, name: str, index, run_id: str | None) -> None:
+        """Merge the table's batch-sized files once :data:`AUTO_COMPACT_FILES` of them pile up: a Delta
+        commit's cost grows with the number of active files (12 ms at 20 files, 42 ms at 420 with
+        deltalake 1.6), so without this a commit slows down as the table grows. The target is
+        AUTO_COMPACT_FILES batch files (at most 128 MiB), so a row is rewritten about once."""
+        import numpy as np
+
+        sizes = np.asarray(index.table.get_add_actions(flatten=False).column("size_bytes").to_pylist())
+        if len(sizes) < AUTO_COMPACT_FILES:
+            return
+        target = int(min(128 << 20, AUTO_COMPACT_FILES * np.median(np.sort(sizes)[:AUTO_COMPACT_FILES])))
+        if (sizes < target // 2).sum() < AUTO_COMPACT_FILES:
+            return
+        with_retries(lambda: self.table(name).optimize.compact(
+            target_size=target, commit_properties=self._commit("compact batch files", run_id)),
+            self.retries, f"compact {name}")
+
+    def _opener(self, name: str):
+        from deltalake import DeltaTable
+
+        uri, options = self.uri(name), self.storage_options or None
+        return lambda version: DeltaTable(uri, version=version, storage_options=options)
+
+    def _repair(self, name: str, index, dups: list, run_id: str | None) -> None:
+        """Keep one copy of every key that ``dups`` found in more than one row (the copy that sorts first
+        by every column but the binary ones: the same choice in every writer), one atomic commit per
+        :data:`REPAIR_KEYS` keys."""
+        from sluice.key_index import key_hashes
+
+        if not dups:
+            return
+        table_spec = spec(name)
+        every = dedupe_keys(pa.concat_tables([d.keys for d in dups]), table_spec.keys)
+        for start in range(0, every.num_rows, REPAIR_KEYS):  # a bounded predicate per commit
+            keys = every.slice(start, REPAIR_KEYS)
+            self._repair_keys(name, index, keys, key_hashes(keys, table_spec.keys), run_id)
+
+    def _repair_keys(self, name: str, index, keys: pa.Table, hashes, run_id: str | None) -> None:
+        import numpy as np
+
+        from sluice.key_index import key_hashes
+
+        table_spec = spec(name)
+
+        def attempt() -> None:
+            index.refresh(self._opener(name))
+            paths = index.files_holding(hashes)
+            if not paths:
+                return
+            rows = pa.concat_tables([conform(table_spec, index.read_file(p)) for p in paths])
+            rows = rows.filter(pa.array(np.isin(key_hashes(rows, table_spec.keys), hashes)))
+            if rows.num_rows == dedupe_keys(rows, table_spec.keys).num_rows:
+                return  # another writer repaired them already
+            order = [(f.name, "ascending") for f in table_spec.schema if not pa.types.is_binary(f.type)]
+            rows = dedupe_keys(rows.sort_by(order), table_spec.keys)
+            predicate = " OR ".join(
+                "(" + " AND ".join(f"{k} = {_literal(v)}" for k, v in row.items()) + ")" for row in keys.to_pylist())
+            write_deltalake_overwrite(self.table(name), rows, predicate, self._commit("repair duplicate keys", run_id))
+
+        with_retries(attempt, self.retries, f"repair duplicate keys in {name}")
+
+    def _merge_insert(self, name: str, data: pa.Table, run_id: str | None) -> int:
+        predicate = " AND ".join(f"t.{k} = s.{k}" for k in spec(name).keys)
 
         def attempt() -> int:
             metrics = (
@@ -274,6 +376,22 @@ class Lake:
     def versions(self) -> dict[str, int | None]:
         """The current Delta version of every table (None for tables not written yet)."""
         return {name: self.version(name) for name in TABLES}
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def write_deltalake_append(table, data: pa.Table, commit) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table, data, mode="append", commit_properties=commit)
+
+
+def write_deltalake_overwrite(table, data: pa.Table, predicate: str, commit) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(table, data, mode="overwrite", predicate=predicate, commit_properties=commit)
 
 
 def dumps_extra(**fields) -> str | None:

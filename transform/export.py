@@ -18,6 +18,7 @@ silently.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,16 +133,11 @@ def image_geometry(lake: Lake, images_version: int, fallback: Geometry | None = 
     return geometry
 
 
-def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int]
-             ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
-    """Join members with their pixels; per split sorted by image_id. Returns splits, classes, rejects."""
-    classes = class_list(members)
-    index = pl.from_arrow(pixels.select(["image_id"])).with_columns(
-        pix_row=pl.int_range(pl.len(), dtype=pl.Int64),
-        nbytes=pl.Series(pc.binary_length(pixels.column("pixels")).to_numpy(zero_copy_only=False)).cast(pl.Int64),
-    )
+def _rejects(members: pl.DataFrame, index: pl.DataFrame, expected: int, shape: tuple[int, int, int]
+             ) -> tuple[pl.DataFrame, list[Rejected]]:
+    """Members joined with ``index`` (image_id, pix_row, nbytes of the pixels found) and the rows that
+    cannot be exported: an unknown split, no pixels, pixels of another size."""
     joined = members.join(index, on="image_id", how="left")
-    expected = int(np.prod(shape))
     rejects = []
     bad_split = joined.filter(~pl.col("split").is_in(list(SPLITS)))
     if bad_split.height:
@@ -157,6 +153,19 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
         rejects.append(Rejected(wrong["image_id"].to_list(), "pixels_shape",
                                 [f"{n} pixel bytes, expected {expected} ({shape[0]}x{shape[1]}x3, the images table's geometry)"
                                  for n in wrong["nbytes"]]))
+    return ok, rejects
+
+
+def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int]
+             ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
+    """Join members with their pixels; per split sorted by image_id. Returns splits, classes, rejects."""
+    classes = class_list(members)
+    index = pl.from_arrow(pixels.select(["image_id"])).with_columns(
+        pix_row=pl.int_range(pl.len(), dtype=pl.Int64),
+        nbytes=pl.Series(pc.binary_length(pixels.column("pixels")).to_numpy(zero_copy_only=False)).cast(pl.Int64),
+    )
+    expected = int(np.prod(shape))
+    ok, rejects = _rejects(members, index, expected, shape)
     good = ok.filter(pl.col("pix_row").is_not_null() & (pl.col("nbytes") == expected))
     splits = {}
     column = pixels.column("pixels")
@@ -170,6 +179,54 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
             weights=part["weight"].to_numpy().astype(np.float32),
             ids=part["image_id"].to_list(),
         )
+    return splits, classes, rejects
+
+
+def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tuple[int, int, int], work: Path
+                     ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
+    """:func:`assemble` in bounded memory: each batch of pixels goes straight to its rows of one
+    memory-mapped array per split in ``work`` (rows sorted by image_id, as there), so a process holds
+    the membership table and one batch, never every pixel. Same arrays, same rejects."""
+    classes = class_list(members)
+    expected = int(np.prod(shape))
+    valid = members.filter(pl.col("split").is_in(list(SPLITS)))
+    index = pl.concat([
+        valid.filter(pl.col("split") == split).sort("image_id").with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
+        for split in SPLITS]).select("image_id", "split", "pos")
+    arrays = {split: np.lib.format.open_memmap(work / f"{split}.npy", mode="w+", dtype=np.uint8,
+                                               shape=(max(1, int((index["split"] == split).sum())), *shape))
+              for split in SPLITS}
+    seen = []
+    for batch in iter_pixels(lake, version, valid["image_id"].to_list()):
+        lengths = pc.binary_length(batch.column("pixels")).to_numpy(zero_copy_only=False)
+        found = pl.DataFrame({"image_id": batch.column("image_id").to_pylist(), "nbytes": lengths.astype(np.int64),
+                              "row": np.arange(batch.num_rows, dtype=np.int64)}).join(index, on="image_id")
+        seen.append(found.select("image_id", "nbytes"))
+        for split in SPLITS:
+            part = found.filter((pl.col("split") == split) & (pl.col("nbytes") == expected))
+            if part.height:
+                arrays[split][part["pos"].to_numpy()] = pixel_matrix(batch.column("pixels"), part["row"].to_numpy(), shape)
+    seen_df = pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
+    stand_in = seen_df.with_columns(pix_row=pl.lit(0, pl.Int64))
+    _, rejects = _rejects(members, stand_in, expected, shape)
+    rejected = {i for r in rejects for i in r.image_ids}
+    splits = {}
+    for split in SPLITS:
+        part = index.filter(pl.col("split") == split).join(members.select("image_id", "class_index", "weight"),
+                                                           on="image_id").sort("image_id")
+        keep = part.filter(~pl.col("image_id").is_in(list(rejected)))
+        if keep.height == 0 and split != "train":
+            continue
+        images = arrays[split][: part.height]
+        if keep.height != part.height:  # rare: copy the kept rows to a second map, a block at a time
+            kept = np.lib.format.open_memmap(work / f"{split}.kept.npy", mode="w+", dtype=np.uint8,
+                                             shape=(max(1, keep.height), *shape))
+            pos = keep["pos"].to_numpy()
+            for start in range(0, len(pos), 4096):
+                kept[start:start + 4096] = images[pos[start:start + 4096]]
+            images = kept[: keep.height]
+        splits[split] = SplitArrays(images=images, labels=keep["class_index"].to_numpy().astype(np.int64),
+                                    weights=keep["weight"].to_numpy().astype(np.float32), ids=keep["image_id"].to_list())
     return splits, classes, rejects
 
 
@@ -226,8 +283,13 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
     if members.height == 0:
         raise InputError(f"table 'dataset' (version {pinned['dataset']}) has no rows: nothing to export")
     geometry = image_geometry(lake, pinned["images"], geometry)
-    pixels = read_pixels(lake, pinned["images"], members["image_id"].to_list())
-    splits, classes, rejects = assemble(members, pixels, geometry.shape)
+    Path(out_dir).absolute().parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work:
+        splits, classes, rejects = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work))
+        return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest)
+
+
+def _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest):
     if len(splits["train"].labels) == 0:
         raise InputError("dataset: no exportable train rows (every train row was rejected; see quarantine)")
     stats = train_stats(splits, dataset_manifest, pinned["dataset"])

@@ -170,3 +170,15 @@ def test_maintenance_racing_a_writer_loses_nothing(lake):
     writer.join()
     assert errors == []
     assert readable(lake, "raw_images") and lake.count("raw_images") == 5 + 50 * len(batches)
+
+
+def test_maintain_compacts_small_files_into_fewer_and_keeps_every_row(lake):
+    from tests.sluice.test_catalog import raw_rows
+
+    for b in range(6):
+        lake.append("raw_images", raw_rows(range(10 * b, 10 * b + 10)))
+    assert len(lake.table("raw_images").file_uris()) == 6
+    report = maintain_table(lake, "raw_images", set(), retention_hours=168, target_file_mb=1, dry_run=False)
+    assert report.compacted == {"numFilesAdded": 1, "numFilesRemoved": 6}
+    assert len(lake.table("raw_images").file_uris()) == 1 and lake.count("raw_images") == 60
+    assert lake.merge_insert("raw_images", raw_rows(range(65))) == 5

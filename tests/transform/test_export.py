@@ -196,3 +196,32 @@ def test_images_without_recorded_geometry_is_a_one_line_error(lake, make_params,
         export(lake, tmp_path / "s", make_params({}))
     manifest, _, _ = export(lake, tmp_path / "s", make_params({}), geometry=Geometry(32, 32, "squash"))
     assert manifest["image_shape"] == [32, 32, 3]  # what a rebuild of an old snapshot passes in
+
+
+def test_assembling_on_disk_gives_the_in_memory_arrays_and_rejects(lake, digits, tmp_path):
+    """The stage streams pixels into memory-mapped arrays (bounded memory); the result is exactly what
+    joining every pixel in memory gives, rejects included."""
+    import polars as pl
+
+    from transform.export import assemble, assemble_to_disk, read_members, read_pixels
+
+    images, labels = digits
+    rows = image_rows(images[:60])
+    small = image_rows(np.zeros((1, 16, 16, 3), np.uint8) + 7)
+    put_images(lake, pa.concat_tables([rows.slice(0, 50), small]))
+    ids = rows.column("image_id").to_pylist()
+    members = ids + small.column("image_id").to_pylist()
+    splits = [SPLIT_OF[i % 5] for i in range(59)] + ["holdout", "val"]
+    lake.overwrite("dataset", dataset_rows(members, np.concatenate([labels[:60], [3]]), splits=splits))
+    version = lake.version("images")
+    table = read_members(lake, lake.version("dataset"))
+    want = assemble(table, read_pixels(lake, version, table["image_id"].to_list()), (32, 32, 3))
+    got = assemble_to_disk(lake, version, table, (32, 32, 3), tmp_path)
+    assert got[1] == want[1] and [(r.check, r.image_ids) for r in got[2]] == [(r.check, r.image_ids) for r in want[2]]
+    assert set(got[0]) == set(want[0])
+    for split, arrays in want[0].items():
+        mine = got[0][split]
+        assert isinstance(mine.images, np.memmap) and np.array_equal(mine.images, arrays.images)
+        assert mine.ids == arrays.ids and np.array_equal(mine.labels, arrays.labels)
+        assert np.array_equal(mine.weights, arrays.weights)
+    assert pl.Series(got[0]["train"].ids).is_sorted()
