@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "quality.commands",
     "sluice.dataset_commands",
     "train.predict_commands",
+    "train.report_commands",
     "demo.commands",
     "sluice.init",
 ]

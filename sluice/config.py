@@ -43,7 +43,8 @@ from sluice.params_data import (
     PrivacyParams,
     PathsParams,
 )
-from sluice.params_train import AugmentParams, CompressParams, InsightParams, TrainParams  # noqa: F401 (AugmentParams: public)
+from sluice.params_train import (AugmentParams, CompressParams, InsightParams, ReportParams,  # noqa: F401 (AugmentParams: public)
+                                 TrainParams)
 from sluice.strict_yaml import DuplicateKey, load_yaml
 
 DEFAULT_PARAMS = "params.yaml"
@@ -72,6 +73,7 @@ class Params(Section):
     compress: CompressParams = CompressParams()
     privacy: PrivacyParams = PrivacyParams()
     insight: InsightParams = InsightParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="before")
     @classmethod
