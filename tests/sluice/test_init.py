@@ -154,3 +154,20 @@ def test_pipeline_command_rewrites_and_checks(run_cli, tmp_path):
     assert run_cli("pipeline", cwd=root, env=env).returncode == 0
     assert "compress" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     assert json.loads(json.dumps(params))  # params stayed plain data
+
+
+def test_report_stage_depends_on_what_the_project_writes():
+    from sluice.config import parse_params
+    from sluice.pipeline import _optional
+
+    raw = {"ingest": {"sources": [{"name": "a", "kind": "image_folder", "path": "imgs"}]}}
+    deps = build(raw, parse_params(raw), code_root=None)["stages"]["report"]["deps"]
+    # no oof or compress stage here: their metrics are no dependency; an optional input (the insight
+    # stage's folder) only when a stage writes it
+    assert "reports/metrics/label_issues.json" not in deps and "reports/metrics/compress.json" not in deps
+    assert "reports/metrics/train.json" in deps and "reports/insight" not in deps
+    produced = {"reports/insight", "reports/plots/robustness.csv"}
+    assert _optional(["reports/insight"], produced) == ["reports/insight"]
+    assert _optional(["reports/insight/saliency.json"], produced) == ["reports/insight"]
+    assert _optional(["reports"], {"reports/insight/robustness.json"}) == ["reports/insight/robustness.json"]
+    assert _optional(["reports/insight"], {"reports/insights"}) == []
