@@ -135,8 +135,9 @@ def interval_bars(bars: list[dict], *, chart_id: str, title: str, x_label: str, 
             mid = y + row / 2
             out.append(f'<path class="whisker" d="M{px(low):.1f},{mid:.1f}H{px(high):.1f}M{px(low):.1f},{mid - 4:.1f}'
                        f'V{mid + 4:.1f}M{px(high):.1f},{mid - 4:.1f}V{mid + 4:.1f}" stroke="#222" fill="none"/>')
+        shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3f}"
         out.append(f'<text x="{px(high if high is not None else value) + 5:.1f}" y="{y + 14}" font-size="10">'
-                   f"{value:.3f}</text>")
+                   f"{shown}</text>")
     out.append(f'<text x="{left + pw / 2}" y="{height - 4}" font-size="11" text-anchor="middle">{escape(x_label)}</text>')
     out.append("</svg>")
     return "".join(out)

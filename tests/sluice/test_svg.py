@@ -31,8 +31,11 @@ def test_interval_bars_carry_value_and_interval():
     bars = re.findall(r'data-label="(\w+)" data-value="([\d.]+)" data-low="([\d.]+)" data-high="([\d.]+)" data-n="(\d+)"',
                       chart)
     assert bars == [("cat", "0.9", "0.8", "0.95", "40")]
-    assert "no examples" in chart and 'class="whisker"' in chart
+    assert "no examples" in chart and 'class="whisker"' in chart and ">0.900</text>" in chart
     _parse(chart)
+    sizes = svg.interval_bars([{"label": "fp32", "value": 651323}], chart_id="s", title="t", x_label="bytes",
+                              x_max=651323.0)
+    assert 'data-value="651323"' in sizes and ">651,323</text>" in sizes
 
 
 def test_heatmap_cells_carry_counts():
