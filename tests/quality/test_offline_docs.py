@@ -69,7 +69,6 @@ def test_the_trap_sees_a_page_that_reaches_for_the_network(offline_chromium, tmp
 
 
 def test_data_docs_index_renders_its_table_with_no_network(world, offline_chromium):
-    world.run("bronze", docs=True)
     world.run("gold", docs=True)
     site = Path(world.params.quality.reports_dir) / "docs"
     pages = list(site.rglob("*.html"))
