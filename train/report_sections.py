@@ -31,8 +31,8 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .warn{color:#b22}.ok{color:#2a7a2a}.bad{color:#b22}.charts{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 img.thumb{width:64px;height:64px;image-rendering:pixelated;border:1px solid #ccc}
 img.px{width:48px;height:48px;image-rendering:pixelated;border:1px solid #ccc}
-figure{display:inline-block;margin:4px;text-align:center;font-size:11px;max-width:150px;vertical-align:top}
-figure img.overlay{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}
+figure{display:inline-block;margin:4px;text-align:center;font-size:11px;max-width:300px;vertical-align:top}
+figure img.overlay{height:128px;width:auto;image-rendering:pixelated;border:1px solid #ccc}
 nav a{margin-right:10px}.grid{display:flex;flex-wrap:wrap;gap:4px;align-items:center}.row{margin:6px 0}
 .row b{display:inline-block;width:70px}.group{display:inline-flex;gap:4px;padding:4px;margin:4px;border:1px solid #ddd}
 .canon{outline:3px solid #3b6ea5}
