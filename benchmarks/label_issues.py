@@ -10,6 +10,9 @@ estimated noise rate against the planted one, and the cost of finding the issues
     python benchmarks/label_issues.py                 # simulated: 50,000 examples, 10 classes, 5% flips
     python benchmarks/label_issues.py --digits        # + real out-of-fold probabilities on the demo digits
                                                       #   (3 folds x 3 epochs of the trainer, a few minutes)
+    python benchmarks/label_issues.py --demo          # + the pipeline's own run: after `dvc repro` on the demo,
+                                                      #   the planted `label_noise` (ground_truth.json) against
+                                                      #   the oof stage's predictions and label_issues tables
 """
 
 from __future__ import annotations
@@ -101,6 +104,41 @@ def digits(flip: float, seed: int, folds: int, epochs: int):
     return oof["probs"].astype(np.float64), given, given != true
 
 
+def demo(truth_path: str):
+    """The demo pipeline's out-of-fold probabilities (gold ``predictions`` of the snapshot the oof stage
+    last ran on) with the planted label noise of ``ground_truth.json``; also scores the stage's own
+    ``label_issues`` rows. Run from the project folder after ``dvc repro``."""
+    import json
+
+    import pyarrow.compute as pc
+
+    from sluice.config import load_params
+    from sluice.lake import Lake
+    from sluice.snapshot import read_manifest
+
+    params = load_params()
+    lake = Lake.from_params(params)
+    dhash = json.loads(Path(params.insight.metrics).read_text())["dataset_hash"]
+    classes = [str(c) for c in read_manifest(params.train.snapshot)["classes"]]
+    planted = json.loads(Path(truth_path).read_text()).get("label_noise") or []
+    if not planted:
+        raise SystemExit(f"{truth_path}: no label_noise defect (demo.label_noise is 0 or the demo predates it)")
+    uri_to_id = dict(zip(*lake.read("raw_images", columns=["source_uri", "image_id"]).to_pydict().values()))
+    flipped_ids = {uri_to_id[f["uri"]] for f in planted if f["uri"] in uri_to_id}
+    rows = lake.read("predictions", filter=pc.field("dataset_hash") == dhash).to_pylist()
+    ids = [r["image_id"] for r in rows]
+    probs = np.array([r["probs"] for r in rows], np.float64)
+    given = np.array([classes.index(r["label"]) for r in rows])
+    flipped = np.array([i in flipped_ids for i in ids])
+    issues = {r["image_id"] for r in lake.read("label_issues", filter=pc.field("dataset_hash") == dhash).to_pylist()}
+    hit = len(issues & flipped_ids)
+    print(f"demo: {len(planted)} planted flips, {len(flipped_ids)} landed, {int(flipped.sum())} in train+val "
+          f"(snapshot {dhash[:12]}); the oof stage's label_issues table: {len(issues)} issues, precision "
+          f"{hit / max(len(issues), 1):.3f} recall {hit / max(int(flipped.sum()), 1):.3f} "
+          f"({params.insight.method}, ranked by {params.insight.rank_by})")
+    return probs, given, flipped
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=50_000)
@@ -110,10 +148,16 @@ def main() -> None:
     ap.add_argument("--digits", action="store_true", help="also run on real out-of-fold probabilities")
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--demo", action="store_true", help="also score the demo pipeline's oof run on its planted noise")
+    ap.add_argument("--truth", default="data/demo/ground_truth.json", help="the demo's ground truth (with --demo)")
+    ap.add_argument("--no-simulated", action="store_true", help="skip the simulated problem")
     args = ap.parse_args()
-    score("simulated", *simulated(args.n, args.classes, args.flip, args.seed))
+    if not args.no_simulated:
+        score("simulated", *simulated(args.n, args.classes, args.flip, args.seed))
     if args.digits:
         score("digits", *digits(args.flip, args.seed, args.folds, args.epochs))
+    if args.demo:
+        score("demo", *demo(args.truth))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ The 1,797 8x8 digit scans ship inside scikit-learn, so the demo needs no network
 32x32 RGB (with a mild per-image tint so channels differ) and written in the three public layouts the
 connectors read — an image folder with train/test levels, a CIFAR-10 python-pickle folder and a
 Hugging Face style Parquet file — plus the defects later stages must catch. ``ground_truth.json``
-records every planted defect so tests and reports can check that each one was caught.
+records every planted defect so tests and reports can check that each one was caught, among them
+``label_noise``: ``demo.label_noise`` of the train images get a wrong class in the CIFAR and Parquet
+files (each with its given and true label), which the ``oof`` stage's label issues should find.
 """
 
 from __future__ import annotations
@@ -71,6 +73,20 @@ def _jpeg_with_gps(img: np.ndarray) -> bytes:
     return _encode(img, "JPEG", quality=95, exif=exif.tobytes())
 
 
+def _label_noise(labels: np.ndarray, candidates: list[int], count: int, params: DemoParams) -> dict[int, int]:
+    """The planted label noise: ``count`` of the candidate images (never of the rare class) get another
+    class (never the rare one), drawn from their own stream so the other defects stay where they were."""
+    rng = np.random.default_rng([params.seed, 6])
+    pool = [i for i in candidates if labels[i] != params.rare_class]
+    picked = rng.choice(len(pool), size=min(count, len(pool)), replace=False) if count else []
+    flips = {}
+    for p in sorted(int(p) for p in picked):
+        i = pool[p]
+        others = [c for c in range(len(CLASSES)) if c not in (labels[i], params.rare_class)]
+        flips[i] = int(others[int(rng.integers(len(others)))])
+    return flips
+
+
 def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
     """Write the demo under ``out_dir`` (default ``params.out_dir``) and return its inventory."""
     out = Path(out_dir or params.out_dir)
@@ -94,7 +110,7 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
 
     truth: dict = {"out_dir": out.as_posix(), "classes": CLASSES, "true_labels": {}, "source_index": {},
                    "exact_duplicates": [], "near_duplicates": [], "truncated": [], "non_image": [],
-                   "decompression_bomb": [], "gps_jpegs": [], "label_conflicts": [],
+                   "decompression_bomb": [], "gps_jpegs": [], "label_conflicts": [], "label_noise": [],
                    "rare_class": {"label": CLASSES[params.rare_class], "kept": params.rare_keep,
                                   "dropped": int(len(dropped_rare))}}
     files = 0
@@ -182,8 +198,12 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
     import pickle
 
     cifar_split = {"data_batch_1": cifar_idx[: int(len(cifar_idx) * 0.8)], "test_batch": cifar_idx[int(len(cifar_idx) * 0.8):]}
+    parquet_train = [int(i) for k, i in enumerate(parquet_idx) if k % 5 != 0]
+    n_train = sum("/train/" in u for u in folder_uris.values()) + len(cifar_split["data_batch_1"]) + len(parquet_train)
+    given = _label_noise(labels, [int(i) for i in cifar_split["data_batch_1"]] + parquet_train,
+                         round(params.label_noise * n_train), params)
     for name, idx in cifar_split.items():
-        batch = {b"batch_label": name.encode(), b"labels": [int(labels[i]) for i in idx],
+        batch = {b"batch_label": name.encode(), b"labels": [given.get(int(i), int(labels[i])) for i in idx],
                  b"data": images[idx].transpose(0, 3, 1, 2).reshape(len(idx), -1),
                  b"filenames": [f"digit_{i:04d}.png".encode() for i in idx]}
         (cifar_dir / name).write_bytes(pickle.dumps(batch, protocol=2))
@@ -198,7 +218,7 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
     rows_img, rows_lab, rows_split = [], [], []
     for k, i in enumerate(parquet_idx):
         rows_img.append({"bytes": _encode(images[i]), "path": f"digit_{i:04d}.png"})
-        rows_lab.append(int(labels[i]))
+        rows_lab.append(given.get(int(i), int(labels[i])))
         rows_split.append("test" if k % 5 == 0 else "train")
     # five cross-layout exact duplicates: folder images repeated byte for byte in the Parquet file
     for i in rng.permutation(train_pngs)[:5].tolist():
@@ -222,6 +242,10 @@ def build_demo(params: DemoParams, out_dir: str | None = None) -> dict:
         uri = f"{(parquet_dir / 'digits.parquet').as_posix()}#{row}"
         truth["true_labels"][uri] = CLASSES[int(labels[i])]
         truth["source_index"][uri] = int(i)
+    # the planted label noise: rows whose file says `given`, while the digit is `true`
+    truth["label_noise"] = sorted(({"uri": u, "given": CLASSES[given[truth["source_index"][u]]], "true": t}
+                                   for u, t in truth["true_labels"].items() if truth["source_index"][u] in given),
+                                  key=lambda f: f["uri"])
 
     truth["counts"] = {"files": files, "digits_used": int(n), "folder": int(len(folder_idx)),
                        "cifar": int(len(cifar_idx)), "parquet": int(len(parquet_idx))}

@@ -2,8 +2,8 @@
 
 GX keeps suites and validation results as JSON in ``<reports>/gx/``; Data Docs are rendered from them
 into ``<reports>/docs/`` (``index.html``). Everything is local: analytics are off, nothing is fetched
-while building (the rendered pages link Bootstrap/Vega from public CDNs for styling only; offline they
-still show every result, unstyled).
+while building, and the pages GX writes with CDN links are rewritten to vendored copies of their
+CSS/JS (``quality/offline_docs.py``), so the site renders with no network.
 """
 
 from __future__ import annotations
@@ -76,4 +76,7 @@ def build_docs(ctx, reports_dir: Path | str) -> Path:
     site = Path(reports_dir) / "docs"
     shutil.rmtree(site, ignore_errors=True)  # regenerated from the stores: no stale pages
     ctx.build_data_docs(site_names=[SITE])
+    from quality.offline_docs import make_offline
+
+    make_offline(site)
     return site / "index.html"

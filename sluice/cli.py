@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "sluice.dataset_commands",
     "sluice.privacy_commands",
     "train.predict_commands",
+    "train.report_commands",
     "demo.commands",
     "sluice.init",
 ]

@@ -46,7 +46,8 @@ from sluice.params_data import (
     PrivacyParams,
     PathsParams,
 )
-from sluice.params_train import AugmentParams, CompressParams, InsightParams, TrainParams  # noqa: F401 (AugmentParams: public)
+from sluice.params_train import (AugmentParams, CompressParams, InsightParams, ReportParams,  # noqa: F401 (AugmentParams: public)
+                                 TrainParams)
 from sluice.strict_yaml import DuplicateKey, load_yaml
 
 DEFAULT_PARAMS = "params.yaml"
@@ -76,6 +77,7 @@ class Params(Section):
     privacy: PrivacyParams = PrivacyParams()
     insight: InsightParams = InsightParams()
     access: AccessParams = AccessParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="before")
     @classmethod

@@ -41,6 +41,7 @@ class DemoParams(Section):
     seed: int = 0
     rare_class: Annotated[int, Field(ge=0, le=9)] = 7
     rare_keep: Annotated[int, Field(ge=1)] = 25
+    label_noise: Annotated[float, Field(ge=0, le=0.2)] = 0.03  # share of train labels flipped (CIFAR + Parquet)
 
 
 SourceEntry = entry_type("source")  # one ``ingest.sources`` entry, validated by its kind's connector

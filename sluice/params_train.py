@@ -136,3 +136,12 @@ class InsightParams(Section):
     robustness_plot: str = "reports/plots/robustness.csv"  # the trade-off table with robustness columns
 
 
+
+
+class ReportParams(Section):
+    """The offline run report (train/run_report.py, ``sluice report``); docs/insight.md."""
+
+    out: str = "reports/run.html"       # also copied to <train.runs_dir>/<run_id>/report.html
+    insight_dir: str = "reports/insight"  # saliency.json (+ its PNGs) and robustness.json, when written
+    max_label_issues: Annotated[int, Field(ge=0)] = 40  # label issues shown with thumbnails
+    max_saliency: Annotated[int, Field(ge=0)] = 60      # saliency overlays shown

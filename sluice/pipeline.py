@@ -48,7 +48,9 @@ VOTES_CODE = ("ingest.votes", "sluice.items", "sluice.privacy", "sluice.delimite
 
 @dataclass(frozen=True)
 class Stage:
-    """One DVC stage. Paths may use ``{manifests}``, ``{dataset}``, ``{reports}`` (quality reports)."""
+    """One DVC stage. Paths may use ``{manifests}``, ``{dataset}``, ``{reports}`` (quality reports). An
+    input ending in ``?`` is optional: a dependency only where a chosen stage writes it (or the folder
+    holding it, or a file in it), e.g. the insight stage's outputs for the report."""
 
     name: str
     module: str  # run as `${paths.python} -m <module>`
@@ -185,6 +187,13 @@ STAGES: tuple[Stage, ...] = (
                   "{compress_metrics}"),
           params=("@insight", "compress.out_dir", "compress.metrics"), outs=("{insight_dir}",),
           uncached=("{robustness_plot}",), metrics=("{robustness_metrics}",), when=lambda raw: "insight" in raw),
+    Stage("report", "train.run_report", code=("train.run_report", "train.report_sections", "train.report_insight",
+                                              "sluice.svg"),
+          inputs=(str(paths.TRAIN_METRICS), str(paths.TRAIN_CURVE), str(paths.EVAL_METRICS), str(paths.CONFUSION),
+                  "{insight_metrics}", "{insight_groups}", "{compress_metrics}", "{reports}/dataset.html", "{dataset}",
+                  "{report_insight}?"),
+          params=("report", "insight.metrics", "insight.groups_metrics", "compress.metrics", "train.runs_dir"),
+          outs=("{report_out}",)),
     Stage("summary", "sluice.summary", code=("sluice.summary", "sluice.paths"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/clean.json", "{manifests}/dedup.json",
                   "{manifests}/dataset.json", "{manifests}/export.json", "{reports}/summary.json",
@@ -220,7 +229,8 @@ def _places(params) -> dict[str, str]:
             "compress_metrics": params.compress.metrics,
             "insight_metrics": params.insight.metrics, "insight_groups": params.insight.groups_metrics,
             "insight_dir": params.insight.out_dir, "robustness_metrics": params.insight.robustness_metrics,
-            "robustness_plot": params.insight.robustness_plot}
+            "robustness_plot": params.insight.robustness_plot,
+            "report_out": params.report.out, "report_insight": params.report.insight_dir}
 
 
 def _fill(value, places: dict[str, str]):
@@ -267,6 +277,11 @@ def code_paths(modules: tuple[str, ...], root: Path) -> list[str]:
     return found
 
 
+def _optional(wanted: list[str], produced: set[str]) -> list[str]:
+    """The chosen stages' outputs that are, hold or lie in the optional inputs ``wanted``."""
+    return sorted(o for o in produced for w in wanted if o == w or w.startswith(o + "/") or o.startswith(w + "/"))
+
+
 def build(raw: dict, params, code_root: Path | None = None) -> dict:
     """The ``dvc.yaml`` document (a dict) for a project's raw params and their validated ``Params``.
 
@@ -279,7 +294,9 @@ def build(raw: dict, params, code_root: Path | None = None) -> dict:
     known = {_fill(o, places) for s in STAGES for o in s.outs + s.uncached + s.metrics}
     stages = {}
     for s in chosen:
-        inputs = [p for p in (_fill(i, places) for i in s.inputs) if p in produced or p not in known]
+        inputs = [p for p in (_fill(i, places) for i in s.inputs if not i.endswith("?"))
+                  if p in produced or p not in known]
+        inputs += _optional([_fill(i.removesuffix("?"), places) for i in s.inputs if i.endswith("?")], produced)
         body: dict = {"cmd": f"${{paths.python}} -m {s.module}"}
         code = code_paths(s.code, code_root) if code_root is not None else []
         deps = list(dict.fromkeys([*code, *inputs, *s.extra_deps(raw)]))

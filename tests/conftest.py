@@ -48,3 +48,83 @@ def run_cli(tmp_path):
         return subprocess.run(cmd, cwd=cwd or tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium's own services, which it calls on start-up whatever the page (component and extension
+# updates, network time, sign-in) even with the flags below; a page's requests are everything else.
+BROWSER_SERVICES = {"update.googleapis.com", "accounts.google.com", "clients2.google.com",
+                    "optimizationguide-pa.googleapis.com", "safebrowsingohttpgateway.googleapis.com"}
+
+
+def _host(request_line: str) -> str:
+    """The host of a proxy request line (``CONNECT h:443 HTTP/1.1`` or ``GET http://h/path HTTP/1.1``)."""
+    parts = request_line.split()
+    target = parts[1] if len(parts) > 1 else ""
+    return target.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+
+
+class _RequestTrap:
+    """A loopback 'proxy' that answers 403 to everything and records what was asked: with Chromium
+    pointed at it (loopback included), every request the page makes that is not a local file lands
+    here, so an empty list means nothing left the machine."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.requests: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    line = conn.recv(4096).split(b"\r\n", 1)[0].decode("latin-1")
+                    conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    line = "<unreadable>"
+                self.requests.append(line)
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def offline_chromium(tmp_path):
+    """``render(page) -> (dom, requests)``: the DOM headless Chromium built from a local HTML file
+    (after its scripts ran) and the request lines that tried to leave the machine (the proxy trap's),
+    less those of Chromium's own services (``BROWSER_SERVICES``)."""
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium: run scripts/ensure-chromium.sh")
+    trap = _RequestTrap()
+
+    def render(page: Path, budget_ms: int = 5000) -> tuple[str, list[str]]:
+        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-default-apps", "--no-first-run",
+               "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate",
+               f"--proxy-server=http://127.0.0.1:{trap.port}", "--proxy-bypass-list=<-loopback>",
+               f"--user-data-dir={tmp_path / 'chromium'}", f"--virtual-time-budget={budget_ms}", "--dump-dom",
+               Path(page).absolute().as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout, [r for r in trap.requests if _host(r) not in BROWSER_SERVICES]
+
+    yield render
+    trap.close()

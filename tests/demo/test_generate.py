@@ -32,6 +32,16 @@ def test_demo_inventory_is_written_and_real(demo):
         Image.open(bomb)
 
 
+def test_demo_plants_label_noise_in_train_rows(demo):
+    _, truth = demo
+    noise = truth["label_noise"]
+    train = truth["counts"]["folder"] * 4 // 5 + truth["counts"]["cifar"] * 4 // 5 + truth["counts"]["parquet"] * 4 // 5
+    assert abs(len(noise) - 0.03 * train) <= 3  # a few percent of the train labels
+    assert all(f["given"] != f["true"] == truth["true_labels"][f["uri"]] for f in noise)
+    assert all("data_batch_1#" in f["uri"] or "digits.parquet#" in f["uri"] for f in noise)
+    assert not {f["given"] for f in noise} & {truth["rare_class"]["label"]}
+
+
 def test_demo_gps_jpegs_carry_gps(demo):
     _, truth = demo
     with Image.open(truth["gps_jpegs"][0]) as im:
@@ -59,6 +69,8 @@ def test_repo_params_ingest_the_demo_idempotently(demo, make_params, lake):
     assert sum(s["inserted"] for s in second["sources"].values()) == 0
     labels = {r["source_uri"]: r["source_label"] for r in lake.read("raw_images", columns=["source_uri", "source_label"]).to_pylist()}
     wrong = [u for u, l in labels.items() if u in truth["true_labels"] and truth["true_labels"][u] != l]
-    assert len(wrong) == len(truth["label_conflicts"])  # only the planted conflicts disagree with the truth
+    # only the planted conflicts and the planted label noise disagree with the truth
+    assert len(wrong) == len(truth["label_conflicts"]) + len(truth["label_noise"])
+    assert {u: labels[u] for u in wrong if "#" in u} == {f["uri"]: f["given"] for f in truth["label_noise"]}
     row = lake.read("raw_images", columns=["content"], filter=None).column("content")[0].as_py()
     Image.open(io.BytesIO(row))  # landed bytes are the files' bytes

@@ -1,17 +1,13 @@
-"""The dataset page, rendered by a real headless Chromium (scripts/ensure-chromium.sh installs it)."""
+"""The dataset page, rendered by a real headless Chromium (scripts/ensure-chromium.sh installs it) whose
+every network request goes to a trap (tests/conftest.py: offline_chromium)."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 
 import pyarrow as pa
-import pytest
 
 from sluice.runs import utcnow
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _quarantine_an_image(world) -> str:
@@ -23,17 +19,7 @@ def _quarantine_an_image(world) -> str:
     return image_id
 
 
-def _dump_dom(page: Path, tmp_path: Path) -> str:
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
-           "--virtual-time-budget=5000", "--dump-dom", page.absolute().as_uri()]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: run scripts/ensure-chromium.sh")
-def test_dataset_page_renders_in_headless_chromium(world, tmp_path):
+def test_dataset_page_renders_in_headless_chromium(world, offline_chromium):
     from quality.page import write_page
 
     _quarantine_an_image(world)
@@ -42,7 +28,8 @@ def test_dataset_page_renders_in_headless_chromium(world, tmp_path):
     html = page.read_text()
     assert not re.search(r"(?:src|href)=['\"]?(?:https?:)?//", html)  # nothing fetched from the network
 
-    dom = _dump_dom(page, tmp_path)
+    dom, requests = offline_chromium(page)
+    assert requests == []  # every request Chromium made went to the trap: none did
     decoded = int(re.search(r'data-images-decoded="(\d+)"', dom).group(1))
     total = int(re.search(r'data-images-total="(\d+)"', dom).group(1))
     # 3 classes x 8 samples + one duplicate pair + the quarantined image: all decoded by the browser

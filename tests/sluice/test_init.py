@@ -167,3 +167,20 @@ def test_oof_and_insight_stages_split_the_insight_section():
     del raw["compress"]  # without a compress stage the insight stage measures fp32 alone
     alone = build(raw, load_params_file(REPO / "params.yaml"), REPO)["stages"]["insight"]
     assert "models/int8" not in alone["deps"] and "models/fp32" in alone["deps"]
+
+
+def test_report_stage_depends_on_what_the_project_writes():
+    from sluice.config import parse_params
+    from sluice.pipeline import _optional
+
+    raw = {"ingest": {"sources": [{"name": "a", "kind": "image_folder", "path": "imgs"}]}}
+    deps = build(raw, parse_params(raw), code_root=None)["stages"]["report"]["deps"]
+    # no oof or compress stage here: their metrics are no dependency; an optional input (the insight
+    # stage's folder) only when a stage writes it
+    assert "reports/metrics/label_issues.json" not in deps and "reports/metrics/compress.json" not in deps
+    assert "reports/metrics/train.json" in deps and "reports/insight" not in deps
+    produced = {"reports/insight", "reports/plots/robustness.csv"}
+    assert _optional(["reports/insight"], produced) == ["reports/insight"]
+    assert _optional(["reports/insight/saliency.json"], produced) == ["reports/insight"]
+    assert _optional(["reports"], {"reports/insight/robustness.json"}) == ["reports/insight/robustness.json"]
+    assert _optional(["reports/insight"], {"reports/insights"}) == []

@@ -149,11 +149,14 @@ def test_demo_dataset(demo_copy, make_params, demo_truth, tmp_path, monkeypatch)
     assert rows["dup_group"].n_unique() == rows.height  # 0 groups span splits
     assert set(rows["split"]) == {"train", "val", "test"} and rows["label"].n_unique() == 10
     assert summary["classes"] == [str(i) for i in range(10)]
-    # labels are right: the given labels of the demo sources are its true labels
+    # labels are right: the given labels of the demo sources are its true labels, except the planted
+    # label noise, whose wrong given labels reach the dataset (for the oof stage to find)
     raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))
     truth = raw.with_columns(true=pl.col("source_uri").replace_strict(demo_truth["true_labels"], default=None)).drop_nulls()
     joined = rows.join(truth.unique("image_id"), on="image_id")
-    assert (joined["label"] == joined["true"]).mean() == 1.0
+    noisy = set(raw.filter(pl.col("source_uri").is_in([f["uri"] for f in demo_truth["label_noise"]]))["image_id"])
+    wrong = set(joined.filter(pl.col("label") != pl.col("true"))["image_id"])
+    assert noisy and wrong == noisy & set(rows["image_id"])
     # normalization: train pixels only, and it matches snapshot.channel_stats on them
     train = images.join(rows.filter(pl.col("split") == "train"), on="image_id")
     pixels = np.frombuffer(b"".join(train["pixels"].to_list()), np.uint8).reshape(-1, 32, 32, 3)
