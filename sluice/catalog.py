@@ -116,6 +116,9 @@ TABLES: dict[str, TableSpec] = {
                 ("dup_group", pa.string(), True),  # unused since groups live in image_groups (always null)
                 ("is_canonical", pa.bool_(), True),  # unused, as dup_group
                 ("run_id", pa.string(), False),
+                # face boxes blurred at clean time (privacy.faces: blur; 0 = checked, none found), null when
+                # faces were not looked for (privacy.faces: keep). Last, so older lakes gain it by appending.
+                ("faces_blurred", pa.int16(), True),
             ),
             ("image_id",),
             "Decoded, verified, normalized pixels, one row per distinct image bytes (labels live in `labels`).",

@@ -91,6 +91,7 @@ class Decoded:
     height: int
     mode: str
     format: str | None
+    source: Image.Image | None = None  # the upright RGB image before fitting (only when decode asks for it)
 
 
 # ---------------------------------------------------------------------------- the guard
@@ -136,8 +137,13 @@ def _open(content: bytes, limits: Limits) -> Image.Image:
 
 
 # ---------------------------------------------------------------------------- decode
-def decode(content: bytes, geometry: Geometry, limits: Limits = Limits()) -> Decoded:
-    """Decode, orient, convert to RGB and fit one image to ``geometry``, or raise :class:`Reject`."""
+def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source_side: int = 0) -> Decoded:
+    """Decode, orient, convert to RGB and fit one image to ``geometry``, or raise :class:`Reject`.
+
+    With ``source_side`` the upright RGB image before fitting comes back too (``Decoded.source``, what a
+    face detector looks at), a JPEG decoded at no less than ``source_side`` on its longer side when the
+    file has that many pixels (so its fitted pixels can differ by a grey level from a decode without it).
+    """
     with guard(limits):
         im = _open(content, limits)
         fmt, mode, (width, height) = im.format, im.mode, im.size
@@ -146,24 +152,24 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits()) -> Dec
             width, height = height, width
         if min(width, height) < limits.min_side:
             raise Reject("too_small", f"{width}x{height} < clean.min_side {limits.min_side}")
-        _draft(im, geometry)
+        _draft(im, geometry, source_side)
         im.load()
         im = ImageOps.exif_transpose(im)
-        rgb = fit(to_rgb(im, geometry.background), geometry)
-        pixels = np.asarray(rgb, np.uint8)
+        upright = to_rgb(im, geometry.background)
+        pixels = np.asarray(fit(upright, geometry), np.uint8)
         if pixels.shape != geometry.shape:
             raise Reject("undecodable", f"decoded to {pixels.shape}, expected {geometry.shape}")
-    return Decoded(pixels, width, height, mode, fmt)
+    return Decoded(pixels, width, height, mode, fmt, upright if source_side else None)
 
 
-def _draft(im: Image.Image, geometry: Geometry) -> None:
+def _draft(im: Image.Image, geometry: Geometry, source_side: int = 0) -> None:
     """Let JPEG decode at a reduced DCT scale when the image is far larger than needed (>= 2x the output
-    on the shorter side, whatever the orientation): most of a photo's decode time, no visible loss after
-    the bicubic resize. Other formats ignore it."""
+    on the shorter side, whatever the orientation, and ``source_side`` on the longer side): most of a
+    photo's decode time, no visible loss after the bicubic resize. Other formats ignore it."""
     if im.format != "JPEG":
         return
     need = 2 * max(geometry.height, geometry.width)
-    scale = need / min(im.size)
+    scale = max(need / min(im.size), source_side / max(im.size))
     if scale < 0.5:
         im.draft(im.mode, (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
 
@@ -202,6 +208,28 @@ def fit(rgb: Image.Image, geometry: Geometry) -> Image.Image:
     canvas = Image.new("RGB", (out_w, out_h), tuple(geometry.background))
     canvas.paste(rgb.resize(inner, bicubic), ((out_w - inner[0]) // 2, (out_h - inner[1]) // 2))
     return canvas
+
+
+def fit_box(box: tuple[float, float, float, float], size: tuple[int, int],
+            geometry: Geometry) -> tuple[int, int, int, int] | None:
+    """Where the box ``(x0, y0, x1, y1)`` of an upright image of ``size`` (w, h) lands in the fitted image
+    (the maths of :func:`fit`), widened to whole pixels and clipped to the image; None when it is cut off."""
+    w, h = size
+    out_w, out_h = geometry.width, geometry.height
+    if geometry.resize == "squash" or w * out_h == h * out_w:
+        sx, sy, ox, oy = out_w / w, out_h / h, 0.0, 0.0
+    elif geometry.resize == "center_crop":
+        sx = sy = max(out_w / w, out_h / h)
+        ox, oy = (out_w - w * sx) / 2, (out_h - h * sy) / 2
+    else:
+        scale = min(out_w / w, out_h / h)
+        inner = (max(1, round(w * scale)), max(1, round(h * scale)))
+        sx, sy = inner[0] / w, inner[1] / h
+        ox, oy = (out_w - inner[0]) // 2, (out_h - inner[1]) // 2
+    x0, y0, x1, y1 = box
+    left, top = max(0, math.floor(x0 * sx + ox)), max(0, math.floor(y0 * sy + oy))
+    right, bottom = min(out_w, math.ceil(x1 * sx + ox)), min(out_h, math.ceil(y1 * sy + oy))
+    return (left, top, right, bottom) if right > left and bottom > top else None
 
 
 # ---------------------------------------------------------------------------- metadata

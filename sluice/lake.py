@@ -2,8 +2,9 @@
 
 The lake root is a local folder by default or any deltalake URI (``s3://bucket/lake``); storage
 options come from params or ``SLUICE_STORAGE_OPTIONS`` (never logged), with server-side encryption on S3
-(sluice/storage.py). Every write conforms the data
-to the catalog schema first, and is retried when it loses a commit race.
+(sluice/storage.py). Every write conforms the data to the catalog schema first (a table of an older lake
+first gains the catalog's newer nullable columns: sluice/schema_evolution.py), and is retried when it loses
+a commit race.
 """
 
 from __future__ import annotations
@@ -15,16 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from sluice.catalog import (
-    TABLES,
-    SchemaMismatch,
-    TableSpec,
-    conform,
-    dedupe_keys,
-    spec,
-    with_retries,
-)
+from sluice.catalog import TABLES, SchemaMismatch, TableSpec, conform, dedupe_keys, spec, with_retries
 from sluice.errors import InputError
+from sluice.schema_evolution import add_missing_columns
 
 
 #: merge_insert compacts a table's small files once this many have piled up (see Lake._compact_small_files)
@@ -120,7 +114,7 @@ class Lake:
         from deltalake import DeltaTable
 
         if self.exists(table_spec.name):
-            return
+            return add_missing_columns(self, table_spec)
         with_retries(
             lambda: DeltaTable.create(
                 self.uri(table_spec.name), schema=table_spec.schema, mode="ignore",

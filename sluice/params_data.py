@@ -300,6 +300,22 @@ class PrivacyParams(Section):
     """Personal data in the lake (sluice/privacy.py)."""
 
     pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
+    # Faces at clean time (transform/faces.py, docs/privacy.md): keep (no detector runs), blur the face boxes in
+    # the silver pixels, or drop images with a face (quarantined with check privacy:face).
+    faces: Literal["keep", "blur", "drop"] = "keep"
+    # a built-in detector (haar: OpenCV's frontal + profile cascades; haar_frontal) or "module:function" of your own
+    face_detector: str = Field(default="haar", pattern=r"^(haar|haar_frontal|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
+    face_min_neighbors: Annotated[int, Field(ge=1, le=50)] = 4  # higher: fewer false positives, lower recall
+    face_detect_max_side: Annotated[int, Field(ge=64, le=8192)] = 640  # larger sources are scaled down to detect
+    face_detect_min_side: Annotated[int, Field(ge=24, le=1024)] = 96  # smaller sources are scaled up to detect
+    face_margin: Annotated[float, Field(ge=0, le=1)] = 0.2  # boxes grow by this share of their size per side
+
+    @model_validator(mode="after")
+    def _detect_sides(self):
+        if self.face_detect_min_side > self.face_detect_max_side:
+            raise ValueError(f"privacy.face_detect_min_side {self.face_detect_min_side} > "
+                             f"privacy.face_detect_max_side {self.face_detect_max_side}")
+        return self
 
 
 class PathsParams(Section):

@@ -25,7 +25,7 @@ def _row(section: str, item: str, count: int | None, share: float | None = None,
 def report(lake, params) -> list[dict]:
     rows = []
     rows += _metadata(lake)
-    rows += _faces(lake)
+    rows += _faces(lake, params)
     rows += _workers(lake, params)
     rows += _erasures(lake)
     rows += _roles(params)
@@ -51,17 +51,36 @@ def _metadata(lake) -> list[dict]:
                  "recorded per image by the landing (raw_images.extra)")]
 
 
-def _faces(lake) -> list[dict]:
+def _faces(lake, params) -> list[dict]:
+    """Face anonymisation (transform/faces.py): images whose faces were blurred, faces blurred, images
+    dropped for a face (quarantine check ``privacy:face``); null ``faces_blurred`` = not looked at."""
     if not lake.exists("images"):
         return []
     names = lake.dataset("images").schema.names
     column = next((c for c in FACE_COLUMNS if c in names), None)
     total = lake.count("images")
+    mode = getattr(getattr(params, "privacy", None), "faces", None)
+    setting = f"privacy.faces: {mode}" if mode else ""
     if column is None:
         return [_row("faces", "faces blurred", None, None, "not recorded (no face anonymisation in this lake)")]
     values = lake.read("images", [column]).column(0).to_pylist()
+    checked = sum(1 for v in values if v is not None)
     blurred = sum(1 for v in values if v and v not in ("keep", "none", 0, False))
-    return [_row("faces", "images with faces blurred", blurred, blurred / total if total else None, f"images.{column}")]
+    faces = sum(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+    dropped = _quarantined(lake, "privacy:face")
+    return [_row("faces", "images checked for faces", checked, checked / total if total else None,
+                 setting + ("" if checked else "; no detector ran (keep)")),
+            _row("faces", "images with faces blurred", blurred, blurred / total if total else None,
+                 f"images.{column}; {faces} face(s) blurred in silver pixels"),
+            _row("faces", "images dropped for faces", dropped, None, "quarantine check privacy:face (never in silver)")]
+
+
+def _quarantined(lake, check: str) -> int:
+    if not lake.exists("quarantine"):
+        return 0
+    import pyarrow.dataset as ds
+
+    return lake.dataset("quarantine").count_rows(filter=ds.field("check") == check)
 
 
 def _workers(lake, params) -> list[dict]:

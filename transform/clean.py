@@ -18,6 +18,10 @@ extra raw rows are reported as ``merged``). Rejected images go to ``quarantine``
 - ``near_constant``        std of the normalized pixels below ``clean.min_std`` (blank images)
 - ``outlier``              extreme aspect ratio, or mean/std more than ``clean.outlier_z`` robust
                            z-scores (median/MAD over this run's images) from the rest
+- ``privacy:face``         a face was found and ``privacy.faces`` is ``drop`` (transform/faces.py)
+
+With ``privacy.faces: blur`` the faces found are blurred in the silver pixels and ``images.faces_blurred``
+counts them (0: looked, none found); with ``keep`` (the default) no detector runs and it stays null.
 
 A rerun replaces the stage's previous quarantine rows, so fixed data is re-admitted. No EXIF (nor any
 other metadata) leaves this layer: silver holds decoded pixels only.
@@ -33,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -91,14 +96,26 @@ def phash_batch(pixels: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- one batch (a Dask task)
-def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams) -> tuple[pa.Table, list[tuple[str, str, str]]]:
-    """Clean one batch: the silver rows (without run_id/dup columns) and ``(image_id, reason, details)`` rejects."""
+def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams,
+                privacy=None) -> tuple[pa.Table, list[tuple[str, str, str]]]:
+    """Clean one batch: the silver rows (without run_id/dup columns) and ``(image_id, reason, details)`` rejects.
+
+    ``privacy`` (the params section) with ``faces`` other than ``keep`` runs the face detector."""
     geometry, limits = geometry_of(cfg), limits_of(cfg)
+    look = privacy is not None and privacy.faces != "keep"
+    if look:
+        from transform.faces import anonymise
     good: list[tuple[str, Decoded]] = []
+    faces: list[int | None] = []
     rejects: list[tuple[str, str, str]] = []
     for image_id, content in zip(image_ids, contents):
         try:
-            good.append((image_id, imaging.decode(content, geometry, limits)))
+            decoded = imaging.decode(content, geometry, limits, privacy.face_detect_max_side if look else 0)
+            if look:
+                pixels, found = anonymise(decoded, geometry, privacy)
+                decoded = replace(decoded, pixels=pixels, source=None)
+            good.append((image_id, decoded))
+            faces.append(found if look else None)
         except Reject as rej:
             rejects.append((image_id, rej.reason, rej.details))
     pixels = np.stack([d.pixels for _, d in good]) if good else np.zeros((0, *geometry.shape), np.uint8)
@@ -110,6 +127,7 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams) -
             rejects.append((image_id, "near_constant", f"pixel std {s:.3f} < clean.min_std {cfg.min_std}"))
     keep = ~blank
     kept = [g for g, k in zip(good, keep) if k]
+    faces = [f for f, k in zip(faces, keep) if k]
     pixels, flat, std = pixels[keep], flat[keep], std[keep]
     table = pa.table({
         "image_id": pa.array([i for i, _ in kept], pa.string()),
@@ -122,6 +140,7 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams) -
         "phash": pa.array(phash_batch(pixels), pa.int64()),
         "mean": pa.array(flat.mean(axis=1) if len(kept) else [], pa.float32()),
         "std": pa.array(std, pa.float32()),
+        "faces_blurred": pa.array(faces, pa.int16()),
     })
     return table, rejects
 
@@ -228,7 +247,7 @@ def run(params, client=None) -> dict:
     in_flight = as_completed()
     for ids, contents, uris in _raw_batches(lake, cfg.batch_images, counts):
         uri_of.update(zip(ids, uris))
-        in_flight.add(client.submit(clean_batch, ids, contents, cfg, pure=False, retries=cfg.task_retries))
+        in_flight.add(client.submit(clean_batch, ids, contents, cfg, params.privacy, pure=False, retries=cfg.task_retries))
         while in_flight.count() >= window:
             collect(next(in_flight))
     for future in in_flight:
@@ -258,10 +277,22 @@ def run(params, client=None) -> dict:
     log.info("%d distinct images in %.1fs (%.0f img/s): %d to images at %dx%d (%s), %d quarantined (%s)",
              distinct, seconds, distinct / max(seconds, 1e-9), images_out, geometry.height, geometry.width,
              geometry.resize, quarantined, ", ".join(f"{k} {v}" for k, v in reasons.items()) or "none")
+    faces = faces_summary(lake, params.privacy.faces, reasons)
+    if params.privacy.faces != "keep":
+        log.info("faces (privacy.faces: %s): %d image(s) blurred (%d faces), %d dropped", faces["mode"],
+                 faces["images_blurred"], faces["faces_blurred"], faces["images_dropped"])
     return {"run_id": run_id, "reconcile": recon, "quarantine_reasons": reasons, "geometry": geometry.to_dict(),
+            "faces": faces,
             "seconds": round(seconds, 3), "workers": len(client.nthreads()),
             "versions": {"raw_images": raw_version, "images": lake.version("images"), "quarantine": lake.version("quarantine")},
             "rows": {t: lake.count(t) for t in ("raw_images", "images", "quarantine")}}
+
+
+def faces_summary(lake: Lake, mode: str, reasons: dict[str, int]) -> dict:
+    """What face anonymisation did in this run, from the silver rows (outliers already removed)."""
+    found = [n for n in lake.read("images", ["faces_blurred"]).column(0).to_pylist() if n]
+    return {"mode": mode, "images_blurred": len(found), "faces_blurred": sum(found),
+            "images_dropped": reasons.get("privacy:face", 0)}
 
 
 def _silver(table: pa.Table, run_id: str) -> pa.Table:
