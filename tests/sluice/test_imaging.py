@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
-from sluice.imaging import REJECT_REASONS, Geometry, Limits, Reject, decode, fit, read_geometry, record_geometry, strip_metadata
+from sluice.imaging import (REJECT_REASONS, Geometry, Limits, Reject, decode, fit, fit_box, read_geometry, record_geometry,
+                            strip_metadata)
 
 RNG = np.random.default_rng(3)
 BASE = Image.fromarray(RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8))
@@ -129,6 +130,28 @@ def test_non_square_output_and_draft_decoding_of_large_jpegs():
     assert (d.width, d.height) == (1024, 768) and d.pixels.shape == (96, 160, 3)
     full = np.asarray(fit(photo, Geometry(96, 160, "center_crop")), np.float32)
     assert np.abs(d.pixels.astype(np.float32) - full).mean() < 6  # reduced-scale decode looks the same
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300), (120, 120), (64, 33)])
+@pytest.mark.parametrize("geometry", [Geometry(32, 32, "center_crop"), Geometry(24, 40, "squash"),
+                                      Geometry(24, 40, "pad", (0, 0, 0)), Geometry(40, 24, "center_crop")])
+def test_fit_box_lands_where_fit_puts_the_pixels(size, geometry):
+    w, h = size
+    box = (0.3 * w, 0.35 * h, 0.55 * w, 0.6 * h)
+    canvas = np.zeros((h, w, 3), np.uint8)
+    canvas[round(box[1]):round(box[3]), round(box[0]):round(box[2])] = 255
+    lit = np.nonzero(np.asarray(fit(Image.fromarray(canvas), geometry))[..., 0] > 127)
+    left, top, right, bottom = fit_box(box, size, geometry)
+    assert left <= lit[1].min() and lit[1].max() < right and top <= lit[0].min() and lit[0].max() < bottom
+    assert right - left <= np.ptp(lit[1]) + 3 and bottom - top <= np.ptp(lit[0]) + 3  # tight: a pixel of slack per side
+    assert fit_box((0, 0, 1, 1), (1000, 100), Geometry(32, 32, "center_crop")) is None  # cut off by the crop
+
+
+def test_decode_returns_the_upright_source_only_when_asked():
+    photo = enc(Image.fromarray(RNG.integers(0, 256, (600, 900, 3), dtype=np.uint8)), "JPEG", quality=90)
+    assert decode(photo, Geometry(32, 32)).source is None
+    source = decode(photo, Geometry(32, 32), source_side=640).source
+    assert source.mode == "RGB" and max(source.size) >= 640  # JPEG draft stops at the detection size
 
 
 @pytest.mark.parametrize("bad", [dict(height=0, width=4), dict(height=4, width=4, resize="stretch"),
