@@ -141,7 +141,7 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
     """Decode, orient, convert to RGB and fit one image to ``geometry``, or raise :class:`Reject`.
 
     With ``source_side`` the upright RGB image before fitting comes back too (``Decoded.source``, what a
-    face detector looks at), a JPEG decoded at no less than ``source_side`` on its longer side when the
+    face detector looks at), a JPEG decoded at no less than ``source_side`` on its shorter side when the
     file has that many pixels (so its fitted pixels can differ by a grey level from a decode without it).
     """
     with guard(limits):
@@ -164,12 +164,12 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
 
 def _draft(im: Image.Image, geometry: Geometry, source_side: int = 0) -> None:
     """Let JPEG decode at a reduced DCT scale when the image is far larger than needed (>= 2x the output
-    on the shorter side, whatever the orientation, and ``source_side`` on the longer side): most of a
-    photo's decode time, no visible loss after the bicubic resize. Other formats ignore it."""
+    on the shorter side, whatever the orientation, and no less than ``source_side``): most of a photo's
+    decode time, no visible loss after the bicubic resize. Other formats ignore it."""
     if im.format != "JPEG":
         return
-    need = 2 * max(geometry.height, geometry.width)
-    scale = max(need / min(im.size), source_side / max(im.size))
+    need = max(2 * max(geometry.height, geometry.width), source_side)
+    scale = need / min(im.size)
     if scale < 0.5:
         im.draft(im.mode, (math.ceil(im.size[0] * scale), math.ceil(im.size[1] * scale)))
 

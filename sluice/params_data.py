@@ -306,16 +306,9 @@ class PrivacyParams(Section):
     # a built-in detector (haar: OpenCV's frontal + profile cascades; haar_frontal) or "module:function" of your own
     face_detector: str = Field(default="haar", pattern=r"^(haar|haar_frontal|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")
     face_min_neighbors: Annotated[int, Field(ge=1, le=50)] = 4  # higher: fewer false positives, lower recall
-    face_detect_max_side: Annotated[int, Field(ge=64, le=8192)] = 640  # larger sources are scaled down to detect
-    face_detect_min_side: Annotated[int, Field(ge=24, le=1024)] = 96  # smaller sources are scaled up to detect
+    face_min_px: Annotated[float, Field(ge=1, le=512)] = 4  # smallest face looked for, in silver pixels
+    face_detect_max_side: Annotated[int, Field(ge=64, le=8192)] = 640  # longest side of the image the detector sees
     face_margin: Annotated[float, Field(ge=0, le=1)] = 0.2  # boxes grow by this share of their size per side
-
-    @model_validator(mode="after")
-    def _detect_sides(self):
-        if self.face_detect_min_side > self.face_detect_max_side:
-            raise ValueError(f"privacy.face_detect_min_side {self.face_detect_min_side} > "
-                             f"privacy.face_detect_max_side {self.face_detect_max_side}")
-        return self
 
 
 class PathsParams(Section):

@@ -104,13 +104,13 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams,
     geometry, limits = geometry_of(cfg), limits_of(cfg)
     look = privacy is not None and privacy.faces != "keep"
     if look:
-        from transform.faces import anonymise
+        from transform.faces import anonymise, source_side
     good: list[tuple[str, Decoded]] = []
     faces: list[int | None] = []
     rejects: list[tuple[str, str, str]] = []
     for image_id, content in zip(image_ids, contents):
         try:
-            decoded = imaging.decode(content, geometry, limits, privacy.face_detect_max_side if look else 0)
+            decoded = imaging.decode(content, geometry, limits, source_side(geometry, privacy) if look else 0)
             if look:
                 pixels, found = anonymise(decoded, geometry, privacy)
                 decoded = replace(decoded, pixels=pixels, source=None)

@@ -1,9 +1,11 @@
 """Face anonymisation at clean time (``privacy.faces: keep | blur | drop``; docs/privacy.md).
 
 The detector looks at the decoded source image (upright RGB, before it is fitted to the silver
-geometry), scaled so that its longer side is at most ``privacy.face_detect_max_side`` and its shorter
-side at least ``privacy.face_detect_min_side``: silver pixels are often far too small to find a face in
-(the demo's are 32x32), while the face is still there, a few pixels wide. Each box found is grown by
+geometry), not at the silver pixels: those are often far too small to find a face in (the demo's are
+32x32) while the face is still there, a few pixels wide. The source is scaled so that a face of
+``privacy.face_min_px`` silver pixels fills the cascade's 24-pixel window (no smaller face is looked
+for), its longer side at most ``privacy.face_detect_max_side``: for 32x32 silver that is about 192
+pixels, whatever the photo's size, which bounds the cost. Each box found is grown by
 ``privacy.face_margin``, mapped onto the silver pixels with the geometry's own maths
 (:func:`sluice.imaging.fit_box`) and, with ``blur``, replaced there by a Gaussian blur of itself with a
 sigma of a third of the box's longer side (no detail finer than the box survives); with ``drop`` the
@@ -21,6 +23,7 @@ A detector is built once per thread (OpenCV's classifiers are not shared between
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from collections.abc import Callable
 
@@ -33,6 +36,7 @@ from sluice.imaging import Decoded, Geometry, Reject, fit_box
 CHECK = "privacy:face"  # quarantine check (and reason) of an image dropped for a face
 Box = tuple[int, int, int, int]  # x, y, w, h
 Detector = Callable[[np.ndarray], list[Box]]
+SCALE_STEP = 1.1  # the cascades look for faces at sizes 24, 24 * 1.1, 24 * 1.1^2, ...
 MIN_FACE = 24  # the Haar cascades' window: faces smaller than this in the detection image are not found
 
 _local = threading.local()
@@ -57,7 +61,7 @@ def haar(privacy, profile: bool = True) -> Detector:
     neighbours = privacy.face_min_neighbors
 
     def find(cascade, grey: np.ndarray) -> list[Box]:
-        found = cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=neighbours, minSize=(MIN_FACE, MIN_FACE))
+        found = cascade.detectMultiScale(grey, scaleFactor=SCALE_STEP, minNeighbors=neighbours, minSize=(MIN_FACE, MIN_FACE))
         return [tuple(int(v) for v in b) for b in found]
 
     def detect(rgb: np.ndarray) -> list[Box]:
@@ -106,18 +110,24 @@ def detector(privacy) -> Detector:
 
 
 # ---------------------------------------------------------------------------- one image
-def detection_scale(size: tuple[int, int], privacy) -> float:
-    """The factor the source is resized by for detection (bounded long side, upscaled short side)."""
+def detection_scale(size: tuple[int, int], geometry: Geometry, privacy) -> float:
+    """The factor the source is resized by for detection: a face of ``privacy.face_min_px`` silver pixels
+    becomes the cascade's 24-pixel window (smaller faces are not looked for: they are a few pixels of the
+    silver image), and the longer side stays within ``privacy.face_detect_max_side``."""
     w, h = size
-    scale = min(1.0, privacy.face_detect_max_side / max(w, h))
-    if min(w, h) * scale < privacy.face_detect_min_side:
-        scale = privacy.face_detect_min_side / min(w, h)
-    return scale
+    to_silver = max(geometry.width / w, geometry.height / h)  # source -> silver pixels (centre crop's scale)
+    return min(MIN_FACE * to_silver / privacy.face_min_px, privacy.face_detect_max_side / max(w, h))
 
 
-def find_faces(source: Image.Image, privacy) -> list[tuple[float, float, float, float]]:
+def source_side(geometry: Geometry, privacy) -> int:
+    """The shorter side the decoded source needs for :func:`detection_scale` (a JPEG decodes no smaller)."""
+    return min(math.ceil(MIN_FACE / privacy.face_min_px * max(geometry.height, geometry.width)),
+               privacy.face_detect_max_side)
+
+
+def find_faces(source: Image.Image, geometry: Geometry, privacy) -> list[tuple[float, float, float, float]]:
     """Face boxes ``(x0, y0, x1, y1)`` in the source image's pixels, grown by the margin, overlaps merged."""
-    scale = detection_scale(source.size, privacy)
+    scale = detection_scale(source.size, geometry, privacy)
     image = source
     if scale != 1.0:
         size = (max(1, round(source.width * scale)), max(1, round(source.height * scale)))
@@ -159,7 +169,7 @@ def anonymise(decoded: Decoded, geometry: Geometry, privacy) -> tuple[np.ndarray
     """The silver pixels with every face in them blurred, and how many faces (one cut off by the fit,
     e.g. outside a centre crop, is not counted); raises :class:`Reject` with ``privacy.faces: drop``
     when there is a face. ``decoded.source`` must be set (decode with ``source_side``)."""
-    found = (fit_box(face, decoded.source.size, geometry) for face in find_faces(decoded.source, privacy))
+    found = (fit_box(face, decoded.source.size, geometry) for face in find_faces(decoded.source, geometry, privacy))
     boxes = [box for box in found if box is not None]
     if boxes and privacy.faces == "drop":
         raise Reject(CHECK, f"{len(boxes)} face(s) found by {privacy.face_detector} (privacy.faces: drop)")

@@ -71,10 +71,16 @@ def test_the_astronauts_face_is_found_and_blurred_in_the_silver_pixels(tmp_path,
 
 
 def test_drop_rejects_images_with_a_face_and_keeps_the_rest(tmp_path, photos):
-    _, faces, rejects = batch(photos, params(tmp_path, "drop", size=32))
+    _, faces, rejects = batch(photos, params(tmp_path, "drop", size=64))
     assert set(faces) == {"coffee.png", "chelsea.png", "rocket.png"} and set(faces.values()) == {0}
     assert {(i, r) for i, r, _ in rejects} == {("astronaut.png", "privacy:face"), ("camera.png", "privacy:face")}
     assert all("found by haar (privacy.faces: drop)" in d for _, _, d in rejects)
+
+
+def test_faces_smaller_than_face_min_px_in_silver_are_not_looked_for(tmp_path, photos):
+    camera = {"camera.png": photos["camera.png"]}  # the cameraman's face is ~40 of 512 px: ~2.5 px of 32x32 silver
+    assert batch(camera, params(tmp_path, "blur", size=32))[1] == {"camera.png": 0}
+    assert batch(camera, params(tmp_path, "blur", size=32, face_min_px=2))[1] == {"camera.png": 1}
 
 
 def test_faces_are_mapped_through_every_resize_policy(tmp_path, photos):
@@ -117,7 +123,7 @@ def test_keep_imports_and_loads_no_detector():
 def test_params_refuse_unknown_modes_and_keys():
     assert parse_params({}, "p.yaml").privacy.faces == "keep"
     for bad in ({"faces": "smudge"}, {"face_detector": "yolo"}, {"face_blur": 3},
-                {"face_detect_min_side": 800, "face_detect_max_side": 640}):
+                {"face_min_px": 0}, {"face_detect_max_side": 10}):
         with pytest.raises(ConfigError):
             parse_params({"privacy": bad}, "p.yaml")
 
@@ -143,7 +149,7 @@ def _land(lake: Lake, items: dict[str, bytes]) -> None:
 def test_drop_quarantines_faces_reconciles_and_the_report_counts_them(tmp_path, photos, dask_cluster):
     from sluice.privacy_report import report
 
-    p = params(tmp_path, "drop", size=32)
+    p = params(tmp_path, "drop", size=64)
     lake = Lake.from_params(p)
     _land(lake, photos)
     summary = run(p, dask_cluster)
@@ -161,7 +167,7 @@ def test_blur_marks_images_and_the_dataset_page_shows_how_many(tmp_path, photos,
     from quality.page import _privacy
     from sluice.privacy_report import report
 
-    p = params(tmp_path, "blur", size=32)
+    p = params(tmp_path, "blur", size=64)
     lake = Lake.from_params(p)
     _land(lake, photos)
     summary = run(p, dask_cluster)
@@ -175,7 +181,7 @@ def test_blur_marks_images_and_the_dataset_page_shows_how_many(tmp_path, photos,
     page = _privacy(rows)
     assert "images with faces blurred</td><td>2</td><td>40.0%" in page
     # back to keep: the column is null again and the report says no detector ran
-    run(params(tmp_path, "keep", size=32), dask_cluster)
+    run(params(tmp_path, "keep", size=64), dask_cluster)
     assert lake.read("images", ["faces_blurred"]).column(0).null_count == 5
     faces = {r["item"]: r for r in report(lake, params(tmp_path, "keep")) if r["section"] == "faces"}
     assert faces["images checked for faces"]["count"] == 0 and faces["images with faces blurred"]["count"] == 0
