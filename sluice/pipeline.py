@@ -43,6 +43,9 @@ QUALITY_CODE = ("quality.checks", "quality.engine", "quality.gate", "quality.gxc
 GATE_PARAMS = ("quality", "labels.classes", "ingest.max_file_bytes", "lake")
 TRAIN_CODE = ("train.data", "train.model", "train.engine", "train.recipe?", "train.presets?", "train.weights?",
               "sluice.snapshot")
+# The privacy keys the clean stage reads (face anonymisation; pseudonymize_workers does not rerun it).
+FACE_PARAMS = tuple(f"privacy.{k}" for k in ("faces", "face_detector", "face_min_neighbors", "face_min_px",
+                                               "face_detect_max_side", "face_margin"))
 VOTES_CODE = ("ingest.votes", "sluice.items", "sluice.privacy", "sluice.delimited?")
 
 
@@ -136,9 +139,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("labels", "transform.labels", code=("transform.labels", *VOTES_CODE),
           inputs=("{manifests}/ingest_crowd.json", "{manifests}/dedup.json"), params=("@labels", "lake"),
           outs=("{manifests}/labels.json",), metrics=(str(paths.LABELS_METRICS),), extra_deps=_label_files),
-    Stage("clean", "transform.clean", code=("transform.clean", "sluice.compute", "sluice.imaging?"),
+    Stage("clean", "transform.clean", code=("transform.clean", "transform.faces", "sluice.compute", "sluice.imaging?"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/crawl.json", "{reports}/bronze.json"),
-          params=("clean", "compute", "lake"), outs=("{manifests}/clean.json",)),
+          params=("clean", "compute", "lake", *FACE_PARAMS), outs=("{manifests}/clean.json",)),
     Stage("dedup", "transform.dedup", code=("transform.dedup", "transform.dedup_match"), inputs=("{manifests}/clean.json",),
           params=("dedup", "lake"), outs=("{manifests}/dedup.json",)),
     Stage("dataset", "transform.dataset", code=("transform.dataset",),
