@@ -209,6 +209,10 @@ def run(params, client=None) -> dict:
     from sluice.compute import total_threads
     from sluice.progress import progress
 
+    if params.privacy.faces != "keep":
+        from transform.faces import check
+
+        check(params.privacy)
     run_id = new_run_id(STAGE)
     log = stage_logger(STAGE)
     geometry = geometry_of(cfg)

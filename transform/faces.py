@@ -4,8 +4,9 @@ The detector looks at the decoded source image (upright RGB, before it is fitted
 geometry), not at the silver pixels: those are often far too small to find a face in (the demo's are
 32x32) while the face is still there, a few pixels wide. The source is scaled so that a face of
 ``privacy.face_min_px`` silver pixels fills the cascade's 24-pixel window (no smaller face is looked
-for), its longer side at most ``privacy.face_detect_max_side``: for 32x32 silver that is about 192
-pixels, whatever the photo's size, which bounds the cost. Each box found is grown by
+for), a small source scaled up at most 4x, the longer side at most ``privacy.face_detect_max_side``:
+for 32x32 silver that is about 192 pixels, whatever the photo's size, which bounds the cost. Each box
+found is grown by
 ``privacy.face_margin``, mapped onto the silver pixels with the geometry's own maths
 (:func:`sluice.imaging.fit_box`) and, with ``blur``, replaced there by a Gaussian blur of itself with a
 sigma of a third of the box's longer side (no detail finer than the box survives); with ``drop`` the
@@ -38,6 +39,7 @@ Box = tuple[int, int, int, int]  # x, y, w, h
 Detector = Callable[[np.ndarray], list[Box]]
 SCALE_STEP = 1.1  # the cascades look for faces at sizes 24, 24 * 1.1, 24 * 1.1^2, ...
 MIN_FACE = 24  # the Haar cascades' window: faces smaller than this in the detection image are not found
+MIN_SOURCE_FACE = 6  # nor faces under 6 pixels of the source: a small source is scaled up at most 4x
 
 _local = threading.local()
 
@@ -109,14 +111,26 @@ def detector(privacy) -> Detector:
     return cache[key]
 
 
+def check(privacy) -> None:
+    """Build the detector here, before any task runs, so a bad ``face_detector`` or a missing OpenCV is one
+    line on the driver instead of a failed (and retried) Dask task."""
+    try:
+        detector(privacy)
+    except ImportError as err:
+        raise ConfigError(f"privacy.faces: {privacy.faces} needs {err.name or 'its detector'} "
+                          f"(pip install -r requirements.lock): {err}") from None
+
+
 # ---------------------------------------------------------------------------- one image
 def detection_scale(size: tuple[int, int], geometry: Geometry, privacy) -> float:
     """The factor the source is resized by for detection: a face of ``privacy.face_min_px`` silver pixels
     becomes the cascade's 24-pixel window (smaller faces are not looked for: they are a few pixels of the
-    silver image), and the longer side stays within ``privacy.face_detect_max_side``."""
+    silver image) nor under 6 source pixels (a small source is scaled up at most 4x), and the longer side
+    stays within ``privacy.face_detect_max_side``."""
     w, h = size
     to_silver = max(geometry.width / w, geometry.height / h)  # source -> silver pixels (centre crop's scale)
-    return min(MIN_FACE * to_silver / privacy.face_min_px, privacy.face_detect_max_side / max(w, h))
+    return min(MIN_FACE * to_silver / privacy.face_min_px, MIN_FACE / MIN_SOURCE_FACE,
+               privacy.face_detect_max_side / max(w, h))
 
 
 def source_side(geometry: Geometry, privacy) -> int:

@@ -186,3 +186,12 @@ def test_blur_marks_images_and_the_dataset_page_shows_how_many(tmp_path, photos,
     faces = {r["item"]: r for r in report(lake, params(tmp_path, "keep")) if r["section"] == "faces"}
     assert faces["images checked for faces"]["count"] == 0 and faces["images with faces blurred"]["count"] == 0
     assert json.dumps(faces)  # plain values, as `sluice privacy report --format json` prints them
+
+
+def test_a_detector_that_cannot_load_stops_the_stage_before_any_write(tmp_path, photos, dask_cluster):
+    p = params(tmp_path, "blur", face_detector="no_such_module:detect")
+    lake = Lake.from_params(p)
+    _land(lake, {"coffee.png": photos["coffee.png"]})
+    with pytest.raises(ConfigError, match="no_such_module:detect"):
+        run(p, dask_cluster)
+    assert not lake.exists("images")
