@@ -95,7 +95,7 @@ def main() -> None:
         for subset, items in positives.items():
             missed = sorted(set(items) - found_pos[subset])
             print(f"    recall  {subset:28s} {len(found_pos[subset])}/{len(items)}"
-                  + (f"  missed: {', '.join(missed)}" if len(missed) <= 3 else ""))
+                  + (f"  missed: {', '.join(missed)}" if 0 < len(missed) <= 3 else ""))
         for subset, items in negatives.items():
             print(f"    FPR     {subset:28s} {len(found_neg[subset])}/{len(items)}"
                   + (f"  hits: {', '.join(sorted(found_neg[subset]))}" if found_neg[subset] else ""))
