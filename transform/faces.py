@@ -58,6 +58,8 @@ def haar(privacy, profile: bool = True) -> Detector:
     """OpenCV's frontal face cascade (``alt2``), plus the profile cascade both ways round with ``profile``."""
     import cv2
 
+    cv2.setNumThreads(1)  # the parallelism is Dask's (one task per core); OpenCV's own threads would oversubscribe
+
     frontal = _cascade("haarcascade_frontalface_alt2.xml")
     side = _cascade("haarcascade_profileface.xml") if profile else None
     neighbours = privacy.face_min_neighbors
