@@ -114,7 +114,8 @@ class Lake:
         from deltalake import DeltaTable
 
         if self.exists(table_spec.name):
-            return add_missing_columns(self, table_spec)
+            add_missing_columns(self, table_spec)
+            return
         with_retries(
             lambda: DeltaTable.create(
                 self.uri(table_spec.name), schema=table_spec.schema, mode="ignore",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,7 +116,7 @@ def test_keep_imports_and_loads_no_detector():
             "p = parse_params({}, 'p.yaml'); t, _ = clean_batch(['a'], [b.getvalue()], p.clean, p.privacy); "
             "print(t.column('faces_blurred').null_count, 'cv2' in sys.modules, 'transform.faces' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "False", "False"]
 
