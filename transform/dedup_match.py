@@ -210,28 +210,17 @@ def _overlap_ncc(ta, tb, x, y, vx, vy, scale) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the pass
-def candidates(thumbs: np.ndarray, max_bits: int) -> tuple[np.ndarray, ...]:
-    """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per pair."""
-    from transform.hamming import near_pairs_between
-
-    queries, index = window_codes(thumbs, WINDOWS), window_codes(thumbs, INDEX_WINDOWS)
-    k, m = queries.shape[1], index.shape[1]
-    qi, ii, dist = near_pairs_between(queries.ravel(), index.ravel(), max_bits)
-    owner, window, other, ref = qi // k, qi % k, ii // m, ii % m
-    keep = owner != other
-    owner, window, other, ref, dist = owner[keep], window[keep], other[keep], ref[keep], dist[keep]
-    key = np.minimum(owner, other) * len(thumbs) + np.maximum(owner, other)
-    order = np.lexsort((dist, key))
-    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
-    return owner[first], other[first], window[first], ref[first]
-
-
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
-          plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+          plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
+          client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
     (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
-    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too."""
-    a, b, window, ref = candidates(thumbs, max_bits)
+    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
+    The candidate search (:func:`transform.dedup_search.candidates`) runs on ``client``'s Dask workers
+    when one is given."""
+    from transform.dedup_search import candidates
+
+    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
     if extra is not None and len(extra[0]):
         centre = WINDOWS.index(Window(_C, _C, CENTRE))
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
