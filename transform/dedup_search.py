@@ -88,11 +88,13 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
         shared = client.scatter(codes, broadcast=True)
         big = max(block, -(-n // SPLIT))  # SPLIT tasks per chunk: each builds its chunk's table once
         blocks = list(range(0, n, big))
-        futures = {start: [client.submit(_band_hits, shared, thumbs[start:start + big], max_bits, plan, c,
-                                         pure=False) for c in range(plan[0])] for start in blocks}
+        shares = {start: client.scatter(thumbs[start:start + big]) for start in blocks}
+        futures = {start: [client.submit(_band_hits, shared, shares[start], max_bits, plan, c, pure=False)
+                           for c in range(plan[0])] for start in blocks}
         stats["search_tasks"] = len(blocks) * plan[0]
         for start in blocks:
             ii, qi, dist = _merge(client.gather(futures.pop(start)), len(codes))
+            shares.pop(start).release()
             parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
     found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
     owner, other, window, ref, dist = found
