@@ -109,7 +109,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     :func:`transform.dedup_search.candidates`. Pixel checks run ``block`` pairs at a time (bounded memory);
     the candidate search runs on ``client``'s Dask workers when one is given.
     """
-    from transform.dedup_match import detail, match, plain_correlation
+    from transform.dedup_match import detail, plain_correlation
+    from transform.dedup_search import match
 
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
     ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain, max_per_image=max_per_image,

@@ -207,29 +207,3 @@ def _overlap_ncc(ta, tb, x, y, vx, vy, scale) -> np.ndarray:
     num = (ma * mb * mask).sum(axis=(1, 2))
     den = np.sqrt((ma * ma * mask).sum(axis=(1, 2)) * (mb * mb * mask).sum(axis=(1, 2)))
     return num / np.maximum(den, 1e-3)
-
-
-# ---------------------------------------------------------------------------- the pass
-def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
-          plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
-          client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
-    (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
-    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
-    The candidate search (:func:`transform.dedup_search.candidates`) runs on ``client``'s Dask workers
-    when one is given."""
-    from transform.dedup_search import candidates
-
-    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
-    if extra is not None and len(extra[0]):
-        centre = WINDOWS.index(Window(_C, _C, CENTRE))
-        a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
-        window = np.concatenate([window, np.full(len(extra[0]), centre)])
-        ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
-    scores, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
-    i, j = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((-scores, j, i))
-    i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
-    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-    return i[first], j[first], scores[first], geometry[first]
-

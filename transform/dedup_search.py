@@ -13,14 +13,15 @@ does (same candidates, tested).
 
 Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
 image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
-and counts the rest in ``stats`` (reported by the stage, never silent).
+and counts the rest in ``stats`` (reported by the stage, never silent). :func:`match` then verifies
+every candidate on pixels (:func:`transform.dedup_match.aligned_scores`, in blocks).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from transform.dedup_match import INDEX_WINDOWS, WINDOWS, window_codes
+from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, window_codes
 
 BLOCK = 1024  # images whose indexed windows probe the tables at once (bounded memory)
 SPLIT = 2  # tasks per hash chunk on Dask (a chunk's table is built once per task)
@@ -102,4 +103,26 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
     order = np.lexsort((ref, window, owner, dist, key))  # a pair met from both sides: its closest hash
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
     return owner[first], other[first], window[first], ref[first]
+
+
+def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
+          plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
+          client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
+    (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
+    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
+    The candidate search (:func:`candidates`) runs on ``client``'s Dask workers
+    when one is given."""
+    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
+    if extra is not None and len(extra[0]):
+        centre = WINDOWS.index(Window(_C, _C, CENTRE))
+        a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
+        window = np.concatenate([window, np.full(len(extra[0]), centre)])
+        ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
+    scores, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((-scores, j, i))
+    i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
+    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+    return i[first], j[first], scores[first], geometry[first]
 
