@@ -10,7 +10,7 @@ from PIL import Image
 
 from transform.dedup_match import thumbnails
 from transform.dedup_search import candidates
-from transform.hamming import HammingIndex, brute_force_pairs, plan_for
+from transform.hamming import HammingIndex, brute_force_pairs, plan_chunks, plan_for
 
 
 def scenes(n: int, seed: int, side: int = 32) -> np.ndarray:
@@ -47,8 +47,9 @@ def test_plan_is_priced_on_measured_occupancy():
     uniform = rng.integers(0, 2**63, 50_000, dtype=np.int64)
     few = rng.integers(0, 2**63, 20, dtype=np.int64)[rng.integers(0, 20, 50_000)]  # 20 distinct codes
     m, r = plan_for(few, 10)
-    assert m * (r + 1) > 10 and plan_for(uniform, 10)[0] * (plan_for(uniform, 10)[1] + 1) > 10
-    assert (m, r) != plan_for(uniform, 10) or m == 2  # heavy buckets push the plan to wider chunks
+    assert m * (r + 1) > 10  # still exact (pigeonhole)
+    assert plan_for(uniform, 10) == plan_chunks(50_000, 10)  # uniform codes price as the uniform model
+    assert (m, r) != plan_for(uniform, 10)  # every bucket heavy: the plan changes (fewer probes)
 
 
 def test_dask_search_equals_local_search():
