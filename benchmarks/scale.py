@@ -148,6 +148,10 @@ def measure(n: int, keep: Path | None) -> dict:
 
         lake = Lake(str(work / "lake"))
         result["rows"] = {t: lake.count(t) for t in ("raw_images", "images", "dataset", "quarantine")}
+        dedup = work / "data" / "manifests" / "dedup.json"  # candidates, search plan, heavy-bucket cap hits
+        if dedup.is_file():
+            result["dedup_counts"] = json.loads(dedup.read_text()).get("counts")
+            print(f"[{n}] dedup: {result['dedup_counts']}", file=sys.stderr)
         return result
     finally:
         if keep is None:

@@ -35,6 +35,9 @@ PHASH_BITS = 6
 PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
+# from this many images on (or whenever compute.scheduler_address is set) the candidate search runs on Dask,
+# partitioned by hash chunk; below it a LocalCluster costs more than it saves
+DASK_MIN_IMAGES = 20_000
 
 
 # ---------------------------------------------------------------------------- grouping
@@ -95,18 +98,23 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
-               min_correlation: float, moved_margin: float = 0.05) -> tuple[np.ndarray, ...]:
+               min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
+               stats: dict | None = None, block: int = 8192, client=None) -> tuple[np.ndarray, ...]:
     """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
 
     Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
-    and the stored whole-image perceptual hashes within PHASH_BITS.
+    and the stored whole-image perceptual hashes within PHASH_BITS. ``max_per_image`` and ``stats``: see
+    :func:`transform.dedup_search.candidates`. Pixel checks run ``block`` pairs at a time (bounded memory);
+    the candidate search runs on ``client``'s Dask workers when one is given.
     """
-    from transform.dedup_match import detail, match, plain_correlation
+    from transform.dedup_match import detail, plain_correlation
+    from transform.dedup_search import match
 
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
-    ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain)
+    ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain, max_per_image=max_per_image,
+                                    stats=stats, client=client)
     cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
     ok = score >= min_correlation + moved_margin * (geometry > 0)
@@ -114,13 +122,16 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     tiny = smooth[ni] | smooth[nj]
     if tiny.any():
         geometry[tiny] = 0
-        score[tiny] = plain_correlation(plain, ni[tiny], nj[tiny])
+        rows = np.flatnonzero(tiny)
+        for start in range(0, len(rows), block):
+            sl = rows[start:start + block]
+            score[sl] = plain_correlation(plain, ni[sl], nj[sl])
         ok[tiny] = score[tiny] >= max(min_correlation, TINY_MIN_CORRELATION)
     return ni, nj, score, geometry, ok
 
 
-def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05
-                ) -> tuple[pl.DataFrame, dict]:
+def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,
+                max_per_image: int | None = None, compute=None) -> tuple[pl.DataFrame, dict]:
     """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
     meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
     meta = meta.sort("image_id").with_row_index("row")
@@ -128,8 +139,16 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
              .explode("row").filter(pl.col("row") != pl.col("first")))
     ids = meta["image_id"].to_numpy().astype(object)
     thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
-    ni, nj, score, geometry, ok = near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(),
-                                             threshold, min_correlation, moved_margin)
+    search: dict = {}
+    args = (thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold, min_correlation,
+            moved_margin, max_per_image, search)
+    if compute is not None and (compute.scheduler_address or meta.height >= DASK_MIN_IMAGES):
+        from sluice.compute import dask_client
+
+        with dask_client(compute, stage=STAGE) as client:
+            ni, nj, score, geometry, ok = near_edges(*args, client=client)
+    else:
+        ni, nj, score, geometry, ok = near_edges(*args)
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
     i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
@@ -142,7 +161,8 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
               "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
-              "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))}}
+              "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))},
+              "search": search}
     return groups, counts
 
 
@@ -173,7 +193,8 @@ def run(params) -> dict:
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run the clean stage: python -m transform.clean)")
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
-    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin)
+    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
+                                 cfg.max_candidates_per_image, params.compute)
     written = write_groups(lake, groups, run_id)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)
@@ -181,6 +202,10 @@ def run(params) -> dict:
     print(f"[{STAGE}] {counts['images']} images: {counts['groups_with_duplicates']} duplicate groups "
           f"({counts['exact_pairs']} exact, {counts['near_pairs']} near pairs; {counts['near_rejected_by_pixels']} "
           f"candidates rejected on pixels) in {seconds:.1f}s")
+    if counts["search"].get("capped_images"):
+        print(f"[{STAGE}] warning: {counts['search']['capped_images']} images met more than "
+              f"dedup.max_candidates_per_image={cfg.max_candidates_per_image} candidates (near-identical hashes); "
+              f"their {counts['search']['capped_pairs_dropped']} farthest candidate pairs were not verified")
     return {"run_id": run_id, "reconcile": recon, "counts": counts, "updated": written["updated"],
             "seconds": round(seconds, 3), "versions": {"images": lake.version("images"),
                                                         "image_groups": lake.version("image_groups")}}

@@ -4,6 +4,13 @@ Multi-index hashing: split the 64 bits into ``m`` chunks; two codes within ``t``
 ``t // m`` bits on at least one chunk, so each chunk's bucket table (probed with every flip of up to
 that many bits) yields every candidate, which is then checked on all 64 bits. Used by dedup (window
 and perceptual hashes) and its benchmark; ``brute_force_pairs`` is the quadratic baseline.
+
+Real hashes are not uniform (smooth or degenerate images share bit patterns; a DCT hash's DC bit is
+always set), so the chunks take interleaved bits (chunk c holds bits c, c+m, c+2m, ...: any partition
+keeps the pigeonhole exact) and the plan is priced on the index's *measured* bucket occupancy, with
+chunk tables up to ``_TABLE_BITS`` wide, so the bucket scan per query stays small as the index grows.
+An index is built once (:class:`HammingIndex`) and probed a block of queries at a time, each block cut
+so that its hits stay under ``_MAX_HITS`` (bounded memory even for very heavy buckets).
 """
 
 from __future__ import annotations
@@ -13,36 +20,154 @@ from itertools import combinations
 import numpy as np
 
 _PROBE_BLOCK = 8192
-_TABLE_BITS = 20  # chunks up to this wide get a direct bucket table (8 MiB at 20 bits)
+_TABLE_BITS = 22  # chunks up to this wide get a direct bucket table (2**22 int32 counts: 16 MiB)
 _PROBE_COST = 8.0
+_MAX_HITS = 1 << 22  # bucket entries scanned at once (~250 MiB of temporaries at most)
 
 
-def plan_chunks(n: int, threshold: int) -> tuple[int, int]:
+def _probes(bits: int, r: int) -> int:
+    from math import comb
+
+    return sum(comb(bits, k) for k in range(r + 1))
+
+
+def plan_chunks(n: int, threshold: int, occupancy=None) -> tuple[int, int]:
     """Pick (chunks m, probe radius r) for multi-index hashing of ``n`` 64-bit codes.
 
     Split the code into m chunks; two codes within ``threshold`` bits agree within r = threshold // m
     bits on at least one chunk (pigeonhole: otherwise every chunk differs in r+1 or more). Cost per
-    query ~ m * probes(r) * (probe cost + n / 2**chunk_bits) under uniform codes, where a probe (two
-    binary searches) costs about as much as verifying 8 candidates, a table lookup a quarter of that;
-    pick the cheapest m.
+    query ~ m * probes(r) * (probe cost + expected bucket size), where a probe (two binary searches)
+    costs about as much as verifying 8 candidates, a table lookup a quarter of that; the expected
+    bucket size is n / 2**chunk_bits for uniform codes, or ``occupancy(m)`` (measured) when given.
+    Pick the cheapest m.
     """
-    from math import comb
-
     best = None
     for m in range(2, 17):  # chunks of 32 down to 4 bits
         bits = 64 // m
         r = threshold // m
-        probes = sum(comb(bits, k) for k in range(r + 1))
-        probe_cost = _PROBE_COST / 4 if bits <= _TABLE_BITS else _PROBE_COST
-        cost = m * probes * (probe_cost + n / 2.0 ** bits)
+        probe_cost = _PROBE_COST / 4 if -(-64 // m) <= _TABLE_BITS else _PROBE_COST
+        occ = occupancy(m) if occupancy is not None and -(-64 // m) <= _TABLE_BITS else n / 2.0 ** bits
+        cost = m * _probes(bits, r) * (probe_cost + occ)
         if best is None or cost < best[0]:
             best = (cost, m, r)
     return best[1], best[2]
 
 
-def _chunk_bounds(m: int) -> list[tuple[int, int]]:
-    edges = np.linspace(0, 64, m + 1).round().astype(int)
-    return list(zip(edges[:-1], edges[1:]))
+def _layout(m: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Bit permutation (new position p takes old bit perm[p], MSB first) and chunk bounds for m chunks:
+    chunk c holds the old bits c, c+m, c+2m, ... (interleaved, so no chunk holds only the low DCT terms)."""
+    perm = np.concatenate([np.arange(c, 64, m) for c in range(m)])
+    edges = np.cumsum([0] + [len(range(c, 64, m)) for c in range(m)])
+    return perm, list(zip(edges[:-1].tolist(), edges[1:].tolist()))
+
+
+def _permute(codes: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(codes), np.uint64)
+    one = np.uint64(1)
+    for p, s in enumerate(perm.tolist()):
+        out |= ((codes >> np.uint64(63 - s)) & one) << np.uint64(63 - p)
+    return out
+
+
+def _keys(codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return ((codes >> np.uint64(64 - hi)) & np.uint64((1 << (hi - lo)) - 1)).astype(np.int64)
+
+
+def plan_for(codes: np.ndarray, threshold: int) -> tuple[int, int]:
+    """:func:`plan_chunks` priced on the measured bucket occupancy of ``codes`` (a sample of them)."""
+    codes = np.ascontiguousarray(codes).view(np.uint64)
+    n = len(codes)
+    sample = codes[:: max(1, n // 200_000)]
+    measured: dict[int, float] = {}
+
+    def occupancy(m: int) -> float:  # expected bucket size met by a query distributed like the codes
+        if m not in measured:
+            perm, bounds = _layout(m)
+            keys = _permute(sample, perm)
+            measured[m] = max(float((np.bincount(_keys(keys, lo, hi)).astype(np.float64) ** 2).sum())
+                              / len(sample) ** 2 * n for lo, hi in bounds)
+        return measured[m]
+
+    return plan_chunks(n, threshold, occupancy if n else None)
+
+
+class HammingIndex:
+    """Multi-index hash tables over ``index`` codes, probed by blocks of queries (see :meth:`query`)."""
+
+    def __init__(self, index: np.ndarray, threshold: int, plan: tuple[int, int] | None = None,
+                 chunks: list[int] | None = None):
+        """``plan`` (m, r) skips the pricing; ``chunks`` builds only those chunks' tables (a band of a
+        search partitioned across workers: the union over all chunks of :meth:`query` is the result)."""
+        self.codes = np.ascontiguousarray(index).view(np.uint64)
+        self.threshold = threshold
+        self.m, self.r = plan or plan_for(self.codes, threshold)
+        self.perm, bounds = _layout(self.m)
+        self.bounds = [bounds[c] for c in (range(self.m) if chunks is None else chunks)]
+        permuted = _permute(self.codes, self.perm)
+        self.tables = []
+        for lo, hi in self.bounds:
+            key = _keys(permuted, lo, hi)
+            order = np.argsort(key, kind="stable")
+            table = {"order": order, "width": hi - lo}
+            if hi - lo <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
+                count = np.bincount(key, minlength=1 << (hi - lo)).astype(np.int64)
+                table["count"], table["start"] = count, np.cumsum(count) - count
+            else:
+                table["sorted"] = key[order]
+            table["flips"] = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, self.r + 1)
+                                               for bits in combinations(range(hi - lo), k)], np.int64)
+            self.tables.append(table)
+        self.largest_bucket = max((int(t["count"].max()) for t in self.tables if "count" in t), default=0)
+
+    def _probe(self, table: dict, qkey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probe = (qkey[:, None] ^ table["flips"][None, :])
+        if "count" in table:
+            return table["start"][probe], table["count"][probe]
+        first = np.searchsorted(table["sorted"], probe, "left")
+        return first, np.searchsorted(table["sorted"], probe, "right") - first
+
+    def query(self, queries: np.ndarray, upper_offset: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (query row, index row) pair within the threshold, with its distance, each pair once.
+        ``upper_offset``: the queries are index rows offset.. (a self-join): keep only query row + offset
+        < index row."""
+        queries = np.ascontiguousarray(queries).view(np.uint64)
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        if len(self.codes) == 0 or len(queries) == 0:
+            return empty
+        permuted = _permute(queries, self.perm)
+        found_i, found_j = [], []
+        for (lo, hi), table in zip(self.bounds, self.tables):
+            qkey = _keys(permuted, lo, hi)
+            step = max(64, min(_PROBE_BLOCK, _MAX_HITS // len(table["flips"])))  # bounded probe arrays
+            for start in range(0, len(queries), step):
+                q = np.arange(start, min(start + step, len(queries)), dtype=np.int64)
+                first, count = self._probe(table, qkey[q])
+                per_query = np.cumsum(count.sum(axis=1))
+                cut = 0
+                while cut < len(q):  # slices of queries whose bucket entries fit in _MAX_HITS
+                    base = per_query[cut - 1] if cut else 0
+                    stop = max(cut + 1, int(np.searchsorted(per_query, base + _MAX_HITS, "right")))
+                    f, c = first[cut:stop].ravel(), count[cut:stop].ravel()
+                    total = int(c.sum())
+                    if total:
+                        qi = np.repeat(np.repeat(q[cut:stop], first.shape[1]), c)
+                        offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+                        qj = table["order"][np.repeat(f, c) + offset]
+                        if upper_offset is not None:
+                            keep = qi + upper_offset < qj
+                            qi, qj = qi[keep], qj[keep]
+                        close = np.bitwise_count(queries[qi] ^ self.codes[qj]) <= self.threshold
+                        found_i.append(qi[close])
+                        found_j.append(qj[close])
+                    cut = stop
+        if not found_i:
+            return empty
+        i, j = np.concatenate(found_i), np.concatenate(found_j)
+        if len(self.bounds) > 1:  # a pair agreeing on several chunks was found once per chunk
+            _, first = np.unique(i * len(self.codes) + j, return_index=True)
+            i, j = i[first], j[first]
+        return i, j, np.bitwise_count(queries[i] ^ self.codes[j]).astype(np.int64)
 
 
 def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,68 +176,21 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
     Exact (recall 1.0 against brute force by the pigeonhole argument in :func:`plan_chunks`); work
     grows with the number of candidates, not with n^2.
     """
-    i, j, _ = near_pairs_between(codes, codes, threshold, upper=True)
-    pairs = np.unique(np.stack([i, j], axis=1), axis=0) if len(i) else np.zeros((0, 2), np.int64)
-    i, j = pairs[:, 0], pairs[:, 1]
-    codes = np.ascontiguousarray(codes).view(np.uint64)
-    return i, j, np.bitwise_count(codes[i] ^ codes[j]).astype(np.int64)
+    i, j, dist = near_pairs_between(codes, codes, threshold, upper=True)
+    order = np.lexsort((j, i))
+    return i[order], j[order], dist[order]
+
 
 
 def near_pairs_between(queries: np.ndarray, index: np.ndarray, threshold: int,
                        upper: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query row, index row) pair within ``threshold`` bits, with the distance (unsorted, no
-    duplicates unless the index holds equal codes). ``upper`` keeps only query row < index row (a
-    self-join of one code list). Bucket tables are built on ``index``; queries probe them a block at a
-    time, so memory stays bounded however many queries there are."""
-    queries = np.ascontiguousarray(queries).view(np.uint64)
-    codes = np.ascontiguousarray(index).view(np.uint64)
-    n = len(codes)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    if n == 0 or len(queries) == 0 or (upper and n < 2):
-        return empty
-    m, r = plan_chunks(n, threshold)
-    found_i, found_j = [], []
-    for lo, hi in _chunk_bounds(m):
-        width = hi - lo
-        shift, mask = np.uint64(64 - hi), np.uint64((1 << width) - 1)
-        key, qkey = ((codes >> shift) & mask).astype(np.int64), ((queries >> shift) & mask).astype(np.int64)
-        order = np.argsort(key, kind="stable")
-        sorted_keys = key[order]
-        if width <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
-            bucket_count = np.bincount(key, minlength=1 << width)
-            bucket_start = np.cumsum(bucket_count) - bucket_count
-        flips = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, r + 1)
-                                  for bits in combinations(range(width), k)], np.int64)
-        for start in range(0, len(queries), _PROBE_BLOCK):  # bounded memory: one block of queries at a time
-            q = np.arange(start, min(start + _PROBE_BLOCK, len(queries)), dtype=np.int64)
-            probe = (qkey[q, None] ^ flips[None, :]).ravel()
-            if width <= _TABLE_BITS:
-                first, count = bucket_start[probe], bucket_count[probe]
-            else:
-                first = np.searchsorted(sorted_keys, probe, "left")
-                count = np.searchsorted(sorted_keys, probe, "right") - first
-            total = int(count.sum())
-            if total == 0:
-                continue
-            qi = np.repeat(np.repeat(q, len(flips)), count)
-            offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-            qj = order[np.repeat(first, count) + offset]
-            if upper:
-                keep = qi < qj
-                qi, qj = qi[keep], qj[keep]
-            close = np.bitwise_count(queries[qi] ^ codes[qj]) <= threshold
-            found_i.append(qi[close])
-            found_j.append(qj[close])
-    if not found_i:
-        return empty
-    i, j = np.concatenate(found_i), np.concatenate(found_j)
-    if m > 1:  # a pair agreeing on several chunks was found once per chunk
-        key = i * n + j
-        _, first = np.unique(key, return_index=True)
-        i, j = i[first], j[first]
-    return i, j, np.bitwise_count(queries[i] ^ codes[j]).astype(np.int64)
-
-
+    duplicates). ``upper`` keeps only query row < index row (a self-join of one code list). Bucket
+    tables are built on ``index``; queries probe them a block at a time, so memory stays bounded
+    however many queries there are."""
+    if len(index) == 0 or len(queries) == 0 or (upper and len(index) < 2):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return HammingIndex(index, threshold).query(queries, 0 if upper else None)
 def brute_force_pairs(codes: np.ndarray, threshold: int, block: int = 2048,
                       query_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The baseline: every pair's Hamming distance, in row blocks (memory-bounded, still n^2 work).

@@ -1,0 +1,88 @@
+"""Dedup's candidate search: the Dask path (one task per hash chunk and block) finds exactly the local
+candidates; heavy buckets are capped at the closest candidates and the cap is reported; the chunk
+tables of a partitioned index add up to the whole index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from transform.dedup_match import thumbnails
+from transform.dedup_search import candidates
+from transform.hamming import HammingIndex, brute_force_pairs, plan_chunks, plan_for
+
+
+def scenes(n: int, seed: int, side: int = 32) -> np.ndarray:
+    """Smooth random scenes (as benchmarks/scale.py draws them), every fifth one a shifted copy."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        if k % 5 == 4:
+            out.append(np.roll(out[-1], 2, axis=1))
+            continue
+        coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        im = np.asarray(Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC), np.float32)
+        out.append(np.clip(im + rng.normal(0, 6, im.shape), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_chunk_tables_add_up_to_the_whole_index():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 2**63, 3000, dtype=np.int64)
+    codes[1500:] = codes[:1500] ^ rng.integers(0, 2**9, 1500)
+    whole = HammingIndex(codes, 9)
+    parts = [HammingIndex(codes, 9, plan=(whole.m, whole.r), chunks=[c]).query(codes) for c in range(whole.m)]
+    ii = np.concatenate([p[0] for p in parts])
+    jj = np.concatenate([p[1] for p in parts])
+    union = set(zip(ii.tolist(), jj.tolist()))
+    wi, wj, _ = whole.query(codes)
+    assert union == set(zip(wi.tolist(), wj.tolist()))
+    bi, bj = brute_force_pairs(codes, 9)
+    assert {(a, b) for a, b in union if a < b} == set(zip(bi.tolist(), bj.tolist()))
+
+
+def test_plan_is_priced_on_measured_occupancy():
+    rng = np.random.default_rng(1)
+    uniform = rng.integers(0, 2**63, 50_000, dtype=np.int64)
+    few = rng.integers(0, 2**63, 20, dtype=np.int64)[rng.integers(0, 20, 50_000)]  # 20 distinct codes
+    m, r = plan_for(few, 10)
+    assert m * (r + 1) > 10  # still exact (pigeonhole)
+    assert plan_for(uniform, 10) == plan_chunks(50_000, 10)  # uniform codes price as the uniform model
+    assert (m, r) != plan_for(uniform, 10)  # every bucket heavy: the plan changes (fewer probes)
+
+
+def test_dask_search_equals_local_search():
+    from distributed import Client, LocalCluster
+
+    thumbs = thumbnails(scenes(600, seed=2))
+    local_stats, dask_stats = {}, {}
+    local = candidates(thumbs, 10, 256, block=128, stats=local_stats)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        remote = candidates(thumbs, 10, 256, block=128, stats=dask_stats, client=client)
+    assert all(np.array_equal(a, b) for a, b in zip(local, remote))
+    assert dask_stats["search_tasks"] > 0 and dask_stats["window_hits"] == local_stats["window_hits"]
+    pairs = set(zip(np.minimum(local[0], local[1]).tolist(), np.maximum(local[0], local[1]).tolist()))
+    assert all((k - 1, k) in pairs for k in range(4, 600, 5))  # every shifted copy is a candidate
+
+
+@pytest.mark.parametrize("cap", [3, 1000])
+def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
+    """120 nearly identical images (one scene, faint noise: their hashes all agree) + 60 distinct ones."""
+    rng = np.random.default_rng(3)
+    base = scenes(1, seed=4)[0].astype(np.float32)
+    same = np.clip(base[None] + rng.normal(0, 1.5, (120, *base.shape)), 0, 255).astype(np.uint8)
+    images = np.concatenate([same, scenes(60, seed=5)])
+    stats = {}
+    a, b, _, _ = candidates(thumbnails(images), 10, cap, block=50, stats=stats)
+    inside = (a < 120) & (b < 120)
+    if cap == 1000:
+        assert stats["capped_images"] == 0 and inside.sum() == 120 * 119 // 2  # all pairs, uncapped
+    else:
+        assert stats["capped_images"] >= 100 and stats["capped_pairs_dropped"] > 0
+        assert inside.sum() <= 2 * cap * 120  # bounded: linear in the images, not quadratic
+        from transform.dedup import components
+
+        comp = components(len(images), a[inside], b[inside])
+        assert len(set(comp[:120].tolist())) <= 3  # the closest candidates still tie the heavy group together

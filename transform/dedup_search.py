@@ -1,0 +1,128 @@
+"""Dedup's candidate search: window hashes of every pair of images within ``dedup.near_threshold`` bits.
+
+Each image has 75 query-window codes and 4 indexed-window codes (:mod:`transform.dedup_match`); a
+pair is a candidate when some query window of one is within the threshold of some indexed window of
+the other. Multi-index hash tables (:class:`transform.hamming.HammingIndex`) are built on the query
+codes and probed by the indexed codes a block of images at a time; each block's hits are reduced to
+one per pair at once, so only candidate pairs are kept, never every window hit.
+
+Partitioned: the search is the union over the index's hash chunks (the LSH bands) of what each chunk
+finds, so with a Dask client each (chunk, block of images) is a task: a worker builds one chunk's
+table and probes it; the driver merges a block's chunks and reduces it exactly as the local path
+does (same candidates, tested).
+
+Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
+image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
+and counts the rest in ``stats`` (reported by the stage, never silent). :func:`match` then verifies
+every candidate on pixels (:func:`transform.dedup_match.aligned_scores`, in blocks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, window_codes
+
+BLOCK = 1024  # images whose indexed windows probe the tables at once (bounded memory)
+SPLIT = 2  # tasks per hash chunk on Dask (a chunk's table is built once per task)
+
+
+def _reduce_block(start: int, n: int, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
+                  max_per_image: int | None, stats: dict) -> np.ndarray:
+    """Window hits of one block of probing images -> (5, pairs) owner, other, window, ref, dist."""
+    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    other, ref, owner, window = start + ii // m, ii % m, qi // k, qi % k
+    keep = owner != other
+    stats["window_hits"] += int(keep.sum())
+    other, ref, owner, window, dist = other[keep], ref[keep], owner[keep], window[keep], dist[keep]
+    order = np.lexsort((ref, window, dist, owner, other))  # per (other, owner): the closest hash first
+    if len(order):
+        o, w = other[order], owner[order]
+        order = order[np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1])]]
+    if max_per_image is not None and len(order):
+        by = order[np.lexsort((owner[order], dist[order], other[order]))]
+        starts = np.r_[True, other[by][1:] != other[by][:-1]]
+        rank = np.arange(len(by)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
+        over = rank >= max_per_image
+        stats["capped_images"] += int(len(np.unique(other[by][over])))
+        stats["capped_pairs_dropped"] += int(over.sum())
+        order = by[~over]
+    return np.stack([owner[order], other[order], window[order], ref[order], dist[order]])
+
+
+def _band_hits(table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
+               chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Dask task: one chunk's table over the query codes, probed by one block's indexed windows."""
+    from transform.hamming import HammingIndex
+
+    table = HammingIndex(table_codes, threshold, plan=plan, chunks=[chunk])
+    return table.query(window_codes(thumbs, INDEX_WINDOWS).ravel())
+
+
+def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ii, qi, dist = (np.concatenate([p[c] for p in parts]) for c in range(3))
+    _, first = np.unique(ii * n_table + qi, return_index=True)  # a pair found by several chunks
+    return ii[first], qi[first], dist[first]
+
+
+def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
+               stats: dict | None = None, client=None) -> tuple[np.ndarray, ...]:
+    """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per
+    pair; ``stats`` gets the search plan and what a cap dropped."""
+    from transform.hamming import HammingIndex, plan_for
+
+    n = len(thumbs)
+    codes = window_codes(thumbs, WINDOWS).ravel()
+    stats = {} if stats is None else stats
+    stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0)
+    parts = []
+    if client is None or n == 0:
+        table = HammingIndex(codes, max_bits)
+        stats.update(search_chunks=table.m, search_radius=table.r, largest_bucket=table.largest_bucket,
+                     search_tasks=0)
+        for start in range(0, n, block):
+            ii, qi, dist = table.query(window_codes(thumbs[start:start + block], INDEX_WINDOWS).ravel())
+            parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
+    else:
+        plan = plan_for(codes, max_bits)
+        stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
+        shared = client.scatter(codes, broadcast=True)
+        big = max(block, -(-n // SPLIT))  # SPLIT tasks per chunk: each builds its chunk's table once
+        blocks = list(range(0, n, big))
+        shares = {start: client.scatter(thumbs[start:start + big]) for start in blocks}
+        futures = {start: [client.submit(_band_hits, shared, shares[start], max_bits, plan, c, pure=False)
+                           for c in range(plan[0])] for start in blocks}
+        stats["search_tasks"] = len(blocks) * plan[0]
+        for start in blocks:
+            ii, qi, dist = _merge(client.gather(futures.pop(start)), len(codes))
+            shares.pop(start).release()
+            parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
+    found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
+    owner, other, window, ref, dist = found
+    key = np.minimum(owner, other) * n + np.maximum(owner, other)
+    order = np.lexsort((ref, window, owner, dist, key))  # a pair met from both sides: its closest hash
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    return owner[first], other[first], window[first], ref[first]
+
+
+def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
+          plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
+          client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
+    (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
+    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
+    The candidate search (:func:`candidates`) runs on ``client``'s Dask workers
+    when one is given."""
+    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
+    if extra is not None and len(extra[0]):
+        centre = WINDOWS.index(Window(_C, _C, CENTRE))
+        a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
+        window = np.concatenate([window, np.full(len(extra[0]), centre)])
+        ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
+    scores, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    i, j = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((-scores, j, i))
+    i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
+    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+    return i[first], j[first], scores[first], geometry[first]
+
