@@ -20,6 +20,7 @@ class AugmentParams(Section):
     cutout: Annotated[int, Field(ge=0, le=32)] | None = 0
     resized_crop_scale: Annotated[float, Field(ge=0, le=1)] | None = 0.0  # random-resized-crop min area (0 = off)
     jitter: Annotated[float, Field(ge=0, lt=1)] | None = 0.0  # colour jitter: brightness/contrast/saturation +-this
+    alternate_flip: bool | None = False  # with flip: random in epoch 1, then each image flipped every other epoch
 
 
 class TrainParams(Section):
@@ -55,6 +56,8 @@ class TrainParams(Section):
     depth: Annotated[int, Field(ge=0, le=8)] | None = 1
     bn_scale: bool | None = True
     tta_flip: bool | None = False
+    whiten: bool | None = False  # rescnn: whitened first layer (2x2 patch-covariance eigenvectors, frozen)
+    lookahead: bool | None = False  # airbench lookahead (EMA of weights, model pulled back every 5 steps)
     init_weights: str | None = None
     freeze_epochs: Annotated[int, Field(ge=0)] = 0
     balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
