@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sluice.config import AugmentParams
@@ -89,3 +90,23 @@ def test_alternating_flip_flips_each_image_every_other_epoch(small_snapshot):
     assert torch.equal(out[0], images[0].flip(1)) and torch.equal(out[1], images[1])
     out = augment(images, gen, cfg, ~flips)
     assert torch.equal(out[0], images[0]) and torch.equal(out[1], images[1].flip(1))
+
+
+@pytest.mark.slow
+def test_whitened_model_prunes_quantizes_and_explains(small_snapshot):
+    """The compress and insight stages handle the whitening conv like any other layer."""
+    from train import quantize
+    from train.gradcam import grad_cam
+    from train.prune import structured_prune
+
+    data = load_data(small_snapshot, LoaderSpec())
+    model = build_model({"width": 8, "whiten": True, "lookahead": True}, 10)
+    init_whitening(model, whitening_sample(data))
+    model = model.to(memory_format=torch.channels_last).eval()
+    example = quantize.example_input(data.manifest["image_shape"])
+    x = next(iter(data.test))[0][:4]
+    assert grad_cam(model, x)[0].shape[0] == 4
+    program = quantize.export_program(quantize.quantize_ptq(model, [x], example), example)
+    assert program.module()(x).shape == (4, 10)
+    pruned = structured_prune(model, example, ratio=0.25, steps=1, log=lambda _: None)
+    assert pruned(x).shape == (4, 10)
