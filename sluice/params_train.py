@@ -69,7 +69,19 @@ class TrainParams(Section):
     gpu_resident: bool = True
     kfold: Annotated[int, Field(ge=0, le=20)] = 0
 
+    @classmethod
+    def recipe_defaults(cls) -> dict:
+        """The section as a new project's params.yaml holds it: every key the recipe chooses is null (a
+        concrete default there would override the recipe, e.g. pin a CIFAR-sized set to the demo's width)."""
+        body = cls().model_dump(mode="json")
+        for key in RECIPE_KEYS:
+            body[key] = None
+        body["augment"] = {k: None for k in AugmentParams.model_fields}
+        return body
 
+
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
+               "bn_scale", "tta_flip", "whiten", "lookahead")
 
 
 class CompressParams(Section):
