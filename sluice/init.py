@@ -126,7 +126,8 @@ def vote_export(path: str, root: Path, taken: set[str]) -> dict:
 def _defaults(section: str) -> dict:
     from sluice.config import Params
 
-    body = Params.model_fields[section].annotation().model_dump(mode="json")
+    model = Params.model_fields[section].annotation
+    body = model.recipe_defaults() if hasattr(model, "recipe_defaults") else model().model_dump(mode="json")
     for key in FROM_PATHS.get(section, ()):
         body.pop(key, None)
     return body

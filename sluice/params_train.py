@@ -20,6 +20,7 @@ class AugmentParams(Section):
     cutout: Annotated[int, Field(ge=0, le=32)] | None = 0
     resized_crop_scale: Annotated[float, Field(ge=0, le=1)] | None = 0.0  # random-resized-crop min area (0 = off)
     jitter: Annotated[float, Field(ge=0, lt=1)] | None = 0.0  # colour jitter: brightness/contrast/saturation +-this
+    alternate_flip: bool | None = False  # with flip: random in epoch 1, then each image flipped every other epoch
 
 
 class TrainParams(Section):
@@ -55,6 +56,8 @@ class TrainParams(Section):
     depth: Annotated[int, Field(ge=0, le=8)] | None = 1
     bn_scale: bool | None = True
     tta_flip: bool | None = False
+    whiten: bool | None = False  # rescnn: whitened first layer (2x2 patch-covariance eigenvectors, frozen)
+    lookahead: bool | None = False  # airbench lookahead (EMA of weights, model pulled back every 5 steps)
     init_weights: str | None = None
     freeze_epochs: Annotated[int, Field(ge=0)] = 0
     balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
@@ -66,7 +69,19 @@ class TrainParams(Section):
     gpu_resident: bool = True
     kfold: Annotated[int, Field(ge=0, le=20)] = 0
 
+    @classmethod
+    def recipe_defaults(cls) -> dict:
+        """The section as a new project's params.yaml holds it: every key the recipe chooses is null (a
+        concrete default there would override the recipe, e.g. pin a CIFAR-sized set to the demo's width)."""
+        body = cls().model_dump(mode="json")
+        for key in RECIPE_KEYS:
+            body[key] = None
+        body["augment"] = {k: None for k in AugmentParams.model_fields}
+        return body
 
+
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
+               "bn_scale", "tta_flip", "whiten", "lookahead")
 
 
 class CompressParams(Section):

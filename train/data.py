@@ -78,7 +78,8 @@ def jitter(x: torch.Tensor, r: torch.Tensor, amount: float) -> torch.Tensor:
     return out.clamp_(0, 255).round_().to(torch.uint8).view_as(x)
 
 
-def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> torch.Tensor:
+def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams,
+            flips: torch.Tensor | None = None) -> torch.Tensor:
     """Augment a uint8 NHWC batch; returns a new uint8 NHWC batch (or ``images`` when nothing is on).
 
     Crop (a whole-pixel shift within the zero padding), flip and rotation are one affine map per
@@ -91,7 +92,8 @@ def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> t
     aspect 3/4..4/3, resized back to HxW) scales the same map, so it costs nothing extra; at reduced
     scales nearest-neighbour resampling aliases a little, which augmentation tolerates. Cutout is one
     mask. All random draws come from ``gen`` in a fixed order, so a restored generator state reproduces
-    the same augmentations.
+    the same augmentations. ``flips`` (bool per image), when given, decides the flips instead of the
+    random draw (alternating flip; the draw is still made, so the generator advances the same).
     """
     n, h, w, c = images.shape
     dev = images.device
@@ -112,7 +114,8 @@ def augment(images: torch.Tensor, gen: torch.Generator, cfg: AugmentParams) -> t
     if p or cfg.flip or cfg.rotate_degrees or rrc:
         angle = (r_rot * 2 - 1) * math.radians(cfg.rotate_degrees)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        mirror = torch.where((r_flip < 0.5) & cfg.flip, -1.0, 1.0)
+        flip = flips.to(dev) if flips is not None else r_flip < 0.5
+        mirror = torch.where(flip & cfg.flip, -1.0, 1.0)
         dx = (r_dx * (2 * p + 1)).floor().clamp_max(2 * p) - p + ox  # whole pixels in [-p, p] (+ crop offset)
         dy = (r_dy * (2 * p + 1)).floor().clamp_max(2 * p) - p + oy
         # source = centre + M @ (output - centre) + shift, pixel centres; M = R(angle) @ diag(mirror, 1)
@@ -183,6 +186,12 @@ class TrainLoader:
         gen_device = split.device if split._dev is not None else torch.device("cpu")
         self.generator = torch.Generator(device=gen_device)
         self.generator.manual_seed(seed * 1_000_003 + 7919 * (rank + 1))
+        # alternating flip (airbench): a fixed random half of the images is flipped in even epochs, the other
+        # half in odd ones, so every image is seen both ways every two epochs; the same on every rank
+        self.flip_parity = None
+        if self.augment_cfg.flip and self.augment_cfg.alternate_flip:
+            self.flip_parity = torch.randint(0, 2, (len(split),), generator=torch.Generator().manual_seed(seed + 4242),
+                                             dtype=torch.bool)
 
     def __len__(self) -> int:
         """Batches per epoch (every rank the same); a partial last batch is dropped if a full one exists."""
@@ -221,7 +230,9 @@ class TrainLoader:
         bs = min(self.batch_size, self.per_rank)
         for step in range(self.start_step, len(self)):
             batch = idx[step * bs:(step + 1) * bs].sort().values
-            x = normalize(augment(self.split.images(batch), self.generator, self.augment_cfg), self.mean, self.std)
+            flips = self.flip_parity[batch] ^ bool(self.epoch % 2) if self.flip_parity is not None else None
+            x = normalize(augment(self.split.images(batch), self.generator, self.augment_cfg, flips),
+                          self.mean, self.std)
             yield x, self.split.labels[batch].to(self.split.device), self.split.weights[batch].to(self.split.device)
         self.start_step = 0
 

@@ -48,6 +48,7 @@ from train.checkpoints import (  # noqa: F401
     load_checkpoint,
     save_checkpoint,
 )
+from train.airbench import Lookahead, init_whitening, whitening_sample
 from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate, make_criterion
 from train.model import build_model, head_parameters, model_config, save_model, unwrap
@@ -197,6 +198,8 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
     if run_cfg.init_weights:
         n = load_init_weights(model, run_cfg.init_weights, run_cfg.arch)
         log(rank, f"[train] init_weights: {n} tensors from {run_cfg.init_weights} (head replaced)")
+    if run_cfg.whiten and not run_cfg.init_weights:
+        init_whitening(model, whitening_sample(data))
     model = model.to(ctx.device, memory_format=torch.channels_last)
     net = ctx.wrap(model)
     if cfg.compile:
@@ -206,6 +209,7 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
     recipe = Recipe.of(run_cfg)
     optimizer = recipe.optimizer(model, head_parameters(model, run_cfg.arch))
     scheduler = recipe.scheduler(optimizer, steps)
+    lookahead = Lookahead(model, recipe.epochs * steps) if run_cfg.lookahead else None
     eval_criterion = make_criterion()
     ckpt_dir = Path(cfg.checkpoint_dir)
 
@@ -218,6 +222,8 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if lookahead is not None and state.get("lookahead"):
+            lookahead.load_state_dict(state["lookahead"])
         restore_rank_state(state["ranks"][rank], data, ctx)
         start = (state["epoch"], state["step"])
         history, partial = list(state["history"]), list(state["partial"])
@@ -239,6 +245,7 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
             path = save_checkpoint(ckpt_dir, {
                 "model": {k_: v.cpu() for k_, v in model.state_dict().items()},
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "lookahead": lookahead.state_dict() if lookahead is not None else None,
                 "epoch": epoch, "step": step, "ranks": ranks, "history": history, "partial": partial,
                 "world_size": ctx.world_size, "dataset_hash": data.dataset_hash, "run_id": run_id,
                 "config": json.dumps(cfg.model_dump(mode="json"), sort_keys=True)}, cfg.keep_checkpoints)
@@ -277,7 +284,8 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
               f"{data.train.images_per_step} images; run {run_dir}")
     result = fit(model, data.train, recipe, net=net, optimizer=optimizer, scheduler=scheduler,
                  class_weights=data.class_weights, device=ctx.device, autocast_dtype=autocast, start=start,
-                 should_stop=StopFlag(ctx), on_epoch=on_epoch, progress_bar=rank == 0)
+                 should_stop=StopFlag(ctx), on_epoch=on_epoch, progress_bar=rank == 0,
+                 on_step=lookahead.step if lookahead is not None else None)
     if result.stopped_at is not None:
         epoch, step = result.stopped_at
         if step:
@@ -289,6 +297,8 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
             log(rank, "[train] SIGTERM at an epoch end: checkpoint written; continue with `sluice train --resume`")
         raise SystemExit(EXIT_SIGTERM)
 
+    if lookahead is not None:
+        lookahead.finish()  # the final model is the averaged one
     test = evaluate_all(ctx, net, data.test, k, eval_criterion, autocast)
     val = evaluate_all(ctx, net, data.val, k, eval_criterion, autocast)
     if rank != 0:

@@ -140,12 +140,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     criterion: Criterion | None = None, device: torch.device | str | None = None,
                     autocast_dtype: torch.dtype | None = None, grad_clip: float | None = None,
                     should_stop: Callable[[], bool] | None = None, desc: str = "train",
-                    progress_bar: bool = True) -> EpochStats:
+                    progress_bar: bool = True, on_step: Callable[[], None] | None = None) -> EpochStats:
     """Train ``model`` for one pass over ``loader``; the scheduler (if any) steps once per batch.
 
     ``should_stop`` is asked after every step; when it returns True the epoch ends early (the trainer
     uses this to checkpoint on SIGTERM at a step boundary all ranks agree on). ``progress_bar`` shows a
-    bar on an interactive terminal (the trainer turns it off on ranks other than 0).
+    bar on an interactive terminal (the trainer turns it off on ranks other than 0). ``on_step`` runs after
+    every optimiser (and scheduler) step (lookahead).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     criterion = criterion or make_criterion()
@@ -170,6 +171,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if on_step is not None:
+            on_step()
         n = y.shape[0]
         loss_sum += loss.detach().double() * n
         correct += (logits.detach().argmax(1) == y).sum()

@@ -20,6 +20,7 @@ import torch
 from sluice import snapshot
 from sluice.config import TrainParams
 from sluice.errors import InputError
+from train.airbench import Lookahead, init_whitening, whitening_sample
 from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate
 from train.model import build_model, head_parameters, load_model
@@ -77,9 +78,14 @@ def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterat
         model = build_model(cfg, data.num_classes, min(manifest["image_shape"][:2]))
         if cfg.init_weights:
             load_init_weights(model, cfg.init_weights, cfg.arch)
+        elif cfg.whiten:
+            init_whitening(model, whitening_sample(data))
         model = model.to(memory_format=torch.channels_last)
+        lookahead = Lookahead(model, cfg.epochs * len(data.train)) if cfg.lookahead else None
         fit(model, data.train, Recipe.of(cfg), class_weights=data.class_weights, desc=f"fold {i + 1} epoch",
-            head=head_parameters(model, cfg.arch))
+            head=head_parameters(model, cfg.arch), on_step=lookahead.step if lookahead is not None else None)
+        if lookahead is not None:
+            lookahead.finish()
         yield i, held, model, data
 
 

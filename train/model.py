@@ -54,16 +54,36 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+WHITEN_KERNEL = 2
+
+
+def whitening_conv(c_in: int = 3, kernel: int = WHITEN_KERNEL) -> nn.Conv2d:
+    """airbench's whitened first layer: a ``kernel`` x ``kernel`` conv (no padding) with ``2 * c_in *
+    kernel**2`` outputs whose frozen weights are set from the training data's patch covariance
+    (``train.airbench.init_whitening``: each eigenvector scaled by 1/sqrt(eigenvalue), and its negative);
+    only its bias trains."""
+    conv = nn.Conv2d(c_in, 2 * c_in * kernel * kernel, kernel, padding=0, bias=True)
+    conv.weight.requires_grad_(False)
+    return conv
+
+
 class ResCNN(nn.Module):
     def __init__(self, num_classes: int, width: int = 16, depth: int = 1, bn_scale: bool = True,
-                 tta_flip: bool = False):
+                 tta_flip: bool = False, whiten: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [conv_bn(3, width, bn_scale)]
+        if whiten:  # the whitening conv replaces the stem conv: stage 1 reads its 24 channels (31x31)
+            stem = whitening_conv()
+            layers: list[nn.Module] = [stem, nn.ReLU(inplace=True)]
+            c_in = stem.out_channels
+        else:
+            layers = [conv_bn(3, width, bn_scale)]
+            c_in = width
         c = width
         for _ in range(3):
-            layers += [nn.Conv2d(c, 2 * c, 3, padding=1, bias=False), nn.MaxPool2d(2), _bn(2 * c, bn_scale),
+            layers += [nn.Conv2d(c_in, 2 * c, 3, padding=1, bias=False), nn.MaxPool2d(2), _bn(2 * c, bn_scale),
                        nn.ReLU(inplace=True)]
             c *= 2
+            c_in = c
             layers += [Residual(c, bn_scale) for _ in range(depth)]
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
@@ -92,7 +112,7 @@ class ModelSpec:
 
 def _rescnn(c: dict) -> nn.Module:
     return ResCNN(c["num_classes"], width=c["width"], depth=c["depth"], bn_scale=c.get("bn_scale", True),
-                  tta_flip=c.get("tta_flip", False))
+                  tta_flip=c.get("tta_flip", False), whiten=c.get("whiten", False))
 
 
 def _torchvision(name: str, head: str) -> Callable[[dict], nn.Module]:
@@ -138,7 +158,8 @@ def model_config(cfg: object, num_classes: int, image_size: int | None = None) -
     spec(arch)
     stem = get("stem") or ("standard" if image_size and image_size >= STANDARD_STEM_MIN else "small")
     return {"arch": arch, "width": int(get("width", 16)), "depth": int(get("depth", 1)), "num_classes": int(num_classes),
-            "stem": stem, "bn_scale": bool(get("bn_scale", True)), "tta_flip": bool(get("tta_flip", False))}
+            "stem": stem, "bn_scale": bool(get("bn_scale", True)), "tta_flip": bool(get("tta_flip", False)),
+            "whiten": bool(get("whiten", False) and arch == "rescnn")}
 
 
 def build_model(cfg: object, num_classes: int, image_size: int | None = None) -> nn.Module:

@@ -10,7 +10,9 @@ the resolved recipe at start and records it in its metrics.
   + small rotation, no flip (digits are not mirror-symmetric).
 - ``cifar_fast``: airbench-style for ~50k small natural images on a CPU budget: width 16 (32 beyond
   10 classes), label smoothing 0.2, Nesterov SGD with warm-up then linear decay, BatchNorm without a
-  learnable scale, flip + 2-px translate, flip test-time augmentation, channels-last.
+  learnable scale, flip (alternating) + 2-px translate, flip test-time augmentation, channels-last, a
+  whitened first layer and lookahead (train/airbench.py); sized so that 2 processes x 1 thread on an
+  idle 2-core machine finish within ~25 minutes (docs/training.md, "CIFAR-10").
 - ``photo``: inputs >= 96 px: torchvision ResNet-18 (standard stem), random-resized-crop, flip and
   colour jitter, cosine schedule.
 """
@@ -20,25 +22,26 @@ from __future__ import annotations
 from sluice.config import AugmentParams, TrainParams
 from train.model import STANDARD_STEM_MIN
 
-NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_crop_scale=0.0, jitter=0.0)
+NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_crop_scale=0.0, jitter=0.0,
+              alternate_flip=False)
 CIFAR_MIN_TRAIN = 20_000
 
 
 def _demo(num_classes: int) -> dict:
     return dict(arch="rescnn", width=8, depth=1, epochs=6, batch_size=64, lr=0.3, label_smoothing=0.1,
-                warmup_epochs=1.0, schedule="cosine", bn_scale=True, tta_flip=False,
+                warmup_epochs=1.0, schedule="cosine", bn_scale=True, tta_flip=False, whiten=False, lookahead=False,
                 augment={**NO_AUG, "crop_padding": 2, "rotate_degrees": 8.0})
 
 
 def _cifar_fast(num_classes: int) -> dict:
-    return dict(arch="rescnn", width=16 if num_classes <= 10 else 32, depth=1, epochs=16, batch_size=64, lr=0.4,
+    return dict(arch="rescnn", width=16 if num_classes <= 10 else 32, depth=1, epochs=18, batch_size=64, lr=0.4,
                 label_smoothing=0.2, warmup_epochs=2.0, schedule="onecycle", bn_scale=False, tta_flip=True,
-                augment={**NO_AUG, "crop_padding": 2, "flip": True})
+                whiten=True, lookahead=True, augment={**NO_AUG, "crop_padding": 2, "flip": True, "alternate_flip": True})
 
 
 def _photo(num_classes: int) -> dict:
     return dict(arch="resnet18", width=16, depth=1, epochs=15, batch_size=32, lr=0.1, label_smoothing=0.1, warmup_epochs=1.0,
-                schedule="cosine", bn_scale=True, tta_flip=False,
+                schedule="cosine", bn_scale=True, tta_flip=False, whiten=False, lookahead=False,
                 augment={**NO_AUG, "flip": True, "resized_crop_scale": 0.35, "jitter": 0.3})
 
 
@@ -70,5 +73,6 @@ def resolve(cfg: TrainParams, manifest: dict) -> tuple[TrainParams, str]:
 def describe(cfg: TrainParams, name: str) -> dict:
     """The resolved recipe as printed at start and recorded in metrics."""
     keys = ("arch", "width", "depth", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
-            "label_smoothing", "warmup_epochs", "schedule", "bn_scale", "tta_flip", "freeze_epochs", "final_fit")
+            "label_smoothing", "warmup_epochs", "schedule", "bn_scale", "tta_flip", "whiten", "lookahead", "freeze_epochs",
+            "final_fit")
     return {"recipe": name, **{k: getattr(cfg, k) for k in keys}, "augment": cfg.augment.model_dump()}

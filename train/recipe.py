@@ -70,10 +70,12 @@ def fit(model: nn.Module, loader, recipe: Recipe, *, net: nn.Module | None = Non
         optimizer: torch.optim.Optimizer | None = None, scheduler=None, class_weights: torch.Tensor | None = None,
         device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None, start: tuple[int, int] = (0, 0),
         should_stop: Callable[[], bool] | None = None, on_epoch: Callable[[int, EpochStats], None] | None = None,
-        desc: str = "epoch", progress_bar: bool = True, head: list[nn.Parameter] | None = None) -> FitResult:
+        desc: str = "epoch", progress_bar: bool = True, head: list[nn.Parameter] | None = None,
+        on_step: Callable[[], None] | None = None) -> FitResult:
     """Train ``model`` (through ``net``: its DDP/compiled wrapper, if any) for ``recipe.epochs`` from
     ``start`` = (epoch, step). ``optimizer``/``scheduler`` default to the recipe's (pass restored ones to
-    resume). ``on_epoch(epoch, stats)`` runs after every complete epoch."""
+    resume). ``on_epoch(epoch, stats)`` runs after every complete epoch, ``on_step()`` after every step
+    (``train.airbench.Lookahead.step``)."""
     optimizer = optimizer or recipe.optimizer(model, head)
     scheduler = scheduler or recipe.scheduler(optimizer, len(loader))
     criterion = recipe.criterion(class_weights)
@@ -83,7 +85,7 @@ def fit(model: nn.Module, loader, recipe: Recipe, *, net: nn.Module | None = Non
         loader.set_epoch(epoch, first)
         last = train_one_epoch(net or model, loader, optimizer, scheduler, criterion=criterion, device=device,
                                autocast_dtype=autocast_dtype, should_stop=should_stop, desc=f"{desc} {epoch + 1}",
-                               progress_bar=progress_bar)
+                               progress_bar=progress_bar, on_step=on_step)
         if last.stopped_early and first + last.steps < len(loader):
             return FitResult(last, (epoch, first + last.steps))
         if on_epoch is not None:

@@ -58,7 +58,13 @@ def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path)
     root = tmp_path / "proj"
     assert (root / ".git").is_dir() and (root / ".dvc").is_dir() and (root / ".gitignore").is_file()
     assert "dvc repro" in res.stdout and "cd " in res.stdout
-    load_params_file(root / "params.yaml")  # what init writes loads
+    loaded = load_params_file(root / "params.yaml")  # what init writes loads
+    # the keys the recipe chooses are null, so `recipe: auto` sizes the run to the data (a concrete demo
+    # default here pinned a 50k-image CIFAR project to the demo's width-8, 6-epoch model)
+    assert params["train"]["recipe"] == "auto"
+    assert all(params["train"][k] is None for k in ("epochs", "width", "lr", "batch_size", "whiten", "lookahead"))
+    assert set(params["train"]["augment"].values()) == {None}
+    assert loaded.train.width is None and "width" in loaded.train.model_fields_set
 
 
 def test_votes_and_crawl_add_their_stages_only_when_asked(run_cli, tmp_path):

@@ -103,9 +103,10 @@ def test_single_process_training_writes_model_metrics_and_card(tmp_path, small_s
     assert {k: v for k, v in again.items() if k not in TIMING} == {k: v for k, v in metrics.items() if k not in TIMING}
 
 
-def test_evaluate_with_stratified_kfold(tmp_path, small_snapshot, monkeypatch):
+@pytest.mark.parametrize("airbench", [False, True])
+def test_evaluate_with_stratified_kfold(tmp_path, small_snapshot, monkeypatch, airbench):
     monkeypatch.chdir(tmp_path)
-    cfg = quick_cfg(tmp_path, small_snapshot, epochs=1, kfold=2)
+    cfg = quick_cfg(tmp_path, small_snapshot, epochs=1, kfold=2, whiten=airbench, lookahead=airbench)
     ddp.train(cfg)
     body = run_evaluate(cfg, cfg.out_dir, tmp_path / "e.json", tmp_path / "c.csv")
     folds = body["kfold"]
@@ -242,7 +243,9 @@ def test_demo_reaches_97_percent_with_two_processes_and_compare_works(tmp_path, 
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_gives_identical_results(tmp_path, small_snapshot):
-    over = dict(epochs=4, width=4, batch_size=8)
+    # with the airbench techniques on: the whitening init, lookahead's average and the alternating flip resume too
+    over = dict(epochs=4, width=4, batch_size=8, whiten=True, lookahead=True,
+                augment={"flip": True, "alternate_flip": True})
     full = _params(tmp_path, small_snapshot, "full", **over)
     assert _sluice(["train"], full, tmp_path / "full").returncode == 0
 
