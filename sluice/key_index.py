@@ -238,9 +238,10 @@ class KeyIndex:
 
     def _add(self, hashes: np.ndarray) -> None:
         """Take in a file's sorted hashes: inserted into ``recent`` (a copy of ``recent``, not of the whole index),
-        which is inserted into ``base`` once it holds a quarter as many (an amortised copy, no sort)."""
+        which is inserted into ``base`` (a copy of the index, no sort) once it holds sqrt(2 * index * file)
+        hashes, the size that makes the two copies cost the same per file."""
         self.recent = np.insert(self.recent, np.searchsorted(self.recent, hashes), hashes)
-        if len(self.recent) > max(1 << 16, len(self.base) // 4):
+        if len(self.recent) > max(1 << 16, int(np.sqrt(2 * len(self.base) * max(len(hashes), 1)))):
             self.base = np.insert(self.base, np.searchsorted(self.base, self.recent), self.recent)
             self._prefix = _prefix(self.base)
             self.recent = np.empty(0, HASH)
