@@ -134,12 +134,13 @@ def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
     lake = Lake(str(work / "growth"))
     out = work / "growth-parquet"
     out.mkdir()
-    commit_s, parquet_s = [], []
+    commit_s, cpu_s, parquet_s = [], [], []
     for k, lo in enumerate(range(0, rows, batch_rows)):
         batch = synthetic(lo, min(lo + batch_rows, rows), now)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lake.merge_insert("raw_images", batch)
         commit_s.append(time.perf_counter() - t0)
+        cpu_s.append(time.process_time() - c0)
         t0 = time.perf_counter()
         pq.write_table(batch, out / f"part-{k:05d}.parquet")
         parquet_s.append(time.perf_counter() - t0)
@@ -152,6 +153,9 @@ def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
           f"{last / first:.2f}x  [{'meets' if last <= 1.5 * first else 'MISSES'} target <= 1.5x]")
     tenths = [float(np.mean(commit_s[1 + t * tenth: 1 + (t + 1) * tenth])) * 1e3 for t in range(10)]
     print("  mean commit per tenth of the run (ms): " + " ".join(f"{t:.1f}" for t in tenths))
+    cpu = [float(np.mean(cpu_s[1 + t * tenth: 1 + (t + 1) * tenth])) * 1e3 for t in range(10)]
+    print("  CPU time of this process per commit, per tenth (ms; less sensitive to other load than wall time): "
+          + " ".join(f"{t:.1f}" for t in cpu) + f"; last/first {cpu[-1] / cpu[0]:.2f}x")
     print(f"  last tenth vs second tenth (after the first automatic compaction at {AUTO_COMPACT_FILES} files): "
           f"{tenths[-1] / tenths[1]:.2f}x")
     print(f"  single commits: the first (after the one creating the table) {commit_s[1] * 1e3:.1f} ms, the last "

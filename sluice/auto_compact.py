@@ -32,11 +32,10 @@ def compaction_target(sizes, rows, files: int, cap: int = MAX_FILE_BYTES) -> int
     one file. So a target under ``min(big) + min(small)`` (and under ``2 * min(big)``) keeps each big
     file alone in its bin, and a target of the sum of the small files puts them all in one bin (if
     that is also under the first bound, in a few bins)."""
-    sizes, rows = np.asarray(sizes, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
     if len(sizes) < files:
         return None
-    batch_rows = float(np.median(np.sort(rows)[:files]))
-    is_small = (rows < files * batch_rows / 2) & (sizes < cap // 2)
+    is_small = small_by_rows(rows, files) & (sizes < cap // 2)
     small, big = np.sort(sizes[is_small]), np.sort(sizes[~is_small])
     if len(small) < files:
         return None
@@ -46,12 +45,23 @@ def compaction_target(sizes, rows, files: int, cap: int = MAX_FILE_BYTES) -> int
     return target
 
 
+def small_by_rows(rows, files: int) -> np.ndarray:
+    """Which files hold fewer rows than half a compacted file (``files`` batch files, a batch file being the
+    median of the ``files`` files with the fewest rows)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return rows < files * float(np.median(np.sort(rows)[:files])) / 2
+
+
 def compact_small_files(index, files: int, commit, retries: int, what: str) -> None:
     """Compact the table the index follows (``index.table``, at HEAD: no log reload) if
     :func:`compaction_target` says so."""
     from deltalake import WriterProperties
 
     from sluice.catalog import with_retries
+
+    rows = [len(f.hashes) for f in index.files.values()]  # the index is at the table's version: no log read
+    if len(rows) < files or small_by_rows(rows, files).sum() < files:
+        return
 
     def attempt() -> None:
         table = index.table
