@@ -21,13 +21,13 @@ import numpy as np
 MAX_FILE_BYTES = 128 << 20
 
 
-def compaction_target(sizes, rows, files: int, cap: int = MAX_FILE_BYTES) -> int | None:
+def compaction_target(sizes, rows, files: int, batch_rows: int, cap: int = MAX_FILE_BYTES) -> int | None:
     """The ``target_size`` for delta-rs's compaction that merges the small files of a table whose active
     files have these sizes (bytes) and row counts, and rewrites none of the big ones; None while fewer
     than ``files`` are small.
 
-    Small: fewer rows than half a compacted file (``files`` batch files, a batch file being the median
-    of the ``files`` files with the fewest rows) and under half of ``cap``. delta-rs skips files over
+    Small: fewer rows than half a compacted file (``files`` batches of ``batch_rows``) and under half of
+    ``cap``. delta-rs skips files over
     the target and packs the rest, largest first, into the first bin they fit, and rewrites no bin of
     one file. So a target under ``min(big) + min(small)`` (and under ``2 * min(big)``) keeps each big
     file alone in its bin, and a target of the sum of the small files puts them all in one bin (if
@@ -35,7 +35,7 @@ def compaction_target(sizes, rows, files: int, cap: int = MAX_FILE_BYTES) -> int
     sizes = np.asarray(sizes, dtype=np.int64)
     if len(sizes) < files:
         return None
-    is_small = small_by_rows(rows, files) & (sizes < cap // 2)
+    is_small = small_by_rows(rows, files, batch_rows) & (sizes < cap // 2)
     small, big = np.sort(sizes[is_small]), np.sort(sizes[~is_small])
     if len(small) < files:
         return None
@@ -45,14 +45,13 @@ def compaction_target(sizes, rows, files: int, cap: int = MAX_FILE_BYTES) -> int
     return target
 
 
-def small_by_rows(rows, files: int) -> np.ndarray:
-    """Which files hold fewer rows than half a compacted file (``files`` batch files, a batch file being the
-    median of the ``files`` files with the fewest rows)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    return rows < files * float(np.median(np.sort(rows)[:files])) / 2
+def small_by_rows(rows, files: int, batch_rows: int) -> np.ndarray:
+    """Which files hold fewer rows than half a compacted file (``files`` batches of ``batch_rows``; the caller's
+    batch, not an estimate from the files: with many compacted files that would count some as batches)."""
+    return np.asarray(rows, dtype=np.int64) < files * max(batch_rows, 1) / 2
 
 
-def compact_small_files(index, files: int, commit, retries: int, what: str) -> None:
+def compact_small_files(index, files: int, batch_rows: int, commit, retries: int, what: str) -> None:
     """Compact the table the index follows (``index.table``, at HEAD: no log reload) if
     :func:`compaction_target` says so."""
     from deltalake import WriterProperties
@@ -60,14 +59,14 @@ def compact_small_files(index, files: int, commit, retries: int, what: str) -> N
     from sluice.catalog import with_retries
 
     rows = [len(f.hashes) for f in index.files.values()]  # the index is at the table's version: no log read
-    if len(rows) < files or small_by_rows(rows, files).sum() < files:
+    if len(rows) < files or small_by_rows(rows, files, batch_rows).sum() < files:
         return
 
     def attempt() -> None:
         table = index.table
         actions = table.get_add_actions(flatten=False)
         target = compaction_target(actions.column("size_bytes").to_pylist(), actions.column("num_records").to_pylist(),
-                                   files)
+                                   files, batch_rows)
         if target is None:
             return
         try:  # Snappy, as the batch files: optimize's default (ZSTD) made a compacted file half the bytes a row,

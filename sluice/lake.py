@@ -179,16 +179,16 @@ class Lake:
             dups = index.refresh(self._opener(name), latest=False)  # up to my commit: the table is there
             lost = sum(len(d.hashes) for d in dups if d.version == mine)  # an earlier commit has these keys
             self._repair(name, index, dups, run_id)
-            self._compact_small_files(name, index, run_id)
+            self._compact_small_files(name, index, rows.num_rows, run_id)
             return rows.num_rows - lost
 
-    def _compact_small_files(self, name: str, index, run_id: str | None) -> None:
+    def _compact_small_files(self, name: str, index, batch_rows: int, run_id: str | None) -> None:
         """Merge the table's batch-sized files, and only those, once :data:`AUTO_COMPACT_FILES` of them pile
         up (sluice/auto_compact.py): a Delta commit's cost grows with the number of active files."""
         from sluice.auto_compact import compact_small_files
 
-        compact_small_files(index, AUTO_COMPACT_FILES, self._commit("compact batch files", run_id), self.retries,
-                            f"compact {name}")
+        compact_small_files(index, AUTO_COMPACT_FILES, batch_rows, self._commit("compact batch files", run_id),
+                            self.retries, f"compact {name}")
 
     def _opener(self, name: str):
         from deltalake import DeltaTable
