@@ -59,56 +59,61 @@ def batches(src, batch_rows):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--images", type=int, default=20_000, help="images of the end-to-end run (0: skip)")
     ap.add_argument("--batch-rows", type=int, default=2_000)
     ap.add_argument("--scale-rows", type=int, default=200_000, help="rows of the commit-growth run (0: skip)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sluice-bench-ingest-"))
     try:
-        print(f"writing {args.images} 32x32 PNGs ...", file=sys.stderr)
-        make_folder(work / "imgs", args.images)
-        src = ImageFolderSource(name="bench", kind="image_folder", path=str(work / "imgs"))
-        now = datetime.now(timezone.utc)
-
-        # warm the page cache so both sides read from memory
-        sum(len(b) for b in batches(src, args.batch_rows))
-
-        out = work / "parquet"
-        out.mkdir()
-        t0 = time.perf_counter()
-        write_pq = 0.0
-        for k, recs in enumerate(batches(src, args.batch_rows)):
-            table = raw_batch(recs, src, "bench", now)
-            w0 = time.perf_counter()
-            pq.write_table(table, out / f"part-{k:05d}.parquet")
-            write_pq += time.perf_counter() - w0
-        parquet_s = time.perf_counter() - t0
-
-        lake = Lake(str(work / "lake"))
-        t0 = time.perf_counter()
-        write_delta = 0.0
-        commits = 0
-        for recs in batches(src, args.batch_rows):
-            table = raw_batch(recs, src, "bench", now)
-            w0 = time.perf_counter()
-            lake.merge_insert("raw_images", table)
-            write_delta += time.perf_counter() - w0
-            commits += 1
-        delta_s = time.perf_counter() - t0
-        assert lake.count("raw_images") == args.images
-
-        print(f"rows: {args.images}, commits: {commits}, rows per commit: {args.images / commits:.0f}")
-        print(ratio_line("ingest image folder -> Delta (end to end)", delta_s, "same batches -> plain Parquet", parquet_s, 0.6))
-        print(ratio_line("write step alone (merge-insert commit)", write_delta, "pyarrow.parquet.write_table", write_pq))
-        t0 = time.perf_counter()
-        for recs in batches(src, args.batch_rows):
-            lake.merge_insert("raw_images", raw_batch(recs, src, "bench", now))
-        rerun_s = time.perf_counter() - t0
-        print(ratio_line("idempotent rerun (0 new rows)", rerun_s, "first ingest", delta_s))
+        if args.images:
+            image_ingest(work, args.images, args.batch_rows)
         if args.scale_rows:
             commit_growth(work, args.scale_rows, args.batch_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def image_ingest(work: Path, images: int, batch_rows: int) -> None:
+    print(f"writing {images} 32x32 PNGs ...", file=sys.stderr)
+    make_folder(work / "imgs", images)
+    src = ImageFolderSource(name="bench", kind="image_folder", path=str(work / "imgs"))
+    now = datetime.now(timezone.utc)
+
+    # warm the page cache so both sides read from memory
+    sum(len(b) for b in batches(src, batch_rows))
+
+    out = work / "parquet"
+    out.mkdir()
+    t0 = time.perf_counter()
+    write_pq = 0.0
+    for k, recs in enumerate(batches(src, batch_rows)):
+        table = raw_batch(recs, src, "bench", now)
+        w0 = time.perf_counter()
+        pq.write_table(table, out / f"part-{k:05d}.parquet")
+        write_pq += time.perf_counter() - w0
+    parquet_s = time.perf_counter() - t0
+
+    lake = Lake(str(work / "lake"))
+    t0 = time.perf_counter()
+    write_delta = 0.0
+    commits = 0
+    for recs in batches(src, batch_rows):
+        table = raw_batch(recs, src, "bench", now)
+        w0 = time.perf_counter()
+        lake.merge_insert("raw_images", table)
+        write_delta += time.perf_counter() - w0
+        commits += 1
+    delta_s = time.perf_counter() - t0
+    assert lake.count("raw_images") == images
+
+    print(f"rows: {images}, commits: {commits}, rows per commit: {images / commits:.0f}")
+    print(ratio_line("ingest image folder -> Delta (end to end)", delta_s, "same batches -> plain Parquet", parquet_s, 0.6))
+    print(ratio_line("write step alone (merge-insert commit)", write_delta, "pyarrow.parquet.write_table", write_pq))
+    t0 = time.perf_counter()
+    for recs in batches(src, batch_rows):
+        lake.merge_insert("raw_images", raw_batch(recs, src, "bench", now))
+    rerun_s = time.perf_counter() - t0
+    print(ratio_line("idempotent rerun (0 new rows)", rerun_s, "first ingest", delta_s))
 
 
 def synthetic(lo: int, hi: int, now, dup_share: float = 0.1) -> pa.Table:
@@ -129,12 +134,13 @@ def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
     lake = Lake(str(work / "growth"))
     out = work / "growth-parquet"
     out.mkdir()
-    commit_s, parquet_s = [], []
+    commit_s, cpu_s, parquet_s = [], [], []
     for k, lo in enumerate(range(0, rows, batch_rows)):
         batch = synthetic(lo, min(lo + batch_rows, rows), now)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         lake.merge_insert("raw_images", batch)
         commit_s.append(time.perf_counter() - t0)
+        cpu_s.append(time.process_time() - c0)
         t0 = time.perf_counter()
         pq.write_table(batch, out / f"part-{k:05d}.parquet")
         parquet_s.append(time.perf_counter() - t0)
@@ -147,8 +153,14 @@ def commit_growth(work: Path, rows: int, batch_rows: int) -> None:
           f"{last / first:.2f}x  [{'meets' if last <= 1.5 * first else 'MISSES'} target <= 1.5x]")
     tenths = [float(np.mean(commit_s[1 + t * tenth: 1 + (t + 1) * tenth])) * 1e3 for t in range(10)]
     print("  mean commit per tenth of the run (ms): " + " ".join(f"{t:.1f}" for t in tenths))
+    cpu = [float(np.mean(cpu_s[1 + t * tenth: 1 + (t + 1) * tenth])) * 1e3 for t in range(10)]
+    print("  CPU time of this process per commit, per tenth (ms; less sensitive to other load than wall time): "
+          + " ".join(f"{t:.1f}" for t in cpu) + f"; last/first {cpu[-1] / cpu[0]:.2f}x")
     print(f"  last tenth vs second tenth (after the first automatic compaction at {AUTO_COMPACT_FILES} files): "
           f"{tenths[-1] / tenths[1]:.2f}x")
+    print(f"  single commits: the first (after the one creating the table) {commit_s[1] * 1e3:.1f} ms, the last "
+          f"{commit_s[-1] * 1e3:.1f} ms; median of the first 10 {np.median(commit_s[1:11]) * 1e3:.1f} ms, of the last 10 "
+          f"{np.median(commit_s[-10:]) * 1e3:.1f} ms ({np.median(commit_s[-10:]) / np.median(commit_s[1:11]):.2f}x)")
     print(f"  median commit: first tenth {np.median(commit_s[1:tenth + 1]) * 1e3:.1f} ms, last tenth "
           f"{np.median(commit_s[-tenth:]) * 1e3:.1f} ms")
     print(f"  plain Parquet write of the same batches: first tenth {np.mean(parquet_s[:tenth]) * 1e3:.1f} ms, "
