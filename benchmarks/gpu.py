@@ -105,7 +105,7 @@ def main() -> None:
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (dry run)"
         print(f"hardware: {name}; torch {torch.__version__}; data: {snap}")
         results = {}
-        for arch, width in (("rescnn", 64), ("resnet18", 64)):
+        for arch, width in (("rescnn", 64), ("airnet", 64), ("resnet18", 64)):  # airnet 64: airbench94's net
             cfg = TrainParams(arch=arch, width=width, batch_size=512 if not args.quick else 128,
                               compile=args.compile, lr=0.4)
             gpu = throughput(cfg, snap, device, steps)

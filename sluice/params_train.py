@@ -21,6 +21,8 @@ class AugmentParams(Section):
     resized_crop_scale: Annotated[float, Field(ge=0, le=1)] | None = 0.0  # random-resized-crop min area (0 = off)
     jitter: Annotated[float, Field(ge=0, lt=1)] | None = 0.0  # colour jitter: brightness/contrast/saturation +-this
     alternate_flip: bool | None = False  # with flip: random in epoch 1, then each image flipped every other epoch
+    low_res: Annotated[int, Field(ge=0)] | None = 0  # progressive resizing: train at this side (px) first (0 = off)
+    low_res_epochs: Annotated[int, Field(ge=0)] | None = 0  # ... for this many epochs, then at full resolution
 
 
 class TrainParams(Section):

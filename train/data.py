@@ -43,6 +43,18 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.T
     return out
 
 
+def low_res(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Progressive resizing's early epochs: the batch scaled (bilinear, antialiased) so that its shorter
+    side is ``side`` px; unchanged when ``side`` is 0 or not smaller. The model must accept any input
+    size (every registered one ends in a global pool); a step costs about (side / full side)^2."""
+    h, w = x.shape[-2:]
+    if not 0 < side < min(h, w):
+        return x
+    size = (max(1, round(h * side / min(h, w))), max(1, round(w * side / min(h, w))))
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True).contiguous(
+        memory_format=torch.channels_last)
+
+
 @dataclass(frozen=True)
 class LoaderSpec:
     """What ``load_data`` needs: batch sizes, seed, augmentation, balancing, residency, and whether the
@@ -233,6 +245,8 @@ class TrainLoader:
             flips = self.flip_parity[batch] ^ bool(self.epoch % 2) if self.flip_parity is not None else None
             x = normalize(augment(self.split.images(batch), self.generator, self.augment_cfg, flips),
                           self.mean, self.std)
+            if self.epoch < (self.augment_cfg.low_res_epochs or 0):
+                x = low_res(x, self.augment_cfg.low_res or 0)
             yield x, self.split.labels[batch].to(self.split.device), self.split.weights[batch].to(self.split.device)
         self.start_step = 0
 

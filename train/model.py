@@ -100,6 +100,29 @@ class ResCNN(nn.Module):
         return self._logits(x)
 
 
+class AirNet(nn.Module):
+    """airbench94's network (Keller Jordan, 2024): the whitened 2x2 first layer, then three blocks of
+    conv -> max-pool -> BN -> GELU -> conv -> BN -> GELU at widths (w, 4w, 4w) (airbench94: w = 64), a
+    global max-pool and a linear head. No residuals: the channels go where the resolution is low, which
+    buys more capacity per multiply-add than ``rescnn``'s wide full-resolution stem."""
+
+    def __init__(self, num_classes: int, width: int = 32, bn_scale: bool = False, tta_flip: bool = False):
+        super().__init__()
+        layers: list[nn.Module] = [whitening_conv(), nn.GELU()]
+        c_in = layers[0].out_channels
+        for c in (width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.MaxPool2d(2), _bn(c, bn_scale), nn.GELU(),
+                       nn.Conv2d(c, c, 3, padding=1, bias=False), _bn(c, bn_scale), nn.GELU()]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.head = nn.Linear(c_in, num_classes, bias=False)
+        self.tta_flip = tta_flip
+
+    _logits = ResCNN._logits
+    forward = ResCNN.forward
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered architecture: its constructor (model config -> module) and the dotted name of its
@@ -113,6 +136,10 @@ class ModelSpec:
 def _rescnn(c: dict) -> nn.Module:
     return ResCNN(c["num_classes"], width=c["width"], depth=c["depth"], bn_scale=c.get("bn_scale", True),
                   tta_flip=c.get("tta_flip", False), whiten=c.get("whiten", False))
+
+
+def _airnet(c: dict) -> nn.Module:
+    return AirNet(c["num_classes"], width=c["width"], bn_scale=c.get("bn_scale", False), tta_flip=c.get("tta_flip", False))
 
 
 def _torchvision(name: str, head: str) -> Callable[[dict], nn.Module]:
@@ -133,6 +160,7 @@ def _torchvision(name: str, head: str) -> Callable[[dict], nn.Module]:
 
 MODELS: dict[str, ModelSpec] = {
     "rescnn": ModelSpec(_rescnn, "head", "fast residual CNN for small images (width, depth)"),
+    "airnet": ModelSpec(_airnet, "head", "airbench94's network for small images: whitened stem, widths (w, 4w, 4w)"),
     "resnet18": ModelSpec(_torchvision("resnet18", "fc"), "fc", "torchvision ResNet-18"),
     "resnet50": ModelSpec(_torchvision("resnet50", "fc"), "fc", "torchvision ResNet-50"),
     "mobilenet_v3_small": ModelSpec(_torchvision("mobilenet_v3_small", "classifier.3"), "classifier.3",
@@ -159,7 +187,7 @@ def model_config(cfg: object, num_classes: int, image_size: int | None = None) -
     stem = get("stem") or ("standard" if image_size and image_size >= STANDARD_STEM_MIN else "small")
     return {"arch": arch, "width": int(get("width", 16)), "depth": int(get("depth", 1)), "num_classes": int(num_classes),
             "stem": stem, "bn_scale": bool(get("bn_scale", True)), "tta_flip": bool(get("tta_flip", False)),
-            "whiten": bool(get("whiten", False) and arch == "rescnn")}
+            "whiten": arch == "airnet" or bool(get("whiten", False) and arch == "rescnn")}
 
 
 def build_model(cfg: object, num_classes: int, image_size: int | None = None) -> nn.Module:

@@ -23,7 +23,7 @@ from sluice.config import AugmentParams, TrainParams
 from train.model import STANDARD_STEM_MIN
 
 NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_crop_scale=0.0, jitter=0.0,
-              alternate_flip=False)
+              alternate_flip=False, low_res=0, low_res_epochs=0)
 CIFAR_MIN_TRAIN = 20_000
 
 

@@ -206,3 +206,28 @@ def test_resized_crop_and_jitter_are_batched_deterministic_and_bounded():
 def test_final_fit_trains_on_train_and_val(small_snapshot):
     data = load_data(small_snapshot, LoaderSpec(final_fit=True))
     assert len(data.train.split) == 400 and data.val is None and data.test is not None
+
+
+def test_low_res_epochs_train_on_smaller_batches_then_full_resolution(small_snapshot):
+    aug = NO_AUG.model_copy(update={"low_res": 20, "low_res_epochs": 2})
+    loader = load_data(small_snapshot, LoaderSpec(batch_size=50, augment=aug), splits=("train",)).train
+    full = load_data(small_snapshot, LoaderSpec(batch_size=50, augment=NO_AUG), splits=("train",)).train
+    for epoch, side in [(0, 20), (1, 20), (2, 32)]:
+        loader.set_epoch(epoch)
+        full.set_epoch(epoch)
+        (x, y, _), (xf, yf, _) = next(iter(loader)), next(iter(full))
+        assert x.shape[-2:] == (side, side) and x.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(y, yf)  # the same images, only smaller
+        if side < 32:  # an antialiased downscale: each low-res pixel is a local average of the full batch
+            expected = torch.nn.functional.interpolate(xf, size=side, mode="bilinear", antialias=True)
+            assert torch.allclose(x, expected, atol=1e-5)
+        else:
+            assert torch.equal(x, xf)
+
+
+def test_low_res_keeps_the_aspect_ratio_and_never_upscales():
+    from train.data import low_res
+
+    x = torch.randn(2, 3, 40, 80)
+    assert low_res(x, 20).shape[-2:] == (20, 40)
+    assert low_res(x, 0) is x and low_res(x, 40) is x and low_res(x, 64) is x

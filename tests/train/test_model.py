@@ -14,7 +14,7 @@ from train.engine import (evaluate, lr_factor, make_criterion, make_optimizer, m
                           train_one_epoch)
 from train.evaluate import stratified_folds
 from train.reports import class_report, write_confusion_csv
-from train.model import build_model, load_model, save_model
+from train.model import build_model, load_model, model_config, save_model
 
 
 @pytest.mark.parametrize("cfg", [{"arch": "rescnn", "width": 4, "depth": 0}, {"arch": "rescnn", "width": 8, "depth": 2},
@@ -153,3 +153,20 @@ def test_rescnn_airbench_options_bn_without_scale_and_flip_tta():
     assert torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)  # flip TTA: mirror-invariant logits
     model.train()
     assert not torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)
+
+
+def test_airnet_is_airbench94s_network_whitened_without_residuals(tmp_path):
+    from train.airbench import whitening_layer
+
+    config = model_config({"arch": "airnet", "width": 4, "tta_flip": True}, 10)
+    assert config["whiten"]  # airnet always has the whitened first layer
+    model = build_model(config, 10).eval()
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [24, 4, 4, 16, 16, 16, 16]  # whitening, then (w, 4w, 4w) x 2 convs
+    assert whitening_layer(model) is convs[0]
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10)
+    assert torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)
+    save_model(tmp_path / "m", model, config)
+    loaded, _ = load_model(tmp_path / "m")
+    assert torch.equal(loaded(x), model(x))
