@@ -60,6 +60,10 @@ class TrainParams(Section):
     tta_flip: bool | None = False
     whiten: bool | None = False  # rescnn: whitened first layer (2x2 patch-covariance eigenvectors, frozen)
     lookahead: bool | None = False  # airbench lookahead (EMA of weights, model pulled back every 5 steps)
+    dirac: bool | None = False  # airbench identity init: each 3x3 conv starts as the identity on its first channels
+    bn_momentum: Annotated[float, Field(gt=0, le=1)] | None = 0.1  # BatchNorm running-stat momentum (PyTorch's sense)
+    bias_lr_scale: Annotated[float, Field(gt=0)] | None = 1.0  # BatchNorm biases train at lr x this (airbench: 64)
+    tta_translate: bool | None = False  # test-time augmentation adds 1-px shifted views (with tta_flip: 6 views)
     init_weights: str | None = None
     freeze_epochs: Annotated[int, Field(ge=0)] = 0
     balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
@@ -83,7 +87,7 @@ class TrainParams(Section):
 
 
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
-               "bn_scale", "tta_flip", "whiten", "lookahead")
+               "bn_scale", "tta_flip", "whiten", "lookahead", "dirac", "bn_momentum", "bias_lr_scale", "tta_translate")
 
 
 class CompressParams(Section):

@@ -7,6 +7,12 @@ model is pulled back to every few steps).
   covariance scaled by 1/sqrt(eigenvalue + eps), and their negatives (24 filters), so the layer's
   outputs are decorrelated with unit variance; the weights stay frozen, only the bias trains
   (airbench94, Keller Jordan 2024).
+- ``identity_init(model)``: every trainable 3x3 conv starts as the identity on its first ``in`` output
+  channels (``dirac_``; the rest keep their random init), so a deep plain stack starts near a shallow
+  one and trains sooner (airbench94's conv init).
+- ``set_bn_momentum(model, m)``: the BatchNorm running statistics' momentum (PyTorch's sense: the new
+  batch's weight; airbench uses 0.4, PyTorch's default is 0.1), so short runs evaluate with statistics
+  of the current weights.
 - ``Lookahead``: every ``every`` optimiser steps ``ema = ema * d + model * (1 - d)`` and the model is
   set to ``ema``, with ``d = base**every * (step / total)**3`` growing over the run (0 at the start: plain
   SGD; strongest averaging when the learning rate is lowest); ``finish()`` copies the average into the
@@ -52,6 +58,35 @@ def init_whitening(model: nn.Module, images: torch.Tensor, eps: float = WHITEN_E
     conv.weight.copy_(torch.cat([filters, -filters]).to(conv.weight.dtype))
     conv.bias.zero_()
     return True
+
+
+@torch.no_grad()
+def identity_init(model: nn.Module) -> int:
+    """airbench's identity (Dirac) init of every trainable 3x3 conv; returns how many were set."""
+    n = 0
+    for m in unwrap(model).modules():
+        if isinstance(m, nn.Conv2d) and m.weight.requires_grad and m.kernel_size == (3, 3) and m.groups == 1:
+            nn.init.dirac_(m.weight[:m.in_channels])
+            n += 1
+    return n
+
+
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    for m in unwrap(model).modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = momentum
+
+
+def prepare(model: nn.Module, cfg, data) -> None:
+    """The airbench initialisation ``cfg`` (resolved train params) asks for, on a freshly built model:
+    identity init and whitening unless ``init_weights`` loaded trained weights; BN momentum always."""
+    if not cfg.init_weights:
+        if cfg.dirac:
+            identity_init(model)
+        if cfg.whiten:
+            init_whitening(model, whitening_sample(data))
+    if cfg.bn_momentum is not None:
+        set_bn_momentum(model, cfg.bn_momentum)
 
 
 class Lookahead:

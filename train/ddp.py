@@ -48,7 +48,7 @@ from train.checkpoints import (  # noqa: F401
     load_checkpoint,
     save_checkpoint,
 )
-from train.airbench import Lookahead, init_whitening, whitening_sample
+from train.airbench import Lookahead, prepare
 from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate, make_criterion
 from train.model import build_model, head_parameters, model_config, save_model, unwrap
@@ -198,8 +198,7 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
     if run_cfg.init_weights:
         n = load_init_weights(model, run_cfg.init_weights, run_cfg.arch)
         log(rank, f"[train] init_weights: {n} tensors from {run_cfg.init_weights} (head replaced)")
-    if run_cfg.whiten and not run_cfg.init_weights:
-        init_whitening(model, whitening_sample(data))
+    prepare(model, run_cfg, data)
     model = model.to(ctx.device, memory_format=torch.channels_last)
     net = ctx.wrap(model)
     if cfg.compile:

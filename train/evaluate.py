@@ -20,7 +20,7 @@ import torch
 from sluice import snapshot
 from sluice.config import TrainParams
 from sluice.errors import InputError
-from train.airbench import Lookahead, init_whitening, whitening_sample
+from train.airbench import Lookahead, prepare
 from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate
 from train.model import build_model, head_parameters, load_model
@@ -78,8 +78,7 @@ def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterat
         model = build_model(cfg, data.num_classes, min(manifest["image_shape"][:2]))
         if cfg.init_weights:
             load_init_weights(model, cfg.init_weights, cfg.arch)
-        elif cfg.whiten:
-            init_whitening(model, whitening_sample(data))
+        prepare(model, cfg, data)
         model = model.to(memory_format=torch.channels_last)
         lookahead = Lookahead(model, cfg.epochs * len(data.train)) if cfg.lookahead else None
         fit(model, data.train, Recipe.of(cfg), class_weights=data.class_weights, desc=f"fold {i + 1} epoch",

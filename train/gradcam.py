@@ -23,15 +23,15 @@ POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
 
 @contextlib.contextmanager
 def _no_tta(model: nn.Module):
-    """Flip test-time augmentation off (a second, mirrored pass would overwrite the activations)."""
-    had = getattr(model, "tta_flip", False)
-    if had:
-        model.tta_flip = False
+    """Test-time augmentation off (a second, mirrored or shifted pass would overwrite the activations)."""
+    had = {k: getattr(model, k) for k in ("tta_flip", "tta_translate") if getattr(model, k, False)}
+    for k in had:
+        setattr(model, k, False)
     try:
         yield
     finally:
-        if had:
-            model.tta_flip = True
+        for k, v in had.items():
+            setattr(model, k, v)
 
 
 def target_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sluice.errors import InputError
@@ -67,9 +68,24 @@ def whitening_conv(c_in: int = 3, kernel: int = WHITEN_KERNEL) -> nn.Conv2d:
     return conv
 
 
+def tta_logits(logits: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, flip: bool,
+               translate: bool) -> torch.Tensor:
+    """Test-time augmentation (airbench's levels): the mean logits of ``x`` and its mirror (``flip``);
+    with ``translate``, averaged half and half with the same views of ``x`` shifted by one pixel up-left
+    and down-right (reflect-padded)."""
+    views = (lambda v: 0.5 * (logits(v) + logits(v.flip(-1)))) if flip else logits
+    out = views(x)
+    if translate:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        shifted = 0.5 * (views(padded[..., :h, :w].contiguous()) + views(padded[..., 2:, 2:].contiguous()))
+        out = 0.5 * (out + shifted)
+    return out
+
+
 class ResCNN(nn.Module):
     def __init__(self, num_classes: int, width: int = 16, depth: int = 1, bn_scale: bool = True,
-                 tta_flip: bool = False, whiten: bool = False):
+                 tta_flip: bool = False, whiten: bool = False, tta_translate: bool = False):
         super().__init__()
         if whiten:  # the whitening conv replaces the stem conv: stage 1 reads its 24 channels (31x31)
             stem = whitening_conv()
@@ -88,16 +104,16 @@ class ResCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(c, num_classes, bias=False)
-        self.tta_flip = tta_flip
+        self.tta_flip, self.tta_translate = tta_flip, tta_translate
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         # Scaled-down logits keep the early steps stable at high learning rates (as in airbench).
         return self.head(torch.flatten(self.pool(self.features(x)), 1)) * LOGIT_SCALE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tta_flip and not self.training:  # flip test-time augmentation: mean of both views' logits
-            return 0.5 * (self._logits(x) + self._logits(x.flip(-1)))
-        return self._logits(x)
+        if self.training or not (self.tta_flip or self.tta_translate):
+            return self._logits(x)
+        return tta_logits(self._logits, x, self.tta_flip, self.tta_translate)
 
 
 class AirNet(nn.Module):
@@ -106,7 +122,8 @@ class AirNet(nn.Module):
     global max-pool and a linear head. No residuals: the channels go where the resolution is low, which
     buys more capacity per multiply-add than ``rescnn``'s wide full-resolution stem."""
 
-    def __init__(self, num_classes: int, width: int = 32, bn_scale: bool = False, tta_flip: bool = False):
+    def __init__(self, num_classes: int, width: int = 32, bn_scale: bool = False, tta_flip: bool = False,
+                 tta_translate: bool = False):
         super().__init__()
         layers: list[nn.Module] = [whitening_conv(), nn.GELU()]
         c_in = layers[0].out_channels
@@ -117,7 +134,7 @@ class AirNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.head = nn.Linear(c_in, num_classes, bias=False)
-        self.tta_flip = tta_flip
+        self.tta_flip, self.tta_translate = tta_flip, tta_translate
 
     _logits = ResCNN._logits
     forward = ResCNN.forward
@@ -135,11 +152,13 @@ class ModelSpec:
 
 def _rescnn(c: dict) -> nn.Module:
     return ResCNN(c["num_classes"], width=c["width"], depth=c["depth"], bn_scale=c.get("bn_scale", True),
-                  tta_flip=c.get("tta_flip", False), whiten=c.get("whiten", False))
+                  tta_flip=c.get("tta_flip", False), whiten=c.get("whiten", False),
+                  tta_translate=c.get("tta_translate", False))
 
 
 def _airnet(c: dict) -> nn.Module:
-    return AirNet(c["num_classes"], width=c["width"], bn_scale=c.get("bn_scale", False), tta_flip=c.get("tta_flip", False))
+    return AirNet(c["num_classes"], width=c["width"], bn_scale=c.get("bn_scale", False), tta_flip=c.get("tta_flip", False),
+                  tta_translate=c.get("tta_translate", False))
 
 
 def _torchvision(name: str, head: str) -> Callable[[dict], nn.Module]:
@@ -187,6 +206,7 @@ def model_config(cfg: object, num_classes: int, image_size: int | None = None) -
     stem = get("stem") or ("standard" if image_size and image_size >= STANDARD_STEM_MIN else "small")
     return {"arch": arch, "width": int(get("width", 16)), "depth": int(get("depth", 1)), "num_classes": int(num_classes),
             "stem": stem, "bn_scale": bool(get("bn_scale", True)), "tta_flip": bool(get("tta_flip", False)),
+            "tta_translate": bool(get("tta_translate", False)),
             "whiten": arch == "airnet" or bool(get("whiten", False) and arch == "rescnn")}
 
 

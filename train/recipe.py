@@ -37,20 +37,21 @@ class Recipe:
     warmup_epochs: float = 0.0
     schedule: str = "cosine"
     freeze_epochs: int = 0
+    bias_lr_scale: float = 1.0
 
     @classmethod
     def of(cls, cfg: TrainParams) -> Recipe:
         return cls(cfg.epochs, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.label_smoothing,
-                   cfg.warmup_epochs, cfg.schedule, cfg.freeze_epochs)
+                   cfg.warmup_epochs, cfg.schedule, cfg.freeze_epochs, cfg.bias_lr_scale or 1.0)
 
     def fine_tune(self, epochs: int, lr: float) -> Recipe:
         """The same recipe as a short fine-tune: no warm-up, cosine decay, no smoothing, nothing frozen."""
         return replace(self, epochs=epochs, lr=lr, warmup_epochs=0.0, schedule="cosine", label_smoothing=0.0,
-                       freeze_epochs=0)
+                       freeze_epochs=0, bias_lr_scale=1.0)
 
     def optimizer(self, model: nn.Module, head: list[nn.Parameter] | None = None) -> torch.optim.SGD:
         return make_optimizer(model, self.lr, self.momentum, self.nesterov, self.weight_decay,
-                              head=head if self.freeze_epochs else None)
+                              head=head if self.freeze_epochs else None, bias_lr_scale=self.bias_lr_scale)
 
     def scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
         return make_scheduler(optimizer, self.epochs * steps_per_epoch, round(self.warmup_epochs * steps_per_epoch),

@@ -1,13 +1,15 @@
-"""The airbench techniques: whitened first layer, lookahead, alternating flip."""
+"""The airbench techniques: whitened first layer, identity init, BN momentum, bias learning rate, lookahead,
+alternating flip."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sluice.config import AugmentParams
-from train.airbench import Lookahead, init_whitening, whitening_layer, whitening_sample
+from sluice.config import AugmentParams, TrainParams
+from train.airbench import Lookahead, identity_init, init_whitening, prepare, whitening_layer, whitening_sample
 from train.data import LoaderSpec, augment, load_data, normalize
+from train.engine import make_optimizer
 from train.model import build_model, load_model, save_model
 
 
@@ -110,3 +112,48 @@ def test_whitened_model_prunes_quantizes_and_explains(small_snapshot):
     assert program.module()(x).shape == (4, 10)
     pruned = structured_prune(model, example, ratio=0.25, steps=1, log=lambda _: None)
     assert pruned(x).shape == (4, 10)
+
+
+def test_identity_init_makes_each_3x3_conv_pass_its_first_channels_through():
+    model = build_model({"arch": "airnet", "width": 4}, 10)
+    whiten = whitening_layer(model).weight.clone()
+    assert identity_init(model) == 6  # two 3x3 convs per block; the frozen whitening conv is left alone
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad]
+    for conv in convs:
+        x = torch.randn(2, conv.in_channels, 5, 5)
+        out = torch.nn.functional.conv2d(x, conv.weight, padding=1)
+        n = min(conv.in_channels, conv.out_channels)
+        assert torch.allclose(out[:, :n], x[:, :n])  # identity on the first channels
+    widening = next(c for c in convs if c.out_channels > c.in_channels)
+    assert widening.weight[widening.in_channels:].abs().sum() > 0  # the other filters keep their random init
+    assert torch.equal(whitening_layer(model).weight, whiten)  # init_whitening's job, not this one's
+
+
+def test_prepare_sets_bn_momentum_and_skips_inits_over_loaded_weights(small_snapshot):
+    data = load_data(small_snapshot, LoaderSpec())
+    cfg = TrainParams(arch="rescnn", width=4, whiten=True, dirac=True, bn_momentum=0.4)
+    model = build_model(cfg, 10)
+    prepare(model, cfg, data)
+    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.4}
+    assert whitening_layer(model).weight.abs().sum() > 0
+    conv = model.features[2]
+    assert conv.weight[0, 0, 1, 1] == 1 and conv.weight[0, 1].abs().sum() == 0  # identity on channel 0
+    fresh = build_model(cfg, 10)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    prepare(fresh, cfg.model_copy(update={"init_weights": "some/model"}), data)  # trained weights: kept as loaded
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_bias_lr_scale_speeds_up_only_the_batchnorm_parameters():
+    model = build_model({"width": 4, "whiten": True, "bn_scale": False}, 10)
+    opt = make_optimizer(model, 0.4, bias_lr_scale=16.0)
+    bn = {id(p) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters()
+          if p.requires_grad}
+    for group in opt.param_groups:
+        ids = {id(p) for p in group["params"]}
+        assert ids <= bn or not ids & bn
+        assert group["lr"] == (6.4 if ids <= bn else 0.4)
+        if ids <= bn:
+            assert group["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in model.parameters() if p.requires_grad)
+    assert len(make_optimizer(model, 0.4).param_groups) == 2  # scale 1: the plain two groups

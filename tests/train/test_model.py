@@ -155,6 +155,27 @@ def test_rescnn_airbench_options_bn_without_scale_and_flip_tta():
     assert not torch.allclose(model(x), model(x.flip(-1)), atol=1e-6)
 
 
+def test_translate_tta_averages_the_one_pixel_shifted_views(tmp_path):
+    from train.model import tta_logits
+
+    model = build_model({"width": 4, "bn_scale": False, "tta_flip": True, "tta_translate": True}, 3).eval()
+    x = torch.randn(2, 3, 32, 32)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    f = model._logits
+    mirror = lambda v: 0.5 * (f(v) + f(v.flip(-1)))  # noqa: E731
+    want = 0.5 * mirror(x) + 0.25 * (mirror(padded[..., :32, :32]) + mirror(padded[..., 2:, 2:]))
+    assert torch.allclose(model(x), want, atol=1e-6)
+    assert torch.allclose(tta_logits(f, x, flip=False, translate=False), f(x))
+    assert not torch.allclose(model(x), mirror(x), atol=1e-4)  # the shifted views change the answer
+    config = model_config({"arch": "airnet", "width": 4, "tta_flip": True, "tta_translate": True}, 3)
+    assert config["tta_translate"]
+    saved = build_model(config, 3).eval()
+    save_model(tmp_path / "m", saved, config)
+    loaded, _ = load_model(tmp_path / "m")
+    assert loaded.tta_translate and torch.equal(loaded(x), saved(x))
+    assert not build_model(model_config({"width": 4}, 3), 3).tta_translate  # old configs: off
+
+
 def test_airnet_is_airbench94s_network_whitened_without_residuals(tmp_path):
     from train.airbench import whitening_layer
 
