@@ -9,9 +9,11 @@ shared, drifting machine only ratios compare across runs. The table is printed a
 
     python benchmarks/cifar_ablation.py SNAPSHOT [--train N] [--epochs E] [--width W] [--variants a,b]
 
-Variants: ``base`` (cifar_fast without whitening, lookahead, alternating flip), ``+whiten``,
-``+lookahead``, ``+altflip``, ``all`` (the recipe), ``all-whiten``, ``all-lookahead``, ``all-altflip``,
-``all-tta``, ``all-ls`` (no label smoothing), ``all-bnscale`` (learnable BN scale).
+Variants: ``base`` (cifar_fast without whitening, lookahead, alternating flip, identity init, BN
+momentum 0.4 and the BN bias learning rate), ``+whiten``, ``+lookahead``, ``+altflip``, ``all`` (the
+recipe), ``all-whiten``, ``all-lookahead``, ``all-altflip``, ``all-tta``, ``all-ls`` (no label
+smoothing), ``all-bnscale`` (learnable BN scale), ``all-dirac``, ``all-bnmomentum`` (PyTorch's 0.1),
+``all-biaslr`` (BN biases at the kernels' lr), ``all+translate`` (translate TTA too).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-OFF = {"whiten": False, "lookahead": False, "alternate_flip": False}
+OFF = {"whiten": False, "lookahead": False, "alternate_flip": False, "dirac": False, "bn_momentum": 0.1,
+       "bias_lr_scale": 1.0}
 VARIANTS = {
     "base": OFF,
     "+whiten": {**OFF, "whiten": True},
@@ -41,6 +44,10 @@ VARIANTS = {
     "all-tta": {"tta_flip": False},
     "all-ls": {"label_smoothing": 0.0},
     "all-bnscale": {"bn_scale": True},
+    "all-dirac": {"dirac": False},
+    "all-bnmomentum": {"bn_momentum": 0.1},
+    "all-biaslr": {"bias_lr_scale": 1.0},
+    "all+translate": {"tta_translate": True},
 }
 
 

@@ -17,10 +17,12 @@ regrouping never rewrites pixels; ``images`` stays append-only. Rerunning gives 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 import polars as pl
 
+from sluice.compute import total_threads
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.runs import new_run_id, reconcile
@@ -35,8 +37,8 @@ PHASH_BITS = 6
 PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
-# from this many images on (or whenever compute.scheduler_address is set) the candidate search runs on Dask,
-# partitioned by hash chunk; below it a LocalCluster costs more than it saves
+# from this many images on (or whenever compute.scheduler_address is set) the thumbnails (one task per batch of
+# images) and the candidate search (partitioned by hash chunk) run on Dask; below it a LocalCluster costs more than it saves
 DASK_MIN_IMAGES = 20_000
 
 
@@ -63,26 +65,41 @@ def assign_groups(images: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> pl.Data
             .select("image_id", "dup_group", "is_canonical").sort("image_id"))
 
 
-def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192) -> tuple[np.ndarray, ...]:
-    """Equalised and plain grey thumbnails, greyscale flags and mean colours of ``ids`` (sorted), in batches."""
+def thumbnail_batch(ids: list[str], pixels: list[bytes]) -> tuple:
+    """One batch of silver images (equal sides): their ids, equalised and plain grey thumbnails,
+    greyscale flags and mean colours. A Dask task when dedup runs on a cluster."""
     from transform.dedup_match import thumbnails
 
-    got_ids, thumbs, plain, grey, colour = [], [], [], [], []
+    flat = np.frombuffer(b"".join(pixels), np.uint8)
+    side = round((flat.size / len(ids) / 3) ** 0.5)
+    px = flat.reshape(len(ids), side, side, 3)
+    spread = px.max(axis=3).astype(np.int16) - px.min(axis=3)
+    return (ids, thumbnails(px), thumbnails(px, equalise=False), (spread <= 3).mean(axis=(1, 2)) > 0.99,
+            px.reshape(len(ids), -1, 3).mean(axis=1))
+
+
+def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None) -> tuple[np.ndarray, ...]:
+    """``thumbnail_batch`` over the whole images table, in batches of ``batch_rows``, sorted like ``ids``.
+    With ``client`` the batches are tasks on its workers, at most two per worker thread in flight (the
+    pixels of the rest stay unread), so memory stays bounded whatever the table's size."""
+    parts: list[tuple] = []
+    in_flight: deque = deque()
+    window = 2 * total_threads(client) if client is not None else 0
     for batch in lake.dataset("images").to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
         if batch.num_rows == 0:
             continue
-        flat = np.frombuffer(b"".join(batch.column("pixels").to_pylist()), np.uint8)
-        side = round((flat.size / batch.num_rows / 3) ** 0.5)
-        px = flat.reshape(batch.num_rows, side, side, 3)
-        got_ids += batch.column("image_id").to_pylist()
-        thumbs.append(thumbnails(px))
-        plain.append(thumbnails(px, equalise=False))
-        spread = px.max(axis=3).astype(np.int16) - px.min(axis=3)
-        grey.append((spread <= 3).mean(axis=(1, 2)) > 0.99)
-        colour.append(px.reshape(batch.num_rows, -1, 3).mean(axis=1))
-    order = np.argsort(np.asarray(got_ids, dtype=object))
-    assert np.array_equal(np.asarray(got_ids, dtype=object)[order], ids)
-    return tuple(np.concatenate(parts)[order] for parts in (thumbs, plain, grey, colour))
+        args = (batch.column("image_id").to_pylist(), batch.column("pixels").to_pylist())
+        if client is None:
+            parts.append(thumbnail_batch(*args))
+            continue
+        in_flight.append(client.submit(thumbnail_batch, *args, pure=False))
+        while len(in_flight) > window:
+            parts.append(in_flight.popleft().result())
+    parts += [f.result() for f in in_flight]
+    got_ids = np.asarray([i for part in parts for i in part[0]], dtype=object)
+    order = np.argsort(got_ids)
+    assert np.array_equal(got_ids[order], ids)
+    return tuple(np.concatenate([part[k] for part in parts])[order] for k in range(1, 5))
 
 
 KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour is looked at
@@ -138,17 +155,21 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     exact = (meta.group_by("pixel_hash").agg(pl.col("row").min().alias("first"), pl.col("row"))
              .explode("row").filter(pl.col("row") != pl.col("first")))
     ids = meta["image_id"].to_numpy().astype(object)
-    thumbs, plain, grey, colour = _thumbnails(lake, ids) if meta.height else (np.zeros((0, 32, 32), np.uint8),) * 4
     search: dict = {}
-    args = (thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold, min_correlation,
-            moved_margin, max_per_image, search)
+
+    def edges(client=None):
+        thumbs, plain, grey, colour = (_thumbnails(lake, ids, client=client) if meta.height
+                                       else (np.zeros((0, 32, 32), np.uint8),) * 4)
+        return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
+                            min_correlation, moved_margin, max_per_image, search, client=client), grey, colour)
+
     if compute is not None and (compute.scheduler_address or meta.height >= DASK_MIN_IMAGES):
         from sluice.compute import dask_client
 
         with dask_client(compute, stage=STAGE) as client:
-            ni, nj, score, geometry, ok = near_edges(*args, client=client)
+            ni, nj, score, geometry, ok, grey, colour = edges(client)
     else:
-        ni, nj, score, geometry, ok = near_edges(*args)
+        ni, nj, score, geometry, ok, grey, colour = edges()
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
     i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),

@@ -48,3 +48,18 @@ def test_describe_is_the_resolved_recipe():
     body = describe(out, name)
     assert body["recipe"] == "demo" and body["epochs"] == 6
     assert body["augment"] == AugmentParams(**body["augment"]).model_dump()
+
+
+def test_cifar_fast_sizes_its_epochs_from_a_budget_of_training_images_and_uses_airbenchs_inits():
+    from train.presets import CIFAR_IMAGE_STEPS, cifar_epochs
+
+    train_only, _ = resolve(TrainParams(), manifest(32, 43_617, n_val=4_794))
+    final, _ = resolve(TrainParams(final_fit=True), manifest(32, 43_617, n_val=4_794))
+    assert (train_only.epochs, final.epochs) == (31, 28)  # CIFAR-10's snapshot: more images, fewer epochs
+    assert abs(final.epochs * 48_411 - CIFAR_IMAGE_STEPS) < 48_411
+    assert cifar_epochs(10_000_000) == 2 and cifar_epochs(20_000) == 68
+    assert final.dirac and final.bn_momentum == 0.4 and final.bias_lr_scale == 16.0 and not final.tta_translate
+    demo, _ = resolve(TrainParams(), manifest(32, 1400))
+    assert not demo.dirac and demo.bn_momentum == 0.1 and demo.bias_lr_scale == 1.0
+    pinned, _ = resolve(TrainParams(epochs=5, dirac=False), manifest(32, 43_617))
+    assert pinned.epochs == 5 and not pinned.dirac  # explicit keys still win

@@ -125,3 +125,21 @@ def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make
     assert members["match_kind"].null_count() == 0 and set(members["match_kind"]) <= {
         "exact", "near", "shifted", "cropped", "greyscale", "recoloured"}
     assert (members["match_score"] >= 0.8).all()
+
+
+def test_thumbnails_on_dask_workers_equal_the_local_ones(demo_lake):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from transform.dedup import _thumbnails
+
+    lake = Lake(str(demo_lake))
+    ids = np.sort(pl.from_arrow(lake.read("images", columns=["image_id"]))["image_id"].to_numpy().astype(object))
+    local = _thumbnails(lake, ids, batch_rows=100)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            remote = _thumbnails(lake, ids, batch_rows=100, client=client)  # one task a batch, 2 in flight
+    ran = [t for t in stream.data if "thumbnail_batch" in str(t["key"])]
+    assert len(ids) > 1000 and len(ran) >= -(-len(ids) // 100)  # at least one task per 100 images
+    assert all(np.array_equal(a, b) for a, b in zip(local, remote))
+    assert local[0].shape == (len(ids), 32, 32) and local[2].dtype == bool and local[3].shape == (len(ids), 3)
