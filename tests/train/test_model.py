@@ -176,6 +176,16 @@ def test_translate_tta_averages_the_one_pixel_shifted_views(tmp_path):
     assert not build_model(model_config({"width": 4}, 3), 3).tta_translate  # old configs: off
 
 
+def test_translate_tta_model_exports_to_int8():
+    from train.quantize import example_input, quantize_ptq
+
+    model = build_model({"width": 4, "whiten": True, "bn_scale": False, "tta_flip": True, "tta_translate": True}, 3).eval()
+    x = torch.randn(3, 3, 32, 32)
+    q = quantize_ptq(model, [torch.randn(8, 3, 32, 32)], example_input([32, 32, 3]))
+    assert q(x).shape == (3, 3)  # the batch stays dynamic through the six views
+    assert torch.allclose(q(x), model(x), atol=0.05)
+
+
 def test_airnet_is_airbench94s_network_whitened_without_residuals(tmp_path):
     from train.airbench import whitening_layer
 
