@@ -62,7 +62,7 @@ class TrainParams(Section):
     lookahead: bool | None = False  # airbench lookahead (EMA of weights, model pulled back every 5 steps)
     dirac: bool | None = False  # airbench identity init: each 3x3 conv starts as the identity on its first channels
     bn_momentum: Annotated[float, Field(gt=0, le=1)] | None = 0.1  # BatchNorm running-stat momentum (PyTorch's sense)
-    bias_lr_scale: Annotated[float, Field(gt=0)] | None = 1.0  # BatchNorm biases train at lr x this (airbench: 64)
+    bias_lr_scale: Annotated[float, Field(gt=0)] | None = 1.0  # BatchNorm parameters train at lr x this (airbench: 64)
     tta_translate: bool | None = False  # test-time augmentation adds 1-px shifted views (with tta_flip: 6 views)
     init_weights: str | None = None
     freeze_epochs: Annotated[int, Field(ge=0)] = 0
