@@ -9,8 +9,9 @@ Real hashes are not uniform (smooth or degenerate images share bit patterns; a D
 always set), so the chunks take interleaved bits (chunk c holds bits c, c+m, c+2m, ...: any partition
 keeps the pigeonhole exact) and the plan is priced on the index's *measured* bucket occupancy, with
 chunk tables up to ``_TABLE_BITS`` wide, so the bucket scan per query stays small as the index grows.
-An index is built once (:class:`HammingIndex`) and probed a block of queries at a time, each block cut
-so that its hits stay under ``_MAX_HITS`` (bounded memory even for very heavy buckets).
+An index is built once (:class:`HammingIndex`), each chunk table keeping its codes in bucket order, and
+probed a block of queries at a time; the bucket scan is compiled (:mod:`transform.hamming_scan`) and
+holds only its hits, so memory stays bounded even for very heavy buckets.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from itertools import combinations
 
 import numpy as np
 
+from transform.hamming_scan import scan
+
 _PROBE_BLOCK = 8192
 _TABLE_BITS = 22  # chunks up to this wide get a direct bucket table (2**22 int32 counts: 16 MiB)
 _PROBE_COST = 8.0
-_MAX_HITS = 1 << 22  # bucket entries scanned at once (~250 MiB of temporaries at most)
+_MAX_PROBES = 1 << 22  # probes (bucket start, count) held at once: 64 MiB
 
 
 def _probes(bits: int, r: int) -> int:
@@ -108,7 +111,7 @@ class HammingIndex:
         for lo, hi in self.bounds:
             key = _keys(permuted, lo, hi)
             order = np.argsort(key, kind="stable")
-            table = {"order": order, "width": hi - lo}
+            table = {"order": order, "codes": self.codes[order], "width": hi - lo}
             if hi - lo <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
                 count = np.bincount(key, minlength=1 << (hi - lo)).astype(np.int64)
                 table["count"], table["start"] = count, np.cumsum(count) - count
@@ -139,28 +142,13 @@ class HammingIndex:
         found_i, found_j = [], []
         for (lo, hi), table in zip(self.bounds, self.tables):
             qkey = _keys(permuted, lo, hi)
-            step = max(64, min(_PROBE_BLOCK, _MAX_HITS // len(table["flips"])))  # bounded probe arrays
+            step = max(64, min(_PROBE_BLOCK, _MAX_PROBES // len(table["flips"])))  # bounded probe arrays
             for start in range(0, len(queries), step):
                 q = np.arange(start, min(start + step, len(queries)), dtype=np.int64)
                 first, count = self._probe(table, qkey[q])
-                per_query = np.cumsum(count.sum(axis=1))
-                cut = 0
-                while cut < len(q):  # slices of queries whose bucket entries fit in _MAX_HITS
-                    base = per_query[cut - 1] if cut else 0
-                    stop = max(cut + 1, int(np.searchsorted(per_query, base + _MAX_HITS, "right")))
-                    f, c = first[cut:stop].ravel(), count[cut:stop].ravel()
-                    total = int(c.sum())
-                    if total:
-                        qi = np.repeat(np.repeat(q[cut:stop], first.shape[1]), c)
-                        offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
-                        qj = table["order"][np.repeat(f, c) + offset]
-                        if upper_offset is not None:
-                            keep = qi + upper_offset < qj
-                            qi, qj = qi[keep], qj[keep]
-                        close = np.bitwise_count(queries[qi] ^ self.codes[qj]) <= self.threshold
-                        found_i.append(qi[close])
-                        found_j.append(qj[close])
-                    cut = stop
+                qi, qj = scan(q, first, count, table["codes"], table["order"], queries, self.threshold, upper_offset)
+                found_i.append(qi)
+                found_j.append(qj)
         if not found_i:
             return empty
         i, j = np.concatenate(found_i), np.concatenate(found_j)

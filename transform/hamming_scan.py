@@ -1,0 +1,73 @@
+"""The bucket scan of multi-index hashing, compiled (numba).
+
+A probe of :class:`transform.hamming.HammingIndex` names a run of a chunk table's bucket-sorted codes;
+every code in the run is compared with the query on all 64 bits. On real data that is billions of
+comparisons for a few hundred thousand hits (CIFAR-10's 60k images: ~9e9 for ~2e5), so the scan is
+the search's whole cost. In NumPy each scanned entry cost several passes over gathered temporaries
+(repeat, index, XOR, popcount, compress: ~50 ns an entry); here it is one sequential read and a
+popcount, and only the hits are written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(inline="always")
+def _popcount(x):
+    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
+
+
+@njit(nogil=True, cache=True)
+def _scan(rows, first, count, bucket_codes, order, queries, threshold, upper_offset, out_i, out_j, start):
+    """Hits of queries ``rows[start:]``: query row r's probe f covers ``bucket_codes[first[r, f]:][:count[r, f]]``
+    (``order`` maps a position there to its index row). Writes (query row, index row) into ``out_i/out_j``
+    and returns (hits written, the next row to scan): a row whose hits do not fit is left whole for the
+    next call (with ``upper_offset`` >= 0 only index rows > query row + offset count)."""
+    n = 0
+    cap = len(out_i)
+    for a in range(start, len(rows)):
+        row = rows[a]
+        code = queries[row]
+        written = n
+        for f in range(first.shape[1]):
+            lo = first[a, f]
+            for p in range(lo, lo + count[a, f]):
+                if _popcount(code ^ bucket_codes[p]) <= threshold:
+                    j = order[p]
+                    if upper_offset >= 0 and row + upper_offset >= j:
+                        continue
+                    if n == cap:
+                        return written, a
+                    out_i[n] = row
+                    out_j[n] = j
+                    n += 1
+    return n, len(rows)
+
+
+def scan(rows: np.ndarray, first: np.ndarray, count: np.ndarray, bucket_codes: np.ndarray, order: np.ndarray,
+         queries: np.ndarray, threshold: int, upper_offset: int | None = None,
+         capacity: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """Every (query row, index row) within ``threshold`` bits among the probed buckets (see :func:`_scan`),
+    written ``capacity`` hits at a time (grown when one row alone has more): memory follows the hits,
+    never the scanned entries."""
+    cap = capacity
+    out_i, out_j = np.empty(cap, np.int64), np.empty(cap, np.int64)
+    got_i, got_j = [], []
+    start = 0
+    offset = -1 if upper_offset is None else int(upper_offset)
+    while start < len(rows):
+        n, nxt = _scan(rows, first, count, bucket_codes, order, queries, threshold, offset, out_i, out_j, start)
+        got_i.append(out_i[:n].copy())
+        got_j.append(out_j[:n].copy())
+        if nxt < len(rows) and nxt == start and n == 0:  # one row's hits alone exceed the buffer
+            cap *= 4
+            out_i, out_j = np.empty(cap, np.int64), np.empty(cap, np.int64)
+        start = nxt
+    if not got_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(got_i), np.concatenate(got_j)
