@@ -92,7 +92,8 @@ def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None
         if client is None:
             parts.append(thumbnail_batch(*args))
             continue
-        in_flight.append(client.submit(thumbnail_batch, *args, pure=False))
+        scattered = client.scatter(list(args), hash=False)  # sent as data, not embedded in the task graph
+        in_flight.append(client.submit(thumbnail_batch, *scattered, pure=False))
         while len(in_flight) > window:
             parts.append(in_flight.popleft().result())
     parts += [f.result() for f in in_flight]
