@@ -14,7 +14,8 @@ does (same candidates, tested).
 Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
 image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
 and counts the rest in ``stats`` (reported by the stage, never silent). :func:`match` then verifies
-every candidate on pixels (:func:`transform.dedup_match.aligned_scores`, in blocks).
+every candidate on pixels (:func:`transform.dedup_match.aligned_scores`, in blocks; blocks of pairs
+are Dask tasks when there is a client).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, al
 
 BLOCK = 1024  # images whose indexed windows probe the tables at once (bounded memory)
 SPLIT = 2  # tasks per hash chunk on Dask (a chunk's table is built once per task)
+VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
 
 
 def _reduce_block(start: int, n: int, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
@@ -105,21 +107,45 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
     return owner[first], other[first], window[first], ref[first]
 
 
+def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
+           plain: np.ndarray | None = None, client=None, block: int = VERIFY_BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transform.dedup_match.aligned_scores` of every candidate pair; with ``client``, one Dask task
+    per ``block`` pairs (the thumbnails sent to every worker once, at most two tasks per worker thread
+    in flight), so the driver holds the pairs and their scores, never the pixel work."""
+    if client is None or len(a) <= block:
+        return aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    from collections import deque
+
+    from sluice.compute import total_threads
+
+    shared = client.scatter([thumbs, plain], broadcast=True, hash=False) if plain is not None else \
+        [client.scatter(thumbs, broadcast=True, hash=False), None]
+    window_size, in_flight, parts = 2 * total_threads(client), deque(), []
+    for start in range(0, len(a), block):
+        sl = slice(start, start + block)
+        in_flight.append(client.submit(aligned_scores, shared[0], a[sl], b[sl], window[sl], ref[sl],
+                                       plain=shared[1], pure=False))
+        while len(in_flight) > window_size:
+            parts.append(in_flight.popleft().result())
+    parts += [f.result() for f in in_flight]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
           client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
     (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
     ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
-    The candidate search (:func:`candidates`) runs on ``client``'s Dask workers
-    when one is given."""
+    The candidate search (:func:`candidates`) and the verification (:func:`verify`) run on ``client``'s
+    Dask workers when one is given."""
     a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
     if extra is not None and len(extra[0]):
         centre = WINDOWS.index(Window(_C, _C, CENTRE))
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
         window = np.concatenate([window, np.full(len(extra[0]), centre)])
         ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
-    scores, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client)
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((-scores, j, i))
     i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]

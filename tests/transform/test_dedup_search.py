@@ -1,6 +1,7 @@
 """Dedup's candidate search: the Dask path (one task per hash chunk and block) finds exactly the local
-candidates; heavy buckets are capped at the closest candidates and the cap is reported; the chunk
-tables of a partitioned index add up to the whole index."""
+candidates, and verification tasks score them exactly as the local check; heavy buckets are capped
+at the closest candidates and the cap is reported; the chunk tables of a partitioned index add up to
+the whole index."""
 
 from __future__ import annotations
 
@@ -65,6 +66,25 @@ def test_dask_search_equals_local_search():
     assert dask_stats["search_tasks"] > 0 and dask_stats["window_hits"] == local_stats["window_hits"]
     pairs = set(zip(np.minimum(local[0], local[1]).tolist(), np.maximum(local[0], local[1]).tolist()))
     assert all((k - 1, k) in pairs for k in range(4, 600, 5))  # every shifted copy is a candidate
+
+
+def test_verification_tasks_score_like_the_local_check():
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from transform.dedup_search import verify
+
+    thumbs = thumbnails(scenes(300, seed=6))
+    plain = thumbnails(scenes(300, seed=6), equalise=False)
+    a, b, window, ref = candidates(thumbs, 10, 256)
+    assert len(a) > 40
+    local = verify(thumbs, a, b, window, ref, plain=plain)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            remote = verify(thumbs, a, b, window, ref, plain=plain, client=client, block=7)
+    ran = [t for t in stream.data if "aligned_scores" in str(t["key"])]
+    assert len(ran) == -(-len(a) // 7)  # one task per block of 7 pairs
+    assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
 
 
 @pytest.mark.parametrize("cap", [3, 1000])
