@@ -1,4 +1,4 @@
-"""``sluice dataset list|show|diff|checkout|rebuild`` and ``sluice lake maintain|doctor`` (see docs/versioning.md)."""
+"""``sluice dataset list|show|diff|checkout|rebuild|publish`` and ``sluice lake maintain|doctor`` (see docs/versioning.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sluice.output import add_output_args, emit
 
 
 def register(sub) -> None:
-    d = sub.add_parser("dataset", help="dataset versions: list, show, diff, checkout, rebuild",
+    d = sub.add_parser("dataset", help="dataset versions: list, show, diff, checkout, rebuild, publish",
                        description="Dataset versions are git revisions (tags) whose dvc.lock has an export stage; "
                                    "the snapshot bytes live in DVC, the manifest copy in git. VERSION is a tag, branch, "
                                    "commit, or 'workspace' (the data/dataset folder as it is now); in diff, @N is Delta version N of the "
@@ -54,6 +54,17 @@ def register(sub) -> None:
     src.add_argument("--version", dest="version", help="take the manifest of this version instead")
     p.add_argument("--out", help="write the rebuilt snapshot here (default: a temporary folder, removed)")
     p.set_defaults(func=_rebuild)
+
+    p = ds.add_parser("publish", help="copy the snapshot to object storage (s3://...) to train from there",
+                      description="Copy a snapshot folder (default: export.out_dir), checked against its content hash, "
+                                  "to URL (s3://bucket/prefix, file:///abs/path): the shards first, then the manifest "
+                                  "with every file's sha256. Set train.snapshot (or `sluice train --snapshot`) to URL "
+                                  "to train from it: each rank fetches only the shards it reads, checking each one. "
+                                  "S3 settings come from the AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+                                  "AWS_REGION, AWS_ENDPOINT_URL; AWS_ALLOW_HTTP=true for a plain-http test server).")
+    p.add_argument("url", metavar="URL")
+    p.add_argument("--snapshot", help="the snapshot folder to publish (default: export.out_dir)")
+    p.set_defaults(func=_publish)
 
     lk = sub.add_parser("lake", help="lake housekeeping: maintain, doctor")
     ls = lk.add_subparsers(dest="lake_command", metavar="SUBCOMMAND", required=True)
@@ -185,6 +196,21 @@ def _checkout(args) -> int:
           f"content_hash {result.content_hash} verified against the manifest in git")
     if not args.out:
         print("note: dvc.lock still describes HEAD; `dvc checkout data/dataset` goes back to it", file=sys.stderr)
+    return 0
+
+
+def _publish(args) -> int:
+    from sluice.snapshot_store import publish
+
+    folder = Path(args.snapshot or _snapshot_dir())
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            print(f"publish: {done}/{total} files", file=sys.stderr)
+    manifest = publish(folder, args.url, progress=progress)
+    size = sum(f["bytes"] for f in manifest["files"].values())
+    print(f"published {folder} to {args.url}: {len(manifest['files'])} files, {size / 1e6:.1f} MB, "
+          f"content_hash {manifest['content_hash'][:16]}")
     return 0
 
 

@@ -74,6 +74,10 @@ class TrainParams(Section):
     compile: bool = False
     gpu_resident: bool = True
     kfold: Annotated[int, Field(ge=0, le=20)] = 0
+    # epoch order: one global permutation (local snapshots), or shard groups (a rank reads cache_shards
+    # shards at a time: a snapshot in object storage, or one larger than memory); auto picks by location
+    shuffle: Literal["auto", "global", "shards"] = "auto"
+    cache_shards: Annotated[int, Field(ge=1)] = 4
 
     @classmethod
     def recipe_defaults(cls) -> dict:

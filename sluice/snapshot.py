@@ -107,18 +107,148 @@ def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: 
     return manifest
 
 
+def _remote(location):
+    """The :class:`sluice.snapshot_store.RemoteSnapshot` of a ``scheme://`` location, else None."""
+    if isinstance(location, str) and "://" in location:
+        from sluice.snapshot_store import RemoteSnapshot
+
+        return RemoteSnapshot(location)
+    return None
+
+
 def read_manifest(folder: Path | str) -> dict:
+    if (remote := _remote(folder)) is not None:
+        return remote.manifest
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise InputError(f"{path}: no snapshot manifest (run the export stage, or `sluice dataset checkout`)")
     return json.loads(path.read_text())
 
 
+class ShardedImages:
+    """A split's image shards as one read-only uint8 (n, H, W, 3) array-like, never concatenated.
+
+    Each shard is an array (memory-mapped: opening a split costs no memory whatever its size; 1M
+    images are 3 GB at 32 px, 150 GB at 224 px) or a :class:`LazyShard` fetched on first use (a
+    snapshot in object storage, :mod:`sluice.snapshot_store`). Rows are gathered only when asked for,
+    by :meth:`take` (an index array: one ``np.take`` per shard it touches), slicing or ``images[i]``;
+    ``np.asarray`` copies every row into one array (what callers that need the whole split still get).
+    """
+
+    ndim = 4
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, parts: list, shape: tuple[int, ...]):
+        self.parts = [p for p in parts if len(p)]
+        self.offsets = np.cumsum([0, *(len(p) for p in self.parts)]).astype(np.int64)
+        self.shape = (int(self.offsets[-1]), *shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def _held(self, k: int) -> bool:
+        part = self.parts[k]
+        return not isinstance(part, LazyShard) or part.key in part.cache.held
+
+    def _part(self, k: int) -> np.ndarray:
+        part = self.parts[k]
+        return part.get() if isinstance(part, LazyShard) else part
+
+    def take(self, rows) -> np.ndarray:
+        """A new array of ``images[rows]`` (rows in any order, repeats allowed)."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"row index out of range for {len(self)} images")
+        out = np.empty((len(rows), *self.shape[1:]), np.uint8)
+        shard = np.searchsorted(self.offsets, rows, side="right") - 1
+        # shards already in a fetch cache first: a batch that spans two shard groups then never evicts a
+        # shard it still needs (each shard is fetched once an epoch by a rank that reads group by group)
+        for k in sorted(np.unique(shard), key=lambda k: not self._held(int(k))):
+            hit = np.flatnonzero(shard == k)
+            out[hit] = np.take(self._part(int(k)), rows[hit] - self.offsets[k], axis=0)
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (len(self) if key < 0 else 0)
+            return self.take([i])[0]
+        if isinstance(key, slice):
+            return self.take(np.arange(len(self))[key])
+        return self.take(key)
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self.take(np.arange(len(self)))
+        return whole.astype(dtype, copy=False) if dtype is not None else whole
+
+
+class LazyShard:
+    """One shard's images, fetched by ``fetch()`` when first read and kept in ``cache`` (shared by the
+    shards of a snapshot: at most its capacity of them in memory, least recently used dropped)."""
+
+    def __init__(self, rows: int, key: str, fetch, cache: ShardCache):
+        self.rows, self.key, self.fetch, self.cache = rows, key, fetch, cache
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def get(self) -> np.ndarray:
+        return self.cache.get(self.key, self.fetch)
+
+
+class ShardCache:
+    """Least-recently-used shard arrays, at most ``capacity`` of them; counts fetches (for tests and logs)."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, int(capacity))
+        self.held: dict[str, np.ndarray] = {}
+        self.fetches = 0
+        self.most_held = 0
+
+    def get(self, key: str, fetch) -> np.ndarray:
+        if key in self.held:
+            self.held[key] = self.held.pop(key)  # most recently used last
+            return self.held[key]
+        while len(self.held) >= self.capacity:
+            self.held.pop(next(iter(self.held)))
+        array = fetch()
+        self.fetches += 1
+        self.held[key] = array
+        self.most_held = max(self.most_held, len(self.held))
+        return array
+
+
+def take_rows(images, rows) -> np.ndarray:
+    """``images[rows]`` along the first axis for an ndarray (memory-mapped or not) or :class:`ShardedImages`."""
+    if isinstance(images, ShardedImages):
+        return images.take(rows)
+    return np.take(images, np.asarray(rows), axis=0)
+
+
+def concat_splits(a: SplitArrays, b: SplitArrays) -> SplitArrays:
+    """Rows of ``a`` then ``b`` (e.g. train + val for a final fit); memory-mapped shards stay mapped."""
+    def parts(images):
+        return images.parts if isinstance(images, ShardedImages) else [images]
+    if isinstance(a.images, np.memmap | ShardedImages) or isinstance(b.images, np.memmap | ShardedImages):
+        images = ShardedImages([*parts(a.images), *parts(b.images)], a.images.shape[1:])
+    else:
+        images = np.concatenate([a.images, b.images])
+    return SplitArrays(images, np.concatenate([a.labels, b.labels]), np.concatenate([a.weights, b.weights]),
+                       [*a.ids, *b.ids])
+
+
 def load_split(folder: Path | str, split: str, shards: list[int] | None = None, mmap: bool = True) -> SplitArrays:
     """Load one split (optionally only some shard indices, e.g. one DDP rank's) as arrays.
 
-    With one shard and ``mmap`` the images stay memory-mapped; several shards are concatenated.
+    With ``mmap`` the images stay memory-mapped: one shard as its ``np.memmap``, several as one
+    :class:`ShardedImages` (no copy); without, they are read into one array. A ``scheme://`` location
+    (a published snapshot) gives its shards fetched on use (:mod:`sluice.snapshot_store`).
     """
+    if (remote := _remote(folder)) is not None:
+        return remote.load_split(split, shards)
     folder = Path(folder)
     manifest = read_manifest(folder)
     if split not in manifest["splits"]:
@@ -132,10 +262,14 @@ def load_split(folder: Path | str, split: str, shards: list[int] | None = None, 
               (folder / f"{e['stem']}.ids.txt").read_text().split()) for e in chosen]
     if len(parts) == 1:
         images, labels, weights, ids = parts[0]
+    elif not parts:
+        images = np.zeros((0, *manifest["image_shape"]), np.uint8)
+        labels, weights, ids = np.zeros(0, np.int64), np.zeros(0, np.float32), []
     else:
-        images = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, *manifest["image_shape"]), np.uint8)
-        labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-        weights = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+        shape = tuple(manifest["image_shape"])
+        images = ShardedImages([p[0] for p in parts], shape) if mmap else np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        weights = np.concatenate([p[2] for p in parts])
         ids = [i for p in parts for i in p[3]]
     return SplitArrays(images, labels, weights, ids)
 
@@ -162,8 +296,11 @@ def verify_snapshot(folder: Path | str) -> str:
     by those attributes skips the reading. Anything that rewrites a file (``dvc checkout``, a copy, a
     re-export) changes its mtime and forces a full check; a byte changed in place with the mtime
     forged back would pass the fast path. On a mismatch the record names the files that changed since
-    the last good check.
+    the last good check. A published snapshot (``scheme://`` location) is checked file by file as it is
+    read, against the sha256 its manifest lists: here only that manifest is read.
     """
+    if (remote := _remote(folder)) is not None:
+        return remote.manifest.get("content_hash", "")
     folder = Path(folder).absolute()
     expected = read_manifest(folder).get("content_hash", "")
     stats = {p.name: [s.st_size, s.st_mtime_ns, s.st_ino]

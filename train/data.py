@@ -12,18 +12,26 @@ Distributed training: every epoch all ranks draw the same global order from ``(s
 to a multiple of the world size and take every ``world_size``-th index, so the ranks' samples are
 disjoint and every rank gets the same number of equal-sized batches. The augmentation generator is
 per rank; its state and the position in the epoch are what a checkpoint needs to resume exactly.
+
+With ``shuffle: shards`` (the default for a snapshot in object storage, :mod:`sluice.snapshot_store`)
+the global order is shard-local instead: the shards in a random order, ``cache_shards`` at a time,
+each group's rows shuffled together, and each rank takes a contiguous block of it, so a rank fetches
+each of its shards once an epoch and holds at most ``cache_shards`` of them (WebDataset's shard
+shuffling, but still a pure function of ``(seed, epoch)``: resume stays exact).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sluice import snapshot
+from sluice import snapshot, snapshot_store
 from sluice.config import AugmentParams, TrainParams
 from sluice.errors import InputError
 
@@ -67,11 +75,13 @@ class LoaderSpec:
     balance: str = "sample_weights"
     gpu_resident: bool = True
     final_fit: bool = False
+    shuffle: str = "auto"
+    cache_shards: int = 4
 
     @classmethod
     def of(cls, cfg: TrainParams) -> LoaderSpec:
         return cls(cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.augment, cfg.balance, cfg.gpu_resident,
-                   cfg.final_fit)
+                   cfg.final_fit, cfg.shuffle, cfg.cache_shards)
 
 
 def jitter(x: torch.Tensor, r: torch.Tensor, amount: float) -> torch.Tensor:
@@ -172,6 +182,9 @@ class _Split:
         self.ids = arrays.ids
         self.device = device
         self._np = arrays.images
+        # row offsets of the split's shards (one block for a single array): shard-group shuffling reads them
+        self.bounds = (arrays.images.offsets if isinstance(arrays.images, snapshot.ShardedImages)
+                       else np.array([0, len(self.labels)], np.int64))
         self._dev = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device) if resident else None
 
     def __len__(self) -> int:
@@ -180,7 +193,7 @@ class _Split:
     def images(self, idx: torch.Tensor) -> torch.Tensor:
         if self._dev is not None:
             return self._dev[idx.to(self.device)]
-        return torch.from_numpy(np.take(self._np, idx.numpy(), axis=0)).to(self.device, non_blocking=True)
+        return torch.from_numpy(snapshot.take_rows(self._np, idx.numpy())).to(self.device, non_blocking=True)
 
 
 class TrainLoader:
@@ -188,8 +201,9 @@ class TrainLoader:
 
     def __init__(self, split: _Split, mean: torch.Tensor, std: torch.Tensor, *, batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, augment_cfg: AugmentParams | None = None,
-                 sampling_weights: torch.Tensor | None = None):
+                 sampling_weights: torch.Tensor | None = None, shard_group: int = 0):
         self.split, self.mean, self.std = split, mean.to(split.device), std.to(split.device)
+        self.shard_group = shard_group
         self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
         self.augment_cfg = augment_cfg or AugmentParams()
         self.sampling_weights = sampling_weights
@@ -222,6 +236,11 @@ class TrainLoader:
         """This rank's sample indices for ``epoch``: disjoint from other ranks, same length on each."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         n = len(self.split)
+        if self.shard_group:
+            order = self.shard_order(g)
+            pad = self.per_rank * self.world_size - n
+            order = torch.cat([order, order[:pad]]) if pad else order
+            return order[self.rank * self.per_rank:(self.rank + 1) * self.per_rank]
         if self.sampling_weights is not None:
             order = torch.multinomial(self.sampling_weights, n, replacement=True, generator=g)
         else:
@@ -230,6 +249,18 @@ class TrainLoader:
         if pad:
             order = torch.cat([order, order[:pad]])
         return order[self.rank::self.world_size]
+
+    def shard_order(self, g: torch.Generator) -> torch.Tensor:
+        """Every row once, shard-local: the shards in a random order, taken ``shard_group`` at a time, each
+        group's rows shuffled together. Ranks take contiguous blocks of it, so a rank reads its share of the
+        shards, a group at a time (each shard once an epoch with a cache of ``shard_group`` shards)."""
+        bounds = torch.from_numpy(np.asarray(self.split.bounds, np.int64))
+        shards = torch.randperm(len(bounds) - 1, generator=g)
+        parts = []
+        for i in range(0, len(shards), self.shard_group):
+            rows = torch.cat([torch.arange(int(bounds[k]), int(bounds[k + 1])) for k in shards[i:i + self.shard_group]])
+            parts.append(rows[torch.randperm(len(rows), generator=g)])
+        return torch.cat(parts)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "epoch": self.epoch}
@@ -295,29 +326,48 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return torch.where(counts > 0, len(labels) / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
 
 
+def memory_bytes() -> int:
+    """Physical memory of this machine (bytes)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def auto_shuffle(folder: Path | str, manifest: dict, final_fit: bool = False) -> str:
+    """``shuffle: auto``: shard groups for a published snapshot (fetched shard by shard) and for a train
+    split larger than half this machine's memory (a global shuffle would read it at random from disk,
+    a page per image); one global permutation otherwise."""
+    if snapshot_store.is_url(folder):
+        return "shards"
+    splits = manifest.get("splits", {})
+    rows = sum(splits.get(s, {}).get("rows", 0) for s in (("train", "val") if final_fit else ("train",)))
+    return "shards" if rows * math.prod(manifest.get("image_shape") or [0]) > memory_bytes() // 2 else "global"
+
+
 def load_data(folder: Path | str, spec: LoaderSpec | None = None, *, rank: int = 0, world_size: int = 1,
               device: torch.device | str = "cpu", splits: tuple[str, ...] = snapshot.SPLITS) -> Data:
     """Open a snapshot folder and build this rank's loaders for the ``splits`` it has."""
     spec = spec or LoaderSpec()
-    folder = Path(folder)
-    manifest = snapshot.read_manifest(folder)
-    snapshot.verify_snapshot(folder)  # train on the bytes the manifest's content_hash names, nothing else
+    if snapshot_store.is_url(folder):  # published: files checked against the manifest as they are fetched
+        remote = snapshot_store.RemoteSnapshot(folder, spec.cache_shards)
+        manifest, load_split = remote.manifest, remote.load_split
+    else:
+        folder = Path(folder)
+        manifest = snapshot.read_manifest(folder)
+        snapshot.verify_snapshot(folder)  # train on the bytes the manifest's content_hash names, nothing else
+        load_split = functools.partial(snapshot.load_split, folder)
+    shuffle = spec.shuffle if spec.shuffle != "auto" else auto_shuffle(folder, manifest, spec.final_fit)
     classes = list(manifest["classes"])
     shape = manifest.get("image_shape")
     if not shape or len(shape) != 3 or shape[2] != 3:
         raise InputError(f"{folder}/{snapshot.MANIFEST}: image_shape must be [H, W, 3], got {shape}")
     device = torch.device(device)
     resident = device.type != "cpu" and spec.gpu_resident
-    arrays = {s: snapshot.load_split(folder, s) for s in splits if s in manifest["splits"]}
+    arrays = {s: load_split(s) for s in splits if s in manifest["splits"]}
     if spec.final_fit and "train" in arrays and "val" in manifest["splits"]:
-        val = arrays.pop("val", None) or snapshot.load_split(folder, "val")
-        tr = arrays["train"]
-        arrays["train"] = snapshot.SplitArrays(np.concatenate([tr.images, val.images]),
-                                               np.concatenate([tr.labels, val.labels]),
-                                               np.concatenate([tr.weights, val.weights]), [*tr.ids, *val.ids])
+        val = arrays.pop("val", None) or load_split("val")
+        arrays["train"] = snapshot.concat_splits(arrays["train"], val)
     stats = (manifest.get("mean"), manifest.get("std"))
     if not all(stats):  # an older manifest without stats: compute them from the train split
-        stats = snapshot.channel_stats(snapshot.load_split(folder, "train").images)
+        stats = snapshot.channel_stats(load_split("train").images)
     mean = torch.tensor(stats[0], dtype=torch.float32)
     std = torch.tensor(stats[1], dtype=torch.float32).clamp_min(1e-6)
     loaded = {s: _Split(a, device, resident) for s, a in arrays.items()}
@@ -330,6 +380,9 @@ def load_data(folder: Path | str, spec: LoaderSpec | None = None, *, rank: int =
             raise InputError(f"{folder}: train labels outside 0..{len(classes) - 1} (manifest has {len(classes)} classes)")
         weights = class_weights(tr.labels, len(classes))
         sampling = None
+        if spec.balance == "sampler" and shuffle == "shards":
+            raise InputError("train.balance: sampler draws from the whole train split at once; with train.shuffle: "
+                             "shards (a snapshot in object storage) use balance: sample_weights or class_weights")
         if spec.balance == "sampler":
             sampling = tr.weights if bool((tr.weights != 1).any()) else weights[tr.labels]
             if not bool((sampling > 0).any()):
@@ -337,7 +390,8 @@ def load_data(folder: Path | str, spec: LoaderSpec | None = None, *, rank: int =
         if spec.balance != "sample_weights":
             tr.weights = torch.ones_like(tr.weights)
         train_loader = TrainLoader(tr, mean, std, batch_size=spec.batch_size, seed=spec.seed, rank=rank,
-                                   world_size=world_size, augment_cfg=spec.augment, sampling_weights=sampling)
+                                   world_size=world_size, augment_cfg=spec.augment, sampling_weights=sampling,
+                                   shard_group=spec.cache_shards if shuffle == "shards" else 0)
     evals = {s: EvalLoader(loaded[s], mean, std, batch_size=spec.eval_batch_size, rank=rank, world_size=world_size)
              for s in ("val", "test") if s in loaded}
     return Data(folder, manifest, classes, manifest.get("content_hash", ""), mean, std, train_loader,

@@ -1,4 +1,4 @@
-"""Snapshot verification before training: the full check, the cached fast path, and corrupted shards."""
+"""Snapshot verification before training, the cached fast path, corrupted shards, and reading split shards mapped."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from sluice.snapshot import SnapshotCorrupt, SplitArrays, verify_snapshot, write_snapshot
+from sluice.snapshot import (ShardedImages, SnapshotCorrupt, SplitArrays, concat_splits, load_split, take_rows,
+                            verify_snapshot, write_snapshot)
 
 
 @pytest.fixture
@@ -71,3 +72,34 @@ def test_training_refuses_a_corrupted_snapshot(snap):
     _flip(folder / "train-00000.images.npy")
     with pytest.raises(SnapshotCorrupt):
         load_data(folder, splits=("train",))
+
+
+def test_a_split_of_several_shards_stays_mapped_and_reads_the_same_rows(snap):
+    folder, _ = snap
+    whole = load_split(folder, "train", mmap=False)
+    mapped = load_split(folder, "train")
+    assert isinstance(mapped.images, ShardedImages)  # 40 rows in shards of 16: three maps, no concatenation
+    assert all(isinstance(p, np.memmap) for p in mapped.images.parts)
+    assert mapped.images.shape == whole.images.shape and len(mapped.images) == 40
+    rows = np.array([39, 0, 16, 15, 17, 31, 32, 5, 5])  # across every shard boundary, unordered, repeated
+    np.testing.assert_array_equal(take_rows(mapped.images, rows), whole.images[rows])
+    np.testing.assert_array_equal(mapped.images[10:35:3], whole.images[10:35:3])
+    np.testing.assert_array_equal(mapped.images[-1], whole.images[-1])
+    np.testing.assert_array_equal(np.asarray(mapped.images), whole.images)
+    with pytest.raises(IndexError):
+        take_rows(mapped.images, [40])
+
+
+def test_a_final_fit_joins_train_and_val_without_copying_the_pixels(tmp_path):
+    rng = np.random.default_rng(1)
+
+    def split(n, tag):
+        return SplitArrays(rng.integers(0, 255, (n, 4, 4, 3), dtype=np.uint8), rng.integers(0, 2, n),
+                           np.ones(n, np.float32), [f"{tag}{i}" for i in range(n)])
+    write_snapshot(tmp_path / "s", {"train": split(20, "t"), "val": split(7, "v")}, ["a", "b"], shard_rows=8)
+    tr, va = load_split(tmp_path / "s", "train"), load_split(tmp_path / "s", "val")
+    both = concat_splits(tr, va)
+    assert isinstance(both.images, ShardedImages) and len(both.images.parts) == 3 + 1
+    assert both.ids == tr.ids + va.ids
+    np.testing.assert_array_equal(np.asarray(both.images), np.concatenate([np.asarray(tr.images), np.asarray(va.images)]))
+    np.testing.assert_array_equal(both.labels, np.concatenate([tr.labels, va.labels]))

@@ -231,3 +231,35 @@ def test_low_res_keeps_the_aspect_ratio_and_never_upscales():
     x = torch.randn(2, 3, 40, 80)
     assert low_res(x, 20).shape[-2:] == (20, 40)
     assert low_res(x, 0) is x and low_res(x, 40) is x and low_res(x, 64) is x
+
+
+def test_shard_shuffle_gives_each_rank_its_own_shards_a_group_at_a_time(small_snapshot):
+    """300 rows in shards of 128/128/44: every row once an epoch, and each rank's order visits a shard in one run."""
+    spec = LoaderSpec(batch_size=16, shuffle="shards", cache_shards=1)
+    loaders = [load_data(small_snapshot, spec, rank=r, world_size=2, splits=("train",)).train for r in range(2)]
+    bounds = loaders[0].split.bounds
+    assert bounds.tolist() == [0, 128, 256, 300]
+    for epoch in (0, 1):
+        orders = [ld.epoch_indices(epoch).numpy() for ld in loaders]
+        assert sorted(np.concatenate(orders).tolist()) == list(range(300))  # 150 each, no padding needed
+        for order in orders:
+            shard = np.searchsorted(bounds, order, side="right") - 1
+            runs = shard[np.r_[True, shard[1:] != shard[:-1]]]
+            assert len(runs) == len(set(runs.tolist()))  # a shard's rows come together, never revisited
+    assert not np.array_equal(loaders[0].epoch_indices(0), loaders[0].epoch_indices(1))
+    again = load_data(small_snapshot, spec, rank=0, world_size=2, splits=("train",)).train
+    assert torch.equal(again.epoch_indices(5), loaders[0].epoch_indices(5))  # a pure function of (seed, epoch)
+    with pytest.raises(InputError, match="balance: sampler"):
+        load_data(small_snapshot, LoaderSpec(shuffle="shards", balance="sampler"), splits=("train",))
+
+
+def test_auto_shuffle_reads_by_shard_groups_when_the_split_outgrows_memory(small_snapshot, monkeypatch):
+    import train.data as data_module
+
+    manifest = snapshot.read_manifest(small_snapshot)
+    assert data_module.auto_shuffle(small_snapshot, manifest) == "global"
+    assert data_module.auto_shuffle("s3://bucket/snap", manifest) == "shards"
+    monkeypatch.setattr(data_module, "memory_bytes", lambda: 2 * 300 * 32 * 32 * 3 - 2)  # 300 train images > half
+    assert data_module.auto_shuffle(small_snapshot, manifest) == "shards"
+    loader = load_data(small_snapshot, LoaderSpec(batch_size=16, cache_shards=1), splits=("train",)).train
+    assert loader.shard_group == 1

@@ -242,6 +242,21 @@ def test_demo_reaches_97_percent_with_two_processes_and_compare_works(tmp_path, 
 
 
 @pytest.mark.slow
+def test_two_processes_train_from_a_snapshot_in_s3(tmp_path, small_snapshot, s3):
+    published = _sluice(["dataset", "publish", "s3://snapshots/small", "--snapshot", str(small_snapshot)],
+                        _params(tmp_path, small_snapshot, "pub"), tmp_path)
+    assert published.returncode == 0, published.stderr
+    params = _params(tmp_path, "s3://snapshots/small", "run", epochs=3, width=8, batch_size=16, cache_shards=1)
+    res = _sluice(["train"], params, tmp_path / "run")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((tmp_path / "run/reports/metrics/train.json").read_text())
+    config = json.loads((tmp_path / "run/model/config.json").read_text())
+    assert metrics["world_size"] == 2 and config["snapshot"] == "s3://snapshots/small"
+    assert metrics["dataset_hash"] == json.loads((small_snapshot / "manifest.json").read_text())["content_hash"]
+    assert metrics["test_accuracy"] > 0.25, metrics  # 3 epochs of 300 digits read shard by shard: chance is 0.1
+
+
+@pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_gives_identical_results(tmp_path, small_snapshot):
     # with the airbench techniques on: the whitening init, lookahead's average and the alternating flip resume too
     over = dict(epochs=4, width=4, batch_size=8, whiten=True, lookahead=True,
