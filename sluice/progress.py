@@ -41,3 +41,31 @@ class ProgressLines:
         if now - self.last >= self.every:
             self.last = now
             self.log.info(self.describe(now - self.started))
+
+
+class Meter:
+    """Work done of a known total: a bar on a terminal, otherwise a log line every few seconds
+    (``desc: done/total unit (pct), rate, ETA``), and one closing line with the time it took."""
+
+    def __init__(self, log, desc: str, total: int, unit: str = "it"):
+        self.log, self.desc, self.total, self.unit = log, desc, max(int(total), 0), unit
+        self.done = 0
+        self.bar = progress(total=self.total, desc=desc, unit=unit)
+        self.lines = ProgressLines(log, self._line)
+
+    def _line(self, elapsed: float) -> str:
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(self.total - self.done) / rate:.0f}s" if rate > 0 and self.done < self.total else ""
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return f"{self.desc}: {self.done:,}/{self.total:,} {self.unit} ({pct:.0f}%), {rate:,.0f} {self.unit}/s{eta}"
+
+    def update(self, n: int) -> None:
+        self.done += int(n)
+        self.bar.update(int(n))
+        self.lines.tick()
+
+    def close(self) -> None:
+        self.bar.close()
+        elapsed = time.monotonic() - self.lines.started
+        if self.lines.enabled and elapsed >= self.lines.every:
+            self.log.info("%s: %s %s in %.1fs", self.desc, f"{self.done:,}", self.unit, elapsed)

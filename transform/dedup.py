@@ -25,7 +25,9 @@ import polars as pl
 from sluice.compute import total_threads
 from sluice.errors import InputError
 from sluice.lake import Lake
+from sluice.progress import Meter
 from sluice.runs import new_run_id, reconcile
+from sluice.stage import stage_logger
 from transform.hamming import near_pairs
 
 STAGE = "dedup"
@@ -79,18 +81,25 @@ def thumbnail_batch(ids: list[str], pixels: list[bytes]) -> tuple:
             px.reshape(len(ids), -1, 3).mean(axis=1))
 
 
-def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None) -> tuple[np.ndarray, ...]:
+def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, on_progress=None
+                ) -> tuple[np.ndarray, ...]:
     """``thumbnail_batch`` over the whole images table, in batches of ``batch_rows``, sorted like ``ids``.
     With ``client`` the batches are tasks on its workers, at most two per worker thread in flight (the
-    pixels of the rest stay unread), so memory stays bounded whatever the table's size."""
+    pixels of the rest stay unread), so memory stays bounded whatever the table's size. ``on_progress(n)``
+    is called as each batch's n images are done."""
     parts: list[tuple] = []
     in_flight: deque = deque()
     window = 2 * total_threads(client) if client is not None else 0
+    done = on_progress or (lambda n: None)
+
+    def collect(part: tuple) -> None:
+        parts.append(part)
+        done(len(part[0]))
     for batch in lake.dataset("images").to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
         if batch.num_rows == 0:
             continue
         if client is None:
-            parts.append(thumbnail_batch(batch.column("image_id").to_pylist(), batch.column("pixels").to_pylist()))
+            collect(thumbnail_batch(batch.column("image_id").to_pylist(), batch.column("pixels").to_pylist()))
             continue
         # a task carries its pixels in its graph (scattering them first measured 1.8x slower), so tasks
         # stay under distributed's large-graph warning (10 MB)
@@ -100,8 +109,9 @@ def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None
             in_flight.append(client.submit(thumbnail_batch, part.column("image_id").to_pylist(),
                                            part.column("pixels").to_pylist(), pure=False))
             while len(in_flight) > window:
-                parts.append(in_flight.popleft().result())
-    parts += [f.result() for f in in_flight]
+                collect(in_flight.popleft().result())
+    for future in in_flight:
+        collect(future.result())
     got_ids = np.asarray([i for part in parts for i in part[0]], dtype=object)
     order = np.argsort(got_ids)
     assert np.array_equal(got_ids[order], ids)
@@ -122,7 +132,7 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
-               stats: dict | None = None, block: int = 8192, client=None) -> tuple[np.ndarray, ...]:
+               stats: dict | None = None, block: int = 8192, client=None, log=None) -> tuple[np.ndarray, ...]:
     """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
@@ -130,14 +140,14 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
     and the stored whole-image perceptual hashes within PHASH_BITS. ``max_per_image`` and ``stats``: see
     :func:`transform.dedup_search.candidates`. Pixel checks run ``block`` pairs at a time (bounded memory);
-    the candidate search runs on ``client``'s Dask workers when one is given.
+    the candidate search runs on ``client``'s Dask workers when one is given; ``log`` gets its progress.
     """
     from transform.dedup_match import detail, plain_correlation
     from transform.dedup_search import match
 
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
     ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain, max_per_image=max_per_image,
-                                    stats=stats, client=client)
+                                    stats=stats, client=client, log=log)
     cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
     ok = score >= min_correlation + moved_margin * (geometry > 0)
@@ -162,12 +172,18 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
              .explode("row").filter(pl.col("row") != pl.col("first")))
     ids = meta["image_id"].to_numpy().astype(object)
     search: dict = {}
+    log = stage_logger(STAGE)
 
     def edges(client=None):
-        thumbs, plain, grey, colour = (_thumbnails(lake, ids, client=client) if meta.height
-                                       else (np.zeros((0, 32, 32), np.uint8),) * 4)
+        if meta.height:
+            meter = Meter(log, "thumbnails", meta.height, "img")
+            thumbs, plain, grey, colour = _thumbnails(lake, ids, client=client, on_progress=meter.update)
+            meter.close()
+        else:
+            thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4
         return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
-                            min_correlation, moved_margin, max_per_image, search, client=client), grey, colour)
+                            min_correlation, moved_margin, max_per_image, search, client=client, log=log),
+                grey, colour)
 
     if compute is not None and (compute.scheduler_address or meta.height >= DASK_MIN_IMAGES):
         from sluice.compute import dask_client

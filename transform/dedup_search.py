@@ -68,9 +68,10 @@ def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarra
 
 
 def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
-               stats: dict | None = None, client=None) -> tuple[np.ndarray, ...]:
+               stats: dict | None = None, client=None, on_progress=None) -> tuple[np.ndarray, ...]:
     """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per
-    pair; ``stats`` gets the search plan and what a cap dropped."""
+    pair; ``stats`` gets the search plan and what a cap dropped; ``on_progress(n)`` is called as the
+    search finishes with n images (a block, or on Dask one hash chunk's share of a block)."""
     from transform.hamming import HammingIndex, plan_for
 
     n = len(thumbs)
@@ -78,6 +79,7 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
     stats = {} if stats is None else stats
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0)
     parts = []
+    done = on_progress or (lambda n: None)
     if client is None or n == 0:
         table = HammingIndex(codes, max_bits)
         stats.update(search_chunks=table.m, search_radius=table.r, largest_bucket=table.largest_bucket,
@@ -85,6 +87,7 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
         for start in range(0, n, block):
             ii, qi, dist = table.query(window_codes(thumbs[start:start + block], INDEX_WINDOWS).ravel())
             parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
+            done(min(block, n - start))
     else:
         plan = plan_for(codes, max_bits)
         stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
@@ -96,7 +99,12 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
                            for c in range(plan[0])] for start in blocks}
         stats["search_tasks"] = len(blocks) * plan[0]
         for start in blocks:
-            ii, qi, dist = _merge(client.gather(futures.pop(start)), len(codes))
+            got = []
+            for c, future in enumerate(futures.pop(start)):
+                got.append(future.result())
+                rows = min(big, n - start)
+                done(rows * (c + 1) // plan[0] - rows * c // plan[0])
+            ii, qi, dist = _merge(got, len(codes))
             shares.pop(start).release()
             parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
     found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
@@ -108,12 +116,22 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
 
 
 def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-           plain: np.ndarray | None = None, client=None, block: int = VERIFY_BLOCK) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`transform.dedup_match.aligned_scores` of every candidate pair; with ``client``, one Dask task
-    per ``block`` pairs (the thumbnails sent to every worker once, at most two tasks per worker thread
-    in flight), so the driver holds the pairs and their scores, never the pixel work."""
+           plain: np.ndarray | None = None, client=None, block: int = VERIFY_BLOCK, on_progress=None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transform.dedup_match.aligned_scores` of every candidate pair, ``block`` pairs at a time
+    (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
+    every worker once, at most two tasks per worker thread in flight), so the driver holds the pairs and
+    their scores, never the pixel work."""
+    done = on_progress or (lambda n: None)
     if client is None or len(a) <= block:
-        return aligned_scores(thumbs, a, b, window, ref, plain=plain)
+        parts = []
+        for start in range(0, len(a), block):
+            sl = slice(start, start + block)
+            parts.append(aligned_scores(thumbs, a[sl], b[sl], window[sl], ref[sl], plain=plain))
+            done(len(parts[-1][0]))
+        if not parts:
+            return aligned_scores(thumbs, a, b, window, ref, plain=plain)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     from collections import deque
 
     from sluice.compute import total_threads
@@ -127,25 +145,43 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
                                        plain=shared[1], pure=False))
         while len(in_flight) > window_size:
             parts.append(in_flight.popleft().result())
-    parts += [f.result() for f in in_flight]
+            done(len(parts[-1][0]))
+    for future in in_flight:
+        parts.append(future.result())
+        done(len(parts[-1][0]))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _meter(log, desc: str, total: int, unit: str):
+    if log is None:
+        return None
+    from sluice.progress import Meter
+
+    return Meter(log, desc, total, unit)
 
 
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
-          client=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+          client=None, log=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
     (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
     ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
     The candidate search (:func:`candidates`) and the verification (:func:`verify`) run on ``client``'s
-    Dask workers when one is given."""
-    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client)
+    Dask workers when one is given; with ``log``, each reports its progress there (sluice.progress.Meter)."""
+    meter = _meter(log, "candidate search", len(thumbs), "img")
+    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client,
+                                   on_progress=meter and meter.update)
+    if meter:
+        meter.close()
     if extra is not None and len(extra[0]):
         centre = WINDOWS.index(Window(_C, _C, CENTRE))
         a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
         window = np.concatenate([window, np.full(len(extra[0]), centre)])
         ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
-    scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client)
+    meter = _meter(log, "pixel verification", len(a), "pairs")
+    scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client, on_progress=meter and meter.update)
+    if meter:
+        meter.close()
     i, j = np.minimum(a, b), np.maximum(a, b)
     order = np.lexsort((-scores, j, i))
     i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -106,12 +107,20 @@ def test_missing_images_is_a_user_error(run_cli, tmp_path):
     assert "table 'images' does not exist yet" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy):
-    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}})
+def test_stage_main_writes_manifest_and_progress_lines(run_cli, tmp_path, demo_copy):
+    # a progress line per update (stderr is not a terminal here): the three long phases report as they go
+    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}},
+                     env={"SLUICE_PROGRESS_EVERY": "0"})
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "data/manifests/dedup.json").read_text())
     assert manifest["counts"]["groups_with_duplicates"] >= 30
     assert "[dedup] reconcile:" in result.stderr and "OK" in result.stderr
+    n = manifest["counts"]["images"]
+    assert f"[dedup] thumbnails: {n:,}/{n:,} img (100%)" in result.stderr
+    assert f"[dedup] candidate search: {n:,}/{n:,} img (100%)" in result.stderr
+    verified = re.search(r"\[dedup\] pixel verification: ([\d,]+)/([\d,]+) pairs \(100%\)", result.stderr)
+    assert verified and verified[1] == verified[2]  # the window candidates plus the whole-image hash candidates
+    assert int(verified[1].replace(",", "")) >= manifest["counts"]["near_candidates"]
 
 
 def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make_params):
