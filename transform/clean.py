@@ -174,7 +174,7 @@ def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
     """Distinct (image_ids, contents, uris) batches from ``raw_images``; repeated bytes are counted, not resent."""
     seen: set[str] = set()
     ids, contents, uris = [], [], []
-    for batch in lake.dataset("raw_images").to_batches(columns=["image_id", "content", "source_uri"], batch_size=batch_rows):
+    for batch in lake.batches("raw_images", ["image_id", "content", "source_uri"], batch_rows):
         cols = batch.to_pydict()
         for image_id, content, uri in zip(cols["image_id"], cols["content"], cols["source_uri"]):
             counts["raw_rows"] += 1
@@ -207,7 +207,7 @@ def run(params, client=None) -> dict:
     from distributed import as_completed
 
     from sluice.compute import total_threads
-    from sluice.progress import progress
+    from sluice.progress import Meter
 
     if params.privacy.faces != "keep":
         from transform.faces import check
@@ -225,7 +225,8 @@ def run(params, client=None) -> dict:
     pending: list[pa.Table] = []
     written = 0
     window = 2 * total_threads(client)
-    bar = progress(desc="clean", unit="img")
+    # raw rows read and sent (at most `window` batches ahead of the decoding): a bar on a terminal, lines otherwise
+    meter = Meter(log, "decode", lake.count("raw_images"), "raw rows")
     # Empty the table and record the new geometry before any row of it lands, so that every state a
     # reader can see (even after a crash mid-run) has rows of the geometry the table declares.
     lake.overwrite("images", TABLES["images"].schema.empty_table(), run_id=run_id)
@@ -245,7 +246,7 @@ def run(params, client=None) -> dict:
             quarantine.add(image_id, reason, details=f"{details} [{uri_of[image_id]}]")
         stats.append(pl.from_arrow(table.select(["image_id", "width", "height", "mean", "std"])))
         pending.append(table)
-        bar.update(table.num_rows + len(bad))
+        meter.update(counts["raw_rows"] - meter.done)
         flush()
 
     in_flight = as_completed()
@@ -257,7 +258,8 @@ def run(params, client=None) -> dict:
     for future in in_flight:
         collect(future)
     flush(final=True)
-    bar.close()
+    meter.update(counts["raw_rows"] - meter.done)
+    meter.close()
 
     outliers = find_outliers(pl.concat(stats) if stats else pl.DataFrame(schema={"image_id": pl.String, "width": pl.Int32,
                              "height": pl.Int32, "mean": pl.Float32, "std": pl.Float32}), cfg)

@@ -95,7 +95,7 @@ def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None
     def collect(part: tuple) -> None:
         parts.append(part)
         done(len(part[0]))
-    for batch in lake.dataset("images").to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
+    for batch in lake.batches("images", ["image_id", "pixels"], batch_rows):
         if batch.num_rows == 0:
             continue
         if client is None:

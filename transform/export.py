@@ -95,7 +95,7 @@ def iter_pixels(lake: Lake, version: int | None, image_ids: list[str], batch_row
     wanted = pa.array(sorted(set(image_ids)), pa.string())
     if len(wanted) == 0:
         return
-    for batch in lake.dataset("images", version).to_batches(columns=["image_id", "pixels"], batch_size=batch_rows):
+    for batch in lake.batches("images", ["image_id", "pixels"], batch_rows, version):
         ids = batch.column("image_id").cast(pa.string())
         keep = pc.is_in(ids, value_set=wanted)
         if pc.any(keep).as_py():

@@ -254,9 +254,10 @@ def test_missing_raw_images_is_a_one_line_user_error(run_cli, tmp_path):
 @pytest.mark.slow  # the whole demo through a subprocess: the in-process demo test above covers the logic
 def test_stage_main_writes_manifest(run_cli, tmp_path, demo_copy, dask_cluster, demo_truth):
     result = run_cli(module="transform.clean", params={"lake": {"root": str(demo_copy)}},
-                     env={"SLUICE_DASK_SCHEDULER": dask_cluster.scheduler.address})
+                     env={"SLUICE_DASK_SCHEDULER": dask_cluster.scheduler.address, "SLUICE_PROGRESS_EVERY": "0"})
     assert result.returncode == 0, result.stderr
     raw = Lake(str(demo_copy)).read("raw_images", columns=["image_id"]).column("image_id")
+    assert f"[clean] decode: {len(raw):,}/{len(raw):,} raw rows (100%)" in result.stderr  # progress, not a terminal
     bad = len(demo_truth["truncated"]) + len(demo_truth["non_image"]) + len(demo_truth["decompression_bomb"])
     distinct = len(set(raw.to_pylist()))
     assert (f"reconcile: in {len(raw)} = images {distinct - bad} + quarantined {bad} + "
