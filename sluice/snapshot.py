@@ -107,6 +107,12 @@ def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: 
     return manifest
 
 
+def location(value: Path | str) -> Path | str:
+    """A snapshot location as given: a ``scheme://`` URL (a published snapshot) stays a string, anything
+    else is a local folder (``Path("s3://b/k")`` would collapse the ``//``)."""
+    return value if isinstance(value, str) and "://" in value else Path(value)
+
+
 def _remote(location):
     """The :class:`sluice.snapshot_store.RemoteSnapshot` of a ``scheme://`` location, else None."""
     if isinstance(location, str) and "://" in location:

@@ -42,7 +42,7 @@ def _dimensions(params: Params, ids: list[str]) -> dict[str, list[str]]:
 
 def compare_insight(model_a: Path | str, model_b: Path | str, params: Params, *, split: str = "test",
                     snapshot_dir: Path | str | None = None) -> dict:
-    folder = Path(snapshot_dir or params.train.snapshot)
+    folder = snapshot.location(snapshot_dir or params.train.snapshot)
     data = load_data(folder, splits=())
     if split not in snapshot.read_manifest(folder)["splits"]:
         raise InputError(f"{folder}: snapshot has no '{split}' split to compare on")

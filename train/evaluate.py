@@ -104,7 +104,7 @@ def run(cfg: TrainParams, model_dir: Path | str, metrics_path: Path | str = METR
     torch.set_num_threads(cfg.threads_per_process * cfg.processes)
     model, config = load_model(model_dir)
     model = model.to(memory_format=torch.channels_last)
-    folder = Path(cfg.snapshot)
+    folder = snapshot.location(cfg.snapshot)
     data = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=("val", "test"))
     if config.get("dataset_hash") and config["dataset_hash"] != data.dataset_hash:
         raise InputError(f"{model_dir} was trained on dataset {config['dataset_hash'][:12]} but {folder} is "

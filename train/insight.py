@@ -131,7 +131,7 @@ def run(params: Params) -> dict:
         raise InputError(f"insight.robustness.summary_eps {rob.summary_eps} is not one of insight.robustness.eps {rob.eps}")
     torch.manual_seed(rob.seed)
     torch.set_num_threads(rob.threads)
-    folder = Path(params.train.snapshot)
+    folder = snapshot.location(params.train.snapshot)
     out_dir = Path(ins.out_dir)
     data = load_data(folder, splits=())  # verifies the snapshot, gives mean/std
     split, arrays = eval_split(folder)

@@ -105,3 +105,12 @@ def test_publish_to_s3_and_train_batches_from_it(local_snap, s3, tmp_path):
     local = load_data(local_snap, LoaderSpec(batch_size=8, cache_shards=1, shuffle="shards"), splits=("train",))
     # the same order as one process on a local copy, cut into the ranks' contiguous blocks
     assert local.train.epoch_indices(3).tolist() == sum((d.train.epoch_indices(3).tolist() for d in ranks), [])
+
+
+def test_a_url_stays_a_url_where_a_folder_becomes_a_path(tmp_path):
+    from pathlib import Path
+
+    from sluice.snapshot import location
+
+    assert location("s3://bucket/snap") == "s3://bucket/snap"  # Path() would collapse it to s3:/bucket/snap
+    assert location("data/dataset") == Path("data/dataset") and location(tmp_path) == tmp_path

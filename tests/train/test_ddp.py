@@ -97,6 +97,13 @@ def test_single_process_training_writes_model_metrics_and_card(tmp_path, small_s
     assert body["test"]["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert body["test"]["count"] == 100 and set(body["test"]["per_class"]) == set(map(str, range(10)))
     assert len((tmp_path / "confusion.csv").read_text().splitlines()) == 101  # header + one row per test image
+    # the same evaluation from the snapshot published to a URL (read shard by shard): the same figures
+    from sluice.snapshot_store import publish
+
+    url = (tmp_path / "published").as_uri()
+    publish(small_snapshot, url)
+    remote = run_evaluate(cfg.model_copy(update={"snapshot": url}), cfg.out_dir, tmp_path / "e2.json", tmp_path / "c2.csv")
+    assert remote["test"] == body["test"] and remote["val"] == body["val"]
 
     # --resume after a finished run trains nothing more and reproduces the same metrics
     again = ddp.train(cfg, resume=True)
