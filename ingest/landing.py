@@ -16,9 +16,9 @@ import pyarrow as pa
 
 from ingest.sources.base import Record
 from sluice.lake import Lake
-from sluice.progress import progress
+from sluice.progress import ProgressLines, progress
 from sluice.runs import utcnow
-from sluice.stage import Quarantine
+from sluice.stage import Quarantine, stage_logger
 
 
 @dataclass
@@ -70,9 +70,14 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
         rejected.write(lake)
 
     bar = progress(desc=f"ingest {source.name}", unit="img")
+    # off a terminal: a line every few seconds (the bar's counterpart in logs, CI and dvc repro)
+    lines = ProgressLines(stage_logger("ingest"), lambda elapsed: (
+        f"{source.name}: {stats.seen:,} records read ({stats.seen / max(elapsed, 1e-9):,.0f}/s), "
+        f"{stats.inserted:,} landed, {stats.already_present:,} already present, {stats.quarantined:,} quarantined"))
     for record in records:
         stats.seen += 1
         bar.update()
+        lines.tick()
         if record.reject:
             stats.quarantined += 1
             stats.reasons[record.reject] += 1

@@ -37,3 +37,19 @@ def test_unknown_kind_names_the_known_kinds(run_cli, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line, = result.stderr.strip().splitlines()
     assert "ingest.sources.0.kind" in line and "unknown source kind 'zip'; known kinds: cifar, image_folder, parquet" in line
+
+
+def test_ingest_reports_progress_lines_off_a_terminal(run_cli, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    for i in range(6):
+        (tmp_path / "photos" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(tmp_path / "photos" / "cat" / f"{i}.png")
+    (tmp_path / "photos" / "cat" / "bad.png").write_bytes(b"<html>")
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "ingest": {"sources": [{"name": "mine", "kind": "image_folder", "path": str(tmp_path / "photos")}]}}
+    result = run_cli("ingest", params=params, env={"SLUICE_PROGRESS_EVERY": "0"})  # a line per record
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "[ingest] mine:" in line and "records read" in line]
+    assert len(lines) == 7 and "7 records read" in lines[-1], result.stderr
