@@ -45,7 +45,7 @@ NO_AUG = AugmentParams(crop_padding=0, flip=False, rotate_degrees=0, cutout=0)
 RSS_CHILD = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
-from sluice import snapshot
+from sluice import snapshot, snapshot_store
 
 def anon_kib():
     return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon:")).split()[1])
@@ -56,7 +56,7 @@ if mode == "concatenated":
     images = np.concatenate([snapshot.load_split(where, "train", shards=[k]).images
                              for k in range(len(snapshot.read_manifest(where)["splits"]["train"]["shards"]))])
 else:
-    images = snapshot.load_split(where, "train").images
+    images = snapshot_store.load_split(where, "train").images
 batch = snapshot.take_rows(images, np.sort(np.random.default_rng(0).choice(len(images), 64, replace=False)))
 print((anon_kib() - before) // 1024 + 0 * int(batch.sum()))
 """

@@ -101,12 +101,9 @@ class Lake:
         return self.table(name, version).to_pyarrow_dataset()
 
     def batches(self, name: str, columns: list[str], batch_size: int, version: int | None = None):
-        """Record batches of a table in bounded memory: one data file and one batch read ahead.
-
-        pyarrow's default scan reads 4 files and 16 batches ahead; over a table of pixels or raw
-        image bytes that is 4x a data file resident at once (measured: 8 files of 200 one-MB rows in
-        batches of 64, Arrow's peak 802 MiB and RSS 2.9 GiB by default, 202 MiB and 1.5 GiB this way, and
-        no slower: 4.98-5.67 s vs 5.24-9.69 s for the scan)."""
+        """Record batches read one data file and one batch ahead (pyarrow's default, 4 files and 16
+        batches, held 4 files of pixels or image bytes at once: Arrow's peak 802 -> 202 MiB on 1 MB
+        rows, no slower; docs/scale.md)."""
         return self.dataset(name, version).to_batches(columns=columns, batch_size=batch_size,
                                                       batch_readahead=1, fragment_readahead=1)
 

@@ -107,24 +107,7 @@ def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: 
     return manifest
 
 
-def location(value: Path | str) -> Path | str:
-    """A snapshot location as given: a ``scheme://`` URL (a published snapshot) stays a string, anything
-    else is a local folder (``Path("s3://b/k")`` would collapse the ``//``)."""
-    return value if isinstance(value, str) and "://" in value else Path(value)
-
-
-def _remote(location):
-    """The :class:`sluice.snapshot_store.RemoteSnapshot` of a ``scheme://`` location, else None."""
-    if isinstance(location, str) and "://" in location:
-        from sluice.snapshot_store import RemoteSnapshot
-
-        return RemoteSnapshot(location)
-    return None
-
-
 def read_manifest(folder: Path | str) -> dict:
-    if (remote := _remote(folder)) is not None:
-        return remote.manifest
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise InputError(f"{path}: no snapshot manifest (run the export stage, or `sluice dataset checkout`)")
@@ -250,11 +233,9 @@ def load_split(folder: Path | str, split: str, shards: list[int] | None = None, 
     """Load one split (optionally only some shard indices, e.g. one DDP rank's) as arrays.
 
     With ``mmap`` the images stay memory-mapped: one shard as its ``np.memmap``, several as one
-    :class:`ShardedImages` (no copy); without, they are read into one array. A ``scheme://`` location
-    (a published snapshot) gives its shards fetched on use (:mod:`sluice.snapshot_store`).
+    :class:`ShardedImages` (no copy); without, they are read into one array. A published snapshot
+    (a ``scheme://`` URL) is read by :func:`sluice.snapshot_store.load_split`.
     """
-    if (remote := _remote(folder)) is not None:
-        return remote.load_split(split, shards)
     folder = Path(folder)
     manifest = read_manifest(folder)
     if split not in manifest["splits"]:
@@ -302,11 +283,8 @@ def verify_snapshot(folder: Path | str) -> str:
     by those attributes skips the reading. Anything that rewrites a file (``dvc checkout``, a copy, a
     re-export) changes its mtime and forces a full check; a byte changed in place with the mtime
     forged back would pass the fast path. On a mismatch the record names the files that changed since
-    the last good check. A published snapshot (``scheme://`` location) is checked file by file as it is
-    read, against the sha256 its manifest lists: here only that manifest is read.
+    the last good check.
     """
-    if (remote := _remote(folder)) is not None:
-        return remote.manifest.get("content_hash", "")
     folder = Path(folder).absolute()
     expected = read_manifest(folder).get("content_hash", "")
     stats = {p.name: [s.st_size, s.st_mtime_ns, s.st_ino]

@@ -28,8 +28,8 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from sluice.errors import ConfigError, InputError
-from sluice.snapshot import (MANIFEST, LazyShard, ShardCache, ShardedImages, SnapshotCorrupt, SplitArrays, read_manifest,
-                             verify_snapshot)
+from sluice import snapshot
+from sluice.snapshot import MANIFEST, LazyShard, ShardCache, ShardedImages, SnapshotCorrupt, SplitArrays
 
 DEFAULT_CACHE_SHARDS = 4
 
@@ -37,6 +37,28 @@ DEFAULT_CACHE_SHARDS = 4
 def is_url(location) -> bool:
     """A snapshot location given as ``scheme://...`` (read through pyarrow.fs), not a local folder."""
     return isinstance(location, str) and "://" in location
+
+
+def location(value: Path | str) -> Path | str:
+    """A snapshot location as given: a URL stays a string, anything else is a local folder
+    (``Path("s3://b/k")`` would collapse the ``//``)."""
+    return value if is_url(value) else Path(value)
+
+
+# Location-aware reading: a local folder through sluice.snapshot, a URL through RemoteSnapshot.
+def read_manifest(where: Path | str) -> dict:
+    return RemoteSnapshot(where).manifest if is_url(where) else snapshot.read_manifest(where)
+
+
+def load_split(where: Path | str, split: str, shards: list[int] | None = None, mmap: bool = True) -> SplitArrays:
+    return RemoteSnapshot(where).load_split(split, shards) if is_url(where) else \
+        snapshot.load_split(where, split, shards, mmap)
+
+
+def verify_snapshot(where: Path | str) -> str:
+    """The content hash, checked: a local folder in full (:func:`sluice.snapshot.verify_snapshot`); a
+    published snapshot file by file as it is read, against its manifest's sha256s (here only the manifest)."""
+    return RemoteSnapshot(where).manifest.get("content_hash", "") if is_url(where) else snapshot.verify_snapshot(where)
 
 
 def filesystem(url: str) -> tuple[pafs.FileSystem, str]:
@@ -122,8 +144,8 @@ def publish(folder: Path | str, url: str, progress=None) -> dict:
     published manifest. Shards go first and the manifest last, so readers never see a partial snapshot
     under a manifest; publishing again over an older snapshot replaces its manifest last too."""
     folder = Path(folder)
-    verify_snapshot(folder)
-    manifest = read_manifest(folder)
+    snapshot.verify_snapshot(folder)
+    manifest = snapshot.read_manifest(folder)
     fs, base = filesystem(url)
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST)
     files = {}

@@ -67,16 +67,16 @@ def torchrun_args(processes: int, *, resume: bool = False, max_restarts: int = 0
 
 
 def _train(args) -> int:
-    from sluice import snapshot
+    from sluice import snapshot_store
     from sluice.config import load_params
 
     cfg = load_params().train
-    manifest = snapshot.read_manifest(cfg.snapshot)  # a missing snapshot fails here, in one line
+    manifest = snapshot_store.read_manifest(cfg.snapshot)  # a missing snapshot fails here, in one line
     if "train" not in manifest.get("splits", {}):
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")
     # Checked here, once, before any process starts: a corrupt shard is one line and exit 4, not a worker's
     # failure relayed by torchrun. The ranks check again and find the record this leaves (the fast path).
-    snapshot.verify_snapshot(cfg.snapshot)
+    snapshot_store.verify_snapshot(cfg.snapshot)
     processes = args.processes or cfg.processes
     if processes < 1:
         raise InputError(f"--processes must be >= 1 (got {processes})")

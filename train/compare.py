@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from scipy import stats
 
-from sluice import snapshot
+from sluice import snapshot_store
 from sluice.config import TrainParams
 from sluice.errors import InputError
 from train.data import LoaderSpec, load_data
@@ -70,7 +70,7 @@ def compare_models(model_a: Path | str, model_b: Path | str, cfg: TrainParams, *
                    alpha: float = 0.05, snapshot_dir: Path | str | None = None) -> Comparison:
     """Evaluate both saved models (trained ``model.pt`` or exported ``model.pt2`` folders: pruned, int8)
     on the same snapshot split and test the difference."""
-    folder = snapshot.location(snapshot_dir or cfg.snapshot)
+    folder = snapshot_store.location(snapshot_dir or cfg.snapshot)
     data = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=(split,))
     loader = {"val": data.val, "test": data.test}.get(split)
     if loader is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sluice import snapshot
+from sluice import snapshot_store
 from sluice.config import Params
 from sluice.errors import InputError
 from train.attacks import has_gradients, normalized
@@ -42,11 +42,11 @@ def _dimensions(params: Params, ids: list[str]) -> dict[str, list[str]]:
 
 def compare_insight(model_a: Path | str, model_b: Path | str, params: Params, *, split: str = "test",
                     snapshot_dir: Path | str | None = None) -> dict:
-    folder = snapshot.location(snapshot_dir or params.train.snapshot)
+    folder = snapshot_store.location(snapshot_dir or params.train.snapshot)
     data = load_data(folder, splits=())
-    if split not in snapshot.read_manifest(folder)["splits"]:
+    if split not in snapshot_store.read_manifest(folder)["splits"]:
         raise InputError(f"{folder}: snapshot has no '{split}' split to compare on")
-    arrays = snapshot.load_split(folder, split)
+    arrays = snapshot_store.load_split(folder, split)
     images = torch.from_numpy(np.array(arrays.images))
     labels = torch.from_numpy(np.asarray(arrays.labels, np.int64))
     models = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sluice import snapshot
+from sluice import snapshot, snapshot_store
 from sluice.config import TrainParams
 from sluice.errors import InputError
 from train.airbench import Lookahead, prepare
@@ -51,8 +51,8 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
 
 def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
     """The snapshot's train and val splits joined: (manifest, images, labels, image ids)."""
-    manifest = snapshot.read_manifest(folder)
-    parts = [snapshot.load_split(folder, s, mmap=False) for s in ("train", "val") if s in manifest["splits"]]
+    manifest = snapshot_store.read_manifest(folder)
+    parts = [snapshot_store.load_split(folder, s, mmap=False) for s in ("train", "val") if s in manifest["splits"]]
     return (manifest, np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]),
             [i for p in parts for i in p.ids])
 
@@ -104,7 +104,7 @@ def run(cfg: TrainParams, model_dir: Path | str, metrics_path: Path | str = METR
     torch.set_num_threads(cfg.threads_per_process * cfg.processes)
     model, config = load_model(model_dir)
     model = model.to(memory_format=torch.channels_last)
-    folder = snapshot.location(cfg.snapshot)
+    folder = snapshot_store.location(cfg.snapshot)
     data = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=("val", "test"))
     if config.get("dataset_hash") and config["dataset_hash"] != data.dataset_hash:
         raise InputError(f"{model_dir} was trained on dataset {config['dataset_hash'][:12]} but {folder} is "

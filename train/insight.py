@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sluice import snapshot
+from sluice import snapshot, snapshot_store
 from sluice.config import Params
 from sluice.errors import InputError
 from train.data import load_data, normalize
@@ -45,10 +45,10 @@ def log(msg: str) -> None:
 
 
 def eval_split(folder: Path) -> tuple[str, snapshot.SplitArrays]:
-    manifest = snapshot.read_manifest(folder)
+    manifest = snapshot_store.read_manifest(folder)
     for split in ("test", "val"):
         if split in manifest["splits"]:
-            return split, snapshot.load_split(folder, split)
+            return split, snapshot_store.load_split(folder, split)
     raise InputError(f"{folder}: the insight stage needs a test (or val) split")
 
 
@@ -131,7 +131,7 @@ def run(params: Params) -> dict:
         raise InputError(f"insight.robustness.summary_eps {rob.summary_eps} is not one of insight.robustness.eps {rob.eps}")
     torch.manual_seed(rob.seed)
     torch.set_num_threads(rob.threads)
-    folder = snapshot.location(params.train.snapshot)
+    folder = snapshot_store.location(params.train.snapshot)
     out_dir = Path(ins.out_dir)
     data = load_data(folder, splits=())  # verifies the snapshot, gives mean/std
     split, arrays = eval_split(folder)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from sluice import snapshot
+from sluice import snapshot_store
 from sluice.config import Params
 from sluice.lake import Lake
 from sluice.runs import new_run_id
@@ -102,7 +102,7 @@ def evidence(lake: Lake, ids: list[str]) -> dict[str, dict]:
 def run(params: Params, folder: Path | str | None = None) -> dict:
     log = stage_logger(STAGE)
     ins = params.insight
-    folder = snapshot.location(folder or params.train.snapshot)
+    folder = snapshot_store.location(folder or params.train.snapshot)
     torch.set_num_threads(params.train.threads_per_process * params.train.processes)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sluice-oof-") as tmp:

@@ -32,16 +32,16 @@ def _issue_rows(lake, dataset_hash: str | None, limit: int) -> list[dict] | None
 
 def _thumbnails(snapshot_dir: Path, ids: list[str]) -> dict[str, str]:
     """PNG data URIs of the snapshot's pixels for ``ids`` (train and val splits, where present)."""
-    from sluice import snapshot
+    from sluice import snapshot_store
 
     wanted, out = set(ids), {}
     if not wanted or not (snapshot_dir / "manifest.json").is_file():
         return out
-    manifest = snapshot.read_manifest(snapshot_dir)
+    manifest = snapshot_store.read_manifest(snapshot_dir)
     for split in ("train", "val", "test"):
         if split not in manifest.get("splits", {}) or len(out) == len(wanted):
             continue
-        part = snapshot.load_split(snapshot_dir, split)
+        part = snapshot_store.load_split(snapshot_dir, split)
         for i, image_id in enumerate(part.ids):
             if image_id in wanted and image_id not in out:
                 out[image_id] = png_uri(np.asarray(part.images[i]))

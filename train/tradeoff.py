@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sluice import snapshot
+from sluice import snapshot_store
 from sluice.config import CompressParams, TrainParams
 from sluice.errors import InputError
 from train import prune, quantize
@@ -169,7 +169,7 @@ def run(cfg: CompressParams, train_cfg: TrainParams | None = None) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     fp32, config = load_model(cfg.model_dir)
-    train_cfg, _ = resolve(train_cfg or TrainParams(), snapshot.read_manifest(cfg.snapshot))
+    train_cfg, _ = resolve(train_cfg or TrainParams(), snapshot_store.read_manifest(cfg.snapshot))
     data = load_data(cfg.snapshot, LoaderSpec(batch_size=cfg.batch_size, eval_batch_size=256, seed=cfg.seed,
                                               augment=train_cfg.augment, balance=train_cfg.balance))
     if list(config.get("classes", data.classes)) != data.classes:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from sluice.errors import ConfigError, InputError
-from sluice.snapshot import SnapshotCorrupt, SplitArrays, load_split, read_manifest, verify_snapshot, write_snapshot
-from sluice.snapshot_store import RemoteSnapshot, filesystem, publish
+from sluice.snapshot import SnapshotCorrupt, SplitArrays, write_snapshot
+from sluice.snapshot_store import RemoteSnapshot, filesystem, load_split, publish, read_manifest, verify_snapshot
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_publish_to_s3_and_train_batches_from_it(local_snap, s3, tmp_path):
 def test_a_url_stays_a_url_where_a_folder_becomes_a_path(tmp_path):
     from pathlib import Path
 
-    from sluice.snapshot import location
+    from sluice.snapshot_store import location
 
     assert location("s3://bucket/snap") == "s3://bucket/snap"  # Path() would collapse it to s3:/bucket/snap
     assert location("data/dataset") == Path("data/dataset") and location(tmp_path) == tmp_path
