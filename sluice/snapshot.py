@@ -154,11 +154,18 @@ class ShardedImages:
             raise IndexError(f"row index out of range for {len(self)} images")
         out = np.empty((len(rows), *self.shape[1:]), np.uint8)
         shard = np.searchsorted(self.offsets, rows, side="right") - 1
+        # sorted rows (a training batch is) give each shard a contiguous run of ``out``: gathered in place
+        ordered = bool(np.all(shard[1:] >= shard[:-1]))
         # shards already in a fetch cache first: a batch that spans two shard groups then never evicts a
         # shard it still needs (each shard is fetched once an epoch by a rank that reads group by group)
         for k in sorted(np.unique(shard), key=lambda k: not self._held(int(k))):
-            hit = np.flatnonzero(shard == k)
-            out[hit] = np.take(self._part(int(k)), rows[hit] - self.offsets[k], axis=0)
+            part = self._part(int(k))
+            if ordered:
+                lo, hi = np.searchsorted(shard, [k, k + 1])
+                np.take(part, rows[lo:hi] - self.offsets[k], axis=0, out=out[lo:hi], mode="clip")  # checked above
+            else:
+                hit = np.flatnonzero(shard == k)
+                out[hit] = np.take(part, rows[hit] - self.offsets[k], axis=0)
         return out
 
     def __getitem__(self, key):
