@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,6 +33,7 @@ from sluice import snapshot
 from sluice.snapshot import MANIFEST, LazyShard, ShardCache, ShardedImages, SnapshotCorrupt, SplitArrays
 
 DEFAULT_CACHE_SHARDS = 4
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a file of the snapshot's own folder (no "/", no "..")
 
 
 def is_url(location) -> bool:
@@ -100,6 +102,9 @@ class RemoteSnapshot:
         if not isinstance(self.manifest.get("files"), dict):
             raise InputError(f"{url}/{MANIFEST}: lists no per-file hashes (a folder copied by hand?); publish it "
                              "with `sluice dataset publish URL`")
+        bad = [n for n in self.manifest["files"] if not SAFE_NAME.fullmatch(str(n))]
+        if bad:  # a manifest names files inside its own prefix only, never ../ or another folder
+            raise InputError(f"{url}/{MANIFEST}: file name {bad[0]!r} is not a snapshot file name")
         self.cache = ShardCache(cache_shards)
 
     def _read(self, name: str) -> bytes:

@@ -114,3 +114,14 @@ def test_a_url_stays_a_url_where_a_folder_becomes_a_path(tmp_path):
 
     assert location("s3://bucket/snap") == "s3://bucket/snap"  # Path() would collapse it to s3:/bucket/snap
     assert location("data/dataset") == Path("data/dataset") and location(tmp_path) == tmp_path
+
+
+def test_a_manifest_naming_files_outside_its_prefix_is_refused(local_snap, tmp_path):
+    url = (tmp_path / "remote").as_uri()
+    publish(local_snap, url)
+    path = tmp_path / "remote" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["../../etc/passwd"] = {"bytes": 1, "sha256": "0" * 64}
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=r"file name '../../etc/passwd' is not a snapshot file name"):
+        RemoteSnapshot(url)
