@@ -63,7 +63,9 @@ def register(sub) -> None:
                                   "S3 settings come from the AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
                                   "AWS_REGION, AWS_ENDPOINT_URL; AWS_ALLOW_HTTP=true for a plain-http test server).")
     p.add_argument("url", metavar="URL")
-    p.add_argument("--snapshot", help="the snapshot folder to publish (default: export.out_dir)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--snapshot", help="the snapshot folder to publish (default: export.out_dir)")
+    which.add_argument("--version", help="publish this dataset version (restored through DVC into a temporary folder)")
     p.set_defaults(func=_publish)
 
     lk = sub.add_parser("lake", help="lake housekeeping: maintain, doctor")
@@ -202,12 +204,22 @@ def _checkout(args) -> int:
 def _publish(args) -> int:
     from sluice.snapshot_store import publish
 
-    folder = Path(args.snapshot or _snapshot_dir())
-
     def progress(done: int, total: int) -> None:
         if done == total or done % 50 == 0:
             print(f"publish: {done}/{total} files", file=sys.stderr)
-    manifest = publish(folder, args.url, progress=progress)
+    if args.version:
+        from sluice.checkout import checkout
+
+        root = _root()
+        _refuse_erased(root, args.version)
+        with tempfile.TemporaryDirectory(prefix=".publish-") as tmp:
+            folder = Path(tmp) / "snapshot"
+            checkout(root, args.version, folder, repair=False)
+            manifest = publish(folder, args.url, progress=progress)
+        folder = f"version {args.version}"
+    else:
+        folder = Path(args.snapshot or _snapshot_dir())
+        manifest = publish(folder, args.url, progress=progress)
     size = sum(f["bytes"] for f in manifest["files"].values())
     print(f"published {folder} to {args.url}: {len(manifest['files'])} files, {size / 1e6:.1f} MB, "
           f"content_hash {manifest['content_hash'][:16]}")

@@ -333,6 +333,15 @@ def test_checkout_restores_a_tagged_snapshot_and_refuses_corrupted_cache_bytes(t
     assert sorted(p.name for p in snap.iterdir()) == sorted(e["relpath"] for e in listing)
 
     _snapshot(snap, 25, seed=2)
+    # a past version published to object storage (here a file:// URL) comes from DVC, not the workspace
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"lake": {"root": str(tmp_path / "lake")}}))
+    out = subprocess.run([sys.executable, "-m", "sluice.cli", "dataset", "publish", (tmp_path / "pub").as_uri(),
+                          "--version", "v1"], cwd=repo, capture_output=True, text=True,
+                         env={**os.environ, "SLUICE_PARAMS": str(params)})
+    assert out.returncode == 0, out.stderr
+    assert "published version v1" in out.stdout and f"content_hash {v1['content_hash'][:16]}" in out.stdout
+    assert json.loads((tmp_path / "pub/manifest.json").read_text())["content_hash"] == v1["content_hash"]
     victim = next(e for e in listing if e["relpath"].endswith(".images.npy"))
     obj = repo / ".dvc/cache/files/md5" / victim["md5"][:2] / victim["md5"][2:]
     data = bytearray(obj.read_bytes())
