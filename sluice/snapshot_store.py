@@ -126,7 +126,17 @@ class RemoteSnapshot:
         return data
 
     def _array(self, name: str) -> np.ndarray:
-        return np.load(io.BytesIO(self.read_verified(name)))
+        """A ``.npy`` file as a read-only array over the fetched bytes (no second copy of a shard)."""
+        data = self.read_verified(name)
+        head = io.BytesIO(data)
+        version = np.lib.format.read_magic(head)
+        if version not in ((1, 0), (2, 0)):  # 3.0 (utf-8 field names) never holds pixels: plain load
+            return np.load(io.BytesIO(data))
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(head)
+        if fortran or dtype.hasobject:
+            raise SnapshotCorrupt(f"{self.url}/{name}: not a plain C-ordered array")
+        return np.frombuffer(data, dtype, count=int(np.prod(shape)), offset=head.tell()).reshape(shape)
 
     def load_split(self, split: str, shards: list[int] | None = None) -> SplitArrays:
         if split not in self.manifest["splits"]:
@@ -157,10 +167,13 @@ def publish(folder: Path | str, url: str, progress=None) -> dict:
     try:
         fs.create_dir(base, recursive=True)
         for i, name in enumerate(names):
-            data = (folder / name).read_bytes()
-            files[name] = {"bytes": len(data), "sha256": _sha256(data)}
-            with fs.open_output_stream(f"{base}/{name}") as out:
-                out.write(data)
+            digest, size = hashlib.sha256(), 0
+            with (folder / name).open("rb") as src, fs.open_output_stream(f"{base}/{name}") as out:
+                while block := src.read(8 << 20):  # a shard can be gigabytes: streamed, hashed on the way
+                    digest.update(block)
+                    size += len(block)
+                    out.write(block)
+            files[name] = {"bytes": size, "sha256": digest.hexdigest()}
             if progress:
                 progress(i + 1, len(names))
         with fs.open_output_stream(f"{base}/{MANIFEST}") as out:
