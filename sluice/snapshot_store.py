@@ -88,6 +88,27 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _check_manifest(url: str, manifest) -> None:
+    """What a reader relies on, checked before anything is fetched: one line naming the problem."""
+    where = f"{url}/{MANIFEST}"
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise InputError(f"{where}: lists no per-file hashes (a folder copied by hand?); publish it "
+                         "with `sluice dataset publish URL`")
+    bad = [n for n in manifest["files"] if not SAFE_NAME.fullmatch(str(n))]
+    if bad:  # a manifest names files inside its own prefix only, never ../ or another folder
+        raise InputError(f"{where}: file name {bad[0]!r} is not a snapshot file name")
+    shape = manifest.get("image_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise InputError(f"{where}: image_shape must be [H, W, 3], got {shape!r}")
+    splits = manifest.get("splits")
+    shards_ok = isinstance(splits, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("shards"), list) and all(
+            isinstance(e, dict) and isinstance(e.get("stem"), str) and isinstance(e.get("rows"), int) and e["rows"] >= 0
+            for e in v["shards"]) for v in splits.values())
+    if not shards_ok:
+        raise InputError(f"{where}: splits must map each split to its shards ({{stem, rows}} each)")
+
+
 class RemoteSnapshot:
     """A published snapshot read through pyarrow.fs: its manifest, and splits whose shards are fetched on use."""
 
@@ -99,12 +120,7 @@ class RemoteSnapshot:
         except (OSError, ValueError) as exc:
             raise InputError(f"{url}: no readable snapshot manifest ({str(exc).splitlines()[0]}); publish one "
                              "with `sluice dataset publish URL`") from None
-        if not isinstance(self.manifest.get("files"), dict):
-            raise InputError(f"{url}/{MANIFEST}: lists no per-file hashes (a folder copied by hand?); publish it "
-                             "with `sluice dataset publish URL`")
-        bad = [n for n in self.manifest["files"] if not SAFE_NAME.fullmatch(str(n))]
-        if bad:  # a manifest names files inside its own prefix only, never ../ or another folder
-            raise InputError(f"{url}/{MANIFEST}: file name {bad[0]!r} is not a snapshot file name")
+        _check_manifest(url, self.manifest)
         self.cache = ShardCache(cache_shards)
 
     def _read(self, name: str) -> bytes:

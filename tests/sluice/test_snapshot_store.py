@@ -125,3 +125,22 @@ def test_a_manifest_naming_files_outside_its_prefix_is_refused(local_snap, tmp_p
     path.write_text(json.dumps(manifest))
     with pytest.raises(InputError, match=r"file name '../../etc/passwd' is not a snapshot file name"):
         RemoteSnapshot(url)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(image_shape="32x32"), "image_shape must be"),
+    (lambda m: m["splits"]["train"].update(shards=[{"stem": 3}]), "splits must map each split"),
+    (lambda m: m.clear(), "lists no per-file hashes"),
+])
+def test_a_malformed_published_manifest_is_one_line_not_a_traceback(local_snap, tmp_path, change, message):
+    url = (tmp_path / "remote").as_uri()
+    publish(local_snap, url)
+    path = tmp_path / "remote" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match=message):
+        RemoteSnapshot(url)
+    path.write_text("[1, 2]")
+    with pytest.raises(InputError, match="lists no per-file hashes"):
+        RemoteSnapshot(url)
