@@ -76,21 +76,6 @@ def thumbnails(pixels: np.ndarray, equalise: bool = True) -> np.ndarray:
     return np.clip(np.rint(eq), 0, 255).astype(np.uint8).reshape(n, GRID, GRID)
 
 
-def _resize_matrix(src: int, dst: int) -> np.ndarray:
-    """(dst, src) linear-interpolation matrix (pixel centres aligned)."""
-    pos = (np.arange(dst) + 0.5) * src / dst - 0.5
-    lo = np.clip(np.floor(pos).astype(int), 0, src - 1)
-    hi = np.clip(lo + 1, 0, src - 1)
-    w = np.clip(pos - lo, 0, 1)
-    m = np.zeros((dst, src), np.float32)
-    m[np.arange(dst), lo] += 1 - w
-    m[np.arange(dst), hi] += w
-    return m
-
-
-_RESIZE = {s: _resize_matrix(s, CENTRE) for s in SIZES}
-
-
 def _dct_matrix(size: int) -> np.ndarray:
     k = np.arange(8)[:, None]
     x = np.arange(size)[None, :]
@@ -142,68 +127,38 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 
 def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-                   block: int = 4096, plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Verification per pair: align ``a``'s query window WINDOWS[window] to ``b``'s indexed window
     INDEX_WINDOWS[ref] (refined +-1 px on the windows), then correlate the *whole overlap* of the two
-    equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too.
+    equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too;
+    with ``plain`` the lower of that and the same correlation of the plain thumbnails. Compiled, one
+    pair at a time (:mod:`transform.aligned_ncc`).
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted)."""
-    best = np.full(len(a), -2.0, np.float32)
-    bx, by = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
-    for start in range(0, len(a), block):
-        sl = np.arange(start, min(start + block, len(a)))
-        for k, r in {(int(k), int(r)) for k, r in zip(window[sl], ref[sl])}:
-            rows = sl[(window[sl] == k) & (ref[sl] == r)]
-            w, v = WINDOWS[k], INDEX_WINDOWS[r]
-            target = _standardise(thumbs[b[rows], v.y:v.y + CENTRE, v.x:v.x + CENTRE].astype(np.float32))
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    x, y = min(max(w.x + dx, 0), GRID - w.size), min(max(w.y + dy, 0), GRID - w.size)
-                    crop = thumbs[a[rows], y:y + w.size, x:x + w.size].astype(np.float32)
-                    if w.size != CENTRE:
-                        crop = _RESIZE[w.size] @ crop @ _RESIZE[w.size].T
-                    s = (_standardise(crop) * target).sum(axis=1)
-                    better = s > best[rows]
-                    best[rows[better]], bx[rows[better]], by[rows[better]] = s[better], x, y
-    size = np.array([WINDOWS[k].size for k in window], np.int64)
-    vx = np.array([INDEX_WINDOWS[r].x for r in ref], np.int64)
-    vy = np.array([INDEX_WINDOWS[r].y for r in ref], np.int64)
-    scores = np.zeros(len(a), np.float32)
-    for start in range(0, len(a), block):
-        sl = slice(start, min(start + block, len(a)))
-        scores[sl] = _overlap_ncc(thumbs[a[sl]], thumbs[b[sl]], bx[sl], by[sl], vx[sl], vy[sl], size[sl] / CENTRE)
-        if plain is not None:
-            scores[sl] = np.minimum(scores[sl], _overlap_ncc(plain[a[sl]], plain[b[sl]], bx[sl], by[sl], vx[sl],
-                                                             vy[sl], size[sl] / CENTRE))
-    geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
-    return scores, geometry
+    from transform.aligned_ncc import scores
+
+    a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
+    qx, qy, qsize = (_WINDOW_TABLE[c][window] for c in range(3))
+    vx, vy = (_INDEX_TABLE[c][ref] for c in range(2))
+    score = np.empty(len(a), np.float32)
+    bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
+    use_plain = plain is not None
+    scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
+           a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
+    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
+    return score, geometry
 
 
-def _axis_weights(offset: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, GRID, GRID) linear-interpolation weights taking a's pixels onto b's grid along one axis
-    (b pixel u sits at a coordinate offset + (u - ref + 0.5) * scale - 0.5), and which u fall inside a."""
-    u = np.arange(GRID)[None, :]
-    pos = offset[:, None] + (u - ref[:, None] + 0.5) * scale[:, None] - 0.5
-    inside = (pos >= -0.5) & (pos <= GRID - 0.5)
-    pos = np.clip(pos, 0, GRID - 1)
-    lo = np.minimum(np.floor(pos).astype(np.int64), GRID - 2)
-    frac = (pos - lo).astype(np.float32)
-    weights = np.zeros((len(offset), GRID, GRID), np.float32)
-    n_idx, u_idx = np.nonzero(np.ones_like(pos, bool))
-    weights[n_idx, u_idx, lo.ravel()] += (1 - frac).ravel()
-    weights[n_idx, u_idx, lo.ravel() + 1] += frac.ravel()
-    return weights, inside
+def _window_tables() -> tuple[np.ndarray, ...]:
+    from transform.aligned_ncc import resize_taps
+
+    query = np.array([(w.x, w.y, w.size) for w in WINDOWS], np.int64).T.copy()
+    index = np.array([(w.x, w.y) for w in INDEX_WINDOWS], np.int64).T.copy()
+    taps = [np.zeros((CENTRE + 1, CENTRE), np.int64), np.zeros((CENTRE + 1, CENTRE), np.int64),
+            np.zeros((CENTRE + 1, CENTRE), np.float32)]
+    for s in SIZES:
+        for t, values in zip(taps, resize_taps(s)):
+            t[s] = values
+    return query, index, tuple(taps)
 
 
-def _overlap_ncc(ta, tb, x, y, vx, vy, scale) -> np.ndarray:
-    """Correlation of b with a resampled onto b's grid, over the pixels both images cover."""
-    wy, in_y = _axis_weights(y, vy, scale)
-    wx, in_x = _axis_weights(x, vx, scale)
-    warped = wy @ ta.astype(np.float32) @ wx.transpose(0, 2, 1)
-    mask = (in_y[:, :, None] & in_x[:, None, :]).astype(np.float32)
-    count = np.maximum(mask.sum(axis=(1, 2), keepdims=True), 1)
-    tb = tb.astype(np.float32)
-    ma = warped - (warped * mask).sum(axis=(1, 2), keepdims=True) / count
-    mb = tb - (tb * mask).sum(axis=(1, 2), keepdims=True) / count
-    num = (ma * mb * mask).sum(axis=(1, 2))
-    den = np.sqrt((ma * ma * mask).sum(axis=(1, 2)) * (mb * mb * mask).sum(axis=(1, 2)))
-    return num / np.maximum(den, 1e-3)
+_WINDOW_TABLE, _INDEX_TABLE, _TAPS = _window_tables()

@@ -24,10 +24,11 @@ from transform.hamming_scan import scan
 
 _PROBE_BLOCK = 8192
 _TABLE_BITS = 22  # chunks up to this wide get a direct bucket table (2**22 int32 counts: 16 MiB)
-# a probe's cost in scanned bucket entries (measured with the compiled scan on CIFAR-10 window hashes,
-# 10k and 60k images: a direct-table probe ~40-50 ns, mostly the cache miss at its bucket; an entry
-# 1.1-2.7 ns); a probe of a sorted table adds two binary searches
-_PROBE_COST = 20.0
+# a probe's cost in scanned bucket entries (fitted to whole searches with the compiled scan: on the 90,792
+# images of benchmarks/scale.py's 100k lake 4 chunks (occupancy 543) ran 1.26x faster than 3 (occupancy
+# 39), which prices a probe at ~40-50 entries; mostly the cache miss at its bucket, an entry being a
+# sequential read); a probe of a sorted table adds two binary searches
+_PROBE_COST = 45.0
 _SEARCH_PROBE_COST = 200.0
 _MAX_PROBES = 1 << 22  # probes (bucket start, count) held at once: 64 MiB
 
@@ -44,7 +45,7 @@ def plan_chunks(n: int, threshold: int, occupancy=None) -> tuple[int, int]:
     Split the code into m chunks; two codes within ``threshold`` bits agree within r = threshold // m
     bits on at least one chunk (pigeonhole: otherwise every chunk differs in r+1 or more). Cost per
     query ~ m * probes(r) * (probe cost + expected bucket size), where a probe of a direct table costs
-    about as much as scanning 20 bucket entries (two binary searches in a sorted table: 200); the expected
+    about as much as scanning 45 bucket entries (two binary searches in a sorted table: 200); the expected
     bucket size is n / 2**chunk_bits for uniform codes, or ``occupancy(m)`` (measured) when given.
     Pick the cheapest m.
     """
