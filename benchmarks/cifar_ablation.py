@@ -13,7 +13,9 @@ Variants: ``base`` (cifar_fast without whitening, lookahead, alternating flip, i
 momentum 0.4 and the BN bias learning rate), ``+whiten``, ``+lookahead``, ``+altflip``, ``all`` (the
 recipe), ``all-whiten``, ``all-lookahead``, ``all-altflip``, ``all-tta``, ``all-ls`` (no label
 smoothing), ``all-bnscale`` (learnable BN scale), ``all-dirac``, ``all-bnmomentum`` (PyTorch's 0.1),
-``all-biaslr`` (BN biases at the kernels' lr), ``all+translate`` (translate TTA too).
+``all-biaslr`` (BN biases at the kernels' lr), ``all+translate`` (translate TTA too), ``all+muon`` (Muon
+for the conv filters, train/muon.py). ``--set key=value`` (repeatable, JSON values) changes a train
+param in every variant, e.g. ``--set muon_lr=0.03``.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ VARIANTS = {
     "all-bnmomentum": {"bn_momentum": 0.1},
     "all-biaslr": {"bias_lr_scale": 1.0},
     "all+translate": {"tta_translate": True},
+    "all+muon": {"optimizer": "muon"},
 }
 
 
@@ -91,12 +94,12 @@ def reference_ips(snapshot_dir: Path, width: int, steps: int = 15) -> float:
 
 
 def run_variant(snapshot_dir: Path, work: Path, name: str, over: dict, epochs: int, width: int, seed: int,
-                warmup: float) -> dict:
+                warmup: float, extra: dict) -> dict:
     from sluice.config import TrainParams
     from train.ddp import train
 
     aug = {"alternate_flip": over["alternate_flip"]} if "alternate_flip" in over else {}
-    keys = {k: v for k, v in over.items() if k != "alternate_flip"}
+    keys = {**{k: v for k, v in over.items() if k != "alternate_flip"}, **extra}
     folder = work / name.replace("+", "plus_")
     cfg = TrainParams(recipe="cifar_fast", snapshot=str(snapshot_dir), out_dir=str(folder / "model"),
                       runs_dir=str(folder / "runs"), checkpoint_dir=str(folder / "ckpt"), processes=1,
@@ -117,16 +120,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up epochs (the recipe's 2 are for longer runs)")
     parser.add_argument("--variants", default="base,+whiten,+lookahead,+altflip,all")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a train param for every variant (JSON value), repeatable")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON lines here")
     args = parser.parse_args()
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         snap = subset(args.snapshot, Path(tmp) / "snap", args.train, args.seed)
         for name in args.variants.split(","):
             ref = reference_ips(snap, args.width)
             row = {**run_variant(snap, Path(tmp), name, VARIANTS[name], args.epochs, args.width, args.seed,
-                               args.warmup),
+                               args.warmup, extra),
                    "reference_ips": round(ref, 1)}
+            row["variant"] += "".join(f" {k}={v}" for k, v in extra.items())
             row["speed_vs_reference"] = round(row["images_per_s"] / ref, 3)
             rows.append(row)
             print(json.dumps(row), flush=True)

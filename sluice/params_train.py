@@ -64,6 +64,9 @@ class TrainParams(Section):
     bn_momentum: Annotated[float, Field(gt=0, le=1)] | None = 0.1  # BatchNorm running-stat momentum (PyTorch's sense)
     bias_lr_scale: Annotated[float, Field(gt=0)] | None = 1.0  # BatchNorm parameters train at lr x this (airbench: 64)
     tta_translate: bool | None = False  # test-time augmentation adds 1-px shifted views (with tta_flip: 6 views)
+    optimizer: Literal["sgd", "muon"] | None = "sgd"  # muon: conv filters take Muon steps (train/muon.py), the rest SGD
+    muon_lr: Annotated[float, Field(gt=0)] | None = 0.05  # Muon's step: the filters' relative change per step
+    muon_momentum: Annotated[float, Field(ge=0, lt=1)] | None = 0.9
     init_weights: str | None = None
     freeze_epochs: Annotated[int, Field(ge=0)] = 0
     balance: Literal["none", "class_weights", "sample_weights", "sampler"] = "sample_weights"
@@ -91,7 +94,8 @@ class TrainParams(Section):
 
 
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
-               "bn_scale", "tta_flip", "whiten", "lookahead", "dirac", "bn_momentum", "bias_lr_scale", "tta_translate")
+               "bn_scale", "tta_flip", "whiten", "lookahead", "dirac", "bn_momentum", "bias_lr_scale", "tta_translate",
+               "optimizer", "muon_lr", "muon_momentum")
 
 
 class CompressParams(Section):

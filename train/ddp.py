@@ -206,7 +206,7 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
     autocast = torch.bfloat16 if (cfg.bf16 and ctx.device.type == "cuda") else None
     steps = len(data.train)
     recipe = Recipe.of(run_cfg)
-    optimizer = recipe.optimizer(model, head_parameters(model, run_cfg.arch))
+    optimizer = recipe.make_optimizer(model, head_parameters(model, run_cfg.arch))
     scheduler = recipe.scheduler(optimizer, steps)
     lookahead = Lookahead(model, recipe.epochs * steps) if run_cfg.lookahead else None
     eval_criterion = make_criterion()

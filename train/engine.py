@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sluice.progress import progress
+from train.muon import MuonSGD
 
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -83,7 +84,8 @@ def make_criterion(label_smoothing: float = 0.0, class_weights: torch.Tensor | N
 
 def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bool = True,
                    weight_decay: float = 5e-4, head: list[nn.Parameter] | None = None,
-                   bias_lr_scale: float = 1.0) -> torch.optim.SGD:
+                   bias_lr_scale: float = 1.0, muon_lr: float | None = None,
+                   muon_momentum: float = 0.9) -> torch.optim.Optimizer:
     """SGD; weight decay applies to weight matrices and kernels, not to biases and norm scales.
 
     With ``head`` the other parameters (the backbone) get groups of their own marked ``backbone``, so a
@@ -91,7 +93,8 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov:
     checkpoints see as an ordinary optimiser). ``bias_lr_scale`` multiplies the learning rate of the
     BatchNorm parameters (airbench's 64: without a learnable scale their biases are the only per-channel
     offsets, and a network whose kernels are scale-invariant under BN moves them too slowly at the
-    kernels' rate)."""
+    kernels' rate). With ``muon_lr`` the trainable conv filters take Muon steps at that rate and
+    momentum instead (``train.muon.MuonSGD``; the rest keeps these SGD settings)."""
     head_ids = {id(p) for p in head} if head is not None else None
     norm_ids = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                 for p in m.parameters()} if bias_lr_scale != 1.0 else set()
@@ -99,13 +102,21 @@ def make_optimizer(model: nn.Module, lr: float, momentum: float = 0.9, nesterov:
     for backbone in ((False, True) if head_ids is not None else (False,)):
         params = [p for p in model.parameters() if p.requires_grad
                   and (head_ids is None or (id(p) not in head_ids) == backbone)]
-        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay, "backbone": backbone},
+        filters = [p for p in params if p.ndim == 4] if muon_lr is not None else []
+        filter_ids = {id(p) for p in filters}
+        groups += [{"params": [p for p in params if p.ndim > 1 and id(p) not in filter_ids],
+                    "weight_decay": weight_decay, "backbone": backbone},
                    {"params": [p for p in params if p.ndim <= 1 and id(p) not in norm_ids], "weight_decay": 0.0,
                     "backbone": backbone},
                    {"params": [p for p in params if id(p) in norm_ids], "weight_decay": 0.0, "backbone": backbone,
                     "lr": lr * bias_lr_scale}]
-    return torch.optim.SGD([g for g in groups if g["params"]], lr=lr, momentum=momentum,
-                           nesterov=nesterov and momentum > 0)
+        if filters:
+            groups.append({"params": filters, "weight_decay": 0.0, "backbone": backbone, "lr": muon_lr,
+                           "momentum": muon_momentum, "muon": True})
+    groups = [g for g in groups if g["params"]]
+    if muon_lr is not None:
+        return MuonSGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:

@@ -28,7 +28,8 @@ NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_
               alternate_flip=False, low_res=0, low_res_epochs=0)
 CIFAR_MIN_TRAIN = 20_000
 CIFAR_IMAGE_STEPS = 1_360_000
-PLAIN = dict(dirac=False, bn_momentum=0.1, bias_lr_scale=1.0, tta_translate=False)  # airbench's extras off
+PLAIN = dict(dirac=False, bn_momentum=0.1, bias_lr_scale=1.0, tta_translate=False, optimizer="sgd", muon_lr=0.05,
+             muon_momentum=0.9)  # airbench's extras off
 
 
 def _demo(num_classes: int, n_train: int) -> dict:
@@ -41,7 +42,8 @@ def _cifar_fast(num_classes: int, n_train: int) -> dict:
     return dict(arch="rescnn", width=16 if num_classes <= 10 else 32, depth=1, epochs=cifar_epochs(n_train),
                 batch_size=64, lr=0.4, label_smoothing=0.2, warmup_epochs=2.0, schedule="onecycle", bn_scale=False,
                 tta_flip=True, whiten=True, lookahead=True, dirac=True, bn_momentum=0.4, bias_lr_scale=16.0,
-                tta_translate=False, augment={**NO_AUG, "crop_padding": 2, "flip": True, "alternate_flip": True})
+                tta_translate=False, optimizer="sgd", muon_lr=0.05, muon_momentum=0.9,
+                augment={**NO_AUG, "crop_padding": 2, "flip": True, "alternate_flip": True})
 
 
 def _photo(num_classes: int, n_train: int) -> dict:
@@ -86,5 +88,5 @@ def describe(cfg: TrainParams, name: str) -> dict:
     """The resolved recipe as printed at start and recorded in metrics."""
     keys = ("arch", "width", "depth", "epochs", "batch_size", "lr", "momentum", "nesterov", "weight_decay",
             "label_smoothing", "warmup_epochs", "schedule", "bn_scale", "tta_flip", "tta_translate", "whiten", "lookahead",
-            "dirac", "bn_momentum", "bias_lr_scale", "freeze_epochs", "final_fit")
+            "dirac", "bn_momentum", "bias_lr_scale", "optimizer", "muon_lr", "muon_momentum", "freeze_epochs", "final_fit")
     return {"recipe": name, **{k: getattr(cfg, k) for k in keys}, "augment": cfg.augment.model_dump()}

@@ -38,20 +38,26 @@ class Recipe:
     schedule: str = "cosine"
     freeze_epochs: int = 0
     bias_lr_scale: float = 1.0
+    optimizer: str = "sgd"
+    muon_lr: float = 0.05
+    muon_momentum: float = 0.9
 
     @classmethod
     def of(cls, cfg: TrainParams) -> Recipe:
         return cls(cfg.epochs, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.label_smoothing,
-                   cfg.warmup_epochs, cfg.schedule, cfg.freeze_epochs, cfg.bias_lr_scale or 1.0)
+                   cfg.warmup_epochs, cfg.schedule, cfg.freeze_epochs, cfg.bias_lr_scale or 1.0,
+                   cfg.optimizer or "sgd", cfg.muon_lr or 0.05, cfg.muon_momentum if cfg.muon_momentum is not None else 0.9)
 
     def fine_tune(self, epochs: int, lr: float) -> Recipe:
         """The same recipe as a short fine-tune: no warm-up, cosine decay, no smoothing, nothing frozen."""
         return replace(self, epochs=epochs, lr=lr, warmup_epochs=0.0, schedule="cosine", label_smoothing=0.0,
-                       freeze_epochs=0, bias_lr_scale=1.0)
+                       freeze_epochs=0, bias_lr_scale=1.0, optimizer="sgd")
 
-    def optimizer(self, model: nn.Module, head: list[nn.Parameter] | None = None) -> torch.optim.SGD:
+    def make_optimizer(self, model: nn.Module, head: list[nn.Parameter] | None = None) -> torch.optim.Optimizer:
         return make_optimizer(model, self.lr, self.momentum, self.nesterov, self.weight_decay,
-                              head=head if self.freeze_epochs else None, bias_lr_scale=self.bias_lr_scale)
+                              head=head if self.freeze_epochs else None, bias_lr_scale=self.bias_lr_scale,
+                              muon_lr=self.muon_lr if self.optimizer == "muon" else None,
+                              muon_momentum=self.muon_momentum)
 
     def scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
         return make_scheduler(optimizer, self.epochs * steps_per_epoch, round(self.warmup_epochs * steps_per_epoch),
@@ -77,7 +83,7 @@ def fit(model: nn.Module, loader, recipe: Recipe, *, net: nn.Module | None = Non
     ``start`` = (epoch, step). ``optimizer``/``scheduler`` default to the recipe's (pass restored ones to
     resume). ``on_epoch(epoch, stats)`` runs after every complete epoch, ``on_step()`` after every step
     (``train.airbench.Lookahead.step``)."""
-    optimizer = optimizer or recipe.optimizer(model, head)
+    optimizer = optimizer or recipe.make_optimizer(model, head)
     scheduler = scheduler or recipe.scheduler(optimizer, len(loader))
     criterion = recipe.criterion(class_weights)
     last = None

@@ -265,8 +265,8 @@ def test_two_processes_train_from_a_snapshot_in_s3(tmp_path, small_snapshot, s3)
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_then_resume_gives_identical_results(tmp_path, small_snapshot):
-    # with the airbench techniques on: the whitening init, lookahead's average and the alternating flip resume too
-    over = dict(epochs=4, width=4, batch_size=8, whiten=True, lookahead=True,
+    # with the airbench techniques on: the whitening init, lookahead's average and the alternating flip resume too; Muon too
+    over = dict(epochs=4, width=4, batch_size=8, whiten=True, lookahead=True, optimizer="muon",
                 augment={"flip": True, "alternate_flip": True})
     full = _params(tmp_path, small_snapshot, "full", **over)
     assert _sluice(["train"], full, tmp_path / "full").returncode == 0

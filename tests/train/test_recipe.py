@@ -15,7 +15,7 @@ def test_recipe_from_params_and_its_fine_tune():
     r = Recipe.of(TrainParams(epochs=4, lr=0.2, warmup_epochs=0.5, label_smoothing=0.1))
     assert (r.epochs, r.lr, r.warmup_epochs, r.label_smoothing) == (4, 0.2, 0.5, 0.1)
     model = build_model({"width": 4, "depth": 0}, 10)
-    sched = r.scheduler(r.optimizer(model), steps_per_epoch=3)  # warm-up round(1.5) = 2 steps
+    sched = r.scheduler(r.make_optimizer(model), steps_per_epoch=3)  # warm-up round(1.5) = 2 steps
     assert [round(f(0), 3) for f in sched.lr_lambdas] == [0.5, 0.5]
     tune = r.fine_tune(1, 0.01)
     assert (tune.epochs, tune.lr, tune.warmup_epochs, tune.label_smoothing) == (1, 0.01, 0.0, 0.0)
