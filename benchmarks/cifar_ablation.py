@@ -111,6 +111,14 @@ def run_variant(snapshot_dir: Path, work: Path, name: str, over: dict, epochs: i
             "images_per_s": metrics["images_per_s"], "wall_s": round(time.perf_counter() - started, 1)}
 
 
+def _value(text: str):
+    """A ``--set`` value: JSON (numbers, true/false, null), else the plain string (``arch=airnet``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("snapshot", type=Path)
@@ -121,10 +129,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up epochs (the recipe's 2 are for longer runs)")
     parser.add_argument("--variants", default="base,+whiten,+lookahead,+altflip,all")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a train param for every variant (JSON value), repeatable")
+                        help="a train param for every variant (a JSON value or a string), repeatable")
     parser.add_argument("--out", type=Path, default=None, help="also write the rows as JSON lines here")
     args = parser.parse_args()
-    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    extra = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         snap = subset(args.snapshot, Path(tmp) / "snap", args.train, args.seed)
