@@ -52,11 +52,12 @@ def small_by_rows(rows, files: int, batch_rows: int) -> np.ndarray:
 
 
 def compact_small_files(index, files: int, batch_rows: int, commit, retries: int, what: str) -> None:
-    """Compact the table the index follows (``index.table``, at HEAD: no log reload) if
-    :func:`compaction_target` says so."""
+    """Compact the table the index follows (``index.table``) if :func:`compaction_target` says so, under
+    the table's compaction lock and planned on HEAD (sluice/compaction_lock.py)."""
     from deltalake import WriterProperties
 
     from sluice.catalog import with_retries
+    from sluice.compaction_lock import compaction_lock
 
     rows = [len(f.hashes) for f in index.files.values()]  # the index is at the table's version: no log read
     if len(rows) < files or small_by_rows(rows, files, batch_rows).sum() < files:
@@ -64,6 +65,11 @@ def compact_small_files(index, files: int, batch_rows: int, commit, retries: int
 
     def attempt() -> None:
         table = index.table
+        with compaction_lock(table.table_uri):
+            table.update_incremental()  # plan on HEAD: another process may have compacted these files
+            compact(table)
+
+    def compact(table) -> None:
         actions = table.get_add_actions(flatten=False)
         target = compaction_target(actions.column("size_bytes").to_pylist(), actions.column("num_records").to_pylist(),
                                    files, batch_rows)

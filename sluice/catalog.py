@@ -328,7 +328,7 @@ def with_retries(fn, retries: int, what: str):
     for attempt in range(retries + 1):
         try:
             return fn()
-        except (CommitFailedError, DeltaError) as err:
+        except (CommitFailedError, DeltaError, FileNotFoundError) as err:
             vanished += _is_vanished_file(err)
             if not (_is_conflict(err) or _is_vanished_file(err)) or attempt == retries or vanished > VANISHED_RETRIES:
                 raise
@@ -336,7 +336,16 @@ def with_retries(fn, retries: int, what: str):
     raise AssertionError(f"unreachable: {what}")
 
 
+def lost_commit_race(err: Exception) -> bool:
+    """Whether ``err`` is what :func:`with_retries` retries: a commit conflict or a vanished data file."""
+    from deltalake.exceptions import DeltaError
+
+    return isinstance(err, (DeltaError, FileNotFoundError)) and (_is_conflict(err) or _is_vanished_file(err))
+
+
 def _is_vanished_file(err: Exception) -> bool:
+    if isinstance(err, FileNotFoundError):  # read by pyarrow (the key index)
+        return True
     text = str(err).lower()
     return "not found" in text and ("no such file" in text or "object at location" in text)
 

@@ -299,6 +299,9 @@ def _maintain(args) -> int:
                      "vacuumed": len(r.removed), "orphans": len(r.orphans), "held": len(r.held),
                      "kept_versions": ", ".join(map(str, r.kept_versions)) or "-",
                      "broken": ", ".join(map(str, r.broken_versions)) or "-"})
+        for step in r.deferred:
+            print(f"warning: {step}: writers kept committing over it ({lake.retries} retries); deferred to the next "
+                  f"`sluice lake maintain`", file=sys.stderr)
         for v in r.broken_versions:
             print(f"warning: {name}@{v} (needed by a tagged dataset) is already missing files", file=sys.stderr)
     verb = "would remove" if args.dry_run else "removed"

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 HASH = np.dtype("S16")
+_VANISHED_RETRIES = 5  # fresh rebuilds when data files keep vanishing under a refresh (then it is damage)
 _SEP = "\x1f"
 
 
@@ -94,8 +95,30 @@ class KeyIndex:
             self.version = -1
         if head == self.version:
             return []
-        if self.version < 0:
-            return self._build(head)
+        try:
+            return self._build(head) if self.version < 0 else self._walk(open_table, head)
+        except FileNotFoundError:  # maintenance compacted a file away and vacuumed it while it was read
+            return self._rebuild()
+
+    def _rebuild(self) -> list[Duplicate]:
+        """Index the table afresh at its newest version: a data file of the version being read was vacuumed
+        (``sluice lake maintain --retention-hours 0`` right after a compaction), so its rows are in the files
+        that replaced it. Duplicates found are reported at that version (the writer that committed first is
+        no longer known; either copy is repaired the same way)."""
+        for attempt in range(_VANISHED_RETRIES + 1):
+            self._dt.update_incremental()
+            self.files.clear()
+            self._merge()
+            self.version = -1
+            try:
+                return self._build(self._dt.version())
+            except FileNotFoundError:
+                if attempt == _VANISHED_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _walk(self, open_table, head: int) -> list[Duplicate]:
+        """Bring the index from its version to ``head`` one version at a time (see :meth:`refresh`)."""
         steps = list(range(self.version + 1, head + 1))
         per_version: list[tuple[int, list[str]]] = []
         active = set(self.files)

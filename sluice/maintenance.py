@@ -71,24 +71,23 @@ class TableReport:
     held: list[str]  # orphans older than the retention but younger than the floor: kept for in-flight writes
     kept_versions: list[int]
     broken_versions: list[int]
+    deferred: list[str]  # steps that lost every commit race to busy writers (the next run does them)
 
 
 def maintain_table(lake, name: str, keep: set[int], retention_hours: int, target_file_mb: int,
                    dry_run: bool) -> TableReport:
     """Compact small files, then vacuum removed files older than the retention and orphans older than
     ``max(retention, ORPHAN_FLOOR_HOURS)``, except the files of the versions in ``keep``."""
-    from sluice.catalog import with_retries
-
     table = lake.table(name)
     before = table.version()
     missing = sorted(v for v in keep if v > before)
     if missing:
         raise VacuumRefused(f"{name}: a tagged dataset references version(s) {missing} but the table is at version "
                             f"{before} (is this the right lake?); refusing to vacuum")
-    compacted = {}
+    compacted, deferred = {}, []
     if not dry_run:
-        compacted = with_retries(lambda: lake.table(name).optimize.compact(target_size=target_file_mb << 20),
-                                 lake.retries, f"compact {name}")
+        compacted = _unless_overtaken(lambda: _compact(lake, name, target_file_mb), lake, f"compact {name}",
+                                      deferred) or {}
     kept = sorted(keep)
     orphan_hours = max(retention_hours, ORPHAN_FLOOR_HOURS)
     removed = _due(lake, name, kept, retention_hours, full=False)
@@ -96,13 +95,37 @@ def maintain_table(lake, name: str, keep: set[int], retention_hours: int, target
     held = _due(lake, name, kept, retention_hours, full=True) - removed - orphans
     if not dry_run:
         if removed:
-            _vacuum(lake, name, kept, retention_hours, full=False)
+            _unless_overtaken(lambda: _vacuum(lake, name, kept, retention_hours, full=False), lake,
+                              f"vacuum {name}", deferred)
         if orphans:
-            _vacuum(lake, name, kept, orphan_hours, full=True)
+            _unless_overtaken(lambda: _vacuum(lake, name, kept, orphan_hours, full=True), lake,
+                              f"vacuum orphans of {name}", deferred)
     broken = [v for v in kept if not readable(lake, name, v)]
     return TableReport(name, before, lake.table(name).version(),
                        {k: compacted.get(k) for k in ("numFilesAdded", "numFilesRemoved")},
-                       sorted(removed), sorted(orphans), sorted(held), kept, broken)
+                       sorted(removed), sorted(orphans), sorted(held), kept, broken, deferred)
+
+
+def _compact(lake, name: str, target_file_mb: int) -> dict:
+    from sluice.compaction_lock import compaction_lock
+
+    with compaction_lock(lake.uri(name)):  # and the table loaded inside it (see sluice/compaction_lock.py)
+        return lake.table(name).optimize.compact(target_size=target_file_mb << 20)
+
+
+def _unless_overtaken(step, lake, what: str, deferred: list[str]):
+    """Run a maintenance ``step`` with the lake's commit retries; if writers' commits keep overtaking it
+    (each retry conflicts with a compaction or repair that landed meanwhile), leave it to the next run
+    and say so in ``deferred``: housekeeping never fails because the lake is busy."""
+    from sluice.catalog import lost_commit_race, with_retries
+
+    try:
+        return with_retries(step, lake.retries, what)
+    except Exception as err:
+        if not lost_commit_race(err):
+            raise
+        deferred.append(what)
+        return None
 
 
 def _vacuum(lake, name: str, kept: list[int], hours: int, full: bool, dry_run: bool = False) -> list[str]:

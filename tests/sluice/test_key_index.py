@@ -95,3 +95,45 @@ def test_a_whole_batch_appended_twice_is_repaired_in_bounded_commits(lake, monke
     assert len(_ids(lake)) == 34 == len(set(_ids(lake)))
     ops = [h.get("sluice.operation") for h in lake.history("raw_images")]
     assert ops.count("repair duplicate keys") == 5  # 30 keys, 7 a commit
+
+
+def _compact_and_vacuum(lake: Lake) -> None:
+    """What `sluice lake maintain --retention-hours 0` does between a writer's log read and its file reads."""
+    table = lake.table("raw_images")
+    table.optimize.compact()
+    lake.table("raw_images").vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+
+
+def _pinned(lake: Lake, version: int):
+    """An opener whose HEAD is ``version``: the log as a writer read it just before maintenance ran."""
+    from deltalake import DeltaTable
+
+    return lambda v: DeltaTable(lake.uri("raw_images"), version=version if v is None else v)
+
+
+def test_a_file_vacuumed_under_the_first_build_rebuilds_at_the_newest_version(lake):
+    for b in range(3):
+        lake.append("raw_images", raw_rows(range(10 * b, 10 * b + 10)))
+    seen = lake.table("raw_images").version()
+    _compact_and_vacuum(lake)
+    index = key_index.KeyIndex(("image_id",), _local=lake.uri("raw_images"))
+    assert index.refresh(_pinned(lake, seen)) == []
+    assert index.version == lake.table("raw_images").version() > seen
+    assert index.contains(key_index.key_hashes(raw_rows(range(30)), ("image_id",))).all()
+
+
+def test_a_file_vacuumed_under_a_refresh_rebuilds_and_still_reports_duplicates(lake):
+    lake.append("raw_images", raw_rows(range(10)))
+    index = key_index.KeyIndex(("image_id",), _local=lake.uri("raw_images"))
+    index.refresh(_pinned(lake, lake.table("raw_images").version()))
+    lake.append("raw_images", raw_rows(range(8, 12)))  # a racer's batch with two keys already present
+    seen = lake.table("raw_images").version()
+    _compact_and_vacuum(lake)  # its file is compacted away and deleted before this index reads it
+    index._dt = _pinned(lake, seen)(None)
+    dups = index.refresh(_pinned(lake, seen), latest=False)
+    assert index.version == lake.table("raw_images").version() > seen
+    found = sorted({k for d in dups for k in d.keys.column("image_id").to_pylist()})
+    assert found == [f"{i:064x}" for i in (8, 9)]  # found again at the newest version (both copies)
+    assert index.contains(key_index.key_hashes(raw_rows(range(12)), ("image_id",))).all()
+    assert lake.merge_insert("raw_images", raw_rows(range(15))) == 3  # and the lake repairs them on the way
+    assert len(_ids(lake)) == 15 == len(set(_ids(lake)))
