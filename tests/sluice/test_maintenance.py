@@ -182,3 +182,19 @@ def test_maintain_compacts_small_files_into_fewer_and_keeps_every_row(lake):
     assert report.compacted == {"numFilesAdded": 1, "numFilesRemoved": 6}
     assert len(lake.table("raw_images").file_uris()) == 1 and lake.count("raw_images") == 60
     assert lake.merge_insert("raw_images", raw_rows(range(65))) == 5
+
+
+def test_a_step_that_writers_keep_overtaking_is_deferred_not_failed(lake):
+    from deltalake import DeltaTable
+
+    from sluice.maintenance import _unless_overtaken
+
+    _versions(lake, 2)
+    stale = DeltaTable(lake.uri("annotators"))
+    lake.overwrite("annotators", lake.read("annotators"))  # a writer commits after the step loaded the table
+    lake.retries = 1
+    deferred = []
+    assert _unless_overtaken(lambda: stale.delete("worker_id = 'x'"), lake, "delete x", deferred) is None
+    assert deferred == ["delete x"]  # a real commit conflict, on every retry
+    with pytest.raises(ValueError):  # anything else is not swallowed
+        _unless_overtaken(lambda: int("x"), lake, "parse", deferred)
