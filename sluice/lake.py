@@ -36,6 +36,7 @@ class Lake:
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
     retries: int = 10
+    auto_compact_files: int | None = None  # None: AUTO_COMPACT_FILES; 0: merge_insert never compacts
     _erased: object = field(default=None, repr=False, compare=False)  # sluice.tombstones, loaded at the first write
 
     @classmethod
@@ -46,7 +47,8 @@ class Lake:
             params = load_params()
         from sluice.storage import storage_options
 
-        return cls(params.lake.root, storage_options(params.lake), params.lake.commit_retries)
+        return cls(params.lake.root, storage_options(params.lake), params.lake.commit_retries,
+                   params.lake.auto_compact_files)
 
     def __post_init__(self):
         if _is_local(self.root):
@@ -194,7 +196,10 @@ class Lake:
         up (sluice/auto_compact.py): a Delta commit's cost grows with the number of active files."""
         from sluice.auto_compact import compact_small_files
 
-        compact_small_files(index, AUTO_COMPACT_FILES, batch_rows, self._commit("compact batch files", run_id),
+        files = AUTO_COMPACT_FILES if self.auto_compact_files is None else self.auto_compact_files
+        if files == 0:
+            return
+        compact_small_files(index, files, batch_rows, self._commit("compact batch files", run_id),
                             self.retries, f"compact {name}")
 
     def _opener(self, name: str):

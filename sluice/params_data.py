@@ -20,6 +20,9 @@ class LakeParams(Section):
     root: str = "lake"
     storage_options: dict[str, str] = Field(default_factory=dict)
     commit_retries: Annotated[int, Field(ge=0, le=100)] = 10
+    # merge-insert compacts a table's batch files once this many pile up; 0 = never (then let one process,
+    # e.g. a scheduled `sluice lake maintain`, compact: object storage has no lock for it, sluice/compaction_lock.py)
+    auto_compact_files: Annotated[int, Field(ge=0)] = 64
     # On s3://: server-side encryption of every object written (sluice/storage.py). AES256 = SSE-S3,
     # aws:kms = SSE-KMS with sse_kms_key_id (or $SLUICE_SSE_KMS_KEY_ID; none: the account's aws/s3 key).
     sse: Literal["AES256", "aws:kms", "none"] = "AES256"

@@ -94,3 +94,12 @@ def test_minus_removes_a_multiset():
     assert key_index._minus(a, [np.array([b"b"], "S16")]).tolist() == [b"a", b"b", b"c"]
     assert key_index._minus(a, [np.array([b"d"], "S16")]) is None
     assert key_index._minus(a, [np.array([b"b", b"b", b"b"], "S16")]) is None
+
+
+def test_auto_compaction_follows_the_lake_setting_and_can_be_off_for_a_single_compactor(tmp_path, make_params):
+    for files, compactions in ((4, 1), (0, 0)):
+        lake = Lake.from_params(make_params({"lake": {"root": str(tmp_path / str(files)), "auto_compact_files": files}}))
+        for b in range(6):
+            lake.merge_insert("raw_images", _batch(b, 5))
+        assert len(_optimize_commits(lake)) == compactions
+        assert len(lake.table("raw_images").file_uris()) == (3 if files else 6)  # off: maintain compacts them
