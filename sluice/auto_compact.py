@@ -52,7 +52,8 @@ def small_by_rows(rows, files: int, batch_rows: int) -> np.ndarray:
 
 
 def compact_small_files(index, files: int, batch_rows: int, commit, retries: int, what: str) -> None:
-    """Compact the table the index follows (``index.table``) if :func:`compaction_target` says so, under
+    """Compact the table the index follows (``index.table``) if :func:`compaction_target` says so (never
+    when ``files`` is 0), under
     the table's compaction lock and planned on HEAD (sluice/compaction_lock.py)."""
     from deltalake import WriterProperties
 
@@ -60,7 +61,7 @@ def compact_small_files(index, files: int, batch_rows: int, commit, retries: int
     from sluice.compaction_lock import compaction_lock
 
     rows = [len(f.hashes) for f in index.files.values()]  # the index is at the table's version: no log read
-    if len(rows) < files or small_by_rows(rows, files, batch_rows).sum() < files:
+    if files == 0 or len(rows) < files or small_by_rows(rows, files, batch_rows).sum() < files:
         return
 
     def attempt() -> None:

@@ -20,7 +20,6 @@ from sluice.catalog import TABLES, SchemaMismatch, TableSpec, conform, dedupe_ke
 from sluice.errors import InputError
 from sluice.schema_evolution import add_missing_columns
 
-
 #: merge_insert compacts a table's small files once this many have piled up (see Lake._compact_small_files)
 AUTO_COMPACT_FILES = 64
 #: duplicate keys repaired per commit (each is a term of the overwrite's predicate)
@@ -192,15 +191,12 @@ class Lake:
             return rows.num_rows - lost
 
     def _compact_small_files(self, name: str, index, batch_rows: int, run_id: str | None) -> None:
-        """Merge the table's batch-sized files, and only those, once :data:`AUTO_COMPACT_FILES` of them pile
-        up (sluice/auto_compact.py): a Delta commit's cost grows with the number of active files."""
+        """Merge the batch-sized files, and only those, once enough pile up (sluice/auto_compact.py)."""
         from sluice.auto_compact import compact_small_files
 
-        files = AUTO_COMPACT_FILES if self.auto_compact_files is None else self.auto_compact_files
-        if files == 0:
-            return
-        compact_small_files(index, files, batch_rows, self._commit("compact batch files", run_id),
-                            self.retries, f"compact {name}")
+        files = AUTO_COMPACT_FILES if self.auto_compact_files is None else self.auto_compact_files  # 0: never
+        compact_small_files(index, files, batch_rows, self._commit("compact batch files", run_id), self.retries,
+                            f"compact {name}")
 
     def _opener(self, name: str):
         from deltalake import DeltaTable
