@@ -133,6 +133,9 @@ TABLES: dict[str, TableSpec] = {
                 ("match_score", pa.float32(), True),  # verification score of that strongest match
                 ("match_with", pa.string(), True),  # the image it matched best
                 ("run_id", pa.string(), False),
+                # the dedup settings and pixel hash this row was computed from (transform/dedup_state.py).
+                # Last, so older lakes gain it by appending.
+                ("match_basis", pa.string(), True),
             ),
             ("image_id",),
             "Duplicate group of every image (dedup); narrow, so regrouping never rewrites pixels.",

@@ -179,7 +179,9 @@ def delete(lake, sel: Selection, run_id: str) -> dict[str, int]:
 
 def regroup(lake, erased: set[str], run_id: str) -> int:
     """Rows of ``image_groups`` and ``dataset`` that still name an erased image as their group (or best
-    match) get a surviving member as canonical instead. Returns the rows changed."""
+    match) get a surviving member as canonical instead, and every row of such a group loses its
+    ``match_basis``, so that the next dedup run recomputes the groups (transform/dedup_state.py).
+    Returns the rows changed."""
     import pyarrow as pa
 
     changed = 0
@@ -190,18 +192,21 @@ def regroup(lake, erased: set[str], run_id: str) -> int:
         for row in groups:
             members.setdefault(row["dup_group"], []).append(row["image_id"])
         canonical = {g: min(m) for g, m in members.items() if g in erased}
+        touched = {row["dup_group"] for row in groups if row["image_id"] in erased}
         rows = []
         for row in groups:
-            if row["dup_group"] in canonical or row["match_with"] in erased:
+            if row["dup_group"] in canonical or row["match_with"] in erased or row["dup_group"] in touched:
                 group = canonical.get(row["dup_group"], row["dup_group"])
                 lost_match = row["match_with"] in erased
                 rows.append({"image_id": row["image_id"], "dup_group": group, "is_canonical": row["image_id"] == group,
                              "match_with": None if lost_match else row["match_with"],
                              "match_kind": None if lost_match else row["match_kind"],
-                             "match_score": None if lost_match else row["match_score"]})
+                             "match_score": None if lost_match else row["match_score"], "match_basis": None})
         if rows:
-            changed += lake.update_columns("image_groups", pa.Table.from_pylist(rows),
-                                           ["dup_group", "is_canonical", "match_with", "match_kind", "match_score"],
+            columns = ["dup_group", "is_canonical", "match_with", "match_kind", "match_score", "match_basis"]
+            if "match_basis" not in lake.dataset("image_groups").schema.names:  # dedup has not run since it came
+                columns.pop()
+            changed += lake.update_columns("image_groups", pa.Table.from_pylist(rows), columns,
                                            run_id=run_id, operation="erase: regroup")
         if lake.exists("dataset"):
             dataset = lake.read("dataset", ["image_id", "dup_group"]).to_pylist()

@@ -88,6 +88,8 @@ class DedupParams(Section):
     # an image whose window hashes meet more candidates than this (a heavy bucket: near-uniform scans, icons)
     # keeps its closest ones; the rest are counted and reported, not verified (bounds time and memory)
     max_candidates_per_image: Annotated[int, Field(ge=1)] = 256
+    # build on the stored image_groups: search only the pairs with a new image (transform/dedup_state.py)
+    incremental: bool = True
 
 
 class DatasetParams(Section):

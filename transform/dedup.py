@@ -132,7 +132,8 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
-               stats: dict | None = None, block: int = 8192, client=None, log=None) -> tuple[np.ndarray, ...]:
+               stats: dict | None = None, block: int = 8192, client=None, log=None, new: np.ndarray | None = None
+               ) -> tuple[np.ndarray, ...]:
     """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
@@ -141,13 +142,18 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     and the stored whole-image perceptual hashes within PHASH_BITS. ``max_per_image`` and ``stats``: see
     :func:`transform.dedup_search.candidates`. Pixel checks run ``block`` pairs at a time (bounded memory);
     the candidate search runs on ``client``'s Dask workers when one is given; ``log`` gets its progress.
+    With ``new`` (row numbers), only pairs with at least one new image are searched and returned.
     """
     from transform.dedup_match import detail, plain_correlation
     from transform.dedup_search import match
 
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
+    if new is not None:
+        fresh = np.zeros(len(phash), bool)
+        fresh[new] = True
+        pi, pj = pi[fresh[pi] | fresh[pj]], pj[fresh[pi] | fresh[pj]]
     ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain, max_per_image=max_per_image,
-                                    stats=stats, client=client, log=log)
+                                    stats=stats, client=client, log=log, new=new)
     cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
     ok = score >= min_correlation + moved_margin * (geometry > 0)
@@ -164,8 +170,12 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
 
 def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,
-                max_per_image: int | None = None, compute=None) -> tuple[pl.DataFrame, dict]:
-    """Duplicate groups of every image in silver (with each image's strongest match), and counts."""
+                max_per_image: int | None = None, compute=None, cfg=None) -> tuple[pl.DataFrame, dict]:
+    """Duplicate groups of every image in silver (with each image's strongest match and its
+    ``match_basis``), and counts. With ``cfg`` (the dedup params) the stored ``image_groups`` is built on
+    when it still holds (:mod:`transform.dedup_state`): only pairs with a new image are searched."""
+    from transform import dedup_state
+
     meta = pl.from_arrow(lake.read("images", columns=["image_id", "width", "height", "format", "pixel_hash", "phash"]))
     meta = meta.sort("image_id").with_row_index("row")
     exact = (meta.group_by("pixel_hash").agg(pl.col("row").min().alias("first"), pl.col("row"))
@@ -173,6 +183,9 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     ids = meta["image_id"].to_numpy().astype(object)
     search: dict = {}
     log = stage_logger(STAGE)
+    print_ = dedup_state.fingerprint(cfg) if cfg is not None else ""
+    stored = pl.from_arrow(lake.read("image_groups")) if cfg is not None and lake.exists("image_groups") else None
+    new, mode = dedup_state.plan(meta, stored, print_, cfg is not None and cfg.incremental)
 
     def edges(client=None):
         if meta.height:
@@ -182,9 +195,10 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
         else:
             thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4
         return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
-                            min_correlation, moved_margin, max_per_image, search, client=client, log=log),
+                            min_correlation, moved_margin, max_per_image, search, client=client, log=log, new=new),
                 grey, colour)
 
+    log.info("%s", mode)
     if compute is not None and (compute.scheduler_address or meta.height >= DASK_MIN_IMAGES):
         from sluice.compute import dask_client
 
@@ -193,14 +207,21 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     else:
         ni, nj, score, geometry, ok, grey, colour = edges()
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
+    si, sj = dedup_state.stored_edges(meta, stored) if new is not None else (np.zeros(0, np.int64),) * 2
     i, j = np.concatenate([ei, ni[ok]]), np.concatenate([ej, nj[ok]])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
                             match_kinds(geometry[ok], grey[ni[ok]], grey[nj[ok]], colour[ni[ok]], colour[nj[ok]])
                             if ok.any() else np.zeros(0, object)])
     scores = np.concatenate([np.ones(len(ei), np.float32), score[ok]])
-    groups = assign_groups(meta, i, j).join(best_matches(ids, i, j, kinds, scores), on="image_id", how="left")
+    best = best_matches(ids, i, j, kinds, scores,
+                        dedup_state.stored_matches(stored, meta["image_id"]) if new is not None else None)
+    basis = meta.select("image_id", dedup_state.basis(meta, print_) if cfg is not None
+                        else pl.lit(None, pl.String).alias("match_basis"))
+    groups = (assign_groups(meta, np.concatenate([i, si]), np.concatenate([j, sj]))
+              .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id"))
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
-    counts = {"images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni),
+    counts = {"mode": mode.split(" (")[0], "why": mode, "new_images": meta.height if new is None else len(new),
+              "images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni),
               "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
@@ -209,14 +230,17 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     return groups, counts
 
 
-def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarray, scores: np.ndarray) -> pl.DataFrame:
-    """Per image in any edge: its strongest match (kind, score, partner); exact beats near."""
+def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
+                 stored: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per image in any edge (or with a ``stored`` match): its strongest match (kind, score, partner);
+    exact beats near, then the smaller partner id."""
+    schema = {"image_id": pl.String, "match_with": pl.String, "match_kind": pl.String, "match_score": pl.Float32}
     both = pl.DataFrame({"image_id": np.concatenate([ids[i], ids[j]]).astype(str).tolist(),
                          "match_with": np.concatenate([ids[j], ids[i]]).astype(str).tolist(),
                          "match_kind": np.concatenate([kinds, kinds]).astype(str).tolist(),
-                         "match_score": np.concatenate([scores, scores]).astype(np.float32)},
-                        schema={"image_id": pl.String, "match_with": pl.String, "match_kind": pl.String,
-                                "match_score": pl.Float32})
+                         "match_score": np.concatenate([scores, scores]).astype(np.float32)}, schema=schema)
+    if stored is not None:
+        both = pl.concat([both, stored.select(list(schema)).cast(schema)])
     return (both.sort(["image_id", "match_score", "match_with"], descending=[False, True, False])
             .unique("image_id", keep="first", maintain_order=True))
 
@@ -225,7 +249,7 @@ def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarra
 def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str) -> dict:
     """Replace the narrow ``image_groups`` table; ``images`` (the pixels) is never rewritten."""
     table = groups.select("image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with",
-                          run_id=pl.lit(run_id)).to_arrow()
+                          "match_basis", run_id=pl.lit(run_id)).to_arrow()
     return {"updated": lake.overwrite("image_groups", table, run_id=run_id)}
 
 
@@ -237,14 +261,14 @@ def run(params) -> dict:
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
     groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
-                                 cfg.max_candidates_per_image, params.compute)
+                                 cfg.max_candidates_per_image, params.compute, cfg=cfg)
     written = write_groups(lake, groups, run_id)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)
     seconds = time.perf_counter() - started
     print(f"[{STAGE}] {counts['images']} images: {counts['groups_with_duplicates']} duplicate groups "
           f"({counts['exact_pairs']} exact, {counts['near_pairs']} near pairs; {counts['near_rejected_by_pixels']} "
-          f"candidates rejected on pixels) in {seconds:.1f}s")
+          f"candidates rejected on pixels) in {seconds:.1f}s; {counts['why']}")
     if counts["search"].get("capped_images"):
         print(f"[{STAGE}] warning: {counts['search']['capped_images']} images met more than "
               f"dedup.max_candidates_per_image={cfg.max_candidates_per_image} candidates (near-identical hashes); "

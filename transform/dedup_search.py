@@ -29,27 +29,45 @@ SPLIT = 2  # tasks per hash chunk on Dask (a chunk's table is built once per tas
 VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
 
 
-def _reduce_block(start: int, n: int, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
-                  max_per_image: int | None, stats: dict) -> np.ndarray:
-    """Window hits of one block of probing images -> (5, pairs) owner, other, window, ref, dist."""
-    k, m = len(WINDOWS), len(INDEX_WINDOWS)
-    other, ref, owner, window = start + ii // m, ii % m, qi // k, qi % k
-    keep = owner != other
+def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, dist: np.ndarray,
+            max_per_image: int | None, stats: dict) -> tuple[np.ndarray, ...]:
+    """Window hits (image ``by``'s window ``by_w`` near image ``to``'s window ``to_w``) -> the closest hit
+    per (by, to), and with ``max_per_image`` at most that many per ``by`` image (its closest)."""
+    keep = by != to
     stats["window_hits"] += int(keep.sum())
-    other, ref, owner, window, dist = other[keep], ref[keep], owner[keep], window[keep], dist[keep]
-    order = np.lexsort((ref, window, dist, owner, other))  # per (other, owner): the closest hash first
+    by, to, by_w, to_w, dist = by[keep], to[keep], by_w[keep], to_w[keep], dist[keep]
+    order = np.lexsort((by_w, to_w, dist, to, by))  # per (by, to): the closest hash first
     if len(order):
-        o, w = other[order], owner[order]
+        o, w = by[order], to[order]
         order = order[np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1])]]
     if max_per_image is not None and len(order):
-        by = order[np.lexsort((owner[order], dist[order], other[order]))]
-        starts = np.r_[True, other[by][1:] != other[by][:-1]]
-        rank = np.arange(len(by)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
+        ranked = order[np.lexsort((to[order], dist[order], by[order]))]
+        starts = np.r_[True, by[ranked][1:] != by[ranked][:-1]]
+        rank = np.arange(len(ranked)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
         over = rank >= max_per_image
-        stats["capped_images"] += int(len(np.unique(other[by][over])))
+        stats["capped_images"] += int(len(np.unique(by[ranked][over])))
         stats["capped_pairs_dropped"] += int(over.sum())
-        order = by[~over]
-    return np.stack([owner[order], other[order], window[order], ref[order], dist[order]])
+        order = ranked[~over]
+    return by[order], to[order], by_w[order], to_w[order], dist[order]
+
+
+def _reduce_block(probing: np.ndarray, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
+                  max_per_image: int | None, stats: dict) -> np.ndarray:
+    """Hits of the ``probing`` images' indexed windows (``ii``) in the query-window table (``qi``) ->
+    (5, pairs) owner (of the query window), other, window, ref, dist; capped per probing image."""
+    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    other, owner, ref, window, dist = _reduce(probing[ii // m], qi // k, ii % m, qi % k, dist, max_per_image, stats)
+    return np.stack([owner, other, window, ref, dist])
+
+
+def _closest_per_pair(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, ...]:
+    """One candidate per unordered pair (a pair met from both sides keeps its closest hash)."""
+    found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
+    owner, other, window, ref, dist = found
+    key = np.minimum(owner, other) * n + np.maximum(owner, other)
+    order = np.lexsort((ref, window, owner, dist, key))
+    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    return owner[first], other[first], window[first], ref[first]
 
 
 def _band_hits(table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
@@ -86,7 +104,7 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
                      search_tasks=0)
         for start in range(0, n, block):
             ii, qi, dist = table.query(window_codes(thumbs[start:start + block], INDEX_WINDOWS).ravel())
-            parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
+            parts.append(_reduce_block(np.arange(start, min(start + block, n)), ii, qi, dist, max_per_image, stats))
             done(min(block, n - start))
     else:
         plan = plan_for(codes, max_bits)
@@ -106,13 +124,41 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
                 done(rows * (c + 1) // plan[0] - rows * c // plan[0])
             ii, qi, dist = _merge(got, len(codes))
             shares.pop(start).release()
-            parts.append(_reduce_block(start, n, ii, qi, dist, max_per_image, stats))
-    found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
-    owner, other, window, ref, dist = found
-    key = np.minimum(owner, other) * n + np.maximum(owner, other)
-    order = np.lexsort((ref, window, owner, dist, key))  # a pair met from both sides: its closest hash
-    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
-    return owner[first], other[first], window[first], ref[first]
+            parts.append(_reduce_block(np.arange(start, min(start + big, n)), ii, qi, dist, max_per_image, stats))
+    return _closest_per_pair(parts, n)
+
+
+def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_per_image: int | None = None,
+                        block: int = BLOCK, stats: dict | None = None, on_progress=None) -> tuple[np.ndarray, ...]:
+    """The candidates of :func:`candidates` that involve at least one of the ``new`` rows: what a full
+    search adds when those images join the others (an incremental dedup run). Two searches, both probed
+    by the new images only: every image's query windows by their indexed windows, and every image's
+    indexed windows by their query windows; the cost grows with len(new) x the table, not with N^2.
+    The same candidates as :func:`candidates` restricted to pairs with a new image, as long as the cap
+    does not bind (here an older image's cap counts only its candidates among one block of new images)."""
+    from transform.hamming import HammingIndex
+
+    n = len(thumbs)
+    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    new = np.asarray(new, np.int64)
+    stats = {} if stats is None else stats
+    stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
+    done = on_progress or (lambda n: None)
+    if n == 0 or len(new) == 0:
+        return _closest_per_pair([], n)
+    queries = HammingIndex(window_codes(thumbs, WINDOWS).ravel(), max_bits)
+    indexed = HammingIndex(window_codes(thumbs, INDEX_WINDOWS).ravel(), max_bits)
+    stats.update(search_chunks=queries.m, search_radius=queries.r, largest_bucket=queries.largest_bucket)
+    parts = []
+    for start in range(0, len(new), block):
+        rows = new[start:start + block]
+        ii, qi, dist = queries.query(window_codes(thumbs[rows], INDEX_WINDOWS).ravel())
+        parts.append(_reduce_block(rows, ii, qi, dist, max_per_image, stats))
+        qq, ii, dist = indexed.query(window_codes(thumbs[rows], WINDOWS).ravel())
+        other, owner, ref, window, dist = _reduce(ii // m, rows[qq // k], ii % m, qq % k, dist, max_per_image, stats)
+        parts.append(np.stack([owner, other, window, ref, dist]))  # reduced as the full search does, per other
+        done(len(rows))
+    return _closest_per_pair(parts, n)
 
 
 def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
@@ -162,15 +208,21 @@ def _meter(log, desc: str, total: int, unit: str):
 
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
-          client=None, log=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+          client=None, log=None, new: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
     (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
     ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
     The candidate search (:func:`candidates`) and the verification (:func:`verify`) run on ``client``'s
-    Dask workers when one is given; with ``log``, each reports its progress there (sluice.progress.Meter)."""
-    meter = _meter(log, "candidate search", len(thumbs), "img")
-    a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client,
-                                   on_progress=meter and meter.update)
+    Dask workers when one is given; with ``log``, each reports its progress there (sluice.progress.Meter).
+    With ``new`` (row numbers) only pairs with a new image are searched (:func:`candidates_touching`, in
+    this process: its cost follows the new images)."""
+    meter = _meter(log, "candidate search", len(thumbs) if new is None else len(new), "img")
+    if new is None:
+        a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client,
+                                       on_progress=meter and meter.update)
+    else:
+        a, b, window, ref = candidates_touching(thumbs, new, max_bits, max_per_image, stats=stats,
+                                                on_progress=meter and meter.update)
     if meter:
         meter.close()
     if extra is not None and len(extra[0]):

@@ -84,15 +84,22 @@ def test_demo_duplicates_grouped_and_distinct_images_never_merged(demo_lake, dem
     assert images.filter(pl.col("is_canonical")).height == images["dup_group"].n_unique()
 
 
-def test_rerun_gives_the_same_groups(demo_copy, make_params):
-    params = make_params({"lake": {"root": str(demo_copy)}})
+@pytest.mark.parametrize("incremental", [True, False])
+def test_rerun_gives_the_same_groups(demo_copy, make_params, incremental):
+    params = make_params({"lake": {"root": str(demo_copy)}, "dedup": {"incremental": incremental}})
     lake = Lake(str(demo_copy))
-    before = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    columns = ["image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with"]
+    before = pl.from_arrow(lake.read("image_groups", columns=columns)).sort("image_id")
     summary = run(params)
-    after = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group", "is_canonical"])).sort("image_id")
+    after = pl.from_arrow(lake.read("image_groups", columns=columns)).sort("image_id")
     assert after.equals(before)
     assert summary["reconcile"]["rows_in"] == before.height
-    assert summary["counts"]["near_rejected_by_pixels"] > 0  # the demo's colliding digit hashes were caught
+    if incremental:  # nothing new: the stored groups stand, nothing is searched
+        assert summary["counts"]["mode"] == "incremental" and summary["counts"]["new_images"] == 0
+        assert summary["counts"]["near_candidates"] == 0
+    else:
+        assert summary["counts"]["mode"] == "full pass"
+        assert summary["counts"]["near_rejected_by_pixels"] > 0  # the demo's colliding digit hashes were caught
 
 
 def test_threshold_zero_without_pixel_check_still_exact(demo_copy, make_params):
@@ -109,7 +116,7 @@ def test_missing_images_is_a_user_error(run_cli, tmp_path):
 
 def test_stage_main_writes_manifest_and_progress_lines(run_cli, tmp_path, demo_copy):
     # a progress line per update (stderr is not a terminal here): the three long phases report as they go
-    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}},
+    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}, "dedup": {"incremental": False}},
                      env={"SLUICE_PROGRESS_EVERY": "0"})
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "data/manifests/dedup.json").read_text())

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from transform.dedup_match import thumbnails
-from transform.dedup_search import candidates
+from transform.dedup_search import candidates, candidates_touching
 from transform.hamming import HammingIndex, brute_force_pairs, plan_chunks, plan_for
 
 
@@ -66,6 +66,20 @@ def test_dask_search_equals_local_search():
     assert dask_stats["search_tasks"] > 0 and dask_stats["window_hits"] == local_stats["window_hits"]
     pairs = set(zip(np.minimum(local[0], local[1]).tolist(), np.maximum(local[0], local[1]).tolist()))
     assert all((k - 1, k) in pairs for k in range(4, 600, 5))  # every shifted copy is a candidate
+
+
+def test_search_touching_new_images_equals_the_full_search_restricted_to_them():
+    thumbs = thumbnails(scenes(1500, seed=3))
+    full = candidates(thumbs, 10, block=256)
+    new = np.sort(np.random.default_rng(0).choice(len(thumbs), 150, replace=False))
+    fresh = np.isin(np.arange(len(thumbs)), new)
+    keep = fresh[full[0]] | fresh[full[1]]
+    stats = {}
+    touching = candidates_touching(thumbs, new, 10, block=64, stats=stats)
+    as_set = lambda a, b, w, r: {(min(x, y), max(x, y), x, v, u) for x, y, v, u in zip(a, b, w, r)}
+    assert as_set(*touching) == as_set(*(c[keep] for c in full))  # the same pairs, aligned the same way
+    assert keep.sum() >= 60 and not (~fresh[touching[0]] & ~fresh[touching[1]]).any()
+    assert stats["window_hits"] > 0
 
 
 def test_verification_tasks_score_like_the_local_check():

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from sluice.lake import Lake
+from transform.dedup import run
+from transform.dedup_state import plan
+
+COLUMNS = ["image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with"]
+
+
+def groups_of(lake: Lake) -> pl.DataFrame:
+    return pl.from_arrow(lake.read("image_groups", columns=COLUMNS)).sort("image_id")
+
+
+def test_new_images_searched_alone_give_the_groups_of_a_full_pass(demo_copy, make_params):
+    lake = Lake(str(demo_copy))
+    params = make_params({"lake": {"root": str(demo_copy)}})
+    full = groups_of(lake)  # the fixture's full pass over every image
+    # some images arrive later: a third of the grouped ones (with and without their partners) and any others
+    rng = np.random.default_rng(0)
+    grouped = full.filter(pl.col("dup_group").is_duplicated())["image_id"].to_list()
+    late = sorted(set(rng.choice(grouped, len(grouped) // 3, replace=False).tolist())
+                  | set(rng.choice(full["image_id"].to_list(), full.height // 20, replace=False).tolist()))
+    members = full.filter(pl.col("image_id").is_in(late) & ~pl.col("is_canonical"))
+    assert members.height >= 5 and full.filter(pl.col("image_id").is_in(late) & pl.col("is_canonical")
+                                               & pl.col("match_kind").is_not_null()).height >= 3
+    import pyarrow.compute as pc
+
+    rows = lake.read("images", filter=pc.field("image_id").isin(late))
+    quoted = ", ".join(f"'{i}'" for i in late)
+    lake.overwrite("images", rows.schema.empty_table(), predicate=f"image_id IN ({quoted})")
+
+    before = run(params)["counts"]  # grouped images left the lake: their groups are recomputed in full
+    assert before["mode"] == "full pass" and "left the lake" in before["why"]
+    assert before["images"] == full.height - len(late)
+
+    lake.append("images", rows)
+    after = run(params)["counts"]
+    assert after["mode"] == "incremental" and after["new_images"] == len(late)
+    assert after["near_pairs"] > 0 and after["near_rejected_by_pixels"] > 0  # searched and verified
+    assert groups_of(lake).equals(full)
+
+
+def test_changed_settings_or_pixels_mean_a_full_pass(demo_copy, make_params):
+    lake = Lake(str(demo_copy))
+    counts = run(make_params({"lake": {"root": str(demo_copy)}, "dedup": {"min_correlation": 0.85}}))["counts"]
+    assert counts["mode"] == "full pass" and "other dedup settings" in counts["why"]
+    assert counts["near_candidates"] > 0
+    meta = pl.from_arrow(lake.read("images", columns=["image_id", "pixel_hash"])).sort("image_id").with_row_index("row")
+    stored = pl.from_arrow(lake.read("image_groups"))
+    fingerprint = stored["match_basis"][0].split(":")[0]
+    assert plan(meta, stored, fingerprint, True)[0] is not None  # as stored: incremental
+    changed = meta.with_columns(pixel_hash=pl.when(pl.col("row") == 3).then(pl.lit("f" * 64)).otherwise("pixel_hash"))
+    new, why = plan(changed, stored, fingerprint, True)
+    assert new is None and "1 stored rows" in why
+
+
+def test_erasure_in_a_group_makes_the_next_run_full(demo_copy, make_params):
+    from sluice.erasure import regroup
+
+    lake = Lake(str(demo_copy))
+    member = groups_of(lake).filter(~pl.col("is_canonical"))["image_id"][0]
+    regroup(lake, {member}, "erase-test")
+    counts = run(make_params({"lake": {"root": str(demo_copy)}}))["counts"]
+    assert counts["mode"] == "full pass" and "other dedup settings or other pixels" in counts["why"]
+
+
+def test_plan_prefers_a_full_pass_when_most_images_are_new():
+    meta = pl.DataFrame({"image_id": [f"i{k}" for k in range(10)], "pixel_hash": ["ab" * 32] * 10}).with_row_index("row")
+    stored = pl.DataFrame({"image_id": ["i0", "i1", "i2"], "dup_group": ["i0", "i1", "i2"], "match_with": [None] * 3,
+                           "match_basis": ["fp:" + "ab" * 8] * 3}, schema_overrides={"match_with": pl.String})
+    new, why = plan(meta, stored, "fp", True)
+    assert new is None and "7 of 10 images are new" in why
+    new, why = plan(meta, pl.concat([stored, stored.with_columns(image_id=pl.lit("i3"), dup_group=pl.lit("i3")),
+                                     stored.with_columns(image_id=pl.lit("i4"), dup_group=pl.lit("i4"))]).unique("image_id"),
+                    "fp", True)
+    assert new.tolist() == [5, 6, 7, 8, 9] and why.startswith("incremental (5 new of 10")
+    assert plan(meta, stored, "fp", False) == (None, "full pass (dedup.incremental: false)")
+    assert plan(meta, None, "fp", True)[1] == "full pass (no stored result to build on)"
