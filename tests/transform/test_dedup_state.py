@@ -73,9 +73,9 @@ def test_plan_prefers_a_full_pass_when_most_images_are_new():
                            "match_basis": ["fp:" + "ab" * 8] * 3}, schema_overrides={"match_with": pl.String})
     new, why = plan(meta, stored, "fp", True)
     assert new is None and "7 of 10 images are new" in why
-    new, why = plan(meta, pl.concat([stored, stored.with_columns(image_id=pl.lit("i3"), dup_group=pl.lit("i3")),
-                                     stored.with_columns(image_id=pl.lit("i4"), dup_group=pl.lit("i4"))]).unique("image_id"),
-                    "fp", True)
-    assert new.tolist() == [5, 6, 7, 8, 9] and why.startswith("incremental (5 new of 10")
+    more = pl.concat([stored.with_columns(image_id=pl.lit(f"i{k}"), dup_group=pl.lit(f"i{k}")).head(1) for k in range(8)])
+    new, why = plan(meta, more, "fp", True)  # a fifth new: still incremental
+    assert new.tolist() == [8, 9] and why.startswith("incremental (2 new of 10")
+    assert plan(meta, more.head(7), "fp", True)[0] is None  # 3 of 10 new: a full pass
     assert plan(meta, stored, "fp", False) == (None, "full pass (dedup.incremental: false)")
     assert plan(meta, None, "fp", True)[1] == "full pass (no stored result to build on)"
