@@ -71,12 +71,12 @@ def _closest_per_pair(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, ...]
 
 
 def _band_hits(table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
-               chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A Dask task: one chunk's table over the query codes, probed by one block's indexed windows."""
+               chunk: int, windows: list[Window] = INDEX_WINDOWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Dask task: one chunk's table over ``table_codes``, probed by one block's ``windows`` codes."""
     from transform.hamming import HammingIndex
 
     table = HammingIndex(table_codes, threshold, plan=plan, chunks=[chunk])
-    return table.query(window_codes(thumbs, INDEX_WINDOWS).ravel())
+    return table.query(window_codes(thumbs, windows).ravel())
 
 
 def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,59 +85,65 @@ def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarra
     return ii[first], qi[first], dist[first]
 
 
+def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows: list[Window], max_bits: int,
+          block: int, stats: dict, client=None, done=None):
+    """Yield (probing rows, (probe code row, table row, distance)) for blocks of ``rows``: the codes of
+    their ``windows`` probe multi-index tables over ``table_codes``. Locally one index is built and
+    probed ``block`` images at a time; with ``client`` each (hash chunk, share of the rows) is a task
+    (SPLIT shares, so a chunk's table is built SPLIT times) and a share's chunks are merged here."""
+    from transform.hamming import HammingIndex, plan_for
+
+    done = done or (lambda n: None)
+    if client is None or len(rows) == 0:
+        table = HammingIndex(table_codes, max_bits)
+        stats.update(search_chunks=table.m, search_radius=table.r, largest_bucket=table.largest_bucket)
+        for start in range(0, len(rows), block):
+            probing = rows[start:start + block]
+            yield probing, table.query(window_codes(thumbs[probing], windows).ravel())
+            done(len(probing))
+        return
+    plan = plan_for(table_codes, max_bits)
+    stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
+    shared = client.scatter(table_codes, broadcast=True)
+    big = max(block, -(-len(rows) // SPLIT))
+    shares = {start: client.scatter(thumbs[rows[start:start + big]]) for start in range(0, len(rows), big)}
+    futures = {start: [client.submit(_band_hits, shared, share, max_bits, plan, c, windows, pure=False)
+                       for c in range(plan[0])] for start, share in shares.items()}
+    stats["search_tasks"] = stats.get("search_tasks", 0) + len(shares) * plan[0]
+    for start in list(shares):
+        got = []
+        probing = rows[start:start + big]
+        for c, future in enumerate(futures.pop(start)):
+            got.append(future.result())
+            done(len(probing) * (c + 1) // plan[0] - len(probing) * c // plan[0])
+        shares.pop(start).release()
+        yield probing, _merge(got, len(table_codes))
+
+
 def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
                stats: dict | None = None, client=None, on_progress=None) -> tuple[np.ndarray, ...]:
     """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per
     pair; ``stats`` gets the search plan and what a cap dropped; ``on_progress(n)`` is called as the
     search finishes with n images (a block, or on Dask one hash chunk's share of a block)."""
-    from transform.hamming import HammingIndex, plan_for
-
     n = len(thumbs)
-    codes = window_codes(thumbs, WINDOWS).ravel()
     stats = {} if stats is None else stats
-    stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0)
-    parts = []
-    done = on_progress or (lambda n: None)
-    if client is None or n == 0:
-        table = HammingIndex(codes, max_bits)
-        stats.update(search_chunks=table.m, search_radius=table.r, largest_bucket=table.largest_bucket,
-                     search_tasks=0)
-        for start in range(0, n, block):
-            ii, qi, dist = table.query(window_codes(thumbs[start:start + block], INDEX_WINDOWS).ravel())
-            parts.append(_reduce_block(np.arange(start, min(start + block, n)), ii, qi, dist, max_per_image, stats))
-            done(min(block, n - start))
-    else:
-        plan = plan_for(codes, max_bits)
-        stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
-        shared = client.scatter(codes, broadcast=True)
-        big = max(block, -(-n // SPLIT))  # SPLIT tasks per chunk: each builds its chunk's table once
-        blocks = list(range(0, n, big))
-        shares = {start: client.scatter(thumbs[start:start + big]) for start in blocks}
-        futures = {start: [client.submit(_band_hits, shared, shares[start], max_bits, plan, c, pure=False)
-                           for c in range(plan[0])] for start in blocks}
-        stats["search_tasks"] = len(blocks) * plan[0]
-        for start in blocks:
-            got = []
-            for c, future in enumerate(futures.pop(start)):
-                got.append(future.result())
-                rows = min(big, n - start)
-                done(rows * (c + 1) // plan[0] - rows * c // plan[0])
-            ii, qi, dist = _merge(got, len(codes))
-            shares.pop(start).release()
-            parts.append(_reduce_block(np.arange(start, min(start + big, n)), ii, qi, dist, max_per_image, stats))
+    stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
+    parts = [_reduce_block(probing, *hits, max_per_image, stats)
+             for probing, hits in _hits(window_codes(thumbs, WINDOWS).ravel(), thumbs, np.arange(n), INDEX_WINDOWS,
+                                        max_bits, block, stats, client, on_progress)]
     return _closest_per_pair(parts, n)
 
 
 def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_per_image: int | None = None,
-                        block: int = BLOCK, stats: dict | None = None, on_progress=None) -> tuple[np.ndarray, ...]:
+                        block: int = BLOCK, stats: dict | None = None, client=None, on_progress=None
+                        ) -> tuple[np.ndarray, ...]:
     """The candidates of :func:`candidates` that involve at least one of the ``new`` rows: what a full
     search adds when those images join the others (an incremental dedup run). Two searches, both probed
     by the new images only: every image's query windows by their indexed windows, and every image's
     indexed windows by their query windows; the cost grows with len(new) x the table, not with N^2.
     The same candidates as :func:`candidates` restricted to pairs with a new image, as long as the cap
-    does not bind (here an older image's cap counts only its candidates among one block of new images)."""
-    from transform.hamming import HammingIndex
-
+    does not bind (here an older image's cap counts only its candidates among one block of new images).
+    With ``client`` both searches are Dask tasks, as in :func:`candidates`."""
     n = len(thumbs)
     k, m = len(WINDOWS), len(INDEX_WINDOWS)
     new = np.asarray(new, np.int64)
@@ -146,18 +152,13 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
     done = on_progress or (lambda n: None)
     if n == 0 or len(new) == 0:
         return _closest_per_pair([], n)
-    queries = HammingIndex(window_codes(thumbs, WINDOWS).ravel(), max_bits)
-    indexed = HammingIndex(window_codes(thumbs, INDEX_WINDOWS).ravel(), max_bits)
-    stats.update(search_chunks=queries.m, search_radius=queries.r, largest_bucket=queries.largest_bucket)
-    parts = []
-    for start in range(0, len(new), block):
-        rows = new[start:start + block]
-        ii, qi, dist = queries.query(window_codes(thumbs[rows], INDEX_WINDOWS).ravel())
-        parts.append(_reduce_block(rows, ii, qi, dist, max_per_image, stats))
-        qq, ii, dist = indexed.query(window_codes(thumbs[rows], WINDOWS).ravel())
-        other, owner, ref, window, dist = _reduce(ii // m, rows[qq // k], ii % m, qq % k, dist, max_per_image, stats)
+    parts = [_reduce_block(probing, *hits, max_per_image, stats)
+             for probing, hits in _hits(window_codes(thumbs, WINDOWS).ravel(), thumbs, new, INDEX_WINDOWS,
+                                        max_bits, block, stats, client, lambda r: done(r // 2))]
+    for probing, (qq, ii, dist) in _hits(window_codes(thumbs, INDEX_WINDOWS).ravel(), thumbs, new, WINDOWS,
+                                         max_bits, block, stats, client, lambda r: done(r - r // 2)):
+        other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
         parts.append(np.stack([owner, other, window, ref, dist]))  # reduced as the full search does, per other
-        done(len(rows))
     return _closest_per_pair(parts, n)
 
 
@@ -214,14 +215,14 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
     ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
     The candidate search (:func:`candidates`) and the verification (:func:`verify`) run on ``client``'s
     Dask workers when one is given; with ``log``, each reports its progress there (sluice.progress.Meter).
-    With ``new`` (row numbers) only pairs with a new image are searched (:func:`candidates_touching`, in
-    this process: its cost follows the new images)."""
+    With ``new`` (row numbers) only pairs with a new image are searched (:func:`candidates_touching`:
+    its cost follows the new images)."""
     meter = _meter(log, "candidate search", len(thumbs) if new is None else len(new), "img")
     if new is None:
         a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client,
                                        on_progress=meter and meter.update)
     else:
-        a, b, window, ref = candidates_touching(thumbs, new, max_bits, max_per_image, stats=stats,
+        a, b, window, ref = candidates_touching(thumbs, new, max_bits, max_per_image, stats=stats, client=client,
                                                 on_progress=meter and meter.update)
     if meter:
         meter.close()

@@ -80,6 +80,14 @@ def test_search_touching_new_images_equals_the_full_search_restricted_to_them():
     assert as_set(*touching) == as_set(*(c[keep] for c in full))  # the same pairs, aligned the same way
     assert keep.sum() >= 60 and not (~fresh[touching[0]] & ~fresh[touching[1]]).any()
     assert stats["window_hits"] > 0
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        remote_stats = {}
+        remote = candidates_touching(thumbs, new, 10, block=64, stats=remote_stats, client=client)
+    assert all(np.array_equal(a, b) for a, b in zip(touching, remote))  # the same, in the same order
+    assert remote_stats["search_tasks"] > 0 and remote_stats["window_hits"] == stats["window_hits"]
 
 
 def test_verification_tasks_score_like_the_local_check():

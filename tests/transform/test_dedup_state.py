@@ -5,7 +5,7 @@ import polars as pl
 
 from sluice.lake import Lake
 from transform.dedup import run
-from transform.dedup_state import plan
+from transform.dedup_state import FULL_PASS_SHARE, plan
 
 COLUMNS = ["image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with"]
 
@@ -67,15 +67,14 @@ def test_erasure_in_a_group_makes_the_next_run_full(demo_copy, make_params):
     assert counts["mode"] == "full pass" and "other dedup settings or other pixels" in counts["why"]
 
 
-def test_plan_prefers_a_full_pass_when_most_images_are_new():
-    meta = pl.DataFrame({"image_id": [f"i{k}" for k in range(10)], "pixel_hash": ["ab" * 32] * 10}).with_row_index("row")
-    stored = pl.DataFrame({"image_id": ["i0", "i1", "i2"], "dup_group": ["i0", "i1", "i2"], "match_with": [None] * 3,
-                           "match_basis": ["fp:" + "ab" * 8] * 3}, schema_overrides={"match_with": pl.String})
-    new, why = plan(meta, stored, "fp", True)
-    assert new is None and "7 of 10 images are new" in why
-    more = pl.concat([stored.with_columns(image_id=pl.lit(f"i{k}"), dup_group=pl.lit(f"i{k}")).head(1) for k in range(8)])
-    new, why = plan(meta, more, "fp", True)  # a fifth new: still incremental
-    assert new.tolist() == [8, 9] and why.startswith("incremental (2 new of 10")
-    assert plan(meta, more.head(7), "fp", True)[0] is None  # 3 of 10 new: a full pass
+def test_plan_prefers_a_full_pass_when_many_images_are_new():
+    meta = pl.DataFrame({"image_id": [f"i{k:03d}" for k in range(100)], "pixel_hash": ["ab" * 32] * 100}).with_row_index("row")
+    stored = pl.DataFrame({"image_id": meta["image_id"], "dup_group": meta["image_id"], "match_with": [None] * 100,
+                           "match_basis": ["fp:" + "ab" * 8] * 100}, schema_overrides={"match_with": pl.String})
+    most = round(FULL_PASS_SHARE * 100)
+    new, why = plan(meta, stored.head(100 - most), "fp", True)
+    assert new.tolist() == list(range(100 - most, 100)) and why.startswith(f"incremental ({most} new of 100")
+    new, why = plan(meta, stored.head(99 - most), "fp", True)
+    assert new is None and f"{most + 1} of 100 images are new" in why
     assert plan(meta, stored, "fp", False) == (None, "full pass (dedup.incremental: false)")
     assert plan(meta, None, "fp", True)[1] == "full pass (no stored result to build on)"
