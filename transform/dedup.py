@@ -267,7 +267,8 @@ def run(params) -> dict:
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)
     seconds = time.perf_counter() - started
     print(f"[{STAGE}] {counts['images']} images: {counts['groups_with_duplicates']} duplicate groups "
-          f"({counts['exact_pairs']} exact, {counts['near_pairs']} near pairs; {counts['near_rejected_by_pixels']} "
+          f"({counts['exact_pairs']} exact, {counts['near_pairs']} near pairs"
+          f"{' with a new image' if counts['mode'] == 'incremental' else ''}; {counts['near_rejected_by_pixels']} "
           f"candidates rejected on pixels) in {seconds:.1f}s; {counts['why']}")
     if counts["search"].get("capped_images"):
         print(f"[{STAGE}] warning: {counts['search']['capped_images']} images met more than "
