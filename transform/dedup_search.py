@@ -57,14 +57,22 @@ def _reduce_block(probing: np.ndarray, ii: np.ndarray, qi: np.ndarray, dist: np.
     (5, pairs) owner (of the query window), other, window, ref, dist; capped per probing image."""
     k, m = len(WINDOWS), len(INDEX_WINDOWS)
     other, owner, ref, window, dist = _reduce(probing[ii // m], qi // k, ii % m, qi % k, dist, max_per_image, stats)
-    return np.stack([owner, other, window, ref, dist])
+    return _packed(owner, other, window, ref, dist)
 
 
-def _closest_per_pair(parts: list[np.ndarray], n: int) -> tuple[np.ndarray, ...]:
+def _packed(owner, other, window, ref, dist) -> tuple[np.ndarray, ...]:
+    """A block's candidates in the narrowest types (12 bytes a pair, not 40: the driver holds every
+    candidate pair of the search, ~10^8 at 1M images)."""
+    rows = np.int32 if max(owner.max(initial=0), other.max(initial=0)) < 2**31 else np.int64
+    return owner.astype(rows), other.astype(rows), window.astype(np.int16), ref.astype(np.int8), dist.astype(np.int8)
+
+
+def _closest_per_pair(parts: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.ndarray, ...]:
     """One candidate per unordered pair (a pair met from both sides keeps its closest hash)."""
-    found = np.concatenate(parts, axis=1) if parts else np.zeros((5, 0), np.int64)
-    owner, other, window, ref, dist = found
-    key = np.minimum(owner, other) * n + np.maximum(owner, other)
+    if not parts:
+        parts = [_packed(*(np.zeros(0, np.int64),) * 5)]
+    owner, other, window, ref, dist = (np.concatenate([p[c] for p in parts]) for c in range(5))
+    key = np.minimum(owner, other).astype(np.int64) * n + np.maximum(owner, other)
     order = np.lexsort((ref, window, owner, dist, key))
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
     return owner[first], other[first], window[first], ref[first]
@@ -158,7 +166,7 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
     for probing, (qq, ii, dist) in _hits(window_codes(thumbs, INDEX_WINDOWS).ravel(), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, lambda r: done(r - r // 2)):
         other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
-        parts.append(np.stack([owner, other, window, ref, dist]))  # reduced as the full search does, per other
+        parts.append(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
     return _closest_per_pair(parts, n)
 
 
@@ -228,9 +236,9 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
         meter.close()
     if extra is not None and len(extra[0]):
         centre = WINDOWS.index(Window(_C, _C, CENTRE))
-        a, b = np.concatenate([a, extra[0]]), np.concatenate([b, extra[1]])
-        window = np.concatenate([window, np.full(len(extra[0]), centre)])
-        ref = np.concatenate([ref, np.zeros(len(extra[0]), np.int64)])
+        a, b = np.concatenate([a, extra[0].astype(a.dtype)]), np.concatenate([b, extra[1].astype(b.dtype)])
+        window = np.concatenate([window, np.full(len(extra[0]), centre, window.dtype)])
+        ref = np.concatenate([ref, np.zeros(len(extra[0]), ref.dtype)])
     meter = _meter(log, "pixel verification", len(a), "pairs")
     scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client, on_progress=meter and meter.update)
     if meter:
