@@ -160,11 +160,16 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
     done = on_progress or (lambda n: None)
     if n == 0 or len(new) == 0:
         return _closest_per_pair([], n)
+    probed = [0]  # images probed by the two searches together; progress reports half of it (exactly len(new))
+
+    def progress(r: int) -> None:
+        probed[0] += r
+        done(probed[0] // 2 - (probed[0] - r) // 2)
     parts = [_reduce_block(probing, *hits, max_per_image, stats)
              for probing, hits in _hits(window_codes(thumbs, WINDOWS).ravel(), thumbs, new, INDEX_WINDOWS,
-                                        max_bits, block, stats, client, lambda r: done(r // 2))]
+                                        max_bits, block, stats, client, progress)]
     for probing, (qq, ii, dist) in _hits(window_codes(thumbs, INDEX_WINDOWS).ravel(), thumbs, new, WINDOWS,
-                                         max_bits, block, stats, client, lambda r: done(r - r // 2)):
+                                         max_bits, block, stats, client, progress):
         other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
         parts.append(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
     return _closest_per_pair(parts, n)

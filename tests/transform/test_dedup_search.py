@@ -74,8 +74,9 @@ def test_search_touching_new_images_equals_the_full_search_restricted_to_them():
     new = np.sort(np.random.default_rng(0).choice(len(thumbs), 150, replace=False))
     fresh = np.isin(np.arange(len(thumbs)), new)
     keep = fresh[full[0]] | fresh[full[1]]
-    stats = {}
-    touching = candidates_touching(thumbs, new, 10, block=64, stats=stats)
+    stats, progress = {}, []
+    touching = candidates_touching(thumbs, new, 10, block=64, stats=stats, on_progress=progress.append)
+    assert sum(progress) == len(new) and len(progress) > 2  # images searched, reported as they go
     as_set = lambda a, b, w, r: {(min(x, y), max(x, y), x, v, u) for x, y, v, u in zip(a, b, w, r)}
     assert as_set(*touching) == as_set(*(c[keep] for c in full))  # the same pairs, aligned the same way
     assert keep.sum() >= 60 and not (~fresh[touching[0]] & ~fresh[touching[1]]).any()
