@@ -78,3 +78,15 @@ def test_plan_prefers_a_full_pass_when_many_images_are_new():
     assert new is None and f"{most + 1} of 100 images are new" in why
     assert plan(meta, stored, "fp", False) == (None, "full pass (dedup.incremental: false)")
     assert plan(meta, None, "fp", True)[1] == "full pass (no stored result to build on)"
+
+
+def test_stage_says_which_run_it_made_and_why(run_cli, tmp_path, demo_copy):
+    import json
+
+    result = run_cli(module="transform.dedup", params={"lake": {"root": str(demo_copy)}})
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((tmp_path / "data/manifests/dedup.json").read_text())["counts"]
+    assert counts["mode"] == "incremental" and counts["new_images"] == 0
+    line = f"incremental (0 new of {counts['images']:,} images; the others keep their stored groups)"
+    assert counts["why"] == line and line in result.stdout + result.stderr
+    assert "near pairs with a new image" in result.stdout + result.stderr
