@@ -33,7 +33,7 @@ class TrainParams(Section):
     that is absent or null is the recipe's choice.
     """
 
-    recipe: Literal["auto", "demo", "cifar_fast", "photo"] = "auto"
+    recipe: Literal["auto", "demo", "cifar_fast", "cifar_gpu", "photo"] = "auto"
     snapshot: str = "data/dataset"
     out_dir: str = "models/fp32"
     runs_dir: str = "runs"
@@ -49,7 +49,7 @@ class TrainParams(Section):
     lr: Annotated[float, Field(gt=0)] | None = 0.3
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = True
-    weight_decay: Annotated[float, Field(ge=0)] = 5e-4
+    weight_decay: Annotated[float, Field(ge=0)] | None = 5e-4  # kernels and weight matrices only
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] | None = 0.1
     warmup_epochs: Annotated[float, Field(ge=0)] | None = 1.0
     schedule: Literal["cosine", "onecycle", "constant"] | None = "cosine"
@@ -93,7 +93,7 @@ class TrainParams(Section):
         return body
 
 
-RECIPE_KEYS = ("epochs", "batch_size", "lr", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "label_smoothing", "warmup_epochs", "schedule", "arch", "width", "depth",
                "bn_scale", "tta_flip", "whiten", "lookahead", "dirac", "bn_momentum", "bias_lr_scale", "tta_translate",
                "optimizer", "muon_lr", "muon_momentum")
 

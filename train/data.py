@@ -185,7 +185,8 @@ class _Split:
         # row offsets of the split's shards (one block for a single array): shard-group shuffling reads them
         self.bounds = (arrays.images.offsets if isinstance(arrays.images, snapshot.ShardedImages)
                        else np.array([0, len(self.labels)], np.int64))
-        self._dev = torch.from_numpy(np.ascontiguousarray(arrays.images)).to(device) if resident else None
+        # a copy (torch.tensor), as from_numpy warns that a read-only memory map is not writable
+        self._dev = torch.tensor(np.ascontiguousarray(arrays.images), device=device) if resident else None
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -189,7 +189,7 @@ def train(cfg: TrainParams, resume: bool = False, metrics_path: Path | str = TRA
 def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, curve_path: Path) -> dict | None:
     rank, started = ctx.rank, time.perf_counter()
     torch.manual_seed(cfg.seed + rank)
-    run_cfg, recipe_name = resolve(cfg, snapshot_store.read_manifest(cfg.snapshot))
+    run_cfg, recipe_name = resolve(cfg, snapshot_store.read_manifest(cfg.snapshot), ctx.device.type)
     data = load_data(cfg.snapshot, LoaderSpec.of(run_cfg), rank=rank, world_size=ctx.world_size, device=ctx.device)
     if data.train is None:
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")

@@ -1,7 +1,7 @@
-"""Recipes as presets: ``train.recipe: auto | demo | cifar_fast | photo``.
+"""Recipes as presets: ``train.recipe: auto | demo | cifar_fast | cifar_gpu | photo``.
 
 A preset chooses model, width, epochs, augmentation, schedule and batch size; ``auto`` picks the preset
-from the snapshot (image side, train size, class count). Every key set explicitly in params (or the
+from the snapshot (image side, train size, class count) and the device the trainer runs on. Every key set explicitly in params (or the
 TrainParams constructor) wins over the preset, key by key, inside ``augment`` too (null or absent: the
 preset's value); the trainer prints
 the resolved recipe at start and records it in its metrics.
@@ -15,6 +15,12 @@ the resolved recipe at start and records it in its metrics.
   (train/airbench.py); epochs from a fixed budget of training images (``cifar_epochs``) sized so that
   2 processes x 1 thread on an idle 2-core machine train for about 27 minutes (docs/training.md,
   "CIFAR-10").
+- ``cifar_gpu``: the same set on a GPU (``auto`` on CUDA): airbench94's recipe at twice its width,
+  ``airnet`` width 128 (widths 128/512/512), batch 1024, 16 epochs, lr 1.0 at momentum 0.9 (airbench's
+  1.5 at 0.85: the same lr / (1 - momentum)) with airbench's per-step weight decay (1.3e-3 here), BN
+  biases at 64x the lr, flip and translate test-time augmentation, the same whitening, identity init,
+  lookahead and alternating flip. Chosen on the val split of CIFAR-10 on one H200 (~8 s of training;
+  docs/training.md, "On a GPU"; ``benchmarks/gpu.py``).
 - ``photo``: inputs >= 96 px: torchvision ResNet-18 (standard stem), random-resized-crop, flip and
   colour jitter, cosine schedule.
 """
@@ -28,7 +34,7 @@ NO_AUG = dict(crop_padding=0, flip=False, rotate_degrees=0.0, cutout=0, resized_
               alternate_flip=False, low_res=0, low_res_epochs=0)
 CIFAR_MIN_TRAIN = 20_000
 CIFAR_IMAGE_STEPS = 1_360_000
-PLAIN = dict(dirac=False, bn_momentum=0.1, bias_lr_scale=1.0, tta_translate=False, optimizer="sgd", muon_lr=0.05,
+PLAIN = dict(weight_decay=5e-4, dirac=False, bn_momentum=0.1, bias_lr_scale=1.0, tta_translate=False, optimizer="sgd", muon_lr=0.05,
              muon_momentum=0.9)  # airbench's extras off
 
 
@@ -42,8 +48,16 @@ def _cifar_fast(num_classes: int, n_train: int) -> dict:
     return dict(arch="rescnn", width=16 if num_classes <= 10 else 32, depth=1, epochs=cifar_epochs(n_train),
                 batch_size=64, lr=0.4, label_smoothing=0.2, warmup_epochs=2.0, schedule="onecycle", bn_scale=False,
                 tta_flip=True, whiten=True, lookahead=True, dirac=True, bn_momentum=0.4, bias_lr_scale=16.0,
-                tta_translate=False, optimizer="sgd", muon_lr=0.05, muon_momentum=0.9,
+                tta_translate=False, optimizer="sgd", muon_lr=0.05, muon_momentum=0.9, weight_decay=5e-4,
                 augment={**NO_AUG, "crop_padding": 2, "flip": True, "alternate_flip": True})
+
+
+def _cifar_gpu(num_classes: int, n_train: int) -> dict:
+    return dict(arch="airnet", width=128, depth=1, epochs=16, batch_size=1024, lr=1.0, weight_decay=1.3e-3,
+                label_smoothing=0.2,
+                warmup_epochs=2.0, schedule="onecycle", bn_scale=False, tta_flip=True, whiten=True, lookahead=True,
+                dirac=True, bn_momentum=0.4, bias_lr_scale=64.0, tta_translate=True, optimizer="sgd", muon_lr=0.05,
+                muon_momentum=0.9, augment={**NO_AUG, "crop_padding": 2, "flip": True, "alternate_flip": True})
 
 
 def _photo(num_classes: int, n_train: int) -> dict:
@@ -59,22 +73,26 @@ def cifar_epochs(n_train: int) -> int:
     return max(2, round(CIFAR_IMAGE_STEPS / max(n_train, 1)))
 
 
-PRESETS = {"demo": _demo, "cifar_fast": _cifar_fast, "photo": _photo}
+PRESETS = {"demo": _demo, "cifar_fast": _cifar_fast, "cifar_gpu": _cifar_gpu, "photo": _photo}
 
 
-def choose(image_shape: list[int], n_train: int, num_classes: int) -> str:
-    """``auto``'s choice: photos by resolution, then the fast CIFAR-style recipe for large small-image sets."""
+def choose(image_shape: list[int], n_train: int, num_classes: int, device: str = "cpu") -> str:
+    """``auto``'s choice: photos by resolution, then the fast CIFAR-style recipe for large small-image sets
+    (its GPU-sized form on CUDA), else the demo's."""
     if min(image_shape[:2]) >= STANDARD_STEM_MIN:
         return "photo"
-    return "cifar_fast" if n_train >= CIFAR_MIN_TRAIN else "demo"
+    if n_train < CIFAR_MIN_TRAIN:
+        return "demo"
+    return "cifar_gpu" if device == "cuda" else "cifar_fast"
 
 
-def resolve(cfg: TrainParams, manifest: dict) -> tuple[TrainParams, str]:
-    """``cfg`` with the preset's values for every key it does not set; returns it and the preset's name."""
+def resolve(cfg: TrainParams, manifest: dict, device: str = "cpu") -> tuple[TrainParams, str]:
+    """``cfg`` with the preset's values for every key it does not set; returns it and the preset's name.
+    ``device`` (``cpu`` or ``cuda``) is where the model will train: ``auto`` sizes the recipe to it."""
     splits = manifest.get("splits", {})
     n_train = sum(splits.get(s, {}).get("rows", 0) for s in (("train", "val") if cfg.final_fit else ("train",)))
     num_classes = len(manifest.get("classes", []))
-    name = choose(manifest["image_shape"], n_train, num_classes) if cfg.recipe == "auto" else cfg.recipe
+    name = choose(manifest["image_shape"], n_train, num_classes, device) if cfg.recipe == "auto" else cfg.recipe
     preset = PRESETS[name](num_classes, n_train)
     given = {k for k in cfg.model_fields_set if getattr(cfg, k) is not None}
     updates = {k: v for k, v in preset.items() if k not in given and k != "augment"}

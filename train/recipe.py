@@ -90,8 +90,9 @@ def fit(model: nn.Module, loader, recipe: Recipe, *, net: nn.Module | None = Non
     for epoch in range(start[0], recipe.epochs):
         first = start[1] if epoch == start[0] else 0
         loader.set_epoch(epoch, first)
-        last = train_one_epoch(net or model, loader, optimizer, scheduler, criterion=criterion, device=device,
-                               autocast_dtype=autocast_dtype, should_stop=should_stop, desc=f"{desc} {epoch + 1}",
+        # `net or model` would call len(net): torch.compile's wrapper forwards it to a model without one
+        last = train_one_epoch(net if net is not None else model, loader, optimizer, scheduler, criterion=criterion,
+                               device=device, autocast_dtype=autocast_dtype, should_stop=should_stop, desc=f"{desc} {epoch + 1}",
                                progress_bar=progress_bar, on_step=on_step)
         if last.stopped_early and first + last.steps < len(loader):
             return FitResult(last, (epoch, first + last.steps))

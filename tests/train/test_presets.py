@@ -20,6 +20,24 @@ def test_auto_picks_the_preset_from_resolution_and_size(side, n, expected):
     assert resolve(TrainParams(), manifest(side, n))[1] == expected
 
 
+@pytest.mark.parametrize(("side", "n", "expected"), [(32, 1400, "demo"), (32, 45_000, "cifar_gpu"), (224, 50_000, "photo")])
+def test_auto_sizes_the_small_image_recipe_to_a_gpu_when_training_on_cuda(side, n, expected):
+    assert choose([side, side, 3], n, 10, "cuda") == expected
+    assert resolve(TrainParams(), manifest(side, n), "cuda")[1] == expected
+
+
+def test_cifar_gpu_is_airbench_on_a_gpu_budget_and_weight_decay_is_a_recipe_key():
+    gpu, _ = resolve(TrainParams(weight_decay=None), manifest(32, 43_617, n_val=4_794), "cuda")
+    assert (gpu.arch, gpu.width, gpu.batch_size, gpu.epochs) == ("airnet", 128, 1024, 16)
+    assert gpu.weight_decay == 1.3e-3 and gpu.bias_lr_scale == 64.0 and gpu.tta_flip and gpu.tta_translate
+    assert gpu.whiten and gpu.lookahead and gpu.dirac and gpu.augment.alternate_flip
+    cpu, _ = resolve(TrainParams(weight_decay=None), manifest(32, 43_617), "cpu")
+    assert cpu.weight_decay == 5e-4  # null: the recipe's; every preset sets it
+    pinned, _ = resolve(TrainParams(weight_decay=1e-4), manifest(32, 43_617), "cuda")
+    assert pinned.weight_decay == 1e-4  # a value in params wins
+    assert TrainParams.recipe_defaults()["weight_decay"] is None  # new projects leave it to the recipe
+
+
 def test_demo_preset_is_the_fast_digit_recipe_and_cifar_fast_the_airbench_style_one():
     demo, _ = resolve(TrainParams(), manifest(32, 1400))
     assert (demo.arch, demo.width, demo.epochs, demo.augment.flip) == ("rescnn", 8, 6, False)

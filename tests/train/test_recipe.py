@@ -39,6 +39,30 @@ def test_fit_learns_calls_back_every_epoch_and_stops_where_asked(small_snapshot)
     assert resumed.stopped_at is None and seen[-1] == (1, 4)  # the rest of epoch 2 only
 
 
+class LenlessWrapper(torch.nn.Module):
+    """Like torch.compile's OptimizedModule: ``len()`` is forwarded to a model that has none."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.inner, self.calls = model, 0
+
+    def __len__(self) -> int:
+        raise TypeError(f"{type(self.inner).__name__} does not support len()")
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_fit_trains_through_a_wrapper_that_has_no_len(small_snapshot):
+    # the GPU check found `net or model` failing on a torch.compile'd net (bool() asks len())
+    data = load_data(small_snapshot, LoaderSpec(batch_size=32))
+    model = build_model({"width": 4}, data.num_classes)
+    net = LenlessWrapper(model)
+    fit(model, data.train, Recipe(epochs=1, lr=0.1), net=net, progress_bar=False)
+    assert net.calls == len(data.train)
+
+
 def test_frozen_backbone_trains_only_the_head_for_freeze_epochs(small_snapshot):
     data = load_data(small_snapshot, LoaderSpec(batch_size=50))
     model = build_model({"width": 4, "depth": 0}, 10)
