@@ -66,6 +66,19 @@ def torchrun_args(processes: int, *, resume: bool = False, max_restarts: int = 0
     return args + ["-m", "train.ddp"] + (["--resume"] if resume else [])
 
 
+def per_gpu(processes: int, device: str) -> int:
+    """The processes to start on this node: at most one per GPU when training on CUDA (NCCL refuses two
+    ranks on one GPU), so the CPU-sized default of 2 runs on a one-GPU machine; said when it changes."""
+    import torch
+
+    gpus = torch.cuda.device_count() if device != "cpu" and torch.cuda.is_available() else 0
+    if gpus and processes > gpus:
+        print(f"[train] {processes} processes asked on a node with {gpus} GPU(s): starting {gpus}, one per GPU "
+              f"(set train.processes: {gpus} to silence this)", file=sys.stderr, flush=True)
+        return gpus
+    return processes
+
+
 def _train(args) -> int:
     from sluice import snapshot_store
     from sluice.config import load_params
@@ -80,6 +93,7 @@ def _train(args) -> int:
     processes = args.processes or cfg.processes
     if processes < 1:
         raise InputError(f"--processes must be >= 1 (got {processes})")
+    processes = per_gpu(processes, cfg.device)
     if args.resume:
         _check_resume(cfg, manifest, None if args.rdzv_endpoint else processes)
     targs = torchrun_args(processes, resume=args.resume, max_restarts=args.max_restarts, nnodes=args.nnodes,

@@ -77,8 +77,12 @@ class Context:
         use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
         if use_cuda and not torch.cuda.is_available():
             raise InputError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        local_ranks, gpus = int(os.environ.get("LOCAL_WORLD_SIZE", 1)), torch.cuda.device_count() if use_cuda else 0
+        if use_cuda and local_ranks > gpus:
+            raise InputError(f"{local_ranks} processes on this node but {gpus} GPU(s): NCCL needs a GPU per process; "
+                             f"start {gpus} (torchrun --nproc_per_node={gpus}; `sluice train` does) or set train.device: cpu")
         if use_cuda:
-            self.device = torch.device("cuda", self.local_rank % torch.cuda.device_count())
+            self.device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(self.device)
         else:
             self.device = torch.device("cpu")

@@ -19,7 +19,7 @@ import torch
 from sluice.config import TrainParams
 from sluice.errors import InputError
 from train import ddp
-from train.commands import torchrun_args
+from train.commands import per_gpu, torchrun_args
 from train.evaluate import run as run_evaluate
 from train.model import load_model
 
@@ -74,6 +74,19 @@ def test_torchrun_arguments():
     assert "--standalone" not in multi
     with pytest.raises(InputError, match="needs --rdzv-endpoint"):
         torchrun_args(2, nnodes="2")
+
+
+def test_one_process_per_gpu_on_cuda(monkeypatch, capsys):
+    # no GPU here: the CUDA queries answer as on a one-GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert per_gpu(2, "auto") == 1 and "2 processes asked on a node with 1 GPU(s): starting 1" in capsys.readouterr().err
+    assert per_gpu(2, "cpu") == 2 and per_gpu(1, "cuda") == 1 and capsys.readouterr().err == ""
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # a hand-written torchrun with 2 ranks on the one GPU
+    with pytest.raises(InputError, match="2 processes on this node but 1 GPU"):
+        ddp.Context(TrainParams(device="auto"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert per_gpu(2, "auto") == 2  # no GPU: the CPU's processes
 
 
 def test_single_process_training_writes_model_metrics_and_card(tmp_path, small_snapshot, monkeypatch):
