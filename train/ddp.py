@@ -173,6 +173,14 @@ def restore_rank_state(state: dict, data: Data, ctx: Context) -> None:
         torch.cuda.set_rng_state(state["cuda"], ctx.device)
 
 
+def autocast_dtype(cfg: TrainParams, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on a GPU that computes bf16 natively (compute capability 8 on: A100, H100, RTX 30xx);
+    older ones (T4, V100) would emulate it, slower than fp32, so they train in fp32."""
+    if not (cfg.bf16 and device.type == "cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else None
+
+
 def fmt_eta(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -207,7 +215,10 @@ def _train(ctx: Context, cfg: TrainParams, resume: bool, metrics_path: Path, cur
     net = ctx.wrap(model)
     if cfg.compile:
         net = torch.compile(net)
-    autocast = torch.bfloat16 if (cfg.bf16 and ctx.device.type == "cuda") else None
+    autocast = autocast_dtype(cfg, ctx.device)
+    if cfg.bf16 and ctx.device.type == "cuda" and autocast is None:
+        log(rank, f"[train] bf16 off: {torch.cuda.get_device_name(ctx.device)} has no native bf16 (compute capability "
+                  f"{'.'.join(map(str, torch.cuda.get_device_capability(ctx.device)))}); training in fp32")
     steps = len(data.train)
     recipe = Recipe.of(run_cfg)
     optimizer = recipe.make_optimizer(model, head_parameters(model, run_cfg.arch))

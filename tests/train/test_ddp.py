@@ -89,6 +89,16 @@ def test_one_process_per_gpu_on_cuda(monkeypatch, capsys):
     assert per_gpu(2, "auto") == 2  # no GPU: the CPU's processes
 
 
+def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # H100/H200
+    assert ddp.autocast_dtype(TrainParams(), cuda) is torch.bfloat16
+    assert ddp.autocast_dtype(TrainParams(bf16=False), cuda) is None
+    assert ddp.autocast_dtype(TrainParams(), torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4: emulated, fp32
+    assert ddp.autocast_dtype(TrainParams(), cuda) is None
+
+
 def test_single_process_training_writes_model_metrics_and_card(tmp_path, small_snapshot, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for var in ("RANK", "WORLD_SIZE"):
