@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sluice.config import TrainParams  # noqa: E402
 from train.data import LoaderSpec, load_data  # noqa: E402
+from train.ddp import autocast_dtype  # noqa: E402
 from train.engine import make_optimizer, train_one_epoch  # noqa: E402
 from train.model import build_model  # noqa: E402
 
@@ -61,7 +62,7 @@ def throughput(cfg: TrainParams, snapshot: Path, device: torch.device, steps: in
     model = build_model(cfg, data.num_classes).to(device, memory_format=torch.channels_last)
     net = torch.compile(model) if cfg.compile else model
     opt = make_optimizer(model, cfg.lr)
-    autocast = torch.bfloat16 if device.type == "cuda" and cfg.bf16 else None
+    autocast = autocast_dtype(cfg, device)
     batches, epoch = [], 0
     while len(batches) < steps + 5:
         data.train.set_epoch(epoch)
