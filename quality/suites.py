@@ -116,7 +116,7 @@ def images(env: Env) -> Suite:
         "images", "silver", "images", required=True, key=col("image_id"),
         frame={"image_id": col("image_id"), "pixel_hash": col("pixel_hash"), "width": col("width"),
                "height": col("height"), "mode": col("mode"), "pixel_bytes": nbytes("pixels"),
-               "phash": col("phash"), "mean": col("mean"), "std": col("std")},
+               "phash": col("phash"), "mean": col("mean"), "std": col("std"), "thumb_bytes": nbytes("thumb")},
         checks=[
             schema_check("images"),
             Check.row("image_id_sha256", "critical", "image_id", regex(HEX64), "image_id is sha256 hex"),
@@ -124,6 +124,8 @@ def images(env: Env) -> Suite:
             Check.row("pixel_bytes", "critical", "pixel_bytes", between(expected, expected),
                       f"pixels are {geometry.height}x{geometry.width}x3 uint8 = {expected} bytes (geometry recorded on images)"
                       if geometry else "pixels match the geometry recorded on images (none recorded: rerun clean)"),
+            Check.row("thumb_bytes", "critical", "thumb_bytes", between(1024, 1024),
+                      "dedup's stored thumbnail is 32x32 grey = 1024 bytes (null in rows cleaned before it existed)"),
             Check.row("width_range", "critical", "width", between(1, p.max_image_side), f"decoded width is 1..{p.max_image_side}"),
             Check.row("height_range", "critical", "height", between(1, p.max_image_side), f"decoded height is 1..{p.max_image_side}"),
             Check.row("mode_not_null", "critical", "mode", not_null(), "decoded mode is recorded"),

@@ -119,6 +119,12 @@ TABLES: dict[str, TableSpec] = {
                 # face boxes blurred at clean time (privacy.faces: blur; 0 = checked, none found), null when
                 # faces were not looked for (privacy.faces: keep). Last, so older lakes gain it by appending.
                 ("faces_blurred", pa.int16(), True),
+                # dedup's sketch of the pixels (sluice/thumbnails.py), computed at clean time: a 32x32 grey
+                # thumbnail (1 KB), whether the image is greyscale, its mean colour. Null in rows cleaned before
+                # these existed (dedup then computes them from the pixels).
+                ("thumb", pa.binary(), True),
+                ("greyscale", pa.bool_(), True),
+                ("mean_rgb", pa.list_(pa.field("element", pa.float64())), True),  # Delta's name for list items
             ),
             ("image_id",),
             "Decoded, verified, normalized pixels, one row per distinct image bytes (labels live in `labels`).",

@@ -44,7 +44,7 @@ import polars as pl
 import pyarrow as pa
 from PIL import Image
 
-from sluice import imaging
+from sluice import imaging, thumbnails
 from sluice.catalog import TABLES
 from sluice.config import CleanParams
 from sluice.errors import InputError
@@ -129,6 +129,7 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams,
     kept = [g for g, k in zip(good, keep) if k]
     faces = [f for f, k in zip(faces, keep) if k]
     pixels, flat, std = pixels[keep], flat[keep], std[keep]
+    thumb, greyscale, mean_rgb = thumbnails.sketch(pixels)
     table = pa.table({
         "image_id": pa.array([i for i, _ in kept], pa.string()),
         "width": pa.array([d.width for _, d in kept], pa.int32()),
@@ -141,6 +142,9 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams,
         "mean": pa.array(flat.mean(axis=1) if len(kept) else [], pa.float32()),
         "std": pa.array(std, pa.float32()),
         "faces_blurred": pa.array(faces, pa.int16()),
+        "thumb": pa.array([t.tobytes() for t in thumb], pa.binary()),
+        "greyscale": pa.array(greyscale, pa.bool_()),
+        "mean_rgb": pa.array(mean_rgb.tolist(), TABLES["images"].schema.field("mean_rgb").type),
     })
     return table, rejects
 

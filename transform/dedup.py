@@ -21,13 +21,16 @@ from collections import deque
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
+from sluice import thumbnails
 from sluice.compute import total_threads
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.progress import Meter
 from sluice.runs import new_run_id, reconcile
 from sluice.stage import stage_logger
+from sluice.thumbnails import equalise
 from transform.hamming import near_pairs
 
 STAGE = "dedup"
@@ -39,8 +42,9 @@ PHASH_BITS = 6
 PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
-# from this many images on (or whenever compute.scheduler_address is set) the thumbnails (one task per batch of
-# images) and the candidate search (partitioned by hash chunk) run on Dask; below it a LocalCluster costs more than it saves
+# from this many images on (or whenever compute.scheduler_address is set) the candidate search (partitioned by
+# hash chunk), and thumbnails not stored by clean (one task per batch of images), run on Dask; below it a
+# LocalCluster costs more than it saves
 DASK_MIN_IMAGES = 20_000
 TASK_BYTES = 8 << 20  # pixels a thumbnail task carries at most
 
@@ -68,54 +72,86 @@ def assign_groups(images: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> pl.Data
             .select("image_id", "dup_group", "is_canonical").sort("image_id"))
 
 
-def thumbnail_batch(ids: list[str], pixels: list[bytes]) -> tuple:
-    """One batch of silver images (equal sides): their ids, equalised and plain grey thumbnails,
-    greyscale flags and mean colours. A Dask task when dedup runs on a cluster."""
-    from transform.dedup_match import thumbnails
-
+def sketch_batch(ids: list[str], pixels: list[bytes], shape: tuple[int, ...] | None) -> tuple:
+    """One batch of silver rows without a stored sketch (cleaned before ``images.thumb`` existed): their
+    ids and the sketch computed from the pixels (``shape``: the recorded geometry, else square). A Dask
+    task when dedup runs on a cluster."""
     flat = np.frombuffer(b"".join(pixels), np.uint8)
-    side = round((flat.size / len(ids) / 3) ** 0.5)
-    px = flat.reshape(len(ids), side, side, 3)
-    spread = px.max(axis=3).astype(np.int16) - px.min(axis=3)
-    return (ids, thumbnails(px), thumbnails(px, equalise=False), (spread <= 3).mean(axis=(1, 2)) > 0.99,
-            px.reshape(len(ids), -1, 3).mean(axis=1))
+    if shape is None:
+        side = round((flat.size / len(ids) / 3) ** 0.5)
+        shape = (side, side, 3)
+    return (ids, *thumbnails.sketch(flat.reshape(len(ids), *shape)))
 
 
-def _thumbnails(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, on_progress=None
-                ) -> tuple[np.ndarray, ...]:
-    """``thumbnail_batch`` over the whole images table, in batches of ``batch_rows``, sorted like ``ids``.
-    With ``client`` the batches are tasks on its workers, at most two per worker thread in flight (the
-    pixels of the rest stay unread), so memory stays bounded whatever the table's size. ``on_progress(n)``
-    is called as each batch's n images are done."""
+def _stored_sketches(batch) -> tuple[tuple, list[str]]:
+    """A batch of (image_id, thumb, greyscale, mean_rgb) rows -> the part whose sketch is stored, and the
+    ids of rows without one."""
+    ids = np.asarray(batch.column("image_id").to_pylist(), dtype=object)
+    stored = batch.column("thumb").is_valid().to_numpy(zero_copy_only=False)
+    rows = batch.filter(pa.array(stored))
+    plain = np.frombuffer(b"".join(rows.column("thumb").to_pylist()), np.uint8).reshape(-1, thumbnails.GRID, thumbnails.GRID)
+    colour = rows.column("mean_rgb").flatten().to_numpy().reshape(-1, 3)
+    grey = rows.column("greyscale").to_numpy(zero_copy_only=False).astype(bool)
+    return (list(ids[stored]), plain, grey, colour), list(ids[~stored])
+
+
+def _sketches(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, on_progress=None
+              ) -> tuple[np.ndarray, ...]:
+    """Every silver image's equalised and plain thumbnails, greyscale flag and mean colour, sorted like
+    ``ids``. Read from ``images.thumb``/``greyscale``/``mean_rgb`` (1 KB an image, computed at clean time);
+    rows cleaned before those columns existed are computed from their pixels (``sketch_batch``: with
+    ``client`` one task per batch, at most two per worker thread in flight, so memory stays bounded).
+    ``on_progress(n)`` is called as each batch's n images are done."""
     parts: list[tuple] = []
-    in_flight: deque = deque()
-    window = 2 * total_threads(client) if client is not None else 0
     done = on_progress or (lambda n: None)
 
     def collect(part: tuple) -> None:
-        parts.append(part)
+        parts.append((part[0], equalise(part[1]), *part[1:]))
         done(len(part[0]))
+    missing: set[str] | None = None  # None: no row has a stored sketch (an older table)
+    if "thumb" in lake.dataset("images").schema.names:
+        missing = set()
+        for batch in lake.batches("images", ["image_id", "thumb", "greyscale", "mean_rgb"], batch_rows):
+            part, without = _stored_sketches(batch)
+            collect(part)
+            missing.update(without)
+    if missing is None or missing:
+        _from_pixels(lake, missing, batch_rows, client, collect)
+    got_ids = np.asarray([i for part in parts for i in part[0]], dtype=object)
+    order = np.argsort(got_ids)
+    assert np.array_equal(got_ids[order], ids)
+    return tuple(np.concatenate([part[k] for part in parts])[order] for k in range(1, 5))
+
+
+def _from_pixels(lake: Lake, only: set[str] | None, batch_rows: int, client, collect) -> None:
+    """``sketch_batch`` over the images table's rows (those in ``only`` when given)."""
+    import pyarrow.compute as pc
+
+    from sluice.imaging import read_geometry
+
+    geometry = read_geometry(lake, "images")
+    shape = geometry.shape if geometry is not None else None
+    in_flight: deque = deque()
+    window = 2 * total_threads(client) if client is not None else 0
     for batch in lake.batches("images", ["image_id", "pixels"], batch_rows):
+        if only is not None:
+            batch = batch.filter(pc.is_in(batch.column("image_id"), value_set=pa.array(sorted(only), pa.string())))
         if batch.num_rows == 0:
             continue
         if client is None:
-            collect(thumbnail_batch(batch.column("image_id").to_pylist(), batch.column("pixels").to_pylist()))
+            collect(sketch_batch(batch.column("image_id").to_pylist(), batch.column("pixels").to_pylist(), shape))
             continue
         # a task carries its pixels in its graph (scattering them first measured 1.8x slower), so tasks
         # stay under distributed's large-graph warning (10 MB)
         pieces = -(-batch.column("pixels").nbytes // TASK_BYTES)
         for piece in range(pieces):
             part = batch.slice(piece * -(-batch.num_rows // pieces), -(-batch.num_rows // pieces))
-            in_flight.append(client.submit(thumbnail_batch, part.column("image_id").to_pylist(),
-                                           part.column("pixels").to_pylist(), pure=False))
+            in_flight.append(client.submit(sketch_batch, part.column("image_id").to_pylist(),
+                                           part.column("pixels").to_pylist(), shape, pure=False))
             while len(in_flight) > window:
                 collect(in_flight.popleft().result())
     for future in in_flight:
         collect(future.result())
-    got_ids = np.asarray([i for part in parts for i in part[0]], dtype=object)
-    order = np.argsort(got_ids)
-    assert np.array_equal(got_ids[order], ids)
-    return tuple(np.concatenate([part[k] for part in parts])[order] for k in range(1, 5))
 
 
 KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour is looked at
@@ -190,7 +226,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     def edges(client=None):
         if meta.height:
             meter = Meter(log, "thumbnails", meta.height, "img")
-            thumbs, plain, grey, colour = _thumbnails(lake, ids, client=client, on_progress=meter.update)
+            thumbs, plain, grey, colour = _sketches(lake, ids, client=client, on_progress=meter.update)
             meter.close()
         else:
             thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4

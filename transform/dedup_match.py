@@ -22,11 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GRID = 32  # thumbnail side (fixed, whatever clean.size is)
+from sluice.thumbnails import GRID, grey_levels
+from sluice.thumbnails import equalise as equalised
+
 CENTRE = 24  # indexed window side
 SIZES = (24, 22, 20)  # query window sides: identity/shift, then crops up to ~17% of the side
 REACH, STEP = 4, 2  # query offsets: -REACH..REACH px around the centre, every STEP px
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @dataclass(frozen=True)
@@ -55,25 +56,8 @@ INDEX_WINDOWS = [Window(_C + dx, _C + dy, CENTRE) for dy in (0, 1) for dx in (0,
 # ---------------------------------------------------------------------------- thumbnails
 def thumbnails(pixels: np.ndarray, equalise: bool = True) -> np.ndarray:
     """(n, s, s, 3) uint8 images -> (n, 32, 32) uint8 (equalised) grey thumbnails."""
-    n = len(pixels)
-    if n == 0:
-        return np.zeros((0, GRID, GRID), np.uint8)
-    grey = pixels.astype(np.float32) @ _LUMA
-    side = grey.shape[1]
-    if side % GRID == 0:
-        f = side // GRID
-        grey = grey.reshape(n, GRID, f, GRID, f).mean(axis=(2, 4))
-    else:
-        from PIL import Image
-
-        grey = np.stack([np.asarray(Image.fromarray(g, "F").resize((GRID, GRID), Image.Resampling.BOX)) for g in grey])
-    levels = np.clip(np.rint(grey), 0, 255).astype(np.int64).reshape(n, -1)
-    if not equalise:
-        return levels.astype(np.uint8).reshape(n, GRID, GRID)
-    hist = np.bincount((levels + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n).reshape(n, 256)
-    cdf = np.cumsum(hist, axis=1) - hist / 2.0  # mid-rank: ties share one value
-    eq = np.take_along_axis(cdf, levels, axis=1) * (255.0 / levels.shape[1])
-    return np.clip(np.rint(eq), 0, 255).astype(np.uint8).reshape(n, GRID, GRID)
+    levels = grey_levels(pixels)
+    return equalised(levels) if equalise else levels
 
 
 def _dct_matrix(size: int) -> np.ndarray:

@@ -82,6 +82,7 @@ DEFECTS = {
     "crowd_votes": ("bronze", lambda w: w.edit("crowd_votes", _first(status="maybe")), "crowd_votes.status_known"),
     "crawl_log": ("bronze", lambda w: w.edit("crawl_log", _first(status=999)), "crawl_log.status_range"),
     "images": ("silver", lambda w: w.edit("images", _first(pixels=b"\0" * 100)), "images.pixel_bytes"),
+    "images thumb": ("silver", lambda w: w.edit("images", _first(thumb=b"\0" * 100)), "images.thumb_bytes"),
     "labels": ("silver", lambda w: w.edit("labels", _first(label="wolf")), "labels.resolved_label_in_classes"),
     "annotators": ("silver", lambda w: w.edit("annotators", _first(accuracy=1.7)), "annotators.accuracy_range"),
     "quarantine": ("silver", lambda w: w.edit("quarantine", _duplicate_first), "quarantine.key_unique"),

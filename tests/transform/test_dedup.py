@@ -143,19 +143,39 @@ def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make
     assert (members["match_score"] >= 0.8).all()
 
 
-def test_thumbnails_on_dask_workers_equal_the_local_ones(demo_lake):
+def _without_sketches(lake, keep_every: int) -> None:
+    """``images`` as an older clean stage left it: no stored sketch, except on every ``keep_every``-th row."""
+    import pyarrow as pa
+
+    table = lake.read("images").sort_by("image_id")
+    gone = pa.array([i % keep_every != 0 for i in range(table.num_rows)])
+    for name in ("thumb", "greyscale", "mean_rgb"):
+        col = table.column(name)
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 pa.compute.if_else(gone, pa.nulls(len(gone), col.type), col))
+    lake.overwrite("images", table)
+
+
+def test_dedup_reads_the_sketches_clean_stored_and_computes_missing_ones_from_pixels(demo_lake, tmp_path):
+    import shutil
+
     from distributed import Client, LocalCluster, get_task_stream
 
-    from transform.dedup import _thumbnails
+    from transform.dedup import _sketches
 
     lake = Lake(str(demo_lake))
     ids = np.sort(pl.from_arrow(lake.read("images", columns=["image_id"]))["image_id"].to_numpy().astype(object))
-    local = _thumbnails(lake, ids, batch_rows=100)
+    stored = _sketches(lake, ids, batch_rows=100)
+    assert len(ids) > 1000 and stored[0].shape == (len(ids), 32, 32) and stored[2].dtype == bool
+    assert stored[3].shape == (len(ids), 3) and lake.read("images", ["thumb"]).column(0).null_count == 0
+    old = Lake(str(shutil.copytree(demo_lake, tmp_path / "old")))
+    _without_sketches(old, keep_every=3)  # two thirds cleaned "before": computed from their pixels
+    assert all(np.array_equal(a, b) for a, b in zip(stored, _sketches(old, ids, batch_rows=100)))
+    _without_sketches(old, keep_every=len(ids) + 1)  # none stored: every batch a task on the workers
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as stream:
-            remote = _thumbnails(lake, ids, batch_rows=100, client=client)  # one task a batch, 2 in flight
-    ran = [t for t in stream.data if "thumbnail_batch" in str(t["key"])]
-    assert len(ids) > 1000 and len(ran) >= -(-len(ids) // 100)  # at least one task per 100 images
-    assert all(np.array_equal(a, b) for a, b in zip(local, remote))
-    assert local[0].shape == (len(ids), 32, 32) and local[2].dtype == bool and local[3].shape == (len(ids), 3)
+            remote = _sketches(old, ids, batch_rows=100, client=client)  # one task a batch, 2 in flight
+    ran = [t for t in stream.data if "sketch_batch" in str(t["key"])]
+    assert len(ran) >= -(-len(ids) // 100) - 1  # about one task per 100 images
+    assert all(np.array_equal(a, b) for a, b in zip(stored, remote))
