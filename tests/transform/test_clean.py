@@ -302,6 +302,27 @@ def test_stage_records_its_geometry_and_stores_pixels_at_that_shape(make_params,
     assert {len(p) for p in lake.read("images", columns=["pixels"]).column("pixels").to_pylist()} == {32 * 32 * 3}
 
 
+def test_clean_stores_dedups_sketch_and_dedup_groups_a_copy_at_a_non_square_geometry(make_params, dask_cluster):
+    import hashlib
+
+    from transform.dedup import run as dedup
+
+    photos = {f"photo{k}.jpg": enc(Image.fromarray(np.kron(smooth(k), np.ones((3, 2 + k % 3, 1), np.uint8))), "JPEG")
+              for k in range(6)}
+    photos["copy.png"] = enc(Image.open(io.BytesIO(photos["photo1.jpg"])), "PNG")  # the same photo, re-encoded
+    params = make_params({"clean": {"size": [24, 40], "resize": "pad", "background": [0, 0, 0], "outlier_z": 0}})
+    lake = Lake.from_params(params)
+    _land(lake, photos)
+    run(params, dask_cluster)
+    sketch = lake.read("images", columns=["thumb", "greyscale", "mean_rgb"]).to_pylist()
+    assert len(sketch) == 7 and all(len(r["thumb"]) == 32 * 32 and len(r["mean_rgb"]) == 3 for r in sketch)
+    dedup(params)  # thumbnails were square-only when dedup computed them from the pixels
+    group = {r["image_id"]: r["dup_group"] for r in lake.read("image_groups", columns=["image_id", "dup_group"]).to_pylist()}
+    ids = {name: hashlib.sha256(b).hexdigest() for name, b in photos.items()}
+    assert group[ids["copy.png"]] == group[ids["photo1.jpg"]]
+    assert len(set(group.values())) == 6  # the other five stand alone
+
+
 def test_clean_batch_quarantines_every_truncation_of_every_format():
     """The common formats (multi-frame too) cut at five points: each image is a row or a quarantine reason.
     (tests/sluice/test_imaging.py fuzzes the decoder itself over every format Pillow writes.)"""
