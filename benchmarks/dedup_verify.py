@@ -5,7 +5,10 @@ window aligned to the other's indexed window at 9 positions, then the correlatio
 on the equalised and the plain thumbnails: what dedup runs on every candidate) against the named
 baseline, the NumPy implementation dedup used before (dense interpolation matrices and batched
 products, blocks of 4,096 pairs; kept as the reference in ``tests/transform/test_aligned_ncc.py``), on
-the same pairs in the same process; the scores must agree within 1e-4. One thread, CPU seconds.
+the same pairs in the same process; the scores must agree within 1e-4. Then the check as dedup runs it,
+with its floor (``dedup.min_correlation``: the plain thumbnails' correlation is only computed where the
+equalised one reaches it), against the same compiled check without the floor; the accept decisions must
+be the same. One thread, CPU seconds.
 
 Pairs: thumbnails of CIFAR-10 photos (``~/data/cifar10``, see ../shared/DATASETS.md) when present, else
 scikit-learn's sample-photo tiles; each pair is an image and either an edited copy (shifted or cropped)
@@ -34,6 +37,7 @@ def main() -> None:
     from dedup_search import thumbs_of
     from test_aligned_ncc import reference
 
+    from sluice.params_data import DedupParams
     from transform.dedup_match import INDEX_WINDOWS, WINDOWS, aligned_scores, thumbnails
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -68,7 +72,13 @@ def main() -> None:
     print(f"  compiled: {t_ours / len(a) * 1e6:6.1f} CPU us a pair   NumPy (baseline): {t_base / len(a) * 1e6:6.1f} "
           f"CPU us a pair")
     print(f"  speedup vs the NumPy verification: {t_base / t_ours:.1f}x   largest score difference: {diff:.1e}")
-    if diff > 1e-4:
+    floor = DedupParams().min_correlation
+    t_floor, (floored, _) = timed(lambda: aligned_scores(every, a, b, window, ref, plain=plain, floor=floor))
+    same = bool(np.array_equal(floored >= floor, ours >= floor))
+    print(f"  with dedup's floor (the plain check only where the equalised score reaches min_correlation {floor}; "
+          f"{(ours >= floor).mean():.1%} of these pairs do): {t_floor / len(a) * 1e6:6.1f} CPU us a pair -> "
+          f"{t_ours / t_floor:.2f}x vs the compiled check without it   same decisions: {'yes' if same else 'NO'}")
+    if diff > 1e-4 or not same:
         raise SystemExit(1)
 
 

@@ -168,7 +168,7 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
-               stats: dict | None = None, block: int = 8192, client=None, log=None, new: np.ndarray | None = None
+               stats: dict | None = None, client=None, log=None, new: np.ndarray | None = None
                ) -> tuple[np.ndarray, ...]:
     """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
 
@@ -176,8 +176,9 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
     Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
     and the stored whole-image perceptual hashes within PHASH_BITS. ``max_per_image`` and ``stats``: see
-    :func:`transform.dedup_search.candidates`. Pixel checks run ``block`` pairs at a time (bounded memory);
-    the candidate search runs on ``client``'s Dask workers when one is given; ``log`` gets its progress.
+    :func:`transform.dedup_search.candidates`. The candidate search and the aligned check run on
+    ``client``'s Dask workers when one is given; ``log`` gets their progress. Pairs with a nearly
+    detail-free image get the plain correlation only (the aligned check is not run for them).
     With ``new`` (row numbers), only pairs with at least one new image are searched and returned.
     """
     from transform.dedup_match import detail, plain_correlation
@@ -188,19 +189,17 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
         fresh = np.zeros(len(phash), bool)
         fresh[new] = True
         pi, pj = pi[fresh[pi] | fresh[pj]], pj[fresh[pi] | fresh[pj]]
+    smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
     ni, nj, score, geometry = match(thumbs, threshold, extra=(pi, pj), plain=plain, max_per_image=max_per_image,
-                                    stats=stats, client=client, log=log, new=new)
+                                    stats=stats, client=client, log=log, new=new, floor=min_correlation,
+                                    unaligned=smooth)
     cand = ~(pixel_hash[ni] == pixel_hash[nj])  # pairs already exact need no pixel check
     ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
     ok = score >= min_correlation + moved_margin * (geometry > 0)
-    smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
     tiny = smooth[ni] | smooth[nj]
     if tiny.any():
         geometry[tiny] = 0
-        rows = np.flatnonzero(tiny)
-        for start in range(0, len(rows), block):
-            sl = rows[start:start + block]
-            score[sl] = plain_correlation(plain, ni[sl], nj[sl])
+        score[tiny] = plain_correlation(plain, ni[tiny], nj[tiny])
         ok[tiny] = score[tiny] >= max(min_correlation, TINY_MIN_CORRELATION)
     return ni, nj, score, geometry, ok
 

@@ -101,23 +101,24 @@ def detail(grey: np.ndarray) -> np.ndarray:
 
 
 def plain_correlation(grey: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Pearson correlation of whole (not equalised, not aligned) grey thumbnails, per pair."""
-    return (_standardise(grey[i].astype(np.float32)) * _standardise(grey[j].astype(np.float32))).sum(axis=1)
+    """Pearson correlation of whole (not equalised, not aligned) grey thumbnails, per pair (compiled:
+    :func:`transform.aligned_ncc.pearson`)."""
+    from transform.aligned_ncc import pearson
 
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    x = x.reshape(len(x), -1)
-    x = x - x.mean(axis=1, keepdims=True)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-3)
+    out = np.empty(len(i), np.float32)
+    pearson(np.ascontiguousarray(grey, np.uint8), np.ascontiguousarray(i, np.int64), np.ascontiguousarray(j, np.int64), out)
+    return out
 
 
 def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-                   plain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   plain: np.ndarray | None = None, floor: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
     """Verification per pair: align ``a``'s query window WINDOWS[window] to ``b``'s indexed window
     INDEX_WINDOWS[ref] (refined +-1 px on the windows), then correlate the *whole overlap* of the two
     equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too;
-    with ``plain`` the lower of that and the same correlation of the plain thumbnails. Compiled, one
-    pair at a time (:mod:`transform.aligned_ncc`).
+    with ``plain`` the lower of that and the same correlation of the plain thumbnails, for the pairs
+    whose equalised score reaches ``floor`` (the lowest score a caller accepts: below it the pair is
+    rejected either way, and keeps its equalised score). Compiled, one pair at a time
+    (:mod:`transform.aligned_ncc`).
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted)."""
     from transform.aligned_ncc import scores
 
@@ -128,7 +129,7 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
+           float(floor), a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
     geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
     return score, geometry
 

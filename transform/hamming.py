@@ -2,7 +2,11 @@
 
 Multi-index hashing: split the 64 bits into ``m`` chunks; two codes within ``t`` bits agree within
 ``t // m`` bits on at least one chunk, so each chunk's bucket table (probed with every flip of up to
-that many bits) yields every candidate, which is then checked on all 64 bits. Used by dedup (window
+that many bits) yields every candidate, which is then checked on all 64 bits. Tighter, and still
+exact (Norouzi, Punjani & Fleet, "Fast Search in Hamming Space with Multi-Index Hashing", 2012): with
+t = m * r + a (a < m), only a + 1 chunks need radius r and the other m - a - 1 radius r - 1 (were all
+of them farther, the codes would differ in at least (a + 1)(r + 1) + (m - a - 1) r = t + 1 bits), so
+those chunks are probed with far fewer flips (:func:`radii`). Used by dedup (window
 and perceptual hashes) and its benchmark; ``brute_force_pairs`` is the quadratic baseline.
 
 Real hashes are not uniform (smooth or degenerate images share bit patterns; a DCT hash's DC bit is
@@ -41,25 +45,45 @@ def _probes(bits: int, r: int) -> int:
     return sum(comb(bits, k) for k in range(r + 1))
 
 
+def radii(m: int, threshold: int) -> list[int]:
+    """Probe radius of each of ``m`` chunks for an exact search within ``threshold`` bits: with
+    threshold = m * r + a, the last a + 1 chunks (the narrower ones when 64 is not a multiple of m) get
+    r and the others r - 1 (-1: that chunk's table is not needed at all)."""
+    r, a = divmod(threshold, m)
+    return [r - 1] * (m - a - 1) + [r] * (a + 1)  # chunk 0 holds a DCT hash's always-set DC bit: the fullest
+
+
+def probed_chunks(m: int, threshold: int) -> list[int]:
+    """The chunks whose tables an exact search within ``threshold`` bits needs (radius >= 0)."""
+    return [c for c, r in enumerate(radii(m, threshold)) if r >= 0]
+
+
+def _widths(m: int) -> list[int]:
+    return [len(range(c, 64, m)) for c in range(m)]
+
+
 def plan_chunks(n: int, threshold: int, occupancy=None) -> tuple[int, int]:
     """Pick (chunks m, probe radius r) for multi-index hashing of ``n`` 64-bit codes.
 
     Split the code into m chunks; two codes within ``threshold`` bits agree within r = threshold // m
-    bits on at least one chunk (pigeonhole: otherwise every chunk differs in r+1 or more). Cost per
-    query ~ m * probes(r) * (probe cost + expected bucket size), where a probe of a direct table costs
+    bits on at least one chunk (pigeonhole: otherwise every chunk differs in r+1 or more), and only
+    some chunks need that radius, the others one less (:func:`radii`). Cost per query ~ the sum over
+    chunks of probes(radius) * (probe cost + expected bucket size), where a probe of a direct table costs
     about as much as scanning 45 bucket entries (two binary searches in a sorted table: 200); the expected
-    bucket size is n / 2**chunk_bits for uniform codes, or ``occupancy(m)`` (measured) when given.
+    bucket size is n / 2**chunk_bits for uniform codes, or ``occupancy(m)[c]`` (measured, per chunk:
+    a DCT hash's always-set DC bit makes chunk 0 about twice as full as the others) when given.
     Pick the cheapest m.
     """
     best = None
     for m in range(2, 17):  # chunks of 32 down to 4 bits
-        bits = 64 // m
-        r = threshold // m
         probe_cost = _PROBE_COST if -(-64 // m) <= _TABLE_BITS else _SEARCH_PROBE_COST
-        occ = occupancy(m) if occupancy is not None and -(-64 // m) <= _TABLE_BITS else n / 2.0 ** bits
-        cost = m * _probes(bits, r) * (probe_cost + occ)
+        measured = occupancy(m) if occupancy is not None and -(-64 // m) <= _TABLE_BITS else None
+        cost = 0.0
+        for c, (bits, radius) in enumerate(zip(_widths(m), radii(m, threshold))):
+            occ = measured[c] if measured is not None else n / 2.0 ** bits
+            cost += _probes(bits, radius) * (probe_cost + occ)
         if best is None or cost < best[0]:
-            best = (cost, m, r)
+            best = (cost, m, threshold // m)
     return best[1], best[2]
 
 
@@ -97,15 +121,11 @@ def plan_for(codes: np.ndarray, threshold: int) -> tuple[int, int]:
     codes = np.ascontiguousarray(codes).view(np.uint64)
     n = len(codes)
     sample = codes[:: max(1, n // 200_000)]
-    measured: dict[int, float] = {}
-
-    def occupancy(m: int) -> float:  # expected bucket size met by a query distributed like the codes
-        if m not in measured:
-            perm, bounds = _layout(m)
-            keys = _permute(sample, perm)
-            measured[m] = max(float((np.bincount(_keys(keys, lo, hi)).astype(np.float64) ** 2).sum())
-                              / len(sample) ** 2 * n for lo, hi in bounds)
-        return measured[m]
+    def occupancy(m: int) -> list[float]:  # per chunk: expected bucket size met by a query distributed like the codes
+        perm, bounds = _layout(m)
+        keys = _permute(sample, perm)
+        return [float((np.bincount(_keys(keys, lo, hi)).astype(np.float64) ** 2).sum()) / len(sample) ** 2 * n
+                for lo, hi in bounds]
 
     return plan_chunks(n, threshold, occupancy if n else None)
 
@@ -121,10 +141,12 @@ class HammingIndex:
         self.threshold = threshold
         self.m, self.r = plan or plan_for(self.codes, threshold)
         self.perm, bounds = _layout(self.m)
-        self.bounds = [bounds[c] for c in (range(self.m) if chunks is None else chunks)]
+        radius = radii(self.m, threshold)
+        chunks = probed_chunks(self.m, threshold) if chunks is None else [c for c in chunks if radius[c] >= 0]
+        self.bounds = [bounds[c] for c in chunks]
         permuted = _permute(self.codes, self.perm)
         self.tables = []
-        for lo, hi in self.bounds:
+        for c, (lo, hi) in zip(chunks, self.bounds):
             key = _keys(permuted, lo, hi)
             # row numbers as int32 while they fit (75 window codes an image: 28M images): 12 bytes a code
             # per chunk table instead of 16
@@ -135,7 +157,7 @@ class HammingIndex:
                 table["count"], table["start"] = count, np.cumsum(count) - count
             else:
                 table["sorted"] = key[order]
-            table["flips"] = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, self.r + 1)
+            table["flips"] = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, radius[c] + 1)
                                                for bits in combinations(range(hi - lo), k)], np.int64)
             self.tables.append(table)
         self.largest_bucket = max((int(t["count"].max()) for t in self.tables if "count" in t), default=0)

@@ -128,3 +128,37 @@ def test_no_pairs():
     empty = np.zeros(0, np.int64)
     scores, geometry = aligned_scores(thumbs, empty, empty, empty, empty, plain=plain)
     assert scores.shape == (0,) and geometry.shape == (0,)
+
+
+@pytest.mark.parametrize("floor", [0.3, 0.8])
+def test_floor_skips_the_plain_check_only_below_it(floor):
+    """Pairs whose equalised score reaches the floor keep the full score (the lower of equalised and
+    plain); pairs below it keep their equalised score, which is below the floor as the full one is."""
+    thumbs, plain, a, b, window, ref = _pairs(60, 3000, seed=5)
+    full, full_geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    equalised, _ = aligned_scores(thumbs, a, b, window, ref)
+    got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor)
+    above = equalised >= floor
+    assert above.any() and (~above).any()
+    assert np.array_equal(got[above], full[above]) and np.array_equal(got[~above], equalised[~above])
+    assert np.array_equal(got >= floor, full >= floor)  # the same accept decisions at any threshold >= floor
+    assert np.array_equal(geometry, full_geometry)
+
+
+def test_plain_correlation_is_pearson_of_the_whole_thumbnails():
+    from transform.dedup_match import plain_correlation
+
+    rng = np.random.default_rng(7)
+    grey = rng.integers(0, 256, (50, 32, 32)).astype(np.uint8)
+    grey[3] = 90  # flat: its norm is floored, its correlation 0
+    grey[4] = 255 - grey[5]  # anti-correlated
+    grey[6] = grey[7] // 2 + 20  # a linear change of another: correlation 1
+    i, j = rng.integers(0, 50, 400), rng.integers(0, 50, 400)
+    i[:3], j[:3] = [3, 4, 6], [8, 5, 7]
+    x, y = grey[i].reshape(len(i), -1).astype(np.float64), grey[j].reshape(len(j), -1).astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    want = (x * y).sum(axis=1) / np.maximum(np.linalg.norm(x, axis=1), 1e-3) / np.maximum(np.linalg.norm(y, axis=1), 1e-3)
+    got = plain_correlation(grey, i, j)
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5
+    assert got[0] == 0 and got[1] < -0.999 and got[2] > 0.999

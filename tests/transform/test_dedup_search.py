@@ -129,3 +129,40 @@ def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
 
         comp = components(len(images), a[inside], b[inside])
         assert len(set(comp[:120].tolist())) <= 3  # the closest candidates still tie the heavy group together
+
+
+def test_floor_keeps_every_pair_at_or_above_it_unchanged():
+    """match() with a floor (dedup passes min_correlation) returns the same pairs, scores and geometry
+    for every pair scoring at least the floor, also where a pair comes twice (window hashes and the
+    extra perceptual-hash pairs) and the higher of its two scores is kept."""
+    from transform.dedup_search import match
+
+    px = scenes(400, seed=4)
+    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
+    extra = (np.arange(0, 398, 2), np.arange(1, 399, 2))  # every pair of neighbours, some also window candidates
+    full = match(thumbs, 10, extra=extra, plain=plain)
+    for floor in (0.5, 0.8):
+        got = match(thumbs, 10, extra=extra, plain=plain, floor=floor)
+        assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1])
+        keep = full[2] >= floor
+        assert keep.any() and (~keep).any()
+        assert np.array_equal(got[2][keep], full[2][keep]) and np.array_equal(got[3][keep], full[3][keep])
+        assert np.array_equal(got[2] >= floor, keep)
+
+
+def test_pairs_with_an_unaligned_image_are_returned_unverified():
+    """near_edges gives pairs with a nearly detail-free image the plain correlation only, so match() skips
+    their aligned check: the same pairs come back, the others scored as before."""
+    from transform.dedup_search import match
+
+    px = scenes(300, seed=6)
+    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
+    flagged = np.zeros(len(px), bool)
+    flagged[::3] = True
+    full = match(thumbs, 10, plain=plain)
+    got = match(thumbs, 10, plain=plain, unaligned=flagged)
+    assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1])
+    skipped = flagged[got[0]] | flagged[got[1]]
+    assert skipped.any() and (~skipped).any()
+    assert np.all(got[2][skipped] == -2.0) and np.all(got[3][skipped] == 0)
+    assert np.array_equal(got[2][~skipped], full[2][~skipped]) and np.array_equal(got[3][~skipped], full[3][~skipped])
