@@ -93,6 +93,19 @@ def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarra
     return ii[first], qi[first], dist[first]
 
 
+def _codes(thumbs: np.ndarray, windows: list[Window], client=None) -> np.ndarray:
+    """``window_codes(thumbs, windows).ravel()``; with ``client`` as tasks over shares of the thumbnails
+    (two per worker thread), so the driver does not hash every window of every image alone."""
+    if client is None or len(thumbs) == 0:
+        return window_codes(thumbs, windows).ravel()
+    from sluice.compute import total_threads
+
+    step = -(-len(thumbs) // (2 * total_threads(client)))
+    futures = [client.submit(window_codes, client.scatter(thumbs[start:start + step]), windows, pure=False)
+               for start in range(0, len(thumbs), step)]
+    return np.concatenate([f.result() for f in futures]).ravel()
+
+
 def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows: list[Window], max_bits: int,
           block: int, stats: dict, client=None, done=None):
     """Yield (probing rows, (probe code row, table row, distance)) for blocks of ``rows``: the codes of
@@ -138,7 +151,7 @@ def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = No
     stats = {} if stats is None else stats
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
     parts = [_reduce_block(probing, *hits, max_per_image, stats)
-             for probing, hits in _hits(window_codes(thumbs, WINDOWS).ravel(), thumbs, np.arange(n), INDEX_WINDOWS,
+             for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, np.arange(n), INDEX_WINDOWS,
                                         max_bits, block, stats, client, on_progress)]
     return _closest_per_pair(parts, n)
 
@@ -167,9 +180,9 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
         probed[0] += r
         done(probed[0] // 2 - (probed[0] - r) // 2)
     parts = [_reduce_block(probing, *hits, max_per_image, stats)
-             for probing, hits in _hits(window_codes(thumbs, WINDOWS).ravel(), thumbs, new, INDEX_WINDOWS,
+             for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, new, INDEX_WINDOWS,
                                         max_bits, block, stats, client, progress)]
-    for probing, (qq, ii, dist) in _hits(window_codes(thumbs, INDEX_WINDOWS).ravel(), thumbs, new, WINDOWS,
+    for probing, (qq, ii, dist) in _hits(_codes(thumbs, INDEX_WINDOWS, client), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, progress):
         other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
         parts.append(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
