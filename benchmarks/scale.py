@@ -37,6 +37,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STAGES = [("ingest", "ingest.public"), ("labels", "transform.labels"), ("clean", "transform.clean"),
           ("dedup", "transform.dedup"), ("dataset", "transform.dataset"), ("export", "transform.export")]
+CHUNK = 5_000  # files a generating task writes
 FORMATS = [("PNG", ".png", {}), ("JPEG", ".jpg", {"quality": 88}), ("WEBP", ".webp", {"quality": 80}),
            ("GIF", ".gif", {})]
 
@@ -50,14 +51,14 @@ def _scene(rng, side_h: int, side_w: int):
     return Image.fromarray(np.clip(np.asarray(im, np.float32) + noise, 0, 255).astype(np.uint8))
 
 
-def make_images(root: Path, n: int, seed: int = 0) -> dict:
-    """``n`` files under ``root/<class>/``; returns how many of each kind were written."""
-    rng = np.random.default_rng(seed)
+def _write_chunk(job: tuple[Path, int, int, int]) -> dict:
+    """Files ``start .. stop - 1``, drawn from their own seeded stream (the same files whatever the
+    number of processes); copies take their originals from earlier files of the same chunk."""
+    root, start, stop, seed = job
+    rng = np.random.default_rng([seed, start])
     kinds = {"unique": 0, "exact_copy": 0, "near_copy": 0, "truncated": 0, "not_image": 0}
     recent: list[tuple[bytes, object]] = []  # (bytes, image) of earlier images, the copies' originals
-    for d in range(10):
-        (root / f"class{d}").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
+    for i in range(start, stop):
         folder = root / f"class{i % 10}"
         u = rng.random()
         if u < 0.04 and recent:
@@ -95,6 +96,24 @@ def make_images(root: Path, n: int, seed: int = 0) -> dict:
             else:
                 recent[int(rng.integers(512))] = (data, im)
         (folder / f"{i:07d}{ext}").write_bytes(data)
+    return kinds
+
+
+def make_images(root: Path, n: int, seed: int = 0) -> dict:
+    """``n`` files under ``root/<class>/``, written by one process per core in chunks of
+    ``CHUNK``; returns how many of each kind were written."""
+    from multiprocessing import get_context
+
+    for d in range(10):
+        (root / f"class{d}").mkdir(parents=True, exist_ok=True)
+    jobs = [(root, start, min(n, start + CHUNK), seed) for start in range(0, n, CHUNK)]
+    kinds: dict[str, int] = {}
+    with get_context("spawn").Pool(os.cpu_count()) as pool:
+        for done, chunk in enumerate(pool.imap_unordered(_write_chunk, jobs), 1):
+            for kind, count in chunk.items():
+                kinds[kind] = kinds.get(kind, 0) + count
+            if done % 20 == 0:
+                print(f"  wrote {done * CHUNK:,} of {n:,} files", file=sys.stderr, flush=True)
     return kinds
 
 
