@@ -167,6 +167,8 @@ def measure(n: int, keep: Path | None) -> dict:
 
         lake = Lake(str(work / "lake"))
         result["rows"] = {t: lake.count(t) for t in ("raw_images", "images", "dataset", "quarantine")}
+        result["ingest_commits"] = commit_times(lake.uri("raw_images"))
+        print(f"[{n}] ingest commits: {result['ingest_commits']}", file=sys.stderr)
         dedup = work / "data" / "manifests" / "dedup.json"  # candidates, search plan, heavy-bucket cap hits
         if dedup.is_file():
             result["dedup_counts"] = json.loads(dedup.read_text()).get("counts")
@@ -175,6 +177,22 @@ def measure(n: int, keep: Path | None) -> dict:
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def commit_times(uri: str) -> dict:
+    """Seconds between consecutive ingest commits of ``raw_images`` (a batch read, checked and
+    committed, automatic compactions included), from the Delta log's commit timestamps: the median of
+    the first and of the last tenth of the run, and their ratio."""
+    from deltalake import DeltaTable
+
+    stamps = sorted(h["timestamp"] for h in DeltaTable(uri).history() if h.get("operation") != "CREATE TABLE")
+    gaps = np.diff(np.asarray(stamps, dtype=np.float64)) / 1000
+    if len(gaps) < 10:
+        return {"commits": len(stamps)}
+    tenth = max(1, len(gaps) // 10)
+    first, last = float(np.median(gaps[:tenth])), float(np.median(gaps[-tenth:]))
+    return {"commits": len(stamps), "first_tenth_s": round(first, 4), "last_tenth_s": round(last, 4),
+            "last_vs_first": round(last / first, 3)}
 
 
 def exponent(ns: list[int], ts: list[float]) -> float:
