@@ -6,10 +6,10 @@ the other. Multi-index hash tables (:class:`transform.hamming.HammingIndex`) are
 codes and probed by the indexed codes a block of images at a time; each block's hits are reduced to
 one per pair at once, so only candidate pairs are kept, never every window hit.
 
-Partitioned: the search is the union over the index's hash chunks (the LSH bands) of what each chunk
-finds, so with a Dask client each (chunk, block of images) is a task: a worker builds one chunk's
-table and probes it; the driver merges a block's chunks and reduces it exactly as the local path
-does (same candidates, tested).
+On Dask each block of images is a task: a worker builds the index once (the first of the search's
+tasks it runs) and probes it with each block it is given; the driver reduces each block's hits as
+they arrive, in order, exactly as the local path does (same candidates, tested), with at most two
+blocks per worker thread in flight, so its memory does not grow with the hits of the whole search.
 
 Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
 image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
@@ -20,13 +20,17 @@ are Dask tasks when there is a client).
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import numpy as np
 
 from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, window_codes
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
-SPLIT = 2  # tasks per hash chunk on Dask (a chunk's table is built once per task)
 VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
+_INDEX: dict = {}  # in a Dask worker process: the running search's index, by search token (_block_hits)
+_INDEX_LOCK = threading.Lock()
 
 
 def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, dist: np.ndarray,
@@ -78,19 +82,25 @@ def _closest_per_pair(parts: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.n
     return owner[first], other[first], window[first], ref[first]
 
 
-def _band_hits(table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
-               chunk: int, windows: list[Window] = INDEX_WINDOWS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A Dask task: one chunk's table over ``table_codes``, probed by one block's ``windows`` codes."""
+def _block_hits(token: str, table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
+                windows: list[Window]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Dask task: one block's ``windows`` codes probe the search's index over ``table_codes``. The
+    first task of a search (``token``) to run in a worker process builds the index, the next ones probe
+    it: a worker builds it once, and a block's hits are those of the local search."""
     from transform.hamming import HammingIndex
 
-    table = HammingIndex(table_codes, threshold, plan=plan, chunks=[chunk])
-    return table.query(window_codes(thumbs, windows).ravel())
+    with _INDEX_LOCK:
+        if token not in _INDEX:
+            _INDEX.clear()  # an earlier search's index
+            _INDEX[token] = HammingIndex(table_codes, threshold, plan=plan)
+        index = _INDEX[token]
+    return index.query(window_codes(thumbs, windows).ravel())
 
 
-def _merge(parts: list[tuple[np.ndarray, ...]], n_table: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ii, qi, dist = (np.concatenate([p[c] for p in parts]) for c in range(3))
-    _, first = np.unique(ii * n_table + qi, return_index=True)  # a pair found by several chunks
-    return ii[first], qi[first], dist[first]
+def _forget_index() -> None:
+    """Run on every worker when a search ends: its index is not kept between searches or stage runs."""
+    with _INDEX_LOCK:
+        _INDEX.clear()
 
 
 def _codes(thumbs: np.ndarray, windows: list[Window], client=None) -> np.ndarray:
@@ -108,11 +118,12 @@ def _codes(thumbs: np.ndarray, windows: list[Window], client=None) -> np.ndarray
 
 def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows: list[Window], max_bits: int,
           block: int, stats: dict, client=None, done=None):
-    """Yield (probing rows, (probe code row, table row, distance)) for blocks of ``rows``: the codes of
-    their ``windows`` probe multi-index tables over ``table_codes``. Locally one index is built and
-    probed ``block`` images at a time; with ``client`` each (hash chunk, share of the rows) is a task
-    (SPLIT shares, so a chunk's table is built SPLIT times) and a share's chunks are merged here."""
-    from transform.hamming import HammingIndex, plan_for, probed_chunks
+    """Yield (probing rows, (probe code row, table row, distance)) for blocks of ``rows``, in order: the
+    codes of their ``windows`` probe multi-index tables over ``table_codes``. Locally one index is built
+    and probed ``block`` images at a time; with ``client`` each block is a task (:func:`_block_hits`,
+    each worker building the index once), at most two per worker thread in flight, so the driver holds
+    one block's hits at a time however many images there are."""
+    from transform.hamming import HammingIndex, plan_for
 
     done = done or (lambda n: None)
     if client is None or len(rows) == 0:
@@ -123,23 +134,31 @@ def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows
             yield probing, table.query(window_codes(thumbs[probing], windows).ravel())
             done(len(probing))
         return
+    from sluice.compute import total_threads
+
     plan = plan_for(table_codes, max_bits)
-    chunks = probed_chunks(plan[0], max_bits)
     stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
     shared = client.scatter(table_codes, broadcast=True)
-    big = max(block, -(-len(rows) // SPLIT))
-    shares = {start: client.scatter(thumbs[rows[start:start + big]]) for start in range(0, len(rows), big)}
-    futures = {start: [client.submit(_band_hits, shared, share, max_bits, plan, c, windows, pure=False)
-                       for c in chunks] for start, share in shares.items()}
-    stats["search_tasks"] = stats.get("search_tasks", 0) + len(shares) * len(chunks)
-    for start in list(shares):
-        got = []
-        probing = rows[start:start + big]
-        for c, future in enumerate(futures.pop(start)):
-            got.append(future.result())
-            done(len(probing) * (c + 1) // len(chunks) - len(probing) * c // len(chunks))
-        shares.pop(start).release()
-        yield probing, _merge(got, len(table_codes))
+    starts, running = deque(range(0, len(rows), block)), deque()
+    stats["search_tasks"] = stats.get("search_tasks", 0) + len(starts)
+    try:
+        while starts or running:
+            while starts and len(running) < 2 * total_threads(client):
+                start = starts.popleft()
+                share = client.scatter(thumbs[rows[start:start + block]])
+                running.append((start, client.submit(_block_hits, shared.key, shared, share, max_bits, plan, windows,
+                                                     pure=False)))
+            start, future = running.popleft()
+            hits = future.result()
+            future.release()
+            probing = rows[start:start + block]
+            yield probing, hits
+            done(len(probing))
+    finally:
+        for _, future in running:
+            future.cancel()
+        client.run(_forget_index)
+        shared.release()
 
 
 def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,

@@ -133,16 +133,14 @@ def plan_for(codes: np.ndarray, threshold: int) -> tuple[int, int]:
 class HammingIndex:
     """Multi-index hash tables over ``index`` codes, probed by blocks of queries (see :meth:`query`)."""
 
-    def __init__(self, index: np.ndarray, threshold: int, plan: tuple[int, int] | None = None,
-                 chunks: list[int] | None = None):
-        """``plan`` (m, r) skips the pricing; ``chunks`` builds only those chunks' tables (a band of a
-        search partitioned across workers: the union over all chunks of :meth:`query` is the result)."""
+    def __init__(self, index: np.ndarray, threshold: int, plan: tuple[int, int] | None = None):
+        """``plan`` (m, r) skips the pricing (a Dask search prices it once for all its workers)."""
         self.codes = np.ascontiguousarray(index).view(np.uint64)
         self.threshold = threshold
         self.m, self.r = plan or plan_for(self.codes, threshold)
         self.perm, bounds = _layout(self.m)
         radius = radii(self.m, threshold)
-        chunks = probed_chunks(self.m, threshold) if chunks is None else [c for c in chunks if radius[c] >= 0]
+        chunks = probed_chunks(self.m, threshold)
         self.bounds = [bounds[c] for c in chunks]
         permuted = _permute(self.codes, self.perm)
         self.tables = []
