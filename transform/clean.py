@@ -196,6 +196,14 @@ def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
         yield ids, contents, uris
 
 
+def outlier_inputs(table: pa.Table) -> pl.DataFrame:
+    """The columns of a cleaned batch that the outlier check reads, copied. A Dask task's result arrives
+    as one buffer of which every column is a view, so a zero-copy view of these five columns kept each
+    batch's pixels too: the driver grew ~5 KB an image (5.6 GB at 1M images) instead of ~100 bytes."""
+    columns = table.select(["image_id", "width", "height", "mean", "std"])
+    return pl.from_arrow(columns.take(np.arange(columns.num_rows)))
+
+
 def run(params, client=None) -> dict:
     """Clean every distinct raw image into silver ``images``; return the stage summary."""
     cfg = params.clean
@@ -248,7 +256,7 @@ def run(params, client=None) -> dict:
         table, bad = future.result()
         for image_id, reason, details in bad:
             quarantine.add(image_id, reason, details=f"{details} [{uri_of[image_id]}]")
-        stats.append(pl.from_arrow(table.select(["image_id", "width", "height", "mean", "std"])))
+        stats.append(outlier_inputs(table))
         pending.append(table)
         meter.update(counts["raw_rows"] - meter.done)
         flush()

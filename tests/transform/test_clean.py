@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 
 import imagehash
 import numpy as np
@@ -14,7 +15,7 @@ from PIL import Image
 
 from sluice.config import CleanParams
 from sluice.lake import Lake
-from transform.clean import Reject, clean_batch, decode, find_outliers, phash_batch, run
+from transform.clean import Reject, clean_batch, decode, find_outliers, outlier_inputs, phash_batch, run
 
 CFG = CleanParams(resize="squash")  # reference images below are squashed
 RNG = np.random.default_rng(7)
@@ -136,6 +137,24 @@ def test_batch_rows_have_hashes_and_stats():
     assert table.column("pixel_hash")[0].as_py() == __import__("hashlib").sha256(px.tobytes()).hexdigest()
     assert abs(table.column("mean")[0].as_py() - px.mean()) < 1e-3
     assert abs(table.column("std")[0].as_py() - px.std()) < 1e-3
+
+
+def test_outlier_inputs_do_not_keep_the_batch_alive():
+    """A task's result arrives as one buffer (Arrow IPC, as Dask ships it); the driver keeps the outlier
+    check's columns of every batch, and must not keep the batch's pixels with them."""
+    contents = [enc(Image.fromarray(np.roll(BASE, k, axis=1))) for k in range(8)]
+    table, _ = clean_batch([f"img{k}" for k in range(8)], contents, CFG)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    frame = sink.getvalue().to_pybytes()
+    baseline = sys.getrefcount(frame)
+    received = pa.ipc.open_stream(pa.py_buffer(frame)).read_all()
+    assert sys.getrefcount(frame) > baseline  # the received columns are views of the one buffer
+    kept = outlier_inputs(received)
+    del received
+    assert sys.getrefcount(frame) == baseline  # what is kept is a copy
+    assert kept.columns == ["image_id", "width", "height", "mean", "std"] and kept.height == table.num_rows
 
 
 def test_phash_matches_imagehash_within_rounding():
