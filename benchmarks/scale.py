@@ -6,13 +6,14 @@ JPEG, WebP and GIF; 4% are byte-exact copies of another image in another folder,
 (re-encoded at another quality and size), 2% truncated files and 0.5% not images at all. Every stage
 runs as its own process (``python -m <stage>``) exactly as ``dvc repro`` runs it, the lake in a
 temporary folder; its wall time and peak RSS (the largest process of the stage, Dask workers included)
-are measured. The growth exponent k of time ~ N^k is the least-squares slope of log time on log N.
+are measured, and the seconds between consecutive ingest commits (first vs last tenth of the run).
+The growth exponent k of time ~ N^k is the least-squares slope of log time on log N.
 As the other benchmarks, the baseline is measured in the same run: the time to read every image
 file's bytes (what any pipeline pays), next to ingest.
 
     python benchmarks/scale.py                     # 10k and 100k images
     python benchmarks/scale.py --sizes 10000 30000 # other sizes
-    python benchmarks/scale.py --full              # 10k, 100k and 1M (hours; not run by CI)
+    python benchmarks/scale.py --full              # 10k, 100k and 1M (~1.2 hours on 2 cores, ~50 GB of disk; not run by CI)
     python benchmarks/scale.py --markdown out.md   # also write the table as Markdown
     python benchmarks/scale.py --sizes 10000 --results r.json  # add (or replace) sizes in a results file
 """
