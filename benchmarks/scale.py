@@ -6,7 +6,8 @@ JPEG, WebP and GIF; 4% are byte-exact copies of another image in another folder,
 (re-encoded at another quality and size), 2% truncated files and 0.5% not images at all. Every stage
 runs as its own process (``python -m <stage>``) exactly as ``dvc repro`` runs it, the lake in a
 temporary folder; its wall time and peak RSS (the largest process of the stage, Dask workers included)
-are measured, and the seconds between consecutive ingest commits (first vs last tenth of the run).
+are measured, and the seconds between consecutive ingest commits (first vs last tenth of the run),
+with the commit alone (key check, append, compaction: the ingest manifest's ``commits``) beside it.
 The growth exponent k of time ~ N^k is the least-squares slope of log time on log N.
 As the other benchmarks, the baseline is measured in the same run: the time to read every image
 file's bytes (what any pipeline pays), next to ingest.
@@ -170,6 +171,10 @@ def measure(n: int, keep: Path | None) -> dict:
         result["rows"] = {t: lake.count(t) for t in ("raw_images", "images", "dataset", "quarantine")}
         result["ingest_commits"] = commit_times(lake.uri("raw_images"))
         print(f"[{n}] ingest commits: {result['ingest_commits']}", file=sys.stderr)
+        ingest = work / "data" / "manifests" / "ingest_public.json"  # each commit alone, without the file reads
+        if ingest.is_file():
+            result["ingest_commit_only"] = json.loads(ingest.read_text())["sources"]["synthetic"].get("commits")
+            print(f"[{n}] ingest commits alone: {result['ingest_commit_only']}", file=sys.stderr)
         dedup = work / "data" / "manifests" / "dedup.json"  # candidates, search plan, heavy-bucket cap hits
         if dedup.is_file():
             result["dedup_counts"] = json.loads(dedup.read_text()).get("counts")

@@ -8,6 +8,8 @@ URI). Every record is counted once as new, already present or quarantined, and t
 from __future__ import annotations
 
 import hashlib
+import statistics
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,10 +30,25 @@ class IngestStats:
     already_present: int = 0
     quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
+    commit_s: list[float] = field(default_factory=list)  # per batch: the key check, append and compaction
 
     def as_dict(self) -> dict:
         return {"seen": self.seen, "inserted": self.inserted, "already_present": self.already_present,
-                "quarantined": self.quarantined, "quarantine_reasons": dict(self.reasons)}
+                "quarantined": self.quarantined, "quarantine_reasons": dict(self.reasons),
+                "commits": commit_summary(self.commit_s)}
+
+
+def commit_summary(seconds: list[float]) -> dict:
+    """How many batches were committed and the median seconds of a commit (the key check, the append and
+    any compaction; not the reading of the files) in the first and last tenth of them: whether a
+    commit's cost grows with the table."""
+    out: dict = {"batches": len(seconds)}
+    if len(seconds) >= 10:
+        tenth = len(seconds) // 10
+        first, last = statistics.median(seconds[:tenth]), statistics.median(seconds[-tenth:])
+        out |= {"median_s_first_tenth": round(first, 4), "median_s_last_tenth": round(last, 4),
+                "last_vs_first": round(last / max(first, 1e-9), 3)}
+    return out
 
 
 def sha256(data: bytes) -> str:
@@ -63,7 +80,10 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
 
     def flush():
         if good:
-            inserted = lake.merge_insert("raw_images", raw_batch(good, source, run_id, utcnow()), run_id=run_id)
+            batch = raw_batch(good, source, run_id, utcnow())
+            started = time.perf_counter()
+            inserted = lake.merge_insert("raw_images", batch, run_id=run_id)
+            stats.commit_s.append(time.perf_counter() - started)
             stats.inserted += inserted
             stats.already_present += len(good) - inserted
             good.clear()

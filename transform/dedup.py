@@ -170,7 +170,9 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
                stats: dict | None = None, client=None, log=None, new: np.ndarray | None = None
                ) -> tuple[np.ndarray, ...]:
-    """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted.
+    """Candidate near pairs (i < j, not already exact) with score, geometry and whether they are accepted;
+    pairs the pixels rejected outright (below ``min_correlation``) are only counted, in
+    ``stats["below_floor"]`` (:func:`transform.dedup_search.match`).
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
 
@@ -255,9 +257,10 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     groups = (assign_groups(meta, np.concatenate([i, si]), np.concatenate([j, sj]))
               .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id"))
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
+    below = search.get("below_floor", 0)  # rejected by the pixels outright: counted, not returned
     counts = {"mode": mode.split(" (")[0], "why": mode, "new_images": meta.height if new is None else len(new),
-              "images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni),
-              "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()),
+              "images": meta.height, "exact_pairs": exact.height, "near_candidates": len(ni) + below,
+              "near_pairs": int(ok.sum()), "near_rejected_by_pixels": int((~ok).sum()) + below,
               "groups_with_duplicates": sizes.height, "images_in_groups": int(sizes["len"].sum() or 0),
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
               "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))},

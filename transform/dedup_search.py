@@ -11,6 +11,12 @@ tasks it runs) and probes it with each block it is given; the driver reduces eac
 they arrive, in order, exactly as the local path does (same candidates, tested), with at most two
 blocks per worker thread in flight, so its memory does not grow with the hits of the whole search.
 
+The candidates are filed by their lower row's bucket (``BUCKET_ROWS`` images) as blocks arrive, in
+their narrowest types; after the search each bucket is reduced to one candidate per pair, and
+:func:`match` verifies a bucket at a time and keeps only the pairs that reach the caller's floor:
+the driver's working set after the search is one bucket's, not every candidate's (which at 1M images
+was a 15 GB sort).
+
 Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
 image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
 and counts the rest in ``stats`` (reported by the stage, never silent). :func:`match` then verifies
@@ -28,6 +34,7 @@ import numpy as np
 from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, window_codes
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
+BUCKET_ROWS = 1 << 16  # lower rows per bucket of the pair reduction and verification (bounded driver memory)
 VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
 _INDEX: dict = {}  # in a Dask worker process: the running search's index, by search token (_block_hits)
 _INDEX_LOCK = threading.Lock()
@@ -72,14 +79,41 @@ def _packed(owner, other, window, ref, dist) -> tuple[np.ndarray, ...]:
 
 
 def _closest_per_pair(parts: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.ndarray, ...]:
-    """One candidate per unordered pair (a pair met from both sides keeps its closest hash)."""
+    """One candidate per unordered pair (a pair met from both sides keeps its closest hash), in the
+    order of (lower row, higher row)."""
     if not parts:
         parts = [_packed(*(np.zeros(0, np.int64),) * 5)]
     owner, other, window, ref, dist = (np.concatenate([p[c] for p in parts]) for c in range(5))
+    parts.clear()
     key = np.minimum(owner, other).astype(np.int64) * n + np.maximum(owner, other)
     order = np.lexsort((ref, window, owner, dist, key))
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
     return owner[first], other[first], window[first], ref[first]
+
+
+class PairBuckets:
+    """Candidate pairs filed by their lower row's bucket as the search's blocks arrive, so that the
+    one-per-pair reduction (:meth:`reduced`) and the verification run a bucket at a time."""
+
+    def __init__(self, n: int, rows: int = BUCKET_ROWS):
+        self.n, self.rows = n, rows
+        self.parts: list[list[tuple[np.ndarray, ...]]] = [[] for _ in range(max(1, -(-n // rows)))]
+
+    def add(self, packed: tuple[np.ndarray, ...]) -> None:
+        if len(self.parts) == 1:
+            self.parts[0].append(packed)
+            return
+        low = np.minimum(packed[0], packed[1]) // self.rows
+        order = np.argsort(low, kind="stable")
+        bounds = np.searchsorted(low[order], np.arange(len(self.parts) + 1))
+        for b, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+            if stop > start:
+                self.parts[b].append(tuple(c[order[start:stop]] for c in packed))
+
+    def reduced(self) -> list[tuple[np.ndarray, ...]]:
+        """Each bucket's closest candidate per pair (owner, other, window, ref), its blocks' parts freed
+        as it is reduced; concatenated in order they are :func:`candidates`' result."""
+        return [_closest_per_pair(parts, self.n) for parts in self.parts]
 
 
 def _block_hits(token: str, table_codes: np.ndarray, thumbs: np.ndarray, threshold: int, plan: tuple[int, int],
@@ -162,22 +196,18 @@ def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows
 
 
 def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
-               stats: dict | None = None, client=None, on_progress=None) -> tuple[np.ndarray, ...]:
+               stats: dict | None = None, client=None, on_progress=None, bucket_rows: int = BUCKET_ROWS
+               ) -> tuple[np.ndarray, ...]:
     """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per
-    pair; ``stats`` gets the search plan and what a cap dropped; ``on_progress(n)`` is called as the
-    search finishes with n images (a block, or on Dask one hash chunk's share of a block)."""
-    n = len(thumbs)
-    stats = {} if stats is None else stats
-    stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
-    parts = [_reduce_block(probing, *hits, max_per_image, stats)
-             for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, np.arange(n), INDEX_WINDOWS,
-                                        max_bits, block, stats, client, on_progress)]
-    return _closest_per_pair(parts, n)
+    pair, in (lower row, higher row) order; ``stats`` gets the search plan and what a cap dropped;
+    ``on_progress(n)`` is called as the search finishes with n images (a block)."""
+    return _joined(candidate_buckets(thumbs, max_bits, max_per_image, block, stats, client, on_progress,
+                                     bucket_rows=bucket_rows))
 
 
 def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_per_image: int | None = None,
-                        block: int = BLOCK, stats: dict | None = None, client=None, on_progress=None
-                        ) -> tuple[np.ndarray, ...]:
+                        block: int = BLOCK, stats: dict | None = None, client=None, on_progress=None,
+                        bucket_rows: int = BUCKET_ROWS) -> tuple[np.ndarray, ...]:
     """The candidates of :func:`candidates` that involve at least one of the ``new`` rows: what a full
     search adds when those images join the others (an incremental dedup run). Two searches, both probed
     by the new images only: every image's query windows by their indexed windows, and every image's
@@ -185,37 +215,58 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
     The same candidates as :func:`candidates` restricted to pairs with a new image, as long as the cap
     does not bind (here an older image's cap counts only its candidates among one block of new images).
     With ``client`` both searches are Dask tasks, as in :func:`candidates`."""
+    return _joined(candidate_buckets(thumbs, max_bits, max_per_image, block, stats, client, on_progress, new=new,
+                                     bucket_rows=bucket_rows))
+
+
+def _joined(buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    return tuple(np.concatenate([b[c] for b in buckets]) for c in range(4))
+
+
+def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
+                      stats: dict | None = None, client=None, on_progress=None, new: np.ndarray | None = None,
+                      bucket_rows: int = BUCKET_ROWS) -> list[tuple[np.ndarray, ...]]:
+    """:func:`candidates` (or with ``new``, :func:`candidates_touching`) as a list of buckets of
+    ``bucket_rows`` lower rows, each (a, b, window, ref) in pair order."""
     n = len(thumbs)
-    k, m = len(WINDOWS), len(INDEX_WINDOWS)
-    new = np.asarray(new, np.int64)
     stats = {} if stats is None else stats
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
+    buckets = PairBuckets(n, bucket_rows)
+    if new is None:
+        for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, np.arange(n), INDEX_WINDOWS,
+                                   max_bits, block, stats, client, on_progress):
+            buckets.add(_reduce_block(probing, *hits, max_per_image, stats))
+        return buckets.reduced()
+    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    new = np.asarray(new, np.int64)
     done = on_progress or (lambda n: None)
     if n == 0 or len(new) == 0:
-        return _closest_per_pair([], n)
+        return buckets.reduced()
     probed = [0]  # images probed by the two searches together; progress reports half of it (exactly len(new))
 
     def progress(r: int) -> None:
         probed[0] += r
         done(probed[0] // 2 - (probed[0] - r) // 2)
-    parts = [_reduce_block(probing, *hits, max_per_image, stats)
-             for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, new, INDEX_WINDOWS,
-                                        max_bits, block, stats, client, progress)]
+    for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, new, INDEX_WINDOWS,
+                               max_bits, block, stats, client, progress):
+        buckets.add(_reduce_block(probing, *hits, max_per_image, stats))
     for probing, (qq, ii, dist) in _hits(_codes(thumbs, INDEX_WINDOWS, client), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, progress):
         other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
-        parts.append(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
-    return _closest_per_pair(parts, n)
+        buckets.add(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
+    return buckets.reduced()
 
 
 def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-           plain: np.ndarray | None = None, client=None, block: int = VERIFY_BLOCK, on_progress=None,
-           floor: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``: see there), ``block`` pairs at a time
+           plain: np.ndarray | None = None, client=None, block: int | None = None, on_progress=None,
+           floor: float = -2.0, shared: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``: see there), ``block`` (default
+    ``VERIFY_BLOCK``) pairs at a time
     (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
-    every worker once, at most two tasks per worker thread in flight), so the driver holds the pairs and
-    their scores, never the pixel work."""
+    every worker once, or ``shared``: :func:`_scatter`'s, for several calls; at most two tasks per worker
+    thread in flight), so the driver holds the pairs and their scores, never the pixel work."""
     done = on_progress or (lambda n: None)
+    block = block or VERIFY_BLOCK
     if client is None or len(a) <= block:
         parts = []
         for start in range(0, len(a), block):
@@ -225,12 +276,9 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
         if not parts:
             return aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    from collections import deque
-
     from sluice.compute import total_threads
 
-    shared = client.scatter([thumbs, plain], broadcast=True, hash=False) if plain is not None else \
-        [client.scatter(thumbs, broadcast=True, hash=False), None]
+    shared = shared or _scatter(client, thumbs, plain)
     window_size, in_flight, parts = 2 * total_threads(client), deque(), []
     for start in range(0, len(a), block):
         sl = slice(start, start + block)
@@ -245,6 +293,13 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _scatter(client, thumbs: np.ndarray, plain: np.ndarray | None) -> list:
+    """The thumbnails (and plain ones) on every worker, for verification tasks."""
+    if plain is None:
+        return [client.scatter(thumbs, broadcast=True, hash=False), None]
+    return client.scatter([thumbs, plain], broadcast=True, hash=False)
+
+
 def _meter(log, desc: str, total: int, unit: str):
     if log is None:
         return None
@@ -256,42 +311,59 @@ def _meter(log, desc: str, total: int, unit: str):
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
           client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-          unaligned: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All candidate pairs (i < j) of equalised thumbnails with their verification score and geometry
-    (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score threshold.
-    ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are verified too.
-    The candidate search (:func:`candidates`) and the verification (:func:`verify`) run on ``client``'s
-    Dask workers when one is given; with ``log``, each reports its progress there (sluice.progress.Meter).
-    With ``new`` (row numbers) only pairs with a new image are searched (:func:`candidates_touching`:
-    its cost follows the new images). ``floor``: the lowest score the caller accepts (see
-    :func:`transform.dedup_match.aligned_scores`). ``unaligned`` (a flag per image): pairs with such an
-    image are returned unverified (score -2, geometry 0), for the caller to check otherwise."""
+          unaligned: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j, in that order) of equalised thumbnails with their verification score and
+    geometry (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score
+    threshold. ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are
+    verified too. The candidate search (:func:`candidate_buckets`) and the verification (:func:`verify`)
+    run on ``client``'s Dask workers when one is given; with ``log``, each reports its progress there
+    (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a new image are searched (its
+    cost follows the new images). ``floor``: the lowest score the caller accepts (see
+    :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not returned, only
+    counted (``stats["below_floor"]``), a bucket of pairs at a time, so what the driver keeps is the
+    candidates' compact form and the pairs that may be accepted. ``unaligned`` (a flag per image): pairs
+    with such an image are returned unverified (score -2, geometry 0), for the caller to check otherwise."""
+    stats = {} if stats is None else stats
     meter = _meter(log, "candidate search", len(thumbs) if new is None else len(new), "img")
-    if new is None:
-        a, b, window, ref = candidates(thumbs, max_bits, max_per_image, stats=stats, client=client,
-                                       on_progress=meter and meter.update)
-    else:
-        a, b, window, ref = candidates_touching(thumbs, new, max_bits, max_per_image, stats=stats, client=client,
-                                                on_progress=meter and meter.update)
+    buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
+                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows)
     if meter:
         meter.close()
     if extra is not None and len(extra[0]):
-        centre = WINDOWS.index(Window(_C, _C, CENTRE))
-        a, b = np.concatenate([a, extra[0].astype(a.dtype)]), np.concatenate([b, extra[1].astype(b.dtype)])
-        window = np.concatenate([window, np.full(len(extra[0]), centre, window.dtype)])
-        ref = np.concatenate([ref, np.zeros(len(extra[0]), ref.dtype)])
-    check = np.ones(len(a), bool) if unaligned is None else ~(unaligned[a] | unaligned[b])
-    scores, geometry = np.full(len(a), -2.0, np.float32), np.zeros(len(a), np.int8)
-    meter = _meter(log, "pixel verification", len(a), "pairs")
-    if meter and not check.all():
-        meter.update(int((~check).sum()))  # the caller's plain check of these takes microseconds
-    scores[check], geometry[check] = verify(thumbs, a[check], b[check], window[check], ref[check], plain=plain,
-                                            client=client, on_progress=meter and meter.update, floor=floor)
+        _add_extra(buckets, *extra, bucket_rows)
+    meter = _meter(log, "pixel verification", sum(len(bucket[0]) for bucket in buckets), "pairs")
+    shared = _scatter(client, thumbs, plain) if client is not None and \
+        sum(len(bucket[0]) for bucket in buckets) > VERIFY_BLOCK else None
+    stats["below_floor"], out = 0, []
+    for number, (a, b, window, ref) in enumerate(buckets):
+        buckets[number] = None  # freed as it is verified
+        check = np.ones(len(a), bool) if unaligned is None else ~(unaligned[a] | unaligned[b])
+        scores, geometry = np.full(len(a), -2.0, np.float32), np.zeros(len(a), np.int8)
+        if meter and not check.all():
+            meter.update(int((~check).sum()))  # the caller's plain check of these takes microseconds
+        scores[check], geometry[check] = verify(thumbs, a[check], b[check], window[check], ref[check], plain=plain,
+                                                client=client, on_progress=meter and meter.update, floor=floor,
+                                                shared=shared)
+        keep = ~(scores < floor) | ~check
+        stats["below_floor"] += int((~keep).sum())
+        i, j = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+        scores, geometry = scores[keep], geometry[keep]
+        order = np.lexsort((-scores, j, i))  # a pair met twice (window and extra) keeps its higher score
+        i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
+        first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+        out.append((i[first], j[first], scores[first], geometry[first]))
     if meter:
         meter.close()
-    i, j = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((-scores, j, i))
-    i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
-    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-    return i[first], j[first], scores[first], geometry[first]
+    return tuple(np.concatenate([part[c] for part in out]) for c in range(4))
 
+
+def _add_extra(buckets: list, i: np.ndarray, j: np.ndarray, bucket_rows: int) -> None:
+    """Append the ``extra`` pairs to their lower row's bucket, verified from the centre window."""
+    centre = WINDOWS.index(Window(_C, _C, CENTRE))
+    low = np.minimum(i, j) // bucket_rows
+    for number, (a, b, window, ref) in enumerate(buckets):
+        mine = low == number
+        buckets[number] = (np.concatenate([a, i[mine].astype(a.dtype)]), np.concatenate([b, j[mine].astype(b.dtype)]),
+                           np.concatenate([window, np.full(int(mine.sum()), centre, window.dtype)]),
+                           np.concatenate([ref, np.zeros(int(mine.sum()), ref.dtype)]))

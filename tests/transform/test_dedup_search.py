@@ -127,10 +127,10 @@ def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
         assert len(set(comp[:120].tolist())) <= 3  # the closest candidates still tie the heavy group together
 
 
-def test_floor_keeps_every_pair_at_or_above_it_unchanged():
-    """match() with a floor (dedup passes min_correlation) returns the same pairs, scores and geometry
-    for every pair scoring at least the floor, also where a pair comes twice (window hashes and the
-    extra perceptual-hash pairs) and the higher of its two scores is kept."""
+def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest():
+    """match() with a floor (dedup passes min_correlation) returns the pairs scoring at least the floor,
+    with the scores and geometry they have without it, also where a pair comes twice (window hashes and
+    the extra perceptual-hash pairs) and the higher of its two scores is kept; the others are counted."""
     from transform.dedup_search import match
 
     px = scenes(400, seed=4)
@@ -138,12 +138,39 @@ def test_floor_keeps_every_pair_at_or_above_it_unchanged():
     extra = (np.arange(0, 398, 2), np.arange(1, 399, 2))  # every pair of neighbours, some also window candidates
     full = match(thumbs, 10, extra=extra, plain=plain)
     for floor in (0.5, 0.8):
-        got = match(thumbs, 10, extra=extra, plain=plain, floor=floor)
-        assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1])
+        stats = {}
+        got = match(thumbs, 10, extra=extra, plain=plain, floor=floor, stats=stats)
         keep = full[2] >= floor
         assert keep.any() and (~keep).any()
-        assert np.array_equal(got[2][keep], full[2][keep]) and np.array_equal(got[3][keep], full[3][keep])
-        assert np.array_equal(got[2] >= floor, keep)
+        assert all(np.array_equal(g, f[keep]) for g, f in zip(got, full))
+        assert stats["below_floor"] == (~keep).sum()
+
+
+def test_buckets_of_pairs_give_the_whole_search_result(monkeypatch):
+    """The pair reduction and verification run a bucket of lower rows at a time (bounded memory): with
+    small buckets the candidates and the verified pairs are exactly those of one bucket, also with
+    extra pairs, a floor and the verification as Dask tasks (the thumbnails sent once for every bucket)."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from transform import dedup_search
+    from transform.dedup_search import match
+
+    px = scenes(500, seed=7)
+    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
+    whole = candidates(thumbs, 10, block=128)
+    assert all(np.array_equal(a, b) for a, b in zip(whole, candidates(thumbs, 10, block=128, bucket_rows=37)))
+    assert len({int(r) // 37 for r in np.minimum(whole[0], whole[1])}) > 5  # many buckets in use
+    extra = (np.arange(0, 498, 3), np.arange(1, 499, 3))
+    one = match(thumbs, 10, extra=extra, plain=plain, floor=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(one, match(thumbs, 10, extra=extra, plain=plain, floor=0.5,
+                                                                bucket_rows=37)))
+    monkeypatch.setattr(dedup_search, "VERIFY_BLOCK", 16)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as stream:
+            remote = match(thumbs, 10, extra=extra, plain=plain, floor=0.5, bucket_rows=37, client=client)
+    assert all(np.array_equal(a, b) for a, b in zip(one, remote))
+    assert len([t for t in stream.data if "aligned_scores" in str(t["key"])]) > 5  # verified as tasks
 
 
 def test_pairs_with_an_unaligned_image_are_returned_unverified():
