@@ -102,10 +102,11 @@ def _ours(images: np.ndarray, threshold: int, margin: float):
     t0 = time.process_time()
     thumbs, plain = thumbnails(images), thumbnails(images, equalise=False)
     pixel_hash = np.array([hash(a.tobytes()) for a in images])
-    i, j, score, geometry, ok = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0)
+    i, j, score, geometry, _ = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0)
     seconds = time.process_time() - t0
-    # the sweep varies min_correlation; moved alignments keep their margin
-    return i, j, np.where(ok, score - margin * (geometry > 0), -1.0), seconds
+    # the sweep varies min_correlation (every candidate is returned at -1.0; pairs with a detail-free image
+    # only above its stricter threshold); moved alignments keep their margin
+    return i, j, score - margin * (geometry > 0), seconds
 
 
 def _baseline(images: np.ndarray, max_bits: int):

@@ -313,17 +313,27 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
           client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
           unaligned: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Candidate pairs (i < j, in that order) of equalised thumbnails with their verification score and
-    geometry (0 aligned, 1 shifted, 2 cropped, 3 cropped and shifted); the caller applies the score
-    threshold. ``extra`` pairs (from another signal, e.g. the stored whole-image perceptual hash) are
-    verified too. The candidate search (:func:`candidate_buckets`) and the verification (:func:`verify`)
-    run on ``client``'s Dask workers when one is given; with ``log``, each reports its progress there
-    (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a new image are searched (its
-    cost follows the new images). ``floor``: the lowest score the caller accepts (see
-    :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not returned, only
-    counted (``stats["below_floor"]``), a bucket of pairs at a time, so what the driver keeps is the
-    candidates' compact form and the pairs that may be accepted. ``unaligned`` (a flag per image): pairs
-    with such an image are returned unverified (score -2, geometry 0), for the caller to check otherwise."""
+    """:func:`match_buckets`' pairs, all at once."""
+    parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, unaligned,
+                               bucket_rows))
+    return tuple(np.concatenate([part[c] for part in parts]) for c in range(4))
+
+
+def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
+                  plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
+                  client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
+                  unaligned: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS):
+    """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
+    order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
+    2 cropped, 3 cropped and shifted); the caller applies the score threshold, a bucket at a time, so
+    that it need not hold the pairs it rejects. ``extra`` pairs (from another signal, e.g. the stored
+    whole-image perceptual hash) are verified too. The candidate search (:func:`candidate_buckets`) and
+    the verification (:func:`verify`) run on ``client``'s Dask workers when one is given; with ``log``,
+    each reports its progress there (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a
+    new image are searched (its cost follows the new images). ``floor``: the lowest score the caller
+    accepts (see :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not yielded,
+    only counted (``stats["below_floor"]``). ``unaligned`` (a flag per image): pairs with such an image
+    are yielded unverified (score -2, geometry 0), for the caller to check otherwise."""
     stats = {} if stats is None else stats
     meter = _meter(log, "candidate search", len(thumbs) if new is None else len(new), "img")
     buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
@@ -335,7 +345,7 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
     meter = _meter(log, "pixel verification", sum(len(bucket[0]) for bucket in buckets), "pairs")
     shared = _scatter(client, thumbs, plain) if client is not None and \
         sum(len(bucket[0]) for bucket in buckets) > VERIFY_BLOCK else None
-    stats["below_floor"], out = 0, []
+    stats["below_floor"] = 0
     for number, (a, b, window, ref) in enumerate(buckets):
         buckets[number] = None  # freed as it is verified
         check = np.ones(len(a), bool) if unaligned is None else ~(unaligned[a] | unaligned[b])
@@ -352,10 +362,9 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
         order = np.lexsort((-scores, j, i))  # a pair met twice (window and extra) keeps its higher score
         i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
         first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-        out.append((i[first], j[first], scores[first], geometry[first]))
+        yield i[first], j[first], scores[first], geometry[first]
     if meter:
         meter.close()
-    return tuple(np.concatenate([part[c] for part in out]) for c in range(4))
 
 
 def _add_extra(buckets: list, i: np.ndarray, j: np.ndarray, bucket_rows: int) -> None:
