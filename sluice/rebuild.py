@@ -55,10 +55,12 @@ def rebuild(lake, manifest: dict, out_dir: Path | str) -> dict:
 
 def _pixels(lake, version: int, wanted_ids: pa.ChunkedArray, nbytes: int) -> dict[str, bytes]:
     """image_id -> pixel bytes of the wanted images whose pixels have the recorded size, in bounded batches."""
-    wanted = pa.array(sorted(set(wanted_ids.cast(pa.string()).to_pylist())), pa.string())
+    from sluice.membership import Members
+
+    wanted = Members(wanted_ids.cast(pa.string()).to_pylist())
     found: dict[str, bytes] = {}
     for batch in lake.batches("images", ["image_id", "pixels"], 4096, version):
         ids = batch.column("image_id").cast(pa.string())
-        keep = pc.and_(pc.is_in(ids, value_set=wanted), pc.equal(pc.binary_length(batch.column("pixels")), nbytes))
+        keep = pc.and_(wanted.mask(ids), pc.equal(pc.binary_length(batch.column("pixels")), nbytes))
         found.update(zip(ids.filter(keep).to_pylist(), batch.column("pixels").filter(keep).to_pylist()))
     return found

@@ -133,17 +133,17 @@ def _sketches(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, 
 
 def _from_pixels(lake: Lake, only: set[str] | None, batch_rows: int, client, collect) -> None:
     """``sketch_batch`` over the images table's rows (those in ``only`` when given)."""
-    import pyarrow.compute as pc
-
     from sluice.imaging import read_geometry
+    from sluice.membership import Members
 
     geometry = read_geometry(lake, "images")
     shape = geometry.shape if geometry is not None else None
     in_flight: deque = deque()
     window = 2 * total_threads(client) if client is not None else 0
+    wanted = Members(only) if only is not None else None
     for batch in lake.batches("images", ["image_id", "pixels"], batch_rows):
-        if only is not None:
-            batch = batch.filter(pc.is_in(batch.column("image_id"), value_set=pa.array(sorted(only), pa.string())))
+        if wanted is not None:
+            batch = batch.filter(wanted.mask(batch.column("image_id")))
         if batch.num_rows == 0:
             continue
         if client is None:

@@ -86,18 +86,21 @@ def read_members(lake: Lake, version: int) -> pl.DataFrame:
 
 
 def iter_pixels(lake: Lake, version: int | None, image_ids: list[str], batch_rows: int = 4096):
-    """(image_id, pixels) Arrow batches of the given images only, filtered in memory batch by batch.
+    """(image_id, pixels) Arrow batches of the given images only, filtered in memory batch by batch
+    against a set built once (:class:`sluice.membership.Members`: linear in the rows read).
 
     Not a pushed-down ``isin`` filter: pyarrow simplifies one of up to 50 values against each file's
     statistics, which deltalake types ``string_view``, and fails with ArrowNotImplementedError
     ``(string, string_view)``; with 51 and more it does not try. Filtering here works for any count.
     """
-    wanted = pa.array(sorted(set(image_ids)), pa.string())
+    from sluice.membership import Members
+
+    wanted = Members(image_ids)
     if len(wanted) == 0:
         return
     for batch in lake.batches("images", ["image_id", "pixels"], batch_rows, version):
         ids = batch.column("image_id").cast(pa.string())
-        keep = pc.is_in(ids, value_set=wanted)
+        keep = wanted.mask(ids)
         if pc.any(keep).as_py():
             yield pa.table({"image_id": ids.filter(keep), "pixels": batch.column("pixels").filter(keep)})
 

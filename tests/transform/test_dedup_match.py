@@ -97,3 +97,13 @@ def test_cross_search_equals_brute_force():
     cross = (bi < len(queries)) & (bj >= len(queries))
     assert sorted(zip(qi.tolist(), ii.tolist())) == sorted(zip(bi[cross].tolist(), (bj[cross] - len(queries)).tolist()))
     assert (dist <= 8).all() and len(qi) >= 200
+
+
+def test_detail_in_blocks_equals_detail_at_once(monkeypatch):
+    """detail() runs a block of thumbnails at a time (bounded memory), the same values as all at once."""
+    from transform import dedup_match
+
+    grey = np.random.default_rng(5).integers(0, 256, (50, 32, 32), dtype=np.uint8)
+    whole = dedup_match.detail(grey)
+    monkeypatch.setattr(dedup_match, "DETAIL_BLOCK", 7)
+    assert np.array_equal(dedup_match.detail(grey), whole) and whole.dtype == np.float32
