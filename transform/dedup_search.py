@@ -35,6 +35,7 @@ from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, al
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
 BUCKET_ROWS = 1 << 16  # lower rows per bucket of the pair reduction and verification (bounded driver memory)
+CODES_SHARE = 32_768  # images a window-code task hashes at most (Dask path: ~60 MB of thumbnails and codes)
 VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
 _INDEX: dict = {}  # in a Dask worker process: the running search's index, by search token (_block_hits)
 _INDEX_LOCK = threading.Lock()
@@ -139,15 +140,26 @@ def _forget_index() -> None:
 
 def _codes(thumbs: np.ndarray, windows: list[Window], client=None) -> np.ndarray:
     """``window_codes(thumbs, windows).ravel()``; with ``client`` as tasks over shares of the thumbnails
-    (two per worker thread), so the driver does not hash every window of every image alone."""
+    (two per worker thread, at most ``CODES_SHARE`` images each, at most two tasks per worker thread in
+    flight), so the driver does not hash every window of every image alone and a task's memory does
+    not grow with the table. The codes are written into one array as the tasks finish."""
     if client is None or len(thumbs) == 0:
         return window_codes(thumbs, windows).ravel()
     from sluice.compute import total_threads
 
-    step = -(-len(thumbs) // (2 * total_threads(client)))
-    futures = [client.submit(window_codes, client.scatter(thumbs[start:start + step]), windows, pure=False)
-               for start in range(0, len(thumbs), step)]
-    return np.concatenate([f.result() for f in futures]).ravel()
+    window_size = 2 * total_threads(client)
+    step = min(-(-len(thumbs) // window_size), CODES_SHARE)
+    out = np.empty((len(thumbs), len(windows)), np.int64)
+    starts, running = deque(range(0, len(thumbs), step)), deque()
+    while starts or running:
+        while starts and len(running) < window_size:
+            start = starts.popleft()
+            running.append((start, client.submit(window_codes, client.scatter(thumbs[start:start + step]), windows,
+                                                 pure=False)))
+        start, future = running.popleft()
+        out[start:start + step] = future.result()
+        future.release()
+    return out.ravel()
 
 
 def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows: list[Window], max_bits: int,

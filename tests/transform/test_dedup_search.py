@@ -47,17 +47,22 @@ def test_plan_is_priced_on_measured_occupancy():
     assert (m, r) != plan_for(uniform, 10)  # every bucket heavy: the plan changes (fewer probes)
 
 
-def test_dask_search_equals_local_search():
-    from distributed import Client, LocalCluster
+def test_dask_search_equals_local_search(monkeypatch):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from transform import dedup_search
 
     thumbs = thumbnails(scenes(600, seed=2))
     local_stats, dask_stats = {}, {}
     local = candidates(thumbs, 10, 256, block=128, stats=local_stats)
+    monkeypatch.setattr(dedup_search, "CODES_SHARE", 70)  # window codes in tasks of at most 70 images
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
-        remote = candidates(thumbs, 10, 256, block=128, stats=dask_stats, client=client)
+        with get_task_stream(client) as stream:
+            remote = candidates(thumbs, 10, 256, block=128, stats=dask_stats, client=client)
         held = client.run(lambda: len(__import__("transform.dedup_search", fromlist=["_INDEX"])._INDEX))
     assert held and set(held.values()) == {0}  # no worker keeps the index after the search
+    assert len([t for t in stream.data if "window_codes" in str(t["key"])]) == -(-600 // 70)
     assert all(np.array_equal(a, b) for a, b in zip(local, remote))
     assert dask_stats["search_tasks"] == 5 and dask_stats["window_hits"] == local_stats["window_hits"]
     pairs = set(zip(np.minimum(local[0], local[1]).tolist(), np.maximum(local[0], local[1]).tolist()))
