@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from urllib.parse import unquote
 
 import polars as pl
@@ -77,20 +78,31 @@ def normalize(names: pl.Series, pattern: str | None = None, replace: str | None 
 class ItemIndex:
     """``name -> image_id`` tables over ``raw_images``, one per item key, built on first use."""
 
-    def __init__(self, raw: pl.DataFrame, extra_reader=None):
-        self.raw = raw  # image_id, source_uri, fetched_at[, item_id]
+    def __init__(self, raw: pl.DataFrame | Callable[[], pl.DataFrame], extra_reader=None):
+        self._raw = raw  # image_id, source_uri, fetched_at[, item_id], or how to read them
         self._extra_reader = extra_reader  # () -> DataFrame(image_id, extra) for column:<extra field>
         self._tables: dict[str, pl.DataFrame] = {}
 
     @classmethod
     def from_lake(cls, lake) -> ItemIndex:
+        """The index over the lake's ``raw_images``, read when the first name is resolved: a run with no
+        votes to resolve does not hold the table's names (~200 MB at a million images)."""
         if not lake.exists("raw_images"):
             return cls(pl.DataFrame(schema={"image_id": pl.String, "source_uri": pl.String,
                                             "fetched_at": pl.Datetime("us", "UTC")}))
-        names = set(lake.table("raw_images").schema().to_arrow().names)
-        cols = ["image_id", "source_uri", "fetched_at"] + (["item_id"] if "item_id" in names else [])
-        raw = pl.from_arrow(lake.read("raw_images", columns=cols))
-        return cls(raw, lambda: pl.from_arrow(lake.read("raw_images", columns=["image_id", "extra"])))
+
+        def read() -> pl.DataFrame:
+            names = set(lake.table("raw_images").schema().to_arrow().names)
+            cols = ["image_id", "source_uri", "fetched_at"] + (["item_id"] if "item_id" in names else [])
+            return pl.from_arrow(lake.read("raw_images", columns=cols))
+
+        return cls(read, lambda: pl.from_arrow(lake.read("raw_images", columns=["image_id", "extra"])))
+
+    @property
+    def raw(self) -> pl.DataFrame:
+        if callable(self._raw):
+            self._raw = self._raw()
+        return self._raw
 
     def table(self, key: str) -> pl.DataFrame:
         if key not in self._tables:

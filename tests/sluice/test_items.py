@@ -72,3 +72,28 @@ def test_invalid_key_is_named():
     with pytest.raises(ValueError, match="item_key must be one of auto, source_uri"):
         check_key("image")
     assert check_key("column:item_id") == "column:item_id"
+
+
+def test_from_lake_reads_raw_images_only_when_a_name_is_resolved(tmp_path):
+    """A labels run with no votes must not hold every landed image's names."""
+    import pyarrow as pa
+
+    from sluice.catalog import TABLES
+    from sluice.lake import Lake
+
+    lake = Lake(str(tmp_path / "lake"))
+    rows = {"image_id": [iid(u) for u in URIS], "content": [b"x"] * len(URIS), "source": ["s"] * len(URIS),
+            "source_uri": URIS, "item_id": [None] * len(URIS), "source_label": [None] * len(URIS),
+            "split_hint": [None] * len(URIS), "license": [None] * len(URIS), "extra": [None] * len(URIS),
+            "fetched_at": [NOW] * len(URIS), "run_id": ["r"] * len(URIS)}
+    lake.append("raw_images", pa.table(rows, schema=TABLES["raw_images"].schema), run_id="r")
+    reads = []
+    read = lake.read
+    lake.read = lambda name, *a, **k: reads.append(name) or read(name, *a, **k)
+
+    index = ItemIndex.from_lake(lake)
+    assert index.resolve(pl.Series([], dtype=pl.String)).to_list() == [] and reads == []
+    assert resolve(index, ["cat/001.png", "001.png"]) == [iid(URIS[0]), None]  # 001.png names two images
+    assert reads == ["raw_images"]
+    resolve(index, ["dog/002.jpg"])
+    assert reads == ["raw_images"]  # read once

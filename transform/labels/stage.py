@@ -63,7 +63,8 @@ def run(params) -> dict:
     reconcile(f"{STAGE}:votes", votes.counts["votes_in"],
               **{k: v for k, v in votes.counts.items() if k not in ("votes_in", "pending_no_image")})
     universe, universe_from = _universe(lake, raw)
-    known = set(votes.usable["item"].to_list()) | set(raw["image_id"].to_list())
+    # the gold file's items are checked against every voted item and landed image: a set built only for one
+    known = set(votes.usable["item"].to_list()) | set(raw["image_id"].to_list()) if cfg.gold_file else set()
     gold = load_gold(cfg.gold_file, vocab, index, known)
     crowd = aggregate(votes.usable, vocab, cfg, gold)
     unknown = sorted(set(cfg.source_policy) - set(raw["source"].unique().to_list())) if raw.height else []
