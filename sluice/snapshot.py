@@ -67,9 +67,33 @@ def content_hash(folder: Path | str) -> str:
     return h.hexdigest()
 
 
+def shard_bounds(rows: int, shard_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of each shard of a split of ``rows`` rows (one empty shard for an empty split)."""
+    return [(start, min(start + shard_rows, rows)) for start in range(0, max(rows, 1), shard_rows)]
+
+
+def open_image_shards(folder: Path, split: str, rows: int, shape: tuple[int, ...], shard_rows: int) -> list[np.ndarray]:
+    """Writable memory maps of a split's ``<split>-<k>.images.npy`` files in ``folder``, laid out as
+    :func:`write_snapshot` lays them out, for a writer that fills rows in any order (the export stage
+    reads pixels in the table's order, not the snapshot's) and then hands ``folder`` to it as
+    ``images_in``: the pixels are written once, not staged and copied."""
+    maps = []
+    for k, (start, stop) in enumerate(shard_bounds(rows, shard_rows)):
+        path = folder / f"{split}-{k:05d}.images.npy"
+        if stop > start:
+            maps.append(np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(stop - start, *shape)))
+        else:  # an empty shard cannot be memory-mapped
+            np.save(path, np.zeros((0, *shape), np.uint8))
+            maps.append(np.zeros((0, *shape), np.uint8))
+    return maps
+
+
 def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: list[str],
-                   manifest_extra: dict | None = None, shard_rows: int = 8192) -> dict:
-    """Write a snapshot folder from scratch and return its manifest."""
+                   manifest_extra: dict | None = None, shard_rows: int = 8192, images_in: Path | None = None) -> dict:
+    """Write a snapshot folder from scratch and return its manifest.
+
+    ``images_in``: a folder already holding every shard's ``.images.npy`` (:func:`open_image_shards`),
+    moved into the snapshot instead of written from ``splits``' images (the same bytes)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.iterdir():
@@ -88,10 +112,12 @@ def write_snapshot(folder: Path | str, splits: dict[str, SplitArrays], classes: 
             raise ValueError(f"split {split}: images must be uint8 (n, H, W, 3), got {arrays.images.dtype} {arrays.images.shape}")
         shape = list(arrays.images.shape[1:])
         shards = []
-        for k, start in enumerate(range(0, max(n, 1), shard_rows)):
-            stop = min(start + shard_rows, n)
+        for k, (start, stop) in enumerate(shard_bounds(n, shard_rows)):
             stem = f"{split}-{k:05d}"
-            np.save(folder / f"{stem}.images.npy", np.ascontiguousarray(arrays.images[start:stop]))
+            if images_in is not None:
+                os.replace(Path(images_in) / f"{stem}.images.npy", folder / f"{stem}.images.npy")
+            else:
+                np.save(folder / f"{stem}.images.npy", np.ascontiguousarray(arrays.images[start:stop]))
             np.save(folder / f"{stem}.labels.npy", np.asarray(arrays.labels[start:stop], np.int64))
             np.save(folder / f"{stem}.weights.npy", np.asarray(arrays.weights[start:stop], np.float32))
             (folder / f"{stem}.ids.txt").write_text("".join(f"{i}\n" for i in arrays.ids[start:stop]))

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 from sluice.errors import InputError
 from sluice.imaging import Geometry, read_geometry
 from sluice.lake import Lake
+from sluice.membership import Lookup
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
-from sluice.snapshot import SPLITS, SplitArrays, write_snapshot
+from sluice.snapshot import SPLITS, ShardedImages, SplitArrays, open_image_shards, write_snapshot
 from sluice.stage import Quarantine, stage_logger
 
 STAGE = "export"
@@ -185,34 +186,52 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
     return splits, classes, rejects
 
 
-def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tuple[int, int, int], work: Path
-                     ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
-    """:func:`assemble` in bounded memory: each batch of pixels goes straight to its rows of one
-    memory-mapped array per split in ``work`` (rows sorted by image_id, as there), so a process holds
-    the membership table and one batch, never every pixel. Same arrays, same rejects."""
+def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tuple[int, int, int], work: Path,
+                     shard_rows: int = 8192) -> tuple[dict[str, SplitArrays], list[str], list[Rejected], Path | None]:
+    """:func:`assemble` in bounded memory, the pixels written once: each batch goes straight to its
+    rows of the snapshot's image shards, memory-mapped in ``work`` (rows sorted by image_id, as
+    there), so a process holds the membership table and one batch, never every pixel. Same arrays,
+    same rejects; the fourth value is the folder of finished image shards for
+    :func:`sluice.snapshot.write_snapshot` (``None`` when a row was rejected: the kept rows are then
+    copied to compact arrays, a block at a time, and written as usual)."""
     classes = class_list(members)
     expected = int(np.prod(shape))
     valid = members.filter(pl.col("split").is_in(list(SPLITS)))
     index = pl.concat([
         valid.filter(pl.col("split") == split).sort("image_id").with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
         for split in SPLITS]).select("image_id", "split", "pos")
-    arrays = {split: np.lib.format.open_memmap(work / f"{split}.npy", mode="w+", dtype=np.uint8,
-                                               shape=(max(1, int((index["split"] == split).sum())), *shape))
+    staged = work / "shards"
+    staged.mkdir()
+    shards = {split: open_image_shards(staged, split, int((index["split"] == split).sum()), shape, shard_rows)
               for split in SPLITS}
+    lookup = Lookup(index["image_id"].to_list())  # not a join a batch: that probes every member each time
+    split_of = index["split"].replace_strict({s: k for k, s in enumerate(SPLITS)}, return_dtype=pl.Int8).to_numpy()
+    pos_of = index["pos"].to_numpy()
     seen = []
-    for batch in iter_pixels(lake, version, valid["image_id"].to_list()):
-        lengths = pc.binary_length(batch.column("pixels")).to_numpy(zero_copy_only=False)
-        found = pl.DataFrame({"image_id": batch.column("image_id").to_pylist(), "nbytes": lengths.astype(np.int64),
-                              "row": np.arange(batch.num_rows, dtype=np.int64)}).join(index, on="image_id")
-        seen.append(found.select("image_id", "nbytes"))
-        for split in SPLITS:
-            part = found.filter((pl.col("split") == split) & (pl.col("nbytes") == expected))
-            if part.height:
-                arrays[split][part["pos"].to_numpy()] = pixel_matrix(batch.column("pixels"), part["row"].to_numpy(), shape)
+    for batch in lake.batches("images", ["image_id", "pixels"], 4096, version):
+        ids = batch.column("image_id").cast(pa.string())
+        at = lookup.rows(ids)
+        hit = np.flatnonzero(at >= 0)
+        if not len(hit):
+            continue
+        lengths = pc.binary_length(batch.column("pixels")).to_numpy(zero_copy_only=False)[hit].astype(np.int64)
+        seen.append(pl.DataFrame({"image_id": ids.take(hit).to_pylist(), "nbytes": lengths}))
+        good = hit[lengths == expected]
+        for k, split in enumerate(SPLITS):
+            rows = good[split_of[at[good]] == k]
+            if not len(rows):
+                continue
+            pos = pos_of[at[rows]]
+            order = np.argsort(pos)  # one gather a batch, then a run of rows per shard, in row order
+            matrix, (shard, offset) = pixel_matrix(batch.column("pixels"), rows[order], shape), np.divmod(pos[order], shard_rows)
+            cuts = np.flatnonzero(np.diff(shard)) + 1
+            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
+                shards[split][shard[lo]][offset[lo:hi]] = matrix[lo:hi]
     seen_df = pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
     stand_in = seen_df.with_columns(pix_row=pl.lit(0, pl.Int64))
     _, rejects = _rejects(members, stand_in, expected, shape)
     rejected = {i for r in rejects for i in r.image_ids}
+    compact = bool(rejected) and bool(index["image_id"].is_in(list(rejected)).any())  # a shard row left empty
     splits = {}
     for split in SPLITS:
         part = index.filter(pl.col("split") == split).join(members.select("image_id", "class_index", "weight"),
@@ -220,17 +239,17 @@ def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tup
         keep = part.filter(~pl.col("image_id").is_in(list(rejected)))
         if keep.height == 0 and split != "train":
             continue
-        images = arrays[split][: part.height]
-        if keep.height != part.height:  # rare: copy the kept rows to a second map, a block at a time
-            kept = np.lib.format.open_memmap(work / f"{split}.kept.npy", mode="w+", dtype=np.uint8,
-                                             shape=(max(1, keep.height), *shape))
+        images = ShardedImages(shards[split], shape)
+        if compact:  # rare: copy the kept rows to one compact map, a block at a time
+            images = np.lib.format.open_memmap(work / f"{split}.kept.npy", mode="w+", dtype=np.uint8,
+                                               shape=(max(1, keep.height), *shape))
             pos = keep["pos"].to_numpy()
             for start in range(0, len(pos), 4096):
-                kept[start:start + 4096] = images[pos[start:start + 4096]]
-            images = kept[: keep.height]
+                images[start:start + 4096] = ShardedImages(shards[split], shape).take(pos[start:start + 4096])
+            images = images[: keep.height]
         splits[split] = SplitArrays(images=images, labels=keep["class_index"].to_numpy().astype(np.int64),
                                     weights=keep["weight"].to_numpy().astype(np.float32), ids=keep["image_id"].to_list())
-    return splits, classes, rejects
+    return splits, classes, rejects, None if compact else staged
 
 
 def train_stats(splits: dict[str, SplitArrays], dataset_manifest: dict | None, dataset_version: int) -> dict:
@@ -288,11 +307,12 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
     geometry = image_geometry(lake, pinned["images"], geometry)
     Path(out_dir).absolute().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work:
-        splits, classes, rejects = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work))
-        return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest)
+        splits, classes, rejects, staged = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work),
+                                                            params.export.shard_rows)
+        return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged)
 
 
-def _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest):
+def _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged=None):
     if len(splits["train"].labels) == 0:
         raise InputError("dataset: no exportable train rows (every train row was rejected; see quarantine)")
     stats = train_stats(splits, dataset_manifest, pinned["dataset"])
@@ -305,7 +325,7 @@ def _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects
         "mean": stats["mean"], "std": stats["std"], "stats_scale": "0..1", "stats_source": stats["source"],
         "weighted": bool(any(np.any(a.weights != 1.0) for a in splits.values())),
     }
-    manifest = write_snapshot(out_dir, splits, classes, extra, shard_rows=params.export.shard_rows)
+    manifest = write_snapshot(out_dir, splits, classes, extra, shard_rows=params.export.shard_rows, images_in=staged)
     return manifest, rejects, members.height
 
 

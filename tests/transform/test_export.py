@@ -217,6 +217,7 @@ def test_assembling_on_disk_gives_the_in_memory_arrays_and_rejects(lake, digits,
     table = read_members(lake, lake.version("dataset"))
     want = assemble(table, read_pixels(lake, version, table["image_id"].to_list()), (32, 32, 3))
     got = assemble_to_disk(lake, version, table, (32, 32, 3), tmp_path)
+    assert got[3] is None  # rows were rejected: the kept rows are compacted, the shards written afresh
     assert got[1] == want[1] and [(r.check, r.image_ids) for r in got[2]] == [(r.check, r.image_ids) for r in want[2]]
     assert set(got[0]) == set(want[0])
     for split, arrays in want[0].items():
@@ -225,3 +226,31 @@ def test_assembling_on_disk_gives_the_in_memory_arrays_and_rejects(lake, digits,
         assert mine.ids == arrays.ids and np.array_equal(mine.labels, arrays.labels)
         assert np.array_equal(mine.weights, arrays.weights)
     assert pl.Series(got[0]["train"].ids).is_sorted()
+
+
+def test_pixels_are_written_once_into_the_snapshots_own_shards(lake, digits, tmp_path):
+    """Without rejects, the stage's single pass fills the snapshot's image shards in place (rows arrive in
+    the table's order, spread over several shards); the snapshot is byte-identical to writing the
+    in-memory arrays."""
+    from sluice.snapshot import write_snapshot
+    from transform.export import assemble, assemble_to_disk, read_members, read_pixels
+
+    images, labels = digits
+    rows = image_rows(images[:60])
+    put_images(lake, rows.slice(30, 30))
+    put_images(lake, rows.slice(0, 30))  # a second file: batches arrive out of image_id order
+    ids = rows.column("image_id").to_pylist()
+    lake.overwrite("dataset", dataset_rows(ids, labels[:60], splits=[SPLIT_OF[i % 5] for i in range(60)]))
+    version = lake.version("images")
+    table = read_members(lake, lake.version("dataset"))
+    want, classes, _ = assemble(table, read_pixels(lake, version, table["image_id"].to_list()), (32, 32, 3))
+    (tmp_path / "work").mkdir()
+    got, got_classes, rejects, staged = assemble_to_disk(lake, version, table, (32, 32, 3), tmp_path / "work", shard_rows=7)
+    assert rejects == [] and staged is not None and got_classes == classes
+    assert len(list(staged.glob("train-*.images.npy"))) > 2
+    for split, arrays in want.items():
+        assert np.array_equal(np.asarray(got[split].images), arrays.images) and got[split].ids == arrays.ids
+    mine = write_snapshot(tmp_path / "mine", got, classes, shard_rows=7, images_in=staged)
+    plain = write_snapshot(tmp_path / "plain", want, classes, shard_rows=7)
+    assert mine["content_hash"] == plain["content_hash"] and mine["splits"] == plain["splits"]
+    assert not list(staged.glob("*.npy"))  # moved, not copied
