@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,10 @@ from sluice.imaging import Geometry, read_geometry
 from sluice.lake import Lake
 from sluice.membership import Lookup
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
-from sluice.snapshot import SPLITS, ShardedImages, SplitArrays, open_image_shards, write_snapshot
+from sluice.snapshot import SPLITS, ShardedImages, SplitArrays, write_snapshot
 from sluice.stage import Quarantine, stage_logger
+from transform.export_pass import (DASK_MIN_BYTES, ShardPlan, StagingNotShared, file_batches, fill, fill_on_dask,
+                                   pixel_matrix)
 
 STAGE = "export"
 INPUT_TABLES = ("dataset", "images")
@@ -114,19 +117,6 @@ def read_pixels(lake: Lake, version: int, image_ids: list[str]) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def pixel_matrix(pixels: pa.ChunkedArray, rows: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Gather ``pixels[rows]`` (equal-length binary values) into one uint8 (n, H, W, 3) array."""
-    if len(rows) == 0:
-        return np.zeros((0, *shape), np.uint8)
-    taken = pc.take(pixels, pa.array(rows, pa.int64())).cast(pa.large_binary())
-    if isinstance(taken, pa.ChunkedArray):
-        taken = taken.combine_chunks()
-    n = len(taken)
-    offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset: taken.offset + n + 1]
-    data = np.frombuffer(taken.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
-    return data.reshape(n, *shape)  # a read-only view that keeps the Arrow buffer alive
-
-
 def image_geometry(lake: Lake, images_version: int, fallback: Geometry | None = None) -> Geometry:
     """The geometry the clean stage recorded on ``images`` at that version (``fallback`` for tables
     written before geometry was recorded, e.g. an old snapshot's manifest when rebuilding it)."""
@@ -187,47 +177,31 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
 
 
 def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tuple[int, int, int], work: Path,
-                     shard_rows: int = 8192) -> tuple[dict[str, SplitArrays], list[str], list[Rejected], Path | None]:
-    """:func:`assemble` in bounded memory, the pixels written once: each batch goes straight to its
-    rows of the snapshot's image shards, memory-mapped in ``work`` (rows sorted by image_id, as
-    there), so a process holds the membership table and one batch, never every pixel. Same arrays,
-    same rejects; the fourth value is the folder of finished image shards for
-    :func:`sluice.snapshot.write_snapshot` (``None`` when a row was rejected: the kept rows are then
-    copied to compact arrays, a block at a time, and written as usual)."""
+                     shard_rows: int = 8192, client=None
+                     ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected], Path | None]:
+    """:func:`assemble` in bounded memory, the pixels written once (:mod:`transform.export_pass`: each
+    batch straight to its rows of the snapshot's image shards, memory-mapped in ``work``; as Dask
+    tasks when ``client`` is given), so a process holds the membership table and one batch, never
+    every pixel. Same arrays, same rejects; the fourth value is the folder of finished image shards
+    for :func:`sluice.snapshot.write_snapshot` (``None`` when a row was rejected: the kept rows are
+    then copied to compact arrays, a block at a time, and written as usual)."""
     classes = class_list(members)
     expected = int(np.prod(shape))
     valid = members.filter(pl.col("split").is_in(list(SPLITS)))
     index = pl.concat([
         valid.filter(pl.col("split") == split).sort("image_id").with_columns(pos=pl.int_range(pl.len(), dtype=pl.Int64))
         for split in SPLITS]).select("image_id", "split", "pos")
-    staged = work / "shards"
-    staged.mkdir()
-    shards = {split: open_image_shards(staged, split, int((index["split"] == split).sum()), shape, shard_rows)
-              for split in SPLITS}
-    lookup = Lookup(index["image_id"].to_list())  # not a join a batch: that probes every member each time
-    split_of = index["split"].replace_strict({s: k for k, s in enumerate(SPLITS)}, return_dtype=pl.Int8).to_numpy()
-    pos_of = index["pos"].to_numpy()
-    seen = []
-    for batch in lake.batches("images", ["image_id", "pixels"], 4096, version):
-        ids = batch.column("image_id").cast(pa.string())
-        at = lookup.rows(ids)
-        hit = np.flatnonzero(at >= 0)
-        if not len(hit):
-            continue
-        lengths = pc.binary_length(batch.column("pixels")).to_numpy(zero_copy_only=False)[hit].astype(np.int64)
-        seen.append(pl.DataFrame({"image_id": ids.take(hit).to_pylist(), "nbytes": lengths}))
-        good = hit[lengths == expected]
-        for k, split in enumerate(SPLITS):
-            rows = good[split_of[at[good]] == k]
-            if not len(rows):
-                continue
-            pos = pos_of[at[rows]]
-            order = np.argsort(pos)  # one gather a batch, then a run of rows per shard, in row order
-            matrix, (shard, offset) = pixel_matrix(batch.column("pixels"), rows[order], shape), np.divmod(pos[order], shard_rows)
-            cuts = np.flatnonzero(np.diff(shard)) + 1
-            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
-                shards[split][shard[lo]][offset[lo:hi]] = matrix[lo:hi]
-    seen_df = pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
+    plan, shards = ShardPlan.create(index, shape, work / "shards", shard_rows)
+    lookup = Lookup(plan.ids)
+    seen_df = None
+    if client is not None:
+        try:
+            seen_df = fill_on_dask(client, lake, version, plan, lookup)
+        except StagingNotShared as err:
+            stage_logger(STAGE).warning("the Dask workers cannot write the snapshot's shards (%s): one process "
+                                        "reads the pixels instead (workers must share this machine's disk)", err)
+    if seen_df is None:
+        seen_df = fill(file_batches(lake, version), plan, lookup, shards)
     stand_in = seen_df.with_columns(pix_row=pl.lit(0, pl.Int64))
     _, rejects = _rejects(members, stand_in, expected, shape)
     rejected = {i for r in rejects for i in r.image_ids}
@@ -249,7 +223,7 @@ def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tup
             images = images[: keep.height]
         splits[split] = SplitArrays(images=images, labels=keep["class_index"].to_numpy().astype(np.int64),
                                     weights=keep["weight"].to_numpy().astype(np.float32), ids=keep["image_id"].to_list())
-    return splits, classes, rejects, None if compact else staged
+    return splits, classes, rejects, None if compact else plan.folder
 
 
 def train_stats(splits: dict[str, SplitArrays], dataset_manifest: dict | None, dataset_version: int) -> dict:
@@ -306,10 +280,23 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
         raise InputError(f"table 'dataset' (version {pinned['dataset']}) has no rows: nothing to export")
     geometry = image_geometry(lake, pinned["images"], geometry)
     Path(out_dir).absolute().parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work:
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work, \
+            _client(params.compute, members.height * int(np.prod(geometry.shape))) as client:
         splits, classes, rejects, staged = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work),
-                                                            params.export.shard_rows)
+                                                            params.export.shard_rows, client)
         return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged)
+
+
+@contextmanager
+def _client(compute, pixel_bytes: int):
+    """A Dask client for the pixel pass from DASK_MIN_BYTES of pixels or with a scheduler address, else None."""
+    if compute is None or not (compute.scheduler_address or pixel_bytes >= DASK_MIN_BYTES):
+        yield None
+        return
+    from sluice.compute import dask_client
+
+    with dask_client(compute, stage=STAGE) as client:
+        yield client
 
 
 def _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged=None):

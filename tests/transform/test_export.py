@@ -254,3 +254,25 @@ def test_pixels_are_written_once_into_the_snapshots_own_shards(lake, digits, tmp
     plain = write_snapshot(tmp_path / "plain", want, classes, shard_rows=7)
     assert mine["content_hash"] == plain["content_hash"] and mine["splits"] == plain["splits"]
     assert not list(staged.glob("*.npy"))  # moved, not copied
+
+
+def test_on_a_dask_scheduler_the_snapshot_is_byte_identical(filled, make_params, tmp_path, dask_cluster, monkeypatch,
+                                                            caplog):
+    """With compute.scheduler_address the pixel pass runs as tasks (one process otherwise, below 1 GiB):
+    the same content hash; workers that cannot see the shards fall back to one process, with a warning."""
+    import transform.export as stage
+    from transform.export_pass import StagingNotShared
+
+    local, _, _ = export(filled, tmp_path / "local", make_params({"export": {"shard_rows": 64}}))
+    cluster = make_params({"export": {"shard_rows": 64},
+                           "compute": {"scheduler_address": dask_cluster.scheduler.address}})
+    tasks, _, _ = export(filled, tmp_path / "tasks", cluster)
+    assert tasks["content_hash"] == local["content_hash"] and tasks["splits"] == local["splits"]
+
+    def unseen(*args):
+        raise StagingNotShared("/x is not visible to this worker")
+
+    monkeypatch.setattr(stage, "fill_on_dask", unseen)
+    fallback, _, _ = export(filled, tmp_path / "fallback", cluster)
+    assert fallback["content_hash"] == local["content_hash"]
+    assert "cannot write the snapshot's shards" in caplog.text

@@ -130,6 +130,16 @@ def test_cluster_and_s3_lake_match_local_and_survive_a_killed_worker(services, d
     remote = tables(lake)
     for name in local:
         assert remote[name].height > 0 and remote[name].equals(local[name]), name
+    # export's pixel pass as tasks on the cluster (the workers share this machine's disk): the same snapshot
+    from transform.export import export
+
+    want, _, _ = export(Lake(str(demo_copy)), tmp_path / "local-snapshot", demo_params_for(demo_dir, demo_copy))
+    proc = stage("transform.export", params_file, tmp_path, env)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert f"connected to {services['address']} (2 workers)" in err
+    got = json.loads((tmp_path / raw["export"]["out_dir"] / "manifest.json").read_text())
+    assert got["content_hash"] == want["content_hash"] and got["counts"] == want["counts"]
 
     # kill a worker while clean runs: its tasks move to the other worker, the stage completes
     from distributed import Client

@@ -1,0 +1,146 @@
+"""The export's one pass over ``images``: every member's pixels straight into the snapshot's shards.
+
+The snapshot's rows are sorted by image_id within each split; ``images`` is read in its files'
+order. So each member gets its place (split, position) from the membership index up front, the
+image shards are created at their final size (:func:`sluice.snapshot.open_image_shards`), and every
+batch's rows are copied into their places: the pixels are written once, in bounded memory.
+
+On Dask (from :data:`DASK_MIN_BYTES` of pixels, or whenever ``compute.scheduler_address`` is set) the
+table's data files are shared out to tasks that each read theirs and fill their rows (rows are
+disjoint, so the bytes do not depend on which task ran when: the same snapshot, tested). The workers
+write into the shards where the driver created them, so they must share its filesystem (a
+LocalCluster does; a remote cluster without it falls back to the one-process pass, with a warning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from sluice.lake import Lake
+from sluice.membership import Lookup
+from sluice.snapshot import SPLITS, open_image_shards
+
+DASK_MIN_BYTES = 1 << 30  # below ~1 GiB of pixels a cluster's start costs more than a second core saves
+BATCH_ROWS = 4096
+COLUMNS = ["image_id", "pixels"]
+
+
+class StagingNotShared(RuntimeError):
+    """A Dask worker cannot see the folder the driver created the shards in."""
+
+
+@dataclass
+class ShardPlan:
+    """Where every member's pixels go: its split and position there (rows of :attr:`ids`)."""
+
+    ids: list[str]  # the members in valid splits, each split sorted by image_id
+    split_of: np.ndarray  # int8 index into SPLITS, per member
+    pos_of: np.ndarray  # int64 row within its split
+    rows: dict[str, int]  # rows per split
+    shape: tuple[int, int, int]
+    shard_rows: int
+    folder: Path  # where the image shards are
+
+    @classmethod
+    def create(cls, index: pl.DataFrame, shape: tuple[int, int, int], folder: Path, shard_rows: int
+               ) -> tuple[ShardPlan, dict[str, list[np.ndarray]]]:
+        """The plan for ``index`` (image_id, split, pos) and its shards, created in ``folder``."""
+        folder.mkdir()
+        rows = {split: int((index["split"] == split).sum()) for split in SPLITS}
+        shards = {split: open_image_shards(folder, split, rows[split], shape, shard_rows) for split in SPLITS}
+        plan = cls(index["image_id"].to_list(),
+                   index["split"].replace_strict({s: k for k, s in enumerate(SPLITS)}, return_dtype=pl.Int8).to_numpy(),
+                   index["pos"].to_numpy(), rows, shape, shard_rows, folder)
+        return plan, shards
+
+    def open(self) -> dict[str, list[np.ndarray]]:
+        """The shards as writable maps, in another process (a Dask worker)."""
+        if not self.folder.is_dir():
+            raise StagingNotShared(f"{self.folder} is not visible to this worker")
+        shards = {}
+        for split in SPLITS:
+            count = -(-max(self.rows[split], 1) // self.shard_rows)
+            shards[split] = [np.load(self.folder / f"{split}-{k:05d}.images.npy", mmap_mode="r+") if self.rows[split]
+                             else np.zeros((0, *self.shape), np.uint8) for k in range(count)]
+        return shards
+
+
+def pixel_matrix(pixels: pa.ChunkedArray | pa.Array, rows: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Gather ``pixels[rows]`` (equal-length binary values) into one uint8 (n, H, W, 3) array."""
+    if len(rows) == 0:
+        return np.zeros((0, *shape), np.uint8)
+    taken = pc.take(pixels, pa.array(rows, pa.int64())).cast(pa.large_binary())
+    if isinstance(taken, pa.ChunkedArray):
+        taken = taken.combine_chunks()
+    n = len(taken)
+    offsets = np.frombuffer(taken.buffers()[1], np.int64)[taken.offset: taken.offset + n + 1]
+    data = np.frombuffer(taken.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+    return data.reshape(n, *shape)  # a read-only view that keeps the Arrow buffer alive
+
+
+def fill(batches, plan: ShardPlan, lookup: Lookup, shards: dict[str, list[np.ndarray]]) -> pl.DataFrame:
+    """Copy each batch's members with pixels of the planned size into their shard rows; returns
+    (image_id, nbytes) of every member met (what the rejects are judged on)."""
+    expected = int(np.prod(plan.shape))
+    seen = []
+    for batch in batches:
+        ids = batch.column("image_id").cast(pa.string())
+        at = lookup.rows(ids)  # not a join a batch: that probes every member each time (O(N^2 / B))
+        hit = np.flatnonzero(at >= 0)
+        if not len(hit):
+            continue
+        lengths = pc.binary_length(batch.column("pixels")).to_numpy(zero_copy_only=False)[hit].astype(np.int64)
+        seen.append(pl.DataFrame({"image_id": ids.take(hit).to_pylist(), "nbytes": lengths}))
+        good = hit[lengths == expected]
+        for k, split in enumerate(SPLITS):
+            rows = good[plan.split_of[at[good]] == k]
+            if not len(rows):
+                continue
+            pos = plan.pos_of[at[rows]]
+            order = np.argsort(pos)  # one gather a batch, then a run of rows per shard, in row order
+            matrix = pixel_matrix(batch.column("pixels"), rows[order], plan.shape)
+            shard, offset = np.divmod(pos[order], plan.shard_rows)
+            cuts = np.flatnonzero(np.diff(shard)) + 1
+            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
+                shards[split][shard[lo]][offset[lo:hi]] = matrix[lo:hi]
+    return pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
+
+
+def file_batches(lake: Lake, version: int, paths: list[str] | None = None):
+    """``images`` (image_id, pixels) at ``version`` in batches, one file and one batch read ahead; only
+    the data files named in ``paths`` when given."""
+    if paths is None:
+        return lake.batches("images", COLUMNS, BATCH_ROWS, version)
+    whole = lake.dataset("images", version)
+    wanted = set(paths)
+    part = ds.FileSystemDataset([f for f in whole.get_fragments() if f.path in wanted], whole.schema, whole.format,
+                                whole.filesystem)
+    return part.to_batches(columns=COLUMNS, batch_size=BATCH_ROWS, batch_readahead=1, fragment_readahead=1)
+
+
+def fill_files(lake: Lake, version: int, paths: list[str], plan: ShardPlan, lookup: Lookup) -> pl.DataFrame:
+    """A Dask task: :func:`fill` over these data files, writing into the shards where the driver made them."""
+    return fill(file_batches(lake, version, paths), plan, lookup, plan.open())
+
+
+def fill_on_dask(client, lake: Lake, version: int, plan: ShardPlan, lookup: Lookup) -> pl.DataFrame:
+    """:func:`fill` over every data file of ``images``, the files shared out to tasks (about four per
+    worker thread, so that unequal files even out)."""
+    from distributed import as_completed
+
+    from sluice.compute import total_threads
+
+    paths = [f.path for f in lake.dataset("images", version).get_fragments()]
+    tasks = max(1, min(len(paths), 4 * total_threads(client)))
+    plan_f, lookup_f = client.scatter([plan, lookup], broadcast=True)
+    futures = [client.submit(fill_files, lake, version, paths[k::tasks], plan_f, lookup_f, pure=False)
+               for k in range(tasks)]
+    seen = [future.result() for future in as_completed(futures)]
+    return pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
