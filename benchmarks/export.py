@@ -10,7 +10,10 @@
    the same bytes already in memory. Target: >= 0.8x (copying adds little to the two hash passes).
    The ratio to an unverified ``shutil.copytree`` is printed too: that is what verification costs.
 
-    python benchmarks/export.py [--rows 50000] [--quick]
+3. With ``--tasks``: the export with its pixel pass as Dask tasks (a 2-worker LocalCluster, as the stage
+   runs it from 1 GiB of pixels) against the same export in one process; the same bytes asserted.
+
+    python benchmarks/export.py [--rows 50000] [--quick] [--tasks]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sluice.imaging import Geometry, record_geometry  # noqa: E402
 from sluice.lake import Lake  # noqa: E402
 from sluice.snapshot import content_hash  # noqa: E402
 from sluice.checkout import copy_verified  # noqa: E402
+import transform.export as export_stage  # noqa: E402
 from transform.export import export  # noqa: E402
 
 
@@ -72,13 +76,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--quick", action="store_true", help="10,000 rows, 2 repeats")
+    parser.add_argument("--tasks", action="store_true", help="also the pixel pass on Dask vs one process")
     args = parser.parse_args()
     rows, repeat = (10_000, 2) if args.quick else (args.rows, 3)
     tmp = Path(tempfile.mkdtemp(prefix="sluice-bench-export-"))
     try:
         images, dataset = synthetic(rows)
         lake = Lake(str(tmp / "lake"))
-        lake.merge_insert("images", images)
+        for start in range(0, rows, 50_000):  # data files of 50k rows, as a lake landed in batches has
+            lake.merge_insert("images", images.slice(start, 50_000))
         record_geometry(lake, "images", Geometry(32, 32, "squash"))  # what the clean stage records
         lake.overwrite("dataset", dataset)
         pq.write_table(images.select(["image_id", "pixels"]), tmp / "plain.parquet")
@@ -96,6 +102,18 @@ def main() -> None:
         t_ours, t_base = best_of(ours, repeat), best_of(baseline, repeat)
         print(f"export: {rows / t_ours:,.0f} images/s; plain Parquet -> np.save: {rows / t_base:,.0f} images/s")
         print(ratio_line("export vs plain Parquet read + np.save", t_ours, "plain", t_base, target=0.5))
+
+        if args.tasks:
+            on_dask = parse_params({"lake": {"root": lake.root}, "compute": {"n_workers": 2}})
+            default, hashes = export_stage.DASK_MIN_BYTES, set()
+            export_stage.DASK_MIN_BYTES = 1 << 62  # one process, whatever the size
+            t_one = best_of(lambda: hashes.add(export(lake, tmp / "snap", on_dask)[0]["content_hash"]), repeat)
+            export_stage.DASK_MIN_BYTES = 0  # the pixel pass as tasks, whatever the size
+            t_tasks = best_of(lambda: hashes.add(export(lake, tmp / "snap", on_dask)[0]["content_hash"]), repeat)
+            export_stage.DASK_MIN_BYTES = default
+            assert len(hashes) == 1, "the tasks wrote other bytes"
+            print(ratio_line("export, pixel pass on Dask (2 workers, cluster start included) vs one process", t_tasks,
+                             "one process", t_one))
 
         snap = tmp / "snap"
         cache = FakeCache(snap)
