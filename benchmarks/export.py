@@ -10,8 +10,9 @@
    the same bytes already in memory. Target: >= 0.8x (copying adds little to the two hash passes).
    The ratio to an unverified ``shutil.copytree`` is printed too: that is what verification costs.
 
-3. With ``--tasks``: the export with its pixel pass as Dask tasks (a 2-worker LocalCluster, as the stage
-   runs it from 1 GiB of pixels) against the same export in one process; the same bytes asserted.
+3. With ``--tasks``: the export with its pixel pass as Dask tasks (a running 2-worker LocalCluster given
+   as ``compute.scheduler_address``, as on a cluster) against the same export in one process (the
+   default); the same bytes asserted.
 
     python benchmarks/export.py [--rows 50000] [--quick] [--tasks]
 """
@@ -37,7 +38,6 @@ from sluice.imaging import Geometry, record_geometry  # noqa: E402
 from sluice.lake import Lake  # noqa: E402
 from sluice.snapshot import content_hash  # noqa: E402
 from sluice.checkout import copy_verified  # noqa: E402
-import transform.export as export_stage  # noqa: E402
 from transform.export import export  # noqa: E402
 
 
@@ -104,15 +104,15 @@ def main() -> None:
         print(ratio_line("export vs plain Parquet read + np.save", t_ours, "plain", t_base, target=0.5))
 
         if args.tasks:
-            on_dask = parse_params({"lake": {"root": lake.root}, "compute": {"n_workers": 2}})
-            default, hashes = export_stage.DASK_MIN_BYTES, set()
-            export_stage.DASK_MIN_BYTES = 1 << 62  # one process, whatever the size
-            t_one = best_of(lambda: hashes.add(export(lake, tmp / "snap", on_dask)[0]["content_hash"]), repeat)
-            export_stage.DASK_MIN_BYTES = 0  # the pixel pass as tasks, whatever the size
-            t_tasks = best_of(lambda: hashes.add(export(lake, tmp / "snap", on_dask)[0]["content_hash"]), repeat)
-            export_stage.DASK_MIN_BYTES = default
+            from distributed import LocalCluster
+
+            hashes = set()
+            t_one = best_of(lambda: hashes.add(export(lake, tmp / "snap", params)[0]["content_hash"]), repeat)
+            with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+                on_dask = parse_params({"lake": {"root": lake.root}, "compute": {"scheduler_address": cluster.scheduler_address}})
+                t_tasks = best_of(lambda: hashes.add(export(lake, tmp / "snap", on_dask)[0]["content_hash"]), repeat)
             assert len(hashes) == 1, "the tasks wrote other bytes"
-            print(ratio_line("export, pixel pass on Dask (2 workers, cluster start included) vs one process", t_tasks,
+            print(ratio_line("export, pixel pass as tasks on a running 2-worker LocalCluster vs one process", t_tasks,
                              "one process", t_one))
 
         snap = tmp / "snap"

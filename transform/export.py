@@ -35,7 +35,7 @@ from sluice.membership import Lookup
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
 from sluice.snapshot import SPLITS, ShardedImages, SplitArrays, write_snapshot
 from sluice.stage import Quarantine, stage_logger
-from transform.export_pass import (DASK_MIN_BYTES, ShardPlan, StagingNotShared, file_batches, fill, fill_on_dask,
+from transform.export_pass import (ShardPlan, StagingNotShared, file_batches, fill, fill_on_dask,
                                    pixel_matrix)
 
 STAGE = "export"
@@ -281,16 +281,17 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
     geometry = image_geometry(lake, pinned["images"], geometry)
     Path(out_dir).absolute().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work, \
-            _client(params.compute, members.height * int(np.prod(geometry.shape))) as client:
+            _client(params.compute) as client:
         splits, classes, rejects, staged = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work),
                                                             params.export.shard_rows, client)
         return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged)
 
 
 @contextmanager
-def _client(compute, pixel_bytes: int):
-    """A Dask client for the pixel pass from DASK_MIN_BYTES of pixels or with a scheduler address, else None."""
-    if compute is None or not (compute.scheduler_address or pixel_bytes >= DASK_MIN_BYTES):
+def _client(compute):
+    """A Dask client for the pixel pass when ``compute.scheduler_address`` names a cluster, else None (one
+    process: on one small machine a LocalCluster's pass was slower, docs/versioning.md)."""
+    if compute is None or not compute.scheduler_address:
         yield None
         return
     from sluice.compute import dask_client

@@ -258,7 +258,7 @@ def test_pixels_are_written_once_into_the_snapshots_own_shards(lake, digits, tmp
 
 def test_on_a_dask_scheduler_the_snapshot_is_byte_identical(filled, make_params, tmp_path, dask_cluster, monkeypatch,
                                                             caplog):
-    """With compute.scheduler_address the pixel pass runs as tasks (one process otherwise, below 1 GiB):
+    """With compute.scheduler_address the pixel pass runs as tasks (one process without one):
     the same content hash; workers that cannot see the shards fall back to one process, with a warning."""
     import transform.export as stage
     from transform.export_pass import StagingNotShared
