@@ -253,6 +253,23 @@ def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None) -> tup
 
 
 # ---------------------------------------------------------------------------- the stage
+def channel_sums(flat: np.ndarray, width: int = 3 * 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact per-channel sums of values and squares of interleaved RGB bytes.
+
+    Summed as rows of ``width`` bytes (a multiple of 3: a channel keeps its column), so each row is
+    added to the accumulator in one vector pass; summing a (pixels, 3) view along its first axis runs
+    numpy's inner loop over 3 values a pixel (19 of the stage's 30 s at 1M images of 32 px)."""
+    head = len(flat) // width * width
+    sums, squares = np.zeros(3, np.uint64), np.zeros(3, np.uint64)
+    for part, cols in ((flat[:head], width), (flat[head:], 3)):
+        table = part.reshape(-1, cols)
+        for start in range(0, len(table), 4096):  # the squares' uint32 copy: at most 4,096 rows of it
+            rows = table[start:start + 4096]
+            sums += rows.sum(axis=0, dtype=np.uint64).reshape(-1, 3).sum(axis=0)
+            squares += np.square(rows, dtype=np.uint32).sum(axis=0, dtype=np.uint64).reshape(-1, 3).sum(axis=0)
+    return sums, squares
+
+
 def train_channel_stats(lake: Lake, train_ids: list[str], version: int | None = None,
                         batch_rows: int = 4096) -> tuple[list[float], list[float]]:
     """Per-channel mean/std (0..1) of the train split's pixels, streamed in bounded memory.
@@ -265,10 +282,11 @@ def train_channel_stats(lake: Lake, train_ids: list[str], version: int | None = 
     for part in iter_pixels(lake, version, train_ids, batch_rows):
         column = part.column("pixels").combine_chunks().cast(pa.large_binary())
         offsets = np.frombuffer(column.buffers()[1], np.int64)[column.offset: column.offset + len(column) + 1]
-        flat = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]: offsets[-1]].reshape(-1, 3)
-        total += flat.sum(axis=0, dtype=np.uint64)
-        total_sq += np.square(flat, dtype=np.uint32).sum(axis=0, dtype=np.uint64)
-        count += len(flat)
+        flat = np.frombuffer(column.buffers()[2], np.uint8)[offsets[0]: offsets[-1]]
+        sums, squares = channel_sums(flat)
+        total += sums
+        total_sq += squares
+        count += len(flat) // 3
     if count == 0:
         return [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     mean = total / count / 255.0

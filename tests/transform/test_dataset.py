@@ -206,6 +206,18 @@ def test_train_stats_for_any_number_of_ids(demo_copy, n):
     assert mean == pytest.approx(ref_mean, abs=1e-5) and std == pytest.approx(ref_std, abs=1e-5)
 
 
+@pytest.mark.parametrize("pixels", [0, 1, 7, 8, 8 * 4099 + 5])
+def test_channel_sums_are_exact_for_any_length(pixels):
+    """Rows of 24 bytes (8 pixels) and a tail of single pixels, blocks of 4,096 rows: the same sums as per pixel."""
+    from transform.dataset import channel_sums
+
+    flat = np.random.default_rng(pixels).integers(0, 256, pixels * 3, dtype=np.uint8)
+    sums, squares = channel_sums(flat, width=24)
+    per_pixel = flat.reshape(-1, 3).astype(np.int64)
+    assert sums.tolist() == per_pixel.sum(axis=0).tolist()
+    assert squares.tolist() == (per_pixel ** 2).sum(axis=0).tolist()
+
+
 @pytest.mark.parametrize("n", [1, 50, 51])
 def test_stage_with_a_small_labelled_set(demo_copy, make_params, tmp_path, monkeypatch, n):
     monkeypatch.chdir(tmp_path)
