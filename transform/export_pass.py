@@ -27,7 +27,7 @@ import pyarrow.dataset as ds
 
 from sluice.lake import Lake
 from sluice.membership import Lookup
-from sluice.snapshot import SPLITS, open_image_shards
+from sluice.snapshot import SPLITS, open_image_shards, shard_bounds
 
 BATCH_ROWS = 4096
 COLUMNS = ["image_id", "pixels"]
@@ -67,9 +67,9 @@ class ShardPlan:
             raise StagingNotShared(f"{self.folder} is not visible to this worker")
         shards = {}
         for split in SPLITS:
-            count = -(-max(self.rows[split], 1) // self.shard_rows)
-            shards[split] = [np.load(self.folder / f"{split}-{k:05d}.images.npy", mmap_mode="r+") if self.rows[split]
-                             else np.zeros((0, *self.shape), np.uint8) for k in range(count)]
+            bounds = shard_bounds(self.rows[split], self.shard_rows)
+            shards[split] = [np.load(self.folder / f"{split}-{k:05d}.images.npy", mmap_mode="r+") if stop > start
+                             else np.zeros((0, *self.shape), np.uint8) for k, (start, stop) in enumerate(bounds)]
         return shards
 
 
