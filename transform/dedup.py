@@ -36,10 +36,9 @@ from transform.hamming import near_pairs
 STAGE = "dedup"
 # pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL):
 # different digits of one class correlate up to 0.993 aligned and equalised (0.996 plain), copies >= 0.9995
-# on plain grey, so such pairs keep the strict plain check
+# on plain grey, so such pairs get the strict plain check only (and are found by it: transform.dedup_plain)
 MIN_DETAIL = 0.035
 PHASH_BITS = 6
-PLAIN_TOO = True  # whole-image perceptual hashes (images.phash) this close are candidates as well
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
 # from this many images on (or whenever compute.scheduler_address is set) the candidate search (partitioned by
@@ -183,43 +182,53 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
 
-    Candidates come from two signals: window hashes of the equalised thumbnails (shift/crop tolerant)
-    and the stored whole-image perceptual hashes within PHASH_BITS. ``max_per_image`` and ``stats``: see
-    :func:`transform.dedup_search.candidates`. The candidate search and the aligned check run on
-    ``client``'s Dask workers when one is given; ``log`` gets their progress. Pairs with a nearly
-    detail-free image get the plain correlation only (the aligned check is not run for them). The
-    pairs are judged a bucket at a time as the check yields them, and only the accepted ones are kept
-    (at 1M synthetic images ~10^8 candidates, ~34,000 accepted).
-    With ``new`` (row numbers), only pairs with at least one new image are searched and returned.
+    Pairs with a nearly detail-free image (below MIN_DETAIL) are judged by the plain correlation
+    alone (TINY_MIN_CORRELATION), and found by it too, exactly (:mod:`transform.dedup_plain`). The
+    other pairs' candidates come from two signals among the images with detail: window hashes of the
+    equalised thumbnails (shift/crop tolerant) and the stored whole-image perceptual hashes within
+    PHASH_BITS. ``max_per_image`` and ``stats``: see :func:`transform.dedup_search.candidates`. The
+    candidate search and the aligned check run on ``client``'s Dask workers when one is given; ``log``
+    gets their progress. The pairs are judged a bucket at a time as the check yields them, and only the
+    accepted ones are kept. With ``new`` (row numbers), only pairs with at least one new image are
+    searched and returned.
     """
-    from transform.dedup_match import detail, plain_correlation
+    from transform.dedup_match import spectrum
+    from transform.dedup_plain import DIMS, plain_pairs
     from transform.dedup_search import match_buckets
 
+    share, low = spectrum(plain, DIMS)
+    smooth = share < MIN_DETAIL  # upscaled scans, smooth scenes: too little detail for the tolerant check
+    rough = np.flatnonzero(~smooth)
     pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
+    keep = ~smooth[pi] & ~smooth[pj]
     if new is not None:
         fresh = np.zeros(len(phash), bool)
         fresh[new] = True
-        pi, pj = pi[fresh[pi] | fresh[pj]], pj[fresh[pi] | fresh[pj]]
-    smooth = detail(plain) < MIN_DETAIL  # upscaled scans: too little detail for the tolerant check
+        keep &= fresh[pi] | fresh[pj]
     exact = np.unique(pixel_hash, return_inverse=True)[1].ravel()  # one integer per distinct pixel hash
     stats = {} if stats is None else stats
     kept, counts = [], {"candidates": 0, "rejected": 0}
-    for ni, nj, score, geometry in match_buckets(thumbs, threshold, extra=(pi, pj), plain=plain,
+    for ni, nj, score, geometry in match_buckets(thumbs, threshold, extra=(pi[keep], pj[keep]), plain=plain,
                                                  max_per_image=max_per_image, stats=stats, client=client, log=log,
-                                                 new=new, floor=min_correlation, unaligned=smooth):
+                                                 new=None if new is None else new[~smooth[new]],
+                                                 floor=min_correlation, among=rough):
         cand = exact[ni] != exact[nj]  # pairs already exact need no pixel check
         ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
         ok = score >= min_correlation + moved_margin * (geometry > 0)
-        tiny = smooth[ni] | smooth[nj]
-        if tiny.any():
-            geometry[tiny] = 0
-            score[tiny] = plain_correlation(plain, ni[tiny], nj[tiny])
-            ok[tiny] = score[tiny] >= max(min_correlation, TINY_MIN_CORRELATION)
         counts["candidates"] += len(ni)
         counts["rejected"] += int((~ok).sum())
         kept.append((ni[ok], nj[ok], score[ok], geometry[ok]))
     counts["candidates"] += stats["below_floor"]  # verified below min_correlation: counted, never kept
     counts["rejected"] += stats["below_floor"]
+    meter = Meter(log, "detail-free search", len(plain) if new is None else len(new), "img") if log else None
+    ti, tj, tscore = plain_pairs(plain, share, low, exact, MIN_DETAIL, max(min_correlation, TINY_MIN_CORRELATION),
+                                 max_per_image, new, stats, on_progress=meter and meter.update)
+    if meter:
+        meter.close()
+    stats["detail_free_images"] = int(smooth.sum())
+    kept.append((ti, tj, tscore, np.zeros(len(ti), np.int8)))
+    counts["candidates"] += stats["plain_candidates"]
+    counts["rejected"] += stats["plain_candidates"] - len(ti)
     return (*(np.concatenate([part[c] for part in kept]) for c in range(4)), counts)
 
 

@@ -94,18 +94,33 @@ def detail(grey: np.ndarray) -> np.ndarray:
     """Share of a plain grey thumbnail's variance outside the 8x8 lowest DCT frequencies.
 
     Upscaled low-resolution scans (the demo's 8x8 digits: <= 0.031) have almost none; of 3,000 CIFAR-10
-    test photos 0.1% fall below 0.031, 1% below 0.048.
-    Computed ``DETAIL_BLOCK`` thumbnails at a time: the transform's float copies of every thumbnail at
-    once were dedup's peak (13.5 GB at 1M images).
+    test photos 0.1% fall below 0.031, 1% below 0.048. See :func:`spectrum`.
     """
+    return spectrum(grey)[0]
+
+
+# the 8x8 lowest DCT frequencies but the DC term, lowest first (zigzag)
+LOW_FREQUENCIES = sorted(((u, v) for u in range(8) for v in range(8) if u + v), key=lambda f: (f[0] + f[1], f[0]))
+
+
+def spectrum(grey: np.ndarray, dims: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`detail` per thumbnail, and its ``dims`` lowest DCT coefficients (``LOW_FREQUENCIES``) after
+    subtracting its mean and scaling it to unit norm: an orthonormal transform, so the coefficients of
+    two thumbnails are never farther apart than their unit vectors, whose distance gives their Pearson
+    correlation (:mod:`transform.dedup_plain`).
+    Computed ``DETAIL_BLOCK`` thumbnails at a time: the transform's float copies of every thumbnail at
+    once were dedup's peak (13.5 GB at 1M images)."""
     from scipy.fft import dctn
 
-    out = np.empty(len(grey), np.float32)
+    share, low = np.empty(len(grey), np.float32), np.empty((len(grey), dims), np.float32)
+    u, v = (np.array([f[c] for f in LOW_FREQUENCIES[:dims]], np.int64) for c in (0, 1))
     for start in range(0, len(grey), DETAIL_BLOCK):
         g = grey[start:start + DETAIL_BLOCK].astype(np.float32)
-        c = dctn(g - g.mean(axis=(1, 2), keepdims=True), axes=(1, 2), norm="ortho") ** 2
-        out[start:start + DETAIL_BLOCK] = 1.0 - c[:, :8, :8].sum(axis=(1, 2)) / np.maximum(c.sum(axis=(1, 2)), 1e-6)
-    return out
+        c = dctn(g - g.mean(axis=(1, 2), keepdims=True), axes=(1, 2), norm="ortho")
+        power = np.maximum((c ** 2).sum(axis=(1, 2)), 1e-6)
+        share[start:start + DETAIL_BLOCK] = 1.0 - (c[:, :8, :8] ** 2).sum(axis=(1, 2)) / power
+        low[start:start + DETAIL_BLOCK] = c[:, u, v] / np.sqrt(power)[:, None]
+    return share, low
 
 
 def plain_correlation(grey: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

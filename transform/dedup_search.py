@@ -64,11 +64,13 @@ def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, 
 
 
 def _reduce_block(probing: np.ndarray, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
-                  max_per_image: int | None, stats: dict) -> np.ndarray:
-    """Hits of the ``probing`` images' indexed windows (``ii``) in the query-window table (``qi``) ->
-    (5, pairs) owner (of the query window), other, window, ref, dist; capped per probing image."""
+                  max_per_image: int | None, stats: dict, table_rows: np.ndarray) -> np.ndarray:
+    """Hits of the ``probing`` images' indexed windows (``ii``) in the query-window table (``qi``, over
+    the images ``table_rows``) -> (5, pairs) owner (of the query window), other, window, ref, dist;
+    capped per probing image."""
     k, m = len(WINDOWS), len(INDEX_WINDOWS)
-    other, owner, ref, window, dist = _reduce(probing[ii // m], qi // k, ii % m, qi % k, dist, max_per_image, stats)
+    other, owner, ref, window, dist = _reduce(probing[ii // m], table_rows[qi // k], ii % m, qi % k, dist,
+                                              max_per_image, stats)
     return _packed(owner, other, window, ref, dist)
 
 
@@ -138,24 +140,27 @@ def _forget_index() -> None:
         _INDEX.clear()
 
 
-def _codes(thumbs: np.ndarray, windows: list[Window], client=None) -> np.ndarray:
-    """``window_codes(thumbs, windows).ravel()``; with ``client`` as tasks over shares of the thumbnails
-    (two per worker thread, at most ``CODES_SHARE`` images each, at most two tasks per worker thread in
-    flight), so the driver does not hash every window of every image alone and a task's memory does
-    not grow with the table. The codes are written into one array as the tasks finish."""
-    if client is None or len(thumbs) == 0:
-        return window_codes(thumbs, windows).ravel()
+def _codes(thumbs: np.ndarray, windows: list[Window], rows: np.ndarray, client=None) -> np.ndarray:
+    """``window_codes(thumbs[rows], windows).ravel()``, ``CODES_SHARE`` images at a time; with ``client``
+    as tasks over shares of them (two per worker thread, at most ``CODES_SHARE`` images each, at most
+    two tasks per worker thread in flight), so the driver does not hash every window of every image
+    alone and a task's memory does not grow with the table. The codes are written into one array as
+    the shares finish."""
+    out = np.empty((len(rows), len(windows)), np.int64)
+    if client is None or len(rows) == 0:
+        for start in range(0, len(rows), CODES_SHARE):
+            out[start:start + CODES_SHARE] = window_codes(thumbs[rows[start:start + CODES_SHARE]], windows)
+        return out.ravel()
     from sluice.compute import total_threads
 
     window_size = 2 * total_threads(client)
-    step = min(-(-len(thumbs) // window_size), CODES_SHARE)
-    out = np.empty((len(thumbs), len(windows)), np.int64)
-    starts, running = deque(range(0, len(thumbs), step)), deque()
+    step = min(-(-len(rows) // window_size), CODES_SHARE)
+    starts, running = deque(range(0, len(rows), step)), deque()
     while starts or running:
         while starts and len(running) < window_size:
             start = starts.popleft()
-            running.append((start, client.submit(window_codes, client.scatter(thumbs[start:start + step]), windows,
-                                                 pure=False)))
+            running.append((start, client.submit(window_codes, client.scatter(thumbs[rows[start:start + step]]),
+                                                 windows, pure=False)))
         start, future = running.popleft()
         out[start:start + step] = future.result()
         future.release()
@@ -237,17 +242,19 @@ def _joined(buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
 
 def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
                       stats: dict | None = None, client=None, on_progress=None, new: np.ndarray | None = None,
-                      bucket_rows: int = BUCKET_ROWS) -> list[tuple[np.ndarray, ...]]:
+                      bucket_rows: int = BUCKET_ROWS, among: np.ndarray | None = None) -> list[tuple[np.ndarray, ...]]:
     """:func:`candidates` (or with ``new``, :func:`candidates_touching`) as a list of buckets of
-    ``bucket_rows`` lower rows, each (a, b, window, ref) in pair order."""
+    ``bucket_rows`` lower rows, each (a, b, window, ref) in pair order. With ``among`` (increasing row
+    numbers; ``new`` among them) only those images take part."""
     n = len(thumbs)
+    rows = np.arange(n) if among is None else np.asarray(among, np.int64)
     stats = {} if stats is None else stats
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
     buckets = PairBuckets(n, bucket_rows)
     if new is None:
-        for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, np.arange(n), INDEX_WINDOWS,
+        for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, rows, INDEX_WINDOWS,
                                    max_bits, block, stats, client, on_progress):
-            buckets.add(_reduce_block(probing, *hits, max_per_image, stats))
+            buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows))
         return buckets.reduced()
     k, m = len(WINDOWS), len(INDEX_WINDOWS)
     new = np.asarray(new, np.int64)
@@ -259,12 +266,13 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
     def progress(r: int) -> None:
         probed[0] += r
         done(probed[0] // 2 - (probed[0] - r) // 2)
-    for probing, hits in _hits(_codes(thumbs, WINDOWS, client), thumbs, new, INDEX_WINDOWS,
+    for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, new, INDEX_WINDOWS,
                                max_bits, block, stats, client, progress):
-        buckets.add(_reduce_block(probing, *hits, max_per_image, stats))
-    for probing, (qq, ii, dist) in _hits(_codes(thumbs, INDEX_WINDOWS, client), thumbs, new, WINDOWS,
+        buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows))
+    for probing, (qq, ii, dist) in _hits(_codes(thumbs, INDEX_WINDOWS, rows, client), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, progress):
-        other, owner, ref, window, dist = _reduce(ii // m, probing[qq // k], ii % m, qq % k, dist, max_per_image, stats)
+        other, owner, ref, window, dist = _reduce(rows[ii // m], probing[qq // k], ii % m, qq % k, dist,
+                                                  max_per_image, stats)
         buckets.add(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
     return buckets.reduced()
 
@@ -323,10 +331,10 @@ def _meter(log, desc: str, total: int, unit: str):
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
           client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-          unaligned: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS
+          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`match_buckets`' pairs, all at once."""
-    parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, unaligned,
+    parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, among,
                                bucket_rows))
     return tuple(np.concatenate([part[c] for part in parts]) for c in range(4))
 
@@ -334,7 +342,7 @@ def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray
 def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
                   plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
                   client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-                  unaligned: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS):
+                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS):
     """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
     order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
     2 cropped, 3 cropped and shifted); the caller applies the score threshold, a bucket at a time, so
@@ -344,12 +352,13 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     each reports its progress there (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a
     new image are searched (its cost follows the new images). ``floor``: the lowest score the caller
     accepts (see :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not yielded,
-    only counted (``stats["below_floor"]``). ``unaligned`` (a flag per image): pairs with such an image
-    are yielded unverified (score -2, geometry 0), for the caller to check otherwise."""
+    only counted (``stats["below_floor"]``). With ``among`` (increasing row numbers, ``new`` and the
+    ``extra`` pairs among them) only those images are searched."""
     stats = {} if stats is None else stats
-    meter = _meter(log, "candidate search", len(thumbs) if new is None else len(new), "img")
+    searched = len(thumbs) if among is None else len(among)
+    meter = _meter(log, "candidate search", searched if new is None else len(new), "img")
     buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
-                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows)
+                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows, among=among)
     if meter:
         meter.close()
     if extra is not None and len(extra[0]):
@@ -360,14 +369,9 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     stats["below_floor"] = 0
     for number, (a, b, window, ref) in enumerate(buckets):
         buckets[number] = None  # freed as it is verified
-        check = np.ones(len(a), bool) if unaligned is None else ~(unaligned[a] | unaligned[b])
-        scores, geometry = np.full(len(a), -2.0, np.float32), np.zeros(len(a), np.int8)
-        if meter and not check.all():
-            meter.update(int((~check).sum()))  # the caller's plain check of these takes microseconds
-        scores[check], geometry[check] = verify(thumbs, a[check], b[check], window[check], ref[check], plain=plain,
-                                                client=client, on_progress=meter and meter.update, floor=floor,
-                                                shared=shared)
-        keep = ~(scores < floor) | ~check
+        scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client,
+                                  on_progress=meter and meter.update, floor=floor, shared=shared)
+        keep = ~(scores < floor)
         stats["below_floor"] += int((~keep).sum())
         i, j = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
         scores, geometry = scores[keep], geometry[keep]

@@ -104,8 +104,12 @@ def test_rerun_gives_the_same_groups(demo_copy, make_params, incremental):
 
 def test_threshold_zero_without_pixel_check_still_exact(demo_copy, make_params):
     params = make_params({"lake": {"root": str(demo_copy)}, "dedup": {"near_threshold": 0, "min_correlation": -1}})
-    summary = run(params)
-    assert summary["counts"]["near_candidates"] == summary["counts"]["near_pairs"]
+    counts = run(params)["counts"]
+    # every window-hash candidate accepted; pairs with a detail-free image (all the demo's digits) keep
+    # their plain check, so only those are rejected
+    plain = counts["search"]["plain_candidates"], counts["search"]["plain_pairs"]
+    assert counts["near_candidates"] - plain[0] == counts["near_pairs"] - plain[1]
+    assert counts["near_rejected_by_pixels"] == plain[0] - plain[1] and plain[1] > 0
 
 
 def test_missing_images_is_a_user_error(run_cli, tmp_path):
@@ -124,10 +128,14 @@ def test_stage_main_writes_manifest_and_progress_lines(run_cli, tmp_path, demo_c
     assert "[dedup] reconcile:" in result.stderr and "OK" in result.stderr
     n = manifest["counts"]["images"]
     assert f"[dedup] thumbnails: {n:,}/{n:,} img (100%)" in result.stderr
-    assert f"[dedup] candidate search: {n:,}/{n:,} img (100%)" in result.stderr
+    rough = n - manifest["counts"]["search"]["detail_free_images"]  # the window-hash search: images with detail
+    assert (f"[dedup] candidate search: {rough:,}/{rough:,} img (100%)" in result.stderr) == (rough > 0)
+    assert f"[dedup] detail-free search: {n:,}/{n:,} img (100%)" in result.stderr
     verified = re.search(r"\[dedup\] pixel verification: ([\d,]+)/([\d,]+) pairs \(100%\)", result.stderr)
-    assert verified and verified[1] == verified[2]  # the window candidates plus the whole-image hash candidates
-    assert int(verified[1].replace(",", "")) >= manifest["counts"]["near_candidates"]
+    window = manifest["counts"]["near_candidates"] - manifest["counts"]["search"]["plain_candidates"]
+    assert (verified is not None) == (window > 0)  # the demo's digits are all detail-free: no window candidate
+    if verified:  # the window candidates plus the whole-image hash candidates
+        assert verified[1] == verified[2] and int(verified[1].replace(",", "")) >= window
 
 
 def test_groups_live_in_image_groups_and_images_is_not_rewritten(demo_copy, make_params):

@@ -178,19 +178,24 @@ def test_buckets_of_pairs_give_the_whole_search_result(monkeypatch):
     assert len([t for t in stream.data if "aligned_scores" in str(t["key"])]) > 5  # verified as tasks
 
 
-def test_pairs_with_an_unaligned_image_are_returned_unverified():
-    """near_edges gives pairs with a nearly detail-free image the plain correlation only, so match() skips
-    their aligned check: the same pairs come back, the others scored as before."""
-    from transform.dedup_search import match
+def test_search_among_some_images_equals_the_full_search_restricted_to_them():
+    """near_edges searches only the images with detail (``among``): the pairs, scores and geometry of the
+    full search whose two images are both among them, in a full and in an incremental search."""
+    from transform.dedup_search import candidate_buckets, match
 
     px = scenes(300, seed=6)
     thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
-    flagged = np.zeros(len(px), bool)
-    flagged[::3] = True
+    among = np.flatnonzero(np.arange(len(px)) % 3 != 0)
+    inside = np.zeros(len(px), bool)
+    inside[among] = True
     full = match(thumbs, 10, plain=plain)
-    got = match(thumbs, 10, plain=plain, unaligned=flagged)
-    assert np.array_equal(got[0], full[0]) and np.array_equal(got[1], full[1])
-    skipped = flagged[got[0]] | flagged[got[1]]
-    assert skipped.any() and (~skipped).any()
-    assert np.all(got[2][skipped] == -2.0) and np.all(got[3][skipped] == 0)
-    assert np.array_equal(got[2][~skipped], full[2][~skipped]) and np.array_equal(got[3][~skipped], full[3][~skipped])
+    got = match(thumbs, 10, plain=plain, among=among)
+    mine = inside[full[0]] & inside[full[1]]
+    assert mine.any() and (~mine).any() and len(got[0]) == int(mine.sum())
+    assert all(np.array_equal(g, f[mine]) for g, f in zip(got, full))
+    new = among[among > 200]
+    whole = [np.concatenate(c) for c in zip(*candidate_buckets(thumbs, 10, new=np.arange(200, 300)))]
+    part = [np.concatenate(c) for c in zip(*candidate_buckets(thumbs, 10, new=new, among=among))]
+    mine = inside[whole[0]] & inside[whole[1]]
+    assert len(part[0]) == int(mine.sum()) > 0
+    assert all(np.array_equal(p, w[mine]) for p, w in zip(part, whole))
