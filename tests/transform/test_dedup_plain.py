@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from transform.dedup_match import detail, spectrum, thumbnails
-from transform.dedup_plain import partner_bound, plain_pairs, radius
+from transform.dedup_plain import DIMS, partner_bound, plain_pairs, radius
 
 MIN_DETAIL, CORRELATION = 0.035, 0.998
 
@@ -43,7 +43,7 @@ def brute_force(plain: np.ndarray, share: np.ndarray, exact: np.ndarray) -> set[
 @pytest.fixture(scope="module")
 def data():
     plain = thumbnails(smooth_and_sharp(600, seed=3), equalise=False)
-    share, low = spectrum(plain, 16)
+    share, low = spectrum(plain, DIMS)
     return plain, share, low, np.arange(len(plain))
 
 
@@ -80,7 +80,7 @@ def test_heavy_cluster_is_capped_at_the_closest_and_counted():
     base = smooth_and_sharp(2, seed=9)[1].astype(np.float32)
     px = np.stack([np.clip(base + rng.normal(0, 0.6, base.shape), 0, 255).astype(np.uint8) for _ in range(40)])
     plain = thumbnails(px, equalise=False)
-    share, low = spectrum(plain, 16)
+    share, low = spectrum(plain, DIMS)
     stats = {}
     i, j, _ = plain_pairs(plain, share, low, np.arange(40), MIN_DETAIL, CORRELATION, 3, stats=stats)
     assert stats["capped_images"] == 40 and stats["capped_pairs_dropped"] == 40 * (39 - 3)
