@@ -5,8 +5,8 @@ its variance outside the 8x8 lowest DCT frequencies) is accepted when the Pearso
 two plain grey thumbnails reaches ``min_correlation`` (:mod:`transform.dedup`): the window hashes'
 shift and crop tolerance plays no part in that verdict. Found through the window hashes, such pairs
 cost ~N^2: the hashes of smooth images cluster (unrelated smooth scenes fall within 10 bits at one
-of the 300 alignments 120x as often as uniform codes), 1.47M candidates at 100k synthetic images for
-~2,600 accepted. So they are searched in the correlation's own geometry, exactly:
+of the 300 alignments 120x as often as uniform codes): 1.45M candidates at 100k synthetic images for
+3,373 accepted. So they are searched in the correlation's own geometry, exactly:
 
 - With z the thumbnail minus its mean, scaled to unit norm, Pearson(a, b) = <z_a, z_b>, so a pair
   reaches c exactly when |z_a - z_b| <= r = sqrt(2 (1 - c)) (0.063 at 0.998).
