@@ -94,7 +94,7 @@ def bench_hashing(count: int, seed: int) -> None:
           f"{count / t_theirs:,.0f} img/s => {t_theirs / t_ours:.1f}x (agree within 2 bits: {same:.1%})")
 
 
-def _ours(images: np.ndarray, threshold: int, margin: float):
+def _ours(images: np.ndarray, threshold: int, margin: float, min_detail: float):
     from transform.clean import phash_batch
     from transform.dedup import near_edges
     from transform.dedup_match import thumbnails
@@ -102,10 +102,12 @@ def _ours(images: np.ndarray, threshold: int, margin: float):
     t0 = time.process_time()
     thumbs, plain = thumbnails(images), thumbnails(images, equalise=False)
     pixel_hash = np.array([hash(a.tobytes()) for a in images])
-    i, j, score, geometry, _ = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0)
+    i, j, score, geometry, _ = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0,
+                                          min_detail_correlation=min_detail)
     seconds = time.process_time() - t0
     # the sweep varies min_correlation (every candidate is returned at -1.0; pairs with a detail-free image
-    # only above its stricter threshold); moved alignments keep their margin
+    # only above its stricter threshold; a pair whose detail disagrees scores its detail correlation, below
+    # every threshold of the sweep); moved alignments keep their margin
     return i, j, score - margin * (geometry > 0), seconds
 
 
@@ -158,12 +160,12 @@ def bench_labelled(originals: int, distractors: int, seed: int) -> None:
     for side in (32, 128):
         data = build(originals, distractors, side, seed)
         n = len(data["images"])
-        i, j, score, t_ours = _ours(data["images"], cfg.near_threshold, cfg.moved_margin)
+        i, j, score, t_ours = _ours(data["images"], cfg.near_threshold, cfg.moved_margin, cfg.min_detail_correlation)
         ours = _evaluate(data, i, j, score >= cfg.min_correlation)
         print(f"labelled near-duplicates at {side} px: {n:,} images ({originals} originals x edits, hard negatives, "
               f"{distractors:,} distractors)")
         print(_line(f"sluice dedup (near_threshold {cfg.near_threshold}, min_correlation {cfg.min_correlation}, "
-                    f"moved_margin {cfg.moved_margin})", ours))
+                    f"moved_margin {cfg.moved_margin}, min_detail_correlation {cfg.min_detail_correlation})", ours))
         print("    precision/recall over min_correlation (recall: mean over edit types, min over edit types):")
         for t in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
             ev = _evaluate(data, i, j, score >= t)

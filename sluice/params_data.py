@@ -85,6 +85,10 @@ class DedupParams(Section):
     near_threshold: Annotated[int, Field(ge=0, le=16)] = 10  # max bits between window hashes (candidates)
     min_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.8  # aligned equalised-grey correlation (verification)
     moved_margin: Annotated[float, Field(ge=0, le=1)] = 0.05  # shifted/cropped alignments need this much more
+    # ... and their band-pass detail must correlate this much (a pair short of it scores its detail
+    # correlation): photos sharing only a layout (a ship on a horizon) are not copies; every edit of the
+    # labelled benchmark keeps >= 0.54 (docs/transform.md)
+    min_detail_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
     # an image whose window hashes meet more candidates than this (a heavy bucket: near-uniform scans, icons)
     # keeps its closest ones; the rest are counted and reported, not verified (bounds time and memory)
     max_candidates_per_image: Annotated[int, Field(ge=1)] = 256

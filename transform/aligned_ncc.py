@@ -6,7 +6,10 @@ the score is the correlation of the two whole thumbnails over their overlap unde
 resampled bilinearly onto ``b``'s grid), the lower of the equalised and plain thumbnails' scores when
 both are given (the plain one only where the equalised score reaches ``floor``: below it the lower of
 the two is below it too, so a caller that rejects scores under ``floor`` gets the same decisions for
-about a third less work, the equalised score standing for a rejected pair's). In NumPy that was batched matrix products over dense (32 x 32) interpolation matrices
+about a third less work, the equalised score standing for a rejected pair's). A pair that reaches
+``floor`` must also agree in its *detail* (:func:`_band_ncc`, at least ``min_band``); if not, its
+score is lowered to that detail correlation: two photos that share a layout (a ship on a horizon, a
+plane over a runway) correlate highly as whole thumbnails while their detail is unrelated. In NumPy that was batched matrix products over dense (32 x 32) interpolation matrices
 and several gathered float copies per pair (~120 us a pair); every interpolation here touches its two
 taps only, in one pass, with nothing allocated per pair.
 """
@@ -134,17 +137,64 @@ def _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped):
     return num / max(np.sqrt(var_a * var_b), 1e-3)
 
 
+@njit(inline="always")
+def _band_ncc(wa, tb, iy, ix, ba, bb):
+    """Correlation of the two images' band-pass detail over the overlap (3 px in from its edge): a 3x3
+    box blur (drops the pixel-level noise a re-encode or a resampling crop adds), then a Laplacian of
+    step 2 (drops the layout). Calibrated in docs/transform.md: every edit of ``benchmarks/dedup.py``
+    keeps >= 0.54 at 32 px, while accepted CIFAR-10 pairs below 0.45 were different photos."""
+    for u in range(GRID):
+        for v in range(GRID):
+            sa = 0.0
+            sb = 0.0
+            for du in (-1, 0, 1):
+                y = min(max(u + du, 0), GRID - 1)
+                for dv in (-1, 0, 1):
+                    x = min(max(v + dv, 0), GRID - 1)
+                    sa += wa[y, x]
+                    sb += np.float32(tb[y, x])
+            ba[u, v] = sa
+            bb[u, v] = sb
+    n = 0
+    sum_a = 0.0
+    sum_b = 0.0
+    aa = 0.0
+    bb2 = 0.0
+    ab = 0.0
+    for u in range(3, GRID - 3):
+        if not (iy[u - 3] and iy[u + 3]):
+            continue
+        for v in range(3, GRID - 3):
+            if not (ix[v - 3] and ix[v + 3]):
+                continue
+            la = 4.0 * ba[u, v] - ba[u - 2, v] - ba[u + 2, v] - ba[u, v - 2] - ba[u, v + 2]
+            lb = 4.0 * bb[u, v] - bb[u - 2, v] - bb[u + 2, v] - bb[u, v - 2] - bb[u, v + 2]
+            n += 1
+            sum_a += la
+            sum_b += lb
+            aa += la * la
+            bb2 += lb * lb
+            ab += la * lb
+    n = max(n, 1)
+    var_a = max(aa - sum_a * sum_a / n, 0.0)
+    var_b = max(bb2 - sum_b * sum_b / n, 0.0)
+    return (ab - sum_a * sum_b / n) / max(np.sqrt(var_a * var_b), 1e-3)
+
+
 @njit(nogil=True, cache=True, fastmath=True)
-def scores(thumbs, plain, use_plain, floor, a, b, qx, qy, qsize, vx, vy, taps_lo, taps_hi, taps_w, score, best_x,
+def scores(thumbs, plain, use_plain, floor, min_band, a, b, qx, qy, qsize, vx, vy, taps_lo, taps_hi, taps_w, score, best_x,
            best_y):
     """For each pair p: ``a[p]``'s query window (qx, qy, qsize) aligned to ``b[p]``'s indexed window (vx, vy),
     refined +-1 px; writes the overlap correlation (with ``use_plain``, the lower of the equalised and
-    plain thumbnails' where the equalised one reaches ``floor``) and the chosen window position.
+    plain thumbnails' where the equalised one reaches ``floor``; lowered to the detail correlation where
+    that is under ``min_band``) and the chosen window position.
     ``taps_*[qsize]``: the resize of a window of that side to CENTRE."""
     target = np.empty((CENTRE, CENTRE), np.float32)
     crop = np.empty((CENTRE, CENTRE), np.float32)
     tmp = np.empty((CENTRE, CENTRE), np.float32)
     warped = np.empty((GRID, GRID), np.float32)
+    band_a = np.empty((GRID, GRID), np.float32)
+    band_b = np.empty((GRID, GRID), np.float32)
     ly = np.empty(GRID, np.int64)
     lx = np.empty(GRID, np.int64)
     fy = np.empty(GRID, np.float32)
@@ -176,6 +226,10 @@ def scores(thumbs, plain, use_plain, floor, a, b, qx, qy, qsize, vx, vy, taps_lo
         _axis(by, vy[p], scale, ly, fy, iy)
         _axis(bx, vx[p], scale, lx, fx, ix)
         value = _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped)
+        if value >= floor and min_band > -1.0:
+            band = _band_ncc(warped, tb, iy, ix, band_a, band_b)
+            if band < min_band:
+                value = min(value, band)
         if use_plain and value >= floor:
             value = min(value, _overlap_ncc(plain[a[p]], plain[b[p]], ly, fy, iy, lx, fx, ix, warped))
         score[p] = value

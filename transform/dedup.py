@@ -175,12 +175,14 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
-               stats: dict | None = None, client=None, log=None, new: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+               stats: dict | None = None, client=None, log=None, new: np.ndarray | None = None,
+               min_detail_correlation: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """Accepted near pairs (i < j, not already exact) with score and geometry, and the counts of the
     candidates checked (``candidates``: pairs not already exact) and of those the pixels ``rejected``.
 
-    A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more.
+    A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more; and
+    its band-pass detail must correlate at least ``min_detail_correlation`` (a shared layout is not a
+    copy: :func:`transform.dedup_match.aligned_scores`).
 
     Pairs with a nearly detail-free image (below MIN_DETAIL) are judged by the plain correlation
     alone (TINY_MIN_CORRELATION), and found by it too, exactly (:mod:`transform.dedup_plain`). The
@@ -211,7 +213,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     for ni, nj, score, geometry in match_buckets(thumbs, threshold, extra=(pi[keep], pj[keep]), plain=plain,
                                                  max_per_image=max_per_image, stats=stats, client=client, log=log,
                                                  new=None if new is None else new[~smooth[new]],
-                                                 floor=min_correlation, among=rough):
+                                                 floor=min_correlation, among=rough,
+                                                 min_band=min_detail_correlation):
         cand = exact[ni] != exact[nj]  # pairs already exact need no pixel check
         ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
         ok = score >= min_correlation + moved_margin * (geometry > 0)
@@ -233,7 +236,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
 
 def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,
-                max_per_image: int | None = None, compute=None, cfg=None) -> tuple[pl.DataFrame, dict]:
+                max_per_image: int | None = None, compute=None, cfg=None, min_detail_correlation: float = 0.5
+                ) -> tuple[pl.DataFrame, dict]:
     """Duplicate groups of every image in silver (with each image's strongest match and its
     ``match_basis``), and counts. With ``cfg`` (the dedup params) the stored ``image_groups`` is built on
     when it still holds (:mod:`transform.dedup_state`): only pairs with a new image are searched."""
@@ -258,7 +262,8 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
         else:
             thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4
         return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
-                            min_correlation, moved_margin, max_per_image, search, client=client, log=log, new=new),
+                            min_correlation, moved_margin, max_per_image, search, client=client, log=log, new=new,
+                            min_detail_correlation=min_detail_correlation),
                 grey, colour)
 
     log.info("%s", mode)
@@ -324,7 +329,8 @@ def run(params) -> dict:
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
     groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
-                                 cfg.max_candidates_per_image, params.compute, cfg=cfg)
+                                 cfg.max_candidates_per_image, params.compute, cfg=cfg,
+                                 min_detail_correlation=cfg.min_detail_correlation)
     written = write_groups(lake, groups, run_id)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)

@@ -134,13 +134,16 @@ def plain_correlation(grey: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndar
 
 
 def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-                   plain: np.ndarray | None = None, floor: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
+                   plain: np.ndarray | None = None, floor: float = -2.0, min_band: float = -2.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Verification per pair: align ``a``'s query window WINDOWS[window] to ``b``'s indexed window
     INDEX_WINDOWS[ref] (refined +-1 px on the windows), then correlate the *whole overlap* of the two
     equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too;
     with ``plain`` the lower of that and the same correlation of the plain thumbnails, for the pairs
     whose equalised score reaches ``floor`` (the lowest score a caller accepts: below it the pair is
-    rejected either way, and keeps its equalised score). Compiled, one pair at a time
+    rejected either way, and keeps its equalised score); with ``min_band`` those pairs must also agree in
+    their band-pass detail, else their score is lowered to that detail correlation (a shared layout is
+    not a duplicate: docs/transform.md). Compiled, one pair at a time
     (:mod:`transform.aligned_ncc`).
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted)."""
     from transform.aligned_ncc import scores
@@ -152,7 +155,7 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           float(floor), a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
+           float(floor), float(min_band), a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
     geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
     return score, geometry
 

@@ -279,8 +279,9 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
 
 def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
            plain: np.ndarray | None = None, client=None, block: int | None = None, on_progress=None,
-           floor: float = -2.0, shared: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``: see there), ``block`` (default
+           floor: float = -2.0, shared: list | None = None, min_band: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``, ``min_band``: see there),
+    ``block`` (default
     ``VERIFY_BLOCK``) pairs at a time
     (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
     every worker once, or ``shared``: :func:`_scatter`'s, for several calls; at most two tasks per worker
@@ -291,10 +292,11 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
         parts = []
         for start in range(0, len(a), block):
             sl = slice(start, start + block)
-            parts.append(aligned_scores(thumbs, a[sl], b[sl], window[sl], ref[sl], plain=plain, floor=floor))
+            parts.append(aligned_scores(thumbs, a[sl], b[sl], window[sl], ref[sl], plain=plain, floor=floor,
+                                        min_band=min_band))
             done(len(parts[-1][0]))
         if not parts:
-            return aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor)
+            return aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor, min_band=min_band)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     from sluice.compute import total_threads
 
@@ -303,7 +305,7 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
     for start in range(0, len(a), block):
         sl = slice(start, start + block)
         in_flight.append(client.submit(aligned_scores, shared[0], a[sl], b[sl], window[sl], ref[sl],
-                                       plain=shared[1], floor=floor, pure=False))
+                                       plain=shared[1], floor=floor, min_band=min_band, pure=False))
         while len(in_flight) > window_size:
             parts.append(in_flight.popleft().result())
             done(len(parts[-1][0]))
@@ -331,18 +333,18 @@ def _meter(log, desc: str, total: int, unit: str):
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
           client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS
+          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`match_buckets`' pairs, all at once."""
     parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, among,
-                               bucket_rows))
+                               bucket_rows, min_band))
     return tuple(np.concatenate([part[c] for part in parts]) for c in range(4))
 
 
 def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
                   plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
                   client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS):
+                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0):
     """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
     order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
     2 cropped, 3 cropped and shifted); the caller applies the score threshold, a bucket at a time, so
@@ -352,7 +354,8 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     each reports its progress there (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a
     new image are searched (its cost follows the new images). ``floor``: the lowest score the caller
     accepts (see :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not yielded,
-    only counted (``stats["below_floor"]``). With ``among`` (increasing row numbers, ``new`` and the
+    only counted (``stats["below_floor"]``); ``min_band``: the band-pass detail correlation such a pair
+    needs too (see :func:`transform.dedup_match.aligned_scores`). With ``among`` (increasing row numbers, ``new`` and the
     ``extra`` pairs among them) only those images are searched."""
     stats = {} if stats is None else stats
     searched = len(thumbs) if among is None else len(among)
@@ -370,7 +373,7 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     for number, (a, b, window, ref) in enumerate(buckets):
         buckets[number] = None  # freed as it is verified
         scores, geometry = verify(thumbs, a, b, window, ref, plain=plain, client=client,
-                                  on_progress=meter and meter.update, floor=floor, shared=shared)
+                                  on_progress=meter and meter.update, floor=floor, shared=shared, min_band=min_band)
         keep = ~(scores < floor)
         stats["below_floor"] += int((~keep).sum())
         i, j = np.minimum(a, b)[keep], np.maximum(a, b)[keep]

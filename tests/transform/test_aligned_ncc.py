@@ -43,7 +43,8 @@ def _axis_weights(offset, ref, scale):
     return weights, inside
 
 
-def _overlap_ncc(ta, tb, x, y, vx, vy, scale):
+def _overlap_ncc(ta, tb, x, y, vx, vy, scale, min_band=-2.0):
+    """The overlap correlation; with ``min_band`` lowered to the band-pass one where that is below it."""
     wy, in_y = _axis_weights(y, vy, scale)
     wx, in_x = _axis_weights(x, vx, scale)
     warped = wy @ ta.astype(np.float32) @ wx.transpose(0, 2, 1)
@@ -54,10 +55,34 @@ def _overlap_ncc(ta, tb, x, y, vx, vy, scale):
     mb = tb - (tb * mask).sum(axis=(1, 2), keepdims=True) / count
     num = (ma * mb * mask).sum(axis=(1, 2))
     den = np.sqrt((ma * ma * mask).sum(axis=(1, 2)) * (mb * mb * mask).sum(axis=(1, 2)))
-    return num / np.maximum(den, 1e-3)
+    out = num / np.maximum(den, 1e-3)
+    if min_band > -1:
+        band = _band_ncc(warped, tb, in_y, in_x)
+        out = np.where(band < min_band, np.minimum(out, band), out)
+    return out
 
 
-def reference(thumbs, a, b, window, ref, plain=None):
+def _band_ncc(warped, tb, in_y, in_x):
+    """3x3 box blur (edges clamped), Laplacian of step 2, correlation over the overlap 3 px in."""
+    def band(x):
+        p = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        blur = sum(p[:, 1 + dy:1 + dy + GRID, 1 + dx:1 + dx + GRID] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+        c = blur[:, 2:-2, 2:-2]
+        return 4 * c - blur[:, :-4, 2:-2] - blur[:, 4:, 2:-2] - blur[:, 2:-2, :-4] - blur[:, 2:-2, 4:]
+    la, lb = band(warped), band(tb)  # pixels 2..GRID-3
+    inner_y = in_y[:, :-6] & in_y[:, 6:]  # pixel u (3..GRID-4) with u-3 and u+3 inside
+    inner_x = in_x[:, :-6] & in_x[:, 6:]
+    mask = (inner_y[:, :, None] & inner_x[:, None, :]).astype(np.float64)
+    la, lb = la[:, 1:-1, 1:-1].astype(np.float64), lb[:, 1:-1, 1:-1].astype(np.float64)
+    n = np.maximum(mask.sum(axis=(1, 2)), 1)
+    sa, sb = (la * mask).sum(axis=(1, 2)), (lb * mask).sum(axis=(1, 2))
+    cov = (la * lb * mask).sum(axis=(1, 2)) - sa * sb / n
+    va = np.maximum((la * la * mask).sum(axis=(1, 2)) - sa * sa / n, 0)
+    vb = np.maximum((lb * lb * mask).sum(axis=(1, 2)) - sb * sb / n, 0)
+    return cov / np.maximum(np.sqrt(va * vb), 1e-3)
+
+
+def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0):
     """The NumPy aligned_scores this module replaced (scores and chosen positions)."""
     best = np.full(len(a), -2.0, np.float32)
     bx, by = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
@@ -78,7 +103,7 @@ def reference(thumbs, a, b, window, ref, plain=None):
     size = np.array([WINDOWS[k].size for k in window], np.int64)
     vx = np.array([INDEX_WINDOWS[r].x for r in ref], np.int64)
     vy = np.array([INDEX_WINDOWS[r].y for r in ref], np.int64)
-    scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, size / CENTRE)
+    scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, size / CENTRE, min_band)
     if plain is not None:
         scores = np.minimum(scores, _overlap_ncc(plain[a], plain[b], bx, by, vx, vy, size / CENTRE))
     geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
@@ -143,6 +168,47 @@ def test_floor_skips_the_plain_check_only_below_it(floor):
     assert np.array_equal(got[above], full[above]) and np.array_equal(got[~above], equalised[~above])
     assert np.array_equal(got >= floor, full >= floor)  # the same accept decisions at any threshold >= floor
     assert np.array_equal(geometry, full_geometry)
+
+
+def test_detail_check_equals_the_numpy_reference():
+    """With ``min_band`` a pair whose band-pass detail correlates less scores that correlation instead."""
+    thumbs, plain, a, b, window, ref = _pairs(60, 3000, seed=7)
+    without, _ = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, min_band=0.5)
+    want, want_geometry = reference(thumbs, a, b, window, ref, plain=plain, min_band=0.5)
+    assert np.abs(got - want).max() < 1e-3
+    assert (geometry != want_geometry).mean() < 0.002
+    lowered = got < without - 1e-6
+    assert lowered.any() and np.all(got[lowered] < 0.5) and np.all(got <= without + 1e-6)
+
+
+def test_a_shared_layout_is_not_a_copy():
+    """Two different photos of one layout (a bright sky over a dark sea, different detail on it)
+    correlate as whole thumbnails; the detail check tells them apart, while a shifted, noisier copy
+    keeps its score."""
+    rng = np.random.default_rng(11)
+    from scipy.ndimage import gaussian_filter
+
+    layout = np.repeat(np.where(np.arange(32) < 16, 200.0, 60.0)[:, None], 32, axis=1)
+    layout = gaussian_filter(layout, 2)
+
+    def scene(seed):
+        detail = gaussian_filter(np.random.default_rng(seed).normal(size=(36, 36)), 1.2)
+        return layout, detail / detail.std() * 12
+
+    base, texture = scene(1)
+    other = base + scene(2)[1][2:34, 2:34]
+    first = base + texture[2:34, 2:34]
+    shifted = base + texture[2:34, 4:36] + rng.normal(0, 3, (32, 32))  # the layout is the same along x
+    px = np.stack([np.repeat(np.clip(x, 0, 255).astype(np.uint8)[..., None], 3, axis=2) for x in (first, other, shifted)])
+    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
+    a, b = np.array([0, 0]), np.array([1, 2])
+    centre = WINDOWS.index(next(w for w in WINDOWS if w.size == CENTRE and w.x == 4 and w.y == 4))
+    window, ref = np.array([centre, centre]), np.array([0, 0])
+    whole, _ = aligned_scores(thumbs, a, b, window, ref, plain=plain)
+    checked, _ = aligned_scores(thumbs, a, b, window, ref, plain=plain, min_band=0.5)
+    assert whole[0] >= 0.8 and checked[0] < 0.5  # the stranger: same layout, other detail
+    assert checked[1] >= 0.85 and checked[1] == whole[1]  # the copy, shifted 2 px and noisier
 
 
 def test_plain_correlation_is_pearson_of_the_whole_thumbnails():
