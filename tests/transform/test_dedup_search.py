@@ -101,11 +101,12 @@ def test_verification_tasks_score_like_the_local_check():
     plain = thumbnails(scenes(300, seed=6), equalise=False)
     a, b, window, ref = candidates(thumbs, 10, 256)
     assert len(a) > 40
-    local = verify(thumbs, a, b, window, ref, plain=plain)
+    local = verify(thumbs, a, b, window, ref, plain=plain, min_band=0.9)  # the detail check travels too
+    assert (local[0] < verify(thumbs, a, b, window, ref, plain=plain)[0]).any()
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as stream:
-            remote = verify(thumbs, a, b, window, ref, plain=plain, client=client, block=7)
+            remote = verify(thumbs, a, b, window, ref, plain=plain, client=client, block=7, min_band=0.9)
     ran = [t for t in stream.data if "aligned_scores" in str(t["key"])]
     assert len(ran) == -(-len(a) // 7)  # one task per block of 7 pairs
     assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
