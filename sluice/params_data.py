@@ -87,7 +87,7 @@ class DedupParams(Section):
     moved_margin: Annotated[float, Field(ge=0, le=1)] = 0.05  # shifted/cropped alignments need this much more
     # ... and their band-pass detail must correlate this much (a pair short of it scores its detail
     # correlation): photos sharing only a layout (a ship on a horizon) are not copies; every edit of the
-    # labelled benchmark keeps >= 0.54 (docs/transform.md)
+    # labelled benchmark is kept (docs/transform.md)
     min_detail_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
     # an image whose window hashes meet more candidates than this (a heavy bucket: near-uniform scans, icons)
     # keeps its closest ones; the rest are counted and reported, not verified (bounds time and memory)

@@ -141,8 +141,8 @@ def _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped):
 def _band_ncc(wa, tb, iy, ix, ba, bb):
     """Correlation of the two images' band-pass detail over the overlap (3 px in from its edge): a 3x3
     box blur (drops the pixel-level noise a re-encode or a resampling crop adds), then a Laplacian of
-    step 2 (drops the layout). Calibrated in docs/transform.md: every edit of ``benchmarks/dedup.py``
-    keeps >= 0.54 at 32 px, while accepted CIFAR-10 pairs below 0.45 were different photos."""
+    step 2 (drops the layout). Calibrated in docs/transform.md: every edit of ``benchmarks/dedup.py``'s
+    quick set keeps >= 0.54 at 32 px, while accepted CIFAR-10 pairs below 0.45 were different photos."""
     for u in range(GRID):
         for v in range(GRID):
             sa = 0.0
