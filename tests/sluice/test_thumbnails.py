@@ -26,6 +26,20 @@ def test_equalising_forgets_a_monotone_brightness_and_contrast_change():
     assert equalise(np.zeros((0, GRID, GRID), np.uint8)).shape == (0, GRID, GRID)
 
 
+def test_equalising_maps_each_level_to_its_mid_rank():
+    """Every pixel becomes the mid-rank of its level in its own thumbnail (ties share one value),
+    scaled to 0-255: a per-pixel reference, on noise, constant, two-level and skewed thumbnails."""
+    rng = np.random.default_rng(3)
+    levels = np.concatenate([rng.integers(0, 256, (5, GRID, GRID)), np.full((1, GRID, GRID), 77),
+                             rng.choice([0, 255], (2, GRID, GRID)), rng.integers(0, 8, (2, GRID, GRID)) ** 2]
+                            ).astype(np.uint8)
+    flat = levels.reshape(len(levels), -1).astype(int)
+    below = (flat[:, :, None] > flat[:, None, :]).sum(axis=2)
+    ties = (flat[:, :, None] == flat[:, None, :]).sum(axis=2)
+    want = np.clip(np.rint((below + ties / 2.0) * 255.0 / flat.shape[1]), 0, 255).reshape(levels.shape)
+    assert np.array_equal(equalise(levels), want)
+
+
 def test_sketch_flags_greyscale_images_and_keeps_the_mean_colour():
     rng = np.random.default_rng(2)
     colour = rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
