@@ -26,7 +26,7 @@ from itertools import combinations
 
 import numpy as np
 
-from transform.hamming_scan import scan
+from transform.hamming_scan import bucket_sort, scan
 
 _PROBE_BLOCK = 8192
 _TABLE_BITS = 22  # chunks up to this wide get a direct bucket table (2**22 int32 counts: 16 MiB)
@@ -97,18 +97,19 @@ def _layout(m: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 def _permute(codes: np.ndarray, perm: np.ndarray) -> np.ndarray:
     """Codes with their bits permuted (bit p, MSB first, takes old bit perm[p]): one lookup per byte in
-    a table of what each byte value contributes (8 gathers instead of 64 shift-and-mask passes)."""
+    a table of what each byte value contributes (8 lookups instead of 64 shift-and-mask passes),
+    compiled (:func:`transform.hamming_scan.permute_bytes`)."""
+    from transform.hamming_scan import permute_bytes
+
     where = np.empty(64, np.int64)
     where[perm] = np.arange(64)  # old bit s (MSB first) lands at new position where[s]
     values = np.arange(256, dtype=np.uint64)
-    out = np.zeros(len(codes), np.uint64)
+    tables = np.zeros((8, 256), np.uint64)
     for byte in range(8):  # byte 0 holds the least significant bits
-        table = np.zeros(256, np.uint64)
         for bit in range(8):
             old = 63 - (8 * byte + bit)  # MSB-first index of this bit
-            table |= ((values >> np.uint64(bit)) & np.uint64(1)) << np.uint64(63 - where[old])
-        out |= table[((codes >> np.uint64(8 * byte)) & np.uint64(255)).astype(np.intp)]
-    return out
+            tables[byte] |= ((values >> np.uint64(bit)) & np.uint64(1)) << np.uint64(63 - where[old])
+    return permute_bytes(np.ascontiguousarray(codes).view(np.uint64), tables)
 
 
 def _keys(codes: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -146,17 +147,14 @@ class HammingIndex:
         self.tables = []
         for c, (lo, hi) in zip(chunks, self.bounds):
             key = _keys(permuted, lo, hi)
-            # row numbers as int32 while they fit (75 window codes an image: 28M images): 12 bytes a code
-            # per chunk table instead of 16
-            # (a chunk of <= 16 bits sorts as uint16: NumPy's stable sort is then a radix sort, 1.7x faster)
-            order = np.argsort(key.astype(np.uint16) if hi - lo <= 16 else key, kind="stable").astype(
-                np.int32 if len(key) < 2**31 else np.int64)
-            table = {"order": order, "codes": self.codes[order], "width": hi - lo}
             if hi - lo <= _TABLE_BITS:  # direct bucket table: O(1) per probe instead of two binary searches
-                count = np.bincount(key, minlength=1 << (hi - lo)).astype(np.int64)
-                table["count"], table["start"] = count, np.cumsum(count) - count
+                count, start, order, codes = bucket_sort(key, self.codes, 1 << (hi - lo))
+                table = {"order": order, "codes": codes, "width": hi - lo, "count": count, "start": start}
             else:
-                table["sorted"] = key[order]
+                # row numbers as int32 while they fit (75 window codes an image: 28M images): 12 bytes a
+                # code per chunk table instead of 16
+                order = np.argsort(key, kind="stable").astype(np.int32 if len(key) < 2**31 else np.int64)
+                table = {"order": order, "codes": self.codes[order], "width": hi - lo, "sorted": key[order]}
             table["flips"] = np.asarray([0] + [sum(1 << b for b in bits) for k in range(1, radius[c] + 1)
                                                for bits in combinations(range(hi - lo), k)], np.int64)
             self.tables.append(table)

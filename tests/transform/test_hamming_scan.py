@@ -1,13 +1,13 @@
 """The compiled bucket scan: the same hits as comparing every probed entry by hand, whatever the output
 buffer's size (rows that do not fit are rescanned whole, a row larger than the buffer grows it), and
-the self-join's upper-triangle filter."""
+the self-join's upper-triangle filter; and the counting sort that builds a direct table."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from transform.hamming_scan import scan
+from transform.hamming_scan import bucket_sort, scan
 
 
 def _problem(seed: int = 0):
@@ -53,3 +53,16 @@ def test_scan_of_nothing():
     rows, first, count, bucket_codes, order, queries = _problem()
     i, j = scan(rows[:0], first[:0], count[:0], bucket_codes, order, queries, threshold=10)
     assert len(i) == len(j) == 0
+
+
+def test_bucket_sort_is_a_stable_argsort_with_the_bucket_bounds():
+    rng = np.random.default_rng(7)
+    for n, buckets in ((0, 16), (1, 16), (5_000, 64), (20_000, 1 << 16)):
+        keys = rng.integers(0, buckets // 2, n).astype(np.int32)  # half the buckets stay empty
+        codes = rng.integers(0, 2**63, n, dtype=np.int64).view(np.uint64)
+        count, start, order, sorted_codes = bucket_sort(keys, codes, buckets)
+        want = np.argsort(keys, kind="stable")
+        assert order.dtype == np.int32 and np.array_equal(order, want)
+        assert np.array_equal(sorted_codes, codes[want])
+        assert np.array_equal(count, np.bincount(keys, minlength=buckets))
+        assert np.array_equal(start, np.cumsum(count) - count)
