@@ -116,6 +116,18 @@ def test_center_crop_keeps_aspect_and_the_centre():
     assert out.shape == (20, 20, 3) and (out[..., 1] > 200).all()  # only the green centre survives
 
 
+@pytest.mark.parametrize("geometry", [Geometry(32, 32), Geometry(48, 64), Geometry(70, 30)])
+def test_center_crop_fits_every_source_size(geometry):
+    """out / (out / w) is not w for some w in floating point (49, 98, 103, ... at 32 px): the crop box
+    then started 1e-14 px outside the image and PIL refused it, so 1.8% of photo sizes were
+    quarantined as undecodable."""
+    for w in range(1, 400):
+        for h in (1, 7, 100, 250, 333, 517):
+            assert fit(Image.new("RGB", (w, h)), geometry).size == (geometry.width, geometry.height), (w, h)
+    d = decode(enc(Image.new("RGB", (49, 100), (10, 200, 30)), "JPEG"), Geometry(32, 32))
+    assert d.pixels.shape == (32, 32, 3) and abs(int(d.pixels[16, 16, 1]) - 200) < 8
+
+
 def test_squash_keeps_everything_and_pad_borders_with_the_background():
     squashed = np.asarray(fit(_wide(), Geometry(20, 20, "squash")))
     assert squashed[10, 1, 0] > 200 and squashed[10, 18, 2] > 200
