@@ -98,6 +98,21 @@ def test_crawl_only_and_votes_only_projects(tmp_path):
     assert "params" not in dvc["stages"]["quality_bronze"]  # only keys the params file sets (DVC needs them)
 
 
+def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    (tmp_path / "votes.csv").write_text("Image,Annotator ID,answer\ncat/0.jpg,w1,cat\n")
+    (tmp_path / "trials.csv").write_text("annotator_id;trial_index;chosen_label;true_label;image_filename\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "votes.csv"),
+                "--votes", str(tmp_path / "trials.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "item=Image, worker=Annotator ID, label=answer" in res.stdout
+    exports = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"]
+    assert {k: v for k, v in exports[0].items() if k.endswith("_column")} == {
+        "item_column": "Image", "worker_column": "Annotator ID", "label_column": "answer"}
+    assert (exports[1]["item_column"], exports[1]["worker_column"], exports[1]["label_column"]) == (
+        "image_filename", "annotator_id", "chosen_label")  # the answer given, not the reference label
+
+
 def test_user_mistakes_are_one_line(run_cli, tmp_path):
     for args, needle in ((), "nothing to ingest"), (("--images", str(tmp_path / "nope")), "image folder not found"):
         res = _init(run_cli, tmp_path, *args)
