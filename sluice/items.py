@@ -122,6 +122,20 @@ class ItemIndex:
             schema={"__i": pl.UInt32, "image_id": pl.String}), on="__i", how="left", maintain_order="left")
         return out["image_id"].rename("image_id")
 
+    def shared(self, names: pl.Series, key: str = "auto") -> pl.Series:
+        """True where a name that resolves to nothing names several landed files under ``key`` (two
+        folders with ``001.png``): it will not resolve by waiting, only by a longer name or another key."""
+        if key in ("auto", "path"):
+            pairs = self._suffix_pairs(1)
+        elif key in ("file_name", "stem"):
+            pairs = self._paths().select(pl.col("path").str.split("/").list.last().alias("ref"), "image_id")
+            if key == "stem":
+                pairs = pairs.with_columns(pl.col("ref").str.replace(r"\.[^.]*$", ""))
+        else:
+            return pl.Series("shared", [False] * len(names), dtype=pl.Boolean)
+        many = pairs.unique().group_by("ref").len().filter(pl.col("len") > 1)["ref"]
+        return (names.cast(pl.String).is_in(many.implode()) & self.resolve(names, key).is_null()).rename("shared")
+
     # ------------------------------------------------------------------ building
     def _build(self, key: str) -> pl.DataFrame:
         if key == "auto":
@@ -172,11 +186,16 @@ class ItemIndex:
 
     def _suffixes(self, shortest: int) -> pl.DataFrame:
         """Every path suffix of ``shortest`` or more components that names exactly one image."""
+        return _unique(self._suffix_pairs(shortest))
+
+    def _suffix_pairs(self, shortest: int) -> pl.DataFrame:
+        """Every path suffix of ``shortest`` or more components with the image it names (a suffix
+        several files end with appears once per file)."""
         parts = self._paths().with_columns(pl.col("path").str.split("/").alias("parts"))
         frames = [parts.filter(pl.col("parts").list.len() >= n)
                   .select(pl.col("parts").list.slice(-n).list.join("/").alias("ref"), "image_id")
                   for n in range(shortest, _SUFFIX_DEPTH + 1)]
-        return _unique(pl.concat(frames)) if frames else _empty()
+        return pl.concat(frames) if frames else _empty()
 
 
 def _empty() -> pl.DataFrame:

@@ -47,6 +47,8 @@ class ExportStats:
     duplicates: int = 0
     rejected_assignments: int = 0
     pending_items: int = 0  # votes of the export whose item matches no landed image (yet)
+    shared_items: int = 0  # of those, votes whose item names several landed files (never resolves by waiting)
+    shared_example: str = ""
     quarantined: int = 0
     unparsed_times: int = 0
     reasons: Counter = field(default_factory=Counter)
@@ -84,6 +86,11 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
     stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
     stats.already_present = rows.height - stats.new
     stats.pending_items = int(rows["image_id"].null_count())
+    if stats.pending_items:
+        pending = rows.filter(pl.col("image_id").is_null())
+        shared = pending.filter(index.shared(pending["item"], export.item_key))
+        stats.shared_items = shared.height
+        stats.shared_example = shared["item"][0] if shared.height else ""
     quarantine = Quarantine(STAGE, "crowd_votes", run_id)
     for r in parsed.rejects:
         quarantine.add(r.where, r.reason, r.reason, r.details)
@@ -99,7 +106,11 @@ def _report(name: str, s: ExportStats) -> str:
               quarantined=s.quarantined)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())) or "none"
     note = f", timestamps not parsed {s.unparsed_times} (landed without)" if s.unparsed_times else ""
-    pending = f", pending (no image landed yet) {s.pending_items}" if s.pending_items else ""
+    waiting = s.pending_items - s.shared_items
+    pending = f", pending (no image landed yet) {waiting}" if waiting else ""
+    if s.shared_items:  # a name two folders share: waiting will not resolve it
+        pending += (f", pending (the item names several landed files, e.g. {s.shared_example!r}: key the votes "
+                    f"by a longer path, or set item_key / item_pattern) {s.shared_items}")
     return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}, "
             f"duplicates {s.duplicates}, rejected assignments {s.rejected_assignments}, "
             f"quarantined {s.quarantined} ({reasons}){pending}{note}")

@@ -90,6 +90,25 @@ def test_unknown_item_lands_pending_not_quarantined(landed, tmp_path):
     assert landed.count("quarantine") == 0
 
 
+def test_a_name_two_folders_share_is_reported_as_such_not_as_waiting(landed, tmp_path):
+    from ingest.votes.land import _report
+
+    rows = [{"image_id": image_id(u), "content": u.encode(), "source": "t", "source_uri": u, "source_label": None,
+             "fetched_at": NOW, "run_id": "r"} for u in ("cats/001.png", "dogs/001.png")]
+    landed.merge_insert("raw_images", pa.Table.from_pylist(rows))
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\n001.png,w1,cat\ndogs/001.png,w1,dog\nlater.png,w1,cat\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
+    assert (stats.pending_items, stats.shared_items, stats.shared_example) == (2, 1, "001.png")
+    line = _report("c", stats)
+    assert "pending (no image landed yet) 1" in line and "names several landed files, e.g. '001.png'" in line
+    index = ItemIndex.from_lake(landed)
+    names = pl.Series(["001.png", "dogs/001.png", "later.png", "001"])
+    assert index.shared(names, "auto").to_list() == [True, False, False, False]
+    assert index.shared(names, "stem").to_list() == [False, False, False, True]
+    assert index.shared(names, "image_id").to_list() == [False] * 4
+
+
 def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tmp_path):
     path = tmp_path / "votes.csv"
     path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,,cat\ndata/a.png,w3,  \n")
