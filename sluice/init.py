@@ -51,7 +51,8 @@ def register(sub) -> None:
                    help="Parquet file or folder with image bytes (Hugging Face style: image, label[, split])")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
-                   help="crowd votes: MTurk results CSV, Label Studio JSON or a CSV item,worker,label")
+                   help="crowd votes: MTurk results CSV, Label Studio JSON or a CSV with one vote a row "
+                        "(item, worker and label columns found by name: image, annotator, answer, ...)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
