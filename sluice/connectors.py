@@ -28,13 +28,17 @@ FAMILIES = ("source", "votes", "crawl")
 @dataclass(frozen=True)
 class Connector:
     """``config`` is the pydantic model of one params entry (its ``kind`` field a Literal of ``kind``);
-    ``reader`` is the family's reading function (its signature is documented per family)."""
+    ``reader`` is the family's reading function (its signature is documented per family); ``detect``,
+    when given, reads a path's data and returns the settings its params entry needs beyond the defaults
+    (e.g. which Parquet column holds the image), raising InputError when it cannot tell: ``sluice init``
+    writes them, so a user's own data needs no renaming."""
 
     family: str
     kind: str
     config: type
     reader: Callable
     summary: str = ""
+    detect: Callable[[str], dict] | None = None
 
 
 @functools.cache

@@ -108,53 +108,28 @@ def folder_classes(folder: Path) -> list[str]:
     return sorted(found)
 
 
-# header names a plain vote CSV uses for each role, most specific first (matched ignoring case, spaces,
-# "-" and "_"): a crowd export keyed the user's way needs no renaming
-VOTE_COLUMNS = {
-    "item": ("item", "image", "imageid", "imagefilename", "filename", "file", "imagepath", "path", "imageurl", "url",
-             "img", "sample", "sampleid"),
-    "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
-               "raterid", "user", "userid", "judge", "contributor", "contributorid"),
-    "label": ("label", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
-              "annotation", "tag"),
-}
-
-
-def _key(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
-
-
-def vote_columns(header: list[str]) -> dict[str, str] | None:
-    """The item, worker and label columns of a vote CSV's header (see VOTE_COLUMNS), or None."""
-    by_key = {}
-    for name in header:
-        by_key.setdefault(_key(name), name)
-    found = {role: next((by_key[k] for k in names if k in by_key), None) for role, names in VOTE_COLUMNS.items()}
-    return found if all(found.values()) and len(set(found.values())) == 3 else None
-
-
 def vote_export(path: str, root: Path, taken: set[str]) -> dict:
-    """A ``labels.exports`` entry, its kind told by the file: Label Studio JSON, MTurk or plain CSV (its
-    item, worker and label columns found by name, and written out when they are not those words)."""
+    """A ``labels.exports`` entry, its kind told by the file (Label Studio JSON, MTurk or plain CSV) and
+    the settings its connector detects in it (a plain CSV's item, worker and label columns)."""
     p = _existing(path, "vote file")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.suffix.lower() == ".json":
         return {**entry, "kind": "label_studio"}
     with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
         header = f.readline()
-    if "Input." in header and "Answer." in header:
-        return {**entry, "kind": "mturk"}
-    names = [c.strip().strip('"') for c in header.replace(";", ",").replace("\t", ",").replace("|", ",").split(",")]
-    columns = vote_columns(names)
-    if columns is None:
-        raise InputError(f"{path}: cannot tell which columns of this vote CSV hold the item, worker, label (found "
-                         f"{header.strip()!r}); rename them, or set item_column, worker_column and label_column on "
-                         "its labels.exports entry in params.yaml")
-    named = {f"{role}_column": name for role, name in columns.items() if name != role}
-    if named:
-        print(f"[init] {path}: votes read as item={columns['item']}, worker={columns['worker']}, "
-              f"label={columns['label']} (labels.exports in params.yaml)")
-    return {**entry, "kind": "csv", **named}
+    kind = "mturk" if "Input." in header and "Answer." in header else "csv"
+    return {**entry, "kind": kind, **_detected("votes", kind, p, path)}
+
+
+def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
+    """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
+    from sluice.connectors import get
+
+    detect = get(family, kind).detect
+    found = detect(str(p)) if detect else {}
+    if found:
+        print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
+    return found
 
 
 def _defaults(section: str) -> dict:
@@ -177,7 +152,8 @@ def project_params(root: Path, args) -> dict:
     for kind, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet)):
         for value in values:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file"}[kind])
-            sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root)})
+            sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
+                            **_detected("source", kind, p, value)})
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")

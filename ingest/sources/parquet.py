@@ -111,5 +111,29 @@ def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | 
         return None
 
 
+LABEL_NAMES = ("label", "labels", "fine_label", "class", "class_label", "category", "target", "coarse_label")
+
+
+def detect(path: str) -> dict:
+    """The column settings the Parquet at ``path`` needs: the image column when it is not ``image`` (the
+    first column of image bytes or ``{bytes, path}`` structs, one named like an image first) and the
+    label column when it is not ``label`` (the first of LABEL_NAMES, else none: unlabelled images)."""
+    try:
+        schema = ds.dataset(Path(path), format="parquet").schema
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(f"{path}: cannot read as Parquet ({err})") from None
+    found: dict = {}
+    if "image" not in schema.names or not _is_image_type(schema.field("image").type):
+        images = sorted((f.name for f in schema if _is_image_type(f.type)),
+                        key=lambda n: ("im" not in n.lower(), schema.names.index(n)))
+        if not images:
+            raise InputError(f"{path}: no column of image bytes or {{bytes, path}} structs (columns: "
+                             f"{', '.join(schema.names)}); set image_column on its ingest.sources entry")
+        found["image_column"] = images[0]
+    if "label" not in schema.names:
+        found["label_column"] = next((n for n in LABEL_NAMES if n in schema.names), None)
+    return found
+
+
 connector = Connector("source", "parquet", ParquetSource, read_parquet,
-                      "Parquet with an image column (bytes or a Hugging Face {bytes, path} struct)")
+                      "Parquet with an image column (bytes or a Hugging Face {bytes, path} struct)", detect=detect)

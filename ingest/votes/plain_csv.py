@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Literal
 
@@ -15,7 +16,8 @@ from ingest.votes.base import (
     times,
 )
 from sluice.connectors import Connector
-from sluice.delimited import read_delimited
+from sluice.delimited import DELIMITERS, read_delimited
+from sluice.errors import InputError
 
 
 class CsvVotesExport(VoteExport):
@@ -47,4 +49,42 @@ def read(export: CsvVotesExport) -> Parsed:
     return Parsed(votes, rejects, unparsed)
 
 
-CONNECTOR = Connector("votes", "csv", CsvVotesExport, read, "long CSV, one vote per row")
+# header names each role goes by, most specific first (matched ignoring case, spaces, "-" and "_"):
+# a crowd export keyed the user's way needs no renaming
+COLUMN_NAMES = {
+    "item": ("item", "image", "imageid", "imagefilename", "filename", "file", "imagepath", "path", "imageurl", "url",
+             "img", "sample", "sampleid"),
+    "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
+               "raterid", "user", "userid", "judge", "contributor", "contributorid"),
+    "label": ("label", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
+              "annotation", "tag"),
+}
+
+
+def _key(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def columns_of(header: list[str]) -> dict[str, str] | None:
+    """The item, worker and label columns of a header (see COLUMN_NAMES), or None when one is missing."""
+    by_key: dict[str, str] = {}
+    for name in header:
+        by_key.setdefault(_key(name), name)
+    found = {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
+    return found if all(found.values()) and len(set(found.values())) == 3 else None  # type: ignore[return-value]
+
+
+def detect(path: str) -> dict:
+    """The ``*_column`` settings a vote CSV at ``path`` needs (none when it says item, worker, label)."""
+    with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        line = f.readline().rstrip("\r\n")
+    header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
+    found = columns_of([c.strip() for c in header])
+    if found is None:
+        raise InputError(f"{path}: cannot tell which columns of this vote CSV hold the item, worker, label (found "
+                         f"{line[:120]!r}); rename them, or set item_column, worker_column and label_column on its "
+                         "labels.exports entry in params.yaml")
+    return {f"{role}_column": name for role, name in found.items() if name != role}
+
+
+CONNECTOR = Connector("votes", "csv", CsvVotesExport, read, "long CSV, one vote per row", detect=detect)

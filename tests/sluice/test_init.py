@@ -105,12 +105,34 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "votes.csv"),
                 "--votes", str(tmp_path / "trials.csv"))
     assert res.returncode == 0, res.stderr
-    assert "item=Image, worker=Annotator ID, label=answer" in res.stdout
+    assert "item_column=Image, worker_column=Annotator ID, label_column=answer" in res.stdout
     exports = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"]
     assert {k: v for k, v in exports[0].items() if k.endswith("_column")} == {
         "item_column": "Image", "worker_column": "Annotator ID", "label_column": "answer"}
     assert (exports[1]["item_column"], exports[1]["worker_column"], exports[1]["label_column"]) == (
         "image_filename", "annotator_id", "chosen_label")  # the answer given, not the reference label
+
+
+def test_parquet_image_and_label_columns_are_found_in_the_file(run_cli, tmp_path):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    (tmp_path / "hf").mkdir()
+    pq.write_table(pa.table({"caption": ["a"], "img": [{"bytes": buf.getvalue(), "path": "0.png"}], "fine_label": [3]}),
+                   tmp_path / "hf" / "train-00000.parquet")
+    pq.write_table(pa.table({"id": ["a"], "jpeg": [buf.getvalue()]}), tmp_path / "unlabelled.parquet")
+    pq.write_table(pa.table({"id": ["a"], "text": ["no image here"]}), tmp_path / "text.parquet")
+    res = _init(run_cli, tmp_path, "--parquet", str(tmp_path / "hf"), "--parquet", str(tmp_path / "unlabelled.parquet"))
+    assert res.returncode == 0, res.stderr
+    first, second = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
+    assert (first["image_column"], first["label_column"]) == ("img", "fine_label")
+    assert (second["image_column"], second["label_column"]) == ("jpeg", None)
+    res = _init(run_cli, tmp_path, "--parquet", str(tmp_path / "text.parquet"), "--force")
+    assert res.returncode == 2 and "no column of image bytes" in res.stderr and "id, text" in res.stderr
 
 
 def test_user_mistakes_are_one_line(run_cli, tmp_path):
