@@ -56,7 +56,7 @@ COLUMN_NAMES = {
              "img", "sample", "sampleid"),
     "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
                "raterid", "user", "userid", "judge", "contributor", "contributorid"),
-    "label": ("label", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
+    "label": ("label", "chosencategory", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
               "annotation", "tag"),
 }
 

@@ -102,8 +102,9 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     _folder(tmp_path / "photos")
     (tmp_path / "votes.csv").write_text("Image,Annotator ID,answer\ncat/0.jpg,w1,cat\n")
     (tmp_path / "trials.csv").write_text("annotator_id;trial_index;chosen_label;true_label;image_filename\n")
+    (tmp_path / "named.csv").write_text("annotator_id,chosen_label,chosen_category,true_category,image_filename\n")
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "votes.csv"),
-                "--votes", str(tmp_path / "trials.csv"))
+                "--votes", str(tmp_path / "trials.csv"), "--votes", str(tmp_path / "named.csv"))
     assert res.returncode == 0, res.stderr
     assert "item_column=Image, worker_column=Annotator ID, label_column=answer" in res.stdout
     exports = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"]
@@ -111,6 +112,7 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
         "item_column": "Image", "worker_column": "Annotator ID", "label_column": "answer"}
     assert (exports[1]["item_column"], exports[1]["worker_column"], exports[1]["label_column"]) == (
         "image_filename", "annotator_id", "chosen_label")  # the answer given, not the reference label
+    assert exports[2]["label_column"] == "chosen_category"  # the class name before its index
 
 
 def test_parquet_image_and_label_columns_are_found_in_the_file(run_cli, tmp_path):
