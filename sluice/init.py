@@ -48,7 +48,8 @@ def register(sub) -> None:
                    help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/")
     p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
     p.add_argument("--parquet", action="append", default=[], metavar="PATH",
-                   help="Parquet file or folder with image bytes (Hugging Face style: image, label[, split])")
+                   help="Parquet file or folder with image bytes (Hugging Face style; the image and label "
+                        "columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
                    help="crowd votes: MTurk results CSV, Label Studio JSON or a CSV with one vote a row "
