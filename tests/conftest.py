@@ -101,7 +101,8 @@ class _RequestTrap:
                     conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                 except OSError:
                     line = "<unreadable>"
-                self.requests.append(line)
+                if line:  # Chromium may open a spare connection to the proxy and close it unused
+                    self.requests.append(line)
 
     def close(self) -> None:
         self.done.set()
