@@ -41,9 +41,10 @@ MIN_DETAIL = 0.035
 PHASH_BITS = 6
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
-# from this many images on (or whenever compute.scheduler_address is set) the candidate search (partitioned by
-# hash chunk), and thumbnails not stored by clean (one task per batch of images), run on Dask; below it a
-# LocalCluster costs more than it saves
+# from this many images to search on (every image in a full pass, the new ones in an incremental run; or
+# whenever compute.scheduler_address is set) the candidate search (partitioned by hash chunk), and thumbnails
+# not stored by clean (one task per batch of images), run on Dask; below it a LocalCluster costs more than it
+# saves (CIFAR-10's project with 600 new images: 7.2-8.6 s in one process, 11.0-11.6 s on 2 workers)
 DASK_MIN_IMAGES = 20_000
 TASK_BYTES = 8 << 20  # pixels a thumbnail task carries at most
 
@@ -267,7 +268,8 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
                 grey, colour)
 
     log.info("%s", mode)
-    if compute is not None and (compute.scheduler_address or meta.height >= DASK_MIN_IMAGES):
+    searched = meta.height if new is None else len(new)
+    if compute is not None and (compute.scheduler_address or searched >= DASK_MIN_IMAGES):
         from sluice.compute import dask_client
 
         with dask_client(compute, stage=STAGE) as client:

@@ -90,3 +90,32 @@ def test_stage_says_which_run_it_made_and_why(run_cli, tmp_path, demo_copy):
     line = f"incremental (0 new of {counts['images']:,} images; the others keep their stored groups)"
     assert counts["why"] == line and line in result.stdout + result.stderr
     assert "near pairs with a new image" in result.stdout + result.stderr
+
+
+def test_an_incremental_run_with_few_new_images_stays_in_one_process(demo_copy, make_params, monkeypatch):
+    """Dask is for many images to search: every image in a full pass, the new ones in an incremental run."""
+    from contextlib import contextmanager
+
+    import pyarrow.compute as pc
+
+    import sluice.compute
+    import transform.dedup
+
+    lake = Lake(str(demo_copy))
+    params = make_params({"lake": {"root": str(demo_copy)}})
+    started = []
+
+    @contextmanager
+    def counting_client(compute, stage):  # records that a cluster was asked for; the search then runs here
+        started.append(stage)
+        yield None
+
+    monkeypatch.setattr(sluice.compute, "dask_client", counting_client)
+    monkeypatch.setattr(transform.dedup, "DASK_MIN_IMAGES", 100)
+    late = groups_of(lake)["image_id"].to_list()[:20]
+    rows = lake.read("images", filter=pc.field("image_id").isin(late))
+    lake.overwrite("images", rows.schema.empty_table(), predicate="image_id IN ({})".format(", ".join(f"'{i}'" for i in late)))
+    assert run(params)["counts"]["mode"] == "full pass" and started == ["dedup"]  # >= 100 images: Dask
+    lake.append("images", rows)
+    counts = run(params)["counts"]
+    assert counts["mode"] == "incremental" and counts["new_images"] == 20 and started == ["dedup"]  # 20 new: here
