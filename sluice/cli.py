@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ingest.commands",
     "ingest.votes.commands",
     "ingest.crawl.commands",
+    "transform.dedup_commands",
     "transform.labels",
     "train.commands",
     "quality.commands",
