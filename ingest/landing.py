@@ -1,8 +1,11 @@
 """Landing what source connectors read: batches merge-inserted into ``raw_images``, rejections to ``quarantine``.
 
-Records are grouped into batches of ``ingest.batch_rows`` rows, so memory stays bounded by one batch
-and each batch is one Delta commit; a rerun adds nothing (rows are keyed by image id, source and
-URI). Every record is counted once as new, already present or quarantined, and the counts reconcile.
+Records are grouped into batches of ``ingest.batch_rows`` rows or ``ingest.batch_bytes`` bytes of
+images, whichever comes first, so memory stays bounded by one batch: a batch is held as records, as
+its Arrow table and through the Parquet write, ~8x its bytes at the peak (653 MB of photos in one
+batch: 5.0-5.2 GB; in batches of 64 MiB: 0.93 GB; ``benchmarks/ingest_memory.py``), so 2,000 phone
+photos of 5 MB would need ~80 GB. Each batch is one Delta commit; a rerun adds nothing (rows are keyed
+by image id, source and URI). Every record is counted once as new, already present or quarantined, and the counts reconcile.
 """
 
 from __future__ import annotations
@@ -72,13 +75,17 @@ def raw_batch(records: list[Record], source, run_id: str, now) -> pa.Table:
     })
 
 
-def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows: int) -> IngestStats:
-    """Write ``records`` to ``raw_images`` (and rejections to ``quarantine``) in batches."""
+def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows: int,
+         batch_bytes: int | None = None) -> IngestStats:
+    """Write ``records`` to ``raw_images`` (and rejections to ``quarantine``) in batches of at most
+    ``batch_rows`` records, cut earlier once their images hold ``batch_bytes``."""
     stats = IngestStats()
     good: list[Record] = []
+    held = [0]  # bytes of the images in ``good``
     rejected = Quarantine("ingest", f"source:{source.name}", run_id)
 
     def flush():
+        held[0] = 0
         if good:
             batch = raw_batch(good, source, run_id, utcnow())
             started = time.perf_counter()
@@ -104,19 +111,21 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
             rejected.add(record.uri, record.reject, details=record.details)
         else:
             good.append(record)
-        if len(good) + len(rejected) >= batch_rows:
+            held[0] += len(record.content or b"")
+        if len(good) + len(rejected) >= batch_rows or (batch_bytes is not None and held[0] >= batch_bytes):
             flush()
     flush()
     bar.close()
     return stats
 
 
-def ingest_source(lake: Lake, source, run_id: str, batch_rows: int, max_bytes: int) -> IngestStats:
+def ingest_source(lake: Lake, source, run_id: str, batch_rows: int, max_bytes: int,
+                  batch_bytes: int | None = None) -> IngestStats:
     """Read ``source`` with its kind's connector and land it."""
     from sluice import connectors
 
     reader = connectors.get("source", source.kind).reader
-    return land(lake, source, reader(source, max_bytes), run_id, batch_rows)
+    return land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes)
 
 
 def summarize(source, stats: IngestStats) -> dict:

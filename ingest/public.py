@@ -40,7 +40,8 @@ def run(params, only: str | None = None) -> dict:
     run_id = new_run_id("ingest")
     summary = {}
     for src in sources:
-        stats = ingest_source(lake, src, run_id, params.ingest.batch_rows, params.ingest.max_file_bytes)
+        stats = ingest_source(lake, src, run_id, params.ingest.batch_rows, params.ingest.max_file_bytes,
+                              params.ingest.batch_bytes)
         summary[src.name] = summarize(src, stats)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         log.info(f"{src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "

@@ -33,6 +33,11 @@ GEOMETRY_PROPERTY = "sluice.geometry"  # Delta table property holding Geometry a
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+# clean.max_pixels bounds the pixels *decoded*. A JPEG is decoded at a reduced DCT scale (down to 1/8 a
+# side) when the output is small (:func:`_draft`), so a phone's 108 or 200 MP photo decodes to ~3 MP; its
+# header may then say up to this many times the limit (200 MP at the default 50 MP), which bounds the
+# coefficient memory of a progressive JPEG (~3 bytes a pixel) that libjpeg holds whatever the scale.
+JPEG_HEADROOM = 4
 
 
 class Reject(Exception):
@@ -96,9 +101,11 @@ class Decoded:
 
 # ---------------------------------------------------------------------------- the guard
 @contextmanager
-def guard(limits: Limits) -> Iterator[None]:
-    """Map every exception raised inside to :class:`Reject` (decompression-bomb warning raised as an error)."""
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+def guard(limits: Limits, headroom: int = 1) -> Iterator[None]:
+    """Map every exception raised inside to :class:`Reject`. Pillow's own decompression-bomb check is kept as
+    a second line, at twice what :func:`_open` allows (``headroom`` x ``limits.max_pixels`` for a JPEG),
+    its warning raised as an error."""
+    Image.MAX_IMAGE_PIXELS = 2 * limits.max_pixels * headroom
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -116,8 +123,9 @@ def guard(limits: Limits) -> Iterator[None]:
             raise Reject("truncated" if truncated else "undecodable", text) from None
 
 
-def _open(content: bytes, limits: Limits) -> Image.Image:
-    """Open, size-check and pick the frame; call inside :func:`guard`."""
+def _open(content: bytes, limits: Limits, headroom: int = 1) -> Image.Image:
+    """Open, size-check (at most ``headroom`` x ``limits.max_pixels``) and pick the frame; call inside
+    :func:`guard`."""
     if not content:
         raise Reject("zero_byte", "0 bytes")
     head = bytes(content[:8])
@@ -126,8 +134,9 @@ def _open(content: bytes, limits: Limits) -> Image.Image:
     except UnidentifiedImageError:
         raise Reject("not_an_image", f"{len(content)} bytes that no image format recognises (starts {head!r})") from None
     width, height = im.size
-    if width * height > limits.max_pixels:
-        raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels > clean.max_pixels {limits.max_pixels}")
+    if width * height > limits.max_pixels * (headroom if im.format == "JPEG" else 1):
+        raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels > clean.max_pixels {limits.max_pixels}"
+                     + (f" (x{headroom} for a JPEG decoded at a reduced scale)" if headroom > 1 and im.format == "JPEG" else ""))
     frames = getattr(im, "n_frames", 1)
     if frames > 1:
         if limits.animated == "quarantine":
@@ -144,8 +153,8 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
     face detector looks at), a JPEG decoded at no less than ``source_side`` on its shorter side when the
     file has that many pixels (so its fitted pixels can differ by a grey level from a decode without it).
     """
-    with guard(limits):
-        im = _open(content, limits)
+    with guard(limits, JPEG_HEADROOM):
+        im = _open(content, limits, JPEG_HEADROOM)
         fmt, mode, (width, height) = im.format, im.mode, im.size
         orientation = im.getexif().get(0x0112, 1)
         if orientation in _ROTATED:
@@ -153,6 +162,9 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
         if min(width, height) < limits.min_side:
             raise Reject("too_small", f"{width}x{height} < clean.min_side {limits.min_side}")
         _draft(im, geometry, source_side)
+        if im.size[0] * im.size[1] > limits.max_pixels:  # a JPEG the draft could not bring under the limit
+            raise Reject("decompression_bomb", f"{width}x{height} = {width * height} pixels, {im.size[0]}x{im.size[1]} "
+                                               f"at the JPEG's smallest decode scale > clean.max_pixels {limits.max_pixels}")
         im.load()
         im = ImageOps.exif_transpose(im)
         upright = to_rgb(im, geometry.background)

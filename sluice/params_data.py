@@ -52,6 +52,7 @@ SourceEntry = entry_type("source")  # one ``ingest.sources`` entry, validated by
 
 class IngestParams(Section):
     batch_rows: Annotated[int, Field(ge=1)] = 2000
+    batch_bytes: Annotated[int, Field(ge=1)] = 64 << 20  # ... or fewer rows once their images hold this much
     max_file_bytes: Annotated[int, Field(ge=1)] = 50_000_000
     sources: list[SourceEntry] = Field(default_factory=list)  # models in ingest/sources/, docs/connectors.md
 
@@ -268,6 +269,7 @@ class CrawlParams(Section):
     sitemap: bool = False  # also crawl the pages listed in each start host's /sitemap.xml
     job_dir: str | None = None
     batch_rows: Annotated[int, Field(ge=1)] = 500
+    batch_bytes: Annotated[int, Field(ge=1)] = 64 << 20  # ... or fewer images once they hold this much
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
 

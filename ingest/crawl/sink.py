@@ -1,7 +1,7 @@
 """Batched, idempotent landing of a crawl's fetches in the lake, on one writer thread.
 
-Rows collect in memory until ``batch_rows`` images (or twenty times as many crawl_log rows, which are
-tiny) are pending; the batch then goes to a writer thread so Delta commits overlap with crawling. Each
+Rows collect in memory until ``batch_rows`` images, images of ``batch_bytes`` bytes, or twenty times as
+many crawl_log rows (which are tiny) are pending; the batch then goes to a writer thread so Delta commits overlap with crawling. Each
 batch commits ``raw_images`` (merge-insert by key: a re-crawl adds nothing), then ``quarantine``, then
 ``crawl_log``, and only then marks its URLs done in the job journal — so a URL is never "done"
 unless its rows are in the lake. The queue holds at most two batches (memory stays bounded).
@@ -33,6 +33,7 @@ class Batch:
     images: list[Fetch] = field(default_factory=list)
     rejects: list[Fetch] = field(default_factory=list)
     logs: list[Fetch] = field(default_factory=list)
+    image_bytes: int = 0
 
 
 def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
@@ -80,8 +81,9 @@ class LakeSink:
     """Collects fetches and lands them; ``close()`` flushes, joins the writer and returns the counters."""
 
     def __init__(self, lake: Lake, source: str, run_id: str, batch_rows: int, journal: Journal | None = None,
-                 on_error: Callable[[BaseException], None] | None = None):
+                 on_error: Callable[[BaseException], None] | None = None, batch_bytes: int | None = None):
         self.lake, self.source, self.run_id, self.batch_rows = lake, source, run_id, batch_rows
+        self.batch_bytes = batch_bytes
         self.journal, self.on_error = journal, on_error
         self.outcomes: Counter = Counter()
         self.inserted = self.already_present = self.quarantined = self.commits = self.unlabelled = 0
@@ -106,10 +108,12 @@ class LakeSink:
         if fetch.outcome == "image":
             self.unlabelled += fetch.label is None
             batch.images.append(fetch)
+            batch.image_bytes += len(fetch.body)
         elif fetch.reason in QUARANTINE_REASONS:
             batch.rejects.append(fetch)
         batch.logs.append(fetch)
-        if len(batch.images) >= self.batch_rows or len(batch.logs) >= LOG_ROWS_PER_IMAGE_ROW * self.batch_rows:
+        if (len(batch.images) >= self.batch_rows or len(batch.logs) >= LOG_ROWS_PER_IMAGE_ROW * self.batch_rows
+                or (self.batch_bytes is not None and batch.image_bytes >= self.batch_bytes)):
             self._handoff()
 
     def _handoff(self) -> None:

@@ -39,7 +39,7 @@ def run_job(job: dict) -> dict:
             reactor.callFromThread(lambda: deferred_from_coro(crawler.engine.close_spider_async(reason="lake_write_failed")))
 
     lake = Lake.from_params(params) if land else None
-    sink = LakeSink(lake, p.source, run_id, p.batch_rows, journal, on_error=stop) if land else None
+    sink = LakeSink(lake, p.source, run_id, p.batch_rows, journal, on_error=stop, batch_bytes=p.batch_bytes) if land else None
     validators = load_validators(lake) if land and p.incremental else {}
     alias = UrlAlias(job.get("live_origin"), job.get("canonical_origin"))
     revalidation, out = None, {"responses": 0, "items": 0, "budget_skipped": 0, "depth_limited_pages": 0,

@@ -25,3 +25,13 @@ def test_commit_summary_compares_the_first_and_last_tenth():
     assert commit_summary(seconds) == {"batches": 100, "median_s_first_tenth": 1.0, "median_s_last_tenth": 3.0,
                                        "last_vs_first": 3.0}
     assert commit_summary([0.5] * 9) == {"batches": 9}
+
+
+def test_large_images_cut_a_batch_before_its_row_count(lake):
+    """Phone photos of 5-15 MB in batches of 2,000 rows would hold tens of GB: a batch also ends once its
+    images reach batch_bytes (here 1,000 bytes: 4 images of 300 bytes, the fourth crossing the bound)."""
+    source = SimpleNamespace(name="s", license=None)
+    records = [Record(uri=f"f{k}", content=bytes([k]) * 300) for k in range(10)]
+    stats = land(lake, source, iter(records), run_id="r1", batch_rows=2000, batch_bytes=1000)
+    assert stats.inserted == 10 and len(stats.commit_s) == 3  # 4 + 4 + 2
+    assert lake.count("raw_images") == 10

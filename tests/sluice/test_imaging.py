@@ -249,3 +249,22 @@ def test_strip_metadata_applies_orientation_and_keeps_every_frame():
     assert Image.open(io.BytesIO(gif)).n_frames == 3 and b"secret" not in gif
     with pytest.raises(Reject):
         strip_metadata(b"<html>not an image</html>")
+
+
+def test_a_large_jpeg_is_judged_by_the_pixels_it_decodes_to():
+    """A phone's 108 MP photo (here: 3 MP against a 1 MP limit) decodes at 1/8 scale for a small output, so
+    it is not a bomb; the same pixels as PNG are (decoded whole), and so is a JPEG past the headroom."""
+    limits = Limits(max_pixels=1_000_000, min_side=1)
+    photo = Image.fromarray(np.tile(RNG.integers(0, 256, (1, 2000, 3), dtype=np.uint8), (1500, 1, 1)))
+    decoded = decode(enc(photo, "JPEG", quality=80), G, limits)
+    assert (decoded.width, decoded.height, decoded.pixels.shape) == (2000, 1500, G.shape)
+    with pytest.raises(Reject, match="2000x1500 = 3000000 pixels > clean.max_pixels 1000000") as png:
+        decode(enc(photo, "PNG"), G, limits)
+    assert png.value.reason == "decompression_bomb"
+    with pytest.raises(Reject, match=r"x4 for a JPEG") as past:
+        decode(enc(Image.new("RGB", (2500, 2000)), "JPEG"), G, limits)
+    assert past.value.reason == "decompression_bomb"
+    # an output too large for a reduced decode: the JPEG is decoded whole, so the limit holds as for PNG
+    with pytest.raises(Reject, match="at the JPEG's smallest decode scale") as whole:
+        decode(enc(photo, "JPEG"), Geometry(1024, 1024, "center_crop"), limits)
+    assert whole.value.reason == "decompression_bomb"
