@@ -2,9 +2,9 @@
 
 Records are grouped into batches of ``ingest.batch_rows`` rows or ``ingest.batch_bytes`` bytes of
 images, whichever comes first, so memory stays bounded by one batch: a batch is held as records, as
-its Arrow table and through the Parquet write, ~8x its bytes at the peak (653 MB of photos in one
-batch: 5.0-5.2 GB; in batches of 64 MiB: 0.93 GB; ``benchmarks/ingest_memory.py``), so 2,000 phone
-photos of 5 MB would need ~80 GB. Each batch is one Delta commit; a rerun adds nothing (rows are keyed
+its Arrow table and through the Parquet write, ~8x its bytes at the peak (521 MB of photos in one
+batch: 3.9 GB; in batches of 64 MiB: 0.87 GB; ``benchmarks/large_photos.py``), so 2,000 phone photos
+of 5 MB would need ~80 GB. Each batch is one Delta commit; a rerun adds nothing (rows are keyed
 by image id, source and URI). Every record is counted once as new, already present or quarantined, and the counts reconcile.
 """
 

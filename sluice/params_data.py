@@ -63,6 +63,7 @@ class CleanParams(Section):
     size: Side | tuple[Side, Side] = 32  # N (square) or [H, W]
     resize: Literal["squash", "center_crop", "pad"] = "center_crop"  # keep aspect and cut the centre
     batch_images: Annotated[int, Field(ge=1)] = 256
+    batch_bytes: Annotated[int, Field(ge=1)] = 64 << 20  # ... or fewer images once their files hold this much
     write_rows: Annotated[int, Field(ge=1)] = 5000
     max_pixels: Annotated[int, Field(ge=1)] = 50_000_000
     min_side: Annotated[int, Field(ge=1)] = 8

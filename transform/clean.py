@@ -55,6 +55,7 @@ from sluice.stage import Quarantine, stage_logger
 
 STAGE = "clean"
 IMAGE_COLUMNS = [f.name for f in TABLES["images"].schema]
+READ_ROWS = 64  # raw rows read at a time (an Arrow batch of 256 large photos is itself a GB)
 HASH_SIZE = 32  # perceptual hash input: 32x32 grey, 8x8 low DCT frequencies, like imagehash.phash
 _DCT8 = np.cos(np.pi * np.outer(np.arange(8), 2 * np.arange(HASH_SIZE) + 1) / (2 * HASH_SIZE)).astype(np.float64)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2 luma, as Pillow's convert("L")
@@ -174,11 +175,13 @@ def find_outliers(stats: pl.DataFrame, cfg: CleanParams) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------- the stage
-def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
-    """Distinct (image_ids, contents, uris) batches from ``raw_images``; repeated bytes are counted, not resent."""
+def _raw_batches(lake: Lake, batch_rows: int, counts: Counter, batch_bytes: int | None = None):
+    """Distinct (image_ids, contents, uris) batches from ``raw_images``, each at most ``batch_rows`` images
+    and cut once their bytes reach ``batch_bytes`` (256 phone photos of 5 MB would be 1.3 GB a task, a
+    few tasks in flight); repeated bytes are counted, not resent."""
     seen: set[str] = set()
-    ids, contents, uris = [], [], []
-    for batch in lake.batches("raw_images", ["image_id", "content", "source_uri"], batch_rows):
+    ids, contents, uris, held = [], [], [], 0
+    for batch in lake.batches("raw_images", ["image_id", "content", "source_uri"], min(batch_rows, READ_ROWS)):
         cols = batch.to_pydict()
         for image_id, content, uri in zip(cols["image_id"], cols["content"], cols["source_uri"]):
             counts["raw_rows"] += 1
@@ -189,9 +192,10 @@ def _raw_batches(lake: Lake, batch_rows: int, counts: Counter):
             ids.append(image_id)
             contents.append(content)
             uris.append(uri)
-            if len(ids) >= batch_rows:
+            held += len(content)
+            if len(ids) >= batch_rows or (batch_bytes is not None and held >= batch_bytes):
                 yield ids, contents, uris
-                ids, contents, uris = [], [], []
+                ids, contents, uris, held = [], [], [], 0
     if ids:
         yield ids, contents, uris
 
@@ -262,7 +266,7 @@ def run(params, client=None) -> dict:
         flush()
 
     in_flight = as_completed()
-    for ids, contents, uris in _raw_batches(lake, cfg.batch_images, counts):
+    for ids, contents, uris in _raw_batches(lake, cfg.batch_images, counts, cfg.batch_bytes):
         uri_of.update(zip(ids, uris))
         in_flight.add(client.submit(clean_batch, ids, contents, cfg, params.privacy, pure=False, retries=cfg.task_retries))
         while in_flight.count() >= window:

@@ -17,7 +17,7 @@ def test_unknown_top_level_key_is_named():
 
 
 def test_unknown_nested_key_is_named_with_allowed_keys():
-    with pytest.raises(ConfigError, match=r"unknown key 'ingest.batch_rowz'.*allowed keys in ingest: batch_rows"):
+    with pytest.raises(ConfigError, match=r"unknown key 'ingest.batch_rowz'.*allowed keys in ingest: batch_bytes, batch_rows, max_file_bytes, sources"):
         parse_params({"ingest": {"batch_rowz": 5}})
 
 

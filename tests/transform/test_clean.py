@@ -191,6 +191,19 @@ def _land(lake: Lake, items: dict[str, bytes], run_id: str = "r0"):
         "fetched_at": pa.array([now] * len(items), pa.timestamp("us", tz="UTC")), "run_id": [run_id] * len(items)}))
 
 
+def test_large_files_cut_a_task_batch_before_its_image_count(lake):
+    """256 phone photos a task would be over a GB each, a few in flight: a batch also ends at batch_bytes."""
+    from collections import Counter
+
+    from transform.clean import _raw_batches
+
+    _land(lake, {f"f{k}.jpg": bytes([k]) * 300 for k in range(10)} | {"again.jpg": bytes([0]) * 300})
+    counts: Counter = Counter()
+    sizes = [len(ids) for ids, _, _ in _raw_batches(lake, 256, counts, batch_bytes=1000)]
+    assert sizes == [4, 4, 2] and counts == {"raw_rows": 11, "merged_same_bytes": 1}  # 300-byte files, 1,000 bytes
+    assert [len(ids) for ids, _, _ in _raw_batches(lake, 256, Counter())] == [10]
+
+
 def smooth(seed: int) -> np.ndarray:
     """A photo-like image: coarse random structure, upscaled, with its own contrast and brightness."""
     rng = np.random.default_rng(seed)
