@@ -25,6 +25,11 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from pi_heif import register_heif_opener
+
+# HEIF/HEIC (what iPhones save by default) through libheif: pi-heif decodes only (no HEVC encoder
+# bundled); its files are opened, bomb-checked and decoded inside guard() like any other format
+register_heif_opener()
 
 Resize = Literal["squash", "center_crop", "pad"]
 RESIZE_POLICIES: tuple[str, ...] = ("squash", "center_crop", "pad")
@@ -97,6 +102,11 @@ class Decoded:
     mode: str
     format: str | None
     source: Image.Image | None = None  # the upright RGB image before fitting (only when decode asks for it)
+
+
+def image_extensions() -> set[str]:
+    """File extensions of the formats Pillow opens here (HEIF included), lower case with the dot."""
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
 # ---------------------------------------------------------------------------- the guard

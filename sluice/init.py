@@ -20,7 +20,6 @@ import yaml
 
 from sluice.errors import ConfigError, InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
 # `compress` only when asked for. Keys that `paths` fills are left out (one place for each path).
 DEFAULT_SECTIONS = ("lake", "compute", "labels", "clean", "dedup", "dataset", "quality", "export", "train")
@@ -100,11 +99,14 @@ def _name(kind: str, path: str, taken: set[str]) -> str:
 
 def folder_classes(folder: Path) -> list[str]:
     """Class folders of an image folder (``<class>/`` or ``train|test/<class>/``) holding images."""
+    from sluice.imaging import image_extensions
+
+    suffixes = image_extensions()
     roots = [folder / s for s in ("train", "test", "val") if (folder / s).is_dir()] or [folder]
     found = set()
     for root in roots:
         for sub in root.iterdir():
-            if sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()):
+            if sub.is_dir() and any(f.suffix.lower() in suffixes for f in sub.iterdir()):
                 found.add(sub.name)
     return sorted(found)
 

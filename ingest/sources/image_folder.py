@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
-
 from ingest.sources.base import Record, SourceConfig, require_dir, safe_text
 from sluice.connectors import Connector
 from sluice.errors import InputError
+from sluice.imaging import image_extensions
 
 SPLIT_DIRS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
-IMAGE_EXTENSIONS = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+IMAGE_EXTENSIONS = image_extensions()
 
 
 class ImageFolderSource(SourceConfig):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,34 @@ def test_a_large_jpeg_is_judged_by_the_pixels_it_decodes_to():
     with pytest.raises(Reject, match="at the JPEG's smallest decode scale") as whole:
         decode(enc(photo, "JPEG"), Geometry(1024, 1024, "center_crop"), limits)
     assert whole.value.reason == "decompression_bomb"
+
+
+HEIC = Path(__file__).parents[1] / "data" / "astronaut-96x64.heic"  # pillow-heif (x265) at quality 90
+# the same saved with EXIF orientation 6 (a portrait shot): pillow-heif stores it as the HEIF rotation
+HEIC_ROTATED = HEIC.with_name("astronaut-96x64-orientation6.heic")
+
+
+def test_heic_decodes_like_the_same_photo_as_png():
+    """An iPhone's format: decoded through pi-heif (libheif), the same pixels as the PNG it was encoded
+    from up to the codec's loss; cut short it is rejected with a reason, never an escape."""
+    from skimage import data
+
+    source = Image.fromarray(data.astronaut()).resize((96, 64), Image.Resampling.BICUBIC)  # how the file was made
+    heic = decode(HEIC.read_bytes(), G, SMALL)
+    png = decode(enc(source, "PNG"), G, SMALL)
+    assert (heic.format, heic.width, heic.height) == ("HEIF", 96, 64)
+    assert np.abs(heic.pixels.astype(int) - png.pixels.astype(int)).mean() < 6
+    data_ = HEIC.read_bytes()
+    for cut in (len(data_) // 2, 40):
+        with pytest.raises(Reject) as bad:
+            decode(data_[:cut], G, SMALL)
+        assert bad.value.reason in REJECT_REASONS
+
+
+def test_a_rotated_heic_is_turned_upright_once():
+    """libheif applies the file's rotation and pi-heif then reports EXIF orientation 1: not turned twice."""
+    upright = decode(HEIC.read_bytes(), Geometry(64, 96, "squash"), SMALL).pixels  # height, width: as stored
+    turned = decode(HEIC_ROTATED.read_bytes(), Geometry(96, 64, "squash"), SMALL)
+    assert (turned.width, turned.height) == (64, 96)
+    expected = np.rot90(upright, k=-1)  # orientation 6: rotate 90 degrees clockwise to display
+    assert np.abs(turned.pixels.astype(int) - expected.astype(int)).mean() < 6

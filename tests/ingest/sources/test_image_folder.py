@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,13 @@ def test_non_utf8_file_name_lands_with_a_safe_uri(tmp_path, run_cli, png):
     rows = Lake(str(tmp_path / "lake")).read("raw_images", columns=["item_id", "source_label"]).to_pylist()
     assert sorted(r["item_id"] for r in rows) == ["caf\\xe9/na\\xefve.png", "caf\\xe9/ok.png"]
     assert {r["source_label"] for r in rows} == {"caf\\xe9"}
+
+
+def test_iphone_heic_photos_land(tmp_path, make_params, lake):
+    """HEIC is what iPhones save by default: an image format here, not a rejected extension."""
+    heic = (Path(__file__).parents[2] / "data" / "astronaut-96x64.heic").read_bytes()
+    (tmp_path / "i" / "people").mkdir(parents=True)
+    (tmp_path / "i" / "people" / "IMG_0001.HEIC").write_bytes(heic)
+    stats = public.run(folder_params(make_params, tmp_path / "i"))["sources"]["f"]
+    assert stats["inserted"] == 1 and stats["quarantined"] == 0
+    assert lake.read("raw_images").column("source_label").to_pylist() == ["people"]
