@@ -19,6 +19,7 @@ threshold that reaches the same precision, with images/s per core of both passes
 
     python benchmarks/dedup.py            # 100,000 hashes, threshold 6; labelled set of 300 originals
     python benchmarks/dedup.py --quick    # 20,000 hashes; 100 originals
+    python benchmarks/dedup.py --labelled-only  # the labelled set alone
 """
 
 from __future__ import annotations
@@ -94,21 +95,21 @@ def bench_hashing(count: int, seed: int) -> None:
           f"{count / t_theirs:,.0f} img/s => {t_theirs / t_ours:.1f}x (agree within 2 bits: {same:.1%})")
 
 
-def _ours(images: np.ndarray, threshold: int, margin: float, min_detail: float):
+def _ours(images: np.ndarray, threshold: int, margin: float, min_detail: float, mirrored: bool):
     from transform.clean import phash_batch
-    from transform.dedup import near_edges
+    from transform.dedup import near_edges, required_score
     from transform.dedup_match import thumbnails
 
     t0 = time.process_time()
     thumbs, plain = thumbnails(images), thumbnails(images, equalise=False)
     pixel_hash = np.array([hash(a.tobytes()) for a in images])
     i, j, score, geometry, _ = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0,
-                                          min_detail_correlation=min_detail)
+                                          min_detail_correlation=min_detail, mirrored=mirrored)
     seconds = time.process_time() - t0
     # the sweep varies min_correlation (every candidate is returned at -1.0; pairs with a detail-free image
     # only above its stricter threshold; a pair whose detail disagrees scores its detail correlation, below
-    # every threshold of the sweep); moved alignments keep their margin
-    return i, j, score - margin * (geometry > 0), seconds
+    # every threshold of the sweep); moved alignments keep their margin, mirrored ones twice it
+    return i, j, score - required_score(geometry, 0.0, margin), seconds
 
 
 def _baseline(images: np.ndarray, max_bits: int):
@@ -160,7 +161,8 @@ def bench_labelled(originals: int, distractors: int, seed: int) -> None:
     for side in (32, 128):
         data = build(originals, distractors, side, seed)
         n = len(data["images"])
-        i, j, score, t_ours = _ours(data["images"], cfg.near_threshold, cfg.moved_margin, cfg.min_detail_correlation)
+        i, j, score, t_ours = _ours(data["images"], cfg.near_threshold, cfg.moved_margin, cfg.min_detail_correlation,
+                                    cfg.mirrored)
         ours = _evaluate(data, i, j, score >= cfg.min_correlation)
         print(f"labelled near-duplicates at {side} px: {n:,} images ({originals} originals x edits, hard negatives, "
               f"{distractors:,} distractors)")
@@ -191,10 +193,12 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="run the brute force on every row (minutes)")
     ap.add_argument("--quick", action="store_true", help="20,000 hashes, 2,000 images")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--labelled-only", action="store_true", help="only the labelled near-duplicate benchmark")
     args = ap.parse_args()
     n = 20_000 if args.quick else args.n
-    bench_search(n, args.threshold, None if args.full else args.baseline_rows, args.seed)
-    bench_hashing(2_000 if args.quick else 5_000, args.seed)
+    if not args.labelled_only:
+        bench_search(n, args.threshold, None if args.full else args.baseline_rows, args.seed)
+        bench_hashing(2_000 if args.quick else 5_000, args.seed)
     bench_labelled(100 if args.quick else 300, 1_000 if args.quick else 5_000, args.seed)
 
 

@@ -19,6 +19,7 @@ CIFAR = Path.home() / "data" / "cifar10"
 EDITS = {  # edit type -> strengths
     "shift": (1, 2, 3, 4), "crop": (0.05, 0.10, 0.15), "grey": (1,), "colour": (1, 2),
     "contrast": (1, 2), "jpeg": (80, 50, 25),
+    "mirror": (0, 2, 0.10),  # flipped left to right; then shifted 2 px, or cropped by 10%
 }
 
 
@@ -55,6 +56,9 @@ def edit(img: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.n
     """One edited copy of an (s, s, 3) uint8 image."""
     s = img.shape[0]
     f = img.astype(np.float32)
+    if kind == "mirror":
+        flipped = np.ascontiguousarray(img[:, ::-1])
+        return flipped if strength == 0 else edit(flipped, "shift" if strength >= 1 else "crop", strength, rng)
     if kind == "shift":  # content enters from the border (reflected), as when a camera frame moves
         dy, dx = rng.choice([-1, 1], 2) * np.array([strength, rng.integers(0, strength + 1)])
         if rng.random() < 0.5:

@@ -91,6 +91,9 @@ class DedupParams(Section):
     # correlation): photos sharing only a layout (a ship on a horizon) are not copies; every edit of the
     # labelled benchmark is kept (docs/transform.md)
     min_detail_correlation: Annotated[float, Field(ge=-1, le=1)] = 0.5
+    # also find copies flipped left to right (each image probed by its mirror image's windows too: the
+    # window-hash search and its checks cost about twice as much; docs/transform.md)
+    mirrored: bool = True
     # an image whose window hashes meet more candidates than this (a heavy bucket: near-uniform scans, icons)
     # keeps its closest ones; the rest are counted and reported, not verified (bounds time and memory)
     max_candidates_per_image: Annotated[int, Field(ge=1)] = 256

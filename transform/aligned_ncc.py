@@ -181,14 +181,26 @@ def _band_ncc(wa, tb, iy, ix, ba, bb):
     return (ab - sum_a * sum_b / n) / max(np.sqrt(var_a * var_b), 1e-3)
 
 
+@njit(inline="always")
+def _mirrored(src, out):
+    """``src`` flipped left to right, into ``out``."""
+    for i in range(GRID):
+        for j in range(GRID):
+            out[i, j] = src[i, GRID - 1 - j]
+    return out
+
+
 @njit(nogil=True, cache=True, fastmath=True)
-def scores(thumbs, plain, use_plain, floor, min_band, a, b, qx, qy, qsize, vx, vy, taps_lo, taps_hi, taps_w, score, best_x,
-           best_y):
+def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize, vx, vy, taps_lo, taps_hi, taps_w, score,
+           best_x, best_y):
     """For each pair p: ``a[p]``'s query window (qx, qy, qsize) aligned to ``b[p]``'s indexed window (vx, vy),
     refined +-1 px; writes the overlap correlation (with ``use_plain``, the lower of the equalised and
     plain thumbnails' where the equalised one reaches ``floor``; lowered to the detail correlation where
-    that is under ``min_band``) and the chosen window position.
+    that is under ``min_band``) and the chosen window position. With ``flip[p]`` the pair is compared
+    with ``b[p]`` mirrored left to right (its window position is in the mirrored thumbnail).
     ``taps_*[qsize]``: the resize of a window of that side to CENTRE."""
+    flipped = np.empty((GRID, GRID), thumbs.dtype)
+    flipped_plain = np.empty((GRID, GRID), thumbs.dtype)
     target = np.empty((CENTRE, CENTRE), np.float32)
     crop = np.empty((CENTRE, CENTRE), np.float32)
     tmp = np.empty((CENTRE, CENTRE), np.float32)
@@ -202,7 +214,8 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, qx, qy, qsize, vx, v
     iy = np.empty(GRID, np.bool_)
     ix = np.empty(GRID, np.bool_)
     for p in range(len(a)):
-        ta, tb = thumbs[a[p]], thumbs[b[p]]
+        ta = thumbs[a[p]]
+        tb = _mirrored(thumbs[b[p]], flipped) if flip[p] else thumbs[b[p]]
         for i in range(CENTRE):
             for j in range(CENTRE):
                 target[i, j] = tb[vy[p] + i, vx[p] + j]
@@ -231,7 +244,8 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, qx, qy, qsize, vx, v
             if band < min_band:
                 value = min(value, band)
         if use_plain and value >= floor:
-            value = min(value, _overlap_ncc(plain[a[p]], plain[b[p]], ly, fy, iy, lx, fx, ix, warped))
+            pb = _mirrored(plain[b[p]], flipped_plain) if flip[p] else plain[b[p]]
+            value = min(value, _overlap_ncc(plain[a[p]], pb, ly, fy, iy, lx, fx, ix, warped))
         score[p] = value
         best_x[p] = bx
         best_y[p] = by

@@ -28,6 +28,7 @@ from sluice.thumbnails import equalise as equalised
 CENTRE = 24  # indexed window side
 SIZES = (24, 22, 20)  # query window sides: identity/shift, then crops up to ~17% of the side
 REACH, STEP = 4, 2  # query offsets: -REACH..REACH px around the centre, every STEP px
+MIRRORED = 4  # added to a verified pair's geometry when it matched mirrored left to right
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Window:
     x: int
     y: int
     size: int
+    mirrored: bool = False  # a window of the thumbnail flipped left to right (x counted in the flipped one)
 
 
 def _windows() -> list[Window]:
@@ -51,6 +53,16 @@ _C = (GRID - CENTRE) // 2
 # indexed windows: the centre and its 1 px neighbours right/down, so that with queries every STEP=2 px
 # every whole-pixel displacement is met exactly by some (query, index) window pair
 INDEX_WINDOWS = [Window(_C + dx, _C + dy, CENTRE) for dy in (0, 1) for dx in (0, 1)]
+# the same windows of the mirrored thumbnail (x mirrored too, so the four cover the same displacements):
+# probed as well, they find copies flipped left to right (``dedup.mirrored``); a candidate's ``ref``
+# indexes INDEX_WINDOWS + MIRRORED_WINDOWS
+MIRRORED_WINDOWS = [Window(GRID - CENTRE - w.x, w.y, CENTRE, mirrored=True) for w in INDEX_WINDOWS]
+
+
+def probe_windows(mirrored: bool) -> list[Window]:
+    """The windows each image is probed (and indexed) by: the centre windows, and with ``mirrored`` the
+    same windows of its mirror image."""
+    return INDEX_WINDOWS + MIRRORED_WINDOWS if mirrored else INDEX_WINDOWS
 
 
 # ---------------------------------------------------------------------------- thumbnails
@@ -79,9 +91,11 @@ def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int
     out = np.zeros((n, len(windows)), np.int64)
     for start in range(0, n, block):
         grey = thumbs[start:start + block].astype(np.float32)
+        mirror = grey[:, :, ::-1] if any(w.mirrored for w in windows) else None
         for k, w in enumerate(windows):
             d = _DCT[w.size]
-            low = (d @ grey[:, w.y:w.y + w.size, w.x:w.x + w.size] @ d.T).reshape(len(grey), 64)
+            src = mirror if w.mirrored else grey
+            low = (d @ src[:, w.y:w.y + w.size, w.x:w.x + w.size] @ d.T).reshape(len(grey), 64)
             median = np.partition(low[:, 1:], 31, axis=1)[:, 31:32]  # the median of 63: np.median, less overhead
             bits = low > median
             out[start:start + block, k] = np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).view(np.int64)
@@ -147,18 +161,20 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     their band-pass detail, else their score is lowered to that detail correlation (a shared layout is
     not a duplicate: docs/transform.md). Compiled, one pair at a time
     (:mod:`transform.aligned_ncc`).
-    Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted)."""
+    A ``ref`` of MIRRORED_WINDOWS (4 and up) compares ``b`` mirrored left to right.
+    Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted, + MIRRORED when
+    ``b`` was mirrored)."""
     from transform.aligned_ncc import scores
 
     a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
     qx, qy, qsize = (_WINDOW_TABLE[c][window] for c in range(3))
-    vx, vy = (_INDEX_TABLE[c][ref] for c in range(2))
+    vx, vy, flip = (_INDEX_TABLE[c][ref] for c in range(3))
     score = np.empty(len(a), np.float32)
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           float(floor), float(min_band), a, b, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
-    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
+           float(floor), float(min_band), a, b, flip, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
+    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED).astype(np.int8)
     return score, geometry
 
 
@@ -166,7 +182,7 @@ def _window_tables() -> tuple[np.ndarray, ...]:
     from transform.aligned_ncc import resize_taps
 
     query = np.array([(w.x, w.y, w.size) for w in WINDOWS], np.int64).T.copy()
-    index = np.array([(w.x, w.y) for w in INDEX_WINDOWS], np.int64).T.copy()
+    index = np.array([(w.x, w.y, w.mirrored) for w in INDEX_WINDOWS + MIRRORED_WINDOWS], np.int64).T.copy()
     taps = [np.zeros((CENTRE + 1, CENTRE), np.int64), np.zeros((CENTRE + 1, CENTRE), np.int64),
             np.zeros((CENTRE + 1, CENTRE), np.float32)]
     for s in SIZES:

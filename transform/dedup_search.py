@@ -1,10 +1,10 @@
 """Dedup's candidate search: window hashes of every pair of images within ``dedup.near_threshold`` bits.
 
-Each image has 75 query-window codes and 4 indexed-window codes (:mod:`transform.dedup_match`); a
-pair is a candidate when some query window of one is within the threshold of some indexed window of
-the other. Multi-index hash tables (:class:`transform.hamming.HammingIndex`) are built on the query
-codes and probed by the indexed codes a block of images at a time; each block's hits are reduced to
-one per pair at once, so only candidate pairs are kept, never every window hit.
+Each image has 75 query-window codes and 4 indexed-window codes (:mod:`transform.dedup_match`; 4 more
+of its mirror image with ``mirrored``); a pair is a candidate when some query window of one is within
+the threshold of some indexed window of the other. Multi-index hash tables
+(:class:`transform.hamming.HammingIndex`) are built on the query codes and probed by the indexed codes
+a block of images at a time; each block's hits are reduced to one per pair at once.
 
 On Dask each block of images is a task: a worker builds the index once (the first of the search's
 tasks it runs) and probes it with each block it is given; the driver reduces each block's hits as
@@ -13,15 +13,10 @@ blocks per worker thread in flight, so its memory does not grow with the hits of
 
 The candidates are filed by their lower row's bucket (``BUCKET_ROWS`` images) as blocks arrive, in
 their narrowest types; after the search each bucket is reduced to one candidate per pair, and
-:func:`match` verifies a bucket at a time and keeps only the pairs that reach the caller's floor:
-the driver's working set after the search is one bucket's, not every candidate's (which at 1M images
-was a 15 GB sort).
-
-Heavy buckets (many images whose hashes nearly agree: near-uniform scans, icons, logos) make an
-image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then row)
-and counts the rest in ``stats`` (reported by the stage, never silent). :func:`match` then verifies
-every candidate on pixels (:func:`transform.dedup_match.aligned_scores`, in blocks; blocks of pairs
-are Dask tasks when there is a client).
+:func:`match` verifies a bucket at a time and keeps only the pairs that reach the caller's floor (at
+1M images every candidate at once was a 15 GB sort). Heavy buckets (near-uniform scans, icons, logos)
+make an image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then
+row) and counts the rest in ``stats`` (reported by the stage, never silent).
 """
 
 from __future__ import annotations
@@ -31,7 +26,7 @@ from collections import deque
 
 import numpy as np
 
-from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, window_codes
+from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, probe_windows, window_codes
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
 BUCKET_ROWS = 1 << 16  # lower rows per bucket of the pair reduction and verification (bounded driver memory)
@@ -43,15 +38,17 @@ _INDEX_LOCK = threading.Lock()
 
 def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, dist: np.ndarray,
             max_per_image: int | None, stats: dict) -> tuple[np.ndarray, ...]:
-    """Window hits (image ``by``'s window ``by_w`` near image ``to``'s window ``to_w``) -> the closest hit
-    per (by, to), and with ``max_per_image`` at most that many per ``by`` image (its closest)."""
+    """Window hits (image ``by``'s probe window ``by_w`` near image ``to``'s query window ``to_w``) -> the
+    closest hit per (by, to) and side (as it is or mirrored: ``by_w`` of MIRRORED_WINDOWS), and with
+    ``max_per_image`` at most that many per ``by`` image (its closest)."""
     keep = by != to
     stats["window_hits"] += int(keep.sum())
     by, to, by_w, to_w, dist = by[keep], to[keep], by_w[keep], to_w[keep], dist[keep]
-    order = np.lexsort((by_w, to_w, dist, to, by))  # per (by, to): the closest hash first
+    side = by_w >= len(INDEX_WINDOWS)
+    order = np.lexsort((by_w, to_w, dist, side, to, by))  # per (by, to, side): the closest hash first
     if len(order):
-        o, w = by[order], to[order]
-        order = order[np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1])]]
+        o, w, f = by[order], to[order], side[order]
+        order = order[np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1]) | (f[1:] != f[:-1])]]
     if max_per_image is not None and len(order):
         ranked = order[np.lexsort((to[order], dist[order], by[order]))]
         starts = np.r_[True, by[ranked][1:] != by[ranked][:-1]]
@@ -64,11 +61,11 @@ def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, 
 
 
 def _reduce_block(probing: np.ndarray, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
-                  max_per_image: int | None, stats: dict, table_rows: np.ndarray) -> np.ndarray:
-    """Hits of the ``probing`` images' indexed windows (``ii``) in the query-window table (``qi``, over
+                  max_per_image: int | None, stats: dict, table_rows: np.ndarray, m: int) -> np.ndarray:
+    """Hits of the ``probing`` images' ``m`` probe windows (``ii``) in the query-window table (``qi``, over
     the images ``table_rows``) -> (5, pairs) owner (of the query window), other, window, ref, dist;
     capped per probing image."""
-    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    k = len(WINDOWS)
     other, owner, ref, window, dist = _reduce(probing[ii // m], table_rows[qi // k], ii % m, qi % k, dist,
                                               max_per_image, stats)
     return _packed(owner, other, window, ref, dist)
@@ -82,13 +79,13 @@ def _packed(owner, other, window, ref, dist) -> tuple[np.ndarray, ...]:
 
 
 def _closest_per_pair(parts: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.ndarray, ...]:
-    """One candidate per unordered pair (a pair met from both sides keeps its closest hash), in the
-    order of (lower row, higher row)."""
+    """One candidate per unordered pair and side (a pair met from both sides keeps its closest hash; as it
+    is and mirrored are verified apart), in the order of (lower row, higher row)."""
     if not parts:
         parts = [_packed(*(np.zeros(0, np.int64),) * 5)]
     owner, other, window, ref, dist = (np.concatenate([p[c] for p in parts]) for c in range(5))
     parts.clear()
-    key = np.minimum(owner, other).astype(np.int64) * n + np.maximum(owner, other)
+    key = (np.minimum(owner, other).astype(np.int64) * n + np.maximum(owner, other)) * 2 + (ref >= len(INDEX_WINDOWS))
     order = np.lexsort((ref, window, owner, dist, key))
     first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
     return owner[first], other[first], window[first], ref[first]
@@ -213,18 +210,18 @@ def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows
 
 
 def candidates(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
-               stats: dict | None = None, client=None, on_progress=None, bucket_rows: int = BUCKET_ROWS
-               ) -> tuple[np.ndarray, ...]:
+               stats: dict | None = None, client=None, on_progress=None, bucket_rows: int = BUCKET_ROWS,
+               mirrored: bool = False) -> tuple[np.ndarray, ...]:
     """Unordered candidate pairs (a, b, query window of a, indexed window of b): the closest hashes per
     pair, in (lower row, higher row) order; ``stats`` gets the search plan and what a cap dropped;
     ``on_progress(n)`` is called as the search finishes with n images (a block)."""
     return _joined(candidate_buckets(thumbs, max_bits, max_per_image, block, stats, client, on_progress,
-                                     bucket_rows=bucket_rows))
+                                     bucket_rows=bucket_rows, mirrored=mirrored))
 
 
 def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_per_image: int | None = None,
                         block: int = BLOCK, stats: dict | None = None, client=None, on_progress=None,
-                        bucket_rows: int = BUCKET_ROWS) -> tuple[np.ndarray, ...]:
+                        bucket_rows: int = BUCKET_ROWS, mirrored: bool = False) -> tuple[np.ndarray, ...]:
     """The candidates of :func:`candidates` that involve at least one of the ``new`` rows: what a full
     search adds when those images join the others (an incremental dedup run). Two searches, both probed
     by the new images only: every image's query windows by their indexed windows, and every image's
@@ -233,7 +230,7 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
     does not bind (here an older image's cap counts only its candidates among one block of new images).
     With ``client`` both searches are Dask tasks, as in :func:`candidates`."""
     return _joined(candidate_buckets(thumbs, max_bits, max_per_image, block, stats, client, on_progress, new=new,
-                                     bucket_rows=bucket_rows))
+                                     bucket_rows=bucket_rows, mirrored=mirrored))
 
 
 def _joined(buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
@@ -242,21 +239,25 @@ def _joined(buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
 
 def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
                       stats: dict | None = None, client=None, on_progress=None, new: np.ndarray | None = None,
-                      bucket_rows: int = BUCKET_ROWS, among: np.ndarray | None = None) -> list[tuple[np.ndarray, ...]]:
+                      bucket_rows: int = BUCKET_ROWS, among: np.ndarray | None = None, mirrored: bool = False
+                      ) -> list[tuple[np.ndarray, ...]]:
     """:func:`candidates` (or with ``new``, :func:`candidates_touching`) as a list of buckets of
     ``bucket_rows`` lower rows, each (a, b, window, ref) in pair order. With ``among`` (increasing row
-    numbers; ``new`` among them) only those images take part."""
+    numbers; ``new`` among them) only those images take part. With ``mirrored`` every image is also
+    probed by its mirror image's windows (``ref`` >= len(INDEX_WINDOWS): the pair matched with ``b``
+    mirrored)."""
+    probes = probe_windows(mirrored)
     n = len(thumbs)
     rows = np.arange(n) if among is None else np.asarray(among, np.int64)
     stats = {} if stats is None else stats
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
     buckets = PairBuckets(n, bucket_rows)
     if new is None:
-        for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, rows, INDEX_WINDOWS,
+        for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, rows, probes,
                                    max_bits, block, stats, client, on_progress):
-            buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows))
+            buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows, len(probes)))
         return buckets.reduced()
-    k, m = len(WINDOWS), len(INDEX_WINDOWS)
+    k, m = len(WINDOWS), len(probes)
     new = np.asarray(new, np.int64)
     done = on_progress or (lambda n: None)
     if n == 0 or len(new) == 0:
@@ -266,10 +267,10 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
     def progress(r: int) -> None:
         probed[0] += r
         done(probed[0] // 2 - (probed[0] - r) // 2)
-    for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, new, INDEX_WINDOWS,
+    for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, new, probes,
                                max_bits, block, stats, client, progress):
-        buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows))
-    for probing, (qq, ii, dist) in _hits(_codes(thumbs, INDEX_WINDOWS, rows, client), thumbs, new, WINDOWS,
+        buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows, m))
+    for probing, (qq, ii, dist) in _hits(_codes(thumbs, probes, rows, client), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, progress):
         other, owner, ref, window, dist = _reduce(rows[ii // m], probing[qq // k], ii % m, qq % k, dist,
                                                   max_per_image, stats)
@@ -281,9 +282,7 @@ def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray,
            plain: np.ndarray | None = None, client=None, block: int | None = None, on_progress=None,
            floor: float = -2.0, shared: list | None = None, min_band: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``, ``min_band``: see there),
-    ``block`` (default
-    ``VERIFY_BLOCK``) pairs at a time
-    (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
+    ``block`` (default ``VERIFY_BLOCK``) pairs at a time (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
     every worker once, or ``shared``: :func:`_scatter`'s, for several calls; at most two tasks per worker
     thread in flight), so the driver holds the pairs and their scores, never the pixel work."""
     done = on_progress or (lambda n: None)
@@ -333,21 +332,23 @@ def _meter(log, desc: str, total: int, unit: str):
 def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
           plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
           client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0,
+          mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`match_buckets`' pairs, all at once."""
     parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, among,
-                               bucket_rows, min_band))
+                               bucket_rows, min_band, mirrored))
     return tuple(np.concatenate([part[c] for part in parts]) for c in range(4))
 
 
 def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
                   plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
                   client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0):
+                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0,
+                  mirrored: bool = False):
     """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
     order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
-    2 cropped, 3 cropped and shifted); the caller applies the score threshold, a bucket at a time, so
+    2 cropped, 3 cropped and shifted; + MIRRORED with ``mirrored``, for a pair that matched with one
+    image flipped left to right); the caller applies the score threshold, a bucket at a time, so
     that it need not hold the pairs it rejects. ``extra`` pairs (from another signal, e.g. the stored
     whole-image perceptual hash) are verified too. The candidate search (:func:`candidate_buckets`) and
     the verification (:func:`verify`) run on ``client``'s Dask workers when one is given; with ``log``,
@@ -361,7 +362,8 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     searched = len(thumbs) if among is None else len(among)
     meter = _meter(log, "candidate search", searched if new is None else len(new), "img")
     buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
-                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows, among=among)
+                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows, among=among,
+                                mirrored=mirrored)
     if meter:
         meter.close()
     if extra is not None and len(extra[0]):

@@ -26,7 +26,9 @@ import numpy as np
 import polars as pl
 
 # bump when the matching changes what a stored row would be (hashes, windows, verification, grouping)
-MATCHING_VERSION = 3  # 2: pairs with a detail-free image found by their plain correlation (dedup_plain); 3: the detail check
+# 2: pairs with a detail-free image found by their plain correlation (dedup_plain); 3: the detail check;
+# 4: mirrored copies (dedup.mirrored), mirrored pairs verified apart from the same pair as it is
+MATCHING_VERSION = 4
 # above this share of new images a full pass is the cheaper one: with CIFAR-10's 10,000 test images
 # landing after its 50,000 train images (17% new) the incremental run took 0.88-0.97x a full pass's
 # time, with 1% new 1.6-2.6x (docs/scale.md)
@@ -37,7 +39,7 @@ def fingerprint(cfg) -> str:
     """The settings a stored row depends on, hashed (12 hex digits)."""
     keys = {"near_threshold": cfg.near_threshold, "min_correlation": cfg.min_correlation,
             "moved_margin": cfg.moved_margin, "max_candidates_per_image": cfg.max_candidates_per_image,
-            "min_detail_correlation": cfg.min_detail_correlation,
+            "min_detail_correlation": cfg.min_detail_correlation, "mirrored": cfg.mirrored,
             "matching": MATCHING_VERSION}
     return hashlib.sha256(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transform.dedup_match import CENTRE, GRID, INDEX_WINDOWS, WINDOWS, aligned_scores, thumbnails
+from transform.dedup_match import CENTRE, GRID, INDEX_WINDOWS, MIRRORED, MIRRORED_WINDOWS, WINDOWS, aligned_scores, thumbnails
 
 
 def _resize_matrix(src: int, dst: int) -> np.ndarray:
@@ -82,14 +82,14 @@ def _band_ncc(warped, tb, in_y, in_x):
     return cov / np.maximum(np.sqrt(va * vb), 1e-3)
 
 
-def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0):
-    """The NumPy aligned_scores this module replaced (scores and chosen positions)."""
+def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0, index=INDEX_WINDOWS):
+    """The NumPy aligned_scores this module replaced (scores and chosen positions); ``ref`` indexes ``index``."""
     best = np.full(len(a), -2.0, np.float32)
     bx, by = np.zeros(len(a), np.int64), np.zeros(len(a), np.int64)
     sl = np.arange(len(a))
     for k, r in {(int(k), int(r)) for k, r in zip(window, ref)}:
         rows = sl[(window == k) & (ref == r)]
-        w, v = WINDOWS[k], INDEX_WINDOWS[r]
+        w, v = WINDOWS[k], index[r]
         target = _standardise(thumbs[b[rows], v.y:v.y + CENTRE, v.x:v.x + CENTRE].astype(np.float32))
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
@@ -101,8 +101,8 @@ def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0):
                 better = s > best[rows]
                 best[rows[better]], bx[rows[better]], by[rows[better]] = s[better], x, y
     size = np.array([WINDOWS[k].size for k in window], np.int64)
-    vx = np.array([INDEX_WINDOWS[r].x for r in ref], np.int64)
-    vy = np.array([INDEX_WINDOWS[r].y for r in ref], np.int64)
+    vx = np.array([index[r].x for r in ref], np.int64)
+    vy = np.array([index[r].y for r in ref], np.int64)
     scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, size / CENTRE, min_band)
     if plain is not None:
         scores = np.minimum(scores, _overlap_ncc(plain[a], plain[b], bx, by, vx, vy, size / CENTRE))
@@ -228,3 +228,18 @@ def test_plain_correlation_is_pearson_of_the_whole_thumbnails():
     got = plain_correlation(grey, i, j)
     assert got.dtype == np.float32 and np.abs(got - want).max() < 1e-5
     assert got[0] == 0 and got[1] < -0.999 and got[2] > 0.999
+
+
+def test_a_mirrored_ref_compares_the_mirror_image():
+    """ref 4..7 (MIRRORED_WINDOWS): the same check as against ``b``'s mirror image stored as a thumbnail
+    of its own, with the windows at their mirrored positions; the geometry says it (+ MIRRORED)."""
+    thumbs, plain, a, b, window, ref = _pairs(60, 2000, seed=5)
+    n = len(thumbs)
+    both = np.ascontiguousarray(np.concatenate([thumbs, thumbs[:, :, ::-1]]))
+    both_plain = np.ascontiguousarray(np.concatenate([plain, plain[:, :, ::-1]]))
+    got, geometry = aligned_scores(thumbs, a, b, window, ref + len(INDEX_WINDOWS), plain=plain, min_band=0.5)
+    want, want_geometry = reference(both, a, b + n, window, ref, plain=both_plain, min_band=0.5, index=MIRRORED_WINDOWS)
+    assert np.abs(got - want).max() < 1e-4
+    assert (geometry >= MIRRORED).all() and (geometry - MIRRORED != want_geometry).mean() < 0.002
+    mirror = (a == b) & (window == WINDOWS.index(INDEX_WINDOWS[0]))
+    assert mirror.any() and got[mirror].max() < 0.999  # an image is not its own mirror image

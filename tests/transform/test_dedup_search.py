@@ -200,3 +200,27 @@ def test_search_among_some_images_equals_the_full_search_restricted_to_them():
     mine = inside[whole[0]] & inside[whole[1]]
     assert len(part[0]) == int(mine.sum()) > 0
     assert all(np.array_equal(p, w[mine]) for p, w in zip(part, whole))
+
+
+def test_mirrored_copies_are_candidates_when_asked_and_a_batch_finds_the_same():
+    """With ``mirrored`` every image is also probed by its mirror image's windows: each mirrored copy is a
+    candidate (``ref`` of MIRRORED_WINDOWS), the as-is candidates are unchanged, and the incremental
+    search finds exactly the full search's candidates that touch the new images."""
+    from transform.dedup_match import INDEX_WINDOWS
+
+    px = scenes(600, seed=7)
+    px[7::10] = px[6::10][:, :, ::-1]  # every tenth image: the one before it, flipped left to right
+    thumbs = thumbnails(px)
+    as_is = candidates(thumbs, 10, block=128)
+    both = candidates(thumbs, 10, block=128, mirrored=True)
+    flipped = both[3] >= len(INDEX_WINDOWS)
+    as_set = lambda a, b, w, r: {(min(x, y), max(x, y), x, v, u) for x, y, v, u in zip(a, b, w, r)}
+    assert as_set(*(c[~flipped] for c in both)) == as_set(*as_is)
+    mirrored_pairs = {(min(x, y), max(x, y)) for x, y in zip(both[0][flipped].tolist(), both[1][flipped].tolist())}
+    assert all((k - 1, k) in mirrored_pairs for k in range(7, 600, 10))
+    plain_pairs = {(min(x, y), max(x, y)) for x, y in zip(as_is[0].tolist(), as_is[1].tolist())}
+    assert not any((k - 1, k) in plain_pairs for k in range(7, 600, 10))  # not found as they are
+    new = np.sort(np.random.default_rng(1).choice(len(thumbs), 60, replace=False))
+    fresh = np.isin(np.arange(len(thumbs)), new)
+    touching = candidates_touching(thumbs, new, 10, block=32, mirrored=True)
+    assert as_set(*touching) == as_set(*(c[fresh[both[0]] | fresh[both[1]]] for c in both))
