@@ -210,7 +210,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     accepted ones are kept. With ``new`` (row numbers), only pairs with at least one new image are
     searched and returned.
     """
-    from transform.dedup_match import spectrum
+    from transform.dedup_match import MIRRORED, spectrum
     from transform.dedup_plain import DIMS, plain_pairs
     from transform.dedup_search import match_buckets
 
@@ -239,16 +239,24 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
         kept.append((ni[ok], nj[ok], score[ok], geometry[ok]))
     counts["candidates"] += stats["below_floor"]  # verified below min_correlation: counted, never kept
     counts["rejected"] += stats["below_floor"]
-    meter = Meter(log, "detail-free search", len(plain) if new is None else len(new), "img") if log else None
-    ti, tj, tscore = plain_pairs(plain, share, low, exact, MIN_DETAIL, max(min_correlation, TINY_MIN_CORRELATION),
-                                 max_per_image, new, stats, on_progress=meter and meter.update)
-    if meter:
-        meter.close()
+    plain_found = 0
+    for flip in (False, True) if mirrored else (False,):
+        meter = Meter(log, "detail-free search" + " (mirrored)" * flip, len(plain) if new is None else len(new),
+                      "img") if log else None
+        ti, tj, tscore = plain_pairs(plain, share, low, exact, MIN_DETAIL, max(min_correlation, TINY_MIN_CORRELATION),
+                                     max_per_image, new, stats, on_progress=meter and meter.update, mirrored=flip)
+        if meter:
+            meter.close()
+        kept.append((ti, tj, tscore, np.full(len(ti), MIRRORED * flip, np.int8)))
+        plain_found += len(ti)
     stats["detail_free_images"] = int(smooth.sum())
-    kept.append((ti, tj, tscore, np.zeros(len(ti), np.int8)))
     counts["candidates"] += stats["plain_candidates"]
-    counts["rejected"] += stats["plain_candidates"] - len(ti)
-    return (*(np.concatenate([part[c] for part in kept]) for c in range(4)), counts)
+    counts["rejected"] += stats["plain_candidates"] - plain_found
+    i, j, score, geometry = (np.concatenate([part[c] for part in kept]) for c in range(4))
+    order = np.lexsort((-score, j, i))  # a detail-free pair met as it is and mirrored keeps its higher score
+    i, j, score, geometry = i[order], j[order], score[order], geometry[order]
+    first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
+    return i[first], j[first], score[first], geometry[first], counts
 
 
 def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,

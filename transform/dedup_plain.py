@@ -19,7 +19,10 @@ of the 300 alignments 120x as often as uniform codes): 1.45M candidates at 100k 
 
 Exact: every pair that reaches the correlation is found, hashes or not, unless an image has more than
 ``max_per_image`` images within r on the coefficients; it then keeps its closest ones there, and how
-many images and pairs that cut is counted (``stats``), as the window search does.
+many images and pairs that cut is counted (``stats``), as the window search does. ``mirrored`` finds
+the pairs whose one image reaches the correlation with the other flipped left to right the same way:
+a flip keeps every coefficient but negates those of odd horizontal frequency, so the mirror image's
+point is the image's point with those signs changed, queried in the same tree.
 """
 
 from __future__ import annotations
@@ -45,17 +48,19 @@ def partner_bound(min_detail: float, min_correlation: float) -> float:
 
 def plain_pairs(plain: np.ndarray, detail: np.ndarray, low: np.ndarray, exact: np.ndarray, min_detail: float,
                 min_correlation: float, max_per_image: int | None = None, new: np.ndarray | None = None,
-                stats: dict | None = None, on_progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                stats: dict | None = None, on_progress=None, mirrored: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair (i < j) with an image whose ``detail`` is below ``min_detail`` whose plain thumbnails
     correlate at least ``min_correlation``, with that correlation; pairs of exact copies (the same
     ``exact`` class) are left out. ``low``: each thumbnail's lowest coefficients
     (:func:`transform.dedup_match.spectrum`). With ``new`` (row numbers) only pairs with a new image.
     ``stats`` gets ``plain_candidates`` and ``plain_pairs`` (accepted), and adds to ``capped_images`` /
     ``capped_pairs_dropped``. ``on_progress(n)`` is called as n of the images (or of the ``new`` ones)
-    are done: at once for those with too much detail to take part, then a block at a time."""
+    are done: at once for those with too much detail to take part, then a block at a time. With
+    ``mirrored``, the pairs whose correlation reaches it with one image flipped left to right (scored so)."""
     from scipy.spatial import cKDTree
 
-    from transform.dedup_match import plain_correlation
+    from transform.dedup_match import LOW_FREQUENCIES, plain_correlation
 
     stats = {} if stats is None else stats
     for key in ("plain_candidates", "plain_pairs", "capped_images", "capped_pairs_dropped"):
@@ -70,6 +75,8 @@ def plain_pairs(plain: np.ndarray, detail: np.ndarray, low: np.ndarray, exact: n
         return empty
     points = low[pool].astype(np.float64)
     tree = cKDTree(points)
+    queries = points * np.array([-1.0 if v % 2 else 1.0 for _, v in LOW_FREQUENCIES[:points.shape[1]]]) \
+        if mirrored else points
     reach = radius(min_correlation) * (1 + SLACK) + 1e-6
     asked = np.arange(len(pool)) if new is None else np.flatnonzero(np.isin(pool, new))
     rank = np.empty(len(pool), np.int64)
@@ -78,7 +85,7 @@ def plain_pairs(plain: np.ndarray, detail: np.ndarray, low: np.ndarray, exact: n
     done((len(plain) if new is None else len(new)) - len(asked))
     pairs = [(empty[0], empty[0])]
     for start in range(0, len(asked), BLOCK):
-        pairs.append(_neighbours(tree, points, asked[start:start + BLOCK], reach, max_per_image, stats))
+        pairs.append(_neighbours(tree, queries, asked[start:start + BLOCK], reach, max_per_image, stats))
         done(len(asked[start:start + BLOCK]))
     a, b = (pool[np.concatenate([pair[c] for pair in pairs])] for c in (0, 1))
     key = np.unique(np.minimum(a, b) * len(plain) + np.maximum(a, b))
@@ -86,16 +93,30 @@ def plain_pairs(plain: np.ndarray, detail: np.ndarray, low: np.ndarray, exact: n
     smooth = detail < min_detail
     i, j = i[smooth[i] | smooth[j]], j[smooth[i] | smooth[j]]
     stats["plain_candidates"] += len(i)
-    score = plain_correlation(plain, i, j)
+    score = _mirrored_correlation(plain, i, j) if mirrored else plain_correlation(plain, i, j)
     ok = score >= min_correlation
     stats["plain_pairs"] += int(ok.sum())
     return i[ok], j[ok], score[ok]
 
 
+def _mirrored_correlation(plain: np.ndarray, i: np.ndarray, j: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Pearson correlation of ``plain[i]`` with ``plain[j]`` flipped left to right, per pair."""
+    out = np.empty(len(i), np.float32)
+    for start in range(0, len(i), block):
+        a = plain[i[start:start + block]].reshape(-1, plain[0].size).astype(np.float64)
+        b = plain[j[start:start + block]][:, :, ::-1].reshape(-1, plain[0].size).astype(np.float64)
+        a -= a.mean(axis=1, keepdims=True)
+        b -= b.mean(axis=1, keepdims=True)
+        norm = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-9)
+        out[start:start + block] = (a * b).sum(axis=1) / norm
+    return out
+
+
 def _neighbours(tree, points: np.ndarray, mine: np.ndarray, reach: float, cap: int | None, stats: dict
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(image, neighbour) for the tree points ``mine`` and the others within ``reach`` of each, at most
-    ``cap`` (the closest) per image; the images over the cap and the pairs it cut go to ``stats``."""
+    """(image, neighbour) for the query ``points`` of the tree points ``mine`` and the tree points within
+    ``reach`` of each, at most ``cap`` (the closest) per image; the images over the cap and the pairs it
+    cut go to ``stats``."""
     if cap is None:
         lists = tree.query_ball_point(points[mine], reach)
         rows = np.repeat(mine, [len(found) for found in lists])

@@ -30,11 +30,14 @@ def smooth_and_sharp(n: int, seed: int) -> np.ndarray:
     return np.stack(out)
 
 
-def brute_force(plain: np.ndarray, share: np.ndarray, exact: np.ndarray) -> set[tuple[int, int]]:
+def _unit(plain: np.ndarray) -> np.ndarray:
     z = plain.reshape(len(plain), -1).astype(np.float64)
     z -= z.mean(axis=1, keepdims=True)
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    corr = z @ z.T
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def brute_force(plain: np.ndarray, share: np.ndarray, exact: np.ndarray, mirrored: bool = False) -> set[tuple[int, int]]:
+    corr = _unit(plain) @ _unit(plain[:, :, ::-1] if mirrored else plain).T
     i, j = np.nonzero(np.triu(corr >= CORRELATION, 1))
     keep = ((share[i] < MIN_DETAIL) | (share[j] < MIN_DETAIL)) & (exact[i] != exact[j])
     return set(zip(i[keep].tolist(), j[keep].tolist()))
@@ -101,3 +104,24 @@ def test_coefficient_distance_bounds_the_correlation_and_detail_is_unchanged(dat
     assert np.allclose(np.sqrt(np.maximum(2 - 2 * (z[a] * z[b]).sum(axis=1), 0)), full)
     assert np.array_equal(detail(plain), share)
     assert radius(CORRELATION) == pytest.approx(0.0632, abs=1e-4) and partner_bound(MIN_DETAIL, CORRELATION) > MIN_DETAIL
+
+
+def test_mirrored_finds_exactly_the_pairs_that_correlate_with_one_image_flipped():
+    """Every fifth smooth scene is followed by its mirror image: found by the mirrored search (the
+    same pairs as a brute force against the flipped thumbnails, full and incremental) and not by the
+    search as it is; an image is never paired with its own mirror image."""
+    px = smooth_and_sharp(400, seed=5)
+    px[5::10] = px[4::10][:, :, ::-1]
+    plain = thumbnails(px, equalise=False)
+    share, low = spectrum(plain, DIMS)
+    exact = np.arange(len(plain))
+    i, j, score = plain_pairs(plain, share, low, exact, MIN_DETAIL, CORRELATION, 256, mirrored=True)
+    truth = brute_force(plain, share, exact, mirrored=True)
+    found = set(zip(i.tolist(), j.tolist()))
+    planted = {(k - 1, k) for k in range(5, 400, 10) if share[k] < MIN_DETAIL}
+    assert len(planted) > 10 and planted <= truth and found == truth and np.all(score >= CORRELATION)
+    as_is = plain_pairs(plain, share, low, exact, MIN_DETAIL, CORRELATION, 256)
+    assert not planted & set(zip(as_is[0].tolist(), as_is[1].tolist()))
+    new = np.arange(300, 400)
+    i, j, _ = plain_pairs(plain, share, low, exact, MIN_DETAIL, CORRELATION, 256, new=new, mirrored=True)
+    assert set(zip(i.tolist(), j.tolist())) == {(a, b) for a, b in truth if a >= 300 or b >= 300}
