@@ -125,12 +125,13 @@ def demo(truth_path: str):
         raise SystemExit(f"{truth_path}: no label_noise defect (demo.label_noise is 0 or the demo predates it)")
     uri_to_id = dict(zip(*lake.read("raw_images", columns=["source_uri", "image_id"]).to_pydict().values()))
     flipped_ids = {uri_to_id[f["uri"]] for f in planted if f["uri"] in uri_to_id}
-    rows = lake.read("predictions", filter=pc.field("dataset_hash") == dhash).to_pylist()
+    held_out = (pc.field("dataset_hash") == dhash) & (pc.field("split").is_null() | (pc.field("split") != "test"))  # planted: train
+    rows = lake.read("predictions", filter=held_out).to_pylist()
     ids = [r["image_id"] for r in rows]
     probs = np.array([r["probs"] for r in rows], np.float64)
     given = np.array([classes.index(r["label"]) for r in rows])
     flipped = np.array([i in flipped_ids for i in ids])
-    issues = {r["image_id"] for r in lake.read("label_issues", filter=pc.field("dataset_hash") == dhash).to_pylist()}
+    issues = {r["image_id"] for r in lake.read("label_issues", filter=held_out).to_pylist()}
     hit = len(issues & flipped_ids)
     print(f"demo: {len(planted)} planted flips, {len(flipped_ids)} landed, {int(flipped.sum())} in train+val "
           f"(snapshot {dhash[:12]}); the oof stage's label_issues table: {len(issues)} issues, precision "

@@ -218,9 +218,11 @@ TABLES: dict[str, TableSpec] = {
                 ("label", pa.string(), False),  # the given label
                 ("probs", pa.list_(pa.float32()), False),  # one per snapshot class, in manifest order
                 ("run_id", pa.string(), False),
+                ("split", pa.string(), True),  # train / val (fold models) / test (their mean); null: older runs
             ),
             ("image_id", "dataset_hash"),
-            "Out-of-fold predicted class probabilities of every train+val image (train/oof.py).",
+            "Out-of-fold predicted class probabilities of every train+val image, and of every test image from "
+            "the fold models' mean (train/oof.py).",
         ),
         TableSpec(
             "label_issues", "gold",
@@ -235,9 +237,11 @@ TABLES: dict[str, TableSpec] = {
                 ("rank", pa.int32(), False),  # 1 = most doubtful
                 ("evidence", pa.string(), True),  # JSON: label source, votes, crowd agreement where known
                 ("run_id", pa.string(), False),
+                ("split", pa.string(), True),  # train / val / test (ranked apart); null: older runs
             ),
             ("image_id", "dataset_hash"),
-            "Training labels the out-of-fold model distrusts, by confident learning (train/label_issues.py).",
+            "Labels the out-of-fold models distrust, by confident learning (train/label_issues.py): train+val, "
+            "and test apart (for review).",
         ),
         TableSpec(
             "erasures", "audit",

@@ -57,6 +57,9 @@ def register(sub) -> None:
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
     p.add_argument("--compress", action="store_true", help="add the compress stage (pruning, int8, trade-off)")
+    p.add_argument("--insight", action="store_true",
+                   help="add the oof and insight stages: wrong labels in train, val and test (confident learning on "
+                        "out-of-fold predictions), per-class and per-source metrics, saliency, robustness")
     p.add_argument("--python", metavar="PATH",
                    help="interpreter the DVC stages run (default: this one, relative when inside DIR)")
     p.add_argument("--demo", action="store_true", help="write the built-in demo project instead")
@@ -187,6 +190,8 @@ def project_params(root: Path, args) -> dict:
         raw["clean"]["size"] = args.size
     if args.compress:
         raw["compress"] = _defaults("compress")
+    if args.insight:
+        raw["insight"] = _defaults("insight")
     Params.model_validate(raw)  # what we write must load
     return raw
 

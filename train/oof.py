@@ -3,11 +3,16 @@
 Every train+val image of the snapshot gets class probabilities from a model that never saw it: the
 images are split into ``insight.folds`` stratified folds (``train.evaluate.stratified_folds``) and one
 model per fold is trained on the other folds with the training recipe (``train.evaluate.fold_models``,
-``train.*`` params, ``insight.epochs`` epochs). From those probabilities:
+``train.*`` params, ``insight.epochs`` epochs). With ``insight.test_issues`` every test image gets the
+mean of the fold models' probabilities (none of them saw it). From those probabilities:
 
-- gold ``predictions``: image_id, dataset content hash, fold, given label, probs (list<float32>);
+- gold ``predictions``: image_id, dataset content hash, fold (-1 for test), given label, probs
+  (list<float32>), split;
 - gold ``label_issues``: confident learning (train/label_issues.py), ranked, with evidence from the
-  ``labels`` table (label source, votes, crowd agreement) where the lake has it;
+  ``labels`` table (label source, votes, crowd agreement) where the lake has it; train+val and test
+  are judged apart (their probabilities come from different models), each ranked from 1. Test issues
+  are for a person to review: the dataset stage never acts on them (a model must not grade its own
+  exam by relabelling it);
 - ``insight.metrics``: the estimated noise rate, issue counts per (given, suggested) pair and a
   warning when the estimated noise rate passes ``insight.noise_warn_rate``;
 - ``insight.groups_metrics``: accuracy, precision and recall per class, per source
@@ -37,6 +42,7 @@ from sluice.config import Params
 from sluice.lake import Lake
 from sluice.runs import new_run_id
 from sluice.stage import run_stage, stage_logger, stage_record
+from train.data import LoaderSpec, load_data
 from train.evaluate import fold_models, train_val
 from train.reports import write_json
 from train.group_metrics import group_report
@@ -54,15 +60,30 @@ def predict_probs(model: torch.nn.Module, loader) -> np.ndarray:
 
 
 def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
-    """Probabilities of every train+val image from the fold model that held it out."""
+    """Probabilities of every train+val image from the fold model that held it out, and (with
+    ``insight.test_issues``) of every test image, the mean over the fold models."""
     cfg = params.train.model_copy(update={"epochs": params.insight.epochs})
     manifest, _, labels, ids = train_val(folder)
-    probs = np.zeros((len(labels), len(manifest["classes"])), np.float32)
+    k = len(manifest["classes"])
+    probs = np.zeros((len(labels), k), np.float32)
     fold = np.full(len(labels), -1, np.int32)
+    test = None
+    if params.insight.test_issues and manifest["splits"].get("test", {}).get("rows"):
+        test = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=("test",))
+        part = snapshot_store.load_split(folder, "test")
+        test_labels, test_ids = np.asarray(part.labels, np.int64), list(part.ids)
+        test_probs = np.zeros((len(test_ids), k), np.float32)
     for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir):
         probs[held] = predict_probs(model, data.val)
         fold[held] = i
-    return {"manifest": manifest, "ids": ids, "labels": labels, "probs": probs, "fold": fold}
+        if test is not None:
+            test_probs += predict_probs(model, test.test) / params.insight.folds
+    splits = ["train"] * manifest["splits"].get("train", {}).get("rows", 0)
+    splits += ["val"] * (len(ids) - len(splits))
+    out = {"manifest": manifest, "ids": ids, "labels": labels, "probs": probs, "fold": fold, "splits": splits}
+    if test is not None:
+        out["test"] = {"ids": test_ids, "labels": test_labels, "probs": test_probs}
+    return out
 
 
 def _rows(probs: np.ndarray) -> pa.ListArray:
@@ -70,6 +91,24 @@ def _rows(probs: np.ndarray) -> pa.ListArray:
     n, k = probs.shape
     offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
     return pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1).astype(np.float32)))
+
+
+def _issues(found, ids: list[str], labels: np.ndarray, splits: list[str]) -> pa.Table:
+    """One split group's ranked issues (row order = rank, from 1) as a table of class indices."""
+    o = found.order
+    return pa.table({"image_id": pa.array([ids[i] for i in o], pa.string()),
+                     "given": pa.array(labels[o], pa.int64()), "suggested": pa.array(found.suggested[o], pa.int64()),
+                     "self_confidence": found.self_confidence[o], "margin": found.margin[o], "score": found.score[o],
+                     "rank": np.arange(1, len(o) + 1, dtype=np.int32),
+                     "split": pa.array([splits[i] for i in o], pa.string())})
+
+
+def _test_summary(test: dict, found, names: np.ndarray) -> dict:
+    o, labels = found.order, test["labels"]
+    pairs = Counter(f"{names[labels[i]]}->{names[found.suggested[i]]}" for i in o)
+    return {"images": len(labels), "accuracy": round(float((test["probs"].argmax(1) == labels).mean()), 6),
+            "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
+            "issue_share": round(len(o) / max(len(labels), 1), 6), "issues_by_pair": dict(pairs.most_common())}
 
 
 def _lake_columns(lake: Lake, table: str, columns: list[str], ids: list[str]) -> pa.Table | None:
@@ -113,22 +152,32 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
     names = np.asarray(classes, dtype=object)
     lake, run_id = Lake.from_params(params), new_run_id(STAGE)
     where = f"dataset_hash = '{dhash}'"
+    test = oof.get("test")
+    t_ids = test["ids"] if test else []
     lake.overwrite("predictions", pa.table({
-        "image_id": ids, "dataset_hash": [dhash] * len(ids), "fold": oof["fold"], "label": names[labels].tolist(),
-        "probs": _rows(probs), "run_id": [run_id] * len(ids)}),
+        "image_id": ids + t_ids, "dataset_hash": [dhash] * (len(ids) + len(t_ids)),
+        "fold": np.concatenate([oof["fold"], np.full(len(t_ids), -1, np.int32)]),
+        "label": names[np.concatenate([labels, test["labels"]]) if test else labels].tolist(),
+        "probs": _rows(np.concatenate([probs, test["probs"]]) if test else probs),
+        "run_id": [run_id] * (len(ids) + len(t_ids)), "split": oof["splits"] + ["test"] * len(t_ids)}),
         predicate=where, run_id=run_id)
 
     found = rank_issues(probs, labels, ins.rank_by, ins.method)
-    o = found.order
-    known = evidence(lake, [ids[i] for i in o])
+    parts = [_issues(found, ids, labels, oof["splits"])]
+    if test:
+        test_found = rank_issues(test["probs"], test["labels"], ins.rank_by, ins.method)
+        parts.append(_issues(test_found, t_ids, test["labels"], ["test"] * len(t_ids)))
+    issues = pa.concat_tables(parts)
+    known = evidence(lake, issues["image_id"].to_pylist())
     lake.overwrite("label_issues", pa.table({
-        "image_id": [ids[i] for i in o], "dataset_hash": [dhash] * len(o),
-        "given_label": names[labels[o]].tolist(), "suggested_label": names[found.suggested[o]].tolist(),
-        "self_confidence": found.self_confidence[o], "margin": found.margin[o], "score": found.score[o],
-        "rank": np.arange(1, len(o) + 1, dtype=np.int32),
-        "evidence": [json.dumps(known.get(ids[i], {}), sort_keys=True) for i in o],
-        "run_id": [run_id] * len(o)}), predicate=where, run_id=run_id)
+        "image_id": issues["image_id"], "dataset_hash": [dhash] * issues.num_rows,
+        "given_label": names[issues["given"].to_numpy()].tolist(),
+        "suggested_label": names[issues["suggested"].to_numpy()].tolist(),
+        **{c: issues[c] for c in ("self_confidence", "margin", "score", "rank")},
+        "evidence": [json.dumps(known.get(i, {}), sort_keys=True) for i in issues["image_id"].to_pylist()],
+        "run_id": [run_id] * issues.num_rows, "split": issues["split"]}), predicate=where, run_id=run_id)
 
+    o = found.order
     warnings = []
     if found.noise_rate > ins.noise_warn_rate:
         warnings.append(f"estimated label noise {found.noise_rate:.3f} is above insight.noise_warn_rate "
@@ -139,6 +188,11 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
                "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
                "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by, "method": ins.method,
                "issues_by_pair": dict(pairs.most_common()), "seconds": round(seconds, 3), "warnings": warnings}
+    if test:
+        summary["test"] = _test_summary(test, test_found, names)
+        if test_found.noise_rate > ins.noise_warn_rate:
+            warnings.append(f"estimated test-label noise {test_found.noise_rate:.3f} is above insight.noise_warn_rate "
+                            f"{ins.noise_warn_rate} ({summary['test']['issues']} test label issues to review)")
     write_json(ins.metrics, summary)
     dims = {"source": groups(lake, "raw_images", "source", ids),  # crawl vs public connectors
             "label_source": groups(lake, "labels", "label_source", ids)}  # given vs crowd-aggregated labels
@@ -149,6 +203,11 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
     log.info("%d images, %d folds x %d epochs in %.1f s: out-of-fold accuracy %.4f, %d label issues, "
              "estimated noise %.3f", len(ids), ins.folds, ins.epochs, seconds, summary["oof_accuracy"], len(o),
              found.noise_rate)
+    if test:
+        t = summary["test"]
+        log.info("test split: %d images, accuracy of the fold models' mean %.4f, %d label issues to review "
+                 "(estimated noise %.3f): sluice sql \"select * from label_issues where split = 'test'\"",
+                 t["images"], t["accuracy"], t["issues"], t["noise_rate_estimate"])
     record = stage_record(STAGE, lake, ["predictions", "label_issues"], len(ids), run_id=run_id,
                           issues=len(o), trusted=len(ids) - len(o))
     return {**summary, **record, "groups_warnings": report["warnings"]}

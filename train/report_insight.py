@@ -27,7 +27,7 @@ def _issue_rows(lake, dataset_hash: str | None, limit: int) -> list[dict] | None
         return None
     flt = pc.field("dataset_hash") == dataset_hash if dataset_hash else None
     rows = lake.read("label_issues", filter=flt).to_pylist()
-    return sorted(rows, key=lambda r: r["rank"])[:limit]
+    return sorted(rows, key=lambda r: (r.get("split") == "test", r["rank"]))[:limit]  # train+val first
 
 
 def _thumbnails(snapshot_dir: Path, ids: list[str]) -> dict[str, str]:
@@ -58,6 +58,12 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
            f"({s.get('folds')} folds x {s.get('epochs')} epochs, out-of-fold accuracy {fmt(s.get('oof_accuracy'))}): "
            f"<b id='issue-count'>{s.get('issues')}</b> label issues, estimated noise rate "
            f"<b>{fmt(s.get('noise_rate_estimate'), 3)}</b>. Given -> suggested: {pairs}.</p>"]
+    t = s.get("test")
+    if t:
+        out.append(f"<p>Test split ({t.get('images')} images, predicted by the mean of the fold models, accuracy "
+                   f"{fmt(t.get('accuracy'))}): <b id='test-issue-count'>{t.get('issues')}</b> label issues for a "
+                   f"person to review (estimated noise rate {fmt(t.get('noise_rate_estimate'), 3)}); the dataset "
+                   "stage never acts on them.</p>")
     for w in s.get("warnings", []):
         out.append(f'<p class="warn">quality warning: {escape(w)}</p>')
     rows = _issue_rows(lake, s.get("dataset_hash"), limit)
@@ -75,13 +81,14 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
                if uri else '<span class="muted">[not in the snapshot]</span>')
         ev = json.loads(r.get("evidence") or "{}")
         evidence = ", ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in sorted(ev.items())) or "–"
-        body.append([str(r["rank"]), img, f"<b>{escape(r['given_label'])}</b>",
+        body.append([str(r["rank"]), escape(r.get("split") or ""), img, f"<b>{escape(r['given_label'])}</b>",
                      f"<b class=ok>{escape(r['suggested_label'])}</b>", fmt(r.get("self_confidence"), 3),
                      fmt(r.get("margin"), 3), escape(evidence), f"<code>{escape(r['image_id'][:12])}</code>"])
-    shown = f"the first {len(rows)} of {s.get('issues')}" if len(rows) < (s.get("issues") or 0) else "all"
-    return "".join(out) + f"<p class=muted>Most doubtful first ({shown}):</p>" + table(
-        ["rank", "image", "given", "suggested", "self-confidence", "margin", "evidence (labels table)", "image id"],
-        body, cls="issue", numeric={0, 4, 5})
+    total = (s.get("issues") or 0) + ((t or {}).get("issues") or 0)
+    shown = f"the first {len(rows)} of {total}" if len(rows) < total else "all"
+    return "".join(out) + f"<p class=muted>Most doubtful first, train and val, then test ({shown}):</p>" + table(
+        ["rank", "split", "image", "given", "suggested", "self-confidence", "margin", "evidence (labels table)",
+         "image id"], body, cls="issue", numeric={0, 5, 6})
 
 
 def _resolve(insight_dir: Path, name: str) -> Path | None:

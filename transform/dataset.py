@@ -174,10 +174,16 @@ def class_order(labels: list[str]) -> list[str]:
 
 
 def load_label_issues(lake: Lake) -> pl.DataFrame | None:
-    """The latest OOF run's label issues (image_id, given_label, suggested_label, rank), or None."""
+    """The latest OOF run's train and val label issues (image_id, given_label, suggested_label, rank), or
+    None. Test issues are for a person to review: relabelling or dropping test images on a model's word
+    would let the model grade its own exam."""
     if not lake.exists("label_issues"):
         return None
-    issues = pl.from_arrow(lake.read("label_issues", columns=["image_id", "given_label", "suggested_label", "rank", "run_id"]))
+    cols = ["image_id", "given_label", "suggested_label", "rank", "run_id"]
+    has_split = "split" in lake.dataset("label_issues").schema.names  # older lakes: no test rows either
+    issues = pl.from_arrow(lake.read("label_issues", columns=cols + (["split"] if has_split else [])))
+    if "split" in issues.columns:
+        issues = issues.filter(pl.col("split").is_null() | (pl.col("split") != "test")).drop("split")
     if issues.height == 0:
         return issues.drop("run_id")
     return issues.filter(pl.col("run_id") == issues["run_id"].max()).drop("run_id")

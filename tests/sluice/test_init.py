@@ -47,7 +47,7 @@ def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path)
     assert params["labels"]["classes"] == ["cat", "dog"] and params["clean"]["size"] == 96
     assert [s["path"] for s in params["ingest"]["sources"]] == [(tmp_path / "photos").as_posix()]
     stages = list(dvc["stages"])
-    assert {"demo", "crawl", "ingest_crowd", "compress"}.isdisjoint(stages)
+    assert {"demo", "crawl", "ingest_crowd", "compress", "oof", "insight"}.isdisjoint(stages)
     assert stages[0] == "ingest_public" and "train" in stages and "quality_snapshot" in stages
     deps = _all_deps(dvc)
     assert not [d for d in deps if "demo" in d or d.endswith(("gold.csv", "ground_truth.json"))]
@@ -65,6 +65,17 @@ def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path)
     assert all(params["train"][k] is None for k in ("epochs", "width", "lr", "batch_size", "whiten", "lookahead"))
     assert set(params["train"]["augment"].values()) == {None}
     assert loaded.train.width is None and "width" in loaded.train.model_fields_set
+
+
+def test_insight_adds_the_label_issue_stages(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--insight").returncode == 0
+    params, dvc = _project(tmp_path)
+    assert params["insight"]["test_issues"] is True and "compress" not in params
+    stages = list(dvc["stages"])
+    assert stages.index("evaluate") < stages.index("oof") < stages.index("insight") and "compress" not in stages
+    assert "models/int8" not in dvc["stages"]["insight"]["deps"]  # fp32 alone without a compress stage
+    assert "reports/metrics/label_issues.json" in dvc["stages"]["report"]["deps"]
 
 
 def test_votes_and_crawl_add_their_stages_only_when_asked(run_cli, tmp_path):

@@ -18,16 +18,17 @@ FLIP = 0.05
 
 @pytest.fixture(scope="module")
 def noisy_snapshot(tmp_path_factory, small_snapshot: Path) -> tuple[Path, set[str]]:
-    """The small snapshot with 5% of its train+val labels moved to another class; the flipped ids."""
+    """The small snapshot with 5% of its train and val labels and 10% of its (smaller) test labels moved to
+    another class; the flipped ids."""
     folder = tmp_path_factory.mktemp("snap-noisy")
     manifest = snapshot.read_manifest(small_snapshot)
     splits = {s: snapshot.load_split(small_snapshot, s, mmap=False) for s in snapshot.SPLITS}
     rng = np.random.default_rng(7)
     flipped = set()
     k = len(manifest["classes"])
-    for s in ("train", "val"):
+    for s in ("train", "val", "test"):
         arr = splits[s]
-        idx = rng.choice(len(arr.labels), int(FLIP * len(arr.labels)), replace=False)
+        idx = rng.choice(len(arr.labels), int(FLIP * (2 if s == "test" else 1) * len(arr.labels)), replace=False)
         arr.labels[idx] = (arr.labels[idx] + rng.integers(1, k, len(idx))) % k
         flipped |= {arr.ids[i] for i in idx}
     snapshot.write_snapshot(folder, splits, manifest["classes"], {"mean": manifest["mean"], "std": manifest["std"]},
@@ -50,13 +51,17 @@ def stage(tmp_path_factory, noisy_snapshot):
     return params, summary, flipped, tmp
 
 
-def test_predictions_table_has_every_train_val_image_once(stage):
+def test_predictions_table_has_every_image_once(stage):
     from sluice.lake import Lake
 
     params, summary, _, _ = stage
     preds = Lake.from_params(params).read("predictions").to_pylist()
-    assert len(preds) == 400 == summary["images"] == len({p["image_id"] for p in preds})
-    assert {p["fold"] for p in preds} == {0, 1, 2}
+    held = [p for p in preds if p["split"] != "test"]
+    assert len(held) == 400 == summary["images"] == len({p["image_id"] for p in held})
+    assert {p["fold"] for p in held} == {0, 1, 2} and {p["split"] for p in held} == {"train", "val"}
+    test = [p for p in preds if p["split"] == "test"]
+    assert len(test) == summary["test"]["images"] == len(snapshot.load_split(params.train.snapshot, "test").ids)
+    assert {p["fold"] for p in test} == {-1} and not {p["image_id"] for p in test} & {p["image_id"] for p in held}
     assert all(len(p["probs"]) == 10 and abs(sum(p["probs"]) - 1) < 1e-4 for p in preds)
     assert {p["dataset_hash"] for p in preds} == {summary["dataset_hash"]}
     assert summary["reconcile"] == {"rows_in": 400, "issues": summary["issues"], "trusted": 400 - summary["issues"]}
@@ -67,15 +72,52 @@ def test_planted_flips_are_found(stage):
 
     params, summary, flipped, _ = stage
     lake = Lake.from_params(params)
-    issues = lake.read("label_issues").sort_by("rank").to_pylist()
+    issues = [i for i in lake.read("label_issues").sort_by("rank").to_pylist() if i["split"] != "test"]
     assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1))
     found = [i["image_id"] for i in issues]
+    flipped = flipped & {p["image_id"] for p in lake.read("predictions").to_pylist() if p["split"] != "test"}
     hits = len(flipped & set(found))
     # confident learning decides how many issues there are: on 400 images and a 6-epoch model it is
     # conservative (it flags fewer than the planted count) but what it flags is mostly right
     assert hits / len(found) >= 0.7 and hits / len(flipped) >= 0.45, (hits, len(found), len(flipped))
     assert all(i["suggested_label"] != i["given_label"] for i in issues)
     assert 0.02 <= summary["noise_rate_estimate"] <= 0.1
+
+
+def test_test_labels_are_judged_apart_and_planted_flips_found(stage):
+    """Test images are predicted by the fold models' mean (none saw them) and ranked on their own."""
+    from sluice.lake import Lake
+
+    params, summary, flipped, tmp = stage
+    lake = Lake.from_params(params)
+    test_ids = set(snapshot.load_split(params.train.snapshot, "test").ids)
+    issues = [i for i in lake.read("label_issues").sort_by("rank").to_pylist() if i["split"] == "test"]
+    assert [i["rank"] for i in issues] == list(range(1, len(issues) + 1)) and len(issues) == summary["test"]["issues"]
+    found, planted = {i["image_id"] for i in issues}, flipped & test_ids
+    assert found <= test_ids and len(planted) >= 8
+    hits = len(planted & found)
+    assert hits / len(found) >= 0.5 and hits / len(planted) >= 0.3, (hits, len(found), len(planted))
+    # the mean of the fold models ranks the planted flips among the least self-confident test images
+    preds = {p["image_id"]: p for p in lake.read("predictions").to_pylist() if p["split"] == "test"}
+    classes = snapshot.read_manifest(params.train.snapshot)["classes"]
+    conf = sorted(preds, key=lambda i: preds[i]["probs"][classes.index(preds[i]["label"])])
+    assert np.median([conf.index(i) for i in planted]) < 0.2 * len(conf)
+    body = json.loads((tmp / "li.json").read_text())
+    assert body["test"]["issues"] == len(issues) and 0 < body["test"]["accuracy"] <= 1
+
+
+def test_test_issues_can_be_switched_off(tmp_path, noisy_snapshot):
+    from sluice.config import parse_params
+    from sluice.lake import Lake
+
+    params = parse_params({
+        "lake": {"root": str(tmp_path / "lake")},
+        "train": {"snapshot": str(noisy_snapshot[0]), "processes": 1, "device": "cpu", "width": 8, "batch_size": 16},
+        "insight": {"folds": 2, "epochs": 1, "test_issues": False, "metrics": str(tmp_path / "li.json"),
+                    "groups_metrics": str(tmp_path / "g.json")}}, "test-params.yaml")
+    summary = run(params)
+    assert "test" not in summary
+    assert {p["split"] for p in Lake.from_params(params).read("predictions").to_pylist()} == {"train", "val"}
 
 
 def test_metrics_files_and_schema(stage):
@@ -98,7 +140,7 @@ def test_rerun_replaces_rows_of_the_same_dataset(stage):
     lake = Lake.from_params(params)
     before = lake.count("label_issues")
     run(params.model_copy(update={"insight": params.insight.model_copy(update={"epochs": 1, "folds": 2})}))
-    assert lake.count("predictions") == 400
+    assert lake.count("predictions") == 400 + len(snapshot.load_split(params.train.snapshot, "test").ids)
     assert lake.count("label_issues") != 0 or before == 0
 
 

@@ -69,12 +69,15 @@ def build_project(root: Path, lake) -> dict:
     _write(root / "reports/metrics/label_issues.json", {
         "dataset_hash": dhash, "images": 12, "folds": 3, "epochs": 3, "oof_accuracy": 0.75, "noise_rate_estimate": 0.167,
         "issues": 2, "issues_by_pair": {"cat->dog": 1, "fox->cat": 1}, "method": "prune_by_noise_rate",
-        "rank_by": "self_confidence", "warnings": ["estimated label noise 0.167 is above insight.noise_warn_rate 0.1"]})
+        "rank_by": "self_confidence", "warnings": ["estimated label noise 0.167 is above insight.noise_warn_rate 0.1"],
+        "test": {"images": 15, "accuracy": 0.8, "noise_rate_estimate": 0.067, "issues": 1, "issue_share": 0.067,
+                 "issues_by_pair": {"dog->cat": 1}}})
     lake.append("label_issues", pa.table({
-        "image_id": [ids[1], ids[10]], "dataset_hash": [dhash, dhash], "given_label": ["cat", "fox"],
-        "suggested_label": ["dog", "cat"], "self_confidence": [0.05, 0.1], "margin": [0.2, 0.3], "score": [0.05, 0.1],
-        "rank": pa.array([1, 2], pa.int32()), "evidence": [json.dumps({"votes": 3, "agreement": 0.667}), "{}"],
-        "run_id": ["oof-x", "oof-x"]}))
+        "image_id": ["imgtest" + "0" * 20, ids[1], ids[10]], "dataset_hash": [dhash] * 3, "given_label": ["dog", "cat", "fox"],
+        "suggested_label": ["cat", "dog", "cat"], "self_confidence": [0.01, 0.05, 0.1], "margin": [0.1, 0.2, 0.3],
+        "score": [0.01, 0.05, 0.1], "rank": pa.array([1, 1, 2], pa.int32()),
+        "evidence": ["{}", json.dumps({"votes": 3, "agreement": 0.667}), "{}"], "run_id": ["oof-x"] * 3,
+        "split": ["test", "train", "val"]}))
     prop = {"value": 0.8, "low": 0.6, "high": 0.9, "n": 20}
     _write(root / "reports/metrics/groups.json", {
         "count": 12, "accuracy": prop, "warnings": ["class: recall of 'fox' trails 'cat' by 0.300"],
@@ -146,7 +149,11 @@ def test_report_has_every_section_and_a_copy_in_the_run_folder(project):
     assert not re.search(r"(?:src|href)=['\"]?(?:https?:)?//", html)
     assert "<script>1</script>" not in html  # the dataset page's script is not carried over
     assert "href='quality/docs/index.html'" in html  # the Data Docs link, relative to the report
-    assert html.count('<tr class=issue>') == 2 and "agreement 0.667, votes 3" in html
+    assert html.count('<tr class=issue>') == 3 and "agreement 0.667, votes 3" in html
+    # test issues are summarised apart and listed after the train and val ones
+    assert "<b id='test-issue-count'>1</b> label issues for a person to review" in html
+    rows = re.findall(r"<tr class=issue>(.*?)</tr>", html, re.S)
+    assert [re.findall(r"<td[^>]*>(train|val|test)</td>", r) for r in rows] == [["train"], ["val"], ["test"]]
     assert "quality warning: estimated label noise 0.167" in html and "quality warning: class: recall" in html
     # the trade-off table gained robustness columns from robustness.json
     assert "corruption mean" in html and "pgd @ eps 0.03" in html and "0.1250" in html

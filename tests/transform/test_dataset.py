@@ -278,15 +278,18 @@ def test_stage_drops_the_latest_label_issues_with_counts(demo_copy, make_params,
     lake = Lake(str(demo_copy))
     run(make_params({"lake": {"root": str(demo_copy)}}))
     first = pl.from_arrow(lake.read("dataset")).sort("image_id")
-    picked = first.head(3)
-    row = lambda run_id, r: {"image_id": r["image_id"], "dataset_hash": "h", "given_label": r["label"],  # noqa: E731
-                             "suggested_label": "x", "self_confidence": 0.0, "margin": 0.0, "score": 0.0,
-                             "rank": 1, "evidence": None, "run_id": run_id}
+    picked, reviewed = first.head(3), first.slice(3, 1)
+    row = lambda run_id, r, split="train": {  # noqa: E731
+        "image_id": r["image_id"], "dataset_hash": "h", "given_label": r["label"], "suggested_label": "x",
+        "self_confidence": 0.0, "margin": 0.0, "score": 0.0, "rank": 1, "evidence": None, "run_id": run_id,
+        "split": split}
     lake.append("label_issues", pa.Table.from_pylist([row("oof-1", r) for r in first.tail(2).iter_rows(named=True)]))
-    lake.append("label_issues", pa.Table.from_pylist([row("oof-2", r) for r in picked.iter_rows(named=True)]))
+    lake.append("label_issues", pa.Table.from_pylist([row("oof-2", r) for r in picked.iter_rows(named=True)]
+                                                     + [row("oof-2", r, "test") for r in reviewed.iter_rows(named=True)]))
     summary = run(make_params({"lake": {"root": str(demo_copy)}, "dataset": {"label_issues": "drop"}}))
     ids = set(lake.read("dataset", columns=["image_id"])["image_id"].to_pylist())
     assert not ids & set(picked["image_id"]) and set(first.tail(2)["image_id"]) <= ids  # only the latest run counts
+    assert set(reviewed["image_id"]) <= ids  # a test-split issue is for review: never acted on
     assert summary["label_issues"]["dropped"] >= 3 and summary["reconcile"]["label_issues_dropped"] >= 3
     q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("check") == "label_issue")
     assert set(picked["image_id"]) <= set(q["row_key"])
