@@ -12,7 +12,9 @@ references reduced to the file they point at — ``/data/local-files/?d=<path>``
 pattern does not match stays as it is). Then ``item_key`` says what the name is:
 
 - ``auto`` (default): ``image_id``, ``source_uri`` (or its absolute path), ``item_id`` where the
-  connector recorded one, else a path suffix that names exactly one landed file (``cat/001.png``, ``001.png``);
+  connector recorded one, the name a packed image had as a file where the connector kept it (``extra``'s
+  ``path``: a Parquet image's path, a CIFAR image's original file name; or its last component), else a
+  path suffix that names exactly one landed file (``cat/001.png``, ``001.png``);
 - ``source_uri`` / ``path`` (unique path suffix) / ``file_name`` / ``stem`` (file name without extension) /
   ``image_id``;
 - ``column:<name>``: a ``raw_images`` column (e.g. ``column:item_id``) or a field of its ``extra`` JSON.
@@ -81,6 +83,7 @@ class ItemIndex:
     def __init__(self, raw: pl.DataFrame | Callable[[], pl.DataFrame], extra_reader=None):
         self._raw = raw  # image_id, source_uri, fetched_at[, item_id], or how to read them
         self._extra_reader = extra_reader  # () -> DataFrame(image_id, extra) for column:<extra field>
+        self._extra: pl.DataFrame | None = None  # what it read, rows with an extra only
         self._tables: dict[str, pl.DataFrame] = {}
 
     @classmethod
@@ -96,7 +99,12 @@ class ItemIndex:
             cols = ["image_id", "source_uri", "fetched_at"] + (["item_id"] if "item_id" in names else [])
             return pl.from_arrow(lake.read("raw_images", columns=cols))
 
-        return cls(read, lambda: pl.from_arrow(lake.read("raw_images", columns=["image_id", "extra"])))
+        def read_extra() -> pl.DataFrame:
+            import pyarrow.dataset as ds
+
+            return pl.from_arrow(lake.read("raw_images", columns=["image_id", "extra"], filter=ds.field("extra").is_valid()))
+
+        return cls(read, read_extra)
 
     @property
     def raw(self) -> pl.DataFrame:
@@ -142,6 +150,8 @@ class ItemIndex:
             exact = [self._exact("image_id"), self._uris()]
             if "item_id" in self.raw.columns:
                 exact.append(self._exact("item_id"))
+            packed = self._extra_field("path")
+            exact += [_unique(packed), _unique(packed.with_columns(pl.col("ref").str.split("/").list.last()))]
             return _first_wins(exact + [self._suffixes(1)])
         if key == "image_id":
             return self._exact("image_id")
@@ -157,11 +167,18 @@ class ItemIndex:
         column = key[len("column:"):].strip()
         if column in self.raw.columns:
             return self._exact(column)
+        return _unique(self._extra_field(column))
+
+    def _extra_field(self, name: str) -> pl.DataFrame:
+        """``ref, image_id`` for every image whose ``extra`` JSON has the field ``name`` (a name several
+        images share appears once per image)."""
         if self._extra_reader is None:
             return _empty()
-        extra = self._extra_reader().filter(pl.col("extra").is_not_null())
-        field = extra["extra"].str.json_path_match(f"$.{column}") if extra.height else pl.Series([], dtype=pl.String)
-        return _unique(pl.DataFrame({"ref": field, "image_id": extra["image_id"]}))
+        if self._extra is None:  # read once, for every field asked
+            self._extra = self._extra_reader().filter(pl.col("extra").is_not_null())
+        extra = self._extra
+        field = extra["extra"].str.json_path_match(f"$.{name}") if extra.height else pl.Series([], dtype=pl.String)
+        return pl.DataFrame({"ref": field, "image_id": extra["image_id"]}).drop_nulls("ref")
 
     def _exact(self, column: str) -> pl.DataFrame:
         return _unique(self.raw.select(pl.col(column).cast(pl.String).alias("ref"), "image_id"))

@@ -4,11 +4,17 @@ Pickles are read with the restricted unpickler of ``ingest.safe_pickle``. A batc
 at all (wrong keys, pixel data of the wrong shape or type, label names that are not a list) is a
 one-line error naming the file and the field; a batch that is CIFAR but has bad rows (pixel values
 outside 0-255, a label that is not a class index, more images than labels or the reverse) lands its
-good rows and quarantines each bad one. ``item_id`` is ``<batch file>:<index>``.
+good rows and quarantines each bad one. ``item_id`` is ``<batch file>:<index>``; ``extra`` has the
+image's original file name where the pickle keeps it (``path``: ``dump_truck_s_000114.png``, what
+CIFAR-10H's ``image_filename`` names) and its position in the whole split in the usual order
+(``test_index`` or ``train_index``: data_batch_1..5 in turn, as torchvision numbers them; what CIFAR-10H's
+``cifar10_test_test_idx`` and published label-error lists name), so votes and lists keyed either way
+resolve (``item_key: auto`` for the file name, ``column:test_index`` for the index).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -74,8 +80,17 @@ def _describe(value) -> str:
     return f"{type(value).__name__} {text[:40] + '...' if len(text) > 40 else text}"
 
 
-def _read_pickle(path: Path, src: CifarSource) -> tuple[np.ndarray, list]:
-    """(pixel rows (N, 3072) as integers, labels as stored)."""
+def _file_names(batch: dict) -> list[str] | None:
+    names = batch.get(b"filenames")
+    if isinstance(names, np.ndarray):
+        names = names.tolist()
+    if not isinstance(names, (list, tuple)):
+        return None
+    return [n.decode("utf-8", "backslashreplace") if isinstance(n, bytes) else str(n) for n in names]
+
+
+def _read_pickle(path: Path, src: CifarSource) -> tuple[np.ndarray, list, list[str] | None]:
+    """(pixel rows (N, 3072) as integers, labels as stored, original file names where kept)."""
     batch = load_untrusted(path)
     label_key = "labels" if src.variant == "cifar10" else f"{src.label_level}_labels"
     if not isinstance(batch, dict) or b"data" not in batch or label_key.encode() not in batch:
@@ -93,10 +108,10 @@ def _read_pickle(path: Path, src: CifarSource) -> tuple[np.ndarray, list]:
         labels = labels.tolist()
     if not isinstance(labels, (list, tuple)):
         raise InputError(f"{path}: '{label_key}' must be a list of class indices, got {_describe(labels)}")
-    return data, list(labels)
+    return data, list(labels), _file_names(batch)
 
 
-def _read_binary(path: Path, src: CifarSource) -> tuple[np.ndarray, list]:
+def _read_binary(path: Path, src: CifarSource) -> tuple[np.ndarray, list, None]:
     label_bytes = 1 if src.variant == "cifar10" else 2
     rec = label_bytes + 3072
     raw = np.fromfile(path, dtype=np.uint8)
@@ -104,7 +119,7 @@ def _read_binary(path: Path, src: CifarSource) -> tuple[np.ndarray, list]:
         raise InputError(f"{path}: size {raw.size} is not a multiple of the {rec}-byte {src.variant} record")
     raw = raw.reshape(-1, rec)
     label_col = 0 if src.variant == "cifar10" or src.label_level == "coarse" else 1
-    return raw[:, label_bytes:], raw[:, label_col].tolist()
+    return raw[:, label_bytes:], raw[:, label_col].tolist(), None
 
 
 def _label(value, names: list[str] | None) -> tuple[str | None, str | None]:
@@ -116,7 +131,13 @@ def _label(value, names: list[str] | None) -> tuple[str | None, str | None]:
     return (names[value] if names is not None else str(int(value))), None
 
 
-def _rows(path: Path, split: str, data: np.ndarray, labels: list, names: list[str] | None) -> Iterator[Record]:
+def _extra(split: str, index: int, file_names: list[str] | None, i: int) -> str:
+    kept = {"path": file_names[i]} if file_names is not None and i < len(file_names) else {}
+    return json.dumps({**kept, f"{split}_index": index})
+
+
+def _rows(path: Path, split: str, data: np.ndarray, labels: list, names: list[str] | None,
+          file_names: list[str] | None = None, offset: int = 0) -> Iterator[Record]:
     ok_pixels = (data.min(axis=1) >= 0) & (data.max(axis=1) <= 255) if len(data) else np.zeros(0, bool)
     images = data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     n_images, n_labels = len(data), len(labels)
@@ -138,7 +159,8 @@ def _rows(path: Path, split: str, data: np.ndarray, labels: list, names: list[st
         if problem:
             yield Record(uri, item_id=item_id, reject="bad_label", details=problem)
             continue
-        yield Record(uri, png_bytes(images[i]), label=label, split_hint=split, item_id=item_id)
+        yield Record(uri, png_bytes(images[i]), label=label, split_hint=split, item_id=item_id,
+                     extra=_extra(split, offset + i, file_names, i))
 
 
 def read_cifar(src: CifarSource, max_bytes: int) -> Iterator[Record]:
@@ -146,9 +168,11 @@ def read_cifar(src: CifarSource, max_bytes: int) -> Iterator[Record]:
     require_dir(root, f"CIFAR folder of source '{src.name}'")
     names = _label_names(root, src)
     suffix = ".bin" if src.layout == "binary" else ""
+    offsets = {"train": 0, "test": 0}
     for split, path in _batches(root, src.variant, suffix):
-        data, labels = _read_binary(path, src) if src.layout == "binary" else _read_pickle(path, src)
-        yield from _rows(path, split, data, labels, names)
+        data, labels, file_names = _read_binary(path, src) if src.layout == "binary" else _read_pickle(path, src)
+        yield from _rows(path, split, data, labels, names, file_names, offsets[split])
+        offsets[split] += max(len(data), len(labels))
 
 
 connector = Connector("source", "cifar", CifarSource, read_cifar,

@@ -25,8 +25,10 @@ def index() -> ItemIndex:
     raw = pl.DataFrame({"image_id": [iid(u) for u in URIS], "source_uri": URIS,
                         "fetched_at": [NOW] * len(URIS), "item_id": [None, None, "q-2", None, "cifar-17"]},
                        schema_overrides={"item_id": pl.String})
+    packed = {4: "batch/dump_truck_s_000114.png", 1: "a/shared.png", 2: "b/shared.png"}  # names kept by a connector
     extra = pl.DataFrame({"image_id": [iid(u) for u in URIS],
-                          "extra": [json.dumps({"question": f"Q{i}"}) for i in range(len(URIS))]})
+                          "extra": [json.dumps({"question": f"Q{i}", **({"path": packed[i]} if i in packed else {})})
+                                    for i in range(len(URIS))]})
     return ItemIndex(raw, lambda: extra)
 
 
@@ -46,6 +48,12 @@ def test_auto_tries_exact_names_then_unique_path_suffixes(index):
              "001.png", "nowhere.png"]
     assert resolve(index, names) == [iid(URIS[0]), iid(URIS[0]), iid(URIS[1]), iid(URIS[2]), iid(URIS[0]),
                                      None, None]  # 001.png names two images: pending, not guessed
+
+
+def test_auto_knows_the_file_name_a_packed_image_had(index):
+    """A CIFAR pickle or Parquet row has no file of its own; the name its connector kept resolves it."""
+    names = ["dump_truck_s_000114.png", "batch/dump_truck_s_000114.png", "shared.png", "a/shared.png"]
+    assert resolve(index, names) == [iid(URIS[4]), iid(URIS[4]), None, iid(URIS[1])]
 
 
 @pytest.mark.parametrize("key, name, uri", [
@@ -94,6 +102,6 @@ def test_from_lake_reads_raw_images_only_when_a_name_is_resolved(tmp_path):
     index = ItemIndex.from_lake(lake)
     assert index.resolve(pl.Series([], dtype=pl.String)).to_list() == [] and reads == []
     assert resolve(index, ["cat/001.png", "001.png"]) == [iid(URIS[0]), None]  # 001.png names two images
-    assert reads == ["raw_images"]
+    assert reads == ["raw_images", "raw_images"]  # the names, then the names packed images had (extra)
     resolve(index, ["dog/002.jpg"])
-    assert reads == ["raw_images"]  # read once
+    assert reads == ["raw_images", "raw_images"]  # read once

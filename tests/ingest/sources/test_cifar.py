@@ -1,7 +1,9 @@
 import io
+import json
 import pickle
 
 import numpy as np
+import polars as pl
 import pytest
 from PIL import Image
 
@@ -40,6 +42,31 @@ def test_cifar_python_layout(tmp_path, make_params, lake):
     assert first["item_id"] == "data_batch_1:0"
     pixels = np.asarray(Image.open(io.BytesIO(first["content"])))
     assert (pixels == data[0].reshape(3, 32, 32).transpose(1, 2, 0)).all()
+
+
+def test_original_file_names_and_split_indexes_resolve_votes(tmp_path, make_params, lake):
+    """CIFAR-10H keys its votes by the original file name (image_filename) or the test index
+    (cifar10_test_test_idx); published label-error lists by the index. Both resolve."""
+    from sluice.items import ItemIndex, normalize
+
+    root = tmp_path / "c"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("data_batch_1", 3), ("data_batch_2", 3), ("test_batch", 3)):
+        names = [f"{name}_{i}_s_{i:06d}.png".encode() for i in range(n)]
+        (root / name).write_bytes(pickle.dumps({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+                                                b"labels": [0, 1, 2], b"filenames": names}, protocol=4))
+    (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"plane", b"car", b"bird"]}))
+    public.run(cifar_params(make_params, root))
+    rows = {r["source_uri"].rsplit("/", 1)[1]: r for r in lake.read("raw_images").to_pylist()}
+    assert json.loads(rows["data_batch_2#1"]["extra"]) == {"path": "data_batch_2_1_s_000001.png", "train_index": 4}
+    assert json.loads(rows["test_batch#2"]["extra"]) == {"path": "test_batch_2_s_000002.png", "test_index": 2}
+    index = ItemIndex.from_lake(lake)
+    by_name = index.resolve(normalize(pl.Series(["test_batch_2_s_000002.png", "data_batch_1_0_s_000000.png"])))
+    assert by_name.to_list() == [rows["test_batch#2"]["image_id"], rows["data_batch_1#0"]["image_id"]]
+    by_index = index.resolve(normalize(pl.Series(["2", "0", "7"])), "column:test_index")
+    assert by_index.to_list() == [rows["test_batch#2"]["image_id"], rows["test_batch#0"]["image_id"], None]
+    assert index.resolve(pl.Series(["4"]), "column:train_index").to_list() == [rows["data_batch_2#1"]["image_id"]]
 
 
 def test_cifar_binary_layout_cifar100(tmp_path, make_params, lake):
