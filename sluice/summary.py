@@ -53,6 +53,7 @@ def figures(params) -> dict:
            for s in ("train", "val", "test")},
         "crowd_label_accuracy": labels.get("dawid_skene_accuracy"),
         "label_noise_estimate": insight.get("noise_rate_estimate"),
+        "test_label_issues": _get(insight, "test.issues"),  # wrong test labels to review
         "test_accuracy": _first(_get(evaluate, "test.accuracy"), train.get("test_accuracy")),
         "int8_accuracy": _get(compress, "variants.int8.accuracy"),
         "int8_speedup_b64": _get(compress, "vs_fp32_eager.int8.speedup_b64"),

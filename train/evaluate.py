@@ -20,6 +20,7 @@ import torch
 from sluice import snapshot, snapshot_store
 from sluice.config import TrainParams
 from sluice.errors import InputError
+from sluice.stage import stage_logger
 from train.airbench import Lookahead, prepare
 from train.data import Data, LoaderSpec, load_data
 from train.engine import EvalResult, evaluate
@@ -57,10 +58,11 @@ def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
             [i for p in parts for i in p.ids])
 
 
-def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
+def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path,
+                log=None) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
     """Train one single-process model per stratified fold of train+val with the training recipe; yield
     ``(fold, held-out indices into train+val, model, data)`` where ``data.val`` iterates the held-out
-    images in order."""
+    images in order. ``log`` (a logger) gets a line per epoch: k models can take a while."""
     manifest, images, labels, _ = train_val(folder)
     if min(np.bincount(labels)) < 1 or len(labels) < 2 * k:
         raise InputError(f"{folder}: {len(labels)} train+val images are too few for {k}-fold cross-validation")
@@ -91,7 +93,7 @@ def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> Iterat
 def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
     """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
     accs = []
-    for i, _, model, data in fold_models(folder, cfg, k, workdir):
+    for i, _, model, data in fold_models(folder, cfg, k, workdir, log=stage_logger("evaluate")):
         acc = evaluate_split(model, data.val, data.num_classes).accuracy
         print(f"[evaluate] fold {i + 1}/{k}: accuracy {acc:.4f}", flush=True)
         accs.append(acc)

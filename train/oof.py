@@ -73,7 +73,7 @@ def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
         part = snapshot_store.load_split(folder, "test")
         test_labels, test_ids = np.asarray(part.labels, np.int64), list(part.ids)
         test_probs = np.zeros((len(test_ids), k), np.float32)
-    for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir):
+    for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir, log=stage_logger(STAGE)):
         probs[held] = predict_probs(model, data.val)
         fold[held] = i
         if test is not None:

@@ -30,7 +30,7 @@ def _stage_outputs() -> None:
     _write("data/manifests/export.json", {"counts": {"train": 1183, "val": 130, "test": 329, "total": 1642}})
     _write("reports/metrics/labels.json", {"dawid_skene_accuracy": 0.965, "workers": {"w": {"a": 1}}})
     _write("reports/metrics/eval.json", {"test": {"accuracy": 0.9878, "per_class": {"0": {"recall": 1.0}}}})
-    _write("reports/metrics/label_issues.json", {"noise_rate_estimate": 0.0084})
+    _write("reports/metrics/label_issues.json", {"noise_rate_estimate": 0.0084, "test": {"issues": 3}})
     _write("reports/metrics/compress.json", {"variants": {"int8": {"accuracy": 0.9878}},
                                              "vs_fp32_eager": {"int8": {"speedup_b64": 1.66}}})
     _write("reports/quality/summary.json", {"layers": {"bronze": {"failed": 1}, "gold": {"failed": 0}}, "success": True})
@@ -44,7 +44,7 @@ def test_figures_from_what_the_stages_wrote(tmp_path, monkeypatch):
     assert summary.figures(params) == {
         "images_landed": 1700, "images_clean": 1675, "quarantined": 0, "duplicates_merged": 33,
         "dataset_train": 1183, "dataset_val": 130, "dataset_test": 329, "crowd_label_accuracy": 0.965,
-        "label_noise_estimate": 0.0084, "test_accuracy": 0.9878, "int8_accuracy": 0.9878, "int8_speedup_b64": 1.66,
+        "label_noise_estimate": 0.0084, "test_label_issues": 3, "test_accuracy": 0.9878, "int8_accuracy": 0.9878, "int8_speedup_b64": 1.66,
         "quality_checks_failed": 1, "quality_passed": True}
 
 
@@ -82,7 +82,7 @@ def test_dvc_metrics_show_prints_the_summary_by_default(tmp_path, monkeypatch):
     run(sys.executable, "-m", "sluice.summary")
     shown = run(DVC, "metrics", "show").splitlines()
     assert shown[0].split()[0] == "Path" and [line.split()[0] for line in shown[1:]] == [SUMMARY]
-    assert len(shown[0].split()) == 15  # Path + 14 figures, not hundreds of per-class keys
+    assert len(shown[0].split()) == 16  # Path + 15 figures, not hundreds of per-class keys
     assert "test.per_class.0.recall" in run(DVC, "metrics", "show", "reports/metrics/eval.json")
     (repo / "dvc_plots").mkdir()
     (repo / "dvc_plots" / "index.html").write_text("<html/>")
