@@ -50,19 +50,31 @@ def read(export: CsvVotesExport) -> Parsed:
 
 
 # header names each role goes by, most specific first (matched ignoring case, spaces, "-" and "_"):
-# a crowd export keyed the user's way needs no renaming
+# a crowd export keyed the user's way needs no renaming. A platform prefix is looked through when the
+# whole name matches nothing (Toloka's INPUT:image, OUTPUT:result, ASSIGNMENT:worker_id); `task` and
+# `object` (crowd-kit's and many research sets' item column) come last, after every image-ish name
 COLUMN_NAMES = {
     "item": ("item", "image", "imageid", "imagefilename", "filename", "file", "imagepath", "path", "imageurl", "url",
-             "img", "sample", "sampleid"),
+             "img", "sample", "sampleid", "itemid", "task", "taskid", "object", "objectid"),
     "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
-               "raterid", "user", "userid", "judge", "contributor", "contributorid"),
+               "raterid", "user", "userid", "judge", "contributor", "contributorid", "performer", "performerid"),
     "label": ("label", "chosencategory", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
-              "annotation", "tag"),
+              "annotation", "tag", "result", "output"),
 }
+_PREFIX = ("input", "output", "assignment", "answer")  # Toloka (INPUT:, OUTPUT:, ASSIGNMENT:), MTurk (Answer.)
 
 
 def _key(name: str) -> str:
     return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _unprefixed(name: str) -> str | None:
+    """``INPUT:image`` -> ``image``: the part after a platform's prefix, or None without one."""
+    for sep in (":", "."):
+        head, found, tail = name.partition(sep)
+        if found and _key(head) in _PREFIX and _key(tail):
+            return tail
+    return None
 
 
 def columns_of(header: list[str]) -> dict[str, str] | None:
@@ -70,6 +82,10 @@ def columns_of(header: list[str]) -> dict[str, str] | None:
     by_key: dict[str, str] = {}
     for name in header:
         by_key.setdefault(_key(name), name)
+    for name in header:  # whole names first: a prefixed one only fills a key nothing else has
+        tail = _unprefixed(name)
+        if tail is not None:
+            by_key.setdefault(_key(tail), name)
     found = {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
     return found if all(found.values()) and len(set(found.values())) == 3 else None  # type: ignore[return-value]
 

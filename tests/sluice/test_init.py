@@ -126,6 +126,21 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     assert exports[2]["label_column"] == "chosen_category"  # the class name before its index
 
 
+@pytest.mark.parametrize("header, found", [
+    # Toloka's TSV: platform prefixes looked through, the reference answer (GOLDEN:) never the vote
+    ("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status",
+     ("INPUT:image", "ASSIGNMENT:worker_id", "OUTPUT:result")),
+    ("task,worker,label", ("task", "worker", "label")),  # crowd-kit's own layout
+    ("HITId,image,task,worker_id,label", ("image", "worker_id", "label")),  # an image column beats a task id
+    ("object_id,performer_id,output", ("object_id", "performer_id", "output")),
+])
+def test_vote_csv_columns_of_other_platforms(header, found):
+    from ingest.votes.plain_csv import columns_of
+
+    names = header.split("\t") if "\t" in header else header.split(",")
+    assert tuple(columns_of(names).values()) == found
+
+
 def test_parquet_image_and_label_columns_are_found_in_the_file(run_cli, tmp_path):
     import io
 
