@@ -218,11 +218,11 @@ TABLES: dict[str, TableSpec] = {
                 ("label", pa.string(), False),  # the given label
                 ("probs", pa.list_(pa.float32()), False),  # one per snapshot class, in manifest order
                 ("run_id", pa.string(), False),
-                ("split", pa.string(), True),  # train / val (fold models) / test (their mean); null: older runs
+                ("split", pa.string(), True),  # train / val (fold models) / test (trained model or fold mean); null: older
             ),
             ("image_id", "dataset_hash"),
             "Out-of-fold predicted class probabilities of every train+val image, and of every test image from "
-            "the fold models' mean (train/oof.py).",
+            "the trained model or the fold models' mean (train/oof.py).",
         ),
         TableSpec(
             "label_issues", "gold",

@@ -181,7 +181,7 @@ STAGES: tuple[Stage, ...] = (
           params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),)),
     Stage("oof", "train.oof", code=("train.oof", "train.label_issues", "train.group_metrics", "train.evaluate",
                                     "train.reports?", *TRAIN_CODE),
-          inputs=("{dataset}", "{reports}/snapshot.json"), params=("@oof", "@train"),
+          inputs=("{dataset}", "{reports}/snapshot.json", "{model}?"), params=("@oof", "@train"),
           uncached=("{manifests}/oof.json",), metrics=("{insight_metrics}", "{insight_groups}"),
           when=lambda raw: "insight" in raw),
     Stage("compress", "train.tradeoff", code=("train.tradeoff", "train.prune", "train.quantize", *TRAIN_CODE),

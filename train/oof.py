@@ -4,7 +4,8 @@ Every train+val image of the snapshot gets class probabilities from a model that
 images are split into ``insight.folds`` stratified folds (``train.evaluate.stratified_folds``) and one
 model per fold is trained on the other folds with the training recipe (``train.evaluate.fold_models``,
 ``train.*`` params, ``insight.epochs`` epochs). With ``insight.test_issues`` every test image gets the
-mean of the fold models' probabilities (none of them saw it). From those probabilities:
+probabilities of the train stage's model when it was trained on this snapshot (it never saw a test
+image and is the strongest model at hand), else the mean of the fold models'. From those probabilities:
 
 - gold ``predictions``: image_id, dataset content hash, fold (-1 for test), given label, probs
   (list<float32>), split;
@@ -47,6 +48,7 @@ from train.evaluate import fold_models, train_val
 from train.reports import write_json
 from train.group_metrics import group_report
 from train.label_issues import rank_issues
+from train.model import CONFIG, load_model
 
 STAGE = "oof"
 
@@ -59,30 +61,48 @@ def predict_probs(model: torch.nn.Module, loader) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
 
 
+def trained_model(params: Params, manifest: dict) -> torch.nn.Module | None:
+    """The train stage's model (``train.out_dir``) when it was trained on this very snapshot, else None.
+
+    It never saw a test image (a final fit joins train and val only) and is the strongest model at hand:
+    fold models train on two thirds of the data for ``insight.epochs``."""
+    folder = Path(params.train.out_dir)
+    if not (folder / CONFIG).is_file():
+        return None
+    config = json.loads((folder / CONFIG).read_text())
+    if config.get("dataset_hash") != manifest.get("content_hash") or config.get("classes") != manifest["classes"]:
+        return None
+    return load_model(folder)[0]
+
+
 def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
     """Probabilities of every train+val image from the fold model that held it out, and (with
-    ``insight.test_issues``) of every test image, the mean over the fold models."""
+    ``insight.test_issues``) of every test image: the trained model's when it was trained on this
+    snapshot, else the mean over the fold models."""
     cfg = params.train.model_copy(update={"epochs": params.insight.epochs})
     manifest, _, labels, ids = train_val(folder)
     k = len(manifest["classes"])
     probs = np.zeros((len(labels), k), np.float32)
     fold = np.full(len(labels), -1, np.int32)
-    test = None
+    test = trained = None
     if params.insight.test_issues and manifest["splits"].get("test", {}).get("rows"):
         test = load_data(folder, LoaderSpec(eval_batch_size=cfg.eval_batch_size), splits=("test",))
         part = snapshot_store.load_split(folder, "test")
         test_labels, test_ids = np.asarray(part.labels, np.int64), list(part.ids)
-        test_probs = np.zeros((len(test_ids), k), np.float32)
+        trained = trained_model(params, manifest)
+        test_probs = (predict_probs(trained, test.test) if trained is not None
+                      else np.zeros((len(test_ids), k), np.float32))
     for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir, log=stage_logger(STAGE)):
         probs[held] = predict_probs(model, data.val)
         fold[held] = i
-        if test is not None:
+        if test is not None and trained is None:
             test_probs += predict_probs(model, test.test) / params.insight.folds
     splits = ["train"] * manifest["splits"].get("train", {}).get("rows", 0)
     splits += ["val"] * (len(ids) - len(splits))
     out = {"manifest": manifest, "ids": ids, "labels": labels, "probs": probs, "fold": fold, "splits": splits}
     if test is not None:
-        out["test"] = {"ids": test_ids, "labels": test_labels, "probs": test_probs}
+        out["test"] = {"ids": test_ids, "labels": test_labels, "probs": test_probs,
+                       "predicted_by": str(params.train.out_dir) if trained is not None else "fold models' mean"}
     return out
 
 
@@ -106,7 +126,8 @@ def _issues(found, ids: list[str], labels: np.ndarray, splits: list[str]) -> pa.
 def _test_summary(test: dict, found, names: np.ndarray) -> dict:
     o, labels = found.order, test["labels"]
     pairs = Counter(f"{names[labels[i]]}->{names[found.suggested[i]]}" for i in o)
-    return {"images": len(labels), "accuracy": round(float((test["probs"].argmax(1) == labels).mean()), 6),
+    return {"images": len(labels), "predicted_by": test["predicted_by"],
+            "accuracy": round(float((test["probs"].argmax(1) == labels).mean()), 6),
             "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
             "issue_share": round(len(o) / max(len(labels), 1), 6), "issues_by_pair": dict(pairs.most_common())}
 
@@ -205,9 +226,9 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
              found.noise_rate)
     if test:
         t = summary["test"]
-        log.info("test split: %d images, accuracy of the fold models' mean %.4f, %d label issues to review "
-                 "(estimated noise %.3f): sluice sql \"select * from label_issues where split = 'test'\"",
-                 t["images"], t["accuracy"], t["issues"], t["noise_rate_estimate"])
+        log.info("test split: %d images, accuracy %.4f (%s), %d label issues to review (estimated noise %.3f): "
+                 "sluice sql \"select * from label_issues where split = 'test'\"",
+                 t["images"], t["accuracy"], t["predicted_by"], t["issues"], t["noise_rate_estimate"])
     record = stage_record(STAGE, lake, ["predictions", "label_issues"], len(ids), run_id=run_id,
                           issues=len(o), trusted=len(ids) - len(o))
     return {**summary, **record, "groups_warnings": report["warnings"]}

@@ -60,7 +60,7 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
            f"<b>{fmt(s.get('noise_rate_estimate'), 3)}</b>. Given -> suggested: {pairs}.</p>"]
     t = s.get("test")
     if t:
-        out.append(f"<p>Test split ({t.get('images')} images, predicted by the mean of the fold models, accuracy "
+        out.append(f"<p>Test split ({t.get('images')} images, predicted by {escape(str(t.get('predicted_by')))}, accuracy "
                    f"{fmt(t.get('accuracy'))}): <b id='test-issue-count'>{t.get('issues')}</b> label issues for a "
                    f"person to review (estimated noise rate {fmt(t.get('noise_rate_estimate'), 3)}); the dataset "
                    "stage never acts on them.</p>")

@@ -106,6 +106,37 @@ def test_test_labels_are_judged_apart_and_planted_flips_found(stage):
     assert body["test"]["issues"] == len(issues) and 0 < body["test"]["accuracy"] <= 1
 
 
+def test_the_trained_model_predicts_the_test_split_of_its_own_snapshot(tmp_path, small_snapshot, trained_fp32,
+                                                                     noisy_snapshot):
+    """The train stage's model never saw a test image and beats 2/3-data fold models: it judges the test
+    labels when it was trained on this snapshot; a model of another snapshot is not used."""
+    import torch
+
+    from sluice.config import parse_params
+    from sluice.lake import Lake
+    from train.data import load_data
+    from train.model import load_model
+    from train.oof import predict_probs
+
+    def params(snap, lake):
+        return parse_params({
+            "lake": {"root": str(tmp_path / lake)},
+            "train": {"snapshot": str(snap), "out_dir": str(trained_fp32), "processes": 1, "device": "cpu",
+                      "width": 8, "batch_size": 16},
+            "insight": {"folds": 2, "epochs": 1, "metrics": str(tmp_path / f"{lake}.json"),
+                        "groups_metrics": str(tmp_path / "g.json")}}, "test-params.yaml")
+
+    own = run(params(small_snapshot, "own"))
+    assert own["test"]["predicted_by"] == str(trained_fp32)
+    rows = {p["image_id"]: p["probs"] for p in Lake.from_params(params(small_snapshot, "own")).read("predictions")
+            .to_pylist() if p["split"] == "test"}
+    with torch.inference_mode():
+        want = predict_probs(load_model(trained_fp32)[0], load_data(small_snapshot, splits=("test",)).test)
+    ids = snapshot.load_split(small_snapshot, "test").ids
+    np.testing.assert_allclose(np.array([rows[i] for i in ids]), want, atol=1e-6)
+    assert run(params(noisy_snapshot[0], "other"))["test"]["predicted_by"] == "fold models' mean"
+
+
 def test_test_issues_can_be_switched_off(tmp_path, noisy_snapshot):
     from sluice.config import parse_params
     from sluice.lake import Lake
