@@ -3,8 +3,9 @@
 Originals are CIFAR-10 JPEGs (``~/data/cifar10/{train,test}/<class>/*.jpg`` when present) plus tiles
 of scikit-learn's two sample photographs; each gets edited copies at graded strengths (shifts with
 content entering from the border, crops resized back, greyscale, colour and contrast shifts, JPEG
-re-encodes) and a *hard negative*: the other image of its class whose grey pixels correlate best
-with it (similar scenes that are not copies). Unrelated distractors fill the collection.
+re-encodes, mirror images, frames and letterboxes) and a *hard negative*: the other image of its class
+whose grey pixels correlate best with it (similar scenes that are not copies). Unrelated distractors
+fill the collection.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ EDITS = {  # edit type -> strengths
     "shift": (1, 2, 3, 4), "crop": (0.05, 0.10, 0.15), "grey": (1,), "colour": (1, 2),
     "contrast": (1, 2), "jpeg": (80, 50, 25),
     "mirror": (0, 2, 0.10),  # flipped left to right; then shifted 2 px, or cropped by 10%
+    "border": (0.06, 0.12),  # shrunk into a frame of one random colour, 6% or 12% a side (a square pad)
+    "letterbox": (0.12,),  # bars of one random colour top and bottom (12% each), the picture stretched across
 }
 
 
@@ -59,6 +62,14 @@ def edit(img: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.n
     if kind == "mirror":
         flipped = np.ascontiguousarray(img[:, ::-1])
         return flipped if strength == 0 else edit(flipped, "shift" if strength >= 1 else "crop", strength, rng)
+    if kind in ("border", "letterbox"):
+        b = max(1, round(s * strength))
+        out = np.full_like(img, int(rng.integers(0, 256)))
+        if kind == "border":
+            out[b:s - b, b:s - b] = _resize(img, s - 2 * b)
+        else:
+            out[b:s - b] = np.asarray(Image.fromarray(img).resize((s, s - 2 * b), Image.Resampling.BICUBIC))
+        return out
     if kind == "shift":  # content enters from the border (reflected), as when a camera frame moves
         dy, dx = rng.choice([-1, 1], 2) * np.array([strength, rng.integers(0, strength + 1)])
         if rng.random() < 0.5:

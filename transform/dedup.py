@@ -31,13 +31,14 @@ from sluice.progress import Meter
 from sluice.runs import new_run_id, reconcile
 from sluice.stage import stage_logger
 from sluice.thumbnails import equalise
+from transform.dedup_match import MIN_DETAIL, unframe
 from transform.hamming import near_pairs
 
 STAGE = "dedup"
-# pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL):
+# pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL,
+# transform.dedup_match):
 # different digits of one class correlate up to 0.993 aligned and equalised (0.996 plain), copies >= 0.9995
 # on plain grey, so such pairs get the strict plain check only (and are found by it: transform.dedup_plain)
-MIN_DETAIL = 0.035
 PHASH_BITS = 6
 TINY_MIN_CORRELATION = 0.998
 LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
@@ -113,7 +114,8 @@ def _sketches(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, 
         rows = np.fromiter((row_of[i] for i in part[0]), np.int64, len(part[0]))
         if not out:
             out.extend(np.zeros((len(ids), *column.shape[1:]), column.dtype) for column in (part[1], *part[1:4]))
-        for target, column in zip(out, (equalise(part[1]), *part[1:4])):
+        plain = unframe(part[1])  # a padded, letterboxed or framed copy is compared as the image it holds
+        for target, column in zip(out, (equalise(plain), plain, *part[2:4])):
             target[rows] = column
         filled[rows] = True
         done(len(rows))

@@ -66,9 +66,79 @@ def probe_windows(mirrored: bool) -> list[Window]:
 
 
 # ---------------------------------------------------------------------------- thumbnails
+FRAME_TOLERANCE = 6  # grey levels a frame's rows and columns stay within of its colour
+FRAME_MAX = 8  # thumbnail pixels (of 32) a frame may take on one side: up to 25%
+EDGE_SHARE = 0.5  # of the line inside a frame that differs from it: a picture edge, not an object
+# high-frequency share below which an image is "detail-free" (an upscaled 8x8 scan, a smooth scene):
+# such pairs are judged by their plain correlation alone (transform.dedup), and are never unframed
+MIN_DETAIL = 0.035
+
+
+def unframe(levels: np.ndarray) -> np.ndarray:
+    """Plain (n, 32, 32) thumbnails with a frame or letterbox cut off and the inside resized back to
+    32x32. A frame is uniform rows on both the top and the bottom, or uniform columns on both sides
+    (within FRAME_TOLERANCE of the median colour of the outermost ring, at most FRAME_MAX pixels a side):
+    a copy padded to a square, letterboxed or framed is then compared as the image it holds (at 32 px a
+    12% border left no candidate at all). Uniform rows on one side only (a sky, a wall) are content, not
+    a frame: cutting them made unrelated ships on one sky match on CIFAR-10 (docs/transform.md). Nor is
+    a plain background around an object (a digit, a product shot): a frame ends at a picture's edge,
+    where most of the next line differs from it; a background ends where the object touches a few pixels,
+    and cutting it would cut a copy differently wherever re-encoding noise moves that line."""
+    n = len(levels)
+    if n == 0:
+        return levels
+    sides = np.zeros((4, n), np.int64)  # frame lines at the top, bottom, left, right
+    colour = np.zeros(n, np.int16)
+    for lo in range(0, n, 1024):  # int16 blocks that stay in the CPU's cache (not n x 1,024 float64)
+        g = levels[lo:lo + 1024].astype(np.int16)
+        ring = np.concatenate([g[:, 0], g[:, -1], g[:, :, 0], g[:, :, -1]], axis=1)
+        colour[lo:lo + 1024] = np.median(ring, axis=1).round()
+        flat = np.abs(g - colour[lo:lo + 1024, None, None]) <= FRAME_TOLERANCE
+        rows, cols = flat.all(axis=2), flat.all(axis=1)
+        for k, f in enumerate((rows, rows[:, ::-1], cols, cols[:, ::-1])):
+            sides[k, lo:lo + 1024] = np.cumprod(f[:, :FRAME_MAX], axis=1).sum(axis=1)  # leading uniform lines
+    top, bottom, left, right = sides
+    framed = (((top > 0) & (bottom > 0)) | ((left > 0) & (right > 0))) & (top + bottom < GRID // 2) & (left + right < GRID // 2)
+    if not framed.any():
+        return levels
+    from PIL import Image
+
+    out = levels.copy()
+    framed = np.flatnonzero(framed)
+    # an upscaled scan on a plain background is detail-free: judged whole, by plain correlation (where a
+    # cut that re-encoding noise moves by one line costs a copy), so it keeps its background
+    framed = framed[spectrum(levels[framed])[0] >= MIN_DETAIL]
+    for k in framed:
+        g = levels[k].astype(np.int16)
+        lines = [(g, top[k]), (g[::-1], bottom[k]), (g.T, left[k]), (g.T[::-1], right[k])]
+        if not all(_picture_edge(x, m, colour[k]) for x, m in lines if m):
+            continue  # an object on a plain background (a digit, a product shot), not a picture in a frame
+        t, b, le, r = (_blended(x, m, colour[k]) for x, m in lines)
+        inside = levels[k, t:GRID - b, le:GRID - r].astype(np.float32)
+        resized = Image.fromarray(inside, "F").resize((GRID, GRID), Image.Resampling.BILINEAR)
+        out[k] = np.clip(np.rint(np.asarray(resized)), 0, 255).astype(np.uint8)
+    return out
+
+
+def _picture_edge(lines: np.ndarray, n: int, colour: float) -> bool:
+    """Whether the frame's ``n`` lines end at a picture's edge: most of the next line (or the one after,
+    where the border blends into that one) differs from the frame's colour."""
+    return any(float((np.abs(lines[m] - colour) > FRAME_TOLERANCE).mean()) >= EDGE_SHARE for m in (n, n + 1) if m < len(lines))
+
+
+def _blended(lines: np.ndarray, n: int, colour: float) -> int:
+    """``n`` frame lines, plus the next one where it is part frame (a border that did not fall on a
+    thumbnail pixel's edge: that line is nearer the frame's colour than the picture's next line is)."""
+    if n == 0 or n + 1 >= len(lines):
+        return n
+    near, far = (float(np.abs(lines[m] - colour).mean()) for m in (n, n + 1))
+    return n + 1 if near < 0.6 * far else n
+
+
 def thumbnails(pixels: np.ndarray, equalise: bool = True) -> np.ndarray:
-    """(n, s, s, 3) uint8 images -> (n, 32, 32) uint8 (equalised) grey thumbnails."""
-    levels = grey_levels(pixels)
+    """(n, s, s, 3) uint8 images -> (n, 32, 32) uint8 (equalised) grey thumbnails, frames cut off
+    (:func:`unframe`)."""
+    levels = unframe(grey_levels(pixels))
     return equalised(levels) if equalise else levels
 
 

@@ -13,7 +13,7 @@ from sluice.config import DedupParams
 from transform.clean import phash_batch
 from transform.dedup import MIN_DETAIL, near_edges
 from transform.hamming import brute_force_pairs, near_pairs_between
-from transform.dedup_match import detail, thumbnails
+from transform.dedup_match import detail, thumbnails, unframe
 
 CFG = DedupParams()
 
@@ -77,6 +77,61 @@ def test_edited_copies_found_and_distinct_photos_kept_apart(tiles, side):
     missed = [kind[k] for k in range(len(images)) if kind[k] != "original"
               and (min(k, originals[family[k]]), max(k, originals[family[k]])) not in accepted]
     assert len(missed) <= len(originals) * 6 // 20, missed  # at least 95% of the edited copies found
+
+
+def _framed(img: np.ndarray, kind: str, share: float, colour: int) -> np.ndarray:
+    """``img`` shrunk into a uniform border: all round (a frame, a square pad), or top and bottom only
+    (a letterbox, the inside stretched to the full width)."""
+    side = img.shape[0]
+    b = max(1, round(side * share))
+    out = np.full_like(img, colour)
+    if kind == "frame":
+        out[b:side - b, b:side - b] = _resize(img, side - 2 * b)
+    else:
+        out[b:side - b] = np.asarray(Image.fromarray(img).resize((side, side - 2 * b), Image.Resampling.BICUBIC))
+    return out
+
+
+def test_unframe_cuts_frames_and_letterboxes_only(tiles):
+    from sluice.thumbnails import grey_levels
+
+    base = _resize(tiles[0], 32)
+    plain = grey_levels(base[None])[0].astype(np.float64)
+    for kind, share, colour in (("frame", 0.12, 255), ("frame", 0.06, 0), ("letterbox", 0.12, 0)):
+        cut = unframe(grey_levels(_framed(base, kind, share, colour)[None]))[0].astype(np.float64)
+        assert np.corrcoef(cut.ravel(), plain.ravel())[0, 1] > 0.95, (kind, share)
+    sky = grey_levels(base[None]).copy()
+    sky[0, :5] = 200  # uniform rows on one side only: content, kept
+    blank = np.full((1, 32, 32), 90, np.uint8)
+    for levels in (sky, blank, grey_levels(base[None])):
+        assert np.array_equal(unframe(levels), levels)
+
+
+@pytest.mark.parametrize("side", [32, 128])
+def test_padded_letterboxed_and_framed_copies_found(tiles, side):
+    """A copy padded into a border (6% or 12% a side) or letterboxed is found once the frame is cut off;
+    on the thumbnails as they are, the 12% ones are not even candidates."""
+    from sluice.thumbnails import equalise, grey_levels
+
+    images, family = [], []
+    for f, tile in enumerate(tiles):
+        base = _resize(tile[6:134, 6:134], side)
+        for img in (base, _framed(base, "frame", 0.06, 255), _framed(base, "frame", 0.12, 0),
+                    _framed(base, "letterbox", 0.12, 0)):
+            images.append(img)
+            family.append(f)
+    images, family = np.stack(images), np.asarray(family)
+    copies = {(k - k % 4, k) for k in range(len(images)) if k % 4}
+    pixel_hash = np.array([hash(a.tobytes()) for a in images])
+    args = (phash_batch(images), pixel_hash, CFG.near_threshold, CFG.min_correlation, CFG.moved_margin)
+    i, j, _, _, _ = near_edges(thumbnails(images), thumbnails(images, equalise=False), *args,
+                               min_detail_correlation=CFG.min_detail_correlation)
+    found = set(zip(i.tolist(), j.tolist()))
+    assert all(family[a] == family[b] for a, b in found)
+    assert len(copies & found) >= 0.9 * len(copies), sorted(copies - found)
+    levels = grey_levels(images)  # without unframe
+    i, j, _, _, _ = near_edges(equalise(levels), levels, *args, min_detail_correlation=CFG.min_detail_correlation)
+    assert len(copies & set(zip(i.tolist(), j.tolist()))) <= 0.7 * len(copies)
 
 
 def test_equalised_thumbnails_ignore_colour_and_contrast(tiles):
