@@ -29,22 +29,29 @@ class CsvVotesExport(VoteExport):
     label_column: str = "label"
     time_column: str | None = None
     task_column: str | None = None
+    status_column: str | None = None  # a row whose status is one of rejected_values lands as rejected
+    rejected_values: list[str] = ["rejected"]  # compared trimmed and case-folded (Toloka: REJECTED)
     delimiter: str | None = None
 
 
 def read(export: CsvVotesExport) -> Parsed:
     path = Path(export.path)
     needed = {export.item_column: "item", export.worker_column: "worker", export.label_column: "label"}
-    required = list(needed) + [c for c in (export.time_column, export.task_column) if c]
+    required = list(needed) + [c for c in (export.time_column, export.task_column, export.status_column) if c]
     frame = read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
     frame, rejects = missing_field_rejects(frame, path, needed)
     texts = frame[export.time_column].to_list() if export.time_column else [None] * frame.height
     submitted, unparsed = times(texts, parse_iso)
     task = pl.col(export.task_column) if export.task_column else pl.lit(None, pl.String)
+    status = pl.lit("submitted")
+    if export.status_column:
+        rejected = [v.strip().casefold() for v in export.rejected_values]
+        status = pl.when(pl.col(export.status_column).str.strip_chars().str.to_lowercase().is_in(rejected)) \
+            .then(pl.lit("rejected")).otherwise(status)
     votes = frame.select(
         pl.col(export.item_column).alias("item_ref"), pl.col(export.worker_column).alias("worker_id"),
         pl.col(export.label_column).alias("label"), task.alias("task_id"),
-        task.fill_null("").alias("assignment"), pl.lit("submitted").alias("status"),
+        task.fill_null("").alias("assignment"), status.alias("status"),
     ).with_columns(submitted)
     return Parsed(votes, rejects, unparsed)
 
@@ -95,12 +102,25 @@ def detect(path: str) -> dict:
     with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
         line = f.readline().rstrip("\r\n")
     header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
-    found = columns_of([c.strip() for c in header])
+    header = [c.strip() for c in header]
+    found = columns_of(header)
     if found is None:
         raise InputError(f"{path}: cannot tell which columns of this vote CSV hold the item, worker, label (found "
                          f"{line[:120]!r}); rename them, or set item_column, worker_column and label_column on its "
                          "labels.exports entry in params.yaml")
-    return {f"{role}_column": name for role, name in found.items() if name != role}
+    out = {f"{role}_column": name for role, name in found.items() if name != role}
+    status = status_column(header)
+    return {**out, "status_column": status} if status else out
+
+
+def status_column(header: list[str]) -> str | None:
+    """An assignment-status column (``status``, MTurk-style ``AssignmentStatus``, Toloka's
+    ``ASSIGNMENT:status``), so rejected work is never aggregated."""
+    for name in header:
+        tail = _unprefixed(name) or name
+        if _key(tail) in ("status", "assignmentstatus"):
+            return name
+    return None
 
 
 CONNECTOR = Connector("votes", "csv", CsvVotesExport, read, "long CSV, one vote per row", detect=detect)

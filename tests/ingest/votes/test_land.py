@@ -43,6 +43,26 @@ def quarantine(lake) -> pl.DataFrame:
 MTURK_HEADER = "HITId,AssignmentId,WorkerId,AssignmentStatus,SubmitTime,Input.image_url,Answer.label,Approve,Reject\n"
 
 
+def test_a_toloka_tsv_lands_with_rejected_assignments_apart(landed, tmp_path):
+    """Toloka's TSV: the columns found through their prefixes, REJECTED assignments never aggregated."""
+    from ingest.votes.plain_csv import detect
+
+    path = tmp_path / "assignments.tsv"
+    path.write_text("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status\n"
+                    "data/a.png\tcat\t\tw1\tAPPROVED\n"
+                    "data/a.png\tdog\t\tw2\tREJECTED\n"
+                    "https://example.org/b.png\tdog\tdog\tw1\tSUBMITTED\n")
+    found = detect(str(path))
+    assert found == {"item_column": "INPUT:image", "worker_column": "ASSIGNMENT:worker_id",
+                     "label_column": "OUTPUT:result", "status_column": "ASSIGNMENT:status"}
+    export = CsvVotesExport(name="t", kind="csv", path=str(path), **found)
+    stats = land_export(landed, export, ItemIndex.from_lake(landed), "run-1")
+    assert (stats.rows, stats.new, stats.rejected_assignments) == (3, 3, 1)
+    v = votes(landed)
+    assert sorted(zip(v["label"], v["status"])) == [("cat", "submitted"), ("dog", "rejected"), ("dog", "submitted")]
+    assert v["image_id"].null_count() == 0
+
+
 def test_mturk_lands_every_assignment_once_with_status(landed, tmp_path):
     path = tmp_path / "batch.csv"
     path.write_text(MTURK_HEADER
