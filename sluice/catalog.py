@@ -159,6 +159,10 @@ TABLES: dict[str, TableSpec] = {
                 ("status", pa.string(), False),  # resolved / unresolved / conflict
                 ("reason", pa.string(), True),
                 ("run_id", pa.string(), False),
+                # the crowd's own answer wherever votes were aggregated, also where a source label won
+                # (reason crowd_overridden: where the crowd and the dataset disagree)
+                ("crowd_label", pa.string(), True),
+                ("crowd_confidence", pa.float64(), True),
             ),
             ("item",),
             "One label per image (and per voted item without an image) with where it came from and how sure we are.",

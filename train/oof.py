@@ -152,7 +152,9 @@ def groups(lake: Lake, table: str, column: str, ids: list[str]) -> list[str] | N
 
 def evidence(lake: Lake, ids: list[str]) -> dict[str, dict]:
     """Per image what the ``labels`` table knows: where the label came from, votes, agreement."""
-    cols = ["image_id", "label_source", "confidence", "votes", "agreement"]
+    cols = ["image_id", "label_source", "confidence", "votes", "agreement", "crowd_label"]
+    if lake.exists("labels"):  # a labels table from before crowd_label: the rest
+        cols = [c for c in cols if c in lake.dataset("labels").schema.names]
     rows = _lake_columns(lake, "labels", cols, ids)
     if rows is None:
         return {}

@@ -52,5 +52,6 @@ def combine(universe: pl.DataFrame, crowd: pl.DataFrame, given: pl.DataFrame, po
         pl.when(use_crowd | use_given).then(pl.lit("resolved")).when(conflict).then(pl.lit("conflict"))
         .otherwise(pl.lit("unresolved")).alias("status"),
         reason.alias("reason"),
-        pl.col("given"), pl.col("label").alias("crowd_label"), pol.alias("policy"),
+        pl.col("given"), pl.when(voted).then(pl.col("label")).alias("crowd_label"),
+        pl.when(voted).then(pl.col("confidence")).alias("crowd_confidence"), pol.alias("policy"),
     ).sort("item")

@@ -91,7 +91,7 @@ def run(params) -> dict:
             sort_keys=True))
     n_quarantined = len(quarantine)
 
-    table = labels.drop("given", "crowd_label", "policy").with_columns(pl.lit(run_id).alias("run_id"))
+    table = labels.drop("given", "policy").with_columns(pl.lit(run_id).alias("run_id"))
     lake.overwrite("labels", table.to_arrow(), run_id=run_id)
     lake.overwrite("annotators", crowd.workers.drop("information").with_columns(pl.lit(run_id).alias("run_id")).to_arrow(),
                    run_id=run_id)

@@ -39,3 +39,15 @@ def test_sources_that_disagree_on_policy_fall_back_to_the_global_one():
                                         "source_label": ["cat"]})])
     given, _ = given_labels(raw, VOCAB, {"scraped": "crowd_over_given", "curated": "agree_only"})
     assert dict(given.select("image_id", "policy").iter_rows()) == {"a": None, "b": "crowd_over_given"}
+
+
+def test_the_crowds_answer_is_kept_where_a_source_label_wins():
+    """Where the crowd and the dataset disagree is where wrong labels are: the crowd's answer stays
+    queryable (crowd_label, crowd_confidence), not only in the quarantine of conflicts."""
+    given, _ = given_labels(RAW, VOCAB, None)
+    universe = pl.DataFrame({"image_id": ["a", "b", "c"]})
+    out = {r["item"]: r for r in combine(universe, CROWD, given, "given_over_crowd", "dawid_skene").iter_rows(named=True)}
+    assert (out["a"]["label"], out["a"]["reason"], out["a"]["crowd_label"], out["a"]["crowd_confidence"]) == (
+        "cat", "crowd_overridden", "dog", 0.9)
+    assert out["a"]["confidence"] is None  # the label used is the source's, not the crowd's
+    assert out["c"]["crowd_label"] is None and out["c"]["crowd_confidence"] is None  # never voted on
