@@ -62,7 +62,10 @@ def render_summary(s: dict, workers: pl.DataFrame) -> list[str]:
     lines = [f"{s['items']} items ({s['images']} images from {s['images_from']}, {s['pending_items']} voted items "
              f"without an image): " + ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
              + f"; resolved by {', '.join(f'{k} {v}' for k, v in sorted(s['resolved_by'].items())) or 'none'}",
-             f"reasons: {', '.join(f'{k} {v}' for k, v in s['reasons'].items()) or 'none'}",
+             f"reasons: {', '.join(f'{k} {v}' for k, v in s['reasons'].items()) or 'none'}"
+             + (" (where the crowd disputes a source label, its answer is in crowd_label: sluice sql \"select item, "
+                "label, crowd_label, crowd_confidence from labels where reason = 'crowd_overridden'\")"
+                if s["reasons"].get("crowd_overridden") else ""),
              (f"votes used {s['votes']['used']} of {s['votes']['votes_in']} ({s['method']}, {s['em_iterations']} EM "
              f"iterations, {s['gold_items']} gold items); workers {s['workers']}, spammers {len(s['spammers'])}, "
              f"adversarial {len(s['adversarial'])}")]

@@ -85,6 +85,8 @@ def test_stage_labels_every_image_with_status_and_reason(stage, lake):
     got = {u: (rows[iid(u)]["label"], rows[iid(u)]["label_source"], rows[iid(u)]["status"], rows[iid(u)]["reason"])
            for u in expect}
     assert got == expect
+    assert (rows[iid("g.png")]["crowd_label"], rows[iid("g.png")]["crowd_confidence"]) == ("cat", 1.0)  # disputed
+    assert rows[iid("e.png")]["crowd_label"] is None and rows[iid("a.png")]["crowd_label"] == "cat"
     assert rows[iid("a.png")]["confidence"] == 1.0 and rows[iid("a.png")]["votes"] == 3
     assert rows[iid("c.png")]["agreement"] == 0.5
     assert summary["votes"] == {"votes_in": 14, "used": 12, "rejected_assignments": 1, "not_in_classes": 1,
