@@ -13,6 +13,11 @@ estimated noise rate against the planted one, and the cost of finding the issues
     python benchmarks/label_issues.py --demo          # + the pipeline's own run: after `dvc repro` on the demo,
                                                       #   the planted `label_noise` (ground_truth.json) against
                                                       #   the oof stage's predictions and label_issues tables
+    python benchmarks/label_issues.py --no-simulated --test-split data/dataset --model models/fp32 --flip 0.01
+                                                      # wrong *test* labels: a snapshot's test split with --flip
+                                                      #   of its labels moved, judged by the fold models' mean
+                                                      #   (the baseline) and by a trained model (the oof stage's
+                                                      #   choice when it has one), as docs/insight.md measured
 """
 
 from __future__ import annotations
@@ -140,6 +145,45 @@ def demo(truth_path: str):
     return probs, given, flipped
 
 
+def test_split(folder: str, model: str | None, flip: float, seed: int, folds: int, epochs: int) -> list[tuple]:
+    """(name, probs, given, flipped) of the test split of ``folder`` with ``flip`` of its labels moved:
+    from the fold models' mean and, with ``model`` (it must not have seen the test split; its train split
+    is the snapshot's, whose test labels do not change what it predicts), from that model."""
+    import torch
+
+    from sluice import snapshot
+    from sluice.config import parse_params
+    from train.data import load_data
+    from train.model import load_model
+    from train.oof import out_of_fold, predict_probs
+
+    torch.set_num_threads(2)
+    manifest = snapshot.read_manifest(folder)
+    splits = {s: snapshot.load_split(folder, s, mmap=False) for s in snapshot.SPLITS if s in manifest["splits"]}
+    test = splits["test"]
+    true = test.labels.copy()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(true), max(1, int(flip * len(true))), replace=False)
+    test.labels[idx] = (true[idx] + rng.integers(1, len(manifest["classes"]), len(idx))) % len(manifest["classes"])
+    given, flipped = test.labels.astype(np.int64), test.labels != true
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        snap = Path(tmp) / "snap"
+        snapshot.write_snapshot(snap, splits, manifest["classes"], {"mean": manifest["mean"], "std": manifest["std"]})
+        params = parse_params({"train": {"processes": 1, "device": "cpu", "out_dir": str(Path(tmp) / "no-model")},
+                               "insight": {"folds": folds, "epochs": epochs}}, "bench")
+        t0 = time.perf_counter()
+        probs = out_of_fold(snap, params, Path(tmp))["test"]["probs"]
+        print(f"test split: {folds} folds x {epochs} epochs in {time.perf_counter() - t0:.1f}s")
+        out.append(("test split, fold models' mean", probs.astype(np.float64), given, flipped))
+        if model:
+            t0 = time.perf_counter()
+            probs = predict_probs(load_model(model)[0], load_data(snap, splits=("test",)).test)
+            print(f"test split: {model} in {time.perf_counter() - t0:.1f}s")
+            out.append((f"test split, {model}", probs.astype(np.float64), given, flipped))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=50_000)
@@ -152,6 +196,8 @@ def main() -> None:
     ap.add_argument("--demo", action="store_true", help="also score the demo pipeline's oof run on its planted noise")
     ap.add_argument("--truth", default="data/demo/ground_truth.json", help="the demo's ground truth (with --demo)")
     ap.add_argument("--no-simulated", action="store_true", help="skip the simulated problem")
+    ap.add_argument("--test-split", metavar="SNAPSHOT", help="plant --flip wrong labels in this snapshot's test split")
+    ap.add_argument("--model", help="with --test-split: a trained model folder that never saw the test split")
     args = ap.parse_args()
     if not args.no_simulated:
         score("simulated", *simulated(args.n, args.classes, args.flip, args.seed))
@@ -159,6 +205,18 @@ def main() -> None:
         score("digits", *digits(args.flip, args.seed, args.folds, args.epochs))
     if args.demo:
         score("demo", *demo(args.truth))
+    if args.test_split:
+        from train.label_issues import rank_issues
+
+        found = test_split(args.test_split, args.model, args.flip, args.seed, args.folds, args.epochs)
+        at_m = []
+        for name, probs, given, flipped in found:
+            score(name, probs, given, flipped)
+            m = int(flipped.sum())
+            at_m.append(len(set(np.flatnonzero(flipped).tolist()) & set(rank_issues(probs, given).order[:m].tolist())) / m)
+        if len(at_m) == 2:
+            print(f"precision of the {m} most doubtful test labels: {args.model} {at_m[1]:.3f} vs the fold models' "
+                  f"mean (baseline) {at_m[0]:.3f} => {at_m[1] / max(at_m[0], 1e-9):.2f}x")
 
 
 if __name__ == "__main__":
