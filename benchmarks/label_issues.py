@@ -213,10 +213,12 @@ def main() -> None:
         for name, probs, given, flipped in found:
             score(name, probs, given, flipped)
             m = int(flipped.sum())
-            at_m.append(len(set(np.flatnonzero(flipped).tolist()) & set(rank_issues(probs, given).order[:m].tolist())) / m)
+            found_test = rank_issues(probs, given, method="prune_by_class")  # the oof stage's test_method
+            at_m.append(len(set(np.flatnonzero(flipped).tolist()) & set(found_test.order[:m].tolist())) / m)
         if len(at_m) == 2:
-            print(f"precision of the {m} most doubtful test labels: {args.model} {at_m[1]:.3f} vs the fold models' "
-                  f"mean (baseline) {at_m[0]:.3f} => {at_m[1] / max(at_m[0], 1e-9):.2f}x")
+            print(f"precision of the {m} most doubtful test labels (prune_by_class, as the oof stage judges the test "
+                  f"split): {args.model} {at_m[1]:.3f} vs the fold models' mean (baseline) {at_m[0]:.3f} => "
+                  f"{at_m[1] / max(at_m[0], 1e-9):.2f}x")
 
 
 if __name__ == "__main__":

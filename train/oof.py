@@ -123,10 +123,10 @@ def _issues(found, ids: list[str], labels: np.ndarray, splits: list[str]) -> pa.
                      "split": pa.array([splits[i] for i in o], pa.string())})
 
 
-def _test_summary(test: dict, found, names: np.ndarray) -> dict:
+def _test_summary(test: dict, found, names: np.ndarray, method: str) -> dict:
     o, labels = found.order, test["labels"]
     pairs = Counter(f"{names[labels[i]]}->{names[found.suggested[i]]}" for i in o)
-    return {"images": len(labels), "predicted_by": test["predicted_by"],
+    return {"images": len(labels), "predicted_by": test["predicted_by"], "method": method,
             "accuracy": round(float((test["probs"].argmax(1) == labels).mean()), 6),
             "noise_rate_estimate": round(found.noise_rate, 6), "issues": int(len(o)),
             "issue_share": round(len(o) / max(len(labels), 1), 6), "issues_by_pair": dict(pairs.most_common())}
@@ -188,7 +188,7 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
     found = rank_issues(probs, labels, ins.rank_by, ins.method)
     parts = [_issues(found, ids, labels, oof["splits"])]
     if test:
-        test_found = rank_issues(test["probs"], test["labels"], ins.rank_by, ins.method)
+        test_found = rank_issues(test["probs"], test["labels"], ins.rank_by, ins.test_method)
         parts.append(_issues(test_found, t_ids, test["labels"], ["test"] * len(t_ids)))
     issues = pa.concat_tables(parts)
     known = evidence(lake, issues["image_id"].to_pylist())
@@ -212,7 +212,7 @@ def run(params: Params, folder: Path | str | None = None) -> dict:
                "issue_share": round(len(o) / max(len(ids), 1), 6), "rank_by": ins.rank_by, "method": ins.method,
                "issues_by_pair": dict(pairs.most_common()), "seconds": round(seconds, 3), "warnings": warnings}
     if test:
-        summary["test"] = _test_summary(test, test_found, names)
+        summary["test"] = _test_summary(test, test_found, names, ins.test_method)
         if test_found.noise_rate > ins.noise_warn_rate:
             warnings.append(f"estimated test-label noise {test_found.noise_rate:.3f} is above insight.noise_warn_rate "
                             f"{ins.noise_warn_rate} ({summary['test']['issues']} test label issues to review)")

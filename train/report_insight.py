@@ -61,7 +61,8 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
     t = s.get("test")
     if t:
         out.append(f"<p>Test split ({t.get('images')} images, predicted by {escape(str(t.get('predicted_by')))}, accuracy "
-                   f"{fmt(t.get('accuracy'))}): <b id='test-issue-count'>{t.get('issues')}</b> label issues for a "
+                   f"{fmt(t.get('accuracy'))}; <code>{escape(str(t.get('method')))}</code>): "
+                   f"<b id='test-issue-count'>{t.get('issues')}</b> label issues for a "
                    f"person to review (estimated noise rate {fmt(t.get('noise_rate_estimate'), 3)}); the dataset "
                    "stage never acts on them.</p>")
     for w in s.get("warnings", []):

@@ -104,6 +104,7 @@ def test_test_labels_are_judged_apart_and_planted_flips_found(stage):
     assert np.median([conf.index(i) for i in planted]) < 0.2 * len(conf)
     body = json.loads((tmp / "li.json").read_text())
     assert body["test"]["issues"] == len(issues) and 0 < body["test"]["accuracy"] <= 1
+    assert body["test"]["method"] == "prune_by_class" == params.insight.test_method  # recall first: a review queue
 
 
 def test_the_trained_model_predicts_the_test_split_of_its_own_snapshot(tmp_path, small_snapshot, trained_fp32,
