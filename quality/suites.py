@@ -12,6 +12,7 @@ from quality.expectations import (HEX64, OK, SPLITS, classes_or_empty, between, 
                                   pair_equal, regex, schema_check, unique_key)
 from quality.manifests import reconciliation_frames
 from quality.snapshots import snapshot_metrics
+from sluice.connectors import connectors
 
 
 # ---------------------------------------------------------------------------- bronze
@@ -66,8 +67,8 @@ def crowd_votes(env: Env) -> Suite:
             Check.row("image_id_sha256", "critical", "image_id", regex(HEX64), "resolved image ids are sha256 hex"),
             Check.row("status_known", "critical", "status", in_set(["approved", "rejected", "submitted"]),
                       "status is approved / rejected / submitted"),
-            Check.row("source_format_known", "warning", "source_format", in_set(["mturk", "label_studio", "csv"]),
-                      "source_format is mturk / label_studio / csv"),
+            Check.row("source_format_known", "warning", "source_format", in_set(sorted(connectors("votes"))),
+                      "source_format is a registered vote connector kind (mturk / label_studio / csv / wide / a plug-in's)"),
             Check.row("label_in_classes", "warning", "label", lambda c: in_set(classes_or_empty(env))(c),
                       "vote labels are in the class list", needs_classes=True),
             unique_key("crowd_votes", ("vote_id",), "vote_id"),

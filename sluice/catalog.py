@@ -75,7 +75,7 @@ TABLES: dict[str, TableSpec] = {
                 ("status", pa.string(), False),  # approved / rejected / submitted
                 ("submitted_at", TS, True),
                 ("source_file", pa.string(), False),
-                ("source_format", pa.string(), False),  # mturk / label_studio / csv
+                ("source_format", pa.string(), False),  # the vote connector's kind: mturk / label_studio / csv / wide
                 ("run_id", pa.string(), False),
             ),
             ("vote_id",),

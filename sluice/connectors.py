@@ -31,7 +31,9 @@ class Connector:
     ``reader`` is the family's reading function (its signature is documented per family); ``detect``,
     when given, reads a path's data and returns the settings its params entry needs beyond the defaults
     (e.g. which Parquet column holds the image), raising InputError when it cannot tell: ``sluice init``
-    writes them, so a user's own data needs no renaming."""
+    writes them, so a user's own data needs no renaming. ``class_names``, for a source, gives the class
+    names its integer labels index, in index order, when the data says (CIFAR's meta file, a Hugging Face
+    Parquet file's ClassLabel): ``sluice init`` maps vote labels given as class indices through them."""
 
     family: str
     kind: str
@@ -39,6 +41,7 @@ class Connector:
     reader: Callable
     summary: str = ""
     detect: Callable[[str], dict] | None = None
+    class_names: Callable[[Any], list[str] | None] | None = None
 
 
 @functools.cache

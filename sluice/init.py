@@ -51,8 +51,9 @@ def register(sub) -> None:
                         "columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
-                   help="crowd votes: MTurk results CSV, Label Studio JSON or a CSV with one vote a row "
-                        "(item, worker and label columns found by name: image, annotator, answer, ...)")
+                   help="crowd votes: MTurk results CSV, Label Studio JSON, a CSV with one vote a row (item, "
+                        "worker and label columns found by name: image, annotator, answer, ...), or a wide table "
+                        "with one column per answer (CSV, Parquet, .npy/.npz/.pt arrays such as CIFAR-10N's)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
@@ -114,17 +115,76 @@ def folder_classes(folder: Path) -> list[str]:
     return sorted(found)
 
 
-def vote_export(path: str, root: Path, taken: set[str]) -> dict:
-    """A ``labels.exports`` entry, its kind told by the file (Label Studio JSON, MTurk or plain CSV) and
-    the settings its connector detects in it (a plain CSV's item, worker and label columns)."""
+WIDE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".parquet", ".pq")  # answers as arrays / columns: the wide kind
+
+
+def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list[str]] | None = None) -> dict:
+    """A ``labels.exports`` entry, its kind told by the file (Label Studio JSON, MTurk CSV, a long CSV
+    with one vote a row, else a wide table or array with one column per answer) and the settings its
+    connector detects in it; labels given as class indices get ``class_names`` from ``classes`` (where
+    they come from, the names in index order)."""
+    import polars as pl
+
+    from sluice.connectors import get
+
     p = _existing(path, "vote file")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.suffix.lower() == ".json":
         return {**entry, "kind": "label_studio"}
-    with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-        header = f.readline()
-    kind = "mturk" if "Input." in header and "Answer." in header else "csv"
-    return {**entry, "kind": kind, **_detected("votes", kind, p, path)}
+    if p.suffix.lower() in WIDE_SUFFIXES:
+        kind = "wide"
+    else:
+        with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline()
+        kind = "mturk" if "Input." in header and "Answer." in header else "csv"
+    try:
+        entry = {**entry, "kind": kind, **_detected("votes", kind, p, path)}
+    except InputError as long_error:
+        if kind != "csv":
+            raise
+        try:  # not one vote a row: one row per item, a column per answer?
+            entry = {**entry, "kind": "wide", **_detected("votes", "wide", p, path)}
+        except InputError:
+            raise long_error from None
+    if entry["kind"] == "wide" and "item_column" not in entry and "item_key" not in entry:
+        print(f"[init] {path}: no item column: its rows are items by position (0, 1, ...); set item_key on its "
+              "labels.exports entry to the raw_images field they index (e.g. column:train_index for CIFAR's "
+              "training set in torchvision's order)", file=sys.stderr)
+    connector = get("votes", entry["kind"])
+    try:
+        labels = connector.reader(connector.config.model_validate({**entry, "path": str(p)})).votes["label"]
+    except InputError:  # the ingest_crowd stage reports what is wrong with the file, with its line
+        return entry
+    indices = labels.drop_nulls().str.strip_chars().str.contains(r"^\d+$")
+    if indices.len() and indices.mean() >= 0.99:
+        top = int(labels.drop_nulls().str.strip_chars().cast(pl.Int64, strict=False).max() or 0)
+        if classes is None or top >= len(classes[1]):
+            print(f"[init] {path}: labels are class indices (0..{top}); set class_names on its labels.exports entry "
+                  "to the class names in index order (or pass --classes)", file=sys.stderr)
+        else:
+            entry["class_names"] = list(classes[1])
+            print(f"[init] {path}: labels are class indices (0..{top}), named by {classes[0]}: "
+                  f"0={classes[1][0]}, 1={classes[1][1] if len(classes[1]) > 1 else ''}... (class_names in params.yaml)")
+    return entry
+
+
+def known_classes(args, sources: list[dict], root: Path) -> tuple[str, list[str]] | None:
+    """The class names in index order and where they come from: ``--classes``, else the first source
+    whose data says (CIFAR's meta, a Parquet file's ClassLabel, an image folder's sorted class folders)."""
+    from sluice.connectors import get
+
+    if args.classes:
+        return "--classes", list(args.classes)
+    for src in sources:
+        path = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
+        if src["kind"] == "image_folder":
+            names = folder_classes(path)
+        else:
+            reader = get("source", src["kind"]).class_names
+            names = reader(get("source", src["kind"]).config.model_validate({**src, "path": str(path)})) if reader else None
+        if names:
+            return f"source {src['name']}", list(names)
+    return None
 
 
 def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
@@ -163,7 +223,8 @@ def project_params(root: Path, args) -> dict:
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")
-    exports = [vote_export(v, root, taken) for v in args.votes]
+    classes = known_classes(args, sources, root) if args.votes else None
+    exports = [vote_export(v, root, taken, classes) for v in args.votes]
     if not (sources or args.crawl or exports):
         raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --crawl, --votes "
                          "(or --demo)")

@@ -175,5 +175,25 @@ def read_cifar(src: CifarSource, max_bytes: int) -> Iterator[Record]:
         offsets[split] += max(len(data), len(labels))
 
 
+def detect(path: str) -> dict:
+    """The variant and layout of the CIFAR folder at ``path`` (CIFAR-100 keeps ``train``/``test``/``meta``,
+    the binary layout ``*.bin``), so ``sluice init --cifar`` needs no flag for either."""
+    root = Path(path)
+    found = {}
+    for layout, suffix in (("python", ""), ("binary", ".bin")):
+        for variant in ("cifar10", "cifar100"):
+            if any((root / f"{n}{suffix}").is_file() for split in ("train", "test") for n in _FILES[variant][split]):
+                found = {"layout": layout, "variant": variant}
+                break
+        if found:
+            break
+    return {k: v for k, v in found.items() if v != CifarSource.model_fields[k].default}
+
+
+def class_names(src: CifarSource) -> list[str] | None:
+    """The class names CIFAR's integer labels index, in index order (from its meta file)."""
+    return _label_names(Path(src.path), src)
+
+
 connector = Connector("source", "cifar", CifarSource, read_cifar,
-                      "CIFAR-10/100 batches, python-pickle or binary layout")
+                      "CIFAR-10/100 batches, python-pickle or binary layout", detect=detect, class_names=class_names)

@@ -135,5 +135,11 @@ def detect(path: str) -> dict:
     return found
 
 
+def class_names(src: ParquetSource) -> list[str] | None:
+    """``class_names``, else the Hugging Face ClassLabel names of the label column."""
+    return src.class_names or _hf_class_names(_open(src).schema, src.label_column)
+
+
 connector = Connector("source", "parquet", ParquetSource, read_parquet,
-                      "Parquet with an image column (bytes or a Hugging Face {bytes, path} struct)", detect=detect)
+                      "Parquet with an image column (bytes or a Hugging Face {bytes, path} struct)", detect=detect,
+                      class_names=class_names)

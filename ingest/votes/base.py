@@ -27,6 +27,9 @@ class VoteExport(Section):
     item_key: Annotated[str, AfterValidator(check_key)] = "auto"
     item_pattern: Annotated[str | None, AfterValidator(check_pattern)] = None
     item_replace: str | None = None  # with item_pattern: a re.sub template (\1, \g<name>)
+    # labels that are whole numbers are positions in this list (0 = its first), as in CIFAR-10N's arrays
+    # or CIFAR-10H's chosen_label; other labels land as they are
+    class_names: list[str] | None = Field(default=None, min_length=1)
 
 
 @dataclass
@@ -84,3 +87,15 @@ def times(texts: list[str | None], parse) -> tuple[pl.Series, int]:
     values = [parse(t) for t in texts]
     unparsed = sum(1 for t, v in zip(texts, values) if t and v is None)
     return pl.Series("submitted_at", values, dtype=pl.Datetime("us", "UTC")), unparsed
+
+
+def named_labels(labels: pl.Series, class_names: list[str] | None) -> pl.Series:
+    """Labels that are class indices (``"3"``, ``" 3 "``) as the class's name; anything else unchanged."""
+    if not class_names:
+        return labels
+    text = labels.str.strip_chars()
+    index = text.str.extract(r"^(\d{1,9})$").cast(pl.Int64)
+    names = pl.Series(class_names, dtype=pl.String)
+    valid = index.is_not_null() & (index < len(class_names))
+    named = names.gather(index.fill_null(0).clip(0, len(class_names) - 1))
+    return pl.select(pl.when(valid).then(named).otherwise(labels)).to_series().rename(labels.name)

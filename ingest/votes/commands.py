@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def register(sub) -> None:
     p = sub.add_parser("votes", help="land crowd vote exports (labels.exports) in crowd_votes",
-                       description="Land the vote exports of labels.exports (MTurk CSV, Label Studio JSON, long CSV) "
+                       description="Land the vote exports of labels.exports (MTurk CSV, Label Studio JSON, long CSV, wide tables) "
                                    "in crowd_votes. Idempotent: a rerun adds no votes. Aggregate with `sluice labels aggregate`.")
     cmds = p.add_subparsers(dest="votes_command", metavar="ACTION", required=True)
     i = cmds.add_parser("ingest", help="land the exports (all, or --export NAME)")

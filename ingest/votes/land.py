@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ingest.votes.base import Parsed
+from ingest.votes.base import Parsed, named_labels
 from sluice.connectors import get
 from sluice.errors import InputError
 from sluice.items import ItemIndex, normalize
@@ -59,7 +59,7 @@ class ExportStats:
 
 def vote_rows(parsed: Parsed, export, index: ItemIndex, run_id: str) -> pl.DataFrame:
     """The export's votes as ``crowd_votes`` rows, one per vote_id (first occurrence kept)."""
-    votes = parsed.votes
+    votes = parsed.votes.with_columns(named_labels(parsed.votes["label"], export.class_names))
     item = normalize(votes["item_ref"], export.item_pattern, export.item_replace).alias("item")
     return (
         votes.with_columns(vote_ids(export.kind, votes), item)

@@ -268,3 +268,49 @@ def test_class_folders_of_heic_photos_are_classes(tmp_path):
     (tmp_path / "train" / "notes").mkdir()
     (tmp_path / "train" / "notes" / "readme.txt").write_text("x")
     assert folder_classes(tmp_path) == ["cats", "people"]
+
+
+def _cifar(root: Path, names: list[bytes], files=("data_batch_1", "test_batch"), meta="batches.meta", key=b"label_names"):
+    import pickle
+
+    import numpy as np
+
+    root.mkdir()
+    for name in files:
+        (root / name).write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}))
+    (root / meta).write_bytes(pickle.dumps({key: names}))
+    return root
+
+
+def test_votes_as_class_indices_are_named_by_the_cifar_meta(run_cli, tmp_path):
+    """CIFAR-10N's file: a .pt dict of arrays, labels 0-9 in CIFAR's class order, rows = training images."""
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    _cifar(tmp_path / "cifar-10-batches-py", [b"airplane", b"automobile", b"bird"])
+    _cifar(tmp_path / "cifar-100-python", [b"apple", b"aquarium_fish"], files=("train", "test"), meta="meta",
+           key=b"fine_label_names")
+    labels = np.arange(9) % 3
+    torch.save({"clean_label": labels, "random_label1": labels, "random_label2": labels}, tmp_path / "human.pt")
+    res = _init(run_cli, tmp_path, "--cifar", str(tmp_path / "cifar-10-batches-py"), "--cifar",
+                str(tmp_path / "cifar-100-python"), "--votes", str(tmp_path / "human.pt"))
+    assert res.returncode == 0, res.stderr
+    assert "labels are class indices (0..2), named by source cifar-cifar-10-batches-py" in res.stdout
+    assert "no item column" in res.stderr  # 9 rows: not a CIFAR split's size, so the user is told to key them
+    params = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())
+    export = params["labels"]["exports"][0]
+    assert (export["kind"], export["label_columns"], export["class_names"]) == (
+        "wide", ["random_label1", "random_label2"], ["airplane", "automobile", "bird"])
+    assert [s.get("variant") for s in params["ingest"]["sources"]] == [None, "cifar100"]  # the folder told it
+
+
+def test_a_wide_csv_is_told_from_a_long_one(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    (tmp_path / "wide.csv").write_text("image,rater_1,rater_2\ncat/0.jpg,0,1\ndog/0.jpg,1,1\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "wide.csv"))
+    assert res.returncode == 0, res.stderr
+    export = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"][0]
+    assert (export["kind"], export["item_column"], export["label_columns"]) == ("wide", "image", ["rater_1", "rater_2"])
+    assert export["class_names"] == ["cat", "dog"]  # the class folders, sorted as torchvision's ImageFolder numbers them
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "wide.csv"), "--force")
+    assert res.returncode == 0 and "labels are class indices (0..1); set class_names" in res.stderr

@@ -67,8 +67,9 @@ def check_unknown_labels(unknown: pl.Series, total: int, vocab: Vocabulary, max_
         suggestion = (f"; near-spellings of classes: {', '.join(hints)} (fix labels.classes, or add them to "
                       f"labels.synonyms)")
     elif all(n.isdigit() and int(n) < len(vocab.classes) for n in names):
-        suggestion = ("; they look like class indices: map them with labels.synonyms "
-                      f"(e.g. '0': {vocab.classes[0]!r}) or list the classes in index order")
+        suggestion = ("; they look like class indices: set class_names on the vote export's labels.exports entry "
+                      "(the class names in index order) or map them with labels.synonyms "
+                      f"(e.g. '0': {vocab.classes[0]!r})")
     raise InputError(f"{unknown.len()} of {total} votes ({unknown.len() / total:.1%}) carry a label outside "
                      f"labels.classes (more than labels.max_unknown_label_share {max_share:.1%}); most common: "
                      f"{listed}{suggestion}")

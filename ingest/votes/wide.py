@@ -1,0 +1,225 @@
+"""A wide vote table: one row per item, one column per answer (an annotator, or an answer slot).
+
+Research label sets often ship this way rather than as one vote a row: CIFAR-10N's ``random_label1..3``
+(three Mechanical Turk answers for each CIFAR-10 training image, a PyTorch ``.pt`` dict of arrays in
+the training set's order), a spreadsheet with ``rater_1, rater_2, ...``, a NumPy array of shape
+(items, annotators). Every non-empty cell of a label column is one vote; an empty cell (or, in an
+array, a negative number or NaN) is no answer, not an error: wide tables are sparse by nature.
+
+Files: CSV / TSV (any delimiter ``sluice.delimited`` knows), Parquet, ``.npy`` (1-D: one column ``0``;
+2-D: columns ``0, 1, ...``), ``.npz`` and ``.pt`` (named 1-D arrays). A ``.pt`` is a zip holding a
+pickle: it is read with the same allow-list as CIFAR's pickles (numpy arrays, plain containers); one
+holding torch tensors goes through ``torch.load(weights_only=True)``. Nothing in it can run code.
+
+The worker of a vote is the column's name unless ``worker_columns`` names, for each label column, the
+column holding who gave that answer. The item is ``item_column``'s value, or with none the row's
+position (``0, 1, ...``): then ``item_key`` says which landed images those positions are (the CIFAR
+connector records ``train_index`` and ``test_index`` in torchvision's order).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from ingest.votes.base import Parsed, Reject, VoteExport
+from sluice.connectors import Connector
+from sluice.delimited import DELIMITERS, read_delimited
+from sluice.errors import InputError
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth")
+TABLE_SUFFIXES = (".parquet", ".pq")
+# column names that hold a reference or a derived answer, never one person's vote (CIFAR-10N's
+# clean_label / aggre_label / worse_label, CIFAR-10H's true_label, "majority", "gold", ...)
+_NOT_VOTES = ("clean", "true", "truth", "gold", "golden", "reference", "aggre", "aggregate", "majority",
+              "consensus", "worse", "worst", "given", "original", "target", "expected")
+
+
+class WideVotesExport(VoteExport):
+    """One row per item, one column per answer."""
+
+    kind: Literal["wide"]
+    label_columns: list[str] = Field(min_length=1)  # each holds one answer per item (npy: "0", "1", ...)
+    item_column: str | None = None  # null: the row's position (0, 1, ...) names the item; set item_key
+    worker_columns: list[str] | None = None  # one per label column: who gave that answer; null: the column's name
+    delimiter: str | None = None  # CSV only; null = detected
+
+
+def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None = None) -> dict[str, pl.Series]:
+    """The file's columns as string Series (all of them, or ``wanted``), empty answers null."""
+    suffix = path.suffix.lower()
+    if suffix in ARRAY_SUFFIXES:
+        found = _arrays(path)
+    elif suffix in TABLE_SUFFIXES:
+        found = _parquet(path, wanted)
+    else:
+        if wanted is None and delimiter is None:  # every column wanted: the delimiter that splits the header most
+            with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+                header = f.readline()
+            delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([header], delimiter=d), [])))
+        frame = read_delimited(path, wanted or [], delimiter, f"wide vote file {path.name}")
+        found = {c.strip(): frame[c] for c in frame.columns}
+    if wanted is not None:
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            raise InputError(f"{path}: no column {', '.join(repr(c) for c in missing)} (it has "
+                             f"{', '.join(repr(c) for c in found) or 'none'}); fix label_columns / item_column / "
+                             "worker_columns of its labels.exports entry")
+        found = {c: found[c] for c in wanted}
+    lengths = {len(s) for s in found.values()}
+    if len(lengths) > 1:
+        raise InputError(f"{path}: its columns differ in length ({', '.join(f'{c} {len(s)}' for c, s in found.items())}); "
+                         "a wide vote file holds one answer per item in each")
+    return {name: _as_text(s) for name, s in found.items()}
+
+
+def _as_text(s: pl.Series) -> pl.Series:
+    """Answers as text: whole numbers without ``.0``, negative numbers and NaN as no answer."""
+    v = pl.col("v")
+    frame = pl.DataFrame({"v": s})
+    if s.dtype.is_float():
+        frame = frame.select(pl.when(v.is_nan() | (v < 0)).then(None).otherwise(v).alias("v"))
+        known = frame["v"].drop_nulls()
+        if (known == known.round()).all():
+            frame = frame.select(v.cast(pl.Int64))
+    elif s.dtype.is_integer():
+        frame = frame.select(pl.when(v < 0).then(None).otherwise(v).alias("v"))
+    elif s.dtype == pl.Boolean:
+        frame = frame.select(v.cast(pl.Int8))
+    text = frame.select(v.cast(pl.String).str.strip_chars())["v"]
+    return pl.select(pl.when(text == "").then(None).otherwise(text)).to_series().rename(s.name)
+
+
+def _parquet(path: Path, wanted: list[str] | None) -> dict[str, pl.Series]:
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise InputError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    return {c: frame[c] for c in frame.columns if frame[c].dtype.is_numeric() or frame[c].dtype in (pl.String, pl.Boolean)
+            or (wanted is not None and c in wanted)}
+
+
+def _arrays(path: Path) -> dict[str, pl.Series]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+            if data.ndim == 1:
+                data = data[:, None]
+            if data.ndim != 2:
+                raise InputError(f"{path}: a {data.ndim}-D array; a wide vote array is (items,) or (items, answers)")
+            return {str(j): pl.Series(data[:, j]) for j in range(data.shape[1])}
+        named = dict(np.load(path, allow_pickle=False)) if suffix == ".npz" else _torch_dict(path)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise InputError(f"{path}: not a readable {suffix} file ({err})") from None
+    arrays = {str(k): np.asarray(v) for k, v in named.items() if np.asarray(v).ndim == 1 and np.asarray(v).size > 1}
+    if not arrays:
+        raise InputError(f"{path}: holds no 1-D arrays of answers (found {', '.join(map(str, named)) or 'nothing'})")
+    return {k: pl.Series(v) for k, v in arrays.items()}
+
+
+def _torch_dict(path: Path) -> dict:
+    """A ``torch.save``d dict of arrays, read without running the pickle's code (see module doc)."""
+    from ingest.safe_pickle import ForbiddenGlobal, RestrictedUnpickler
+
+    with zipfile.ZipFile(path) as z:
+        inner = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+        if inner is None:
+            raise InputError(f"{path}: not a torch.save file (no data.pkl inside)")
+        data = z.read(inner)
+    try:
+        loaded = RestrictedUnpickler(io.BytesIO(data)).load()
+    except pickle.UnpicklingError as err:  # ForbiddenGlobal included
+        if "torch" not in str(err) and "persistent" not in str(err):
+            kind = "refused to unpickle" if isinstance(err, ForbiddenGlobal) else "not a readable torch.save file"
+            raise InputError(f"{path}: {kind}: {err} (only arrays and plain containers)") from None
+        import torch  # tensors: torch's own allow-listed loader
+
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in loaded.items()} \
+            if isinstance(loaded, dict) else loaded
+    if not isinstance(loaded, dict):
+        raise InputError(f"{path}: holds a {type(loaded).__name__}, not a dict of named label arrays")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in loaded.items()}
+
+
+def read(export: WideVotesExport) -> Parsed:
+    path = Path(export.path)
+    if export.worker_columns is not None and len(export.worker_columns) != len(export.label_columns):
+        raise InputError(f"vote export '{export.name}': worker_columns names {len(export.worker_columns)} columns for "
+                         f"{len(export.label_columns)} label_columns; give one worker column per label column")
+    wanted = list(dict.fromkeys([*export.label_columns, *(export.worker_columns or []),
+                                 *([export.item_column] if export.item_column else [])]))
+    cols = columns(path, wanted, export.delimiter)
+    n = len(cols[export.label_columns[0]])
+    item = cols[export.item_column] if export.item_column else pl.Series(range(n)).cast(pl.String)
+    line = 2 if path.suffix.lower() not in ARRAY_SUFFIXES + TABLE_SUFFIXES else 0  # CSV: the header is line 1
+    parts, rejects = [], []
+    for j, label_col in enumerate(export.label_columns):
+        worker = cols[export.worker_columns[j]] if export.worker_columns else pl.repeat(label_col, n, eager=True)
+        frame = pl.DataFrame({"item_ref": item, "worker_id": worker, "label": cols[label_col]}).with_row_index("__row")
+        answered = frame.filter(pl.col("label").is_not_null())
+        bad = answered.filter(pl.col("item_ref").is_null() | pl.col("worker_id").is_null())
+        rejects += [Reject(f"{path}:{r['__row'] + line}" if line else f"{path}:row {r['__row']}", "missing_field",
+                           f"{label_col} answered with an empty " + ("item" if r["item_ref"] is None else "worker"))
+                    for r in bad.iter_rows(named=True)]
+        parts.append(answered.filter(pl.col("item_ref").is_not_null() & pl.col("worker_id").is_not_null()).drop("__row"))
+    votes = pl.concat(parts) if parts else pl.DataFrame(schema={"item_ref": pl.String, "worker_id": pl.String, "label": pl.String})
+    votes = votes.with_columns(task_id=pl.lit(None, pl.String), assignment=pl.lit(""), status=pl.lit("submitted"),
+                               submitted_at=pl.lit(None, pl.Datetime("us", "UTC")))
+    return Parsed(votes, rejects)
+
+
+def detect(path: str) -> dict:
+    """The label (and item, worker) columns of a wide vote file: a numbered family of columns
+    (``random_label1..3``, ``rater_1, rater_2``), else every column that is not a reference answer."""
+    from ingest.votes.plain_csv import COLUMN_NAMES, _key
+
+    cols = columns(Path(path))
+    names = list(cols)
+    items = {_key(n): n for n in names}
+    item = next((items[k] for k in COLUMN_NAMES["item"] + ("index", "idx", "id") if k in items), None)
+    families: dict[str, dict[str, str]] = {}
+    for name in names:
+        m = re.fullmatch(r"(.*?)[\s_\-.]*(\d+)", name)
+        if m and name != item:
+            families.setdefault(_key(m.group(1)), {})[m.group(2)] = name
+    numbered = {stem: f for stem, f in families.items() if len(f) >= 2}
+    # worker_1, worker_2 beside label_1, label_2 say who answered; rater_1, rater_2 alone are the answers
+    workers = [f for stem, f in numbered.items() if stem in COLUMN_NAMES["worker"]
+               and any(set(g) == set(f) and o not in COLUMN_NAMES["worker"] for o, g in numbered.items())]
+    labels = [f for f in numbered.values() if f not in workers]
+    found: dict = {}
+    if labels:
+        family = max(labels, key=len)
+        found["label_columns"] = [family[k] for k in sorted(family, key=int)]
+        pair = next((w for w in workers if set(w) == set(family)), None)
+        if pair:
+            found["worker_columns"] = [pair[k] for k in sorted(pair, key=int)]
+    else:  # named arrays (CIFAR-100N's noisy_label) or Parquet columns; a CSV needs a numbered family
+        plain = [n for n in names if n != item and not any(w in _key(n) for w in _NOT_VOTES)]
+        if not plain or Path(path).suffix.lower() not in ARRAY_SUFFIXES + TABLE_SUFFIXES:
+            raise InputError(f"{path}: cannot tell which columns hold the votes (it has {', '.join(names)}); set "
+                             "label_columns on its labels.exports entry in params.yaml")
+        found["label_columns"] = plain
+    if item:
+        found["item_column"] = item
+    else:  # positions: CIFAR's split sizes in torchvision's order, as the cifar connector records them
+        n = len(cols[found["label_columns"][0]])
+        index = {50_000: "column:train_index", 10_000: "column:test_index"}.get(n)
+        if index:
+            found["item_key"] = index
+    return found
+
+
+CONNECTOR = Connector("votes", "wide", WideVotesExport, read, "wide table (CSV, Parquet, .npy/.npz/.pt arrays), "
+                      "one row per item, one column per answer", detect=detect)
