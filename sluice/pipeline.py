@@ -14,6 +14,8 @@ shell has).
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +90,15 @@ def _local(path: str | None) -> bool:
 
 
 def _source_paths(raw: dict) -> list[str]:
-    return [s["path"] for s in _get(raw, "ingest.sources", []) or [] if _local(s.get("path"))]
+    """Each local source's path, and an image folder's labels file when it lies outside the folder."""
+    out = []
+    for s in _get(raw, "ingest.sources", []) or []:
+        if _local(s.get("path")):
+            out.append(s["path"])
+            labels, folder = s.get("labels_file"), os.path.normpath(s["path"])
+            if labels and not os.path.normpath(labels).startswith(folder + os.sep):
+                out.append(labels)
+    return out
 
 
 def _site_dir(raw: dict) -> list[str]:

@@ -1,8 +1,9 @@
 """Image folders: ``root/<class>/<file>`` or ``root/<split>/<class>/<file>``; any format Pillow reads.
 
 With ``label_from: none`` the folders carry no labels (images waiting for crowd votes): every image
-file under ``root`` (or under ``root/<split>/``) lands with no source label. ``item_id`` is the
-file's path relative to ``root``.
+file under ``root`` (or under ``root/<split>/``) lands with no source label. With ``label_from: file``
+a flat folder's labels come from a CSV naming each file (``labels_file``; see ``labels_file.py``).
+``item_id`` is the file's path relative to ``root``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
+
 from ingest.sources.base import Record, SourceConfig, require_dir, safe_text
+from ingest.sources.labels_file import beside, find_columns, match
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -22,20 +26,30 @@ IMAGE_EXTENSIONS = image_extensions()
 
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
-    label_from: Literal["folder", "none"] = "folder"  # none: unlabelled images (e.g. waiting for votes)
+    label_from: Literal["folder", "none", "file"] = "folder"  # none: unlabelled (e.g. waiting for votes)
+    labels_file: str | None = None  # label_from: file: a CSV / TSV naming each image's file and label
+    file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
+    label_column: str | None = None  # null = found by name (label, class, category, target, ...)
+    split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
 
+    @model_validator(mode="after")
+    def _labels_file_with_file(self):
+        if (self.label_from == "file") != (self.labels_file is not None):
+            raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        return self
 
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
     """(split, folder, label) for each folder whose files are images; raises when there are none."""
     top = sorted(p for p in root.iterdir() if p.is_dir())
     split_level = bool(top) and all(p.name.lower() in SPLIT_DIRS for p in top)
-    if src.label_from == "none":
+    if src.label_from != "folder":
         return [(SPLIT_DIRS[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
     groups = [(SPLIT_DIRS[s.name.lower()], c, c.name) for s in top for c in sorted(s.iterdir()) if c.is_dir()] \
         if split_level else [(None, c, c.name) for c in top]
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
-                         f"{root}/train/<class>/<image>; set label_from: none for unlabelled images)")
+                         f"{root}/train/<class>/<image>; set label_from: file with a labels_file naming each image's "
+                         "label, or label_from: none for unlabelled images)")
     return groups
 
 
@@ -69,22 +83,52 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     root = Path(src.path)
     require_dir(root, f"image folder of source '{src.name}'")
     groups = _groups(root, src)
+    labels_file = Path(src.labels_file).absolute() if src.labels_file else None
     found = False
     for path in _stray_files(root, groups):
         found = True
-        if src.label_from == "none":  # a file beside the split folders: an image all the same
+        if path.absolute() == labels_file:
+            continue
+        if src.label_from != "folder":  # a file beside the split folders: an image all the same
             yield _record(path, root, max_bytes, None, None)
         else:
             yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                          details="file is not inside a class folder, so it has no label")
-    for split, folder, label in groups:
-        for path in sorted(folder.rglob("*")):
-            if not path.is_dir():
-                found = True
-                yield _record(path, root, max_bytes, label, split)
+    if labels_file is None:  # streamed: a million files are never listed at once
+        for split, folder, label in groups:
+            for path in sorted(folder.rglob("*")):
+                if not path.is_dir():
+                    found = True
+                    yield _record(path, root, max_bytes, label, split)
+    else:
+        files = [(split, path) for split, folder, _ in groups
+                 for path in sorted(folder.rglob("*")) if not path.is_dir() and path.absolute() != labels_file]
+        named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
+                      src.file_column, src.label_column, src.split_column)
+        yield from named.rejects
+        for split, path in files:
+            found = True
+            label, listed_split = named.by_image.get(path, (None, None))
+            yield _record(path, root, max_bytes, label, split or SPLIT_DIRS.get(listed_split or ""))
     if not found:
         raise InputError(f"{root}: image folder of source '{src.name}' contains no files")
 
 
+def detect(path: str) -> dict:
+    """For a flat folder (no class folders): its labels file (see ``labels_file.beside``) and columns, else
+    ``label_from: none`` (images land unlabelled, e.g. for crowd votes). A class-folder layout needs nothing."""
+    root = Path(path)
+    try:
+        _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
+        return {}
+    except InputError:
+        pass
+    labels = beside(root)
+    if labels is None:
+        return {"label_from": "none"}
+    return {"label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
+
+
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
-                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none")
+                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none | file",
+                      detect=detect)

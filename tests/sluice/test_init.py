@@ -314,3 +314,18 @@ def test_a_wide_csv_is_told_from_a_long_one(run_cli, tmp_path):
     assert export["class_names"] == ["cat", "dog"]  # the class folders, sorted as torchvision's ImageFolder numbers them
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "wide.csv"), "--force")
     assert res.returncode == 0 and "labels are class indices (0..1); set class_names" in res.stderr
+
+
+def test_a_flat_folder_labelled_by_a_csv_beside_it(run_cli, tmp_path):
+    """Kaggle's layout (train/ + train.csv): the labels file is found, and a change to it reruns ingest."""
+    (tmp_path / "train").mkdir()
+    for i in range(2):
+        Image.new("RGB", (20, 20), (90 * i, 10, 10)).save(tmp_path / "train" / f"{i}.jpg")
+    (tmp_path / "train.csv").write_text("id,breed\n0,husky\n1,pug\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "train"))
+    assert res.returncode == 0, res.stderr
+    assert "label_from=file" in res.stdout and "label_column=breed" in res.stdout
+    source = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"][0]
+    assert (source["label_from"], source["file_column"], source["label_column"]) == ("file", "id", "breed")
+    deps = yaml.safe_load((tmp_path / "proj" / "dvc.yaml").read_text())["stages"]["ingest_public"]["deps"]
+    assert source["labels_file"] in deps and source["path"] in deps

@@ -1,0 +1,123 @@
+"""A labels file beside a flat image folder: one row per image naming its file and its label.
+
+The layout of many published sets and most competition data (``train/`` plus ``train.csv`` with
+``id,label``): the class is not a folder. A row names its image by relative path (``train/a.jpg``), by
+file name (``a.jpg``) or by stem (``a``, the usual ``id``), tried in that order; a name that fits several
+images names none of them (quarantined as ``ambiguous_file_name``, never guessed). An image no row
+names lands unlabelled (a test folder usually has no labels); a row that names no image, and a later
+row giving an image a different label, are quarantined with the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.sources.base import Record
+from sluice.delimited import DELIMITERS, read_delimited
+from sluice.errors import InputError
+
+# header names, matched ignoring case, spaces, "-" and "_" (most specific first)
+FILE_NAMES = ("file", "filename", "filepath", "path", "imagepath", "image", "imagefile", "imagename", "imageid", "img",
+              "id", "idcode", "name", "fname", "sample", "sampleid")
+LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "breed", "species", "diagnosis", "y")
+SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
+
+
+def _key(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def find_columns(path: Path) -> dict:
+    """The file, label (and split) columns of a labels file by their usual names; InputError when unsure."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        line = f.readline().rstrip("\r\n")
+    header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)]
+    by_key = {}
+    for name in header:
+        by_key.setdefault(_key(name), name)
+    found = {role: next((by_key[k] for k in names if k in by_key), None)
+             for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES))}
+    if not found["file_column"] and len(header) == 2:  # two columns, neither named as usual: file, then label
+        found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
+    if not found["file_column"] or not found["label_column"] or found["file_column"] == found["label_column"]:
+        raise InputError(f"{path}: cannot tell which columns of this labels file hold the file name and the label "
+                         f"(found {line[:120]!r}); set file_column and label_column on its ingest.sources entry")
+    return {k: v for k, v in found.items() if v}
+
+
+@dataclass
+class FileLabels:
+    """The labels file read and matched against the folder's images."""
+
+    by_image: dict[Path, tuple[str, str | None]] = field(default_factory=dict)  # image -> (label, split)
+    rejects: list[Record] = field(default_factory=list)
+
+
+def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
+          split_column: str | None) -> FileLabels:
+    found = find_columns(labels_file) if not (file_column and label_column) else {}
+    file_column = file_column or found["file_column"]
+    label_column = label_column or found["label_column"]
+    split_column = split_column or found.get("split_column")
+    required = [file_column, label_column] + ([split_column] if split_column else [])
+    rows = read_delimited(labels_file, required, None, f"labels file {labels_file.name}").with_row_index("line", offset=2)
+    index: dict[str, list[Path]] = {}
+    for image in images:
+        rel = image.relative_to(root).as_posix()
+        for key in dict.fromkeys((rel, image.name, image.stem)):
+            index.setdefault(key, []).append(image)
+    out = FileLabels()
+    for line, name, label, split in zip(rows["line"], rows[file_column], rows[label_column],
+                                        rows[split_column] if split_column else [None] * rows.height):
+        where = f"{labels_file}:{line}"
+        key = (name or "").strip().removeprefix("./")
+        hits = index.get(key) or index.get(Path(key).name) or []
+        if not key or label is None or not label.strip():
+            out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
+                                      details=f"empty {'file name' if not key else 'label'}"))
+        elif not hits:
+            out.rejects.append(Record(where, item_id=key, reject="label_for_missing_file",
+                                      details=f"no image in {root} is named {key!r}"))
+        elif len(hits) > 1:
+            out.rejects.append(Record(where, item_id=key, reject="ambiguous_file_name",
+                                      details=f"{key!r} names {len(hits)} images ({hits[0].relative_to(root)}, "
+                                              f"{hits[1].relative_to(root)}, ...); name it by its path"))
+        elif hits[0] in out.by_image and out.by_image[hits[0]][0] != label.strip():
+            out.rejects.append(Record(where, item_id=key, reject="conflicting_label",
+                                      details=f"{key!r} labelled {label.strip()!r} here and "
+                                              f"{out.by_image[hits[0]][0]!r} on an earlier line (the first kept)"))
+        else:
+            out.by_image.setdefault(hits[0], (label.strip(), (split or "").strip().lower() or None))
+    return out
+
+
+PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # over e.g. a sample submission
+
+
+def beside(root: Path) -> Path | None:
+    """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv``...
+    or the one CSV whose columns say file and label; else next to it, ``<folder>.csv`` (Kaggle's ``train/``
+    + ``train.csv``), ``<folder>_labels.csv`` or ``labels.csv``."""
+    inside = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
+    by_stem = {_key(p.stem): p for p in inside}
+    preferred = next((by_stem[k] for k in PREFERRED if k in by_stem), None)
+    if preferred:
+        return preferred
+    readable = [p for p in inside if _has_columns(p)]
+    if len(readable) == 1:
+        return readable[0]
+    for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv"):
+        if (root.parent / name).is_file():
+            return root.parent / name
+    return None
+
+
+def _has_columns(path: Path) -> bool:
+    try:
+        find_columns(path)
+    except (InputError, OSError):
+        return False
+    return True

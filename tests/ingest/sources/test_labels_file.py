@@ -1,0 +1,94 @@
+"""A flat image folder labelled by a CSV (``label_from: file``): matching, rejects, detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest import public
+from ingest.sources.image_folder import ImageFolderSource, detect
+from ingest.sources.labels_file import find_columns
+from sluice.errors import ConfigError, InputError
+
+
+def kaggle(root, png):
+    """Kaggle's usual layout: train/ and test/ of flat files, train.csv naming ids, a sample submission."""
+    for split, names in (("train", ["a1", "b2", "c3", "d4"]), ("test", ["t1"])):
+        (root / split).mkdir(parents=True)
+        for i, name in enumerate(names):
+            (root / split / f"{name}.jpg").write_bytes(png(hash((split, i)) % 1000))
+    (root / "train" / "e5.png").write_bytes(png(77))  # named by its path in the CSV
+    (root / "train" / "a1.png").write_bytes(png(78))  # shares the stem a1 with train/a1.jpg
+    (root / "train.csv").write_text(
+        "id,label\n"
+        "a1.jpg,cat\n"  # line 2: by file name
+        "b2,dog\n"  # 3: by stem
+        "train/e5.png,dog\n"  # 4: by path
+        "b2,cat\n"  # 5: a second, different label: quarantined, the first kept
+        "b2,dog\n"  # 6: the same label again: nothing to say
+        "gone,cat\n"  # 7: no such image
+        "a1,dog\n"  # 8: stem of two images
+        "c3,\n")  # 9: no label
+    (root / "sample_submission.csv").write_text("id,label\nt1,cat\n")
+    return root
+
+
+def test_a_flat_folder_takes_its_labels_from_the_csv(tmp_path, make_params, lake, png):
+    root = kaggle(tmp_path / "data", png)
+    found = detect(str(root))
+    assert found == {"label_from": "file", "labels_file": (root / "train.csv").as_posix(), "file_column": "id",
+                     "label_column": "label"}  # train.csv over the sample submission
+    params = make_params({"ingest": {"batch_rows": 3, "sources": [
+        {"name": "k", "kind": "image_folder", "path": str(root), **found}]}})
+    stats = public.run(params)["sources"]["k"]
+    assert stats["quarantine_reasons"] == {"conflicting_label": 1, "label_for_missing_file": 1,
+                                           "ambiguous_file_name": 1, "missing_field": 1, "not_an_image_extension": 1}
+    rows = {r["item_id"]: r for r in lake.read("raw_images").to_pylist()}
+    assert {k: (r["source_label"], r["split_hint"]) for k, r in rows.items()} == {
+        "train/a1.jpg": ("cat", "train"), "train/b2.jpg": ("dog", "train"), "train/e5.png": ("dog", "train"),
+        "train/c3.jpg": (None, "train"), "train/d4.jpg": (None, "train"), "train/a1.png": (None, "train"),
+        "test/t1.jpg": (None, "test")}  # images no row labels land unlabelled, never dropped
+    where = {r["reason"]: r for r in lake.read("quarantine").to_pylist()}
+    assert where["conflicting_label"]["row_key"].endswith("train.csv:5")
+    assert where["label_for_missing_file"]["row_key"].endswith("train.csv:7")
+    assert where["ambiguous_file_name"]["row_key"].endswith("train.csv:8")
+
+
+def test_the_labels_file_beside_the_folder_and_a_split_column(tmp_path, make_params, lake, png):
+    (tmp_path / "train").mkdir()
+    for i in range(3):
+        (tmp_path / "train" / f"{i}.png").write_bytes(png(i))
+    (tmp_path / "train.csv").write_text("file_name;class;subset\n0.png;cat;train\n1.png;dog;validation\n2.png;cat;\n")
+    found = detect(str(tmp_path / "train"))
+    assert found["labels_file"] == (tmp_path / "train.csv").as_posix() and found["split_column"] == "subset"
+    public.run(make_params({"ingest": {"sources": [
+        {"name": "k", "kind": "image_folder", "path": str(tmp_path / "train"), **found}]}}))
+    rows = {r["item_id"]: (r["source_label"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {"0.png": ("cat", "train"), "1.png": ("dog", "val"), "2.png": ("cat", None)}
+
+
+def test_a_flat_folder_without_labels_lands_unlabelled_and_class_folders_need_nothing(tmp_path, png):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "0.png").write_bytes(png(0))
+    assert detect(str(tmp_path / "flat")) == {"label_from": "none"}
+    (tmp_path / "classes" / "cat").mkdir(parents=True)
+    (tmp_path / "classes" / "cat" / "0.png").write_bytes(png(0))
+    (tmp_path / "classes" / "notes.csv").write_text("a,b\n")
+    assert detect(str(tmp_path / "classes")) == {}
+
+
+def test_mistakes_are_one_line(tmp_path, make_params):
+    (tmp_path / "odd.csv").write_text("x,y,z\n1,2,3\n")
+    with pytest.raises(InputError, match="set file_column and label_column"):
+        find_columns(tmp_path / "odd.csv")
+    assert find_columns(_two(tmp_path)) == {
+        "file_column": "photo", "label_column": "kind"}
+    with pytest.raises(ValueError, match="label_from: file and labels_file go together"):
+        ImageFolderSource(name="s", kind="image_folder", path="p", label_from="file")
+    with pytest.raises(ConfigError, match="labels_file go together"):
+        make_params({"ingest": {"sources": [{"name": "s", "kind": "image_folder", "path": "p", "labels_file": "l.csv"}]}})
+
+
+def _two(tmp_path):
+    """Two columns named nothing usual: the file, then the label."""
+    (tmp_path / "two.csv").write_text("photo,kind\n0.png,cat\n")
+    return tmp_path / "two.csv"
