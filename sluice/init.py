@@ -130,8 +130,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     p = _existing(path, "vote file")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.suffix.lower() == ".json":
-        return {**entry, "kind": "label_studio"}
-    if p.suffix.lower() in WIDE_SUFFIXES:
+        kind = "label_studio"
+    elif p.suffix.lower() in WIDE_SUFFIXES:
         kind = "wide"
     else:
         with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:

@@ -111,4 +111,24 @@ def read(export: LabelStudioExport) -> Parsed:
     return Parsed(votes, rejects, unparsed)
 
 
-CONNECTOR = Connector("votes", "label_studio", LabelStudioExport, read, "Label Studio JSON export (choices)")
+_IMAGE_REF = r"(?i)(\.(jpe?g|png|gif|bmp|webp|tiff?|heic)(\?.*)?$|^https?://|/data/(local-files|upload)/)"
+
+
+def detect(path: str) -> dict:
+    """``data_key`` when the tasks name their image under another key than ``image`` (``img``,
+    ``image_url``, ``$photo``...): the one data key whose values look like image references."""
+    import re
+
+    tasks = [t for t in _load(Path(path), Path(path).name)[:200] if isinstance(t, dict)]
+    datas = [t["data"] if isinstance(t.get("data"), dict) else t for t in tasks]
+    if not datas or any("image" in d for d in datas):
+        return {}
+    keys = {k for d in datas for k, v in d.items() if isinstance(v, str) and re.search(_IMAGE_REF, v.strip())}
+    if len(keys) != 1:
+        raise InputError(f"{path}: cannot tell which task data key names the image (keys: "
+                         f"{', '.join(sorted({k for d in datas for k in d}))}); set data_key on its labels.exports entry")
+    return {"data_key": keys.pop()}
+
+
+CONNECTOR = Connector("votes", "label_studio", LabelStudioExport, read, "Label Studio JSON export (choices)",
+                      detect=detect)

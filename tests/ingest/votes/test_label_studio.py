@@ -112,3 +112,20 @@ def test_json_min_export(landed, tmp_path):
     assert (stats.new, stats2.new, stats.pending_items) == (1, 1, 0)
     v = votes(landed).sort("task_id")
     assert v.select("label", "worker_id", "image_id").rows() == [("cat", "4", image_id(URIS[0])), ("dog", "x@y", image_id(URIS[2]))]
+
+
+def test_the_data_key_naming_the_image_is_found(tmp_path):
+    from ingest.votes.label_studio import detect
+    from sluice.errors import InputError
+
+    def export(tasks) -> str:
+        path = tmp_path / "ls.json"
+        path.write_text(json.dumps(tasks))
+        return str(path)
+
+    assert detect(export([{"id": 1, "data": {"image": "/data/upload/1/ab12cd34-a.png"}}])) == {}
+    assert detect(export([{"id": 1, "data": {"caption": "a cat", "img": "/data/local-files/?d=cats/a.jpg"}},
+                          {"id": 2, "data": {"caption": "a dog", "img": "https://example.org/b"}}])) == {"data_key": "img"}
+    assert detect(export([{"id": 1, "photo": "s3://bucket/a.JPG", "annotator": 3, "choice": "cat"}])) == {"data_key": "photo"}
+    with pytest.raises(InputError, match="set data_key"):
+        detect(export([{"id": 1, "data": {"left": "a.png", "right": "b.png"}}]))
