@@ -52,6 +52,9 @@ class WideVotesExport(VoteExport):
     item_column: str | None = None  # null: the row's position (0, 1, ...) names the item; set item_key
     worker_columns: list[str] | None = None  # one per label column: who gave that answer; null: the column's name
     delimiter: str | None = None  # CSV only; null = detected
+    # counts: each label column is a class and each cell how many people chose it (CIFAR-10H's
+    # cifar10h-counts.npy); such votes carry no worker: they land as one anonymous worker's
+    layout: Literal["answers", "counts"] = "answers"
 
 
 def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None = None) -> dict[str, pl.Series]:
@@ -117,6 +120,9 @@ def _arrays(path: Path) -> dict[str, pl.Series]:
                 data = data[:, None]
             if data.ndim != 2:
                 raise InputError(f"{path}: a {data.ndim}-D array; a wide vote array is (items,) or (items, answers)")
+            if data.dtype.kind == "f" and data.shape[1] > 1 and np.allclose(np.nansum(data, axis=1), 1, atol=1e-3):
+                raise InputError(f"{path}: each row sums to 1: class probabilities are not votes; give the votes, "
+                                 "or their counts per class with layout: counts")
             return {str(j): pl.Series(data[:, j]) for j in range(data.shape[1])}
         named = dict(np.load(path, allow_pickle=False)) if suffix == ".npz" else _torch_dict(path)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
@@ -163,20 +169,59 @@ def read(export: WideVotesExport) -> Parsed:
     n = len(cols[export.label_columns[0]])
     item = cols[export.item_column] if export.item_column else pl.Series(range(n)).cast(pl.String)
     line = 2 if path.suffix.lower() not in ARRAY_SUFFIXES + TABLE_SUFFIXES else 0  # CSV: the header is line 1
+
+    def where(row: int) -> str:
+        return f"{path}:{row + line}" if line else f"{path}:row {row}"
+
     parts, rejects = [], []
     for j, label_col in enumerate(export.label_columns):
-        worker = cols[export.worker_columns[j]] if export.worker_columns else pl.repeat(label_col, n, eager=True)
+        if export.layout == "counts":
+            worker = pl.repeat(ANONYMOUS, n, eager=True)
+        else:
+            worker = cols[export.worker_columns[j]] if export.worker_columns else pl.repeat(label_col, n, eager=True)
         frame = pl.DataFrame({"item_ref": item, "worker_id": worker, "label": cols[label_col]}).with_row_index("__row")
         answered = frame.filter(pl.col("label").is_not_null())
         bad = answered.filter(pl.col("item_ref").is_null() | pl.col("worker_id").is_null())
-        rejects += [Reject(f"{path}:{r['__row'] + line}" if line else f"{path}:row {r['__row']}", "missing_field",
+        rejects += [Reject(where(r["__row"]), "missing_field",
                            f"{label_col} answered with an empty " + ("item" if r["item_ref"] is None else "worker"))
                     for r in bad.iter_rows(named=True)]
-        parts.append(answered.filter(pl.col("item_ref").is_not_null() & pl.col("worker_id").is_not_null()).drop("__row"))
-    votes = pl.concat(parts) if parts else pl.DataFrame(schema={"item_ref": pl.String, "worker_id": pl.String, "label": pl.String})
-    votes = votes.with_columns(task_id=pl.lit(None, pl.String), assignment=pl.lit(""), status=pl.lit("submitted"),
+        answered = answered.filter(pl.col("item_ref").is_not_null() & pl.col("worker_id").is_not_null())
+        if export.layout == "counts":
+            answered, bad_counts = _counted(answered, label_col)
+            rejects += [Reject(where(r["__row"]), "bad_count", f"{label_col}: {r['label']!r} is not a count of votes")
+                        for r in bad_counts.iter_rows(named=True)]
+        else:
+            answered = answered.with_columns(assignment=pl.lit(""))
+        parts.append(answered.drop("__row"))
+    votes = pl.concat(parts) if parts else pl.DataFrame(schema={"item_ref": pl.String, "worker_id": pl.String,
+                                                                "label": pl.String, "assignment": pl.String})
+    if export.layout == "answers":
+        _refuse_fractions(votes["label"], path)
+    votes = votes.with_columns(task_id=pl.lit(None, pl.String), status=pl.lit("submitted"),
                                submitted_at=pl.lit(None, pl.Datetime("us", "UTC")))
     return Parsed(votes, rejects)
+
+
+ANONYMOUS = "anonymous"  # the worker of votes given as counts
+
+
+def _counted(answered: pl.DataFrame, label_col: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A class column of counts as that many votes for the class, each its own assignment (``<class>/<k>``)."""
+    counts = answered.with_columns(n=pl.col("label").cast(pl.Int64, strict=False))
+    bad = counts.filter(pl.col("n").is_null())
+    votes = (counts.filter(pl.col("n") > 0).with_columns(k=pl.int_ranges(0, pl.col("n"))).explode("k")
+             .select("__row", "item_ref", "worker_id", pl.lit(label_col).alias("label"),
+                     pl.format("{}/{}", pl.lit(label_col), pl.col("k")).alias("assignment")))
+    return votes, bad
+
+
+def _refuse_fractions(labels: pl.Series, path: Path) -> None:
+    """Class probabilities (CIFAR-10H's cifar10h-probs.npy) are soft labels, not votes: never read as classes."""
+    fractions = labels.str.contains(r"^-?\d*\.\d+$")
+    if fractions.sum() > 0.5 * max(labels.len(), 1):
+        example = labels.filter(fractions)[0]
+        raise InputError(f"{path}: its answers are fractions (e.g. {example}), not class indices or names: class "
+                         "probabilities are not votes; give the votes, or their counts per class with layout: counts")
 
 
 def detect(path: str) -> dict:
@@ -211,6 +256,8 @@ def detect(path: str) -> dict:
             raise InputError(f"{path}: cannot tell which columns hold the votes (it has {', '.join(names)}); set "
                              "label_columns on its labels.exports entry in params.yaml")
         found["label_columns"] = plain
+    if "count" in _key(Path(path).stem) or all("count" in _key(c) for c in found["label_columns"]):
+        found["layout"] = "counts"  # cifar10h-counts.npy: a column per class, how many chose it
     if item:
         found["item_column"] = item
     else:  # positions: CIFAR's split sizes in torchvision's order, as the cifar connector records them

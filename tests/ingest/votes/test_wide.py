@@ -138,3 +138,25 @@ def test_a_pickle_global_outside_the_allow_list_never_runs(tmp_path):
         z.writestr("archive/data.pkl", pickle.dumps({"a": print}, protocol=2))
     with pytest.raises(InputError, match="print. is not allowed"):
         read(export(path, label_columns=["a"]))
+
+
+def test_counts_per_class_are_that_many_votes_and_probabilities_are_refused(tmp_path):
+    """CIFAR-10H ships its votes as counts per class (cifar10h-counts.npy) and as probabilities."""
+    counts = np.array([[3, 0, 1], [0, 2, 0], [0, 0, 0]])
+    np.save(tmp_path / "cifar10h-counts.npy", counts)
+    found = detect(str(tmp_path / "cifar10h-counts.npy"))
+    assert found == {"label_columns": ["0", "1", "2"], "layout": "counts"}
+    parsed = read(export(tmp_path / "cifar10h-counts.npy", **found, class_names=CLASSES))
+    assert sorted(zip(parsed.votes["item_ref"], parsed.votes["label"])) == [
+        ("0", "0"), ("0", "0"), ("0", "0"), ("0", "2"), ("1", "1"), ("1", "1")]
+    assert parsed.votes["assignment"].n_unique() == 6 and parsed.votes["worker_id"].unique().to_list() == ["anonymous"]
+    (tmp_path / "counts.csv").write_text("image,cat,dog\na.png,2,1\nb.png,x,0\n")
+    parsed = read(export(tmp_path / "counts.csv", item_column="image", label_columns=["cat", "dog"], layout="counts"))
+    assert sorted(parsed.votes["label"].to_list()) == ["cat", "cat", "dog"]
+    assert [(r.where, r.reason) for r in parsed.rejects] == [(f"{tmp_path / 'counts.csv'}:3", "bad_count")]
+    np.save(tmp_path / "cifar10h-probs.npy", counts / np.maximum(counts.sum(1, keepdims=True), 1))
+    with pytest.raises(InputError, match="class probabilities are not votes"):
+        read(export(tmp_path / "cifar10h-probs.npy", **detect(str(tmp_path / "cifar10h-probs.npy"))))
+    np.save(tmp_path / "onehot.npy", np.eye(3))  # whole numbers, yet probabilities: every row sums to 1
+    with pytest.raises(InputError, match="each row sums to 1"):
+        read(export(tmp_path / "onehot.npy", label_columns=["0", "1", "2"]))
