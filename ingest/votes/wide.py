@@ -24,6 +24,7 @@ import io
 import pickle
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -53,7 +54,7 @@ class WideVotesExport(VoteExport):
     worker_columns: list[str] | None = None  # one per label column: who gave that answer; null: the column's name
     delimiter: str | None = None  # CSV only; null = detected
     # counts: each label column is a class and each cell how many people chose it (CIFAR-10H's
-    # cifar10h-counts.npy); such votes carry no worker: they land as one anonymous worker's
+    # cifar10h-counts.npy); such votes carry no worker: an item's k-th lands as worker anonymous-k
     layout: Literal["answers", "counts"] = "answers"
 
 
@@ -197,12 +198,14 @@ def read(export: WideVotesExport) -> Parsed:
                                                                 "label": pl.String, "assignment": pl.String})
     if export.layout == "answers":
         _refuse_fractions(votes["label"], path)
+    else:
+        votes = _anonymous_workers(votes)
     votes = votes.with_columns(task_id=pl.lit(None, pl.String), status=pl.lit("submitted"),
                                submitted_at=pl.lit(None, pl.Datetime("us", "UTC")))
     return Parsed(votes, rejects)
 
 
-ANONYMOUS = "anonymous"  # the worker of votes given as counts
+ANONYMOUS = "anonymous"  # the worker of votes given as counts, until _anonymous_workers numbers them
 
 
 def _counted(answered: pl.DataFrame, label_col: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -213,6 +216,17 @@ def _counted(answered: pl.DataFrame, label_col: str) -> tuple[pl.DataFrame, pl.D
              .select("__row", "item_ref", "worker_id", pl.lit(label_col).alias("label"),
                      pl.format("{}/{}", pl.lit(label_col), pl.col("k")).alias("assignment")))
     return votes, bad
+
+
+def _anonymous_workers(votes: pl.DataFrame) -> pl.DataFrame:
+    """Counts say what an item's voters chose, not who they were: the k-th vote of an item lands as worker
+    ``anonymous-k``, the item's votes shuffled by a stable hash first. Distinct workers per item keep every
+    vote (the labels stage counts one vote per worker and item), and the shuffle keeps any one pseudo-worker
+    from leaning to a class, so each looks like an average voter to Dawid-Skene."""
+    keys = (votes["item_ref"] + "\x1f" + votes["assignment"]).to_list()
+    order = pl.Series([zlib.crc32(k.encode()) for k in keys], dtype=pl.UInt32)
+    k = votes.with_columns(h=order).select((pl.col("h").rank("ordinal").over("item_ref") - 1).alias("k"))["k"]
+    return votes.with_columns(worker_id=pl.format("anonymous-{}", k))
 
 
 def _refuse_fractions(labels: pl.Series, path: Path) -> None:

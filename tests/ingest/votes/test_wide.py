@@ -149,7 +149,11 @@ def test_counts_per_class_are_that_many_votes_and_probabilities_are_refused(tmp_
     parsed = read(export(tmp_path / "cifar10h-counts.npy", **found, class_names=CLASSES))
     assert sorted(zip(parsed.votes["item_ref"], parsed.votes["label"])) == [
         ("0", "0"), ("0", "0"), ("0", "0"), ("0", "2"), ("1", "1"), ("1", "1")]
-    assert parsed.votes["assignment"].n_unique() == 6 and parsed.votes["worker_id"].unique().to_list() == ["anonymous"]
+    assert parsed.votes["assignment"].n_unique() == 6
+    first = parsed.votes.filter(pl.col("item_ref") == "0")  # distinct workers: the labels stage keeps one vote a worker
+    assert sorted(first["worker_id"]) == ["anonymous-0", "anonymous-1", "anonymous-2", "anonymous-3"]
+    assert read(export(tmp_path / "cifar10h-counts.npy", **found)).votes.equals(read(export(
+        tmp_path / "cifar10h-counts.npy", **found)).votes)  # the same workers every time: a re-ingest adds nothing
     (tmp_path / "counts.csv").write_text("image,cat,dog\na.png,2,1\nb.png,x,0\n")
     parsed = read(export(tmp_path / "counts.csv", item_column="image", label_columns=["cat", "dog"], layout="counts"))
     assert sorted(parsed.votes["label"].to_list()) == ["cat", "cat", "dog"]
