@@ -266,6 +266,8 @@ def detect(path: str) -> dict:
             found["worker_columns"] = [pair[k] for k in sorted(pair, key=int)]
     else:  # named arrays (CIFAR-100N's noisy_label) or Parquet columns; a CSV needs a numbered family
         plain = [n for n in names if n != item and not any(w in _key(n) for w in _NOT_VOTES)]
+        fine = [n for n in plain if not any(w in _key(n) for w in ("coarse", "superclass"))]
+        plain = fine or plain  # one label space: CIFAR-100's coarse labels are not votes for its fine classes
         if not plain or Path(path).suffix.lower() not in ARRAY_SUFFIXES + TABLE_SUFFIXES:
             raise InputError(f"{path}: cannot tell which columns hold the votes (it has {', '.join(names)}); set "
                              "label_columns on its labels.exports entry in params.yaml")

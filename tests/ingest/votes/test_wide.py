@@ -91,6 +91,8 @@ def test_user_errors_name_the_file_and_the_fix(tmp_path):
         read(export(tmp_path / "v.csv", item_column="image", label_columns=["r1", "r3"]))
     with pytest.raises(InputError, match="one worker column per label column"):
         read(export(tmp_path / "v.csv", label_columns=["r1", "r2"], worker_columns=["r1"]))
+    np.savez(tmp_path / "c100.npz", clean_label=np.zeros(3), noisy_label=np.zeros(3), noisy_coarse_label=np.zeros(3))
+    assert detect(str(tmp_path / "c100.npz")) == {"label_columns": ["noisy_label"]}  # CIFAR-100N: fine labels only
     np.savez(tmp_path / "ref.npz", clean_label=np.zeros(3), true_label=np.zeros(3))
     with pytest.raises(InputError, match="set label_columns"):
         detect(str(tmp_path / "ref.npz"))
