@@ -109,7 +109,9 @@ def folder_classes(folder: Path) -> list[str]:
     roots = [folder / s for s in ("train", "test", "val") if (folder / s).is_dir()] or [folder]
     found = set()
     for root in roots:
-        for sub in root.iterdir():
+        for sub in root.iterdir():  # not hidden folders nor macOS's __MACOSX zip residue (its ._x.jpg are not images)
+            if sub.name.startswith(".") or sub.name == "__MACOSX":
+                continue
             if sub.is_dir() and any(f.suffix.lower() in suffixes for f in sub.iterdir()):
                 found.add(sub.name)
     return sorted(found)
@@ -131,6 +133,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.suffix.lower() == ".json":
         kind = "label_studio"
+    elif p.suffix.lower() in (".parquet", ".pq"):
+        kind = "csv"  # one vote a row, else wide
     elif p.suffix.lower() in WIDE_SUFFIXES:
         kind = "wide"
     else:

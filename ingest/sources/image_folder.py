@@ -19,9 +19,11 @@ from ingest.sources.labels_file import beside, find_columns, match
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
+from sluice.stage import stage_logger
 
 SPLIT_DIRS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 IMAGE_EXTENSIONS = image_extensions()
+log = stage_logger("ingest")
 
 
 class ImageFolderSource(SourceConfig):
@@ -38,13 +40,35 @@ class ImageFolderSource(SourceConfig):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
         return self
 
+
+def metadata(path: Path) -> bool:
+    """A folder that holds no one's images: hidden (``.git``, ``.ipynb_checkpoints``) or macOS's ``__MACOSX``
+    zip residue (its ``._name.jpg`` files are resource forks, not pictures)."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not metadata(p))
+
+
+def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
+    """Every file under ``folder``, sorted, metadata folders left out (their names added to ``skipped``)."""
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).parts
+        hidden = next((part for part in rel[:-1] if metadata(Path(part))), None)
+        if hidden is not None:
+            skipped.add(hidden)
+        elif not path.is_dir():
+            yield path
+
+
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
     """(split, folder, label) for each folder whose files are images; raises when there are none."""
-    top = sorted(p for p in root.iterdir() if p.is_dir())
+    top = _subdirs(root)
     split_level = bool(top) and all(p.name.lower() in SPLIT_DIRS for p in top)
     if src.label_from != "folder":
         return [(SPLIT_DIRS[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
-    groups = [(SPLIT_DIRS[s.name.lower()], c, c.name) for s in top for c in sorted(s.iterdir()) if c.is_dir()] \
+    groups = [(SPLIT_DIRS[s.name.lower()], c, c.name) for s in top for c in _subdirs(s)] \
         if split_level else [(None, c, c.name) for c in top]
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
@@ -94,15 +118,15 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         else:
             yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                          details="file is not inside a class folder, so it has no label")
+    skipped = {p.name for d in [root, *_subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p)}
     if labels_file is None:  # streamed: a million files are never listed at once
         for split, folder, label in groups:
-            for path in sorted(folder.rglob("*")):
-                if not path.is_dir():
-                    found = True
-                    yield _record(path, root, max_bytes, label, split)
+            for path in _files(folder, skipped):
+                found = True
+                yield _record(path, root, max_bytes, label, split)
     else:
         files = [(split, path) for split, folder, _ in groups
-                 for path in sorted(folder.rglob("*")) if not path.is_dir() and path.absolute() != labels_file]
+                 for path in _files(folder, skipped) if path.absolute() != labels_file]
         named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
                       src.file_column, src.label_column, src.split_column)
         yield from named.rejects
@@ -110,23 +134,34 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             found = True
             label, listed_split = named.by_image.get(path, (None, None))
             yield _record(path, root, max_bytes, label, split or SPLIT_DIRS.get(listed_split or ""))
+    if skipped:
+        log.info(f"{src.name}: left out the metadata folders {', '.join(sorted(skipped))} (hidden, or macOS's "
+                 "__MACOSX: no images of anyone's)")
     if not found:
         raise InputError(f"{root}: image folder of source '{src.name}' contains no files")
 
 
 def detect(path: str) -> dict:
-    """For a flat folder (no class folders): its labels file (see ``labels_file.beside``) and columns, else
+    """The folder the layout starts in (``path``) when ``path`` only wraps it (one subfolder that holds folders);
+    for a flat folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else
     ``label_from: none`` (images land unlabelled, e.g. for crowd votes). A class-folder layout needs nothing."""
-    root = Path(path)
+    root = inner = Path(path)
+    while True:  # a wrapper folder (flowers/flowers/<class>/): the layout starts one level down
+        subdirs, files = _subdirs(inner), [p for p in inner.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+        if len(subdirs) != 1 or files or subdirs[0].name.lower() in SPLIT_DIRS or not _subdirs(subdirs[0]):
+            break
+        inner = subdirs[0]
+    moved = {"path": inner.absolute().as_posix()} if inner != root else {}
+    root, path = inner, str(inner)
     try:
         _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        return {}
+        return moved
     except InputError:
         pass
     labels = beside(root)
     if labels is None:
-        return {"label_from": "none"}
-    return {"label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
+        return {**moved, "label_from": "none"}
+    return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
 
 
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,

@@ -1,4 +1,4 @@
-"""A plain long CSV of votes: one row per vote (item, worker, label, optional time and task)."""
+"""A plain long CSV (or Parquet) of votes: one row per vote (item, worker, label, optional time and task)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ingest.votes.base import (
     times,
 )
 from sluice.connectors import Connector
-from sluice.delimited import DELIMITERS, read_delimited
+from sluice.delimited import DELIMITERS, read_delimited, require_file
 from sluice.errors import InputError
 
 
@@ -34,11 +34,31 @@ class CsvVotesExport(VoteExport):
     delimiter: str | None = None
 
 
+PARQUET = (".parquet", ".pq")  # the same long layout as a Parquet file (as Hugging Face datasets ship votes)
+
+
+def _parquet(path: Path, required: list[str]) -> pl.DataFrame:
+    """The required columns of a long Parquet file of votes, as trimmed strings (empty = null)."""
+    require_file(path, "vote file")
+    try:
+        schema = pl.read_parquet_schema(path)
+        missing = [c for c in required if c not in schema]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))} in vote Parquet (it has "
+                             f"{', '.join(map(repr, schema))}); set the column names in params.yaml")
+        frame = pl.read_parquet(path, columns=list(dict.fromkeys(required)))
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+    text = [pl.col(c).cast(pl.String).str.strip_chars() for c in frame.columns]
+    return frame.select([pl.when(t == "").then(None).otherwise(t).alias(c) for t, c in zip(text, frame.columns)])
+
+
 def read(export: CsvVotesExport) -> Parsed:
     path = Path(export.path)
     needed = {export.item_column: "item", export.worker_column: "worker", export.label_column: "label"}
     required = list(needed) + [c for c in (export.time_column, export.task_column, export.status_column) if c]
-    frame = read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
+    frame = _parquet(path, required) if path.suffix.lower() in PARQUET else \
+        read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
     frame, rejects = missing_field_rejects(frame, path, needed)
     texts = frame[export.time_column].to_list() if export.time_column else [None] * frame.height
     submitted, unparsed = times(texts, parse_iso)
@@ -99,9 +119,13 @@ def columns_of(header: list[str]) -> dict[str, str] | None:
 
 def detect(path: str) -> dict:
     """The ``*_column`` settings a vote CSV at ``path`` needs (none when it says item, worker, label)."""
-    with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        line = f.readline().rstrip("\r\n")
-    header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
+    if Path(path).suffix.lower() in PARQUET:
+        header = list(pl.read_parquet_schema(path))
+        line = ",".join(header)
+    else:
+        with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
+            line = f.readline().rstrip("\r\n")
+        header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
     header = [c.strip() for c in header]
     found = columns_of(header)
     if found is None:

@@ -132,3 +132,36 @@ def test_iphone_heic_photos_land(tmp_path, make_params, lake):
     stats = public.run(folder_params(make_params, tmp_path / "i"))["sources"]["f"]
     assert stats["inserted"] == 1 and stats["quarantined"] == 0
     assert lake.read("raw_images").column("source_label").to_pylist() == ["people"]
+
+
+def test_metadata_folders_are_left_out_and_said_so(tmp_path, make_params, lake, png, caplog):
+    """A zip made on a Mac carries __MACOSX/ (resource forks named ._x.jpg); notebooks leave .ipynb_checkpoints/."""
+    root = tmp_path / "imgs"
+    for folder in ("cat", "dog", "__MACOSX/cat", ".ipynb_checkpoints", "dog/.thumbs"):
+        (root / folder).mkdir(parents=True)
+    (root / "cat" / "0.png").write_bytes(png(0))
+    (root / "dog" / "0.png").write_bytes(png(1))
+    (root / "__MACOSX" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (root / ".ipynb_checkpoints" / "x.png").write_bytes(png(2))
+    (root / "dog" / ".thumbs" / "0.png").write_bytes(png(3))
+    with caplog.at_level("INFO"):
+        stats = public.run(folder_params(make_params, root))["sources"]["f"]
+    assert (stats["inserted"], stats["quarantined"]) == (2, 0)
+    assert {r["source_label"] for r in lake.read("raw_images").to_pylist()} == {"cat", "dog"}
+    assert "left out the metadata folders .ipynb_checkpoints, .thumbs, __MACOSX" in caplog.text
+
+
+def test_a_wrapper_folder_is_looked_through(tmp_path, png):
+    from ingest.sources.image_folder import detect
+
+    for c in ("daisy", "rose"):
+        (tmp_path / "flowers" / "flowers" / c).mkdir(parents=True)
+        (tmp_path / "flowers" / "flowers" / c / "0.png").write_bytes(png(0))
+    assert detect(str(tmp_path / "flowers")) == {"path": (tmp_path / "flowers" / "flowers").as_posix()}
+    assert detect(str(tmp_path / "flowers" / "flowers")) == {}
+    (tmp_path / "one" / "cat").mkdir(parents=True)  # a single class folder is a class, not a wrapper
+    (tmp_path / "one" / "cat" / "0.png").write_bytes(png(0))
+    assert detect(str(tmp_path / "one")) == {}
+    (tmp_path / "split" / "train" / "cat").mkdir(parents=True)  # nor is a lone split folder
+    (tmp_path / "split" / "train" / "cat" / "0.png").write_bytes(png(0))
+    assert detect(str(tmp_path / "split")) == {}

@@ -206,3 +206,20 @@ def test_mturk_crowd_form_json_answers(landed, tmp_path):
     export = MTurkExport(name="m", kind="mturk", path=str(path), label_column="Answer.taskAnswers")
     assert land_export(landed, export, ItemIndex.from_lake(landed), "r").new == 2
     assert sorted(votes(landed)["label"]) == ["Cat", "Dog"]
+
+
+def test_a_long_parquet_of_votes_lands_like_a_csv(landed, tmp_path):
+    """Votes shipped as Parquet, one vote a row (a Hugging Face dataset's layout), with numeric columns."""
+    from ingest.votes.plain_csv import detect
+
+    path = tmp_path / "votes.parquet"
+    pl.DataFrame({"image": ["data/a.png", "data/a.png", None], "annotator_id": [7, 8, 9],
+                  "answer": ["cat", " dog ", "cat"]}).write_parquet(path)
+    found = detect(str(path))
+    assert found == {"item_column": "image", "worker_column": "annotator_id", "label_column": "answer"}
+    stats = land_export(landed, CsvVotesExport(name="p", kind="csv", path=str(path), **found),
+                        ItemIndex.from_lake(landed), "run-1")
+    assert (stats.rows, stats.new, stats.quarantined) == (3, 2, 1)
+    assert sorted(votes(landed)["label"].to_list()) == ["cat", "dog"]
+    with pytest.raises(InputError, match="missing column.*'worker'"):
+        land_export(landed, CsvVotesExport(name="p", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "run-2")
