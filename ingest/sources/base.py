@@ -22,6 +22,16 @@ from sluice.config import Section
 from sluice.errors import InputError
 
 
+# split names as data sets spell them (a folder, a file name's first word, a split column) -> ours
+SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test", "val": "val", "valid": "val",
+               "validation": "val", "dev": "val"}
+
+
+def split_of(name: str | None) -> str | None:
+    """``name`` as train / val / test when it is one of SPLIT_NAMES (any case), else None."""
+    return SPLIT_NAMES.get(name.strip().lower()) if name else None
+
+
 class SourceConfig(Section):
     """The keys every ``ingest.sources`` entry has."""
 

@@ -14,14 +14,13 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ingest.sources.base import Record, SourceConfig, require_dir, safe_text
+from ingest.sources.base import SPLIT_NAMES, Record, SourceConfig, require_dir, safe_text, split_of
 from ingest.sources.labels_file import beside, find_columns, match
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
 from sluice.stage import stage_logger
 
-SPLIT_DIRS = {"train": "train", "test": "test", "val": "val", "valid": "val", "validation": "val"}
 IMAGE_EXTENSIONS = image_extensions()
 log = stage_logger("ingest")
 
@@ -65,10 +64,10 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
     """(split, folder, label) for each folder whose files are images; raises when there are none."""
     top = _subdirs(root)
-    split_level = bool(top) and all(p.name.lower() in SPLIT_DIRS for p in top)
+    split_level = bool(top) and all(p.name.lower() in SPLIT_NAMES for p in top)
     if src.label_from != "folder":
-        return [(SPLIT_DIRS[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
-    groups = [(SPLIT_DIRS[s.name.lower()], c, c.name) for s in top for c in _subdirs(s)] \
+        return [(SPLIT_NAMES[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
+    groups = [(SPLIT_NAMES[s.name.lower()], c, c.name) for s in top for c in _subdirs(s)] \
         if split_level else [(None, c, c.name) for c in top]
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
@@ -133,7 +132,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         for split, path in files:
             found = True
             label, listed_split = named.by_image.get(path, (None, None))
-            yield _record(path, root, max_bytes, label, split or SPLIT_DIRS.get(listed_split or ""))
+            yield _record(path, root, max_bytes, label, split or split_of(listed_split))
     if skipped:
         log.info(f"{src.name}: left out the metadata folders {', '.join(sorted(skipped))} (hidden, or macOS's "
                  "__MACOSX: no images of anyone's)")
@@ -148,7 +147,7 @@ def detect(path: str) -> dict:
     root = inner = Path(path)
     while True:  # a wrapper folder (flowers/flowers/<class>/): the layout starts one level down
         subdirs, files = _subdirs(inner), [p for p in inner.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-        if len(subdirs) != 1 or files or subdirs[0].name.lower() in SPLIT_DIRS or not _subdirs(subdirs[0]):
+        if len(subdirs) != 1 or files or subdirs[0].name.lower() in SPLIT_NAMES or not _subdirs(subdirs[0]):
             break
         inner = subdirs[0]
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}

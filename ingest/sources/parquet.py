@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -15,7 +16,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from ingest.sources.base import Record, SourceConfig, safe_text
+from ingest.sources.base import Record, SourceConfig, safe_text, split_of
 from sluice.connectors import Connector
 from sluice.errors import InputError
 
@@ -66,15 +67,27 @@ def read_parquet(src: ParquetSource, max_bytes: int) -> Iterator[Record]:
     for fragment in dataset.get_fragments():
         offset = 0
         file_id = Path(fragment.path).relative_to(root).as_posix() if root.is_dir() else Path(fragment.path).name
+        file_split = None if src.split_column else file_split_of(file_id)
         for batch in fragment.to_batches(columns=wanted, batch_size=BATCH_ROWS):
             cols = {c: batch.column(c).to_pylist() for c in wanted}
             for i, image in enumerate(cols[src.image_column]):
                 yield _record(src, cols, i, image, f"{Path(fragment.path).as_posix()}#{offset + i}",
-                              f"{file_id}:{offset + i}", names, max_bytes)
+                              f"{file_id}:{offset + i}", names, max_bytes, file_split)
             offset += batch.num_rows
 
 
-def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str, names, max_bytes: int) -> Record:
+def file_split_of(file_id: str) -> str | None:
+    """The split a file's own path names, as Hugging Face lays datasets out: ``data/test-00000-of-00001.parquet``,
+    ``train/0000.parquet``, ``validation.parquet`` (a folder, else the file name's first word)."""
+    path = Path(file_id)
+    for folder in reversed(path.parts[:-1]):
+        if split_of(folder):
+            return split_of(folder)
+    return split_of(re.split(r"[-_.]", path.name)[0])
+
+
+def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str, names, max_bytes: int,
+            file_split: str | None = None) -> Record:
     path_in_row = None
     if isinstance(image, dict):  # Hugging Face Image feature
         path_in_row = image.get("path")
@@ -89,8 +102,8 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
             return Record(uri, item_id=item_id, reject="bad_label",
                           details=f"label {label} is outside 0..{len(names) - 1} of the class names")
         label = names[label]
-    split = cols[src.split_column][i] if src.split_column else None
-    split = None if split is None else str(split)
+    split = cols[src.split_column][i] if src.split_column else file_split
+    split = None if split is None else split_of(str(split)) or str(split)
     extra = json.dumps({"path": path_in_row}) if path_in_row else None
     if not image:
         return Record(uri, item_id=item_id, reject="missing_image_bytes", details=f"column '{src.image_column}' is empty")

@@ -60,3 +60,18 @@ def test_image_column_of_wrong_type_is_a_one_line_error(tmp_path, run_cli, colum
     assert result.stderr.strip().splitlines() == [
         (f"sluice: error: {tmp_path / 'd.parquet'}: image column 'image' has type {type_name}; expected binary image "
          "bytes or a {bytes, path} struct (source 'p')")]
+
+
+def test_the_split_a_file_path_names_is_the_rows_split_hint(tmp_path, source_params, lake, png):
+    """Hugging Face's layout: data/train-00000-of-00001.parquet, data/test-..., validation/0000.parquet."""
+    from ingest.sources.parquet import file_split_of
+
+    for rel, seed in (("data/train-00000-of-00001.parquet", 1), ("data/test-00000-of-00001.parquet", 2),
+                      ("validation/0000.parquet", 3), ("extra.parquet", 4)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"image": [png(seed)], "label": ["cat"]}), tmp_path / rel)
+    assert file_split_of("data/Test_part1.parquet") == "test" and file_split_of("contest.parquet") is None
+    public.run(source_params(kind="parquet", path=str(tmp_path)))
+    hints = {r["item_id"].split(":")[0]: r["split_hint"] for r in lake.read("raw_images").to_pylist()}
+    assert hints == {"data/train-00000-of-00001.parquet": "train", "data/test-00000-of-00001.parquet": "test",
+                     "validation/0000.parquet": "val", "extra.parquet": None}
