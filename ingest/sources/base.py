@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,17 @@ SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing":
                "validation": "val", "dev": "val"}
 
 
+_SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "split", "seg", "files"}
+
+
 def split_of(name: str | None) -> str | None:
-    """``name`` as train / val / test when it is one of SPLIT_NAMES (any case), else None."""
-    return SPLIT_NAMES.get(name.strip().lower()) if name else None
+    """``name`` as train / val / test when it is one of SPLIT_NAMES (any case), alone or with filler words
+    (Kaggle's ``training_set``, ``test_images``, ``seg_train``), else None."""
+    if not name:
+        return None
+    words = [w for w in re.split(r"[-_. ]+", name.strip().lower()) if w]
+    splits = [SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES]
+    return splits[0] if len(splits) == 1 and set(words) - set(SPLIT_NAMES) <= _SPLIT_FILLER else None
 
 
 class SourceConfig(Section):

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from ingest.sources.base import SPLIT_NAMES, Record, SourceConfig, require_dir, safe_text, split_of
+from ingest.sources.base import Record, SourceConfig, require_dir, safe_text, split_of
 from ingest.sources.labels_file import beside, find_columns, match
 from sluice.connectors import Connector
 from sluice.errors import InputError
@@ -61,13 +61,22 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
             yield path
 
 
+def _inner_split(folder: Path) -> Path:
+    """``folder``, or its one subfolder when that names the same split (``training_set/training_set``)."""
+    inner = _subdirs(folder)
+    has_files = any(p.is_file() for p in folder.iterdir())
+    return inner[0] if len(inner) == 1 and not has_files and split_of(inner[0].name) == split_of(folder.name) else folder
+
+
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
     """(split, folder, label) for each folder whose files are images; raises when there are none."""
     top = _subdirs(root)
-    split_level = bool(top) and all(p.name.lower() in SPLIT_NAMES for p in top)
+    split_level = bool(top) and all(split_of(p.name) for p in top)
+    if split_level:  # Kaggle's training_set/training_set/<class>/: a split folder wrapping its own name
+        top = [_inner_split(s) for s in top]
     if src.label_from != "folder":
-        return [(SPLIT_NAMES[s.name.lower()], s, None) for s in top] if split_level else [(None, root, None)]
-    groups = [(SPLIT_NAMES[s.name.lower()], c, c.name) for s in top for c in _subdirs(s)] \
+        return [(split_of(s.name), s, None) for s in top] if split_level else [(None, root, None)]
+    groups = [(split_of(s.name), c, c.name) for s in top for c in _subdirs(s)] \
         if split_level else [(None, c, c.name) for c in top]
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
@@ -147,7 +156,7 @@ def detect(path: str) -> dict:
     root = inner = Path(path)
     while True:  # a wrapper folder (flowers/flowers/<class>/): the layout starts one level down
         subdirs, files = _subdirs(inner), [p for p in inner.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-        if len(subdirs) != 1 or files or subdirs[0].name.lower() in SPLIT_NAMES or not _subdirs(subdirs[0]):
+        if len(subdirs) != 1 or files or split_of(subdirs[0].name) or not _subdirs(subdirs[0]):
             break
         inner = subdirs[0]
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}

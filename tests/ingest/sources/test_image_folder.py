@@ -165,3 +165,24 @@ def test_a_wrapper_folder_is_looked_through(tmp_path, png):
     (tmp_path / "split" / "train" / "cat").mkdir(parents=True)  # nor is a lone split folder
     (tmp_path / "split" / "train" / "cat" / "0.png").write_bytes(png(0))
     assert detect(str(tmp_path / "split")) == {}
+
+
+@pytest.mark.parametrize("layout", ["training_set/training_set/{c}", "seg_{s}/{c}", "{s}_images/{c}"])
+def test_split_folders_as_published_sets_name_them(tmp_path, make_params, lake, png, layout):
+    """Kaggle's cats-and-dogs (training_set/training_set/cats), Intel's scenes (seg_train), test_images/..."""
+    root = tmp_path / "imgs"
+    for s, split in (("train", "train"), ("test", "test")):
+        for c in ("cat", "dog"):
+            rel = layout.replace("training_set", "training_set" if split == "train" else "test_set").format(s=s, c=c)
+            (root / rel).mkdir(parents=True)
+            (root / rel / "0.png").write_bytes(png(hash((s, c)) % 1000))
+    public.run(folder_params(make_params, root))
+    rows = {(r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("train", "cat"), ("train", "dog"), ("test", "cat"), ("test", "dog")}
+
+
+def test_split_names_with_filler_words():
+    from ingest.sources.base import split_of
+
+    assert [split_of(n) for n in ("Validation", "training_set", "seg_pred", "test-images", "contest", "train_test", None)] \
+        == ["val", "train", None, "test", None, None, None]
