@@ -14,7 +14,9 @@ pattern does not match stays as it is). Then ``item_key`` says what the name is:
 - ``auto`` (default): ``image_id``, ``source_uri`` (or its absolute path), ``item_id`` where the
   connector recorded one, the name a packed image had as a file where the connector kept it (``extra``'s
   ``path``: a Parquet image's path, a CIFAR image's original file name; or its last component), else a
-  path suffix that names exactly one landed file (``cat/001.png``, ``001.png``);
+  path suffix that names exactly one landed file (``cat/001.png``, ``001.png``); a name longer than any
+  landed path resolves by its longest such tail (an MTurk URL ``https://bucket/.../cat/001.png``, a
+  Windows path ``D:\\labels\\cat\\001.png``), then ignoring case, then without the file's extension;
 - ``source_uri`` / ``path`` (unique path suffix) / ``file_name`` / ``stem`` (file name without extension) /
   ``image_id``;
 - ``column:<name>``: a ``raw_images`` column (e.g. ``column:item_id``) or a field of its ``extra`` JSON.
@@ -58,6 +60,9 @@ def check_pattern(pattern: str | None) -> str | None:
 def normalize(names: pl.Series, pattern: str | None = None, replace: str | None = None) -> pl.Series:
     """Item names as keys: trimmed, ``file://`` and Label Studio references reduced, then the user rewrite."""
     s = names.cast(pl.String).str.strip_chars().str.strip_prefix("file://").str.replace(_LS_HOST, "$1")
+    windows = s.str.contains(r"^[A-Za-z]:\\|^\\\\") | (s.str.contains("\\", literal=True) & ~s.str.contains("/", literal=True))
+    if windows.any():  # C:\data\cat\001.jpg, as a tool on Windows writes it
+        s = pl.select(pl.when(windows).then(s.str.replace_all("\\", "/", literal=True)).otherwise(s)).to_series()
     local = s.str.contains(_LS_LOCAL)
     if local.any():
         decoded = s.str.replace(_LS_LOCAL, "").map_elements(unquote, return_dtype=pl.String)
@@ -85,6 +90,7 @@ class ItemIndex:
         self._extra_reader = extra_reader  # () -> DataFrame(image_id, extra) for column:<extra field>
         self._extra: pl.DataFrame | None = None  # what it read, rows with an extra only
         self._tables: dict[str, pl.DataFrame] = {}
+        self._folded: dict[str, pl.DataFrame] = {}  # the same, names case-folded
 
     @classmethod
     def from_lake(cls, lake) -> ItemIndex:
@@ -125,10 +131,36 @@ class ItemIndex:
         parts = []
         for key in frame["key"].unique().drop_nulls().to_list():
             part = frame.filter(pl.col("key") == key).join(self.table(key), on="ref", how="left")
+            if key in ("auto", "path") and part["image_id"].null_count():
+                part = part.with_columns(pl.col("image_id").fill_null(self._by_tail(part["ref"], key)))
             parts.append(part.select("__i", "image_id"))
         out = frame.select("__i").join(pl.concat(parts) if parts else pl.DataFrame(
             schema={"__i": pl.UInt32, "image_id": pl.String}), on="__i", how="left", maintain_order="left")
         return out["image_id"].rename("image_id")
+
+    def _by_tail(self, refs: pl.Series, key: str) -> pl.Series:
+        """Names longer than any landed path, or spelled in another case: the image the longest tail of the
+        name's path names (``https://bucket.s3.amazonaws.com/photos/cat/001.jpg``, ``D:/labelling/cat/001.jpg``
+        -> ``cat/001.jpg``), then the same ignoring case (``CAT/001.JPG``), then (``auto``) without the file's
+        extension (``cat/001``). A tail several images share names none of them, as everywhere."""
+        parts = (refs.str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "").str.replace(r"[?#].*$", "")
+                 .str.strip_prefix("/").str.split("/"))
+        if key not in self._folded:
+            table = self.table(key)
+            self._folded[key] = _unique(table.select(pl.col("ref").str.to_lowercase(), "image_id"))
+        tables = [(self.table(key), False), (self._folded[key], True)]
+        if key == "auto":  # last, a name without its extension: Kaggle-style ids (cat/001 -> cat/001.jpg)
+            if "stems" not in self._folded:
+                self._folded["stems"] = _unique(self._suffix_pairs(1).with_columns(pl.col("ref").str.replace(r"\.[^./]*$", "")))
+            tables.append((self._folded["stems"], False))
+        found = pl.Series("image_id", [None] * len(refs), dtype=pl.String)
+        for table, fold in tables:
+            for n in range(_SUFFIX_DEPTH, 0, -1):
+                tail = pl.select(pl.when(parts.list.len() >= n).then(parts.list.slice(-n).list.join("/"))).to_series()
+                tail = tail.str.to_lowercase() if fold else tail
+                hit = pl.DataFrame({"ref": tail}).join(table, on="ref", how="left", maintain_order="left")["image_id"]
+                found = found.fill_null(hit)
+        return found
 
     def shared(self, names: pl.Series, key: str = "auto") -> pl.Series:
         """True where a name that resolves to nothing names several landed files under ``key`` (two

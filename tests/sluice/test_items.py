@@ -105,3 +105,15 @@ def test_from_lake_reads_raw_images_only_when_a_name_is_resolved(tmp_path):
     assert reads == ["raw_images", "raw_images"]  # the names, then the names packed images had (extra)
     resolve(index, ["dog/002.jpg"])
     assert reads == ["raw_images", "raw_images"]  # read once
+
+
+def test_names_from_other_machines_resolve_by_their_tail(index):
+    """An MTurk batch names images by the URL they were served from, a Windows tool by its own disk path."""
+    names = ["https://bucket.s3.amazonaws.com/exports/train/cat/001.png", "s3://b/x/dog/001.png?v=2",
+             "D:\\labelling\\dog\\002.jpg", "DATA/Train/Cat/001.PNG", "train/dog/002", "dog/002",
+             "https://cdn.example.com/other/001.png", "https://cdn.example.com/x/unknown.png"]
+    assert normalize(pl.Series(names)).to_list()[2] == "D:/labelling/dog/002.jpg"
+    assert resolve(index, names) == [iid(URIS[0]), iid(URIS[1]), iid(URIS[2]), iid(URIS[0]), iid(URIS[2]),
+                                     iid(URIS[2]), None, None]  # 001.png is two images: never guessed
+    assert resolve(index, ["https://h/x/train/dog/001.png"], "path") == [iid(URIS[1])]
+    assert resolve(index, ["https://h/x/train/dog/001.png"], "file_name") == [None]  # only auto and path look at tails
