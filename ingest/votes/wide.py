@@ -38,6 +38,7 @@ from sluice.delimited import DELIMITERS, read_delimited
 from sluice.errors import InputError
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth")
+MAX_UNPACKED = 2 * 2**30  # bytes a .npz / .pt may unpack to
 TABLE_SUFFIXES = (".parquet", ".pq")
 # column names that hold a reference or a derived answer, never one person's vote (CIFAR-10N's
 # clean_label / aggre_label / worse_label, CIFAR-10H's true_label, "majority", "gold", ...)
@@ -125,6 +126,7 @@ def _arrays(path: Path) -> dict[str, pl.Series]:
                 raise InputError(f"{path}: each row sums to 1: class probabilities are not votes; give the votes, "
                                  "or their counts per class with layout: counts")
             return {str(j): pl.Series(data[:, j]) for j in range(data.shape[1])}
+        _check_unpacked_size(path)
         named = dict(np.load(path, allow_pickle=False)) if suffix == ".npz" else _torch_dict(path)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise InputError(f"{path}: not a readable {suffix} file ({err})") from None
@@ -132,6 +134,15 @@ def _arrays(path: Path) -> dict[str, pl.Series]:
     if not arrays:
         raise InputError(f"{path}: holds no 1-D arrays of answers (found {', '.join(map(str, named)) or 'nothing'})")
     return {k: pl.Series(v) for k, v in arrays.items()}
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """A ``.npz`` / ``.pt`` is a zip: refuse one that would unpack past MAX_UNPACKED (a zip bomb) before reading."""
+    with zipfile.ZipFile(path) as z:
+        unpacked = sum(info.file_size for info in z.infolist())
+    if unpacked > MAX_UNPACKED:
+        raise InputError(f"{path}: would unpack to {unpacked / 2**30:.1f} GiB (> {MAX_UNPACKED / 2**30:.0f} GiB); "
+                         "a vote file that large is not read into memory: split it, or give it as CSV / Parquet")
 
 
 def _torch_dict(path: Path) -> dict:

@@ -166,3 +166,12 @@ def test_counts_per_class_are_that_many_votes_and_probabilities_are_refused(tmp_
     np.save(tmp_path / "onehot.npy", np.eye(3))  # whole numbers, yet probabilities: every row sums to 1
     with pytest.raises(InputError, match="each row sums to 1"):
         read(export(tmp_path / "onehot.npy", label_columns=["0", "1", "2"]))
+
+
+def test_a_zip_that_would_unpack_past_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    import ingest.votes.wide as wide
+
+    np.savez_compressed(tmp_path / "big.npz", a=np.zeros(100_000, dtype=np.int64))  # 800 kB unpacked, ~1 kB on disk
+    monkeypatch.setattr(wide, "MAX_UNPACKED", 100_000)
+    with pytest.raises(InputError, match="would unpack to .* GiB"):
+        read(export(tmp_path / "big.npz", label_columns=["a"]))
