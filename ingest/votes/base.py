@@ -46,6 +46,7 @@ class Parsed:
     votes: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)
     unparsed_times: int = 0
+    no_answer: int = 0  # cells of a wide file that hold no answer (not votes, not rejects: reported apart)
 
     @property
     def rows(self) -> int:

@@ -51,6 +51,7 @@ class ExportStats:
     shared_example: str = ""
     quarantined: int = 0
     unparsed_times: int = 0
+    no_answer: int = 0
     reasons: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
@@ -82,7 +83,8 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
         parsed.votes = parsed.votes.with_columns(pl.col("worker_id").replace_strict(raw_ids, names))
     rows = vote_rows(parsed, export, index, run_id)
     stats = ExportStats(rows=parsed.rows, duplicates=parsed.votes.height - rows.height,
-                        rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times)
+                        rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times,
+                        no_answer=parsed.no_answer)
     stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
     stats.already_present = rows.height - stats.new
     stats.pending_items = int(rows["image_id"].null_count())
@@ -106,6 +108,8 @@ def _report(name: str, s: ExportStats) -> str:
               quarantined=s.quarantined)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())) or "none"
     note = f", timestamps not parsed {s.unparsed_times} (landed without)" if s.unparsed_times else ""
+    if s.no_answer:
+        note += f", cells with no answer {s.no_answer} (empty, NaN or no_answer)"
     waiting = s.pending_items - s.shared_items
     pending = f", pending (no image landed yet) {waiting}" if waiting else ""
     if s.shared_items:  # a name two folders share: waiting will not resolve it

@@ -3,8 +3,9 @@
 Research label sets often ship this way rather than as one vote a row: CIFAR-10N's ``random_label1..3``
 (three Mechanical Turk answers for each CIFAR-10 training image, a PyTorch ``.pt`` dict of arrays in
 the training set's order), a spreadsheet with ``rater_1, rater_2, ...``, a NumPy array of shape
-(items, annotators). Every non-empty cell of a label column is one vote; an empty cell (or, in an
-array, a negative number or NaN) is no answer, not an error: wide tables are sparse by nature.
+(items, annotators). Every non-empty cell of a label column is one vote; an empty cell, NaN or a
+``no_answer`` value (default -1) is no answer, not an error (wide tables are sparse by nature): such
+cells are counted and reported with the export, never dropped unsaid.
 
 Files: CSV / TSV (any delimiter ``sluice.delimited`` knows), Parquet, ``.npy`` (1-D: one column ``0``;
 2-D: columns ``0, 1, ...``), ``.npz`` and ``.pt`` (named 1-D arrays). A ``.pt`` is a zip holding a
@@ -57,6 +58,9 @@ class WideVotesExport(VoteExport):
     # counts: each label column is a class and each cell how many people chose it (CIFAR-10H's
     # cifar10h-counts.npy); such votes carry no worker: an item's k-th lands as worker anonymous-k
     layout: Literal["answers", "counts"] = "answers"
+    # answers that mean "this annotator gave none", besides empty cells and NaN (arrays mark them -1); set []
+    # when -1 is a class (a -1/+1 task). Counted and reported, never a silent drop
+    no_answer: list[str] = ["-1"]
 
 
 def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None = None) -> dict[str, pl.Series]:
@@ -88,20 +92,19 @@ def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None =
 
 
 def _as_text(s: pl.Series) -> pl.Series:
-    """Answers as text: whole numbers without ``.0``, negative numbers and NaN as no answer."""
+    """Cells as text: whole numbers without ``.0``; empty cells and NaN null."""
     v = pl.col("v")
     frame = pl.DataFrame({"v": s})
     if s.dtype.is_float():
-        frame = frame.select(pl.when(v.is_nan() | (v < 0)).then(None).otherwise(v).alias("v"))
+        frame = frame.select(pl.when(v.is_nan()).then(None).otherwise(v).alias("v"))
         known = frame["v"].drop_nulls()
         if (known == known.round()).all():
             frame = frame.select(v.cast(pl.Int64))
-    elif s.dtype.is_integer():
-        frame = frame.select(pl.when(v < 0).then(None).otherwise(v).alias("v"))
     elif s.dtype == pl.Boolean:
         frame = frame.select(v.cast(pl.Int8))
     text = frame.select(v.cast(pl.String).str.strip_chars())["v"]
-    return pl.select(pl.when(text == "").then(None).otherwise(text)).to_series().rename(s.name)
+    blank = (text == "") | text.str.contains(r"^(?i:nan|none|null)$")  # as arrays written out as text say it
+    return pl.select(pl.when(blank).then(None).otherwise(text)).to_series().rename(s.name)
 
 
 def _parquet(path: Path, wanted: list[str] | None) -> dict[str, pl.Series]:
@@ -185,13 +188,17 @@ def read(export: WideVotesExport) -> Parsed:
     def where(row: int) -> str:
         return f"{path}:{row + line}" if line else f"{path}:row {row}"
 
-    parts, rejects = [], []
+    parts, rejects, blank = [], [], 0
     for j, label_col in enumerate(export.label_columns):
         if export.layout == "counts":
             worker = pl.repeat(ANONYMOUS, n, eager=True)
         else:
             worker = cols[export.worker_columns[j]] if export.worker_columns else pl.repeat(label_col, n, eager=True)
-        frame = pl.DataFrame({"item_ref": item, "worker_id": worker, "label": cols[label_col]}).with_row_index("__row")
+        label = cols[label_col]
+        if export.layout == "answers":
+            label = pl.select(pl.when(label.is_in(export.no_answer)).then(None).otherwise(label)).to_series()
+        frame = pl.DataFrame({"item_ref": item, "worker_id": worker, "label": label}).with_row_index("__row")
+        blank += int(frame["label"].null_count())
         answered = frame.filter(pl.col("label").is_not_null())
         bad = answered.filter(pl.col("item_ref").is_null() | pl.col("worker_id").is_null())
         rejects += [Reject(where(r["__row"]), "missing_field",
@@ -213,7 +220,7 @@ def read(export: WideVotesExport) -> Parsed:
         votes = _anonymous_workers(votes)
     votes = votes.with_columns(task_id=pl.lit(None, pl.String), status=pl.lit("submitted"),
                                submitted_at=pl.lit(None, pl.Datetime("us", "UTC")))
-    return Parsed(votes, rejects)
+    return Parsed(votes, rejects, no_answer=blank)
 
 
 ANONYMOUS = "anonymous"  # the worker of votes given as counts, until _anonymous_workers numbers them

@@ -63,6 +63,9 @@ def test_npy_npz_and_missing_answers(tmp_path):
     parsed = read(export(tmp_path / "v.npy", **found))
     assert sorted(zip(parsed.votes["item_ref"], parsed.votes["label"])) == [
         ("0", "0"), ("0", "1"), ("1", "2"), ("2", "1"), ("2", "1")]
+    assert parsed.no_answer == 1  # reported by the stage, not a silent drop
+    np.save(tmp_path / "pm.npy", np.array([[-1, 1], [1, 1]]))  # a -1/+1 task: -1 is a class there
+    assert read(export(tmp_path / "pm.npy", label_columns=["0", "1"], no_answer=[])).votes.height == 4
     np.savez(tmp_path / "v.npz", rater_a=np.array([0.0, np.nan, 2.0]), rater_b=np.array([1.0, 1.0, 2.0]))
     found = detect(str(tmp_path / "v.npz"))
     assert found == {"label_columns": ["rater_a", "rater_b"]}
@@ -71,7 +74,7 @@ def test_npy_npz_and_missing_answers(tmp_path):
 
 def test_wide_csv_with_an_item_column_and_paired_worker_columns(tmp_path):
     path = tmp_path / "pairs.csv"
-    path.write_text("image,worker_1,label_1,worker_2,label_2\na.png,w1,cat,w2,dog\nb.png,,dog,w2,\n,w3,cat,,\n")
+    path.write_text("image,worker_1,label_1,worker_2,label_2\na.png,w1,cat,w2,dog\nb.png,,dog,w2,-1\n,w3,cat,,NaN\n")
     found = detect(str(path))
     assert found == {"label_columns": ["label_1", "label_2"], "worker_columns": ["worker_1", "worker_2"],
                      "item_column": "image"}
