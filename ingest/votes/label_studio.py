@@ -114,20 +114,37 @@ def read(export: LabelStudioExport) -> Parsed:
 _IMAGE_REF = r"(?i)(\.(jpe?g|png|gif|bmp|webp|tiff?|heic)(\?.*)?$|^https?://|/data/(local-files|upload)/)"
 
 
+# the keys of a JSON-MIN row that are not a control's answer
+_MIN_META = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement", "task_id",
+             "project", "completed_by", "ground_truth", "was_cancelled"}
+
+
 def detect(path: str) -> dict:
     """``data_key`` when the tasks name their image under another key than ``image`` (``img``,
-    ``image_url``, ``$photo``...): the one data key whose values look like image references."""
+    ``image_url``, ``$photo``...): the one data key whose values look like image references; for a
+    JSON-MIN export whose control is not named ``choice``, ``from_name``: the one key holding answers."""
     import re
 
     tasks = [t for t in _load(Path(path), Path(path).name)[:200] if isinstance(t, dict)]
     datas = [t["data"] if isinstance(t.get("data"), dict) else t for t in tasks]
-    if not datas or any("image" in d for d in datas):
+    if not datas:
         return {}
-    keys = {k for d in datas for k, v in d.items() if isinstance(v, str) and re.search(_IMAGE_REF, v.strip())}
-    if len(keys) != 1:
-        raise InputError(f"{path}: cannot tell which task data key names the image (keys: "
-                         f"{', '.join(sorted({k for d in datas for k in d}))}); set data_key on its labels.exports entry")
-    return {"data_key": keys.pop()}
+    found = {}
+    if not any("image" in d for d in datas):
+        keys = {k for d in datas for k, v in d.items() if isinstance(v, str) and re.search(_IMAGE_REF, v.strip())}
+        if len(keys) != 1:
+            raise InputError(f"{path}: cannot tell which task data key names the image (keys: "
+                             f"{', '.join(sorted({k for d in datas for k in d}))}); set data_key on its labels.exports entry")
+        found["data_key"] = keys.pop()
+    minimal = [t for t in tasks if "annotator" in t and "data" not in t and "annotations" not in t]
+    if minimal and not any("choice" in t for t in minimal):  # JSON-MIN: the choices sit under the control's name
+        data_key = found.get("data_key", "image")
+        controls = {k for t in minimal for k, v in t.items() if k not in _MIN_META and k != data_key
+                    and (isinstance(v, str) or (isinstance(v, dict) and "choices" in v)
+                         or (isinstance(v, list) and all(isinstance(c, str) for c in v)))}
+        if len(controls) == 1:
+            found["from_name"] = controls.pop()
+    return found
 
 
 CONNECTOR = Connector("votes", "label_studio", LabelStudioExport, read, "Label Studio JSON export (choices)",

@@ -129,3 +129,18 @@ def test_the_data_key_naming_the_image_is_found(tmp_path):
     assert detect(export([{"id": 1, "photo": "s3://bucket/a.JPG", "annotator": 3, "choice": "cat"}])) == {"data_key": "photo"}
     with pytest.raises(InputError, match="set data_key"):
         detect(export([{"id": 1, "data": {"left": "a.png", "right": "b.png"}}]))
+
+
+def test_a_json_min_control_named_otherwise_is_found(tmp_path, landed):
+    from ingest.votes.label_studio import detect
+
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps([
+        {"id": 1, "image": "data/a.png", "annotator": 3, "annotation_id": 10, "label": "cat", "lead_time": 2.5,
+         "created_at": "2026-01-01T00:00:00Z"},
+        {"id": 1, "image": "data/a.png", "annotator": 4, "annotation_id": 11, "label": "dog", "lead_time": 1.0}]))
+    found = detect(str(path))
+    assert found == {"from_name": "label"}
+    stats = land_export(landed, LabelStudioExport(name="m", kind="label_studio", path=str(path), **found),
+                        ItemIndex.from_lake(landed), "run-1")
+    assert (stats.new, stats.quarantined) == (2, 0)
