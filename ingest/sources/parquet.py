@@ -39,12 +39,26 @@ def _is_image_type(t: pa.DataType) -> bool:
     return pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and _is_image_type(t.field("bytes").type)
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _files(root: Path, what: str) -> Path | list[str]:
+    """A folder's Parquet files only (a Hugging Face snapshot also holds README.md, images, .gitattributes)."""
+    if not root.is_dir():
+        return root
+    files = sorted(str(f) for f in root.rglob("*") if f.suffix.lower() in PARQUET_SUFFIXES and f.is_file()
+                   and not any(part.startswith((".", "_")) for part in f.relative_to(root).parts))
+    if not files:
+        raise InputError(f"{root}: no .parquet files in the folder ({what})")
+    return files
+
+
 def _open(src: ParquetSource) -> ds.Dataset:
     root = Path(src.path)
     if not root.exists():
         raise InputError(f"{root}: Parquet path of source '{src.name}' does not exist")
     try:
-        dataset = ds.dataset(root, format="parquet")
+        dataset = ds.dataset(_files(root, f"source '{src.name}'"), format="parquet")
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{root}: cannot read as Parquet ({err})") from None
     for column in (src.image_column, src.label_column, src.path_column, src.id_column, src.split_column):
@@ -64,6 +78,7 @@ def read_parquet(src: ParquetSource, max_bytes: int) -> Iterator[Record]:
     wanted = list(dict.fromkeys(c for c in (src.image_column, src.label_column, src.path_column, src.id_column,
                                             src.split_column) if c))
     names = src.class_names or _hf_class_names(dataset.schema, src.label_column)
+    home = (root if root.is_dir() else root.parent).resolve()
     for fragment in dataset.get_fragments():
         offset = 0
         file_id = Path(fragment.path).relative_to(root).as_posix() if root.is_dir() else Path(fragment.path).name
@@ -71,9 +86,25 @@ def read_parquet(src: ParquetSource, max_bytes: int) -> Iterator[Record]:
         for batch in fragment.to_batches(columns=wanted, batch_size=BATCH_ROWS):
             cols = {c: batch.column(c).to_pylist() for c in wanted}
             for i, image in enumerate(cols[src.image_column]):
+                if isinstance(image, dict) and not image.get("bytes") and image.get("path"):
+                    image = {**image, "bytes": _beside(image["path"], Path(fragment.path).parent, home, max_bytes)}
                 yield _record(src, cols, i, image, f"{Path(fragment.path).as_posix()}#{offset + i}",
                               f"{file_id}:{offset + i}", names, max_bytes, file_split)
             offset += batch.num_rows
+
+
+def _beside(path: str, folder: Path, home: Path, max_bytes: int) -> bytes | None:
+    """The bytes of an image a Hugging Face struct names by path only (``Dataset.to_parquet`` keeps local
+    images as paths): relative to its Parquet file's folder, and only inside the source's own folder, so a
+    hostile file cannot land ``/etc/passwd`` in the lake. None (quarantined as missing bytes) otherwise."""
+    candidate = Path(path) if Path(path).is_absolute() else folder / path
+    try:
+        full = candidate.resolve()
+        if not full.is_relative_to(home) or not full.is_file() or full.stat().st_size > max_bytes:
+            return None
+        return full.read_bytes()
+    except OSError:
+        return None
 
 
 def file_split_of(file_id: str) -> str | None:
@@ -106,7 +137,9 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
     split = None if split is None else split_of(str(split)) or str(split)
     extra = json.dumps({"path": path_in_row}) if path_in_row else None
     if not image:
-        return Record(uri, item_id=item_id, reject="missing_image_bytes", details=f"column '{src.image_column}' is empty")
+        named = f" (its path {path_in_row!r} is no readable file under the source's folder)" if path_in_row else ""
+        return Record(uri, item_id=item_id, reject="missing_image_bytes",
+                      details=f"column '{src.image_column}' is empty{named}")
     if len(image) > max_bytes:
         return Record(uri, item_id=item_id, reject="too_large", details=f"{len(image)} bytes > ingest.max_file_bytes {max_bytes}")
     return Record(uri, bytes(image), label=None if label is None else str(label), split_hint=split, extra=extra,
@@ -132,7 +165,7 @@ def detect(path: str) -> dict:
     first column of image bytes or ``{bytes, path}`` structs, one named like an image first) and the
     label column when it is not ``label`` (the first of LABEL_NAMES, else none: unlabelled images)."""
     try:
-        schema = ds.dataset(Path(path), format="parquet").schema
+        schema = ds.dataset(_files(Path(path), path), format="parquet").schema
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{path}: cannot read as Parquet ({err})") from None
     found: dict = {}

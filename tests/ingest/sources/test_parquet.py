@@ -75,3 +75,18 @@ def test_the_split_a_file_path_names_is_the_rows_split_hint(tmp_path, source_par
     hints = {r["item_id"].split(":")[0]: r["split_hint"] for r in lake.read("raw_images").to_pylist()}
     assert hints == {"data/train-00000-of-00001.parquet": "train", "data/test-00000-of-00001.parquet": "test",
                      "validation/0000.parquet": "val", "extra.parquet": None}
+
+
+def test_an_image_struct_with_only_a_path_is_read_from_beside_the_file(tmp_path, source_params, lake, png):
+    """Dataset.to_parquet keeps local images as {bytes: null, path}; a path outside the source is never read."""
+    (tmp_path / "ds" / "imgs").mkdir(parents=True)
+    (tmp_path / "ds" / "imgs" / "a.png").write_bytes(png(1))
+    (tmp_path / "secret.png").write_bytes(png(2))
+    rows = [{"bytes": None, "path": "imgs/a.png"}, {"bytes": None, "path": str(tmp_path / "secret.png")},
+            {"bytes": None, "path": "../secret.png"}, {"bytes": None, "path": "imgs/missing.png"}]
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    pq.write_table(pa.table({"image": pa.array(rows, image_type), "label": ["cat"] * 4}), tmp_path / "ds" / "train.parquet")
+    (tmp_path / "ds" / "README.md").write_text("# a dataset card, as a Hugging Face snapshot has\n")
+    stats = public.run(source_params(kind="parquet", path=str(tmp_path / "ds")))["sources"]["s"]
+    assert (stats["inserted"], stats["quarantine_reasons"]) == (1, {"missing_image_bytes": 3})
+    assert lake.read("raw_images").to_pylist()[0]["content"] == png(1)
