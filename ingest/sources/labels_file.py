@@ -2,7 +2,8 @@
 
 The layout of many published sets and most competition data (``train/`` plus ``train.csv`` with
 ``id,label``): the class is not a folder. A row names its image by relative path (``train/a.jpg``), by
-file name (``a.jpg``) or by stem (``a``, the usual ``id``), tried in that order; a name that fits several
+file name (``a.jpg``) or by stem (``a``, the usual ``id``), tried in that order, or by a longer path
+from another machine (``C:\\set\\train\\a.jpg``: its longest tail that fits); a name that fits several
 images names none of them (quarantined as ``ambiguous_file_name``, never guessed). An image no row
 names lands unlabelled (a test folder usually has no labels); a row that names no image, and a later
 row giving an image a different label, are quarantined with the file and line.
@@ -73,8 +74,9 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     for line, name, label, split in zip(rows["line"], rows[file_column], rows[label_column],
                                         rows[split_column] if split_column else [None] * rows.height):
         where = f"{labels_file}:{line}"
-        key = (name or "").strip().removeprefix("./")
-        hits = index.get(key) or index.get(Path(key).name) or []
+        key = (name or "").strip()
+        key = (key.replace("\\", "/") if "\\" in key and "/" not in key else key).removeprefix("./")  # Windows
+        hits = _lookup(index, key)
         if not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
                                       details=f"empty {'file name' if not key else 'label'}"))
@@ -95,6 +97,19 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
 
 
 PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # over e.g. a sample submission
+
+
+def _lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
+    """The images a row's name fits: the name itself, else its longest tail that fits any (a path from the
+    machine the file was written on: ``/home/ann/set/train/a.jpg`` -> ``train/a.jpg``)."""
+    if key in index:
+        return index[key]
+    parts = [p for p in key.split("/") if p]
+    for n in range(len(parts) - 1, 0, -1):
+        tail = "/".join(parts[-n:])
+        if tail in index:
+            return index[tail]
+    return []
 
 
 def beside(root: Path) -> Path | None:

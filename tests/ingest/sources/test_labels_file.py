@@ -22,7 +22,7 @@ def kaggle(root, png):
         "id,label\n"
         "a1.jpg,cat\n"  # line 2: by file name
         "b2,dog\n"  # 3: by stem
-        "train/e5.png,dog\n"  # 4: by path
+        "C:\\kaggle\\train\\e5.png,dog\n"  # 4: by path (as a Windows tool wrote it)
         "b2,cat\n"  # 5: a second, different label: quarantined, the first kept
         "b2,dog\n"  # 6: the same label again: nothing to say
         "gone,cat\n"  # 7: no such image
