@@ -8,6 +8,7 @@ a flat folder's labels come from a CSV naming each file (``labels_file``; see ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,14 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
             yield path
 
 
+_UNLABELLED = {"pred", "predict", "prediction", "predictions", "unlabeled", "unlabelled", "inference", "holdout"}
+
+
+def _is_unlabelled(name: str) -> bool:
+    words = set(re.split(r"[-_. ]+", name.lower()))
+    return bool(words & _UNLABELLED) and words - _UNLABELLED <= {"set", "seg", "data", "images", "imgs"}
+
+
 def _inner_split(folder: Path) -> Path:
     """``folder``, or its one subfolder when that names the same split (``training_set/training_set``)."""
     inner = _subdirs(folder)
@@ -71,13 +80,17 @@ def _inner_split(folder: Path) -> Path:
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
     """(split, folder, label) for each folder whose files are images; raises when there are none."""
     top = _subdirs(root)
-    split_level = bool(top) and all(split_of(p.name) for p in top)
+    # beside split folders, a folder of images to predict (Intel's seg_pred, an unlabelled/ set): unlabelled
+    unlabelled = [p for p in top if not split_of(p.name) and _is_unlabelled(p.name)]
+    split_level = bool(top) and any(split_of(p.name) for p in top) and all(split_of(p.name) or p in unlabelled for p in top)
     if split_level:  # Kaggle's training_set/training_set/<class>/: a split folder wrapping its own name
-        top = [_inner_split(s) for s in top]
+        top = [_inner_split(s) for s in top if s not in unlabelled]
+    extra = [(None, u, None) for u in unlabelled] if split_level else []
     if src.label_from != "folder":
-        return [(split_of(s.name), s, None) for s in top] if split_level else [(None, root, None)]
+        return [(split_of(s.name), s, None) for s in top] + extra if split_level else [(None, root, None)]
     groups = [(split_of(s.name), c, c.name) for s in top for c in _subdirs(s)] \
         if split_level else [(None, c, c.name) for c in top]
+    groups = groups + extra if groups else groups
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
                          f"{root}/train/<class>/<image>; set label_from: file with a labels_file naming each image's "

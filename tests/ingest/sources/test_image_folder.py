@@ -186,3 +186,17 @@ def test_split_names_with_filler_words():
 
     assert [split_of(n) for n in ("Validation", "training_set", "seg_pred", "test-images", "contest", "train_test", None)] \
         == ["val", "train", None, "test", None, None, None]
+
+
+def test_a_folder_to_predict_beside_the_splits_lands_unlabelled(tmp_path, make_params, lake, png):
+    """Intel's scenes: seg_train/seg_train/<class>, seg_test/seg_test/<class>, seg_pred/seg_pred/<images>."""
+    root = tmp_path / "intel"
+    for split in ("train", "test"):
+        for c in ("sea", "street"):
+            (root / f"seg_{split}" / f"seg_{split}" / c).mkdir(parents=True)
+            (root / f"seg_{split}" / f"seg_{split}" / c / "0.jpg").write_bytes(png(hash((split, c)) % 1000))
+    (root / "seg_pred" / "seg_pred").mkdir(parents=True)
+    (root / "seg_pred" / "seg_pred" / "9.jpg").write_bytes(png(9))
+    public.run(folder_params(make_params, root))
+    rows = {(r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("train", "sea"), ("train", "street"), ("test", "sea"), ("test", "street"), (None, None)}
