@@ -134,7 +134,15 @@ def detect(path: str) -> dict:
                          "labels.exports entry in params.yaml")
     out = {f"{role}_column": name for role, name in found.items() if name != role}
     status = status_column(header)
-    return {**out, "status_column": status} if status else out
+    if status:
+        return {**out, "status_column": status}
+    check = next((n for n in header if _key(n) in ATTENTION_CHECK), None)
+    return {**out, "status_column": check, "rejected_values": ["1", "true", "yes"]} if check else out
+
+
+# a column marking attention-check trials (CIFAR-10H's is_attn_check): their answers test the worker, not the
+# image, and the published aggregates leave them out; they land as rejected, so they are kept but never aggregated
+ATTENTION_CHECK = ("isattncheck", "attncheck", "attentioncheck", "isattentioncheck")
 
 
 def status_column(header: list[str]) -> str | None:

@@ -223,3 +223,17 @@ def test_a_long_parquet_of_votes_lands_like_a_csv(landed, tmp_path):
     assert sorted(votes(landed)["label"].to_list()) == ["cat", "dog"]
     with pytest.raises(InputError, match="missing column.*'worker'"):
         land_export(landed, CsvVotesExport(name="p", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "run-2")
+
+
+def test_attention_check_trials_land_apart_and_are_never_aggregated(landed, tmp_path):
+    """CIFAR-10H's raw trials mark attention checks (is_attn_check); its published counts leave them out."""
+    from ingest.votes.plain_csv import detect
+
+    path = tmp_path / "cifar10h-raw.csv"
+    path.write_text("annotator_id,is_attn_check,image_filename,chosen_category\n"
+                    "1,0,data/a.png,cat\n1,1,data/c.parquet#0,dog\n2,0,data/a.png,cat\n")
+    found = detect(str(path))
+    assert found["status_column"] == "is_attn_check" and found["rejected_values"] == ["1", "true", "yes"]
+    stats = land_export(landed, CsvVotesExport(name="h", kind="csv", path=str(path), **found),
+                        ItemIndex.from_lake(landed), "run-1")
+    assert (stats.rows, stats.new, stats.rejected_assignments) == (3, 3, 1)
