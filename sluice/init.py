@@ -130,6 +130,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     from sluice.connectors import get
 
     p = _existing(path, "vote file")
+    if p.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
+        raise InputError(f"{path}: a spreadsheet workbook is not read; save the sheet as CSV (UTF-8) and give that")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.suffix.lower() == ".json":
         kind = "label_studio"

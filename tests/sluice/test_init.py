@@ -167,6 +167,9 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path):
     for args, needle in ((), "nothing to ingest"), (("--images", str(tmp_path / "nope")), "image folder not found"):
         res = _init(run_cli, tmp_path, *args)
         assert res.returncode == 2 and needle in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    (tmp_path / "votes.xlsx").write_bytes(b"PK\x03\x04 a workbook")
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "votes.xlsx"))
+    assert res.returncode == 2 and "save the sheet as CSV" in res.stderr
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "bad.csv"))
     assert res.returncode == 2 and "item, worker, label" in res.stderr
