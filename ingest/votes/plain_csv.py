@@ -131,7 +131,8 @@ def detect(path: str) -> dict:
     if found is None:
         raise InputError(f"{path}: cannot tell which columns of this vote CSV hold the item, worker, label (found "
                          f"{line[:120]!r}); rename them, or set item_column, worker_column and label_column on its "
-                         "labels.exports entry in params.yaml")
+                         "labels.exports entry in params.yaml (one row per item, a column per annotator: kind: wide "
+                         "with label_columns)")
     out = {f"{role}_column": name for role, name in found.items() if name != role}
     status = status_column(header)
     if status:
