@@ -101,22 +101,6 @@ def _name(kind: str, path: str, taken: set[str]) -> str:
     return name
 
 
-def folder_classes(folder: Path) -> list[str]:
-    """Class folders of an image folder (``<class>/`` or ``train|test/<class>/``) holding images."""
-    from sluice.imaging import image_extensions
-
-    suffixes = image_extensions()
-    roots = [folder / s for s in ("train", "test", "val") if (folder / s).is_dir()] or [folder]
-    found = set()
-    for root in roots:
-        for sub in root.iterdir():  # not hidden folders nor macOS's __MACOSX zip residue (its ._x.jpg are not images)
-            if sub.name.startswith(".") or sub.name == "__MACOSX":
-                continue
-            if sub.is_dir() and any(f.suffix.lower() in suffixes for f in sub.iterdir()):
-                found.add(sub.name)
-    return sorted(found)
-
-
 WIDE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".parquet", ".pq")  # answers as arrays / columns: the wide kind
 
 
@@ -177,20 +161,25 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
 def known_classes(args, sources: list[dict], root: Path) -> tuple[str, list[str]] | None:
     """The class names in index order and where they come from: ``--classes``, else the first source
     whose data says (CIFAR's meta, a Parquet file's ClassLabel, an image folder's sorted class folders)."""
-    from sluice.connectors import get
-
     if args.classes:
         return "--classes", list(args.classes)
     for src in sources:
-        path = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
-        if src["kind"] == "image_folder":
-            names = folder_classes(path)
-        else:
-            reader = get("source", src["kind"]).class_names
-            names = reader(get("source", src["kind"]).config.model_validate({**src, "path": str(path)})) if reader else None
+        names = source_classes(src, root)
         if names:
-            return f"source {src['name']}", list(names)
+            return f"source {src['name']}", names
     return None
+
+
+def source_classes(src: dict, root: Path) -> list[str] | None:
+    """The class names a source's data gives, in index order (its connector's ``class_names``), or None."""
+    from sluice.connectors import get
+
+    connector = get("source", src["kind"])
+    if connector.class_names is None:
+        return None
+    path = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
+    names = connector.class_names(connector.config.model_validate({**src, "path": str(path)}))
+    return list(names) if names else None
 
 
 def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
@@ -226,6 +215,9 @@ def project_params(root: Path, args) -> dict:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file"}[kind])
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
+            found = source_classes(sources[-1], root)
+            if found:  # what the data says, so a misread layout shows before any stage runs
+                print(f"[init] {value}: {len(found)} classes ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})")
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")
@@ -247,12 +239,11 @@ def project_params(root: Path, args) -> dict:
                             "job_dir": f"runs/crawl/{host}"}
             raw["crawl"].pop("demo_site_dir")
     raw["labels"]["exports"] = exports
-    folders = [Path(s["path"]) if Path(s["path"]).is_absolute() else root / s["path"]
-               for s in sources if s["kind"] == "image_folder"]
+    folders = [s for s in sources if s["kind"] == "image_folder"]
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)
     elif folders and len(folders) == len(sources) and not exports and not args.crawl:
-        raw["labels"]["classes"] = sorted({c for f in folders for c in folder_classes(f)}) or None
+        raw["labels"]["classes"] = sorted({c for s in folders for c in source_classes(s, root) or []}) or None
     if args.size:
         raw["clean"]["size"] = args.size
     if args.compress:

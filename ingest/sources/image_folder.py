@@ -185,6 +185,19 @@ def detect(path: str) -> dict:
     return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
 
 
+def class_names(src: ImageFolderSource) -> list[str] | None:
+    """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order);
+    None unless the folders are the labels."""
+    if src.label_from != "folder":
+        return None
+    groups = _groups(Path(src.path), src)
+    return sorted({label for _, folder, label in groups if label is not None and _holds_image(folder)}) or None
+
+
+def _holds_image(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in _files(folder, set()))
+
+
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
                       "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none | file",
-                      detect=detect)
+                      detect=detect, class_names=class_names)

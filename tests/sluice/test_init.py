@@ -260,19 +260,6 @@ def test_report_stage_depends_on_what_the_project_writes():
     assert _optional(["reports/insight"], {"reports/insights"}) == []
 
 
-def test_class_folders_of_heic_photos_are_classes(tmp_path):
-    """An iPhone export (HEIC) or .jfif files make class folders as any other image format does."""
-    from sluice.init import folder_classes
-
-    heic = (REPO / "tests" / "data" / "astronaut-96x64.heic").read_bytes()
-    for name, suffix in (("people", ".HEIC"), ("cats", ".jfif")):
-        (tmp_path / "train" / name).mkdir(parents=True)
-        (tmp_path / "train" / name / f"IMG_0001{suffix}").write_bytes(heic)
-    (tmp_path / "train" / "notes").mkdir()
-    (tmp_path / "train" / "notes" / "readme.txt").write_text("x")
-    assert folder_classes(tmp_path) == ["cats", "people"]
-
-
 def _cifar(root: Path, names: list[bytes], files=("data_batch_1", "test_batch"), meta="batches.meta", key=b"label_names"):
     import pickle
 

@@ -200,3 +200,17 @@ def test_a_folder_to_predict_beside_the_splits_lands_unlabelled(tmp_path, make_p
     public.run(folder_params(make_params, root))
     rows = {(r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
     assert rows == {("train", "sea"), ("train", "street"), ("test", "sea"), ("test", "street"), (None, None)}
+
+
+def test_class_folders_of_heic_photos_are_classes(tmp_path):
+    """An iPhone export (HEIC) or .jfif files make class folders as any other image format does; a folder
+    without an image is no class."""
+    from ingest.sources.image_folder import ImageFolderSource, class_names
+
+    heic = (Path(__file__).resolve().parents[2] / "data" / "astronaut-96x64.heic").read_bytes()
+    for name, suffix in (("people", ".HEIC"), ("cats", ".jfif")):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / f"IMG_0001{suffix}").write_bytes(heic)
+    (tmp_path / "train" / "notes").mkdir()
+    (tmp_path / "train" / "notes" / "readme.txt").write_text("x")
+    assert class_names(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path))) == ["cats", "people"]
