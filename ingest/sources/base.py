@@ -33,10 +33,12 @@ _SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "s
 
 def split_of(name: str | None) -> str | None:
     """``name`` as train / val / test when it is one of SPLIT_NAMES (any case), alone or with filler words
-    (Kaggle's ``training_set``, ``test_images``, ``seg_train``), else None."""
+    (Kaggle's ``training_set``, ``test_images``, ``seg_train``) or a number (``train2017``, ``test1``), else None."""
     if not name:
         return None
-    words = [w for w in re.split(r"[-_. ]+", name.strip().lower()) if w]
+    # a trailing number is an edition, not a name: COCO's train2017, Kaggle's test1
+    words = [w.rstrip("0123456789") for w in re.split(r"[-_. ]+", name.strip().lower()) if w]
+    words = [w for w in words if w]
     splits = [SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES]
     return splits[0] if len(splits) == 1 and set(words) - set(SPLIT_NAMES) <= _SPLIT_FILLER else None
 

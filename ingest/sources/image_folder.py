@@ -2,12 +2,16 @@
 
 With ``label_from: none`` the folders carry no labels (images waiting for crowd votes): every image
 file under ``root`` (or under ``root/<split>/``) lands with no source label. With ``label_from: file``
-a flat folder's labels come from a CSV naming each file (``labels_file``; see ``labels_file.py``).
+a flat folder's labels come from a CSV naming each file (``labels_file``; see ``labels_file.py``). With
+``label_from: name`` they come from each file's name (``name_pattern``'s group; by default the name less
+its trailing number: Kaggle's Dogs vs Cats ``cat.12.jpg``, the Oxford-IIIT Pets' ``Bengal_104.jpg``); a
+name the pattern does not fit lands unlabelled (a test folder of ``1.jpg, 2.jpg``), counted in the log.
 ``item_id`` is the file's path relative to ``root``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +32,9 @@ log = stage_logger("ingest")
 
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
-    label_from: Literal["folder", "none", "file"] = "folder"  # none: unlabelled (e.g. waiting for votes)
+    label_from: Literal["folder", "none", "file", "name"] = "folder"  # none: unlabelled (e.g. waiting for votes)
     labels_file: str | None = None  # label_from: file: a CSV / TSV naming each image's file and label
+    name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
@@ -38,7 +43,31 @@ class ImageFolderSource(SourceConfig):
     def _labels_file_with_file(self):
         if (self.label_from == "file") != (self.labels_file is not None):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        if self.name_pattern is not None:
+            if self.label_from != "name":
+                raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
+            try:
+                groups = re.compile(self.name_pattern).groups
+            except re.error as err:
+                raise ValueError(f"name_pattern {self.name_pattern!r} is not a regular expression: {err}") from None
+            if groups != 1:
+                raise ValueError(f"name_pattern {self.name_pattern!r} needs exactly one group, the label (has {groups})")
         return self
+
+
+# the name less its trailing number and the separator before it: cat.12 -> cat, great_pyrenees_104 -> great_pyrenees
+NAME_PATTERN = r"(.+?)[ ._-]*\d+"
+# names cameras and tools give files: a prefix shared by every file, not a class
+_DEVICE_PREFIXES = {"img", "image", "dsc", "dscn", "dscf", "dcim", "pxl", "photo", "pic", "picture", "frame", "screenshot",
+                    "scan", "mvimg", "gopr", "dji", "sam", "p", "im", "file", "untitled"}
+
+
+def name_label(stem: str, pattern: re.Pattern) -> str | None:
+    """The label ``pattern``'s group takes from a file's stem, or None where it does not fit or holds no letter
+    (``2024_001``: a date, not a class)."""
+    found = pattern.fullmatch(stem)
+    label = found.group(1).strip() if found and found.group(1) else ""
+    return label if any(c.isalpha() for c in label) else None
 
 
 def metadata(path: Path) -> bool:
@@ -88,7 +117,7 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     extra = [(None, u, None) for u in unlabelled] if split_level else []
     if src.label_from != "folder":
         return [(split_of(s.name), s, None) for s in top] + extra if split_level else [(None, root, None)]
-    groups = [(split_of(s.name), c, c.name) for s in top for c in _subdirs(s)] \
+    groups = [(split_of(s.name), c, None if _container(s, c) else c.name) for s in top for c in _subdirs(s)] \
         if split_level else [(None, c, c.name) for c in top]
     groups = groups + extra if groups else groups
     if not groups:
@@ -96,6 +125,13 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
                          f"{root}/train/<class>/<image>; set label_from: file with a labels_file naming each image's "
                          "label, or label_from: none for unlabelled images)")
     return groups
+
+
+def _container(split: Path, folder: Path) -> bool:
+    """A split's only subfolder named as a set's pictures (Tiny ImageNet's ``val/images/``): its images are the
+    split's, unlabelled, not a class called "images"."""
+    return (folder.name.lower().replace("-", "").replace("_", "") in _CONTAINERS and len(_subdirs(split)) == 1
+            and not _subdirs(folder))
 
 
 def _stray_files(root: Path, groups) -> Iterator[Path]:
@@ -129,13 +165,22 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     require_dir(root, f"image folder of source '{src.name}'")
     groups = _groups(root, src)
     labels_file = Path(src.labels_file).absolute() if src.labels_file else None
+    pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
+    nameless = [0]
+
+    def of_name(path: Path, label: str | None) -> str | None:
+        if pattern is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            return label
+        label = name_label(path.stem, pattern)
+        nameless[0] += label is None
+        return label
     found = False
     for path in _stray_files(root, groups):
         found = True
         if path.absolute() == labels_file:
             continue
         if src.label_from != "folder":  # a file beside the split folders: an image all the same
-            yield _record(path, root, max_bytes, None, None)
+            yield _record(path, root, max_bytes, of_name(path, None), None)
         else:
             yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                          details="file is not inside a class folder, so it has no label")
@@ -144,7 +189,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         for split, folder, label in groups:
             for path in _files(folder, skipped):
                 found = True
-                yield _record(path, root, max_bytes, label, split)
+                yield _record(path, root, max_bytes, of_name(path, label), split)
     else:
         files = [(split, path) for split, folder, _ in groups
                  for path in _files(folder, skipped) if path.absolute() != labels_file]
@@ -155,6 +200,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             found = True
             label, listed_split = named.by_image.get(path, (None, None))
             yield _record(path, root, max_bytes, label, split or split_of(listed_split))
+    if nameless[0]:
+        log.info(f"{src.name}: {nameless[0]} images whose names name_pattern does not fit landed unlabelled")
     if skipped:
         log.info(f"{src.name}: left out the metadata folders {', '.join(sorted(skipped))} (hidden, or macOS's "
                  "__MACOSX: no images of anyone's)")
@@ -163,15 +210,13 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
 
 
 def detect(path: str) -> dict:
-    """The folder the layout starts in (``path``) when ``path`` only wraps it (one subfolder that holds folders);
-    for a flat folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else
-    ``label_from: none`` (images land unlabelled, e.g. for crowd votes). A class-folder layout needs nothing."""
+    """The folder the layout starts in (``path``) when ``path`` only wraps it (see :func:`_wrapped`); for a flat
+    folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
+    names (:func:`_names_are_labels`), else ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
+    A class-folder layout needs nothing."""
     root = inner = Path(path)
-    while True:  # a wrapper folder (flowers/flowers/<class>/): the layout starts one level down
-        subdirs, files = _subdirs(inner), [p for p in inner.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-        if len(subdirs) != 1 or files or split_of(subdirs[0].name) or not _subdirs(subdirs[0]):
-            break
-        inner = subdirs[0]
+    while (wrapped := _wrapped(inner)) is not None:
+        inner = wrapped
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}
     root, path = inner, str(inner)
     try:
@@ -180,14 +225,74 @@ def detect(path: str) -> dict:
     except InputError:
         pass
     labels = beside(root)
-    if labels is None:
-        return {**moved, "label_from": "none"}
-    return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
+    if labels is not None:
+        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
+    flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
+    if _names_are_labels([folder for _, folder, _ in flat]):
+        return {**moved, "label_from": "name"}
+    return {**moved, "label_from": "none"}
+
+
+# names of a folder that holds a data set's pictures, not a class of them (Food-101's images/<class>/, the
+# Oxford-IIIT Pets' images/ beside annotations/, Pascal VOC's JPEGImages/)
+_CONTAINERS = {"images", "image", "imgs", "img", "jpg", "jpeg", "jpegimages", "png", "photos", "pictures", "pics", "data"}
+
+
+def _wrapped(folder: Path) -> Path | None:
+    """The one subfolder the layout starts in, when ``folder`` only wraps it: ``folder`` holds no image itself,
+    exactly one of its subfolders holds images (the others: annotations, meta, lists), that one is not a split,
+    and either it holds folders and is ``folder``'s only subfolder (``flowers/flowers/<class>/``) or its name says
+    it holds a set's pictures (``images``, ``jpg``)."""
+    subdirs = _subdirs(folder)
+    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
+        return None
+    with_images = [d for d in subdirs if _any_image(d)]
+    if len(with_images) != 1 or split_of(with_images[0].name):
+        return None
+    inner = with_images[0]
+    only = len(subdirs) == 1 and bool(_subdirs(inner))
+    return inner if only or inner.name.lower().replace("-", "").replace("_", "") in _CONTAINERS else None
+
+
+def _any_image(folder: Path) -> bool:
+    """Whether any image file lies under ``folder`` (stops at the first; metadata folders left out)."""
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not metadata(Path(d))]
+        if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
+            return True
+    return False
+
+
+def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:
+    """Whether the image files' names carry their class (``cat.12.jpg``, ``Bengal_104.jpg``): in some folder at
+    least 90% of them fit NAME_PATTERN, with 2 or more labels of 2 or more images each on average, none of them
+    a name a camera gives every file (``IMG_0001``, ``DSC_0001``)."""
+    pattern = re.compile(NAME_PATTERN)
+    for folder in folders:
+        stems = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+                    stems.append(Path(entry.name).stem)
+                    if len(stems) >= sample:
+                        break
+        labels = [name_label(stem, pattern) for stem in stems]
+        named = [label for label in labels if label is not None]
+        distinct = {label.lower() for label in named}
+        if (stems and len(named) >= 0.9 * len(stems) and 2 <= len(distinct) <= len(named) // 2
+                and not distinct & _DEVICE_PREFIXES):
+            return True
+    return False
 
 
 def class_names(src: ImageFolderSource) -> list[str] | None:
-    """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order);
-    None unless the folders are the labels."""
+    """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order), or
+    with ``label_from: name`` the labels the file names give, sorted; None where neither gives the labels."""
+    if src.label_from == "name":
+        pattern = re.compile(src.name_pattern or NAME_PATTERN)
+        names = {name_label(p.stem, pattern) for _, folder, _ in _groups(Path(src.path), src)
+                 for p in _files(folder, set()) if p.suffix.lower() in IMAGE_EXTENSIONS}
+        return sorted(names - {None}) or None
     if src.label_from != "folder":
         return None
     groups = _groups(Path(src.path), src)
@@ -199,5 +304,5 @@ def _holds_image(folder: Path) -> bool:
 
 
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
-                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none | file",
+                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none | file | name",
                       detect=detect, class_names=class_names)

@@ -214,3 +214,97 @@ def test_class_folders_of_heic_photos_are_classes(tmp_path):
     (tmp_path / "train" / "notes").mkdir()
     (tmp_path / "train" / "notes" / "readme.txt").write_text("x")
     assert class_names(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path))) == ["cats", "people"]
+
+
+def test_labels_from_file_names(tmp_path, make_params, lake, png, caplog):
+    """Kaggle's Dogs vs Cats: train/cat.12.jpg, dog.3.jpg; test1/1.jpg (no class in the name: unlabelled)."""
+    root = tmp_path / "dogs-vs-cats"
+    (root / "train").mkdir(parents=True)
+    (root / "test1").mkdir()
+    for k, name in enumerate(("cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.12.jpg", "great_pyrenees_104.jpg")):
+        (root / "train" / name).write_bytes(png(k))
+    (root / "test1" / "1.jpg").write_bytes(png(9))
+    (root / "train" / "notes.txt").write_text("not an image")  # quarantined as ever, no label asked of it
+    caplog.set_level("INFO")
+    stats = public.run(folder_params(make_params, root, label_from="name"))["sources"]["f"]
+    assert stats["inserted"] == 6 and stats["quarantine_reasons"] == {"not_an_image_extension": 1}
+    rows = {r["item_id"]: (r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {"train/cat.0.jpg": ("train", "cat"), "train/cat.1.jpg": ("train", "cat"),
+                    "train/dog.0.jpg": ("train", "dog"), "train/dog.12.jpg": ("train", "dog"),
+                    "train/great_pyrenees_104.jpg": ("train", "great_pyrenees"), "test1/1.jpg": ("test", None)}
+    assert "1 images whose names name_pattern does not fit landed unlabelled" in caplog.text
+
+
+def test_a_name_pattern_picks_the_label(tmp_path, make_params, lake, png):
+    (tmp_path / "i").mkdir()
+    (tmp_path / "i" / "0001_tulip_a.png").write_bytes(png(1))
+    (tmp_path / "i" / "0002_rose_b.png").write_bytes(png(2))
+    public.run(folder_params(make_params, tmp_path / "i", label_from="name", name_pattern=r"\d+_([a-z]+)_.*"))
+    assert {r["source_label"] for r in lake.read("raw_images").to_pylist()} == {"tulip", "rose"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"label_from": "folder", "name_pattern": "(.*)"}, "name_pattern goes with label_from: name"),
+    ({"label_from": "name", "name_pattern": "[a-z]+"}, "needs exactly one group"),
+    ({"label_from": "name", "name_pattern": "(unclosed"}, "is not a regular expression"),
+])
+def test_a_bad_name_pattern_is_refused(tmp_path, extra, message):
+    from pydantic import ValidationError
+
+    from ingest.sources.image_folder import ImageFolderSource
+
+    with pytest.raises(ValidationError, match=message):
+        ImageFolderSource(name="f", kind="image_folder", path=str(tmp_path), **extra)
+
+
+def test_split_names_with_a_number():
+    from ingest.sources.base import split_of
+
+    assert [split_of(n) for n in ("train2017", "val2014", "test1", "test_2", "model3")] == ["train", "val", "test", "test", None]
+
+
+def test_what_detect_finds_in_published_layouts(tmp_path, png):
+    """The Oxford-IIIT Pets (images/Bengal_104.jpg beside annotations/), Food-101 (images/<class>/ beside
+    meta/), Dogs vs Cats (train/cat.0.jpg, test1/1.jpg) and a camera's dump (IMG_0001.jpg: no classes)."""
+    from ingest.sources.image_folder import ImageFolderSource, class_names, detect
+
+    def files(folder, names):
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(names):
+            (folder / name).write_bytes(png(k))
+    files(tmp_path / "pets" / "images", [f"{b}_{k}.jpg" for b in ("Abyssinian", "great_pyrenees") for k in (1, 2)])
+    files(tmp_path / "pets" / "annotations", [])
+    (tmp_path / "pets" / "annotations" / "list.txt").write_text("#Image CLASS-ID\nAbyssinian_1 1\n")
+    found = detect(str(tmp_path / "pets"))
+    assert found == {"path": (tmp_path / "pets" / "images").as_posix(), "label_from": "name"}
+    src = ImageFolderSource(name="p", kind="image_folder", **found)
+    assert class_names(src) == ["Abyssinian", "great_pyrenees"]
+
+    for c in ("apple_pie", "baklava"):
+        files(tmp_path / "food-101" / "images" / c, ["1005649.jpg"])
+    files(tmp_path / "food-101" / "meta", [])
+    (tmp_path / "food-101" / "meta" / "train.txt").write_text("apple_pie/1005649\n")
+    assert detect(str(tmp_path / "food-101")) == {"path": (tmp_path / "food-101" / "images").as_posix()}
+
+    files(tmp_path / "dvc" / "train", ["cat.0.jpg", "cat.1.jpg", "dog.0.jpg", "dog.1.jpg"])
+    files(tmp_path / "dvc" / "test1", ["1.jpg", "2.jpg"])
+    assert detect(str(tmp_path / "dvc")) == {"label_from": "name"}
+
+    files(tmp_path / "phone", ["IMG_0001.jpg", "IMG_0002.jpg", "DSC_0001.jpg", "DSC_0002.jpg"])
+    assert detect(str(tmp_path / "phone")) == {"label_from": "none"}
+    files(tmp_path / "numbered", ["1.jpg", "2.jpg", "3.jpg"])
+    assert detect(str(tmp_path / "numbered")) == {"label_from": "none"}
+
+
+def test_a_split_holding_only_an_images_folder_is_unlabelled(tmp_path, make_params, lake, png):
+    """Tiny ImageNet: train/<wnid>/images/*.JPEG, val/images/*.JPEG (labels in a file), test/images/*.JPEG."""
+    root = tmp_path / "tiny"
+    for k, wnid in enumerate(("n01443537", "n01629819")):
+        (root / "train" / wnid / "images").mkdir(parents=True)
+        (root / "train" / wnid / "images" / f"{wnid}_0.JPEG").write_bytes(png(k))
+    for split in ("val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "images" / f"{split}_0.JPEG").write_bytes(png(hash(split) % 1000))
+    public.run(folder_params(make_params, root))
+    rows = {(r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("train", "n01443537"), ("train", "n01629819"), ("val", None), ("test", None)}
