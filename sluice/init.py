@@ -46,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--images", action="append", default=[], metavar="PATH",
                    help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/")
     p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
+    p.add_argument("--idx", action="append", default=[], metavar="PATH",
+                   help="MNIST-style IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST: train-images-idx3-ubyte.gz ...; "
+                        "also found by --images)")
     p.add_argument("--parquet", action="append", default=[], metavar="PATH",
                    help="Parquet file or folder with image bytes (Hugging Face style; the image and label "
                         "columns are found in the file: image/img/..., label/fine_label/...)")
@@ -182,6 +185,21 @@ def source_classes(src: dict, root: Path) -> list[str] | None:
     return list(names) if names else None
 
 
+def _holds_idx(p: Path, shown: str) -> bool:
+    """Whether an ``--images`` folder holds MNIST-style IDX files rather than image files (said when so)."""
+    from sluice.connectors import connectors
+
+    idx = connectors("source").get("idx")
+    try:
+        if idx is None or idx.detect is None or not p.is_dir():
+            return False
+        idx.detect(str(p))
+    except InputError:
+        return False
+    print(f"[init] {shown}: IDX files (MNIST's layout), read by the idx connector")
+    return True
+
+
 def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
     from sluice.connectors import get
@@ -210,9 +228,12 @@ def project_params(root: Path, args) -> dict:
 
     taken: set[str] = set()
     sources = []
-    for kind, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet)):
+    for given, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet),
+                          ("idx", args.idx)):
         for value in values:
-            p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file"}[kind])
+            p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
+                                  "idx": "IDX folder"}[given])
+            kind = "idx" if given == "image_folder" and _holds_idx(p, value) else given
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
             found = source_classes(sources[-1], root)
@@ -224,7 +245,7 @@ def project_params(root: Path, args) -> dict:
     classes = known_classes(args, sources, root) if args.votes else None
     exports = [vote_export(v, root, taken, classes) for v in args.votes]
     if not (sources or args.crawl or exports):
-        raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --crawl, --votes "
+        raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --idx, --crawl, --votes "
                          "(or --demo)")
 
     python = args.python or _rel(sys.executable, root)  # the venv's own path, not its resolved base
