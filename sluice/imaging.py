@@ -197,11 +197,15 @@ def _draft(im: Image.Image, geometry: Geometry, source_side: int = 0) -> None:
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """RGB uint8 from any mode: 16/32-bit grey rescaled (not clipped), alpha composited on ``background``."""
+    """RGB uint8 from any mode: 16/32-bit grey rescaled (not clipped), floating point in 0..1 (a scientific
+    TIFF) scaled to 0..255, alpha composited on ``background``."""
     if im.mode in _HIGH_BIT_MODES:
         arr = np.asarray(im, np.float64)
+        finite = arr[np.isfinite(arr)]
         if im.mode.startswith("I;16") or arr.max(initial=0) > 255:
             arr = arr / 257.0  # 16-bit range -> 8-bit
+        elif im.mode == "F" and finite.size and finite.min() >= 0 and finite.max() <= 1:
+            arr = arr * 255.0
         im = Image.fromarray(np.clip(np.rint(np.nan_to_num(arr)), 0, 255).astype(np.uint8), "L")
     if im.mode in _ALPHA_MODES or "transparency" in im.info:
         rgba = im.convert("RGBA")

@@ -53,6 +53,17 @@ def test_16bit_grey_is_rescaled_not_clipped():
     assert 100 < grey.mean() < 155
 
 
+def test_float_tiff_in_unit_range_is_scaled_not_clipped():
+    """A scientific TIFF of 32-bit floats in 0..1 (a microscope's, a normalised scan): clipping it to 0..255
+    left every pixel 0 or 1, a near-constant image."""
+    ramp = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    d = decode(enc(Image.fromarray(ramp, "F"), "TIFF"), CFG)
+    grey = d.pixels[..., 0].astype(int)
+    assert d.mode == "F" and grey.min() <= 2 and grey.max() >= 253 and 100 < grey.mean() < 155
+    wide = decode(enc(Image.fromarray(ramp * 200, "F"), "TIFF"), CFG)  # 0..200: already in byte range
+    assert 180 <= wide.pixels.max() <= 200
+
+
 def test_palette_with_transparency_is_composited_on_the_background():
     arr = np.zeros((32, 32, 3), np.uint8)
     arr[:, 16:] = (200, 30, 30)
