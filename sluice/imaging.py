@@ -272,13 +272,14 @@ def strip_metadata(content: bytes, limits: Limits = Limits(max_pixels=200_000_00
     text chunks; the EXIF orientation is applied to the pixels first so the picture looks the same.
 
     Only the pixels (and the ICC colour profile) are carried over to a fresh image, so nothing a format
-    keeps in ``info`` can ride along. Pixels stay bit-exact except in JPEG, re-encoded at quality 95
+    keeps in ``info`` can ride along. A format Pillow cannot write here (HEIC: pi-heif decodes only) becomes
+    a PNG. Pixels stay bit-exact except in JPEG, re-encoded at quality 95
     without chroma subsampling (WebP is written lossless, whatever it was). Every frame of an animation is kept. Raises :class:`Reject` for bytes
     that do not decode (call it where bytes land, e.g. the crawler and the image-folder connector).
     """
     with guard(limits):
         im = _open(content, limits)
-        fmt = im.format
+        fmt = im.format if im.format in Image.SAVE else "PNG"  # HEIC is decode-only here: lossless PNG
         frames = [ImageOps.exif_transpose(f.copy()) for f in ImageSequence.Iterator(im)]
         icc = im.info.get("icc_profile")
         fresh = [_bare(f) for f in frames]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
+import sluice.imaging  # noqa: F401  (registers the HEIF/HEIC opener: a site may serve iPhone photos as they are)
+
 GPS_TAG = ExifTags.IFD.GPSInfo
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -121,7 +123,8 @@ def _strip_png(body: bytes) -> bytes:
 
 
 def strip_gps(body: bytes) -> bytes:
-    """``body`` with GPS EXIF removed; JPEG and PNG are edited in place (pixels untouched, lossless)."""
+    """``body`` with GPS EXIF removed; JPEG and PNG are edited in place (pixels untouched, lossless); a format
+    Pillow cannot write (HEIC) is re-encoded as a lossless PNG without metadata."""
     if body.startswith(b"\xff\xd8"):
         return _strip_jpeg(body)
     if body.startswith(PNG_SIGNATURE):
@@ -130,6 +133,10 @@ def strip_gps(body: bytes) -> bytes:
         exif = im.getexif()
         if not exif.get_ifd(GPS_TAG) and GPS_TAG not in exif:
             return body
+        if im.format not in Image.SAVE:  # HEIC: decode-only here, so the pixels go to a lossless PNG
+            from sluice.imaging import strip_metadata
+
+            return strip_metadata(body)
         exif.pop(GPS_TAG, None)
         exif._ifds.pop(GPS_TAG, None)
         buf = io.BytesIO()

@@ -302,6 +302,18 @@ def test_a_rotated_heic_is_turned_upright_once():
     assert np.abs(turned.pixels.astype(int) - expected.astype(int)).mean() < 6
 
 
+def test_strip_metadata_writes_a_heic_as_a_lossless_png_upright():
+    """pi-heif decodes only, so a HEIC whose metadata must go (the crawl's location rule) becomes a PNG: the
+    decoded pixels exactly, turned upright by its orientation, with no EXIF."""
+    from PIL import ImageOps
+
+    bare = strip_metadata(HEIC_ROTATED.read_bytes())
+    out = Image.open(io.BytesIO(bare))
+    assert out.format == "PNG" and not out.getexif()
+    upright = ImageOps.exif_transpose(Image.open(HEIC_ROTATED)).convert("RGB")
+    assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(upright))
+
+
 def test_damaged_heic_is_decoded_or_rejected_never_an_escape():
     """libheif behind pi-heif is new decoder surface: bytes changed, cut or inserted anywhere give a
     Reject with a reason or pixels, never another exception (4,500 mutations run by hand did the same)."""

@@ -124,3 +124,14 @@ def test_the_pipeline_quarantines_what_it_cannot_strip():
     assert ok.outcome == "image" and not has_gps(ok.body)
     assert bad.outcome == "dropped:metadata_unreadable" and bad.body is None and bad.details
     assert "metadata_unreadable" in QUARANTINE_REASONS
+
+
+def test_a_heic_photo_served_by_a_site_is_an_image():
+    """iPhone photos served as they are (image/heic): accepted, landed as served when they carry no location;
+    before, the crawl process had no HEIF opener and quarantined them as content_mismatch."""
+    from pathlib import Path
+
+    heic = (Path(__file__).parents[2] / "data" / "astronaut-96x64-orientation6.heic").read_bytes()
+    verdict = check_image(heic, "image/heic", 10**8)
+    assert (verdict.reason, verdict.format, verdict.width, verdict.height) == (None, "HEIF", 64, 96)
+    assert not has_gps(heic) and strip_location(heic) == heic
