@@ -142,6 +142,10 @@ TABLES: dict[str, TableSpec] = {
                 # the dedup settings and pixel hash this row was computed from (transform/dedup_state.py).
                 # Last, so older lakes gain it by appending.
                 ("match_basis", pa.string(), True),
+                # the image's window codes (transform/dedup_codes.py: 75 query and 4 or 8 indexed windows as
+                # little-endian int64), read by the next incremental run; null for a detail-free image
+                ("window_codes", pa.binary(), True),
+                ("probe_codes", pa.binary(), True),
             ),
             ("image_id",),
             "Duplicate group of every image (dedup); narrow, so regrouping never rewrites pixels.",

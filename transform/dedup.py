@@ -31,7 +31,8 @@ from sluice.progress import Meter
 from sluice.runs import new_run_id, reconcile
 from sluice.stage import stage_logger
 from sluice.thumbnails import equalise
-from transform.dedup_match import MIN_DETAIL, unframe
+from transform.dedup_codes import WindowCodes
+from transform.dedup_match import MIN_DETAIL, probe_windows, unframe
 from transform.hamming import near_pairs
 
 STAGE = "dedup"
@@ -189,7 +190,7 @@ def required_score(geometry: np.ndarray, min_correlation: float, moved_margin: f
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
                min_correlation: float, moved_margin: float = 0.05, max_per_image: int | None = None,
                stats: dict | None = None, client=None, log=None, new: np.ndarray | None = None,
-               min_detail_correlation: float = 0.5, mirrored: bool = False
+               min_detail_correlation: float = 0.5, mirrored: bool = False, codes=None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """Accepted near pairs (i < j, not already exact) with score and geometry, and the counts of the
     candidates checked (``candidates``: pairs not already exact) and of those the pixels ``rejected``.
@@ -210,9 +211,11 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     candidate search and the aligned check run on ``client``'s Dask workers when one is given; ``log``
     gets their progress. The pairs are judged a bucket at a time as the check yields them, and only the
     accepted ones are kept. With ``new`` (row numbers), only pairs with at least one new image are
-    searched and returned.
+    searched and returned. ``codes`` (:class:`transform.dedup_codes.WindowCodes` of every row): the window
+    codes known already; on return it holds every image with detail's codes (to be stored).
     """
-    from transform.dedup_match import MIRRORED, spectrum
+    from transform.dedup_codes import fill
+    from transform.dedup_match import MIRRORED, probe_windows, spectrum
     from transform.dedup_plain import DIMS, plain_pairs
     from transform.dedup_search import match_buckets
 
@@ -232,13 +235,15 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
                                                  max_per_image=max_per_image, stats=stats, client=client, log=log,
                                                  new=None if new is None else new[~smooth[new]],
                                                  floor=min_correlation, among=rough,
-                                                 min_band=min_detail_correlation, mirrored=mirrored):
+                                                 min_band=min_detail_correlation, mirrored=mirrored, codes=codes):
         cand = exact[ni] != exact[nj]  # pairs already exact need no pixel check
         ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
         ok = score >= required_score(geometry, min_correlation, moved_margin)
         counts["candidates"] += len(ni)
         counts["rejected"] += int((~ok).sum())
         kept.append((ni[ok], nj[ok], score[ok], geometry[ok]))
+    if codes is not None:  # a full pass hashes the indexed windows block by block: kept for the next run
+        fill(codes.probes, codes.have_probes, thumbs, probe_windows(mirrored), rough, client)
     counts["candidates"] += stats["below_floor"]  # verified below min_correlation: counted, never kept
     counts["rejected"] += stats["below_floor"]
     plain_found = 0
@@ -277,8 +282,13 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     search: dict = {}
     log = stage_logger(STAGE)
     print_ = dedup_state.fingerprint(cfg) if cfg is not None else ""
-    stored = pl.from_arrow(lake.read("image_groups")) if cfg is not None and lake.exists("image_groups") else None
+    held = lake.dataset("image_groups").schema.names if cfg is not None and lake.exists("image_groups") else []
+    stored = pl.from_arrow(lake.read("image_groups", [c for c in held if not c.endswith("_codes")])) if held else None
     new, mode = dedup_state.plan(meta, stored, print_, cfg is not None and cfg.incremental)
+    # the stored codes hold when the stored rows do (same pixels, settings and matching: an incremental run)
+    codes = WindowCodes.read(pl.from_arrow(lake.read("image_groups", ["image_id", "window_codes", "probe_codes"]))
+                             if new is not None and "window_codes" in held else None,
+                             meta["image_id"], len(probe_windows(mirrored)))
 
     def edges(client=None):
         if meta.height:
@@ -289,7 +299,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
             thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4
         return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
                             min_correlation, moved_margin, max_per_image, search, client=client, log=log, new=new,
-                            min_detail_correlation=min_detail_correlation, mirrored=mirrored),
+                            min_detail_correlation=min_detail_correlation, mirrored=mirrored, codes=codes),
                 grey, colour)
 
     log.info("%s", mode)
@@ -313,7 +323,9 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     basis = meta.select("image_id", dedup_state.basis(meta, print_) if cfg is not None
                         else pl.lit(None, pl.String).alias("match_basis"))
     groups = (assign_groups(meta, np.concatenate([i, si]), np.concatenate([j, sj]))
-              .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id"))
+              .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id")
+              .with_columns(pl.from_arrow(codes.binary("windows")).alias("window_codes"),  # meta's row order
+                            pl.from_arrow(codes.binary("probes")).alias("probe_codes")))
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
     counts = {"mode": mode.split(" (")[0], "why": mode, "new_images": meta.height if new is None else len(new),
               "images": meta.height, "exact_pairs": exact.height, "near_candidates": near["candidates"],
@@ -342,9 +354,11 @@ def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarra
 
 # ---------------------------------------------------------------------------- the stage
 def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str) -> dict:
-    """Replace the narrow ``image_groups`` table; ``images`` (the pixels) is never rewritten."""
+    """Replace the narrow ``image_groups`` table (with each image's window codes, for the next run:
+    transform/dedup_codes.py); ``images`` (the pixels) is never rewritten."""
     table = groups.select("image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with",
-                          "match_basis", run_id=pl.lit(run_id)).to_arrow()
+                          "match_basis", *[c for c in ("window_codes", "probe_codes") if c in groups.columns],
+                          run_id=pl.lit(run_id)).to_arrow()
     return {"updated": lake.overwrite("image_groups", table, run_id=run_id)}
 
 

@@ -26,11 +26,11 @@ from collections import deque
 
 import numpy as np
 
+from transform.dedup_codes import WindowCodes, fill
 from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, probe_windows, window_codes
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
 BUCKET_ROWS = 1 << 16  # lower rows per bucket of the pair reduction and verification (bounded driver memory)
-CODES_SHARE = 32_768  # images a window-code task hashes at most (Dask path: ~60 MB of thumbnails and codes)
 VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
 _INDEX: dict = {}  # in a Dask worker process: the running search's index, by search token (_block_hits)
 _INDEX_LOCK = threading.Lock()
@@ -137,33 +137,6 @@ def _forget_index() -> None:
         _INDEX.clear()
 
 
-def _codes(thumbs: np.ndarray, windows: list[Window], rows: np.ndarray, client=None) -> np.ndarray:
-    """``window_codes(thumbs[rows], windows).ravel()``, ``CODES_SHARE`` images at a time; with ``client``
-    as tasks over shares of them (two per worker thread, at most ``CODES_SHARE`` images each, at most
-    two tasks per worker thread in flight), so the driver does not hash every window of every image
-    alone and a task's memory does not grow with the table. The codes are written into one array as
-    the shares finish."""
-    out = np.empty((len(rows), len(windows)), np.int64)
-    if client is None or len(rows) == 0:
-        for start in range(0, len(rows), CODES_SHARE):
-            out[start:start + CODES_SHARE] = window_codes(thumbs[rows[start:start + CODES_SHARE]], windows)
-        return out.ravel()
-    from sluice.compute import total_threads
-
-    window_size = 2 * total_threads(client)
-    step = min(-(-len(rows) // window_size), CODES_SHARE)
-    starts, running = deque(range(0, len(rows), step)), deque()
-    while starts or running:
-        while starts and len(running) < window_size:
-            start = starts.popleft()
-            running.append((start, client.submit(window_codes, client.scatter(thumbs[rows[start:start + step]]),
-                                                 windows, pure=False)))
-        start, future = running.popleft()
-        out[start:start + step] = future.result()
-        future.release()
-    return out.ravel()
-
-
 def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows: list[Window], max_bits: int,
           block: int, stats: dict, client=None, done=None):
     """Yield (probing rows, (probe code row, table row, distance)) for blocks of ``rows``, in order: the
@@ -233,19 +206,25 @@ def candidates_touching(thumbs: np.ndarray, new: np.ndarray, max_bits: int, max_
                                      bucket_rows=bucket_rows, mirrored=mirrored))
 
 
+def _held(codes: WindowCodes | None, which: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if codes is None:
+        return None, None
+    return (codes.windows, codes.have_windows) if which == "windows" else (codes.probes, codes.have_probes)
+
+
 def _joined(buckets: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([b[c] for b in buckets]) for c in range(4))
 
 
 def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | None = None, block: int = BLOCK,
                       stats: dict | None = None, client=None, on_progress=None, new: np.ndarray | None = None,
-                      bucket_rows: int = BUCKET_ROWS, among: np.ndarray | None = None, mirrored: bool = False
-                      ) -> list[tuple[np.ndarray, ...]]:
+                      bucket_rows: int = BUCKET_ROWS, among: np.ndarray | None = None, mirrored: bool = False,
+                      codes: WindowCodes | None = None) -> list[tuple[np.ndarray, ...]]:
     """:func:`candidates` (or with ``new``, :func:`candidates_touching`) as a list of buckets of
     ``bucket_rows`` lower rows, each (a, b, window, ref) in pair order. With ``among`` (increasing row
     numbers; ``new`` among them) only those images take part. With ``mirrored`` every image is also
     probed by its mirror image's windows (``ref`` >= len(INDEX_WINDOWS): the pair matched with ``b``
-    mirrored)."""
+    mirrored). ``codes``: the images' window codes known already (kept between runs), filled in as computed."""
     probes = probe_windows(mirrored)
     n = len(thumbs)
     rows = np.arange(n) if among is None else np.asarray(among, np.int64)
@@ -253,7 +232,7 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
     stats.update(window_hits=0, capped_images=0, capped_pairs_dropped=0, search_tasks=0)
     buckets = PairBuckets(n, bucket_rows)
     if new is None:
-        for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, rows, probes,
+        for probing, hits in _hits(fill(*_held(codes, "windows"), thumbs, WINDOWS, rows, client), thumbs, rows, probes,
                                    max_bits, block, stats, client, on_progress):
             buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows, len(probes)))
         return buckets.reduced()
@@ -267,10 +246,10 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
     def progress(r: int) -> None:
         probed[0] += r
         done(probed[0] // 2 - (probed[0] - r) // 2)
-    for probing, hits in _hits(_codes(thumbs, WINDOWS, rows, client), thumbs, new, probes,
+    for probing, hits in _hits(fill(*_held(codes, "windows"), thumbs, WINDOWS, rows, client), thumbs, new, probes,
                                max_bits, block, stats, client, progress):
         buckets.add(_reduce_block(probing, *hits, max_per_image, stats, rows, m))
-    for probing, (qq, ii, dist) in _hits(_codes(thumbs, probes, rows, client), thumbs, new, WINDOWS,
+    for probing, (qq, ii, dist) in _hits(fill(*_held(codes, "probes"), thumbs, probes, rows, client), thumbs, new, WINDOWS,
                                          max_bits, block, stats, client, progress):
         other, owner, ref, window, dist = _reduce(rows[ii // m], probing[qq // k], ii % m, qq % k, dist,
                                                   max_per_image, stats)
@@ -344,7 +323,7 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
                   plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
                   client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
                   among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0,
-                  mirrored: bool = False):
+                  mirrored: bool = False, codes: WindowCodes | None = None):
     """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
     order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
     2 cropped, 3 cropped and shifted; + MIRRORED with ``mirrored``, for a pair that matched with one
@@ -357,13 +336,13 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     accepts (see :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not yielded,
     only counted (``stats["below_floor"]``); ``min_band``: the band-pass detail correlation such a pair
     needs too (see :func:`transform.dedup_match.aligned_scores`). With ``among`` (increasing row numbers, ``new`` and the
-    ``extra`` pairs among them) only those images are searched."""
+    ``extra`` pairs among them) only those images are searched. ``codes``: see :func:`candidate_buckets`."""
     stats = {} if stats is None else stats
     searched = len(thumbs) if among is None else len(among)
     meter = _meter(log, "candidate search", searched if new is None else len(new), "img")
     buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
                                 on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows, among=among,
-                                mirrored=mirrored)
+                                mirrored=mirrored, codes=codes)
     if meter:
         meter.close()
     if extra is not None and len(extra[0]):

@@ -50,12 +50,12 @@ def test_plan_is_priced_on_measured_occupancy():
 def test_dask_search_equals_local_search(monkeypatch):
     from distributed import Client, LocalCluster, get_task_stream
 
-    from transform import dedup_search
+    from transform import dedup_codes
 
     thumbs = thumbnails(scenes(600, seed=2))
     local_stats, dask_stats = {}, {}
     local = candidates(thumbs, 10, 256, block=128, stats=local_stats)
-    monkeypatch.setattr(dedup_search, "CODES_SHARE", 70)  # window codes in tasks of at most 70 images
+    monkeypatch.setattr(dedup_codes, "CODES_SHARE", 70)  # window codes in tasks of at most 70 images
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as stream:
