@@ -11,8 +11,8 @@ order), so label-error lists published by index resolve as for CIFAR.
 
 A file that is not IDX (wrong magic, not unsigned bytes, a header that does not fit) stops the source with
 one line naming it. Rows that cannot land are quarantined one by one: more images than labels or the
-reverse, a label outside ``class_names``, and the images a truncated file cut short. The images file is
-read a block of images at a time, never whole, and never past what its header says it holds.
+reverse, a label outside ``class_names``, and the images a truncated file (or gzip stream) cut short.
+The images file is read a block of images at a time, never whole, and never past what its header says.
 """
 
 from __future__ import annotations
@@ -106,15 +106,18 @@ def _labels(path: Path | None) -> np.ndarray | None:
             raise InputError(f"{path}: cannot read its labels ({err})") from None
 
 
-def _blocks(f: IO[bytes], path: Path, n: int, shape: tuple[int, int]) -> Iterator[np.ndarray]:
-    """The images, BLOCK at a time, until the header's count or the end of a truncated file."""
+def _blocks(f: IO[bytes], n: int, shape: tuple[int, int], cut: list[str]) -> Iterator[np.ndarray]:
+    """The images, BLOCK at a time, until the header's count or the end of a truncated file (a gzip stream
+    cut short or corrupt ends it too: why is appended to ``cut``, and the images after it are the caller's
+    to quarantine)."""
     size = shape[0] * shape[1]
     for start in range(0, n, BLOCK):
         want = min(BLOCK, n - start)
         try:
             data = f.read(want * size)
-        except (OSError, EOFError) as err:  # a gzip stream cut short
-            raise InputError(f"{path}: cannot read image {start}.. ({err})") from None
+        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+            cut.append(f"the file cannot be read past image {start} ({err})")
+            return
         whole = len(data) // size
         if whole:
             yield np.frombuffer(data[:whole * size], np.uint8).reshape(whole, *shape)
@@ -136,8 +139,8 @@ def _records(images: Path, src: IdxSource) -> Iterator[Record]:
     labels = _labels(labels_path)
     with _open(images) as f:
         n, rows, cols = _header(f, images, 3)
-        i = 0
-        for block in _blocks(f, images, n, (rows, cols)):
+        i, cut = 0, []
+        for block in _blocks(f, n, (rows, cols), cut):
             for pixels in block:
                 uri, item_id = f"{images.as_posix()}#{i}", f"{images.name}:{i}"
                 if labels is not None and i >= len(labels):
@@ -152,8 +155,8 @@ def _records(images: Path, src: IdxSource) -> Iterator[Record]:
                                      extra=json.dumps({f"{split or 'file'}_index": i}))
                 i += 1
     for k in range(i, max(n, len(labels) if labels is not None else 0)):  # every image or label left unpaired
-        why = (f"the file ends after {i} of the {n} images its header declares (truncated)" if k < n
-               else f"label {k} has no image ({images.name} holds {n})")
+        why = ((cut[0] if cut else f"the file ends after {i} of the {n} images its header declares (truncated)")
+               if k < n else f"label {k} has no image ({images.name} holds {n})")
         yield Record(f"{images.as_posix()}#{k}", item_id=f"{images.name}:{k}", reject="missing_image", details=why)
 
 

@@ -111,3 +111,14 @@ def test_init_images_on_an_idx_folder_writes_an_idx_source(tmp_path, run_cli):
     assert "IDX files (MNIST's layout)" in result.stdout and "10 classes (T-shirt/top, Trouser" in result.stdout
     source = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"][0]
     assert source["kind"] == "idx" and source["class_names"][9] == "Ankle boot"
+
+
+def test_a_gzip_stream_cut_short_quarantines_the_images_it_lost(tmp_path, make_params, lake):
+    data = gzip.compress(idx_bytes(digits(6, 7)))
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(data[: len(data) * 2 // 3])  # a download cut short
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.arange(6, dtype=np.uint8))))
+    stats = public.run(params(make_params, tmp_path))["sources"]["m"]
+    lost = stats["quarantine_reasons"]["missing_image"]
+    assert stats["inserted"] + lost == 6 and lost >= 1
+    assert all("cannot be read past image" in r["details"] or "truncated" in r["details"]
+               for r in lake.read("quarantine").to_pylist())
