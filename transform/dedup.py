@@ -268,9 +268,9 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
 def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,
                 max_per_image: int | None = None, compute=None, cfg=None, min_detail_correlation: float = 0.5,
-                mirrored: bool = False) -> tuple[pl.DataFrame, dict]:
+                mirrored: bool = False) -> tuple[pl.DataFrame, dict, WindowCodes]:
     """Duplicate groups of every image in silver (with each image's strongest match and its
-    ``match_basis``), and counts. With ``cfg`` (the dedup params) the stored ``image_groups`` is built on
+    ``match_basis``), counts, and the images' window codes (in the groups' row order). With ``cfg`` (the dedup params) the stored ``image_groups`` is built on
     when it still holds (:mod:`transform.dedup_state`): only pairs with a new image are searched."""
     from transform import dedup_state
 
@@ -323,9 +323,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     basis = meta.select("image_id", dedup_state.basis(meta, print_) if cfg is not None
                         else pl.lit(None, pl.String).alias("match_basis"))
     groups = (assign_groups(meta, np.concatenate([i, si]), np.concatenate([j, sj]))
-              .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id")
-              .with_columns(pl.from_arrow(codes.binary("windows")).alias("window_codes"),  # meta's row order
-                            pl.from_arrow(codes.binary("probes")).alias("probe_codes")))
+              .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id"))
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
     counts = {"mode": mode.split(" (")[0], "why": mode, "new_images": meta.height if new is None else len(new),
               "images": meta.height, "exact_pairs": exact.height, "near_candidates": near["candidates"],
@@ -334,7 +332,7 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
               "largest_group": int(sizes["len"].max() or 1) if sizes.height else 1,
               "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))},
               "search": search}
-    return groups, counts
+    return groups, counts, codes
 
 
 def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
@@ -353,12 +351,14 @@ def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarra
 
 
 # ---------------------------------------------------------------------------- the stage
-def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str) -> dict:
-    """Replace the narrow ``image_groups`` table (with each image's window codes, for the next run:
-    transform/dedup_codes.py); ``images`` (the pixels) is never rewritten."""
+def write_groups(lake: Lake, groups: pl.DataFrame, run_id: str, codes: WindowCodes | None = None) -> dict:
+    """Replace the narrow ``image_groups`` table (with each image's window ``codes``, rows in ``groups``' order,
+    for the next run: transform/dedup_codes.py); ``images`` (the pixels) is never rewritten."""
     table = groups.select("image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with",
-                          "match_basis", *[c for c in ("window_codes", "probe_codes") if c in groups.columns],
-                          run_id=pl.lit(run_id)).to_arrow()
+                          "match_basis", run_id=pl.lit(run_id)).to_arrow()
+    if codes is not None:  # straight from the code arrays to Arrow: 660 bytes an image, never copied twice
+        table = table.append_column("window_codes", codes.binary("windows")).append_column("probe_codes",
+                                                                                         codes.binary("probes"))
     return {"updated": lake.overwrite("image_groups", table, run_id=run_id)}
 
 
@@ -369,10 +369,10 @@ def run(params) -> dict:
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run the clean stage: python -m transform.clean)")
     run_id = new_run_id(STAGE)
     started = time.perf_counter()
-    groups, counts = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
+    groups, counts, codes = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
                                  cfg.max_candidates_per_image, params.compute, cfg=cfg,
                                  min_detail_correlation=cfg.min_detail_correlation, mirrored=cfg.mirrored)
-    written = write_groups(lake, groups, run_id)
+    written = write_groups(lake, groups, run_id, codes)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)
     seconds = time.perf_counter() - started

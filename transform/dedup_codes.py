@@ -64,7 +64,7 @@ class WindowCodes:
         width = codes.shape[1] * 8
         offsets = np.zeros(len(have) + 1, np.int32)
         np.cumsum(have * width, out=offsets[1:])
-        data = np.ascontiguousarray(codes[have], "<i8")
+        data = np.ascontiguousarray(codes if have.all() else codes[have], "<i8")  # all rows: no copy
         validity = pa.array(have).buffers()[1] if not have.all() else None
         return pa.Array.from_buffers(pa.binary(), len(have), [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
                                      null_count=int((~have).sum()))
