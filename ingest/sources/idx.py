@@ -33,6 +33,8 @@ from sluice.errors import InputError
 # images file names: train-images-idx3-ubyte(.gz), t10k-images.idx3-ubyte, emnist-letters-train-images-idx3-ubyte
 IMAGES = re.compile(r"(?P<prefix>.*?)[-_.]?images[-_.]idx3[-_.]ubyte(?P<gz>\.gz)?", re.IGNORECASE)
 BLOCK = 4096  # images read and encoded at a time
+READ_BYTES = 64 << 20  # at most this much read at once, whatever a header claims
+MAX_PIXELS = 1 << 26  # an image larger than this (8192 x 8192) is a header that is not what it says
 FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
@@ -100,10 +102,14 @@ def _labels(path: Path | None) -> np.ndarray | None:
         return None
     with _open(path) as f:
         (n,) = _header(f, path, 1)
+        parts, left = [], n
         try:
-            return np.frombuffer(f.read(n), np.uint8)
+            while left and (part := f.read(min(left, READ_BYTES))):  # never one read of what a header claims
+                parts.append(part)
+                left -= len(part)
         except (OSError, EOFError) as err:
             raise InputError(f"{path}: cannot read its labels ({err})") from None
+        return np.frombuffer(b"".join(parts), np.uint8)
 
 
 def _blocks(f: IO[bytes], n: int, shape: tuple[int, int], cut: list[str]) -> Iterator[np.ndarray]:
@@ -111,8 +117,9 @@ def _blocks(f: IO[bytes], n: int, shape: tuple[int, int], cut: list[str]) -> Ite
     cut short or corrupt ends it too: why is appended to ``cut``, and the images after it are the caller's
     to quarantine)."""
     size = shape[0] * shape[1]
-    for start in range(0, n, BLOCK):
-        want = min(BLOCK, n - start)
+    step = max(1, min(BLOCK, READ_BYTES // max(size, 1)))  # a read never asks for more than READ_BYTES
+    for start in range(0, n, step):
+        want = min(step, n - start)
         try:
             data = f.read(want * size)
         except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
@@ -139,6 +146,8 @@ def _records(images: Path, src: IdxSource) -> Iterator[Record]:
     labels = _labels(labels_path)
     with _open(images) as f:
         n, rows, cols = _header(f, images, 3)
+        if rows * cols > MAX_PIXELS or rows * cols == 0:
+            raise InputError(f"{images}: its header declares images of {rows} x {cols} pixels; not an IDX image file")
         i, cut = 0, []
         for block in _blocks(f, n, (rows, cols), cut):
             for pixels in block:
@@ -154,10 +163,14 @@ def _records(images: Path, src: IdxSource) -> Iterator[Record]:
                         yield Record(uri, png_bytes(pixels), label=label, split_hint=split, item_id=item_id,
                                      extra=json.dumps({f"{split or 'file'}_index": i}))
                 i += 1
-    for k in range(i, max(n, len(labels) if labels is not None else 0)):  # every image or label left unpaired
-        why = ((cut[0] if cut else f"the file ends after {i} of the {n} images its header declares (truncated)")
-               if k < n else f"label {k} has no image ({images.name} holds {n})")
+    ended = cut[0] if cut else f"the file ends after {i} of the {n} images its header declares (truncated)"
+    for k in range(i, len(labels) if labels is not None else 0):  # every label left without its image
+        why = ended if k < n else f"label {k} has no image ({images.name} holds {n})"
         yield Record(f"{images.as_posix()}#{k}", item_id=f"{images.name}:{k}", reject="missing_image", details=why)
+    start = max(i, len(labels) if labels is not None else 0)
+    if start < n:  # declared, not there, no label either: one row for the range (a header may claim billions)
+        yield Record(f"{images.as_posix()}#{start}-{n - 1}", item_id=f"{images.name}:{start}-{n - 1}",
+                     reject="missing_image", details=f"images {start}..{n - 1} ({n - start}): {ended}")
 
 
 def read_idx(src: IdxSource, max_bytes: int) -> Iterator[Record]:

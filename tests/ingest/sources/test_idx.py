@@ -122,3 +122,21 @@ def test_a_gzip_stream_cut_short_quarantines_the_images_it_lost(tmp_path, make_p
     assert stats["inserted"] + lost == 6 and lost >= 1
     assert all("cannot be read past image" in r["details"] or "truncated" in r["details"]
                for r in lake.read("quarantine").to_pylist())
+
+
+def test_a_hostile_header_is_refused_before_any_large_read(tmp_path, make_params):
+    """A header claiming 2^31 images of 65535 x 65535 pixels: one line, no attempt to read terabytes."""
+    header = bytes([0, 0, 8, 3]) + np.array([2**31 - 1, 65535, 65535], ">u4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + bytes(100))
+    with pytest.raises(InputError, match="65535 x 65535 pixels; not an IDX image file"):
+        public.run(params(make_params, tmp_path))
+
+
+def test_a_header_claiming_more_images_than_the_file_holds_reads_what_is_there(tmp_path, make_params, lake):
+    images = digits(3, 8)
+    header = bytes([0, 0, 8, 3]) + np.array([10**9, 28, 28], ">u4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    stats = public.run(params(make_params, tmp_path))["sources"]["m"]
+    assert stats["inserted"] == 3 and stats["quarantine_reasons"] == {"missing_image": 1}  # one row for the rest
+    (row,) = lake.read("quarantine").to_pylist()
+    assert row["row_key"].endswith("#3-999999999") and "999999997" in row["details"]
