@@ -36,17 +36,18 @@ def grey_levels(pixels: np.ndarray) -> np.ndarray:
 def equalise(levels: np.ndarray) -> np.ndarray:
     """(n, 32, 32) uint8 plain thumbnails -> histogram-equalised ones (mid-rank: ties share one value).
 
-    Each thumbnail's 256 levels are mapped through its own table (its mid-rank CDF, rounded once), so
-    the temporaries are an int32 copy of the levels and (n, 256) tables, not four (n, 1024) float64
-    and int64 copies: 2.7x faster at 16k thumbnails, the same bytes (tested)."""
+    Each thumbnail's 256 levels are mapped through its own table (its mid-rank CDF, rounded once): one
+    compiled pass a thumbnail (histogram, table, map), nothing allocated but the output. Dedup equalises
+    every image's thumbnail on every run: the NumPy version it replaced (a bincount over an int32 copy of
+    the levels, (n, 256) tables and a gather) took 10.1 of an incremental run's 48 s at 1M images; this
+    one gives the same bytes (tested against a per-pixel mid-rank reference)."""
+    from sluice._equalise import equalise_into
+
     n = len(levels)
-    if n == 0:
-        return np.zeros((0, GRID, GRID), np.uint8)
-    size = levels[0].size
-    at = levels.reshape(n, -1).astype(np.int32) + (256 * np.arange(n, dtype=np.int32))[:, None]
-    hist = np.bincount(at.ravel(), minlength=256 * n).reshape(n, 256)
-    table = np.clip(np.rint((np.cumsum(hist, axis=1) - hist / 2.0) * (255.0 / size)), 0, 255).astype(np.uint8)
-    return table.ravel()[at].reshape(n, GRID, GRID)
+    out = np.empty((n, GRID, GRID), np.uint8)
+    if n:
+        equalise_into(np.ascontiguousarray(levels, np.uint8).reshape(n, -1), out.reshape(n, -1))
+    return out
 
 
 def sketch(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from sluice.stage import stage_logger
 from sluice.thumbnails import equalise
 from transform.dedup_codes import WindowCodes
 from transform.dedup_match import MIN_DETAIL, probe_windows, unframe
-from transform.hamming import near_pairs
+from transform.hamming import near_pairs_touching
 
 STAGE = "dedup"
 # pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL,
@@ -222,12 +222,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     share, low = spectrum(plain, DIMS)
     smooth = share < MIN_DETAIL  # upscaled scans, smooth scenes: too little detail for the tolerant check
     rough = np.flatnonzero(~smooth)
-    pi, pj, _ = near_pairs(phash, min(threshold, PHASH_BITS))
+    pi, pj, _ = near_pairs_touching(phash, new, min(threshold, PHASH_BITS))  # new is None: every pair
     keep = ~smooth[pi] & ~smooth[pj]
-    if new is not None:
-        fresh = np.zeros(len(phash), bool)
-        fresh[new] = True
-        keep &= fresh[pi] | fresh[pj]
     exact = np.unique(pixel_hash, return_inverse=True)[1].ravel()  # one integer per distinct pixel hash
     stats = {} if stats is None else stats
     kept, counts = [], {"candidates": 0, "rejected": 0}

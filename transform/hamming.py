@@ -209,6 +209,21 @@ def near_pairs(codes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarra
 
 
 
+def near_pairs_touching(codes: np.ndarray, rows: np.ndarray | None, threshold: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`near_pairs` restricted to the pairs with a row of ``rows`` (all pairs when None): the rows'
+    codes probe a table of every code, so the work follows the rows, not the whole list (an incremental
+    dedup's new images: 0.25 vs 2.2 s over 935k perceptual hashes)."""
+    if rows is None:
+        return near_pairs(codes, threshold)
+    rows = np.asarray(rows, np.int64)
+    qi, j, dist = near_pairs_between(codes[rows], codes, threshold)
+    i = rows[qi]
+    lo, hi, dist = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j], dist[i != j]
+    _, first = np.unique(lo * len(codes) + hi, return_index=True)  # a pair of two rows is met twice; sorted
+    return lo[first], hi[first], dist[first]
+
+
 def near_pairs_between(queries: np.ndarray, index: np.ndarray, threshold: int,
                        upper: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (query row, index row) pair within ``threshold`` bits, with the distance (unsorted, no

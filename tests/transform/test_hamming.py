@@ -51,3 +51,20 @@ def test_every_plan_with_tight_radii_finds_exactly_the_brute_force_pairs(thresho
         assert set(zip(i.tolist(), j.tolist())) == want, (m, threshold)
         assert np.array_equal(dist, np.bitwise_count((codes[i] ^ codes[j]).view(np.uint64)))
     assert plan_for(codes, threshold)[0] >= 2
+
+
+def test_pairs_touching_some_rows_are_those_of_every_pair_with_one_of_them():
+    from transform.hamming import near_pairs_touching
+
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2**63, 300, dtype=np.int64)
+    codes = np.concatenate([base, base[:100] ^ (1 << rng.integers(0, 63, 100))])  # 100 pairs 1 bit apart
+    codes[350] = codes[120]  # and one exact pair
+    i, j = brute_force_pairs(codes, 6)
+    rows = np.array([0, 5, 120, 301, 350, 399])
+    want = [(a, b) for a, b in zip(i.tolist(), j.tolist()) if a in rows or b in rows]
+    ti, tj, dist = near_pairs_touching(codes, rows, 6)
+    assert list(zip(ti.tolist(), tj.tolist())) == want and len(want) >= 5  # sorted, each pair once
+    assert np.array_equal(dist, np.bitwise_count(codes[ti] ^ codes[tj]))
+    ai, aj, _ = near_pairs_touching(codes, None, 6)
+    assert np.array_equal(ai, i) and np.array_equal(aj, j)
