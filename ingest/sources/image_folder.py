@@ -219,6 +219,11 @@ def detect(path: str) -> dict:
         inner = wrapped
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}
     root, path = inner, str(inner)
+    if not _any_image(root):
+        idx = next((f for _, _, files in os.walk(root) for f in files if "ubyte" in f.lower()), None)
+        raise InputError(f"{root}: no image files in it or below" + (
+            f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
+            f" (extensions read: {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...)"))
     try:
         _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
         return moved

@@ -308,3 +308,15 @@ def test_a_split_holding_only_an_images_folder_is_unlabelled(tmp_path, make_para
     public.run(folder_params(make_params, root))
     rows = {(r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
     assert rows == {("train", "n01443537"), ("train", "n01629819"), ("val", None), ("test", None)}
+
+
+def test_detect_refuses_a_folder_without_images_and_points_at_idx_files(tmp_path):
+    from ingest.sources.image_folder import detect
+
+    (tmp_path / "data" / "MNIST" / "raw").mkdir(parents=True)  # torchvision's root: IDX files, no images
+    (tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").write_bytes(b"\0\0\x08\x03")
+    with pytest.raises(InputError, match="train-images-idx3-ubyte.gz is an IDX file: give the folder that holds it to --idx"):
+        detect(str(tmp_path / "data"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no image files in it or below"):
+        detect(str(tmp_path / "empty"))
