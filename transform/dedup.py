@@ -211,8 +211,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     candidate search and the aligned check run on ``client``'s Dask workers when one is given; ``log``
     gets their progress. The pairs are judged a bucket at a time as the check yields them, and only the
     accepted ones are kept. With ``new`` (row numbers), only pairs with at least one new image are
-    searched and returned. ``codes`` (:class:`transform.dedup_codes.WindowCodes` of every row): the window
-    codes known already; on return it holds every image with detail's codes (to be stored).
+    searched and returned. ``codes`` (:class:`transform.dedup_codes.WindowCodes`): the window codes known
+    already; it is laid out here for the images with detail and on return holds all of theirs (to be stored).
     """
     from transform.dedup_codes import fill
     from transform.dedup_match import MIRRORED, probe_windows, spectrum
@@ -227,6 +227,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     exact = np.unique(pixel_hash, return_inverse=True)[1].ravel()  # one integer per distinct pixel hash
     stats = {} if stats is None else stats
     kept, counts = [], {"candidates": 0, "rejected": 0}
+    codes = codes.bind(rough) if codes is not None else None
     for ni, nj, score, geometry in match_buckets(thumbs, threshold, extra=(pi[keep], pj[keep]), plain=plain,
                                                  max_per_image=max_per_image, stats=stats, client=client, log=log,
                                                  new=None if new is None else new[~smooth[new]],
@@ -282,9 +283,9 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     stored = pl.from_arrow(lake.read("image_groups", [c for c in held if not c.endswith("_codes")])) if held else None
     new, mode = dedup_state.plan(meta, stored, print_, cfg is not None and cfg.incremental)
     # the stored codes hold when the stored rows do (same pixels, settings and matching: an incremental run)
-    codes = WindowCodes.read(pl.from_arrow(lake.read("image_groups", ["image_id", "window_codes", "probe_codes"]))
-                             if new is not None and "window_codes" in held else None,
-                             meta["image_id"], len(probe_windows(mirrored)))
+    codes = WindowCodes(meta["image_id"], len(probe_windows(mirrored)),
+                        pl.from_arrow(lake.read("image_groups", ["image_id", "window_codes", "probe_codes"]))
+                        if new is not None and "window_codes" in held else None)
 
     def edges(client=None):
         if meta.height:

@@ -22,68 +22,90 @@ import pyarrow as pa
 from transform.dedup_match import WINDOWS, Window, window_codes
 
 CODES_SHARE = 32_768  # images a window-code task hashes at most (Dask path: ~60 MB of thumbnails and codes)
+CHUNK_ROWS = 1 << 20  # image rows per stored chunk of codes (at most 664 MiB: Arrow binary offsets are int32)
 
 
 @dataclass
 class WindowCodes:
-    """The codes of every image row (``windows``: n x len(WINDOWS), ``probes``: n x m) and which rows hold
-    them (read from the stored table, or computed during this run)."""
+    """The images' codes known so far: ``stored`` (the previous ``image_groups``' image_id, window_codes and
+    probe_codes, or None) for the images ``ids`` (in row order). :meth:`bind` lays them out for the rows that
+    are searched (the images with detail): ``windows`` (rows x len(WINDOWS)) and ``probes`` (rows x m),
+    with which of them hold a code (read, or computed during this run)."""
 
-    windows: np.ndarray
-    probes: np.ndarray
-    have_windows: np.ndarray
-    have_probes: np.ndarray
+    ids: pl.Series
+    probes_per_image: int
+    stored: pl.DataFrame | None = None
+    rows: np.ndarray | None = None
+    windows: np.ndarray | None = None
+    probes: np.ndarray | None = None
+    have_windows: np.ndarray | None = None
+    have_probes: np.ndarray | None = None
 
-    @classmethod
-    def empty(cls, n: int, probes: int) -> WindowCodes:
-        return cls(np.zeros((n, len(WINDOWS)), np.int64), np.zeros((n, probes), np.int64), np.zeros(n, bool),
-                   np.zeros(n, bool))
-
-    @classmethod
-    def read(cls, stored: pl.DataFrame | None, ids: pl.Series, probes: int) -> WindowCodes:
-        """The codes ``stored`` (the previous ``image_groups``) holds for the images ``ids`` (in row order);
-        a code of another length than this run's (other windows) is not taken."""
-        codes = cls.empty(len(ids), probes)
-        if stored is None or "window_codes" not in stored.columns:
-            return codes
-        rows = pl.DataFrame({"image_id": ids}).with_row_index("row").join(
-            stored.select("image_id", "window_codes", "probe_codes"), on="image_id", how="inner")
-        for column, target, have in (("window_codes", codes.windows, codes.have_windows),
-                                     ("probe_codes", codes.probes, codes.have_probes)):
-            width = target.shape[1] * 8
-            ok = rows.filter(pl.col(column).bin.size() == width)
+    def bind(self, rows: np.ndarray) -> WindowCodes:
+        """Lay the codes out for ``rows`` (increasing row numbers): those ``stored`` holds are taken, a code of
+        another length than this run's (other windows) is not."""
+        self.rows = np.asarray(rows, np.int64)
+        self.windows = np.zeros((len(rows), len(WINDOWS)), np.int64)
+        self.probes = np.zeros((len(rows), self.probes_per_image), np.int64)
+        self.have_windows, self.have_probes = np.zeros(len(rows), bool), np.zeros(len(rows), bool)
+        if self.stored is None or "window_codes" not in self.stored.columns:
+            return self
+        at = pl.DataFrame({"image_id": self.ids.gather(self.rows)}).with_row_index("at").join(
+            self.stored.select("image_id", "window_codes", "probe_codes"), on="image_id", how="inner")
+        for column, target, have in (("window_codes", self.windows, self.have_windows),
+                                     ("probe_codes", self.probes, self.have_probes)):
+            ok = at.filter(pl.col(column).bin.size() == target.shape[1] * 8)
             if ok.height:
-                at = ok["row"].to_numpy()
-                target[at] = np.frombuffer(b"".join(ok[column].to_list()), "<i8").reshape(len(at), -1)
-                have[at] = True
-        return codes
+                where = ok["at"].to_numpy()
+                target[where] = np.frombuffer(b"".join(ok[column].to_list()), "<i8").reshape(len(where), -1)
+                have[where] = True
+        self.stored = None  # taken: not held twice
+        return self
 
-    def binary(self, which: str) -> pa.Array:
-        """One column to store: each row's codes as bytes, null where the row has none."""
-        codes, have = (self.windows, self.have_windows) if which == "windows" else (self.probes, self.have_probes)
-        width = codes.shape[1] * 8
-        offsets = np.zeros(len(have) + 1, np.int32)
-        np.cumsum(have * width, out=offsets[1:])
-        data = np.ascontiguousarray(codes if have.all() else codes[have], "<i8")  # all rows: no copy
-        validity = pa.array(have).buffers()[1] if not have.all() else None
-        return pa.Array.from_buffers(pa.binary(), len(have), [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
-                                     null_count=int((~have).sum()))
+    def binary(self, which: str) -> pa.ChunkedArray:
+        """One column to store, a value per image row: its codes as bytes, null where it has none (a
+        detail-free image). In chunks of CHUNK_ROWS rows, whose bytes stay within Arrow's 2 GiB a chunk."""
+        n = len(self.ids)
+        have = np.zeros(n, bool)
+        chunks = []
+        if self.rows is not None:
+            codes, known = (self.windows, self.have_windows) if which == "windows" else (self.probes, self.have_probes)
+            have[self.rows[known]] = True
+            data = np.ascontiguousarray(codes if known.all() else codes[known], "<i8").reshape(-1)  # all: no copy
+            width = codes.shape[1]
+        else:
+            data, width = np.zeros(0, "<i8"), 0
+        taken = 0
+        for start in range(0, max(n, 1), CHUNK_ROWS):
+            part = have[start:start + CHUNK_ROWS]
+            count = int(part.sum())
+            offsets = np.zeros(len(part) + 1, np.int32)
+            np.cumsum(part * (width * 8), out=offsets[1:])
+            validity = pa.array(part).buffers()[1] if not part.all() else None
+            chunks.append(pa.Array.from_buffers(pa.binary(), len(part), [
+                validity, pa.py_buffer(offsets), pa.py_buffer(data[taken * width:(taken + count) * width])],
+                null_count=len(part) - count))
+            taken += count
+        return pa.chunked_array(chunks, pa.binary())
 
 
 def fill(codes: np.ndarray | None, have: np.ndarray | None, thumbs: np.ndarray, windows: list[Window],
          rows: np.ndarray, client=None) -> np.ndarray:
-    """``window_codes(thumbs[rows], windows).ravel()``, taking the rows' codes from ``codes`` where ``have``
-    says it holds them and computing (and storing there) the others, ``CODES_SHARE`` images at a time;
-    with ``client`` as tasks over shares of them (at most ``CODES_SHARE`` images each, at most two tasks per
-    worker thread in flight), so the driver does not hash every window of every image alone and a task's
-    memory does not grow with the table. Without ``codes`` (None) they are computed into a new array."""
+    """``window_codes(thumbs[rows], windows).ravel()``, taking each row's codes from ``codes`` (laid out for
+    ``rows``: :meth:`WindowCodes.bind`) where ``have`` says it holds them and computing (and storing there)
+    the others, ``CODES_SHARE`` images at a time; with ``client`` as tasks over shares of them (at most
+    ``CODES_SHARE`` images each, at most two tasks per worker thread in flight), so the driver does not hash
+    every window of every image alone and a task's memory does not grow with the table. Without ``codes``
+    (None) they are computed into a new array."""
     if codes is None:
-        codes, have = np.empty((len(thumbs), len(windows)), np.int64), np.zeros(len(thumbs), bool)
-    missing = rows[~have[rows]]
+        codes, have = np.empty((len(rows), len(windows)), np.int64), np.zeros(len(rows), bool)
+    if len(codes) != len(rows):
+        raise ValueError(f"codes laid out for {len(codes)} rows, asked for {len(rows)}")
+    missing = np.flatnonzero(~have)
     if client is None or len(missing) == 0:
         for start in range(0, len(missing), CODES_SHARE):
             part = missing[start:start + CODES_SHARE]
-            codes[part] = window_codes(thumbs[part], windows)
+            codes[part] = window_codes(thumbs[rows[part]], windows)
     else:
         from sluice.compute import total_threads
 
@@ -93,11 +115,10 @@ def fill(codes: np.ndarray | None, have: np.ndarray | None, thumbs: np.ndarray, 
         while starts or running:
             while starts and len(running) < window_size:
                 start = starts.popleft()
-                running.append((start, client.submit(window_codes, client.scatter(thumbs[missing[start:start + step]]),
+                running.append((start, client.submit(window_codes, client.scatter(thumbs[rows[missing[start:start + step]]]),
                                                      windows, pure=False)))
             start, future = running.popleft()
             codes[missing[start:start + step]] = future.result()
             future.release()
     have[missing] = True
-    whole = len(rows) == len(codes) and (len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
-    return codes.ravel() if whole else codes[rows].ravel()  # rows 0..n-1 in order: no copy
+    return codes.ravel()

@@ -17,34 +17,37 @@ from transform.dedup_match import WINDOWS, window_codes
 COLUMNS = ["image_id", "dup_group", "is_canonical", "match_kind", "match_score", "match_with"]
 
 
-def test_codes_round_trip_and_a_code_of_another_length_is_not_taken():
-    codes = WindowCodes.empty(4, 8)
-    codes.windows[[0, 2]] = np.arange(2 * len(WINDOWS)).reshape(2, -1) - 7  # negative codes too
-    codes.have_windows[[0, 2]] = True
-    codes.probes[1] = np.arange(8)
-    codes.have_probes[1] = True
-    ids = pl.Series("image_id", ["a", "b", "c", "d"])
-    stored = pl.DataFrame({"image_id": ids, "window_codes": pl.from_arrow(codes.binary("windows")),
-                           "probe_codes": pl.from_arrow(codes.binary("probes"))})
-    assert stored["window_codes"].null_count() == 2 and stored["window_codes"][0] == codes.windows[0].astype("<i8").tobytes()
-    back = WindowCodes.read(stored.reverse(), ids, 8)  # joined by image id, not position
-    assert np.array_equal(back.have_windows, [True, False, True, False]) and np.array_equal(back.windows, codes.windows)
-    assert np.array_equal(back.have_probes, [False, True, False, False]) and np.array_equal(back.probes[1], np.arange(8))
-    assert not WindowCodes.read(stored, ids, 4).have_probes.any()  # stored with 8 indexed windows, asked for 4
+def test_codes_round_trip_and_a_code_of_another_length_is_not_taken(monkeypatch):
+    ids = pl.Series("image_id", ["a", "b", "c", "d", "e"])
+    codes = WindowCodes(ids, 8).bind(np.array([0, 2, 3]))  # b and e: detail-free, never searched
+    codes.windows[[0, 1]] = np.arange(2 * len(WINDOWS)).reshape(2, -1) - 7  # a and c; negative codes too
+    codes.have_windows[[0, 1]] = True
+    codes.probes[2], codes.have_probes[2] = np.arange(8), True  # d
+    monkeypatch.setattr(dedup_codes, "CHUNK_ROWS", 2)  # chunks of 2 rows: codes split across them
+    windows, probes = codes.binary("windows"), codes.binary("probes")
+    assert windows.num_chunks == 3 and windows.null_count == 3 and probes.null_count == 4
+    stored = pl.DataFrame({"image_id": ids, "window_codes": pl.from_arrow(windows), "probe_codes": pl.from_arrow(probes)})
+    assert stored["window_codes"][2] == codes.windows[1].astype("<i8").tobytes()
+    back = WindowCodes(ids, 8, stored.reverse()).bind(np.array([0, 1, 2, 3]))  # joined by image id, not position
+    assert np.array_equal(back.have_windows, [True, False, True, False])
+    assert np.array_equal(back.windows[[0, 2]], codes.windows[[0, 1]])
+    assert np.array_equal(back.have_probes, [False, False, False, True]) and np.array_equal(back.probes[3], np.arange(8))
+    assert not WindowCodes(ids, 4, stored).bind(np.arange(5)).have_probes.any()  # stored with 8 windows, asked 4
 
 
 def test_fill_hashes_only_the_rows_without_codes(monkeypatch):
     rng = np.random.default_rng(0)
     thumbs = rng.integers(0, 256, (6, 32, 32), dtype=np.uint8)
-    codes, have = np.zeros((6, len(WINDOWS)), np.int64), np.zeros(6, bool)
-    codes[2], have[2] = 12345, True  # a stored code: taken as it is
+    rows = np.array([1, 2, 4])
+    codes, have = np.zeros((3, len(WINDOWS)), np.int64), np.zeros(3, bool)
+    codes[1], have[1] = 12345, True  # row 2's stored code: taken as it is
     hashed = []
     monkeypatch.setattr(dedup_codes, "window_codes", lambda t, w: hashed.append(len(t)) or window_codes(t, w))
-    rows = np.array([1, 2, 4])
     out = fill(codes, have, thumbs, WINDOWS, rows).reshape(3, -1)
-    assert hashed == [2] and (out[1] == 12345).all()
-    assert np.array_equal(out[[0, 2]], window_codes(thumbs[[1, 4]], WINDOWS)) and have[[1, 2, 4]].all() and not have[0]
-    assert np.array_equal(fill(codes, have, thumbs, WINDOWS, np.arange(6)).reshape(6, -1)[4], out[2])
+    assert hashed == [2] and (out[1] == 12345).all() and have.all()
+    assert np.array_equal(out[[0, 2]], window_codes(thumbs[[1, 4]], WINDOWS))
+    with pytest.raises(ValueError, match="laid out for 3 rows, asked for 6"):
+        fill(codes, have, thumbs, WINDOWS, np.arange(6))
 
 
 @pytest.fixture
