@@ -11,7 +11,11 @@ about a third less work, the equalised score standing for a rejected pair's). A 
 score is lowered to that detail correlation: two photos that share a layout (a ship on a horizon, a
 plane over a runway) correlate highly as whole thumbnails while their detail is unrelated. In NumPy that was batched matrix products over dense (32 x 32) interpolation matrices
 and several gathered float copies per pair (~120 us a pair); every interpolation here touches its two
-taps only, in one pass, with nothing allocated per pair.
+taps only, in one pass, with nothing allocated per pair. The 9 positions share their resize: each of the
+3 column positions is resized along x once over the rows its 3 row positions span, and the resize along
+y is fused with the correlation (each row's sums in float32, added in float64); a window of the target's
+size is correlated as it is, its sums exact in integers. That picks the same positions, so the same
+scores, as resizing each position whole did, in 0.64x the time (``benchmarks/dedup_verify.py``).
 """
 
 from __future__ import annotations
@@ -31,22 +35,6 @@ def resize_taps(src: int, dst: int = CENTRE) -> tuple[np.ndarray, np.ndarray, np
     hi = np.clip(lo + 1, 0, src - 1)
     w = np.clip(pos - lo, 0, 1).astype(np.float32)
     return lo, hi, w
-
-
-@njit(inline="always")
-def _resized(img, y, x, s, lo, hi, w, out, tmp):
-    """``img[y:y+s, x:x+s]`` resized to CENTRE x CENTRE into ``out`` (rows first, via ``tmp``)."""
-    if s == CENTRE:
-        for i in range(CENTRE):
-            for j in range(CENTRE):
-                out[i, j] = img[y + i, x + j]
-        return
-    for k in range(s):
-        for j in range(CENTRE):
-            tmp[k, j] = (np.float32(1.0) - w[j]) * img[y + k, x + lo[j]] + w[j] * img[y + k, x + hi[j]]
-    for i in range(CENTRE):
-        for j in range(CENTRE):
-            out[i, j] = (np.float32(1.0) - w[i]) * tmp[lo[i], j] + w[i] * tmp[hi[i], j]
 
 
 @njit(inline="always")
@@ -71,20 +59,61 @@ def _standardise(x):
 
 
 @njit(inline="always")
-def _correlation(x, target, target_sum):
-    """Correlation of ``x`` with a standardised ``target`` (which sums to ``target_sum``, zero but for
-    rounding) in one pass: x's mean is taken out of the dot product and the norm afterwards."""
-    n = x.shape[0] * x.shape[1]
+def _rows_resized(img, x, s, y0, y1, lo, hi, w, out):
+    """Rows ``y0 .. y1 - 1`` of ``img``'s columns ``x .. x + s - 1`` resized along x to CENTRE into ``out``
+    (its row 0 is ``y0``): the row pass of a window's resize, shared by the windows that start at ``x``."""
+    for k in range(y1 - y0):
+        for j in range(CENTRE):
+            out[k, j] = (np.float32(1.0) - w[j]) * img[y0 + k, x + lo[j]] + w[j] * img[y0 + k, x + hi[j]]
+
+
+@njit(inline="always")
+def _resized_correlation(rows, top, lo, hi, w, target, target_sum):
+    """Correlation of a standardised ``target`` with the window whose row-resized rows start at ``rows[top]``,
+    resized along y on the fly (the column pass, never stored): each row's sums in float32 (24 terms),
+    added up in float64."""
     total = 0.0
     sq = 0.0
     dot = 0.0
-    for i in range(x.shape[0]):
-        for j in range(x.shape[1]):
-            v = np.float64(x[i, j])
+    for i in range(CENTRE):
+        r0, r1, wy = top + lo[i], top + hi[i], w[i]
+        row_total = np.float32(0.0)
+        row_sq = np.float32(0.0)
+        row_dot = np.float32(0.0)
+        for j in range(CENTRE):
+            v = (np.float32(1.0) - wy) * rows[r0, j] + wy * rows[r1, j]
+            row_total += v
+            row_sq += v * v
+            row_dot += v * target[i, j]
+        total += row_total
+        sq += row_sq
+        dot += row_dot
+    return _pearson(total, sq, dot, target_sum)
+
+
+@njit(inline="always")
+def _window_correlation(img, y, x, target, target_sum):
+    """Correlation of a standardised ``target`` with ``img[y:y+CENTRE, x:x+CENTRE]`` as it is (a window
+    the size of the target: nothing to resize; its sums exact in integers)."""
+    total = 0
+    sq = 0
+    dot = 0.0
+    for i in range(CENTRE):
+        row_dot = np.float32(0.0)
+        for j in range(CENTRE):
+            v = np.int32(img[y + i, x + j])
             total += v
             sq += v * v
-            dot += v * target[i, j]
-    mean = total / n
+            row_dot += np.float32(v) * target[i, j]
+        dot += row_dot
+    return _pearson(np.float64(total), np.float64(sq), dot, target_sum)
+
+
+@njit(inline="always")
+def _pearson(total, sq, dot, target_sum):
+    """The correlation from a window's sum, sum of squares and dot product with a standardised target
+    (which sums to ``target_sum``, zero but for rounding): its mean taken out of the dot, its norm after."""
+    mean = total / (CENTRE * CENTRE)
     return (dot - mean * target_sum) / max(np.sqrt(max(sq - total * mean, 0.0)), 1e-3)
 
 
@@ -202,8 +231,9 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize,
     flipped = np.empty((GRID, GRID), thumbs.dtype)
     flipped_plain = np.empty((GRID, GRID), thumbs.dtype)
     target = np.empty((CENTRE, CENTRE), np.float32)
-    crop = np.empty((CENTRE, CENTRE), np.float32)
-    tmp = np.empty((CENTRE, CENTRE), np.float32)
+    rows = np.empty((3, GRID, CENTRE), np.float32)  # per column position: the rows its windows span, resized along x
+    xs = np.empty(3, np.int64)
+    ys = np.empty(3, np.int64)
     warped = np.empty((GRID, GRID), np.float32)
     band_a = np.empty((GRID, GRID), np.float32)
     band_b = np.empty((GRID, GRID), np.float32)
@@ -227,12 +257,20 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize,
         s = qsize[p]
         best = -2.0
         bx, by = 0, 0
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                x = min(max(qx[p] + dx, 0), GRID - s)
-                y = min(max(qy[p] + dy, 0), GRID - s)
-                _resized(ta, y, x, s, taps_lo[s], taps_hi[s], taps_w[s], crop, tmp)
-                dot = _correlation(crop, target, target_sum)
+        for k in range(3):  # the window's 3 x 3 positions (+-1 px, kept inside the thumbnail)
+            xs[k] = min(max(qx[p] + k - 1, 0), GRID - s)
+            ys[k] = min(max(qy[p] + k - 1, 0), GRID - s)
+        if s != CENTRE:  # each column position's row pass once, for its 3 row positions
+            for k in range(3):
+                _rows_resized(ta, xs[k], s, ys[0], ys[2] + s, taps_lo[s], taps_hi[s], taps_w[s], rows[k])
+        for ky in range(3):
+            for kx in range(3):
+                x, y = xs[kx], ys[ky]
+                if s == CENTRE:
+                    dot = _window_correlation(ta, y, x, target, target_sum)
+                else:
+                    dot = _resized_correlation(rows[kx], y - ys[0], taps_lo[s], taps_hi[s], taps_w[s], target,
+                                               target_sum)
                 if dot > best:
                     best, bx, by = dot, x, y
         scale = s / CENTRE

@@ -320,3 +320,32 @@ def test_detect_refuses_a_folder_without_images_and_points_at_idx_files(tmp_path
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no image files in it or below"):
         detect(str(tmp_path / "empty"))
+
+
+def test_files_read_ahead_on_threads_land_as_one_thread_lands_them(tmp_path, png):
+    """Reads run ahead on threads; the records (order, bytes, labels, rejections) are those of one thread."""
+    from ingest.sources.image_folder import ImageFolderSource, read_image_folder
+
+    root = tmp_path / "imgs"
+    for cls in ("cat", "dog", "emu"):
+        (root / cls).mkdir(parents=True)
+        for k in range(15):
+            (root / cls / f"{k:02d}.png").write_bytes(png(hash((cls, k)) % 1000))
+    (root / "dog" / "notes.txt").write_text("not an image")
+    (root / "emu" / "empty.png").write_bytes(b"")
+    (root / "stray.png").write_bytes(png(7))
+
+    def records(threads: int) -> list[tuple]:
+        src = ImageFolderSource(name="f", kind="image_folder", path=str(root), read_threads=threads)
+        return [(r.uri, r.content, r.label, r.reject) for r in read_image_folder(src, 10**6)]
+    one = records(1)
+    assert len(one) == 48 and sum(r[3] is not None for r in one) == 3  # 2 bad files and the stray one
+    assert records(8) == one
+
+
+@pytest.mark.parametrize("threads", [0, 65])
+def test_read_threads_out_of_range_is_refused_by_name(tmp_path, make_params, threads):
+    from sluice.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ingest\.sources\.0\.read_threads"):
+        folder_params(make_params, tmp_path, read_threads=threads)
