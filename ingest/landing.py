@@ -10,7 +10,6 @@ by image id, source and URI). Every record is counted once as new, already prese
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingest.sources.base import Record
+from ingest.sources.base import Record, content_id
 from sluice.lake import Lake
 from sluice.progress import ProgressLines, progress
 from sluice.runs import utcnow
@@ -54,14 +53,10 @@ def commit_summary(seconds: list[float]) -> dict:
     return out
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def raw_batch(records: list[Record], source, run_id: str, now) -> pa.Table:
     """``records`` as rows of ``raw_images``."""
     return pa.table({
-        "image_id": [sha256(r.content) for r in records],
+        "image_id": [r.image_id or content_id(r.content) for r in records],
         "content": pa.array([r.content for r in records], pa.binary()),
         "source": [source.name] * len(records),
         "source_uri": [r.uri for r in records],

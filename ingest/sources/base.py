@@ -9,6 +9,7 @@ reason, and ``ingest.landing`` batches them into ``raw_images`` and ``quarantine
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -67,6 +68,12 @@ class Record:
     item_id: str | None = None
     reject: str | None = None  # reason code when the item cannot be landed
     details: str | None = None
+    image_id: str | None = None  # content_id(content), when the reader computed it already (on a reading thread)
+
+
+def content_id(content: bytes) -> str:
+    """An image's key in ``raw_images``: the SHA-256 of its bytes, in hex."""
+    return hashlib.sha256(content).hexdigest()
 
 
 def safe_text(value: str | os.PathLike) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ingest.sources.base import Record, SourceConfig, require_dir, safe_text, split_of
+from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.labels_file import beside, find_columns, match
 from sluice import read_ahead
 from sluice.connectors import Connector
@@ -163,7 +163,8 @@ def _record(path: Path, root: Path, max_bytes: int, label: str | None, split: st
         return Record(uri, item_id=item_id, reject="unreadable", details=f"{err.__class__.__name__}: {err.strerror or err}")
     if not content:
         return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
-    return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id)
+    return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id,
+                  image_id=content_id(content))  # hashed here: on the reading thread, beside the other reads
 
 
 def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record]:

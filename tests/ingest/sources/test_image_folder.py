@@ -1,3 +1,4 @@
+import hashlib
 import os
 from pathlib import Path
 
@@ -341,6 +342,9 @@ def test_files_read_ahead_on_threads_land_as_one_thread_lands_them(tmp_path, png
     one = records(1)
     assert len(one) == 48 and sum(r[3] is not None for r in one) == 3  # 2 bad files and the stray one
     assert records(8) == one
+    src = ImageFolderSource(name="f", kind="image_folder", path=str(root))
+    landed = [r for r in read_image_folder(src, 10**6) if not r.reject]  # keyed on the reading thread, as landing keys
+    assert all(r.image_id == hashlib.sha256(r.content).hexdigest() for r in landed)
 
 
 @pytest.mark.parametrize("threads", [0, 65])
