@@ -90,9 +90,12 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
     for parent, dirs, names in os.walk(folder):  # symlinked folders are not walked, as rglob did not
         for name in [d for d in dirs if metadata(Path(d))]:
             dirs.remove(name)
-            with os.scandir(os.path.join(parent, name)) as inside:
-                if next(inside, None) is not None:
-                    skipped.add(name)
+            try:
+                with os.scandir(os.path.join(parent, name)) as inside:
+                    if next(inside, None) is not None:
+                        skipped.add(name)
+            except OSError:  # unreadable: left out all the same, and named
+                skipped.add(name)
         found.extend(Path(parent, name) for name in names)
     yield from sorted(found)
 
