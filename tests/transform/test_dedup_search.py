@@ -170,13 +170,17 @@ def test_buckets_of_pairs_give_the_whole_search_result(monkeypatch):
     one = match(thumbs, 10, extra=extra, plain=plain, floor=0.5)
     assert all(np.array_equal(a, b) for a, b in zip(one, match(thumbs, 10, extra=extra, plain=plain, floor=0.5,
                                                                 bucket_rows=37)))
+    among = np.flatnonzero(np.arange(len(px)) % 4 != 0)  # the workers then get these images' thumbnails only
+    some = match(thumbs, 10, plain=plain, floor=0.5, among=among)
     monkeypatch.setattr(dedup_search, "VERIFY_BLOCK", 16)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as stream:
             remote = match(thumbs, 10, extra=extra, plain=plain, floor=0.5, bucket_rows=37, client=client)
+        remote_some = match(thumbs, 10, plain=plain, floor=0.5, bucket_rows=37, client=client, among=among)
     assert all(np.array_equal(a, b) for a, b in zip(one, remote))
     assert len([t for t in stream.data if "aligned_scores" in str(t["key"])]) > 5  # verified as tasks
+    assert len(some[0]) > 10 and all(np.array_equal(a, b) for a, b in zip(some, remote_some))
 
 
 def test_search_among_some_images_equals_the_full_search_restricted_to_them():
