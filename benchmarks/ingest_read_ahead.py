@@ -2,7 +2,7 @@
 
 The same folder lands in a new lake each run through ``ingest.public`` (read, hash, merge-insert,
 quarantine), once with the source's ``read_threads: 1`` (the baseline: one read at a time, the disk
-idle while the process hashes and commits) and once with the default (8), alternated ``--repeat``
+idle while the process hashes and commits) and once with the default (4), alternated ``--repeat``
 times; the median of each. Before every run the page cache is dropped (``/proc/sys/vm/drop_caches``,
 as root), so the files come from the disk as a folder larger than memory, or on a share, would; where
 that is not allowed the runs are warm and the script says so (then both read from memory and the
@@ -96,7 +96,7 @@ def main() -> None:
         one, ahead = statistics.median(runs["one"]), statistics.median(runs["ahead"])
         print(f"runs (s): read_threads 1 {[round(t, 2) for t in runs['one']]}, "
               f"default {[round(t, 2) for t in runs['ahead']]}")
-        print(ratio_line("ingest, files read ahead on 8 threads", ahead, "one file at a time (read_threads: 1)", one))
+        print(ratio_line("ingest, files read ahead on 4 threads", ahead, "one file at a time (read_threads: 1)", one))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -39,7 +39,7 @@ class ImageFolderSource(SourceConfig):
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
-    read_threads: Annotated[int, Field(ge=1, le=64)] = 8  # files read at once, ahead of hashing and commits (1: one at a time)
+    read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
 
     @model_validator(mode="after")
     def _labels_file_with_file(self):
@@ -150,8 +150,8 @@ def _stray_files(root: Path, groups) -> Iterator[Path]:
         yield from (p for p in sorted(parent.iterdir()) if not p.is_dir())
 
 
-def _record(path: Path, root: Path, max_bytes: int, label: str | None, split: str | None) -> Record:
-    uri, item_id = safe_text(path), safe_text(path.relative_to(root))
+def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None) -> Record:
+    """One file as a Record (its bytes and their key) or a rejection: the work of a reading thread."""
     if not path.is_file():  # broken symlink, socket, fifo: never silently skipped
         return Record(uri, item_id=item_id, reject="unreadable", details="not a regular file (broken link or special file)")
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -215,9 +215,14 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             label, listed_split = named.by_image.get(path, (None, None))
             yield path, label, split or split_of(listed_split)
 
+    def named(jobs):  # the names in this thread: the reading threads hold the GIL as little as they can
+        for job in jobs:
+            yield job if isinstance(job, Record) else (job[0], safe_text(job[0]), safe_text(job[0].relative_to(root)),
+                                                       job[1], job[2])
+
     def read(job) -> Record:
-        return job if isinstance(job, Record) else _record(job[0], root, max_bytes, job[1], job[2])
-    yield from read_ahead.ordered(read, jobs(), src.read_threads, size=lambda record: len(record.content or b""))
+        return job if isinstance(job, Record) else _read(job[0], job[1], job[2], max_bytes, job[3], job[4])
+    yield from read_ahead.ordered(read, named(jobs()), src.read_threads, size=lambda record: len(record.content or b""))
     if nameless[0]:
         log.info(f"{src.name}: {nameless[0]} images whose names name_pattern does not fit landed unlabelled")
     if skipped:
