@@ -354,8 +354,9 @@ def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np
     meter = _meter(log, "pixel verification", sum(len(bucket[0]) for bucket in buckets), "pairs")
     shared, held = None, None
     if client is not None and sum(len(bucket[0]) for bucket in buckets) > VERIFY_BLOCK:
-        # the workers get the searched images' thumbnails only (at 1M: 0.4 GB each instead of 1.9 GB)
-        held = np.asarray(among, np.int64) if among is not None and len(among) < len(thumbs) else None
+        # the workers get the searched images' thumbnails only (at 1M: 0.4 GB each instead of 1.9 GB), where
+        # that saves enough to pay for the driver's copy of them (not in a lake of photos: nearly all searched)
+        held = np.asarray(among, np.int64) if among is not None and len(among) <= 0.75 * len(thumbs) else None
         shared = _scatter(client, thumbs if held is None else thumbs[held],
                           plain if held is None or plain is None else plain[held])
     stats["below_floor"] = 0
