@@ -2,8 +2,8 @@
 stored thumbnails, their window codes, their spectra, and sorting the hash tables' chunk keys. Each
 against the way it was done before, in the same run, with the same results asserted:
 
-- equalise: one compiled pass a thumbnail (histogram, table, map) vs the NumPy lookup tables it replaced
-  (a bincount over an int32 copy, (n, 256) tables, a gather) and vs float64 mid-rank values for every pixel;
+- equalise: one compiled pass a thumbnail (histogram, capped counts, table, map) vs the same in NumPy lookup
+  tables (a bincount over an int32 copy, (n, 256) tables, a gather) and vs float64 mid-rank values for every pixel;
 - window codes and spectra: 1,024 thumbnails a block vs 8,192 and 16,384 (temporaries that leave the
   CPU's cache);
 - a hash table (:class:`transform.hamming.HammingIndex`) built by a compiled bit permutation and
@@ -29,27 +29,49 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import best_of, ratio_line  # noqa: E402
 
-from sluice.thumbnails import GRID, equalise  # noqa: E402
+from sluice.thumbnails import GRID, LEVEL_CAP, equalise  # noqa: E402
 from transform import dedup_match  # noqa: E402
 from transform.dedup_match import spectrum, window_codes  # noqa: E402
 from transform.hamming import HammingIndex, _keys, _layout, probed_chunks  # noqa: E402
 
 
+def _capped_weights(hist: np.ndarray) -> np.ndarray:
+    """(n, 256) level counts -> what each level counts for under LEVEL_CAP (sluice/_equalise.py's rule, in NumPy
+    over all thumbnails at once, the same operations in the same order: the same bytes)."""
+    size, cap = float(GRID * GRID), LEVEL_CAP
+    occupied = hist > 0
+    used = occupied.sum(axis=1)
+    a = np.zeros(len(hist))
+    total = np.minimum(hist, cap).sum(axis=1)
+    solved = total == size
+    for step in range(cap):
+        under = (occupied & (hist + step < cap)).sum(axis=1)
+        now = ~solved & (total + under >= size) & (under > 0)
+        a[now] = step + (size - total[now]) / under[now]
+        solved |= now
+        total = total + under
+    weight = np.where(occupied, np.minimum(hist + a[:, None], float(cap)), 0.0)
+    even = cap * used <= size
+    weight[even] = np.where(occupied[even], size / used[even, None], 0.0)
+    return np.where((np.minimum(hist, cap).sum(axis=1) == size)[:, None], hist.astype(np.float64), weight)
+
+
 def equalise_tables(levels: np.ndarray) -> np.ndarray:
-    """The NumPy equalisation dedup used before the compiled one (same bytes)."""
+    """The NumPy lookup tables (a bincount over an int32 copy, (n, 256) tables, a gather): the same bytes."""
     n, size = len(levels), levels[0].size
     at = levels.reshape(n, -1).astype(np.int32) + (256 * np.arange(n, dtype=np.int32))[:, None]
-    hist = np.bincount(at.ravel(), minlength=256 * n).reshape(n, 256)
-    table = np.clip(np.rint((np.cumsum(hist, axis=1) - hist / 2.0) * (255.0 / size)), 0, 255).astype(np.uint8)
+    weight = _capped_weights(np.bincount(at.ravel(), minlength=256 * n).reshape(n, 256))
+    below = np.concatenate([np.zeros((n, 1)), np.cumsum(weight, axis=1)[:, :-1]], axis=1)
+    table = np.clip(np.rint((below + weight / 2.0) * (255.0 / size)), 0, 255).astype(np.uint8)
     return table.ravel()[at].reshape(n, GRID, GRID)
 
 
 def equalise_per_pixel(levels: np.ndarray) -> np.ndarray:
-    """The baseline: the mid-rank of every pixel computed in float64, then rounded."""
+    """The baseline: every pixel's mid-rank under the capped counts computed in float64, then rounded."""
     n = len(levels)
     flat = levels.reshape(n, -1).astype(np.int64)
-    hist = np.bincount((flat + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n).reshape(n, 256)
-    cdf = np.cumsum(hist, axis=1) - hist / 2.0
+    weight = _capped_weights(np.bincount((flat + 256 * np.arange(n)[:, None]).ravel(), minlength=256 * n).reshape(n, 256))
+    cdf = np.concatenate([np.zeros((n, 1)), np.cumsum(weight, axis=1)[:, :-1]], axis=1) + weight / 2.0
     eq = np.take_along_axis(cdf, flat, axis=1) * (255.0 / flat.shape[1])
     return np.clip(np.rint(eq), 0, 255).astype(np.uint8).reshape(n, GRID, GRID)
 

@@ -28,8 +28,9 @@ import polars as pl
 # bump when the matching changes what a stored row would be (hashes, windows, verification, grouping)
 # 2: pairs with a detail-free image found by their plain correlation (dedup_plain); 3: the detail check;
 # 4: mirrored copies (dedup.mirrored), mirrored pairs verified apart from the same pair as it is;
-# 5: frames and letterboxes cut off the thumbnails (dedup_match.unframe)
-MATCHING_VERSION = 5
+# 5: frames and letterboxes cut off the thumbnails (dedup_match.unframe); 6: contrast-limited equalisation
+# (sluice.thumbnails.LEVEL_CAP: every window code and score changes)
+MATCHING_VERSION = 6
 # above this share of new images a full pass is the cheaper one: with CIFAR-10's 10,000 test images
 # landing after its 50,000 train images (17% new) the incremental run took 0.88-0.97x a full pass's
 # time, with 1% new 1.6-2.6x (docs/scale.md)

