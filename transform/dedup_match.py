@@ -1,8 +1,9 @@
 """Near-duplicate matching that survives real edits (shifts, crops, greyscale, colour/contrast, re-encodes).
 
 Every image becomes a fixed 32x32 *equalised grey* thumbnail (luma, box-resized, histogram-equalised
-per image): colour shifts, greyscale copies, contrast and gamma changes all map to nearly the same
-thumbnail, whatever the stored resolution. On it:
+per image with a level cap, :func:`sluice.thumbnails.equalise`): colour shifts, greyscale copies,
+contrast and gamma changes all map to nearly the same thumbnail, whatever the stored resolution, and a
+flat background's re-encoding noise is not stretched into a texture. On it:
 
 - **Candidates** (sub-quadratic): each image is indexed by one 64-bit DCT hash of its central 24x24
   window, and queried with the hashes of windows of 24, 22 and 20 px at offsets of up to 4 px around
