@@ -95,21 +95,25 @@ def bench_hashing(count: int, seed: int) -> None:
           f"{count / t_theirs:,.0f} img/s => {t_theirs / t_ours:.1f}x (agree within 2 bits: {same:.1%})")
 
 
-def _ours(images: np.ndarray, threshold: int, margin: float, min_detail: float, mirrored: bool):
+def _ours(images: np.ndarray, cfg) -> tuple:
+    """The pairs the stage accepts at the defaults ``cfg`` (and the CPU seconds that took, thumbnails
+    included), and a function giving those it accepts at another ``min_correlation`` (the same thumbnails):
+    each is a run of the stage's own matching, since where a pair's closest alignment falls short of the
+    bar decides whether its further ones are checked."""
     from transform.clean import phash_batch
-    from transform.dedup import near_edges, required_score
+    from transform.dedup import near_edges
     from transform.dedup_match import thumbnails
 
     t0 = time.process_time()
     thumbs, plain = thumbnails(images), thumbnails(images, equalise=False)
-    pixel_hash = np.array([hash(a.tobytes()) for a in images])
-    i, j, score, geometry, _ = near_edges(thumbs, plain, phash_batch(images), pixel_hash, threshold, -1.0, 0.0,
-                                          min_detail_correlation=min_detail, mirrored=mirrored)
-    seconds = time.process_time() - t0
-    # the sweep varies min_correlation (every candidate is returned at -1.0; pairs with a detail-free image
-    # only above its stricter threshold; a pair whose detail disagrees scores its detail correlation, below
-    # every threshold of the sweep); moved alignments keep their margin, mirrored ones twice it
-    return i, j, score - required_score(geometry, 0.0, margin), seconds
+    args = (thumbs, plain, phash_batch(images), np.array([hash(a.tobytes()) for a in images]), cfg.near_threshold)
+
+    def accepted_at(min_correlation: float) -> tuple[np.ndarray, np.ndarray]:
+        i, j, _, _, _ = near_edges(*args, min_correlation, cfg.moved_margin, mirrored=cfg.mirrored,
+                                   min_detail_correlation=cfg.min_detail_correlation)
+        return i, j
+    i, j = accepted_at(cfg.min_correlation)
+    return i, j, time.process_time() - t0, accepted_at
 
 
 def _baseline(images: np.ndarray, max_bits: int):
@@ -161,16 +165,16 @@ def bench_labelled(originals: int, distractors: int, seed: int) -> None:
     for side in (32, 128):
         data = build(originals, distractors, side, seed)
         n = len(data["images"])
-        i, j, score, t_ours = _ours(data["images"], cfg.near_threshold, cfg.moved_margin, cfg.min_detail_correlation,
-                                    cfg.mirrored)
-        ours = _evaluate(data, i, j, score >= cfg.min_correlation)
+        i, j, t_ours, accepted_at = _ours(data["images"], cfg)
+        ours = _evaluate(data, i, j, np.ones(len(i), bool))
         print(f"labelled near-duplicates at {side} px: {n:,} images ({originals} originals x edits, hard negatives, "
               f"{distractors:,} distractors)")
         print(_line(f"sluice dedup (near_threshold {cfg.near_threshold}, min_correlation {cfg.min_correlation}, "
                     f"moved_margin {cfg.moved_margin}, min_detail_correlation {cfg.min_detail_correlation})", ours))
         print("    precision/recall over min_correlation (recall: mean over edit types, min over edit types):")
         for t in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
-            ev = _evaluate(data, i, j, score >= t)
+            ti, tj = accepted_at(t)  # the stage run at that bar (pairs with a detail-free image: their own)
+            ev = _evaluate(data, ti, tj, np.ones(len(ti), bool))
             rec = [v[0] for v in ev.values() if isinstance(v, tuple)]
             print(f"      {t:.2f}: precision {ev['overall_precision']:.3f}  recall mean {np.mean(rec):.3f} min {min(rec):.3f}"
                   f"  photo pairs across originals {ev['false_photo_pairs']}")

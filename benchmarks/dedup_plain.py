@@ -67,6 +67,7 @@ def by_window_hashes(thumbs: np.ndarray, plain: np.ndarray) -> tuple[set, dict]:
     smooth = spectrum(plain)[0] < MIN_DETAIL
     a, b, _, _ = candidates(thumbs, 10, 256, stats=stats)
     a, b = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+    a, b = np.unique(np.stack([a, b]), axis=1)  # a pair comes at several alignments; its plain check is one
     mine = smooth[a] | smooth[b]
     a, b = a[mine], b[mine]
     ok = plain_correlation(plain, a, b) >= TINY_MIN_CORRELATION

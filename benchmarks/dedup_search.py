@@ -96,7 +96,7 @@ def main() -> None:
             results.append(("NumPy bucket scan", *timed(lambda: candidates(thumbs, threshold))))
         finally:
             hamming.scan = compiled
-    print(f"window-hash candidate search, {what}, Hamming <= {threshold}: {len(ours[0]):,} candidate pairs "
+    print(f"window-hash candidate search, {what}, Hamming <= {threshold}: {len(ours[0]):,} candidates (a pair and side at up to 4 alignments) "
           f"({stats['search_chunks']} chunks, radii {hamming.radii(stats['search_chunks'], threshold)})")
     print(f"  this search: {t_ours:8.1f} CPU s")
     same_all = True

@@ -217,7 +217,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     from transform.dedup_codes import fill
     from transform.dedup_match import MIRRORED, probe_windows, spectrum
     from transform.dedup_plain import DIMS, plain_pairs
-    from transform.dedup_search import match_buckets
+    from transform.dedup_check import match_buckets
 
     share, low = spectrum(plain, DIMS)
     smooth = share < MIN_DETAIL  # upscaled scans, smooth scenes: too little detail for the tolerant check
@@ -232,7 +232,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
                                                  max_per_image=max_per_image, stats=stats, client=client, log=log,
                                                  new=None if new is None else new[~smooth[new]],
                                                  floor=min_correlation, among=rough,
-                                                 min_band=min_detail_correlation, mirrored=mirrored, codes=codes):
+                                                 min_band=min_detail_correlation, mirrored=mirrored, codes=codes,
+                                                 required=lambda g: required_score(g, min_correlation, moved_margin)):
         cand = exact[ni] != exact[nj]  # pairs already exact need no pixel check
         ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
         ok = score >= required_score(geometry, min_correlation, moved_margin)

@@ -4,7 +4,7 @@ Each image has 75 query-window codes and 4 indexed-window codes (:mod:`transform
 of its mirror image with ``mirrored``); a pair is a candidate when some query window of one is within
 the threshold of some indexed window of the other. Multi-index hash tables
 (:class:`transform.hamming.HammingIndex`) are built on the query codes and probed by the indexed codes
-a block of images at a time; each block's hits are reduced to one per pair at once.
+a block of images at a time; each block's hits are reduced at once to the ``ALIGNMENTS`` closest per pair.
 
 On Dask each block of images is a task: a worker builds the index once (the first of the search's
 tasks it runs) and probes it with each block it is given; the driver reduces each block's hits as
@@ -12,8 +12,8 @@ they arrive, in order, exactly as the local path does (same candidates, tested),
 blocks per worker thread in flight, so its memory does not grow with the hits of the whole search.
 
 The candidates are filed by their lower row's bucket (``BUCKET_ROWS`` images) as blocks arrive, in
-their narrowest types; after the search each bucket is reduced to one candidate per pair, and
-:func:`match` verifies a bucket at a time and keeps only the pairs that reach the caller's floor (at
+their narrowest types; after the search each bucket is reduced to its closest hits per pair, and
+:func:`transform.dedup_check.match` verifies a bucket at a time and keeps only the pairs that reach the caller's floor (at
 1M images every candidate at once was a 15 GB sort). Heavy buckets (near-uniform scans, icons, logos)
 make an image meet very many candidates: ``max_per_image`` keeps its closest ones (by distance, then
 row) and counts the rest in ``stats`` (reported by the stage, never silent).
@@ -27,11 +27,13 @@ from collections import deque
 import numpy as np
 
 from transform.dedup_codes import WindowCodes, fill
-from transform.dedup_match import _C, CENTRE, INDEX_WINDOWS, WINDOWS, Window, aligned_scores, probe_windows, window_codes
+from transform.dedup_match import INDEX_WINDOWS, WINDOWS, Window, probe_windows, window_codes
 
 BLOCK = 8192  # images whose indexed windows probe the tables at once (bounded memory; 1,024 ran 1.25x slower: fewer neighbouring probes share the cache)
 BUCKET_ROWS = 1 << 16  # lower rows per bucket of the pair reduction and verification (bounded driver memory)
-VERIFY_BLOCK = 32_768  # candidate pairs a verification task scores (Dask path)
+# window hits kept per pair and side, the closest hashes first: the closest hash is not always the alignment
+# that holds, so the check tries the next ones where the closest falls short (transform/dedup_check.py)
+ALIGNMENTS = 4
 _INDEX: dict = {}  # in a Dask worker process: the running search's index, by search token (_block_hits)
 _INDEX_LOCK = threading.Lock()
 
@@ -39,8 +41,9 @@ _INDEX_LOCK = threading.Lock()
 def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, dist: np.ndarray,
             max_per_image: int | None, stats: dict) -> tuple[np.ndarray, ...]:
     """Window hits (image ``by``'s probe window ``by_w`` near image ``to``'s query window ``to_w``) -> the
-    closest hit per (by, to) and side (as it is or mirrored: ``by_w`` of MIRRORED_WINDOWS), and with
-    ``max_per_image`` at most that many per ``by`` image (its closest)."""
+    ``ALIGNMENTS`` closest hits per (by, to) and side (as it is or mirrored: ``by_w`` of MIRRORED_WINDOWS),
+    and with ``max_per_image`` at most that many (by, to) pairs per ``by`` image (its closest), every hit of a
+    pair dropped with it."""
     keep = by != to
     stats["window_hits"] += int(keep.sum())
     by, to, by_w, to_w, dist = by[keep], to[keep], by_w[keep], to_w[keep], dist[keep]
@@ -48,16 +51,22 @@ def _reduce(by: np.ndarray, to: np.ndarray, by_w: np.ndarray, to_w: np.ndarray, 
     order = np.lexsort((by_w, to_w, dist, side, to, by))  # per (by, to, side): the closest hash first
     if len(order):
         o, w, f = by[order], to[order], side[order]
-        order = order[np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1]) | (f[1:] != f[:-1])]]
-    if max_per_image is not None and len(order):
-        ranked = order[np.lexsort((to[order], dist[order], by[order]))]
-        starts = np.r_[True, by[ranked][1:] != by[ranked][:-1]]
-        rank = np.arange(len(ranked)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
-        over = rank >= max_per_image
-        stats["capped_images"] += int(len(np.unique(by[ranked][over])))
-        stats["capped_pairs_dropped"] += int(over.sum())
-        order = ranked[~over]
+        starts = np.r_[True, (o[1:] != o[:-1]) | (w[1:] != w[:-1]) | (f[1:] != f[:-1])]
+        closest, kept = order[starts], np.ones(int(starts.sum()), bool)
+        if max_per_image is not None:
+            ranked = np.lexsort((to[closest], dist[closest], by[closest]))
+            b = by[closest][ranked]
+            over = ranked[_rank_in_runs(np.r_[True, b[1:] != b[:-1]]) >= max_per_image]
+            stats["capped_images"] += int(len(np.unique(by[closest][over])))
+            stats["capped_pairs_dropped"] += len(over)
+            kept[over] = False
+        order = order[(_rank_in_runs(starts) < ALIGNMENTS) & kept[np.cumsum(starts) - 1]]
     return by[order], to[order], by_w[order], to_w[order], dist[order]
+
+
+def _rank_in_runs(starts: np.ndarray) -> np.ndarray:
+    """Each row's place in its run of rows (a run begins where ``starts`` is True)."""
+    return np.arange(len(starts)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
 
 
 def _reduce_block(probing: np.ndarray, ii: np.ndarray, qi: np.ndarray, dist: np.ndarray,
@@ -79,16 +88,20 @@ def _packed(owner, other, window, ref, dist) -> tuple[np.ndarray, ...]:
 
 
 def _closest_per_pair(parts: list[tuple[np.ndarray, ...]], n: int) -> tuple[np.ndarray, ...]:
-    """One candidate per unordered pair and side (a pair met from both sides keeps its closest hash; as it
-    is and mirrored are verified apart), in the order of (lower row, higher row)."""
+    """The ``ALIGNMENTS`` closest hashes per unordered pair and side (whichever image's windows they came
+    from; as it is and mirrored are verified apart), in the order of (lower row, higher row), the closest
+    first."""
     if not parts:
         parts = [_packed(*(np.zeros(0, np.int64),) * 5)]
     owner, other, window, ref, dist = (np.concatenate([p[c] for p in parts]) for c in range(5))
     parts.clear()
     key = (np.minimum(owner, other).astype(np.int64) * n + np.maximum(owner, other)) * 2 + (ref >= len(INDEX_WINDOWS))
     order = np.lexsort((ref, window, owner, dist, key))
-    first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
-    return owner[first], other[first], window[first], ref[first]
+    if len(order):  # a hit met twice (an incremental run's two searches, both images new) counts once
+        k, o, w, r = key[order], owner[order], window[order], ref[order]
+        order = order[np.r_[True, (k[1:] != k[:-1]) | (o[1:] != o[:-1]) | (w[1:] != w[:-1]) | (r[1:] != r[:-1])]]
+        order = order[_rank_in_runs(np.r_[True, key[order][1:] != key[order][:-1]]) < ALIGNMENTS]
+    return owner[order], other[order], window[order], ref[order]
 
 
 class PairBuckets:
@@ -111,7 +124,7 @@ class PairBuckets:
                 self.parts[b].append(tuple(c[order[start:stop]] for c in packed))
 
     def reduced(self) -> list[tuple[np.ndarray, ...]]:
-        """Each bucket's closest candidate per pair (owner, other, window, ref), its blocks' parts freed
+        """Each bucket's closest candidates per pair (owner, other, window, ref), its blocks' parts freed
         as it is reduced; concatenated in order they are :func:`candidates`' result."""
         return [_closest_per_pair(parts, self.n) for parts in self.parts]
 
@@ -255,135 +268,3 @@ def candidate_buckets(thumbs: np.ndarray, max_bits: int, max_per_image: int | No
                                                   max_per_image, stats)
         buckets.add(_packed(owner, other, window, ref, dist))  # reduced as the full search does, per other
     return buckets.reduced()
-
-
-def verify(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-           plain: np.ndarray | None = None, client=None, block: int | None = None, on_progress=None,
-           floor: float = -2.0, shared: list | None = None, min_band: float = -2.0) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`transform.dedup_match.aligned_scores` of every candidate pair (``floor``, ``min_band``: see there),
-    ``block`` (default ``VERIFY_BLOCK``) pairs at a time (``on_progress(n)`` after each); with ``client``, one Dask task per block (the thumbnails sent to
-    every worker once, or ``shared``: :func:`_scatter`'s, for several calls; at most two tasks per worker
-    thread in flight), so the driver holds the pairs and their scores, never the pixel work. With ``shared``
-    the pairs' rows index the scattered thumbnails (``thumbs`` and ``plain`` may then be None), and every
-    pair is scored on the workers."""
-    done = on_progress or (lambda n: None)
-    block = block or VERIFY_BLOCK
-    if len(a) == 0:
-        return np.zeros(0, np.float32), np.zeros(0, np.int8)
-    if client is None or (shared is None and len(a) <= block):
-        parts = []
-        for start in range(0, len(a), block):
-            sl = slice(start, start + block)
-            parts.append(aligned_scores(thumbs, a[sl], b[sl], window[sl], ref[sl], plain=plain, floor=floor,
-                                        min_band=min_band))
-            done(len(parts[-1][0]))
-        if not parts:
-            return aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor, min_band=min_band)
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-    from sluice.compute import total_threads
-
-    shared = shared or _scatter(client, thumbs, plain)
-    window_size, in_flight, parts = 2 * total_threads(client), deque(), []
-    for start in range(0, len(a), block):
-        sl = slice(start, start + block)
-        in_flight.append(client.submit(aligned_scores, shared[0], a[sl], b[sl], window[sl], ref[sl],
-                                       plain=shared[1], floor=floor, min_band=min_band, pure=False))
-        while len(in_flight) > window_size:
-            parts.append(in_flight.popleft().result())
-            done(len(parts[-1][0]))
-    for future in in_flight:
-        parts.append(future.result())
-        done(len(parts[-1][0]))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _scatter(client, thumbs: np.ndarray, plain: np.ndarray | None) -> list:
-    """The thumbnails (and plain ones) on every worker, for verification tasks."""
-    if plain is None:
-        return [client.scatter(thumbs, broadcast=True, hash=False), None]
-    return client.scatter([thumbs, plain], broadcast=True, hash=False)
-
-
-def _meter(log, desc: str, total: int, unit: str):
-    if log is None:
-        return None
-    from sluice.progress import Meter
-
-    return Meter(log, desc, total, unit)
-
-
-def match(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
-          plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
-          client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-          among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0,
-          mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`match_buckets`' pairs, all at once."""
-    parts = list(match_buckets(thumbs, max_bits, extra, plain, max_per_image, stats, client, log, new, floor, among,
-                               bucket_rows, min_band, mirrored))
-    return tuple(np.concatenate([part[c] for part in parts]) for c in range(4))
-
-
-def match_buckets(thumbs: np.ndarray, max_bits: int, extra: tuple[np.ndarray, np.ndarray] | None = None,
-                  plain: np.ndarray | None = None, max_per_image: int | None = None, stats: dict | None = None,
-                  client=None, log=None, new: np.ndarray | None = None, floor: float = -2.0,
-                  among: np.ndarray | None = None, bucket_rows: int = BUCKET_ROWS, min_band: float = -2.0,
-                  mirrored: bool = False, codes: WindowCodes | None = None):
-    """Yield, a bucket of ``bucket_rows`` lower rows at a time, the candidate pairs (i < j, in that
-    order) of equalised thumbnails with their verification score and geometry (0 aligned, 1 shifted,
-    2 cropped, 3 cropped and shifted; + MIRRORED with ``mirrored``, for a pair that matched with one
-    image flipped left to right); the caller applies the score threshold, a bucket at a time, so
-    that it need not hold the pairs it rejects. ``extra`` pairs (from another signal, e.g. the stored
-    whole-image perceptual hash) are verified too. The candidate search (:func:`candidate_buckets`) and
-    the verification (:func:`verify`) run on ``client``'s Dask workers when one is given; with ``log``,
-    each reports its progress there (sluice.progress.Meter). With ``new`` (row numbers) only pairs with a
-    new image are searched (its cost follows the new images). ``floor``: the lowest score the caller
-    accepts (see :func:`transform.dedup_match.aligned_scores`): pairs verified below it are not yielded,
-    only counted (``stats["below_floor"]``); ``min_band``: the band-pass detail correlation such a pair
-    needs too (see :func:`transform.dedup_match.aligned_scores`). With ``among`` (increasing row numbers, ``new`` and the
-    ``extra`` pairs among them) only those images are searched. ``codes``: see :func:`candidate_buckets`."""
-    stats = {} if stats is None else stats
-    searched = len(thumbs) if among is None else len(among)
-    meter = _meter(log, "candidate search", searched if new is None else len(new), "img")
-    buckets = candidate_buckets(thumbs, max_bits, max_per_image, stats=stats, client=client,
-                                on_progress=meter and meter.update, new=new, bucket_rows=bucket_rows, among=among,
-                                mirrored=mirrored, codes=codes)
-    if meter:
-        meter.close()
-    if extra is not None and len(extra[0]):
-        _add_extra(buckets, *extra, bucket_rows)
-    meter = _meter(log, "pixel verification", sum(len(bucket[0]) for bucket in buckets), "pairs")
-    shared, held = None, None
-    if client is not None and sum(len(bucket[0]) for bucket in buckets) > VERIFY_BLOCK:
-        # the workers get the searched images' thumbnails only (at 1M: 0.4 GB each instead of 1.9 GB), where
-        # that saves enough to pay for the driver's copy of them (not in a lake of photos: nearly all searched)
-        held = np.asarray(among, np.int64) if among is not None and len(among) <= 0.75 * len(thumbs) else None
-        shared = _scatter(client, thumbs if held is None else thumbs[held],
-                          plain if held is None or plain is None else plain[held])
-    stats["below_floor"] = 0
-    for number, (a, b, window, ref) in enumerate(buckets):
-        buckets[number] = None  # freed as it is verified
-        va, vb = (a, b) if held is None else (np.searchsorted(held, a), np.searchsorted(held, b))
-        scores, geometry = verify(thumbs if held is None else None, va, vb, window, ref,
-                                  plain=plain if held is None else None, client=client,
-                                  on_progress=meter and meter.update, floor=floor, shared=shared, min_band=min_band)
-        keep = ~(scores < floor)
-        stats["below_floor"] += int((~keep).sum())
-        i, j = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
-        scores, geometry = scores[keep], geometry[keep]
-        order = np.lexsort((-scores, j, i))  # a pair met twice (window and extra) keeps its higher score
-        i, j, scores, geometry = i[order], j[order], scores[order], geometry[order]
-        first = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])] if len(i) else np.zeros(0, bool)
-        yield i[first], j[first], scores[first], geometry[first]
-    if meter:
-        meter.close()
-
-
-def _add_extra(buckets: list, i: np.ndarray, j: np.ndarray, bucket_rows: int) -> None:
-    """Append the ``extra`` pairs to their lower row's bucket, verified from the centre window."""
-    centre = WINDOWS.index(Window(_C, _C, CENTRE))
-    low = np.minimum(i, j) // bucket_rows
-    for number, (a, b, window, ref) in enumerate(buckets):
-        mine = low == number
-        buckets[number] = (np.concatenate([a, i[mine].astype(a.dtype)]), np.concatenate([b, j[mine].astype(b.dtype)]),
-                           np.concatenate([window, np.full(int(mine.sum()), centre, window.dtype)]),
-                           np.concatenate([ref, np.zeros(int(mine.sum()), ref.dtype)]))

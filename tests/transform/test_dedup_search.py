@@ -1,7 +1,7 @@
 """Dedup's candidate search: the Dask path (one task per block, each worker building the index once)
-finds exactly the local candidates and frees the workers' index when it ends, and verification tasks
-score them exactly as the local check; heavy buckets are capped at the closest candidates and the cap
-is reported; the index finds exactly the pairs within the threshold."""
+finds exactly the local candidates and frees the workers' index when it ends; each pair comes at its
+closest window hits; heavy buckets are capped at the closest candidates and the cap is reported; the
+index finds exactly the pairs within the threshold."""
 
 from __future__ import annotations
 
@@ -92,26 +92,6 @@ def test_search_touching_new_images_equals_the_full_search_restricted_to_them():
     assert remote_stats["search_tasks"] > 0 and remote_stats["window_hits"] == stats["window_hits"]
 
 
-def test_verification_tasks_score_like_the_local_check():
-    from distributed import Client, LocalCluster, get_task_stream
-
-    from transform.dedup_search import verify
-
-    thumbs = thumbnails(scenes(300, seed=6))
-    plain = thumbnails(scenes(300, seed=6), equalise=False)
-    a, b, window, ref = candidates(thumbs, 10, 256)
-    assert len(a) > 40
-    local = verify(thumbs, a, b, window, ref, plain=plain, min_band=0.9)  # the detail check travels too
-    assert (local[0] < verify(thumbs, a, b, window, ref, plain=plain)[0]).any()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        with get_task_stream(client) as stream:
-            remote = verify(thumbs, a, b, window, ref, plain=plain, client=client, block=7, min_band=0.9)
-    ran = [t for t in stream.data if "aligned_scores" in str(t["key"])]
-    assert len(ran) == -(-len(a) // 7)  # one task per block of 7 pairs
-    assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
-
-
 @pytest.mark.parametrize("cap", [3, 1000])
 def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
     """120 nearly identical images (one scene, faint noise: their hashes all agree) + 60 distinct ones."""
@@ -122,71 +102,23 @@ def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
     stats = {}
     a, b, _, _ = candidates(thumbnails(images), 10, cap, block=50, stats=stats)
     inside = (a < 120) & (b < 120)
+    pairs = len({(min(x, y), max(x, y)) for x, y in zip(a[inside], b[inside])})  # a pair comes at up to ALIGNMENTS alignments
     if cap == 1000:
-        assert stats["capped_images"] == 0 and inside.sum() == 120 * 119 // 2  # all pairs, uncapped
+        assert stats["capped_images"] == 0 and pairs == 120 * 119 // 2  # all pairs, uncapped
     else:
         assert stats["capped_images"] >= 100 and stats["capped_pairs_dropped"] > 0
-        assert inside.sum() <= 2 * cap * 120  # bounded: linear in the images, not quadratic
+        assert pairs <= 2 * cap * 120  # bounded: linear in the images, not quadratic
         from transform.dedup import components
 
         comp = components(len(images), a[inside], b[inside])
         assert len(set(comp[:120].tolist())) <= 3  # the closest candidates still tie the heavy group together
 
 
-def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest():
-    """match() with a floor (dedup passes min_correlation) returns the pairs scoring at least the floor,
-    with the scores and geometry they have without it, also where a pair comes twice (window hashes and
-    the extra perceptual-hash pairs) and the higher of its two scores is kept; the others are counted."""
-    from transform.dedup_search import match
-
-    px = scenes(400, seed=4)
-    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
-    extra = (np.arange(0, 398, 2), np.arange(1, 399, 2))  # every pair of neighbours, some also window candidates
-    full = match(thumbs, 10, extra=extra, plain=plain)
-    for floor in (0.5, 0.8):
-        stats = {}
-        got = match(thumbs, 10, extra=extra, plain=plain, floor=floor, stats=stats)
-        keep = full[2] >= floor
-        assert keep.any() and (~keep).any()
-        assert all(np.array_equal(g, f[keep]) for g, f in zip(got, full))
-        assert stats["below_floor"] == (~keep).sum()
-
-
-def test_buckets_of_pairs_give_the_whole_search_result(monkeypatch):
-    """The pair reduction and verification run a bucket of lower rows at a time (bounded memory): with
-    small buckets the candidates and the verified pairs are exactly those of one bucket, also with
-    extra pairs, a floor and the verification as Dask tasks (the thumbnails sent once for every bucket)."""
-    from distributed import Client, LocalCluster, get_task_stream
-
-    from transform import dedup_search
-    from transform.dedup_search import match
-
-    px = scenes(500, seed=7)
-    thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
-    whole = candidates(thumbs, 10, block=128)
-    assert all(np.array_equal(a, b) for a, b in zip(whole, candidates(thumbs, 10, block=128, bucket_rows=37)))
-    assert len({int(r) // 37 for r in np.minimum(whole[0], whole[1])}) > 5  # many buckets in use
-    extra = (np.arange(0, 498, 3), np.arange(1, 499, 3))
-    one = match(thumbs, 10, extra=extra, plain=plain, floor=0.5)
-    assert all(np.array_equal(a, b) for a, b in zip(one, match(thumbs, 10, extra=extra, plain=plain, floor=0.5,
-                                                                bucket_rows=37)))
-    among = np.flatnonzero(np.arange(len(px)) % 3 != 0)  # the workers then get these images' thumbnails only
-    some = match(thumbs, 10, plain=plain, floor=0.5, among=among)
-    monkeypatch.setattr(dedup_search, "VERIFY_BLOCK", 16)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        with get_task_stream(client) as stream:
-            remote = match(thumbs, 10, extra=extra, plain=plain, floor=0.5, bucket_rows=37, client=client)
-        remote_some = match(thumbs, 10, plain=plain, floor=0.5, bucket_rows=37, client=client, among=among)
-    assert all(np.array_equal(a, b) for a, b in zip(one, remote))
-    assert len([t for t in stream.data if "aligned_scores" in str(t["key"])]) > 5  # verified as tasks
-    assert len(some[0]) > 10 and all(np.array_equal(a, b) for a, b in zip(some, remote_some))
-
-
 def test_search_among_some_images_equals_the_full_search_restricted_to_them():
     """near_edges searches only the images with detail (``among``): the pairs, scores and geometry of the
     full search whose two images are both among them, in a full and in an incremental search."""
-    from transform.dedup_search import candidate_buckets, match
+    from transform.dedup_check import match
+    from transform.dedup_search import candidate_buckets
 
     px = scenes(300, seed=6)
     thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
@@ -228,3 +160,32 @@ def test_mirrored_copies_are_candidates_when_asked_and_a_batch_finds_the_same():
     fresh = np.isin(np.arange(len(thumbs)), new)
     touching = candidates_touching(thumbs, new, 10, block=32, mirrored=True)
     assert as_set(*touching) == as_set(*(c[fresh[both[0]] | fresh[both[1]]] for c in both))
+
+
+def test_each_pair_comes_at_its_closest_window_hits():
+    """A pair and side is verified at up to ALIGNMENTS alignments: exactly its closest window hits (against
+    every window pair compared by brute force), each once, also from an incremental run's two searches."""
+    from transform.dedup_match import WINDOWS, probe_windows, window_codes
+    from transform.dedup_search import ALIGNMENTS
+
+    thumbs = thumbnails(scenes(240, seed=8))
+    q, p = (window_codes(thumbs, w).view(np.uint64) for w in (WINDOWS, probe_windows(True)))
+    expected: dict = {}
+    for by in range(len(thumbs)):
+        d = np.bitwise_count(p[by][:, None, None] ^ q[None])  # (probe window, image, query window)
+        for w, to, v in zip(*np.nonzero(d <= 10)):
+            if to != by:
+                expected.setdefault((min(by, to), max(by, to), int(w >= 4)), []).append(int(d[w, to, v]))
+    found: dict = {}
+    for a, b, w, r in zip(*candidates(thumbs, 10, block=64, mirrored=True)):
+        found.setdefault((min(a, b), max(a, b), int(r >= 4)), []).append((a, w, r, int(np.bitwise_count(q[a, w] ^ p[b, r]))))
+    assert found.keys() == expected.keys() and any(len(v) > 1 for v in found.values())
+    for key, rows in found.items():
+        assert len(set(rows)) == len(rows)  # distinct alignments
+        assert [d for *_, d in rows] == sorted(expected[key])[:ALIGNMENTS]  # the closest, closest first
+    new = np.arange(0, len(thumbs), 3)
+    touching = candidates_touching(thumbs, new, 10, block=64, mirrored=True)
+    as_set = lambda a, b, w, r: {(min(x, y), max(x, y), x, v, u) for x, y, v, u in zip(a, b, w, r)}
+    both = [c for c in candidates(thumbs, 10, block=64, mirrored=True)]
+    keep = np.isin(both[0], new) | np.isin(both[1], new)
+    assert as_set(*touching) == as_set(*(c[keep] for c in both))
