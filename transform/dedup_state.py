@@ -67,7 +67,7 @@ def plan(meta: pl.DataFrame, stored: pl.DataFrame | None, print_: str, increment
     known = joined.filter(pl.col("known").is_not_null())
     stale = known.filter(pl.col("stored_basis").is_null() | (pl.col("stored_basis") != pl.col("match_basis"))).height
     if stale:
-        return None, f"full pass ({stale:,} stored rows were made with other dedup settings or other pixels)"
+        return None, f"full pass ({stale:,} stored rows were made with other dedup settings, another matching version or other pixels)"
     gone = set(stored["image_id"].to_list()) - set(meta["image_id"].to_list())
     if gone:
         held = stored.filter((pl.col("image_id").is_in(list(gone)) & (pl.col("dup_group") != pl.col("image_id")))
