@@ -35,7 +35,7 @@ from sluice.membership import Lookup
 from sluice.runs import MANIFEST_DIR, new_run_id, reconcile
 from sluice.snapshot import SPLITS, ShardedImages, SplitArrays, write_snapshot
 from sluice.stage import Quarantine, stage_logger
-from transform.export_pass import (ShardPlan, StagingNotShared, file_batches, fill, fill_on_dask,
+from transform.export_pass import (ShardPlan, file_batches, fill, fill_on_dask,
                                    pixel_matrix)
 
 STAGE = "export"
@@ -195,11 +195,9 @@ def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tup
     lookup = Lookup(plan.ids)
     seen_df = None
     if client is not None:
-        try:
-            seen_df = fill_on_dask(client, lake, version, plan, lookup)
-        except StagingNotShared as err:
-            stage_logger(STAGE).warning("the Dask workers cannot write the snapshot's shards (%s): one process "
-                                        "reads the pixels instead (workers must share this machine's disk)", err)
+        seen_df = fill_on_dask(client, lake, version, plan, lookup, shards, on_unshared=lambda why: stage_logger(
+            STAGE).warning("the Dask workers cannot write the snapshot's shards (%s): they send the pixels here "
+                           "to be written (a shared disk saves that traffic)", why))
     if seen_df is None:
         seen_df = fill(file_batches(lake, version), plan, lookup, shards)
     stand_in = seen_df.with_columns(pix_row=pl.lit(0, pl.Int64))

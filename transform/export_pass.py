@@ -7,15 +7,17 @@ batch's rows are copied into their places: the pixels are written once, in bound
 
 With ``compute.scheduler_address`` set the table's data files are shared out to Dask tasks that each
 read theirs and fill their rows (rows are disjoint, so the bytes do not depend on which task ran when:
-the same snapshot, tested). The workers write into the shards where the driver created them, so they
-must share its filesystem (a cluster on one big machine, or a shared filesystem); workers that cannot
-see the folder make the stage fall back to the one-process pass, with a warning. Without an address
+the same snapshot, tested). Workers that share the driver's filesystem (a cluster on one big machine, or
+a shared filesystem) write into the shards where the driver created them; workers that cannot see that
+folder (a cluster without a shared disk) read a data file a task and send its member rows back, and the
+driver writes them (the same bytes, tested; the stage says so with a warning). Without an address
 the pass runs in one process whatever the size: on this 2-core machine a LocalCluster's pass was
 slower (1M images: 21-24 s vs 15-17 s for the stage; the lookup's scatter alone 3.6 s).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,9 +88,9 @@ def pixel_matrix(pixels: pa.ChunkedArray | pa.Array, rows: np.ndarray, shape: tu
     return data.reshape(n, *shape)  # a read-only view that keeps the Arrow buffer alive
 
 
-def fill(batches, plan: ShardPlan, lookup: Lookup, shards: dict[str, list[np.ndarray]]) -> pl.DataFrame:
-    """Copy each batch's members with pixels of the planned size into their shard rows; returns
-    (image_id, nbytes) of every member met (what the rejects are judged on)."""
+def fill(batches, plan: ShardPlan, lookup: Lookup, shards: dict[str, list[np.ndarray]] | list) -> pl.DataFrame:
+    """Copy each batch's members with pixels of the planned size into their shard rows (or onto a list:
+    :func:`write`); returns (image_id, nbytes) of every member met (what the rejects are judged on)."""
     expected = int(np.prod(plan.shape))
     seen = []
     for batch in batches:
@@ -106,12 +108,20 @@ def fill(batches, plan: ShardPlan, lookup: Lookup, shards: dict[str, list[np.nda
                 continue
             pos = plan.pos_of[at[rows]]
             order = np.argsort(pos)  # one gather a batch, then a run of rows per shard, in row order
-            matrix = pixel_matrix(batch.column("pixels"), rows[order], plan.shape)
-            shard, offset = np.divmod(pos[order], plan.shard_rows)
-            cuts = np.flatnonzero(np.diff(shard)) + 1
-            for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
-                shards[split][shard[lo]][offset[lo:hi]] = matrix[lo:hi]
+            write(shards, plan, split, pos[order], pixel_matrix(batch.column("pixels"), rows[order], plan.shape))
     return pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
+
+
+def write(shards, plan: ShardPlan, split: str, pos: np.ndarray, matrix: np.ndarray) -> None:
+    """Rows ``matrix`` into their positions ``pos`` (increasing) of ``split``'s shards; with ``shards`` a list,
+    the rows are kept there instead (a worker that cannot see the shards sends them to the driver)."""
+    if isinstance(shards, list):
+        shards.append((split, pos, np.array(matrix)))
+        return
+    shard, offset = np.divmod(pos, plan.shard_rows)
+    cuts = np.flatnonzero(np.diff(shard)) + 1
+    for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(shard)]])):
+        shards[split][shard[lo]][offset[lo:hi]] = matrix[lo:hi]
 
 
 def file_batches(lake: Lake, version: int):
@@ -131,9 +141,21 @@ def fill_fragments(fragments: list, schema: pa.Schema, file_format, plan: ShardP
     return fill(fragment_batches(fragments, schema, file_format), plan, lookup, plan.open())
 
 
-def fill_on_dask(client, lake: Lake, version: int, plan: ShardPlan, lookup: Lookup) -> pl.DataFrame:
+def rows_of_fragment(fragment, schema: pa.Schema, file_format, plan: ShardPlan, lookup: Lookup) -> tuple:
+    """A Dask task where the workers cannot see the shards: one data file's member rows, (members met,
+    [(split, positions, pixels)]), for the driver to write."""
+    rows: list = []
+    return fill(fragment_batches([fragment], schema, file_format), plan, lookup, rows), rows
+
+
+def fill_on_dask(client, lake: Lake, version: int, plan: ShardPlan, lookup: Lookup, shards=None,
+                 on_unshared=None) -> pl.DataFrame:
     """:func:`fill` over every data file of ``images``, the files shared out to tasks (about four per
-    worker thread, so that unequal files even out)."""
+    worker thread, so that unequal files even out). Workers that cannot see the folder of the shards (a
+    cluster without a shared disk) raise :class:`StagingNotShared`, or with the driver's ``shards`` given
+    read a data file a task and send its rows back, written here as they come (at most two a worker
+    thread in flight, so the driver holds a few files' rows, never the snapshot's); ``on_unshared(why)``
+    is told."""
     from distributed import as_completed
 
     from sluice.compute import total_threads
@@ -144,7 +166,33 @@ def fill_on_dask(client, lake: Lake, version: int, plan: ShardPlan, lookup: Look
         return pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
     tasks = max(1, min(len(fragments), 4 * total_threads(client)))
     plan_f, lookup_f = client.scatter([plan, lookup], broadcast=True)
-    futures = [client.submit(fill_fragments, fragments[k::tasks], whole.schema, whole.format, plan_f, lookup_f,
-                             pure=False) for k in range(tasks)]
-    seen = [future.result() for future in as_completed(futures)]
+    sees = client.run(Path.is_dir, plan.folder)  # asked first: a failed task would log its traceback on the worker
+    futures: list = []
+    try:
+        if shards is not None and not all(sees.values()):
+            raise StagingNotShared(f"{plan.folder} is not visible to {sum(not v for v in sees.values())} of "
+                                   f"{len(sees)} workers")
+        futures = [client.submit(fill_fragments, fragments[k::tasks], whole.schema, whole.format, plan_f, lookup_f,
+                                 pure=False) for k in range(tasks)]
+        seen = [future.result() for future in as_completed(futures)]
+    except StagingNotShared as err:
+        client.cancel(futures)
+        if shards is None:
+            raise
+        if on_unshared:
+            on_unshared(str(err))
+        seen, in_flight = [], deque()  # every file (again): rows a worker wrote in place get the same bytes
+
+        def collect(future) -> None:
+            met, rows = future.result()
+            seen.append(met)
+            for split, pos, matrix in rows:
+                write(shards, plan, split, pos, matrix)
+        for fragment in fragments:
+            in_flight.append(client.submit(rows_of_fragment, fragment, whole.schema, whole.format, plan_f, lookup_f,
+                                           pure=False))
+            while len(in_flight) > 2 * total_threads(client):
+                collect(in_flight.popleft())
+        for future in in_flight:
+            collect(future)
     return pl.concat(seen) if seen else pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})

@@ -258,21 +258,24 @@ def test_pixels_are_written_once_into_the_snapshots_own_shards(lake, digits, tmp
 
 def test_on_a_dask_scheduler_the_snapshot_is_byte_identical(filled, make_params, tmp_path, dask_cluster, monkeypatch,
                                                             caplog):
-    """With compute.scheduler_address the pixel pass runs as tasks (one process without one):
-    the same content hash; workers that cannot see the shards fall back to one process, with a warning."""
+    """With compute.scheduler_address the pixel pass runs as tasks (one process without one): the same
+    content hash; where the workers cannot see the shards they send the rows here, with a warning."""
+    import dataclasses
+
     import transform.export as stage
-    from transform.export_pass import StagingNotShared
 
     local, _, _ = export(filled, tmp_path / "local", make_params({"export": {"shard_rows": 64}}))
     cluster = make_params({"export": {"shard_rows": 64},
                            "compute": {"scheduler_address": dask_cluster.scheduler.address}})
     tasks, _, _ = export(filled, tmp_path / "tasks", cluster)
     assert tasks["content_hash"] == local["content_hash"] and tasks["splits"] == local["splits"]
+    fill_on_dask = stage.fill_on_dask
 
-    def unseen(*args):
-        raise StagingNotShared("/x is not visible to this worker")
+    def elsewhere(client, lake, version, plan, *args, **kwargs):  # the workers' plan names a folder they cannot see
+        return fill_on_dask(client, lake, version, dataclasses.replace(plan, folder=tmp_path / "not-here"), *args,
+                            **kwargs)
 
-    monkeypatch.setattr(stage, "fill_on_dask", unseen)
-    fallback, _, _ = export(filled, tmp_path / "fallback", cluster)
-    assert fallback["content_hash"] == local["content_hash"]
+    monkeypatch.setattr(stage, "fill_on_dask", elsewhere)
+    sent, _, _ = export(filled, tmp_path / "sent", cluster)
+    assert sent["content_hash"] == local["content_hash"]
     assert "cannot write the snapshot's shards" in caplog.text

@@ -68,9 +68,16 @@ def test_dask_tasks_over_the_data_files_fill_the_same_rows(spread, tmp_path, das
     check_filled(plan, shards, index, pixels_of, seen)
 
 
-def test_workers_that_cannot_see_the_shards_say_so(spread, tmp_path, dask_cluster):
-    lake, _ = spread
-    plan, _, _ = plan_for(lake, tmp_path / "shards")
+def test_workers_that_cannot_see_the_shards_say_so_or_send_the_rows_here(spread, tmp_path, dask_cluster):
+    """Workers that cannot see the folder of the shards (as on a cluster without a shared disk) raise, or,
+    given the driver's shards, read a data file a task and send its rows back: the same bytes."""
+    lake, pixels_of = spread
+    plan, shards, index = plan_for(lake, tmp_path / "shards")
     plan.folder = tmp_path / "elsewhere"  # as a worker on another machine would find it
     with pytest.raises(StagingNotShared, match="not visible"):
         fill_on_dask(dask_cluster, lake, lake.version("images"), plan, Lookup(plan.ids))
+    told = []
+    seen = fill_on_dask(dask_cluster, lake, lake.version("images"), plan, Lookup(plan.ids), shards,
+                        on_unshared=told.append)
+    check_filled(plan, shards, index, pixels_of, seen)
+    assert len(told) == 1 and "not visible" in told[0]
