@@ -200,6 +200,25 @@ def _holds_idx(p: Path, shown: str) -> bool:
     return True
 
 
+def _names_dvc_can_track(p: Path, shown: str) -> None:
+    """Refuse a source folder holding a name that is not UTF-8 (a Latin-1 ``café.jpg`` from an old
+    system): ingest reads it, but ``dvc repro`` hashes the folder as the ingest stage's input and stops
+    on it ("surrogates not allowed"), so say it here, with the fix."""
+    if not p.is_dir():
+        return
+    bad = []
+    for top, dirs, files in os.walk(p):
+        for name in (*dirs, *files):
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                bad.append(os.fsencode(os.path.relpath(os.path.join(top, name), p)).decode("utf-8", "backslashreplace"))
+    if bad:
+        raise InputError(f"{shown}: {len(bad)} file or folder name(s) not in UTF-8 (first: '{bad[0]}'), which DVC "
+                         f"cannot track as the ingest stage's input; rename them (e.g. convmv -r -f latin1 -t utf8 "
+                         f"--notest {shown}) and run sluice init again")
+
+
 def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
     from sluice.connectors import get
@@ -234,6 +253,7 @@ def project_params(root: Path, args) -> dict:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
             kind = "idx" if given == "image_folder" and _holds_idx(p, value) else given
+            _names_dvc_can_track(p, value)
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
             found = source_classes(sources[-1], root)

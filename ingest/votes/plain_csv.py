@@ -81,12 +81,15 @@ def read(export: CsvVotesExport) -> Parsed:
 # whole name matches nothing (Toloka's INPUT:image, OUTPUT:result, ASSIGNMENT:worker_id); `task` and
 # `object` (crowd-kit's and many research sets' item column) come last, after every image-ish name
 COLUMN_NAMES = {
-    "item": ("item", "image", "imageid", "imagefilename", "filename", "file", "imagepath", "path", "imageurl", "url",
-             "img", "sample", "sampleid", "itemid", "task", "taskid", "object", "objectid"),
+    "item": ("item", "image", "imageid", "imagefilename", "imagename", "filename", "file", "imagepath", "path",
+             "imageurl", "url", "img", "photo", "photoid", "photofilename", "photopath", "photourl", "picture",
+             "pictureid", "media", "mediaid", "asset", "assetid", "externalid", "sample", "sampleid", "itemid", "task",
+             "taskid", "object", "objectid"),
     "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
-               "raterid", "user", "userid", "judge", "contributor", "contributorid", "performer", "performerid"),
+               "raterid", "user", "userid", "judge", "contributor", "contributorid", "performer", "performerid",
+               "createdby", "labeledby", "annotatedby"),
     "label": ("label", "chosencategory", "chosenlabel", "answer", "class", "classname", "category", "choice", "response",
-              "annotation", "tag", "result", "output"),
+              "annotation", "tag", "result", "output", "labelname", "classlabel", "vote"),
 }
 _PREFIX = ("input", "output", "assignment", "answer")  # Toloka (INPUT:, OUTPUT:, ASSIGNMENT:), MTurk (Answer.)
 
@@ -106,6 +109,12 @@ def _unprefixed(name: str) -> str | None:
 
 def columns_of(header: list[str]) -> dict[str, str] | None:
     """The item, worker and label columns of a header (see COLUMN_NAMES), or None when one is missing."""
+    found = _roles(header)
+    return found if all(found.values()) and len(set(found.values())) == 3 else None  # type: ignore[return-value]
+
+
+def _roles(header: list[str]) -> dict[str, str | None]:
+    """Each role's column by COLUMN_NAMES (None where no column has one of its names)."""
     by_key: dict[str, str] = {}
     for name in header:
         by_key.setdefault(_key(name), name)
@@ -113,8 +122,7 @@ def columns_of(header: list[str]) -> dict[str, str] | None:
         tail = _unprefixed(name)
         if tail is not None:
             by_key.setdefault(_key(tail), name)
-    found = {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
-    return found if all(found.values()) and len(set(found.values())) == 3 else None  # type: ignore[return-value]
+    return {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
 
 
 def detect(path: str) -> dict:
@@ -129,10 +137,13 @@ def detect(path: str) -> dict:
     header = [c.strip() for c in header]
     found = columns_of(header)
     if found is None:
-        raise InputError(f"{path}: cannot tell which columns of this vote CSV hold the item, worker, label (found "
-                         f"{line[:120]!r}); rename them, or set item_column, worker_column and label_column on its "
-                         "labels.exports entry in params.yaml (one row per item, a column per annotator: kind: wide "
-                         "with label_columns)")
+        roles = _roles(header)
+        known = ", ".join(f"{role} {name!r}" for role, name in roles.items() if name)
+        missing = [role for role, name in roles.items() if not name] or list(roles)
+        raise InputError(f"{path}: cannot tell which column of this vote CSV holds the {' or '.join(missing)} (header "
+                         f"{line[:120]!r}{'; found ' + known if known and len(missing) < 3 else ''}); rename it, or set "
+                         "item_column, worker_column and label_column on its labels.exports entry in params.yaml (one "
+                         "row per item, a column per annotator: kind: wide with label_columns)")
     out = {f"{role}_column": name for role, name in found.items() if name != role}
     status = status_column(header)
     if status:

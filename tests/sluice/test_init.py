@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -133,6 +134,9 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     ("task,worker,label", ("task", "worker", "label")),  # crowd-kit's own layout
     ("HITId,image,task,worker_id,label", ("image", "worker_id", "label")),  # an image column beats a task id
     ("object_id,performer_id,output", ("object_id", "performer_id", "output")),
+    ("photo,annotator,answer", ("photo", "annotator", "answer")),
+    # Labelbox: the file's own name (External ID) before the platform's row id, the labeller's e-mail
+    ("DataRow ID,External ID,Created By,Label", ("External ID", "Created By", "Label")),
 ])
 def test_vote_csv_columns_of_other_platforms(header, found):
     from ingest.votes.plain_csv import columns_of
@@ -172,8 +176,19 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path):
     assert res.returncode == 2 and "save the sheet as CSV" in res.stderr
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "bad.csv"))
-    assert res.returncode == 2 and "item, worker, label" in res.stderr
+    assert res.returncode == 2 and "holds the item or worker or label" in res.stderr
+    (tmp_path / "part.csv").write_text("shot,annotator,answer\n1.jpg,w1,cat\n")
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "part.csv"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "holds the item (header 'shot,annotator,answer'; found worker 'annotator', label 'answer')" in res.stderr
     _folder(tmp_path / "photos")
+    latin1 = os.fsencode(tmp_path / "photos" / "cat") + b"/caf\xe9.jpg"  # a name from an old system's disk
+    Path(os.fsdecode(latin1)).write_bytes((tmp_path / "photos" / "cat" / "0.jpg").read_bytes())
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "1 file or folder name(s) not in UTF-8 (first: 'cat/caf\\xe9.jpg'), which DVC cannot track" in res.stderr
+    assert not (tmp_path / "proj" / "params.yaml").exists()
+    Path(os.fsdecode(latin1)).rename(tmp_path / "photos" / "cat" / "café.jpg")  # renamed to UTF-8: fine
     assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "64")
     assert res.returncode == 2 and "exists; use --force" in res.stderr
