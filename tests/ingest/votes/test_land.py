@@ -135,6 +135,12 @@ def test_rows_without_worker_or_label_are_quarantined_with_their_line(landed, tm
     stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.new, stats.quarantined) == (1, 2)
     assert sorted(quarantine(landed)["row_key"]) == [f"{path}:3", f"{path}:4"]
+    # the stage reruns on the same file (an image folder changed): the rows still reconcile, none land twice
+    from ingest.votes.land import _report
+
+    again = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r2")
+    assert (again.new, again.already_present, again.quarantined) == (0, 1, 2)
+    assert "quarantined 2" in _report("c", again) and landed.count("quarantine") == 2
 
 
 def test_header_only_export_lands_nothing(landed, tmp_path):
