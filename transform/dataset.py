@@ -11,10 +11,10 @@ group can never span two splits and near-copies never count twice. Step by step 
    split (``raw_images.split_hint``) is test. If the same group also has a member from the source's
    train split, that test image has a (near-)duplicate in train: it is reported and, per
    ``leak_policy``, moved to train (``to_train``) or quarantined (``drop``).
-3. **Stratified split** of the other groups by class: each class's groups are ordered by a hash of
-   (``seed``, group id), so the split is deterministic and adding images does not reshuffle others;
-   the first ``test_fraction`` (only when no source test split is used) go to test, the next
-   ``val_fraction`` to val, the rest to train. A class with 3+ groups gets at least one of each.
+3. **Split by hash** of the other groups: a hash of (``seed``, group id) in the first
+   ``test_fraction`` of its range (only when no source test split is used) is test, in the next
+   ``val_fraction`` val, the rest train: deterministic, about those shares in every class, and adding
+   images never moves a group to another split. A class with 3+ groups gets at least one of each.
 4. **Balance** the train split (val and test keep weight 1): ``class_weights`` sets weight
    N / (K * n_class); ``oversample`` sets an integer multiplicity so each class reaches
    ``balance_target`` (default: the largest class); ``undersample`` keeps ``balance_target``
@@ -116,31 +116,56 @@ def resolve_groups(members: pl.DataFrame, policy: str) -> pl.DataFrame:
 
 
 def assign_splits(groups: pl.DataFrame, cfg) -> pl.DataFrame:
-    """Add ``split`` to labelled groups (``leak`` marks source-test groups with a train member)."""
+    """Add ``split`` to labelled groups (``leak`` marks source-test groups with a train member).
+
+    A group's split comes from its own hash alone: test where it falls in the first ``test_fraction``
+    of the hash range, val in the next ``val_fraction``, so adding images never moves another group
+    from one split to another (a share by rank within the class would shift every group past the new
+    one). Shares are therefore binomial, not exact; a class of 3+ groups that the hashes leave without
+    a split gets one by :func:`_fill_small_classes`.
+    """
     use_source_test = cfg.keep_source_test and bool(groups["hint_test"].any())
     g = groups.with_columns(rank=stable_rank(groups["dup_group"], cfg.seed),
                             from_test=pl.lit(use_source_test) & pl.col("hint_test"))
     g = g.with_columns(leak=pl.col("from_test") & pl.col("hint_train"))
-    free = g.filter(~pl.col("from_test")).sort("label", "rank")
-    n = pl.len().over("label")
-    pos = pl.int_range(pl.len()).over("label")
     test_frac = 0.0 if use_source_test else cfg.test_fraction
-    n_test = _share(n, test_frac)
-    n_val = _share(n, cfg.val_fraction)
-    free = free.with_columns(split=pl.when(pos < n_test).then(pl.lit("test"))
-                             .when(pos < n_test + n_val).then(pl.lit("val")).otherwise(pl.lit("train")))
+    where = pl.col("rank").cast(pl.Float64) / 2.0 ** 63  # stable_rank is 63 bits: [0, 1)
+    free = g.filter(~pl.col("from_test")).with_columns(
+        split=pl.when(where < test_frac).then(pl.lit("test"))
+        .when(where < test_frac + cfg.val_fraction).then(pl.lit("val")).otherwise(pl.lit("train")))
+    free = _fill_small_classes(free, [name for name, f in (("test", test_frac), ("val", cfg.val_fraction)) if f > 0])
     fixed = g.filter(pl.col("from_test")).with_columns(
         split=pl.when(pl.col("leak")).then(pl.lit("train" if cfg.leak_policy == "to_train" else "dropped"))
         .otherwise(pl.lit("test")))
     return pl.concat([free, fixed]).sort("dup_group")
 
 
-def _share(n: pl.Expr, fraction: float) -> pl.Expr:
-    """Rows of a class for a split: round(n * fraction), at least 1 once the class has 3 or more."""
-    if fraction <= 0:
-        return pl.lit(0)
-    rounded = (n * fraction).round(0).cast(pl.Int64)
-    return pl.when((n >= 3) & (rounded < 1)).then(1).otherwise(rounded)
+def _fill_small_classes(free: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
+    """A class of 3+ groups gets at least one train group and one of each ``wanted`` split: a missing
+    split takes, from the fullest other split, the group hashed nearest to it (the only groups a
+    later addition to that class can move back)."""
+    splits = ["train", *wanted]
+    have = free.group_by("label").agg(pl.len().alias("n"), pl.col("split").n_unique().alias("got"))
+    short = have.filter((pl.col("n") >= 3) & (pl.col("got") < len(splits)))["label"]
+    moved: dict[str, str] = {}
+    for label in short:
+        rows = free.filter(pl.col("label") == label).sort("rank").select("dup_group", "split").rows()
+        split = dict(rows)
+        for need in splits:
+            counts = Counter(split.values())
+            if counts[need]:
+                continue
+            donor = max((s for s in counts if counts[s] >= 2), key=lambda s: (counts[s], s == "train"))
+            pool = [group for group, _ in rows if split[group] == donor]
+            pick = pool[-1] if need == "train" else pool[0]  # train lies above the other splits' hashes
+            split[pick] = moved[pick] = need
+    if not moved:
+        return free
+    changed = pl.col("split")
+    for name in splits:
+        ids = [group for group, s in moved.items() if s == name]
+        changed = pl.when(pl.col("dup_group").is_in(ids)).then(pl.lit(name)).otherwise(changed) if ids else changed
+    return free.with_columns(split=changed)
 
 
 def balance(rows: pl.DataFrame, strategy: str, target: int | None) -> pl.DataFrame:
