@@ -173,8 +173,11 @@ def _diff(args) -> int:
             v = load_version(root, rev, snap, cache)
             sides.append((v.content_hash[:12], members(root, v, snap, cache)))
     rows = diff(sides[0][1], sides[1][1])
+    before, after = sides[0][1], sides[1][1]
+    moved = sum(1 for k, (split, _) in before.items() if k in after and after[k][0] != split)
     print(f"{args.a} ({sides[0][0]}) -> {args.b} ({sides[1][0]}): "
-          f"+{sum(r['added'] for r in rows)} -{sum(r['removed'] for r in rows)} rows", file=sys.stderr)
+          f"+{sum(r['added'] for r in rows)} -{sum(r['removed'] for r in rows)} rows, {moved} image(s) in both "
+          "moved to another split", file=sys.stderr)
     emit(rows, args)
     return 0
 

@@ -370,6 +370,6 @@ def test_diff_between_delta_versions_of_the_dataset_table(lake, run_cli):
     assert out.returncode == 0, out.stderr
     got = {(r["split"], r["class"]): (r["added"], r["removed"]) for r in json.loads(out.stdout)}
     assert got == {("train", "0"): (0, 0), ("train", "1"): (0, 1), ("val", "1"): (1, 0), ("test", "1"): (1, 1)}
-    assert f"dataset@{v - 1}" in out.stderr
+    assert f"dataset@{v - 1}" in out.stderr and "+2 -2 rows, 1 image(s) in both moved to another split" in out.stderr
     out = run_cli("dataset", "diff", "@x", f"@{v}", params={"lake": {"root": lake.root}})
     assert out.returncode == 2 and "expected @N" in out.stderr
