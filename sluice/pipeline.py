@@ -157,7 +157,7 @@ STAGES: tuple[Stage, ...] = (
                                             "transform.hamming_scan", "transform.aligned_ncc"),
           inputs=("{manifests}/clean.json",),
           params=("dedup", "compute", "lake"), outs=("{manifests}/dedup.json",)),
-    Stage("dataset", "transform.dataset", code=("transform.dataset",),
+    Stage("dataset", "transform.dataset", code=("transform.dataset", "transform.splits"),
           inputs=("{manifests}/dedup.json", "{manifests}/labels.json", "{reports}/silver.json"),
           params=("dataset", "lake"), outs=("{manifests}/dataset.json",)),
     Stage("quality_bronze", "quality.gate bronze", code=QUALITY_CODE,

@@ -11,10 +11,11 @@ group can never span two splits and near-copies never count twice. Step by step 
    split (``raw_images.split_hint``) is test. If the same group also has a member from the source's
    train split, that test image has a (near-)duplicate in train: it is reported and, per
    ``leak_policy``, moved to train (``to_train``) or quarantined (``drop``).
-3. **Split by hash** of the other groups: a hash of (``seed``, group id) in the first
-   ``test_fraction`` of its range (only when no source test split is used) is test, in the next
-   ``val_fraction`` val, the rest train: deterministic, about those shares in every class, and adding
-   images never moves a group to another split. A class with 3+ groups gets at least one of each.
+3. **Split by hash** of the other groups (``transform/splits.py``): a hash of (``seed``, the
+   group's first-landed member) in the first ``test_fraction`` of its range (only when no source test
+   split is used) is test, in the next ``val_fraction`` val, the rest train: deterministic, about
+   those shares in every class, and adding images never moves a group to another split, not even
+   one a new image joins. A class with 3+ groups gets at least one of each.
 4. **Balance** the train split (val and test keep weight 1): ``class_weights`` sets weight
    N / (K * n_class); ``oversample`` sets an integer multiplicity so each class reaches
    ``balance_target`` (default: the largest class); ``undersample`` keeps ``balance_target``
@@ -32,7 +33,6 @@ Every check and computation runs before the first write: a failing run leaves ``
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 
@@ -47,13 +47,15 @@ from sluice.runs import new_run_id, reconcile
 from sluice.snapshot import SPLITS
 from sluice.stage import Quarantine, stage_logger
 from transform.export import iter_pixels
+from transform.splits import assign_splits, split_keys
 
 STAGE = "dataset"
 
 
 # ---------------------------------------------------------------------------- inputs
 def load_members(lake: Lake) -> pl.DataFrame:
-    """Every silver image with its group, resolved label and the splits its sources gave it."""
+    """Every silver image with its group, resolved label, the splits its sources gave it and when it
+    landed (``landed``: what keeps a group's split when it grows, :func:`transform.splits.split_keys`)."""
     if not lake.exists("images"):
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run: python -m transform.clean)")
     if not lake.exists("labels"):
@@ -70,21 +72,16 @@ def load_members(lake: Lake) -> pl.DataFrame:
     labels = (pl.from_arrow(lake.read("labels", columns=["image_id", "label", "status"]))
               .filter((pl.col("status") == "resolved") & pl.col("label").is_not_null())
               .select("image_id", "label").unique("image_id", keep="first"))
-    hints = (pl.from_arrow(lake.read("raw_images", columns=["image_id", "split_hint"]))
+    hints = (pl.from_arrow(lake.read("raw_images", columns=["image_id", "split_hint", "fetched_at"]))
              .with_columns(pl.col("split_hint").str.strip_chars().str.to_lowercase())
              .group_by("image_id").agg(hint_test=(pl.col("split_hint") == "test").any(),
-                                       hint_train=pl.col("split_hint").is_in(["train", "val"]).any()))
+                                       hint_train=pl.col("split_hint").is_in(["train", "val"]).any(),
+                                       landed=pl.col("fetched_at").min()))
     return (images.join(labels, on="image_id", how="left").join(hints, on="image_id", how="left")
             .with_columns(pl.col("hint_test", "hint_train").fill_null(False)).sort("image_id"))
 
 
 # ---------------------------------------------------------------------------- pure table logic
-def stable_rank(keys: pl.Series, seed: int) -> pl.Series:
-    """A seeded pseudo-random order key per string that does not depend on the other keys."""
-    return pl.Series([int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big") >> 1
-                      for k in keys], dtype=pl.Int64)
-
-
 def resolve_groups(members: pl.DataFrame, policy: str) -> pl.DataFrame:
     """One row per dup_group: canonical image, label (or null), outcome and why.
 
@@ -113,59 +110,6 @@ def resolve_groups(members: pl.DataFrame, policy: str) -> pl.DataFrame:
                                               pl.col("counts").cast(pl.List(pl.String)).list.join(",")))
             .select("dup_group", "image_id", "members", "label", "outcome", "found", "hint_test", "hint_train")
             .sort("dup_group"))
-
-
-def assign_splits(groups: pl.DataFrame, cfg) -> pl.DataFrame:
-    """Add ``split`` to labelled groups (``leak`` marks source-test groups with a train member).
-
-    A group's split comes from its own hash alone: test where it falls in the first ``test_fraction``
-    of the hash range, val in the next ``val_fraction``, so adding images never moves another group
-    from one split to another (a share by rank within the class would shift every group past the new
-    one). Shares are therefore binomial, not exact; a class of 3+ groups that the hashes leave without
-    a split gets one by :func:`_fill_small_classes`.
-    """
-    use_source_test = cfg.keep_source_test and bool(groups["hint_test"].any())
-    g = groups.with_columns(rank=stable_rank(groups["dup_group"], cfg.seed),
-                            from_test=pl.lit(use_source_test) & pl.col("hint_test"))
-    g = g.with_columns(leak=pl.col("from_test") & pl.col("hint_train"))
-    test_frac = 0.0 if use_source_test else cfg.test_fraction
-    where = pl.col("rank").cast(pl.Float64) / 2.0 ** 63  # stable_rank is 63 bits: [0, 1)
-    free = g.filter(~pl.col("from_test")).with_columns(
-        split=pl.when(where < test_frac).then(pl.lit("test"))
-        .when(where < test_frac + cfg.val_fraction).then(pl.lit("val")).otherwise(pl.lit("train")))
-    free = _fill_small_classes(free, [name for name, f in (("test", test_frac), ("val", cfg.val_fraction)) if f > 0])
-    fixed = g.filter(pl.col("from_test")).with_columns(
-        split=pl.when(pl.col("leak")).then(pl.lit("train" if cfg.leak_policy == "to_train" else "dropped"))
-        .otherwise(pl.lit("test")))
-    return pl.concat([free, fixed]).sort("dup_group")
-
-
-def _fill_small_classes(free: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
-    """A class of 3+ groups gets at least one train group and one of each ``wanted`` split: a missing
-    split takes, from the fullest other split, the group hashed nearest to it (the only groups a
-    later addition to that class can move back)."""
-    splits = ["train", *wanted]
-    have = free.group_by("label").agg(pl.len().alias("n"), pl.col("split").n_unique().alias("got"))
-    short = have.filter((pl.col("n") >= 3) & (pl.col("got") < len(splits)))["label"]
-    moved: dict[str, str] = {}
-    for label in short:
-        rows = free.filter(pl.col("label") == label).sort("rank").select("dup_group", "split").rows()
-        split = dict(rows)
-        for need in splits:
-            counts = Counter(split.values())
-            if counts[need]:
-                continue
-            donor = max((s for s in counts if counts[s] >= 2), key=lambda s: (counts[s], s == "train"))
-            pool = [group for group, _ in rows if split[group] == donor]
-            pick = pool[-1] if need == "train" else pool[0]  # train lies above the other splits' hashes
-            split[pick] = moved[pick] = need
-    if not moved:
-        return free
-    changed = pl.col("split")
-    for name in splits:
-        ids = [group for group, s in moved.items() if s == name]
-        changed = pl.when(pl.col("dup_group").is_in(ids)).then(pl.lit(name)).otherwise(changed) if ids else changed
-    return free.with_columns(split=changed)
 
 
 def balance(rows: pl.DataFrame, strategy: str, target: int | None) -> pl.DataFrame:
@@ -242,7 +186,7 @@ def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None) -> tup
     """The gold rows, the members to quarantine (image_id, check, details), and counts."""
     everyone = members
     members, issue_dropped, issue_counts = apply_label_issues(members, issues, cfg.label_issues)
-    groups = resolve_groups(members, cfg.group_conflict)
+    groups = resolve_groups(members, cfg.group_conflict).join(split_keys(members), on="dup_group")
     labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg)
     kept = labelled.filter(pl.col("split") != "dropped")
     balanced = balance(kept, cfg.balance, cfg.balance_target)

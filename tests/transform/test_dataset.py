@@ -17,10 +17,11 @@ from transform.dataset import build, class_order, run
 
 
 def members(rows: list[tuple]) -> pl.DataFrame:
-    """(image_id, dup_group, is_canonical, label, hint_test, hint_train) rows as the stage loads them."""
+    """(image_id, dup_group, is_canonical, label, hint_test, hint_train[, landed]) rows as the stage loads them."""
+    rows = [(*r, None) if len(r) == 6 else r for r in rows]
     return pl.DataFrame(rows, schema={"image_id": pl.String, "dup_group": pl.String, "is_canonical": pl.Boolean,
-                                      "label": pl.String, "hint_test": pl.Boolean, "hint_train": pl.Boolean},
-                        orient="row")
+                                      "label": pl.String, "hint_test": pl.Boolean, "hint_train": pl.Boolean,
+                                      "landed": pl.Datetime("us", "UTC")}, orient="row")
 
 
 def singletons(per_class: dict[str, int], test: int = 0) -> list[tuple]:
@@ -50,6 +51,22 @@ def test_split_is_by_hash_deterministic_and_one_row_per_group():
     grown, _, _ = build(members(singletons({"a": 100, "b": 50, "c": 4, "d": 3}) + new), cfg)
     moved = grown.join(rows, on="image_id").filter(pl.col("split") != pl.col("split_right"))
     assert moved.height == 0, moved
+
+
+def test_a_group_keeps_its_split_when_a_new_copy_becomes_its_canonical():
+    from datetime import UTC, datetime
+
+    first, later = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+    old = [(f"m-{k:03d}", f"m-{k:03d}", True, "ab"[k % 2], False, False, first) for k in range(300)]
+    cfg = DatasetParams(seed=3, val_fraction=0.1, test_fraction=0.2, balance="none")
+    before, _, _ = build(members(old), cfg)
+    # each group gains a better copy landed later ("a-..." sorts first: it becomes the canonical and the group id)
+    grown = [(i, f"a-{i}", False, lab, t, tr, at) for i, _, _, lab, t, tr, at in old]
+    grown += [(f"a-{i}", f"a-{i}", True, lab, False, False, later) for i, _, _, lab, _, _, _ in old]
+    after, _, _ = build(members(grown), cfg)
+    assert set(after["image_id"]) == {f"a-{i}" for i, *_ in old}  # every group's canonical changed
+    split_of = dict(before.select("image_id", "split").rows())
+    assert all(split_of[g.removeprefix("a-")] == s for g, s in after.select("image_id", "split").rows())
 
 
 def test_split_shares_follow_the_fractions_on_a_large_class():
