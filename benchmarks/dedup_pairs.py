@@ -23,6 +23,8 @@ EDITS = {  # edit type -> strengths
     "mirror": (0, 2, 0.10),  # flipped left to right; then shifted 2 px, or cropped by 10%
     "border": (0.06, 0.12),  # shrunk into a frame of one random colour, 6% or 12% a side (a square pad)
     "letterbox": (0.12,),  # bars of one random colour top and bottom (12% each), the picture stretched across
+    "caption": (0.1, 0.2),  # a black bar over the bottom 10% or 20% (a meme's caption, a banner)
+    "watermark": (0.1, 0.2),  # a half-transparent white strip with dark marks, 80% wide, 10% or 20% tall, anywhere
 }
 
 
@@ -70,6 +72,17 @@ def edit(img: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.n
         else:
             out[b:s - b] = np.asarray(Image.fromarray(img).resize((s, s - 2 * b), Image.Resampling.BICUBIC))
         return out
+    if kind == "caption":
+        out = img.copy()
+        out[s - max(1, round(s * strength)):] = 0
+        return out
+    if kind == "watermark":
+        h, w, x = max(2, round(s * strength)), round(s * 0.8), round(s * 0.1)
+        y = int(rng.integers(0, s - h + 1))
+        strip = np.full((h, w, 3), 255.0, np.float32)
+        strip[h // 4:h - h // 4, ::3] = 40  # the letters
+        f[y:y + h, x:x + w] = 0.5 * f[y:y + h, x:x + w] + 0.5 * strip
+        return np.clip(np.rint(f), 0, 255).astype(np.uint8)
     if kind == "shift":  # content enters from the border (reflected), as when a camera frame moves
         dy, dx = rng.choice([-1, 1], 2) * np.array([strength, rng.integers(0, strength + 1)])
         if rng.random() < 0.5:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from transform.overlay_band import OVERLAY_GATE, OVERLAY_MARGIN, best_band, in_band, masked_ncc
+
 GRID = 32
 CENTRE = 24
 
@@ -185,11 +187,13 @@ def _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped, along_x):
 
 
 @njit(inline="always")
-def _band_ncc(wa, tb, iy, ix, ba, bb):
+def _band_ncc(wa, tb, iy, ix, ba, bb, axis, e0, e1):
     """Correlation of the two images' band-pass detail over the overlap (3 px in from its edge): a 3x3
     box blur (drops the pixel-level noise a re-encode or a resampling crop adds), then a Laplacian of
     step 2 (drops the layout). Calibrated in docs/transform.md: every edit of ``benchmarks/dedup.py``'s
-    quick set keeps >= 0.54 at 32 px, while accepted CIFAR-10 pairs below 0.45 were different photos."""
+    quick set keeps >= 0.54 at 32 px, while accepted CIFAR-10 pairs below 0.45 were different photos.
+    Pixels within 3 px of a left-out band (axis 0 rows, 1 columns, -1 none; :mod:`transform.overlay_band`)
+    do not count: their detail is the overlay's edge."""
     for u in range(GRID):
         for v in range(GRID):
             sa = 0.0
@@ -212,7 +216,7 @@ def _band_ncc(wa, tb, iy, ix, ba, bb):
         if not (iy[u - 3] and iy[u + 3]):
             continue
         for v in range(3, GRID - 3):
-            if not (ix[v - 3] and ix[v + 3]):
+            if not (ix[v - 3] and ix[v + 3]) or in_band(u, v, axis, e0 - 3, e1 + 3):
                 continue
             la = 4.0 * ba[u, v] - ba[u - 2, v] - ba[u + 2, v] - ba[u, v - 2] - ba[u, v + 2]
             lb = 4.0 * bb[u, v] - bb[u - 2, v] - bb[u + 2, v] - bb[u, v - 2] - bb[u, v + 2]
@@ -238,12 +242,15 @@ def _mirrored(src, out):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize, vx, vy, taps_lo, taps_hi, taps_w, score,
-           best_x, best_y):
+def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, qy, qsize, vx, vy, taps_lo, taps_hi,
+           taps_w, score, best_x, best_y, overlaid):
     """For each pair p: ``a[p]``'s query window (qx, qy, qsize) aligned to ``b[p]``'s indexed window (vx, vy),
     refined +-1 px; writes the overlap correlation (with ``use_plain``, the lower of the equalised and
     plain thumbnails' where the equalised one reaches ``floor``; lowered to the detail correlation where
-    that is under ``min_band``) and the chosen window position. With ``flip[p]`` the pair is compared
+    that is under ``min_band``) and the chosen window position. With ``overlays``, a pair short of
+    ``floor`` by at most OVERLAY_GATE is also scored without its worst band of rows or columns, less
+    OVERLAY_MARGIN (a caption or watermark: :mod:`transform.overlay_band`), the higher score kept and
+    ``overlaid[p]`` set where the band's was. With ``flip[p]`` the pair is compared
     with ``b[p]`` mirrored left to right (its window position is in the mirrored thumbnail).
     ``taps_*[qsize]``: the resize of a window of that side to CENTRE."""
     flipped = np.empty((GRID, GRID), thumbs.dtype)
@@ -263,6 +270,8 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize,
     fx = np.empty(GRID, np.float32)
     iy = np.empty(GRID, np.bool_)
     ix = np.empty(GRID, np.bool_)
+    sums = np.empty((GRID + 1, 5), np.float64)
+    u0, u1, v0, v1 = 0, 0, 0, 0
     for p in range(len(a)):
         ta = thumbs[a[p]]
         tb = _mirrored(thumbs[b[p]], flipped) if flip[p] else thumbs[b[p]]
@@ -301,14 +310,25 @@ def scores(thumbs, plain, use_plain, floor, min_band, a, b, flip, qx, qy, qsize,
         _axis(by, vy[p], scale, ly, fy, iy)
         _axis(bx, vx[p], scale, lx, fx, ix)
         value = _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped, along_x)
+        axis, e0, e1 = -1, 0, 0
+        if overlays and floor - OVERLAY_GATE <= value < floor:  # a caption or watermark? (transform.overlay_band)
+            u0, u1 = _span(iy)
+            v0, v1 = _span(ix)
+            without, band_axis, band_e0, band_e1 = best_band(warped, tb, u0, u1, v0, v1, sums)
+            if without - OVERLAY_MARGIN > value:
+                value, axis, e0, e1 = without - OVERLAY_MARGIN, band_axis, band_e0, band_e1
         if value >= floor and min_band > -1.0:
-            band = _band_ncc(warped, tb, iy, ix, band_a, band_b)
+            band = _band_ncc(warped, tb, iy, ix, band_a, band_b, axis, e0, e1)
             if band < min_band:
                 value = min(value, band)
         if use_plain and value >= floor:
             pb = _mirrored(plain[b[p]], flipped_plain) if flip[p] else plain[b[p]]
-            value = min(value, _overlap_ncc(plain[a[p]], pb, ly, fy, iy, lx, fx, ix, warped, along_x))
+            plain_value = _overlap_ncc(plain[a[p]], pb, ly, fy, iy, lx, fx, ix, warped, along_x)
+            if axis >= 0:  # the same band left out of the plain thumbnails (resampled into warped just now)
+                plain_value = masked_ncc(warped, pb, u0, u1, v0, v1, axis, e0, e1) - OVERLAY_MARGIN
+            value = min(value, plain_value)
         score[p] = value
+        overlaid[p] = axis >= 0
         best_x[p] = bx
         best_y[p] = by
 

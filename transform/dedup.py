@@ -169,22 +169,24 @@ KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour 
 
 
 def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.ndarray:
-    """What edit a verified pair looks like: mirrored / shifted / cropped / greyscale / recoloured / near."""
-    from transform.dedup_match import MIRRORED
+    """What edit a verified pair looks like: mirrored / overlaid / shifted / cropped / greyscale / recoloured / near."""
+    from transform.dedup_match import MIRRORED, OVERLAID
 
     kind = np.asarray(KINDS, dtype=object)[geometry % MIRRORED]
     plain = geometry == 0
     kind[plain & (np.abs(colour_a - colour_b).max(axis=1) > 6)] = "recoloured"
     kind[plain & (grey_a != grey_b)] = "greyscale"
-    kind[geometry >= MIRRORED] = "mirrored"
+    kind[(geometry & OVERLAID) > 0] = "overlaid"
+    kind[(geometry & MIRRORED) > 0] = "mirrored"
     return kind
 
 
 def required_score(geometry: np.ndarray, min_correlation: float, moved_margin: float) -> np.ndarray:
     """The score a verified pair of this geometry needs (see :func:`near_edges`)."""
-    from transform.dedup_match import MIRRORED
+    from transform.dedup_match import MIRRORED, OVERLAID
 
-    return min_correlation + moved_margin * ((geometry > 0).astype(np.int8) + (geometry >= MIRRORED))
+    moved = geometry % OVERLAID > 0  # OVERLAID adds nothing: its score already counts OVERLAY_MARGIN less
+    return min_correlation + moved_margin * (moved.astype(np.int8) + ((geometry & MIRRORED) > 0))
 
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,

@@ -30,6 +30,7 @@ CENTRE = 24  # indexed window side
 SIZES = (24, 22, 20)  # query window sides: identity/shift, then crops up to ~17% of the side
 REACH, STEP = 4, 2  # query offsets: -REACH..REACH px around the centre, every STEP px
 MIRRORED = 4  # added to a verified pair's geometry when it matched mirrored left to right
+OVERLAID = 8  # added when it matched with a band left out (a caption, a watermark: transform/overlay_band.py)
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,8 @@ def plain_correlation(grey: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndar
 
 
 def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.ndarray, ref: np.ndarray,
-                   plain: np.ndarray | None = None, floor: float = -2.0, min_band: float = -2.0
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   plain: np.ndarray | None = None, floor: float = -2.0, min_band: float = -2.0,
+                   overlays: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Verification per pair: align ``a``'s query window WINDOWS[window] to ``b``'s indexed window
     INDEX_WINDOWS[ref] (refined +-1 px on the windows), then correlate the *whole overlap* of the two
     equalised thumbnails under that alignment (a resampled onto b's grid), so that borders count too;
@@ -230,11 +231,12 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     whose equalised score reaches ``floor`` (the lowest score a caller accepts: below it the pair is
     rejected either way, and keeps its equalised score); with ``min_band`` those pairs must also agree in
     their band-pass detail, else their score is lowered to that detail correlation (a shared layout is
-    not a duplicate: docs/transform.md). Compiled, one pair at a time
-    (:mod:`transform.aligned_ncc`).
+    not a duplicate: docs/transform.md); with ``overlays`` a pair short of ``floor`` is also scored without
+    its worst band, less a margin (a caption or a watermark: :mod:`transform.overlay_band`). Compiled, one
+    pair at a time (:mod:`transform.aligned_ncc`).
     A ``ref`` of MIRRORED_WINDOWS (4 and up) compares ``b`` mirrored left to right.
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted, + MIRRORED when
-    ``b`` was mirrored)."""
+    ``b`` was mirrored, + OVERLAID when the score left a band out)."""
     from transform.aligned_ncc import scores
 
     a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
@@ -242,10 +244,11 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     vx, vy, flip = (_INDEX_TABLE[c][ref] for c in range(3))
     score = np.empty(len(a), np.float32)
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
+    overlaid = np.empty(len(a), np.bool_)
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           float(floor), float(min_band), a, b, flip, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by)
-    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED).astype(np.int8)
+           float(floor), float(min_band), overlays, a, b, flip, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by, overlaid)
+    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED + overlaid * OVERLAID).astype(np.int8)
     return score, geometry
 
 

@@ -162,12 +162,60 @@ def test_floor_skips_the_plain_check_only_below_it(floor):
     thumbs, plain, a, b, window, ref = _pairs(60, 3000, seed=5)
     full, full_geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain)
     equalised, _ = aligned_scores(thumbs, a, b, window, ref)
-    got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor)
+    got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor, overlays=False)
     above = equalised >= floor
     assert above.any() and (~above).any()
     assert np.array_equal(got[above], full[above]) and np.array_equal(got[~above], equalised[~above])
     assert np.array_equal(got >= floor, full >= floor)  # the same accept decisions at any threshold >= floor
     assert np.array_equal(geometry, full_geometry)
+
+
+@pytest.mark.parametrize("floor", [0.3, 0.8])
+def test_overlays_only_lift_pairs_short_of_the_floor(floor):
+    """With overlays (the default) a pair that reaches the floor keeps its score and geometry; one short of
+    it keeps its score too unless its best band left out, less the margin, scores higher: then that (then
+    checked for detail and on the plain thumbnails without the same band), with OVERLAID in its geometry."""
+    from transform.dedup_match import OVERLAID
+    from transform.overlay_band import OVERLAY_MARGIN
+
+    thumbs, plain, a, b, window, ref = _pairs(60, 3000, seed=5)
+    without, without_geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor, overlays=False)
+    got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain, floor=floor)
+    lifted = (geometry & OVERLAID) > 0
+    assert lifted.any() and np.all(without[lifted] < floor)  # then checked for detail and plain as any pair
+    assert np.array_equal(got[~lifted], without[~lifted]) and np.array_equal(geometry[~lifted], without_geometry[~lifted])
+    assert np.array_equal(geometry[lifted] - OVERLAID, without_geometry[lifted])
+    assert np.all(got[lifted] <= 1 - OVERLAY_MARGIN + 1e-6)
+
+
+def test_best_band_equals_brute_force():
+    """The band of rows or columns whose exclusion leaves the highest correlation, found from prefix sums,
+    is the one an exhaustive NumPy search finds, with its correlation."""
+    from transform.overlay_band import MIN_BAND, OVERLAY_SHARE, best_band, masked_ncc
+
+    rng = np.random.default_rng(3)
+    sums = np.empty((GRID + 1, 5), np.float64)
+    for trial in range(20):
+        u0, v0 = rng.integers(0, 6, 2)
+        u1, v1 = GRID - rng.integers(0, 6, 2)
+        wa = rng.normal(100, 30, (GRID, GRID)).astype(np.float32)
+        tb = np.clip(wa + rng.normal(0, 10, wa.shape), 0, 255).astype(np.uint8)
+        tb[u0 + 3:u0 + 8] = rng.integers(0, 256)  # a caption-like bar somewhere
+        got = best_band(wa, tb, u0, u1, v0, v1, sums)
+        want = (-2.0, -1, 0, 0)
+        for axis, (lo, hi) in enumerate(((u0, u1), (v0, v1))):
+            for h in range(MIN_BAND, int((hi - lo) * OVERLAY_SHARE) + 1):
+                for e0 in range(lo, hi - h + 1):
+                    keep = np.ones((GRID, GRID), bool)
+                    (keep.__setitem__((slice(e0, e0 + h), slice(None)), False) if axis == 0
+                     else keep.__setitem__((slice(None), slice(e0, e0 + h)), False))
+                    keep[:u0], keep[u1:], keep[:, :v0], keep[:, v1:] = False, False, False, False
+                    c = np.corrcoef(wa[keep].astype(np.float64), tb[keep].astype(np.float64))[0, 1]
+                    if c > want[0] + 1e-9:
+                        want = (c, axis, e0, e0 + h)
+        assert got[1:] == want[1:] and abs(got[0] - want[0]) < 1e-6, (trial, got, want)
+        assert abs(masked_ncc(wa, tb, u0, u1, v0, v1, *got[1:]) - got[0]) < 1e-5
+        assert got[1] == 0 and got[2] <= u0 + 3 and got[3] >= u0 + 8  # the bar is what it leaves out
 
 
 def test_detail_check_equals_the_numpy_reference():

@@ -31,11 +31,18 @@ def test_verification_tasks_score_like_the_local_check():
     assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
 
 
-def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest():
+def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest(monkeypatch):
     """match() with a floor (dedup passes min_correlation) returns the pairs scoring at least the floor,
     with the scores and geometry they have without it, also where a pair comes twice (window hashes and
-    the extra perceptual-hash pairs) and the higher of its two scores is kept; the others are counted."""
+    the extra perceptual-hash pairs) and the higher of its two scores is kept; the others are counted.
+    (Without overlays: those rescore a pair short of the floor, tests/transform/test_aligned_ncc.py.)"""
+    from functools import partial
+
+    from transform import dedup_check
     from transform.dedup_check import match
+    from transform.dedup_match import aligned_scores
+
+    monkeypatch.setattr(dedup_check, "aligned_scores", partial(aligned_scores, overlays=False))
 
     px = scenes(400, seed=4)
     thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)
