@@ -18,7 +18,7 @@ from PIL import Image
 
 CIFAR = Path.home() / "data" / "cifar10"
 EDITS = {  # edit type -> strengths
-    "shift": (1, 2, 3, 4), "crop": (0.05, 0.10, 0.15), "grey": (1,), "colour": (1, 2),
+    "shift": (1, 2, 3, 4), "crop": (0.05, 0.10, 0.15, 0.25), "grey": (1,), "colour": (1, 2),
     "contrast": (1, 2), "jpeg": (80, 50, 25),
     "mirror": (0, 2, 0.10),  # flipped left to right; then shifted 2 px, or cropped by 10%
     "border": (0.06, 0.12),  # shrunk into a frame of one random colour, 6% or 12% a side (a square pad)

@@ -183,10 +183,11 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def required_score(geometry: np.ndarray, min_correlation: float, moved_margin: float) -> np.ndarray:
     """The score a verified pair of this geometry needs (see :func:`near_edges`)."""
-    from transform.dedup_match import MIRRORED, OVERLAID
+    from transform.dedup_match import MIRRORED, ZOOMED
 
-    moved = geometry % OVERLAID > 0  # OVERLAID adds nothing: its score already counts OVERLAY_MARGIN less
-    return min_correlation + moved_margin * (moved.astype(np.int8) + ((geometry & MIRRORED) > 0))
+    moved = (geometry & (MIRRORED | 3)) > 0  # OVERLAID adds nothing: its score already counts OVERLAY_MARGIN less
+    margins = moved.astype(np.int8) + ((geometry & MIRRORED) > 0) + ((geometry & ZOOMED) > 0)
+    return min_correlation + moved_margin * margins
 
 
 def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_hash: np.ndarray, threshold: int,
@@ -201,7 +202,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more; a
     mirrored one twice that (it also had the other orientation, and a scene with a symmetric layout, a
     ship on a horizon, meets its own mirror image: on CIFAR-10 a tenth of the mirrored pairs under 0.90
-    joined two classes, none above); and
+    joined two classes, none above), and one aligned at a ZOOM_SIZE window (a 20-30% crop) one more; and
     its band-pass detail must correlate at least ``min_detail_correlation`` (a shared layout is not a
     copy: :func:`transform.dedup_match.aligned_scores`).
 

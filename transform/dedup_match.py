@@ -7,7 +7,7 @@ flat background's re-encoding noise is not stretched into a texture. On it:
 
 - **Candidates** (sub-quadratic): each image is indexed by one 64-bit DCT hash of its central 24x24
   window, and queried with the hashes of windows of 24, 22 and 20 px at offsets of up to 4 px around
-  the centre (75 queries). A copy shifted by d px, or cropped by up to ~17% and resized back, has one
+  the centre (100 queries). A copy shifted by d px, or cropped by up to ~30% and resized back, has one
   query window that covers the same content as the other image's central window, so their hashes
   agree within a few bits; multi-index hashing (:func:`transform.hamming.near_pairs_between`) finds
   those query/index pairs without comparing all pairs. The matching window is the pair's alignment.
@@ -27,10 +27,15 @@ from sluice.thumbnails import GRID, grey_levels
 from sluice.thumbnails import equalise as equalised
 
 CENTRE = 24  # indexed window side
-SIZES = (24, 22, 20)  # query window sides: identity/shift, then crops up to ~17% of the side
+# query window sides: identity/shift, then crops up to ~17% of the side, then (18: "zoomed") crops of 20-30%, the
+# crop of a picture to another aspect ratio (a 16:9 cut of a 4:3 photo, centre-cropped square by clean, is a
+# 25% crop of the original's square): docs/transform.md, "Larger crops"
+SIZES = (24, 22, 20, 18)
+ZOOM_SIZE = 18  # query windows this small or smaller had the most freedom to fit: their pairs need more
 REACH, STEP = 4, 2  # query offsets: -REACH..REACH px around the centre, every STEP px
 MIRRORED = 4  # added to a verified pair's geometry when it matched mirrored left to right
 OVERLAID = 8  # added when it matched with a band left out (a caption, a watermark: transform/overlay_band.py)
+ZOOMED = 16  # added when it matched at a query window of ZOOM_SIZE or less (a crop of 20-30%)
 
 
 @dataclass(frozen=True)
@@ -236,7 +241,8 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     pair at a time (:mod:`transform.aligned_ncc`).
     A ``ref`` of MIRRORED_WINDOWS (4 and up) compares ``b`` mirrored left to right.
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted, + MIRRORED when
-    ``b`` was mirrored, + OVERLAID when the score left a band out)."""
+    ``b`` was mirrored, + OVERLAID when the score left a band out, + ZOOMED at a query window of ZOOM_SIZE or
+    less)."""
     from transform.aligned_ncc import scores
 
     a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
@@ -248,7 +254,8 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
            float(floor), float(min_band), overlays, a, b, flip, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by, overlaid)
-    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED + overlaid * OVERLAID).astype(np.int8)
+    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED + overlaid * OVERLAID
+                + (qsize <= ZOOM_SIZE) * ZOOMED).astype(np.int8)
     return score, geometry
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transform.dedup_match import CENTRE, GRID, INDEX_WINDOWS, MIRRORED, MIRRORED_WINDOWS, WINDOWS, aligned_scores, thumbnails
+from transform.dedup_match import (CENTRE, GRID, INDEX_WINDOWS, MIRRORED, MIRRORED_WINDOWS, SIZES, WINDOWS, ZOOM_SIZE,
+                                   ZOOMED, aligned_scores, thumbnails)
 
 
 def _resize_matrix(src: int, dst: int) -> np.ndarray:
@@ -20,7 +21,7 @@ def _resize_matrix(src: int, dst: int) -> np.ndarray:
     return m
 
 
-_RESIZE = {s: _resize_matrix(s, CENTRE) for s in (24, 22, 20)}
+_RESIZE = {s: _resize_matrix(s, CENTRE) for s in SIZES}
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -106,7 +107,7 @@ def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0, index=INDEX_
     scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, size / CENTRE, min_band)
     if plain is not None:
         scores = np.minimum(scores, _overlap_ncc(plain[a], plain[b], bx, by, vx, vy, size / CENTRE))
-    geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy))).astype(np.int8)
+    geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy)) + (size <= ZOOM_SIZE) * ZOOMED).astype(np.int8)
     return scores, geometry
 
 

@@ -35,7 +35,8 @@ def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest(monk
     """match() with a floor (dedup passes min_correlation) returns the pairs scoring at least the floor,
     with the scores and geometry they have without it, also where a pair comes twice (window hashes and
     the extra perceptual-hash pairs) and the higher of its two scores is kept; the others are counted.
-    (Without overlays: those rescore a pair short of the floor, tests/transform/test_aligned_ncc.py.)"""
+    (Without overlays and further alignments: both rescore a pair short of the floor, which a run without
+    one never does; tested in tests/transform/test_aligned_ncc.py and below.)"""
     from functools import partial
 
     from transform import dedup_check
@@ -43,6 +44,7 @@ def test_floor_returns_exactly_the_pairs_at_or_above_it_and_counts_the_rest(monk
     from transform.dedup_match import aligned_scores
 
     monkeypatch.setattr(dedup_check, "aligned_scores", partial(aligned_scores, overlays=False))
+    monkeypatch.setattr(dedup_check, "RETRY_WITHIN", 0.0)
 
     px = scenes(400, seed=4)
     thumbs, plain = thumbnails(px), thumbnails(px, equalise=False)

@@ -244,12 +244,15 @@ def test_mirrored_copies_found_when_asked(tiles, side):
 
 def test_a_moved_pair_needs_the_margin_and_a_mirrored_one_twice_it():
     from transform.dedup import required_score
-    from transform.dedup_match import MIRRORED, OVERLAID
+    from transform.dedup_match import MIRRORED, OVERLAID, ZOOMED
 
     geometry = np.array([0, 1, 2, 3, MIRRORED, MIRRORED + 3], np.int8)
     assert np.allclose(required_score(geometry, 0.8, 0.05), [0.8, 0.85, 0.85, 0.85, 0.9, 0.9])
     # a band left out adds nothing here: its score already counts OVERLAY_MARGIN less
     assert np.allclose(required_score(geometry + OVERLAID, 0.8, 0.05), [0.8, 0.85, 0.85, 0.85, 0.9, 0.9])
+    # a crop aligned at the smallest query windows (20-30%) had the most freedom to fit: one margin more
+    zoomed = np.array([2, 3, 2 + MIRRORED, 3 + OVERLAID], np.int8) + ZOOMED
+    assert np.allclose(required_score(zoomed, 0.8, 0.05), [0.9, 0.9, 0.95, 0.9])
 
 
 def _overlaid(img: np.ndarray, kind: str, share: float, rng) -> np.ndarray:
