@@ -1,17 +1,17 @@
 """A copy with a caption, banner or watermark: the aligned correlation with one band left out, compiled.
 
 A meme's caption bar, a stock photo's watermark strip, a news site's banner or a burnt-in timestamp
-overwrite a band of the picture; the rest is the original. Over the whole overlap such a copy
-correlates 0.3-0.8 with its original (the labelled benchmark's 10-20% captions: half of them under
-the bar), but over the overlap without that band as high as any other copy. So where a candidate's
+overwrite a band of the picture; the rest is the original. Over the whole overlap such a copy often
+correlates below the bar (the labelled benchmark's 10-20% captions: 63-66% of them), but over the
+overlap without that band as high as any other copy. So where a candidate's
 overlap correlation falls short of the bar (and not by more than ``OVERLAY_GATE``), the check also
 scores it without its worst band: a run of whole rows or whole columns of the overlap, 2 px up to
 ``OVERLAY_SHARE`` of its side, anywhere (a caption sits at an edge, a watermark anywhere), found
 exactly from each line's five sums (prefix sums over lines: every band in O(lines x heights)).
 
 Leaving out the best of ~400 bands lifts unrelated pairs that share a layout too (on the labelled
-benchmark: 17 new pairs across distinct photos, every one a different shot), so a band's score
-counts ``OVERLAY_MARGIN`` less: with it, none of those, and 0.79-0.83 of the 20% captions and
+benchmark: 17 new pairs across distinct photos, nearly all different shots), so a band's score
+counts ``OVERLAY_MARGIN`` less: with it, none of those, and 0.78-0.83 of the 20% captions and
 watermarks found instead of 0.31-0.62 (docs/transform.md, "Captions and watermarks").
 """
 
