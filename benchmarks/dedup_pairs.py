@@ -25,6 +25,9 @@ EDITS = {  # edit type -> strengths
     "letterbox": (0.12,),  # bars of one random colour top and bottom (12% each), the picture stretched across
     "caption": (0.1, 0.2),  # a black bar over the bottom 10% or 20% (a meme's caption, a banner)
     "watermark": (0.1, 0.2),  # a half-transparent white strip with dark marks, 80% wide, 10% or 20% tall, anywhere
+    # the centre 80% / 75% / 67% of the width or the height stretched back to a square: a 5:4, 4:3 or 3:2 photo
+    # squashed to a square, against its centre crop
+    "stretch": (0.2, 0.25, 0.33),
 }
 
 
@@ -89,6 +92,10 @@ def edit(img: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.n
             dy, dx = dx, dy
         pad = np.pad(img, ((strength, strength), (strength, strength), (0, 0)), mode="reflect")
         return pad[strength + dy:strength + dy + s, strength + dx:strength + dx + s].copy()
+    if kind == "stretch":
+        keep = round(s * (1 - strength))
+        cut = img[(s - keep) // 2:(s - keep) // 2 + keep] if rng.random() < 0.5 else img[:, (s - keep) // 2:(s - keep) // 2 + keep]
+        return _resize(np.ascontiguousarray(cut), s)
     if kind == "crop":
         h = round(s * (1 - strength))
         y, x = rng.integers(0, s - h + 1, 2)

@@ -242,9 +242,9 @@ def _mirrored(src, out):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, qy, qsize, vx, vy, taps_lo, taps_hi,
-           taps_w, score, best_x, best_y, overlaid):
-    """For each pair p: ``a[p]``'s query window (qx, qy, qsize) aligned to ``b[p]``'s indexed window (vx, vy),
+def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, qy, qwidth, qheight, vx, vy, taps_lo,
+           taps_hi, taps_w, score, best_x, best_y, overlaid):
+    """For each pair p: ``a[p]``'s query window (qx, qy, qwidth x qheight) aligned to ``b[p]``'s indexed window (vx, vy),
     refined +-1 px; writes the overlap correlation (with ``use_plain``, the lower of the equalised and
     plain thumbnails' where the equalised one reaches ``floor``; lowered to the detail correlation where
     that is under ``min_band``) and the chosen window position. With ``overlays``, a pair short of
@@ -252,7 +252,8 @@ def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, 
     OVERLAY_MARGIN (a caption or watermark: :mod:`transform.overlay_band`), the higher score kept and
     ``overlaid[p]`` set where the band's was. With ``flip[p]`` the pair is compared
     with ``b[p]`` mirrored left to right (its window position is in the mirrored thumbnail).
-    ``taps_*[qsize]``: the resize of a window of that side to CENTRE."""
+    ``taps_*[side]``: the resize of a window's side of that length to CENTRE (along x and y apart: a window of
+    another aspect is stretched onto the square one)."""
     flipped = np.empty((GRID, GRID), thumbs.dtype)
     flipped_plain = np.empty((GRID, GRID), thumbs.dtype)
     target = np.empty((CENTRE, CENTRE), np.float32)
@@ -283,32 +284,32 @@ def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, 
         for i in range(CENTRE):
             for j in range(CENTRE):
                 target_sum += target[i, j]
-        s = qsize[p]
+        sx, sy = qwidth[p], qheight[p]
         best = -2.0
         bx, by = 0, 0
         for k in range(3):  # the window's 3 x 3 positions (+-1 px, kept inside the thumbnail)
-            xs[k] = min(max(qx[p] + k - 1, 0), GRID - s)
-            ys[k] = min(max(qy[p] + k - 1, 0), GRID - s)
-        if s == CENTRE:  # the thumbnail as float32 once, for the 9 windows' loops
+            xs[k] = min(max(qx[p] + k - 1, 0), GRID - sx)
+            ys[k] = min(max(qy[p] + k - 1, 0), GRID - sy)
+        as_is = sx == CENTRE and sy == CENTRE
+        if as_is:  # the thumbnail as float32 once, for the 9 windows' loops
             for i in range(GRID):
                 for j in range(GRID):
                     grey[i, j] = ta[i, j]
         else:  # each column position's row pass once, for its 3 row positions
             for k in range(3):
-                _rows_resized(ta, xs[k], s, ys[0], ys[2] + s, taps_lo[s], taps_hi[s], taps_w[s], rows[k])
+                _rows_resized(ta, xs[k], sx, ys[0], ys[2] + sy, taps_lo[sx], taps_hi[sx], taps_w[sx], rows[k])
         for ky in range(3):
             for kx in range(3):
                 x, y = xs[kx], ys[ky]
-                if s == CENTRE:
+                if as_is:
                     dot = _window_correlation(grey, y, x, target, target_sum)
                 else:
-                    dot = _resized_correlation(rows[kx], y - ys[0], taps_lo[s], taps_hi[s], taps_w[s], target,
+                    dot = _resized_correlation(rows[kx], y - ys[0], taps_lo[sy], taps_hi[sy], taps_w[sy], target,
                                                target_sum)
                 if dot > best:
                     best, bx, by = dot, x, y
-        scale = s / CENTRE
-        _axis(by, vy[p], scale, ly, fy, iy)
-        _axis(bx, vx[p], scale, lx, fx, ix)
+        _axis(by, vy[p], sy / CENTRE, ly, fy, iy)
+        _axis(bx, vx[p], sx / CENTRE, lx, fx, ix)
         value = _overlap_ncc(ta, tb, ly, fy, iy, lx, fx, ix, warped, along_x)
         axis, e0, e1 = -1, 0, 0
         if overlays and floor - OVERLAY_GATE <= value < floor:  # a caption or watermark? (transform.overlay_band)

@@ -169,10 +169,11 @@ KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour 
 
 
 def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.ndarray:
-    """What edit a verified pair looks like: mirrored / overlaid / shifted / cropped / greyscale / recoloured / near."""
-    from transform.dedup_match import MIRRORED, OVERLAID
+    """What edit a verified pair looks like (``match_kind``: sluice/catalog.py)."""
+    from transform.dedup_match import MIRRORED, OVERLAID, STRETCHED
 
     kind = np.asarray(KINDS, dtype=object)[geometry % MIRRORED]
+    kind[(geometry & STRETCHED) > 0] = "stretched"
     plain = geometry == 0
     kind[plain & (np.abs(colour_a - colour_b).max(axis=1) > 6)] = "recoloured"
     kind[plain & (grey_a != grey_b)] = "greyscale"
@@ -183,10 +184,10 @@ def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.
 
 def required_score(geometry: np.ndarray, min_correlation: float, moved_margin: float) -> np.ndarray:
     """The score a verified pair of this geometry needs (see :func:`near_edges`)."""
-    from transform.dedup_match import MIRRORED, ZOOMED
+    from transform.dedup_match import MIRRORED, STRETCHED, ZOOMED
 
-    moved = (geometry & (MIRRORED | 3)) > 0  # OVERLAID adds nothing: its score already counts OVERLAY_MARGIN less
-    margins = moved.astype(np.int8) + ((geometry & MIRRORED) > 0) + ((geometry & ZOOMED) > 0)
+    moved = (geometry & (MIRRORED | STRETCHED | 3)) > 0  # OVERLAID adds nothing: its score already counts OVERLAY_MARGIN less
+    margins = moved.astype(np.int8) + ((geometry & MIRRORED) > 0) + ((geometry & (ZOOMED | STRETCHED)) > 0)
     return min_correlation + moved_margin * margins
 
 
@@ -202,9 +203,8 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more; a
     mirrored one twice that (it also had the other orientation, and a scene with a symmetric layout, a
     ship on a horizon, meets its own mirror image: on CIFAR-10 a tenth of the mirrored pairs under 0.90
-    joined two classes, none above), and one aligned at a ZOOM_SIZE window (a 20-30% crop) one more; and
-    its band-pass detail must correlate at least ``min_detail_correlation`` (a shared layout is not a
-    copy: :func:`transform.dedup_match.aligned_scores`).
+    joined two classes, none above), and one aligned at a ZOOM_SIZE window (a 20-30% crop) or one of another
+    aspect (STRETCHED) one more; and its band-pass detail must correlate at least ``min_detail_correlation``.
 
     Pairs with a nearly detail-free image (below MIN_DETAIL) are judged by the plain correlation
     alone (TINY_MIN_CORRELATION), and found by it too, exactly (:mod:`transform.dedup_plain`). The

@@ -6,7 +6,7 @@ hint and label), because that is what a user can open and fix:
 - ``identical``: the same bytes landed more than once (one ``image_id``: another folder, another
   source); each later landing is paired with the image's first (by source, then URI).
 - a verified match of the dedup stage (``image_groups``: exact pixels, shifted, cropped, mirrored, overlaid
-  (a caption or a watermark), greyscale, recoloured, near), between the first landings of the two images,
+  (a caption or a watermark), stretched (resized to another aspect), greyscale, recoloured, near), between the first landings of the two images,
   once per pair.
 
 ``--groups`` lists the files of every group of two or more instead (a group is ``image_groups``'
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 # match kinds a pair can have: dedup's (transform/dedup.py) and a re-landing of the same bytes
-KINDS = ("identical", "exact", "shifted", "cropped", "mirrored", "overlaid", "greyscale", "recoloured", "near")
+KINDS = ("identical", "exact", "shifted", "cropped", "mirrored", "overlaid", "stretched", "greyscale", "recoloured", "near")
 
 _FILES = """
 landed AS (
@@ -110,7 +110,7 @@ def register(sub) -> None:
     d = sub.add_parser(
         "duplicates", help="list copies: files landed twice and the dedup stage's matches, e.g. test images in train",
         description="List which landed files are copies of which: the same bytes landed twice ('identical') and "
-                    "the matches the dedup stage verified (exact pixels, shifted, cropped, mirrored, overlaid, greyscale, "
+                    "the matches the dedup stage verified (exact pixels, shifted, cropped, mirrored, overlaid, stretched, greyscale, "
                     "recoloured, near), one row per pair with both files' source, URI, split hint and label. --across-splits "
                     "keeps the groups whose files came with different split hints (test images with a copy in "
                     "train). Reads raw_images and image_groups (run the dedup stage first).",

@@ -6,9 +6,10 @@ contrast and gamma changes all map to nearly the same thumbnail, whatever the st
 flat background's re-encoding noise is not stretched into a texture. On it:
 
 - **Candidates** (sub-quadratic): each image is indexed by one 64-bit DCT hash of its central 24x24
-  window, and queried with the hashes of windows of 24, 22 and 20 px at offsets of up to 4 px around
-  the centre (100 queries). A copy shifted by d px, or cropped by up to ~30% and resized back, has one
-  query window that covers the same content as the other image's central window, so their hashes
+  window, and queried with the hashes of windows of 24, 22, 20 and 18 px at offsets of up to 4 px around
+  the centre, and of 18 windows of another aspect (118 queries). A copy shifted by d px, cropped by up to
+  ~30% and resized back, or squashed to another aspect, has one query window that covers the same content
+  as the other image's central window, so their hashes
   agree within a few bits; multi-index hashing (:func:`transform.hamming.near_pairs_between`) finds
   those query/index pairs without comparing all pairs. The matching window is the pair's alignment.
 - **Verification**: normalised cross-correlation of the aligned windows (refined by +-1 px) on the
@@ -36,14 +37,23 @@ REACH, STEP = 4, 2  # query offsets: -REACH..REACH px around the centre, every S
 MIRRORED = 4  # added to a verified pair's geometry when it matched mirrored left to right
 OVERLAID = 8  # added when it matched with a band left out (a caption, a watermark: transform/overlay_band.py)
 ZOOMED = 16  # added when it matched at a query window of ZOOM_SIZE or less (a crop of 20-30%)
+# query windows of another aspect (width, height): a copy resized to another aspect ratio, e.g. a 4:3 or 3:2 photo
+# squashed to a square where the other copy was centre-cropped (docs/transform.md, "Squashed copies")
+STRETCHES = ((24, 20), (20, 24), (24, 18), (18, 24), (24, 16), (16, 24))
+STRETCHED = 32  # added when it matched at a window of another aspect
 
 
 @dataclass(frozen=True)
 class Window:
     x: int
     y: int
-    size: int
+    size: int  # its width (and its height unless ``height``)
     mirrored: bool = False  # a window of the thumbnail flipped left to right (x counted in the flipped one)
+    height: int = 0  # another height than ``size``: a window of another aspect (STRETCHES)
+
+    @property
+    def rows(self) -> int:
+        return self.height or self.size
 
 
 def _windows() -> list[Window]:
@@ -52,6 +62,9 @@ def _windows() -> list[Window]:
         c = (GRID - s) // 2
         steps = [min(max(c + d, 0), GRID - s) for d in range(-REACH, REACH + 1, STEP)]
         out += [Window(x, y, s) for y in steps for x in steps]
+    for w, h in STRETCHES:  # at the centre and STEP px either way across their short side
+        cx, cy = (GRID - w) // 2, (GRID - h) // 2
+        out += [Window(cx + d * (w < h), cy + d * (h < w), w, height=h) for d in (0, -STEP, STEP)]
     return out
 
 
@@ -155,7 +168,8 @@ def _dct_matrix(size: int) -> np.ndarray:
     return np.cos(np.pi * (2 * x + 1) * k / (2 * size)).astype(np.float32)
 
 
-_DCT = {s: _dct_matrix(s) for s in SIZES}
+_SIDES = sorted({*SIZES, *(side for shape in STRETCHES for side in shape)})
+_DCT = {s: _dct_matrix(s) for s in _SIDES}
 
 
 def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int = 1024) -> np.ndarray:
@@ -170,9 +184,8 @@ def window_codes(thumbs: np.ndarray, windows: list[Window] = WINDOWS, block: int
         grey = thumbs[start:start + block].astype(np.float32)
         mirror = grey[:, :, ::-1] if any(w.mirrored for w in windows) else None
         for k, w in enumerate(windows):
-            d = _DCT[w.size]
             src = mirror if w.mirrored else grey
-            low = (d @ src[:, w.y:w.y + w.size, w.x:w.x + w.size] @ d.T).reshape(len(grey), 64)
+            low = (_DCT[w.rows] @ src[:, w.y:w.y + w.rows, w.x:w.x + w.size] @ _DCT[w.size].T).reshape(len(grey), 64)
             median = np.partition(low[:, 1:], 31, axis=1)[:, 31:32]  # the median of 63: np.median, less overhead
             bits = low > median
             out[start:start + block, k] = np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64).view(np.int64)
@@ -241,32 +254,34 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     pair at a time (:mod:`transform.aligned_ncc`).
     A ``ref`` of MIRRORED_WINDOWS (4 and up) compares ``b`` mirrored left to right.
     Returns (score, geometry 0 aligned / 1 shifted / 2 cropped / 3 cropped and shifted, + MIRRORED when
-    ``b`` was mirrored, + OVERLAID when the score left a band out, + ZOOMED at a query window of ZOOM_SIZE or
-    less)."""
+    ``b`` was mirrored, + OVERLAID when the score left a band out, + ZOOMED at a square query window of ZOOM_SIZE
+    or less, STRETCHED (instead of cropped) at a window of another aspect)."""
     from transform.aligned_ncc import scores
 
     a, b = np.ascontiguousarray(a, np.int64), np.ascontiguousarray(b, np.int64)
-    qx, qy, qsize = (_WINDOW_TABLE[c][window] for c in range(3))
+    qx, qy, qwidth, qheight = (_WINDOW_TABLE[c][window] for c in range(4))
     vx, vy, flip = (_INDEX_TABLE[c][ref] for c in range(3))
     score = np.empty(len(a), np.float32)
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
     overlaid = np.empty(len(a), np.bool_)
     use_plain = plain is not None
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           float(floor), float(min_band), overlays, a, b, flip, qx, qy, qsize, vx, vy, *_TAPS, score, bx, by, overlaid)
-    geometry = ((qsize != CENTRE) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED + overlaid * OVERLAID
-                + (qsize <= ZOOM_SIZE) * ZOOMED).astype(np.int8)
-    return score, geometry
+           float(floor), float(min_band), overlays, a, b, flip, qx, qy, qwidth, qheight, vx, vy, *_TAPS, score, bx, by,
+           overlaid)
+    stretched = qwidth != qheight
+    geometry = (((qwidth != CENTRE) & ~stretched) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED
+                + overlaid * OVERLAID + ((qwidth <= ZOOM_SIZE) & ~stretched) * ZOOMED + stretched * STRETCHED)
+    return score, geometry.astype(np.int8)
 
 
 def _window_tables() -> tuple[np.ndarray, ...]:
     from transform.aligned_ncc import resize_taps
 
-    query = np.array([(w.x, w.y, w.size) for w in WINDOWS], np.int64).T.copy()
+    query = np.array([(w.x, w.y, w.size, w.rows) for w in WINDOWS], np.int64).T.copy()
     index = np.array([(w.x, w.y, w.mirrored) for w in INDEX_WINDOWS + MIRRORED_WINDOWS], np.int64).T.copy()
     taps = [np.zeros((CENTRE + 1, CENTRE), np.int64), np.zeros((CENTRE + 1, CENTRE), np.int64),
             np.zeros((CENTRE + 1, CENTRE), np.float32)]
-    for s in SIZES:
+    for s in _SIDES:
         for t, values in zip(taps, resize_taps(s)):
             t[s] = values
     return query, index, tuple(taps)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transform.dedup_match import (CENTRE, GRID, INDEX_WINDOWS, MIRRORED, MIRRORED_WINDOWS, SIZES, WINDOWS, ZOOM_SIZE,
-                                   ZOOMED, aligned_scores, thumbnails)
+from transform.dedup_match import (CENTRE, GRID, INDEX_WINDOWS, MIRRORED, MIRRORED_WINDOWS, STRETCHED, WINDOWS,
+                                   ZOOM_SIZE, ZOOMED, aligned_scores, thumbnails)
 
 
 def _resize_matrix(src: int, dst: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def _resize_matrix(src: int, dst: int) -> np.ndarray:
     return m
 
 
-_RESIZE = {s: _resize_matrix(s, CENTRE) for s in SIZES}
+_RESIZE = {s: _resize_matrix(s, CENTRE) for s in {side for w in WINDOWS for side in (w.size, w.rows)}}
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
@@ -44,10 +44,10 @@ def _axis_weights(offset, ref, scale):
     return weights, inside
 
 
-def _overlap_ncc(ta, tb, x, y, vx, vy, scale, min_band=-2.0):
+def _overlap_ncc(ta, tb, x, y, vx, vy, scale_x, scale_y, min_band=-2.0):
     """The overlap correlation; with ``min_band`` lowered to the band-pass one where that is below it."""
-    wy, in_y = _axis_weights(y, vy, scale)
-    wx, in_x = _axis_weights(x, vx, scale)
+    wy, in_y = _axis_weights(y, vy, scale_y)
+    wx, in_x = _axis_weights(x, vx, scale_x)
     warped = wy @ ta.astype(np.float32) @ wx.transpose(0, 2, 1)
     mask = (in_y[:, :, None] & in_x[:, None, :]).astype(np.float32)
     count = np.maximum(mask.sum(axis=(1, 2), keepdims=True), 1)
@@ -94,20 +94,23 @@ def reference(thumbs, a, b, window, ref, plain=None, min_band=-2.0, index=INDEX_
         target = _standardise(thumbs[b[rows], v.y:v.y + CENTRE, v.x:v.x + CENTRE].astype(np.float32))
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
-                x, y = min(max(w.x + dx, 0), GRID - w.size), min(max(w.y + dy, 0), GRID - w.size)
-                crop = thumbs[a[rows], y:y + w.size, x:x + w.size].astype(np.float32)
-                if w.size != CENTRE:
-                    crop = _RESIZE[w.size] @ crop @ _RESIZE[w.size].T
+                x, y = min(max(w.x + dx, 0), GRID - w.size), min(max(w.y + dy, 0), GRID - w.rows)
+                crop = thumbs[a[rows], y:y + w.rows, x:x + w.size].astype(np.float32)
+                if (w.size, w.rows) != (CENTRE, CENTRE):
+                    crop = _RESIZE[w.rows] @ crop @ _RESIZE[w.size].T
                 s = (_standardise(crop) * target).sum(axis=1)
                 better = s > best[rows]
                 best[rows[better]], bx[rows[better]], by[rows[better]] = s[better], x, y
-    size = np.array([WINDOWS[k].size for k in window], np.int64)
+    width = np.array([WINDOWS[k].size for k in window], np.int64)
+    height = np.array([WINDOWS[k].rows for k in window], np.int64)
     vx = np.array([index[r].x for r in ref], np.int64)
     vy = np.array([index[r].y for r in ref], np.int64)
-    scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, size / CENTRE, min_band)
+    scores = _overlap_ncc(thumbs[a], thumbs[b], bx, by, vx, vy, width / CENTRE, height / CENTRE, min_band)
     if plain is not None:
-        scores = np.minimum(scores, _overlap_ncc(plain[a], plain[b], bx, by, vx, vy, size / CENTRE))
-    geometry = ((size != CENTRE) * 2 + ((bx != vx) | (by != vy)) + (size <= ZOOM_SIZE) * ZOOMED).astype(np.int8)
+        scores = np.minimum(scores, _overlap_ncc(plain[a], plain[b], bx, by, vx, vy, width / CENTRE, height / CENTRE))
+    stretched = width != height
+    geometry = (((width != CENTRE) & ~stretched) * 2 + ((bx != vx) | (by != vy))
+                + ((width <= ZOOM_SIZE) & ~stretched) * ZOOMED + stretched * STRETCHED).astype(np.int8)
     return scores, geometry
 
 
@@ -141,8 +144,9 @@ def test_compiled_scores_equal_the_numpy_reference(with_plain):
     got, geometry = aligned_scores(thumbs, a, b, window, ref, plain=plain if with_plain else None)
     want, want_geometry = reference(thumbs, a, b, window, ref, plain=plain if with_plain else None)
     assert got.dtype == np.float32 and len(got) == 3000
-    assert np.abs(got - want).max() < 1e-4
-    # a refinement position is chosen by the best of 9 correlations: only a near-tie may choose otherwise
+    # a refinement position is chosen by the best of 9 correlations: only a tie (float32 against float64 sums)
+    # may choose another position, and so another overlap and score
+    assert (np.abs(got - want) > 1e-4).mean() < 0.001
     assert (geometry != want_geometry).mean() < 0.002
     same = a == b
     assert same.any() and np.all(got[same & (window == WINDOWS.index(INDEX_WINDOWS[0]))] > 0.999)
@@ -283,6 +287,7 @@ def test_a_mirrored_ref_compares_the_mirror_image():
     """ref 4..7 (MIRRORED_WINDOWS): the same check as against ``b``'s mirror image stored as a thumbnail
     of its own, with the windows at their mirrored positions; the geometry says it (+ MIRRORED)."""
     thumbs, plain, a, b, window, ref = _pairs(60, 2000, seed=5)
+    window[(a == b) & (np.arange(len(a)) % 2 == 0)] = WINDOWS.index(INDEX_WINDOWS[0])  # an image against its mirror image
     n = len(thumbs)
     both = np.ascontiguousarray(np.concatenate([thumbs, thumbs[:, :, ::-1]]))
     both_plain = np.ascontiguousarray(np.concatenate([plain, plain[:, :, ::-1]]))
