@@ -1,10 +1,10 @@
 """Dedup's window codes, computed once per image and kept between runs in ``image_groups``.
 
-Every run hashed the 100 query windows (and the 4, or 8 with ``dedup.mirrored``, indexed windows) of
+Every run hashed the 118 query windows (and the 4, or 8 with ``dedup.mirrored``, indexed windows) of
 every image with detail: a cost linear in the lake that an incremental run paid for all images although
 only the new ones had changed (2.9 of the 7.7 s of an incremental run on CIFAR-10's 60,000 photos with
 600 new, profiled). The stage now writes each image's codes beside its group (``window_codes``,
-``probe_codes``: little-endian int64, 800 and 32 or 64 bytes; null for a detail-free image, which the
+``probe_codes``: little-endian int64, 944 and 32 or 64 bytes; null for a detail-free image, which the
 window search leaves out), and a run that builds on the stored rows (:mod:`transform.dedup_state`: the
 same settings and matching version, the same pixels, so the same thumbnails and codes) reads them and
 hashes only the images without them. A full pass computes every code, as before, and stores them.
@@ -22,7 +22,7 @@ import pyarrow as pa
 from transform.dedup_match import WINDOWS, Window, window_codes
 
 CODES_SHARE = 32_768  # images a window-code task hashes at most (Dask path: ~60 MB of thumbnails and codes)
-CHUNK_ROWS = 1 << 20  # image rows per stored chunk of codes (at most 864 MiB: Arrow binary offsets are int32)
+CHUNK_ROWS = 1 << 20  # image rows per stored chunk of codes (at most 1,008 MiB: Arrow binary offsets are int32)
 
 
 @dataclass

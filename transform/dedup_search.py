@@ -1,6 +1,6 @@
 """Dedup's candidate search: window hashes of every pair of images within ``dedup.near_threshold`` bits.
 
-Each image has 100 query-window codes and 4 indexed-window codes (:mod:`transform.dedup_match`; 4 more
+Each image has 118 query-window codes and 4 indexed-window codes (:mod:`transform.dedup_match`; 4 more
 of its mirror image with ``mirrored``); a pair is a candidate when some query window of one is within
 the threshold of some indexed window of the other. Multi-index hash tables
 (:class:`transform.hamming.HammingIndex`) are built on the query codes and probed by the indexed codes

@@ -151,7 +151,7 @@ class HammingIndex:
                 count, start, order, codes = bucket_sort(key, self.codes, 1 << (hi - lo))
                 table = {"order": order, "codes": codes, "width": hi - lo, "count": count, "start": start}
             else:
-                # row numbers as int32 while they fit (100 window codes an image: 21M images): 12 bytes a
+                # row numbers as int32 while they fit (118 window codes an image: 18M images): 12 bytes a
                 # code per chunk table instead of 16
                 order = np.argsort(key, kind="stable").astype(np.int32 if len(key) < 2**31 else np.int64)
                 table = {"order": order, "codes": self.codes[order], "width": hi - lo, "sorted": key[order]}
