@@ -155,7 +155,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("dedup", "transform.dedup", code=("transform.dedup", "transform.dedup_match", "transform.dedup_search",
                                             "transform.dedup_check", "transform.dedup_codes", "transform.dedup_plain",
                                             "transform.dedup_state", "transform.hamming", "transform.hamming_scan",
-                                            "transform.aligned_ncc", "transform.overlay_band"),
+                                            "transform.aligned_ncc", "transform.overlay_band", "transform.detail_share"),
           inputs=("{manifests}/clean.json",),
           params=("dedup", "compute", "lake"), outs=("{manifests}/dedup.json",)),
     Stage("dataset", "transform.dataset", code=("transform.dataset", "transform.splits"),

@@ -7,7 +7,8 @@ resampled bilinearly onto ``b``'s grid), the lower of the equalised and plain th
 both are given (the plain one only where the equalised score reaches ``floor``: below it the lower of
 the two is below it too, so a caller that rejects scores under ``floor`` gets the same decisions for
 about a third less work, the equalised score standing for a rejected pair's). A pair that reaches
-``floor`` must also agree in its *detail* (:func:`_band_ncc`, at least ``min_band``); if not, its
+``floor`` must also agree in its *detail* (:func:`_band_ncc`, at least ``min_band``, and ``moved_band`` when the
+alignment was fitted: shifted, cropped or of another aspect, as the score's ``moved_margin``); if not, its
 score is lowered to that detail correlation: two photos that share a layout (a ship on a horizon, a
 plane over a runway) correlate highly as whole thumbnails while their detail is unrelated. In NumPy that was batched matrix products over dense (32 x 32) interpolation matrices
 and several gathered float copies per pair (~120 us a pair); every interpolation here touches its two
@@ -24,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from transform.detail_share import detail_share
 from transform.overlay_band import OVERLAY_GATE, OVERLAY_MARGIN, best_band, in_band, masked_ncc
 
 GRID = 32
@@ -242,12 +244,14 @@ def _mirrored(src, out):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, qy, qwidth, qheight, vx, vy, taps_lo,
+def scores(thumbs, plain, use_plain, floor, min_band, moved_band, low_detail, dct, overlays, a, b, flip, qx, qy, qwidth, qheight, vx, vy, taps_lo,
            taps_hi, taps_w, score, best_x, best_y, overlaid):
     """For each pair p: ``a[p]``'s query window (qx, qy, qwidth x qheight) aligned to ``b[p]``'s indexed window (vx, vy),
     refined +-1 px; writes the overlap correlation (with ``use_plain``, the lower of the equalised and
     plain thumbnails' where the equalised one reaches ``floor``; lowered to the detail correlation where
-    that is under ``min_band``) and the chosen window position. With ``overlays``, a pair short of
+    that is under ``min_band``, or ``moved_band`` where the alignment was fitted, shifted, cropped or of another aspect,
+    and either image has a detail share under ``low_detail``: :func:`transform.detail_share.detail_share` with
+    ``dct``, the orthonormal DCT matrix) and the chosen window position. With ``overlays``, a pair short of
     ``floor`` by at most OVERLAY_GATE is also scored without its worst band of rows or columns, less
     OVERLAY_MARGIN (a caption or watermark: :mod:`transform.overlay_band`), the higher score kept and
     ``overlaid[p]`` set where the band's was. With ``flip[p]`` the pair is compared
@@ -320,7 +324,13 @@ def scores(thumbs, plain, use_plain, floor, min_band, overlays, a, b, flip, qx, 
                 value, axis, e0, e1 = without - OVERLAY_MARGIN, band_axis, band_e0, band_e1
         if value >= floor and min_band > -1.0:
             band = _band_ncc(warped, tb, iy, ix, band_a, band_b, axis, e0, e1)
-            if band < min_band:
+            bar = min_band
+            if min_band <= band < moved_band and (sx != CENTRE or sy != CENTRE or bx != vx[p] or by != vy[p]):
+                smooth_a = plain[a[p]] if use_plain else ta
+                smooth_b = plain[b[p]] if use_plain else thumbs[b[p]]  # a mirror image has the same share
+                if min(detail_share(smooth_a, dct, along_x), detail_share(smooth_b, dct, along_x)) < low_detail:
+                    bar = moved_band
+            if band < bar:
                 value = min(value, band)
         if use_plain and value >= floor:
             pb = _mirrored(plain[b[p]], flipped_plain) if flip[p] else plain[b[p]]

@@ -41,6 +41,13 @@ ZOOMED = 16  # added when it matched at a query window of ZOOM_SIZE or less (a c
 # squashed to a square where the other copy was centre-cropped (docs/transform.md, "Squashed copies")
 STRETCHES = ((24, 20), (20, 24), (24, 18), (18, 24), (24, 16), (16, 24))
 STRETCHED = 32  # added when it matched at a window of another aspect
+# a pair aligned by a shift, a crop or a squash (its alignment fitted, as for ``dedup.moved_margin``) in which either
+# image has little detail (a share under LOW_DETAIL: a ship on a flat sea, a plane against the sky, whose band-pass is
+# one horizon any such scene shares) needs MOVED_DETAIL_MARGIN more detail correlation than
+# ``dedup.min_detail_correlation``: on CIFAR-10, of 155 such accepted pairs looked at with their detail at 0.50-0.65,
+# 81 were different photos of a similar scene, 58 of the 75 with a share under 0.09 (docs/transform.md, "The detail check")
+MOVED_DETAIL_MARGIN = 0.15
+LOW_DETAIL = 0.09
 
 
 @dataclass(frozen=True)
@@ -248,8 +255,9 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     with ``plain`` the lower of that and the same correlation of the plain thumbnails, for the pairs
     whose equalised score reaches ``floor`` (the lowest score a caller accepts: below it the pair is
     rejected either way, and keeps its equalised score); with ``min_band`` those pairs must also agree in
-    their band-pass detail, else their score is lowered to that detail correlation (a shared layout is
-    not a duplicate: docs/transform.md); with ``overlays`` a pair short of ``floor`` is also scored without
+    their band-pass detail (``MOVED_DETAIL_MARGIN`` more where the alignment was fitted and an image has little
+    detail: ``LOW_DETAIL``), else their score is
+    lowered to that detail correlation (a shared layout is not a duplicate: docs/transform.md); with ``overlays`` a pair short of ``floor`` is also scored without
     its worst band, less a margin (a caption or a watermark: :mod:`transform.overlay_band`). Compiled, one
     pair at a time (:mod:`transform.aligned_ncc`).
     A ``ref`` of MIRRORED_WINDOWS (4 and up) compares ``b`` mirrored left to right.
@@ -265,9 +273,10 @@ def aligned_scores(thumbs: np.ndarray, a: np.ndarray, b: np.ndarray, window: np.
     bx, by = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
     overlaid = np.empty(len(a), np.bool_)
     use_plain = plain is not None
+    moved_band = min_band + MOVED_DETAIL_MARGIN if min_band > -1 else min_band
     scores(np.ascontiguousarray(thumbs), np.ascontiguousarray(plain if use_plain else thumbs[:0]), use_plain,
-           float(floor), float(min_band), overlays, a, b, flip, qx, qy, qwidth, qheight, vx, vy, *_TAPS, score, bx, by,
-           overlaid)
+           float(floor), float(min_band), float(moved_band), LOW_DETAIL, _DCT32, overlays, a, b, flip, qx, qy, qwidth,
+           qheight, vx, vy, *_TAPS, score, bx, by, overlaid)
     stretched = qwidth != qheight
     geometry = (((qwidth != CENTRE) & ~stretched) * 2 + ((bx != vx) | (by != vy)) + flip * MIRRORED
                 + overlaid * OVERLAID + ((qwidth <= ZOOM_SIZE) & ~stretched) * ZOOMED + stretched * STRETCHED)
@@ -287,4 +296,11 @@ def _window_tables() -> tuple[np.ndarray, ...]:
     return query, index, tuple(taps)
 
 
+def _thumbnail_dct() -> np.ndarray:
+    from transform.detail_share import dct_matrix
+
+    return dct_matrix(GRID)
+
+
 _WINDOW_TABLE, _INDEX_TABLE, _TAPS = _window_tables()
+_DCT32 = _thumbnail_dct()  # a thumbnail's DCT, for the detail share of the pairs it decides (transform.aligned_ncc)
