@@ -36,8 +36,7 @@ from transform.dedup_match import MIN_DETAIL, probe_windows, unframe
 from transform.hamming import near_pairs_touching
 
 STAGE = "dedup"
-# pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL,
-# transform.dedup_match):
+# pairs with a nearly detail-free image (an upscaled 8x8 scan: high-frequency share below MIN_DETAIL, transform.dedup_match):
 # different digits of one class correlate up to 0.993 aligned and equalised (0.996 plain), copies >= 0.9995
 # on plain grey, so such pairs get the strict plain check only (and are found by it: transform.dedup_plain)
 PHASH_BITS = 6
@@ -201,10 +200,10 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     With ``mirrored``, copies flipped left to right are searched for too (transform/dedup_match.py).
 
     A pair aligned by a shift or a crop had more freedom to fit, so it needs ``moved_margin`` more; a
-    mirrored one twice that (it also had the other orientation, and a scene with a symmetric layout, a
-    ship on a horizon, meets its own mirror image: on CIFAR-10 a tenth of the mirrored pairs under 0.90
-    joined two classes, none above), and one aligned at a ZOOM_SIZE window (a 20-30% crop) or one of another
-    aspect (STRETCHED) one more; and its band-pass detail must correlate at least ``min_detail_correlation``.
+    mirrored one twice that (it also had the other orientation: on CIFAR-10 a tenth of the mirrored pairs under
+    0.90 joined two classes, none above) and more than its images' own mirror symmetry (a ship on a horizon meets
+    its own mirror image: dedup_match.mirror_of_itself), and one aligned at a ZOOM_SIZE window (a 20-30% crop) or
+    one of another aspect (STRETCHED) one more; and its band-pass detail must correlate ``min_detail_correlation``.
 
     Pairs with a nearly detail-free image (below MIN_DETAIL) are judged by the plain correlation
     alone (TINY_MIN_CORRELATION), and found by it too, exactly (:mod:`transform.dedup_plain`). The
@@ -218,7 +217,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
     already; it is laid out here for the images with detail and on return holds all of theirs (to be stored).
     """
     from transform.dedup_codes import fill
-    from transform.dedup_match import MIRRORED, probe_windows, spectrum
+    from transform.dedup_match import MIRRORED, mirror_of_itself, probe_windows, spectrum
     from transform.dedup_plain import DIMS, plain_pairs
     from transform.dedup_check import match_buckets
 
@@ -240,6 +239,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
         cand = exact[ni] != exact[nj]  # pairs already exact need no pixel check
         ni, nj, score, geometry = ni[cand], nj[cand], score[cand], geometry[cand]
         ok = score >= required_score(geometry, min_correlation, moved_margin)
+        ok &= ~mirror_of_itself(plain, ni, nj, score, geometry, ok)
         counts["candidates"] += len(ni)
         counts["rejected"] += int((~ok).sum())
         kept.append((ni[ok], nj[ok], score[ok], geometry[ok]))

@@ -48,6 +48,9 @@ STRETCHED = 32  # added when it matched at a window of another aspect
 # 81 were different photos of a similar scene, 58 of the 75 with a share under 0.09 (docs/transform.md, "The detail check")
 MOVED_DETAIL_MARGIN = 0.15
 LOW_DETAIL = 0.09
+# a mirrored match counts only by what it adds to the two images' own mirror symmetry: a ship on a flat sea
+# correlates 0.9-0.97 with its mirror image, so any such scene matches it mirrored (docs/transform.md)
+MIRROR_SYMMETRY_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,26 @@ def spectrum(grey: np.ndarray, dims: int = 0) -> tuple[np.ndarray, np.ndarray]:
         share[start:start + DETAIL_BLOCK] = 1.0 - (c[:, :8, :8] ** 2).sum(axis=(1, 2)) / power
         low[start:start + DETAIL_BLOCK] = c[:, u, v] / np.sqrt(power)[:, None]
     return share, low
+
+
+def mirror_symmetry(grey: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each plain grey thumbnail with its mirror image (left to right)."""
+    x = grey.reshape(len(grey), -1).astype(np.float32)
+    y = grey[:, :, ::-1].reshape(len(grey), -1).astype(np.float32)
+    x, y = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
+    return (x * y).sum(axis=1) / np.maximum(np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1)), 1e-3)
+
+
+def mirror_of_itself(plain: np.ndarray, i: np.ndarray, j: np.ndarray, score: np.ndarray, geometry: np.ndarray,
+                     accepted: np.ndarray) -> np.ndarray:
+    """Which ``accepted`` pairs matched mirrored without beating the lower of their two images' own mirror symmetry
+    by ``MIRROR_SYMMETRY_MARGIN``: a symmetric scene (a ship on a flat sea) meets any other like it mirrored."""
+    out = np.zeros(len(i), bool)
+    rows = np.flatnonzero(accepted & ((geometry & MIRRORED) > 0))
+    if len(rows):
+        own = np.minimum(mirror_symmetry(plain[i[rows]]), mirror_symmetry(plain[j[rows]]))
+        out[rows] = score[rows] < own + MIRROR_SYMMETRY_MARGIN
+    return out
 
 
 def plain_correlation(grey: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:

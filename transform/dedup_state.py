@@ -33,8 +33,9 @@ import polars as pl
 # dedup_search.ALIGNMENTS window hits, not only its closest hash (more pairs pass); 8: a pair short of the
 # bar also scored without its worst band (captions, watermarks: transform/overlay_band.py); 9: query windows
 # of 18 px too (crops of 20-30%: dedup_match.SIZES); 10: query windows of another aspect (dedup_match.STRETCHES);
-# 11: the detail check MOVED_DETAIL_MARGIN stricter for a shifted, cropped or squashed alignment (dedup_match)
-MATCHING_VERSION = 11
+# 11: the detail check MOVED_DETAIL_MARGIN stricter for a shifted, cropped or squashed alignment (dedup_match);
+# 12: a mirrored match must beat its images' own mirror symmetry (dedup_match.MIRROR_SYMMETRY_MARGIN)
+MATCHING_VERSION = 12
 # above this share of new images a full pass is the cheaper one: with CIFAR-10's 10,000 test images
 # landing after its 50,000 train images (17% new) the incremental run took 0.88-0.97x a full pass's
 # time, with 1% new 1.6-2.6x (docs/scale.md)

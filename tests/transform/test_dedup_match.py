@@ -330,3 +330,25 @@ def test_squashed_copies_found_as_stretched(tiles, side):
     # 17-18 of these 20 found (16 stretched) at 32 and 128 px, where square windows alone found 5
     assert len(pairs) >= 0.8 * len(images) // 2, (len(pairs), len(images) // 2)
     assert sum(bool(g & STRETCHED) for g in pairs.values()) >= 0.7 * len(images) // 2
+
+
+def test_a_mirrored_match_must_beat_the_images_own_symmetry(tiles):
+    """Two different ships on one flat sea match each other mirrored about as well as each matches its own
+    mirror image: no evidence of a copy. A photo's mirrored copy beats the photo's own symmetry by far."""
+    from transform.dedup_match import MIRRORED, MIRROR_SYMMETRY_MARGIN, mirror_of_itself, mirror_symmetry
+
+    def sea(ship_from: int, ship_to: int) -> np.ndarray:
+        scene = np.vstack([np.full((16, 32), 185.0), np.full((16, 32), 90.0)])
+        scene[13:16, ship_from:ship_to] = 40.0
+        return scene.astype(np.uint8)
+    photo = thumbnails(np.stack([_resize(tiles[0], 32)]), equalise=False)[0]
+    plain = np.stack([sea(8, 24), sea(9, 24), photo, np.ascontiguousarray(photo[:, ::-1])])
+    own = mirror_symmetry(plain)
+    assert own[0] > 0.95 and own[1] > 0.95 and own[2] < 0.8 and np.isclose(own[2], own[3], atol=1e-5)
+    i, j = np.array([0, 2, 0, 2]), np.array([1, 3, 1, 3])
+    score = np.array([0.93, 0.93, 0.93, 0.93], np.float32)
+    geometry = np.array([MIRRORED | 1, MIRRORED, 1, MIRRORED], np.int8)
+    accepted = np.array([True, True, True, False])
+    flagged = mirror_of_itself(plain, i, j, score, geometry, accepted)
+    assert flagged.tolist() == [True, False, False, False]  # only the accepted mirrored match of two ships
+    assert score[0] < min(own[0], own[1]) + MIRROR_SYMMETRY_MARGIN
