@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from sluice.errors import InputError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 DELIMITERS = (",", "\t", ";", "|")
 
@@ -43,6 +45,8 @@ def read_delimited(path: Path, required: list[str], delimiter: str | None, what:
     A header that none of the candidates splits into the required columns is a user error naming the
     missing columns, or the delimiter when nothing splits the header at all.
     """
+    import polars as pl  # here, not at the top: every params load imports this module (a connector's config)
+
     require_file(path, what)
     _check_utf8(path)
     header = _header(path)

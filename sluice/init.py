@@ -201,9 +201,10 @@ def _holds_idx(p: Path, shown: str) -> bool:
 
 
 def _names_dvc_can_track(p: Path, shown: str) -> None:
-    """Refuse a source folder holding a name that is not UTF-8 (a Latin-1 ``café.jpg`` from an old
-    system): ingest reads it, but ``dvc repro`` hashes the folder as the ingest stage's input and stops
-    on it ("surrogates not allowed"), so say it here, with the fix."""
+    """Refuse a CIFAR, Parquet or IDX folder holding a name that is not UTF-8 (a Latin-1 ``café.bin``
+    from an old system): ``dvc repro`` hashes such a folder as the ingest stage's input and stops on it
+    ("surrogates not allowed"), so say it here, with the fix. An image folder is not DVC's to hash (the
+    stage ``list_sources`` digests it, any name read as it is on disk)."""
     if not p.is_dir():
         return
     bad = []
@@ -253,7 +254,8 @@ def project_params(root: Path, args) -> dict:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
             kind = "idx" if given == "image_folder" and _holds_idx(p, value) else given
-            _names_dvc_can_track(p, value)
+            if kind != "image_folder":
+                _names_dvc_can_track(p, value)
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
             found = source_classes(sources[-1], root)

@@ -13,6 +13,8 @@ from pathlib import Path
 PYTHON = ".venv/bin/python"  # interpreter the dvc stages run (params `paths.python`, dvc.yaml `${paths.python}`)
 MANIFESTS = "data/manifests"  # stage manifests (DVC outputs): table versions and counts, with the lake's id
 DATASET = "data/dataset"      # the exported snapshot (DVC output) that training reads
+SOURCE_LISTING = "data/source_listing.json"  # the image folders' digest (stage list_sources) ingest depends on
+SOURCE_HASH_CACHE = "runs/source_hashes.sqlite"  # its content hashes by (device, inode, size, mtime): not tracked
 METRICS = Path("reports/metrics")
 PLOTS = Path("reports/plots")
 

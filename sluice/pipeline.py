@@ -1,7 +1,8 @@
 """The pipeline as data: one stage table from which every project's ``dvc.yaml`` is generated.
 
 A project's ``dvc.yaml`` holds exactly the stages its ``params.yaml`` needs: ``demo`` only when the
-params have a ``demo`` section, ``ingest_public`` only with public sources, ``crawl`` only with a
+params have a ``demo`` section, ``ingest_public`` only with public sources (and ``list_sources``, the
+digest of their image folders, only with a local image folder), ``crawl`` only with a
 ``crawl`` section, ``ingest_crowd`` only with vote exports, ``compress`` only with a ``compress``
 section. A dependency on the output of a stage that is not there is dropped, and so is a params key
 the file does not set (DVC fails on a missing key). The repository's own ``dvc.yaml`` is this module's
@@ -30,7 +31,8 @@ HEADER = """\
 # (the stage table is sluice/pipeline.py; `sluice pipeline` rewrites this file after params.yaml changes).
 # Tables live in the Delta lake, not in DVC: every stage that writes to the lake has at least one
 # DVC-cached output (its manifest), so a clone without the DVC cache reruns it and rebuilds the lake,
-# while a second `dvc repro` does nothing. Small metrics and plots are `cache: false` and committed,
+# while a second `dvc repro` only relists your image folders (stage list_sources: DVC depends on their
+# digest, not on the folders) and skips the rest. Small metrics and plots are `cache: false` and committed,
 # so `dvc metrics diff` works across commits; the top-level `metrics:` names only the headline
 # summary (what `dvc metrics show` prints), the detail files are outputs (`dvc metrics show FILE`).
 # Stages run `${paths.python}` (params.yaml): the project's interpreter, whether or not a venv is activated.
@@ -67,6 +69,7 @@ class Stage:
     metrics: tuple[str, ...] = ()  # detail metric files: outs with cache: false (the headline is SUMMARY)
     when: Callable[[dict], bool] = lambda raw: True
     extra_deps: Callable[[dict], list[str]] = lambda raw: []  # the user's files (sources, votes)
+    always_changed: bool = False  # runs on every `dvc repro` (a stage that looks at files DVC does not track)
 
 
 _MISSING = object()
@@ -89,12 +92,19 @@ def _local(path: str | None) -> bool:
     return bool(path) and "://" not in path
 
 
+def _folder_source(source: dict) -> bool:
+    """A local image folder: DVC depends on its digest (stage ``list_sources``), not on the folder."""
+    return source.get("kind") == "image_folder" and _local(source.get("path"))
+
+
 def _source_paths(raw: dict) -> list[str]:
-    """Each local source's path, and an image folder's labels file when it lies outside the folder."""
+    """Each local source's path (but an image folder's: its digest is an input), and an image folder's
+    labels file when it lies outside the folder."""
     out = []
     for s in _get(raw, "ingest.sources", []) or []:
         if _local(s.get("path")):
-            out.append(s["path"])
+            if not _folder_source(s):
+                out.append(s["path"])
             labels, folder = s.get("labels_file"), os.path.normpath(s["path"])
             if labels and not os.path.normpath(labels).startswith(folder + os.sep):
                 out.append(labels)
@@ -135,10 +145,13 @@ def _train_params(raw: dict) -> tuple[str, ...]:
 STAGES: tuple[Stage, ...] = (
     Stage("demo", "demo.generate", code=("demo",), params=("demo",),
           outs=("{demo}",), when=lambda raw: "demo" in raw),
+    Stage("list_sources", "ingest.source_listing", code=("ingest.source_listing", "ingest.sources.folders"),
+          inputs=("{demo}?",), params=("ingest.sources",), outs=(paths.SOURCE_LISTING,), always_changed=True,
+          when=lambda raw: any(_folder_source(s) for s in _get(raw, "ingest.sources", []) or [])),
     Stage("ingest_public", "ingest.public", code=("ingest.public", "ingest.safe_pickle", "ingest.sources?",
                                                   "ingest.landing?", "sluice.connectors", "sluice.catalog",
                                                   "sluice.lake"),
-          params=("ingest", "lake"), outs=("{manifests}/ingest_public.json",),
+          inputs=(f"{paths.SOURCE_LISTING}?",), params=("ingest", "lake"), outs=("{manifests}/ingest_public.json",),
           when=lambda raw: bool(_get(raw, "ingest.sources")), extra_deps=_source_paths),
     Stage("crawl", "ingest.crawl", code=("ingest.crawl", "sluice.selectors?", "sluice.catalog", "sluice.lake"),
           params=("crawl", "lake"), outs=("{manifests}/crawl.json",), when=lambda raw: "crawl" in raw,
@@ -327,6 +340,8 @@ def build(raw: dict, params, code_root: Path | None = None) -> dict:
                                                       for o in (*s.uncached, *s.metrics)]
         if outs:
             body["outs"] = outs
+        if s.always_changed:
+            body["always_changed"] = True
         stages[s.name] = body
     plots = [p for s in chosen for p in _fill(PLOTS.get(s.name, []), places)]
     headline = [SUMMARY] if SUMMARY in produced else []

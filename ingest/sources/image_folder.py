@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
+from ingest.sources.folders import metadata
 from ingest.sources.labels_file import beside, find_columns, match
 from sluice import read_ahead
 from sluice.connectors import Connector
@@ -70,12 +71,6 @@ def name_label(stem: str, pattern: re.Pattern) -> str | None:
     found = pattern.fullmatch(stem)
     label = found.group(1).strip() if found and found.group(1) else ""
     return label if any(c.isalpha() for c in label) else None
-
-
-def metadata(path: Path) -> bool:
-    """A folder that holds no one's images: hidden (``.git``, ``.ipynb_checkpoints``) or macOS's ``__MACOSX``
-    zip residue (its ``._name.jpg`` files are resource forks, not pictures)."""
-    return path.name.startswith(".") or path.name == "__MACOSX"
 
 
 def _subdirs(folder: Path) -> list[Path]:

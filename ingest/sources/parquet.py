@@ -11,14 +11,16 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from ingest.sources.base import Record, SourceConfig, safe_text, split_of
 from sluice.connectors import Connector
 from sluice.errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 BATCH_ROWS = 1000  # rows decoded at a time; the landing batches are ingest.batch_rows
 
@@ -54,6 +56,8 @@ def _files(root: Path, what: str) -> Path | list[str]:
 
 
 def _open(src: ParquetSource) -> ds.Dataset:
+    import pyarrow.dataset as ds  # here: every params load imports this module (the connector's config)
+
     root = Path(src.path)
     if not root.exists():
         raise InputError(f"{root}: Parquet path of source '{src.name}' does not exist")
@@ -164,6 +168,8 @@ def detect(path: str) -> dict:
     """The column settings the Parquet at ``path`` needs: the image column when it is not ``image`` (the
     first column of image bytes or ``{bytes, path}`` structs, one named like an image first) and the
     label column when it is not ``label`` (the first of LABEL_NAMES, else none: unlabelled images)."""
+    import pyarrow.dataset as ds
+
     try:
         schema = ds.dataset(_files(Path(path), path), format="parquet").schema
     except (pa.ArrowInvalid, OSError) as err:

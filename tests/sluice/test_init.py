@@ -49,11 +49,13 @@ def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path)
     assert [s["path"] for s in params["ingest"]["sources"]] == [(tmp_path / "photos").as_posix()]
     stages = list(dvc["stages"])
     assert {"demo", "crawl", "ingest_crowd", "compress", "oof", "insight"}.isdisjoint(stages)
-    assert stages[0] == "ingest_public" and "train" in stages and "quality_snapshot" in stages
+    assert stages[:2] == ["list_sources", "ingest_public"] and "train" in stages and "quality_snapshot" in stages
     deps = _all_deps(dvc)
     assert not [d for d in deps if "demo" in d or d.endswith(("gold.csv", "ground_truth.json"))]
     assert not [d for d in deps if d.endswith(".py")]  # a user's project has no Sluice source files
-    assert (tmp_path / "photos").as_posix() in dvc["stages"]["ingest_public"]["deps"]
+    # DVC depends on the folder's digest (every `dvc repro` relists it), not on the folder
+    assert dvc["stages"]["ingest_public"]["deps"] == ["data/source_listing.json"]
+    assert dvc["stages"]["list_sources"]["always_changed"] is True and "deps" not in dvc["stages"]["list_sources"]
     assert all(s["cmd"].startswith("${paths.python} -m ") for s in dvc["stages"].values())
     assert params["paths"]["python"] == sys.executable  # the venv's interpreter, not `python` on PATH
     root = tmp_path / "proj"
@@ -181,14 +183,20 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path):
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "part.csv"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "holds the item (header 'shot,annotator,answer'; found worker 'annotator', label 'answer')" in res.stderr
-    _folder(tmp_path / "photos")
-    latin1 = os.fsencode(tmp_path / "photos" / "cat") + b"/caf\xe9.jpg"  # a name from an old system's disk
-    Path(os.fsdecode(latin1)).write_bytes((tmp_path / "photos" / "cat" / "0.jpg").read_bytes())
-    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "tables").mkdir()
+    latin1 = os.fsencode(tmp_path / "tables") + b"/caf\xe9.parquet"  # a name from an old system's disk
+    with open(latin1, "wb") as fh:
+        pq.write_table(pa.table({"id": ["a"], "text": ["a row"]}), fh)
+    res = _init(run_cli, tmp_path, "--parquet", str(tmp_path / "tables"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    assert "1 file or folder name(s) not in UTF-8 (first: 'cat/caf\\xe9.jpg'), which DVC cannot track" in res.stderr
+    assert "1 file or folder name(s) not in UTF-8 (first: 'caf\\xe9.parquet'), which DVC cannot track" in res.stderr
     assert not (tmp_path / "proj" / "params.yaml").exists()
-    Path(os.fsdecode(latin1)).rename(tmp_path / "photos" / "cat" / "café.jpg")  # renamed to UTF-8: fine
+    _folder(tmp_path / "photos")  # an image folder is digested by list_sources, not hashed by DVC: any name is fine
+    Path(os.fsdecode(os.fsencode(tmp_path / "photos" / "cat") + b"/caf\xe9.jpg")).write_bytes(
+        (tmp_path / "photos" / "cat" / "0.jpg").read_bytes())
     assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "64")
     assert res.returncode == 2 and "exists; use --force" in res.stderr
@@ -333,4 +341,4 @@ def test_a_flat_folder_labelled_by_a_csv_beside_it(run_cli, tmp_path):
     source = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"][0]
     assert (source["label_from"], source["file_column"], source["label_column"]) == ("file", "id", "breed")
     deps = yaml.safe_load((tmp_path / "proj" / "dvc.yaml").read_text())["stages"]["ingest_public"]["deps"]
-    assert source["labels_file"] in deps and source["path"] in deps
+    assert deps == ["data/source_listing.json", source["labels_file"]]  # the folder by its digest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,13 @@ def init_small(tmp_path: Path, *args: str) -> Path:
     return root
 
 
+def assert_rerun_relists_only(root: Path) -> None:
+    """A second `dvc repro` runs nothing but the (always run) listing of the image folders."""
+    again = subprocess.run([str(DVC), "repro"], cwd=root, env=_env(), capture_output=True, text=True, timeout=600)
+    listed = ["list_sources"] if "list_sources" in yaml.safe_load((root / "dvc.yaml").read_text())["stages"] else []
+    assert again.returncode == 0 and re.findall(r"Running stage '(\w+)'", again.stdout) == listed, again.stdout
+
+
 def repro_and_predict(root: Path, image: Path) -> dict:
     res = subprocess.run([str(DVC), "repro"], cwd=root, env=_env(), capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
@@ -87,8 +95,7 @@ def repro_and_predict(root: Path, image: Path) -> dict:
     assert json.loads((root / "reports" / "quality" / "summary.json").read_text())
     manifest = json.loads((root / "data" / "manifests" / "dataset.json").read_text())
     assert manifest["lake"]["root"] == str(root / "lake")
-    again = subprocess.run([str(DVC), "repro"], cwd=root, env=_env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "Running stage" not in again.stdout, again.stdout  # a second run does nothing
+    assert_rerun_relists_only(root)
     pred = _sluice("predict", "--model", "models/fp32", "--format", "json", str(image), cwd=root)
     assert pred.returncode == 0, pred.stderr
     return json.loads(pred.stdout)
@@ -97,8 +104,18 @@ def repro_and_predict(root: Path, image: Path) -> dict:
 def test_photo_folder_to_prediction(tmp_path):
     photos = write_folder(tmp_path / "photos", photo_crops())
     root = init_small(tmp_path, "--images", str(photos))
+    # added after init, a name from an old system's disk (Latin-1): DVC never hashes the folder, ingest lands it
+    extra = photo_crops(per_class=1, seed=1)[0][2]
+    Path(os.fsdecode(os.fsencode(photos / "china") + b"/caf\xe9.jpg")).write_bytes(extra)
     out = repro_and_predict(root, photos / "china" / "china_00.png")
     assert "china" in json.dumps(out) or "flower" in json.dumps(out)
+    landed = _sluice("sql", "select source_uri from raw_images where source_uri like '%caf%'", "--format", "csv",
+                     cwd=root)
+    rows = [line.strip('"') for line in landed.stdout.strip().splitlines()[1:]]
+    assert rows == [f"{photos}/china/caf\\xe9.jpg"], landed.stdout + landed.stderr
+    for path in photos.rglob("*"):  # new times, same contents (a copy, a restore): the listing's digest holds
+        os.utime(path)
+    assert_rerun_relists_only(root)
 
 
 def test_labels_from_crowd_votes(tmp_path):
