@@ -99,15 +99,16 @@ def _folder_source(source: dict) -> bool:
 
 def _source_paths(raw: dict) -> list[str]:
     """Each local source's path (but an image folder's: its digest is an input), and an image folder's
-    labels file when it lies outside the folder."""
+    labels file and split lists where they lie outside the folder."""
     out = []
     for s in _get(raw, "ingest.sources", []) or []:
         if _local(s.get("path")):
             if not _folder_source(s):
                 out.append(s["path"])
-            labels, folder = s.get("labels_file"), os.path.normpath(s["path"])
-            if labels and not os.path.normpath(labels).startswith(folder + os.sep):
-                out.append(labels)
+            folder = os.path.normpath(s["path"])
+            for extra in [s.get("labels_file"), *(s.get("split_lists") or [])]:
+                if extra and not os.path.normpath(extra).startswith(folder + os.sep):
+                    out.append(extra)
     return out
 
 

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folders import metadata
 from ingest.sources.labels_file import beside, find_columns, match
+from ingest.sources.split_lists import SplitLists, find, list_split
 from sluice import read_ahead
 from sluice.connectors import Connector
 from sluice.errors import InputError
@@ -41,6 +42,7 @@ class ImageFolderSource(SourceConfig):
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
+    split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
 
     @model_validator(mode="after")
     def _labels_file_with_file(self):
@@ -55,6 +57,10 @@ class ImageFolderSource(SourceConfig):
                 raise ValueError(f"name_pattern {self.name_pattern!r} is not a regular expression: {err}") from None
             if groups != 1:
                 raise ValueError(f"name_pattern {self.name_pattern!r} needs exactly one group, the label (has {groups})")
+        for path in self.split_lists:
+            if list_split(path) is None:
+                raise ValueError(f"split_lists: {path!r} does not say its split by its name (train, trainval, val "
+                                 "or test; e.g. meta/test.txt)")
         return self
 
 
@@ -174,6 +180,10 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     nameless = [0]
     found = [False]
     skipped: set[str] = set()
+    lists = SplitLists.read(src.split_lists, root) if src.split_lists else None
+
+    def split_of_file(path: Path, split: str | None) -> str | None:
+        return (lists.of(path) if lists else None) or split
 
     def of_name(path: Path, label: str | None) -> str | None:
         if pattern is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -189,7 +199,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             if path.absolute() == labels_file:
                 continue
             if src.label_from != "folder":  # a file beside the split folders: an image all the same
-                yield path, of_name(path, None), None
+                yield path, of_name(path, None), split_of_file(path, None)
             else:
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                              details="file is not inside a class folder, so it has no label")
@@ -198,7 +208,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             for split, folder, label in groups:
                 for path in _files(folder, skipped):
                     found[0] = True
-                    yield path, of_name(path, label), split
+                    yield path, of_name(path, label), split_of_file(path, split)
             return
         files = [(split, path) for split, folder, _ in groups
                  for path in _files(folder, skipped) if path.absolute() != labels_file]
@@ -208,7 +218,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         for split, path in files:
             found[0] = True
             label, listed_split = named.by_image.get(path, (None, None))
-            yield path, label, split or split_of(listed_split)
+            yield path, label, split_of_file(path, split or split_of(listed_split))
 
     def named(jobs):  # the names in this thread: the reading threads hold the GIL as little as they can
         for job in jobs:
@@ -220,6 +230,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     yield from read_ahead.ordered(read, named(jobs()), src.read_threads, size=lambda record: len(record.content or b""))
     if nameless[0]:
         log.info(f"{src.name}: {nameless[0]} images whose names name_pattern does not fit landed unlabelled")
+    if lists:
+        log.info(f"{src.name}: {lists.summary()}")
     if skipped:
         log.info(f"{src.name}: left out the metadata folders {', '.join(sorted(skipped))} (hidden, or macOS's "
                  "__MACOSX: no images of anyone's)")
@@ -242,6 +254,8 @@ def detect(path: str) -> dict:
         raise InputError(f"{root}: no image files in it or below" + (
             f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
             f" (extensions read: {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...)"))
+    lists = find(root, tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
+    moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
         return moved

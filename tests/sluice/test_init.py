@@ -342,3 +342,19 @@ def test_a_flat_folder_labelled_by_a_csv_beside_it(run_cli, tmp_path):
     assert (source["label_from"], source["file_column"], source["label_column"]) == ("file", "id", "breed")
     deps = yaml.safe_load((tmp_path / "proj" / "dvc.yaml").read_text())["stages"]["ingest_public"]["deps"]
     assert deps == ["data/source_listing.json", source["labels_file"]]  # the folder by its digest
+
+
+def test_a_data_sets_own_split_lists_are_found_and_are_dependencies(run_cli, tmp_path):
+    """Food-101's layout: images/<class>/ beside meta/train.txt and meta/test.txt naming `class/id`."""
+    root = tmp_path / "food-101"
+    _folder(root / "images", classes=("apple_pie", "beignets"), n=4)
+    (root / "meta").mkdir()
+    (root / "meta" / "train.txt").write_text("apple_pie/0\napple_pie/1\nbeignets/0\nbeignets/1\n")
+    (root / "meta" / "test.txt").write_text("apple_pie/2\napple_pie/3\nbeignets/2\nbeignets/3\n")
+    res = _init(run_cli, tmp_path, "--images", str(root))
+    assert res.returncode == 0, res.stderr
+    lists = [(root / "meta" / f"{s}.txt").as_posix() for s in ("test", "train")]
+    assert f"split_lists={lists}" in res.stdout
+    params, dvc = _project(tmp_path)
+    assert params["ingest"]["sources"][0]["split_lists"] == lists
+    assert dvc["stages"]["ingest_public"]["deps"] == ["data/source_listing.json", *lists]

@@ -1,0 +1,129 @@
+"""A data set's own split, given as lists of its files beside the images.
+
+Food-101's ``meta/train.txt`` and ``meta/test.txt`` (``apple_pie/1005649``), the Oxford-IIIT Pets'
+``annotations/trainval.txt`` and ``test.txt`` (``Abyssinian_100 1 1 1``), MIT Indoor's and DTD's lists
+(``kitchen/int474.jpg``): one entry a line, its first word naming an image by its path under the
+folder, with or without the extension, or by its file name or stem; blank and ``#`` lines are skipped.
+A list's split is its file name (``train``, ``trainval``, ``val``, ``test``: ``base.split_of``).
+
+The image-folder connector gives each listed image that split as its ``split_hint``, so the dataset
+stage keeps the source's test split as test (``dataset.keep_source_test``) and reports a test image
+with a copy in train. An image on two lists is test if either is (it is never trained on), and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.sources.base import split_of
+from sluice.errors import InputError
+
+# folders a data set keeps its lists in, beside or inside its images folder
+LIST_FOLDERS = ("meta", "annotations", "annotation", "splits", "split", "lists", "labels", "imagesets")
+_SAMPLE = 500  # entries of a candidate list that sluice init checks against the folder
+
+
+def list_split(path: str | Path) -> str | None:
+    """The split a list's file name gives (``trainval`` is train; ``test_list``, MIT Indoor's ``TestImages``), or None."""
+    stem = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", Path(path).stem)  # TestImages -> Test_Images
+    stem = re.sub(r"(?i)[-_ ]+(list|lists|ids|files)$", "", stem)
+    return "train" if re.sub(r"[-_ ]", "", stem.lower()) == "trainval" else split_of(stem)
+
+
+def _entries(path: Path):
+    """Each entry's first word, as a path with forward slashes, in file order."""
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for line in fh:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield re.split(r"[\s,;]+", line, maxsplit=1)[0].replace("\\", "/").removeprefix("./")
+
+
+@dataclass
+class SplitLists:
+    """The entries of a source's lists and the split each gives; what matched is counted as files land."""
+
+    root: Path
+    split: dict[str, str] = field(default_factory=dict)  # entry -> split
+    origin: dict[str, str] = field(default_factory=dict)  # entry -> the list it came from (its name)
+    on_two: int = 0  # entries on lists of two splits (test kept)
+    used: set[str] = field(default_factory=set)
+    given: Counter = field(default_factory=Counter)  # split -> images given it
+
+    @classmethod
+    def read(cls, paths: list[str], root: Path) -> SplitLists:
+        lists = cls(root)
+        prefix = root.name + "/"
+        for name in paths:
+            path = Path(name)
+            if not path.is_file():
+                raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
+            split = list_split(path)
+            for entry in _entries(path):
+                entry = entry.removeprefix(prefix)  # named from the folder above (images/apple_pie/1.jpg)
+                before, kept = lists.split.get(entry), split
+                if before is not None and before != split:
+                    lists.on_two += 1
+                    kept = "test" if "test" in (before, split) else split
+                lists.split[entry], lists.origin[entry] = kept, path.name
+        return lists
+
+    def of(self, path: Path) -> str | None:
+        """The split the lists give the image at ``path`` (under ``root``), or None when it is on none."""
+        parts = path.relative_to(self.root).as_posix().split("/")
+        for i in range(len(parts)):  # its path under the folder, then shorter tails; each with and without suffix
+            tail = "/".join(parts[i:])
+            for key in (tail, os.path.splitext(tail)[0]):
+                split = self.split.get(key)
+                if split is not None:
+                    self.used.add(key)
+                    self.given[split] += 1
+                    return split
+        return None
+
+    def summary(self) -> str:
+        """One line: images given each split, entries on two lists, entries that named no image."""
+        unused = [e for e in self.split if e not in self.used]
+        given = ", ".join(f"{s} {n}" for s, n in sorted(self.given.items())) or "none"
+        line = f"split lists: images given a split: {given}"
+        if self.on_two:
+            line += f"; {self.on_two} entries on two lists (test kept)"
+        if unused:
+            line += (f"; {len(unused)} entries name no image in the folder (first: {unused[0]!r} in "
+                     f"{self.origin[unused[0]]})")
+        return line
+
+
+def _resolves(entry: str, root: Path, extensions: tuple[str, ...]) -> bool:
+    parts = [p for p in entry.removeprefix(root.name + "/").split("/") if p]
+    for i in range(len(parts)):
+        tail = root.joinpath(*parts[i:])
+        if any(os.path.isfile(f"{tail}{ext}") for ext in ("", *extensions)):
+            return True
+    return False
+
+
+def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
+    """The split lists of the image folder ``root`` for ``sluice init``: files named by a split (one per
+    split, one of them test) in ``root``, its parent or their list folders (``meta``, ``annotations``, ...),
+    at least 80% of whose first entries name an image of the folder. [] when there are none, or when a
+    split has several (DTD's ten folds: the user picks one)."""
+    folders = [root, root.parent, *(d / n for d in (root, root.parent) for n in LIST_FOLDERS)]
+    candidates: dict[str, list[Path]] = {}
+    for folder in dict.fromkeys(folders):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.txt")):
+                split = list_split(path)
+                if split is not None and path.is_file():
+                    candidates.setdefault(split, []).append(path)
+    if "test" not in candidates or any(len(paths) > 1 for paths in candidates.values()):
+        return []
+    for [path] in candidates.values():
+        sample = [e for _, e in zip(range(_SAMPLE), _entries(path))]
+        if not sample or sum(_resolves(e, root, extensions) for e in sample) < 0.8 * len(sample):
+            return []
+    return [path.absolute().as_posix() for [path] in candidates.values()]

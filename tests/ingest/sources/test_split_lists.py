@@ -1,0 +1,93 @@
+"""A data set's own split from lists of its files (Food-101's meta/, the Oxford-IIIT Pets' annotations/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ingest.sources.image_folder import ImageFolderSource, detect, read_image_folder
+from ingest.sources.split_lists import list_split
+from sluice.errors import InputError
+
+
+def _food(root: Path, png) -> Path:
+    """food-101/images/<class>/<id>.jpg with meta/train.txt and meta/test.txt naming `class/id`."""
+    lines = {"train": [], "test": []}
+    for c, cls in enumerate(("apple_pie", "beignets")):
+        (root / "images" / cls).mkdir(parents=True)
+        for i in range(10):
+            (root / "images" / cls / f"{100 + i}.jpg").write_bytes(png(c * 100 + i))
+            lines["test" if i >= 7 else "train"].append(f"{cls}/{100 + i}")
+    (root / "meta").mkdir()
+    for split, entries in lines.items():
+        (root / "meta" / f"{split}.txt").write_text("\n".join(entries) + "\n")
+    (root / "meta" / "classes.txt").write_text("apple_pie\nbeignets\n")
+    return root
+
+
+def _hints(src: ImageFolderSource) -> dict[str, str | None]:
+    return {Path(r.uri).relative_to(src.path).as_posix(): r.split_hint for r in read_image_folder(src, 10**6)}
+
+
+def test_food101_lists_are_found_and_give_the_split(tmp_path, png):
+    root = _food(tmp_path / "food-101", png)
+    found = detect(str(root))
+    assert found["path"] == (root / "images").as_posix()
+    assert found["split_lists"] == [(root / "meta" / "test.txt").as_posix(), (root / "meta" / "train.txt").as_posix()]
+    src = ImageFolderSource(name="food", kind="image_folder", **found)
+    hints = _hints(src)
+    assert len(hints) == 20 and hints["apple_pie/107.jpg"] == "test" and hints["beignets/100.jpg"] == "train"
+    assert sum(h == "test" for h in hints.values()) == 6
+
+
+def test_pets_lists_name_stems_and_an_image_on_no_list_is_left_to_the_dataset_stage(tmp_path, png, caplog):
+    images, notes = tmp_path / "pets" / "images", tmp_path / "pets" / "annotations"
+    images.mkdir(parents=True)
+    notes.mkdir()
+    trainval, test = [], []
+    for c, breed in enumerate(("Abyssinian", "american_bulldog")):
+        for i in range(1, 11):
+            (images / f"{breed}_{i}.jpg").write_bytes(png(c * 50 + i))
+            (test if i > 6 else trainval).append(f"{breed}_{i} {c + 1} 1 {c + 1}")
+    (images / "Abyssinian_99.jpg").write_bytes(png(999))  # on no list
+    (notes / "trainval.txt").write_text("\n".join(trainval) + "\n")
+    (notes / "test.txt").write_text("# Image CLASS-ID SPECIES BREED-ID\n" + "\n".join(test) + "\nGone_1 1 1 1\n")
+    found = detect(str(tmp_path / "pets"))
+    assert found["label_from"] == "name" and len(found["split_lists"]) == 2
+    caplog.set_level("INFO")
+    hints = _hints(ImageFolderSource(name="pets", kind="image_folder", **found))
+    assert (hints["Abyssinian_7.jpg"], hints["american_bulldog_2.jpg"], hints["Abyssinian_99.jpg"]) == ("test", "train", None)
+    assert "images given a split: test 8, train 12; 1 entries name no image in the folder (first: 'Gone_1' in " \
+           "test.txt)" in caplog.text
+
+
+def test_an_image_on_two_lists_is_test(tmp_path, png):
+    root = _food(tmp_path / "food-101", png)
+    with (root / "meta" / "train.txt").open("a") as fh:
+        fh.write("apple_pie/108\n")  # also on test.txt
+    src = ImageFolderSource(name="food", kind="image_folder", **detect(str(root)))
+    assert _hints(src)["apple_pie/108.jpg"] == "test"
+
+
+def test_lists_that_are_not_one_per_split_or_not_of_this_folder_are_not_proposed(tmp_path, png):
+    root = _food(tmp_path / "food-101", png)
+    (root / "meta" / "test.txt").rename(root / "meta" / "test1.txt")
+    (root / "meta" / "test2.txt").write_text((root / "meta" / "test1.txt").read_text())  # DTD's folds
+    assert "split_lists" not in detect(str(root))
+    (root / "meta" / "test2.txt").unlink()
+    (root / "meta" / "test1.txt").write_text("a test plan\nstep one\n")  # a test.txt that lists no image
+    assert "split_lists" not in detect(str(root))
+
+
+def test_a_list_must_say_its_split_and_exist(tmp_path, png):
+    names = ("train.txt", "TrainVal.txt", "val.txt", "test_list.txt", "TestImages.txt", "notes.txt", "contest.txt")
+    assert [list_split(n) for n in names] == ["train", "train", "val", "test", "test", None, None]
+    with pytest.raises(ValidationError, match="'notes.txt' does not say its split by its name"):
+        ImageFolderSource(name="f", kind="image_folder", path=str(tmp_path), split_lists=["notes.txt"])
+    root = _food(tmp_path / "food-101", png)
+    src = ImageFolderSource(name="f", kind="image_folder", path=str(root / "images"),
+                            split_lists=[str(root / "meta" / "val.txt")])
+    with pytest.raises(InputError, match="val.txt: split list of image folder .* does not exist"):
+        list(read_image_folder(src, 10**6))
