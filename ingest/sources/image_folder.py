@@ -278,17 +278,26 @@ _CONTAINERS = {"images", "image", "imgs", "img", "jpg", "jpeg", "jpegimages", "p
 def _wrapped(folder: Path) -> Path | None:
     """The one subfolder the layout starts in, when ``folder`` only wraps it: ``folder`` holds no image itself,
     exactly one of its subfolders holds images (the others: annotations, meta, lists), that one is not a split,
-    and either it holds folders and is ``folder``'s only subfolder (``flowers/flowers/<class>/``) or its name says
-    it holds a set's pictures (``images``, ``jpg``)."""
+    and either it holds folders and is ``folder``'s only subfolder (``flowers/flowers/<class>/``), or its name
+    says it holds a set's pictures (``images``, ``jpg``), or its images all lie in two or more folders of its own
+    (Caltech-101's ``101_ObjectCategories/<class>/`` beside ``Annotations/``: read as one class, it would be a
+    data set of one class)."""
     subdirs = _subdirs(folder)
-    if any(p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
+    if _holds_image_file(folder):
         return None
     with_images = [d for d in subdirs if _any_image(d)]
     if len(with_images) != 1 or split_of(with_images[0].name):
         return None
     inner = with_images[0]
     only = len(subdirs) == 1 and bool(_subdirs(inner))
-    return inner if only or inner.name.lower().replace("-", "").replace("_", "") in _CONTAINERS else None
+    classes = not _holds_image_file(inner) and sum(_any_image(d) for d in _subdirs(inner)) >= 2
+    return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in _CONTAINERS else None
+
+
+def _holds_image_file(folder: Path) -> bool:
+    """Whether an image file lies in ``folder`` itself (stops at the first)."""
+    with os.scandir(folder) as entries:
+        return any(e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS for e in entries)
 
 
 def _any_image(folder: Path) -> bool:

@@ -166,6 +166,12 @@ def test_a_wrapper_folder_is_looked_through(tmp_path, png):
     (tmp_path / "split" / "train" / "cat").mkdir(parents=True)  # nor is a lone split folder
     (tmp_path / "split" / "train" / "cat" / "0.png").write_bytes(png(0))
     assert detect(str(tmp_path / "split")) == {}
+    for c in ("accordion", "airplanes"):  # Caltech-101: class folders in a folder beside Annotations/
+        (tmp_path / "caltech101" / "101_ObjectCategories" / c).mkdir(parents=True)
+        (tmp_path / "caltech101" / "101_ObjectCategories" / c / "image_0001.jpg").write_bytes(png(1))
+        (tmp_path / "caltech101" / "Annotations" / c).mkdir(parents=True)
+        (tmp_path / "caltech101" / "Annotations" / c / "annotation_0001.mat").write_bytes(b"MATLAB 5.0")
+    assert detect(str(tmp_path / "caltech101")) == {"path": (tmp_path / "caltech101" / "101_ObjectCategories").as_posix()}
 
 
 @pytest.mark.parametrize("layout", ["training_set/training_set/{c}", "seg_{s}/{c}", "{s}_images/{c}"])
