@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folders import metadata
 from ingest.sources.labels_file import beside, find_columns, match
-from ingest.sources.split_lists import SplitLists, find, list_split
+from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
 from sluice import read_ahead
 from sluice.connectors import Connector
 from sluice.errors import InputError
@@ -58,7 +58,7 @@ class ImageFolderSource(SourceConfig):
             if groups != 1:
                 raise ValueError(f"name_pattern {self.name_pattern!r} needs exactly one group, the label (has {groups})")
         for path in self.split_lists:
-            if list_split(path) is None:
+            if list_split(path) is None and not is_flag_table(path):
                 raise ValueError(f"split_lists: {path!r} does not say its split by its name (train, trainval, val "
                                  "or test; e.g. meta/test.txt)")
         return self

@@ -4,7 +4,9 @@ Food-101's ``meta/train.txt`` and ``meta/test.txt`` (``apple_pie/1005649``), the
 ``annotations/trainval.txt`` and ``test.txt`` (``Abyssinian_100 1 1 1``), MIT Indoor's and DTD's lists
 (``kitchen/int474.jpg``): one entry a line, its first word naming an image by its path under the
 folder, with or without the extension, or by its file name or stem; blank and ``#`` lines are skipped.
-A list's split is its file name (``train``, ``trainval``, ``val``, ``test``: ``base.split_of``).
+A list's split is its file name (``train``, ``trainval``, ``val``, ``test``: ``base.split_of``). And
+CUB-200-2011's (NABirds') table, ``train_test_split.txt``: ``<image id> <1: train, 0: test>`` a line, the
+ids named by ``images.txt`` beside it (``<image id> <path>``).
 
 The image-folder connector gives each listed image that split as its ``split_hint``, so the dataset
 stage keeps the source's test split as test (``dataset.keep_source_test``) and reports a test image
@@ -27,6 +29,29 @@ LIST_FOLDERS = ("meta", "annotations", "annotation", "splits", "split", "lists",
 _SAMPLE = 500  # entries of a candidate list that sluice init checks against the folder
 
 
+FLAG_TABLE = "train_test_split.txt"  # CUB-200-2011's: image ids and is-training flags, ids in images.txt beside it
+
+
+def is_flag_table(path: str | Path) -> bool:
+    return Path(path).name.lower() == FLAG_TABLE
+
+
+def _flag_entries(path: Path):
+    """(entry, split) of CUB's table: each id's path from ``images.txt`` beside it, 1 = train, 0 = test."""
+    index = path.with_name("images.txt")
+    if not index.is_file():
+        raise InputError(f"{path}: {FLAG_TABLE} names images by id, but {index.name} (id, path) is not beside it")
+    with index.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        paths = dict(line.split(None, 1) for line in fh if len(line.split()) >= 2)
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for number, line in enumerate(fh, 1):
+            words = line.split()
+            if len(words) >= 2 and words[0] in paths and words[1] in ("0", "1"):
+                yield paths[words[0]].strip(), "train" if words[1] == "1" else "test"
+            elif words:
+                raise InputError(f"{path}:{number}: expected '<image id in {index.name}> <1 or 0>', got {line.strip()!r}")
+
+
 def list_split(path: str | Path) -> str | None:
     """The split a list's file name gives (``trainval`` is train; ``test_list``, MIT Indoor's ``TestImages``), or None."""
     stem = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", Path(path).stem)  # TestImages -> Test_Images
@@ -34,13 +59,19 @@ def list_split(path: str | Path) -> str | None:
     return "train" if re.sub(r"[-_ ]", "", stem.lower()) == "trainval" else split_of(stem)
 
 
-def _entries(path: Path):
-    """Each entry's first word, as a path with forward slashes, in file order."""
+def _entries_lines(path: Path):
+    """The non-blank, non-comment lines of a list, stripped."""
     with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
         for line in fh:
             line = line.strip()
             if line and not line.startswith("#"):
-                yield re.split(r"[\s,;]+", line, maxsplit=1)[0].replace("\\", "/").removeprefix("./")
+                yield line
+
+
+def _entries(path: Path):
+    """Each entry's first word, as a path with forward slashes, in file order."""
+    for line in _entries_lines(path):
+        yield re.split(r"[\s,;]+", line, maxsplit=1)[0].replace("\\", "/").removeprefix("./")
 
 
 @dataclass
@@ -62,8 +93,8 @@ class SplitLists:
             path = Path(name)
             if not path.is_file():
                 raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
-            split = list_split(path)
-            for entry in _entries(path):
+            pairs = _flag_entries(path) if is_flag_table(path) else ((e, list_split(path)) for e in _entries(path))
+            for entry, split in pairs:
                 entry = entry.removeprefix(prefix)  # named from the folder above (images/apple_pie/1.jpg)
                 before, kept = lists.split.get(entry), split
                 if before is not None and before != split:
@@ -115,6 +146,11 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
     folders = [root, root.parent, *(d / n for d in (root, root.parent) for n in LIST_FOLDERS)]
     candidates: dict[str, list[Path]] = {}
     for folder in dict.fromkeys(folders):
+        table = folder / FLAG_TABLE
+        if table.is_file() and (folder / "images.txt").is_file():
+            sample = [e.split(None, 1)[-1].strip() for _, e in zip(range(_SAMPLE), _entries_lines(folder / "images.txt"))]
+            if sample and sum(_resolves(e, root, extensions) for e in sample) >= 0.8 * len(sample):
+                return [table.absolute().as_posix()]
         if folder.is_dir():
             for path in sorted(folder.glob("*.txt")):
                 split = list_split(path)

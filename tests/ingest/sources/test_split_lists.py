@@ -91,3 +91,26 @@ def test_a_list_must_say_its_split_and_exist(tmp_path, png):
                             split_lists=[str(root / "meta" / "val.txt")])
     with pytest.raises(InputError, match="val.txt: split list of image folder .* does not exist"):
         list(read_image_folder(src, 10**6))
+
+
+def test_cub_ids_and_training_flags(tmp_path, png):
+    """CUB-200-2011: images.txt (`<id> <path>`) and train_test_split.txt (`<id> <1: train, 0: test>`)."""
+    root = tmp_path / "CUB_200_2011"
+    index, flags = [], []
+    for c, cls in enumerate(("001.Black_footed_Albatross", "002.Laysan_Albatross")):
+        (root / "images" / cls).mkdir(parents=True)
+        for i in range(4):
+            name = f"{cls}/{cls[4:]}_{i:04d}.jpg"
+            (root / "images" / name).write_bytes(png(c * 10 + i))
+            index.append(f"{len(index) + 1} {name}")
+            flags.append(f"{len(index)} {int(i < 3)}")
+    (root / "images.txt").write_text("\n".join(index) + "\n")
+    (root / "train_test_split.txt").write_text("\n".join(flags) + "\n")
+    found = detect(str(root))
+    assert found["split_lists"] == [(root / "train_test_split.txt").as_posix()]
+    hints = _hints(ImageFolderSource(name="cub", kind="image_folder", **found))
+    assert hints["001.Black_footed_Albatross/Black_footed_Albatross_0003.jpg"] == "test"
+    assert sorted(hints.values()) == ["test"] * 2 + ["train"] * 6
+    (root / "train_test_split.txt").write_text("1 1\n2 yes\n")
+    with pytest.raises(InputError, match=r"train_test_split.txt:2: expected '<image id in images.txt> <1 or 0>'"):
+        list(read_image_folder(ImageFolderSource(name="cub", kind="image_folder", **found), 10**6))
