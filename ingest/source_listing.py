@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ingest.sources.folders import metadata
 from sluice import paths
+from sluice.errors import InputError
 from sluice.progress import ProgressLines
 from sluice.stage import stage_logger, stage_main
 
@@ -137,6 +138,9 @@ def run(params) -> dict:
         if not os.path.isdir(src.path):
             listing[src.name] = {"path": str(src.path), "missing": True}  # ingest says so, with the fix
             continue
+        if Path.cwd().resolve().is_relative_to(Path(src.path).resolve()):
+            raise InputError(f"{src.path}: image folder of source '{src.name}' holds this project ({Path.cwd()}), "
+                             "whose own files (lake, reports, plots) would be read as images; move the project out")
         found = list_folder(src.path, cache, log)
         log.info(f"{src.name}: {found['files']:,} files, {found['bytes']:,} bytes, {found['hashed']:,} hashed "
                  f"(new or changed), {found['names_not_utf8']:,} named outside UTF-8")

@@ -254,6 +254,9 @@ def project_params(root: Path, args) -> dict:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
             kind = "idx" if given == "image_folder" and _holds_idx(p, value) else given
+            if p.is_dir() and root.resolve().is_relative_to(p.resolve()):
+                raise InputError(f"{value}: the project folder {root} would lie inside this source folder, where its "
+                                 "own files (lake, reports, plots) would be read as images; make the project elsewhere")
             if kind != "image_folder":
                 _names_dvc_can_track(p, value)
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),

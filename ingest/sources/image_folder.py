@@ -254,7 +254,7 @@ def detect(path: str) -> dict:
         raise InputError(f"{root}: no image files in it or below" + (
             f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
             f" (extensions read: {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...)"))
-    lists = find(root, tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
+    lists = find(root.absolute(), tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))

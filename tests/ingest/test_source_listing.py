@@ -72,3 +72,25 @@ def test_a_broken_link_is_listed_as_unreadable_and_deleted_files_leave_the_cache
     _listing(photos, cache_path)
     cache = HashCache(cache_path)
     assert sorted(Path(os.fsdecode(p)).name for p in cache.rows) == ["0.jpg", "1.jpg", "1.jpg", "2.jpg"]
+
+
+def test_the_stage_lists_each_image_folder_and_refuses_one_holding_the_project(tmp_path, make_params, monkeypatch):
+    import pytest
+
+    from ingest.source_listing import run
+    from sluice.errors import InputError
+
+    photos = _folder(tmp_path / "photos")
+    params = make_params({"ingest": {"sources": [
+        {"name": "mine", "kind": "image_folder", "path": str(photos)},
+        {"name": "gone", "kind": "image_folder", "path": str(tmp_path / "nowhere")},
+        {"name": "table", "kind": "parquet", "path": str(tmp_path / "t.parquet")}]}})  # DVC hashes a file itself
+    (tmp_path / "proj").mkdir()
+    monkeypatch.chdir(tmp_path / "proj")
+    listing = run(params)
+    assert set(listing) == {"mine", "gone"} and listing["gone"]["missing"] is True
+    assert listing["mine"]["files"] == 5 and (tmp_path / "proj" / "runs" / "source_hashes.sqlite").is_file()
+    (photos / "proj").mkdir()
+    monkeypatch.chdir(photos / "proj")
+    with pytest.raises(InputError, match="image folder of source 'mine' holds this project"):
+        run(params)

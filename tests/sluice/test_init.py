@@ -197,6 +197,8 @@ def test_user_mistakes_are_one_line(run_cli, tmp_path):
     _folder(tmp_path / "photos")  # an image folder is digested by list_sources, not hashed by DVC: any name is fine
     Path(os.fsdecode(os.fsencode(tmp_path / "photos" / "cat") + b"/caf\xe9.jpg")).write_bytes(
         (tmp_path / "photos" / "cat" / "0.jpg").read_bytes())
+    res = run_cli("init", str(tmp_path / "photos" / "proj"), "--images", str(tmp_path / "photos"), cwd=tmp_path)
+    assert res.returncode == 2 and "would lie inside this source folder" in res.stderr, res.stderr
     assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "64")
     assert res.returncode == 2 and "exists; use --force" in res.stderr
@@ -240,6 +242,8 @@ def test_stage_table_code_exists_and_manifest_links(tmp_path):
 
 def test_pipeline_command_rewrites_and_checks(run_cli, tmp_path):
     _folder(tmp_path / "photos")
+    res = run_cli("init", str(tmp_path / "photos" / "proj"), "--images", str(tmp_path / "photos"), cwd=tmp_path)
+    assert res.returncode == 2 and "would lie inside this source folder" in res.stderr, res.stderr
     assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
     root = tmp_path / "proj"
     env = {"SLUICE_PARAMS": str(root / "params.yaml")}
