@@ -182,8 +182,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     skipped: set[str] = set()
     lists = SplitLists.read(src.split_lists, root) if src.split_lists else None
 
-    def split_of_file(path: Path, split: str | None) -> str | None:
-        return (lists.of(path) if lists else None) or split
+    def split_of_file(path: Path, split: str | None) -> str | None:  # lists name images (the Pets' .mat files share stems)
+        return (lists.of(path) if lists and path.suffix.lower() in IMAGE_EXTENSIONS else None) or split
 
     def of_name(path: Path, label: str | None) -> str | None:
         if pattern is None or path.suffix.lower() not in IMAGE_EXTENSIONS:

@@ -52,6 +52,7 @@ def test_pets_lists_name_stems_and_an_image_on_no_list_is_left_to_the_dataset_st
             (images / f"{breed}_{i}.jpg").write_bytes(png(c * 50 + i))
             (test if i > 6 else trainval).append(f"{breed}_{i} {c + 1} 1 {c + 1}")
     (images / "Abyssinian_99.jpg").write_bytes(png(999))  # on no list
+    (images / "Abyssinian_1.mat").write_bytes(b"MATLAB 5.0")  # not an image: quarantined, given no split
     (notes / "trainval.txt").write_text("\n".join(trainval) + "\n")
     (notes / "test.txt").write_text("# Image CLASS-ID SPECIES BREED-ID\n" + "\n".join(test) + "\nGone_1 1 1 1\n")
     found = detect(str(tmp_path / "pets"))
