@@ -23,9 +23,11 @@ from pathlib import Path
 
 from ingest.sources.base import split_of
 from sluice.errors import InputError
+from sluice.imaging import image_extensions
 
 # folders a data set keeps its lists in, beside or inside its images folder
 LIST_FOLDERS = ("meta", "annotations", "annotation", "splits", "split", "lists", "labels", "imagesets")
+IMAGE_EXTENSIONS = image_extensions()
 _SAMPLE = 500  # entries of a candidate list that sluice init checks against the folder
 
 
@@ -88,14 +90,13 @@ class SplitLists:
     @classmethod
     def read(cls, paths: list[str], root: Path) -> SplitLists:
         lists = cls(root)
-        prefix = root.name + "/"
         for name in paths:
             path = Path(name)
             if not path.is_file():
                 raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
             pairs = _flag_entries(path) if is_flag_table(path) else ((e, list_split(path)) for e in _entries(path))
             for entry, split in pairs:
-                entry = entry.removeprefix(prefix)  # named from the folder above (images/apple_pie/1.jpg)
+                entry = _bare(under(entry, root))
                 before, kept = lists.split.get(entry), split
                 if before is not None and before != split:
                     lists.on_two += 1
@@ -105,15 +106,14 @@ class SplitLists:
 
     def of(self, path: Path) -> str | None:
         """The split the lists give the image at ``path`` (under ``root``), or None when it is on none."""
-        parts = path.relative_to(self.root).as_posix().split("/")
-        for i in range(len(parts)):  # its path under the folder, then shorter tails; each with and without suffix
-            tail = "/".join(parts[i:])
-            for key in (tail, os.path.splitext(tail)[0]):
-                split = self.split.get(key)
-                if split is not None:
-                    self.used.add(key)
-                    self.given[split] += 1
-                    return split
+        parts = _bare(path.relative_to(self.root).as_posix()).split("/")
+        for i in range(len(parts)):  # its path under the folder, then shorter tails (down to its stem)
+            key = "/".join(parts[i:])
+            split = self.split.get(key)
+            if split is not None:
+                self.used.add(key)
+                self.given[split] += 1
+                return split
         return None
 
     def summary(self) -> str:
@@ -129,13 +129,25 @@ class SplitLists:
         return line
 
 
+def _bare(name: str) -> str:
+    """A path less its image extension, so that ``apple_pie/1.jpg`` and ``apple_pie/1`` are one entry."""
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else name
+
+
+def under(entry: str, root: Path) -> str:
+    """An entry as a path under the folder: named from the folder above (``images/apple_pie/1.jpg``) or with a
+    path from the machine the list was written on (``/home/ann/food-101/images/apple_pie/1.jpg``), the part
+    after the folder's name."""
+    marker = f"/{root.name}/"
+    return f"/{entry}".rsplit(marker, 1)[1] if marker in f"/{entry}" else entry
+
+
 def _resolves(entry: str, root: Path, extensions: tuple[str, ...]) -> bool:
-    parts = [p for p in entry.removeprefix(root.name + "/").split("/") if p]
-    for i in range(len(parts)):
-        tail = root.joinpath(*parts[i:])
-        if any(os.path.isfile(f"{tail}{ext}") for ext in ("", *extensions)):
-            return True
-    return False
+    """Whether an entry names an image of the folder as :meth:`SplitLists.of` matches it: its path under the
+    folder (with or without the extension), or a file in the folder itself by name or stem."""
+    path = root / _bare(under(entry, root))
+    return any(os.path.isfile(f"{path}{ext}") for ext in ("", *extensions))
 
 
 def find(root: Path, extensions: tuple[str, ...]) -> list[str]:

@@ -64,12 +64,15 @@ def test_pets_lists_name_stems_and_an_image_on_no_list_is_left_to_the_dataset_st
            "test.txt)" in caplog.text
 
 
-def test_an_image_on_two_lists_is_test(tmp_path, png):
+def test_an_image_on_two_lists_is_test_and_paths_from_another_machine_fit(tmp_path, png):
     root = _food(tmp_path / "food-101", png)
     with (root / "meta" / "train.txt").open("a") as fh:
         fh.write("apple_pie/108\n")  # also on test.txt
+    with (root / "meta" / "test.txt").open("a") as fh:  # a Windows path, with the extension: its part under images/
+        fh.write("C:\\data\\food-101\\images\\beignets\\100.JPG\n")  # also on train.txt (as beignets/100)
     src = ImageFolderSource(name="food", kind="image_folder", **detect(str(root)))
-    assert _hints(src)["apple_pie/108.jpg"] == "test"
+    hints = _hints(src)
+    assert hints["apple_pie/108.jpg"] == "test" and hints["beignets/100.jpg"] == "test"
 
 
 def test_lists_that_are_not_one_per_split_or_not_of_this_folder_are_not_proposed(tmp_path, png):
