@@ -118,6 +118,28 @@ def test_photo_folder_to_prediction(tmp_path):
     assert_rerun_relists_only(root)
 
 
+def test_a_data_sets_own_test_split_is_kept(tmp_path):
+    """Food-101's layout: images/<class>/ beside meta/train.txt and meta/test.txt; the listed test images are the
+    dataset's test split (bar one whose near-copy is in train, which the dataset stage moves there)."""
+    crops = photo_crops()
+    photos = write_folder(tmp_path / "food" / "images", crops)
+    test = {f"{label}/{Path(name).stem}" for label, name, _ in crops if int(Path(name).stem[-2:]) % 4 == 0}
+    (tmp_path / "food" / "meta").mkdir()
+    (tmp_path / "food" / "meta" / "test.txt").write_text("\n".join(sorted(test)) + "\n")
+    (tmp_path / "food" / "meta" / "train.txt").write_text(
+        "\n".join(sorted({f"{label}/{Path(name).stem}" for label, name, _ in crops} - test)) + "\n")
+    root = init_small(tmp_path, "--images", str(tmp_path / "food"))
+    assert yaml.safe_load((root / "params.yaml").read_text())["ingest"]["sources"][0]["split_lists"]
+    repro_and_predict(root, photos / "china" / "china_01.jpg")
+    rows = _sluice("sql", "select r.source_uri, d.split from dataset d join raw_images r using (image_id)",
+                   "--format", "csv", cwd=root).stdout.strip().splitlines()[1:]
+    split = {Path(uri).parent.name + "/" + Path(uri).stem: s.strip('"') for uri, s in (r.rsplit(",", 1) for r in rows)}
+    in_test = {k for k, s in split.items() if s == "test"}
+    assert in_test <= test, in_test - test  # no image the train list names is tested on
+    listed = [k for k in split if k in test]  # canonical rows of listed test images: test, bar a leak moved to train
+    assert len(in_test) >= 0.7 * len(listed) > 0, split
+
+
 def test_labels_from_crowd_votes(tmp_path):
     crops = photo_crops()
     photos = write_folder(tmp_path / "photos", crops)
