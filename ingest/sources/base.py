@@ -25,8 +25,8 @@ from sluice.errors import InputError
 
 
 # split names as data sets spell them (a folder, a file name's first word, a split column) -> ours
-SPLIT_NAMES = {"train": "train", "training": "train", "test": "test", "testing": "test", "val": "val", "valid": "val",
-               "validation": "val", "dev": "val"}
+SPLIT_NAMES = {"train": "train", "training": "train", "trainval": "train", "test": "test", "testing": "test",
+               "val": "val", "valid": "val", "validation": "val", "dev": "val"}
 
 
 _SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "split", "seg", "files"}
@@ -34,13 +34,15 @@ _SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "s
 
 def split_of(name: str | None) -> str | None:
     """``name`` as train / val / test when it is one of SPLIT_NAMES (any case), alone or with filler words
-    (Kaggle's ``training_set``, ``test_images``, ``seg_train``) or a number (``train2017``, ``test1``), else None."""
+    (Kaggle's ``training_set``, ``test_images``, ``seg_train``) or a number (``train2017``, ``test1``), else None.
+    Train and val together (``train_val2019``, ``trainval``) are train: the dataset stage carves val from them."""
     if not name:
         return None
     # a trailing number is an edition, not a name: COCO's train2017, Kaggle's test1
     words = [w.rstrip("0123456789") for w in re.split(r"[-_. ]+", name.strip().lower()) if w]
     words = [w for w in words if w]
-    splits = [SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES]
+    splits = list(dict.fromkeys(SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES))
+    splits = ["train"] if splits == ["train", "val"] else splits  # iNaturalist's train_val2019: one pool to split
     return splits[0] if len(splits) == 1 and set(words) - set(SPLIT_NAMES) <= _SPLIT_FILLER else None
 
 

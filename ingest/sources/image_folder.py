@@ -3,6 +3,8 @@
 With ``label_from: none`` the folders carry no labels (images waiting for crowd votes): every image
 file under ``root`` (or under ``root/<split>/``) lands with no source label. With ``label_from: file``
 a flat folder's labels come from a CSV naming each file (``labels_file``; see ``labels_file.py``). With
+``label_from: path`` the label is the path of the folder holding each image under the class level (SUN397's
+``a/abbey`` and ``b/bakery/shop``, iNaturalist 2019's ``Plants/644``). With
 ``label_from: name`` they come from each file's name (``name_pattern``'s group; by default the name less
 its trailing number: Kaggle's Dogs vs Cats ``cat.12.jpg``, the Oxford-IIIT Pets' ``Bengal_104.jpg``); a
 name the pattern does not fit lands unlabelled (a test folder of ``1.jpg, 2.jpg``), counted in the log.
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from ingest.sources import split_annotations
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folders import metadata
 from ingest.sources.labels_file import beside, find_columns, match
@@ -35,7 +39,7 @@ log = stage_logger("ingest")
 
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
-    label_from: Literal["folder", "none", "file", "name"] = "folder"  # none: unlabelled (e.g. waiting for votes)
+    label_from: Literal["folder", "path", "none", "file", "name"] = "folder"  # none: unlabelled (e.g. waiting for votes)
     labels_file: str | None = None  # label_from: file: a CSV / TSV naming each image's file and label
     name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
@@ -125,11 +129,14 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     if split_level:  # Kaggle's training_set/training_set/<class>/: a split folder wrapping its own name
         top = [_inner_split(s) for s in top if s not in unlabelled]
     extra = [(None, u, None) for u in unlabelled] if split_level else []
-    if src.label_from != "folder":
+    if src.label_from not in ("folder", "path"):
         return [(split_of(s.name), s, None) for s in top] + extra if split_level else [(None, root, None)]
-    groups = [(split_of(s.name), c, None if _container(s, c) else c.name) for s in top for c in _subdirs(s)] \
-        if split_level else [(None, c, c.name) for c in top]
-    groups = groups + extra if groups else groups
+    if split_level:  # a split folder of no class folders (Kaggle's test/ of unlabelled images): that split's, unlabelled
+        groups = [group for s in top for group in ([(split_of(s.name), c, None if _container(s, c) else c.name)
+                                                    for c in _subdirs(s)] or [(split_of(s.name), s, None)])]
+    else:
+        groups = [(None, c, c.name) for c in top]
+    groups = groups + extra if any(label for _, _, label in groups) else []
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
                          f"{root}/train/<class>/<image>; set label_from: file with a labels_file naming each image's "
@@ -181,11 +188,16 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     found = [False]
     skipped: set[str] = set()
     lists = SplitLists.read(src.split_lists, root) if src.split_lists else None
+    annotated = {folder: beside_it for _, folder, label in groups  # Tiny ImageNet's val/images/ + val/val_annotations.txt
+                 if label is None and src.label_from in ("folder", "path") and folder.parent != root
+                 and _container(folder.parent, folder) and (beside_it := split_annotations.beside(folder.parent))}
 
     def split_of_file(path: Path, split: str | None) -> str | None:  # lists name images (the Pets' .mat files share stems)
         return (lists.of(path) if lists and path.suffix.lower() in IMAGE_EXTENSIONS else None) or split
 
-    def of_name(path: Path, label: str | None) -> str | None:
+    def of_name(path: Path, label: str | None, folder: Path) -> str | None:
+        if src.label_from == "path" and label is not None:  # the folders from the class level down: a/abbey
+            return path.parent.relative_to(folder.parent).as_posix()
         if pattern is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
             return label
         label = name_label(path.stem, pattern)
@@ -196,19 +208,22 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         """Each file as (path, label, split) to read, or a rejection already made, in the order they land."""
         for path in _stray_files(root, groups):
             found[0] = True
-            if path.absolute() == labels_file:
+            if path.absolute() == labels_file or path in annotated.values():
                 continue
-            if src.label_from != "folder":  # a file beside the split folders: an image all the same
-                yield path, of_name(path, None), split_of_file(path, None)
+            if src.label_from not in ("folder", "path"):  # a file beside the split folders: an image all the same
+                yield path, of_name(path, None, root), split_of_file(path, None)
             else:
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                              details="file is not inside a class folder, so it has no label")
         skipped.update(p.name for d in [root, *_subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
         if labels_file is None:  # streamed: a million files are never listed at once
             for split, folder, label in groups:
+                if folder in annotated:
+                    yield from split_annotations.jobs(src.name, list(_files(folder, skipped)), annotated[folder], split)
+                    continue
                 for path in _files(folder, skipped):
                     found[0] = True
-                    yield path, of_name(path, label), split_of_file(path, split)
+                    yield path, of_name(path, label, folder), split_of_file(path, split)
             return
         files = [(split, path) for split, folder, _ in groups
                  for path in _files(folder, skipped) if path.absolute() != labels_file]
@@ -243,7 +258,7 @@ def detect(path: str) -> dict:
     """The folder the layout starts in (``path``) when ``path`` only wraps it (see :func:`_wrapped`); for a flat
     folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
     names (:func:`_names_are_labels`), else ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
-    A class-folder layout needs nothing."""
+    A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (:func:`_classes_nest`)."""
     root = inner = Path(path)
     while (wrapped := _wrapped(inner)) is not None:
         inner = wrapped
@@ -257,8 +272,8 @@ def detect(path: str) -> dict:
     lists = find(root.absolute(), tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
-        _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        return moved
+        groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
+        return {**moved, "label_from": "path"} if _classes_nest(groups) else moved
     except InputError:
         pass
     labels = beside(root)
@@ -292,6 +307,24 @@ def _wrapped(folder: Path) -> Path | None:
     only = len(subdirs) == 1 and bool(_subdirs(inner))
     classes = not _holds_image_file(inner) and sum(_any_image(d) for d in _subdirs(inner)) >= 2
     return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in _CONTAINERS else None
+
+
+def _classes_nest(groups) -> bool:
+    """Whether the class folders only group the classes below them (SUN397's ``a/abbey``, iNaturalist 2019's
+    ``Plants/644``): in each split no image lies in a class folder itself, they hold two or more folders with
+    images each on average, and those folders' names are their own (at most one in ten under two class folders:
+    ``cat/2019`` beside ``dog/2019`` are not classes; nor is Tiny ImageNet's ``n01443537/images/``)."""
+    by_split: dict[str | None, list[Path]] = {}
+    for split, folder, label in groups:
+        if label is not None:
+            by_split.setdefault(split, []).append(folder)
+    for folders in by_split.values():
+        if any(_holds_image_file(f) for f in folders):
+            return False
+        names = Counter(d.name.lower() for f in folders for d in _subdirs(f) if _any_image(d))
+        if sum(names.values()) < 2 * len(folders) or sum(n > 1 for n in names.values()) > 0.1 * len(names):
+            return False
+    return bool(by_split)
 
 
 def _holds_image_file(folder: Path) -> bool:
@@ -333,15 +366,18 @@ def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:
 
 def class_names(src: ImageFolderSource) -> list[str] | None:
     """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order), or
-    with ``label_from: name`` the labels the file names give, sorted; None where neither gives the labels."""
+    with ``label_from: path`` the folder paths holding images (``a/abbey``), with ``label_from: name`` the labels the file names give, sorted; None where neither gives the labels."""
     if src.label_from == "name":
         pattern = re.compile(src.name_pattern or NAME_PATTERN)
         names = {name_label(p.stem, pattern) for _, folder, _ in _groups(Path(src.path), src)
                  for p in _files(folder, set()) if p.suffix.lower() in IMAGE_EXTENSIONS}
         return sorted(names - {None}) or None
-    if src.label_from != "folder":
+    if src.label_from not in ("folder", "path"):
         return None
     groups = _groups(Path(src.path), src)
+    if src.label_from == "path":
+        return sorted({p.parent.relative_to(folder.parent).as_posix() for _, folder, label in groups if label is not None
+                       for p in _files(folder, set()) if p.suffix.lower() in IMAGE_EXTENSIONS}) or None
     return sorted({label for _, folder, label in groups if label is not None and _holds_image(folder)}) or None
 
 
@@ -350,5 +386,5 @@ def _holds_image(folder: Path) -> bool:
 
 
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
-                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | none | file | name",
+                      "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | path | none | file | name",
                       detect=detect, class_names=class_names)

@@ -317,6 +317,32 @@ def test_a_split_holding_only_an_images_folder_is_unlabelled(tmp_path, make_para
     assert rows == {("train", "n01443537"), ("train", "n01629819"), ("val", None), ("test", None)}
 
 
+def test_a_split_images_folder_is_labelled_by_the_annotations_beside_it(tmp_path, make_params, lake, png, caplog):
+    """Tiny ImageNet's val/val_annotations.txt (file, class, box; no header): its val images land labelled; a
+    line naming no image and one relabelling an image are quarantined with the line; test/ stays unlabelled."""
+    root = tmp_path / "tiny-imagenet-200"
+    _tree(root, ["train/n01443537/images/n01443537_0.JPEG", "train/n01629819/images/n01629819_0.JPEG",
+                 "val/images/val_0.JPEG", "val/images/val_1.JPEG", "val/images/val_2.JPEG", "test/images/test_0.JPEG"], png)
+    (root / "train" / "n01443537" / "n01443537_boxes.txt").write_text("n01443537_0.JPEG\t0\t10\t20\t30\n")
+    (root / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn01629819\t0\t32\t44\t62\n"
+                                                      "val_1.JPEG\tn01443537\t1\t2\t3\t4\n"
+                                                      "val_9.JPEG\tn01443537\t1\t2\t3\t4\n"
+                                                      "val_1.JPEG\tn01629819\t1\t2\t3\t4\n")
+    with caplog.at_level("INFO"):
+        stats = public.run(folder_params(make_params, root))["sources"]["f"]
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert {row for row in rows if row[1] != "train"} == {
+        ("val/images/val_0.JPEG", "val", "n01629819"), ("val/images/val_1.JPEG", "val", "n01443537"),
+        ("val/images/val_2.JPEG", "val", None), ("test/images/test_0.JPEG", "test", None)}
+    quarantined = {(r["reason"], r["row_key"].rsplit("/", 1)[-1]) for r in lake.read("quarantine").to_pylist()}
+    assert ("label_for_missing_file", "val_annotations.txt:3") in quarantined
+    assert ("conflicting_label", "val_annotations.txt:4") in quarantined
+    assert ("not_an_image_extension", "n01443537_boxes.txt") in quarantined  # kept, with its reason
+    assert not any(uri == "val_annotations.txt" for _, uri in quarantined)  # read, not an image outside a class
+    assert stats["seen"] == stats["inserted"] + stats["quarantined"]
+    assert "2 images in " in caplog.text and "labelled by val_annotations.txt, 2 of its lines quarantined" in caplog.text
+
+
 def test_detect_refuses_a_folder_without_images_and_points_at_idx_files(tmp_path):
     from ingest.sources.image_folder import detect
 
@@ -359,3 +385,68 @@ def test_read_threads_out_of_range_is_refused_by_name(tmp_path, make_params, thr
 
     with pytest.raises(ConfigError, match=r"ingest\.sources\.0\.read_threads"):
         folder_params(make_params, tmp_path, read_threads=threads)
+
+
+def test_a_split_folder_without_class_folders_lands_unlabelled_in_its_split(tmp_path, make_params, lake, png):
+    """Kaggle's train/<class>/ beside a flat test/ of unlabelled images: those used to be neither landed nor
+    quarantined."""
+    root = tmp_path / "set"
+    for k, path in enumerate(("train/cat/1.png", "train/dog/2.png", "test/3.png", "test/4.png")):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(png(k))
+    stats = public.run(folder_params(make_params, root))["sources"]["f"]
+    assert stats["seen"] == 4 and stats["inserted"] == 4
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("train/cat/1.png", "train", "cat"), ("train/dog/2.png", "train", "dog"),
+                    ("test/3.png", "test", None), ("test/4.png", "test", None)}
+
+
+def test_train_and_val_together_are_train():
+    from ingest.sources.base import split_of
+
+    assert [split_of(n) for n in ("train_val2019", "trainval", "TrainVal", "train_val_test")] == ["train", "train", "train", None]
+
+
+def _tree(root, paths, png):
+    for k, path in enumerate(paths):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(png(k))
+
+
+def test_nested_class_folders_are_labelled_by_their_path(tmp_path, make_params, lake, png):
+    """SUN397 (a/abbey/, b/bakery/shop/ beside ClassName.txt) and iNaturalist 2019 (train_val2019/Plants/644/,
+    a flat test2019/): ``sluice init`` proposes label_from: path, each image labelled by the folders from the class
+    level down, so a/ and Plants/ are not read as a class each."""
+    from ingest.sources.image_folder import ImageFolderSource, class_names, detect
+
+    sun = tmp_path / "SUN397"
+    _tree(sun, ["a/abbey/sun_1.jpg", "a/airport/sun_2.jpg", "b/bakery/shop/sun_3.jpg", "b/bakery/shop/sun_4.jpg",
+                "b/bedroom/sun_5.jpg", "c/canyon/sun_6.jpg", "c/castle/sun_7.jpg"], png)
+    (sun / "ClassName.txt").write_text("/a/abbey\n/a/airport\n")
+    assert detect(str(sun)) == {"label_from": "path"}
+    src = ImageFolderSource(name="s", kind="image_folder", path=str(sun), label_from="path")
+    assert class_names(src) == ["a/abbey", "a/airport", "b/bakery/shop", "b/bedroom", "c/canyon", "c/castle"]
+
+    inat = tmp_path / "inat"
+    _tree(inat, ["train_val2019/Plants/644/a.jpg", "train_val2019/Plants/645/b.jpg", "train_val2019/Insects/12/c.jpg",
+                 "train_val2019/Insects/13/d.jpg", "test2019/e.jpg"], png)
+    assert detect(str(inat)) == {"label_from": "path"}
+    public.run(folder_params(make_params, inat, label_from="path"))
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("train_val2019/Plants/644/a.jpg", "train", "Plants/644"),
+                    ("train_val2019/Plants/645/b.jpg", "train", "Plants/645"),
+                    ("train_val2019/Insects/12/c.jpg", "train", "Insects/12"),
+                    ("train_val2019/Insects/13/d.jpg", "train", "Insects/13"), ("test2019/e.jpg", "test", None)}
+
+
+def test_folders_below_the_classes_that_repeat_are_not_classes(tmp_path, png):
+    """cat/2019/ beside dog/2019/ (a year, a camera), and Tiny ImageNet's <wnid>/images/: the top folder is
+    the class, as torchvision's ImageFolder reads it."""
+    from ingest.sources.image_folder import detect
+
+    _tree(tmp_path / "years", [f"{c}/{y}/{k}.jpg" for c in ("cat", "dog") for y in (2019, 2020) for k in (1, 2)], png)
+    assert detect(str(tmp_path / "years")) == {}
+    _tree(tmp_path / "tiny", [f"train/{w}/images/{w}_0.JPEG" for w in ("n01443537", "n01629819", "n01641577")], png)
+    assert detect(str(tmp_path / "tiny")) == {}
+    _tree(tmp_path / "mixed", ["a/abbey/1.jpg", "a/airport/2.jpg", "a/3.jpg", "b/bakery/4.jpg", "b/bar/5.jpg"], png)
+    assert detect(str(tmp_path / "mixed")) == {}  # an image in a top folder: it is a class
