@@ -102,6 +102,7 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
             except OSError:  # unreadable: left out all the same, and named
                 skipped.add(name)
         found.extend(Path(parent, name) for name in names)
+        found.extend(Path(parent, d) for d in dirs if os.path.islink(os.path.join(parent, d)))  # quarantined, not walked
     yield from sorted(found)
 
 
@@ -160,8 +161,10 @@ def _stray_files(root: Path, groups) -> Iterator[Path]:
 
 def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None) -> Record:
     """One file as a Record (its bytes and their key) or a rejection: the work of a reading thread."""
-    if not path.is_file():  # broken symlink, socket, fifo: never silently skipped
-        return Record(uri, item_id=item_id, reject="unreadable", details="not a regular file (broken link or special file)")
+    if not path.is_file():  # broken symlink, socket, fifo, a link to a folder: never silently skipped
+        return Record(uri, item_id=item_id, reject="unreadable", details=(
+            "a link to a folder, not followed (links can loop): give its target as a source of its own"
+            if path.is_dir() else "not a regular file (broken link or special file)"))
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return Record(uri, item_id=item_id, reject="not_an_image_extension",
                       details=f"extension '{safe_text(path.suffix)}' is not an image format")

@@ -55,6 +55,20 @@ def test_unreadable_entries_are_quarantined(tmp_path, make_params, lake, png):
     assert lake.read("quarantine").column("row_key").to_pylist()[0].endswith("gone.png")
 
 
+def test_a_link_to_a_folder_inside_a_class_is_quarantined_not_dropped(tmp_path, make_params, lake, png):
+    """os.walk does not follow links (a link can loop back up); what lies behind one is named, not lost."""
+    (tmp_path / "i" / "a").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "i" / "a" / "ok.png").write_bytes(png(3))
+    (tmp_path / "elsewhere" / "more.png").write_bytes(png(4))
+    (tmp_path / "i" / "a" / "more").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "i" / "a" / "loop").symlink_to(tmp_path / "i")
+    stats = public.run(folder_params(make_params, tmp_path / "i"))["sources"]["f"]
+    assert stats["inserted"] == 1 and stats["quarantine_reasons"] == {"unreadable": 2}
+    details = sorted(r["details"] for r in lake.read("quarantine").to_pylist())
+    assert all(d.startswith("a link to a folder, not followed") for d in details)
+
+
 def test_oversized_file_is_quarantined(tmp_path, make_params, lake, png):
     (tmp_path / "i" / "a").mkdir(parents=True)
     (tmp_path / "i" / "a" / "big.png").write_bytes(png(4, (64, 64)))
