@@ -16,7 +16,8 @@ pattern does not match stays as it is). Then ``item_key`` says what the name is:
   ``path``: a Parquet image's path, a CIFAR image's original file name; or its last component), else a
   path suffix that names exactly one landed file (``cat/001.png``, ``001.png``); a name longer than any
   landed path resolves by its longest such tail (an MTurk URL ``https://bucket/.../cat/001.png``, a
-  Windows path ``D:\\labels\\cat\\001.png``), then ignoring case, then without the file's extension;
+  Windows path ``D:\\labels\\cat\\001.png``), then ignoring case, then without the file's extension,
+  each tried again percent-decoded (``my%20cat.jpg``);
 - ``source_uri`` / ``path`` (unique path suffix) / ``file_name`` / ``stem`` (file name without extension) /
   ``image_id``;
 - ``column:<name>``: a ``raw_images`` column (e.g. ``column:item_id``) or a field of its ``extra`` JSON.
@@ -30,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import polars as pl
 
@@ -142,7 +143,20 @@ class ItemIndex:
         """Names longer than any landed path, or spelled in another case: the image the longest tail of the
         name's path names (``https://bucket.s3.amazonaws.com/photos/cat/001.jpg``, ``D:/labelling/cat/001.jpg``
         -> ``cat/001.jpg``), then the same ignoring case (``CAT/001.JPG``), then (``auto``) without the file's
-        extension (``cat/001``). A tail several images share names none of them, as everywhere."""
+        extension (``cat/001``). A tail several images share names none of them, as everywhere. A name still
+        unresolved is tried again decoded as a URL carries a file's name (``my%20cat.jpg``, ``caf%C3%A9.jpg``),
+        then with ``+`` as a space (``my+cat.jpg``, as S3's console links a key): web, S3 and MTurk links encode
+        spaces and letters past ASCII."""
+        found = self._tails(refs, key)
+        for decode in (unquote, unquote_plus):
+            if not found.null_count() or not refs.str.contains(r"[%+]").any():
+                break
+            decoded = refs.map_elements(decode, return_dtype=pl.String)
+            found = found.fill_null(self._tails(pl.select(pl.when(found.is_null() & (decoded != refs)).then(decoded))
+                                                .to_series(), key))
+        return found
+
+    def _tails(self, refs: pl.Series, key: str) -> pl.Series:
         parts = (refs.str.replace(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "").str.replace(r"[?#].*$", "")
                  .str.strip_prefix("/").str.split("/"))
         if key not in self._folded:

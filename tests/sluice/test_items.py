@@ -117,3 +117,15 @@ def test_names_from_other_machines_resolve_by_their_tail(index):
                                      iid(URIS[2]), None, None]  # 001.png is two images: never guessed
     assert resolve(index, ["https://h/x/train/dog/001.png"], "path") == [iid(URIS[1])]
     assert resolve(index, ["https://h/x/train/dog/001.png"], "file_name") == [None]  # only auto and path look at tails
+
+
+def test_names_a_url_encodes_resolve_decoded():
+    """S3, MTurk and web links percent-encode a file's spaces and letters past ASCII (S3's console: + for a
+    space); such a name resolves to the file, while a name that fits as it is (a+b.jpg) is taken as it is."""
+    uris = ["/photos/cats/my photo.jpg", "/photos/dogs/caf\u00e9.jpg", "/photos/dogs/a+b.jpg", "/photos/dogs/a b.jpg"]
+    index = ItemIndex(pl.DataFrame({"image_id": [iid(u) for u in uris], "source_uri": uris, "fetched_at": [NOW] * 4}))
+    names = ["https://bucket.s3.amazonaws.com/batch/cats/my%20photo.jpg?X-Amz-Signature=ab%2Fc",
+             "https://host/dogs/caf%C3%A9.jpg", "cats/my+photo.jpg", "dogs/a+b.jpg", "dogs/a%2Bb.jpg", "dogs/a%20b.jpg",
+             "dogs/gone%20now.jpg"]
+    assert resolve(index, names) == [iid(uris[0]), iid(uris[1]), iid(uris[0]), iid(uris[2]), iid(uris[2]), iid(uris[3]),
+                                     None]
