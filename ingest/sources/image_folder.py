@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 
 from ingest.sources import split_annotations
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
+from ingest.sources.folder_layout import CONTAINERS, any_image, container, holds_image_file, layout, subdirs
 from ingest.sources.folders import metadata
 from ingest.sources.labels_file import beside, find_columns, match
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
@@ -83,10 +84,6 @@ def name_label(stem: str, pattern: re.Pattern) -> str | None:
     return label if any(c.isalpha() for c in label) else None
 
 
-def _subdirs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not metadata(p))
-
-
 def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
     """Every file under ``folder``, sorted, metadata folders left out (their names added to ``skipped`` when
     they hold anything). Listed from the directory entries' types, without a stat of each file: with the
@@ -106,37 +103,19 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
     yield from sorted(found)
 
 
-_UNLABELLED = {"pred", "predict", "prediction", "predictions", "unlabeled", "unlabelled", "inference", "holdout"}
-
-
-def _is_unlabelled(name: str) -> bool:
-    words = set(re.split(r"[-_. ]+", name.lower()))
-    return bool(words & _UNLABELLED) and words - _UNLABELLED <= {"set", "seg", "data", "images", "imgs"}
-
-
-def _inner_split(folder: Path) -> Path:
-    """``folder``, or its one subfolder when that names the same split (``training_set/training_set``)."""
-    inner = _subdirs(folder)
-    has_files = any(p.is_file() for p in folder.iterdir())
-    return inner[0] if len(inner) == 1 and not has_files and split_of(inner[0].name) == split_of(folder.name) else folder
-
-
 def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, str | None]]:
-    """(split, folder, label) for each folder whose files are images; raises when there are none."""
-    top = _subdirs(root)
+    """(split, folder, label) for each folder whose files are images; raises when there are none. The folders
+    beside the splits that are none are ``folder_layout.layout(root).outside``'s."""
+    found = layout(root)
     # beside split folders, a folder of images to predict (Intel's seg_pred, an unlabelled/ set): unlabelled
-    unlabelled = [p for p in top if not split_of(p.name) and _is_unlabelled(p.name)]
-    split_level = bool(top) and any(split_of(p.name) for p in top) and all(split_of(p.name) or p in unlabelled for p in top)
-    if split_level:  # Kaggle's training_set/training_set/<class>/: a split folder wrapping its own name
-        top = [_inner_split(s) for s in top if s not in unlabelled]
-    extra = [(None, u, None) for u in unlabelled] if split_level else []
+    extra = [(None, u, None) for u in found.unlabelled] if found else []
     if src.label_from not in ("folder", "path"):
-        return [(split_of(s.name), s, None) for s in top] + extra if split_level else [(None, root, None)]
-    if split_level:  # a split folder of no class folders (Kaggle's test/ of unlabelled images): that split's, unlabelled
-        groups = [group for s in top for group in ([(split_of(s.name), c, None if _container(s, c) else c.name)
-                                                    for c in _subdirs(s)] or [(split_of(s.name), s, None)])]
+        return [(split_of(s.name), s, None) for s in found.splits] + extra if found else [(None, root, None)]
+    if found:  # a split folder of no class folders (Kaggle's test/ of unlabelled images): that split's, unlabelled
+        groups = [group for s in found.splits for group in ([(split_of(s.name), c, None if container(s, c) else c.name)
+                                                              for c in subdirs(s)] or [(split_of(s.name), s, None)])]
     else:
-        groups = [(None, c, c.name) for c in top]
+        groups = [(None, c, c.name) for c in subdirs(root)]
     groups = groups + extra if any(label for _, _, label in groups) else []
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
@@ -145,17 +124,13 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     return groups
 
 
-def _container(split: Path, folder: Path) -> bool:
-    """A split's only subfolder named as a set's pictures (Tiny ImageNet's ``val/images/``): its images are the
-    split's, unlabelled, not a class called "images"."""
-    return (folder.name.lower().replace("-", "").replace("_", "") in _CONTAINERS and len(_subdirs(split)) == 1
-            and not _subdirs(folder))
-
-
-def _stray_files(root: Path, groups) -> Iterator[Path]:
+def _stray_files(root: Path, groups, outside: list[Path]) -> Iterator[Path]:
     """Files above the folders that are read (no class, or no split folder): never silently skipped."""
     folders = {folder for _, folder, _ in groups}
-    for parent in sorted(({root} | {f.parent for f in folders if f != root}) - folders):
+    above = {root}
+    for folder in folders:
+        above.update(a for a in folder.parents if root in a.parents)
+    for parent in sorted(above - folders - set(outside)):
         yield from (p for p in sorted(parent.iterdir()) if not p.is_dir())
 
 
@@ -185,6 +160,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     root = Path(src.path)
     require_dir(root, f"image folder of source '{src.name}'")
     groups = _groups(root, src)
+    outside = split_layout.outside if (split_layout := layout(root)) else []
     labels_file = Path(src.labels_file).absolute() if src.labels_file else None
     pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
     nameless = [0]
@@ -193,7 +169,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     lists = SplitLists.read(src.split_lists, root) if src.split_lists else None
     annotated = {folder: beside_it for _, folder, label in groups  # Tiny ImageNet's val/images/ + val/val_annotations.txt
                  if label is None and src.label_from in ("folder", "path") and folder.parent != root
-                 and _container(folder.parent, folder) and (beside_it := split_annotations.beside(folder.parent))}
+                 and container(folder.parent, folder) and (beside_it := split_annotations.beside(folder.parent))}
 
     def split_of_file(path: Path, split: str | None) -> str | None:  # lists name images (the Pets' .mat files share stems)
         return (lists.of(path) if lists and path.suffix.lower() in IMAGE_EXTENSIONS else None) or split
@@ -209,7 +185,14 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
 
     def jobs() -> Iterator[Record | tuple[Path, str | None, str | None]]:
         """Each file as (path, label, split) to read, or a rejection already made, in the order they land."""
-        for path in _stray_files(root, groups):
+        splits = ", ".join(sorted({f"{s.name}/" for s in split_layout.splits})) if split_layout else ""
+        for folder in outside:  # beside the splits and none of them (Fruits-360's test-multiple_fruits/)
+            for path in _files(folder, skipped):
+                found[0] = True
+                yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_split_folder",
+                             details=f"{safe_text(folder.name)}/ lies beside the split folders ({splits}) and is none "
+                                     "of them: name it as a split, or give it as a source of its own")
+        for path in _stray_files(root, groups, outside):
             found[0] = True
             if path.absolute() == labels_file or path in annotated.values():
                 continue
@@ -218,7 +201,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             else:
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                              details="file is not inside a class folder, so it has no label")
-        skipped.update(p.name for d in [root, *_subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
+        skipped.update(p.name for d in [root, *subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
         if labels_file is None:  # streamed: a million files are never listed at once
             for split, folder, label in groups:
                 if folder in annotated:
@@ -267,7 +250,7 @@ def detect(path: str) -> dict:
         inner = wrapped
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}
     root, path = inner, str(inner)
-    if not _any_image(root):
+    if not any_image(root):
         idx = next((f for _, _, files in os.walk(root) for f in files if "ubyte" in f.lower()), None)
         raise InputError(f"{root}: no image files in it or below" + (
             f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
@@ -288,11 +271,6 @@ def detect(path: str) -> dict:
     return {**moved, "label_from": "none"}
 
 
-# names of a folder that holds a data set's pictures, not a class of them (Food-101's images/<class>/, the
-# Oxford-IIIT Pets' images/ beside annotations/, Pascal VOC's JPEGImages/)
-_CONTAINERS = {"images", "image", "imgs", "img", "jpg", "jpeg", "jpegimages", "png", "photos", "pictures", "pics", "data"}
-
-
 def _wrapped(folder: Path) -> Path | None:
     """The one subfolder the layout starts in, when ``folder`` only wraps it: ``folder`` holds no image itself,
     exactly one of its subfolders holds images (the others: annotations, meta, lists), that one is not a split,
@@ -300,16 +278,16 @@ def _wrapped(folder: Path) -> Path | None:
     says it holds a set's pictures (``images``, ``jpg``), or its images all lie in two or more folders of its own
     (Caltech-101's ``101_ObjectCategories/<class>/`` beside ``Annotations/``: read as one class, it would be a
     data set of one class)."""
-    subdirs = _subdirs(folder)
-    if _holds_image_file(folder):
+    inside = subdirs(folder)
+    if holds_image_file(folder):
         return None
-    with_images = [d for d in subdirs if _any_image(d)]
+    with_images = [d for d in inside if any_image(d)]
     if len(with_images) != 1 or split_of(with_images[0].name):
         return None
     inner = with_images[0]
-    only = len(subdirs) == 1 and bool(_subdirs(inner))
-    classes = not _holds_image_file(inner) and sum(_any_image(d) for d in _subdirs(inner)) >= 2
-    return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in _CONTAINERS else None
+    only = len(inside) == 1 and bool(subdirs(inner))
+    classes = not holds_image_file(inner) and sum(any_image(d) for d in subdirs(inner)) >= 2
+    return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in CONTAINERS else None
 
 
 def _classes_nest(groups) -> bool:
@@ -322,27 +300,12 @@ def _classes_nest(groups) -> bool:
         if label is not None:
             by_split.setdefault(split, []).append(folder)
     for folders in by_split.values():
-        if any(_holds_image_file(f) for f in folders):
+        if any(holds_image_file(f) for f in folders):
             return False
-        names = Counter(d.name.lower() for f in folders for d in _subdirs(f) if _any_image(d))
+        names = Counter(d.name.lower() for f in folders for d in subdirs(f) if any_image(d))
         if sum(names.values()) < 2 * len(folders) or sum(n > 1 for n in names.values()) > 0.1 * len(names):
             return False
     return bool(by_split)
-
-
-def _holds_image_file(folder: Path) -> bool:
-    """Whether an image file lies in ``folder`` itself (stops at the first)."""
-    with os.scandir(folder) as entries:
-        return any(e.is_file() and Path(e.name).suffix.lower() in IMAGE_EXTENSIONS for e in entries)
-
-
-def _any_image(folder: Path) -> bool:
-    """Whether any image file lies under ``folder`` (stops at the first; metadata folders left out)."""
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not metadata(Path(d))]
-        if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
-            return True
-    return False
 
 
 def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:

@@ -464,3 +464,41 @@ def test_folders_below_the_classes_that_repeat_are_not_classes(tmp_path, png):
     assert detect(str(tmp_path / "tiny")) == {}
     _tree(tmp_path / "mixed", ["a/abbey/1.jpg", "a/airport/2.jpg", "a/3.jpg", "b/bakery/4.jpg", "b/bar/5.jpg"], png)
     assert detect(str(tmp_path / "mixed")) == {}  # an image in a top folder: it is a class
+
+
+def _landed(lake):
+    return {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+
+
+def test_splits_wrapped_again_beside_the_splits_are_read(tmp_path, make_params, lake, png):
+    """Kaggle's New Plant Diseases: <name>/<name>/{train,valid}/<class>/ beside a flat test/test/: read as
+    two classes named after the folders."""
+    root = tmp_path / "plants"
+    npd = "New Plant Diseases Dataset(Augmented)"
+    _tree(root, [f"{npd}/{npd}/train/Apple___scab/a.JPG", f"{npd}/{npd}/train/Apple___healthy/b.JPG",
+                 f"{npd}/{npd}/valid/Apple___scab/c.JPG", "test/test/AppleScab1.JPG"], png)
+    (root / npd / "README.txt").write_text("read me")
+    stats = public.run(folder_params(make_params, root))["sources"]["f"]
+    assert _landed(lake) == {(f"{npd}/{npd}/train/Apple___scab/a.JPG", "train", "Apple___scab"),
+                             (f"{npd}/{npd}/train/Apple___healthy/b.JPG", "train", "Apple___healthy"),
+                             (f"{npd}/{npd}/valid/Apple___scab/c.JPG", "val", "Apple___scab"),
+                             ("test/test/AppleScab1.JPG", "test", None)}
+    assert stats["quarantine_reasons"] == {"outside_class_folder": 1}  # the README inside the wrapper: named
+
+
+
+def test_a_folder_of_images_beside_the_splits_is_quarantined_not_a_class(tmp_path, make_params, lake, png):
+    """Fruits-360: Training/<class>/, Test/<class>/, test-multiple_fruits/ (no split, no class), papers/ of PDFs:
+    read as classes, a model would have learnt 'Training' and 'Test'."""
+    root = tmp_path / "fruits-360"
+    _tree(root, ["Training/Apple Braeburn/0_100.jpg", "Training/Banana/1_100.jpg", "Test/Banana/2_100.jpg",
+                 "test-multiple_fruits/apple_banana.jpg"], png)
+    (root / "papers").mkdir()
+    (root / "papers" / "fruits.pdf").write_bytes(b"%PDF-1.4")
+    stats = public.run(folder_params(make_params, root))["sources"]["f"]
+    assert _landed(lake) == {("Training/Apple Braeburn/0_100.jpg", "train", "Apple Braeburn"),
+                             ("Training/Banana/1_100.jpg", "train", "Banana"), ("Test/Banana/2_100.jpg", "test", "Banana")}
+    assert stats["quarantine_reasons"] == {"outside_split_folder": 2}
+    details = {r["row_key"].rsplit("/", 1)[-1]: r["details"] for r in lake.read("quarantine").to_pylist()}
+    assert details["apple_banana.jpg"].startswith("test-multiple_fruits/ lies beside the split folders (Test/, Training/)")
+    assert set(details) == {"apple_banana.jpg", "fruits.pdf"}
