@@ -263,7 +263,9 @@ def project_params(root: Path, args) -> dict:
                             **_detected("source", kind, p, value)})
             found = source_classes(sources[-1], root)
             if found:  # what the data says, so a misread layout shows before any stage runs
-                print(f"[init] {value}: {len(found)} classes ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})")
+                print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"
+                      + ("; a classifier needs two or more: `sluice train` stops until another source, labels or "
+                         "votes bring them" if len(found) == 1 else ""))
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")

@@ -87,6 +87,11 @@ def _train(args) -> int:
     manifest = snapshot_store.read_manifest(cfg.snapshot)  # a missing snapshot fails here, in one line
     if "train" not in manifest.get("splits", {}):
         raise InputError(f"{cfg.snapshot}: snapshot has no train split")
+    classes = manifest.get("classes") or []
+    if len(classes) < 2:  # one class trains to accuracy 1.0: a figure that says nothing, printed as if it did
+        raise InputError(f"{cfg.snapshot}: the snapshot has {len(classes)} class{'' if len(classes) == 1 else 'es'} "
+                         f"({', '.join(map(str, classes)) or 'no labelled image'}): a classifier needs two or more to "
+                         "tell apart; add images of another class (a class folder, labels, crowd votes) and run again")
     # Checked here, once, before any process starts: a corrupt shard is one line and exit 4, not a worker's
     # failure relayed by torchrun. The ranks check again and find the record this leaves (the fast path).
     snapshot_store.verify_snapshot(cfg.snapshot)

@@ -70,6 +70,13 @@ def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path)
     assert loaded.train.width is None and "width" in loaded.train.model_fields_set
 
 
+def test_one_class_is_said_at_init(run_cli, tmp_path):
+    _folder(tmp_path / "photos", classes=("china",))
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"))
+    assert res.returncode == 0, res.stderr
+    assert "1 class (china); a classifier needs two or more: `sluice train` stops until" in res.stdout + res.stderr
+
+
 def test_insight_adds_the_label_issue_stages(run_cli, tmp_path):
     _folder(tmp_path / "photos")
     assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--insight").returncode == 0

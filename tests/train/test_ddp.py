@@ -189,6 +189,21 @@ def test_train_command_without_snapshot_is_one_line_exit_2(run_cli, tmp_path):
                                                "manifest (run the export stage, or `sluice dataset checkout`)"]
 
 
+def test_train_refuses_a_snapshot_of_one_class_in_one_line(run_cli, tmp_path):
+    """One class folder trains to accuracy 1.0, a figure that says nothing: refused before any process starts."""
+    import numpy as np
+
+    from sluice.snapshot import SplitArrays, write_snapshot
+
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    split = SplitArrays(images, np.zeros(4, np.int64), np.ones(4, np.float32), [f"img{i}" for i in range(4)])
+    write_snapshot(tmp_path / "snap", {"train": split, "val": split}, ["china"], {})
+    res = run_cli("train", params={"train": {"snapshot": str(tmp_path / "snap"), "out_dir": str(tmp_path / "model")}})
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"sluice: error: {tmp_path / 'snap'}: the snapshot has 1 class (china): a classifier needs two or more to tell "
+        "apart; add images of another class (a class folder, labels, crowd votes) and run again"]
+
+
 def test_train_refuses_a_corrupt_shard_in_one_line_before_starting_workers(run_cli, tmp_path):
     from tests.train.conftest import build_snapshot
 
