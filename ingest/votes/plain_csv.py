@@ -84,7 +84,7 @@ COLUMN_NAMES = {
     "item": ("item", "image", "imageid", "imagefilename", "imagename", "filename", "file", "imagepath", "path",
              "imageurl", "url", "img", "photo", "photoid", "photofilename", "photopath", "photourl", "picture",
              "pictureid", "media", "mediaid", "asset", "assetid", "externalid", "sample", "sampleid", "itemid", "task",
-             "taskid", "object", "objectid"),
+             "taskid", "object", "objectid", "question", "questionid", "unitid", "instance", "instanceid"),
     "worker": ("worker", "workerid", "annotator", "annotatorid", "labeler", "labelerid", "labeller", "rater",
                "raterid", "user", "userid", "judge", "contributor", "contributorid", "performer", "performerid",
                "createdby", "labeledby", "annotatedby"),
@@ -153,8 +153,9 @@ def detect(path: str) -> dict:
 
 
 # a column marking attention-check trials (CIFAR-10H's is_attn_check): their answers test the worker, not the
-# image, and the published aggregates leave them out; they land as rejected, so they are kept but never aggregated
-ATTENTION_CHECK = ("isattncheck", "attncheck", "attentioncheck", "isattentioncheck")
+# image, and the published aggregates leave them out; they land as rejected, so they are kept but never aggregated.
+# Figure Eight's _tainted marks the work of a contributor who failed its test questions, left out the same way
+ATTENTION_CHECK = ("isattncheck", "attncheck", "attentioncheck", "isattentioncheck", "tainted")
 
 
 def status_column(header: list[str]) -> str | None:

@@ -146,6 +146,8 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     ("photo,annotator,answer", ("photo", "annotator", "answer")),
     # Labelbox: the file's own name (External ID) before the platform's row id, the labeller's e-mail
     ("DataRow ID,External ID,Created By,Label", ("External ID", "Created By", "Label")),
+    ("question,worker,answer", ("question", "worker", "answer")),  # the truth-inference benchmark's answer.csv
+    ("_unit_id,_golden,_worker_id,_trust,label", ("_unit_id", "_worker_id", "label")),  # Figure Eight's full report
 ])
 def test_vote_csv_columns_of_other_platforms(header, found):
     from ingest.votes.plain_csv import columns_of

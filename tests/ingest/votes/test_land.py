@@ -243,3 +243,13 @@ def test_attention_check_trials_land_apart_and_are_never_aggregated(landed, tmp_
     stats = land_export(landed, CsvVotesExport(name="h", kind="csv", path=str(path), **found),
                         ItemIndex.from_lake(landed), "run-1")
     assert (stats.rows, stats.new, stats.rejected_assignments) == (3, 3, 1)
+
+    report = tmp_path / "f8-full.csv"  # Figure Eight's full report: a failed contributor's work is _tainted
+    report.write_text("_unit_id,_golden,_tainted,_worker_id,label\n"
+                      "data/a.png,false,false,7,cat\ndata/a.png,false,true,8,dog\n")
+    found = detect(str(report))
+    assert found == {"item_column": "_unit_id", "worker_column": "_worker_id", "status_column": "_tainted",
+                     "rejected_values": ["1", "true", "yes"]}
+    stats = land_export(landed, CsvVotesExport(name="f8", kind="csv", path=str(report), **found),
+                        ItemIndex.from_lake(landed), "run-2")
+    assert (stats.rows, stats.new, stats.rejected_assignments) == (2, 2, 1)
