@@ -33,7 +33,9 @@ class Connector:
     (e.g. which Parquet column holds the image), raising InputError when it cannot tell: ``sluice init``
     writes them, so a user's own data needs no renaming. ``class_names``, for a source, gives the class
     names its integer labels index, in index order, when the data says (CIFAR's meta file, a Hugging Face
-    Parquet file's ClassLabel): ``sluice init`` maps vote labels given as class indices through them."""
+    Parquet file's ClassLabel): ``sluice init`` maps vote labels given as class indices through them.
+    ``file_labels``, for a source whose file paths give labels (class folders), yields (path under the
+    source, label) from the names alone: ``sluice init`` checks what vote class indices mean against them."""
 
     family: str
     kind: str
@@ -42,6 +44,7 @@ class Connector:
     summary: str = ""
     detect: Callable[[str], dict] | None = None
     class_names: Callable[[Any], list[str] | None] | None = None
+    file_labels: Callable[[Any], Any] | None = None
 
 
 @functools.cache

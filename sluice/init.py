@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from sluice import class_order
 from sluice.errors import ConfigError, InputError
 
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
@@ -107,11 +108,13 @@ def _name(kind: str, path: str, taken: set[str]) -> str:
 WIDE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".parquet", ".pq")  # answers as arrays / columns: the wide kind
 
 
-def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list[str]] | None = None) -> dict:
+def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list[str]] | None = None,
+                sources: tuple[dict, ...] = ()) -> dict:
     """A ``labels.exports`` entry, its kind told by the file (Label Studio JSON, MTurk CSV, a long CSV
     with one vote a row, else a wide table or array with one column per answer) and the settings its
-    connector detects in it; labels given as class indices get ``class_names`` from ``classes`` (where
-    they come from, the names in index order)."""
+    connector detects in it; labels given as class indices get ``class_names`` from what the images the
+    votes name say (``class_order.from_votes``, over ``sources``' class folders), else from ``classes``
+    (where they come from, the names in index order)."""
     import polars as pl
 
     from sluice.connectors import get
@@ -139,50 +142,36 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
             entry = {**entry, "kind": "wide", **_detected("votes", "wide", p, path)}
         except InputError:
             raise long_error from None
-    if entry["kind"] == "wide" and "item_column" not in entry and "item_key" not in entry:
+    if entry["kind"] == "wide" and not {"item_column", "item_key", "items_file"} & set(entry):
         print(f"[init] {path}: no item column: its rows are items by position (0, 1, ...); set item_key on its "
               "labels.exports entry to the raw_images field they index (e.g. column:train_index for CIFAR's "
               "training set in torchvision's order)", file=sys.stderr)
     connector = get("votes", entry["kind"])
     try:
-        labels = connector.reader(connector.config.model_validate({**entry, "path": str(p)})).votes["label"]
+        votes = connector.reader(connector.config.model_validate({**entry, "path": str(p)})).votes
     except InputError:  # the ingest_crowd stage reports what is wrong with the file, with its line
         return entry
+    labels = votes["label"]
     indices = labels.drop_nulls().str.strip_chars().str.contains(r"^\d+$")
     if indices.len() and indices.mean() >= 0.99:
         top = int(labels.drop_nulls().str.strip_chars().cast(pl.Int64, strict=False).max() or 0)
-        if classes is None or top >= len(classes[1]):
+        read = None if classes and classes[0] == "--classes" else \
+            class_order.from_votes(votes["item_ref"], labels, class_order.file_labels(sources, root))
+        if read and not (classes and read[0] == classes[1][:len(read[0])]):
+            entry["class_names"] = read[0]
+            print(f"[init] {path}: labels are class indices (0..{top}), named by the class folders of the images "
+                  f"{read[1]} of its votes name: " + ", ".join(f"{k}={c}" for k, c in enumerate(read[0][:4]))
+                  + (", ..." if len(read[0]) > 4 else "") + (f"; not {classes[0]}'s sorted order" if classes else "")
+                  + " (class_names in params.yaml)")
+        elif classes is None or top >= len(classes[1]):
             print(f"[init] {path}: labels are class indices (0..{top}); set class_names on its labels.exports entry "
                   "to the class names in index order (or pass --classes)", file=sys.stderr)
         else:
             entry["class_names"] = list(classes[1])
             print(f"[init] {path}: labels are class indices (0..{top}), named by {classes[0]}: "
-                  f"0={classes[1][0]}, 1={classes[1][1] if len(classes[1]) > 1 else ''}... (class_names in params.yaml)")
+                  f"0={classes[1][0]}, 1={classes[1][1] if len(classes[1]) > 1 else ''}..."
+                  + (f", as the images {read[1]} of its votes name say" if read else "") + " (class_names in params.yaml)")
     return entry
-
-
-def known_classes(args, sources: list[dict], root: Path) -> tuple[str, list[str]] | None:
-    """The class names in index order and where they come from: ``--classes``, else the first source
-    whose data says (CIFAR's meta, a Parquet file's ClassLabel, an image folder's sorted class folders)."""
-    if args.classes:
-        return "--classes", list(args.classes)
-    for src in sources:
-        names = source_classes(src, root)
-        if names:
-            return f"source {src['name']}", names
-    return None
-
-
-def source_classes(src: dict, root: Path) -> list[str] | None:
-    """The class names a source's data gives, in index order (its connector's ``class_names``), or None."""
-    from sluice.connectors import get
-
-    connector = get("source", src["kind"])
-    if connector.class_names is None:
-        return None
-    path = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
-    names = connector.class_names(connector.config.model_validate({**src, "path": str(path)}))
-    return list(names) if names else None
 
 
 def _holds_idx(p: Path, shown: str) -> bool:
@@ -261,7 +250,7 @@ def project_params(root: Path, args) -> dict:
                 _names_dvc_can_track(p, value)
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
-            found = source_classes(sources[-1], root)
+            found = class_order.source_classes(sources[-1], root)
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"
                       + ("; a classifier needs two or more: `sluice train` stops until another source, labels or "
@@ -269,8 +258,8 @@ def project_params(root: Path, args) -> dict:
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")
-    classes = known_classes(args, sources, root) if args.votes else None
-    exports = [vote_export(v, root, taken, classes) for v in args.votes]
+    classes = class_order.known(args.classes, sources, root) if args.votes else None
+    exports = [vote_export(v, root, taken, classes, tuple(sources)) for v in args.votes]
     if not (sources or args.crawl or exports):
         raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --idx, --crawl, --votes "
                          "(or --demo)")
@@ -291,7 +280,7 @@ def project_params(root: Path, args) -> dict:
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)
     elif folders and len(folders) == len(sources) and not exports and not args.crawl:
-        raw["labels"]["classes"] = sorted({c for s in folders for c in source_classes(s, root) or []}) or None
+        raw["labels"]["classes"] = sorted({c for s in folders for c in class_order.source_classes(s, root) or []}) or None
     if args.size:
         raw["clean"]["size"] = args.size
     if args.compress:

@@ -118,7 +118,8 @@ def _site_dir(raw: dict) -> list[str]:
 
 
 def _vote_files(raw: dict) -> list[str]:
-    return [e["path"] for e in _get(raw, "labels.exports", []) or [] if _local(e.get("path"))]
+    exports = _get(raw, "labels.exports", []) or []
+    return [f for e in exports for f in (e.get("path"), e.get("items_file")) if f and _local(f)]
 
 
 def _label_files(raw: dict) -> list[str]:

@@ -332,19 +332,29 @@ def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:
 
 def class_names(src: ImageFolderSource) -> list[str] | None:
     """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order), or
-    with ``label_from: path`` the folder paths holding images (``a/abbey``), with ``label_from: name`` the labels the file names give, sorted; None where neither gives the labels."""
-    if src.label_from == "name":
-        pattern = re.compile(src.name_pattern or NAME_PATTERN)
-        names = {name_label(p.stem, pattern) for _, folder, _ in _groups(Path(src.path), src)
-                 for p in _files(folder, set()) if p.suffix.lower() in IMAGE_EXTENSIONS}
-        return sorted(names - {None}) or None
-    if src.label_from not in ("folder", "path"):
+    the labels the folder paths (``label_from: path``: ``a/abbey``) or file names give, sorted; else None."""
+    if src.label_from in ("name", "path"):
+        return sorted({label for _, label in file_labels(src)}) or None
+    if src.label_from != "folder":
         return None
-    groups = _groups(Path(src.path), src)
-    if src.label_from == "path":
-        return sorted({p.parent.relative_to(folder.parent).as_posix() for _, folder, label in groups if label is not None
-                       for p in _files(folder, set()) if p.suffix.lower() in IMAGE_EXTENSIONS}) or None
-    return sorted({label for _, folder, label in groups if label is not None and _holds_image(folder)}) or None
+    return sorted({label for _, folder, label in _groups(Path(src.path), src)
+                   if label is not None and _holds_image(folder)}) or None
+
+
+def file_labels(src: ImageFolderSource) -> Iterator[tuple[str, str]]:
+    """(path under the folder, label) of each image its path labels (class folders, nested folders, file names),
+    from the names alone: ``sluice init`` reads what class indices in votes mean from them (sluice/class_order.py)."""
+    if src.label_from not in ("folder", "path", "name"):
+        return
+    root = Path(src.path)
+    pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
+    for _, folder, label in _groups(root, src):
+        for p in _files(folder, set()):
+            if p.suffix.lower() in IMAGE_EXTENSIONS:
+                found = name_label(p.stem, pattern) if pattern else \
+                    p.parent.relative_to(folder.parent).as_posix() if src.label_from == "path" and label else label
+                if found:
+                    yield p.relative_to(root).as_posix(), found
 
 
 def _holds_image(folder: Path) -> bool:
@@ -353,4 +363,4 @@ def _holds_image(folder: Path) -> bool:
 
 connector = Connector("source", "image_folder", ImageFolderSource, read_image_folder,
                       "root/<class>/<file> or root/<split>/<class>/<file>; label_from: folder | path | none | file | name",
-                      detect=detect, class_names=class_names)
+                      detect=detect, class_names=class_names, file_labels=file_labels)

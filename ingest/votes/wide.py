@@ -7,15 +7,17 @@ the training set's order), a spreadsheet with ``rater_1, rater_2, ...``, a NumPy
 ``no_answer`` value (default -1) is no answer, not an error (wide tables are sparse by nature): such
 cells are counted and reported with the export, never dropped unsaid.
 
-Files: CSV / TSV (any delimiter ``sluice.delimited`` knows), Parquet, ``.npy`` (1-D: one column ``0``;
-2-D: columns ``0, 1, ...``), ``.npz`` and ``.pt`` (named 1-D arrays). A ``.pt`` is a zip holding a
+Files: CSV / TSV (any delimiter ``sluice.delimited`` knows), a text matrix of numbers with no header
+(LabelMe's ``answers.txt``: split on spaces, tabs or commas; columns ``0, 1, ...``), Parquet, ``.npy`` (1-D:
+one column ``0``; 2-D: columns ``0, 1, ...``), ``.npz`` and ``.pt`` (named 1-D arrays). A ``.pt`` is a zip holding a
 pickle: it is read with the same allow-list as CIFAR's pickles (numpy arrays, plain containers); one
 holding torch tensors goes through ``torch.load(weights_only=True)``. Nothing in it can run code.
 
 The worker of a vote is the column's name unless ``worker_columns`` names, for each label column, the
 column holding who gave that answer. The item is ``item_column``'s value, or with none the row's
 position (``0, 1, ...``): then ``item_key`` says which landed images those positions are (the CIFAR
-connector records ``train_index`` and ``test_index`` in torchvision's order).
+connector records ``train_index`` and ``test_index`` in torchvision's order), or ``items_file`` names them,
+one a line in the rows' order (LabelMe's ``filenames_train.txt`` beside its ``answers.txt``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class WideVotesExport(VoteExport):
     kind: Literal["wide"]
     label_columns: list[str] = Field(min_length=1)  # each holds one answer per item (npy: "0", "1", ...)
     item_column: str | None = None  # null: the row's position (0, 1, ...) names the item; set item_key
+    items_file: str | None = None  # a text file naming the item of row i on its line i (LabelMe's filenames_train.txt)
     worker_columns: list[str] | None = None  # one per label column: who gave that answer; null: the column's name
     delimiter: str | None = None  # CSV only; null = detected
     # counts: each label column is a class and each cell how many people chose it (CIFAR-10H's
@@ -70,6 +73,8 @@ def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None =
         found = _arrays(path)
     elif suffix in TABLE_SUFFIXES:
         found = _parquet(path, wanted)
+    elif headerless(path):
+        found = _matrix(path)
     else:
         if wanted is None and delimiter is None:  # every column wanted: the delimiter that splits the header most
             with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
@@ -105,6 +110,48 @@ def _as_text(s: pl.Series) -> pl.Series:
     text = frame.select(v.cast(pl.String).str.strip_chars())["v"]
     blank = (text == "") | text.str.contains(r"^(?i:nan|none|null)$")  # as arrays written out as text say it
     return pl.select(pl.when(blank).then(None).otherwise(text)).to_series().rename(s.name)
+
+
+_NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?|(?i:nan)")
+_CELLS = re.compile(r"[\s,;]+")
+
+
+def headerless(path: Path) -> bool:
+    """Whether a text file's first line is all numbers: a matrix with no header (LabelMe's answers.txt)."""
+    try:
+        with path.open(encoding="utf-8-sig", errors="replace") as f:
+            first = f.readline().strip()
+    except OSError:
+        return False
+    cells = _CELLS.split(first)
+    numbered = len(cells) >= 3 and cells in ([str(j) for j in range(len(cells))], [str(j + 1) for j in range(len(cells))])
+    return bool(first) and not numbered and all(_NUMBER.fullmatch(c) for c in cells)  # 0,1,2...: pandas' header
+
+
+def _matrix(path: Path) -> dict[str, pl.Series]:
+    """A headerless text matrix as columns ``0, 1, ...``; a row of another width is an error naming its line."""
+    rows = []
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                rows.append(_CELLS.split(line.strip()))
+                if len(rows[-1]) != len(rows[0]):
+                    raise InputError(f"{path}:{number}: {len(rows[-1])} answers where line 1 has {len(rows[0])}; "
+                                     "a vote matrix holds one column per annotator on every line")
+    return {str(j): pl.Series(str(j), [r[j] for r in rows], dtype=pl.String) for j in range(len(rows[0]) if rows else 0)}
+
+
+def _items(path: Path, n: int, votes: Path) -> pl.Series:
+    """The item names of ``items_file``, one a line, as many as the vote file's rows."""
+    if not path.is_file():
+        raise InputError(f"{path}: items_file not found (a text file naming the item of each row of {votes.name})")
+    names = [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if len(names) != n:
+        raise InputError(f"{path}: {len(names)} lines for the {n} rows of {votes.name}; items_file names the item of "
+                         "each row, one a line, in the rows' order")
+    return pl.Series("item", names, dtype=pl.String).replace("", None)
 
 
 def _parquet(path: Path, wanted: list[str] | None) -> dict[str, pl.Series]:
@@ -180,10 +227,13 @@ def read(export: WideVotesExport) -> Parsed:
                          f"{len(export.label_columns)} label_columns; give one worker column per label column")
     wanted = list(dict.fromkeys([*export.label_columns, *(export.worker_columns or []),
                                  *([export.item_column] if export.item_column else [])]))
+    if export.item_column and export.items_file:
+        raise InputError(f"vote export '{export.name}': item_column and items_file both name the items; keep one")
     cols = columns(path, wanted, export.delimiter)
     n = len(cols[export.label_columns[0]])
-    item = cols[export.item_column] if export.item_column else pl.Series(range(n)).cast(pl.String)
-    line = 2 if path.suffix.lower() not in ARRAY_SUFFIXES + TABLE_SUFFIXES else 0  # CSV: the header is line 1
+    item = cols[export.item_column] if export.item_column else \
+        _items(Path(export.items_file), n, path) if export.items_file else pl.Series(range(n)).cast(pl.String)
+    line = 0 if path.suffix.lower() in ARRAY_SUFFIXES + TABLE_SUFFIXES else 1 if headerless(path) else 2  # CSV: header
 
     def where(row: int) -> str:
         return f"{path}:{row + line}" if line else f"{path}:row {row}"
@@ -292,14 +342,31 @@ def detect(path: str) -> dict:
         found["label_columns"] = plain
     if "count" in _key(Path(path).stem) or all("count" in _key(c) for c in found["label_columns"]):
         found["layout"] = "counts"  # cifar10h-counts.npy: a column per class, how many chose it
+    n = len(cols[found["label_columns"][0]])
     if item:
         found["item_column"] = item
+    elif names_file := _names_beside(Path(path), n):  # LabelMe's filenames_train.txt beside answers.txt
+        found["items_file"] = names_file.absolute().as_posix()
     else:  # positions: CIFAR's split sizes in torchvision's order, as the cifar connector records them
-        n = len(cols[found["label_columns"][0]])
         index = {50_000: "column:train_index", 10_000: "column:test_index"}.get(n)
         if index:
             found["item_key"] = index
     return found
+
+
+def _names_beside(path: Path, n: int) -> Path | None:
+    """The one text file beside a positional vote file with a line per row, each naming an image file."""
+    from sluice.imaging import image_extensions
+
+    extensions = image_extensions()
+    found = []
+    for other in sorted(path.parent.glob("*.txt")):
+        if other == path or other.stat().st_size > 512 * 2**20:
+            continue
+        lines = other.read_text(encoding="utf-8-sig", errors="replace").rstrip("\n").splitlines()
+        if len(lines) == n and all(Path(line.strip()).suffix.lower() in extensions for line in lines[:500]):
+            found.append(other)
+    return found[0] if len(found) == 1 else None
 
 
 CONNECTOR = Connector("votes", "wide", WideVotesExport, read, "wide table (CSV, Parquet, .npy/.npz/.pt arrays), "

@@ -342,6 +342,29 @@ def test_a_wide_csv_is_told_from_a_long_one(run_cli, tmp_path):
     assert res.returncode == 0 and "labels are class indices (0..1); set class_names" in res.stderr
 
 
+def test_class_indices_are_named_by_the_folders_of_the_images_the_votes_name(run_cli, tmp_path):
+    """LabelMe's crowd set: answers.txt (a row per image, a column per annotator, -1: no answer) beside
+    filenames_train.txt, its classes numbered highway 0, insidecity 1, forest 2: not the folders' sorted order."""
+    order = ("highway", "insidecity", "forest")
+    root = tmp_path / "LabelMe"
+    names, rows = [], []
+    for index, cls in enumerate(order):
+        (root / "train" / cls).mkdir(parents=True)
+        for k in range(2):
+            Image.new("RGB", (20, 20), (80 * index, 40 * k, 10)).save(root / "train" / cls / f"{cls}_{k}.jpg")
+            names.append(f"{cls}_{k}.jpg")
+            rows.append(f"{index} -1 {index}" if k else f"{index} {(index + 1) % 3} -1")  # one vote in four wrong
+    (root / "filenames_train.txt").write_text("\n".join(names) + "\n")
+    (root / "answers.txt").write_text("\n".join(rows) + "\n")
+    res = _init(run_cli, tmp_path, "--images", str(root), "--votes", str(root / "answers.txt"))
+    assert res.returncode == 0, res.stderr
+    export = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"][0]
+    assert export["items_file"] == (root / "filenames_train.txt").as_posix() and export["class_names"] == list(order)
+    assert "named by the class folders of the images 12 of its votes name: 0=highway, 1=insidecity, 2=forest; not " \
+           "source image-labelme's sorted order (class_names in params.yaml)" in res.stdout
+    assert (root / "filenames_train.txt").as_posix() in _all_deps(_project(tmp_path)[1])
+
+
 def test_a_flat_folder_labelled_by_a_csv_beside_it(run_cli, tmp_path):
     """Kaggle's layout (train/ + train.csv): the labels file is found, and a change to it reruns ingest."""
     (tmp_path / "train").mkdir()

@@ -178,3 +178,26 @@ def test_a_zip_that_would_unpack_past_the_limit_is_refused_unread(tmp_path, monk
     monkeypatch.setattr(wide, "MAX_UNPACKED", 100_000)
     with pytest.raises(InputError, match="would unpack to .* GiB"):
         read(export(tmp_path / "big.npz", label_columns=["a"]))
+
+
+def test_a_headerless_matrix_named_by_a_file_of_item_names(tmp_path):
+    """LabelMe (Rodrigues & Pereira's crowd set): answers.txt, a row per image and a column per annotator,
+    space-separated, -1 where that annotator gave none, and filenames_train.txt naming row i's image on line i."""
+    (tmp_path / "answers.txt").write_text("-1 3 -1\n5 5 -1\n-1 -1 0\n")
+    (tmp_path / "filenames_train.txt").write_text("highway_a1.jpg\ncoast_b2.jpg\nforest_c3.jpg\n")
+    (tmp_path / "labels_train.txt").write_text("0\n5\n4\n")  # the same length, but no image names: not the items
+    found = detect(str(tmp_path / "answers.txt"))
+    assert found == {"label_columns": ["0", "1", "2"], "items_file": (tmp_path / "filenames_train.txt").as_posix()}
+    parsed = read(export(tmp_path / "answers.txt", **found))
+    assert sorted(zip(parsed.votes["item_ref"], parsed.votes["worker_id"], parsed.votes["label"])) == [
+        ("coast_b2.jpg", "0", "5"), ("coast_b2.jpg", "1", "5"), ("forest_c3.jpg", "2", "0"), ("highway_a1.jpg", "1", "3")]
+    assert parsed.no_answer == 5
+
+    (tmp_path / "short.txt").write_text("a.jpg\n")
+    with pytest.raises(InputError, match="1 lines for the 3 rows of answers.txt"):
+        read(export(tmp_path / "answers.txt", label_columns=["0"], items_file=str(tmp_path / "short.txt")))
+    (tmp_path / "ragged.txt").write_text("1 2\n3\n")
+    with pytest.raises(InputError, match=r"ragged.txt:2: 1 answers where line 1 has 2"):
+        read(export(tmp_path / "ragged.txt", label_columns=["0"]))
+    (tmp_path / "pandas.csv").write_text("0,1,2\n4,-1,4\n")  # pandas' to_csv of a matrix: 0,1,2 is its header
+    assert read(export(tmp_path / "pandas.csv", label_columns=["0", "2"])).votes["label"].to_list() == ["4", "4"]

@@ -1,0 +1,93 @@
+"""What each class index of crowd votes names, read from the images the votes name.
+
+Vote files often give labels as class indices (LabelMe's ``answers.txt``: 0..7, CIFAR-10N's arrays). Class
+folders give names but no order: torchvision's ``ImageFolder`` numbers them sorted, and so do CIFAR's files,
+but LabelMe numbers highway 0, insidecity 1, tallbuilding 2, street 3, forest 4... Mapping its indices
+through the sorted folders would land every vote on the wrong class, silently. Where the votes' items name
+images whose folders label them, those say it: index i is the label that most of the images its votes name
+carry (crowd votes are noisy, so a majority, not every vote). ``sluice init`` uses this to write
+``class_names`` for such an export, or to confirm the sorted order, and says which.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+MIN_VOTES = 3  # votes per index on labelled images before its name is read from them
+
+
+def from_votes(items: Iterable[str | None], labels: Iterable[str | None],
+               file_labels: Iterable[tuple[str, str]]) -> tuple[list[str], int] | None:
+    """The class names in index order (0..the largest index voted) that the images the votes name say, and
+    how many votes said it; None where an index has fewer than MIN_VOTES votes on labelled images, no majority
+    label, or two indices would name one class (then nothing is guessed)."""
+    by_key: dict[str, str | None] = {}
+    for rel, label in file_labels:  # a path, and its file name where no other file shares it
+        for key in dict.fromkeys((rel, rel.rsplit("/", 1)[-1])):
+            by_key[key] = label if by_key.get(key, label) == label else None
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for item, label in zip(items, labels):
+        label = (label or "").strip()
+        if item and label.isdigit() and (folder := _lookup(by_key, item)):
+            counts[int(label)][folder] += 1
+    if not counts:
+        return None
+    names = []
+    for index in range(max(counts) + 1):
+        voted = counts.get(index, Counter())
+        total = sum(voted.values())
+        if total < MIN_VOTES:
+            return None
+        name, n = voted.most_common(1)[0]
+        if n <= total / 2:
+            return None
+        names.append(name)
+    return (names, sum(sum(c.values()) for c in counts.values())) if len(set(names)) == len(names) else None
+
+
+def _lookup(by_key: dict[str, str | None], item: str) -> str | None:
+    """The label of the image an item names: by its path, else its longest tail that is a known path or name
+    (``https://host/batch/forest/a.jpg``, ``D:\\set\\a.jpg``)."""
+    parts = [p for p in item.strip().replace("\\", "/").split("?")[0].split("/") if p]
+    for n in range(len(parts), 0, -1):
+        found = by_key.get("/".join(parts[-n:]))
+        if found:
+            return found
+    return None
+
+
+def known(given: list[str] | None, sources: list[dict], root: Path) -> tuple[str, list[str]] | None:
+    """The class names in index order and where they come from: ``--classes``, else the first source
+    whose data says (CIFAR's meta, a Parquet file's ClassLabel, an image folder's sorted class folders)."""
+    if given:
+        return "--classes", list(given)
+    for src in sources:
+        names = source_classes(src, root)
+        if names:
+            return f"source {src['name']}", names
+    return None
+
+
+def source_classes(src: dict, root: Path) -> list[str] | None:
+    """The class names a source's data gives, in index order (its connector's ``class_names``), or None."""
+    connector, config = _connector(src, root)
+    names = connector.class_names(config) if connector.class_names else None
+    return list(names) if names else None
+
+
+def file_labels(sources: Iterable[dict], root: Path) -> Iterator[tuple[str, str]]:
+    """(path, label) of every image the sources' paths label (their connectors' ``file_labels``), lazily."""
+    for src in sources:
+        connector, config = _connector(src, root)
+        if connector.file_labels:
+            yield from connector.file_labels(config)
+
+
+def _connector(src: dict, root: Path):
+    from sluice.connectors import get
+
+    connector = get("source", src["kind"])
+    path = Path(src["path"]) if Path(src["path"]).is_absolute() else root / src["path"]
+    return connector, connector.config.model_validate({**src, "path": str(path)})
