@@ -45,7 +45,8 @@ def register(sub) -> None:
                                    "(each option repeatable). The pipeline holds only the stages they need.")
     p.add_argument("dir", metavar="DIR", help="project folder (created if missing)")
     p.add_argument("--images", action="append", default=[], metavar="PATH",
-                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/")
+                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/ (a folder of IDX files "
+                        "or SVHN's *_32x32.mat picks that connector)")
     p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
     p.add_argument("--idx", action="append", default=[], metavar="PATH",
                    help="MNIST-style IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST: train-images-idx3-ubyte.gz ...; "
@@ -174,19 +175,25 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     return entry
 
 
-def _holds_idx(p: Path, shown: str) -> bool:
-    """Whether an ``--images`` folder holds MNIST-style IDX files rather than image files (said when so)."""
+PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files"}  # folders --images may name
+
+
+def _packed(p: Path, shown: str) -> str | None:
+    """The connector of an ``--images`` folder that holds packed images rather than image files (MNIST-style
+    IDX files, SVHN's .mat files), said when so; None for a folder of images."""
     from sluice.connectors import connectors
 
-    idx = connectors("source").get("idx")
-    try:
-        if idx is None or idx.detect is None or not p.is_dir():
-            return False
-        idx.detect(str(p))
-    except InputError:
-        return False
-    print(f"[init] {shown}: IDX files (MNIST's layout), read by the idx connector")
-    return True
+    for kind, what in PACKED.items():
+        connector = connectors("source").get(kind)
+        try:
+            if connector is None or connector.detect is None or not p.is_dir():
+                continue
+            connector.detect(str(p))
+        except InputError:
+            continue
+        print(f"[init] {shown}: {what}, read by the {kind} connector")
+        return kind
+    return None
 
 
 def _names_dvc_can_track(p: Path, shown: str) -> None:
@@ -242,7 +249,7 @@ def project_params(root: Path, args) -> dict:
         for value in values:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
-            kind = "idx" if given == "image_folder" and _holds_idx(p, value) else given
+            kind = (_packed(p, value) or given) if given == "image_folder" else given
             if p.is_dir() and root.resolve().is_relative_to(p.resolve()):
                 raise InputError(f"{value}: the project folder {root} would lie inside this source folder, where its "
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")
