@@ -4,7 +4,8 @@ A project's ``dvc.yaml`` holds exactly the stages its ``params.yaml`` needs: ``d
 params have a ``demo`` section, ``ingest_public`` only with public sources (and ``list_sources``, the
 digest of their image folders, only with a local image folder), ``crawl`` only with a
 ``crawl`` section, ``ingest_crowd`` only with vote exports, ``compress`` only with a ``compress``
-section. A dependency on the output of a stage that is not there is dropped, and so is a params key
+section; the image stages (clean onwards) only when something lands images (a project of vote files
+alone aggregates them). A dependency on the output of a stage that is not there is dropped, and so is a params key
 the file does not set (DVC fails on a missing key). The repository's own ``dvc.yaml`` is this module's
 rendering of the demo's ``params.yaml`` (``sluice init --demo``; a test keeps them equal).
 
@@ -92,6 +93,12 @@ def _local(path: str | None) -> bool:
     return bool(path) and "://" not in path
 
 
+def _images(raw: dict) -> bool:
+    """Whether anything lands images (sources, a crawl, the demo): a project of vote files alone aggregates its
+    votes (``ingest_crowd``, ``labels``, ``summary``) and has no image stage to fail on a lake without images."""
+    return bool(_get(raw, "ingest.sources")) or "crawl" in raw or "demo" in raw
+
+
 def _folder_source(source: dict) -> bool:
     """A local image folder: DVC depends on its digest (stage ``list_sources``), not on the folder."""
     return source.get("kind") == "image_folder" and _local(source.get("path"))
@@ -166,67 +173,67 @@ STAGES: tuple[Stage, ...] = (
           outs=("{manifests}/labels.json",), metrics=(str(paths.LABELS_METRICS),), extra_deps=_label_files),
     Stage("clean", "transform.clean", code=("transform.clean", "transform.faces", "sluice.compute", "sluice.imaging?"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/crawl.json", "{reports}/bronze.json"),
-          params=("clean", "compute", "lake", *FACE_PARAMS), outs=("{manifests}/clean.json",)),
+          params=("clean", "compute", "lake", *FACE_PARAMS), outs=("{manifests}/clean.json",), when=_images),
     Stage("dedup", "transform.dedup", code=("transform.dedup", "transform.dedup_match", "transform.dedup_search",
                                             "transform.dedup_check", "transform.dedup_codes", "transform.dedup_plain",
                                             "transform.dedup_state", "transform.hamming", "transform.hamming_scan",
                                             "transform.aligned_ncc", "transform.overlay_band", "transform.detail_share"),
           inputs=("{manifests}/clean.json",),
-          params=("dedup", "compute", "lake"), outs=("{manifests}/dedup.json",)),
+          params=("dedup", "compute", "lake"), outs=("{manifests}/dedup.json",), when=_images),
     Stage("dataset", "transform.dataset", code=("transform.dataset", "transform.splits"),
           inputs=("{manifests}/dedup.json", "{manifests}/labels.json", "{reports}/silver.json"),
-          params=("dataset", "lake"), outs=("{manifests}/dataset.json",)),
+          params=("dataset", "lake"), outs=("{manifests}/dataset.json",), when=_images),
     Stage("quality_bronze", "quality.gate bronze", code=QUALITY_CODE,
           inputs=("{manifests}/ingest_public.json", "{manifests}/crawl.json", "{manifests}/ingest_crowd.json"),
-          params=GATE_PARAMS, outs=("{reports}/bronze.json",)),
+          params=GATE_PARAMS, outs=("{reports}/bronze.json",), when=_images),
     Stage("quality_silver", "quality.gate silver", code=QUALITY_CODE,
           inputs=("{reports}/bronze.json", "{manifests}/clean.json", "{manifests}/dedup.json",
                   "{manifests}/labels.json"),
-          params=GATE_PARAMS, outs=("{reports}/silver.json",)),
+          params=GATE_PARAMS, outs=("{reports}/silver.json",), when=_images),
     Stage("quality_gold", "quality.gate gold", code=QUALITY_CODE,
           inputs=("{reports}/silver.json", "{manifests}/dataset.json"), params=GATE_PARAMS,
-          outs=("{reports}/gold.json",)),
+          outs=("{reports}/gold.json",), when=_images),
     Stage("quality_report", "quality.report", code=("quality.report", "quality.page", "quality.gate",
                                                     "quality.gxcontext"),
           inputs=("{reports}/bronze.json", "{reports}/silver.json", "{reports}/gold.json", "{reports}/snapshot.json"),
           params=("quality.classes", "quality.reports_dir", "quality.page_samples_per_class",
                   "quality.page_max_dup_groups", "quality.page_max_quarantined", "labels.classes", "lake"),
-          outs=("{reports}/dataset.html", "{reports}/docs"), metrics=("{reports}/summary.json",)),
+          outs=("{reports}/dataset.html", "{reports}/docs"), metrics=("{reports}/summary.json",), when=_images),
     Stage("export", "transform.export", code=("transform.export", "transform.export_pass", "sluice.snapshot",
                                               "sluice.membership"),
           inputs=("{manifests}/dataset.json", "{reports}/gold.json"), params=("export", "lake"),
-          outs=("{dataset}",), uncached=("{manifests}/export.json",)),
+          outs=("{dataset}",), uncached=("{manifests}/export.json",), when=_images),
     Stage("quality_snapshot", "quality.gate snapshot", code=(*QUALITY_CODE, "sluice.snapshot"),
           inputs=("{reports}/gold.json", "{dataset}", "{manifests}/export.json"), params=GATE_PARAMS,
-          outs=("{reports}/snapshot.json",)),
+          outs=("{reports}/snapshot.json",), when=_images),
     Stage("train", "sluice.cli train", code=("train.__init__", "train.commands", "train.ddp", "train.evaluate",
                                              "train.checkpoints?", "train.reports?", *TRAIN_CODE),
           inputs=("{dataset}", "{reports}/snapshot.json"), params=("@train",), outs=("{model}",),
-          uncached=(str(paths.TRAIN_CURVE),), metrics=(str(paths.TRAIN_METRICS),)),
+          uncached=(str(paths.TRAIN_CURVE),), metrics=(str(paths.TRAIN_METRICS),), when=_images),
     Stage("evaluate", "train.evaluate", code=("train.evaluate", "train.reports?", *TRAIN_CODE), inputs=("{model}", "{dataset}"),
-          params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),)),
+          params=("train",), uncached=(str(paths.CONFUSION),), metrics=(str(paths.EVAL_METRICS),), when=_images),
     Stage("oof", "train.oof", code=("train.oof", "train.label_issues", "train.group_metrics", "train.evaluate",
                                     "train.reports?", *TRAIN_CODE),
           inputs=("{dataset}", "{reports}/snapshot.json", "{model}?"), params=("@oof", "@train"),
           uncached=("{manifests}/oof.json",), metrics=("{insight_metrics}", "{insight_groups}"),
-          when=lambda raw: "insight" in raw),
+          when=lambda raw: "insight" in raw and _images(raw)),
     Stage("compress", "train.tradeoff", code=("train.tradeoff", "train.prune", "train.quantize", *TRAIN_CODE),
           inputs=("{model}", "{dataset}"), params=("compress", "@train"),
           outs=tuple(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
-          uncached=("{compress_plot}",), metrics=("{compress_metrics}",), when=lambda raw: "compress" in raw),
+          uncached=("{compress_plot}",), metrics=("{compress_metrics}",), when=lambda raw: "compress" in raw and _images(raw)),
     Stage("insight", "train.insight", code=("train.insight", "train.gradcam", "train.robustness", "train.corruptions",
                                             "train.attacks", "train.quantize", "train.reports?", *TRAIN_CODE),
           inputs=("{model}", "{dataset}", *(f"{{compressed}}/{v}" for v in ("pruned", "sparse", "int8", "pruned_int8")),
                   "{compress_metrics}"),
           params=("@insight", "compress.out_dir", "compress.metrics"), outs=("{insight_dir}",),
-          uncached=("{robustness_plot}",), metrics=("{robustness_metrics}",), when=lambda raw: "insight" in raw),
+          uncached=("{robustness_plot}",), metrics=("{robustness_metrics}",), when=lambda raw: "insight" in raw and _images(raw)),
     Stage("report", "train.run_report", code=("train.run_report", "train.report_sections", "train.report_insight",
                                               "sluice.svg"),
           inputs=(str(paths.TRAIN_METRICS), str(paths.TRAIN_CURVE), str(paths.EVAL_METRICS), str(paths.CONFUSION),
                   "{insight_metrics}", "{insight_groups}", "{compress_metrics}", "{reports}/dataset.html", "{dataset}",
                   "{report_insight}?"),
           params=("report", "insight.metrics", "insight.groups_metrics", "compress.metrics", "train.runs_dir"),
-          outs=("{report_out}",)),
+          outs=("{report_out}",), when=_images),
     Stage("summary", "sluice.summary", code=("sluice.summary", "sluice.paths"),
           inputs=("{manifests}/ingest_public.json", "{manifests}/clean.json", "{manifests}/dedup.json",
                   "{manifests}/dataset.json", "{manifests}/export.json", "{reports}/summary.json",
