@@ -364,11 +364,14 @@ def _init(args) -> int:
           + (f"; ran {', '.join(done)}" if done else ""))
     key_hint = ("  export SLUICE_PSEUDONYM_KEY=...  # a secret: crowd worker ids are stored only as keyed pseudonyms\n"
                 if "ingest_crowd" in stages else "")
+    after = ("  sluice quality summary         # the data-quality gates' verdicts\n"
+             "  sluice predict --model models/fp32 some.jpg") if "train" in stages else (
+             "  sluice labels workers          # the annotators, best first (no image source: votes only)\n"
+             "  sluice sql \"select * from labels\"")
     print("next:\n"
           f"  cd {root}\n" + key_hint +
           "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
-          "  sluice quality summary         # the data-quality gates' verdicts\n"
-          "  sluice predict --model models/fp32 some.jpg")
+          + after)
     return 0
 
 
