@@ -264,7 +264,8 @@ def detect(path: str) -> dict:
         pass
     labels = beside(root)
     if labels is not None:
-        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **find_columns(labels)}
+        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(),
+                **(find_columns(labels) if labels.suffix.lower() != ".mat" else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}

@@ -6,7 +6,8 @@ file name (``a.jpg``) or by stem (``a``, the usual ``id``), tried in that order,
 from another machine (``C:\\set\\train\\a.jpg``: its longest tail that fits); a name that fits several
 images names none of them (quarantined as ``ambiguous_file_name``, never guessed). An image no row
 names lands unlabelled (a test folder usually has no labels); a row that names no image, and a later
-row giving an image a different label, are quarantined with the file and line.
+row giving an image a different label, are quarantined with the file and line. Flowers-102's
+``imagelabels.mat`` labels the folder's images by position instead.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class FileLabels:
 
 def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
           split_column: str | None) -> FileLabels:
+    if labels_file.suffix.lower() == ".mat":
+        return _by_position(labels_file, list(images), root)
     found = find_columns(labels_file) if not (file_column and label_column) else {}
     file_column = file_column or found["file_column"]
     label_column = label_column or found["label_column"]
@@ -96,6 +99,24 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     return out
 
 
+def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabels:
+    """Flowers-102's ``imagelabels.mat``: one number a image, the folder's images in name order (image_00001.jpg
+    first); as many labels as images, else one line saying both counts."""
+    from ingest.sources import matlab
+
+    found = matlab.numbers(labels_file)
+    if len(found) != 1:
+        raise InputError(f"{labels_file}: expected one array of labels, found {', '.join(found) or 'none'}")
+    [labels] = found.values()
+    ordered = sorted(images, key=lambda p: p.relative_to(root).as_posix())
+    if len(labels) != len(ordered):
+        raise InputError(f"{labels_file}: {len(labels)} labels for the {len(ordered)} images of {root}; its labels "
+                         "name the images by position (name order), so the counts must agree")
+    out = FileLabels()
+    out.by_image = {image: (str(int(label)), None) for image, label in zip(ordered, labels)}
+    return out
+
+
 PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # over e.g. a sample submission
 
 
@@ -115,7 +136,7 @@ def _lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
 def beside(root: Path) -> Path | None:
     """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv``...
     or the one CSV whose columns say file and label; else next to it, ``<folder>.csv`` (Kaggle's ``train/``
-    + ``train.csv``), ``<folder>_labels.csv`` or ``labels.csv``."""
+    + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's ``imagelabels.mat``."""
     inside = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
     by_stem = {_key(p.stem): p for p in inside}
     preferred = next((by_stem[k] for k in PREFERRED if k in by_stem), None)
@@ -124,7 +145,7 @@ def beside(root: Path) -> Path | None:
     readable = [p for p in inside if _has_columns(p)]
     if len(readable) == 1:
         return readable[0]
-    for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv"):
+    for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv", "imagelabels.mat"):
         if (root.parent / name).is_file():
             return root.parent / name
     return None

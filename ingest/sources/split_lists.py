@@ -6,7 +6,9 @@ Food-101's ``meta/train.txt`` and ``meta/test.txt`` (``apple_pie/1005649``), the
 folder, with or without the extension, or by its file name or stem; blank and ``#`` lines are skipped.
 A list's split is its file name (``train``, ``trainval``, ``val``, ``test``: ``base.split_of``). And
 CUB-200-2011's (NABirds') table, ``train_test_split.txt``: ``<image id> <1: train, 0: test>`` a line, the
-ids named by ``images.txt`` beside it (``<image id> <path>``).
+ids named by ``images.txt`` beside it (``<image id> <path>``). MATLAB lists too (``matlab.py``): Stanford
+Dogs' ``train_list.mat`` / ``test_list.mat`` (a cell array of paths), and Flowers-102's ``setid.mat``
+(``trnid``, ``valid``, ``tstid``: 1-based numbers of the folder's images in name order).
 
 The image-folder connector gives each listed image that split as its ``split_hint``, so the dataset
 stage keeps the source's test split as test (``dataset.keep_source_test``) and reports a test image
@@ -21,6 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from ingest.sources import matlab
 from ingest.sources.base import split_of
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -34,8 +39,25 @@ _SAMPLE = 500  # entries of a candidate list that sluice init checks against the
 FLAG_TABLE = "train_test_split.txt"  # CUB-200-2011's: image ids and is-training flags, ids in images.txt beside it
 
 
+ID_TABLE = "setid.mat"  # Flowers-102's: image numbers (1-based, the folder's images in name order) per split
+_ID_SPLITS = (("trn", "train"), ("train", "train"), ("val", "val"), ("tst", "test"), ("test", "test"))
+
+
 def is_flag_table(path: str | Path) -> bool:
-    return Path(path).name.lower() == FLAG_TABLE
+    """A list whose entries say their split themselves (CUB's flags, Flowers-102's set ids), not its name."""
+    return Path(path).name.lower() in (FLAG_TABLE, ID_TABLE)
+
+
+def _id_entries(path: Path, root: Path):
+    """(entry, split) of Flowers-102's ``setid.mat``: each variable's numbers, the images of the folder in name
+    order counted from 1; a number past the last image is an entry that names none (counted, named)."""
+    images = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    for name, ids in matlab.numbers(path).items():
+        split = next((s for prefix, s in _ID_SPLITS if name.lower().startswith(prefix)), None)
+        if split is None:
+            raise InputError(f"{path}: variable {name!r} names no split (expected trnid, valid, tstid)")
+        for k in ids.astype(np.int64):
+            yield (images[k - 1] if 1 <= k <= len(images) else f"#{k}"), split
 
 
 def _flag_entries(path: Path):
@@ -72,6 +94,9 @@ def _entries_lines(path: Path):
 
 def _entries(path: Path):
     """Each entry's first word, as a path with forward slashes, in file order."""
+    if path.suffix.lower() == ".mat":
+        yield from (name.replace("\\", "/") for name in matlab.file_names(path))
+        return
     for line in _entries_lines(path):
         yield re.split(r"[\s,;]+", line, maxsplit=1)[0].replace("\\", "/").removeprefix("./")
 
@@ -94,7 +119,8 @@ class SplitLists:
             path = Path(name)
             if not path.is_file():
                 raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
-            pairs = _flag_entries(path) if is_flag_table(path) else ((e, list_split(path)) for e in _entries(path))
+            pairs = _flag_entries(path) if path.name.lower() == FLAG_TABLE else _id_entries(path, root) \
+                if path.name.lower() == ID_TABLE else ((e, list_split(path)) for e in _entries(path))
             for entry, split in pairs:
                 entry = _bare(under(entry, root))
                 before, kept = lists.split.get(entry), split
@@ -163,8 +189,10 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
             sample = [e.split(None, 1)[-1].strip() for _, e in zip(range(_SAMPLE), _entries_lines(folder / "images.txt"))]
             if sample and sum(_resolves(e, root, extensions) for e in sample) >= 0.8 * len(sample):
                 return [table.absolute().as_posix()]
+        if (folder / ID_TABLE).is_file() and _ids_fit(folder / ID_TABLE, root, extensions):
+            return [(folder / ID_TABLE).absolute().as_posix()]
         if folder.is_dir():
-            for path in sorted(folder.glob("*.txt")):
+            for path in sorted([*folder.glob("*.txt"), *folder.glob("*.mat")]):
                 split = list_split(path)
                 if split is not None and path.is_file():
                     candidates.setdefault(split, []).append(path)
@@ -175,3 +203,13 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
         if not sample or sum(_resolves(e, root, extensions) for e in sample) < 0.8 * len(sample):
             return []
     return [path.absolute().as_posix() for [path] in candidates.values()]
+
+
+def _ids_fit(path: Path, root: Path, extensions: tuple[str, ...]) -> bool:
+    """Whether a ``setid.mat``'s numbers all fall within the folder's images (Flowers-102: 8,189 of them)."""
+    try:
+        found = matlab.numbers(path)
+    except InputError:
+        return False
+    count = sum(1 for p in root.rglob("*") if p.suffix in extensions)
+    return bool(found) and all(len(v) and 1 <= v.min() and v.max() <= count for v in found.values())

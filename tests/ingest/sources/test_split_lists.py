@@ -118,3 +118,64 @@ def test_cub_ids_and_training_flags(tmp_path, png):
     (root / "train_test_split.txt").write_text("1 1\n2 yes\n")
     with pytest.raises(InputError, match=r"train_test_split.txt:2: expected '<image id in images.txt> <1 or 0>'"):
         list(read_image_folder(ImageFolderSource(name="cub", kind="image_folder", **found), 10**6))
+
+
+def _mat_cells(names):
+    import numpy as np
+
+    cells = np.empty((len(names), 1), dtype=object)
+    for i, name in enumerate(names):
+        cells[i, 0] = np.array([name])
+    return cells
+
+
+def test_flowers_102_labels_and_set_ids_in_matlab_files(tmp_path, png, make_params, lake):
+    """Oxford Flowers-102 as torchvision keeps it: jpg/image_00001.jpg..., imagelabels.mat (the class of each
+    image in name order) and setid.mat (trnid, valid, tstid: 1-based image numbers)."""
+    import numpy as np
+    from scipy.io import savemat
+
+    from ingest import public
+
+    root = tmp_path / "flowers-102"
+    (root / "jpg").mkdir(parents=True)
+    for k in range(1, 7):
+        (root / "jpg" / f"image_{k:05d}.jpg").write_bytes(png(k))
+    savemat(root / "imagelabels.mat", {"labels": np.array([[77, 77, 5, 5, 12, 12]], np.uint8)})
+    savemat(root / "setid.mat", {"trnid": np.array([[1, 3, 5]], np.uint16), "valid": np.array([[2]], np.uint16),
+                                 "tstid": np.array([[4, 6]], np.uint16)})
+    found = detect(str(root))
+    assert found == {"path": (root / "jpg").as_posix(), "split_lists": [(root / "setid.mat").as_posix()],
+                     "label_from": "file", "labels_file": (root / "imagelabels.mat").as_posix()}
+    public.run(make_params({"ingest": {"sources": [{"name": "f", "kind": "image_folder", **found}]}}))
+    rows = {(r["item_id"], r["source_label"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {("image_00001.jpg", "77", "train"), ("image_00002.jpg", "77", "val"),
+                    ("image_00003.jpg", "5", "train"), ("image_00004.jpg", "5", "test"),
+                    ("image_00005.jpg", "12", "train"), ("image_00006.jpg", "12", "test")}
+    savemat(root / "imagelabels.mat", {"labels": np.array([[1, 2]], np.uint8)})
+    with pytest.raises(InputError, match="2 labels for the 6 images of .*jpg; its labels name the images by position"):
+        public.run(make_params({"ingest": {"sources": [{"name": "f", "kind": "image_folder", **found}]}}))
+
+
+def test_stanford_dogs_lists_in_matlab_files(tmp_path, png):
+    """Images/<wnid-breed>/ beside lists/train_list.mat and test_list.mat (file_list: a cell array of paths) and
+    lists/file_list.mat (every file: no split, not proposed)."""
+    from scipy.io import savemat
+
+    root = tmp_path / "stanford-dogs"
+    names = [f"n0208562{c}-{b}/n0208562{c}_{k}.jpg" for c, b in ((0, "Chihuahua"), (1, "Maltese")) for k in range(3)]
+    for k, name in enumerate(names):
+        (root / "Images" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "Images" / name).write_bytes(png(k))
+    (root / "Annotation" / "n02085620-Chihuahua").mkdir(parents=True)
+    (root / "Annotation" / "n02085620-Chihuahua" / "n02085620_0").write_text("<annotation/>")
+    (root / "lists").mkdir()
+    savemat(root / "lists" / "train_list.mat", {"file_list": _mat_cells(names[:2] + names[3:5])})
+    savemat(root / "lists" / "test_list.mat", {"file_list": _mat_cells([names[2], names[5]])})
+    savemat(root / "lists" / "file_list.mat", {"file_list": _mat_cells(names)})
+    found = detect(str(root))
+    assert found["path"] == (root / "Images").as_posix()
+    assert sorted(found["split_lists"]) == [(root / "lists" / n).as_posix() for n in ("test_list.mat", "train_list.mat")]
+    src = ImageFolderSource(name="d", kind="image_folder", **found)
+    got = {r.item_id: (r.label, r.split_hint) for r in read_image_folder(src, 1 << 20)}
+    assert got[names[2]] == ("n02085620-Chihuahua", "test") and got[names[0]] == ("n02085620-Chihuahua", "train")
