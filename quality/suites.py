@@ -220,6 +220,7 @@ def quarantine(env: Env) -> Suite:
 def dataset(env: Env) -> Suite:
     q = env.params.quality
     n = len(env.classes or [])
+    floor = q.class_share_floor(n) if n else (q.min_class_share if q.min_class_share is not None else 0.01)
     cross = "SELECT dup_group FROM dataset GROUP BY dup_group HAVING count(DISTINCT split) > 1"
     pixel = ("SELECT i.pixel_hash FROM dataset d JOIN images i USING (image_id) "
              "GROUP BY i.pixel_hash HAVING count(DISTINCT d.split) > 1")
@@ -292,11 +293,12 @@ def dataset(env: Env) -> Suite:
                                 "SELECT d.image_id FROM dataset d JOIN image_groups i USING (image_id) "
                                 f"WHERE i.dup_group IN ({near}) ORDER BY 1")),
             Check.aggregate("train_class_min_share", "critical",
-                            f"every class has >= {q.min_class_share:.1%} of the train split (quality.min_class_share)",
-                            between(q.min_class_share, 1), lambda env: min(shares(env).values(), default=0.0),
+                            f"every class has >= {floor:.2%} of the train split (quality.min_class_share"
+                            + ("" if q.min_class_share is not None else f": a tenth of a balanced share of {n} classes")
+                            + ")", between(floor, 1), lambda env: min(shares(env).values(), default=0.0),
                             needs=("dataset.label", "dataset.split"),
                             detail=lambda env: "below the minimum: " + ", ".join(
-                                f"'{c}' {s:.2%}" for c, s in shares(env).items() if s < q.min_class_share)),
+                                f"'{c}' {s:.2%}" for c, s in shares(env).items() if s < floor)),
             Check.aggregate("splits_not_empty", "critical", "train and test splits are not empty", is_ok(),
                             empty_splits, needs=("dataset.split",)),
             Check.aggregate("label_index_one_to_one", "critical", "each label has one class_index and vice versa",
@@ -355,7 +357,8 @@ def snapshot(env: Env) -> Suite:
             Check.row("rows_match_gold", "warning", "gold_rows", pair_equal(),
                       "per-split row counts equal the gold dataset table's"),
             Check.row("train_min_class_share", "warning", "train_min_class_share",
-                      between(env.params.quality.min_class_share, 1), "every class keeps its minimum share of train"),
+                      between(env.params.quality.class_share_floor(len(env.classes or [])), 1),
+                      "every class keeps its minimum share of train (quality.min_class_share)"),
             Check.row("mean_std_range", "critical", "mean_std_ok", in_set([True]), "train mean in 0..1 and std in (0..1]"),
         ],
     )

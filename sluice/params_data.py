@@ -281,7 +281,9 @@ class QualityParams(Section):
     """Great Expectations gates per layer, quarantine, reports (quality/); see docs/quality.md."""
 
     classes: list[str] | None = None  # null = labels.classes, else the resolved labels found
-    min_class_share: Annotated[float, Field(ge=0, le=1)] = 0.01
+    # every class's least share of train; null = a tenth of a balanced share (0.1 / classes: 1% of train with 10
+    # classes, 0.1% with 100), so that Food-101 or ImageNet are not stopped for having many classes
+    min_class_share: Annotated[float, Field(ge=0, le=1)] | None = None
     min_label_confidence: Annotated[float, Field(ge=0, le=1)] = 0.5
     min_annotator_accuracy: Annotated[float, Field(ge=0, le=1)] = 0.5
     max_flagged_annotator_share: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -297,6 +299,10 @@ class QualityParams(Section):
     page_max_dup_groups: Annotated[int, Field(ge=0)] = 12
     max_test_leakage: Annotated[float, Field(ge=0, le=1)] = 0.005  # share of test images with a near-copy in train
     page_max_quarantined: Annotated[int, Field(ge=0)] = 60
+
+    def class_share_floor(self, classes: int) -> float:
+        """The least share of train each of ``classes`` classes must keep: ``min_class_share``, else 0.1 / classes."""
+        return self.min_class_share if self.min_class_share is not None else 0.1 / max(classes, 1)
 
 
 class ExportParams(Section):

@@ -208,3 +208,18 @@ def test_test_leakage_share_gate(world):
     world.set(max_test_leakage=0.5)  # one leaked test image of 7: allowed by a lax threshold
     report = world.run("gold", only=["dataset"])
     assert "dataset.test_leakage_share" not in report["critical_failures"]
+
+
+def test_the_least_class_share_scales_with_the_number_of_classes(world):
+    """A fixed 1% stopped every set of more than 100 balanced classes (Food-101: 0.99% each); by default each
+    class must keep a tenth of a balanced share, and an explicit min_class_share is used as it is."""
+    from sluice.params_data import QualityParams
+
+    assert [QualityParams().class_share_floor(k) for k in (10, 101, 1000)] == [0.01, 0.1 / 101, 0.0001]
+    assert QualityParams(min_class_share=0.02).class_share_floor(1000) == 0.02
+    report = world.run("gold", only=["dataset"])
+    [check] = [c for c in report["checks"] if c["name"] == "dataset.train_class_min_share"]
+    assert check["success"] and "3.33% of the train split (quality.min_class_share: a tenth of a balanced share " \
+                                "of 3 classes)" in check["description"]
+    world.set(min_class_share=0.9)
+    assert "dataset.train_class_min_share" in failed(world.run("gold", only=["dataset"]))
