@@ -128,15 +128,26 @@ def _distribution(d: _Data, classes: list[str] | None):
     return f"<p class='muted'>From the {source}.</p>{bar_chart(classes, counts, splits)}{table}"
 
 
+SAMPLE_BUDGET = 400  # images the samples section embeds at most: 8 a class for 50 classes, 1 for 400 of ImageNet's 1,000
+
+
 def _samples(d: _Data, per_class: int) -> str:
     if per_class == 0 or not d.has("images") or not (d.has("dataset") or d.has("labels")):
         return "<p class='muted'>No labelled images yet.</p>"
     source = ("SELECT image_id, label FROM dataset" if d.has("dataset")
               else "SELECT image_id, label FROM labels WHERE status = 'resolved'")
+    classes = d.rows(f"SELECT count(DISTINCT label) FROM ({source})")[0][0]
+    per = max(1, min(per_class, SAMPLE_BUDGET // max(classes, 1)))  # a page of many classes stays a page
+    shown = SAMPLE_BUDGET // per
     rows = d.rows(f"SELECT label, image_id, pixels FROM (SELECT s.label, s.image_id, i.pixels, row_number() OVER "
-                  f"(PARTITION BY s.label ORDER BY s.image_id) AS rn FROM ({source}) s JOIN images i USING (image_id)) "
-                  f"WHERE rn <= ? ORDER BY label, image_id", per_class)
-    out, current = [], None
+                  f"(PARTITION BY s.label ORDER BY s.image_id) AS rn, dense_rank() OVER (ORDER BY s.label) AS k "
+                  f"FROM ({source}) s JOIN images i USING (image_id)) WHERE rn <= ? AND k <= ? ORDER BY label, image_id",
+                  per, shown)
+    note = (f"<p class='muted'>{per} image{'s' if per > 1 else ''} a class"
+            + (f", the first {shown} of {classes} classes" if classes > shown else "")
+            + f" (at most {SAMPLE_BUDGET} images on this page; <code>sluice sql \"select * from dataset where label = "
+            "'...'\"</code> for the rest)</p>") if per < per_class or classes > shown else ""
+    out, current = [note], None
     for label, image_id, pixels in rows:
         if label != current:
             out.append(("</div>" if current is not None else "") + f'<div class="row grid" data-class="{escape(str(label))}">'

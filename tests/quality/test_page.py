@@ -73,3 +73,13 @@ def test_leakage_section_lists_cross_split_groups_side_by_side(world):
     rows = re.findall(r'<tr class="leak" data-leak="[0-9a-f]+">(.*?)</tr>', html, re.S)
     assert len(rows) == 1 and rows[0].count("<img") == 2
     assert "source test; near" in rows[0] and "source train" in rows[0] and "dataset: train" in rows[0]
+
+
+def test_samples_of_many_classes_stay_within_the_pages_budget(world, monkeypatch):
+    """ImageNet's 1,000 classes x 8 samples would embed 8,000 images in one HTML file: a budget caps them."""
+    from quality import page
+
+    monkeypatch.setattr(page, "SAMPLE_BUDGET", 2)  # the fixture's 3 classes stand for many
+    html = page.write_page(world.params, world.lake, ["cat", "dog", "fox"]).read_text()
+    assert re.findall(r'<div class="row grid" data-class="(\w+)"', html) == ["cat", "dog"]
+    assert "1 image a class, the first 2 of 3 classes (at most 2 images on this page" in html
