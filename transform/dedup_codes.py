@@ -115,8 +115,8 @@ def fill(codes: np.ndarray | None, have: np.ndarray | None, thumbs: np.ndarray, 
         while starts or running:
             while starts and len(running) < window_size:
                 start = starts.popleft()
-                running.append((start, client.submit(window_codes, client.scatter(thumbs[rows[missing[start:start + step]]]),
-                                                     windows, pure=False)))
+                block = client.scatter(thumbs[rows[missing[start:start + step]]], hash=False)
+                running.append((start, client.submit(window_codes, block, windows, pure=False)))
             start, future = running.popleft()
             codes[missing[start:start + step]] = future.result()
             future.release()

@@ -172,14 +172,14 @@ def _hits(table_codes: np.ndarray, thumbs: np.ndarray, rows: np.ndarray, windows
 
     plan = plan_for(table_codes, max_bits)
     stats.update(search_chunks=plan[0], search_radius=plan[1], largest_bucket=None)
-    shared = client.scatter(table_codes, broadcast=True)
+    shared = client.scatter(table_codes, broadcast=True, hash=False)
     starts, running = deque(range(0, len(rows), block)), deque()
     stats["search_tasks"] = stats.get("search_tasks", 0) + len(starts)
     try:
         while starts or running:
             while starts and len(running) < 2 * total_threads(client):
                 start = starts.popleft()
-                share = client.scatter(thumbs[rows[start:start + block]])
+                share = client.scatter(thumbs[rows[start:start + block]], hash=False)
                 running.append((start, client.submit(_block_hits, shared.key, shared, share, max_bits, plan, windows,
                                                      pure=False)))
             start, future = running.popleft()

@@ -165,7 +165,9 @@ def fill_on_dask(client, lake: Lake, version: int, plan: ShardPlan, lookup: Look
     if not fragments:
         return pl.DataFrame(schema={"image_id": pl.String, "nbytes": pl.Int64})
     tasks = max(1, min(len(fragments), 4 * total_threads(client)))
-    plan_f, lookup_f = client.scatter([plan, lookup], broadcast=True)
+    # keys of their own (hash=False): with content keys, a second call could scatter under the keys the scheduler is
+    # still releasing from the first, and its tasks die with 'lost dependencies' (seen under load)
+    plan_f, lookup_f = client.scatter([plan, lookup], broadcast=True, hash=False)
     sees = client.run(Path.is_dir, plan.folder)  # asked first: a failed task would log its traceback on the worker
     futures: list = []
     try:
