@@ -8,6 +8,8 @@ a flat folder's labels come from a CSV naming each file (``labels_file``; see ``
 ``label_from: name`` they come from each file's name (``name_pattern``'s group; by default the name less
 its trailing number: Kaggle's Dogs vs Cats ``cat.12.jpg``, the Oxford-IIIT Pets' ``Bengal_104.jpg``); a
 name the pattern does not fit lands unlabelled (a test folder of ``1.jpg, 2.jpg``), counted in the log.
+With ``label_from: lists`` they come from the ``split_lists`` whose lines say ``<image> <label>`` (Caffe's,
+PaddleClas' ``train.txt``; ``label_lists.py``), class indices named by ``class_names``.
 ``item_id`` is the file's path relative to ``root``.
 """
 
@@ -26,6 +28,7 @@ from ingest.sources import split_annotations
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folder_layout import CONTAINERS, any_image, container, holds_image_file, layout, subdirs
 from ingest.sources.folders import metadata
+from ingest.sources.label_lists import find_labelled
 from ingest.sources.labels_file import beside, find_columns, match
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
 from sluice import read_ahead
@@ -40,7 +43,7 @@ log = stage_logger("ingest")
 
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
-    label_from: Literal["folder", "path", "none", "file", "name"] = "folder"  # none: unlabelled (e.g. waiting for votes)
+    label_from: Literal["folder", "path", "none", "file", "name", "lists"] = "folder"  # none: unlabelled (e.g. for votes)
     labels_file: str | None = None  # label_from: file: a CSV / TSV naming each image's file and label
     name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
@@ -48,11 +51,18 @@ class ImageFolderSource(SourceConfig):
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
+    class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists: class index -> name
+    class_index_base: Literal[0, 1] = 0  # the index of class_names' first name in the lists (0, or 1)
 
     @model_validator(mode="after")
     def _labels_file_with_file(self):
         if (self.label_from == "file") != (self.labels_file is not None):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        if self.label_from == "lists" and not self.split_lists:
+            raise ValueError("label_from: lists needs split_lists (train.txt, val.txt, ... whose lines say "
+                             "'<image> <label>')")
+        if self.class_names is not None and self.label_from != "lists":
+            raise ValueError("class_names goes with label_from: lists (labels given as class indices in the lists)")
         if self.name_pattern is not None:
             if self.label_from != "name":
                 raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
@@ -166,7 +176,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     nameless = [0]
     found = [False]
     skipped: set[str] = set()
-    lists = SplitLists.read(src.split_lists, root) if src.split_lists else None
+    lists = SplitLists.read(src.split_lists, root, src.label_from == "lists", src.class_names, src.class_index_base) \
+        if src.split_lists else None
     annotated = {folder: beside_it for _, folder, label in groups  # Tiny ImageNet's val/images/ + val/val_annotations.txt
                  if label is None and src.label_from in ("folder", "path") and folder.parent != root
                  and container(folder.parent, folder) and (beside_it := split_annotations.beside(folder.parent))}
@@ -177,6 +188,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     def of_name(path: Path, label: str | None, folder: Path) -> str | None:
         if src.label_from == "path" and label is not None:  # the folders from the class level down: a/abbey
             return path.parent.relative_to(folder.parent).as_posix()
+        if lists and src.label_from == "lists":
+            return lists.label_of(path) if path.suffix.lower() in IMAGE_EXTENSIONS else None
         if pattern is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
             return label
         label = name_label(path.stem, pattern)
@@ -186,6 +199,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     def jobs() -> Iterator[Record | tuple[Path, str | None, str | None]]:
         """Each file as (path, label, split) to read, or a rejection already made, in the order they land."""
         splits = ", ".join(sorted({f"{s.name}/" for s in split_layout.splits})) if split_layout else ""
+        yield from lists.rejects if lists else ()
         for folder in outside:  # beside the splits and none of them (Fruits-360's test-multiple_fruits/)
             for path in _files(folder, skipped):
                 found[0] = True
@@ -210,16 +224,17 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                 for path in _files(folder, skipped):
                     found[0] = True
                     yield path, of_name(path, label, folder), split_of_file(path, split)
-            return
-        files = [(split, path) for split, folder, _ in groups
-                 for path in _files(folder, skipped) if path.absolute() != labels_file]
-        named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
-                      src.file_column, src.label_column, src.split_column)
-        yield from named.rejects
-        for split, path in files:
-            found[0] = True
-            label, listed_split = named.by_image.get(path, (None, None))
-            yield path, label, split_of_file(path, split or split_of(listed_split))
+        else:
+            files = [(split, path) for split, folder, _ in groups
+                     for path in _files(folder, skipped) if path.absolute() != labels_file]
+            named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
+                          src.file_column, src.label_column, src.split_column)
+            yield from named.rejects
+            for split, path in files:
+                found[0] = True
+                label, listed_split = named.by_image.get(path, (None, None))
+                yield path, label, split_of_file(path, split or split_of(listed_split))
+        yield from lists.unmatched_labels() if lists else ()
 
     def named(jobs):  # the names in this thread: the reading threads hold the GIL as little as they can
         for job in jobs:
@@ -243,7 +258,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
 def detect(path: str) -> dict:
     """The folder the layout starts in (``path``) when ``path`` only wraps it (see :func:`_wrapped`); for a flat
     folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
-    names (:func:`_names_are_labels`), else ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
+    names (:func:`_names_are_labels`), else lists that label its images (``label_lists.find_labelled``), else
+    ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
     A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (:func:`_classes_nest`)."""
     root = inner = Path(path)
     while (wrapped := _wrapped(inner)) is not None:
@@ -269,7 +285,7 @@ def detect(path: str) -> dict:
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}
-    return {**moved, "label_from": "none"}
+    return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or {"label_from": "none"})}
 
 
 def _wrapped(folder: Path) -> Path | None:
@@ -336,6 +352,8 @@ def class_names(src: ImageFolderSource) -> list[str] | None:
     the labels the folder paths (``label_from: path``: ``a/abbey``) or file names give, sorted; else None."""
     if src.label_from in ("name", "path"):
         return sorted({label for _, label in file_labels(src)}) or None
+    if src.label_from == "lists":
+        return src.class_names or sorted(set(SplitLists.read(src.split_lists, Path(src.path), True).label.values())) or None
     if src.label_from != "folder":
         return None
     return sorted({label for _, folder, label in _groups(Path(src.path), src)

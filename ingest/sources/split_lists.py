@@ -13,6 +13,8 @@ Dogs' ``train_list.mat`` / ``test_list.mat`` (a cell array of paths), and Flower
 The image-folder connector gives each listed image that split as its ``split_hint``, so the dataset
 stage keeps the source's test split as test (``dataset.keep_source_test``) and reports a test image
 with a copy in train. An image on two lists is test if either is (it is never trained on), and counted.
+A list whose lines also give a label after the name (Caffe's, PaddleClas' and MMPretrain's ``train.txt``:
+``images/a.jpg 3``) labels its images with ``label_from: lists`` (``label_lists.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.sources import matlab
-from ingest.sources.base import split_of
+from ingest.sources.base import Record, split_of
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
 
@@ -92,13 +94,28 @@ def _entries_lines(path: Path):
                 yield line
 
 
+def fields(line: str) -> tuple[str, str]:
+    """A list line's entry (its first field, as a path with forward slashes) and the rest (a label, or "")."""
+    parts = line.split("\t", 1) if "\t" in line else re.split(r"[\s,;]+", line, maxsplit=1)
+    rest = parts[1].strip(" \t,;") if len(parts) > 1 else ""
+    return parts[0].strip().replace("\\", "/").removeprefix("./"), rest
+
+
 def _entries(path: Path):
-    """Each entry's first word, as a path with forward slashes, in file order."""
+    """Each entry's first field, as a path with forward slashes, in file order."""
+    yield from (entry for _, entry, _ in labelled_entries(path))
+
+
+def labelled_entries(path: Path):
+    """(line number, entry, label or "") of each entry of a list, in file order."""
     if path.suffix.lower() == ".mat":
-        yield from (name.replace("\\", "/") for name in matlab.file_names(path))
+        yield from ((0, name.replace("\\", "/"), "") for name in matlab.file_names(path))
         return
-    for line in _entries_lines(path):
-        yield re.split(r"[\s,;]+", line, maxsplit=1)[0].replace("\\", "/").removeprefix("./")
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for number, line in enumerate(fh, 1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield number, *fields(line)
 
 
 @dataclass
@@ -108,45 +125,81 @@ class SplitLists:
     root: Path
     split: dict[str, str] = field(default_factory=dict)  # entry -> split
     origin: dict[str, str] = field(default_factory=dict)  # entry -> the list it came from (its name)
+    label: dict[str, str] = field(default_factory=dict)  # entry -> the label its line gives (labelled lists)
+    where: dict[str, str] = field(default_factory=dict)  # labelled entry -> its list and line
+    rejects: list[Record] = field(default_factory=list)  # labelled lines that cannot label their image
     on_two: int = 0  # entries on lists of two splits (test kept)
+    labelled: int = 0  # images given a label by their line
     used: set[str] = field(default_factory=set)
     given: Counter = field(default_factory=Counter)  # split -> images given it
 
     @classmethod
-    def read(cls, paths: list[str], root: Path) -> SplitLists:
+    def read(cls, paths: list[str], root: Path, labelled: bool = False, class_names: list[str] | None = None,
+             base: int = 0) -> SplitLists:
+        """The lists at ``paths``; ``labelled``: with the label each line gives after its entry, a class index
+        named by ``class_names`` (counted from ``base``); one past them, or one contradicting an earlier
+        line's, is a reject naming its line."""
         lists = cls(root)
         for name in paths:
             path = Path(name)
             if not path.is_file():
                 raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
-            pairs = _flag_entries(path) if path.name.lower() == FLAG_TABLE else _id_entries(path, root) \
-                if path.name.lower() == ID_TABLE else ((e, list_split(path)) for e in _entries(path))
-            for entry, split in pairs:
+            rows = ((0, e, s, "") for e, s in _flag_entries(path)) if path.name.lower() == FLAG_TABLE else \
+                ((0, e, s, "") for e, s in _id_entries(path, root)) if path.name.lower() == ID_TABLE else \
+                ((n, e, list_split(path), label) for n, e, label in labelled_entries(path))
+            for number, entry, split, label in rows:
                 entry = _bare(under(entry, root))
                 before, kept = lists.split.get(entry), split
                 if before is not None and before != split:
                     lists.on_two += 1
                     kept = "test" if "test" in (before, split) else split
                 lists.split[entry], lists.origin[entry] = kept, path.name
+                if label and labelled:
+                    lists._labelled(f"{path}:{number}", entry, label, class_names, base)
         return lists
+
+    def _labelled(self, where: str, entry: str, label: str, class_names: list[str] | None, base: int) -> None:
+        if class_names and label.isdigit():
+            if not base <= int(label) < base + len(class_names):
+                self.rejects.append(Record(where, item_id=entry, reject="unknown_class_index", details=(
+                    f"class index {label} is not among the {len(class_names)} class_names (counted from {base})")))
+                return
+            label = class_names[int(label) - base]
+        self.where.setdefault(entry, where)
+        if self.label.setdefault(entry, label) != label:
+            self.rejects.append(Record(where, item_id=entry, reject="conflicting_label", details=(
+                f"{entry!r} labelled {label!r} here and {self.label[entry]!r} on an earlier line (the first kept)")))
+
+    def _entry(self, path: Path) -> str | None:
+        """The entry naming the image at ``path`` (under ``root``): its path, then shorter tails down to its stem."""
+        parts = _bare(path.relative_to(self.root).as_posix()).split("/")
+        return next((key for i in range(len(parts)) if (key := "/".join(parts[i:])) in self.split), None)
 
     def of(self, path: Path) -> str | None:
         """The split the lists give the image at ``path`` (under ``root``), or None when it is on none."""
-        parts = _bare(path.relative_to(self.root).as_posix()).split("/")
-        for i in range(len(parts)):  # its path under the folder, then shorter tails (down to its stem)
-            key = "/".join(parts[i:])
-            split = self.split.get(key)
-            if split is not None:
-                self.used.add(key)
-                self.given[split] += 1
-                return split
-        return None
+        key = self._entry(path)
+        if key is None:
+            return None
+        self.used.add(key)
+        self.given[self.split[key]] += 1
+        return self.split[key]
+
+    def label_of(self, path: Path) -> str | None:
+        """The label a labelled list gives the image at ``path``, or None."""
+        label = None if (key := self._entry(path)) is None else self.label.get(key)
+        self.labelled += label is not None
+        return label
+
+    def unmatched_labels(self) -> list[Record]:
+        """A reject for each labelled line naming no image of the folder (read once every image was matched)."""
+        return [Record(self.where[e], item_id=e, reject="label_for_missing_file",
+                       details=f"no image in {self.root} is named {e!r}") for e in self.label if e not in self.used]
 
     def summary(self) -> str:
         """One line: images given each split, entries on two lists, entries that named no image."""
         unused = [e for e in self.split if e not in self.used]
         given = ", ".join(f"{s} {n}" for s, n in sorted(self.given.items())) or "none"
-        line = f"split lists: images given a split: {given}"
+        line = f"split lists: images given a split: {given}" + (f"; labelled: {self.labelled}" if self.label else "")
         if self.on_two:
             line += f"; {self.on_two} entries on two lists (test kept)"
         if unused:
@@ -169,7 +222,7 @@ def under(entry: str, root: Path) -> str:
     return f"/{entry}".rsplit(marker, 1)[1] if marker in f"/{entry}" else entry
 
 
-def _resolves(entry: str, root: Path, extensions: tuple[str, ...]) -> bool:
+def resolves(entry: str, root: Path, extensions: tuple[str, ...]) -> bool:
     """Whether an entry names an image of the folder as :meth:`SplitLists.of` matches it: its path under the
     folder (with or without the extension), or a file in the folder itself by name or stem."""
     path = root / _bare(under(entry, root))
@@ -187,7 +240,7 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
         table = folder / FLAG_TABLE
         if table.is_file() and (folder / "images.txt").is_file():
             sample = [e.split(None, 1)[-1].strip() for _, e in zip(range(_SAMPLE), _entries_lines(folder / "images.txt"))]
-            if sample and sum(_resolves(e, root, extensions) for e in sample) >= 0.8 * len(sample):
+            if sample and sum(resolves(e, root, extensions) for e in sample) >= 0.8 * len(sample):
                 return [table.absolute().as_posix()]
         if (folder / ID_TABLE).is_file() and _ids_fit(folder / ID_TABLE, root, extensions):
             return [(folder / ID_TABLE).absolute().as_posix()]
@@ -200,7 +253,7 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
         return []
     for [path] in candidates.values():
         sample = [e for _, e in zip(range(_SAMPLE), _entries(path))]
-        if not sample or sum(_resolves(e, root, extensions) for e in sample) < 0.8 * len(sample):
+        if not sample or sum(resolves(e, root, extensions) for e in sample) < 0.8 * len(sample):
             return []
     return [path.absolute().as_posix() for [path] in candidates.values()]
 

@@ -1,0 +1,110 @@
+"""Lists that label as well as split: ``train.txt`` / ``val.txt`` whose lines say ``<image> <label>``.
+
+The list format of Caffe's ImageData layer, PaddleClas and MMPretrain's ``CustomDataset`` (and of many sets
+published for them, ImageNet's ``train.txt`` / ``val.txt`` among them): one image a line, its path (or file
+name) and its label, the label usually a class index. ``sluice init`` finds such lists for a folder whose
+images carry no label of their own (no class folders, no labels CSV, no class in the file names) and writes
+``label_from: lists`` with them as the source's ``split_lists``. Class indices are named by the class-names
+file published beside the lists when there is one (``classes.txt``, ``label_list.txt``, ``synset_words.txt``,
+``labels.txt``: a name a line, or ``<index> <name>`` lines), counted from 0 or, where the lists start at 1
+and the names end at their largest, from 1; else they land as the numbers they are.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, resolves, list_split
+
+# stems of class-names files (matched ignoring case, "-" and "_"): mmpretrain's classes.txt, PaddleClas'
+# label_list.txt, Caffe's synset_words.txt, TensorFlow's labels.txt, darknet's *.names
+NAME_FILES = ("classes", "classnames", "classlist", "classindex", "labels", "labellist", "labelmap", "labelnames",
+              "synsetwords", "synsets", "categories", "names")
+_SAMPLE = 500
+
+
+def _key(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def find_labelled(root: Path, extensions: tuple[str, ...]) -> dict:
+    """``label_from: lists`` settings for the image folder ``root``: its lists named by a split (one per split;
+    a test list is not needed) in ``root``, its parent or their list folders, at least 80% of whose first
+    entries name an image of the folder and 90% carry a label, with two labels or more; ``class_names`` (and
+    ``class_index_base`` when 1) where the labels are indices that a class-names file beside them names.
+    {} when there are no such lists."""
+    folders = [d for d in dict.fromkeys([root, root.parent, *(d / n for d in (root, root.parent) for n in LIST_FOLDERS)])
+               if d.is_dir()]
+    candidates: dict[str, list[Path]] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.txt")):
+            split = list_split(path)
+            if split is not None and path.is_file():
+                candidates.setdefault(split, []).append(path)
+    if not candidates or any(len(paths) > 1 for paths in candidates.values()):
+        return {}
+    labels: Counter = Counter()
+    for [path] in candidates.values():
+        rows = [(entry, label) for _, entry, label in labelled_entries(path)]
+        sample = rows[:_SAMPLE]
+        if (not sample or sum(resolves(e, root, extensions) for e, _ in sample) < 0.8 * len(sample)
+                or sum(bool(label) for _, label in sample) < 0.9 * len(sample)):
+            return {}
+        labels.update(label for _, label in rows if label)
+    if len(labels) < 2:
+        return {}
+    found = {"label_from": "lists", "split_lists": [p.absolute().as_posix() for [p] in candidates.values()]}
+    if all(label.isdigit() for label in labels):
+        named = class_names_beside(folders, Counter({int(label): n for label, n in labels.items()}))
+        if named:
+            found["class_names"], base = named
+            found.update({"class_index_base": 1} if base == 1 else {})
+    return found
+
+
+def class_names_beside(folders: list[Path], indices: Counter) -> tuple[list[str], int] | None:
+    """The class names of the first class-names file in ``folders`` that names the indices of 99% of the lines
+    (``indices``: index -> lines; a stray index is the ingest's to quarantine), and the index its first name
+    has (0, or 1 where no line says 0 and some say the number of names)."""
+    for folder in folders:
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".txt", ".names")
+                           and _key(p.stem) in NAME_FILES and list_split(p) is None):
+            names = _read_names(path)
+            if not names:
+                continue
+            numbered, ordered = names
+            if numbered is not None:  # "<index> <name>" lines: the indices they give, counted from their smallest
+                base = min(numbered)
+                if sorted(numbered) == list(range(base, base + len(numbered))) and base in (0, 1) \
+                        and _covers(indices, base, len(numbered)):
+                    return [numbered[k] for k in sorted(numbered)], base
+                continue
+            base = 1 if 0 not in indices and len(ordered) in indices else 0
+            if _covers(indices, base, len(ordered)):
+                return ordered, base
+    return None
+
+
+def _covers(indices: Counter, base: int, names: int) -> bool:
+    return sum(n for k, n in indices.items() if base <= k < base + names) >= 0.99 * sum(indices.values())
+
+
+def _read_names(path: Path) -> tuple[dict[int, str] | None, list[str]] | None:
+    """A class-names file as ``({index: name}, [])`` when every line is ``<index> <name>`` (or ``<name> <index>``,
+    ``0: cat``), else ``(None, [a name a line])``; None when empty or unreadable."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        return None
+    for pattern, index, name in ((r"(\d+)[\s,:;]+(.+)", 1, 2), (r"(.+?)[\s,:;]+(\d+)", 2, 1)):
+        found = [re.fullmatch(pattern, line) for line in lines]
+        if all(found):
+            numbered = {int(m.group(index)): m.group(name).strip() for m in found}  # type: ignore[union-attr]
+            if len(numbered) == len(lines):
+                return numbered, []
+    return None, lines

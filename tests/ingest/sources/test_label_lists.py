@@ -1,0 +1,116 @@
+"""Lists that label as well as split (Caffe's / PaddleClas' / MMPretrain's ``train.txt``: ``images/a.jpg 3``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ingest.sources.image_folder import ImageFolderSource, class_names, detect, read_image_folder
+from ingest.sources.label_lists import class_names_beside
+
+
+def _caffe(root: Path, png, names: str | None = "cat\ndog\nbird\n", base: int = 0) -> Path:
+    """root/images/img_NNN.jpg (no class folders, no class in the names) + train.txt / val.txt beside."""
+    (root / "images").mkdir(parents=True)
+    lists = {"train": [], "val": []}
+    for i in range(30):
+        (root / "images" / f"img_{i:03d}.jpg").write_bytes(png(i))
+        lists["val" if i >= 24 else "train"].append(f"images/img_{i:03d}.jpg {i % 3 + base}")
+    for split, lines in lists.items():
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    if names is not None:
+        (root / "classes.txt").write_text(names)
+    return root
+
+
+def _landed(src: ImageFolderSource):
+    records = list(read_image_folder(src, 10**6))
+    landed = {Path(r.uri).name: (r.label, r.split_hint) for r in records if r.reject is None}
+    return landed, [r for r in records if r.reject]
+
+
+def test_caffe_lists_are_found_and_label_and_split_the_images(tmp_path, png):
+    root = _caffe(tmp_path / "set", png)
+    found = detect(str(root))
+    assert found["path"] == (root / "images").as_posix() and found["label_from"] == "lists"
+    assert found["split_lists"] == [(root / "train.txt").as_posix(), (root / "val.txt").as_posix()]
+    assert found["class_names"] == ["cat", "dog", "bird"] and "class_index_base" not in found
+    src = ImageFolderSource(name="s", kind="image_folder", **found)
+    landed, rejects = _landed(src)
+    assert not rejects and len(landed) == 30
+    assert landed["img_000.jpg"] == ("cat", "train") and landed["img_025.jpg"] == ("dog", "val")
+    assert Counter(label for label, _ in landed.values()) == {"cat": 10, "dog": 10, "bird": 10}
+    assert class_names(src) == ["cat", "dog", "bird"]
+
+
+def test_without_a_names_file_the_indices_land_as_they_are(tmp_path, png):
+    root = _caffe(tmp_path / "set", png, names=None)
+    found = detect(str(root))
+    assert "class_names" not in found
+    landed, _ = _landed(ImageFolderSource(name="s", kind="image_folder", **found))
+    assert landed["img_004.jpg"] == ("1", "train")
+
+
+@pytest.mark.parametrize("names, base, expected", [
+    ("1 cat\n2 dog\n3 bird\n", 1, ["cat", "dog", "bird"]),  # numbered lines, 1-based lists
+    ("cat\ndog\nbird\n", 1, ["cat", "dog", "bird"]),  # a name a line, lists counting from 1 (CUB's, the Pets')
+    ("0: cat\n1: dog\n2: bird\n", 0, ["cat", "dog", "bird"]),
+])
+def test_class_names_files_and_the_index_they_start_at(tmp_path, png, names, base, expected):
+    root = _caffe(tmp_path / "set", png, names=names, base=base)
+    found = detect(str(root))
+    assert found["class_names"] == expected and found.get("class_index_base", 0) == base
+    landed, _ = _landed(ImageFolderSource(name="s", kind="image_folder", **found))
+    assert landed["img_002.jpg"] == ("bird", "train")
+
+
+def test_a_names_file_that_names_too_few_classes_is_not_used(tmp_path, png):
+    root = _caffe(tmp_path / "set", png, names="cat\ndog\n")
+    assert "class_names" not in detect(str(root))
+    assert class_names_beside([root], Counter({0: 10, 1: 10, 7: 1})) is None
+    assert class_names_beside([root], Counter({0: 100, 1: 100, 7: 1})) == (["cat", "dog"], 0)  # a stray 0.5%
+
+
+def test_bad_lines_are_quarantined_and_their_images_still_land(tmp_path, png):
+    root = _caffe(tmp_path / "set", png)
+    found = detect(str(root))  # as sluice init wrote it; then the lists changed
+    with (root / "val.txt").open("a") as f:
+        f.write("images/gone.jpg 1\nimages/img_000.jpg 2\nimages/img_001.jpg 9\n")
+    landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", **found))
+    by_reason = {r.reject: r for r in rejects}
+    assert set(by_reason) == {"label_for_missing_file", "conflicting_label", "unknown_class_index"}
+    assert by_reason["label_for_missing_file"].uri == f"{root / 'val.txt'}:7"
+    assert by_reason["conflicting_label"].uri == f"{root / 'val.txt'}:8" and "'cat'" in by_reason["conflicting_label"].details
+    assert by_reason["unknown_class_index"].uri == f"{root / 'val.txt'}:9"
+    assert landed["img_000.jpg"][0] == "cat" and landed["img_001.jpg"][0] == "dog"  # the first line's label kept
+    assert len(landed) == 30
+
+
+def test_tab_separated_lines_keep_spaces_in_names_and_labels(tmp_path, png):
+    (tmp_path / "images").mkdir()
+    for i in range(6):
+        (tmp_path / "images" / f"my photo {i}.jpg").write_bytes(png(i))
+    (tmp_path / "train.txt").write_text("".join(f"my photo {i}.jpg\t{'golden retriever' if i % 2 else 'pug'}\n"
+                                                for i in range(6)))
+    found = detect(str(tmp_path / "images"))
+    assert found["label_from"] == "lists"
+    landed, _ = _landed(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path / "images"), **found))
+    assert landed["my photo 1.jpg"] == ("golden retriever", "train")
+
+
+def test_lists_without_labels_or_naming_other_files_are_not_label_lists(tmp_path, png):
+    root = _caffe(tmp_path / "set", png)
+    (root / "train.txt").write_text("".join(f"images/img_{i:03d}.jpg\n" for i in range(24)))  # no labels
+    assert detect(str(root))["label_from"] == "none"
+    (root / "train.txt").write_text("".join(f"elsewhere/{i}.jpg 1\n" for i in range(24)))
+    assert detect(str(root))["label_from"] == "none"
+
+
+def test_settings_that_do_not_go_together_are_refused(tmp_path):
+    with pytest.raises(ValidationError, match="label_from: lists needs split_lists"):
+        ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), label_from="lists")
+    with pytest.raises(ValidationError, match="class_names goes with label_from: lists"):
+        ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), class_names=["a"])
