@@ -28,7 +28,7 @@ from ingest.sources import split_annotations
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folder_layout import CONTAINERS, any_image, container, holds_image_file, layout, subdirs
 from ingest.sources.folders import metadata
-from ingest.sources.label_lists import find_labelled
+from ingest.sources.label_lists import find_labelled, names_file
 from ingest.sources.labels_file import beside, find_columns, match
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
 from sluice import read_ahead
@@ -172,6 +172,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     groups = _groups(root, src)
     outside = split_layout.outside if (split_layout := layout(root)) else []
     labels_file = Path(src.labels_file).absolute() if src.labels_file else None
+    own = {labels_file, *(Path(p).absolute() for p in src.split_lists)}  # the source's lists: not data, not landed
     pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
     nameless = [0]
     found = [False]
@@ -208,7 +209,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                                      "of them: name it as a split, or give it as a source of its own")
         for path in _stray_files(root, groups, outside):
             found[0] = True
-            if path.absolute() == labels_file or path in annotated.values():
+            if path.absolute() in own or path in annotated.values() or src.label_from == "lists" and names_file(path):
                 continue
             if src.label_from not in ("folder", "path"):  # a file beside the split folders: an image all the same
                 yield path, of_name(path, None, root), split_of_file(path, None)
@@ -223,7 +224,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                     continue
                 for path in _files(folder, skipped):
                     found[0] = True
-                    yield path, of_name(path, label, folder), split_of_file(path, split)
+                    if path.absolute() not in own and not (src.label_from == "lists" and names_file(path)):
+                        yield path, of_name(path, label, folder), split_of_file(path, split)
         else:
             files = [(split, path) for split, folder, _ in groups
                      for path in _files(folder, skipped) if path.absolute() != labels_file]

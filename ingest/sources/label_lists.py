@@ -16,6 +16,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ingest.sources.base import split_of
+from ingest.sources.folder_layout import subdirs
 from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, resolves, list_split
 
 # stems of class-names files (matched ignoring case, "-" and "_"): mmpretrain's classes.txt, PaddleClas'
@@ -46,10 +48,11 @@ def find_labelled(root: Path, extensions: tuple[str, ...]) -> dict:
     if not candidates or any(len(paths) > 1 for paths in candidates.values()):
         return {}
     labels: Counter = Counter()
+    bases = [root, *(d for d in subdirs(root) if split_of(d.name))]  # train/a.jpg named a.jpg by train.txt
     for [path] in candidates.values():
         rows = [(entry, label) for _, entry, label in labelled_entries(path)]
         sample = rows[:_SAMPLE]
-        if (not sample or sum(resolves(e, root, extensions) for e, _ in sample) < 0.8 * len(sample)
+        if (not sample or sum(any(resolves(e, d, extensions) for d in bases) for e, _ in sample) < 0.8 * len(sample)
                 or sum(bool(label) for _, label in sample) < 0.9 * len(sample)):
             return {}
         labels.update(label for _, label in rows if label)
@@ -64,13 +67,17 @@ def find_labelled(root: Path, extensions: tuple[str, ...]) -> dict:
     return found
 
 
+def names_file(path: Path) -> bool:
+    """Whether ``path`` is named as a class-names file (not landed from a folder its lists label)."""
+    return path.suffix.lower() in (".txt", ".names") and _key(path.stem) in NAME_FILES and list_split(path) is None
+
+
 def class_names_beside(folders: list[Path], indices: Counter) -> tuple[list[str], int] | None:
     """The class names of the first class-names file in ``folders`` that names the indices of 99% of the lines
     (``indices``: index -> lines; a stray index is the ingest's to quarantine), and the index its first name
     has (0, or 1 where no line says 0 and some say the number of names)."""
     for folder in folders:
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".txt", ".names")
-                           and _key(p.stem) in NAME_FILES and list_split(p) is None):
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and names_file(p)):
             names = _read_names(path)
             if not names:
                 continue

@@ -114,3 +114,29 @@ def test_settings_that_do_not_go_together_are_refused(tmp_path):
         ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), label_from="lists")
     with pytest.raises(ValidationError, match="class_names goes with label_from: lists"):
         ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), class_names=["a"])
+
+
+def test_flat_split_folders_labelled_by_lists_that_name_their_files(tmp_path, png):
+    for split, n in (("train", 12), ("val", 6)):
+        (tmp_path / split).mkdir()
+        for i in range(n):
+            (tmp_path / split / f"{split}_{i}.jpg").write_bytes(png(i + 100 * n))
+        (tmp_path / f"{split}.txt").write_text("".join(f"{split}_{i}.jpg {i % 2}\n" for i in range(n)))
+    (tmp_path / "labels.txt").write_text("0 cat\n1 dog\n")
+    found = detect(str(tmp_path))
+    assert found["label_from"] == "lists" and found["class_names"] == ["cat", "dog"]
+    landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), **found))
+    assert not rejects and len(landed) == 18
+    assert landed["train_3.jpg"] == ("dog", "train") and landed["val_4.jpg"] == ("cat", "val")
+
+
+def test_lists_and_names_inside_the_folder_are_not_landed_as_images(tmp_path, png):
+    for i in range(8):
+        (tmp_path / f"{i}.png").write_bytes(png(i))
+    (tmp_path / "train.txt").write_text("".join(f"{i}.png {i % 2}\n" for i in range(8)))
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    (tmp_path / "notes.txt").write_text("not a list\n")
+    found = detect(str(tmp_path))
+    landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), **found))
+    assert len(landed) == 8 and landed["3.png"] == ("dog", "train")
+    assert [Path(r.uri).name for r in rejects] == ["notes.txt"]  # any other file is still quarantined
