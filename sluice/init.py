@@ -56,7 +56,7 @@ def register(sub) -> None:
                         "columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
-                   help="crowd votes: MTurk results CSV, Label Studio JSON, a CSV with one vote a row (item, "
+                   help="crowd votes: MTurk results CSV, Label Studio JSON, a CSV or JSON Lines with one vote a row (item, "
                         "worker and label columns found by name: image, annotator, answer, ...), or a wide table "
                         "with one column per answer (CSV, Parquet, .npy/.npz/.pt arrays such as CIFAR-10N's)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
@@ -124,25 +124,28 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     if p.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
         raise InputError(f"{path}: a spreadsheet workbook is not read; save the sheet as CSV (UTF-8) and give that")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
-    if p.suffix.lower() == ".json":
-        kind = "label_studio"
-    elif p.suffix.lower() in (".parquet", ".pq"):
-        kind = "csv"  # one vote a row, else wide
-    elif p.suffix.lower() in WIDE_SUFFIXES:
-        kind = "wide"
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        kinds = ["label_studio", "csv"]  # else a JSON array of vote records
+    elif suffix in (".jsonl", ".ndjson"):
+        kinds = ["csv"]  # one vote a record
+    elif suffix in (".parquet", ".pq"):
+        kinds = ["csv", "wide"]  # one vote a row, else wide
+    elif suffix in WIDE_SUFFIXES:
+        kinds = ["wide"]
     else:
         with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
             header = f.readline()
-        kind = "mturk" if "Input." in header and "Answer." in header else "csv"
-    try:
-        entry = {**entry, "kind": kind, **_detected("votes", kind, p, path)}
-    except InputError as long_error:
-        if kind != "csv":
-            raise
-        try:  # not one vote a row: one row per item, a column per answer?
-            entry = {**entry, "kind": "wide", **_detected("votes", "wide", p, path)}
-        except InputError:
-            raise long_error from None
+        kinds = ["mturk"] if "Input." in header and "Answer." in header else ["csv", "wide"]  # wide: a column per answer
+    first_error = None
+    for kind in kinds:
+        try:
+            entry = {**entry, "kind": kind, **_detected("votes", kind, p, path)}
+            break
+        except InputError as err:
+            first_error = first_error or err
+    else:
+        raise first_error  # type: ignore[misc]
     if entry["kind"] == "wide" and not {"item_column", "item_key", "items_file"} & set(entry):
         print(f"[init] {path}: no item column: its rows are items by position (0, 1, ...); set item_key on its "
               "labels.exports entry to the raw_images field they index (e.g. column:train_index for CIFAR's "

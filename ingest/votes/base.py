@@ -54,8 +54,9 @@ class Parsed:
 
 
 def missing_field_rejects(frame: pl.DataFrame, path: Path, needed: dict[str, str]) -> tuple[pl.DataFrame, list[Reject]]:
-    """Split off rows lacking a worker, item or label (line numbers count the header as line 1)."""
-    frame = frame.with_row_index("__line", offset=2)
+    """Split off rows lacking a worker, item or label (line numbers count the header as line 1, or are the
+    frame's own ``__line``: JSON records)."""
+    frame = frame if "__line" in frame.columns else frame.with_row_index("__line", offset=2)
     bad = pl.any_horizontal([pl.col(c).is_null() for c in needed])
     rejects = [Reject(f"{path}:{row['__line']}", "missing_field",
                       "empty " + ", ".join(what for c, what in needed.items() if row[c] is None))

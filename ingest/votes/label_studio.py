@@ -129,6 +129,9 @@ def detect(path: str) -> dict:
     datas = [t["data"] if isinstance(t.get("data"), dict) else t for t in tasks]
     if not datas:
         return {}
+    if not any({"data", "annotations", "completions", "annotator"} & set(t) for t in tasks):
+        raise InputError(f"{path}: not a Label Studio export (no task has data, annotations or an annotator; its "
+                         f"objects have {', '.join(sorted({k for t in tasks for k in t})[:12])})")
     found = {}
     if not any("image" in d for d in datas):
         keys = {k for d in datas for k, v in d.items() if isinstance(v, str) and re.search(_IMAGE_REF, v.strip())}

@@ -1,4 +1,5 @@
-"""A plain long CSV (or Parquet) of votes: one row per vote (item, worker, label, optional time and task)."""
+"""A plain long CSV (or Parquet, or JSON records) of votes: one row per vote (item, worker, label, optional time
+and task)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Literal
 
 import polars as pl
 
+from ingest.votes import json_records
 from ingest.votes.base import (
     Parsed,
     VoteExport,
@@ -57,9 +59,14 @@ def read(export: CsvVotesExport) -> Parsed:
     path = Path(export.path)
     needed = {export.item_column: "item", export.worker_column: "worker", export.label_column: "label"}
     required = list(needed) + [c for c in (export.time_column, export.task_column, export.status_column) if c]
-    frame = _parquet(path, required) if path.suffix.lower() in PARQUET else \
-        read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
+    bad_records = []
+    if json_records.is_json(path):
+        frame, bad_records = json_records.read(path, required, f"vote file '{export.name}'")
+    else:
+        frame = _parquet(path, required) if path.suffix.lower() in PARQUET else \
+            read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
     frame, rejects = missing_field_rejects(frame, path, needed)
+    rejects = bad_records + rejects
     texts = frame[export.time_column].to_list() if export.time_column else [None] * frame.height
     submitted, unparsed = times(texts, parse_iso)
     task = pl.col(export.task_column) if export.task_column else pl.lit(None, pl.String)
@@ -122,11 +129,16 @@ def _roles(header: list[str]) -> dict[str, str | None]:
         tail = _unprefixed(name)
         if tail is not None:
             by_key.setdefault(_key(tail), name)
+    for name in header:  # then a JSON record's nested field by its own name (meta.file: file)
+        if "." in name.strip("."):
+            by_key.setdefault(_key(name.rsplit(".", 1)[1]), name)
     return {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
 
 
 def detect(path: str) -> dict:
     """The ``*_column`` settings a vote CSV at ``path`` needs (none when it says item, worker, label)."""
+    if json_records.is_json(path):
+        return _detect_json(path)
     if Path(path).suffix.lower() in PARQUET:
         header = list(pl.read_parquet_schema(path))
         line = ",".join(header)
@@ -134,7 +146,10 @@ def detect(path: str) -> dict:
         with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
             line = f.readline().rstrip("\r\n")
         header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
-    header = [c.strip() for c in header]
+    return _settings(path, [c.strip() for c in header], line)
+
+
+def _settings(path: str, header: list[str], line: str) -> dict:
     found = columns_of(header)
     if found is None:
         roles = _roles(header)
@@ -166,6 +181,32 @@ def status_column(header: list[str]) -> str | None:
         if _key(tail) in ("status", "assignmentstatus"):
             return name
     return None
+
+
+# choice interfaces' JSON (Prodigy's): "accept" holds the options chosen, "answer" says whether the annotator
+# accepted, rejected or skipped the task; only accepted answers are votes
+_DECISIONS = {"accept", "reject", "ignore"}
+
+
+def _detect_json(path: str) -> dict:
+    """The settings of JSON vote records: their fields by the names a CSV header's are found by, passing over a
+    field that holds the images themselves (``data:`` URIs) for one that names them (``path``, ``meta.file``),
+    and a choice interface's ``accept`` (else ``label``) and ``answer`` read as the label and the status."""
+    keys = json_records.keys(path)
+    sample = json_records.read(Path(path), keys, "vote file")[0].head(200) if keys else pl.DataFrame()
+    header = [k for k in keys if not sample[k].drop_nulls().str.starts_with("data:").any()]
+    decisions = {v.lower() for v in sample["answer"].drop_nulls()} if "answer" in header else set()
+    if not (decisions and decisions <= _DECISIONS):
+        return _settings(path, header, ", ".join(header[:12]))
+    label = next((k for k in ("accept", "label") if k in header), None)
+    roles = _roles([k for k in header if k not in ("answer", "accept", "label")])
+    if label is None or not roles["item"] or not roles["worker"]:
+        raise InputError(f"{path}: accept / reject answers, but cannot tell which field holds the "
+                         f"{'label' if label is None else 'item' if not roles['item'] else 'annotator'} (fields "
+                         f"{', '.join(header[:12])}); set item_column, worker_column and label_column in params.yaml")
+    found = {"item_column": roles["item"], "worker_column": roles["worker"], "label_column": label,
+             "status_column": "answer", "rejected_values": ["reject", "ignore"]}
+    return {k: v for k, v in found.items() if v != k.removesuffix("_column")}
 
 
 CONNECTOR = Connector("votes", "csv", CsvVotesExport, read, "long CSV, one vote per row", detect=detect)

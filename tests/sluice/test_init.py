@@ -138,6 +138,19 @@ def test_vote_csv_columns_are_found_by_their_usual_names(run_cli, tmp_path):
     assert exports[2]["label_column"] == "chosen_category"  # the class name before its index
 
 
+def test_json_vote_records_are_found_as_the_long_kind_and_label_studio_stays_itself(run_cli, tmp_path):
+    _folder(tmp_path / "photos")
+    (tmp_path / "votes.jsonl").write_text('{"image": "cat/0.jpg", "user": {"id": 3}, "class": "cat"}\n')
+    (tmp_path / "votes.json").write_text('[{"file": "cat/0.jpg", "rater": "r", "choice": "cat"}]')
+    (tmp_path / "ls.json").write_text('[{"id": 1, "data": {"image": "cat/0.jpg"}, "annotations": []}]')
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "votes.jsonl"),
+                "--votes", str(tmp_path / "votes.json"), "--votes", str(tmp_path / "ls.json"))
+    assert res.returncode == 0, res.stderr
+    exports = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["labels"]["exports"]
+    assert [(e["kind"], e.get("item_column"), e.get("worker_column"), e.get("label_column")) for e in exports] == [
+        ("csv", "image", "user.id", "class"), ("csv", "file", "rater", "choice"), ("label_studio", None, None, None)]
+
+
 @pytest.mark.parametrize("header, found", [
     # Toloka's TSV: platform prefixes looked through, the reference answer (GOLDEN:) never the vote
     ("INPUT:image\tOUTPUT:result\tGOLDEN:result\tASSIGNMENT:worker_id\tASSIGNMENT:status",
