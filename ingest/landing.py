@@ -33,10 +33,14 @@ class IngestStats:
     quarantined: int = 0
     reasons: Counter = field(default_factory=Counter)
     commit_s: list[float] = field(default_factory=list)  # per batch: the key check, append and compaction
+    landed_labels: list[pa.Table] = field(default_factory=list)  # per batch: keys, labels and split hints read
+    relabelled: int = 0  # rows given the label / split hint the source now gives (ingest/source_labels.py)
+    withdrawn: int = 0  # labelled rows whose file the source no longer holds: label withdrawn
 
     def as_dict(self) -> dict:
         return {"seen": self.seen, "inserted": self.inserted, "already_present": self.already_present,
                 "quarantined": self.quarantined, "quarantine_reasons": dict(self.reasons),
+                "relabelled": self.relabelled, "labels_withdrawn": self.withdrawn,
                 "commits": commit_summary(self.commit_s)}
 
 
@@ -83,6 +87,7 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
         held[0] = 0
         if good:
             batch = raw_batch(good, source, run_id, utcnow())
+            stats.landed_labels.append(batch.select(["image_id", "source_uri", "source_label", "split_hint"]))
             started = time.perf_counter()
             inserted = lake.merge_insert("raw_images", batch, run_id=run_id)
             stats.commit_s.append(time.perf_counter() - started)
@@ -116,11 +121,15 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
 
 def ingest_source(lake: Lake, source, run_id: str, batch_rows: int, max_bytes: int,
                   batch_bytes: int | None = None) -> IngestStats:
-    """Read ``source`` with its kind's connector and land it."""
+    """Read ``source`` with its kind's connector and land it; then its rows take the labels it gives now."""
+    from ingest.source_labels import reconcile
     from sluice import connectors
 
     reader = connectors.get("source", source.kind).reader
-    return land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes)
+    stats = land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes)
+    done = reconcile(lake, source.name, stats.landed_labels, run_id)
+    stats.relabelled, stats.withdrawn, stats.landed_labels = done.relabelled, done.withdrawn, []
+    return stats
 
 
 def summarize(source, stats: IngestStats) -> dict:

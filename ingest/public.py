@@ -46,6 +46,9 @@ def run(params, only: str | None = None) -> dict:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         log.info(f"{src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "
                  f"quarantined {stats.quarantined} ({reasons})")
+        if stats.relabelled or stats.withdrawn:
+            log.info(f"{src.name}: {stats.relabelled} rows take the label or split the source gives now, "
+                     f"{stats.withdrawn} labels withdrawn from files no longer in it (their images stay, unlabelled)")
     return {"run_id": run_id, "sources": summary,
             "versions": {t: lake.version(t) for t in ("raw_images", "quarantine")},
             "rows": {t: lake.count(t) for t in ("raw_images", "quarantine")}}

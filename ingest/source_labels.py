@@ -1,0 +1,56 @@
+"""The source's current labels win: a label fixed in the source, or a file gone from it, reaches ``raw_images``.
+
+A ``raw_images`` row is keyed by (image id, source, URI), so a rerun lands nothing for a file it has seen,
+and before this a label corrected where the data set keeps it (a line of its labels CSV or ``train.txt``
+edited, as one does after `sluice labels`' or the insight stage's label issues) never reached the lake:
+the ingest reported the file "already present" and the old label trained on. And a file moved to another
+class folder landed a second row under its new path, its old row still labelled with the old class,
+the two then a label conflict. So after each full read of a source its rows are reconciled with what the
+read saw: a row whose label or split hint the source now gives otherwise takes the source's, and a
+labelled row whose file the source no longer holds has its label withdrawn (its image stays in
+``raw_images``, unlabelled unless votes label it; ``sluice erase`` removes images). Both are one Delta
+update of only those rows, counted in the ingest manifest and log; a rerun with nothing changed writes
+nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from sluice.lake import Lake
+
+KEYS = ["image_id", "source_uri"]  # with the source's name, a raw_images row's key
+
+
+@dataclass
+class Reconciled:
+    relabelled: int = 0  # rows whose label or split hint the source now gives otherwise
+    withdrawn: int = 0  # labelled rows whose file the source no longer holds
+
+
+def reconcile(lake: Lake, source: str, seen: list[pa.Table], run_id: str) -> Reconciled:
+    """Set ``source_label`` / ``split_hint`` of ``source``'s rows to what this read saw (``seen``: the read's
+    image_id, source_uri, source_label, split_hint), and withdraw the labels of rows it did not see."""
+    if not lake.exists("raw_images"):
+        return Reconciled()
+    stored = pl.from_arrow(lake.read("raw_images", columns=[*KEYS, "source_label", "split_hint"],
+                                     filter=ds.field("source") == source))
+    if stored.is_empty():
+        return Reconciled()
+    now = (pl.concat([pl.from_arrow(t) for t in seen]) if seen else stored.clear()).unique(KEYS, keep="last")
+    both = stored.join(now, on=KEYS, how="inner", suffix="_now")
+    changed = both.filter(pl.col("source_label").ne_missing(pl.col("source_label_now"))
+                          | pl.col("split_hint").ne_missing(pl.col("split_hint_now")))
+    gone = stored.join(now, on=KEYS, how="anti").filter(pl.col("source_label").is_not_null())
+    updates = pl.concat([
+        changed.select(*KEYS, source_label="source_label_now", split_hint="split_hint_now"),
+        gone.select(*KEYS, pl.lit(None, pl.String).alias("source_label"), "split_hint"),
+    ]).with_columns(source=pl.lit(source))
+    if updates.height:
+        lake.update_columns("raw_images", updates.to_arrow(), ["source_label", "split_hint"], run_id=run_id,
+                            operation="source labels")
+    return Reconciled(changed.height, gone.height)
