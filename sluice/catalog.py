@@ -218,6 +218,19 @@ TABLES: dict[str, TableSpec] = {
             "The training set: split, class and sample weight per image.",
         ),
         TableSpec(
+            "split_pins", "gold",
+            _schema(
+                ("image_id", pa.string(), False),  # a surviving member of a group whose split key was erased
+                ("seed", pa.int64(), False),  # the dataset.seed the rank was computed for
+                ("rank", pa.int64(), False),  # the group's split rank before the erasure (a seeded hash)
+                ("run_id", pa.string(), False),
+                ("pinned_at", TS, False),
+            ),
+            ("image_id",),
+            "Split ranks kept through erasures: a group whose first-landed member was erased keeps its split "
+            "(sluice/split_pins.py).",
+        ),
+        TableSpec(
             "predictions", "gold",
             _schema(
                 ("image_id", pa.string(), False),

@@ -165,8 +165,13 @@ def plan(lake, sel: Selection) -> dict[str, int]:
     return counts
 
 
-def delete(lake, sel: Selection, run_id: str) -> dict[str, int]:
-    """Delete every row the selection reaches, in every table; re-point duplicate groups. table -> rows."""
+def delete(lake, sel: Selection, run_id: str, seed: int | None = None) -> dict[str, int]:
+    """Delete every row the selection reaches, in every table; re-point duplicate groups. table -> rows.
+    With ``seed`` (``dataset.seed``), a group whose first-landed member goes keeps its split (split_pins)."""
+    from sluice.split_pins import pin_before_erasure
+
+    if seed is not None and sel.ids:
+        pin_before_erasure(lake, sel.ids, seed, run_id)
     counts = {}
     for name in TABLES:
         keys = matching_keys(lake, name, sel)

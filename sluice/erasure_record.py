@@ -74,7 +74,7 @@ def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, pu
         out = Outcome(None, erasure.plan(lake, sel), images=len(sel.ids), originals=_originals(sel.uris))
         _find_snapshots(out, root, _with_history(lake, sel.targets()), snapshot_dir, purge=False)
         return out
-    counts = erasure.delete(lake, sel, run_id)
+    counts = erasure.delete(lake, sel, run_id, params.dataset.seed)
     targets = sel.targets()
     expired = []
     for name in _tables_holding(lake, targets, touched={t for t, n in counts.items() if n}):

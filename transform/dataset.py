@@ -44,6 +44,7 @@ from sluice.errors import InputError
 from sluice.imaging import read_geometry
 from sluice.lake import Lake
 from sluice.runs import new_run_id, reconcile
+from sluice import split_pins
 from sluice.snapshot import SPLITS
 from sluice.stage import Quarantine, stage_logger
 from transform.export import iter_pixels
@@ -182,12 +183,14 @@ def apply_label_issues(members: pl.DataFrame, issues: pl.DataFrame | None, polic
     return members, none, counts
 
 
-def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
-    """The gold rows, the members to quarantine (image_id, check, details), and counts."""
+def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None,
+          pins: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """The gold rows, the members to quarantine (image_id, check, details), and counts (``pins``: split ranks
+    kept through erasures, sluice/split_pins.py)."""
     everyone = members
     members, issue_dropped, issue_counts = apply_label_issues(members, issues, cfg.label_issues)
     groups = resolve_groups(members, cfg.group_conflict).join(split_keys(members), on="dup_group")
-    labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg)
+    labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg, pins)
     kept = labelled.filter(pl.col("split") != "dropped")
     balanced = balance(kept, cfg.balance, cfg.balance_target)
     classes = class_order(balanced["label"].to_list())
@@ -285,7 +288,7 @@ def run(params) -> dict:
     if cfg.label_issues != "keep" and issues is None:
         log.warning("dataset.label_issues is %s but the lake has no label_issues yet (run the oof stage): "
                     "labels used as they are", cfg.label_issues)
-    rows, quarantined, counts = build(members, cfg, issues)
+    rows, quarantined, counts = build(members, cfg, issues, split_pins.pinned(lake, cfg.seed))
     if rows.height == 0:
         raise InputError("no labelled images to build a dataset from (labels has no 'resolved' row for any image)")
     # Everything that can fail runs before the first write, so a failure never leaves a half-made dataset.

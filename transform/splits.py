@@ -6,7 +6,8 @@ key is the group's first-landed member (earliest ``raw_images.fetched_at``, then
 ``image_id``), not its id: the group id is its canonical image, which changes when a better copy
 joins, and a split keyed by it would move the whole group, old members included, with probability
 test + val. A new image never lands before the members it joins, so growing a group, or adding
-groups, moves nothing; where two groups merge, the older one's split wins.
+groups, moves nothing; where two groups merge, the older one's split wins. Erasing a group's key
+does not move its survivors either: the erasure pins the group's rank on them (sluice/split_pins.py).
 
 Cutting each class's groups by rank instead gives exact shares but moves every group hashed after a
 new one; shares by hash are binomial (within 1.5 points at 20,000 groups). A class of 3+ groups that
@@ -15,16 +16,11 @@ the hashes leave without a split still gets one (:func:`_fill_small_classes`).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 
 import polars as pl
 
-
-def stable_rank(keys: pl.Series, seed: int) -> pl.Series:
-    """A seeded pseudo-random 63-bit order key per string that does not depend on the other keys."""
-    return pl.Series([int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "big") >> 1
-                      for k in keys], dtype=pl.Int64)
+from sluice.split_pins import stable_rank
 
 
 def split_keys(members: pl.DataFrame) -> pl.DataFrame:
@@ -33,11 +29,16 @@ def split_keys(members: pl.DataFrame) -> pl.DataFrame:
             .group_by("dup_group", maintain_order=True).agg(split_key=pl.col("image_id").first()))
 
 
-def assign_splits(groups: pl.DataFrame, cfg) -> pl.DataFrame:
-    """Add ``split`` and ``rank`` to labelled groups (``leak`` marks source-test groups with a train member)."""
+def assign_splits(groups: pl.DataFrame, cfg, pins: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Add ``split`` and ``rank`` to labelled groups (``leak`` marks source-test groups with a train member);
+    a split key with a pin (``pins``: image_id, pinned_rank; sluice/split_pins.py) keeps its pinned rank."""
     use_source_test = cfg.keep_source_test and bool(groups["hint_test"].any())
-    g = groups.with_columns(rank=stable_rank(groups["split_key"], cfg.seed),
-                            from_test=pl.lit(use_source_test) & pl.col("hint_test"))
+    if pins is not None and pins.height:
+        groups = groups.join(pins.rename({"image_id": "split_key"}), on="split_key", how="left")
+    else:
+        groups = groups.with_columns(pinned_rank=pl.lit(None, pl.Int64))
+    g = groups.with_columns(rank=pl.coalesce("pinned_rank", stable_rank(groups["split_key"], cfg.seed)),
+                            from_test=pl.lit(use_source_test) & pl.col("hint_test")).drop("pinned_rank")
     g = g.with_columns(leak=pl.col("from_test") & pl.col("hint_train"))
     test_frac = 0.0 if use_source_test else cfg.test_fraction
     where = pl.col("rank").cast(pl.Float64) / 2.0 ** 63  # [0, 1)
