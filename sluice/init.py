@@ -264,7 +264,9 @@ def project_params(root: Path, args) -> dict:
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"
                       + ("; a classifier needs two or more: `sluice train` stops until another source, labels or "
-                         "votes bring them" if len(found) == 1 else ""))
+                         "votes bring them" if len(found) == 1 else "")
+                      + ("; they are class indices: set class_names on the source to name them (in index order)"
+                         if sources[-1].get("label_from") == "lists" and all(c.isdigit() for c in found) else ""))
     for url in args.crawl:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
             raise InputError(f"--crawl {url}: not an http(s) URL")

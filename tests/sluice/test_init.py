@@ -409,3 +409,18 @@ def test_a_data_sets_own_split_lists_are_found_and_are_dependencies(run_cli, tmp
     params, dvc = _project(tmp_path)
     assert params["ingest"]["sources"][0]["split_lists"] == lists
     assert dvc["stages"]["ingest_public"]["deps"] == ["data/source_listing.json", *lists]
+
+
+def test_caffe_style_lists_label_a_flat_folder_and_indices_without_names_are_said(run_cli, tmp_path):
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    for i in range(8):
+        Image.new("RGB", (30 + i, 30), (30 * i, 0, 0)).save(tmp_path / "set" / "images" / f"im{i}.jpg")
+    (tmp_path / "set" / "train.txt").write_text("".join(f"images/im{i}.jpg {i % 2}\n" for i in range(6)))
+    (tmp_path / "set" / "val.txt").write_text("images/im6.jpg 0\nimages/im7.jpg 1\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "set"))
+    assert res.returncode == 0, res.stderr
+    assert "2 classes (0, 1); they are class indices: set class_names on the source" in res.stdout
+    params, dvc = _project(tmp_path)
+    [src] = params["ingest"]["sources"]
+    assert src["label_from"] == "lists" and [Path(p).name for p in src["split_lists"]] == ["train.txt", "val.txt"]
+    assert (tmp_path / "set" / "train.txt").as_posix() in _all_deps(dvc)
