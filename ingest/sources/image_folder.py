@@ -28,7 +28,7 @@ from ingest.sources import split_annotations
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folder_layout import CONTAINERS, any_image, container, holds_image_file, layout, subdirs
 from ingest.sources.folders import metadata
-from ingest.sources.label_lists import find_labelled, names_file
+from ingest.sources.label_lists import find_labelled, index_names, names_file
 from ingest.sources.labels_file import beside, find_columns, match
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
 from sluice import read_ahead
@@ -51,8 +51,8 @@ class ImageFolderSource(SourceConfig):
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
-    class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists: class index -> name
-    class_index_base: Literal[0, 1] = 0  # the index of class_names' first name in the lists (0, or 1)
+    class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
+    class_index_base: Literal[0, 1] = 0  # the index of class_names' first name in the labels (0, or 1)
 
     @model_validator(mode="after")
     def _labels_file_with_file(self):
@@ -61,8 +61,8 @@ class ImageFolderSource(SourceConfig):
         if self.label_from == "lists" and not self.split_lists:
             raise ValueError("label_from: lists needs split_lists (train.txt, val.txt, ... whose lines say "
                              "'<image> <label>')")
-        if self.class_names is not None and self.label_from != "lists":
-            raise ValueError("class_names goes with label_from: lists (labels given as class indices in the lists)")
+        if self.class_names is not None and self.label_from not in ("lists", "file"):
+            raise ValueError("class_names goes with label_from: lists or file (labels given as class indices)")
         if self.name_pattern is not None:
             if self.label_from != "name":
                 raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
@@ -230,7 +230,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             files = [(split, path) for split, folder, _ in groups
                      for path in _files(folder, skipped) if path.absolute() != labels_file]
             named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
-                          src.file_column, src.label_column, src.split_column)
+                          src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base)
             yield from named.rejects
             for split, path in files:
                 found[0] = True
@@ -282,8 +282,9 @@ def detect(path: str) -> dict:
         pass
     labels = beside(root)
     if labels is not None:
-        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(),
-                **(find_columns(labels) if labels.suffix.lower() != ".mat" else {})}
+        columns = find_columns(labels) if labels.suffix.lower() != ".mat" else {}
+        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
+                **(index_names(labels, columns["label_column"], [root, root.parent]) if columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}

@@ -72,12 +72,26 @@ def names_file(path: Path) -> bool:
     return path.suffix.lower() in (".txt", ".names") and _key(path.stem) in NAME_FILES and list_split(path) is None
 
 
+def index_names(labels_file: Path, label_column: str, folders: list[Path]) -> dict:
+    """``class_names`` (and ``class_index_base`` when 1) for a labels file whose labels are class indices, from
+    a class-names file beside it (``classes.txt``, Kaggle's ``label_num_to_disease_map.json``); else {}."""
+    from sluice.delimited import read_delimited
+
+    labels = read_delimited(labels_file, [label_column], None, f"labels file {labels_file.name}")[label_column]
+    counts = Counter(labels.drop_nulls().to_list())
+    if not counts or not all(label.isdigit() for label in counts):
+        return {}
+    found = class_names_beside(list(dict.fromkeys(d for d in folders if d.is_dir())),
+                               Counter({int(label): n for label, n in counts.items()}))
+    return {} if found is None else {"class_names": found[0], **({"class_index_base": 1} if found[1] == 1 else {})}
+
+
 def class_names_beside(folders: list[Path], indices: Counter) -> tuple[list[str], int] | None:
     """The class names of the first class-names file in ``folders`` that names the indices of 99% of the lines
     (``indices``: index -> lines; a stray index is the ingest's to quarantine), and the index its first name
     has (0, or 1 where no line says 0 and some say the number of names)."""
     for folder in folders:
-        for path in sorted(p for p in folder.iterdir() if p.is_file() and names_file(p)):
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and (names_file(p) or p.suffix.lower() == ".json")):
             names = _read_names(path)
             if not names:
                 continue
@@ -102,9 +116,12 @@ def _read_names(path: Path) -> tuple[dict[int, str] | None, list[str]] | None:
     """A class-names file as ``({index: name}, [])`` when every line is ``<index> <name>`` (or ``<name> <index>``,
     ``0: cat``), else ``(None, [a name a line])``; None when empty or unreadable."""
     try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError):
         return None
+    if path.suffix.lower() == ".json":  # {"0": "cat", ...} (Kaggle's label_num_to_disease_map.json) or ["cat", ...]
+        return _json_names(text)
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     if not lines:
         return None
@@ -115,3 +132,17 @@ def _read_names(path: Path) -> tuple[dict[int, str] | None, list[str]] | None:
             if len(numbered) == len(lines):
                 return numbered, []
     return None, lines
+
+
+def _json_names(text: str) -> tuple[dict[int, str] | None, list[str]] | None:
+    import json
+
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(found, list) and found and all(isinstance(n, str) for n in found):
+        return None, found
+    if isinstance(found, dict) and found and all(str(k).strip().isdigit() and isinstance(v, str) for k, v in found.items()):
+        return {int(k): v.strip() for k, v in found.items()}, []
+    return None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.sources.base import Record
+from ingest.sources.split_lists import named, unknown_index
 from sluice.delimited import DELIMITERS, read_delimited
 from sluice.errors import InputError
 
@@ -59,7 +60,9 @@ class FileLabels:
 
 
 def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
-          split_column: str | None) -> FileLabels:
+          split_column: str | None, class_names: list[str] | None = None, base: int = 0) -> FileLabels:
+    """The labels file's rows matched to ``images``; a label that is a class index named by ``class_names``
+    (counted from ``base``), one past them a reject naming its line."""
     if labels_file.suffix.lower() == ".mat":
         return _by_position(labels_file, list(images), root)
     found = find_columns(labels_file) if not (file_column and label_column) else {}
@@ -83,6 +86,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         if not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
                                       details=f"empty {'file name' if not key else 'label'}"))
+        elif named(label.strip(), class_names, base) is None:
+            out.rejects.append(unknown_index(where, key, label.strip(), class_names or [], base))
         elif not hits:
             out.rejects.append(Record(where, item_id=key, reject="label_for_missing_file",
                                       details=f"no image in {root} is named {key!r}"))
@@ -90,12 +95,13 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
             out.rejects.append(Record(where, item_id=key, reject="ambiguous_file_name",
                                       details=f"{key!r} names {len(hits)} images ({hits[0].relative_to(root)}, "
                                               f"{hits[1].relative_to(root)}, ...); name it by its path"))
-        elif hits[0] in out.by_image and out.by_image[hits[0]][0] != label.strip():
+        elif hits[0] in out.by_image and out.by_image[hits[0]][0] != named(label.strip(), class_names, base):
             out.rejects.append(Record(where, item_id=key, reject="conflicting_label",
                                       details=f"{key!r} labelled {label.strip()!r} here and "
                                               f"{out.by_image[hits[0]][0]!r} on an earlier line (the first kept)"))
         else:
-            out.by_image.setdefault(hits[0], (label.strip(), (split or "").strip().lower() or None))
+            out.by_image.setdefault(hits[0], (named(label.strip(), class_names, base),
+                                              (split or "").strip().lower() or None))
     return out
 
 

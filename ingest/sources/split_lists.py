@@ -159,12 +159,11 @@ class SplitLists:
         return lists
 
     def _labelled(self, where: str, entry: str, label: str, class_names: list[str] | None, base: int) -> None:
-        if class_names and label.isdigit():
-            if not base <= int(label) < base + len(class_names):
-                self.rejects.append(Record(where, item_id=entry, reject="unknown_class_index", details=(
-                    f"class index {label} is not among the {len(class_names)} class_names (counted from {base})")))
-                return
-            label = class_names[int(label) - base]
+        name = named(label, class_names, base)
+        if name is None:
+            self.rejects.append(unknown_index(where, entry, label, class_names or [], base))
+            return
+        label = name
         self.where.setdefault(entry, where)
         if self.label.setdefault(entry, label) != label:
             self.rejects.append(Record(where, item_id=entry, reject="conflicting_label", details=(
@@ -206,6 +205,19 @@ class SplitLists:
             line += (f"; {len(unused)} entries name no image in the folder (first: {unused[0]!r} in "
                      f"{self.origin[unused[0]]})")
         return line
+
+
+def named(label: str, class_names: list[str] | None, base: int) -> str | None:
+    """``label`` named by ``class_names`` where it is a class index (counted from ``base``); None for an index
+    past them; any other label as it is."""
+    if not class_names or not label.isdigit():
+        return label
+    return class_names[int(label) - base] if base <= int(label) < base + len(class_names) else None
+
+
+def unknown_index(where: str, entry: str, label: str, class_names: list[str], base: int) -> Record:
+    return Record(where, item_id=entry, reject="unknown_class_index", details=(
+        f"class index {label} is not among the {len(class_names)} class_names (counted from {base})"))
 
 
 def _bare(name: str) -> str:

@@ -140,3 +140,22 @@ def test_lists_and_names_inside_the_folder_are_not_landed_as_images(tmp_path, pn
     landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), **found))
     assert len(landed) == 8 and landed["3.png"] == ("dog", "train")
     assert [Path(r.uri).name for r in rejects] == ["notes.txt"]  # any other file is still quarantined
+
+
+def test_a_labels_file_of_class_indices_is_named_by_the_map_beside_it(tmp_path, png):
+    """Kaggle's Cassava: train_images/ + train.csv (image_id,label as numbers) + label_num_to_disease_map.json."""
+    (tmp_path / "train_images").mkdir()
+    for i in range(9):
+        (tmp_path / "train_images" / f"{i}.jpg").write_bytes(png(i))
+    labels = tmp_path / "train_images" / "train.csv"
+    labels.write_text("image_id,label\n" + "".join(f"{i}.jpg,{i % 3}\n" for i in range(9)))
+    (tmp_path / "label_num_to_disease_map.json").write_text('{"0": "Bacterial Blight", "1": "Brown Streak", "2": "Healthy"}')
+    found = detect(str(tmp_path / "train_images"))
+    labels.write_text(labels.read_text() + "8.jpg,0\ngone.jpg,7\n")  # edited after sluice init
+    assert found["label_from"] == "file" and found["class_names"] == ["Bacterial Blight", "Brown Streak", "Healthy"]
+    landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path / "train_images"),
+                                                **found))
+    assert landed["4.jpg"][0] == "Brown Streak" and len(landed) == 9
+    # 8.jpg again with the same class (0 is not 2: a conflict, named), and an index past the names
+    assert sorted((r.reject, Path(r.uri).name) for r in rejects) == [("conflicting_label", "train.csv:11"),
+                                                                      ("unknown_class_index", "train.csv:12")]
