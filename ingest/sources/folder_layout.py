@@ -30,9 +30,23 @@ _UNLABELLED = {"pred", "predict", "prediction", "predictions", "unlabeled", "unl
 
 def subdirs(folder: Path) -> list[Path]:
     """The folders in ``folder``, sorted, metadata folders left out; from the entries' types (no stat of each
-    file: a class folder of 5,000 photos is listed, not 5,000 inodes read)."""
+    file: a class folder of 5,000 photos is listed, not 5,000 inodes read). A link to a folder elsewhere is
+    one (a class folder kept on another disk); a link back to ``folder``, above it or into it is not
+    (:func:`loops`): the image folder connector quarantines it."""
     with os.scandir(folder) as entries:
-        return sorted(Path(e.path) for e in entries if e.is_dir() and not metadata(Path(e.name)))
+        return sorted(Path(e.path) for e in entries if e.is_dir() and not metadata(Path(e.name)) and not loops(e, folder))
+
+
+def loops(entry: os.DirEntry, folder: Path) -> bool:
+    """Whether ``entry`` is a link to ``folder`` itself, a folder above it or one inside it: read through it,
+    the set would land twice (a class named after the link) or without end."""
+    if not entry.is_symlink():
+        return False
+    try:
+        target, here = Path(entry.path).resolve(strict=True), folder.resolve(strict=True)
+    except (OSError, RuntimeError):  # a broken or circular link
+        return True
+    return here.is_relative_to(target) or target.is_relative_to(here)
 
 
 def holds_image_file(folder: Path) -> bool:

@@ -141,7 +141,7 @@ def _stray_files(root: Path, groups, outside: list[Path]) -> Iterator[Path]:
     for folder in folders:
         above.update(a for a in folder.parents if root in a.parents)
     for parent in sorted(above - folders - set(outside)):
-        yield from (p for p in sorted(parent.iterdir()) if not p.is_dir())
+        yield from (p for p in sorted(parent.iterdir()) if not p.is_dir() or p.is_symlink() and p not in folders | above)
 
 
 def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None) -> Record:
@@ -211,7 +211,9 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             found[0] = True
             if path.absolute() in own or path in annotated.values() or src.label_from == "lists" and names_file(path):
                 continue
-            if src.label_from not in ("folder", "path"):  # a file beside the split folders: an image all the same
+            # a file beside the split folders is an image all the same; a link to a folder not read through
+            # (back to the set: folder_layout.loops) is quarantined as such by _read
+            if src.label_from not in ("folder", "path") or path.is_dir():
                 yield path, of_name(path, None, root), split_of_file(path, None)
             else:
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",

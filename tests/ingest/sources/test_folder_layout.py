@@ -1,5 +1,7 @@
 """Where an image folder's splits are (``ingest/sources/folder_layout.py``)."""
 
+from pathlib import Path
+
 from ingest.sources.folder_layout import layout
 
 
@@ -30,3 +32,20 @@ def test_one_class_named_like_a_split_is_a_class(tmp_path, png):
     (tmp_path / "annotated" / "annotations").mkdir()
     (tmp_path / "annotated" / "annotations" / "boxes.txt").write_text("1 2 3 4\n")
     assert [p.name for p in layout(tmp_path / "annotated").splits] == ["test", "train"]
+
+
+def test_a_link_back_to_the_folder_is_quarantined_and_a_linked_class_folder_elsewhere_is_read(tmp_path, png):
+    from ingest.sources.image_folder import ImageFolderSource, read_image_folder
+
+    root, elsewhere = tmp_path / "set", tmp_path / "disk2" / "birds"
+    for folder in (root / "cat", root / "dog", elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "1.png").write_bytes(png(len(str(folder))))
+    (root / "all").symlink_to(root)  # a link back to the set: it would land every image again, as a class "all"
+    (root / "up").symlink_to(tmp_path)  # above it
+    (root / "bird").symlink_to(elsewhere)  # a class folder kept on another disk
+    records = list(read_image_folder(ImageFolderSource(name="s", kind="image_folder", path=str(root)), 10**6))
+    landed = sorted((r.label, Path(r.uri).name) for r in records if not r.reject)
+    assert landed == [("bird", "1.png"), ("cat", "1.png"), ("dog", "1.png")]
+    assert sorted((Path(r.uri).name, r.reject) for r in records if r.reject) == [("all", "unreadable"), ("up", "unreadable")]
+    assert all("link to a folder" in r.details for r in records if r.reject)
