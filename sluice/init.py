@@ -178,7 +178,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     return entry
 
 
-PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files"}  # folders --images may name
+# folders --images may name that hold packed images, not image files
+PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files"}
 
 
 def _packed(p: Path, shown: str) -> str | None:

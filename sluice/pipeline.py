@@ -106,14 +106,14 @@ def _folder_source(source: dict) -> bool:
 
 def _source_paths(raw: dict) -> list[str]:
     """Each local source's path (but an image folder's: its digest is an input), and an image folder's
-    labels file and split lists where they lie outside the folder."""
+    labels file, split lists and split labels where they lie outside the folder."""
     out = []
     for s in _get(raw, "ingest.sources", []) or []:
         if _local(s.get("path")):
             if not _folder_source(s):
                 out.append(s["path"])
             folder = os.path.normpath(s["path"])
-            for extra in [s.get("labels_file"), *(s.get("split_lists") or [])]:
+            for extra in [s.get("labels_file"), *(s.get("split_lists") or []), *(s.get("split_labels") or {}).values()]:
                 if extra and not os.path.normpath(extra).startswith(folder + os.sep):
                     out.append(extra)
     return out

@@ -29,7 +29,7 @@ SPLIT_NAMES = {"train": "train", "training": "train", "trainval": "train", "test
                "val": "val", "valid": "val", "validation": "val", "dev": "val"}
 
 
-_SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "split", "seg", "files"}
+_SPLIT_FILLER = {"set", "data", "dataset", "images", "imgs", "img", "photos", "split", "seg", "files", "final"}  # GTSRB: Final_Test
 
 
 def split_of(name: str | None) -> str | None:

@@ -71,10 +71,18 @@ def is_unlabelled(name: str) -> bool:
 
 
 def inner_split(folder: Path) -> Path:
-    """``folder``, or its one subfolder when that names the same split (``training_set/training_set``)."""
+    """``folder``, or its one subfolder when that names the same split (``training_set/training_set``) or holds
+    the split's class folders under a pictures folder's name (GTSRB's ``Final_Training/Images/<class>/``)."""
     inner = subdirs(folder)
-    has_files = any(p.is_file() for p in folder.iterdir())
-    return inner[0] if len(inner) == 1 and not has_files and split_of(inner[0].name) == split_of(folder.name) else folder
+    if len(inner) != 1 or any(p.is_file() for p in folder.iterdir()):
+        return folder
+    pictures = inner[0].name.lower().replace("-", "").replace("_", "") in CONTAINERS and bool(subdirs(inner[0]))
+    return inner[0] if pictures or split_of(inner[0].name) == split_of(folder.name) else folder
+
+
+def split_name(folder: Path) -> str | None:
+    """The split of a layout's split folder, as read (``Final_Training/Images`` is train)."""
+    return split_of(folder.name) or split_of(folder.parent.name)
 
 
 def container(split: Path, folder: Path) -> bool:

@@ -9,8 +9,8 @@ a flat folder's labels come from a CSV naming each file (``labels_file``; see ``
 its trailing number: Kaggle's Dogs vs Cats ``cat.12.jpg``, the Oxford-IIIT Pets' ``Bengal_104.jpg``); a
 name the pattern does not fit lands unlabelled (a test folder of ``1.jpg, 2.jpg``), counted in the log.
 With ``label_from: lists`` they come from the ``split_lists`` whose lines say ``<image> <label>`` (Caffe's,
-PaddleClas' ``train.txt``; ``label_lists.py``), class indices named by ``class_names``.
-``item_id`` is the file's path relative to ``root``.
+PaddleClas' ``train.txt``; ``label_lists.py``), class indices named by ``class_names``. A flat split folder beside
+class folders is labelled by its ``split_labels`` file (GTSRB's ``Test.csv``). ``item_id``: the path under ``root``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ingest.sources import split_annotations
+from ingest.sources import split_annotations, split_labels
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
-from ingest.sources.folder_layout import CONTAINERS, any_image, container, holds_image_file, layout, subdirs
+from ingest.sources.folder_layout import (CONTAINERS, any_image, container, holds_image_file, layout, split_name,
+                                          subdirs)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, index_names, names_file
 from ingest.sources.labels_file import beside, find_columns, match
@@ -53,6 +54,7 @@ class ImageFolderSource(SourceConfig):
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
     class_index_base: Literal[0, 1] = 0  # the index of class_names' first name in the labels (0, or 1)
+    split_labels: dict[str, str] = {}  # a flat split folder (GTSRB's Test) -> the file labelling it (split_labels.py)
 
     @model_validator(mode="after")
     def _labels_file_with_file(self):
@@ -61,6 +63,8 @@ class ImageFolderSource(SourceConfig):
         if self.label_from == "lists" and not self.split_lists:
             raise ValueError("label_from: lists needs split_lists (train.txt, val.txt, ... whose lines say "
                              "'<image> <label>')")
+        if self.split_labels and self.label_from not in ("folder", "path"):
+            raise ValueError("split_labels goes with class folders (label_from: folder or path): it labels a flat split")
         if self.class_names is not None and self.label_from not in ("lists", "file"):
             raise ValueError("class_names goes with label_from: lists or file (labels given as class indices)")
         if self.name_pattern is not None:
@@ -120,10 +124,10 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     # beside split folders, a folder of images to predict (Intel's seg_pred, an unlabelled/ set): unlabelled
     extra = [(None, u, None) for u in found.unlabelled] if found else []
     if src.label_from not in ("folder", "path"):
-        return [(split_of(s.name), s, None) for s in found.splits] + extra if found else [(None, root, None)]
+        return [(split_name(s), s, None) for s in found.splits] + extra if found else [(None, root, None)]
     if found:  # a split folder of no class folders (Kaggle's test/ of unlabelled images): that split's, unlabelled
-        groups = [group for s in found.splits for group in ([(split_of(s.name), c, None if container(s, c) else c.name)
-                                                              for c in subdirs(s)] or [(split_of(s.name), s, None)])]
+        groups = [group for s in found.splits for group in ([(split_name(s), c, None if container(s, c) else c.name)
+                                                              for c in subdirs(s)] or [(split_name(s), s, None)])]
     else:
         groups = [(None, c, c.name) for c in subdirs(root)]
     groups = groups + extra if any(label for _, _, label in groups) else []
@@ -172,10 +176,10 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     groups = _groups(root, src)
     outside = split_layout.outside if (split_layout := layout(root)) else []
     labels_file = Path(src.labels_file).absolute() if src.labels_file else None
-    own = {labels_file, *(Path(p).absolute() for p in src.split_lists)}  # the source's lists: not data, not landed
+    labelled = split_labels.folders(src.split_labels, root, groups)  # GTSRB's Test/ + Test.csv
+    own = {labels_file, *(Path(p).absolute() for p in [*src.split_lists, *labelled.values()])}  # lists: not landed
     pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
-    nameless = [0]
-    found = [False]
+    nameless, found = [0], [False]
     skipped: set[str] = set()
     lists = SplitLists.read(src.split_lists, root, src.label_from == "lists", src.class_names, src.class_index_base) \
         if src.split_lists else None
@@ -221,6 +225,10 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         skipped.update(p.name for d in [root, *subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
         if labels_file is None:  # streamed: a million files are never listed at once
             for split, folder, label in groups:
+                if folder in labelled:
+                    yield from split_labels.jobs(src.name, list(_files(folder, skipped)), labelled[folder], root, split,
+                                                 {g[2] for g in groups} - {None})
+                    continue
                 if folder in annotated:
                     yield from split_annotations.jobs(src.name, list(_files(folder, skipped)), annotated[folder], split)
                     continue
@@ -269,7 +277,7 @@ def detect(path: str) -> dict:
     while (wrapped := _wrapped(inner)) is not None:
         inner = wrapped
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}
-    root, path = inner, str(inner)
+    given, root, path = root, inner, str(inner)
     if not any_image(root):
         idx = next((f for _, _, files in os.walk(root) for f in files if "ubyte" in f.lower()), None)
         raise InputError(f"{root}: no image files in it or below" + (
@@ -279,7 +287,9 @@ def detect(path: str) -> dict:
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        return {**moved, "label_from": "path"} if _classes_nest(groups) else moved
+        found = split_labels.find(given, root, groups)
+        return {**moved, **({"label_from": "path"} if _classes_nest(groups) else {}),
+                **({"split_labels": found} if found else {})}
     except InputError:
         pass
     labels = beside(root)

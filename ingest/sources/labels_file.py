@@ -25,7 +25,8 @@ from sluice.errors import InputError
 # header names, matched ignoring case, spaces, "-" and "_" (most specific first)
 FILE_NAMES = ("file", "filename", "filepath", "path", "imagepath", "image", "imagefile", "imagename", "imageid", "img",
               "id", "idcode", "name", "fname", "sample", "sampleid")
-LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "breed", "species", "diagnosis", "y")
+LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "target", "breed", "species", "diagnosis",
+               "y", "predictionstring")  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 
 
@@ -82,7 +83,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         where = f"{labels_file}:{line}"
         key = (name or "").strip()
         key = (key.replace("\\", "/") if "\\" in key and "/" not in key else key).removeprefix("./")  # Windows
-        hits = _lookup(index, key)
+        label = before_boxes(label)
+        hits = lookup(index, key)
         if not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
                                       details=f"empty {'file name' if not key else 'label'}"))
@@ -126,7 +128,20 @@ def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabel
 PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # over e.g. a sample submission
 
 
-def _lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
+def before_boxes(label: str | None) -> str | None:
+    """A label followed by its object's box (ImageNet's ``n01751748 160 139 372 291 n01751748 ...``): the label
+    alone; any other label as it is (``grade 2`` stays so)."""
+    words = (label or "").split()
+    if len(words) >= 5 and not _number(words[0]) and all(_number(w) for w in words[1:5]):
+        return words[0]
+    return label
+
+
+def _number(word: str) -> bool:
+    return word.replace(".", "", 1).lstrip("-").isdigit()
+
+
+def lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
     """The images a row's name fits: the name itself, else its longest tail that fits any (a path from the
     machine the file was written on: ``/home/ann/set/train/a.jpg`` -> ``train/a.jpg``)."""
     if key in index:
@@ -148,7 +163,7 @@ def beside(root: Path) -> Path | None:
     preferred = next((by_stem[k] for k in PREFERRED if k in by_stem), None)
     if preferred:
         return preferred
-    readable = [p for p in inside if _has_columns(p)]
+    readable = [p for p in inside if "submission" not in p.stem.lower() and _has_columns(p)]  # no labels in one
     if len(readable) == 1:
         return readable[0]
     for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv", "imagelabels.mat"):

@@ -395,6 +395,25 @@ def test_a_flat_folder_labelled_by_a_csv_beside_it(run_cli, tmp_path):
     assert deps == ["data/source_listing.json", source["labels_file"]]  # the folder by its digest
 
 
+def test_a_flat_split_folders_labels_file_is_found_and_is_a_dependency(run_cli, tmp_path):
+    """torchvision's GTSRB: GT-final_test.csv above GTSRB/Final_Test/Images/ labels the test split; it lies
+    outside the image folder, so the ingest stage depends on it."""
+    root = tmp_path / "gtsrb" / "GTSRB"
+    for c in range(2):
+        (root / "Training" / f"{c:05d}").mkdir(parents=True)
+        Image.new("RGB", (20, 20), (90 * c, 10, 10)).save(root / "Training" / f"{c:05d}" / "0.ppm")
+    (root / "Final_Test" / "Images").mkdir(parents=True)
+    Image.new("RGB", (20, 20), (10, 90, 10)).save(root / "Final_Test" / "Images" / "00000.ppm")
+    (tmp_path / "gtsrb" / "GT-final_test.csv").write_text("Filename;ClassId\n00000.ppm;1\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "gtsrb"))
+    assert res.returncode == 0, res.stderr
+    assert "split_labels={'Final_Test/Images': " in res.stdout and "2 classes (00000, 00001)" in res.stdout
+    params, dvc = _project(tmp_path)
+    labels = (tmp_path / "gtsrb" / "GT-final_test.csv").as_posix()
+    assert params["ingest"]["sources"][0]["split_labels"] == {"Final_Test/Images": labels}
+    assert labels in dvc["stages"]["ingest_public"]["deps"]
+
+
 def test_a_data_sets_own_split_lists_are_found_and_are_dependencies(run_cli, tmp_path):
     """Food-101's layout: images/<class>/ beside meta/train.txt and meta/test.txt naming `class/id`."""
     root = tmp_path / "food-101"
