@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ingest.sources.base import split_of
 from ingest.sources.folder_layout import subdirs
-from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, resolves, list_split
+from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, list_sets, list_split, resolves
 
 # stems of class-names files (matched ignoring case, "-" and "_"): mmpretrain's classes.txt, PaddleClas'
 # label_list.txt, Caffe's synset_words.txt, TensorFlow's labels.txt, darknet's *.names
@@ -32,39 +32,42 @@ def _key(name: str) -> str:
 
 
 def find_labelled(root: Path, extensions: tuple[str, ...]) -> dict:
-    """``label_from: lists`` settings for the image folder ``root``: its lists named by a split (one per split;
-    a test list is not needed) in ``root``, its parent or their list folders, at least 80% of whose first
-    entries name an image of the folder and 90% carry a label, with two labels or more; ``class_names`` (and
-    ``class_index_base`` when 1) where the labels are indices that a class-names file beside them names.
-    {} when there are no such lists."""
+    """``label_from: lists`` settings for the image folder ``root``: a set of its lists named by a split (one per
+    split; a test list is not needed) in ``root``, its parent or their list folders, at least 80% of whose first
+    entries name an image of the folder and 90% carry a label, with two labels or more; of several such sets
+    (FGVC-Aircraft's variant, family and manufacturer lists) the one with the most labels, the finest, unless
+    another has as many (DTD's folds: the user picks one); ``class_names`` (and ``class_index_base`` when 1)
+    where the labels are indices that a class-names file beside them names. {} when there are no such lists."""
     folders = [d for d in dict.fromkeys([root, root.parent, *(d / n for d in (root, root.parent) for n in LIST_FOLDERS)])
                if d.is_dir()]
-    candidates: dict[str, list[Path]] = {}
-    for folder in folders:
-        for path in sorted(folder.glob("*.txt")):
-            split = list_split(path)
-            if split is not None and path.is_file():
-                candidates.setdefault(split, []).append(path)
-    if not candidates or any(len(paths) > 1 for paths in candidates.values()):
-        return {}
-    labels: Counter = Counter()
     bases = [root, *(d for d in subdirs(root) if split_of(d.name))]  # train/a.jpg named a.jpg by train.txt
-    for [path] in candidates.values():
-        rows = [(entry, label) for _, entry, label in labelled_entries(path)]
-        sample = rows[:_SAMPLE]
-        if (not sample or sum(any(resolves(e, d, extensions) for d in bases) for e, _ in sample) < 0.8 * len(sample)
-                or sum(bool(label) for _, label in sample) < 0.9 * len(sample)):
-            return {}
-        labels.update(label for _, label in rows if label)
-    if len(labels) < 2:
+    labelling = [(labels, lists) for lists in list_sets(folders, (".txt",))
+                 if len(labels := _labels(list(lists.values()), bases, extensions)) >= 2]
+    labelling.sort(key=lambda found: -len(found[0]))
+    if not labelling or len(labelling) > 1 and len(labelling[1][0]) == len(labelling[0][0]):
         return {}
-    found = {"label_from": "lists", "split_lists": [p.absolute().as_posix() for [p] in candidates.values()]}
+    labels, lists = labelling[0]
+    found = {"label_from": "lists", "split_lists": [p.absolute().as_posix() for p in lists.values()]}
     if all(label.isdigit() for label in labels):
         named = class_names_beside(folders, Counter({int(label): n for label, n in labels.items()}))
         if named:
             found["class_names"], base = named
             found.update({"class_index_base": 1} if base == 1 else {})
     return found
+
+
+def _labels(lists: list[Path], bases: list[Path], extensions: tuple[str, ...]) -> Counter:
+    """The labels ``lists`` give (label -> lines) where 80% of each one's first entries name an image under one of
+    ``bases`` and 90% carry a label; else none."""
+    labels: Counter = Counter()
+    for path in lists:
+        rows = [(entry, label) for _, entry, label in labelled_entries(path)]
+        sample = rows[:_SAMPLE]
+        if (not sample or sum(any(resolves(e, d, extensions) for d in bases) for e, _ in sample) < 0.8 * len(sample)
+                or sum(bool(label) for _, label in sample) < 0.9 * len(sample)):
+            return Counter()
+        labels.update(label for _, label in rows if label)
+    return labels
 
 
 def names_file(path: Path) -> bool:

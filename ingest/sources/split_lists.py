@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.sources import matlab
-from ingest.sources.base import Record, split_of
+from ingest.sources.base import SPLIT_NAMES, Record, split_of
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
 
@@ -79,10 +79,40 @@ def _flag_entries(path: Path):
 
 
 def list_split(path: str | Path) -> str | None:
-    """The split a list's file name gives (``trainval`` is train; ``test_list``, MIT Indoor's ``TestImages``), or None."""
+    """The split a list's file name gives (``trainval`` is train; ``test_list``, MIT Indoor's ``TestImages``;
+    a last word naming it, FGVC-Aircraft's ``images_variant_trainval``), or None."""
     stem = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", Path(path).stem)  # TestImages -> Test_Images
     stem = re.sub(r"(?i)[-_ ]+(list|lists|ids|files)$", "", stem)
-    return "train" if re.sub(r"[-_ ]", "", stem.lower()) == "trainval" else split_of(stem)
+    last = re.split(r"[-_. ]+", stem.lower())[-1].rstrip("0123456789")
+    return "train" if last == "trainval" or re.sub(r"[-_ ]", "", stem.lower()) == "trainval" else \
+        split_of(stem) or SPLIT_NAMES.get(last)
+
+
+def _set_key(path: Path) -> str:
+    """A list's name less its split word (``images_variant_*``, DTD's ``*1``): the lists of one set share it."""
+    words = re.split(r"([-_ ]+)", re.sub(r"(?<=[a-z])(?=[A-Z])", "_", path.stem))
+    return "".join(re.sub(r"(?i)^(trainval|[a-z]+)(\d*)$", lambda m: f"*{m.group(2)}" if m.group(1).lower() in
+                          (*SPLIT_NAMES, "trainval") else m.group(0), w) for w in words).lower() + path.suffix.lower()
+
+
+def list_sets(folders: list[Path], suffixes: tuple[str, ...]) -> list[dict[str, Path]]:
+    """The lists in ``folders`` named by a split, as sets of one list a split (``{split: list}``): lists named
+    alike but for the split word form a set (FGVC-Aircraft's ``images_variant_{train,val,test}.txt`` beside
+    ``images_family_*`` and ``images_*``; DTD's ten folds, ``train1`` ... ``test10``). A set's ``trainval`` list
+    is left out where it has train and val lists too (their union); a set with two lists of a split is none."""
+    sets: dict[str, dict[str, list[Path]]] = {}
+    for folder in dict.fromkeys(folders):
+        if folder.is_dir():
+            for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and p.is_file()):
+                if (split := list_split(path)) is not None:
+                    sets.setdefault(_set_key(path), {}).setdefault(split, []).append(path)
+    out = []
+    for by_split in sets.values():
+        if len(by_split.get("train", [])) > 1 and "val" in by_split:
+            by_split["train"] = [p for p in by_split["train"] if "trainval" not in re.sub(r"[-_ ]", "", p.stem.lower())]
+        if all(len(paths) == 1 for paths in by_split.values()):
+            out.append({split: paths[0] for split, paths in by_split.items()})
+    return out
 
 
 def _entries_lines(path: Path):
@@ -247,7 +277,6 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
     at least 80% of whose first entries name an image of the folder. [] when there are none, or when a
     split has several (DTD's ten folds: the user picks one)."""
     folders = [root, root.parent, *(d / n for d in (root, root.parent) for n in LIST_FOLDERS)]
-    candidates: dict[str, list[Path]] = {}
     for folder in dict.fromkeys(folders):
         table = folder / FLAG_TABLE
         if table.is_file() and (folder / "images.txt").is_file():
@@ -256,18 +285,12 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
                 return [table.absolute().as_posix()]
         if (folder / ID_TABLE).is_file() and _ids_fit(folder / ID_TABLE, root, extensions):
             return [(folder / ID_TABLE).absolute().as_posix()]
-        if folder.is_dir():
-            for path in sorted([*folder.glob("*.txt"), *folder.glob("*.mat")]):
-                split = list_split(path)
-                if split is not None and path.is_file():
-                    candidates.setdefault(split, []).append(path)
-    if "test" not in candidates or any(len(paths) > 1 for paths in candidates.values()):
-        return []
-    for [path] in candidates.values():
+
+    def fits(path: Path) -> bool:
         sample = [e for _, e in zip(range(_SAMPLE), _entries(path))]
-        if not sample or sum(resolves(e, root, extensions) for e in sample) < 0.8 * len(sample):
-            return []
-    return [path.absolute().as_posix() for [path] in candidates.values()]
+        return bool(sample) and sum(resolves(e, root, extensions) for e in sample) >= 0.8 * len(sample)
+    found = [lists for lists in list_sets(folders, (".txt", ".mat")) if "test" in lists and all(map(fits, lists.values()))]
+    return [path.absolute().as_posix() for path in found[0].values()] if len(found) == 1 else []
 
 
 def _ids_fit(path: Path, root: Path, extensions: tuple[str, ...]) -> bool:

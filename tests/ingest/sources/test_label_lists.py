@@ -159,3 +159,44 @@ def test_a_labels_file_of_class_indices_is_named_by_the_map_beside_it(tmp_path, 
     # 8.jpg again with the same class (0 is not 2: a conflict, named), and an index past the names
     assert sorted((r.reject, Path(r.uri).name) for r in rejects) == [("conflicting_label", "train.csv:11"),
                                                                       ("unknown_class_index", "train.csv:12")]
+
+
+def _fgvc(root: Path, png) -> Path:
+    """FGVC-Aircraft's data/: images/<id>.jpg, labels at three levels in images_<level>_<split>.txt (a label may
+    hold spaces: ``1025794 Boeing 707``), id-only images_<split>.txt, and trainval lists, the union of train and val."""
+    variants = ["707-320", "737-300", "737-400", "A300B4"]
+    family = {"707-320": "Boeing 707", "737-300": "Boeing 737", "737-400": "Boeing 737", "A300B4": "A300"}
+    maker = {"707-320": "Boeing", "737-300": "Boeing", "737-400": "Boeing", "A300B4": "Airbus"}
+    data = root / "data"
+    (data / "images").mkdir(parents=True)
+    ids = [f"{1000000 + k:07d}" for k in range(24)]
+    for k, i in enumerate(ids):
+        (data / "images" / f"{i}.jpg").write_bytes(png(k))
+    for split, members in (("train", ids[:8]), ("val", ids[8:16]), ("test", ids[16:]), ("trainval", ids[:16])):
+        (data / f"images_{split}.txt").write_text("".join(f"{i}\n" for i in members))
+        for level, of in (("variant", lambda v: v), ("family", family.get), ("manufacturer", maker.get)):
+            (data / f"images_{level}_{split}.txt").write_text("".join(f"{i} {of(variants[k % 4])}\n"
+                                                                      for k, i in enumerate(members)))
+    (data / "variants.txt").write_text("\n".join(variants) + "\n")
+    (data / "images_box.txt").write_text("".join(f"{i} 1 2 3 4\n" for i in ids))
+    return root
+
+
+def test_fgvc_aircraft_lists_label_at_the_finest_level(tmp_path, png):
+    """Three sets of labelling lists (variant, family, manufacturer) and one of ids: the variant lists (the most
+    labels) are taken, train, val and test (not trainval, their union); a label keeps its spaces."""
+    root = _fgvc(tmp_path / "fgvc-aircraft-2013b", png)
+    found = detect(str(root))
+    data = root / "data"
+    assert found == {"path": (data / "images").as_posix(), "label_from": "lists", "split_lists": [
+        (data / f"images_variant_{split}.txt").as_posix() for split in ("test", "train", "val")]}
+    landed, rejects = _landed(ImageFolderSource(name="s", kind="image_folder", **found))
+    assert not rejects and len(landed) == 24
+    assert landed["1000000.jpg"] == ("707-320", "train") and landed["1000009.jpg"] == ("737-300", "val")
+    assert landed["1000019.jpg"] == ("A300B4", "test")
+    (data / "images_variant_test.txt").unlink()
+    for split in ("train", "val", "trainval"):
+        (data / f"images_variant_{split}.txt").unlink()
+    assert detect(str(root))["split_lists"][0].endswith("images_family_test.txt")  # then the next finest
+    family = _landed(ImageFolderSource(name="s", kind="image_folder", **detect(str(root))))[0]
+    assert family["1000001.jpg"] == ("Boeing 737", "train")

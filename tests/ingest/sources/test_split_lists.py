@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from ingest.sources.image_folder import ImageFolderSource, detect, read_image_folder
-from ingest.sources.split_lists import list_split
+from ingest.sources.split_lists import list_sets, list_split
 from sluice.errors import InputError
 
 
@@ -86,8 +86,10 @@ def test_lists_that_are_not_one_per_split_or_not_of_this_folder_are_not_proposed
 
 
 def test_a_list_must_say_its_split_and_exist(tmp_path, png):
-    names = ("train.txt", "TrainVal.txt", "val.txt", "test_list.txt", "TestImages.txt", "notes.txt", "contest.txt")
-    assert [list_split(n) for n in names] == ["train", "train", "val", "test", "test", None, None]
+    names = ("train.txt", "TrainVal.txt", "val.txt", "test_list.txt", "TestImages.txt", "notes.txt", "contest.txt",
+             "images_variant_trainval.txt", "images_family_test.txt", "LOC_val_solution.csv", "train_test_split.txt")
+    assert [list_split(n) for n in names] == ["train", "train", "val", "test", "test", None, None, "train", "test", None,
+                                              None]
     with pytest.raises(ValidationError, match="'notes.txt' does not say its split by its name"):
         ImageFolderSource(name="f", kind="image_folder", path=str(tmp_path), split_lists=["notes.txt"])
     root = _food(tmp_path / "food-101", png)
@@ -179,3 +181,16 @@ def test_stanford_dogs_lists_in_matlab_files(tmp_path, png):
     src = ImageFolderSource(name="d", kind="image_folder", **found)
     got = {r.item_id: (r.label, r.split_hint) for r in read_image_folder(src, 1 << 20)}
     assert got[names[2]] == ("n02085620-Chihuahua", "test") and got[names[0]] == ("n02085620-Chihuahua", "train")
+
+
+def test_lists_form_sets_by_their_names_less_the_split(tmp_path):
+    """DTD's folds are ten sets (none proposed alone); FGVC-Aircraft's trainval leaves a set with train and val
+    (their union); the Pets' trainval is its set's train list; a set with two lists of a split is none."""
+    for name in ("train1", "val1", "test1", "train2", "val2", "test2", "a_train", "a_val", "a_trainval", "a_test",
+                 "trainval", "test", "b_train", "b_training", "notes"):
+        (tmp_path / f"{name}.txt").write_text("x\n")
+    found = sorted((sorted((split, path.stem) for split, path in lists.items()) for lists in list_sets([tmp_path], (".txt",))))
+    assert found == [[("test", "a_test"), ("train", "a_train"), ("val", "a_val")],
+                     [("test", "test"), ("train", "trainval")],
+                     [("test", "test1"), ("train", "train1"), ("val", "val1")],
+                     [("test", "test2"), ("train", "train2"), ("val", "val2")]]
