@@ -46,6 +46,14 @@ def split_of(name: str | None) -> str | None:
     return splits[0] if len(splits) == 1 and set(words) - set(SPLIT_NAMES) <= _SPLIT_FILLER else None
 
 
+def word_split(name: str) -> str | None:
+    """The one split the words of ``name`` name, whatever the other words (a data set's name: Stanford Cars'
+    ``cars_train``), else None; :func:`split_of` for a name that says it alone."""
+    words = {w.rstrip("0123456789") for w in re.split(r"[-_. ]+", name.strip().lower())}
+    splits = {SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES}
+    return split_of(name) or (splits.pop() if len(splits) == 1 else None)
+
+
 class SourceConfig(Section):
     """The keys every ``ingest.sources`` entry has."""
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.sources.base import split_of
+from ingest.sources.base import split_of, word_split
 from ingest.sources.folders import metadata
 from sluice.imaging import image_extensions
 
@@ -77,12 +78,12 @@ def inner_split(folder: Path) -> Path:
     if len(inner) != 1 or any(p.is_file() for p in folder.iterdir()):
         return folder
     pictures = inner[0].name.lower().replace("-", "").replace("_", "") in CONTAINERS and bool(subdirs(inner[0]))
-    return inner[0] if pictures or split_of(inner[0].name) == split_of(folder.name) else folder
+    return inner[0] if pictures or word_split(inner[0].name) == word_split(folder.name) else folder
 
 
 def split_name(folder: Path) -> str | None:
     """The split of a layout's split folder, as read (``Final_Training/Images`` is train)."""
-    return split_of(folder.name) or split_of(folder.parent.name)
+    return word_split(folder.name) or split_of(folder.parent.name)
 
 
 def container(split: Path, folder: Path) -> bool:
@@ -102,7 +103,7 @@ class Layout:
 def layout(root: Path) -> Layout | None:
     """``root``'s splits, or None when its folders are classes (no folder named as a split)."""
     top = subdirs(root)
-    named = [p for p in top if split_of(p.name)]
+    named = [p for p in top if split_of(p.name)] or _alike(top)
     if not named:
         return None
     found = Layout(list(named))
@@ -124,6 +125,20 @@ def layout(root: Path) -> Layout | None:
     return found
 
 
+def _alike(folders: list[Path]) -> list[Path]:
+    """Folders named alike but for a split word, of two splits or more (Stanford Cars' ``cars_train`` and
+    ``cars_test``: the data set's name and the split), each holding images; [] unless exactly one such set."""
+    sets: dict[str, list[Path]] = {}
+    for folder in folders:
+        if word_split(folder.name):
+            key = re.sub(r"(?i)(?<![a-z])(trainval|training|train|testing|test|validation|valid|val|dev)(?![a-z])", "*",
+                         folder.name.lower())
+            sets.setdefault(key, []).append(folder)
+    found = [alike for alike in sets.values()
+             if len({word_split(f.name) for f in alike}) == len(alike) >= 2 and all(map(any_image, alike))]
+    return found[0] if len(found) == 1 else []
+
+
 def _splits_within(folder: Path, depth: int = 2) -> Path | None:
     """The folder at or under ``folder`` (through wrappers of one image-holding folder, ``depth`` deep) whose
     image-holding folders are all splits or folders to predict, one of them a split; None where there is none."""
@@ -133,3 +148,40 @@ def _splits_within(folder: Path, depth: int = 2) -> Path | None:
     if any(split_of(d.name) for d in inside) and all(split_of(d.name) or is_unlabelled(d.name) for d in inside):
         return folder
     return _splits_within(inside[0], depth - 1) if depth and len(inside) == 1 else None
+
+
+def wrapped(folder: Path) -> Path | None:
+    """The one subfolder the layout starts in, when ``folder`` only wraps it: ``folder`` holds no image itself,
+    exactly one of its subfolders holds images (the others: annotations, meta, lists), that one is not a split,
+    and either it holds folders and is ``folder``'s only subfolder (``flowers/flowers/<class>/``), or its name
+    says it holds a set's pictures (``images``, ``jpg``), or its images all lie in two or more folders of its own
+    (Caltech-101's ``101_ObjectCategories/<class>/`` beside ``Annotations/``: read as one class, it would be a
+    data set of one class)."""
+    inside = subdirs(folder)
+    if holds_image_file(folder):
+        return None
+    with_images = [d for d in inside if any_image(d)]
+    if len(with_images) != 1 or split_of(with_images[0].name):
+        return None
+    inner = with_images[0]
+    only = len(inside) == 1 and bool(subdirs(inner))
+    classes = not holds_image_file(inner) and sum(any_image(d) for d in subdirs(inner)) >= 2
+    return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in CONTAINERS else None
+
+
+def classes_nest(groups) -> bool:
+    """Whether the class folders only group the classes below them (SUN397's ``a/abbey``, iNaturalist 2019's
+    ``Plants/644``): in each split no image lies in a class folder itself, they hold two or more folders with
+    images each on average, and those folders' names are their own (at most one in ten under two class folders:
+    ``cat/2019`` beside ``dog/2019`` are not classes; nor is Tiny ImageNet's ``n01443537/images/``)."""
+    by_split: dict[str | None, list[Path]] = {}
+    for split, folder, label in groups:
+        if label is not None:
+            by_split.setdefault(split, []).append(folder)
+    for folders in by_split.values():
+        if any(holds_image_file(f) for f in folders):
+            return False
+        names = Counter(d.name.lower() for f in folders for d in subdirs(f) if any_image(d))
+        if sum(names.values()) < 2 * len(folders) or sum(n > 1 for n in names.values()) > 0.1 * len(names):
+            return False
+    return bool(by_split)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,8 +25,8 @@ from pydantic import Field, model_validator
 
 from ingest.sources import split_annotations, split_labels
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
-from ingest.sources.folder_layout import (CONTAINERS, any_image, container, holds_image_file, layout, split_name,
-                                          subdirs)
+from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, split_name, subdirs,
+                                          wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, index_names, names_file
 from ingest.sources.labels_file import beside, find_columns, match
@@ -268,14 +267,14 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
 
 
 def detect(path: str) -> dict:
-    """The folder the layout starts in (``path``) when ``path`` only wraps it (see :func:`_wrapped`); for a flat
+    """The folder the layout starts in (``path``) when ``path`` only wraps it (see ``folder_layout.wrapped``); for a flat
     folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
     names (:func:`_names_are_labels`), else lists that label its images (``label_lists.find_labelled``), else
     ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
-    A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (:func:`_classes_nest`)."""
+    A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (``folder_layout.classes_nest``)."""
     root = inner = Path(path)
-    while (wrapped := _wrapped(inner)) is not None:
-        inner = wrapped
+    while (within := wrapped(inner)) is not None:
+        inner = within
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}
     given, root, path = root, inner, str(inner)
     if not any_image(root):
@@ -288,7 +287,7 @@ def detect(path: str) -> dict:
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
         found = split_labels.find(given, root, groups)
-        return {**moved, **({"label_from": "path"} if _classes_nest(groups) else {}),
+        return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}),
                 **({"split_labels": found} if found else {})}
     except InputError:
         pass
@@ -301,43 +300,6 @@ def detect(path: str) -> dict:
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}
     return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or {"label_from": "none"})}
-
-
-def _wrapped(folder: Path) -> Path | None:
-    """The one subfolder the layout starts in, when ``folder`` only wraps it: ``folder`` holds no image itself,
-    exactly one of its subfolders holds images (the others: annotations, meta, lists), that one is not a split,
-    and either it holds folders and is ``folder``'s only subfolder (``flowers/flowers/<class>/``), or its name
-    says it holds a set's pictures (``images``, ``jpg``), or its images all lie in two or more folders of its own
-    (Caltech-101's ``101_ObjectCategories/<class>/`` beside ``Annotations/``: read as one class, it would be a
-    data set of one class)."""
-    inside = subdirs(folder)
-    if holds_image_file(folder):
-        return None
-    with_images = [d for d in inside if any_image(d)]
-    if len(with_images) != 1 or split_of(with_images[0].name):
-        return None
-    inner = with_images[0]
-    only = len(inside) == 1 and bool(subdirs(inner))
-    classes = not holds_image_file(inner) and sum(any_image(d) for d in subdirs(inner)) >= 2
-    return inner if only or classes or inner.name.lower().replace("-", "").replace("_", "") in CONTAINERS else None
-
-
-def _classes_nest(groups) -> bool:
-    """Whether the class folders only group the classes below them (SUN397's ``a/abbey``, iNaturalist 2019's
-    ``Plants/644``): in each split no image lies in a class folder itself, they hold two or more folders with
-    images each on average, and those folders' names are their own (at most one in ten under two class folders:
-    ``cat/2019`` beside ``dog/2019`` are not classes; nor is Tiny ImageNet's ``n01443537/images/``)."""
-    by_split: dict[str | None, list[Path]] = {}
-    for split, folder, label in groups:
-        if label is not None:
-            by_split.setdefault(split, []).append(folder)
-    for folders in by_split.values():
-        if any(holds_image_file(f) for f in folders):
-            return False
-        names = Counter(d.name.lower() for f in folders for d in subdirs(f) if any_image(d))
-        if sum(names.values()) < 2 * len(folders) or sum(n > 1 for n in names.values()) > 0.1 * len(names):
-            return False
-    return bool(by_split)
 
 
 def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:

@@ -49,3 +49,23 @@ def test_a_link_back_to_the_folder_is_quarantined_and_a_linked_class_folder_else
     assert landed == [("bird", "1.png"), ("cat", "1.png"), ("dog", "1.png")]
     assert sorted((Path(r.uri).name, r.reject) for r in records if r.reject) == [("all", "unreadable"), ("up", "unreadable")]
     assert all("link to a folder" in r.details for r in records if r.reject)
+
+
+def test_folders_named_alike_but_for_a_split_word_are_the_splits(tmp_path, png, make_params, lake):
+    """Stanford Cars' cars_train/ and cars_test/ (the set's name and a split) beside devkit/; flowers_train/<class>/
+    beside flowers_test/<class>/: splits, read as such. Two folders of one split, or folders of no common name,
+    are not."""
+    from ingest import public
+
+    _tree(tmp_path / "cars", ["cars_train/00001.jpg", "cars_test/00001.jpg"], png)
+    (tmp_path / "cars" / "devkit").mkdir()
+    found = layout(tmp_path / "cars")
+    assert [p.name for p in found.splits] == ["cars_test", "cars_train"]
+    root = tmp_path / "flowers"
+    _tree(root, ["flowers_train/rose/1.jpg", "flowers_train/tulip/2.jpg", "flowers_test/rose/3.jpg",
+                 "flowers_test/tulip/4.jpg"], png)
+    public.run(make_params({"ingest": {"sources": [{"name": "f", "kind": "image_folder", "path": str(root)}]}}))
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert ("flowers_train/rose/1.jpg", "train", "rose") in rows and ("flowers_test/tulip/4.jpg", "test", "tulip") in rows
+    _tree(tmp_path / "no", ["a_train/1.jpg", "b_train/2.jpg", "pre_test/3.jpg", "post_test/4.jpg"], png)
+    assert layout(tmp_path / "no") is None
