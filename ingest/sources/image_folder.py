@@ -64,8 +64,9 @@ class ImageFolderSource(SourceConfig):
                              "'<image> <label>')")
         if self.split_labels and self.label_from not in ("folder", "path"):
             raise ValueError("split_labels goes with class folders (label_from: folder or path): it labels a flat split")
-        if self.class_names is not None and self.label_from not in ("lists", "file"):
-            raise ValueError("class_names goes with label_from: lists or file (labels given as class indices)")
+        if self.class_names is not None and self.label_from not in ("lists", "file") and not self.split_labels:
+            raise ValueError("class_names goes with label_from: lists or file, or split_labels (labels given as class "
+                             "indices)")
         if self.name_pattern is not None:
             if self.label_from != "name":
                 raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
@@ -129,7 +130,7 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
                                                               for c in subdirs(s)] or [(split_name(s), s, None)])]
     else:
         groups = [(None, c, c.name) for c in subdirs(root)]
-    groups = groups + extra if any(label for _, _, label in groups) else []
+    groups = groups + extra if any(label for _, _, label in groups) or src.split_labels else []
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
                          f"{root}/train/<class>/<image>; set label_from: file with a labels_file naming each image's "
@@ -205,7 +206,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         splits = ", ".join(sorted({f"{s.name}/" for s in split_layout.splits})) if split_layout else ""
         yield from lists.rejects if lists else ()
         for folder in outside:  # beside the splits and none of them (Fruits-360's test-multiple_fruits/)
-            for path in _files(folder, skipped):
+            for path in (p for p in _files(folder, skipped) if p.absolute() not in own):  # devkit/'s labels: read
                 found[0] = True
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_split_folder",
                              details=f"{safe_text(folder.name)}/ lies beside the split folders ({splits}) and is none "
@@ -226,7 +227,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             for split, folder, label in groups:
                 if folder in labelled:
                     yield from split_labels.jobs(src.name, list(_files(folder, skipped)), labelled[folder], root, split,
-                                                 {g[2] for g in groups} - {None})
+                                                 {g[2] for g in groups} - {None}, src.class_names, src.class_index_base)
                     continue
                 if folder in annotated:
                     yield from split_annotations.jobs(src.name, list(_files(folder, skipped)), annotated[folder], split)
@@ -286,9 +287,7 @@ def detect(path: str) -> dict:
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        found = split_labels.find(given, root, groups)
-        return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}),
-                **({"split_labels": found} if found else {})}
+        return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups)}
     except InputError:
         pass
     labels = beside(root)
@@ -297,6 +296,8 @@ def detect(path: str) -> dict:
         return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
                 **(index_names(labels, columns["label_column"], [root, root.parent]) if columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
+    if labelled := split_labels.find(given, root, flat):  # flat split folders, each labelled by a file (Stanford Cars')
+        return {**moved, **labelled}
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}
     return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or {"label_from": "none"})}
@@ -333,8 +334,8 @@ def class_names(src: ImageFolderSource) -> list[str] | None:
         return src.class_names or sorted(set(SplitLists.read(src.split_lists, Path(src.path), True).label.values())) or None
     if src.label_from != "folder":
         return None
-    return sorted({label for _, folder, label in _groups(Path(src.path), src)
-                   if label is not None and _holds_image(folder)}) or None
+    return sorted({label for _, folder, label in _groups(Path(src.path), src)  # and the names split_labels' indices take
+                   if label is not None and _holds_image(folder)} | set(src.class_names or [])) or None
 
 
 def file_labels(src: ImageFolderSource) -> Iterator[tuple[str, str]]:

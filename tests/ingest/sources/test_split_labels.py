@@ -3,6 +3,7 @@ ImageNet, laid out as they ship, small."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ingest import public
@@ -134,3 +135,47 @@ def test_split_labels_naming_no_flat_split_folder_is_one_line(tmp_path, make_par
     ("grade 2", "grade 2"), ("stage 1 2 3", "stage 1 2 3"), ("12 1 2 3 4", "12 1 2 3 4"), (None, None)])
 def test_a_label_before_its_boxes_is_the_label(label, expected):
     assert before_boxes(label) == expected
+
+
+def _annotations(path: Path, rows, labelled=True):
+    """A MATLAB struct array as Stanford Cars' devkit ships it: bbox_x1 ... (class), fname."""
+    from scipy.io import savemat
+
+    fields = [("bbox_x1", "O"), ("bbox_y1", "O"), *([("class", "O")] if labelled else []), ("fname", "O")]
+    table = np.array([(np.uint8(1), np.uint8(2), *([np.uint8(c)] if labelled else []), name) for name, c in rows],
+                     dtype=fields)
+    savemat(path, {"annotations": table.reshape(1, -1)})
+
+
+def test_torchvision_stanford_cars_tables_label_both_flat_splits(tmp_path, make_params, lake, png):
+    """stanford_cars/: flat cars_train/ and cars_test/ (named for the set and the split), devkit/ with
+    cars_train_annos.mat (fname, class 1..3) and cars_meta.mat (class_names), cars_test_annos_withlabels.mat
+    beside; devkit/cars_test_annos.mat has no class and is not taken. Indices are named by cars_meta.mat."""
+    from scipy.io import savemat
+
+    root = tmp_path / "stanford_cars"
+    _tree(root, [f"cars_train/{k:05d}.jpg" for k in range(1, 6)] + [f"cars_test/{k:05d}.jpg" for k in range(1, 4)], png)
+    (root / "devkit").mkdir()
+    _annotations(root / "devkit" / "cars_train_annos.mat", [(f"{k:05d}.jpg", k % 3 + 1) for k in range(1, 6)]
+                 + [("09999.jpg", 1)])
+    _annotations(root / "devkit" / "cars_test_annos.mat", [(f"{k:05d}.jpg", 0) for k in range(1, 4)], labelled=False)
+    _annotations(root / "cars_test_annos_withlabels.mat", [(f"{k:05d}.jpg", 4 - k) for k in range(1, 4)])
+    names = np.array(["AM General Hummer SUV 2000", "Acura RL Sedan 2012", "Acura TL Sedan 2012"], dtype=object)
+    savemat(root / "devkit" / "cars_meta.mat", {"class_names": names.reshape(1, -1)})
+    found = detect(str(root))
+    assert found == {"split_labels": {"cars_test": (root / "cars_test_annos_withlabels.mat").as_posix(),
+                                      "cars_train": (root / "devkit" / "cars_train_annos.mat").as_posix()},
+                     "class_names": list(names), "class_index_base": 1}
+    _annotations(root / "cars_test_annos_withlabels.mat", [(f"{k:05d}.jpg", 4 - k) for k in range(1, 4)] + [("00003.jpg", 9)])
+    stats = _run(make_params, root, **found)
+    rows = _rows(lake)
+    assert ("cars_train/00001.jpg", "train", "Acura RL Sedan 2012") in rows
+    assert ("cars_train/00002.jpg", "train", "Acura TL Sedan 2012") in rows
+    assert ("cars_test/00001.jpg", "test", "Acura TL Sedan 2012") in rows
+    assert ("cars_test/00003.jpg", "test", "AM General Hummer SUV 2000") in rows
+    quarantined = {(r["reason"], r["row_key"].rsplit("/", 1)[-1]) for r in lake.read("quarantine").to_pylist()}
+    assert ("label_for_missing_file", "cars_train_annos.mat:record 6") in quarantined
+    assert ("unknown_class_index", "cars_test_annos_withlabels.mat:record 4") in quarantined
+    assert ("outside_split_folder", "cars_meta.mat") in quarantined  # kept with its reason: not read as an image
+    assert not any(key == "cars_train_annos.mat" for _, key in quarantined)  # read, as the split's labels
+    assert stats["seen"] == stats["inserted"] + stats["quarantined"]
