@@ -29,7 +29,7 @@ from ingest.sources.folder_layout import (any_image, classes_nest, container, la
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, index_names, names_file
-from ingest.sources.labels_file import beside, find_columns, match
+from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
 from sluice import read_ahead
 from sluice.connectors import Connector
@@ -287,20 +287,21 @@ def detect(path: str) -> dict:
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups)}
+        if (labels := beside(root)) is None or labels.suffix.lower() == ".mat" or not relabels_folders(labels, groups):
+            return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups)}
     except InputError:
         pass
-    labels = beside(root)
+    labels = beside(root)  # a flat folder's labels file, or one that labels the folders' images otherwise
     if labels is not None:
         columns = find_columns(labels) if labels.suffix.lower() != ".mat" else {}
         return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
                 **(index_names(labels, columns["label_column"], [root, root.parent]) if columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
-    if labelled := split_labels.find(given, root, flat):  # flat split folders, each labelled by a file (Stanford Cars')
-        return {**moved, **labelled}
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}
-    return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or {"label_from": "none"})}
+    # lists that label, else flat split folders each labelled by a file (Stanford Cars'), else unlabelled
+    return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or split_labels.find(given, root, flat)
+                        or {"label_from": "none"})}
 
 
 def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:

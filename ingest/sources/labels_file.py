@@ -13,6 +13,7 @@ row giving an image a different label, are quarantined with the file and line. F
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ from sluice.errors import InputError
 FILE_NAMES = ("file", "filename", "filepath", "path", "imagepath", "image", "imagefile", "imagename", "imageid", "img",
               "id", "idcode", "name", "fname", "sample", "sampleid")
 LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "target", "breed", "species", "diagnosis",
-               "y", "predictionstring")  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
+               "dx", "y", "predictionstring")  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
+_SAMPLE = 500
 
 
 def _key(name: str) -> str:
@@ -93,18 +95,29 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         elif not hits:
             out.rejects.append(Record(where, item_id=key, reject="label_for_missing_file",
                                       details=f"no image in {root} is named {key!r}"))
-        elif len(hits) > 1:
+        elif len(hits) > 1 and not copies(hits):
             out.rejects.append(Record(where, item_id=key, reject="ambiguous_file_name",
                                       details=f"{key!r} names {len(hits)} images ({hits[0].relative_to(root)}, "
-                                              f"{hits[1].relative_to(root)}, ...); name it by its path"))
+                                              f"{hits[1].relative_to(root)}, ...) that differ; name it by its path"))
         elif hits[0] in out.by_image and out.by_image[hits[0]][0] != named(label.strip(), class_names, base):
             out.rejects.append(Record(where, item_id=key, reject="conflicting_label",
                                       details=f"{key!r} labelled {label.strip()!r} here and "
                                               f"{out.by_image[hits[0]][0]!r} on an earlier line (the first kept)"))
-        else:
-            out.by_image.setdefault(hits[0], (named(label.strip(), class_names, base),
-                                              (split or "").strip().lower() or None))
+        else:  # one image, or copies of it (HAM10000's part folders are shipped twice): each takes the label
+            for hit in hits:
+                out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None))
     return out
+
+
+def copies(paths: list[Path]) -> bool:
+    """Whether the files are byte-for-byte copies of one another (sizes first: most that differ stop there)."""
+    try:
+        if len({p.stat().st_size for p in paths}) != 1:
+            return False
+        first = paths[0].read_bytes()
+        return all(p.read_bytes() == first for p in paths[1:])
+    except OSError:
+        return False
 
 
 def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabels:
@@ -170,6 +183,31 @@ def beside(root: Path) -> Path | None:
         if (root.parent / name).is_file():
             return root.parent / name
     return None
+
+
+def relabels_folders(labels: Path, groups) -> bool:
+    """Whether a labels file labels the images of class folders (``groups``: (split, folder, label)) otherwise than
+    those folders do: the folders are parts or batches, not classes (HAM10000's ``HAM10000_metadata.csv`` over
+    ``HAM10000_images_part_1/`` and ``_part_2/``; a user's ``photos/2023-01/`` + ``labels.csv``): 80% of its first
+    rows name an image in a class folder, and half of those by another label than the folder's."""
+    from sluice.imaging import image_extensions
+
+    try:
+        columns = find_columns(labels)
+        rows = read_delimited(labels, [columns["file_column"], columns["label_column"]], None, "labels").head(_SAMPLE)
+    except (InputError, OSError, ValueError):
+        return False
+    index: dict[str, list[tuple[Path, str]]] = {}
+    extensions = image_extensions()
+    for _, folder, label in groups:
+        for parent, _, names in os.walk(folder) if label is not None else ():
+            for name in (n for n in names if Path(n).suffix.lower() in extensions):
+                path = Path(parent, name)
+                for key in dict.fromkeys((path.relative_to(folder.parent).as_posix(), name, path.stem)):
+                    index.setdefault(key, []).append((path, label))
+    named = [(hits[0][1], (label or "").strip()) for name, label in zip(rows[columns["file_column"]], rows[columns["label_column"]])
+             if (hits := lookup(index, (name or "").strip().replace("\\", "/")))]
+    return bool(named) and len(named) >= 0.8 * rows.height and sum(a != b for a, b in named) >= 0.5 * len(named)
 
 
 def _has_columns(path: Path) -> bool:

@@ -10,15 +10,19 @@ named by ``devkit/cars_meta.mat``'s ``class_names``). Without the file such a sp
 own test labels lost, and its test images thrown in with the images to predict.
 
 ``split_labels`` on the source maps each such folder (its path under the source) to its file; ``sluice init``
-finds them (:func:`find`): a CSV, TSV or MATLAB table in the folder, beside it, in the source folder, a folder
-of no images in it (``devkit/``) or above it up to the folder given, whose name says the folder's split (``Test``,
-``GT-final_test``, ``LOC_val_solution``, ``cars_train_annos``), whose columns say file and label, and whose first
+finds them (:func:`find`): a CSV, TSV, list or MATLAB table in the folder, beside it, in the source folder, a
+folder of no images in it (``devkit/``) or above it up to the folder given, whose name says the folder's split
+(``Test``, ``GT-final_test``, ``LOC_val_solution``, ``cars_train_annos``, Places365's ``places365_val.txt``), whose
+columns say file and label (a list: ``<image> <label>`` lines, no header, as Caffe's ``val.txt``), and whose first
 500 rows name the folder's images (80% of them). The rows are read as a labels file's (``labels_file.py``: an
-image by path, name or stem; a row naming no image, or an image again with another label, quarantined with its
-line). A label that is a number names the class folder that is the same number (``16`` is ``00016`` where the
-train folders are numbered so), so the split's classes are the folders' classes; where there are no class
-folders, class indices are named by the source's ``class_names`` (found beside the file: a names file, or a
-MATLAB cell array of as many names, Stanford Cars' ``cars_meta.mat``).
+image by path, name or stem, each copy of it where its name names copies; a row naming no image or differing
+images, or an image again with another label, quarantined with its line). A label that is a number names the
+class folder that is the same number (``16`` is ``00016`` where the train folders are numbered so); class indices
+are named by the source's ``class_names``: where class folders are names, the folders in sorted order (Caffe's
+ImageNet ``val.txt`` and Places365 number their classes so, as torchvision's ``ImageFolder`` does), else the
+names found beside the file (a names file, or a MATLAB cell array of as many names, Stanford Cars'
+``cars_meta.mat``).
+
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from ingest.sources import matlab
 from ingest.sources.base import SPLIT_NAMES, Record
 from ingest.sources.folder_layout import any_image, subdirs
 from ingest.sources.label_lists import class_names_beside
-from ingest.sources.labels_file import LABEL_NAMES, FileLabels, find_columns, lookup, match
-from ingest.sources.split_lists import named, unknown_index
+from ingest.sources.labels_file import LABEL_NAMES, before_boxes, copies, find_columns, lookup
+from ingest.sources.split_lists import labelled_entries, named, unknown_index
 from sluice.delimited import read_delimited
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -70,46 +74,58 @@ def jobs(source: str, files: list[Path], labels: Path, root: Path, split: str | 
     """``files`` (one split folder) as the image folder's (path, label, split) jobs, labelled by ``labels`` (class
     indices named by ``class_names`` from ``base``), after the rejections of its rows."""
     extensions = image_extensions()
-    images = [p for p in files if p.suffix.lower() in extensions]
-    found = _table(labels, images, root, class_names, base) if labels.suffix.lower() == ".mat" else \
-        match(labels, images, root, None, None, None, class_names, base)
-    by_image = {path: numbered(label, classes) for path, (label, _) in found.by_image.items()}
+    index: dict[str, list[Path]] = {}
+    for image in (p for p in files if p.suffix.lower() in extensions):
+        for key in dict.fromkeys((image.relative_to(root).as_posix(), image.name, image.stem)):
+            index.setdefault(key, []).append(image)
+    by_image: dict[Path, str] = {}
+    rejects = []
+    for where, key, given in rows(labels):
+        label = named(given, class_names, base) if given else None
+        hits = lookup(index, key)
+        if not key or not given:
+            rejects.append(Record(where, item_id=key or None, reject="missing_field",
+                                  details=f"empty {'file name' if not key else 'label'}"))
+        elif label is None:
+            rejects.append(unknown_index(where, key, given, class_names or [], base))
+        elif not hits or len(hits) > 1 and not copies(hits):
+            rejects.append(Record(where, item_id=key, reject="ambiguous_file_name" if hits else "label_for_missing_file",
+                                  details=f"{key!r} names {len(hits) or 'no'} {'differing ' if hits else ''}images of {root}"))
+        elif by_image.setdefault(hits[0], numbered(label, classes)) != numbered(label, classes):
+            rejects.append(Record(where, item_id=key, reject="conflicting_label", details=(
+                f"{key!r} labelled {label!r} here and {by_image[hits[0]]!r} before (the first kept)")))
+        else:
+            by_image.update((hit, by_image[hits[0]]) for hit in hits[1:])
     strange = sorted({label for label in by_image.values() if label not in classes})
     stage_logger("ingest").info(
         f"{source}: {len(by_image)} images in {files[0].parent if files else root} labelled by {labels.name}"
-        + (f", {len(found.rejects)} of its rows quarantined" if found.rejects else "")
+        + (f", {len(rejects)} of its rows quarantined" if rejects else "")
         + (f"; {len(strange)} of its labels name no class folder ({', '.join(strange[:5])})" if classes and strange else ""))
-    yield from found.rejects
+    yield from rejects
     yield from ((path, by_image.get(path), split) for path in files)
 
 
-def _table(path: Path, images: list[Path], root: Path, class_names: list[str] | None, base: int) -> FileLabels:
-    """A MATLAB table's records matched to ``images`` as a labels file's rows (a reject names the record)."""
-    rows = matlab.records(path)
-    file_field, label_field = _fields(path, rows)
-    index: dict[str, list[Path]] = {}
-    for image in images:
-        for key in dict.fromkeys((image.relative_to(root).as_posix(), image.name, image.stem)):
-            index.setdefault(key, []).append(image)
-    out = FileLabels()
-    for number, row in enumerate(rows, start=1):
-        where, key = f"{path}:record {number}", str(row[file_field] or "").replace("\\", "/")
-        label = None if row[label_field] is None else named(str(row[label_field]), class_names, base)
-        hits = lookup(index, key)
-        if label is None:
-            out.rejects.append(unknown_index(where, key, str(row[label_field]), class_names or [], base))
-        elif len(hits) != 1:
-            out.rejects.append(Record(where, item_id=key, reject="ambiguous_file_name" if hits else "label_for_missing_file",
-                                      details=f"{key!r} names {len(hits) or 'no'} images of {root}"))
-        elif out.by_image.setdefault(hits[0], (label, None))[0] != label:
-            out.rejects.append(Record(where, item_id=key, reject="conflicting_label", details=(
-                f"{key!r} labelled {label!r} here and {out.by_image[hits[0]][0]!r} by an earlier record (the first kept)")))
-    return out
+def rows(path: Path) -> list[tuple[str, str, str]]:
+    """(where, file, label) of each row of a labels file: a CSV / TSV with a header whose columns say file and
+    label, a MATLAB table (fields), or a list of ``<image> <label>`` lines; a label before its box is the label."""
+    if path.suffix.lower() == ".mat":
+        records = matlab.records(path)
+        file_field, label_field = _fields(path, records)
+        return [(f"{path}:record {n}", str(r[file_field] or "").replace("\\", "/"),
+                 "" if r[label_field] is None else str(r[label_field])) for n, r in enumerate(records, start=1)]
+    try:
+        columns = find_columns(path)
+    except InputError:  # no header: a list
+        return [(f"{path}:{n}", entry, before_boxes(label) or "") for n, entry, label in labelled_entries(path)]
+    table = read_delimited(path, [columns["file_column"], columns["label_column"]], None, f"labels {path.name}")
+    return [(f"{path}:{n}", (name or "").strip().replace("\\", "/").removeprefix("./"), before_boxes((label or "").strip()))
+            for n, name, label in zip(range(2, table.height + 2), table[columns["file_column"]],
+                                      table[columns["label_column"]])]
 
 
-def _fields(path: Path, rows: list[dict]) -> tuple[str, str]:
+def _fields(path: Path, records: list[dict]) -> tuple[str, str]:
     """The file and label fields of a MATLAB table's records, by their usual names."""
-    by_key = {"".join(c for c in name.lower() if c.isalnum()): name for name in rows[0]} if rows else {}
+    by_key = {"".join(c for c in name.lower() if c.isalnum()): name for name in records[0]} if records else {}
     file_field = next((by_key[k] for k in _MAT_FILES if k in by_key), None)
     label_field = next((by_key[k] for k in LABEL_NAMES if k in by_key), None)
     if file_field is None or label_field is None:
@@ -120,7 +136,7 @@ def _fields(path: Path, rows: list[dict]) -> tuple[str, str]:
 def find(given: Path, root: Path, groups) -> dict:
     """``split_labels`` for the flat split folders of ``root`` (the layout's folder, ``given`` or inside it) that
     a file labels, as ``sluice init`` writes them, with ``class_names`` (and ``class_index_base``) where the
-    labels are class indices, no class folder is a number, and names are found beside the files."""
+    labels are class indices and no class folder is a number: the class folders sorted, else names beside."""
     out: dict[str, str] = {}
     indices: Counter = Counter()
     for split, folder, label in groups:
@@ -136,24 +152,31 @@ def find(given: Path, root: Path, groups) -> dict:
             indices.update({int(k): n for k, n in hit[1].items() if k.isdigit()})
     if not out:
         return {}
-    numbered_folders = any(label.isdigit() for _, _, label in groups if label is not None)
+    classes = sorted({label for _, _, label in groups if label is not None})
     folders = list(dict.fromkeys(Path(p).parent for p in out.values()))
-    names = None if numbered_folders or not indices else _mat_names(folders, indices) or class_names_beside(folders, indices)
+    names = None if not indices or any(c.isdigit() for c in classes) else \
+        _covering(classes, indices) if classes else _mat_names(folders, indices) or class_names_beside(folders, indices)
     return {"split_labels": out, **({"class_names": names[0]} if names else {}),
             **({"class_index_base": 1} if names and names[1] == 1 else {})}
 
 
+def _covering(names: list[str], indices: Counter) -> tuple[list[str], int] | None:
+    """``names`` counted from 0 (or 1 where no row says 0 and some say their number) where they name the indices
+    of 99% of the rows (a stray index is the ingest's to quarantine)."""
+    base = 1 if 0 not in indices and len(names) in indices else 0
+    covered = sum(n for k, n in indices.items() if base <= k < base + len(names)) >= 0.99 * sum(indices.values())
+    return (names, base) if covered else None
+
+
 def _mat_names(folders: list[Path], indices: Counter) -> tuple[list[str], int] | None:
-    """Class names from a MATLAB cell array beside the tables naming the indices of 99% of the rows
-    (``cars_meta.mat``)."""
+    """Class names from a MATLAB cell array beside the tables (``cars_meta.mat``) that covers the indices."""
     for path in sorted({p for folder in folders for p in folder.glob("*.mat")}):
         try:
-            names = matlab.file_names(path)
+            found = _covering(matlab.file_names(path), indices)
         except InputError:
             continue
-        base = 1 if 0 not in indices and len(names) in indices else 0
-        if sum(n for k, n in indices.items() if base <= k < base + len(names)) >= 0.99 * sum(indices.values()):
-            return names, base  # a stray index is the ingest's to quarantine
+        if found:
+            return found
     return None
 
 
@@ -169,7 +192,7 @@ def _image_names(folder: Path) -> dict[str, list[str]]:
 
 
 def _named_for(place: Path, split: str) -> list[Path]:
-    """The delimited files in ``place`` whose name says ``split`` and no other (a sample submission is no labels)."""
+    """The labels files in ``place`` whose name says ``split`` and no other (a sample submission is no labels)."""
     def says(stem: str) -> bool:
         words = {w.rstrip("0123456789") for w in re.split(r"[-_. ]+", stem.lower())}
         return {SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES} == {split} and "submission" not in stem.lower()
@@ -177,20 +200,14 @@ def _named_for(place: Path, split: str) -> list[Path]:
 
 
 def _labels(path: Path, names: dict[str, list[str]]) -> Counter:
-    """The labels of ``path`` (label -> rows) where it has file and label columns (or fields) and 80% of its first
-    rows name an image of the folder; else none."""
+    """The labels of ``path`` (label -> rows) where 80% of its first rows name an image of the folder and 90%
+    give a label; else none."""
     try:
-        if path.suffix.lower() == ".mat":
-            records = matlab.records(path)
-            file_field, label_field = _fields(path, records)
-            pairs = [(str(r[file_field] or ""), str(r[label_field])) for r in records if r[label_field] is not None]
-        else:
-            columns = find_columns(path)
-            rows = read_delimited(path, [columns["file_column"], columns["label_column"]], None, "labels")
-            pairs = list(zip(rows[columns["file_column"]].fill_null(""), rows[columns["label_column"]].fill_null("")))
-    except (InputError, OSError, ValueError):
+        found = rows(path)
+    except (InputError, OSError, ValueError, UnicodeDecodeError):
         return Counter()
-    keys = [name.strip().replace("\\", "/").removeprefix("./") for name, _ in pairs[:_SAMPLE]]
-    if not keys or sum(bool(lookup(names, key)) for key in keys) < 0.8 * len(keys):
+    sample = found[:_SAMPLE]
+    if (not sample or sum(bool(lookup(names, key)) for _, key, _ in sample) < 0.8 * len(sample)
+            or sum(bool(label) for _, _, label in sample) < 0.9 * len(sample)):
         return Counter()
-    return Counter(label.strip() for _, label in pairs if label.strip())
+    return Counter(label for _, _, label in found if label)

@@ -92,3 +92,43 @@ def _two(tmp_path):
     """Two columns named nothing usual: the file, then the label."""
     (tmp_path / "two.csv").write_text("photo,kind\n0.png,cat\n")
     return tmp_path / "two.csv"
+
+
+def test_a_labels_file_over_part_folders_labels_their_images(tmp_path, make_params, lake, png):
+    """HAM10000 as Kaggle ships it: HAM10000_images_part_1/ and _part_2/ (and a lower-case copy of both) beside
+    HAM10000_metadata.csv (image_id, dx): the folders are parts, not classes; the file labels every image, each
+    copy of an image too; a name two different images share stays quarantined."""
+    root = tmp_path / "skin-cancer-mnist-ham10000"
+    parts = {"HAM10000_images_part_1": ["ISIC_0000001", "ISIC_0000002", "ISIC_0000003"],
+             "HAM10000_images_part_2": ["ISIC_0000004", "ISIC_0000005"]}
+    for copy in (str.strip, str.lower):
+        for folder, ids in parts.items():
+            (root / copy(folder)).mkdir(parents=True)
+            for image_id in ids:
+                (root / copy(folder) / f"{image_id}.jpg").write_bytes(png(int(image_id[-1])))
+    (root / "HAM10000_images_part_2" / "ISIC_0000006.jpg").write_bytes(png(6))
+    (root / "ham10000_images_part_2" / "ISIC_0000006.jpg").write_bytes(png(60))  # same name, other pixels
+    (root / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx,dx_type,age,sex\n" + "".join(
+        f"HAM_{k},ISIC_000000{k},{['nv', 'mel', 'bkl'][k % 3]},histo,50,male\n" for k in range(1, 7)))
+    (root / "hmnist_8_8_L.csv").write_text("pixel0000,pixel0001,label\n1,2,0\n")
+    found = detect(str(root))
+    assert found == {"label_from": "file", "labels_file": (root / "HAM10000_metadata.csv").as_posix(),
+                     "file_column": "image_id", "label_column": "dx"}
+    params = make_params({"ingest": {"sources": [{"name": "h", "kind": "image_folder", "path": str(root), **found}]}})
+    stats = public.run(params)["sources"]["h"]
+    labels = {}
+    for r in lake.read("raw_images").to_pylist():
+        labels.setdefault(r["item_id"].rsplit("/", 1)[-1], set()).add(r["source_label"])
+    assert labels["ISIC_0000001.jpg"] == {"mel"} and labels["ISIC_0000005.jpg"] == {"bkl"}
+    assert labels["ISIC_0000006.jpg"] == {None}  # two different images: never guessed
+    assert stats["quarantine_reasons"]["ambiguous_file_name"] == 1
+
+
+def test_a_labels_file_that_gives_the_folders_labels_leaves_the_class_folders(tmp_path, png):
+    """State Farm's imgs/train/c0/ ... with driver_imgs_list.csv (classname = the folder): class folders, as before."""
+    root = tmp_path / "imgs"
+    for k in range(4):
+        (root / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"c{k % 2}" / f"img_{k}.jpg").write_bytes(png(k))
+    (root / "labels.csv").write_text("subject,classname,img\n" + "".join(f"p1,c{k % 2},img_{k}.jpg\n" for k in range(4)))
+    assert detect(str(root)) == {}

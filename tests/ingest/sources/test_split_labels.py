@@ -179,3 +179,24 @@ def test_torchvision_stanford_cars_tables_label_both_flat_splits(tmp_path, make_
     assert ("outside_split_folder", "cars_meta.mat") in quarantined  # kept with its reason: not read as an image
     assert not any(key == "cars_train_annos.mat" for _, key in quarantined)  # read, as the split's labels
     assert stats["seen"] == stats["inserted"] + stats["quarantined"]
+
+
+def test_a_flat_val_folder_labelled_by_class_indices_in_a_list(tmp_path, make_params, lake, png):
+    """ImageNet as Caffe's lists label it: train/<wnid>/ beside a flat val/ and val.txt of '<image> <index>' lines
+    (no header); the indices number the class folders in sorted order, as torchvision's ImageFolder does, written
+    as class_names; an index past them is quarantined with its line."""
+    root = tmp_path / "ilsvrc"
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    _tree(root, [f"train/{w}/{w}_0.JPEG" for w in reversed(wnids)] + [f"val/ILSVRC2012_val_{k:08d}.JPEG" for k in (1, 2, 3)],
+          png)
+    (root / "val.txt").write_text("ILSVRC2012_val_00000001.JPEG 2\nILSVRC2012_val_00000002.JPEG 0\n"
+                                  "ILSVRC2012_val_00000003.JPEG 1\n")
+    found = detect(str(root))
+    assert found == {"split_labels": {"val": (root / "val.txt").as_posix()}, "class_names": wnids}
+    (root / "val.txt").write_text((root / "val.txt").read_text() + "ILSVRC2012_val_00000003.JPEG 7\n")
+    _run(make_params, root, **found)
+    assert {row for row in _rows(lake) if row[1] == "val"} == {
+        ("val/ILSVRC2012_val_00000001.JPEG", "val", "n01484850"), ("val/ILSVRC2012_val_00000002.JPEG", "val", "n01440764"),
+        ("val/ILSVRC2012_val_00000003.JPEG", "val", "n01443537")}
+    quarantined = {(r["reason"], r["row_key"].rsplit("/", 1)[-1]) for r in lake.read("quarantine").to_pylist()}
+    assert ("unknown_class_index", "val.txt:4") in quarantined
