@@ -179,18 +179,19 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
 
 
 # folders --images may name that hold packed images, not image files
-PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files"}
+PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",
+          "pixel_csv": "CSVs of pixel values (a row an image)"}
 
 
 def _packed(p: Path, shown: str) -> str | None:
-    """The connector of an ``--images`` folder that holds packed images rather than image files (MNIST-style
-    IDX files, SVHN's .mat files), said when so; None for a folder of images."""
+    """The connector of an ``--images`` folder (or CSV) that holds packed images rather than image files
+    (MNIST-style IDX files, SVHN's .mat files, a CSV of pixel values), said when so; None for a folder of images."""
     from sluice.connectors import connectors
 
     for kind, what in PACKED.items():
         connector = connectors("source").get(kind)
         try:
-            if connector is None or connector.detect is None or not p.is_dir():
+            if connector is None or connector.detect is None or not (p.is_dir() or kind == "pixel_csv"):
                 continue
             connector.detect(str(p))
         except InputError:
