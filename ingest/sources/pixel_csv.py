@@ -186,7 +186,24 @@ def detect(path: str) -> dict:
 
 
 def class_names(src: PixelCsvSource) -> list[str] | None:
-    return src.class_names
+    """``class_names``, else the labels the files give (read from their label columns alone), numbers in
+    numeric order."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if src.class_names:
+        return src.class_names
+    found: set[str] = set()
+    for path in _files(Path(src.path)):
+        label = src.label_column or next((c for c in _header(path) if c.lower() in LABELS), None)
+        if label:
+            try:
+                table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=[label],
+                                                                                 column_types={label: pa.string()}))
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                continue
+            found.update(v.strip() for v in table.column(label).to_pylist() if v and v.strip())
+    return sorted(found, key=lambda v: (not v.isdigit(), int(v) if v.isdigit() else 0, v)) or None
 
 
 connector = Connector("source", "pixel_csv", PixelCsvSource, read_pixel_csv,

@@ -49,6 +49,7 @@ def test_digit_recognizer_train_and_test_csvs(tmp_path, make_params, lake, run_c
     res = run_cli("init", str(tmp_path / "proj"), "--images", str(folder), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "CSVs of pixel values (a row an image), read by the pixel_csv connector" in res.stdout
+    assert "5 classes (1, 3, 4, 5, 9)" in res.stdout  # from the label column, in numeric order
 
 
 def test_hmnist_rgb_columns_make_rgb_images(tmp_path, make_params, lake):
