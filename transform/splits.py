@@ -32,7 +32,9 @@ def split_keys(members: pl.DataFrame) -> pl.DataFrame:
 def assign_splits(groups: pl.DataFrame, cfg, pins: pl.DataFrame | None = None) -> pl.DataFrame:
     """Add ``split`` and ``rank`` to labelled groups (``leak`` marks source-test groups with a train member);
     a split key with a pin (``pins``: image_id, pinned_rank; sluice/split_pins.py) keeps its pinned rank."""
-    use_source_test = cfg.keep_source_test and bool(groups["hint_test"].any())
+    # the source's test split is the test split where it holds a labelled group of its own: one whose only
+    # labelled images are copies of train images (a competition's unlabelled test/ beside them) makes none
+    use_source_test = cfg.keep_source_test and bool((groups["hint_test"] & ~groups["hint_train"]).any())
     if pins is not None and pins.height:
         groups = groups.join(pins.rename({"image_id": "split_key"}), on="split_key", how="left")
     else:

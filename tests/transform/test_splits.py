@@ -33,3 +33,17 @@ def test_every_class_of_three_or_more_groups_gets_each_split():
     # a fraction of 0 asks for no such split, and no class is given one
     none = assign_splits(_groups(labels), DatasetParams(seed=0, val_fraction=0.1, test_fraction=0.0))
     assert set(none["split"]) == {"train", "val"}
+
+
+def test_a_source_test_split_of_copies_of_train_images_alone_makes_no_test_split():
+    """A competition's unlabelled test/ whose only labelled groups are copies of train images (each a leak):
+    keeping it would leave the test split empty, so test is carved as without one; a source test group of its
+    own keeps the source's split."""
+    groups = _groups([f"c{k % 3}" for k in range(60)]).with_columns(
+        hint_test=pl.Series([k < 5 for k in range(60)]), hint_train=pl.Series([True] * 60))
+    cfg = DatasetParams(seed=0, val_fraction=0.1, test_fraction=0.2)
+    out = assign_splits(groups, cfg)
+    assert out.filter(pl.col("split") == "test").height > 0 and not out["from_test"].any()
+    own = groups.with_columns(hint_train=pl.Series([k != 0 for k in range(60)]))
+    kept = assign_splits(own, cfg)
+    assert kept.filter(pl.col("split") == "test")["dup_group"].to_list() == ["g0"]
