@@ -180,7 +180,7 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
 
 # folders --images may name that hold packed images, not image files
 PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",
-          "pixel_csv": "CSVs of pixel values (a row an image)"}
+          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images"}
 
 
 def _packed(p: Path, shown: str) -> str | None:
@@ -191,7 +191,7 @@ def _packed(p: Path, shown: str) -> str | None:
     for kind, what in PACKED.items():
         connector = connectors("source").get(kind)
         try:
-            if connector is None or connector.detect is None or not (p.is_dir() or kind == "pixel_csv"):
+            if connector is None or connector.detect is None or not (p.is_dir() or kind in ("pixel_csv", "npz")):
                 continue
             connector.detect(str(p))
         except InputError:

@@ -1,0 +1,150 @@
+"""Images as NumPy arrays: ``.npz`` archives and ``.npy`` files, as Keras and MedMNIST ship them.
+
+Keras' ``mnist.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``), MedMNIST's ``pathmnist.npz``
+(``train_images``, ``train_labels``, ``val_*``, ``test_*``), or a folder of ``x_train.npy`` / ``y_train.npy``. An
+array of images (its name says images: ``x``, ``images``, ``imgs``, ``data``, ``X``) pairs with the array of labels
+named alike (``y``, ``labels``, ``targets``) and the split both names say. Images are N x H x W (greyscale),
+N x H x W x C or N x C x H x W (C of 1 or 3); bytes, or floats from 0 to 1 (scaled by 255) or 0 to 255. Labels are N
+class indices (or N x 1), named by ``class_names``; N x K labels (MedMNIST's multi-label ChestMNIST) are more than
+one class an image: the images land unlabelled, and the log says so. Each image lands as a PNG; ``item_id`` is
+``<file>:<array>:<index>``. Files are read with ``allow_pickle=False``: an array of Python objects is refused, never
+unpickled. An image with a value outside the range is quarantined; arrays that do not pair (counts, shapes) are
+one line naming them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from ingest.sources.base import Record, SourceConfig, png_bytes, word_split
+from ingest.sources.folder_layout import any_image
+from sluice import read_ahead
+from sluice.connectors import Connector
+from sluice.errors import InputError
+from sluice.stage import stage_logger
+
+_IMAGES = {"x", "images", "image", "imgs", "img", "data", "inputs", "features"}
+_LABELS = {"y", "labels", "label", "targets", "target", "classes"}
+
+
+class NpzSource(SourceConfig):
+    kind: Literal["npz"]
+    class_names: list[str] | None = Field(default=None, min_length=1)  # class index (from 0) -> name
+
+
+def _arrays(root: Path) -> dict[tuple[Path, str], np.ndarray]:
+    """Every array of the archive or the folder's ``.npz`` / ``.npy`` files, by (file, name); ``.npy`` memory-mapped."""
+    files = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.suffix.lower() in (".npz", ".npy"))
+    out = {}
+    for path in files:
+        try:
+            if path.suffix.lower() == ".npy":
+                out[(path, path.stem)] = np.load(path, mmap_mode="r", allow_pickle=False)
+            else:
+                with np.load(path, allow_pickle=False) as archive:
+                    out.update(((path, name), archive[name]) for name in archive.files)
+        except ValueError as err:  # allow_pickle=False refusing an object array
+            raise InputError(f"{path}: holds Python objects (pickled), not read: {str(err).splitlines()[0]}") from None
+        except (OSError, EOFError) as err:
+            raise InputError(f"{path}: not a readable NumPy file ({str(err).splitlines()[0] or type(err).__name__})") from None
+    return out
+
+
+def _role(name: str) -> tuple[str | None, str]:
+    """``("images" | "labels" | None, the rest of the name)``: ``x_train`` -> images, ``train``."""
+    words = [w for w in re.split(r"[-_. ]+", name.lower()) if w]
+    role = next(("images" if w in _IMAGES else "labels" for w in words if w in _IMAGES | _LABELS), None)
+    return role, "_".join(w for w in words if w not in _IMAGES | _LABELS)
+
+
+def pairs(root: Path) -> list[tuple[Path, str, np.ndarray, np.ndarray | None]]:
+    """(file, images array name, images, labels or None) of each array of images, labels paired by name."""
+    arrays = _arrays(root)
+    labels = {(p.parent if p.suffix == ".npy" else p, _role(n)[1]): a for (p, n), a in arrays.items()
+              if _role(n)[0] == "labels"}
+    out = []
+    for (path, name), images in arrays.items():
+        role, rest = _role(name)
+        if role == "images" and images.ndim in (3, 4):
+            found = labels.get((path.parent if path.suffix == ".npy" else path, rest))
+            if found is not None and len(found) != len(images):
+                raise InputError(f"{path}: {len(found)} labels for the {len(images)} images of {name!r}; they pair by "
+                                 "position, so the counts must agree")
+            out.append((path, name, images, found))
+    return out
+
+
+def _hwc(images: np.ndarray, where: str) -> np.ndarray:
+    if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[3] not in (1, 3, 4):
+        images = images.transpose(0, 2, 3, 1)  # N x C x H x W (PyTorch's order)
+    if images.ndim == 4 and images.shape[3] not in (1, 3, 4):
+        raise InputError(f"{where}: images of shape {images.shape[1:]}: not H x W, H x W x C or C x H x W")
+    return images
+
+
+def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
+    root = Path(src.path)
+    if not root.exists():
+        raise InputError(f"{root}: NumPy file or folder of source '{src.name}' not found")
+    found = pairs(root)
+    if not found:
+        raise InputError(f"{root}: no array of images (x_train, train_images, images, ...: N x H x W[ x C])")
+    for path, name, images, labels in found:
+        images = _hwc(images, f"{path}:{name}")
+        split = word_split(_role(name)[1])
+        if labels is not None and labels.reshape(len(labels), -1).shape[1] > 1:
+            stage_logger("ingest").info(f"{src.name}: {path.name}:{name}: {labels.shape[1]} labels an image (multi-label) "
+                                        "- its images land unlabelled")
+            labels = None
+        labels = None if labels is None else labels.reshape(-1)
+        scale = 255.0 if images.dtype.kind == "f" and float(np.nanmax(images, initial=0)) <= 1.0 else 1.0
+
+        def record(i: int, path=path, name=name, images=images, labels=labels, scale=scale, split=split) -> Record:
+            uri, item_id = f"{path.as_posix()}#{name}/{i}", f"{path.name}:{name}:{i}"
+            pixels = np.asarray(images[i], dtype=np.float64) * scale
+            if not np.isfinite(pixels).all() or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+                return Record(uri, item_id=item_id, reject="pixel_out_of_range", details="a value outside 0..255")
+            label = None if labels is None else str(int(labels[i]))
+            if label is not None and src.class_names:
+                if int(label) >= len(src.class_names) or int(label) < 0:
+                    return Record(uri, item_id=item_id, reject="bad_label",
+                                  details=f"label {label} is outside the {len(src.class_names)} class_names")
+                label = src.class_names[int(label)]
+            image = np.rint(pixels).astype(np.uint8)
+            return Record(uri, png_bytes(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image),
+                          label=label, split_hint=split, item_id=item_id)
+        yield from read_ahead.ordered(record, range(len(images)), os.cpu_count() or 1)
+
+
+def detect(path: str) -> dict:
+    """InputError unless ``path`` is a NumPy archive or file of images, or a folder of them holding no image files."""
+    root = Path(path)
+    try:
+        usable = (root.is_file() and root.suffix.lower() in (".npz", ".npy") or root.is_dir() and not any_image(root)) \
+            and bool(pairs(root))
+    except InputError:
+        usable = False
+    if not usable:
+        raise InputError(f"{path}: no NumPy array of images")
+    return {}
+
+
+def class_names(src: NpzSource) -> list[str] | None:
+    """``class_names``, else the class indices the labels hold, in order."""
+    if src.class_names:
+        return src.class_names
+    found = sorted({int(v) for _, _, _, labels in pairs(Path(src.path)) if labels is not None
+                    and labels.reshape(len(labels), -1).shape[1] == 1 for v in np.unique(labels)})
+    return [str(v) for v in found] or None
+
+
+connector = Connector("source", "npz", NpzSource, read_npz,
+                      "images as NumPy arrays: .npz archives or .npy files (Keras' mnist.npz, MedMNIST's *.npz)",
+                      detect=detect, class_names=class_names)
