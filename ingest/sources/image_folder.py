@@ -274,6 +274,11 @@ def detect(path: str) -> dict:
     ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
     A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (``folder_layout.classes_nest``)."""
     root = inner = Path(path)
+    if not root.is_dir():
+        archive = root.name.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar"))
+        raise InputError(f"{path}: " + ("an archive: extract it first (e.g. unzip it into a folder) and give the folder"
+                                        if archive else "not a folder (--images takes a folder of images, a CSV of "
+                                        "pixel values or a NumPy file of images)"))
     while (within := wrapped(inner)) is not None:
         inner = within
     moved = {"path": inner.absolute().as_posix()} if inner != root else {}

@@ -443,3 +443,13 @@ def test_caffe_style_lists_label_a_flat_folder_and_indices_without_names_are_sai
     [src] = params["ingest"]["sources"]
     assert src["label_from"] == "lists" and [Path(p).name for p in src["split_lists"]] == ["train.txt", "val.txt"]
     assert (tmp_path / "set" / "train.txt").as_posix() in _all_deps(dvc)
+
+
+def test_an_archive_or_a_single_file_given_as_images_is_one_line(run_cli, tmp_path):
+    """A Kaggle download as it comes (a .zip) or one image: exit 2 with what to give instead, no traceback."""
+    (tmp_path / "data.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "data.zip"))
+    assert res.returncode == 2 and "data.zip: an archive: extract it first" in res.stderr and "Traceback" not in res.stderr
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "one.jpg"))
+    assert res.returncode == 2 and "one.jpg: not a folder (--images takes a folder of images" in res.stderr
