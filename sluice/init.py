@@ -180,18 +180,22 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
 
 # folders --images may name that hold packed images, not image files
 PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",
-          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images"}
+          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images",
+          "parquet": "Parquet or Hugging Face Arrow files"}
 
 
 def _packed(p: Path, shown: str) -> str | None:
-    """The connector of an ``--images`` folder (or CSV) that holds packed images rather than image files
-    (MNIST-style IDX files, SVHN's .mat files, a CSV of pixel values), said when so; None for a folder of images."""
+    """The connector of an ``--images`` folder (or file) of packed images (IDX, SVHN's .mat, pixel CSVs, Hugging
+    Face's files...), said; None for a folder holding image files (HAM10000's, beside its pixel CSVs)."""
     from sluice.connectors import connectors
+    from sluice.imaging import image_extensions
 
+    if p.is_dir() and any(Path(f).suffix.lower() in image_extensions() for _, _, files in os.walk(p) for f in files):
+        return None
     for kind, what in PACKED.items():
         connector = connectors("source").get(kind)
         try:
-            if connector is None or connector.detect is None or not (p.is_dir() or kind in ("pixel_csv", "npz")):
+            if connector is None or connector.detect is None or not (p.is_dir() or kind in ("pixel_csv", "npz", "parquet")):
                 continue
             connector.detect(str(p))
         except InputError:

@@ -1,5 +1,8 @@
 """Parquet files (one file or a folder) with an image column: raw bytes, or a Hugging Face ``{bytes, path}`` struct.
 
+Hugging Face's own Arrow files too: a data set saved with ``save_to_disk`` (``beans/train/data-00000-of-00001.arrow``
+beside ``dataset_info.json``; the split its folder) or the ``datasets`` cache, written in Arrow's stream format.
+
 ``item_id`` is the row's ``id_column`` value, else its path (``path_column`` or the struct's
 ``path``), else ``<file>:<row>``. Integer labels map through ``class_names`` or the Hugging Face
 ``ClassLabel`` metadata.
@@ -41,7 +44,7 @@ def _is_image_type(t: pa.DataType) -> bool:
     return pa.types.is_struct(t) and t.get_field_index("bytes") >= 0 and _is_image_type(t.field("bytes").type)
 
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = (".parquet", ".pq", ".arrow")
 
 
 def _files(root: Path, what: str) -> Path | list[str]:
@@ -51,20 +54,55 @@ def _files(root: Path, what: str) -> Path | list[str]:
     files = sorted(str(f) for f in root.rglob("*") if f.suffix.lower() in PARQUET_SUFFIXES and f.is_file()
                    and not any(part.startswith((".", "_")) for part in f.relative_to(root).parts))
     if not files:
-        raise InputError(f"{root}: no .parquet files in the folder ({what})")
+        raise InputError(f"{root}: no .parquet (or Hugging Face .arrow) files in the folder ({what})")
     return files
 
 
-def _open(src: ParquetSource) -> ds.Dataset:
+class _Arrow:
+    """Hugging Face's ``.arrow`` files (Arrow's stream format, or its file format) read as a dataset's fragments:
+    memory-mapped, so the columns not asked for are never read."""
+
+    def __init__(self, files: list[str]):
+        self.files = files
+        self.schema = self.reader(files[0]).schema
+
+    @staticmethod
+    def reader(path: str):
+        try:
+            return pa.ipc.open_stream(pa.memory_map(path))
+        except pa.ArrowInvalid:
+            return pa.ipc.open_file(pa.memory_map(path))
+
+    def get_fragments(self) -> list:
+        return [_Arrow.Fragment(path) for path in self.files]
+
+    class Fragment:
+        def __init__(self, path: str):
+            self.path = path
+
+        def to_batches(self, columns: list[str], batch_size: int):
+            yield from _Arrow.reader(self.path).read_all().select(columns).to_batches(max_chunksize=batch_size)
+
+
+def _dataset(files: Path | list[str]):
+    """A Parquet dataset, or Hugging Face's Arrow files read as one; InputError for a folder of both."""
     import pyarrow.dataset as ds  # here: every params load imports this module (the connector's config)
 
+    listed = [str(files)] if isinstance(files, Path) else files
+    arrow = [f for f in listed if f.lower().endswith(".arrow")]
+    if arrow and len(arrow) < len(listed):
+        raise InputError(f"{Path(arrow[0]).parent}: both Parquet and Arrow files; give the folder of one kind")
+    return _Arrow(arrow) if arrow else ds.dataset(files, format="parquet")
+
+
+def _open(src: ParquetSource) -> ds.Dataset:
     root = Path(src.path)
     if not root.exists():
         raise InputError(f"{root}: Parquet path of source '{src.name}' does not exist")
     try:
-        dataset = ds.dataset(_files(root, f"source '{src.name}'"), format="parquet")
+        dataset = _dataset(_files(root, f"source '{src.name}'"))
     except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"{root}: cannot read as Parquet ({err})") from None
+        raise InputError(f"{root}: cannot read as Parquet or Arrow ({err})") from None
     for column in (src.image_column, src.label_column, src.path_column, src.id_column, src.split_column):
         if column and column not in dataset.schema.names:
             raise InputError(f"{root}: Parquet has no column '{column}' (columns: {', '.join(dataset.schema.names)}); "
@@ -168,12 +206,10 @@ def detect(path: str) -> dict:
     """The column settings the Parquet at ``path`` needs: the image column when it is not ``image`` (the
     first column of image bytes or ``{bytes, path}`` structs, one named like an image first) and the
     label column when it is not ``label`` (the first of LABEL_NAMES, else none: unlabelled images)."""
-    import pyarrow.dataset as ds
-
     try:
-        schema = ds.dataset(_files(Path(path), path), format="parquet").schema
+        schema = _dataset(_files(Path(path), path)).schema
     except (pa.ArrowInvalid, OSError) as err:
-        raise InputError(f"{path}: cannot read as Parquet ({err})") from None
+        raise InputError(f"{path}: cannot read as Parquet or Arrow ({err})") from None
     found: dict = {}
     if "image" not in schema.names or not _is_image_type(schema.field("image").type):
         images = sorted((f.name for f in schema if _is_image_type(f.type)),

@@ -90,3 +90,44 @@ def test_an_image_struct_with_only_a_path_is_read_from_beside_the_file(tmp_path,
     stats = public.run(source_params(kind="parquet", path=str(tmp_path / "ds")))["sources"]["s"]
     assert (stats["inserted"], stats["quarantine_reasons"]) == (1, {"missing_image_bytes": 3})
     assert lake.read("raw_images").to_pylist()[0]["content"] == png(1)
+
+
+def _save_to_disk(root, png, splits=(("train", 4), ("validation", 2), ("test", 2))):
+    """A data set as Hugging Face's ``save_to_disk`` writes it (``beans``): a folder a split, each with its
+    ``data-00000-of-00001.arrow`` in Arrow's stream format (the ClassLabel names in the schema's metadata)
+    beside ``dataset_info.json`` and ``state.json``."""
+    meta = {"info": {"features": {"image_file_path": {"_type": "Value"}, "image": {"_type": "Image"},
+                                  "labels": {"_type": "ClassLabel", "names": ["angular_leaf_spot", "bean_rust", "healthy"]}}}}
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    for k, (split, n) in enumerate(splits):
+        (root / split).mkdir(parents=True)
+        table = pa.table({"image_file_path": [f"/cache/{split}/{i}.jpg" for i in range(n)],
+                          "image": pa.array([{"bytes": png(10 * k + i), "path": None} for i in range(n)], struct),
+                          "labels": pa.array([i % 3 for i in range(n)], pa.int64())})
+        table = table.replace_schema_metadata({"huggingface": json.dumps(meta)})
+        with pa.ipc.new_stream(str(root / split / "data-00000-of-00001.arrow"), table.schema) as writer:
+            writer.write_table(table, max_chunksize=3)
+        (root / split / "dataset_info.json").write_text(json.dumps(meta["info"]))
+        (root / split / "state.json").write_text("{}")
+    (root / "dataset_dict.json").write_text(json.dumps({"splits": [s for s, _ in splits]}))
+    return root
+
+
+def test_a_hugging_face_save_to_disk_folder(tmp_path, make_params, lake, png, run_cli):
+    """Arrow stream files read as Parquet's are: the image structs, the ClassLabel names, the split each folder
+    names; sluice init --images picks the connector and finds the label column ``labels``."""
+    root = _save_to_disk(tmp_path / "beans", png)
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(root), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Parquet or Hugging Face Arrow files, read by the parquet connector" in res.stdout
+    assert "3 classes (angular_leaf_spot, bean_rust, healthy)" in res.stdout
+    src = {"name": "p", "kind": "parquet", "path": str(root), "label_column": "labels"}
+    stats = public.run(make_params({"ingest": {"batch_rows": 3, "sources": [src]}}))["sources"]["p"]
+    assert stats["inserted"] == 8
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert ("train/data-00000-of-00001.arrow:2", "train", "healthy") in rows
+    assert ("validation/data-00000-of-00001.arrow:1", "val", "bean_rust") in rows
+    assert ("test/data-00000-of-00001.arrow:0", "test", "angular_leaf_spot") in rows
+    pq.write_table(pa.table({"image": [png(1)]}), root / "train" / "extra.parquet")
+    with pytest.raises(InputError, match="both Parquet and Arrow files"):
+        public.run(make_params({"ingest": {"sources": [src]}}))
