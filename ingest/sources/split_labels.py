@@ -61,12 +61,13 @@ def folders(split_labels: dict[str, str], root: Path, groups) -> dict[Path, Path
     return {flat[key.strip("/")]: Path(path) for key, path in split_labels.items()}
 
 
-def numbered(label: str, classes: set[str]) -> str:
-    """``label``, or the one class folder that is the same number (``16`` -> ``00016``)."""
-    if label in classes or not label.isdigit():
-        return label
-    same = [c for c in classes if c.isdigit() and int(c) == int(label)]
-    return same[0] if len(same) == 1 else label
+def numbered(classes: set[str]):
+    """A label as itself, or as the one class folder that is the same number (``16`` -> ``00016``)."""
+    numbers: dict[int, list[str]] = {}
+    for name in (c for c in classes if c.isdigit()):
+        numbers.setdefault(int(name), []).append(name)
+    return lambda label: label if label in classes or not label.isdigit() or len(numbers.get(int(label), ())) != 1 \
+        else numbers[int(label)][0]
 
 
 def jobs(source: str, files: list[Path], labels: Path, root: Path, split: str | None, classes: set[str],
@@ -80,6 +81,7 @@ def jobs(source: str, files: list[Path], labels: Path, root: Path, split: str | 
             index.setdefault(key, []).append(image)
     by_image: dict[Path, str] = {}
     rejects = []
+    as_class = numbered(classes)
     for where, key, given in rows(labels):
         label = named(given, class_names, base) if given else None
         hits = lookup(index, key)
@@ -91,7 +93,7 @@ def jobs(source: str, files: list[Path], labels: Path, root: Path, split: str | 
         elif not hits or len(hits) > 1 and not copies(hits):
             rejects.append(Record(where, item_id=key, reject="ambiguous_file_name" if hits else "label_for_missing_file",
                                   details=f"{key!r} names {len(hits) or 'no'} {'differing ' if hits else ''}images of {root}"))
-        elif by_image.setdefault(hits[0], numbered(label, classes)) != numbered(label, classes):
+        elif by_image.setdefault(hits[0], as_class(label)) != as_class(label):
             rejects.append(Record(where, item_id=key, reject="conflicting_label", details=(
                 f"{key!r} labelled {label!r} here and {by_image[hits[0]]!r} before (the first kept)")))
         else:
