@@ -7,8 +7,8 @@ named alike (``y``, ``labels``, ``targets``) and the split both names say. Image
 N x H x W x C or N x C x H x W (C of 1 or 3); bytes, or floats from 0 to 1 (scaled by 255) or 0 to 255. Labels are N
 class indices (or N x 1), named by ``class_names``; N x K labels (MedMNIST's multi-label ChestMNIST) are more than
 one class an image: the images land unlabelled, and the log says so. Each image lands as a PNG; ``item_id`` is
-``<file>:<array>:<index>``. Files are read with ``allow_pickle=False``: an array of Python objects is refused, never
-unpickled. An image with a value outside the range is quarantined; arrays that do not pair (counts, shapes) are
+``<file>:<array>:<index>``. An archive's images are decompressed as a stream and a ``.npy`` memory-mapped, a block at
+a time, so an array larger than memory lands. An array of Python objects is refused, never unpickled. An image with a value outside the range is quarantined; arrays that do not pair (counts, shapes) are
 one line naming them.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -39,22 +40,61 @@ class NpzSource(SourceConfig):
     class_names: list[str] | None = Field(default=None, min_length=1)  # class index (from 0) -> name
 
 
-def _arrays(root: Path) -> dict[tuple[Path, str], np.ndarray]:
-    """Every array of the archive or the folder's ``.npz`` / ``.npy`` files, by (file, name); ``.npy`` memory-mapped."""
+class Images:
+    """An array of images read without holding it: a ``.npy`` memory-mapped, an archive's member decompressed
+    as a stream, a block of images at a time (MedMNIST+'s 224-pixel archives hold gigabytes)."""
+
+    def __init__(self, path: Path, name: str):
+        self.path, self.name = path, name
+        with self._open() as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            self.shape, self.fortran, self.dtype = read(f)
+        if self.dtype.hasobject:
+            raise InputError(f"{path}: {name!r} holds Python objects (pickled), not read")
+
+    def _open(self):
+        if self.path.suffix.lower() == ".npy":
+            return self.path.open("rb")
+        return zipfile.ZipFile(self.path).open(f"{self.name}.npy")
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def blocks(self, rows: int = 1024) -> Iterator[np.ndarray]:
+        if self.fortran or self.path.suffix.lower() == ".npy":  # column-major: only whole; .npy: mapped
+            whole = np.load(self.path, mmap_mode="r", allow_pickle=False) if self.path.suffix.lower() == ".npy" else \
+                np.load(self.path, allow_pickle=False)[self.name]
+            yield from (whole[k:k + rows] for k in range(0, len(whole), rows))
+            return
+        size = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        with self._open() as f:
+            version = np.lib.format.read_magic(f)
+            (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+            for k in range(0, len(self), rows):
+                count = min(rows, len(self) - k)
+                data = f.read(size * count)
+                if len(data) < size * count:
+                    raise InputError(f"{self.path}: {self.name!r} ends early (a partial download?)")
+                yield np.frombuffer(data, self.dtype).reshape(count, *self.shape[1:])
+
+
+def _arrays(root: Path) -> dict[tuple[Path, str], Images]:
+    """Every array of the archive or the folder's ``.npz`` / ``.npy`` files, by (file, name), unread."""
     files = [root] if root.is_file() else sorted(p for p in root.iterdir() if p.suffix.lower() in (".npz", ".npy"))
     out = {}
     for path in files:
         try:
-            if path.suffix.lower() == ".npy":
-                out[(path, path.stem)] = np.load(path, mmap_mode="r", allow_pickle=False)
-            else:
-                with np.load(path, allow_pickle=False) as archive:
-                    out.update(((path, name), archive[name]) for name in archive.files)
-        except ValueError as err:  # allow_pickle=False refusing an object array
-            raise InputError(f"{path}: holds Python objects (pickled), not read: {str(err).splitlines()[0]}") from None
-        except (OSError, EOFError) as err:
+            names = [path.stem] if path.suffix.lower() == ".npy" else \
+                [n.removesuffix(".npy") for n in zipfile.ZipFile(path).namelist() if n.endswith(".npy")]
+            out.update(((path, name), Images(path, name)) for name in names)
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
             raise InputError(f"{path}: not a readable NumPy file ({str(err).splitlines()[0] or type(err).__name__})") from None
     return out
+
+
+def _labels(array: Images) -> np.ndarray:
+    return np.concatenate(list(array.blocks(1 << 20))) if len(array) else np.zeros(0)
 
 
 def _role(name: str) -> tuple[str | None, str]:
@@ -64,7 +104,7 @@ def _role(name: str) -> tuple[str | None, str]:
     return role, "_".join(w for w in words if w not in _IMAGES | _LABELS)
 
 
-def pairs(root: Path) -> list[tuple[Path, str, np.ndarray, np.ndarray | None]]:
+def pairs(root: Path) -> list[tuple[Path, str, Images, np.ndarray | None]]:
     """(file, images array name, images, labels or None) of each array of images, labels paired by name."""
     arrays = _arrays(root)
     labels = {(p.parent if p.suffix == ".npy" else p, _role(n)[1]): a for (p, n), a in arrays.items()
@@ -72,8 +112,9 @@ def pairs(root: Path) -> list[tuple[Path, str, np.ndarray, np.ndarray | None]]:
     out = []
     for (path, name), images in arrays.items():
         role, rest = _role(name)
-        if role == "images" and images.ndim in (3, 4):
+        if role == "images" and len(images.shape) in (3, 4):
             found = labels.get((path.parent if path.suffix == ".npy" else path, rest))
+            found = None if found is None else _labels(found)
             if found is not None and len(found) != len(images):
                 raise InputError(f"{path}: {len(found)} labels for the {len(images)} images of {name!r}; they pair by "
                                  "position, so the counts must agree")
@@ -81,11 +122,9 @@ def pairs(root: Path) -> list[tuple[Path, str, np.ndarray, np.ndarray | None]]:
     return out
 
 
-def _hwc(images: np.ndarray, where: str) -> np.ndarray:
+def _hwc(images: np.ndarray) -> np.ndarray:
     if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[3] not in (1, 3, 4):
-        images = images.transpose(0, 2, 3, 1)  # N x C x H x W (PyTorch's order)
-    if images.ndim == 4 and images.shape[3] not in (1, 3, 4):
-        raise InputError(f"{where}: images of shape {images.shape[1:]}: not H x W, H x W x C or C x H x W")
+        return images.transpose(0, 2, 3, 1)  # N x C x H x W (PyTorch's order)
     return images
 
 
@@ -97,18 +136,21 @@ def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
     if not found:
         raise InputError(f"{root}: no array of images (x_train, train_images, images, ...: N x H x W[ x C])")
     for path, name, images, labels in found:
-        images = _hwc(images, f"{path}:{name}")
+        shape = _hwc(np.zeros((1, *images.shape[1:]), np.uint8)).shape[1:]
+        if len(shape) == 3 and shape[2] not in (1, 3, 4):
+            raise InputError(f"{path}:{name}: images of shape {images.shape[1:]}: not H x W, H x W x C or C x H x W")
         split = word_split(_role(name)[1])
         if labels is not None and labels.reshape(len(labels), -1).shape[1] > 1:
             stage_logger("ingest").info(f"{src.name}: {path.name}:{name}: {labels.shape[1]} labels an image (multi-label) "
                                         "- its images land unlabelled")
             labels = None
         labels = None if labels is None else labels.reshape(-1)
-        scale = 255.0 if images.dtype.kind == "f" and float(np.nanmax(images, initial=0)) <= 1.0 else 1.0
+        scale: list[float] = []  # floats from 0 to 1 are scaled: told by the first block
 
-        def record(i: int, path=path, name=name, images=images, labels=labels, scale=scale, split=split) -> Record:
+        def record(job, path=path, name=name, labels=labels, split=split) -> Record:
+            i, image = job
             uri, item_id = f"{path.as_posix()}#{name}/{i}", f"{path.name}:{name}:{i}"
-            pixels = np.asarray(images[i], dtype=np.float64) * scale
+            pixels = np.asarray(image, dtype=np.float64) * scale[0]
             if not np.isfinite(pixels).all() or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
                 return Record(uri, item_id=item_id, reject="pixel_out_of_range", details="a value outside 0..255")
             label = None if labels is None else str(int(labels[i]))
@@ -120,7 +162,15 @@ def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
             image = np.rint(pixels).astype(np.uint8)
             return Record(uri, png_bytes(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image),
                           label=label, split_hint=split, item_id=item_id)
-        yield from read_ahead.ordered(record, range(len(images)), os.cpu_count() or 1)
+        def jobs(images=images, scale=scale):
+            start = 0
+            for block in images.blocks():
+                block = _hwc(block)
+                if not scale:
+                    scale.append(255.0 if block.dtype.kind == "f" and float(np.nanmax(block, initial=0)) <= 1.0 else 1.0)
+                yield from ((start + k, block[k]) for k in range(len(block)))
+                start += len(block)
+        yield from read_ahead.ordered(record, jobs(), os.cpu_count() or 1)
 
 
 def detect(path: str) -> dict:

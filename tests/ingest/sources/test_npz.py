@@ -11,8 +11,9 @@ from ingest.sources.npz import detect
 from sluice.errors import InputError
 
 
-def _run(make_params, path, **extra):
-    params = make_params({"ingest": {"batch_rows": 4, "sources": [{"name": "n", "kind": "npz", "path": str(path), **extra}]}})
+def _run(make_params, path, batch_rows=4, **extra):
+    params = make_params({"ingest": {"batch_rows": batch_rows, "sources": [{"name": "n", "kind": "npz", "path": str(path),
+                                                                           **extra}]}})
     return public.run(params)["sources"]["n"]
 
 
@@ -77,7 +78,7 @@ def test_npy_files_channels_first_floats_and_bad_values(tmp_path, make_params, l
 
 def test_pickles_and_unpaired_arrays_are_one_line(tmp_path, make_params, png):
     np.save(tmp_path / "x_train.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(InputError, match="x_train.npy: holds Python objects"):
+    with pytest.raises(InputError, match="x_train.npy: 'x_train' holds Python objects"):
         _run(make_params, tmp_path)
     (tmp_path / "x_train.npy").unlink()
     np.savez(tmp_path / "d.npz", x_train=np.zeros((3, 4, 4), np.uint8), y_train=np.zeros(2, np.uint8))
@@ -86,3 +87,19 @@ def test_pickles_and_unpaired_arrays_are_one_line(tmp_path, make_params, png):
     (tmp_path / "a.png").write_bytes(png(1))
     with pytest.raises(InputError, match="no NumPy array of images"):
         detect(str(tmp_path))  # a folder of images is an image folder
+
+
+def test_a_compressed_archive_is_read_a_block_at_a_time(tmp_path, make_params, lake):
+    """MedMNIST's archives are compressed: the images are decompressed as a stream, 1,024 at a time, in order."""
+    from ingest.sources.npz import pairs
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (1100, 6, 6), dtype=np.uint8)
+    np.savez_compressed(tmp_path / "octmnist.npz", train_images=images, train_labels=np.arange(1100).reshape(-1, 1) % 4)
+    [(_, _, found, labels)] = pairs(tmp_path / "octmnist.npz")
+    blocks = list(found.blocks())
+    assert [len(b) for b in blocks] == [1024, 76] and np.array_equal(np.concatenate(blocks), images)
+    assert _run(make_params, tmp_path / "octmnist.npz", batch_rows=500)["seen"] == 1100
+    rows = _rows(lake)
+    assert np.array_equal(_image(rows["octmnist.npz:train_images:1099"]), images[1099])
+    assert rows["octmnist.npz:train_images:1099"]["source_label"] == "3"
