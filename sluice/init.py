@@ -45,15 +45,16 @@ def register(sub) -> None:
                                    "(each option repeatable). The pipeline holds only the stages they need.")
     p.add_argument("dir", metavar="DIR", help="project folder (created if missing)")
     p.add_argument("--images", action="append", default=[], metavar="PATH",
-                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/ (a folder of IDX files "
-                        "or SVHN's *_32x32.mat picks that connector)")
+                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/; or packed images, "
+                        "each picking its connector: IDX files, SVHN's *_32x32.mat, STL-10's *_X.bin, a CSV of pixel "
+                        "values, a .npz/.npy of arrays, a Hugging Face save_to_disk folder")
     p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
     p.add_argument("--idx", action="append", default=[], metavar="PATH",
                    help="MNIST-style IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST: train-images-idx3-ubyte.gz ...; "
                         "also found by --images)")
     p.add_argument("--parquet", action="append", default=[], metavar="PATH",
-                   help="Parquet file or folder with image bytes (Hugging Face style; the image and label "
-                        "columns are found in the file: image/img/..., label/fine_label/...)")
+                   help="Parquet file or folder with image bytes (Hugging Face style, its .arrow files too; the image "
+                        "and label columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
                    help="crowd votes: MTurk results CSV, Label Studio JSON, a CSV or JSON Lines with one vote a row (item, "
@@ -178,9 +179,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     return entry
 
 
-# folders --images may name that hold packed images, not image files
-PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",
-          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images",
+PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",  # --images
+          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images",  # of packed images
           "parquet": "Parquet or Hugging Face Arrow files"}
 
 
