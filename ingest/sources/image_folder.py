@@ -28,9 +28,9 @@ from ingest.sources.base import Record, SourceConfig, content_id, require_dir, s
 from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, split_name, subdirs,
                                           wrapped)
 from ingest.sources.folders import metadata
-from ingest.sources.label_lists import find_labelled, index_names, names_file
+from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
 from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
-from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split
+from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
 from sluice import read_ahead
 from sluice.connectors import Connector
 from sluice.errors import InputError
@@ -64,9 +64,8 @@ class ImageFolderSource(SourceConfig):
                              "'<image> <label>')")
         if self.split_labels and self.label_from not in ("folder", "path"):
             raise ValueError("split_labels goes with class folders (label_from: folder or path): it labels a flat split")
-        if self.class_names is not None and self.label_from not in ("lists", "file") and not self.split_labels:
-            raise ValueError("class_names goes with label_from: lists or file, or split_labels (labels given as class "
-                             "indices)")
+        if self.class_names is not None and self.label_from not in ("lists", "file", "folder"):
+            raise ValueError("class_names goes with label_from: lists, file or folder (labels given as class indices)")
         if self.name_pattern is not None:
             if self.label_from != "name":
                 raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
@@ -125,11 +124,14 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     extra = [(None, u, None) for u in found.unlabelled] if found else []
     if src.label_from not in ("folder", "path"):
         return [(split_name(s), s, None) for s in found.splits] + extra if found else [(None, root, None)]
+    def label(c: Path) -> str:  # a class folder named by a number, named by class_names (cat_to_name.json's)
+        return (named(c.name, src.class_names, src.class_index_base) or c.name) if src.class_names and \
+            src.label_from == "folder" and c.name.isdigit() else c.name
     if found:  # a split folder of no class folders (Kaggle's test/ of unlabelled images): that split's, unlabelled
-        groups = [group for s in found.splits for group in ([(split_name(s), c, None if container(s, c) else c.name)
+        groups = [group for s in found.splits for group in ([(split_name(s), c, None if container(s, c) else label(c))
                                                               for c in subdirs(s)] or [(split_name(s), s, None)])]
     else:
-        groups = [(None, c, c.name) for c in subdirs(root)]
+        groups = [(None, c, label(c)) for c in subdirs(root)]
     groups = groups + extra if any(label for _, _, label in groups) or src.split_labels else []
     if not groups:
         raise InputError(f"{root}: no class folders found (expected {root}/<class>/<image> or "
@@ -293,7 +295,8 @@ def detect(path: str) -> dict:
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
         if (labels := beside(root)) is None or labels.suffix.lower() == ".mat" or not relabels_folders(labels, groups):
-            return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups)}
+            return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups),
+                    **folder_names({c for _, _, c in groups if c}, [root, root.parent, given])}
     except InputError:
         pass
     labels = beside(root)  # a flat folder's labels file, or one that labels the folders' images otherwise
@@ -341,7 +344,7 @@ def class_names(src: ImageFolderSource) -> list[str] | None:
     if src.label_from != "folder":
         return None
     return sorted({label for _, folder, label in _groups(Path(src.path), src)  # and the names split_labels' indices take
-                   if label is not None and _holds_image(folder)} | set(src.class_names or [])) or None
+                   if label is not None and _holds_image(folder)} | set(src.split_labels and src.class_names or [])) or None
 
 
 def file_labels(src: ImageFolderSource) -> Iterator[tuple[str, str]]:

@@ -89,6 +89,16 @@ def index_names(labels_file: Path, label_column: str, folders: list[Path]) -> di
     return {} if found is None else {"class_names": found[0], **({"class_index_base": 1} if found[1] == 1 else {})}
 
 
+def folder_names(labels: set[str], folders: list[Path]) -> dict:
+    """``class_names`` (and ``class_index_base`` when 1) for class folders named by numbers, from a class-names
+    file beside them that names them all (Udacity's flowers: ``train/1`` ... ``train/102`` beside
+    ``cat_to_name.json``); {} where a folder is no number or no such file is there."""
+    if not labels or not all(label.isdigit() for label in labels):
+        return {}
+    found = class_names_beside([d for d in dict.fromkeys(folders) if d.is_dir()], Counter(int(label) for label in labels))
+    return {} if found is None else {"class_names": found[0], **({"class_index_base": 1} if found[1] == 1 else {})}
+
+
 def class_names_beside(folders: list[Path], indices: Counter) -> tuple[list[str], int] | None:
     """The class names of the first class-names file in ``folders`` that names the indices of 99% of the lines
     (``indices``: index -> lines; a stray index is the ingest's to quarantine), and the index its first name

@@ -112,8 +112,8 @@ def test_lists_without_labels_or_naming_other_files_are_not_label_lists(tmp_path
 def test_settings_that_do_not_go_together_are_refused(tmp_path):
     with pytest.raises(ValidationError, match="label_from: lists needs split_lists"):
         ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), label_from="lists")
-    with pytest.raises(ValidationError, match="class_names goes with label_from: lists"):
-        ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), class_names=["a"])
+    with pytest.raises(ValidationError, match="class_names goes with label_from: lists, file or folder"):
+        ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), class_names=["a"], label_from="name")
 
 
 def test_flat_split_folders_labelled_by_lists_that_name_their_files(tmp_path, png):
@@ -200,3 +200,27 @@ def test_fgvc_aircraft_lists_label_at_the_finest_level(tmp_path, png):
     assert detect(str(root))["split_lists"][0].endswith("images_family_test.txt")  # then the next finest
     family = _landed(ImageFolderSource(name="s", kind="image_folder", **detect(str(root))))[0]
     assert family["1000001.jpg"] == ("Boeing 737", "train")
+
+
+def test_class_folders_named_by_numbers_are_named_by_the_map_beside(tmp_path, png, make_params, lake):
+    """Udacity's flowers (Kaggle's pytorch-challange-flower-dataset): dataset/train/1 ... /3, dataset/valid/...,
+    and cat_to_name.json beside dataset/ ({"21": "fire lily", ...}): the folders land as their names."""
+    from ingest import public
+
+    top = tmp_path / "flowers"
+    for split in ("train", "valid"):
+        for c in (1, 2, 3):
+            (top / "dataset" / split / str(c)).mkdir(parents=True)
+            (top / "dataset" / split / str(c) / f"image_{c}.jpg").write_bytes(png(c + 10 * (split == "valid")))
+    (top / "cat_to_name.json").write_text('{"2": "hard-leaved pocket orchid", "1": "pink primrose", "3": "canterbury bells"}')
+    found = detect(str(top))
+    assert found == {"path": (top / "dataset").as_posix(), "class_names": ["pink primrose", "hard-leaved pocket orchid",
+                                                                          "canterbury bells"], "class_index_base": 1}
+    src = ImageFolderSource(name="s", kind="image_folder", **found)
+    assert class_names(src) == ["canterbury bells", "hard-leaved pocket orchid", "pink primrose"]
+    public.run(make_params({"ingest": {"sources": [{"name": "s", "kind": "image_folder", **found}]}}))
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert ("train/2/image_2.jpg", "train", "hard-leaved pocket orchid") in rows
+    assert ("valid/3/image_3.jpg", "val", "canterbury bells") in rows
+    (top / "cat_to_name.json").write_text('{"1": "pink primrose"}')  # names one folder of three: not used
+    assert "class_names" not in detect(str(top))
