@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from quality.checks import LAYERS, Env
+from sluice.class_order import ordered
 from sluice.errors import ConfigError, InputError, QualityGateFailed
 from sluice.lake import Lake
 from sluice.runs import new_run_id
@@ -30,7 +31,7 @@ def resolve_classes(params, con, tables: set[str]) -> tuple[list[str] | None, st
                        ("dataset", "SELECT DISTINCT label FROM dataset")):
         if table in tables:
             try:
-                found = sorted(r[0] for r in con.execute(sql).fetchall())
+                found = ordered(r[0] for r in con.execute(sql).fetchall())
             except Exception:  # a malformed table is reported by its own schema check
                 continue
             if found:

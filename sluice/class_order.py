@@ -18,6 +18,25 @@ from pathlib import Path
 MIN_VOTES = 3  # votes per index on labelled images before its name is read from them
 
 
+def ordered(labels: Iterable[str]) -> list[str]:
+    """Class names sorted numerically when they are all integers ("2" before "10"), else alphabetically."""
+    unique = sorted(set(labels))
+    if all(lab.lstrip("-").isdigit() for lab in unique):
+        return sorted(unique, key=int)
+    return unique
+
+
+def class_list(declared: Iterable[str] | None, found: Iterable[str]) -> list[str]:
+    """The project's class list, whose positions are the class indices: ``labels.classes`` in the order the
+    user gave, then any other label ``found`` (:func:`ordered`); without a declared list, every label found.
+
+    A class keeps its index while it has a resolved label anywhere, also where the dataset stage leaves it
+    no row (its groups quarantined, undersampled away): indices never shift under a model's head, and the
+    gold gate reports the empty class (a 0 share of train) instead of the snapshot gate a changed list."""
+    declared = list(dict.fromkeys(declared or []))
+    return declared + ordered(set(found) - set(declared))
+
+
 def from_votes(items: Iterable[str | None], labels: Iterable[str | None],
                file_labels: Iterable[tuple[str, str]]) -> tuple[list[str], int] | None:
     """The class names in index order (0..the largest index voted) that the images the votes name say, and

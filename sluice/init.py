@@ -298,7 +298,7 @@ def project_params(root: Path, args) -> dict:
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)
     elif folders and len(folders) == len(sources) and not exports and not args.crawl:
-        raw["labels"]["classes"] = sorted({c for s in folders for c in class_order.source_classes(s, root) or []}) or None
+        raw["labels"]["classes"] = class_order.ordered(c for s in folders for c in class_order.source_classes(s, root) or []) or None
     if args.size:
         raw["clean"]["size"] = args.size
     if args.compress:

@@ -39,7 +39,9 @@ from collections import Counter
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from sluice.class_order import class_list
 from sluice.errors import InputError
 from sluice.imaging import read_geometry
 from sluice.lake import Lake
@@ -135,14 +137,6 @@ def balance(rows: pl.DataFrame, strategy: str, target: int | None) -> pl.DataFra
                              .otherwise(1.0))
 
 
-def class_order(labels: list[str]) -> list[str]:
-    """Classes sorted numerically when they are all integers ("2" before "10"), else alphabetically."""
-    unique = sorted(set(labels))
-    if all(lab.lstrip("-").isdigit() for lab in unique):
-        return sorted(unique, key=int)
-    return unique
-
-
 def load_label_issues(lake: Lake) -> pl.DataFrame | None:
     """The latest OOF run's train and val label issues (image_id, given_label, suggested_label, rank), or
     None. Test issues are for a person to review: relabelling or dropping test images on a model's word
@@ -184,16 +178,17 @@ def apply_label_issues(members: pl.DataFrame, issues: pl.DataFrame | None, polic
 
 
 def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None,
-          pins: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+          pins: pl.DataFrame | None = None, classes: list[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """The gold rows, the members to quarantine (image_id, check, details), and counts (``pins``: split ranks
-    kept through erasures, sluice/split_pins.py)."""
+    kept through erasures, sluice/split_pins.py; ``classes``: the class list, :func:`sluice.class_order.class_list`,
+    else the members' labels)."""
     everyone = members
     members, issue_dropped, issue_counts = apply_label_issues(members, issues, cfg.label_issues)
     groups = resolve_groups(members, cfg.group_conflict).join(split_keys(members), on="dup_group")
     labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg, pins)
     kept = labelled.filter(pl.col("split") != "dropped")
     balanced = balance(kept, cfg.balance, cfg.balance_target)
-    classes = class_order(balanced["label"].to_list())
+    classes = class_list(classes, members["label"].drop_nulls().to_list())
     index = pl.DataFrame({"label": classes, "class_index": list(range(len(classes)))},
                          schema={"label": pl.String, "class_index": pl.Int32})
     rows = (balanced.join(index, on="label").select("image_id", "split", "label", "class_index", "weight", "dup_group")
@@ -288,7 +283,9 @@ def run(params) -> dict:
     if cfg.label_issues != "keep" and issues is None:
         log.warning("dataset.label_issues is %s but the lake has no label_issues yet (run the oof stage): "
                     "labels used as they are", cfg.label_issues)
-    rows, quarantined, counts = build(members, cfg, issues, split_pins.pinned(lake, cfg.seed))
+    resolved = lake.read("labels", ["label"], versions_in["labels"], pc.field("status") == "resolved")["label"]
+    classes = class_list(params.labels.classes, (lab for lab in resolved.unique().to_pylist() if lab is not None))
+    rows, quarantined, counts = build(members, cfg, issues, split_pins.pinned(lake, cfg.seed), classes)
     if rows.height == 0:
         raise InputError("no labelled images to build a dataset from (labels has no 'resolved' row for any image)")
     # Everything that can fail runs before the first write, so a failure never leaves a half-made dataset.

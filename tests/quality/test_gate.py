@@ -223,3 +223,18 @@ def test_the_least_class_share_scales_with_the_number_of_classes(world):
                                 "of 3 classes)" in check["description"]
     world.set(min_class_share=0.9)
     assert "dataset.train_class_min_share" in failed(world.run("gold", only=["dataset"]))
+
+
+def test_an_inferred_class_list_of_numbers_is_in_numeric_order_as_the_dataset_stage_numbers_them():
+    """Class folders 1..12: the dataset stage gives "10" index 9, so the list the gates compare with must too
+    (sorted as text, "10" came second and the snapshot gate's classes_match failed on a correct snapshot)."""
+    import duckdb
+
+    from quality.gate import resolve_classes
+    from sluice.config import Params
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE labels AS SELECT CAST(range + 1 AS VARCHAR) AS label, 'resolved' AS status FROM range(12)")
+    params = Params.model_validate({})
+    classes, origin = resolve_classes(params, con, {"labels"})
+    assert classes == [str(k) for k in range(1, 13)] and origin.startswith("inferred from labels")

@@ -1,6 +1,6 @@
 """What the class indices of crowd votes name, read from the folders of the images they name."""
 
-from sluice.class_order import from_votes
+from sluice.class_order import class_list, from_votes, ordered
 
 FILES = [("train/highway/h1.jpg", "highway"), ("train/highway/h2.jpg", "highway"), ("train/forest/f1.jpg", "forest"),
          ("train/forest/f2.jpg", "forest"), ("train/insidecity/c1.jpg", "insidecity"),
@@ -30,3 +30,10 @@ def test_nothing_is_guessed_without_enough_evidence():
     shared = FILES + [("val/forest/h1.jpg", "forest")]  # a file name two folders share names neither
     assert from_votes(["h1.jpg"] * 3, ["0"] * 3, shared) is None
     assert from_votes(["cat", "dog"], ["cat", "dog"], FILES) is None  # names, not indices
+
+
+def test_class_list_keeps_the_declared_order_then_adds_what_was_found():
+    assert ordered(["10", "9", "1"]) == ["1", "9", "10"] and ordered(["b", "10", "a"]) == ["10", "a", "b"]
+    assert class_list(["dog", "cat"], ["cat", "bird", "dog", "ant"]) == ["dog", "cat", "ant", "bird"]
+    assert class_list(None, ["12", "2", "1"]) == ["1", "2", "12"]
+    assert class_list(["a", "a"], []) == ["a"]

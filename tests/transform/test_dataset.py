@@ -13,7 +13,8 @@ from sluice.config import DatasetParams
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.snapshot import channel_stats
-from transform.dataset import build, class_order, run
+from sluice.class_order import ordered as class_order
+from transform.dataset import build, run
 
 
 def members(rows: list[tuple]) -> pl.DataFrame:
@@ -164,6 +165,25 @@ def test_balance_touches_only_train():
 def test_class_order_numeric():
     assert class_order(["10", "2", "1", "2"]) == ["1", "2", "10"]
     assert class_order(["cat", "ant"]) == ["ant", "cat"]
+
+
+def test_class_index_is_the_declared_class_list_position_and_an_emptied_class_keeps_its_index():
+    """labels.classes in the user's order; class "c" has a resolved label but its only group is a tie
+    (quarantined): it stays in the class list, so no other class's index moves under a model's head."""
+    tie = [("t1", "t1", True, "c", False, False), ("t2", "t1", False, "a", False, False)]
+    m = members(tie + singletons({"a": 5, "b": 5}))
+    rows, _, counts = build(m, DatasetParams(balance="none"), classes=["b", "c", "a"])
+    assert counts["classes"] == ["b", "c", "a"]
+    assert dict(rows.select("label", "class_index").unique().rows()) == {"b": 0, "a": 2}
+    _, _, undeclared = build(m, DatasetParams(balance="none"))
+    assert undeclared["classes"] == ["a", "b", "c"]
+
+
+def test_numbered_classes_keep_numeric_indices_from_a_declared_list_and_extras():
+    m = members(singletons({str(k): 3 for k in range(1, 13)}))
+    rows, _, counts = build(m, DatasetParams(balance="none"), classes=["1", "2"])
+    assert counts["classes"] == [str(k) for k in range(1, 13)]  # the declared ones, then the rest in numeric order
+    assert dict(rows.select("label", "class_index").unique().rows())["10"] == 9
 
 
 # ---------------------------------------------------------------------------- the stage on the demo
