@@ -11,11 +11,13 @@ carry (crowd votes are noisy, so a majority, not every vote). ``sluice init`` us
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 MIN_VOTES = 3  # votes per index on labelled images before its name is read from them
+CLASSES_PROPERTY = "sluice.classes"  # the class list, recorded on the dataset table (a class may have no row)
 
 
 def ordered(labels: Iterable[str]) -> list[str]:
@@ -35,6 +37,24 @@ def class_list(declared: Iterable[str] | None, found: Iterable[str]) -> list[str
     gold gate reports the empty class (a 0 share of train) instead of the snapshot gate a changed list."""
     declared = list(dict.fromkeys(declared or []))
     return declared + ordered(set(found) - set(declared))
+
+
+def record(lake, table: str, classes: list[str]) -> None:
+    """Set ``classes`` as a property of ``table`` (one commit, only when it changes): the class list of the
+    rows, including classes with no row, which the rows themselves cannot say."""
+    from sluice.catalog import with_retries
+
+    value = json.dumps(list(classes), separators=(",", ":"))
+    if lake.table(table).metadata().configuration.get(CLASSES_PROPERTY) == value:
+        return
+    with_retries(lambda: lake.table(table).alter.set_table_properties({CLASSES_PROPERTY: value}, raise_if_not_exists=False),
+                 lake.retries, f"record the class list on {table}")
+
+
+def recorded(lake, table: str, version: int | None = None) -> list[str] | None:
+    """The class list recorded on ``table`` at ``version``, or None (a table written before it was recorded)."""
+    value = lake.table(table, version).metadata().configuration.get(CLASSES_PROPERTY)
+    return list(json.loads(value)) if value else None
 
 
 def from_votes(items: Iterable[str | None], labels: Iterable[str | None],

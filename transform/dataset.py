@@ -41,6 +41,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import class_order
 from sluice.class_order import class_list
 from sluice.errors import InputError
 from sluice.imaging import read_geometry
@@ -299,6 +300,7 @@ def run(params) -> dict:
     for image_id, check, details in quarantined.iter_rows():
         quarantine.add(image_id, check, details=details)
     lake.overwrite("dataset", rows.with_columns(run_id=pl.lit(run_id)).to_arrow(), run_id=run_id)
+    class_order.record(lake, "dataset", counts["classes"])  # with any class left without a row
     quarantine.write(lake, replace=True)
 
     per_split = {s: dict(Counter(rows.filter(pl.col("split") == s)["label"].to_list())) for s in SPLITS}

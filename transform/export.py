@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import class_order
 from sluice.errors import InputError
 from sluice.imaging import Geometry, read_geometry
 from sluice.lake import Lake
@@ -67,13 +68,17 @@ def pinned_versions(lake: Lake, versions: dict[str, int] | None = None) -> dict[
     return {name: int(versions[name]) for name in INPUT_TABLES}
 
 
-def class_list(members: pl.DataFrame) -> list[str]:
-    """Class names ordered by ``class_index``; the table must map each index to one label, 0..K-1."""
+def class_list(members: pl.DataFrame, recorded: list[str] | None = None) -> list[str]:
+    """Class names ordered by ``class_index``: the list ``recorded`` on the dataset table where every row's
+    label sits at its index in it (a class may have no row), else the table's own, which must map each
+    index to one label, 0..K-1."""
     pairs = members.select("class_index", "label").unique().sort("class_index", "label")
     by_index = pairs.group_by("class_index").agg(pl.col("label").unique().sort()).sort("class_index")
     for idx, labels in by_index.iter_rows():
         if len(labels) > 1:
             raise InputError(f"dataset: class_index {idx} is used for several labels ({', '.join(labels)})")
+    if recorded and all(i < len(recorded) and recorded[i] == labels[0] for i, labels in by_index.iter_rows()):
+        return list(recorded)
     by_label = pairs.group_by("label").agg(pl.col("class_index").unique()).filter(pl.col("class_index").list.len() > 1)
     if by_label.height:
         label, idxs = by_label.row(0)
@@ -150,10 +155,11 @@ def _rejects(members: pl.DataFrame, index: pl.DataFrame, expected: int, shape: t
     return ok, rejects
 
 
-def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int]
+def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int], classes: list[str] | None = None
              ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected]]:
-    """Join members with their pixels; per split sorted by image_id. Returns splits, classes, rejects."""
-    classes = class_list(members)
+    """Join members with their pixels; per split sorted by image_id. Returns splits, classes (``classes``:
+    the recorded class list, :func:`class_list`), rejects."""
+    classes = class_list(members, classes)
     index = pl.from_arrow(pixels.select(["image_id"])).with_columns(
         pix_row=pl.int_range(pl.len(), dtype=pl.Int64),
         nbytes=pl.Series(pc.binary_length(pixels.column("pixels")).to_numpy(zero_copy_only=False)).cast(pl.Int64),
@@ -177,7 +183,7 @@ def assemble(members: pl.DataFrame, pixels: pa.Table, shape: tuple[int, int, int
 
 
 def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tuple[int, int, int], work: Path,
-                     shard_rows: int = 8192, client=None
+                     shard_rows: int = 8192, client=None, classes: list[str] | None = None
                      ) -> tuple[dict[str, SplitArrays], list[str], list[Rejected], Path | None]:
     """:func:`assemble` in bounded memory, the pixels written once (:mod:`transform.export_pass`: each
     batch straight to its rows of the snapshot's image shards, memory-mapped in ``work``; as Dask
@@ -185,7 +191,7 @@ def assemble_to_disk(lake: Lake, version: int, members: pl.DataFrame, shape: tup
     every pixel. Same arrays, same rejects; the fourth value is the folder of finished image shards
     for :func:`sluice.snapshot.write_snapshot` (``None`` when a row was rejected: the kept rows are
     then copied to compact arrays, a block at a time, and written as usual)."""
-    classes = class_list(members)
+    classes = class_list(members, classes)
     expected = int(np.prod(shape))
     valid = members.filter(pl.col("split").is_in(list(SPLITS)))
     index = pl.concat([
@@ -281,7 +287,8 @@ def export(lake: Lake, out_dir: Path | str, params, versions: dict[str, int] | N
     with tempfile.TemporaryDirectory(prefix=".export-", dir=Path(out_dir).absolute().parent) as work, \
             _client(params.compute) as client:
         splits, classes, rejects, staged = assemble_to_disk(lake, pinned["images"], members, geometry.shape, Path(work),
-                                                            params.export.shard_rows, client)
+                                                            params.export.shard_rows, client,
+                                                            class_order.recorded(lake, "dataset", pinned["dataset"]))
         return _finish(out_dir, params, pinned, geometry, members, splits, classes, rejects, dataset_manifest, staged)
 
 

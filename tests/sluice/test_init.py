@@ -39,6 +39,15 @@ def _all_deps(dvc: dict) -> list[str]:
     return [d for s in dvc["stages"].values() for d in s.get("deps", [])]
 
 
+def test_numbered_class_folders_are_listed_in_numeric_order(run_cli, tmp_path):
+    """Folders 1..12: "10" is the tenth class, as the dataset stage numbers them (sorted as text it was second,
+    and the snapshot gate's classes_match failed on a correct snapshot)."""
+    _folder(tmp_path / "photos", classes=[str(k) for k in range(1, 13)])
+    assert _init(run_cli, tmp_path, "--images", str(tmp_path / "photos")).returncode == 0
+    params, _ = _project(tmp_path)
+    assert params["labels"]["classes"] == [str(k) for k in range(1, 13)]
+
+
 def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path):
     _folder(tmp_path / "photos")
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "96")

@@ -13,7 +13,8 @@ from sluice.config import DatasetParams
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.snapshot import channel_stats
-from sluice.class_order import ordered as class_order
+from sluice import class_order
+from sluice.class_order import ordered
 from transform.dataset import build, run
 
 
@@ -163,8 +164,8 @@ def test_balance_touches_only_train():
 
 
 def test_class_order_numeric():
-    assert class_order(["10", "2", "1", "2"]) == ["1", "2", "10"]
-    assert class_order(["cat", "ant"]) == ["ant", "cat"]
+    assert ordered(["10", "2", "1", "2"]) == ["1", "2", "10"]
+    assert ordered(["cat", "ant"]) == ["ant", "cat"]
 
 
 def test_class_index_is_the_declared_class_list_position_and_an_emptied_class_keeps_its_index():
@@ -197,6 +198,7 @@ def test_demo_dataset(demo_copy, make_params, demo_truth, tmp_path, monkeypatch)
     assert rows["dup_group"].n_unique() == rows.height  # 0 groups span splits
     assert set(rows["split"]) == {"train", "val", "test"} and rows["label"].n_unique() == 10
     assert summary["classes"] == [str(i) for i in range(10)]
+    assert class_order.recorded(lake, "dataset") == summary["classes"]  # what export reads
     # labels are right: the given labels of the demo sources are its true labels, except the planted
     # label noise, whose wrong given labels reach the dataset (for the oof stage to find)
     raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source_uri"]))

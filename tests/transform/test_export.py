@@ -160,6 +160,28 @@ def test_inconsistent_class_index_is_a_user_error(lake, make_params, tmp_path, d
         export(lake, tmp_path / "s", make_params({}))
 
 
+def test_a_class_without_rows_keeps_its_index_from_the_class_list_recorded_on_the_dataset_table(
+        lake, make_params, tmp_path, digits):
+    """The dataset stage left class '1' no row (index 1 unused): the recorded list names it, so the snapshot's
+    classes keep every index where the dataset stage put it; without a recorded list a gap is an error."""
+    from sluice import class_order
+
+    images, labels = digits
+    keep = [i for i in range(60) if labels[i] != 1][:20]
+    rows = image_rows(images[keep])
+    put_images(lake, rows)
+    lake.overwrite("dataset", dataset_rows(rows.column("image_id").to_pylist(), labels[keep]))
+    with pytest.raises(InputError, match="without gaps"):
+        export(lake, tmp_path / "a", make_params({}))
+    class_order.record(lake, "dataset", [str(k) for k in range(10)])
+    assert class_order.recorded(lake, "dataset") == [str(k) for k in range(10)]
+    manifest, _, _ = export(lake, tmp_path / "b", make_params({}))
+    assert manifest["classes"] == [str(k) for k in range(10)]
+    class_order.record(lake, "dataset", ["a", "b"])  # a list the rows contradict is not used
+    with pytest.raises(InputError, match="without gaps"):
+        export(lake, tmp_path / "c", make_params({}))
+
+
 def test_stage_cli_writes_manifest_and_fails_cleanly_without_tables(run_cli, tmp_path, filled):
     params = {"lake": {"root": filled.root}, "export": {"out_dir": "data/dataset"}}
     result = run_cli(module="transform.export", params=params)
