@@ -28,6 +28,15 @@ def ordered(labels: Iterable[str]) -> list[str]:
     return unique
 
 
+def folded(names: Iterable[str]) -> tuple[list[str], list[list[str]]]:
+    """``names`` :func:`ordered`, keeping one spelling of names that differ only in case (the labels stage folds
+    case: ``Cat/`` and ``cat/`` are one class), and the groups of spellings so merged."""
+    spellings: dict[str, list[str]] = {}
+    for name in ordered(names):
+        spellings.setdefault(name.casefold(), []).append(name)
+    return [group[0] for group in spellings.values()], [group for group in spellings.values() if len(group) > 1]
+
+
 def class_list(declared: Iterable[str] | None, found: Iterable[str]) -> list[str]:
     """The project's class list, whose positions are the class indices: ``labels.classes`` in the order the
     user gave, then any other label ``found`` (:func:`ordered`); without a declared list, every label found.

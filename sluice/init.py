@@ -84,10 +84,7 @@ def register(sub) -> None:
 def _rel(path: str | Path, root: Path) -> str:
     """``path`` as written in params: relative to the project when inside it, else absolute."""
     full = Path(path).expanduser().absolute()
-    try:
-        return full.relative_to(root.absolute()).as_posix()
-    except ValueError:
-        return full.as_posix()
+    return (full.relative_to(root.absolute()) if full.is_relative_to(root.absolute()) else full).as_posix()
 
 
 def _existing(path: str, what: str) -> Path:
@@ -298,7 +295,10 @@ def project_params(root: Path, args) -> dict:
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)
     elif folders and len(folders) == len(sources) and not exports and not args.crawl:
-        raw["labels"]["classes"] = class_order.ordered(c for s in folders for c in class_order.source_classes(s, root) or []) or None
+        names, merged = class_order.folded(c for s in folders for c in class_order.source_classes(s, root) or [])
+        raw["labels"]["classes"] = names or None
+        for group in merged:  # said here, where the labels stage would refuse the list
+            print(f"[init] class folders {' and '.join(group)} differ only in case: one class '{group[0]}' (labels fold case)")
     if args.size:
         raw["clean"]["size"] = args.size
     if args.compress:
@@ -330,9 +330,7 @@ def init_repos(root: Path) -> list[str]:
     if inside.returncode != 0:
         _run(["git", "init", "-q"], root)
         done.append("git init")
-        top = root
-    else:
-        top = Path(inside.stdout.strip())
+    top = Path(inside.stdout.strip()) if inside.returncode == 0 else root
     if not (root / ".dvc").is_dir():
         subdir = ["--subdir"] if top.resolve() != root.resolve() else []
         _run([sys.executable, "-m", "dvc", "init", "-q", *subdir], root)

@@ -1,6 +1,6 @@
 """What the class indices of crowd votes name, read from the folders of the images they name."""
 
-from sluice.class_order import class_list, from_votes, ordered
+from sluice.class_order import class_list, folded, from_votes, ordered
 
 FILES = [("train/highway/h1.jpg", "highway"), ("train/highway/h2.jpg", "highway"), ("train/forest/f1.jpg", "forest"),
          ("train/forest/f2.jpg", "forest"), ("train/insidecity/c1.jpg", "insidecity"),
@@ -37,3 +37,8 @@ def test_class_list_keeps_the_declared_order_then_adds_what_was_found():
     assert class_list(["dog", "cat"], ["cat", "bird", "dog", "ant"]) == ["dog", "cat", "ant", "bird"]
     assert class_list(None, ["12", "2", "1"]) == ["1", "2", "12"]
     assert class_list(["a", "a"], []) == ["a"]
+
+
+def test_names_differing_only_in_case_fold_to_one():
+    assert folded(["dog", "cat", "Cat", "CAT"]) == (["CAT", "dog"], [["CAT", "Cat", "cat"]])
+    assert folded(["2", "10"]) == (["2", "10"], [])

@@ -48,6 +48,15 @@ def test_numbered_class_folders_are_listed_in_numeric_order(run_cli, tmp_path):
     assert params["labels"]["classes"] == [str(k) for k in range(1, 13)]
 
 
+def test_class_folders_differing_only_in_case_are_one_class_said_at_init(run_cli, tmp_path):
+    """`Cat/` and `cat/`: the labels stage folds case and refused a list holding both; init lists one, says so."""
+    _folder(tmp_path / "photos", classes=["cat", "Cat", "dog"])
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"))
+    assert res.returncode == 0, res.stderr
+    assert _project(tmp_path)[0]["labels"]["classes"] == ["Cat", "dog"]
+    assert "class folders Cat and cat differ only in case: one class 'Cat'" in res.stdout
+
+
 def test_images_only_project_has_no_demo_crawl_or_crowd_stage(run_cli, tmp_path):
     _folder(tmp_path / "photos")
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", "96")
