@@ -123,10 +123,12 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
         raise InputError(f"{path}: a spreadsheet workbook is not read; save the sheet as CSV (UTF-8) and give that")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     suffix = p.suffix.lower()
-    if suffix == ".json":
+    if p.is_dir() or suffix == ".manifest":
+        kinds = ["ground_truth"]  # a SageMaker Ground Truth job's folder or output manifest
+    elif suffix == ".json":
         kinds = ["label_studio", "csv"]  # else a JSON array of vote records
     elif suffix in (".jsonl", ".ndjson"):
-        kinds = ["csv"]  # one vote a record
+        kinds = ["ground_truth", "csv"]  # a manifest renamed, else one vote a record
     elif suffix in (".parquet", ".pq"):
         kinds = ["csv", "wide"]  # one vote a row, else wide
     elif suffix in WIDE_SUFFIXES:

@@ -124,6 +124,26 @@ def test_votes_and_crawl_add_their_stages_only_when_asked(run_cli, tmp_path):
     assert "deps" not in dvc["stages"]["crawl"]  # no demo site to serve (its params still make it a real stage)
 
 
+def test_a_ground_truth_job_folder_or_manifest_is_read_as_one(run_cli, tmp_path):
+    """SageMaker Ground Truth: the job's folder (workers' answers) or its output manifest; another folder is one
+    line, exit 2 (it was a traceback: a folder opened as a CSV)."""
+    import json
+
+    _folder(tmp_path / "photos")
+    job = tmp_path / "animals"
+    (job / "manifests" / "output").mkdir(parents=True)
+    (job / "manifests" / "output" / "output.manifest").write_text(json.dumps(
+        {"source-ref": "s3://b/cat/0.jpg", "animals": 0, "animals-metadata": {
+            "class-name": "cat", "type": "groundtruth/image-classification", "job-name": "animals"}}) + "\n")
+    (tmp_path / "consolidated.manifest").write_text((job / "manifests" / "output" / "output.manifest").read_text())
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(job),
+                "--votes", str(tmp_path / "consolidated.manifest"))
+    assert res.returncode == 0, res.stderr
+    assert [e["kind"] for e in _project(tmp_path)[0]["labels"]["exports"]] == ["ground_truth", "ground_truth"]
+    res = run_cli("init", str(tmp_path / "other"), "--votes", str(tmp_path / "photos"), cwd=tmp_path)
+    assert res.returncode == 2 and "not a Ground Truth job folder" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_crawl_only_and_votes_only_projects(tmp_path):
     from sluice.config import parse_params
 
