@@ -57,9 +57,10 @@ def register(sub) -> None:
                         "and label columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
-                   help="crowd votes: MTurk results CSV, Label Studio JSON, a CSV or JSON Lines with one vote a row (item, "
-                        "worker and label columns found by name: image, annotator, answer, ...), or a wide table "
-                        "with one column per answer (CSV, Parquet, .npy/.npz/.pt arrays such as CIFAR-10N's)")
+                   help="crowd votes: MTurk results CSV, Label Studio JSON, a SageMaker Ground Truth job folder or output "
+                        "manifest, a CSV or JSON Lines with one vote a row (item, worker and label columns found by name: "
+                        "image, annotator, answer, ...), or a wide table with one column per answer (CSV, Parquet, "
+                        ".npy/.npz/.pt arrays such as CIFAR-10N's)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
@@ -119,10 +120,9 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     from sluice.connectors import get
 
     p = _existing(path, "vote file")
-    if p.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
+    if (suffix := p.suffix.lower()) in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
         raise InputError(f"{path}: a spreadsheet workbook is not read; save the sheet as CSV (UTF-8) and give that")
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
-    suffix = p.suffix.lower()
     if p.is_dir() or suffix == ".manifest":
         kinds = ["ground_truth"]  # a SageMaker Ground Truth job's folder or output manifest
     elif suffix == ".json":
