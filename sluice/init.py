@@ -57,8 +57,9 @@ def register(sub) -> None:
                         "and label columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
-                   help="crowd votes: MTurk results CSV, Label Studio JSON, a SageMaker Ground Truth job folder or output "
-                        "manifest, a CSV or JSON Lines with one vote a row (item, worker and label columns found by name: "
+                   help="crowd votes: MTurk results CSV, Label Studio JSON, a Labelbox NDJSON export, a SageMaker Ground "
+                        "Truth job folder or output manifest, a CSV or JSON Lines with one vote a row (item, worker and label "
+                        "columns found by name: "
                         "image, annotator, answer, ...), or a wide table with one column per answer (CSV, Parquet, "
                         ".npy/.npz/.pt arrays such as CIFAR-10N's)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
@@ -125,10 +126,8 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
     if p.is_dir() or suffix == ".manifest":
         kinds = ["ground_truth"]  # a SageMaker Ground Truth job's folder or output manifest
-    elif suffix == ".json":
-        kinds = ["label_studio", "csv"]  # else a JSON array of vote records
-    elif suffix in (".jsonl", ".ndjson"):
-        kinds = ["ground_truth", "csv"]  # a manifest renamed, else one vote a record
+    elif suffix in (".json", ".jsonl", ".ndjson"):  # a tool's own export, else a vote a record
+        kinds = ["label_studio", "labelbox", "csv"] if suffix == ".json" else ["labelbox", "ground_truth", "csv"]
     elif suffix in (".parquet", ".pq"):
         kinds = ["csv", "wide"]  # one vote a row, else wide
     elif suffix in WIDE_SUFFIXES:
@@ -137,15 +136,15 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
         with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
             header = f.readline()
         kinds = ["mturk"] if "Input." in header and "Answer." in header else ["csv", "wide"]  # wide: a column per answer
-    first_error = None
+    errors = []
     for kind in kinds:
         try:
             entry = {**entry, "kind": kind, **_detected("votes", kind, p, path)}
             break
         except InputError as err:
-            first_error = first_error or err
-    else:
-        raise first_error  # type: ignore[misc]
+            errors.append(err)
+    else:  # what a kind that knew the file says, else the last (the most general) kind's word
+        raise next((e for e in errors if ": not a " not in str(e)), errors[-1])
     if entry["kind"] == "wide" and not {"item_column", "item_key", "items_file"} & set(entry):
         print(f"[init] {path}: no item column: its rows are items by position (0, 1, ...); set item_key on its "
               "labels.exports entry to the raw_images field they index (e.g. column:train_index for CIFAR's "

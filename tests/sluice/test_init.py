@@ -144,6 +144,22 @@ def test_a_ground_truth_job_folder_or_manifest_is_read_as_one(run_cli, tmp_path)
     assert res.returncode == 2 and "not a Ground Truth job folder" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_a_labelbox_export_is_told_from_json_lines_of_votes(run_cli, tmp_path):
+    import json
+
+    _folder(tmp_path / "photos")
+    (tmp_path / "export.ndjson").write_text(json.dumps({"data_row": {"external_id": "0.jpg"}, "projects": {"p": {"labels": [
+        {"label_details": {"created_by": "ann@x"}, "annotations": {"classifications": [
+            {"name": "animal", "radio_answer": {"name": "cat"}}]}}]}}}) + "\n")
+    (tmp_path / "votes.jsonl").write_text(json.dumps({"picture": "cat/0.jpg", "who": "w1", "what": "cat"}) + "\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--votes", str(tmp_path / "export.ndjson"))
+    assert res.returncode == 0, res.stderr
+    assert [e["kind"] for e in _project(tmp_path)[0]["labels"]["exports"]] == ["labelbox"]
+    res = run_cli("init", str(tmp_path / "other"), "--votes", str(tmp_path / "votes.jsonl"), cwd=tmp_path)
+    # the general reader's word on JSON Lines it cannot read, not a platform's "not a Labelbox export"
+    assert res.returncode == 2 and "cannot tell which" in res.stderr and "not a " not in res.stderr
+
+
 def test_crawl_only_and_votes_only_projects(tmp_path):
     from sluice.config import parse_params
 
