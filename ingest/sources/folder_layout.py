@@ -4,7 +4,8 @@ A folder is split-level when some of its folders are named as splits (``train``,
 Beside them may lie a folder of images to predict (``seg_pred``: unlabelled), a wrapper holding the splits
 again (Kaggle's ``New Plant Diseases Dataset(Augmented)/New Plant Diseases Dataset(Augmented)/train/`` beside
 ``test/``; ``chest_xray/chest_xray/train/`` beside ``chest_xray/train/``: its splits are read too), folders of
-no images (``papers/``, ``annotations/``), and folders of images that are no split (Fruits-360's
+no images (``papers/``, ``annotations/``), the training pool under a pictures folder's name where no split folder is
+train (Places365's ``data_256/<letter>/<class>/`` beside ``val_256/``), and folders of images that are no split (Fruits-360's
 ``test-multiple_fruits/``): their files are quarantined as outside any split, never read as a class nor
 dropped. A class named like a split (``test/`` beside ``cat/`` and ``dog/``) is told apart by numbers: one
 split-named folder beside folders of images is a class-level layout.
@@ -26,6 +27,8 @@ IMAGE_EXTENSIONS = image_extensions()
 # names of a folder that holds a data set's pictures, not a class of them (Food-101's images/<class>/, the
 # Oxford-IIIT Pets' images/ beside annotations/, Pascal VOC's JPEGImages/)
 CONTAINERS = {"images", "image", "imgs", "img", "jpg", "jpeg", "jpegimages", "png", "photos", "pictures", "pics", "data"}
+# words beside a pictures folder's name that say its resolution or edition (Places365's data_256, data_large)
+_POOL_WORDS = {"large", "small", "full", "resized", "standard", "challenge", "hr", "lr"}
 _UNLABELLED = {"pred", "predict", "prediction", "predictions", "unlabeled", "unlabelled", "inference", "holdout"}
 
 
@@ -82,8 +85,16 @@ def inner_split(folder: Path) -> Path:
 
 
 def split_name(folder: Path) -> str | None:
-    """The split of a layout's split folder, as read (``Final_Training/Images`` is train)."""
-    return word_split(folder.name) or split_of(folder.parent.name)
+    """The split of a layout's split folder, as read (``Final_Training/Images`` is train; a pool named as pictures,
+    Places365's ``data_256``, is train)."""
+    return word_split(folder.name) or split_of(folder.parent.name) or ("train" if is_pool(folder.name) else None)
+
+
+def is_pool(name: str) -> bool:
+    """A folder named as a set's pictures, alone or with its resolution or edition (``images``, ``data_256``,
+    ``data_large``): beside split folders none of which is train, the training pool."""
+    words = [w for w in re.split(r"[-_. ]+", name.lower()) if w and not w.isdigit()]
+    return bool(words) and words[0] in CONTAINERS and set(words[1:]) <= _POOL_WORDS
 
 
 def container(split: Path, folder: Path) -> bool:
@@ -108,8 +119,12 @@ def layout(root: Path) -> Layout | None:
         return None
     found = Layout(list(named))
     wrappers = 0
+    pools = [f for f in top if f not in named and is_pool(f.name) and not holds_image_file(f) and any_image(f)]
+    pool = len(pools) == 1 and "train" not in {split_of(f.name) for f in named}
+    if pool:
+        found.splits.append(pools[0])  # Places365's data_256/ beside val_256/ and test_256/
     for folder in top:
-        if folder in named:
+        if folder in found.splits:
             continue
         if is_unlabelled(folder.name):
             found.unlabelled.append(folder)
@@ -119,7 +134,7 @@ def layout(root: Path) -> Layout | None:
             found.unlabelled += [d for d in subdirs(inner) if not split_of(d.name) and is_unlabelled(d.name)]
         else:
             found.outside.append(folder)
-    if len(named) + wrappers < 2 and any(any_image(p) for p in found.outside):
+    if len(named) + pool + wrappers < 2 and any(any_image(p) for p in found.outside):
         return None  # one folder named like a split beside folders of images: a class called test
     found.splits = [inner_split(s) for s in found.splits]
     return found
@@ -185,3 +200,16 @@ def classes_nest(groups) -> bool:
         if sum(names.values()) < 2 * len(folders) or sum(n > 1 for n in names.values()) > 0.1 * len(names):
             return False
     return bool(by_split)
+
+
+def nested_classes(groups) -> list[str]:
+    """The classes of a layout whose class folders nest (:func:`classes_nest`), as ``label_from: path`` names them:
+    each folder holding images, from its class level down (``a/abbey``, ``b/bakery/shop``), sorted."""
+    found = set()
+    for _, folder, label in groups:
+        if label is not None:
+            for parent, dirs, files in os.walk(folder):
+                dirs[:] = [d for d in dirs if not metadata(Path(d))]
+                if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
+                    found.add(Path(parent).relative_to(folder.parent).as_posix())
+    return sorted(found)

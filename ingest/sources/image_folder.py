@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from ingest.sources import split_annotations, split_labels
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
-from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, split_name, subdirs,
+from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, nested_classes, split_name, subdirs,
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
@@ -64,8 +64,9 @@ class ImageFolderSource(SourceConfig):
                              "'<image> <label>')")
         if self.split_labels and self.label_from not in ("folder", "path"):
             raise ValueError("split_labels goes with class folders (label_from: folder or path): it labels a flat split")
-        if self.class_names is not None and self.label_from not in ("lists", "file", "folder"):
-            raise ValueError("class_names goes with label_from: lists, file or folder (labels given as class indices)")
+        if self.class_names is not None and self.label_from not in ("lists", "file", "folder", "path"):
+            raise ValueError("class_names goes with label_from: lists, file, folder or path (labels given as class "
+                             "indices)")
         if self.name_pattern is not None:
             if self.label_from != "name":
                 raise ValueError("name_pattern goes with label_from: name (labels read from the file names)")
@@ -295,7 +296,9 @@ def detect(path: str) -> dict:
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
         if (labels := beside(root)) is None or labels.suffix.lower() == ".mat" or not relabels_folders(labels, groups):
-            return {**moved, **({"label_from": "path"} if classes_nest(groups) else {}), **split_labels.find(given, root, groups),
+            nest = classes_nest(groups)
+            return {**moved, **({"label_from": "path"} if nest else {}),
+                    **split_labels.find(given, root, groups, nested_classes(groups) if nest else None),
                     **folder_names({c for _, _, c in groups if c}, [root, root.parent, given])}
     except InputError:
         pass

@@ -135,10 +135,11 @@ def _fields(path: Path, records: list[dict]) -> tuple[str, str]:
     return file_field, label_field
 
 
-def find(given: Path, root: Path, groups) -> dict:
+def find(given: Path, root: Path, groups, classes: list[str] | None = None) -> dict:
     """``split_labels`` for the flat split folders of ``root`` (the layout's folder, ``given`` or inside it) that
     a file labels, as ``sluice init`` writes them, with ``class_names`` (and ``class_index_base``) where the
-    labels are class indices and no class folder is a number: the class folders sorted, else names beside."""
+    labels are class indices and no class folder is a number: ``classes`` (nested classes' paths, Places365's
+    ``a/abbey``), else the class folders, sorted; else names beside."""
     out: dict[str, str] = {}
     indices: Counter = Counter()
     for split, folder, label in groups:
@@ -154,7 +155,7 @@ def find(given: Path, root: Path, groups) -> dict:
             indices.update({int(k): n for k, n in hit[1].items() if k.isdigit()})
     if not out:
         return {}
-    classes = sorted({label for _, _, label in groups if label is not None})
+    classes = sorted(classes or {label for _, _, label in groups if label is not None})
     folders = list(dict.fromkeys(Path(p).parent for p in out.values()))
     names = None if not indices or any(c.isdigit() for c in classes) else \
         _covering(classes, indices) if classes else _mat_names(folders, indices) or class_names_beside(folders, indices)

@@ -69,3 +69,34 @@ def test_folders_named_alike_but_for_a_split_word_are_the_splits(tmp_path, png, 
     assert ("flowers_train/rose/1.jpg", "train", "rose") in rows and ("flowers_test/tulip/4.jpg", "test", "tulip") in rows
     _tree(tmp_path / "no", ["a_train/1.jpg", "b_train/2.jpg", "pre_test/3.jpg", "post_test/4.jpg"], png)
     assert layout(tmp_path / "no") is None
+
+
+def test_places365s_layout_a_training_pool_under_a_pictures_folder_beside_val(tmp_path, png, make_params, lake):
+    """Places365 as published: data_256/<letter>/<class>[/<sub>]/ beside a flat val_256/ labelled by class indices
+    in places365_val.txt (the classes' sorted paths, as categories_places365.txt numbers them) and an unlabelled
+    test_256/. data_256 is the training pool (not a class beside a class called val_256), its classes nest
+    (a/abbey, b/bakery/shop) and the val indices name them."""
+    from ingest import public
+    from ingest.sources.image_folder import detect
+
+    root = tmp_path / "places365"
+    classes = ["a/abbey", "a/airfield", "b/bakery/shop", "b/beach", "c/campus", "c/canyon"]
+    _tree(root, [f"data_256/{c}/{k:08d}.jpg" for c in classes for k in (1, 2)]
+          + [f"val_256/Places365_val_{k:08d}.jpg" for k in range(1, 7)] + ["test_256/Places365_test_00000001.jpg"], png)
+    (root / "places365_val.txt").write_text("".join(f"Places365_val_{k:08d}.jpg {k - 1}\n" for k in range(1, 7)))
+    found = layout(root)
+    assert [p.name for p in found.splits] == ["test_256", "val_256", "data_256"] and not found.outside
+    params = detect(str(root))
+    assert params["label_from"] == "path" and params["class_names"] == classes
+    assert params["split_labels"] == {"val_256": (root / "places365_val.txt").as_posix()}
+    source = {"name": "p", "kind": "image_folder", "path": str(root), **params}
+    public.run(make_params({"ingest": {"sources": [source]}}))
+    rows = {(r["item_id"], r["split_hint"], r["source_label"]) for r in lake.read("raw_images").to_pylist()}
+    assert ("data_256/b/bakery/shop/00000002.jpg", "train", "b/bakery/shop") in rows
+    assert ("val_256/Places365_val_00000003.jpg", "val", "b/bakery/shop") in rows
+    assert ("test_256/Places365_test_00000001.jpg", "test", None) in rows
+    assert len(rows) == 19
+    _tree(tmp_path / "own", ["images/cat/1.jpg", "images/dog/2.jpg", "test/cat/3.jpg"], png)  # a user's pool and test
+    assert [(p.name) for p in layout(tmp_path / "own").splits] == ["test", "images"]
+    _tree(tmp_path / "both", ["train/cat/1.jpg", "test/cat/2.jpg", "images/cat/3.jpg"], png)  # a train split: no pool
+    assert [p.name for p in layout(tmp_path / "both").splits] == ["test", "train"]

@@ -112,7 +112,7 @@ def test_lists_without_labels_or_naming_other_files_are_not_label_lists(tmp_path
 def test_settings_that_do_not_go_together_are_refused(tmp_path):
     with pytest.raises(ValidationError, match="label_from: lists needs split_lists"):
         ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), label_from="lists")
-    with pytest.raises(ValidationError, match="class_names goes with label_from: lists, file or folder"):
+    with pytest.raises(ValidationError, match="class_names goes with label_from: lists, file, folder or path"):
         ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), class_names=["a"], label_from="name")
 
 
