@@ -19,7 +19,7 @@ from transform.labels.aggregate import aggregate
 from transform.labels.inputs import given_labels, load_gold, load_votes
 from transform.labels.policy import combine
 from transform.labels.report import accuracy_report, render_summary, write_metrics
-from transform.labels.vocabulary import Vocabulary, check_unknown_labels
+from transform.labels.vocabulary import Vocabulary, check_unknown_labels, unknown_labels
 from transform.labels.workers import uninformative
 
 STAGE = "labels"
@@ -72,6 +72,12 @@ def run(params) -> dict:
         raise InputError(f"labels.source_policy names source(s) {', '.join(map(repr, unknown))} with no landed images "
                          f"(landed sources: {', '.join(sorted(raw['source'].unique().to_list()))})")
     given, invalid_given = given_labels(raw, vocab, cfg.source_policy)
+    if invalid_given.height:  # a class folder added after sluice init wrote labels.classes, a typo in a labels file
+        outside = invalid_given.unique("source_uri")
+        log.warning(f"{outside.height} of {raw['source_label'].drop_nulls().len()} images carry a source label outside "
+                    f"labels.classes: quarantined (label_not_in_classes), not trained on; "
+                    f"{unknown_labels(outside['source_label'], vocab, 'the source in ingest.sources')}; to train on a "
+                    "new class, add it to labels.classes in params.yaml")
     pending = votes.usable.filter(pl.col("image_id").is_null())["item"].unique()
     labels = combine(universe, crowd.items.select("item", pl.col("item").is_in(pending.implode()).alias("pending"), "votes",
                                                   "label", "confidence", "agreement", "reason"),

@@ -53,6 +53,15 @@ def check_unknown_labels(unknown: pl.Series, total: int, vocab: Vocabulary, max_
     """
     if total == 0 or unknown.len() <= max_share * total:
         return
+    raise InputError(f"{unknown.len()} of {total} votes ({unknown.len() / total:.1%}) carry a label outside "
+                     f"labels.classes (more than labels.max_unknown_label_share {max_share:.1%}); most common: "
+                     f"{unknown_labels(unknown, vocab)}")
+
+
+def unknown_labels(unknown: pl.Series, vocab: Vocabulary, entry: str = "the vote export's labels.exports entry") -> str:
+    """The most common of ``unknown`` labels with their counts, and, where one exists, the fix: a class they are a
+    near-spelling of (a synonym or a typo in labels.classes), or class indices (named by ``class_names`` on
+    ``entry``)."""
     top = unknown.str.strip_chars().value_counts(sort=True).head(5)
     names = top[top.columns[0]].to_list()
     listed = ", ".join(f"'{n}' x{c}" for n, c in zip(names, top["count"].to_list()))
@@ -67,9 +76,7 @@ def check_unknown_labels(unknown: pl.Series, total: int, vocab: Vocabulary, max_
         suggestion = (f"; near-spellings of classes: {', '.join(hints)} (fix labels.classes, or add them to "
                       f"labels.synonyms)")
     elif all(n.isdigit() and int(n) < len(vocab.classes) for n in names):
-        suggestion = ("; they look like class indices: set class_names on the vote export's labels.exports entry "
+        suggestion = (f"; they look like class indices: set class_names on {entry} "
                       "(the class names in index order) or map them with labels.synonyms "
                       f"(e.g. '0': {vocab.classes[0]!r})")
-    raise InputError(f"{unknown.len()} of {total} votes ({unknown.len() / total:.1%}) carry a label outside "
-                     f"labels.classes (more than labels.max_unknown_label_share {max_share:.1%}); most common: "
-                     f"{listed}{suggestion}")
+    return f"{listed}{suggestion}"

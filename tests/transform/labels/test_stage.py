@@ -98,6 +98,18 @@ def test_stage_labels_every_image_with_status_and_reason(stage, lake):
     assert workers["w4"]["votes"] == 1 and not workers["w4"]["is_spammer"] and not workers["w4"]["is_adversarial"]
 
 
+def test_images_whose_source_label_is_no_class_are_named_in_one_line(stage, caplog):
+    """A class folder added after sluice init wrote labels.classes lands quarantined, and the stage says so: which
+    label, how many, and the fix (a near-spelling of a class names the class)."""
+    stage(method="majority")
+    line = next(r.getMessage() for r in caplog.records if "outside labels.classes" in r.getMessage())
+    assert line.startswith("1 of ") and "'horse' x1" in line and "add it to labels.classes" in line
+    caplog.clear()
+    stage(method="majority", classes=["cat", "dog", "bird", "hors"])
+    line = next(r.getMessage() for r in caplog.records if "outside labels.classes" in r.getMessage())
+    assert "near-spellings of classes: 'horse' -> 'hors'" in line
+
+
 @pytest.mark.parametrize("policy, label, status, reason", [
     ("given_over_crowd", "dog", "resolved", "crowd_overridden"),
     ("crowd_over_given", "cat", "resolved", "given_overridden"),
