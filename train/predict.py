@@ -82,7 +82,7 @@ class Classifier:
     def pixels(self, path: Path) -> np.ndarray:
         """The (H, W, 3) uint8 pixels the pipeline would store for this file; raises Reject or OSError."""
         if path.is_dir():
-            raise Reject("not_a_file", "is a directory")
+            raise Reject("not_a_file", "a folder of no image files")
         return decode(path.read_bytes(), self.geometry, self.limits).pixels
 
     @torch.inference_mode()

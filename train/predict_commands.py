@@ -15,9 +15,11 @@ def register(sub) -> None:
         "predict", help="classify image files with the int8 model (or --model DIR)",
         description="Classify image files: decode, convert to RGB and resize exactly as the clean stage does, "
                     "normalise with the training snapshot's mean/std, run the model. Prints one line per file "
-                    "(path, label, confidence). A bad file gets one error line and the rest continue; the exit "
-                    "code is non-zero only if every file failed.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ... anything Pillow reads)")
+                    "(path, label, confidence). A folder stands for the image files in it and below, in name order. A "
+                    "bad file gets one error line and the rest continue; the exit code is non-zero only if every "
+                    "file failed.")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, ... anything Pillow reads), or folders of them")
     p.add_argument("--model", help="model folder: models/int8 (default), models/pruned_int8, models/pruned, "
                                    "models/sparse or models/fp32")
     p.add_argument("--format", choices=["text", "json"], default="text",
@@ -46,7 +48,7 @@ def _predict(args) -> int:
     clean, default_model = _settings()
     classifier = Classifier(args.model or default_model, clean, compile=args.compile)
     ok = failed = 0
-    for pred in classifier.predict(args.images, args.batch_size):
+    for pred in classifier.predict(expand(args.images), args.batch_size):
         if pred.error is not None:
             failed += 1
             print(f"sluice: predict: {pred.path}: {pred.error}", file=sys.stderr, flush=True)
@@ -65,3 +67,28 @@ def _predict(args) -> int:
     if failed:
         print(f"sluice: predict: {ok} classified, {failed} rejected", file=sys.stderr)
     return 0
+
+
+def expand(paths: list[str]) -> list[str]:
+    """``paths`` with each folder replaced by the image files in it and below (by extension, name order, hidden
+    files and folders left out); the other files of a folder are counted in one line, a folder of no image is
+    kept to be rejected as such."""
+    from sluice.imaging import image_extensions
+
+    extensions, out = image_extensions(), []
+    for path in paths:
+        if not Path(path).is_dir():
+            out.append(path)
+            continue
+        found, other = [], 0
+        for parent, dirs, names in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(n for n in names if not n.startswith(".")):
+                if Path(name).suffix.lower() in extensions:
+                    found.append(os.path.join(parent, name))
+                else:
+                    other += 1
+        if other:
+            print(f"sluice: predict: {path}: {other} file(s) without an image extension left out", file=sys.stderr)
+        out.extend(sorted(found) or [path])
+    return out

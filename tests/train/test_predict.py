@@ -84,6 +84,29 @@ def test_predict_reports_bad_files_one_line_each_and_continues(models, images, r
     assert "Traceback" not in result.stderr
 
 
+def test_predict_takes_a_folder_as_its_image_files_in_name_order(models, images, run_cli, tmp_path):
+    """A folder stands for the image files in it and below (sorted; hidden ones and other files left out, the
+    latter counted); a folder of no image is one rejection."""
+    import shutil
+
+    paths, _, _ = images
+    folder = tmp_path / "photos"
+    (folder / "b").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    shutil.copy(paths[0], folder / "z.png")
+    shutil.copy(paths[1], folder / "b" / "a.png")
+    shutil.copy(paths[2], folder / ".cache" / "x.png")
+    (folder / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    result = run_cli("predict", str(folder), str(tmp_path / "empty"), "--model", str(models / "int8"),
+                     params=_params(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [str(folder / "b" / "a.png"),
+                                                                            str(folder / "z.png")]
+    assert f"{folder}: 1 file(s) without an image extension left out" in result.stderr
+    assert f"{tmp_path / 'empty'}: not_a_file: a folder of no image files" in result.stderr
+
+
 def test_predict_exits_non_zero_only_when_every_file_fails(models, run_cli, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
