@@ -246,7 +246,7 @@ class CrawlParams(Section):
     allowed_domains: list[str] = Field(default_factory=list)
     follow: CrawlFollowParams = CrawlFollowParams()
     images: CrawlSelector = "img"
-    image_attr: str = "src"
+    image_attr: str = Field(default="auto", min_length=1)  # auto: lazy-loading attributes, src, srcset (catalogue.py)
     label: CrawlLabelParams = Field(default_factory=lambda: CrawlLabelParams(selector="nav.breadcrumb a"))
     license: str | None = None
     user_agent: str = Field(default="SluiceBot/0.1 (+https://github.com/sluice-lake/sluice; data-team@example.org)",

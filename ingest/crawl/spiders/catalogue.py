@@ -35,6 +35,37 @@ from sluice.selectors import compile_selector, node_text
 
 # Label sources read from each image, whatever ``label.on`` says.
 PER_IMAGE_SOURCES = ("alt", "attr", "link_text")
+# where lazy-loading scripts keep an image's URL until it scrolls into view (its src a placeholder until then)
+LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-srcset", "data-lazy-srcset")
+
+
+def widest(srcset: str) -> str | None:
+    """The candidate of a ``srcset`` with the largest width or density descriptor (``a.jpg 320w, b.jpg 1280w``)."""
+    best, size = None, -1.0
+    for candidate in re.split(r",\s+", srcset.strip()):
+        words = candidate.strip().split()
+        if not words:
+            continue
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)[wx]", words[-1]) if len(words) > 1 else None
+        value = float(match.group(1)) if match else 1.0
+        if value > size:
+            best, size = words[0].rstrip(","), value
+    return best
+
+
+def image_src(attrib, attr: str) -> str | None:
+    """An image element's URL: ``attr``'s value, or for ``auto`` the image a page means: a lazy-loading
+    attribute's URL where there is one (``src`` then holds a placeholder until a script swaps it in), else ``src``
+    (an inline placeholder only where nothing else is given), else the widest ``srcset`` candidate."""
+    if attr != "auto":
+        return attrib.get(attr)
+    values = {name: (attrib.get(name) or "").strip() for name in (*LAZY_ATTRS, "src", "srcset")}
+    for name in (*LAZY_ATTRS, "src", "srcset"):
+        value = values[name]
+        if not value or name == "src" and value[:5].lower() == "data:" and values["srcset"]:
+            continue
+        return widest(value) if name.endswith("srcset") else value
+    return None
 
 
 def _now() -> datetime:
@@ -246,8 +277,8 @@ class CatalogueSpider(scrapy.Spider):
         yield self._fetch(response, "page", "page")
         page_url = self.alias.canon(response.url)
         images, inline = self._image_specs(response, page_url)
-        for url, details in inline:  # never requested, but logged: nothing on a page is skipped silently
-            yield Fetch(url=url, kind="image", outcome="dropped:data_url", fetched_at=_now(), referer=page_url,
+        for url, reason, details in inline:  # never requested, but logged: nothing on a page is skipped silently
+            yield Fetch(url=url, kind="image", outcome=f"dropped:{reason}", fetched_at=_now(), referer=page_url,
                         robots="n/a", details=details)
         yield from self._follow_children(page_url, images + self._link_specs(response, spec["depth"]))
 
@@ -275,19 +306,23 @@ class CatalogueSpider(scrapy.Spider):
         return known is not None and after is not None and (self.started_at - known.checked_at).total_seconds() < after
 
     def _image_specs(self, response, page_url: str) -> tuple[list[dict], list[tuple[str, str]]]:
-        """The page's image requests, and its inline ``data:`` images as (logged URL, details) drops."""
+        """The page's image requests, and as (logged URL, reason, details) drops its inline ``data:`` images and
+        the selected images that give no URL."""
         label = self.page_label(response)
         license_ = self.license_hint(response)
         specs, inline = [], []
-        for node in self.image_nodes(response):
+        for n, node in enumerate(self.image_nodes(response)):
             if isinstance(node.root, str):
                 src, alt = node.root, None
             else:
-                src, alt = node.attrib.get(self.params.image_attr), node.attrib.get("alt")
-            if not src:
+                src, alt = image_src(node.attrib, self.params.image_attr), node.attrib.get("alt")
+            if not src or not src.strip():
+                inline.append((f"{page_url}#image-{n + 1}", "no_url", f"selected image {n + 1} of the page gives no URL "
+                               f"(crawl.image_attr: {self.params.image_attr})"))
                 continue
             if src.strip()[:5].lower() == "data:":
-                inline.append(data_url_drop(src.strip()))
+                dropped, details = data_url_drop(src.strip())
+                inline.append((dropped, "data_url", details))
                 continue
             url = self.alias.canon(response.urljoin(src.strip()))
             alt = _clean(alt)

@@ -48,7 +48,36 @@ def test_images_from_an_attribute_with_alt_labels_and_license_hint():
     assert spec == {"url": "http://shop.invalid/img/1.jpg", "kind": "image", "alt": "a tabby", "label": "a tabby",
                     "page_url": "http://shop.invalid/c/animals/cats/p/tabby-1",
                     "license": "http://127.0.0.1:8000/license.html"}
-    assert inline[0].startswith("data:image/png;base64;sha256=")  # a data: URI is not requested, but reported
+    assert inline[0].startswith("data:image/png;base64;sha256=") and inline[1] == "data_url"  # reported, not requested
+
+
+LAZY = b"""<!doctype html><html><body>
+<img src="/placeholder.gif" data-src="/img/lazy.jpg">
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-lazy-src="/img/lazy2.jpg">
+<img src="/img/small.jpg" srcset="/img/small.jpg 320w, /img/big.jpg 1280w, /img/mid.jpg 640w">
+<img srcset="/img/x1.jpg, /img/x2.jpg 2x">
+<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" srcset="/img/only-srcset.jpg 800w">
+<picture><source srcset="/img/a.webp" type="image/webp"><img src="/img/a.jpg"></picture>
+<img alt="no url at all">
+</body></html>"""
+
+
+def test_image_attr_auto_takes_what_a_browser_would_show():
+    """The default, image_attr: auto: a lazy-loading attribute's URL over the placeholder in src, src over srcset
+    where both are real, the widest srcset candidate where src is missing or an inline placeholder; an image
+    with no URL is a logged drop, not a silent skip."""
+    page_url = "http://127.0.0.1:8000/p"
+    response = HtmlResponse(page_url, body=LAZY, encoding="utf-8",
+                            request=Request(page_url, meta={"spec": {"kind": "page", "depth": 0}}))
+    spider = _spider(label={"source": "alt"})
+    assert spider.params.image_attr == "auto"
+    specs, drops = spider._image_specs(response, page_url)
+    assert [s["url"].rsplit("/", 1)[-1] for s in specs] == ["lazy.jpg", "lazy2.jpg", "small.jpg", "x2.jpg",
+                                                            "only-srcset.jpg", "a.jpg"]
+    assert drops == [(f"{page_url}#image-7", "no_url",
+                      "selected image 7 of the page gives no URL (crawl.image_attr: auto)")]
+    specs, _ = _spider(image_attr="src", label={"source": "alt"})._image_specs(response, page_url)
+    assert specs[0]["url"].endswith("/placeholder.gif")  # an attribute named: that attribute, as before
 
 
 def test_a_data_url_image_is_logged_as_dropped_with_a_reason():
