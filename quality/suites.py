@@ -88,7 +88,9 @@ def crawl_log(env: Env) -> Suite:
                "outcome": col("outcome")},
         checks=[
             schema_check("crawl_log"),
-            Check.row("url_http", "critical", "url", regex(r"^https?://"), "every logged request is an http(s) URL"),
+            # never requested, but logged: an inline image by its digest, a URL list's row by its line
+            Check.row("url_http", "critical", "url", regex(r"^(https?://|data:[^,]*;sha256=[0-9a-f]{16}$|list:.+:\d+$)"),
+                      "every logged request is an http(s) URL (or an inline image's digest, a URL list's row)"),
             Check.row("status_range", "critical", "status", between(100, 599), "HTTP status is 100..599 or null"),
             Check.row("bytes_non_negative", "critical", "bytes", between(0, None), "byte counts are >= 0"),
             Check.row("robots_known", "warning", "robots", in_set(["allowed", "disallowed", "n/a"]),

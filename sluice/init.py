@@ -14,12 +14,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
 from sluice import class_order
 from sluice.errors import ConfigError, InputError
+from sluice.init_crawl import crawl_section
 
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
 # `compress` only when asked for. Keys that `paths` fills are left out (one place for each path).
@@ -56,6 +56,9 @@ def register(sub) -> None:
                    help="Parquet file or folder with image bytes (Hugging Face style, its .arrow files too; the image "
                         "and label columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
+    p.add_argument("--urls", action="append", default=[], metavar="FILE",
+                   help="land the images a file lists: a CSV / TSV with a column of image URLs and one of labels "
+                        "(found by their values and names: url, label, class, ...), or one URL a line")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
                    help="crowd votes: MTurk results CSV, Label Studio JSON, a Labelbox NDJSON export, a SageMaker Ground "
                         "Truth job folder or output manifest, a CSV or JSON Lines with one vote a row (item, worker and label "
@@ -271,13 +274,13 @@ def project_params(root: Path, args) -> dict:
                          "votes bring them" if len(found) == 1 else "")
                       + ("; they are class indices: set class_names on the source to name them (in index order)"
                          if sources[-1].get("label_from") == "lists" and all(c.isdigit() for c in found) else ""))
-    for url in args.crawl:
-        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
-            raise InputError(f"--crawl {url}: not an http(s) URL")
+    crawl = crawl_section({k: v for k, v in _defaults("crawl").items() if k != "demo_site_dir"}, args.crawl,
+                          args.urls, root, _rel)
     classes = class_order.known(args.classes, sources, root) if args.votes else None
     exports = [vote_export(v, root, taken, classes, tuple(sources)) for v in args.votes]
-    if not (sources or args.crawl or exports):
-        raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --idx, --crawl, --votes "
+    if not (sources or crawl or exports):
+        raise InputError("nothing to ingest: give at least one of --images, --cifar, --parquet, --idx, --crawl, --urls, "
+                         "--votes "
                          "(or --demo)")
 
     python = args.python or _rel(sys.executable, root)  # the venv's own path, not its resolved base
@@ -286,16 +289,13 @@ def project_params(root: Path, args) -> dict:
         raw[section] = _defaults(section)
         if section == "compute" and sources:
             raw["ingest"] = {**_defaults("ingest"), "sources": sources}
-        if section == "compute" and args.crawl:
-            host = urlsplit(args.crawl[0]).hostname or "site"
-            raw["crawl"] = {**_defaults("crawl"), "source": f"crawl-{host}", "start_urls": list(args.crawl),
-                            "job_dir": f"runs/crawl/{host}"}
-            raw["crawl"].pop("demo_site_dir")
+        if section == "compute" and crawl:
+            raw["crawl"] = crawl
     raw["labels"]["exports"] = exports
     folders = [s for s in sources if s["kind"] == "image_folder"]
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)
-    elif folders and len(folders) == len(sources) and not exports and not args.crawl:
+    elif folders and len(folders) == len(sources) and not exports and not crawl:
         names, merged = class_order.folded(c for s in folders for c in class_order.source_classes(s, root) or [])
         raw["labels"]["classes"] = names or None
         for group in merged:  # said here, where the labels stage would refuse the list
@@ -351,7 +351,7 @@ def pipeline_text(params_file: Path) -> str:
 def _init(args) -> int:
     root = Path(args.dir).expanduser()
     if args.demo:
-        if args.images or args.cifar or args.parquet or args.crawl or args.votes:
+        if args.images or args.cifar or args.parquet or args.crawl or args.urls or args.votes:
             raise InputError("--demo writes the built-in demo project; give no other source with it")
         if not DEMO_PARAMS.is_file():
             raise ConfigError(f"{DEMO_PARAMS}: the demo project's params.yaml ships with the source checkout")

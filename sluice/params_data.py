@@ -208,7 +208,8 @@ class CrawlFollowParams(Section):
 
 class CrawlLabelParams(Section):
     # none = the source is declared unlabelled (no label expected, no unlabelled-share check)
-    source: Literal["selector", "breadcrumb", "url_regex", "alt", "attr", "link_text", "none"] = "breadcrumb"
+    # column: the url_list's label_column (crawl.url_list)
+    source: Literal["selector", "breadcrumb", "url_regex", "alt", "attr", "link_text", "column", "none"] = "breadcrumb"
     on: Literal["page", "image"] = "page"  # what selector / url_regex read: the page, or each image (element, URL)
     selector: CrawlSelector | None = None
     position: int = -1
@@ -237,11 +238,21 @@ class CrawlLabelParams(Section):
         return self
 
 
+class CrawlUrlList(Section):
+    """A file listing the image URLs to land instead of pages to crawl (ingest/crawl/url_list.py)."""
+
+    path: str = Field(min_length=1)  # CSV / TSV with a header, or a text file of one URL a line
+    url_column: str | None = None  # null: the column whose values are http(s) URLs
+    label_column: str | None = None  # with label.source: column; null: found by name (label, class, ...)
+    delimiter: str | None = None
+
+
 class CrawlParams(Section):
     """The web crawl connector (ingest/crawl); see docs/crawl.md."""
 
     source: str = Field(default="demo-site", min_length=1)
-    start_urls: list[str] = Field(default_factory=lambda: ["{demo_site}/"], min_length=1)
+    start_urls: list[str] = Field(default_factory=lambda: ["{demo_site}/"])  # none with a url_list
+    url_list: CrawlUrlList | None = None  # land the images a file lists (with their labels) rather than crawl pages
     demo_site_dir: str = "data/demo/site"
     allowed_domains: list[str] = Field(default_factory=list)
     follow: CrawlFollowParams = CrawlFollowParams()
@@ -275,6 +286,17 @@ class CrawlParams(Section):
     batch_rows: Annotated[int, Field(ge=1)] = 500
     batch_bytes: Annotated[int, Field(ge=1)] = 64 << 20  # ... or fewer images once they hold this much
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @model_validator(mode="after")
+    def _pages_or_list(self):
+        if not self.start_urls and self.url_list is None:
+            raise ValueError("crawl needs start_urls (pages to crawl) or url_list (a file of image URLs)")
+        if self.label.source == "column" and self.url_list is None:
+            raise ValueError("label.source: column reads the labels of a url_list (a file of image URLs): set url_list")
+        if self.url_list is not None and self.label.source not in ("column", "none"):
+            raise ValueError("a url_list has no pages to read labels from: label.source is column (its labels "
+                             "column) or none")
+        return self
 
 
 class QualityParams(Section):

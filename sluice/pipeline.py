@@ -120,8 +120,11 @@ def _source_paths(raw: dict) -> list[str]:
 
 
 def _site_dir(raw: dict) -> list[str]:
+    """The demo site's folder where a start URL names it, and the file of image URLs a crawl lands."""
     urls = _get(raw, "crawl.start_urls", ["{demo_site}/"]) or []
-    return [_get(raw, "crawl.demo_site_dir", "data/demo/site")] if any("{demo_site}" in u for u in urls) else []
+    listed = _get(raw, "crawl.url_list.path", None)
+    return ([_get(raw, "crawl.demo_site_dir", "data/demo/site")] if any("{demo_site}" in u for u in urls) else []) + \
+        ([listed] if listed and _local(listed) else [])
 
 
 def _vote_files(raw: dict) -> list[str]:

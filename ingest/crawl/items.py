@@ -7,7 +7,8 @@ from datetime import datetime
 
 # Reasons that reject a response's content: these go to the quarantine as well as to crawl_log.
 QUARANTINE_REASONS = frozenset({"too_large", "decompression_bomb", "truncated", "not_an_image",
-                                "content_mismatch", "empty", "metadata_unreadable"})
+                                "content_mismatch", "empty", "metadata_unreadable",
+                                "bad_url", "conflicting_label"})  # the last two: rows of a crawl.url_list
 
 
 @dataclass

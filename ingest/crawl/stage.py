@@ -55,6 +55,10 @@ def crawl(params, land: bool = True, site: SiteServer | None = None) -> dict:
     """
     p = params.crawl
     check_start_urls(p.start_urls)
+    if p.url_list is not None:  # its columns, here: a user's mistake is one line, not a failed crawl worker
+        from ingest.crawl.url_list import read_rows
+
+        next(iter(read_rows(p.url_list, p.label.source == "column")), None)
     with ExitStack() as stack:
         live = None
         if any(PLACEHOLDER in u for u in p.start_urls):

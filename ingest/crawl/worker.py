@@ -44,7 +44,8 @@ def run_job(job: dict) -> dict:
     alias = UrlAlias(job.get("live_origin"), job.get("canonical_origin"))
     revalidation, out = None, {"responses": 0, "items": 0, "budget_skipped": 0, "depth_limited_pages": 0,
                                "fresh_skipped": 0, "revalidated": 0, "handed_over": 0, "finish_reason": "finished"}
-    if land and revalidate.applies(p, journal, validators):  # conditional GETs of the known site, without Scrapy
+    # conditional GETs of the known site, without Scrapy (a url_list's images get theirs from the spider)
+    if land and p.url_list is None and revalidate.applies(p, journal, validators):
         revalidation = revalidate.Revalidation(p, journal, validators, alias,
                                                crawl_domains(p.allowed_domains, job["start_urls"]), sink)
         revalidation.run(job["start_urls"])

@@ -109,6 +109,19 @@ def test_injected_defect_fails_its_check(world, case):
         assert entry["quarantined"] == 2
 
 
+def test_crawl_log_entries_never_requested_pass_and_a_garbled_url_fails(world):
+    """An inline image's digest and a URL list's row are logged without a request: bronze passes them (it used to
+    fail every crawl of a page with an inline image); a URL that is none of those fails."""
+    def entries(rows):
+        return rows + [{**rows[0], "url": "data:image/gif;base64;sha256=0123456789abcdef", "outcome": "dropped:data_url"},
+                       {**rows[0], "url": "list:urls.csv:12", "outcome": "dropped:bad_url"}]
+
+    world.edit("crawl_log", entries)
+    assert world.run("bronze", only=["crawl_log"])["success"]
+    world.edit("crawl_log", _first(url="garbled"))
+    assert "crawl_log.url_http" in failed(world.run("bronze", only=["crawl_log"]))
+
+
 def test_warning_does_not_stop_the_gate(world):
     world.edit("labels", _first(confidence=0.2))  # resolved but unsure: a warning
     report = world.run("silver", only=["labels"])

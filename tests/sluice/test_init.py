@@ -124,6 +124,27 @@ def test_votes_and_crawl_add_their_stages_only_when_asked(run_cli, tmp_path):
     assert "deps" not in dvc["stages"]["crawl"]  # no demo site to serve (its params still make it a real stage)
 
 
+def test_a_file_of_image_urls_is_a_crawl_of_the_images_it_lists(run_cli, tmp_path):
+    """--urls: a CSV of URLs and labels reads its labels column; one URL a line lands unlabelled; the file is the
+    crawl stage's dependency. With --crawl, or a missing file: one line, exit 2."""
+    (tmp_path / "train.csv").write_text("id,url,landmark_id\na,https://x.example/a.jpg,1\n")
+    (tmp_path / "urls.txt").write_text("https://x.example/a.jpg\n")
+    assert _init(run_cli, tmp_path, "--urls", str(tmp_path / "train.csv")).returncode == 0
+    params, dvc = _project(tmp_path)
+    crawl = params["crawl"]
+    listed = (tmp_path / "train.csv").as_posix()
+    assert (crawl["start_urls"], crawl["url_list"]["path"], crawl["label"]["source"]) == ([], listed, "column")
+    assert crawl["source"] == "urls-train" and listed in dvc["stages"]["crawl"]["deps"]
+    res = run_cli("init", str(tmp_path / "plain"), "--urls", str(tmp_path / "urls.txt"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert yaml.safe_load((tmp_path / "plain" / "params.yaml").read_text())["crawl"]["label"]["source"] == "none"
+    res = run_cli("init", str(tmp_path / "both"), "--urls", str(tmp_path / "urls.txt"), "--crawl", "https://x.example/",
+                  cwd=tmp_path)
+    assert res.returncode == 2 and "one crawl a project" in res.stderr
+    res = run_cli("init", str(tmp_path / "none"), "--urls", str(tmp_path / "missing.csv"), cwd=tmp_path)
+    assert res.returncode == 2 and "--urls" in res.stderr and "no such file" in res.stderr
+
+
 def test_a_ground_truth_job_folder_or_manifest_is_read_as_one(run_cli, tmp_path):
     """SageMaker Ground Truth: the job's folder (workers' answers) or its output manifest; another folder is one
     line, exit 2 (it was a traceback: a folder opened as a CSV)."""

@@ -15,9 +15,9 @@ pipelines. A site needing custom extraction subclasses this and overrides :meth:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import scrapy
@@ -27,6 +27,7 @@ from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import Sitemap
 
+from ingest.crawl.image_urls import data_url_drop, image_src
 from ingest.crawl.items import Fetch
 from ingest.crawl.middlewares import Dropped
 from ingest.crawl.urls import UrlAlias, crawl_domains, in_domains
@@ -35,49 +36,8 @@ from sluice.selectors import compile_selector, node_text
 
 # Label sources read from each image, whatever ``label.on`` says.
 PER_IMAGE_SOURCES = ("alt", "attr", "link_text")
-# where lazy-loading scripts keep an image's URL until it scrolls into view (its src a placeholder until then)
-LAZY_ATTRS = ("data-src", "data-lazy-src", "data-original", "data-lazy", "data-url", "data-srcset", "data-lazy-srcset")
-
-
-def widest(srcset: str) -> str | None:
-    """The candidate of a ``srcset`` with the largest width or density descriptor (``a.jpg 320w, b.jpg 1280w``)."""
-    best, size = None, -1.0
-    for candidate in re.split(r",\s+", srcset.strip()):
-        words = candidate.strip().split()
-        if not words:
-            continue
-        match = re.fullmatch(r"(\d+(?:\.\d+)?)[wx]", words[-1]) if len(words) > 1 else None
-        value = float(match.group(1)) if match else 1.0
-        if value > size:
-            best, size = words[0].rstrip(","), value
-    return best
-
-
-def image_src(attrib, attr: str) -> str | None:
-    """An image element's URL: ``attr``'s value, or for ``auto`` the image a page means: a lazy-loading
-    attribute's URL where there is one (``src`` then holds a placeholder until a script swaps it in), else ``src``
-    (an inline placeholder only where nothing else is given), else the widest ``srcset`` candidate."""
-    if attr != "auto":
-        return attrib.get(attr)
-    values = {name: (attrib.get(name) or "").strip() for name in (*LAZY_ATTRS, "src", "srcset")}
-    for name in (*LAZY_ATTRS, "src", "srcset"):
-        value = values[name]
-        if not value or name == "src" and value[:5].lower() == "data:" and values["srcset"]:
-            continue
-        return widest(value) if name.endswith("srcset") else value
-    return None
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def data_url_drop(src: str) -> tuple[str, str]:
-    """A short, stable crawl_log URL for an inline ``data:`` image (its media type and content hash), and why."""
-    head = src.split(",", 1)[0]
-    digest = hashlib.sha256(src.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return (f"{head[:80]};sha256={digest}",
-            f"inline data: URL ({len(src)} characters) not fetched: only http(s) images are landed")
 
 
 def _header(response, name: str) -> str | None:
@@ -160,6 +120,9 @@ class CatalogueSpider(scrapy.Spider):
             pending, start_urls = [], []
         else:
             start_urls = self.start_urls_live
+        if self.params.url_list is not None:  # the images a file lists, each with its label
+            for out in self._listed(done):
+                yield out
         for url in start_urls:
             if self.alias.canon(url) not in done:
                 yield self._request({"url": self.alias.canon(url), "kind": "page", "depth": 0})
@@ -170,6 +133,25 @@ class CatalogueSpider(scrapy.Spider):
         for child in pending:
             for out in self._follow(child, child.get("page_url")):
                 yield out
+
+    def _listed(self, done):
+        """The requests for the images ``crawl.url_list`` lists, and a logged drop for each row that is none."""
+        from ingest.crawl.url_list import read_rows
+
+        name = Path(self.params.url_list.path).name
+        for row in read_rows(self.params.url_list, self.params.label.source == "column"):
+            if row.url is None:
+                yield Fetch(url=f"list:{name}:{row.line}", kind="image", outcome=f"dropped:{row.reason}", fetched_at=_now(),
+                            details=row.details, label=row.label)
+                continue
+            url = self.alias.canon(row.url)
+            if url in done or url in self.settled:
+                continue
+            if self._fresh(url):
+                self.fresh_skipped += 1
+                continue
+            yield self._request({"url": url, "kind": "image", "page_url": None, "license": self.params.license,
+                                 "alt": None, "label": row.label})
 
     def _claim_page(self, url: str) -> bool:
         """Count a page against ``max_pages``; False when it was seen already or the budget is spent."""

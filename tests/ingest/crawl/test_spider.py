@@ -106,7 +106,7 @@ def test_a_data_url_drop_lands_in_crawl_log_and_is_counted(tmp_path):
 
 
 def test_a_long_data_url_is_logged_under_a_short_stable_url():
-    from ingest.crawl.spiders.catalogue import data_url_drop
+    from ingest.crawl.image_urls import data_url_drop
 
     src = "data:image/jpeg;base64," + "A" * 100_000
     assert data_url_drop(src) == data_url_drop(src) and len(data_url_drop(src)[0]) < 120

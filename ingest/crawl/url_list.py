@@ -1,0 +1,126 @@
+"""A file of image URLs to land (``crawl.url_list``): the crawl fetches each listed image, with the same robots.txt,
+politeness, retries, size and content checks and conditional GETs as the images it finds on pages.
+
+Open Images' ``image_ids_and_rotation.csv`` (``ImageID,...,OriginalURL,...``), Google Landmarks v2's ``train.csv``
+(``id,url,landmark_id``), a scraped set's ``url,label``: a CSV or TSV with a header, its URL column the one whose
+values are http(s) URLs (or ``url_column``), its labels in ``label_column`` (``sluice init`` finds one by name); or
+a text file of one URL a line. Nothing is dropped without a word: a row whose URL is not http(s), or that lists
+again a URL an earlier row gave another label, is logged and quarantined with its line (``bad_url``,
+``conflicting_label``); the same URL with the same label again is one image, and the repeat is logged
+(``repeated_url``).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sluice.delimited import DELIMITERS, read_delimited, require_file
+from sluice.errors import InputError
+
+# label column names, compared without case, spaces, dashes or underscores
+LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "landmarkid", "labelname", "tag",
+               "species", "breed")
+_PREFERRED_URL = ("url", "imageurl", "originalurl", "imgurl", "photourl", "src", "link")
+_SAMPLE = 500
+
+
+@dataclass
+class Row:
+    line: int
+    url: str | None  # None where the row is not fetched (a bad URL, a repeat)
+    label: str | None = None
+    reason: str | None = None  # bad_url / conflicting_label / repeated_url: logged (the first two quarantined)
+    details: str | None = None
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def is_url(value: str | None) -> bool:
+    if not value:
+        return False
+    parts = urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        return next((line.strip() for line in fh if line.strip()), "")
+
+
+def _delimiter(path: Path, given: str | None) -> str:
+    header = _first_line(path)
+    return given or max(DELIMITERS, key=lambda d: len(next(csv.reader([header], delimiter=d))))
+
+
+def _plain(path: Path) -> bool:
+    """A list of one URL a line, no header."""
+    return is_url(_first_line(path).split()[0] if _first_line(path) else "")
+
+
+def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
+    """``url_column`` (the column whose first values are mostly http(s) URLs; of several, one named as a URL) and
+    ``label_column`` (by name, else absent) of a CSV / TSV of image URLs; {} for a plain list of URLs."""
+    path = Path(path)
+    require_file(path, "crawl.url_list")
+    if _plain(path):
+        return {}
+    frame = read_delimited(path, [], _delimiter(path, delimiter), "crawl.url_list").head(_SAMPLE)
+    urls = [c for c in frame.columns if frame[c].drop_nulls().len()
+            and sum(map(is_url, frame[c].drop_nulls().to_list())) >= 0.8 * frame[c].drop_nulls().len()]
+    if not urls:
+        raise InputError(f"{path}: no column of http(s) URLs (header: {', '.join(frame.columns)}); a list of image "
+                         "URLs needs one (set crawl.url_list.url_column)")
+    url = next((c for key in _PREFERRED_URL for c in urls if _key(c) == key), urls[0])
+    label = next((c for key in LABEL_NAMES for c in frame.columns if _key(c) == key and c != url), None)
+    return {"url_column": url, **({"label_column": label} if label else {})}
+
+
+def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
+    """Each row of ``cfg`` (``crawl.url_list``) in order: the URL and label to fetch (``labelled``: from its label
+    column, named or found by name), or why not (logged under ``list:<file name>:<line>``)."""
+    path = Path(cfg.path)
+    require_file(path, "crawl.url_list")
+    seen: dict[str, tuple[int, str | None]] = {}
+    for line, url, label in _entries(path, cfg, labelled):
+        if not is_url(url):
+            yield Row(line, None, reason="bad_url", details=f"{str(url)[:200]!r} is not an http(s) URL")
+            continue
+        url = url.strip()
+        if url in seen:
+            first, known = seen[url]
+            same = known == label
+            yield Row(line, None, label, "repeated_url" if same else "conflicting_label",
+                      f"{url} listed on line {first} already" + ("" if same else
+                      f" with label {known!r}, here {label!r} (the first kept)"))
+            continue
+        seen[url] = (line, label)
+        yield Row(line, url, label)
+
+
+def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line, url, label) of each row of the file; ``labelled``: with the label of its column."""
+    if _plain(path) and not cfg.url_column:
+        if labelled:
+            raise InputError(f"{path}: a plain list of URLs carries no labels: set crawl.label.source: none, or give a "
+                             "CSV with a column of labels")
+        with path.open(encoding="utf-8-sig", errors="replace") as fh:
+            for line, text in enumerate(fh, 1):
+                if text.strip() and not text.lstrip().startswith("#"):
+                    yield line, text.split()[0], None
+        return
+    found = find_columns(path, cfg.delimiter) if not (cfg.url_column and (cfg.label_column or not labelled)) else {}
+    url_column, label_column = cfg.url_column or found["url_column"], cfg.label_column or found.get("label_column")
+    if labelled and label_column is None:
+        raise InputError(f"{path}: no column of labels found (label, class, category, ...: set crawl.url_list."
+                         "label_column), or declare the images unlabelled with crawl.label.source: none")
+    columns = [url_column, *([label_column] if labelled else [])]
+    frame = read_delimited(path, columns, _delimiter(path, cfg.delimiter), "crawl.url_list")
+    labels = frame[label_column].to_list() if labelled else [None] * frame.height
+    for i, (url, label) in enumerate(zip(frame[url_column].to_list(), labels)):
+        yield i + 2, url, label
