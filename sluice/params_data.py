@@ -244,6 +244,7 @@ class CrawlUrlList(Section):
     path: str = Field(min_length=1)  # CSV / TSV with a header, or a text file of one URL a line
     url_column: str | None = None  # null: the column whose values are http(s) URLs
     label_column: str | None = None  # with label.source: column; null: found by name (label, class, ...)
+    id_column: str | None = None  # null: found by name (id, ImageID, ...) where there is one: raw_images.item_id
     delimiter: str | None = None
 
 

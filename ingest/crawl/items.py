@@ -39,6 +39,7 @@ class Fetch:
     label: str | None = None
     license: str | None = None
     alt: str | None = None
+    item_id: str | None = None  # the id a url_list gives the image
     gps_removed: bool = False
 
     @property

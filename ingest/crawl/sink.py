@@ -42,6 +42,7 @@ def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
         "content": pa.array([f.body for f in fetches], pa.binary()),
         "source": [source] * len(fetches),
         "source_uri": [f.url for f in fetches],
+        "item_id": [f.item_id for f in fetches],
         "source_label": [f.label for f in fetches],
         "split_hint": pa.nulls(len(fetches), pa.string()),
         "license": [f.license for f in fetches],

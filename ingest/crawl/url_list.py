@@ -7,7 +7,8 @@ values are http(s) URLs (or ``url_column``), its labels in ``label_column`` (``s
 a text file of one URL a line. Nothing is dropped without a word: a row whose URL is not http(s), or that lists
 again a URL an earlier row gave another label, is logged and quarantined with its line (``bad_url``,
 ``conflicting_label``); the same URL with the same label again is one image, and the repeat is logged
-(``repeated_url``).
+(``repeated_url``). The list's id of an image (``id_column``: ``id``, ``ImageID``...) lands as its
+``raw_images.item_id``, so votes keyed by it (Open Images' human-verified labels) find the image.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sluice.errors import InputError
 # label column names, compared without case, spaces, dashes or underscores
 LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "landmarkid", "labelname", "tag",
                "species", "breed")
+ID_NAMES = ("id", "imageid", "imgid", "key", "uid", "itemid", "photoid")  # the image's own id: raw_images.item_id
 _PREFERRED_URL = ("url", "imageurl", "originalurl", "imgurl", "photourl", "src", "link")
 _SAMPLE = 500
 
@@ -33,6 +35,7 @@ class Row:
     line: int
     url: str | None  # None where the row is not fetched (a bad URL, a repeat)
     label: str | None = None
+    item_id: str | None = None  # the list's id of the image (id_column)
     reason: str | None = None  # bad_url / conflicting_label / repeated_url: logged (the first two quarantined)
     details: str | None = None
 
@@ -65,7 +68,7 @@ def _plain(path: Path) -> bool:
 
 def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     """``url_column`` (the column whose first values are mostly http(s) URLs; of several, one named as a URL) and
-    ``label_column`` (by name, else absent) of a CSV / TSV of image URLs; {} for a plain list of URLs."""
+    ``label_column`` and ``id_column`` (by name, else absent) of a CSV / TSV of image URLs; {} for a plain list."""
     path = Path(path)
     require_file(path, "crawl.url_list")
     if _plain(path):
@@ -78,7 +81,8 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
                          "URLs needs one (set crawl.url_list.url_column)")
     url = next((c for key in _PREFERRED_URL for c in urls if _key(c) == key), urls[0])
     label = next((c for key in LABEL_NAMES for c in frame.columns if _key(c) == key and c != url), None)
-    return {"url_column": url, **({"label_column": label} if label else {})}
+    ident = next((c for key in ID_NAMES for c in frame.columns if _key(c) == key and c not in (url, label)), None)
+    return {"url_column": url, **({"label_column": label} if label else {}), **({"id_column": ident} if ident else {})}
 
 
 def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
@@ -87,7 +91,7 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
     path = Path(cfg.path)
     require_file(path, "crawl.url_list")
     seen: dict[str, tuple[int, str | None]] = {}
-    for line, url, label in _entries(path, cfg, labelled):
+    for line, url, label, item_id in _entries(path, cfg, labelled):
         if not is_url(url):
             yield Row(line, None, reason="bad_url", details=f"{str(url)[:200]!r} is not an http(s) URL")
             continue
@@ -95,16 +99,16 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
         if url in seen:
             first, known = seen[url]
             same = known == label
-            yield Row(line, None, label, "repeated_url" if same else "conflicting_label",
-                      f"{url} listed on line {first} already" + ("" if same else
+            yield Row(line, None, label, reason="repeated_url" if same else "conflicting_label",
+                      details=f"{url} listed on line {first} already" + ("" if same else
                       f" with label {known!r}, here {label!r} (the first kept)"))
             continue
         seen[url] = (line, label)
-        yield Row(line, url, label)
+        yield Row(line, url, label, item_id)
 
 
-def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line, url, label) of each row of the file; ``labelled``: with the label of its column."""
+def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None, str | None]]:
+    """(line, url, label, id) of each row of the file; ``labelled``: with the label of its column."""
     if _plain(path) and not cfg.url_column:
         if labelled:
             raise InputError(f"{path}: a plain list of URLs carries no labels: set crawl.label.source: none, or give a "
@@ -112,15 +116,22 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None,
         with path.open(encoding="utf-8-sig", errors="replace") as fh:
             for line, text in enumerate(fh, 1):
                 if text.strip() and not text.lstrip().startswith("#"):
-                    yield line, text.split()[0], None
+                    yield line, text.split()[0], None, None
         return
-    found = find_columns(path, cfg.delimiter) if not (cfg.url_column and (cfg.label_column or not labelled)) else {}
+    try:
+        found = find_columns(path, cfg.delimiter)
+    except InputError:  # no column of URLs by its values: the one named, if any
+        if not cfg.url_column:
+            raise
+        found = {}
     url_column, label_column = cfg.url_column or found["url_column"], cfg.label_column or found.get("label_column")
+    id_column = cfg.id_column or found.get("id_column")
     if labelled and label_column is None:
         raise InputError(f"{path}: no column of labels found (label, class, category, ...: set crawl.url_list."
                          "label_column), or declare the images unlabelled with crawl.label.source: none")
-    columns = [url_column, *([label_column] if labelled else [])]
+    columns = [url_column, *([label_column] if labelled else []), *([id_column] if id_column else [])]
     frame = read_delimited(path, columns, _delimiter(path, cfg.delimiter), "crawl.url_list")
     labels = frame[label_column].to_list() if labelled else [None] * frame.height
-    for i, (url, label) in enumerate(zip(frame[url_column].to_list(), labels)):
-        yield i + 2, url, label
+    ids = frame[id_column].to_list() if id_column else [None] * frame.height
+    for i, (url, label, item_id) in enumerate(zip(frame[url_column].to_list(), labels, ids)):
+        yield i + 2, url, label, item_id

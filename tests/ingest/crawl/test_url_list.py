@@ -17,10 +17,10 @@ from tests.ingest.crawl.test_stage import FlatListing, flat_site  # noqa: F401 (
 def test_columns_found_by_their_values_and_names(tmp_path):
     landmarks = tmp_path / "train.csv"  # Google Landmarks v2: id,url,landmark_id
     landmarks.write_text("id,url,landmark_id\nabc,https://a.example/1.jpg,7\ndef,https://a.example/2.jpg,9\n")
-    assert find_columns(landmarks) == {"url_column": "url", "label_column": "landmark_id"}
+    assert find_columns(landmarks) == {"url_column": "url", "label_column": "landmark_id", "id_column": "id"}
     open_images = tmp_path / "ids.tsv"  # Open Images: two URL columns, the original preferred by its name
     open_images.write_text("ImageID\tThumbnail300KURL\tOriginalURL\nx\thttp://t.example/x.jpg\thttp://o.example/x.jpg\n")
-    assert find_columns(open_images) == {"url_column": "OriginalURL"}
+    assert find_columns(open_images) == {"url_column": "OriginalURL", "id_column": "ImageID"}
     plain = tmp_path / "urls.txt"
     plain.write_text("https://a.example/1.jpg\nhttps://a.example/2.jpg\n")
     assert find_columns(plain) == {}
@@ -48,8 +48,9 @@ def test_bad_repeated_and_conflicting_rows_are_named_with_their_line(tmp_path):
 def test_the_listed_images_land_with_their_labels(tmp_path, flat_site):  # noqa: F811
     files = list(FlatListing.files)
     listing = tmp_path / "images.csv"
-    listing.write_text("image_url,class\n" + "".join(f"{flat_site}{p},{p.split('/')[1]}\n" for p in files)
-                       + f"{flat_site}/missing.png,cat\nnot a url,cat\n{flat_site}{files[0]},{files[0].split('/')[1]}\n")
+    listing.write_text("image_url,class,ImageID\n" + "".join(f"{flat_site}{p},{p.split('/')[1]},id{k}\n"
+                                                             for k, p in enumerate(files))
+                       + f"{flat_site}/missing.png,cat,m\nnot a url,cat,n\n{flat_site}{files[0]},{files[0].split('/')[1]},o\n")
     section = {"source": "listed", "start_urls": [], "url_list": {"path": str(listing)},  # columns found
                "label": {"source": "column"}, "batch_rows": 5, "autothrottle": False}
     params = parse_params({"lake": {"root": str(tmp_path / "lake")}, "crawl": section}, "test-params.yaml")
@@ -57,6 +58,8 @@ def test_the_listed_images_land_with_their_labels(tmp_path, flat_site):  # noqa:
     lake = Lake(str(tmp_path / "lake"))
     landed = {r["source_uri"].removeprefix(flat_site): r["source_label"] for r in lake.read("raw_images").to_pylist()}
     assert landed == {p: p.split("/")[1] for p in files}
+    ids = {r["source_uri"].removeprefix(flat_site): r["item_id"] for r in lake.read("raw_images").to_pylist()}
+    assert ids == {p: f"id{k}" for k, p in enumerate(files)}  # the list's ids: votes keyed by them find the images
     assert summary["counters"]["images"] == len(files) and summary["counters"]["unlabelled"] == 0
     log = {r["url"]: r for r in lake.read("crawl_log").to_pylist()}
     assert log[f"{flat_site}/missing.png"]["outcome"] == "error" and log[f"{flat_site}/missing.png"]["status"] == 404
