@@ -245,6 +245,7 @@ class CrawlUrlList(Section):
     url_column: str | None = None  # null: the column whose values are http(s) URLs
     label_column: str | None = None  # with label.source: column; null: found by name (label, class, ...)
     id_column: str | None = None  # null: found by name (id, ImageID, ...) where there is one: raw_images.item_id
+    split_column: str | None = None  # null: found by name (split, subset, ...): train / val / test as the list says
     delimiter: str | None = None
 
 

@@ -40,6 +40,7 @@ class Fetch:
     license: str | None = None
     alt: str | None = None
     item_id: str | None = None  # the id a url_list gives the image
+    split_hint: str | None = None  # and the split it puts it in
     gps_removed: bool = False
 
     @property

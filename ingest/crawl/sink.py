@@ -44,7 +44,7 @@ def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
         "source_uri": [f.url for f in fetches],
         "item_id": [f.item_id for f in fetches],
         "source_label": [f.label for f in fetches],
-        "split_hint": pa.nulls(len(fetches), pa.string()),
+        "split_hint": pa.array([f.split_hint for f in fetches], pa.string()),
         "license": [f.license for f in fetches],
         "extra": [dumps_extra(page_url=f.page_url, last_modified=f.last_modified, content_type=f.content_type,
                               alt=f.alt, gps_removed=f.gps_removed or None) for f in fetches],

@@ -8,12 +8,15 @@ a text file of one URL a line. Nothing is dropped without a word: a row whose UR
 again a URL an earlier row gave another label, is logged and quarantined with its line (``bad_url``,
 ``conflicting_label``); the same URL with the same label again is one image, and the repeat is logged
 (``repeated_url``). The list's id of an image (``id_column``: ``id``, ``ImageID``...) lands as its
-``raw_images.item_id``, so votes keyed by it (Open Images' human-verified labels) find the image.
+``raw_images.item_id``, so votes keyed by it (Open Images' human-verified labels) find the image, and its split
+(``split_column``: Open Images' ``Subset`` of ``train`` / ``validation`` / ``test``) its ``split_hint``, so the
+dataset stage keeps the list's test images as test.
 """
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +24,15 @@ from urllib.parse import urlsplit
 
 from sluice.delimited import DELIMITERS, read_delimited, require_file
 from sluice.errors import InputError
+from sluice.stage import stage_logger
 
 # label column names, compared without case, spaces, dashes or underscores
 LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "landmarkid", "labelname", "tag",
                "species", "breed")
+SPLIT_NAMES = ("split", "subset", "set", "partition", "fold")
+# a split column's values (any case) -> the split; another value is counted as no split (a warning), never dropped
+SPLITS = {"train": "train", "training": "train", "trainval": "train", "val": "val", "valid": "val",
+          "validation": "val", "dev": "val", "test": "test", "testing": "test"}
 ID_NAMES = ("id", "imageid", "imgid", "key", "uid", "itemid", "photoid")  # the image's own id: raw_images.item_id
 _PREFERRED_URL = ("url", "imageurl", "originalurl", "imgurl", "photourl", "src", "link")
 _SAMPLE = 500
@@ -36,6 +44,7 @@ class Row:
     url: str | None  # None where the row is not fetched (a bad URL, a repeat)
     label: str | None = None
     item_id: str | None = None  # the list's id of the image (id_column)
+    split: str | None = None  # train / val / test from the split column
     reason: str | None = None  # bad_url / conflicting_label / repeated_url: logged (the first two quarantined)
     details: str | None = None
 
@@ -68,7 +77,8 @@ def _plain(path: Path) -> bool:
 
 def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     """``url_column`` (the column whose first values are mostly http(s) URLs; of several, one named as a URL) and
-    ``label_column`` and ``id_column`` (by name, else absent) of a CSV / TSV of image URLs; {} for a plain list."""
+    ``label_column``, ``id_column`` and ``split_column`` (by name, else absent) of a CSV / TSV of image URLs; {} for a
+    plain list."""
     path = Path(path)
     require_file(path, "crawl.url_list")
     if _plain(path):
@@ -82,7 +92,10 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     url = next((c for key in _PREFERRED_URL for c in urls if _key(c) == key), urls[0])
     label = next((c for key in LABEL_NAMES for c in frame.columns if _key(c) == key and c != url), None)
     ident = next((c for key in ID_NAMES for c in frame.columns if _key(c) == key and c not in (url, label)), None)
-    return {"url_column": url, **({"label_column": label} if label else {}), **({"id_column": ident} if ident else {})}
+    split = next((c for key in SPLIT_NAMES for c in frame.columns if _key(c) == key and c not in (url, label, ident)),
+                 None)
+    return {"url_column": url, **({"label_column": label} if label else {}), **({"id_column": ident} if ident else {}),
+            **({"split_column": split} if split else {})}
 
 
 def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
@@ -91,7 +104,8 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
     path = Path(cfg.path)
     require_file(path, "crawl.url_list")
     seen: dict[str, tuple[int, str | None]] = {}
-    for line, url, label, item_id in _entries(path, cfg, labelled):
+    unknown: Counter = Counter()  # split values that are no split
+    for line, url, label, item_id, split in _entries(path, cfg, labelled):
         if not is_url(url):
             yield Row(line, None, reason="bad_url", details=f"{str(url)[:200]!r} is not an http(s) URL")
             continue
@@ -104,11 +118,16 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
                       f" with label {known!r}, here {label!r} (the first kept)"))
             continue
         seen[url] = (line, label)
-        yield Row(line, url, label, item_id)
+        unknown[split] += bool(split) and split.strip().lower() not in SPLITS
+        yield Row(line, url, label, item_id, SPLITS.get((split or "").strip().lower()))
+    if +unknown:
+        named = ", ".join(f"{value!r} x{n}" for value, n in (+unknown).most_common(5))
+        stage_logger("crawl").warning(f"{path.name}: {sum(unknown.values())} rows name a split that is none of train, "
+                                      f"val, test ({named}): landed without one (the dataset stage splits them)")
 
 
-def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None, str | None]]:
-    """(line, url, label, id) of each row of the file; ``labelled``: with the label of its column."""
+def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None, str | None, str | None]]:
+    """(line, url, label, id, split) of each row of the file; ``labelled``: with the label of its column."""
     if _plain(path) and not cfg.url_column:
         if labelled:
             raise InputError(f"{path}: a plain list of URLs carries no labels: set crawl.label.source: none, or give a "
@@ -116,7 +135,7 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None,
         with path.open(encoding="utf-8-sig", errors="replace") as fh:
             for line, text in enumerate(fh, 1):
                 if text.strip() and not text.lstrip().startswith("#"):
-                    yield line, text.split()[0], None, None
+                    yield line, text.split()[0], None, None, None
         return
     try:
         found = find_columns(path, cfg.delimiter)
@@ -126,12 +145,14 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None,
         found = {}
     url_column, label_column = cfg.url_column or found["url_column"], cfg.label_column or found.get("label_column")
     id_column = cfg.id_column or found.get("id_column")
+    split_column = cfg.split_column or found.get("split_column")
     if labelled and label_column is None:
         raise InputError(f"{path}: no column of labels found (label, class, category, ...: set crawl.url_list."
                          "label_column), or declare the images unlabelled with crawl.label.source: none")
-    columns = [url_column, *([label_column] if labelled else []), *([id_column] if id_column else [])]
+    columns = [url_column, *([label_column] if labelled else []), *(c for c in (id_column, split_column) if c)]
     frame = read_delimited(path, columns, _delimiter(path, cfg.delimiter), "crawl.url_list")
     labels = frame[label_column].to_list() if labelled else [None] * frame.height
     ids = frame[id_column].to_list() if id_column else [None] * frame.height
-    for i, (url, label, item_id) in enumerate(zip(frame[url_column].to_list(), labels, ids)):
-        yield i + 2, url, label, item_id
+    splits = frame[split_column].to_list() if split_column else [None] * frame.height
+    for i, (url, label, item_id, split) in enumerate(zip(frame[url_column].to_list(), labels, ids, splits)):
+        yield i + 2, url, label, item_id, split

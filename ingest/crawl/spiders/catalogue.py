@@ -151,7 +151,7 @@ class CatalogueSpider(scrapy.Spider):
                 self.fresh_skipped += 1
                 continue
             yield self._request({"url": url, "kind": "image", "page_url": None, "license": self.params.license,
-                                 "alt": None, "label": row.label, "item_id": row.item_id})
+                                 "alt": None, "label": row.label, "item_id": row.item_id, "split": row.split})
 
     def _claim_page(self, url: str) -> bool:
         """Count a page against ``max_pages``; False when it was seen already or the budget is spent."""
@@ -354,7 +354,7 @@ class CatalogueSpider(scrapy.Spider):
             return
         yield self._fetch(response, "image", "image", body=response.body, content_type=_header(response, "Content-Type"),
                           page_url=spec.get("page_url"), label=spec.get("label"), license=spec.get("license"),
-                          alt=spec.get("alt"), item_id=spec.get("item_id"))
+                          alt=spec.get("alt"), item_id=spec.get("item_id"), split_hint=spec.get("split"))
 
     def failed(self, failure):
         request = failure.request

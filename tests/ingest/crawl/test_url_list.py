@@ -29,6 +29,18 @@ def test_columns_found_by_their_values_and_names(tmp_path):
         find_columns(tmp_path / "none.csv")
 
 
+def test_the_lists_split_column_gives_each_image_its_split(tmp_path, caplog):
+    """Open Images' Subset column: train / validation / test; another value is no split, and said."""
+    path = tmp_path / "ids.csv"
+    path.write_text("ImageID,Subset,OriginalURL,label\na,train,https://x.example/a.jpg,cat\n"
+                    "b,validation,https://x.example/b.jpg,cat\nc,Test,https://x.example/c.jpg,dog\n"
+                    "d,extra,https://x.example/d.jpg,dog\n")
+    assert find_columns(path)["split_column"] == "Subset"
+    rows = list(read_rows(CrawlUrlList(path=str(path))))
+    assert [(r.item_id, r.split) for r in rows] == [("a", "train"), ("b", "val"), ("c", "test"), ("d", None)]
+    assert "1 rows name a split that is none of train, val, test ('extra' x1)" in caplog.text
+
+
 def test_bad_repeated_and_conflicting_rows_are_named_with_their_line(tmp_path):
     path = tmp_path / "list.csv"
     path.write_text("url,label\nhttps://a.example/1.jpg,cat\nftp://a.example/2.jpg,dog\n,dog\n"
@@ -48,9 +60,9 @@ def test_bad_repeated_and_conflicting_rows_are_named_with_their_line(tmp_path):
 def test_the_listed_images_land_with_their_labels(tmp_path, flat_site):  # noqa: F811
     files = list(FlatListing.files)
     listing = tmp_path / "images.csv"
-    listing.write_text("image_url,class,ImageID\n" + "".join(f"{flat_site}{p},{p.split('/')[1]},id{k}\n"
-                                                             for k, p in enumerate(files))
-                       + f"{flat_site}/missing.png,cat,m\nnot a url,cat,n\n{flat_site}{files[0]},{files[0].split('/')[1]},o\n")
+    listing.write_text("image_url,class,ImageID,split\n" + "".join(
+        f"{flat_site}{p},{p.split('/')[1]},id{k},{'test' if k == 1 else 'train'}\n" for k, p in enumerate(files))
+        + f"{flat_site}/missing.png,cat,m,train\nnot a url,cat,n,train\n{flat_site}{files[0]},{files[0].split('/')[1]},o,train\n")
     section = {"source": "listed", "start_urls": [], "url_list": {"path": str(listing)},  # columns found
                "label": {"source": "column"}, "batch_rows": 5, "autothrottle": False}
     params = parse_params({"lake": {"root": str(tmp_path / "lake")}, "crawl": section}, "test-params.yaml")
@@ -58,8 +70,9 @@ def test_the_listed_images_land_with_their_labels(tmp_path, flat_site):  # noqa:
     lake = Lake(str(tmp_path / "lake"))
     landed = {r["source_uri"].removeprefix(flat_site): r["source_label"] for r in lake.read("raw_images").to_pylist()}
     assert landed == {p: p.split("/")[1] for p in files}
-    ids = {r["source_uri"].removeprefix(flat_site): r["item_id"] for r in lake.read("raw_images").to_pylist()}
-    assert ids == {p: f"id{k}" for k, p in enumerate(files)}  # the list's ids: votes keyed by them find the images
+    ids = {r["source_uri"].removeprefix(flat_site): (r["item_id"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
+    # the list's ids (votes keyed by them find the images) and splits (its test images stay test)
+    assert ids == {p: (f"id{k}", "test" if k == 1 else "train") for k, p in enumerate(files)}
     assert summary["counters"]["images"] == len(files) and summary["counters"]["unlabelled"] == 0
     log = {r["url"]: r for r in lake.read("crawl_log").to_pylist()}
     assert log[f"{flat_site}/missing.png"]["outcome"] == "error" and log[f"{flat_site}/missing.png"]["status"] == 404
