@@ -10,7 +10,7 @@ again a URL an earlier row gave another label, is logged and quarantined with it
 (``repeated_url``). The list's id of an image (``id_column``: ``id``, ``ImageID``...) lands as its
 ``raw_images.item_id``, so votes keyed by it (Open Images' human-verified labels) find the image, and its split
 (``split_column``: Open Images' ``Subset`` of ``train`` / ``validation`` / ``test``) its ``split_hint``, so the
-dataset stage keeps the list's test images as test.
+dataset stage keeps the list's test images as test; a column named license gives each image its license.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Row:
     label: str | None = None
     item_id: str | None = None  # the list's id of the image (id_column)
     split: str | None = None  # train / val / test from the split column
+    license: str | None = None  # the image's license, from a column named license
     reason: str | None = None  # bad_url / conflicting_label / repeated_url: logged (the first two quarantined)
     details: str | None = None
 
@@ -84,7 +85,7 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     if _plain(path):
         return {}
     frame = read_delimited(path, [], _delimiter(path, delimiter), "crawl.url_list").head(_SAMPLE)
-    urls = [c for c in frame.columns if frame[c].drop_nulls().len()
+    urls = [c for c in frame.columns if frame[c].drop_nulls().len() and not _license_column([c], set())
             and sum(map(is_url, frame[c].drop_nulls().to_list())) >= 0.8 * frame[c].drop_nulls().len()]
     if not urls:
         raise InputError(f"{path}: no column of http(s) URLs (header: {', '.join(frame.columns)}); a list of image "
@@ -98,6 +99,11 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
             **({"split_column": split} if split else {})}
 
 
+def _license_column(columns: list[str], taken: set[str]) -> str | None:
+    """A column named license (Open Images' image_ids_and_rotation.csv: each image's license URL)."""
+    return next((c for c in columns if _key(c) in ("license", "licence", "licenseurl") and c not in taken), None)
+
+
 def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
     """Each row of ``cfg`` (``crawl.url_list``) in order: the URL and label to fetch (``labelled``: from its label
     column, named or found by name), or why not (logged under ``list:<file name>:<line>``)."""
@@ -105,7 +111,7 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
     require_file(path, "crawl.url_list")
     seen: dict[str, tuple[int, str | None]] = {}
     unknown: Counter = Counter()  # split values that are no split
-    for line, url, label, item_id, split in _entries(path, cfg, labelled):
+    for line, url, label, item_id, split, license_ in _entries(path, cfg, labelled):
         if not is_url(url):
             yield Row(line, None, reason="bad_url", details=f"{str(url)[:200]!r} is not an http(s) URL")
             continue
@@ -119,15 +125,15 @@ def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:
             continue
         seen[url] = (line, label)
         unknown[split] += bool(split) and split.strip().lower() not in SPLITS
-        yield Row(line, url, label, item_id, SPLITS.get((split or "").strip().lower()))
+        yield Row(line, url, label, item_id, SPLITS.get((split or "").strip().lower()), license_)
     if +unknown:
         named = ", ".join(f"{value!r} x{n}" for value, n in (+unknown).most_common(5))
         stage_logger("crawl").warning(f"{path.name}: {sum(unknown.values())} rows name a split that is none of train, "
                                       f"val, test ({named}): landed without one (the dataset stage splits them)")
 
 
-def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None, str | None, str | None, str | None]]:
-    """(line, url, label, id, split) of each row of the file; ``labelled``: with the label of its column."""
+def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple]:
+    """(line, url, label, id, split, license) of each row of the file; ``labelled``: with the label of its column."""
     if _plain(path) and not cfg.url_column:
         if labelled:
             raise InputError(f"{path}: a plain list of URLs carries no labels: set crawl.label.source: none, or give a "
@@ -135,7 +141,7 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None,
         with path.open(encoding="utf-8-sig", errors="replace") as fh:
             for line, text in enumerate(fh, 1):
                 if text.strip() and not text.lstrip().startswith("#"):
-                    yield line, text.split()[0], None, None, None
+                    yield line, text.split()[0], None, None, None, None
         return
     try:
         found = find_columns(path, cfg.delimiter)
@@ -151,8 +157,10 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple[int, str | None,
                          "label_column), or declare the images unlabelled with crawl.label.source: none")
     columns = [url_column, *([label_column] if labelled else []), *(c for c in (id_column, split_column) if c)]
     frame = read_delimited(path, columns, _delimiter(path, cfg.delimiter), "crawl.url_list")
+    license_column = _license_column(frame.columns, set(columns))
     labels = frame[label_column].to_list() if labelled else [None] * frame.height
     ids = frame[id_column].to_list() if id_column else [None] * frame.height
     splits = frame[split_column].to_list() if split_column else [None] * frame.height
-    for i, (url, label, item_id, split) in enumerate(zip(frame[url_column].to_list(), labels, ids, splits)):
-        yield i + 2, url, label, item_id, split
+    licenses = frame[license_column].to_list() if license_column else [None] * frame.height
+    for i, row in enumerate(zip(frame[url_column].to_list(), labels, ids, splits, licenses)):
+        yield i + 2, *row

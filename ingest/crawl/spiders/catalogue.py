@@ -150,7 +150,7 @@ class CatalogueSpider(scrapy.Spider):
             if self._fresh(url):
                 self.fresh_skipped += 1
                 continue
-            yield self._request({"url": url, "kind": "image", "page_url": None, "license": self.params.license,
+            yield self._request({"url": url, "kind": "image", "page_url": None, "license": row.license or self.params.license,
                                  "alt": None, "label": row.label, "item_id": row.item_id, "split": row.split})
 
     def _claim_page(self, url: str) -> bool:

@@ -32,12 +32,13 @@ def test_columns_found_by_their_values_and_names(tmp_path):
 def test_the_lists_split_column_gives_each_image_its_split(tmp_path, caplog):
     """Open Images' Subset column: train / validation / test; another value is no split, and said."""
     path = tmp_path / "ids.csv"
-    path.write_text("ImageID,Subset,OriginalURL,label\na,train,https://x.example/a.jpg,cat\n"
-                    "b,validation,https://x.example/b.jpg,cat\nc,Test,https://x.example/c.jpg,dog\n"
-                    "d,extra,https://x.example/d.jpg,dog\n")
+    path.write_text("ImageID,Subset,OriginalURL,License,label\na,train,https://x.example/a.jpg,https://cc.example/by,cat\n"
+                    "b,validation,https://x.example/b.jpg,,cat\nc,Test,https://x.example/c.jpg,,dog\n"
+                    "d,extra,https://x.example/d.jpg,,dog\n")
     assert find_columns(path)["split_column"] == "Subset"
     rows = list(read_rows(CrawlUrlList(path=str(path))))
     assert [(r.item_id, r.split) for r in rows] == [("a", "train"), ("b", "val"), ("c", "test"), ("d", None)]
+    assert [r.license for r in rows] == ["https://cc.example/by", None, None, None]  # its License column
     assert "1 rows name a split that is none of train, val, test ('extra' x1)" in caplog.text
 
 
