@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +26,10 @@ from sluice.errors import InputError
 
 # header names, matched ignoring case, spaces, "-" and "_" (most specific first)
 FILE_NAMES = ("file", "filename", "filepath", "path", "imagepath", "image", "imagefile", "imagename", "imageid", "img",
-              "id", "idcode", "name", "fname", "sample", "sampleid")
+              "id", "idcode", "name", "fname", "sample", "sampleid", "imageindex")  # ChestX-ray14's Image Index
 LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "target", "breed", "species", "diagnosis",
-               "dx", "y", "predictionstring")  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
+               "dx", "y", "predictionstring",  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
+               "findinglabels", "tags", "tag")  # ChestX-ray14's Finding Labels, Planet's tags: often several a row
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 _SAMPLE = 500
 
@@ -90,6 +92,10 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         if not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
                                       details=f"empty {'file name' if not key else 'label'}"))
+        elif len(several := labels_of(label, label_column)) > 1:
+            out.rejects.append(Record(where, item_id=key, reject="multiple_labels", details=(
+                f"{label.strip()!r} gives {len(several)} labels; a classifier here learns one label an image, so the "
+                "image lands unlabelled (votes or a file of one label each can label it)")))
         elif named(label.strip(), class_names, base) is None:
             out.rejects.append(unknown_index(where, key, label.strip(), class_names or [], base))
         elif not hits:
@@ -107,6 +113,13 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
             for hit in hits:
                 out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None))
     return out
+
+
+def labels_of(label: str, column: str) -> list[str]:
+    """The distinct labels a cell gives: one, or several joined by ``|`` or ``;`` (ChestX-ray14's
+    ``Effusion|Infiltration``), or by spaces in a column of tags (Planet's ``tags``: ``haze primary``)."""
+    separator = r"[|;]" if _key(column) not in ("tags", "tag") else r"[|;\s]"
+    return list(dict.fromkeys(t.strip() for t in re.split(separator, label) if t.strip())) or [label.strip()]
 
 
 def copies(paths: list[Path]) -> bool:
@@ -170,7 +183,8 @@ def lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
 def beside(root: Path) -> Path | None:
     """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv``...
     or the one CSV whose columns say file and label; else next to it, ``<folder>.csv`` (Kaggle's ``train/``
-    + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's ``imagelabels.mat``."""
+    + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's ``imagelabels.mat``, else the one
+    CSV there whose columns say file and label (ChestX-ray14's ``Data_Entry_2017.csv`` beside ``images/``)."""
     inside = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
     by_stem = {_key(p.stem): p for p in inside}
     preferred = next((by_stem[k] for k in PREFERRED if k in by_stem), None)
@@ -182,6 +196,11 @@ def beside(root: Path) -> Path | None:
     for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv", "imagelabels.mat"):
         if (root.parent / name).is_file():
             return root.parent / name
+    if root.parent != root:  # the one table beside the folder whose columns say file and label (Data_Entry_2017.csv)
+        outside = [p for p in sorted(root.parent.iterdir()) if p.is_file() and p.suffix.lower() in (".csv", ".tsv")
+                   and "submission" not in p.stem.lower() and _has_columns(p)]
+        if len(outside) == 1:
+            return outside[0]
     return None
 
 

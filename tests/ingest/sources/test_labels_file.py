@@ -66,6 +66,34 @@ def test_the_labels_file_beside_the_folder_and_a_split_column(tmp_path, make_par
     assert rows == {"0.png": ("cat", "train"), "1.png": ("dog", "val"), "2.png": ("cat", None)}
 
 
+def test_several_labels_in_a_cell_leave_the_image_unlabelled_with_the_reason(tmp_path, make_params, lake, png):
+    """ChestX-ray14 as published: images/ beside Data_Entry_2017.csv (Image Index, Finding Labels, ...), found by its
+    columns. A single finding labels its image ("No Finding" is one label: spaces do not split a label); several
+    (Effusion|Infiltration) are quarantined as multiple_labels and the image lands unlabelled. In a column of
+    tags (Planet's), spaces split them."""
+    from ingest.sources.labels_file import labels_of
+
+    root = tmp_path / "chestxray"
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        (root / "images" / f"0000000{i}_000.png").write_bytes(png(i))
+    (root / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels,Follow-up #,Patient ID\n"
+                                              "00000000_000.png,No Finding,0,1\n00000001_000.png,Effusion|Infiltration,0,2\n"
+                                              "00000002_000.png,Cardiomegaly,0,3\n")
+    found = detect(str(root))
+    assert (found["path"], found["labels_file"]) == ((root / "images").as_posix(), (root / "Data_Entry_2017.csv").as_posix())
+    assert (found["file_column"], found["label_column"]) == ("Image Index", "Finding Labels")
+    stats = public.run(make_params({"ingest": {"sources": [{"name": "x", "kind": "image_folder", **found}]}}))["sources"]["x"]
+    assert stats["quarantine_reasons"] == {"multiple_labels": 1}
+    rows = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert rows == {"00000000_000.png": "No Finding", "00000001_000.png": None, "00000002_000.png": "Cardiomegaly"}
+    [q] = [r for r in lake.read("quarantine").to_pylist() if r["reason"] == "multiple_labels"]
+    assert q["row_key"].endswith("Data_Entry_2017.csv:3") and "'Effusion|Infiltration' gives 2 labels" in q["details"]
+    assert labels_of("haze primary", "tags") == ["haze", "primary"] and labels_of("golden retriever", "breed") == [
+        "golden retriever"]
+    assert labels_of("cat;cat", "label") == ["cat"]  # the same label twice is one
+
+
 def test_a_flat_folder_without_labels_lands_unlabelled_and_class_folders_need_nothing(tmp_path, png):
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "0.png").write_bytes(png(0))
