@@ -2,7 +2,7 @@
 
 With ``label_from: none`` the folders carry no labels (images waiting for crowd votes): every image
 file under ``root`` (or under ``root/<split>/``) lands with no source label. With ``label_from: file``
-a flat folder's labels come from a CSV naming each file (``labels_file``; see ``labels_file.py``). With
+a flat folder's labels come from a CSV or JSON naming each file (``labels_file``; see ``labels_file.py``). With
 ``label_from: path`` the label is the path of the folder holding each image under the class level (SUN397's
 ``a/abbey`` and ``b/bakery/shop``, iNaturalist 2019's ``Plants/644``). With
 ``label_from: name`` they come from each file's name (``name_pattern``'s group; by default the name less
@@ -44,7 +44,7 @@ log = stage_logger("ingest")
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
     label_from: Literal["folder", "path", "none", "file", "name", "lists"] = "folder"  # none: unlabelled (e.g. for votes)
-    labels_file: str | None = None  # label_from: file: a CSV / TSV naming each image's file and label
+    labels_file: str | None = None  # label_from: file: a CSV / TSV / JSON naming each image's file and label
     name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
@@ -228,12 +228,12 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
         skipped.update(p.name for d in [root, *subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
         if labels_file is None:  # streamed: a million files are never listed at once
             for split, folder, label in groups:
-                if folder in labelled:
-                    yield from split_labels.jobs(src.name, list(_files(folder, skipped)), labelled[folder], root, split,
-                                                 {g[2] for g in groups} - {None}, src.class_names, src.class_index_base)
-                    continue
-                if folder in annotated:
-                    yield from split_annotations.jobs(src.name, list(_files(folder, skipped)), annotated[folder], split)
+                if folder in labelled or folder in annotated:
+                    files = [p for p in _files(folder, skipped) if p.absolute() not in own]  # its own metadata.jsonl
+                    found[0] = found[0] or bool(files)
+                    yield from split_labels.jobs(src.name, files, labelled[folder], root, split, {g[2] for g in groups}
+                                                 - {None}, src.class_names, src.class_index_base) if folder in labelled \
+                        else split_annotations.jobs(src.name, files, annotated[folder], split)
                     continue
                 for path in _files(folder, skipped):
                     found[0] = True

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ingest.sources.base import split_of
 from ingest.sources.folder_layout import subdirs
+from ingest.sources.labels_file import read_rows
 from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, list_sets, list_split, resolves
 
 # stems of class-names files (matched ignoring case, "-" and "_"): mmpretrain's classes.txt, PaddleClas'
@@ -78,9 +79,7 @@ def names_file(path: Path) -> bool:
 def index_names(labels_file: Path, label_column: str, folders: list[Path]) -> dict:
     """``class_names`` (and ``class_index_base`` when 1) for a labels file whose labels are class indices, from
     a class-names file beside it (``classes.txt``, Kaggle's ``label_num_to_disease_map.json``); else {}."""
-    from sluice.delimited import read_delimited
-
-    labels = read_delimited(labels_file, [label_column], None, f"labels file {labels_file.name}")[label_column]
+    labels = read_rows(labels_file, [label_column])[label_column]
     counts = Counter(labels.drop_nulls().to_list())
     if not counts or not all(label.isdigit() for label in counts):
         return {}

@@ -7,7 +7,8 @@ from another machine (``C:\\set\\train\\a.jpg``: its longest tail that fits); a 
 images names none of them (quarantined as ``ambiguous_file_name``, never guessed). An image no row
 names lands unlabelled (a test folder usually has no labels); a row that names no image, and a later
 row giving an image a different label, are quarantined with the file and line. Flowers-102's
-``imagelabels.mat`` labels the folder's images by position instead.
+``imagelabels.mat`` labels the folder's images by position instead; a JSON file's rows are read by
+``labels_json.py`` (COCO, JSON Lines, arrays, mappings) and matched the same way.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ingest.sources import labels_json
 from ingest.sources.base import Record
 from ingest.sources.split_lists import named, unknown_index
 from sluice.delimited import DELIMITERS, read_delimited
 from sluice.errors import InputError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # header names, matched ignoring case, spaces, "-" and "_" (most specific first)
 FILE_NAMES = ("file", "filename", "filepath", "path", "imagepath", "image", "imagefile", "imagename", "imageid", "img",
@@ -32,6 +38,7 @@ LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "
                "findinglabels", "tags", "tag")  # ChestX-ray14's Finding Labels, Planet's tags: often several a row
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 _SAMPLE = 500
+_FEW_JSON = 8
 
 
 def _key(name: str) -> str:
@@ -40,15 +47,19 @@ def _key(name: str) -> str:
 
 def find_columns(path: Path) -> dict:
     """The file, label (and split) columns of a labels file by their usual names; InputError when unsure."""
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        line = f.readline().rstrip("\r\n")
-    header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)]
+    if labels_json.is_json(path):
+        header = labels_json.header(path)
+        line = ", ".join(header)
+    else:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+            line = f.readline().rstrip("\r\n")
+        header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)]
     by_key = {}
     for name in header:
         by_key.setdefault(_key(name), name)
     found = {role: next((by_key[k] for k in names if k in by_key), None)
              for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES))}
-    if not found["file_column"] and len(header) == 2:  # two columns, neither named as usual: file, then label
+    if not found["file_column"] and len(header) == 2 and not labels_json.is_json(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
     if not found["file_column"] or not found["label_column"] or found["file_column"] == found["label_column"]:
         raise InputError(f"{path}: cannot tell which columns of this labels file hold the file name and the label "
@@ -75,7 +86,7 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     label_column = label_column or found["label_column"]
     split_column = split_column or found.get("split_column")
     required = [file_column, label_column] + ([split_column] if split_column else [])
-    rows = read_delimited(labels_file, required, None, f"labels file {labels_file.name}").with_row_index("line", offset=2)
+    rows = read_rows(labels_file, required)
     index: dict[str, list[Path]] = {}
     for image in images:
         rel = image.relative_to(root).as_posix()
@@ -115,6 +126,17 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     return out
 
 
+def read_rows(path: Path, required: list[str]) -> pl.DataFrame:
+    """A labels file's rows as strings (CSV / TSV, or JSON: ``labels_json.py``) with ``line``, where each row is."""
+    if not labels_json.is_json(path):
+        return read_delimited(path, required, None, f"labels file {path.name}").with_row_index("line", offset=2)
+    rows = labels_json.read(path)
+    if missing := [c for c in required if c not in rows.columns]:
+        raise InputError(f"{path}: no field {', '.join(map(repr, missing))} in the labels file's rows (fields: "
+                         f"{', '.join(c for c in rows.columns if c != 'line')}); set the column names in params.yaml")
+    return rows
+
+
 def labels_of(label: str, column: str) -> list[str]:
     """The distinct labels a cell gives: one, or several joined by ``|`` or ``;`` (ChestX-ray14's
     ``Effusion|Infiltration``), or by spaces in a column of tags (Planet's ``tags``: ``haze primary``)."""
@@ -151,7 +173,7 @@ def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabel
     return out
 
 
-PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # over e.g. a sample submission
+PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # metadata.jsonl: Hugging Face's ImageFolder  # over e.g. a sample submission
 
 
 def before_boxes(label: str | None) -> str | None:
@@ -181,13 +203,17 @@ def lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
 
 
 def beside(root: Path) -> Path | None:
-    """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv``...
-    or the one CSV whose columns say file and label; else next to it, ``<folder>.csv`` (Kaggle's ``train/``
-    + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's ``imagelabels.mat``, else the one
-    CSV there whose columns say file and label (ChestX-ray14's ``Data_Entry_2017.csv`` beside ``images/``)."""
-    inside = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv"))
+    """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv`` /
+    ``metadata.jsonl``... or the one table whose columns say file and label; else next to it, ``<folder>.csv``
+    (Kaggle's ``train/`` + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's
+    ``imagelabels.mat``, else the one table there (or in an ``annotations/`` or ``metadata/`` folder there) whose
+    columns say file and label (ChestX-ray14's ``Data_Entry_2017.csv`` beside ``images/``, a camera-trap set's COCO
+    JSON beside ``images/``); of several, the one whose name has the folder's (iWildCam's
+    ``metadata/iwildcam2021_train_annotations.json`` for ``train/``)."""
+    inside = _tables(root)
     by_stem = {_key(p.stem): p for p in inside}
-    preferred = next((by_stem[k] for k in PREFERRED if k in by_stem), None)
+    preferred = next((by_stem[k] for k in PREFERRED if k in by_stem
+                      and not (labels_json.is_json(by_stem[k]) and not _has_columns(by_stem[k]))), None)
     if preferred:
         return preferred
     readable = [p for p in inside if "submission" not in p.stem.lower() and _has_columns(p)]  # no labels in one
@@ -197,11 +223,20 @@ def beside(root: Path) -> Path | None:
         if (root.parent / name).is_file():
             return root.parent / name
     if root.parent != root:  # the one table beside the folder whose columns say file and label (Data_Entry_2017.csv)
-        outside = [p for p in sorted(root.parent.iterdir()) if p.is_file() and p.suffix.lower() in (".csv", ".tsv")
-                   and "submission" not in p.stem.lower() and _has_columns(p)]
-        if len(outside) == 1:
-            return outside[0]
+        near = [root.parent, *(d for name in ("annotations", "metadata") if (d := root.parent / name).is_dir() and d != root)]
+        outside = [p for folder in near for p in _tables(folder) if "submission" not in p.stem.lower() and _has_columns(p)]
+        named = [p for p in outside if _key(root.name) in _key(p.stem)]
+        if len(outside) == 1 or len(named) == 1:
+            return outside[0] if len(outside) == 1 else named[0]
     return None
+
+
+def _tables(folder: Path) -> list[Path]:
+    """The CSV / TSV / JSON files in a folder, sorted; JSON only where there are a few (not one beside each image,
+    as a photo export's sidecars)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", *labels_json.SUFFIXES))
+    jsons = [p for p in files if labels_json.is_json(p)]
+    return [p for p in files if not labels_json.is_json(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
 
 
 def relabels_folders(labels: Path, groups) -> bool:
@@ -213,7 +248,7 @@ def relabels_folders(labels: Path, groups) -> bool:
 
     try:
         columns = find_columns(labels)
-        rows = read_delimited(labels, [columns["file_column"], columns["label_column"]], None, "labels").head(_SAMPLE)
+        rows = read_rows(labels, [columns["file_column"], columns["label_column"]]).head(_SAMPLE)
     except (InputError, OSError, ValueError):
         return False
     index: dict[str, list[tuple[Path, str]]] = {}

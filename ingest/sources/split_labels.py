@@ -10,9 +10,10 @@ named by ``devkit/cars_meta.mat``'s ``class_names``). Without the file such a sp
 own test labels lost, and its test images thrown in with the images to predict.
 
 ``split_labels`` on the source maps each such folder (its path under the source) to its file; ``sluice init``
-finds them (:func:`find`): a CSV, TSV, list or MATLAB table in the folder, beside it, in the source folder, a
+finds them (:func:`find`): a CSV, TSV, JSON, list or MATLAB table in the folder, beside it, in the source folder, a
 folder of no images in it (``devkit/``) or above it up to the folder given, whose name says the folder's split
-(``Test``, ``GT-final_test``, ``LOC_val_solution``, ``cars_train_annos``, Places365's ``places365_val.txt``), whose
+(``Test``, ``GT-final_test``, ``LOC_val_solution``, ``cars_train_annos``, Places365's ``places365_val.txt``; in the
+folder itself, also one named as its own: Hugging Face's ``train/metadata.jsonl``), whose
 columns say file and label (a list: ``<image> <label>`` lines, no header, as Caffe's ``val.txt``), and whose first
 500 rows name the folder's images (80% of them). The rows are read as a labels file's (``labels_file.py``: an
 image by path, name or stem, each copy of it where its name names copies; a row naming no image or differing
@@ -37,14 +38,15 @@ from ingest.sources import matlab
 from ingest.sources.base import SPLIT_NAMES, Record
 from ingest.sources.folder_layout import any_image, subdirs
 from ingest.sources.label_lists import class_names_beside
-from ingest.sources.labels_file import LABEL_NAMES, before_boxes, copies, find_columns, lookup
+from ingest.sources.labels_json import SUFFIXES
+from ingest.sources.labels_file import LABEL_NAMES, before_boxes, copies, find_columns, lookup, read_rows
 from ingest.sources.split_lists import labelled_entries, named, unknown_index
-from sluice.delimited import read_delimited
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
 from sluice.stage import stage_logger
 
-_SUFFIXES = (".csv", ".tsv", ".txt", ".mat")
+_SUFFIXES = (".csv", ".tsv", ".txt", ".mat", *SUFFIXES)
+_OWN = ("metadata", "labels", "annotations")  # a split folder's own labels file: Hugging Face's train/metadata.jsonl
 _SAMPLE = 500
 _MAT_FILES = ("fname", "relativeimpath", "filename", "file", "path", "image", "imagename", "name")  # a table's fields
 
@@ -119,10 +121,9 @@ def rows(path: Path) -> list[tuple[str, str, str]]:
         columns = find_columns(path)
     except InputError:  # no header: a list
         return [(f"{path}:{n}", entry, before_boxes(label) or "") for n, entry, label in labelled_entries(path)]
-    table = read_delimited(path, [columns["file_column"], columns["label_column"]], None, f"labels {path.name}")
+    table = read_rows(path, [columns["file_column"], columns["label_column"]])
     return [(f"{path}:{n}", (name or "").strip().replace("\\", "/").removeprefix("./"), before_boxes((label or "").strip()))
-            for n, name, label in zip(range(2, table.height + 2), table[columns["file_column"]],
-                                      table[columns["label_column"]])]
+            for n, name, label in zip(table["line"], table[columns["file_column"]], table[columns["label_column"]])]
 
 
 def _fields(path: Path, records: list[dict]) -> tuple[str, str]:
@@ -148,7 +149,8 @@ def find(given: Path, root: Path, groups, classes: list[str] | None = None) -> d
         names = _image_names(folder)
         places = dict.fromkeys([folder, folder.parent, root, *(d for d in subdirs(root) if not any_image(d)),
                                 *[p for p in root.parents if p.is_relative_to(given)]])
-        hit = next(((f, labels) for place in places if place.is_relative_to(given) for f in _named_for(place, split)
+        hit = next(((f, labels) for place in places if place.is_relative_to(given)
+                    for f in _named_for(place, split) + (_own(folder) if place == folder else [])
                     if (labels := _labels(f, names))), None)
         if hit is not None:
             out[folder.relative_to(root).as_posix()] = hit[0].absolute().as_posix()
@@ -200,6 +202,12 @@ def _named_for(place: Path, split: str) -> list[Path]:
         words = {w.rstrip("0123456789") for w in re.split(r"[-_. ]+", stem.lower())}
         return {SPLIT_NAMES[w] for w in words if w in SPLIT_NAMES} == {split} and "submission" not in stem.lower()
     return sorted(p for p in place.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES and says(p.stem))
+
+
+def _own(folder: Path) -> list[Path]:
+    """The labels files in a split folder named as its own (``metadata.jsonl``, ``labels.csv``)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES
+                  and p.stem.lower() in _OWN)
 
 
 def _labels(path: Path, names: dict[str, list[str]]) -> Counter:
