@@ -41,11 +41,17 @@ class Fetch:
     alt: str | None = None
     item_id: str | None = None  # the id a url_list gives the image
     split_hint: str | None = None  # and the split it puts it in
+    listed: bool = False  # a crawl.url_list row's image: not landing it (HTTP 404, timeout, robots) is quarantined too
     gps_removed: bool = False
 
     @property
     def reason(self) -> str | None:
         return self.outcome.removeprefix("dropped:") if self.outcome.startswith("dropped:") else None
+
+    @property
+    def quarantined(self) -> bool:
+        """Whether it goes to the quarantine: content rejected, or a listed image that did not land."""
+        return self.reason in QUARANTINE_REASONS or self.listed and (self.outcome == "error" or self.reason is not None)
 
     def reject(self, reason: str, details: str | None) -> None:
         self.outcome, self.details, self.body = f"dropped:{reason}", details, None

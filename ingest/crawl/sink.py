@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ingest.crawl.items import QUARANTINE_REASONS, Fetch
+from ingest.crawl.items import Fetch
 from ingest.crawl.journal import Journal
 from sluice.lake import Lake, dumps_extra
 from sluice.progress import ProgressLines, progress
@@ -54,10 +54,12 @@ def image_rows(fetches: list[Fetch], source: str, run_id: str) -> pa.Table:
 
 
 def quarantine_of(fetches: list[Fetch], source: str, run_id: str) -> Quarantine:
-    """Rejected responses, keyed by URL under ``crawl:<source>``; merged, so a re-crawl adds nothing."""
+    """Rejected responses (and listed images that failed to arrive: ``fetch_failed``, with the error), keyed by URL
+    under ``crawl:<source>``; merged, so a re-crawl adds nothing."""
     quarantine = Quarantine("crawl", f"crawl:{source}", run_id)
     for f in fetches:
-        quarantine.add(f.url, f.reason, f.reason, f.details)
+        reason = f.reason or "fetch_failed"
+        quarantine.add(f.url, reason, reason, f.details or f.error)
     return quarantine
 
 
@@ -110,7 +112,7 @@ class LakeSink:
             self.unlabelled += fetch.label is None
             batch.images.append(fetch)
             batch.image_bytes += len(fetch.body)
-        elif fetch.reason in QUARANTINE_REASONS:
+        elif fetch.quarantined:
             batch.rejects.append(fetch)
         batch.logs.append(fetch)
         if (len(batch.images) >= self.batch_rows or len(batch.logs) >= LOG_ROWS_PER_IMAGE_ROW * self.batch_rows

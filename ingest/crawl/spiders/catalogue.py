@@ -151,7 +151,8 @@ class CatalogueSpider(scrapy.Spider):
                 self.fresh_skipped += 1
                 continue
             yield self._request({"url": url, "kind": "image", "page_url": None, "license": row.license or self.params.license,
-                                 "alt": None, "label": row.label, "item_id": row.item_id, "split": row.split})
+                                 "alt": None, "label": row.label, "item_id": row.item_id, "split": row.split,
+                                 "listed": True})
 
     def _claim_page(self, url: str) -> bool:
         """Count a page against ``max_pages``; False when it was seen already or the budget is spent."""
@@ -354,7 +355,8 @@ class CatalogueSpider(scrapy.Spider):
             return
         yield self._fetch(response, "image", "image", body=response.body, content_type=_header(response, "Content-Type"),
                           page_url=spec.get("page_url"), label=spec.get("label"), license=spec.get("license"),
-                          alt=spec.get("alt"), item_id=spec.get("item_id"), split_hint=spec.get("split"))
+                          alt=spec.get("alt"), item_id=spec.get("item_id"), split_hint=spec.get("split"),
+                          listed=bool(spec.get("listed")))
 
     def failed(self, failure):
         request = failure.request
@@ -363,7 +365,8 @@ class CatalogueSpider(scrapy.Spider):
         fields = {"robots": "allowed" if self.params.obey_robots else "n/a", **describe_failure(failure)}
         yield Fetch(url=self.alias.canon(request.url), kind=spec["kind"], fetched_at=_now(),
                     referer=self.alias.canon(referer.decode("latin-1")) if referer else None,
-                    page_url=spec.get("page_url"), **fields)
+                    page_url=spec.get("page_url"), label=spec.get("label"), item_id=spec.get("item_id"),
+                    listed=bool(spec.get("listed")), **fields)
 
     def record_redirect(self, request, response, target: str) -> None:
         """Called by the redirect guard for every hop (a loop ends at the dupefilter or REDIRECT_MAX_TIMES)."""

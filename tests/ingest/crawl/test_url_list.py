@@ -80,8 +80,11 @@ def test_the_listed_images_land_with_their_labels(tmp_path, flat_site):  # noqa:
     n = len(files) + 3
     assert log[f"list:images.csv:{n}"]["outcome"] == "dropped:bad_url" and "'not a url'" in log[f"list:images.csv:{n}"]["error"]
     assert log[f"list:images.csv:{n + 1}"]["outcome"] == "dropped:repeated_url"
-    quarantined = {r["row_key"]: r["check"] for r in lake.read("quarantine").to_pylist()}
-    assert quarantined == {f"list:images.csv:{n}": "bad_url"}
+    quarantined = {r["row_key"]: (r["check"], r["details"]) for r in lake.read("quarantine").to_pylist()}
+    # a listed image that did not arrive is a rejected row of the user's list, kept with its reason
+    assert quarantined == {f"list:images.csv:{n}": ("bad_url", quarantined[f"list:images.csv:{n}"][1]),
+                           f"{flat_site}/missing.png": ("fetch_failed", "HTTP 404")}
+    assert summary["counters"]["quarantined"] == 2 and summary["counters"]["errors"] == 1
     again = summarize(params, crawl(params))  # a rerun: conditional GETs, nothing new
     assert again["counters"]["new_images"] == 0
 
