@@ -57,8 +57,9 @@ def register(sub) -> None:
                         "and label columns are found in the file: image/img/..., label/fine_label/...)")
     p.add_argument("--crawl", action="append", default=[], metavar="URL", help="crawl this website (start URL)")
     p.add_argument("--urls", action="append", default=[], metavar="FILE",
-                   help="land the images a file lists: a CSV / TSV with a column of image URLs and one of labels "
-                        "(found by their values and names: url, label, class, ...), or one URL a line")
+                   help="land the images a file lists: a CSV / TSV / Parquet file with a column of image URLs "
+                        "and one of labels (found by their values and names: url, label, class, ...; none: the "
+                        "images land unlabelled, as LAION's captions), or one URL a line")
     p.add_argument("--votes", action="append", default=[], metavar="FILE",
                    help="crowd votes: MTurk results CSV, Label Studio JSON, a Labelbox NDJSON export, a SageMaker Ground "
                         "Truth job folder or output manifest, a CSV or JSON Lines with one vote a row (item, worker and label "
@@ -100,8 +101,7 @@ def _existing(path: str, what: str) -> Path:
 
 
 def _name(kind: str, path: str, taken: set[str]) -> str:
-    stem = Path(path).expanduser().absolute().name
-    base = f"{kind}-{stem}".lower().replace(" ", "-")
+    base = f"{kind}-{Path(path).expanduser().absolute().name}".lower().replace(" ", "-")
     name, k = base, 2
     while name in taken:
         name, k = f"{base}-{k}", k + 1
@@ -230,8 +230,7 @@ def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
     from sluice.connectors import get
 
-    detect = get(family, kind).detect
-    found = detect(str(p)) if detect else {}
+    found = detect(str(p)) if (detect := get(family, kind).detect) else {}
     if found:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
     return found
@@ -355,6 +354,8 @@ def _init(args) -> int:
             raise InputError("--demo writes the built-in demo project; give no other source with it")
         if not DEMO_PARAMS.is_file():
             raise ConfigError(f"{DEMO_PARAMS}: the demo project's params.yaml ships with the source checkout")
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: a file, not a folder: give the new project's folder (sluice init my-project --images ...)")
     root.mkdir(parents=True, exist_ok=True)
     if args.demo:
         params_text = DEMO_PARAMS.read_text()

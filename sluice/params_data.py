@@ -238,12 +238,17 @@ class CrawlLabelParams(Section):
         return self
 
 
+# the names a url_list's label column is found by, compared without case, spaces, dashes or underscores
+URL_LIST_LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "landmarkid", "labelname", "tag",
+                        "species", "breed")
+
+
 class CrawlUrlList(Section):
     """A file listing the image URLs to land instead of pages to crawl (ingest/crawl/url_list.py)."""
 
-    path: str = Field(min_length=1)  # CSV / TSV with a header, or a text file of one URL a line
+    path: str = Field(min_length=1)  # CSV / TSV with a header, Parquet, or a text file of one URL a line
     url_column: str | None = None  # null: the column whose values are http(s) URLs
-    label_column: str | None = None  # with label.source: column; null: found by name (label, class, ...)
+    label_column: str | None = None  # with label.source: column; null: found by name (URL_LIST_LABEL_NAMES)
     id_column: str | None = None  # null: found by name (id, ImageID, ...) where there is one: raw_images.item_id
     split_column: str | None = None  # null: found by name (split, subset, ...): train / val / test as the list says
     delimiter: str | None = None

@@ -2,9 +2,10 @@
 politeness, retries, size and content checks and conditional GETs as the images it finds on pages.
 
 Open Images' ``image_ids_and_rotation.csv`` (``ImageID,...,OriginalURL,...``), Google Landmarks v2's ``train.csv``
-(``id,url,landmark_id``), a scraped set's ``url,label``: a CSV or TSV with a header, its URL column the one whose
-values are http(s) URLs (or ``url_column``), its labels in ``label_column`` (``sluice init`` finds one by name); or
-a text file of one URL a line. Nothing is dropped without a word: a row whose URL is not http(s), or that lists
+(``id,url,landmark_id``), a scraped set's ``url,label``: a CSV or TSV with a header, or a Parquet file (LAION's,
+COYO's, DataComp's ``url,caption,...`` shards: its rows numbered from 1 where a CSV's lines are), its URL column the
+one whose values are http(s) URLs (or ``url_column``), its labels in ``label_column`` (``sluice init`` finds one by
+name); or a text file of one URL a line. Nothing is dropped without a word: a row whose URL is not http(s), or that lists
 again a URL an earlier row gave another label, is logged and quarantined with its line (``bad_url``,
 ``conflicting_label``); the same URL with the same label again is one image, and the repeat is logged
 (``repeated_url``). The list's id of an image (``id_column``: ``id``, ``ImageID``...) lands as its
@@ -24,16 +25,14 @@ from urllib.parse import urlsplit
 
 from sluice.delimited import DELIMITERS, read_delimited, require_file
 from sluice.errors import InputError
+from sluice.params_data import URL_LIST_LABEL_NAMES as LABEL_NAMES
 from sluice.stage import stage_logger
 
-# label column names, compared without case, spaces, dashes or underscores
-LABEL_NAMES = ("label", "labels", "class", "classname", "category", "target", "landmarkid", "labelname", "tag",
-               "species", "breed")
 SPLIT_NAMES = ("split", "subset", "set", "partition", "fold")
 # a split column's values (any case) -> the split; another value is counted as no split (a warning), never dropped
 SPLITS = {"train": "train", "training": "train", "trainval": "train", "val": "val", "valid": "val",
           "validation": "val", "dev": "val", "test": "test", "testing": "test"}
-ID_NAMES = ("id", "imageid", "imgid", "key", "uid", "itemid", "photoid")  # the image's own id: raw_images.item_id
+ID_NAMES = ("id", "imageid", "imgid", "key", "uid", "itemid", "photoid", "sampleid")  # the image's own id: raw_images.item_id
 _PREFERRED_URL = ("url", "imageurl", "originalurl", "imgurl", "photourl", "src", "link")
 _SAMPLE = 500
 
@@ -71,8 +70,33 @@ def _delimiter(path: Path, given: str | None) -> str:
     return given or max(DELIMITERS, key=lambda d: len(next(csv.reader([header], delimiter=d))))
 
 
+def _parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _frame(path: Path, columns: list[str], delimiter: str | None, rows: int | None = None):
+    """The list's ``columns`` (every column of text or numbers where none are named) as strings; ``rows``: the first."""
+    if not _parquet(path):
+        frame = read_delimited(path, columns, _delimiter(path, delimiter), "crawl.url_list")
+        return frame.head(rows) if rows else frame
+    import polars as pl
+
+    try:
+        schema = pl.read_parquet_schema(path)
+        if missing := [c for c in columns if c not in schema]:
+            raise InputError(f"{path}: missing column(s) {', '.join(map(repr, missing))} in crawl.url_list (columns: "
+                             f"{', '.join(schema)}); set the column names in params.yaml")
+        wanted = columns or [c for c, t in schema.items() if not t.is_nested() and t != pl.Binary]
+        frame = pl.read_parquet(path, columns=wanted, n_rows=rows)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise InputError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0][:200]})") from None
+    return frame.with_columns(pl.col(c).cast(pl.String) for c in wanted)
+
+
 def _plain(path: Path) -> bool:
     """A list of one URL a line, no header."""
+    if _parquet(path):
+        return False
     return is_url(_first_line(path).split()[0] if _first_line(path) else "")
 
 
@@ -84,7 +108,7 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     require_file(path, "crawl.url_list")
     if _plain(path):
         return {}
-    frame = read_delimited(path, [], _delimiter(path, delimiter), "crawl.url_list").head(_SAMPLE)
+    frame = _frame(path, [], delimiter, _SAMPLE)
     urls = [c for c in frame.columns if frame[c].drop_nulls().len() and not _license_column([c], set())
             and sum(map(is_url, frame[c].drop_nulls().to_list())) >= 0.8 * frame[c].drop_nulls().len()]
     if not urls:
@@ -156,11 +180,25 @@ def _entries(path: Path, cfg, labelled: bool) -> Iterator[tuple]:
         raise InputError(f"{path}: no column of labels found (label, class, category, ...: set crawl.url_list."
                          "label_column), or declare the images unlabelled with crawl.label.source: none")
     columns = [url_column, *([label_column] if labelled else []), *(c for c in (id_column, split_column) if c)]
-    frame = read_delimited(path, columns, _delimiter(path, cfg.delimiter), "crawl.url_list")
+    frame = _frame(path, columns + ([found_license] if (found_license := _parquet_license(path, columns)) else []),
+                   cfg.delimiter)
     license_column = _license_column(frame.columns, set(columns))
     labels = frame[label_column].to_list() if labelled else [None] * frame.height
     ids = frame[id_column].to_list() if id_column else [None] * frame.height
     splits = frame[split_column].to_list() if split_column else [None] * frame.height
     licenses = frame[license_column].to_list() if license_column else [None] * frame.height
+    first = 1 if _parquet(path) else 2  # a Parquet file's rows, a CSV's lines after its header
     for i, row in enumerate(zip(frame[url_column].to_list(), labels, ids, splits, licenses)):
-        yield i + 2, *row
+        yield i + first, *row
+
+
+def _parquet_license(path: Path, columns: list[str]) -> str | None:
+    """A Parquet list's license column (read only when asked for: a CSV is read whole)."""
+    if not _parquet(path):
+        return None
+    import polars as pl
+
+    try:
+        return _license_column(list(pl.read_parquet_schema(path)), set(columns))
+    except (pl.exceptions.PolarsError, OSError):
+        return None

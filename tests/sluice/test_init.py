@@ -138,6 +138,18 @@ def test_a_file_of_image_urls_is_a_crawl_of_the_images_it_lists(run_cli, tmp_pat
     res = run_cli("init", str(tmp_path / "plain"), "--urls", str(tmp_path / "urls.txt"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert yaml.safe_load((tmp_path / "plain" / "params.yaml").read_text())["crawl"]["label"]["source"] == "none"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"SAMPLE_ID": [1], "URL": ["https://x.example/a.jpg"], "TEXT": ["a dog"]}),
+                   tmp_path / "laion.parquet")  # LAION's columns: captions, no labels
+    (tmp_path / "captions.csv").write_text("url,caption\nhttps://x.example/a.jpg,a dog\n")
+    for name in ("laion.parquet", "captions.csv"):
+        res = run_cli("init", str(tmp_path / f"p-{name}"), "--urls", str(tmp_path / name), cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        assert yaml.safe_load((tmp_path / f"p-{name}" / "params.yaml").read_text())["crawl"]["label"]["source"] == "none"
+    res = run_cli("init", str(tmp_path / "urls.txt"), "--urls", str(tmp_path / "urls.txt"), cwd=tmp_path)
+    assert res.returncode == 2 and "a file, not a folder" in res.stderr  # the project's folder given as the list
     res = run_cli("init", str(tmp_path / "both"), "--urls", str(tmp_path / "urls.txt"), "--crawl", "https://x.example/",
                   cwd=tmp_path)
     assert res.returncode == 2 and "one crawl a project" in res.stderr

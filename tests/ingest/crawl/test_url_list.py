@@ -105,3 +105,25 @@ def test_a_list_with_no_label_column_is_one_line_before_any_request(tmp_path):
     with pytest.raises(InputError, match="list.csv: no column of labels found"):
         crawl(params)
     assert not (tmp_path / "lake").exists()
+
+
+def test_a_parquet_list_of_urls_is_read_as_laion_ships_one(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    laion = tmp_path / "part-00000.parquet"  # LAION: SAMPLE_ID, URL, TEXT, sizes, LICENSE, an embedding
+    pq.write_table(pa.table({"SAMPLE_ID": [11, 12, 13, 14, 15], "URL": [
+        "https://a.example/1.jpg", "ftp://b/2.jpg", "https://a.example/3.jpg", "https://a.example/1.jpg", "http://c/5.png"],
+        "TEXT": ["a dog", "a cat", None, "again", "x"], "WIDTH": [640, 480, 320, 640, 8],
+        "LICENSE": ["?", "?", "cc-by", "?", "?"], "emb": [[0.1, 0.2]] * 5}), laion)
+    assert find_columns(laion) == {"url_column": "URL", "id_column": "SAMPLE_ID"}
+    rows = list(read_rows(CrawlUrlList(path=str(laion)), labelled=False))
+    assert [(r.line, r.url, r.item_id, r.license, r.reason) for r in rows] == [
+        (1, "https://a.example/1.jpg", "11", "?", None), (2, None, None, None, "bad_url"),
+        (3, "https://a.example/3.jpg", "13", "cc-by", None), (4, None, None, None, "repeated_url"),
+        (5, "http://c/5.png", "15", "?", None)]
+    with pytest.raises(InputError, match="missing column.s. 'link'"):
+        list(read_rows(CrawlUrlList(path=str(laion), url_column="link"), labelled=False))
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        find_columns(tmp_path / "broken.parquet")
