@@ -20,6 +20,7 @@ import yaml
 from sluice import class_order
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
+from sluice.init_packed import names_dvc_can_track, packed
 
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
 # `compress` only when asked for. Keys that `paths` fills are left out (one place for each path).
@@ -180,52 +181,6 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     return entry
 
 
-PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",  # --images
-          "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images",  # of packed images
-          "parquet": "Parquet or Hugging Face Arrow files"}
-
-
-def _packed(p: Path, shown: str) -> str | None:
-    """The connector of an ``--images`` folder (or file) of packed images (IDX, SVHN's .mat, pixel CSVs, Hugging
-    Face's files...), said; None for a folder holding image files (HAM10000's, beside its pixel CSVs)."""
-    from sluice.connectors import connectors
-    from sluice.imaging import image_extensions
-
-    if p.is_dir() and any(Path(f).suffix.lower() in image_extensions() for _, _, files in os.walk(p) for f in files):
-        return None
-    for kind, what in PACKED.items():
-        connector = connectors("source").get(kind)
-        try:
-            if connector is None or connector.detect is None or not (p.is_dir() or kind in ("pixel_csv", "npz", "parquet")):
-                continue
-            connector.detect(str(p))
-        except InputError:
-            continue
-        print(f"[init] {shown}: {what}, read by the {kind} connector")
-        return kind
-    return None
-
-
-def _names_dvc_can_track(p: Path, shown: str) -> None:
-    """Refuse a CIFAR, Parquet or IDX folder holding a name that is not UTF-8 (a Latin-1 ``café.bin``
-    from an old system): ``dvc repro`` hashes such a folder as the ingest stage's input and stops on it
-    ("surrogates not allowed"), so say it here, with the fix. An image folder is not DVC's to hash (the
-    stage ``list_sources`` digests it, any name read as it is on disk)."""
-    if not p.is_dir():
-        return
-    bad = []
-    for top, dirs, files in os.walk(p):
-        for name in (*dirs, *files):
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                bad.append(os.fsencode(os.path.relpath(os.path.join(top, name), p)).decode("utf-8", "backslashreplace"))
-    if bad:
-        raise InputError(f"{shown}: {len(bad)} file or folder name(s) not in UTF-8 (first: '{bad[0]}'), which DVC "
-                         f"cannot track as the ingest stage's input; rename them (e.g. convmv -r -f latin1 -t utf8 "
-                         f"--notest {shown}) and run sluice init again")
-
-
 def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
     from sluice.connectors import get
@@ -258,12 +213,12 @@ def project_params(root: Path, args) -> dict:
         for value in values:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
-            kind = (_packed(p, value) or given) if given == "image_folder" else given
+            kind = (packed(p, value) or given) if given == "image_folder" else given
             if p.is_dir() and root.resolve().is_relative_to(p.resolve()):
                 raise InputError(f"{value}: the project folder {root} would lie inside this source folder, where its "
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")
             if kind != "image_folder":
-                _names_dvc_can_track(p, value)
+                names_dvc_can_track(p, value)
             sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
                             **_detected("source", kind, p, value)})
             found = class_order.source_classes(sources[-1], root)
