@@ -48,6 +48,7 @@ class ImageFolderSource(SourceConfig):
     name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
+    label_columns: list[str] = []  # of labels_file, instead: one column a class, 1 marking the image's (one-hot)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
@@ -59,6 +60,8 @@ class ImageFolderSource(SourceConfig):
     def _labels_file_with_file(self):
         if (self.label_from == "file") != (self.labels_file is not None):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        if self.label_columns and (self.label_from != "file" or self.label_column):
+            raise ValueError("label_columns (one column a class) goes with label_from: file, instead of label_column")
         if self.label_from == "lists" and not self.split_lists:
             raise ValueError("label_from: lists needs split_lists (train.txt, val.txt, ... whose lines say "
                              "'<image> <label>')")
@@ -243,7 +246,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
             files = [(split, path) for split, folder, _ in groups
                      for path in _files(folder, skipped) if path.absolute() != labels_file]
             named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
-                          src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base)
+                          src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base,
+                          src.label_columns)
             yield from named.rejects
             for split, path in files:
                 found[0] = True
@@ -306,7 +310,7 @@ def detect(path: str) -> dict:
     if labels is not None:
         columns = find_columns(labels) if labels.suffix.lower() != ".mat" else {}
         return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
-                **(index_names(labels, columns["label_column"], [root, root.parent]) if columns else {})}
+                **(index_names(labels, columns["label_column"], [root, root.parent]) if "label_column" in columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
     if _names_are_labels([folder for _, folder, _ in flat]):
         return {**moved, "label_from": "name"}
@@ -339,11 +343,14 @@ def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:
 
 def class_names(src: ImageFolderSource) -> list[str] | None:
     """The class folders that hold images, sorted (torchvision's ``ImageFolder`` numbers them in this order), or
-    the labels the folder paths (``label_from: path``: ``a/abbey``) or file names give, sorted; else None."""
+    the labels the folder paths (``label_from: path``: ``a/abbey``) or file names give, sorted, or a one-hot labels
+    file's columns; else None."""
     if src.label_from in ("name", "path"):
         return sorted({label for _, label in file_labels(src)}) or None
     if src.label_from == "lists":
         return src.class_names or sorted(set(SplitLists.read(src.split_lists, Path(src.path), True).label.values())) or None
+    if src.label_from == "file" and src.label_columns:  # one column a class, in the file's order
+        return list(src.label_columns)
     if src.label_from != "folder":
         return None
     return sorted({label for _, folder, label in _groups(Path(src.path), src)  # and the names split_labels' indices take

@@ -39,6 +39,7 @@ LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 _SAMPLE = 500
 _FEW_JSON = 8
+ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
 
 
 def _key(name: str) -> str:
@@ -61,10 +62,42 @@ def find_columns(path: Path) -> dict:
              for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES))}
     if not found["file_column"] and len(header) == 2 and not labels_json.is_json(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
+    if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):
+        return {"file_column": found["file_column"], "label_columns": hot,
+                **({"split_column": found["split_column"]} if found["split_column"] else {})}
     if not found["file_column"] or not found["label_column"] or found["file_column"] == found["label_column"]:
         raise InputError(f"{path}: cannot tell which columns of this labels file hold the file name and the label "
                          f"(found {line[:120]!r}); set file_column and label_column on its ingest.sources entry")
     return {k: v for k, v in found.items() if v}
+
+
+_ONES, _ZEROS = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no", ""}
+
+
+def one_hot_columns(path: Path, header: list[str], found: dict) -> list[str]:
+    """The columns that mark each row's class with a 1 (Plant Pathology's ``healthy,multiple_diseases,rust,scab``,
+    ISIC's ``MEL,NV,BCC,...`` of 1.0 / 0.0, Roboflow's classification CSV): two or more columns of 0 / 1 alone in the
+    first rows, 90% of which mark exactly one, none named for a rater; else []."""
+    others = [c for c in header if c and c not in (found["file_column"], found.get("split_column"))]
+    if len(others) < 2:
+        return []
+    try:
+        rows = read_rows(path, others).head(_SAMPLE)
+    except (InputError, OSError, ValueError):
+        return []
+    hot = [c for c in others if {v.strip().lower() for v in rows[c].fill_null("").to_list()} <= _ONES | _ZEROS]
+    if len(hot) < 2 or not rows.height or any(re.search(r"rater|annotator|worker|vote|answer|judge", c, re.I) for c in hot):
+        return []  # a wide file of crowd answers, a column a rater (docs/labels.md), is votes, not one-hot labels
+    marked = [sum((row[c] or "").strip().lower() in _ONES for c in hot) for row in rows.select(hot).iter_rows(named=True)]
+    return hot if sum(m == 1 for m in marked) >= 0.9 * len(marked) else []
+
+
+def with_one_hot_label(rows: pl.DataFrame, columns: list[str], name: str) -> pl.DataFrame:
+    """``rows`` with a column ``name``: the one-hot columns marked 1, joined by ``|`` (several: several labels)."""
+    import polars as pl
+
+    marked = [pl.when(pl.col(c).str.strip_chars().str.to_lowercase().is_in(list(_ONES))).then(pl.lit(c)) for c in columns]
+    return rows.with_columns(pl.concat_str(marked, separator="|", ignore_nulls=True).replace("", None).alias(name))
 
 
 @dataclass
@@ -76,17 +109,20 @@ class FileLabels:
 
 
 def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
-          split_column: str | None, class_names: list[str] | None = None, base: int = 0) -> FileLabels:
+          split_column: str | None, class_names: list[str] | None = None, base: int = 0,
+          label_columns: list[str] | None = None) -> FileLabels:
     """The labels file's rows matched to ``images``; a label that is a class index named by ``class_names``
     (counted from ``base``), one past them a reject naming its line."""
     if labels_file.suffix.lower() == ".mat":
         return _by_position(labels_file, list(images), root)
-    found = find_columns(labels_file) if not (file_column and label_column) else {}
+    found = find_columns(labels_file) if not (file_column and (label_column or label_columns)) else {}
     file_column = file_column or found["file_column"]
-    label_column = label_column or found["label_column"]
+    label_columns = label_columns or ([] if label_column else found.get("label_columns", []))
+    label_column = label_column or found.get("label_column") or ONE_HOT
     split_column = split_column or found.get("split_column")
-    required = [file_column, label_column] + ([split_column] if split_column else [])
+    required = [file_column, *(label_columns or [label_column])] + ([split_column] if split_column else [])
     rows = read_rows(labels_file, required)
+    rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else rows
     index: dict[str, list[Path]] = {}
     for image in images:
         rel = image.relative_to(root).as_posix()
@@ -101,8 +137,9 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         label = before_boxes(label)
         hits = lookup(index, key)
         if not key or label is None or not label.strip():
-            out.rejects.append(Record(where, item_id=key or None, reject="missing_field",
-                                      details=f"empty {'file name' if not key else 'label'}"))
+            out.rejects.append(Record(where, item_id=key or None, reject="missing_field", details=(
+                f"empty {'file name' if not key else 'label'}" if not key or not label_columns
+                else f"no class column marked 1 ({', '.join(label_columns[:6])}{', ...' if len(label_columns) > 6 else ''})")))
         elif len(several := labels_of(label, label_column)) > 1:
             out.rejects.append(Record(where, item_id=key, reject="multiple_labels", details=(
                 f"{label.strip()!r} gives {len(several)} labels; a classifier here learns one label an image, so the "
@@ -223,7 +260,8 @@ def beside(root: Path) -> Path | None:
         if (root.parent / name).is_file():
             return root.parent / name
     if root.parent != root:  # the one table beside the folder whose columns say file and label (Data_Entry_2017.csv)
-        near = [root.parent, *(d for name in ("annotations", "metadata") if (d := root.parent / name).is_dir() and d != root)]
+        near = [root.parent, *(d for d in sorted(root.parent.iterdir()) if d.is_dir() and d != root  # ISIC's _GroundTruth/
+                               and re.search(r"annotation|metadata|ground.?truth|labels", d.name, re.IGNORECASE))]
         outside = [p for folder in near for p in _tables(folder) if "submission" not in p.stem.lower() and _has_columns(p)]
         named = [p for p in outside if _key(root.name) in _key(p.stem)]
         if len(outside) == 1 or len(named) == 1:
@@ -248,7 +286,10 @@ def relabels_folders(labels: Path, groups) -> bool:
 
     try:
         columns = find_columns(labels)
-        rows = read_rows(labels, [columns["file_column"], columns["label_column"]]).head(_SAMPLE)
+        hot = columns.get("label_columns", [])
+        rows = read_rows(labels, [columns["file_column"], *(hot or [columns["label_column"]])]).head(_SAMPLE)
+        rows = with_one_hot_label(rows, hot, ONE_HOT) if hot else rows
+        columns["label_column"] = columns.get("label_column", ONE_HOT)
     except (InputError, OSError, ValueError):
         return False
     index: dict[str, list[tuple[Path, str]]] = {}

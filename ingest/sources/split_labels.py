@@ -39,7 +39,8 @@ from ingest.sources.base import SPLIT_NAMES, Record
 from ingest.sources.folder_layout import any_image, subdirs
 from ingest.sources.label_lists import class_names_beside
 from ingest.sources.labels_json import SUFFIXES
-from ingest.sources.labels_file import LABEL_NAMES, before_boxes, copies, find_columns, lookup, read_rows
+from ingest.sources.labels_file import (LABEL_NAMES, ONE_HOT, before_boxes, copies, find_columns, lookup, read_rows,
+                                       with_one_hot_label)
 from ingest.sources.split_lists import labelled_entries, named, unknown_index
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -121,9 +122,11 @@ def rows(path: Path) -> list[tuple[str, str, str]]:
         columns = find_columns(path)
     except InputError:  # no header: a list
         return [(f"{path}:{n}", entry, before_boxes(label) or "") for n, entry, label in labelled_entries(path)]
-    table = read_rows(path, [columns["file_column"], columns["label_column"]])
+    hot = columns.get("label_columns", [])
+    table = read_rows(path, [columns["file_column"], *(hot or [columns["label_column"]])])
+    table = with_one_hot_label(table, hot, ONE_HOT) if hot else table
     return [(f"{path}:{n}", (name or "").strip().replace("\\", "/").removeprefix("./"), before_boxes((label or "").strip()))
-            for n, name, label in zip(table["line"], table[columns["file_column"]], table[columns["label_column"]])]
+            for n, name, label in zip(table["line"], table[columns["file_column"]], table[columns.get("label_column", ONE_HOT)])]
 
 
 def _fields(path: Path, records: list[dict]) -> tuple[str, str]:

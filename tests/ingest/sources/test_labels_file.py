@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest import public
-from ingest.sources.image_folder import ImageFolderSource, detect
+from ingest.sources.image_folder import ImageFolderSource, class_names, detect
 from ingest.sources.labels_file import find_columns
 from sluice.errors import ConfigError, InputError
 
@@ -160,3 +160,55 @@ def test_a_labels_file_that_gives_the_folders_labels_leaves_the_class_folders(tm
         (root / f"c{k % 2}" / f"img_{k}.jpg").write_bytes(png(k))
     (root / "labels.csv").write_text("subject,classname,img\n" + "".join(f"p1,c{k % 2},img_{k}.jpg\n" for k in range(4)))
     assert detect(str(root)) == {}
+
+
+def test_one_hot_columns_label_the_images(tmp_path, make_params, lake, png):
+    """Plant Pathology 2020 as Kaggle ships it: images/ of Train_* and Test_*, train.csv of image_id and one column a
+    class (1 marking the image's), test.csv of ids, a sample submission; ISIC's 1.0 / 0.0 likewise."""
+    root = tmp_path / "plant-pathology"
+    (root / "images").mkdir(parents=True)
+    for name in [f"Train_{i}" for i in range(20)] + ["Test_0"]:
+        (root / "images" / f"{name}.jpg").write_bytes(png(int(name.split("_")[1]) + 100 * name.startswith("Test")))
+    (root / "train.csv").write_text("image_id,healthy,multiple_diseases,rust,scab\n"
+                                    "Train_0,0,0,0,1\nTrain_1,0,1,0,0\nTrain_2,1,0,0,0\n"
+                                    "Train_3,1,0,1,0\n"  # line 5: two classes marked
+                                    "Train_4,0,0,0,0\n"  # line 6: none
+                                    + "".join(f"Train_{i},0,0,1,0\n" for i in range(5, 20)))
+    (root / "test.csv").write_text("image_id\nTest_0\n")
+    (root / "sample_submission.csv").write_text("image_id,healthy,multiple_diseases,rust,scab\nTest_0,0.25,0.25,0.25,0.25\n")
+    found = detect(str(root))
+    assert found == {"path": (root / "images").as_posix(), "label_from": "file",
+                     "labels_file": (root / "train.csv").as_posix(), "file_column": "image_id",
+                     "label_columns": ["healthy", "multiple_diseases", "rust", "scab"]}
+    assert class_names(ImageFolderSource(name="p", kind="image_folder", **found)) == found["label_columns"]
+    params = make_params({"ingest": {"sources": [{"name": "p", "kind": "image_folder", **found}]}})
+    stats = public.run(params)["sources"]["p"]
+    assert stats["quarantine_reasons"] == {"multiple_labels": 1, "missing_field": 1}
+    labels = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert labels == {"Train_0.jpg": "scab", "Train_1.jpg": "multiple_diseases", "Train_2.jpg": "healthy",
+                      "Train_3.jpg": None, "Train_4.jpg": None, "Test_0.jpg": None,
+                      **{f"Train_{i}.jpg": "rust" for i in range(5, 20)}}
+    where = {r["reason"]: (r["row_key"].rsplit(":", 1)[1], r["details"]) for r in lake.read("quarantine").to_pylist()}
+    assert where["multiple_labels"][0] == "5" and where["missing_field"] == ("6", "no class column marked 1 "
+                                                                            "(healthy, multiple_diseases, rust, scab)")
+
+
+def test_isic_ground_truth_folder_beside_the_images(tmp_path):
+    """ISIC 2018 Task 3: <set>_Input/ of images beside <set>_GroundTruth/<set>_GroundTruth.csv of 1.0 / 0.0."""
+    images = tmp_path / "ISIC2018_Task3_Training_Input"
+    images.mkdir()
+    for i in range(3):
+        (images / f"ISIC_{i:07d}.jpg").write_bytes(b"x")
+    (images / "ATTRIBUTION.txt").write_text("...")
+    truth = tmp_path / "ISIC2018_Task3_Training_GroundTruth"
+    truth.mkdir()
+    (truth / "ISIC2018_Task3_Training_GroundTruth.csv").write_text(
+        "image,MEL,NV,BCC\nISIC_0000000,0.0,1.0,0.0\nISIC_0000001,1.0,0.0,0.0\nISIC_0000002,0.0,0.0,1.0\n")
+    found = detect(str(images))
+    assert (found["labels_file"], found["label_columns"]) == (
+        (truth / "ISIC2018_Task3_Training_GroundTruth.csv").as_posix(), ["MEL", "NV", "BCC"])
+
+
+def test_label_columns_go_with_a_labels_file_alone(make_params):
+    with pytest.raises(ConfigError, match="label_columns .one column a class. goes with label_from: file"):
+        make_params({"ingest": {"sources": [{"name": "x", "kind": "image_folder", "path": "p", "label_columns": ["a", "b"]}]}})
