@@ -105,8 +105,13 @@ class Decoded:
 
 
 def image_extensions() -> set[str]:
-    """File extensions of the formats Pillow opens here (HEIF included), lower case with the dot."""
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    """File extensions of the formats Pillow opens here (HEIF included), lower case with the dot; not its stubs
+    (HDF5's ``.h5``, BUFR, GRIB, WMF off Windows), which identify a file but cannot decode it."""
+    from PIL import ImageFile
+
+    return {ext for ext, fmt in Image.registered_extensions().items()
+            if fmt in Image.OPEN and not (isinstance(Image.OPEN[fmt][0], type)
+                                          and issubclass(Image.OPEN[fmt][0], ImageFile.StubImageFile))}
 
 
 # ---------------------------------------------------------------------------- the guard

@@ -1,5 +1,5 @@
 """The packed sources ``sluice init --images`` recognises (IDX, SVHN's .mat, STL-10, pixel CSVs, NumPy arrays, Parquet /
-Arrow, TFRecord, WebDataset), each told by its connector's ``detect``, and the check that DVC can track a source's file names."""
+Arrow, TFRecord, WebDataset, HDF5), each told by its connector's ``detect``, and the check that DVC can track a source's file names."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 from sluice.errors import InputError
 
-FILE_KINDS = ("pixel_csv", "npz", "parquet", "tfrecord", "webdataset")  # kinds whose data may be one file, not a folder
+FILE_KINDS = ("pixel_csv", "npz", "parquet", "tfrecord", "webdataset", "hdf5")  # kinds whose data may be one file, not a folder
 
 PACKED = {"idx": "IDX files (MNIST's layout)", "svhn": "SVHN's .mat files", "stl10": "STL-10's binary files",  # --images
           "pixel_csv": "CSVs of pixel values (a row an image)", "npz": "NumPy arrays of images",  # of packed images
           "parquet": "Parquet or Hugging Face Arrow files", "tfrecord": "TFRecord files (TensorFlow Datasets, Kaggle's TPU sets)",
-          "webdataset": "WebDataset tar shards"}
+          "webdataset": "WebDataset tar shards", "hdf5": "HDF5 datasets of images"}
 
 
 def packed(p: Path, shown: str) -> str | None:

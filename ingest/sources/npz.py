@@ -32,7 +32,7 @@ from sluice.errors import InputError
 from sluice.stage import stage_logger
 
 _IMAGES = {"x", "images", "image", "imgs", "img", "data", "inputs", "features"}
-_LABELS = {"y", "labels", "label", "targets", "target", "classes"}
+_LABELS = {"y", "labels", "label", "targets", "target", "classes", "ans"}  # ans: Galaxy10's
 
 
 class NpzSource(SourceConfig):
@@ -135,13 +135,18 @@ def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
     found = pairs(root)
     if not found:
         raise InputError(f"{root}: no array of images (x_train, train_images, images, ...: N x H x W[ x C])")
-    for path, name, images, labels in found:
+    yield from array_records(src.name, src.class_names, [(*pair, word_split(_role(pair[1])[1])) for pair in found])
+
+
+def array_records(source: str, class_names: list[str] | None, found: list) -> Iterator[Record]:
+    """The Records of arrays of images: ``found`` holds (file, array name, images, labels or None, split); images
+    have ``shape`` and ``blocks()`` (a block of N x ... at a time); the HDF5 connector lands its arrays so too."""
+    for path, name, images, labels, split in found:
         shape = _hwc(np.zeros((1, *images.shape[1:]), np.uint8)).shape[1:]
         if len(shape) == 3 and shape[2] not in (1, 3, 4):
             raise InputError(f"{path}:{name}: images of shape {images.shape[1:]}: not H x W, H x W x C or C x H x W")
-        split = word_split(_role(name)[1])
         if labels is not None and labels.reshape(len(labels), -1).shape[1] > 1:
-            stage_logger("ingest").info(f"{src.name}: {path.name}:{name}: {labels.shape[1]} labels an image (multi-label) "
+            stage_logger("ingest").info(f"{source}: {path.name}:{name}: {labels.shape[1]} labels an image (multi-label) "
                                         "- its images land unlabelled")
             labels = None
         labels = None if labels is None else labels.reshape(-1)
@@ -154,11 +159,11 @@ def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
             if not np.isfinite(pixels).all() or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
                 return Record(uri, item_id=item_id, reject="pixel_out_of_range", details="a value outside 0..255")
             label = None if labels is None else str(int(labels[i]))
-            if label is not None and src.class_names:
-                if int(label) >= len(src.class_names) or int(label) < 0:
+            if label is not None and class_names:
+                if int(label) >= len(class_names) or int(label) < 0:
                     return Record(uri, item_id=item_id, reject="bad_label",
-                                  details=f"label {label} is outside the {len(src.class_names)} class_names")
-                label = src.class_names[int(label)]
+                                  details=f"label {label} is outside the {len(class_names)} class_names")
+                label = class_names[int(label)]
             image = np.rint(pixels).astype(np.uint8)
             return Record(uri, png_bytes(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image),
                           label=label, split_hint=split, item_id=item_id)
@@ -188,9 +193,12 @@ def detect(path: str) -> dict:
 
 def class_names(src: NpzSource) -> list[str] | None:
     """``class_names``, else the class indices the labels hold, in order."""
-    if src.class_names:
-        return src.class_names
-    found = sorted({int(v) for _, _, _, labels in pairs(Path(src.path)) if labels is not None
+    return src.class_names or label_indices(labels for _, _, _, labels in pairs(Path(src.path)))
+
+
+def label_indices(arrays) -> list[str] | None:
+    """The class indices arrays of one label an image hold, in order (arrays of several labels an image left out)."""
+    found = sorted({int(v) for labels in arrays if labels is not None
                     and labels.reshape(len(labels), -1).shape[1] == 1 for v in np.unique(labels)})
     return [str(v) for v in found] or None
 

@@ -1,0 +1,78 @@
+"""HDF5 datasets of images: PatchCamelyon's x / y files per split, Galaxy10's images / ans in one file."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from ingest import public
+from ingest.sources.hdf5 import Hdf5Source, class_names, detect
+from sluice.errors import InputError
+
+
+def pcam(root, n=4):
+    """PatchCamelyon as torchvision downloads it: an x file and a y file (N x 1 x 1 x 1) per split."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        with h5py.File(root / f"camelyon_patchlevel2_split_{split}_x.h5", "w") as f:
+            f.create_dataset("x", data=rng.integers(0, 255, (n, 12, 12, 3), dtype=np.uint8), chunks=(1, 12, 12, 3))
+        with h5py.File(root / f"camelyon_patchlevel2_split_{split}_y.h5", "w") as f:
+            f.create_dataset("y", data=(np.arange(n) % 2).astype(np.uint8).reshape(n, 1, 1, 1))
+    return root
+
+
+def test_pcam_files_pair_across_files_and_land_by_split(tmp_path, make_params, lake):
+    root = pcam(tmp_path / "pcam")
+    assert detect(str(root)) == {}
+    params = make_params({"ingest": {"batch_rows": 3, "sources": [
+        {"name": "p", "kind": "hdf5", "path": str(root), "class_names": ["normal", "tumor"]}]}})
+    public.run(params)
+    rows = {r["item_id"]: (r["source_label"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
+    assert len(rows) == 8
+    assert rows["camelyon_patchlevel2_split_train_x.h5:x:1"] == ("tumor", "train")
+    assert rows["camelyon_patchlevel2_split_valid_x.h5:x:2"] == ("normal", "val")
+
+
+def test_galaxy10_images_and_ans_in_one_file_with_other_columns(tmp_path, make_params, lake):
+    path = tmp_path / "Galaxy10_DECals.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=np.arange(5 * 8 * 8 * 3, dtype=np.uint8).reshape(5, 8, 8, 3))
+        f.create_dataset("ans", data=np.array([0, 3, 3, 9, 1], np.uint8))
+        f.create_dataset("ra", data=np.zeros(5))  # not images, not labels: left alone
+    assert detect(str(path)) == {}
+    assert class_names(Hdf5Source(name="g", kind="hdf5", path=str(path))) == ["0", "1", "3", "9"]
+    params = make_params({"ingest": {"sources": [{"name": "g", "kind": "hdf5", "path": str(path)}]}})
+    stats = public.run(params)["sources"]["g"]
+    assert stats["inserted"] == 5
+    labels = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert labels == {f"Galaxy10_DECals.h5:images:{i}": label for i, label in enumerate(["0", "3", "3", "9", "1"])}
+
+
+def test_what_is_not_an_hdf5_of_images_is_one_line(tmp_path):
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="not a readable HDF5 file"):
+        detect(str(tmp_path / "bad.h5"))
+    with h5py.File(tmp_path / "table.h5", "w") as f:
+        f.create_dataset("values", data=np.zeros((10, 3)))
+    with pytest.raises(InputError, match="no HDF5 dataset of images"):
+        detect(str(tmp_path / "table.h5"))
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=np.zeros((4, 8, 8), np.uint8))
+        f.create_dataset("y", data=np.zeros(3, np.uint8))
+    with pytest.raises(InputError, match="3 labels for the 4 images"):
+        detect(str(tmp_path / "x.h5"))
+
+
+def test_sluice_init_reads_a_folder_of_h5_files_as_hdf5(run_cli, tmp_path):
+    import yaml
+
+    from sluice.imaging import image_extensions
+
+    assert ".h5" not in image_extensions()  # Pillow's HDF5 stub identifies files it cannot decode: no image here
+    pcam(tmp_path / "pcam")
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(tmp_path / "pcam"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    [source] = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
+    assert source["kind"] == "hdf5" and "HDF5 datasets of images, read by the hdf5 connector" in res.stdout
