@@ -36,7 +36,7 @@ def test_unknown_kind_names_the_known_kinds(run_cli, tmp_path):
                                        "ingest": {"sources": [{"name": "x", "kind": "zip", "path": "p"}]}})
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line, = result.stderr.strip().splitlines()
-    assert "ingest.sources.0.kind" in line and "unknown source kind 'zip'; known kinds: cifar, idx, image_folder, npz, parquet, pixel_csv, stl10, svhn" in line
+    assert "ingest.sources.0.kind" in line and "unknown source kind 'zip'; known kinds: cifar, hdf5, idx, image_folder, npz, parquet, pixel_csv, stl10, svhn, tfrecord, webdataset" in line
 
 
 def test_ingest_reports_progress_lines_off_a_terminal(run_cli, tmp_path):

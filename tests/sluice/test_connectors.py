@@ -30,7 +30,7 @@ def test_entries_are_validated_by_their_kind():
     ({"name": "c", "kind": "cifar", "path": "p", "layot": "binary"},
      (r"unknown key 'ingest.sources.0.layot'; allowed keys in ingest.sources.0: kind, label_level, layout, license, "
       r"name, path, variant")),
-    ({"name": "c", "path": "p"}, r"ingest.sources.0.kind: missing 'kind'; known kinds: cifar, idx, image_folder, npz, parquet, pixel_csv, stl10, svhn"),
+    ({"name": "c", "path": "p"}, r"ingest.sources.0.kind: missing 'kind'; known kinds: cifar, hdf5, idx, image_folder, npz, parquet, pixel_csv, stl10, svhn, tfrecord, webdataset"),
     ({"name": "c", "kind": "cifar", "path": "p", "layout": "zip"}, r"ingest.sources.0.layout: input should be"),
     ("cifar", r"ingest.sources.0: must be a mapping with a 'kind' key"),
 ])
