@@ -48,7 +48,7 @@ def _key(name: str) -> str:
 
 def find_columns(path: Path) -> dict:
     """The file, label (and split) columns of a labels file by their usual names; InputError when unsure."""
-    if labels_json.is_json(path):
+    if labels_json.reads(path):
         header = labels_json.header(path)
         line = ", ".join(header)
     else:
@@ -60,7 +60,7 @@ def find_columns(path: Path) -> dict:
         by_key.setdefault(_key(name), name)
     found = {role: next((by_key[k] for k in names if k in by_key), None)
              for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES))}
-    if not found["file_column"] and len(header) == 2 and not labels_json.is_json(path):  # a CSV's file, then label
+    if not found["file_column"] and len(header) == 2 and not labels_json.reads(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
     if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):
         return {"file_column": found["file_column"], "label_columns": hot,
@@ -165,7 +165,7 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
 
 def read_rows(path: Path, required: list[str]) -> pl.DataFrame:
     """A labels file's rows as strings (CSV / TSV, or JSON: ``labels_json.py``) with ``line``, where each row is."""
-    if not labels_json.is_json(path):
+    if not labels_json.reads(path):
         return read_delimited(path, required, None, f"labels file {path.name}").with_row_index("line", offset=2)
     rows = labels_json.read(path)
     if missing := [c for c in required if c not in rows.columns]:
@@ -250,7 +250,7 @@ def beside(root: Path) -> Path | None:
     inside = _tables(root)
     by_stem = {_key(p.stem): p for p in inside}
     preferred = next((by_stem[k] for k in PREFERRED if k in by_stem
-                      and not (labels_json.is_json(by_stem[k]) and not _has_columns(by_stem[k]))), None)
+                      and not (labels_json.reads(by_stem[k]) and not _has_columns(by_stem[k]))), None)
     if preferred:
         return preferred
     readable = [p for p in inside if "submission" not in p.stem.lower() and _has_columns(p)]  # no labels in one
@@ -273,8 +273,8 @@ def _tables(folder: Path) -> list[Path]:
     """The CSV / TSV / JSON files in a folder, sorted; JSON only where there are a few (not one beside each image,
     as a photo export's sidecars)."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", *labels_json.SUFFIXES))
-    jsons = [p for p in files if labels_json.is_json(p)]
-    return [p for p in files if not labels_json.is_json(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
+    jsons = [p for p in files if labels_json.reads(p)]
+    return [p for p in files if not labels_json.reads(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
 
 
 def relabels_folders(labels: Path, groups) -> bool:

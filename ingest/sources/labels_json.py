@@ -1,6 +1,6 @@
-"""A labels file in JSON, read as the rows of a CSV labels file would be (``labels_file.py`` matches them).
+"""A labels file in JSON (or CVAT's XML), read as the rows of a CSV labels file would be (``labels_file.py`` matches them).
 
-Four shapes, as published:
+Four shapes of JSON, as published, and one of XML:
 
 - **COCO** (``images`` + ``annotations`` + ``categories``): every camera-trap set on LILA (Caltech Camera Traps,
   Snapshot Serengeti), iWildCam, iNaturalist 2017, most annotation tools' export. One row an annotated image:
@@ -11,6 +11,7 @@ Four shapes, as published:
 - **An array of such objects.**
 - **One object mapping each image file to its label** (``{"a.jpg": "cat"}``): only where its keys name image
   files, so that a class-names file (``{"0": "cat"}``, ``cat_to_name.json``) is never read as labels.
+- **CVAT's "CVAT for images 1.1" export** (``annotations.xml``: ``<image name="a.jpg"><tag label="cat"/></image>``).
 
 Values are read as text: a number as its digits (a class index), a list as its items joined by ``|`` (several
 labels), an object as none. Each row keeps where it is in the file (``line``: a line number of JSON Lines, else
@@ -29,11 +30,12 @@ from sluice.errors import InputError
 if TYPE_CHECKING:
     import polars as pl
 
-SUFFIXES = (".json", ".jsonl", ".ndjson")
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".xml")
 COCO_FILE, COCO_LABEL = "file_name", "category"
 
 
-def is_json(path: Path) -> bool:
+def reads(path: Path) -> bool:
+    """Whether this module reads ``path`` (JSON, JSON Lines, CVAT's XML), not the CSV reader."""
     return path.suffix.lower() in SUFFIXES
 
 
@@ -58,13 +60,16 @@ def _read(path: Path, _mtime: int, _size: int) -> pl.DataFrame:
     rows, where = _rows(path)
     columns = list(dict.fromkeys(k for row in rows[:500] for k in row))
     if not columns:
-        raise InputError(f"{path}: no labels in this JSON (expected COCO's images / annotations / categories, "
-                         "objects with a file and a label field, or an object mapping each image file to its label)")
+        raise InputError(f"{path}: no labels in this file (expected COCO's images / annotations / categories, "
+                         "objects with a file and a label field, an object mapping each image file to its label, "
+                         "or CVAT's annotations.xml of tagged images)")
     frame = pl.DataFrame({c: [_text(row.get(c)) for row in rows] for c in columns}, schema={c: pl.String for c in columns})
     return frame.with_columns(pl.Series("line", where, dtype=pl.String))
 
 
 def _rows(path: Path) -> tuple[list[dict], list[str]]:
+    if path.suffix.lower() == ".xml":
+        return _cvat(path)
     text = path.read_text(encoding="utf-8-sig", errors="replace")
     if path.suffix.lower() != ".json" or _lines(text):
         rows = []
@@ -125,6 +130,28 @@ def _coco(path: Path, data: dict) -> tuple[list[dict], list[str]]:
     rows = [{COCO_FILE: files.get(image), COCO_LABEL: None if None in found else "|".join(map(str, found))}
             for image, found in labels.items()]
     return rows, [f"annotations[{first[image]}]" for image in labels]
+
+
+def _cvat(path: Path) -> tuple[list[dict], list[str]]:
+    """CVAT's "CVAT for images" export (``annotations.xml``): each ``<image name=...>``'s ``<tag label=...>``s (its
+    boxes and polygons are not image labels); an image with no tag is no row. Entity declarations are refused (an
+    export has none; a hostile file's would expand)."""
+    import xml.etree.ElementTree as ET
+
+    with path.open("rb") as f:
+        if b"<!ENTITY" in f.read(1 << 16):
+            raise InputError(f"{path}: an XML file with entity declarations is not read")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise InputError(f"{path}: not valid XML ({err})") from None
+    rows, where = [], []
+    for image in root.iter("image") if root.tag == "annotations" else ():
+        tags = list(dict.fromkeys(t.get("label") for t in image.iter("tag") if t.get("label")))
+        if tags:
+            rows.append({"name": image.get("name"), "label": "|".join(tags)})
+            where.append(f"image {image.get('id', len(where))}")
+    return rows, where
 
 
 def _text(value: object) -> str | None:

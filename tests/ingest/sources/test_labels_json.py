@@ -82,7 +82,7 @@ def test_arrays_and_mappings_of_files_read_as_rows_and_class_names_do_not(tmp_pa
     assert read(tmp_path / "m.json").to_dicts() == [{"file": "x.jpg", "label": "cat", "line": '"x.jpg"'},
                                                     {"file": "y.png", "label": "2", "line": '"y.png"'}]
     (tmp_path / "names.json").write_text(json.dumps({"0": "cat", "1": "dog"}))  # class names, not labels
-    with pytest.raises(InputError, match="no labels in this JSON"):
+    with pytest.raises(InputError, match="no labels in this file"):
         read(tmp_path / "names.json")
 
 
@@ -128,3 +128,34 @@ def test_json_of_other_shapes_beside_the_images_is_not_their_labels(tmp_path, pn
         json.dumps({"data_row": {"external_id": "0.png"}, "projects": {"p": {"labels": []}}}) + "\n")
     (tmp_path / "label_map.json").write_text(json.dumps({"0": "cat", "1": "dog"}))
     assert detect(str(tmp_path / "images")) == {"label_from": "none"}
+
+
+def test_cvats_annotations_xml_beside_the_images_labels_them(tmp_path, make_params, lake, png):
+    """CVAT's "CVAT for images 1.1" export: images/ beside annotations.xml; an image's tags are its labels, its
+    boxes are not; an image with no tag lands unlabelled."""
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        (tmp_path / "images" / f"{i}.jpg").write_bytes(png(i))
+    (tmp_path / "annotations.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations><version>1.1</version><meta><task><name>t</name></task></meta>'
+        '<image id="0" name="0.jpg"><tag label="cat" source="manual"/></image>'
+        '<image id="1" name="1.jpg"><tag label="dog"/><box label="cat" xtl="1" ytl="1" xbr="2" ybr="2"/></image>'
+        '<image id="2" name="2.jpg"><tag label="cat"/><tag label="dog"/></image>'
+        '<image id="3" name="3.jpg"><box label="dog" xtl="1" ytl="1" xbr="2" ybr="2"/></image></annotations>')
+    found = detect(str(tmp_path / "images"))
+    assert found == {"label_from": "file", "labels_file": (tmp_path / "annotations.xml").as_posix(),
+                     "file_column": "name", "label_column": "label"}
+    params = make_params({"ingest": {"sources": [{"name": "c", "kind": "image_folder", "path": str(tmp_path / "images"),
+                                                  **found}]}})
+    stats = public.run(params)["sources"]["c"]
+    assert stats["quarantine_reasons"] == {"multiple_labels": 1}
+    labels = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert labels == {"0.jpg": "cat", "1.jpg": "dog", "2.jpg": None, "3.jpg": None}
+    assert lake.read("quarantine").to_pylist()[0]["row_key"].endswith("annotations.xml:image 2")
+
+
+def test_xml_with_entity_declarations_is_refused(tmp_path):
+    (tmp_path / "annotations.xml").write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxx">]>'
+                                              '<annotations><image name="a.jpg"><tag label="&x;"/></image></annotations>')
+    with pytest.raises(InputError, match="entity declarations is not read"):
+        read(tmp_path / "annotations.xml")
