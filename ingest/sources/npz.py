@@ -31,6 +31,7 @@ from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.stage import stage_logger
 
+BLOCK_BYTES, MAX_IMAGE_BYTES = 64 << 20, 256 << 20  # a block of images read at a time; one image at most
 _IMAGES = {"x", "images", "image", "imgs", "img", "data", "inputs", "features"}
 _LABELS = {"y", "labels", "label", "targets", "target", "classes", "ans"}  # ans: Galaxy10's
 
@@ -145,6 +146,10 @@ def array_records(source: str, class_names: list[str] | None, found: list) -> It
         shape = _hwc(np.zeros((1, *images.shape[1:]), np.uint8)).shape[1:]
         if len(shape) == 3 and shape[2] not in (1, 3, 4):
             raise InputError(f"{path}:{name}: images of shape {images.shape[1:]}: not H x W, H x W x C or C x H x W")
+        size = int(np.prod(images.shape[1:], dtype=np.int64)) * np.dtype(images.dtype).itemsize
+        if size > MAX_IMAGE_BYTES:
+            raise InputError(f"{path}:{name}: images of shape {images.shape[1:]} ({size:,} bytes each): more than "
+                             f"{MAX_IMAGE_BYTES >> 20} MiB an image, not an array of images read here")
         if labels is not None and labels.reshape(len(labels), -1).shape[1] > 1:
             stage_logger("ingest").info(f"{source}: {path.name}:{name}: {labels.shape[1]} labels an image (multi-label) "
                                         "- its images land unlabelled")
@@ -167,9 +172,9 @@ def array_records(source: str, class_names: list[str] | None, found: list) -> It
             image = np.rint(pixels).astype(np.uint8)
             return Record(uri, png_bytes(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image),
                           label=label, split_hint=split, item_id=item_id)
-        def jobs(images=images, scale=scale):
+        def jobs(images=images, scale=scale, size=size):
             start = 0
-            for block in images.blocks():
+            for block in images.blocks(max(1, min(1024, BLOCK_BYTES // max(size, 1)))):  # memory bounded
                 block = _hwc(block)
                 if not scale:
                     scale.append(255.0 if block.dtype.kind == "f" and float(np.nanmax(block, initial=0)) <= 1.0 else 1.0)

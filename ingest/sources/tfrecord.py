@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,8 +53,7 @@ class TFRecordSource(SourceConfig):
 
 
 def is_tfrecord(path: Path) -> bool:
-    name = path.name.lower()
-    return path.suffix.lower() in (".tfrecord", ".tfrecords", ".tfrec") or ".tfrecord-" in name or ".tfrec-" in name
+    return ".tfrec" in path.name.lower()  # .tfrecord(s), .tfrec, name.tfrecord-00000-of-00001, .tfrecord.gz
 
 
 def files(root: Path) -> list[Path]:
@@ -88,29 +88,32 @@ def masked_crc(data: bytes) -> int:
 
 def records(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, str | None, str | None]]:
     """(index, the record's bytes, None, None), or (index, None, reason, details) where a record cannot be read (too
-    large: skipped, the file read on; a broken frame: the file ends there)."""
+    large: skipped, the file read on; a broken frame or GZIP stream: the file ends there)."""
     with path.open("rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
+    index = 0
     with (gzip.open(path, "rb") if gzipped else path.open("rb")) as f:
-        index = 0
-        while head := f.read(12):
-            if len(head) < 12:
-                yield index, None, "truncated", "the file ends inside a record's header (a partial download?)"
-                return
-            length, crc = struct.unpack("<QI", head)
-            if masked_crc(head[:8]) != crc:
-                yield index, None, "truncated", "a record's length fails its checksum: not TFRecord from here on, or corrupt"
-                return
-            if length > max_bytes + (1 << 20):
-                f.seek(length + 4, 1)
-                yield index, None, "too_large", f"a record of {length} bytes > ingest.max_file_bytes {max_bytes}"
-            else:
-                data = f.read(length)
-                if len(data) < length or len(f.read(4)) < 4:
-                    yield index, None, "truncated", "the file ends inside a record (a partial download?)"
+        try:
+            while head := f.read(12):
+                if len(head) < 12:
+                    yield index, None, "truncated", "the file ends inside a record's header (a partial download?)"
                     return
-                yield index, data, None, None
-            index += 1
+                length, crc = struct.unpack("<QI", head)
+                if masked_crc(head[:8]) != crc:
+                    yield index, None, "truncated", "a record's length fails its checksum: not TFRecord from here on"
+                    return
+                if length > max_bytes + (1 << 20):
+                    f.seek(length + 4, 1)
+                    yield index, None, "too_large", f"a record of {length} bytes > ingest.max_file_bytes {max_bytes}"
+                else:
+                    data = f.read(length)
+                    if len(data) < length or len(f.read(4)) < 4:
+                        yield index, None, "truncated", "the file ends inside a record (a partial download?)"
+                        return
+                    yield index, data, None, None
+                index += 1
+        except (OSError, EOFError, zlib.error) as err:  # a GZIP stream cut short or corrupt
+            yield index, None, "truncated", f"the file cannot be read on ({type(err).__name__}: {err})"[:300]
 
 
 # ---------------------------------------------------------------------------------------------- tf.train.Example

@@ -55,6 +55,16 @@ def _split_name(name: str) -> tuple[str, str]:
     return (f"{folder}/{stem}" if folder else stem), extension.lower()
 
 
+_IMAGE, _SIDECAR = 1 << 62, 1 << 20  # the bytes read of a member: an image up to max_bytes, a label or json 1 MiB
+
+
+def _wanted(extension: str) -> int | None:
+    """How many bytes of a member to read at most: images and label files only."""
+    if extension.rpartition(".")[2] in IMAGE_EXTENSIONS:
+        return _IMAGE
+    return _SIDECAR if extension in LABEL_EXTENSIONS or extension == "json" else None
+
+
 def samples(path: Path, max_bytes: int) -> Iterator[tuple[str, dict[str, bytes | str]]]:
     """(key, {extension: bytes, or why it was not read}) of each sample, in order; ("", {"truncated": why}) where
     the shard ends early."""
@@ -69,10 +79,12 @@ def samples(path: Path, max_bytes: int) -> Iterator[tuple[str, dict[str, bytes |
                     yield key, members
                     members = {}
                 key = name
+                wanted = _wanted(extension)
                 if not member.isfile():
                     members[extension] = "a link or device, not a file: not read"
-                elif member.size > max_bytes and extension in IMAGE_EXTENSIONS:
-                    members[extension] = f"too_large:{member.size} bytes > ingest.max_file_bytes {max_bytes}"
+                elif wanted is None or member.size > min(wanted, max_bytes):  # a caption, a 10 GB json: not held
+                    members[extension] = f"too_large:{member.size} bytes > ingest.max_file_bytes {max_bytes}" \
+                        if wanted == _IMAGE else "not read"
                 else:
                     members[extension] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:

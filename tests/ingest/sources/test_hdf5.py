@@ -76,3 +76,11 @@ def test_sluice_init_reads_a_folder_of_h5_files_as_hdf5(run_cli, tmp_path):
     assert res.returncode == 0, res.stderr
     [source] = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
     assert source["kind"] == "hdf5" and "HDF5 datasets of images, read by the hdf5 connector" in res.stdout
+
+
+def test_a_dataset_of_giant_images_is_one_line_not_an_out_of_memory(tmp_path, make_params):
+    with h5py.File(tmp_path / "huge.h5", "w") as f:  # 2 images of 20,000 x 20,000 x 3 (2.4 GB), never written
+        f.create_dataset("images", shape=(2, 20_000, 20_000, 3), dtype=np.uint8, chunks=(1, 100, 100, 3))
+    params = make_params({"ingest": {"sources": [{"name": "h", "kind": "hdf5", "path": str(tmp_path / "huge.h5")}]}})
+    with pytest.raises(InputError, match="more than 256 MiB an image"):
+        public.run(params)

@@ -118,3 +118,12 @@ def test_sluice_init_on_a_tfrecord_folder_writes_the_source(run_cli, tmp_path, p
     [source] = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
     assert (source["kind"], source["class_names"]) == ("tfrecord", ["cat", "dog"])
     assert "read by the tfrecord connector" in res.stdout
+
+
+def test_a_gzip_file_cut_short_keeps_its_earlier_records(tmp_path, make_params, lake, png):
+    path = tmp_path / "t" / "x-train.tfrecord.gz"
+    write(path, [serialize({"image": [png(i, size=(32, 32))], "label": [0]}) for i in range(6)], compress=True)
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.7)])
+    params = make_params({"ingest": {"sources": [{"name": "g", "kind": "tfrecord", "path": str(tmp_path / "t")}]}})
+    stats = public.run(params)["sources"]["g"]
+    assert stats["quarantine_reasons"] == {"truncated": 1} and 1 <= stats["inserted"] < 6
