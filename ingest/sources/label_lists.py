@@ -151,7 +151,7 @@ def _json_names(text: str) -> tuple[dict[int, str] | None, list[str]] | None:
 
     try:
         found = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(found, list) and found and all(isinstance(n, str) for n in found):
         return None, found

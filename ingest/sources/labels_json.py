@@ -77,8 +77,9 @@ def _rows(path: Path) -> tuple[list[dict], list[str]]:
             if line.strip():
                 try:
                     rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise InputError(f"{path}:{number}: not a JSON object ({err.msg}); one object a line") from None
+                except (json.JSONDecodeError, RecursionError) as err:
+                    raise InputError(f"{path}:{number}: not a JSON object ({getattr(err, 'msg', 'nested too deep')}); "
+                                     "one object a line") from None
         bad = next((n for n, row in enumerate(rows) if not isinstance(row, dict)), None)
         if bad is not None:
             raise InputError(f"{path}: row {bad + 1} is not a JSON object; one object a line")
@@ -87,6 +88,8 @@ def _rows(path: Path) -> tuple[list[dict], list[str]]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deep to be a labels file") from None
     if isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ("images", "annotations")):
         return _coco(path, data)
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):

@@ -103,7 +103,7 @@ def _label(members: dict, names: list[str] | None) -> tuple[str | None, str | No
     if isinstance(members.get("json"), bytes):
         try:
             record = json.loads(members["json"])
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     record = record if isinstance(record, dict) else {}
     found = next((members[e] for e in LABEL_EXTENSIONS if isinstance(members.get(e), bytes)), None)

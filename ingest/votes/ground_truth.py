@@ -67,7 +67,7 @@ def _lines(manifest: Path, limit: int | None = None) -> list[tuple[int, dict | N
                 continue
             try:
                 record = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 record = None
             out.append((number, record if isinstance(record, dict) else None, text.strip()[:80]))
             if limit and len(out) >= limit:
@@ -87,7 +87,7 @@ def _answer_label(content) -> list[str]:
     if isinstance(content, str):
         try:
             content = json.loads(content)
-        except ValueError:
+        except (ValueError, RecursionError):
             return [content]
     if isinstance(content, dict):
         for key in ("label", "labels"):
@@ -159,7 +159,7 @@ def read(export: GroundTruthExport) -> Parsed:
             item = items.get(obj)
             try:
                 answers = json.loads(text).get("answers")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 answers = None
             if item is None or not isinstance(answers, list):
                 rejects.append(Reject(where, "unknown_object" if item is None else "bad_record",

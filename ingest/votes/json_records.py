@@ -59,7 +59,7 @@ def _records(path: Path, what: str):
     if text.lstrip().startswith("["):
         try:
             array = json.loads(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise InputError(f"{path}: not valid JSON ({err}); expected an array of vote objects or JSON Lines") from None
         yield from ((n, r, None) if isinstance(r, dict) else (n, None, f"element {n} is a {type(r).__name__}, not an object")
                     for n, r in enumerate(array, 1))
@@ -69,7 +69,7 @@ def _records(path: Path, what: str):
             continue
         try:
             record = json.loads(line)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             yield n, None, f"not valid JSON ({err})"
             continue
         yield (n, record, None) if isinstance(record, dict) else (n, None, f"a JSON {type(record).__name__}, not an object")

@@ -61,7 +61,7 @@ def _load(path: Path, name: str) -> list:
     require_file(path, f"Label Studio export '{name}'")
     try:
         tasks = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InputError(f"{path}: not valid JSON ({err}); expected a Label Studio JSON export") from None
     if not isinstance(tasks, list):
         raise InputError(f"{path}: expected a list of tasks (Label Studio 'JSON' export), got {type(tasks).__name__}")

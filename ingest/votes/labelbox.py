@@ -44,7 +44,7 @@ def _records(path: Path, limit: int | None = None) -> list[tuple[int, object]]:
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise InputError(f"{path}: not valid JSON ({err}); expected a Labelbox export") from None
         return list(enumerate(records if isinstance(records, list) else [], 1))[:limit]
     out: list[tuple[int, object]] = []
@@ -52,7 +52,7 @@ def _records(path: Path, limit: int | None = None) -> list[tuple[int, object]]:
         if line.strip():
             try:
                 out.append((number, json.loads(line)))
-            except ValueError:
+            except (ValueError, RecursionError):
                 out.append((number, None))
             if limit and len(out) >= limit:
                 break

@@ -69,7 +69,7 @@ def _answer(text: str) -> str:
         return text
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     found = _find_label(value)
     found = _checked(value) if found is None else found

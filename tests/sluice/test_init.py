@@ -540,3 +540,10 @@ def test_an_archive_or_a_single_file_given_as_images_is_one_line(run_cli, tmp_pa
     Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "one.jpg"))
     assert res.returncode == 2 and "one.jpg: not a folder (--images takes a folder of images" in res.stderr
+
+
+def test_a_hostile_deeply_nested_json_export_is_one_line(run_cli, tmp_path):
+    """Python's JSON parser recurses: a file of 200,000 nested brackets was a RecursionError traceback."""
+    (tmp_path / "votes.json").write_text("[" * 200_000 + "]" * 200_000)
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "votes.json"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "votes.json" in res.stderr

@@ -93,6 +93,9 @@ def test_a_malformed_json_labels_file_is_one_line_naming_where(tmp_path):
     (tmp_path / "b.json").write_text('{"images": [}')
     with pytest.raises(InputError, match=r"b.json:1: not valid JSON"):
         read(tmp_path / "b.json")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)  # hostile: Python's parser recurses
+    with pytest.raises(InputError, match="nested too deep"):
+        read(tmp_path / "deep.json")
 
 
 def test_a_photo_exports_sidecars_are_not_a_labels_file(tmp_path, png):
