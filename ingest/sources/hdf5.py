@@ -61,10 +61,17 @@ def _datasets(path: Path) -> list[Images]:
     import h5py
 
     found: list[Images] = []
+
+    def visit(name: str, item) -> None:
+        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "uif" or not item.shape:
+            return
+        if item.external or item.is_virtual:  # its bytes live in another file, any file: /etc/shadow as pixels
+            raise InputError(f"{path}: dataset {name!r} keeps its data in other files (external or virtual storage): "
+                             "not read; copy the data into the file")
+        found.append(Images(path, name, item.shape, item.dtype))
     try:
         with h5py.File(path, "r") as f:
-            f.visititems(lambda name, item: found.append(Images(path, name, item.shape, item.dtype))
-                         if isinstance(item, h5py.Dataset) and item.dtype.kind in "uif" and item.shape else None)
+            f.visititems(visit)
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 file ({str(err).splitlines()[0]})") from None
     return found

@@ -84,3 +84,14 @@ def test_a_dataset_of_giant_images_is_one_line_not_an_out_of_memory(tmp_path, ma
     params = make_params({"ingest": {"sources": [{"name": "h", "kind": "hdf5", "path": str(tmp_path / "huge.h5")}]}})
     with pytest.raises(InputError, match="more than 256 MiB an image"):
         public.run(params)
+
+
+def test_a_dataset_stored_in_another_file_is_refused(tmp_path):
+    """HDF5's external storage maps a dataset onto any file's bytes: a hostile file would land /etc/hostname as
+    pixels."""
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 3)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("images", shape=(3, 16, 16), dtype=np.uint8, external=[(str(secret), 0, 768)])
+    with pytest.raises(InputError, match="keeps its data in other files"):
+        detect(str(tmp_path / "x.h5"))
