@@ -46,9 +46,10 @@ def register(sub) -> None:
                                    "(each option repeatable). The pipeline holds only the stages they need.")
     p.add_argument("dir", metavar="DIR", help="project folder (created if missing)")
     p.add_argument("--images", action="append", default=[], metavar="PATH",
-                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/; or packed images, "
-                        "each picking its connector: IDX files, SVHN's *_32x32.mat, STL-10's *_X.bin, a CSV of pixel "
-                        "values, a .npz/.npy of arrays, a Hugging Face save_to_disk folder")
+                   help="image folder: PATH/<class>/*.jpg, optionally under train/ and test/, or a flat folder "
+                        "labelled by a CSV / JSON / CVAT XML beside it; or packed images, each picking its connector: "
+                        "IDX files, SVHN's *_32x32.mat, STL-10's *_X.bin, a CSV of pixel values, a .npz/.npy of "
+                        "arrays, a Hugging Face save_to_disk folder, TFRecord files, WebDataset .tar shards, .h5 files")
     p.add_argument("--cifar", action="append", default=[], metavar="PATH", help="CIFAR-10/100 folder (python or binary)")
     p.add_argument("--idx", action="append", default=[], metavar="PATH",
                    help="MNIST-style IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST: train-images-idx3-ubyte.gz ...; "
