@@ -24,6 +24,8 @@ from sluice.progress import ProgressLines, progress
 from sluice.runs import utcnow
 from sluice.stage import Quarantine, stage_logger
 
+RECONCILED = ["source_label", "split_hint", "subject"]  # what a source says of an image that a later read may change
+
 
 @dataclass
 class IngestStats:
@@ -34,7 +36,7 @@ class IngestStats:
     reasons: Counter = field(default_factory=Counter)
     commit_s: list[float] = field(default_factory=list)  # per batch: the key check, append and compaction
     landed_labels: list[pa.Table] = field(default_factory=list)  # per batch: keys, labels and split hints read
-    relabelled: int = 0  # rows given the label / split hint the source now gives (ingest/source_labels.py)
+    relabelled: int = 0  # rows given the label / split hint / subject the source now gives (ingest/source_labels.py)
     withdrawn: int = 0  # labelled rows whose file the source no longer holds: label withdrawn
 
     def as_dict(self) -> dict:
@@ -71,6 +73,7 @@ def raw_batch(records: list[Record], source, run_id: str, now) -> pa.Table:
         "extra": pa.array([r.extra for r in records], pa.string()),
         "fetched_at": pa.array([now] * len(records), pa.timestamp("us", tz="UTC")),
         "run_id": [run_id] * len(records),
+        "subject": pa.array([r.subject for r in records], pa.string()),
     })
 
 
@@ -87,7 +90,7 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
         held[0] = 0
         if good:
             batch = raw_batch(good, source, run_id, utcnow())
-            stats.landed_labels.append(batch.select(["image_id", "source_uri", "source_label", "split_hint"]))
+            stats.landed_labels.append(batch.select(["image_id", "source_uri", *RECONCILED]))
             started = time.perf_counter()
             inserted = lake.merge_insert("raw_images", batch, run_id=run_id)
             stats.commit_s.append(time.perf_counter() - started)

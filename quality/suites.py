@@ -232,6 +232,10 @@ def dataset(env: Env) -> Suite:
     leaked = ("SELECT count(DISTINCT d.image_id) FROM dataset d JOIN image_groups g USING (image_id) "
               "WHERE d.split = 'test' AND g.dup_group IN (SELECT g2.dup_group FROM dataset d2 "
               "JOIN image_groups g2 USING (image_id) WHERE d2.split <> 'test')")
+    # subjects (a patient, a lesion: raw_images.subject) whose images, through their duplicate groups, are in two splits
+    subject_splits = ("SELECT r.source, r.subject FROM dataset d JOIN image_groups g USING (image_id) "
+                      "JOIN image_groups m ON m.dup_group = g.dup_group JOIN raw_images r ON r.image_id = m.image_id "
+                      "WHERE r.subject IS NOT NULL GROUP BY 1, 2 HAVING count(DISTINCT d.split) > 1")
     mapping = ("SELECT count(*) FROM (SELECT label FROM dataset GROUP BY label HAVING count(DISTINCT class_index) > 1 "
                "UNION ALL SELECT CAST(class_index AS VARCHAR) FROM dataset GROUP BY class_index "
                "HAVING count(DISTINCT label) > 1)")
@@ -294,6 +298,12 @@ def dataset(env: Env) -> Suite:
                             keys=lambda env: env.values(
                                 "SELECT d.image_id FROM dataset d JOIN image_groups i USING (image_id) "
                                 f"WHERE i.dup_group IN ({near}) ORDER BY 1")),
+            Check.aggregate("no_subject_across_splits", "critical",
+                            "no subject its source names (raw_images.subject: a patient, a lesion) has images in two "
+                            "splits", between(0, 0), lambda env: env.scalar(f"SELECT count(*) FROM ({subject_splits})"),
+                            needs=("raw_images.subject", "image_groups.dup_group", "dataset.split"),
+                            detail=lambda env: "subjects in several splits: " + ", ".join(
+                                f"{source}/{subject}" for source, subject in env.rows(f"{subject_splits} ORDER BY 1, 2 LIMIT 5"))),
             Check.aggregate("train_class_min_share", "critical",
                             f"every class has >= {floor:.2%} of the train split (quality.min_class_share"
                             + ("" if q.min_class_share is not None else f": a tenth of a balanced share of {n} classes")

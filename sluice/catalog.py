@@ -57,6 +57,9 @@ TABLES: dict[str, TableSpec] = {
                 ("extra", pa.string(), True),  # JSON: connector-specific provenance (page URL, headers)
                 ("fetched_at", TS, False),
                 ("run_id", pa.string(), False),
+                # the patient, lesion, camera-trap sequence or video the source says the image shows: the dataset
+                # stage keeps each subject's images in one split (transform/subjects.py)
+                ("subject", pa.string(), True),
             ),
             ("image_id", "source", "source_uri"),
             "Images as landed, append-only; the same bytes from two places are two rows.",

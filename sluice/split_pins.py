@@ -17,7 +17,8 @@ import hashlib
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
+
+from sluice.split_units import image_subjects, units
 
 TABLE = "split_pins"
 
@@ -38,26 +39,30 @@ def pinned(lake, seed: int) -> pl.DataFrame:
 
 
 def pin_before_erasure(lake, erased: set[str], seed: int, run_id: str) -> int:
-    """Pin the rank of every group whose split key is among ``erased`` on its surviving members (run before
+    """Pin the rank of every group (or unit of groups showing one subject, split_units.py) whose split key is among
+    ``erased`` on its surviving members (run before
     the erased rows go: the groups and landing times are read from the lake). Returns the pins written."""
     if not erased or not lake.exists("image_groups") or not lake.exists("raw_images"):
         return 0
     groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group"]))
-    touched = groups.filter(pl.col("image_id").is_in(list(erased)))["dup_group"].unique()
-    members = groups.filter(pl.col("dup_group").is_in(touched))
+    groups = groups.join(units(groups, image_subjects(lake)).select("dup_group", "unit"), on="dup_group")
+    touched = groups.filter(pl.col("image_id").is_in(list(erased)))["unit"].unique()
+    members = groups.filter(pl.col("unit").is_in(touched))
     if members.height < 2:
         return 0
-    landed = (pl.from_arrow(lake.read("raw_images", columns=["image_id", "fetched_at"],
-                                      filter=ds.field("image_id").isin(members["image_id"].to_list())))
+    # filtered here, not pushed down: pyarrow fails an ``isin`` of up to 50 ids against the string_view statistics of
+    # a file delta-rs's merge wrote (an update of raw_images: transform/export.py's iter_pixels)
+    landed = (pl.from_arrow(lake.read("raw_images", columns=["image_id", "fetched_at"]))
+              .filter(pl.col("image_id").is_in(members["image_id"].implode()))
               .group_by("image_id").agg(landed=pl.col("fetched_at").min()))
     keys = (members.join(landed, on="image_id", how="left").sort("landed", "image_id", nulls_last=True)
-            .group_by("dup_group", maintain_order=True).agg(split_key=pl.col("image_id").first())
+            .group_by("unit", maintain_order=True).agg(split_key=pl.col("image_id").first())
             .filter(pl.col("split_key").is_in(list(erased))))
     if keys.is_empty():
         return 0
     keys = (keys.join(pinned(lake, seed), left_on="split_key", right_on="image_id", how="left")
             .with_columns(rank=pl.coalesce("pinned_rank", stable_rank(keys["split_key"], seed))))
-    pins = (members.filter(~pl.col("image_id").is_in(list(erased))).join(keys.select("dup_group", "rank"), on="dup_group")
+    pins = (members.filter(~pl.col("image_id").is_in(list(erased))).join(keys.select("unit", "rank"), on="unit")
             .select("image_id", pl.lit(seed, pl.Int64).alias("seed"), "rank"))
     if pins.is_empty():
         return 0

@@ -11,7 +11,8 @@ group can never span two splits and near-copies never count twice. Step by step 
    split (``raw_images.split_hint``) is test. If the same group also has a member from the source's
    train split, that test image has a (near-)duplicate in train: it is reported and, per
    ``leak_policy``, moved to train (``to_train``) or quarantined (``drop``).
-3. **Split by hash** of the other groups (``transform/splits.py``): a hash of (``seed``, the
+3. **Split by hash** of the other groups (``transform/splits.py``; groups whose images show one subject, a
+   patient or a lesion the source names, split as one unit: ``sluice/split_units.py``): a hash of (``seed``, the
    group's first-landed member) in the first ``test_fraction`` of its range (only when no source test
    split is used) is test, in the next ``val_fraction`` val, the rest train: deterministic, about
    those shares in every class, and adding images never moves a group to another split, not even
@@ -48,6 +49,7 @@ from sluice.imaging import read_geometry
 from sluice.lake import Lake
 from sluice.runs import new_run_id, reconcile
 from sluice import split_pins
+from sluice.split_units import image_subjects, units
 from sluice.snapshot import SPLITS
 from sluice.stage import Quarantine, stage_logger
 from transform.export import iter_pixels
@@ -81,8 +83,9 @@ def load_members(lake: Lake) -> pl.DataFrame:
              .group_by("image_id").agg(hint_test=(pl.col("split_hint") == "test").any(),
                                        hint_train=pl.col("split_hint").is_in(["train", "val"]).any(),
                                        landed=pl.col("fetched_at").min()))
-    return (images.join(labels, on="image_id", how="left").join(hints, on="image_id", how="left")
-            .with_columns(pl.col("hint_test", "hint_train").fill_null(False)).sort("image_id"))
+    members = (images.join(labels, on="image_id", how="left").join(hints, on="image_id", how="left")
+               .with_columns(pl.col("hint_test", "hint_train").fill_null(False)).sort("image_id"))
+    return members.join(units(groups, image_subjects(lake)), on="dup_group", how="left")
 
 
 # ---------------------------------------------------------------------------- pure table logic
@@ -114,6 +117,15 @@ def resolve_groups(members: pl.DataFrame, policy: str) -> pl.DataFrame:
                                               pl.col("counts").cast(pl.List(pl.String)).list.join(",")))
             .select("dup_group", "image_id", "members", "label", "outcome", "found", "hint_test", "hint_train")
             .sort("dup_group"))
+
+
+def with_unit_hints(groups: pl.DataFrame) -> pl.DataFrame:
+    """Each labelled group takes its unit's source splits (sluice/split_units.py): one of a subject's images in the
+    source's test split puts the subject's labelled groups there, and one in its train split too makes them a leak."""
+    ok = pl.col("outcome") == "ok"
+    return groups.with_columns(
+        hint_test=pl.when(ok).then((pl.col("hint_test") & ok).any().over("unit")).otherwise(pl.col("hint_test")),
+        hint_train=pl.when(ok).then((pl.col("hint_train") & ok).any().over("unit")).otherwise(pl.col("hint_train")))
 
 
 def balance(rows: pl.DataFrame, strategy: str, target: int | None) -> pl.DataFrame:
@@ -183,16 +195,19 @@ def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None,
     """The gold rows, the members to quarantine (image_id, check, details), and counts (``pins``: split ranks
     kept through erasures, sluice/split_pins.py; ``classes``: the class list, :func:`sluice.class_order.class_list`,
     else the members' labels)."""
+    if "unit" not in members.columns:  # no subjects: each group its own unit
+        members = members.with_columns(unit=pl.col("dup_group"), unit_groups=pl.lit(1, pl.UInt32))
     everyone = members
     members, issue_dropped, issue_counts = apply_label_issues(members, issues, cfg.label_issues)
-    groups = resolve_groups(members, cfg.group_conflict).join(split_keys(members), on="dup_group")
+    groups = with_unit_hints(resolve_groups(members, cfg.group_conflict).join(split_keys(members), on="dup_group")
+                             .join(members.select("dup_group", "unit", "unit_groups").unique("dup_group"), on="dup_group"))
     labelled = assign_splits(groups.filter(pl.col("outcome") == "ok"), cfg, pins)
     kept = labelled.filter(pl.col("split") != "dropped")
     balanced = balance(kept, cfg.balance, cfg.balance_target)
     classes = class_list(classes, members["label"].drop_nulls().to_list())
     index = pl.DataFrame({"label": classes, "class_index": list(range(len(classes)))},
                          schema={"label": pl.String, "class_index": pl.Int32})
-    rows = (balanced.join(index, on="label").select("image_id", "split", "label", "class_index", "weight", "dup_group")
+    rows = (balanced.join(index, on="label").select("image_id", "split", "label", "class_index", "weight", "dup_group", "unit")
             .sort("image_id"))
 
     bad_groups = pl.concat([
@@ -202,7 +217,7 @@ def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None,
                               "dup_group", "found")),
         labelled.filter(pl.col("split") == "dropped").select(
             "dup_group", check=pl.lit("test_train_leak"),
-            details=pl.format("source test image with a duplicate from the source train split in group {} "
+            details=pl.format("source test image with a duplicate or a subject from the source train split in group {} "
                               "(dataset.leak_policy: drop)", "dup_group")),
     ])
     quarantined = pl.concat([members.join(bad_groups, on="dup_group").select("image_id", "check", "details"),
@@ -221,9 +236,17 @@ def build(members: pl.DataFrame, cfg, issues: pl.DataFrame | None = None,
         "leak_groups": labelled.filter(pl.col("leak")).height,
         "leak_policy": cfg.leak_policy,
         "leak_image_ids": labelled.filter(pl.col("leak"))["image_id"].sort().to_list(),
+        "subjects": subject_counts(rows),
         "classes": classes,
     }
-    return rows, quarantined, counts
+    return rows.drop("unit"), quarantined, counts
+
+
+def subject_counts(rows: pl.DataFrame) -> dict:
+    """How many dataset rows share a subject with another (units of 2+ rows), in how many units, the largest."""
+    sizes = rows.group_by("unit").agg(n=pl.len(), splits=pl.col("split").n_unique()).filter(pl.col("n") > 1)
+    return {"units": sizes.height, "rows": int(sizes["n"].sum()), "largest": int(sizes["n"].max() or 0),
+            "in_several_splits": sizes.filter(pl.col("splits") > 1).height}
 
 
 # ---------------------------------------------------------------------------- the stage
@@ -310,6 +333,9 @@ def run(params) -> dict:
     if acted["dropped"] or acted["relabelled"]:
         log.warning("label issues (dataset.label_issues: %s): %d dropped to quarantine, %d relabelled, %d stale ignored",
                     acted["policy"], acted["dropped"], acted["relabelled"], acted["stale"])
+    if (subjects := counts["subjects"])["units"]:
+        log.info("subjects: %d rows show a subject shown by another row (%d subjects or chains of them, the largest "
+                 "%d rows), each subject's rows in one split", subjects["rows"], subjects["units"], subjects["largest"])
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
         log.warning("source test split: %d image(s) have a duplicate in the source train split -> %s "
@@ -320,7 +346,7 @@ def run(params) -> dict:
         "weight_sums": {f"{s}/{lab}": round(w, 6) for s, lab, w in weights.iter_rows()},
         "normalize": {"mean": mean, "std": std, "scale": "0..1", "split": "train"},
         "leakage": {"source_test_with_train_duplicate": counts["leak_groups"], "policy": cfg.leak_policy,
-                    "image_ids": counts["leak_image_ids"]},
+                    "image_ids": counts["leak_image_ids"], "subjects": counts["subjects"]},
         "group_label_conflicts": counts["conflict_groups"], "label_issues": acted, "balance": cfg.balance, "seed": cfg.seed,
         "seconds": round(time.perf_counter() - started, 3),
         "versions": {**versions_in, "dataset": lake.version("dataset"), "quarantine": lake.version("quarantine")},

@@ -6,7 +6,8 @@ key is the group's first-landed member (earliest ``raw_images.fetched_at``, then
 ``image_id``), not its id: the group id is its canonical image, which changes when a better copy
 joins, and a split keyed by it would move the whole group, old members included, with probability
 test + val. A new image never lands before the members it joins, so growing a group, or adding
-groups, moves nothing; where two groups merge, the older one's split wins. Erasing a group's key
+groups, moves nothing; where two groups merge, the older one's split wins. Groups whose images show
+one subject (a patient, a lesion: sluice/split_units.py) share their unit's split key, so one split. Erasing a group's key
 does not move its survivors either: the erasure pins the group's rank on them (sluice/split_pins.py).
 
 Cutting each class's groups by rank instead gives exact shares but moves every group hashed after a
@@ -24,9 +25,12 @@ from sluice.split_pins import stable_rank
 
 
 def split_keys(members: pl.DataFrame) -> pl.DataFrame:
-    """(dup_group, split_key): each group's first-landed member (``landed``, then ``image_id``)."""
-    return (members.sort("landed", "image_id", nulls_last=True)
-            .group_by("dup_group", maintain_order=True).agg(split_key=pl.col("image_id").first()))
+    """(dup_group, split_key): each group's first-landed member (``landed``, then ``image_id``); where ``members``
+    has a ``unit`` (groups showing one subject, sluice/split_units.py), the unit's, so its groups share a split."""
+    unit = "unit" if "unit" in members.columns else "dup_group"
+    keys = (members.sort("landed", "image_id", nulls_last=True)
+            .group_by(unit, maintain_order=True).agg(split_key=pl.col("image_id").first()))
+    return keys if unit == "dup_group" else members.select("dup_group", unit).unique().join(keys, on=unit).drop(unit)
 
 
 def assign_splits(groups: pl.DataFrame, cfg, pins: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -57,11 +61,13 @@ def assign_splits(groups: pl.DataFrame, cfg, pins: pl.DataFrame | None = None) -
 def _fill_small_classes(free: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
     """A class of 3+ groups gets at least one train group and one of each ``wanted`` split: a missing
     split takes, from the fullest other split, the group hashed nearest to it (the only groups a
-    later addition to that class can move back)."""
+    later addition to that class can move back). A group that shares a subject with others
+    (``unit_groups`` > 1) is never moved: it would leave its subject in two splits."""
     splits = ["train", *wanted]
     have = free.group_by("label").agg(pl.len().alias("n"), pl.col("split").n_unique().alias("got"))
     short = have.filter((pl.col("n") >= 3) & (pl.col("got") < len(splits)))["label"]
     moved: dict[str, str] = {}
+    bound = set(free.filter(pl.col("unit_groups") > 1)["dup_group"]) if "unit_groups" in free.columns else set()
     for label in short:
         rows = free.filter(pl.col("label") == label).sort("rank").select("dup_group", "split").rows()
         split = dict(rows)
@@ -70,7 +76,9 @@ def _fill_small_classes(free: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
             if counts[need]:
                 continue
             donor = max((s for s in counts if counts[s] >= 2), key=lambda s: (counts[s], s == "train"))
-            pool = [group for group, _ in rows if split[group] == donor]
+            pool = [group for group, _ in rows if split[group] == donor and group not in bound]
+            if not pool:
+                continue
             pick = pool[-1] if need == "train" else pool[0]  # train lies above the other splits' hashes
             split[pick] = moved[pick] = need
     if not moved:

@@ -79,6 +79,7 @@ class Record:
     reject: str | None = None  # reason code when the item cannot be landed
     details: str | None = None
     image_id: str | None = None  # content_id(content), when the reader computed it already (on a reading thread)
+    subject: str | None = None  # who or what the image shows (a patient, a lesion, a sequence): one split each
 
 
 def content_id(content: bytes) -> str:

@@ -50,6 +50,7 @@ class ImageFolderSource(SourceConfig):
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
     label_columns: list[str] = []  # of labels_file, instead: one column a class, 1 marking the image's (one-hot)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
+    subject_column: str | None = None  # of labels_file: the patient / lesion / sequence each image shows (one split each)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
@@ -60,6 +61,8 @@ class ImageFolderSource(SourceConfig):
     def _labels_file_with_file(self):
         if (self.label_from == "file") != (self.labels_file is not None):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        if self.subject_column and self.label_from != "file":
+            raise ValueError("subject_column is a column of labels_file (label_from: file)")
         if self.label_columns and (self.label_from != "file" or self.label_column):
             raise ValueError("label_columns (one column a class) goes with label_from: file, instead of label_column")
         if self.label_from == "lists" and not self.split_lists:
@@ -154,7 +157,8 @@ def _stray_files(root: Path, groups, outside: list[Path]) -> Iterator[Path]:
         yield from (p for p in sorted(parent.iterdir()) if not p.is_dir() or p.is_symlink() and p not in folders | above)
 
 
-def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None) -> Record:
+def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None,
+          subject: str | None = None) -> Record:
     """One file as a Record (its bytes and their key) or a rejection: the work of a reading thread."""
     if not path.is_file():  # broken symlink, socket, fifo, a link to a folder: never silently skipped
         return Record(uri, item_id=item_id, reject="unreadable", details=(
@@ -173,7 +177,8 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
     if not content:
         return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
     return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id,
-                  image_id=content_id(content))  # hashed here: on the reading thread, beside the other reads
+                  image_id=content_id(content),  # hashed here: on the reading thread, beside the other reads
+                  subject=None if subject is None else safe_text(subject))
 
 
 def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record]:
@@ -247,21 +252,20 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                      for path in _files(folder, skipped) if path.absolute() != labels_file]
             named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
                           src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base,
-                          src.label_columns)
+                          src.label_columns, src.subject_column)
             yield from named.rejects
             for split, path in files:
                 found[0] = True
-                label, listed_split = named.by_image.get(path, (None, None))
-                yield path, label, split_of_file(path, split or split_of(listed_split))
+                label, listed_split, subject = named.by_image.get(path, (None, None, None))
+                yield path, label, split_of_file(path, split or split_of(listed_split)), subject
         yield from lists.unmatched_labels() if lists else ()
 
     def named(jobs):  # the names in this thread: the reading threads hold the GIL as little as they can
         for job in jobs:
-            yield job if isinstance(job, Record) else (job[0], safe_text(job[0]), safe_text(job[0].relative_to(root)),
-                                                       job[1], job[2])
+            yield job if isinstance(job, Record) else (job[0], safe_text(job[0]), safe_text(job[0].relative_to(root)), *job[1:])
 
     def read(job) -> Record:
-        return job if isinstance(job, Record) else _read(job[0], job[1], job[2], max_bytes, job[3], job[4])
+        return job if isinstance(job, Record) else _read(job[0], job[1], job[2], max_bytes, *job[3:])
     yield from read_ahead.ordered(read, named(jobs()), src.read_threads, size=lambda record: len(record.content or b""))
     if nameless[0]:
         log.info(f"{src.name}: {nameless[0]} images whose names name_pattern does not fit landed unlabelled")

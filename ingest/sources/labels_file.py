@@ -37,6 +37,10 @@ LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "
                "dx", "y", "predictionstring",  # ImageNet's LOC_val_solution.csv: the wnid, then its boxes
                "findinglabels", "tags", "tag")  # ChestX-ray14's Finding Labels, Planet's tags: often several a row
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
+# what several images show at once, so that a split between them leaks (HAM10000's lesion_id, ChestX-ray14's Patient ID,
+# a camera trap's seq_id, Happywhale's individual_id): the dataset stage keeps each one's images in one split
+SUBJECT_NAMES = ("lesionid", "patientid", "patient", "subjectid", "subject", "participantid", "participant", "personid",
+                 "individualid", "caseid", "seqid", "sequenceid", "sequence", "videoid", "video", "burstid")
 _SAMPLE = 500
 _FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
@@ -59,12 +63,13 @@ def find_columns(path: Path) -> dict:
     for name in header:
         by_key.setdefault(_key(name), name)
     found = {role: next((by_key[k] for k in names if k in by_key), None)
-             for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES))}
+             for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES),
+                                 ("subject_column", SUBJECT_NAMES))}
     if not found["file_column"] and len(header) == 2 and not labels_json.reads(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
     if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):
         return {"file_column": found["file_column"], "label_columns": hot,
-                **({"split_column": found["split_column"]} if found["split_column"] else {})}
+                **{k: found[k] for k in ("split_column", "subject_column") if found.get(k)}}
     if not found["file_column"] or not found["label_column"] or found["file_column"] == found["label_column"]:
         raise InputError(f"{path}: cannot tell which columns of this labels file hold the file name and the label "
                          f"(found {line[:120]!r}); set file_column and label_column on its ingest.sources entry")
@@ -104,15 +109,16 @@ def with_one_hot_label(rows: pl.DataFrame, columns: list[str], name: str) -> pl.
 class FileLabels:
     """The labels file read and matched against the folder's images."""
 
-    by_image: dict[Path, tuple[str, str | None]] = field(default_factory=dict)  # image -> (label, split)
+    by_image: dict[Path, tuple[str, str | None, str | None]] = field(default_factory=dict)  # image -> (label, split, subject)
     rejects: list[Record] = field(default_factory=list)
 
 
 def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
           split_column: str | None, class_names: list[str] | None = None, base: int = 0,
-          label_columns: list[str] | None = None) -> FileLabels:
+          label_columns: list[str] | None = None, subject_column: str | None = None) -> FileLabels:
     """The labels file's rows matched to ``images``; a label that is a class index named by ``class_names``
-    (counted from ``base``), one past them a reject naming its line."""
+    (counted from ``base``), one past them a reject naming its line; ``subject_column``: what each image shows
+    (a patient, a lesion), kept with it."""
     if labels_file.suffix.lower() == ".mat":
         return _by_position(labels_file, list(images), root)
     found = find_columns(labels_file) if not (file_column and (label_column or label_columns)) else {}
@@ -120,7 +126,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     label_columns = label_columns or ([] if label_column else found.get("label_columns", []))
     label_column = label_column or found.get("label_column") or ONE_HOT
     split_column = split_column or found.get("split_column")
-    required = [file_column, *(label_columns or [label_column])] + ([split_column] if split_column else [])
+    subject_column = subject_column or found.get("subject_column")
+    required = [file_column, *(label_columns or [label_column]), *(c for c in (split_column, subject_column) if c)]
     rows = read_rows(labels_file, required)
     rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else rows
     index: dict[str, list[Path]] = {}
@@ -129,8 +136,10 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         for key in dict.fromkeys((rel, image.name, image.stem)):
             index.setdefault(key, []).append(image)
     out = FileLabels()
-    for line, name, label, split in zip(rows["line"], rows[file_column], rows[label_column],
-                                        rows[split_column] if split_column else [None] * rows.height):
+    nothing = [None] * rows.height
+    for line, name, label, split, subject in zip(rows["line"], rows[file_column], rows[label_column],
+                                                 rows[split_column] if split_column else nothing,
+                                                 rows[subject_column] if subject_column else nothing):
         where = f"{labels_file}:{line}"
         key = (name or "").strip()
         key = (key.replace("\\", "/") if "\\" in key and "/" not in key else key).removeprefix("./")  # Windows
@@ -159,7 +168,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
                                               f"{out.by_image[hits[0]][0]!r} on an earlier line (the first kept)"))
         else:  # one image, or copies of it (HAM10000's part folders are shipped twice): each takes the label
             for hit in hits:
-                out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None))
+                out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None,
+                                              (subject or "").strip() or None))
     return out
 
 
@@ -206,7 +216,7 @@ def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabel
         raise InputError(f"{labels_file}: {len(labels)} labels for the {len(ordered)} images of {root}; its labels "
                          "name the images by position (name order), so the counts must agree")
     out = FileLabels()
-    out.by_image = {image: (str(int(label)), None) for image, label in zip(ordered, labels)}
+    out.by_image = {image: (str(int(label)), None, None) for image, label in zip(ordered, labels)}
     return out
 
 

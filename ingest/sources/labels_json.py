@@ -120,6 +120,9 @@ def _names_files(keys: list[str]) -> bool:
 def _coco(path: Path, data: dict) -> tuple[list[dict], list[str]]:
     names = {c.get("id"): c.get("name") for c in data.get("categories") or [] if isinstance(c, dict)}
     files = {i.get("id"): i.get("file_name") for i in data["images"] if isinstance(i, dict)}
+    # an image's own fields beside its file: a camera trap's seq_id and location (a subject, labels_file.SUBJECT_NAMES)
+    fields = {i.get("id"): {k: v for k, v in i.items() if k not in ("id", "file_name") and isinstance(v, (str, int))}
+              for i in data["images"] if isinstance(i, dict)}
     labels: dict[object, list] = {}
     first: dict[object, int] = {}
     for n, annotation in enumerate(data["annotations"]):
@@ -130,7 +133,7 @@ def _coco(path: Path, data: dict) -> tuple[list[dict], list[str]]:
         category = names.get(annotation.get("category_id"))
         if category not in labels.setdefault(image, []):
             labels[image].append(category)
-    rows = [{COCO_FILE: files.get(image), COCO_LABEL: None if None in found else "|".join(map(str, found))}
+    rows = [{**fields.get(image, {}), COCO_FILE: files.get(image), COCO_LABEL: None if None in found else "|".join(map(str, found))}
             for image, found in labels.items()]
     return rows, [f"annotations[{first[image]}]" for image in labels]
 

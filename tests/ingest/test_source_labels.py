@@ -87,3 +87,28 @@ def test_another_sources_rows_are_left_alone(lake, tmp_path):
     assert _ingest(lake, a, "r2").withdrawn == 1
     labels = pl.from_arrow(lake.read("raw_images", columns=["source", "source_label"])).sort("source", "source_label")
     assert labels.rows() == [("a", None), ("a", "cat"), ("b", "cat"), ("b", "dog")]
+
+
+def test_a_subject_named_later_reaches_rows_already_landed_even_in_a_lake_from_before_the_column(lake, tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from sluice.catalog import spec
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.png").write_bytes(_png(i))
+    (folder / "labels.csv").write_text("file,label,patient\n" + "".join(f"{i}.png,cat,p{i // 2}\n" for i in range(4)))
+    old = spec("raw_images").schema
+    old = pa.schema([f for f in old if f.name != "subject"])  # a lake written before raw_images.subject
+    write_deltalake(lake.uri("raw_images"), old.empty_table())
+    src = ImageFolderSource(name="s", kind="image_folder", path=str(folder), label_from="file",
+                            labels_file=str(folder / "labels.csv"), file_column="file", label_column="label")
+    first = _ingest(lake, src, "r1")  # landing adds the column; no subject named yet
+    assert first.inserted == 4 and set(pl.from_arrow(lake.read("raw_images", columns=["subject"]))["subject"]) == {None}
+    named = src.model_copy(update={"subject_column": "patient"})
+    again = _ingest(lake, named, "r2")
+    subjects = dict(pl.from_arrow(lake.read("raw_images", columns=["item_id", "subject"])).iter_rows())
+    assert (again.inserted, again.relabelled) == (0, 4) and subjects == {"0.png": "p0", "1.png": "p0", "2.png": "p1",
+                                                                          "3.png": "p1"}

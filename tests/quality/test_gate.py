@@ -67,6 +67,14 @@ def _manifest(world, stage, **reconcile):
     path.write_text(json.dumps(body))
 
 
+def _one_patient_in_two_splits(world):
+    """Two dataset images in different splits named by their source as one patient's."""
+    rows = world.lake.read("dataset").to_pylist()
+    train, test = (next(r["image_id"] for r in rows if r["split"] == s) for s in ("train", "test"))
+    world.edit("raw_images", lambda raw: [{**r, "subject": "patient 7"} if r["image_id"] in (train, test) else r
+                                          for r in raw])
+
+
 def _corrupt_shard(world):
     shard = sorted((world.root / "dataset").glob("train-*.images.npy"))[0]
     data = bytearray(shard.read_bytes())
@@ -89,6 +97,7 @@ DEFECTS = {
     "reconcile_silver": ("silver", lambda w: _manifest(w, "clean", images=23), "reconcile_silver.rows_in_accounted"),
     "dataset leak": ("gold", lambda w: w.edit("dataset", _move_group_member_to_test),
                      "dataset.no_dup_group_across_splits"),
+    "dataset subject": ("gold", _one_patient_in_two_splits, "dataset.no_subject_across_splits"),
     "dataset class": ("gold", lambda w: w.edit("dataset", _drop_class_from_train), "dataset.train_class_min_share"),
     "dataset label": ("gold", lambda w: w.edit("dataset", _first(label="wolf")), "dataset.label_in_classes"),
     "snapshot": ("snapshot", _corrupt_shard, "snapshot.content_hash_matches"),

@@ -64,3 +64,14 @@ def test_with_pins_no_group_moves_when_its_key_is_erased_and_without_them_many_w
     unpinned = assign_splits(groups(survivors), cfg).sort("dup_group")["split"]
     assert (before == after).all()
     assert (before != unpinned).sum() > n // 10  # re-keyed by hash: ~46% would move (1 - 0.7^2 - 0.1^2 - 0.2^2)
+
+
+def test_erasing_a_subjects_split_key_pins_every_group_of_the_subject(lake):
+    """Groups g and h show one patient (raw_images.subject): they split as one unit keyed by a, so erasing a pins
+    a's rank on the survivors of both groups, not only on g's."""
+    _lake(lake, {"g": ["a", "b"], "h": ["d"], "k": ["f"]})
+    lake.update_columns("raw_images", pa.table({"image_id": ["a", "d"], "source": ["s", "s"], "source_uri": ["a", "d"],
+                                                "subject": ["patient 1", "patient 1"]}), ["subject"])
+    assert pin_before_erasure(lake, {"a"}, seed=3, run_id="e1") == 2
+    rank_a = stable_rank(pl.Series(["a"]), 3)[0]
+    assert pinned(lake, 3).sort("image_id").rows() == [("b", rank_a), ("d", rank_a)]

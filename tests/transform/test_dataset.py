@@ -343,3 +343,45 @@ def test_stage_drops_the_latest_label_issues_with_counts(demo_copy, make_params,
     assert summary["label_issues"]["dropped"] >= 3 and summary["reconcile"]["label_issues_dropped"] >= 3
     q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("check") == "label_issue")
     assert set(picked["image_id"]) <= set(q["row_key"])
+
+
+def _with_subjects(m: pl.DataFrame, subjects: dict[str, str]) -> pl.DataFrame:
+    from sluice.split_units import units
+
+    named = pl.DataFrame({"image_id": list(subjects), "subject": [f"src/{s}" for s in subjects.values()]})
+    return m.join(units(m.select("image_id", "dup_group"), named), on="dup_group", how="left")
+
+
+def test_images_of_one_subject_share_a_split_and_the_rest_split_as_before():
+    base = singletons({"a": 200, "b": 200})
+    # 40 lesions of 5 images each (HAM10000's shape), across both classes
+    subjects = {f"{'ab'[k % 2]}-{k:04d}": f"lesion-{k // 5}" for k in range(200)}
+    cfg = DatasetParams(seed=3, val_fraction=0.1, test_fraction=0.2, balance="none")
+    plain, _, _ = build(members(base), cfg)
+    rows, _, counts = build(_with_subjects(members(base), subjects), cfg)
+    by_lesion = (rows.join(pl.DataFrame({"image_id": list(subjects), "lesion": list(subjects.values())}), on="image_id")
+                 .group_by("lesion").agg(pl.col("split").n_unique()))
+    assert by_lesion.height == 40 and by_lesion["split"].max() == 1
+    assert set(rows.filter(pl.col("image_id").is_in(list(subjects)))["split"]) == {"train", "val", "test"}
+    assert counts["subjects"] == {"units": 40, "rows": 200, "largest": 5, "in_several_splits": 0}
+    free = ~pl.col("image_id").is_in(list(subjects))  # images without a subject keep their split
+    assert rows.filter(free).equals(plain.filter(free))
+    without = build(members(base), cfg)[2]["subjects"]
+    assert without == {"units": 0, "rows": 0, "largest": 0, "in_several_splits": 0}
+
+
+def test_a_subject_in_the_source_test_and_train_splits_is_a_leak_as_a_whole():
+    m = members([("t1", "t1", True, "a", True, False), ("r1", "r1", True, "a", False, True),
+                 ("r2", "r2", True, "b", False, True)] + singletons({"a": 30, "b": 30}, test=6))
+    m = _with_subjects(m, {"t1": "patient-9", "r1": "patient-9", "r2": "patient-9"})
+    rows, q, counts = build(m, DatasetParams(leak_policy="to_train", balance="none"))
+    assert rows.filter(pl.col("image_id").is_in(["t1", "r1", "r2"]))["split"].to_list() == ["train"] * 3
+    assert counts["leak_groups"] == 3
+    rows, q, _ = build(m, DatasetParams(leak_policy="drop", balance="none"))
+    assert not set(rows["image_id"]) & {"t1", "r1", "r2"} and set(q["check"]) == {"test_train_leak"}
+
+
+def test_a_small_class_is_not_filled_by_moving_one_image_of_a_subject():
+    m = _with_subjects(members(singletons({"a": 100, "c": 4})), {f"c-{k:04d}": "one patient" for k in range(4)})
+    rows, _, _ = build(m, DatasetParams(seed=1, val_fraction=0.1, test_fraction=0.2, balance="none"))
+    assert rows.filter(pl.col("label") == "c")["split"].n_unique() == 1

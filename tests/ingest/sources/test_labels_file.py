@@ -141,7 +141,7 @@ def test_a_labels_file_over_part_folders_labels_their_images(tmp_path, make_para
     (root / "hmnist_8_8_L.csv").write_text("pixel0000,pixel0001,label\n1,2,0\n")
     found = detect(str(root))
     assert found == {"label_from": "file", "labels_file": (root / "HAM10000_metadata.csv").as_posix(),
-                     "file_column": "image_id", "label_column": "dx"}
+                     "file_column": "image_id", "label_column": "dx", "subject_column": "lesion_id"}
     params = make_params({"ingest": {"sources": [{"name": "h", "kind": "image_folder", "path": str(root), **found}]}})
     stats = public.run(params)["sources"]["h"]
     labels = {}
@@ -212,3 +212,46 @@ def test_isic_ground_truth_folder_beside_the_images(tmp_path):
 def test_label_columns_go_with_a_labels_file_alone(make_params):
     with pytest.raises(ConfigError, match="label_columns .one column a class. goes with label_from: file"):
         make_params({"ingest": {"sources": [{"name": "x", "kind": "image_folder", "path": "p", "label_columns": ["a", "b"]}]}})
+
+
+def test_a_subject_column_is_found_and_lands_with_each_image(tmp_path, make_params, lake, png):
+    """HAM10000 as published: two part folders beside HAM10000_metadata.csv (lesion_id, image_id, dx, ...), several
+    images a lesion; ChestX-ray14's "Patient ID" and a camera trap's seq_id are found alike."""
+    root = tmp_path / "ham"
+    (root / "HAM10000_images_part_1").mkdir(parents=True)
+    for i in range(4):
+        (root / "HAM10000_images_part_1" / f"ISIC_{i:07d}.jpg").write_bytes(png(i))
+    (root / "HAM10000_metadata.csv").write_text(
+        "lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+        "HAM_0000118,ISIC_0000000,bkl,histo,80.0,male,scalp\n"
+        "HAM_0000118,ISIC_0000001,bkl,histo,80.0,male,scalp\n"
+        "HAM_0002730,ISIC_0000002,nv,histo,80.0,male,scalp\n"
+        "HAM_0001466,ISIC_0000003,nv,histo,75.0,male,ear\n")
+    found = detect(str(root))
+    assert (found["file_column"], found["label_column"], found["subject_column"]) == ("image_id", "dx", "lesion_id")
+    public.run(make_params({"ingest": {"sources": [{"name": "ham", "kind": "image_folder", "path": str(root), **found}]}}))
+    rows = {r["item_id"].rsplit("/", 1)[-1]: (r["source_label"], r["subject"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {"ISIC_0000000.jpg": ("bkl", "HAM_0000118"), "ISIC_0000001.jpg": ("bkl", "HAM_0000118"),
+                    "ISIC_0000002.jpg": ("nv", "HAM_0002730"), "ISIC_0000003.jpg": ("nv", "HAM_0001466")}
+    for header, column in (("Image Index,Finding Labels,Follow-up #,Patient ID", "Patient ID"),
+                           ("file_name,category,seq_id,location", "seq_id"), ("image,label", None)):
+        (tmp_path / "t.csv").write_text(header + "\n")
+        assert find_columns(tmp_path / "t.csv").get("subject_column") == column
+
+
+def test_subject_column_needs_a_labels_file():
+    with pytest.raises(ValueError, match="subject_column is a column of labels_file"):
+        ImageFolderSource(name="s", kind="image_folder", path="x", subject_column="patient")
+
+
+def test_a_coco_files_image_fields_name_the_subject(tmp_path):
+    """A camera-trap COCO file (LILA's, iWildCam's): each image's seq_id beside its file name."""
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "seq_id": "s1", "location": 3, "width": 8},
+                   {"id": 2, "file_name": "b.jpg", "seq_id": "s1", "location": 3, "width": 8}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 0}, {"id": 2, "image_id": 2, "category_id": 0}],
+        "categories": [{"id": 0, "name": "deer"}]}))
+    assert find_columns(tmp_path / "a.json") == {"file_column": "file_name", "label_column": "category",
+                                                 "subject_column": "seq_id"}
