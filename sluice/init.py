@@ -189,6 +189,9 @@ def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     found = detect(str(p)) if (detect := get(family, kind).detect) else {}
     if found:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
+    if subject := found.get("subject_column"):
+        print(f"[init] '{subject}' names what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
+              "one's images in one split (set subject_column: null to split images one by one)")
     return found
 
 

@@ -50,7 +50,8 @@ class ImageFolderSource(SourceConfig):
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
     label_columns: list[str] = []  # of labels_file, instead: one column a class, 1 marking the image's (one-hot)
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
-    subject_column: str | None = None  # of labels_file: the patient / lesion / sequence each image shows (one split each)
+    subject_column: str | None = None  # of labels_file: the patient / lesion / sequence each image shows, one split each
+    # (null: none; sluice init writes the one it finds by name: lesion_id, patient_id, seq_id, ...)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name

@@ -126,7 +126,6 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     label_columns = label_columns or ([] if label_column else found.get("label_columns", []))
     label_column = label_column or found.get("label_column") or ONE_HOT
     split_column = split_column or found.get("split_column")
-    subject_column = subject_column or found.get("subject_column")
     required = [file_column, *(label_columns or [label_column]), *(c for c in (split_column, subject_column) if c)]
     rows = read_rows(labels_file, required)
     rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else rows

@@ -93,7 +93,7 @@ def test_from_lake_reads_raw_images_only_when_a_name_is_resolved(tmp_path):
     rows = {"image_id": [iid(u) for u in URIS], "content": [b"x"] * len(URIS), "source": ["s"] * len(URIS),
             "source_uri": URIS, "item_id": [None] * len(URIS), "source_label": [None] * len(URIS),
             "split_hint": [None] * len(URIS), "license": [None] * len(URIS), "extra": [None] * len(URIS),
-            "fetched_at": [NOW] * len(URIS), "run_id": ["r"] * len(URIS)}
+            "fetched_at": [NOW] * len(URIS), "run_id": ["r"] * len(URIS), "subject": [None] * len(URIS)}
     lake.append("raw_images", pa.table(rows, schema=TABLES["raw_images"].schema), run_id="r")
     reads = []
     read = lake.read
