@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from ingest import source_labels
 from ingest.sources.base import Record, content_id
 from sluice.lake import Lake
 from sluice.progress import ProgressLines, progress
 from sluice.runs import utcnow
 from sluice.stage import Quarantine, stage_logger
-
-RECONCILED = ["source_label", "split_hint", "subject"]  # what a source says of an image that a later read may change
 
 
 @dataclass
@@ -90,7 +89,7 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
         held[0] = 0
         if good:
             batch = raw_batch(good, source, run_id, utcnow())
-            stats.landed_labels.append(batch.select(["image_id", "source_uri", *RECONCILED]))
+            stats.landed_labels.append(batch.select(["image_id", "source_uri", *source_labels.RECONCILED]))
             started = time.perf_counter()
             inserted = lake.merge_insert("raw_images", batch, run_id=run_id)
             stats.commit_s.append(time.perf_counter() - started)
@@ -125,12 +124,11 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
 def ingest_source(lake: Lake, source, run_id: str, batch_rows: int, max_bytes: int,
                   batch_bytes: int | None = None) -> IngestStats:
     """Read ``source`` with its kind's connector and land it; then its rows take the labels it gives now."""
-    from ingest.source_labels import reconcile
     from sluice import connectors
 
     reader = connectors.get("source", source.kind).reader
     stats = land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes)
-    done = reconcile(lake, source.name, stats.landed_labels, run_id)
+    done = source_labels.reconcile(lake, source.name, stats.landed_labels, run_id)
     stats.relabelled, stats.withdrawn, stats.landed_labels = done.relabelled, done.withdrawn, []
     return stats
 

@@ -21,12 +21,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from ingest.landing import RECONCILED
 from sluice.catalog import spec
 from sluice.lake import Lake
 from sluice.schema_evolution import add_missing_columns
 
 KEYS = ["image_id", "source_uri"]  # with the source's name, a raw_images row's key
+RECONCILED = ["source_label", "split_hint", "subject"]  # what a source says of an image that a later read may change
 
 
 @dataclass
