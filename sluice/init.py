@@ -189,9 +189,11 @@ def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
     found = detect(str(p)) if (detect := get(family, kind).detect) else {}
     if found:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
-    if subject := found.get("subject_column"):
-        print(f"[init] '{subject}' names what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
-              "one's images in one split (set subject_column: null to split images one by one)")
+    key = next((k for k in ("subject_column", "subject_pattern") if found.get(k)), None)
+    if key:
+        what = f"column '{found[key]}'" if key == "subject_column" else "the images' paths (person1_..., patient00001/)"
+        print(f"[init] {what} name what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
+              f"one's images in one split (set {key}: null to split images one by one)")
     return found
 
 

@@ -23,13 +23,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from ingest.sources import split_annotations, split_labels
+from ingest.sources import split_annotations, split_labels, subjects
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
 from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, nested_classes, split_name, subdirs,
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
 from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
+from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
 from sluice import read_ahead
 from sluice.connectors import Connector
@@ -52,6 +53,7 @@ class ImageFolderSource(SourceConfig):
     split_column: str | None = None  # optional (train / val / test); null = found by name (split, subset, ...)
     subject_column: str | None = None  # of labels_file: the patient / lesion / sequence each image shows, one split each
     # (null: none; sluice init writes the one it finds by name: lesion_id, patient_id, seq_id, ...)
+    subject_pattern: str | None = None  # or a regex whose one group, found in an image's path, is its subject (subjects.py)
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
@@ -64,6 +66,10 @@ class ImageFolderSource(SourceConfig):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
         if self.subject_column and self.label_from != "file":
             raise ValueError("subject_column is a column of labels_file (label_from: file)")
+        if self.subject_pattern is not None and self.subject_column:
+            raise ValueError("subject_column and subject_pattern both name the subject: give one")
+        if self.subject_pattern is not None:
+            subjects.compiled(self.subject_pattern)
         if self.label_columns and (self.label_from != "file" or self.label_column):
             raise ValueError("label_columns (one column a class) goes with label_from: file, instead of label_column")
         if self.label_from == "lists" and not self.split_lists:
@@ -88,21 +94,6 @@ class ImageFolderSource(SourceConfig):
                 raise ValueError(f"split_lists: {path!r} does not say its split by its name (train, trainval, val "
                                  "or test; e.g. meta/test.txt)")
         return self
-
-
-# the name less its trailing number and the separator before it: cat.12 -> cat, great_pyrenees_104 -> great_pyrenees
-NAME_PATTERN = r"(.+?)[ ._-]*\d+"
-# names cameras and tools give files: a prefix shared by every file, not a class
-_DEVICE_PREFIXES = {"img", "image", "dsc", "dscn", "dscf", "dcim", "pxl", "photo", "pic", "picture", "frame", "screenshot",
-                    "scan", "mvimg", "gopr", "dji", "sam", "p", "im", "file", "untitled"}
-
-
-def name_label(stem: str, pattern: re.Pattern) -> str | None:
-    """The label ``pattern``'s group takes from a file's stem, or None where it does not fit or holds no letter
-    (``2024_001``: a date, not a class)."""
-    found = pattern.fullmatch(stem)
-    label = found.group(1).strip() if found and found.group(1) else ""
-    return label if any(c.isalpha() for c in label) else None
 
 
 def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
@@ -261,9 +252,15 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                 yield path, label, split_of_file(path, split or split_of(listed_split)), subject
         yield from lists.unmatched_labels() if lists else ()
 
+    subject_rx = subjects.compiled(src.subject_pattern) if src.subject_pattern else None
+
     def named(jobs):  # the names in this thread: the reading threads hold the GIL as little as they can
         for job in jobs:
-            yield job if isinstance(job, Record) else (job[0], safe_text(job[0]), safe_text(job[0].relative_to(root)), *job[1:])
+            if isinstance(job, Record):
+                yield job
+                continue
+            item_id = safe_text(job[0].relative_to(root))
+            yield (job[0], safe_text(job[0]), item_id, *job[1:3], job[3] if len(job) > 3 else subjects.of(subject_rx, item_id))
 
     def read(job) -> Record:
         return job if isinstance(job, Record) else _read(job[0], job[1], job[2], max_bytes, *job[3:])
@@ -280,6 +277,14 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
 
 
 def detect(path: str) -> dict:
+    """:func:`_detect`'s entry, with the subject its images' paths name (``subjects.find``) where no labels file names one."""
+    found = _detect(path)
+    if "subject_column" in found:
+        return found
+    return {**found, **subjects.find(Path(found.get("path", path)), IMAGE_EXTENSIONS)}
+
+
+def _detect(path: str) -> dict:
     """The folder the layout starts in (``path``) when ``path`` only wraps it (see ``folder_layout.wrapped``); for a flat
     folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
     names (:func:`_names_are_labels`), else lists that label its images (``label_lists.find_labelled``), else
@@ -317,33 +322,11 @@ def detect(path: str) -> dict:
         return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
                 **(index_names(labels, columns["label_column"], [root, root.parent]) if "label_column" in columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
-    if _names_are_labels([folder for _, folder, _ in flat]):
+    if names_are_labels([folder for _, folder, _ in flat], IMAGE_EXTENSIONS):
         return {**moved, "label_from": "name"}
     # lists that label, else flat split folders each labelled by a file (Stanford Cars'), else unlabelled
     return {**moved, **(find_labelled(root.absolute(), tuple(IMAGE_EXTENSIONS)) or split_labels.find(given, root, flat)
                         or {"label_from": "none"})}
-
-
-def _names_are_labels(folders: list[Path], sample: int = 5000) -> bool:
-    """Whether the image files' names carry their class (``cat.12.jpg``, ``Bengal_104.jpg``): in some folder at
-    least 90% of them fit NAME_PATTERN, with 2 or more labels of 2 or more images each on average, none of them
-    a name a camera gives every file (``IMG_0001``, ``DSC_0001``)."""
-    pattern = re.compile(NAME_PATTERN)
-    for folder in folders:
-        stems = []
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
-                    stems.append(Path(entry.name).stem)
-                    if len(stems) >= sample:
-                        break
-        labels = [name_label(stem, pattern) for stem in stems]
-        named = [label for label in labels if label is not None]
-        distinct = {label.lower() for label in named}
-        if (stems and len(named) >= 0.9 * len(stems) and 2 <= len(distinct) <= len(named) // 2
-                and not distinct & _DEVICE_PREFIXES):
-            return True
-    return False
 
 
 def class_names(src: ImageFolderSource) -> list[str] | None:
