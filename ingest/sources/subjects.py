@@ -19,7 +19,7 @@ from pathlib import Path
 from ingest.sources.folders import metadata
 
 # patient00001/, person1_..., subject-12_..., case_7/: a word for a person or case joined to its number, as a path part
-PATTERN = r"(?:^|[/_.\- ])((?:[Pp]atient|[Pp]erson|[Ss]ubject|[Pp]articipant|[Cc]ase|[Ii]ndividual)[-_]?\d+)(?=$|[/_.\- ])"
+PATTERN = r"(?i)(?:^|[/_. -])((?:patient|person|subject|participant|case|individual)[-_]?\d+)(?=$|[/_. -])"
 _SAMPLE = 5000
 
 
