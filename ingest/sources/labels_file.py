@@ -38,9 +38,10 @@ LABEL_NAMES = ("label", "labels", "class", "classname", "classid", "category", "
                "findinglabels", "tags", "tag")  # ChestX-ray14's Finding Labels, Planet's tags: often several a row
 SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 # what several images show at once, so that a split between them leaks (HAM10000's lesion_id, ChestX-ray14's Patient ID,
-# a camera trap's seq_id, Happywhale's individual_id): the dataset stage keeps each one's images in one split
-SUBJECT_NAMES = ("lesionid", "patientid", "patient", "subjectid", "subject", "participantid", "participant", "personid",
-                 "individualid", "caseid", "seqid", "sequenceid", "sequence", "videoid", "video", "burstid")
+# a camera trap's seq_id, Happywhale's individual_id): the dataset stage keeps each one's images in one split. The
+# widest first: ISIC 2020's file has patient_id and lesion_id, and a patient's lesions share a split too
+SUBJECT_NAMES = ("patientid", "patient", "subjectid", "subject", "participantid", "participant", "personid",
+                 "individualid", "caseid", "lesionid", "seqid", "sequenceid", "sequence", "videoid", "video", "burstid")
 _SAMPLE = 500
 _FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make

@@ -234,7 +234,8 @@ def test_a_subject_column_is_found_and_lands_with_each_image(tmp_path, make_para
     assert rows == {"ISIC_0000000.jpg": ("bkl", "HAM_0000118"), "ISIC_0000001.jpg": ("bkl", "HAM_0000118"),
                     "ISIC_0000002.jpg": ("nv", "HAM_0002730"), "ISIC_0000003.jpg": ("nv", "HAM_0001466")}
     for header, column in (("Image Index,Finding Labels,Follow-up #,Patient ID", "Patient ID"),
-                           ("file_name,category,seq_id,location", "seq_id"), ("image,label", None)):
+                           ("file_name,category,seq_id,location", "seq_id"), ("image,label", None),
+                           ("image_name,patient_id,lesion_id,diagnosis,target", "patient_id")):  # ISIC 2020
         (tmp_path / "t.csv").write_text(header + "\n")
         assert find_columns(tmp_path / "t.csv").get("subject_column") == column
 
