@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 DELIMITERS = (",", "\t", ";", "|")
 
 
+def column_key(name: str) -> str:
+    """A column's name as headers are matched: lower case, letters and digits only (``Patient ID`` -> ``patientid``)."""
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
 def require_file(path: Path, what: str) -> None:
     if not path.exists():
         raise InputError(f"{path}: {what} does not exist")

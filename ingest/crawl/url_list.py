@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sluice.delimited import DELIMITERS, read_delimited, require_file
+from sluice.delimited import DELIMITERS, column_key, read_delimited, require_file
 from sluice.errors import InputError
 from sluice.params_data import URL_LIST_LABEL_NAMES as LABEL_NAMES
 from sluice.stage import stage_logger
@@ -48,9 +48,6 @@ class Row:
     reason: str | None = None  # bad_url / conflicting_label / repeated_url: logged (the first two quarantined)
     details: str | None = None
 
-
-def _key(name: str) -> str:
-    return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def is_url(value: str | None) -> bool:
@@ -114,10 +111,10 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
     if not urls:
         raise InputError(f"{path}: no column of http(s) URLs (header: {', '.join(frame.columns)}); a list of image "
                          "URLs needs one (set crawl.url_list.url_column)")
-    url = next((c for key in _PREFERRED_URL for c in urls if _key(c) == key), urls[0])
-    label = next((c for key in LABEL_NAMES for c in frame.columns if _key(c) == key and c != url), None)
-    ident = next((c for key in ID_NAMES for c in frame.columns if _key(c) == key and c not in (url, label)), None)
-    split = next((c for key in SPLIT_NAMES for c in frame.columns if _key(c) == key and c not in (url, label, ident)),
+    url = next((c for key in _PREFERRED_URL for c in urls if column_key(c) == key), urls[0])
+    label = next((c for key in LABEL_NAMES for c in frame.columns if column_key(c) == key and c != url), None)
+    ident = next((c for key in ID_NAMES for c in frame.columns if column_key(c) == key and c not in (url, label)), None)
+    split = next((c for key in SPLIT_NAMES for c in frame.columns if column_key(c) == key and c not in (url, label, ident)),
                  None)
     return {"url_column": url, **({"label_column": label} if label else {}), **({"id_column": ident} if ident else {}),
             **({"split_column": split} if split else {})}
@@ -125,7 +122,7 @@ def find_columns(path: str | Path, delimiter: str | None = None) -> dict:
 
 def _license_column(columns: list[str], taken: set[str]) -> str | None:
     """A column named license (Open Images' image_ids_and_rotation.csv: each image's license URL)."""
-    return next((c for c in columns if _key(c) in ("license", "licence", "licenseurl") and c not in taken), None)
+    return next((c for c in columns if column_key(c) in ("license", "licence", "licenseurl") and c not in taken), None)
 
 
 def read_rows(cfg, labelled: bool = True) -> Iterator[Row]:

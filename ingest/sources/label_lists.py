@@ -20,6 +20,7 @@ from ingest.sources.base import split_of
 from ingest.sources.folder_layout import subdirs
 from ingest.sources.labels_file import read_rows
 from ingest.sources.split_lists import LIST_FOLDERS, labelled_entries, list_sets, list_split, resolves
+from sluice.delimited import column_key
 
 # stems of class-names files (matched ignoring case, "-" and "_"): mmpretrain's classes.txt, PaddleClas'
 # label_list.txt, Caffe's synset_words.txt, TensorFlow's labels.txt, darknet's *.names
@@ -27,9 +28,6 @@ NAME_FILES = ("classes", "classnames", "classlist", "classindex", "labels", "lab
               "synsetwords", "synsets", "categories", "names")
 _SAMPLE = 500
 
-
-def _key(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
 
 
 def find_labelled(root: Path, extensions: tuple[str, ...]) -> dict:
@@ -73,7 +71,7 @@ def _labels(lists: list[Path], bases: list[Path], extensions: tuple[str, ...]) -
 
 def names_file(path: Path) -> bool:
     """Whether ``path`` is named as a class-names file (not landed from a folder its lists label)."""
-    return path.suffix.lower() in (".txt", ".names") and _key(path.stem) in NAME_FILES and list_split(path) is None
+    return path.suffix.lower() in (".txt", ".names") and column_key(path.stem) in NAME_FILES and list_split(path) is None
 
 
 def index_names(labels_file: Path, label_column: str, folders: list[Path]) -> dict:

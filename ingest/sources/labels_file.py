@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ingest.sources import labels_json
 from ingest.sources.base import Record
 from ingest.sources.split_lists import named, unknown_index
-from sluice.delimited import DELIMITERS, read_delimited
+from sluice.delimited import DELIMITERS, column_key, read_delimited
 from sluice.errors import InputError
 
 if TYPE_CHECKING:
@@ -47,9 +47,6 @@ _FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
 
 
-def _key(name: str) -> str:
-    return "".join(c for c in name.lower() if c.isalnum())
-
 
 def find_columns(path: Path) -> dict:
     """The file, label (and split) columns of a labels file by their usual names; InputError when unsure."""
@@ -62,7 +59,7 @@ def find_columns(path: Path) -> dict:
         header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)]
     by_key = {}
     for name in header:
-        by_key.setdefault(_key(name), name)
+        by_key.setdefault(column_key(name), name)
     found = {role: next((by_key[k] for k in names if k in by_key), None)
              for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES),
                                  ("subject_column", SUBJECT_NAMES))}
@@ -187,7 +184,7 @@ def read_rows(path: Path, required: list[str]) -> pl.DataFrame:
 def labels_of(label: str, column: str) -> list[str]:
     """The distinct labels a cell gives: one, or several joined by ``|`` or ``;`` (ChestX-ray14's
     ``Effusion|Infiltration``), or by spaces in a column of tags (Planet's ``tags``: ``haze primary``)."""
-    separator = r"[|;]" if _key(column) not in ("tags", "tag") else r"[|;\s]"
+    separator = r"[|;]" if column_key(column) not in ("tags", "tag") else r"[|;\s]"
     return list(dict.fromkeys(t.strip() for t in re.split(separator, label) if t.strip())) or [label.strip()]
 
 
@@ -258,7 +255,7 @@ def beside(root: Path) -> Path | None:
     JSON beside ``images/``); of several, the one whose name has the folder's (iWildCam's
     ``metadata/iwildcam2021_train_annotations.json`` for ``train/``)."""
     inside = _tables(root)
-    by_stem = {_key(p.stem): p for p in inside}
+    by_stem = {column_key(p.stem): p for p in inside}
     preferred = next((by_stem[k] for k in PREFERRED if k in by_stem
                       and not (labels_json.reads(by_stem[k]) and not _has_columns(by_stem[k]))), None)
     if preferred:
@@ -273,7 +270,7 @@ def beside(root: Path) -> Path | None:
         near = [root.parent, *(d for d in sorted(root.parent.iterdir()) if d.is_dir() and d != root  # ISIC's _GroundTruth/
                                and re.search(r"annotation|metadata|ground.?truth|labels", d.name, re.IGNORECASE))]
         outside = [p for folder in near for p in _tables(folder) if "submission" not in p.stem.lower() and _has_columns(p)]
-        named = [p for p in outside if _key(root.name) in _key(p.stem)]
+        named = [p for p in outside if column_key(root.name) in column_key(p.stem)]
         if len(outside) == 1 or len(named) == 1:
             return outside[0] if len(outside) == 1 else named[0]
     return None

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 from ingest.sources.base import Record, SourceConfig, safe_text, split_of
+from ingest.sources.labels_file import LABEL_NAMES as FILE_LABELS, SUBJECT_NAMES
 from sluice.connectors import Connector
+from sluice.delimited import column_key
 from sluice.errors import InputError
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class ParquetSource(SourceConfig):
     path_column: str | None = None
     id_column: str | None = None
     split_column: str | None = None
+    subject_column: str | None = None  # the patient / lesion each row shows: one split each (labels_file.SUBJECT_NAMES)
     class_names: list[str] | None = None
 
 
@@ -103,7 +106,7 @@ def _open(src: ParquetSource) -> ds.Dataset:
         dataset = _dataset(_files(root, f"source '{src.name}'"))
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{root}: cannot read as Parquet or Arrow ({err})") from None
-    for column in (src.image_column, src.label_column, src.path_column, src.id_column, src.split_column):
+    for column in (src.image_column, src.label_column, src.path_column, src.id_column, src.split_column, src.subject_column):
         if column and column not in dataset.schema.names:
             raise InputError(f"{root}: Parquet has no column '{column}' (columns: {', '.join(dataset.schema.names)}); "
                              f"set ingest.sources[{src.name}] columns")
@@ -118,7 +121,7 @@ def read_parquet(src: ParquetSource, max_bytes: int) -> Iterator[Record]:
     dataset = _open(src)
     root = Path(src.path)
     wanted = list(dict.fromkeys(c for c in (src.image_column, src.label_column, src.path_column, src.id_column,
-                                            src.split_column) if c))
+                                            src.split_column, src.subject_column) if c))
     names = src.class_names or _hf_class_names(dataset.schema, src.label_column)
     home = (root if root.is_dir() else root.parent).resolve()
     for fragment in dataset.get_fragments():
@@ -184,8 +187,9 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
                       details=f"column '{src.image_column}' is empty{named}")
     if len(image) > max_bytes:
         return Record(uri, item_id=item_id, reject="too_large", details=f"{len(image)} bytes > ingest.max_file_bytes {max_bytes}")
+    subject = cols[src.subject_column][i] if src.subject_column else None
     return Record(uri, bytes(image), label=None if label is None else str(label), split_hint=split, extra=extra,
-                  item_id=item_id)
+                  item_id=item_id, subject=None if subject is None or str(subject).strip() == "" else safe_text(str(subject)))
 
 
 def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | None:
@@ -200,12 +204,15 @@ def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | 
 
 
 LABEL_NAMES = ("label", "labels", "fine_label", "class", "class_label", "category", "target", "coarse_label")
+# a labels file's names of one label a row (HAM10000's dx, the Pets' breed), not its columns of several (tags)
+FILE_LABEL_NAMES = tuple(n for n in FILE_LABELS if n not in ("tags", "tag", "findinglabels", "predictionstring"))
 
 
 def detect(path: str) -> dict:
     """The column settings the Parquet at ``path`` needs: the image column when it is not ``image`` (the
-    first column of image bytes or ``{bytes, path}`` structs, one named like an image first) and the
-    label column when it is not ``label`` (the first of LABEL_NAMES, else none: unlabelled images)."""
+    first column of image bytes or ``{bytes, path}`` structs, one named like an image first), the
+    label column when it is not ``label`` (the first of LABEL_NAMES, else of a labels file's, else none:
+    unlabelled images) and a subject column (a patient, a lesion: ``labels_file.SUBJECT_NAMES``)."""
     try:
         schema = _dataset(_files(Path(path), path)).schema
     except (pa.ArrowInvalid, OSError) as err:
@@ -218,8 +225,12 @@ def detect(path: str) -> dict:
             raise InputError(f"{path}: no column of image bytes or {{bytes, path}} structs (columns: "
                              f"{', '.join(schema.names)}); set image_column on its ingest.sources entry")
         found["image_column"] = images[0]
-    if "label" not in schema.names:
-        found["label_column"] = next((n for n in LABEL_NAMES if n in schema.names), None)
+    by_key = {column_key(n): n for n in reversed(schema.names)}  # the first of names alike
+    if "label" not in schema.names:  # Hugging Face's names, then a labels file's (HAM10000's dx)
+        found["label_column"] = next((by_key[k] for k in dict.fromkeys([*map(column_key, LABEL_NAMES), *FILE_LABEL_NAMES])
+                                      if k in by_key), None)
+    if subject := next((by_key[k] for k in SUBJECT_NAMES if k in by_key), None):
+        found["subject_column"] = subject
     return found
 
 

@@ -131,3 +131,20 @@ def test_a_hugging_face_save_to_disk_folder(tmp_path, make_params, lake, png, ru
     pq.write_table(pa.table({"image": [png(1)]}), root / "train" / "extra.parquet")
     with pytest.raises(InputError, match="both Parquet and Arrow files"):
         public.run(make_params({"ingest": {"sources": [src]}}))
+
+
+def test_a_hugging_face_skin_lesion_set_finds_its_label_and_subject_columns(tmp_path, png):
+    """marmal88/skin_cancer (HAM10000 on the Hub): image, image_id, lesion_id, dx, ... as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.sources.parquet import ParquetSource, detect, read_parquet
+
+    table = pa.table({"image": [{"bytes": png(i), "path": f"ISIC_{i}.jpg"} for i in range(3)],
+                      "image_id": [f"ISIC_{i}" for i in range(3)], "lesion_id": ["HAM_1", "HAM_1", "HAM_2"],
+                      "dx": ["nv", "nv", "mel"]})
+    pq.write_table(table, tmp_path / "train-00000-of-00001.parquet")
+    found = detect(str(tmp_path))
+    assert found == {"label_column": "dx", "subject_column": "lesion_id"}
+    records = list(read_parquet(ParquetSource(name="s", kind="parquet", path=str(tmp_path), **found), 10**6))
+    assert [(r.label, r.subject) for r in records] == [("nv", "HAM_1"), ("nv", "HAM_1"), ("mel", "HAM_2")]
