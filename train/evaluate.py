@@ -37,16 +37,25 @@ def evaluate_split(model: torch.nn.Module, loader, num_classes: int) -> EvalResu
     return evaluate(model, loader, num_classes=num_classes, device="cpu")
 
 
-def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """Split indices into k folds with each class spread evenly (deterministic for a seed)."""
+def stratified_folds(labels: np.ndarray, k: int, seed: int, units: np.ndarray | None = None) -> list[np.ndarray]:
+    """Split indices into k folds with each class spread evenly (deterministic for a seed). ``units`` (an id a
+    row; sluice/split_units.py) keeps the rows of one subject, a patient or a lesion, in one fold: a model held
+    out from an image is then held out from its subject too, as the dataset's splits are."""
     rng = np.random.default_rng(seed)
+    if units is None or len(np.unique(units)) == len(units):
+        items, members = labels, None
+    else:  # each unit an item, labelled by its first row
+        _, first, members = np.unique(units, return_index=True, return_inverse=True)
+        items = labels[first]
     folds: list[list[int]] = [[] for _ in range(k)]
     offset = 0
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
+    for c in np.unique(items):
+        idx = rng.permutation(np.flatnonzero(items == c))
         for j, i in enumerate(idx):
             folds[(j + offset) % k].append(int(i))
         offset += len(idx)
+    if members is not None:
+        folds = [np.flatnonzero(np.isin(members, f)).tolist() for f in folds]
     return [np.sort(np.array(f, np.int64)) for f in folds]
 
 
@@ -58,17 +67,18 @@ def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
             [i for p in parts for i in p.ids])
 
 
-def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path,
-                log=None) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
+def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path, log=None,
+                units: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
     """Train one single-process model per stratified fold of train+val with the training recipe; yield
     ``(fold, held-out indices into train+val, model, data)`` where ``data.val`` iterates the held-out
-    images in order. ``log`` (a logger) gets a line per epoch: k models can take a while."""
+    images in order. ``log`` (a logger) gets a line per epoch: k models can take a while. ``units``: see
+    :func:`stratified_folds`."""
     manifest, images, labels, _ = train_val(folder)
     if min(np.bincount(labels)) < 1 or len(labels) < 2 * k:
         raise InputError(f"{folder}: {len(labels)} train+val images are too few for {k}-fold cross-validation")
     cfg, _ = resolve(cfg.model_copy(update={"final_fit": False}),
                      {**manifest, "splits": {"train": {"rows": len(labels) * (k - 1) // k}}})
-    for i, held in enumerate(stratified_folds(labels, k, cfg.seed)):
+    for i, held in enumerate(stratified_folds(labels, k, cfg.seed, units)):
         keep = np.setdiff1d(np.arange(len(labels)), held)
         sub = workdir / f"fold-{i}"
         split = lambda ix: snapshot.SplitArrays(images[ix], labels[ix], np.ones(len(ix), np.float32),  # noqa: E731

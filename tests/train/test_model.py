@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,6 +113,18 @@ def test_stratified_folds_partition_and_balance_classes():
     assert allidx == list(range(42))
     for f in folds:
         assert list((labels[f] == c).sum() for c in range(3)) == [10, 3, 1]
+
+
+def test_stratified_folds_keep_a_subjects_rows_in_one_fold_and_are_unchanged_without_subjects():
+    labels = np.array([0, 1, 2] * 20)
+    units = np.array([f"patient-{i // 4}" for i in range(60)], dtype=object)  # 15 patients of 4 images
+    folds = stratified_folds(labels, 3, seed=2, units=units)
+    assert sorted(i for f in folds for i in f.tolist()) == list(range(60))
+    assert all(len(set(units[f])) * 4 == len(f) for f in folds)  # every patient whole in its fold
+    assert min(len(f) for f in folds) >= 16
+    plain = stratified_folds(labels, 3, seed=2)
+    alone = stratified_folds(labels, 3, seed=2, units=np.arange(60).astype(str))  # no subject shared: as before
+    assert all((a == b).all() for a, b in zip(plain, alone))
 
 
 def test_mcnemar_exact_and_chi_square():

@@ -215,3 +215,20 @@ def test_fold_models_are_deterministic(small_snapshot, tmp_path):
             for r in range(2)]
     for a, b in zip(*runs):
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_subject_units_map_each_image_to_its_subjects_groups(lake):
+    """The fold units the OOF stage takes from the lake: groups joined by a subject, an unknown image alone."""
+    from datetime import UTC, datetime
+
+    from train.oof import subject_units
+
+    assert subject_units(lake, ["a"]) is None  # no lake yet
+    ids = ["a", "b", "c", "d"]
+    lake.merge_insert("raw_images", pa.table({
+        "image_id": ids, "content": pa.array([i.encode() for i in ids], pa.binary()), "source": ["s"] * 4,
+        "source_uri": ids, "fetched_at": pa.array([datetime(2026, 1, 1, tzinfo=UTC)] * 4, pa.timestamp("us", tz="UTC")),
+        "run_id": ["r"] * 4, "subject": ["p1", None, "p1", None]}))
+    lake.overwrite("image_groups", pa.table({"image_id": ids, "dup_group": ["a", "b", "c", "b"],
+                                             "is_canonical": [True, True, True, False], "run_id": ["r"] * 4}))
+    assert subject_units(lake, ["a", "b", "c", "zz"]).tolist() == ["a", "b", "a", "zz"]
