@@ -8,6 +8,7 @@ import pytest
 
 from ingest import public
 from ingest.sources.image_folder import detect
+from ingest.sources import subjects
 from ingest.sources.labels_file import before_boxes
 from sluice.errors import ConfigError, InputError
 
@@ -65,7 +66,8 @@ def test_torchvision_gtsrb_numbers_name_the_numbered_class_folders(tmp_path, mak
                                            + "".join(f"{k:05d}.ppm;8;8;1;1;7;7;{[0, 2, 1, 7][k]}\n" for k in range(4)))
     (root / "Final_Test" / "Images" / "GT-final_test.test.csv").write_text("Filename;Width;Height\n00000.ppm;8;8\n")
     found = detect(str(top))
-    assert found == {"path": root.as_posix(), "split_labels": {"Final_Test/Images": (top / "GT-final_test.csv").as_posix()}}
+    assert found == {"path": root.as_posix(), "split_labels": {"Final_Test/Images": (top / "GT-final_test.csv").as_posix()},
+                     "subject_pattern": subjects.TRACK_PATTERN}  # the training images' tracks (test_subjects.py)
 
     with caplog.at_level("INFO"):
         _run(make_params, root, split_labels=found["split_labels"])

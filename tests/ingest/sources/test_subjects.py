@@ -67,3 +67,24 @@ def test_a_pattern_without_one_group_or_with_a_subject_column_is_refused():
     with pytest.raises(ValueError, match="give one"):
         ImageFolderSource(name="s", kind="image_folder", path="x", label_from="file", labels_file="l.csv",
                           subject_column="patient", subject_pattern=r"(p\d+)")
+
+
+@pytest.mark.parametrize("layout", ["original", "kaggle"])
+def test_gtsrb_tracks_are_subjects(tmp_path, png, layout):
+    """GTSRB's training images are tracks of one sign's frames: Final_Training/Images/00000/00000_00029.ppm as
+    published, Train/0/00000_00000_00029.png on Kaggle; the test images (00000.ppm) have none."""
+    folders = {"original": "Final_Training/Images/{c:05d}/{t:05d}_{f:05d}.ppm",
+               "kaggle": "Train/{c}/{c:05d}_{t:05d}_{f:05d}.png"}[layout]
+    for c in range(2):
+        for t in range(3):
+            for f in range(4):
+                path = tmp_path / folders.format(c=c, t=t, f=f)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(png(c * 100 + t * 10 + f))
+    (tmp_path / "Test").mkdir()
+    (tmp_path / "Test" / "00000.png").write_bytes(png(999))
+    assert subjects.find(tmp_path, image_extensions()) == {"subject_pattern": subjects.TRACK_PATTERN}
+    rx = subjects.compiled(subjects.TRACK_PATTERN)
+    first = folders.format(c=1, t=2, f=0)
+    assert subjects.of(rx, first) == first.rsplit("_", 1)[0]  # the class folder and the track: tracks restart a class
+    assert subjects.of(rx, "Test/00000.png") is None
