@@ -336,6 +336,10 @@ def run(params) -> dict:
     if (subjects := counts["subjects"])["units"]:
         log.info("subjects: %d rows show a subject shown by another row (%d subjects or chains of them, the largest "
                  "%d rows), each subject's rows in one split", subjects["rows"], subjects["units"], subjects["largest"])
+    if subjects["largest"] > max(50, 0.05 * rows.height):  # a place or a site named as the subject: lopsided splits
+        log.warning("subjects: one subject (or chain of them) holds %d of the %d rows, all in one split, so the split "
+                    "shares are off: is the subject column a place, a site or a class rather than who or what an image "
+                    "shows? (ingest.sources subject_column / subject_pattern)", subjects["largest"], rows.height)
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
         log.warning("source test split: %d image(s) have a duplicate in the source train split -> %s "

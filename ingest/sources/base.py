@@ -82,6 +82,16 @@ class Record:
     subject: str | None = None  # who or what the image shows (a patient, a lesion, a sequence): one split each
 
 
+_NO_SUBJECT = {"", "nan", "na", "n/a", "none", "null", "-", "?", "unknown"}  # how exports write a missing value
+
+
+def subject_of(value: object) -> str | None:
+    """A subject as a source gives it (a patient id, a lesion id), or None where the cell says none: a missing
+    value written as ``nan`` must not make one patient of every image that lacks one."""
+    text = "" if value is None else str(value).strip()
+    return None if text.casefold() in _NO_SUBJECT else safe_text(text)
+
+
 def content_id(content: bytes) -> str:
     """An image's key in ``raw_images``: the SHA-256 of its bytes, in hex."""
     return hashlib.sha256(content).hexdigest()

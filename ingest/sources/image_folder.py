@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from ingest.sources import split_annotations, split_labels, subjects
-from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of
+from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of, subject_of
 from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, nested_classes, split_name, subdirs,
                                           wrapped)
 from ingest.sources.folders import metadata
@@ -170,7 +170,7 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
         return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
     return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id,
                   image_id=content_id(content),  # hashed here: on the reading thread, beside the other reads
-                  subject=None if subject is None else safe_text(subject))
+                  subject=subject_of(subject))
 
 
 def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record]:

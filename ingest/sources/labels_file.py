@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.sources import labels_json
-from ingest.sources.base import Record
+from ingest.sources.base import Record, subject_of
 from ingest.sources.split_lists import named, unknown_index
 from sluice.delimited import DELIMITERS, column_key, read_delimited
 from sluice.errors import InputError
@@ -166,7 +166,7 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         else:  # one image, or copies of it (HAM10000's part folders are shipped twice): each takes the label
             for hit in hits:
                 out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None,
-                                              (subject or "").strip() or None))
+                                              subject_of(subject)))
     return out
 
 

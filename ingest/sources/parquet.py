@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 
-from ingest.sources.base import Record, SourceConfig, safe_text, split_of
+from ingest.sources.base import Record, SourceConfig, safe_text, split_of, subject_of
 from ingest.sources.labels_file import LABEL_NAMES as FILE_LABELS, SUBJECT_NAMES
 from sluice.connectors import Connector
 from sluice.delimited import column_key
@@ -189,7 +189,7 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
         return Record(uri, item_id=item_id, reject="too_large", details=f"{len(image)} bytes > ingest.max_file_bytes {max_bytes}")
     subject = cols[src.subject_column][i] if src.subject_column else None
     return Record(uri, bytes(image), label=None if label is None else str(label), split_hint=split, extra=extra,
-                  item_id=item_id, subject=None if subject is None or str(subject).strip() == "" else safe_text(str(subject)))
+                  item_id=item_id, subject=subject_of(subject))
 
 
 def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | None:

@@ -385,3 +385,24 @@ def test_a_small_class_is_not_filled_by_moving_one_image_of_a_subject():
     m = _with_subjects(members(singletons({"a": 100, "c": 4})), {f"c-{k:04d}": "one patient" for k in range(4)})
     rows, _, _ = build(m, DatasetParams(seed=1, val_fraction=0.1, test_fraction=0.2, balance="none"))
     assert rows.filter(pl.col("label") == "c")["split"].n_unique() == 1
+
+
+def test_the_stage_keeps_subjects_in_one_split_and_warns_of_one_that_holds_a_large_share(demo_copy, make_params,
+                                                                                         tmp_path, monkeypatch, caplog):
+    """raw_images.subject read from the lake: patients of 3 images each split whole; a "subject" shared by a fifth of
+    the images (a site named as the subject) is kept whole too, and said to skew the split shares."""
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(str(demo_copy))
+    raw = pl.from_arrow(lake.read("raw_images", columns=["image_id", "source", "source_uri"])).sort("image_id")
+    n = raw.height
+    subject = [f"patient {k // 3}" if k < n // 2 else ("site A" if k < n // 2 + n // 5 else None) for k in range(n)]
+    lake.update_columns("raw_images", raw.with_columns(subject=pl.Series(subject, dtype=pl.String)).to_arrow(), ["subject"])
+    with caplog.at_level("INFO"):
+        summary = run(make_params({"lake": {"root": str(demo_copy)}}))
+    rows = pl.from_arrow(lake.read("dataset", columns=["image_id", "split"]))
+    groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group"]))
+    named = (raw.with_columns(subject=pl.Series(subject)).drop_nulls("subject").join(groups, on="image_id")
+             .join(rows.join(groups, on="image_id").select("dup_group", "split"), on="dup_group"))
+    assert named.group_by("source", "subject").agg(pl.col("split").n_unique())["split"].max() == 1
+    assert summary["leakage"]["subjects"]["in_several_splits"] == 0 and summary["leakage"]["subjects"]["units"] > 10
+    assert "holds" in caplog.text and "split shares are off" in caplog.text

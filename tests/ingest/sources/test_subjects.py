@@ -88,3 +88,12 @@ def test_gtsrb_tracks_are_subjects(tmp_path, png, layout):
     first = folders.format(c=1, t=2, f=0)
     assert subjects.of(rx, first) == first.rsplit("_", 1)[0]  # the class folder and the track: tracks restart a class
     assert subjects.of(rx, "Test/00000.png") is None
+
+
+@pytest.mark.parametrize("cell, subject", [("HAM_0000118", "HAM_0000118"), (" p 7 ", "p 7"), ("nan", None), ("NaN", None),
+                                           ("", None), ("N/A", None), (None, None), ("null", None), (12, "12")])
+def test_a_missing_subject_written_as_text_is_no_subject(cell, subject):
+    """pandas writes a missing patient id as nan in some exports: every such image one patient would be one unit."""
+    from ingest.sources.base import subject_of
+
+    assert subject_of(cell) == subject
