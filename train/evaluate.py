@@ -20,6 +20,7 @@ import torch
 from sluice import snapshot, snapshot_store
 from sluice.config import TrainParams
 from sluice.errors import InputError
+from sluice.split_units import image_subjects, units
 from sluice.stage import stage_logger
 from train.airbench import Lookahead, prepare
 from train.data import Data, LoaderSpec, load_data
@@ -59,6 +60,19 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int, units: np.ndarray | 
     return [np.sort(np.array(f, np.int64)) for f in folds]
 
 
+def subject_units(lake, ids: list[str]) -> np.ndarray | None:
+    """Each image's unit (the images of one subject its source names: sluice/split_units.py) where the lake names
+    subjects, else None; an image the lake does not group is a unit of its own."""
+    subjects = image_subjects(lake)
+    if subjects.is_empty() or not lake.exists("image_groups"):
+        return None
+    import polars as pl
+
+    groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group"]))
+    unit_of = dict(groups.join(units(groups, subjects), on="dup_group").select("image_id", "unit").iter_rows())
+    return np.array([unit_of.get(i, i) for i in ids], dtype=object)
+
+
 def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
     """The snapshot's train and val splits joined: (manifest, images, labels, image ids)."""
     manifest = snapshot_store.read_manifest(folder)
@@ -68,12 +82,13 @@ def train_val(folder: Path) -> tuple[dict, np.ndarray, np.ndarray, list[str]]:
 
 
 def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path, log=None,
-                units: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
+                lake=None) -> Iterator[tuple[int, np.ndarray, torch.nn.Module, Data]]:
     """Train one single-process model per stratified fold of train+val with the training recipe; yield
     ``(fold, held-out indices into train+val, model, data)`` where ``data.val`` iterates the held-out
-    images in order. ``log`` (a logger) gets a line per epoch: k models can take a while. ``units``: see
-    :func:`stratified_folds`."""
-    manifest, images, labels, _ = train_val(folder)
+    images in order. ``log`` (a logger) gets a line per epoch: k models can take a while. With the
+    ``lake``, each subject it names keeps its images in one fold (:func:`subject_units`)."""
+    manifest, images, labels, ids = train_val(folder)
+    units = subject_units(lake, ids) if lake is not None else None
     if min(np.bincount(labels)) < 1 or len(labels) < 2 * k:
         raise InputError(f"{folder}: {len(labels)} train+val images are too few for {k}-fold cross-validation")
     cfg, _ = resolve(cfg.model_copy(update={"final_fit": False}),
@@ -100,10 +115,11 @@ def fold_models(folder: Path, cfg: TrainParams, k: int, workdir: Path, log=None,
         yield i, held, model, data
 
 
-def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
-    """Train k single-process models on stratified folds of train+val; report accuracy mean and std."""
+def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path, lake=None) -> dict:
+    """Train k single-process models on stratified folds of train+val (a subject the ``lake`` names in one
+    fold); report accuracy mean and std."""
     accs = []
-    for i, _, model, data in fold_models(folder, cfg, k, workdir, log=stage_logger("evaluate")):
+    for i, _, model, data in fold_models(folder, cfg, k, workdir, log=stage_logger("evaluate"), lake=lake):
         acc = evaluate_split(model, data.val, data.num_classes).accuracy
         print(f"[evaluate] fold {i + 1}/{k}: accuracy {acc:.4f}", flush=True)
         accs.append(acc)
@@ -112,7 +128,7 @@ def kfold(folder: Path, cfg: TrainParams, k: int, workdir: Path) -> dict:
 
 
 def run(cfg: TrainParams, model_dir: Path | str, metrics_path: Path | str = METRICS,
-        confusion_path: Path | str = CONFUSION) -> dict:
+        confusion_path: Path | str = CONFUSION, lake=None) -> dict:
     torch.set_num_threads(cfg.threads_per_process * cfg.processes)
     model, config = load_model(model_dir)
     model = model.to(memory_format=torch.channels_last)
@@ -139,7 +155,7 @@ def run(cfg: TrainParams, model_dir: Path | str, metrics_path: Path | str = METR
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="sluice-kfold-") as tmp:
-            body["kfold"] = kfold(folder, cfg, cfg.kfold, Path(tmp))
+            body["kfold"] = kfold(folder, cfg, cfg.kfold, Path(tmp), lake)
     body["seconds"] = round(time.perf_counter() - start, 3)
     write_json(metrics_path, body)
     return body
@@ -154,8 +170,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def go():
-        cfg = load_params().train
-        run(cfg, args.model or cfg.out_dir)
+        from sluice.lake import Lake
+
+        params = load_params()
+        run(params.train, args.model or params.train.out_dir, lake=Lake.from_params(params))
 
     stage_main(go)
 

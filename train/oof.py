@@ -43,7 +43,6 @@ from sluice import snapshot_store
 from sluice.config import Params
 from sluice.lake import Lake
 from sluice.runs import new_run_id
-from sluice.split_units import image_subjects, units
 from sluice.stage import run_stage, stage_logger, stage_record
 from train.data import LoaderSpec, load_data
 from train.evaluate import fold_models, train_val
@@ -77,19 +76,6 @@ def trained_model(params: Params, manifest: dict) -> torch.nn.Module | None:
     return load_model(folder)[0]
 
 
-def subject_units(lake: Lake, ids: list[str]) -> np.ndarray | None:
-    """Each image's unit (the images of one subject its source names: sluice/split_units.py) where the lake names
-    subjects, else None; an image the lake does not group is a unit of its own."""
-    subjects = image_subjects(lake)
-    if subjects.is_empty() or not lake.exists("image_groups"):
-        return None
-    import polars as pl
-
-    groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group"]))
-    unit_of = dict(groups.join(units(groups, subjects), on="dup_group").select("image_id", "unit").iter_rows())
-    return np.array([unit_of.get(i, i) for i in ids], dtype=object)
-
-
 def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
     """Probabilities of every train+val image from the fold model that held it out, and (with
     ``insight.test_issues``) of every test image: the trained model's when it was trained on this
@@ -108,7 +94,7 @@ def out_of_fold(folder: Path, params: Params, workdir: Path) -> dict:
         test_probs = (predict_probs(trained, test.test) if trained is not None
                       else np.zeros((len(test_ids), k), np.float32))
     for i, held, model, data in fold_models(folder, cfg, params.insight.folds, workdir, log=stage_logger(STAGE),
-                                            units=subject_units(Lake.from_params(params), ids)):
+                                            lake=Lake.from_params(params)):
         probs[held] = predict_probs(model, data.val)
         fold[held] = i
         if test is not None and trained is None:

@@ -221,7 +221,7 @@ def test_subject_units_map_each_image_to_its_subjects_groups(lake):
     """The fold units the OOF stage takes from the lake: groups joined by a subject, an unknown image alone."""
     from datetime import UTC, datetime
 
-    from train.oof import subject_units
+    from train.evaluate import subject_units
 
     assert subject_units(lake, ["a"]) is None  # no lake yet
     ids = ["a", "b", "c", "d"]
