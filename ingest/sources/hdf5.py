@@ -7,7 +7,8 @@ or its own name says images: ``x``, ``images``...) pairs with the dataset of as 
 role word (``y``, ``labels``, ``ans``...), in the same file or a file named alike in the same folder; the split is a
 word of the name (``train``, ``valid``, ``test``). Arrays are read a block of images at a time (never whole), and
 land as the NumPy connector lands its arrays (``npz.py``: a PNG an image, shapes, value ranges, class names,
-multi-label labels unlabelled). ``item_id`` is ``<file>:<dataset>:<index>``.
+multi-label labels unlabelled). A dataset of encoded images (an N-long dataset of variable-length uint8 or bytes: a
+JPEG file's bytes an item, as scripts that pack a folder into one file store it) lands each item's bytes as they are. ``item_id`` is ``<file>:<dataset>:<index>``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from ingest.sources.base import Record, SourceConfig, word_split
-from ingest.sources.npz import _IMAGES, _LABELS, array_records, label_indices
+from ingest.sources.npz import _IMAGES, _LABELS, array_records, label_at, label_indices
 from sluice.connectors import Connector
 from sluice.errors import InputError
 
@@ -63,7 +64,7 @@ def _datasets(path: Path) -> list[Images]:
     found: list[Images] = []
 
     def visit(name: str, item) -> None:
-        if not isinstance(item, h5py.Dataset) or item.dtype.kind not in "uif" or not item.shape:
+        if not isinstance(item, h5py.Dataset) or not (item.dtype.kind in "uif" or encoded(item.dtype)) or not item.shape:
             return
         if item.external or item.is_virtual:  # its bytes live in another file, any file: /etc/shadow as pixels
             raise InputError(f"{path}: dataset {name!r} keeps its data in other files (external or virtual storage): "
@@ -75,6 +76,34 @@ def _datasets(path: Path) -> list[Images]:
     except OSError as err:
         raise InputError(f"{path}: not a readable HDF5 file ({str(err).splitlines()[0]})") from None
     return found
+
+
+def encoded(dtype) -> bool:
+    """Whether a dataset's items are image files' bytes (variable-length uint8 or bytes, as h5py stores a JPEG),
+    not pixels."""
+    import h5py
+
+    return h5py.check_vlen_dtype(dtype) in (np.dtype("uint8"), bytes) or dtype.kind in "SV" and dtype.itemsize > 16
+
+
+def encoded_records(source: str, class_names: list[str] | None, found: list, max_bytes: int) -> Iterator[Record]:
+    """The Records of datasets of encoded images (a JPEG's bytes an item), landed as they are, a few at a time."""
+    for path, name, images, labels, split in found:
+        labels = None if labels is None or labels.reshape(len(labels), -1).shape[1] > 1 else labels.reshape(-1)
+        i = 0
+        for block in images.blocks(64):  # items up to ingest.max_file_bytes each: 64 at a time
+            for item in block:
+                uri, item_id = f"{path.as_posix()}#{name}/{i}", f"{path.name}:{name}:{i}"
+                raw = item.tobytes() if isinstance(item, np.ndarray) else bytes(item)
+                label = label_at(labels, i, class_names)
+                i += 1
+                if isinstance(label, Record) or not raw or len(raw) > max_bytes:
+                    reason = (label.reject, label.details) if isinstance(label, Record) else (
+                        ("missing_image_bytes", "an empty item") if not raw
+                        else ("too_large", f"{len(raw)} bytes > ingest.max_file_bytes {max_bytes}"))
+                    yield Record(uri, item_id=item_id, reject=reason[0], details=reason[1])
+                else:
+                    yield Record(uri, raw, label=label, split_hint=split, item_id=item_id)
 
 
 def _role(path: Path, name: str) -> tuple[str | None, str]:
@@ -90,11 +119,11 @@ def pairs(root: Path) -> list[tuple[Path, str, Images, np.ndarray | None, str | 
     """(file, dataset, images, labels or None, split) of each dataset of images, labels paired by name."""
     arrays = [a for path in files(root) for a in _datasets(path)]
     labels = {(a.path.parent, _role(a.path, a.name)[1]): a for a in arrays
-              if _role(a.path, a.name)[0] == "labels" and len(a.shape) in (1, 2, 4)}
+              if _role(a.path, a.name)[0] == "labels" and len(a.shape) in (1, 2, 4) and a.dtype.kind in "uif"}
     out = []
     for images in arrays:
         role, rest = _role(images.path, images.name)
-        if role != "images" or len(images.shape) not in (3, 4):
+        if role != "images" or len(images.shape) not in ((1,) if encoded(images.dtype) else (3, 4)):
             continue
         found = labels.get((images.path.parent, rest))
         found = None if found is None else np.concatenate(list(found.blocks(1 << 20)))
@@ -112,7 +141,9 @@ def read_hdf5(src: Hdf5Source, max_bytes: int) -> Iterator[Record]:
     found = pairs(root)
     if not found:
         raise InputError(f"{root}: no HDF5 dataset of images (x, images, ...: N x H x W[ x C])")
-    yield from array_records(src.name, src.class_names, found)
+    packed = [f for f in found if encoded(f[2].dtype)]
+    yield from array_records(src.name, src.class_names, [f for f in found if not encoded(f[2].dtype)])
+    yield from encoded_records(src.name, src.class_names, packed, max_bytes)
 
 
 def detect(path: str) -> dict:

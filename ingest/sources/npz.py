@@ -139,6 +139,16 @@ def read_npz(src: NpzSource, max_bytes: int) -> Iterator[Record]:
     yield from array_records(src.name, src.class_names, [(*pair, word_split(_role(pair[1])[1])) for pair in found])
 
 
+def label_at(labels: np.ndarray | None, i: int, class_names: list[str] | None) -> str | Record | None:
+    """Image ``i``'s label: its class index, named by ``class_names``; a Record of the rejection past them."""
+    label = None if labels is None else str(int(labels[i]))
+    if label is not None and class_names:
+        if int(label) >= len(class_names) or int(label) < 0:
+            return Record("", reject="bad_label", details=f"label {label} is outside the {len(class_names)} class_names")
+        label = class_names[int(label)]
+    return label
+
+
 def array_records(source: str, class_names: list[str] | None, found: list) -> Iterator[Record]:
     """The Records of arrays of images: ``found`` holds (file, array name, images, labels or None, split); images
     have ``shape`` and ``blocks()`` (a block of N x ... at a time); the HDF5 connector lands its arrays so too."""
@@ -163,12 +173,9 @@ def array_records(source: str, class_names: list[str] | None, found: list) -> It
             pixels = np.asarray(image, dtype=np.float64) * scale[0]
             if not np.isfinite(pixels).all() or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
                 return Record(uri, item_id=item_id, reject="pixel_out_of_range", details="a value outside 0..255")
-            label = None if labels is None else str(int(labels[i]))
-            if label is not None and class_names:
-                if int(label) >= len(class_names) or int(label) < 0:
-                    return Record(uri, item_id=item_id, reject="bad_label",
-                                  details=f"label {label} is outside the {len(class_names)} class_names")
-                label = class_names[int(label)]
+            label = label_at(labels, i, class_names)
+            if isinstance(label, Record):
+                return Record(uri, item_id=item_id, reject=label.reject, details=label.details)
             image = np.rint(pixels).astype(np.uint8)
             return Record(uri, png_bytes(image[..., 0] if image.ndim == 3 and image.shape[2] == 1 else image),
                           label=label, split_hint=split, item_id=item_id)

@@ -95,3 +95,25 @@ def test_a_dataset_stored_in_another_file_is_refused(tmp_path):
         f.create_dataset("images", shape=(3, 16, 16), dtype=np.uint8, external=[(str(secret), 0, 768)])
     with pytest.raises(InputError, match="keeps its data in other files"):
         detect(str(tmp_path / "x.h5"))
+
+
+@pytest.mark.parametrize("store", ["vlen", "fixed"])
+def test_a_dataset_of_encoded_images_lands_each_files_bytes(tmp_path, make_params, lake, png, store):
+    """A folder packed into one file by a script: each item a PNG / JPEG file's bytes (variable-length uint8, or
+    fixed-length bytes), beside integer labels; an empty item and a class index past the names are quarantined."""
+    files = [png(i) for i in range(3)] + [b""]
+    path = tmp_path / "train_images.h5"
+    with h5py.File(path, "w") as f:
+        if store == "vlen":
+            data = f.create_dataset("images", (4,), dtype=h5py.vlen_dtype(np.uint8))
+            for i, raw in enumerate(files):
+                data[i] = np.frombuffer(raw, np.uint8)
+        else:
+            f.create_dataset("images", data=np.array(files, dtype=f"S{max(map(len, files))}"))
+        f.create_dataset("labels", data=np.array([0, 1, 5, 0]))
+    assert detect(str(tmp_path)) == {}
+    stats = public.run(make_params({"ingest": {"sources": [
+        {"name": "h", "kind": "hdf5", "path": str(tmp_path), "class_names": ["cat", "dog"]}]}}))["sources"]["h"]
+    rows = {r["item_id"]: (r["content"], r["source_label"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
+    assert rows == {"train_images.h5:images:0": (files[0], "cat", "train"), "train_images.h5:images:1": (files[1], "dog", "train")}
+    assert stats["quarantine_reasons"] == {"bad_label": 1, "missing_image_bytes": 1}
