@@ -191,8 +191,9 @@ def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
     key = next((k for k in ("subject_column", "subject_pattern") if found.get(k)), None)
     if key:
-        what = f"column '{found[key]}'" if key == "subject_column" else "the images' paths (person1_..., patient00001/, a track's frames)"
-        print(f"[init] {what} name what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
+        what = f"column '{found[key]}' names" if key == "subject_column" else \
+            "the images' paths (person1_..., patient00001/, a track's frames) name"
+        print(f"[init] {what} what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
               f"one's images in one split (set {key}: null to split images one by one)")
     return found
 

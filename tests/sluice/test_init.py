@@ -547,3 +547,18 @@ def test_a_hostile_deeply_nested_json_export_is_one_line(run_cli, tmp_path):
     (tmp_path / "votes.json").write_text("[" * 200_000 + "]" * 200_000)
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "votes.json"))
     assert res.returncode == 2 and "Traceback" not in res.stderr and "votes.json" in res.stderr
+
+
+def test_a_subject_column_is_written_and_said(run_cli, tmp_path):
+    """A patient id beside the labels: init writes subject_column and says what it does and how to turn it off."""
+    (tmp_path / "xrays").mkdir()
+    for i in range(4):
+        Image.new("RGB", (20, 20), (60 * i, 10, 10)).save(tmp_path / "xrays" / f"{i}.png")
+    (tmp_path / "Data_Entry.csv").write_text("Image Index,Finding Labels,Patient ID\n0.png,No Finding,1\n"
+                                             "1.png,Effusion,1\n2.png,No Finding,2\n3.png,Effusion,3\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "xrays"))
+    assert res.returncode == 0, res.stderr
+    source = _project(tmp_path)[0]["ingest"]["sources"][0]
+    assert (source["label_column"], source["subject_column"]) == ("Finding Labels", "Patient ID")
+    assert "column 'Patient ID' names what each image shows" in res.stdout
+    assert "set subject_column: null to split images one by one" in res.stdout
