@@ -51,6 +51,7 @@ def figures(params) -> dict:
                                     _get(m["dataset"], "reconcile.merged_duplicates")),
         **{f"dataset_{s}": _first(_get(m["export"], f"counts.{s}"), _get(m["dataset"], f"counts.{s}.rows"))
            for s in ("train", "val", "test")},
+        "subjects_in_one_split": _get(m["dataset"], "leakage.subjects.units") or None,  # patients of 2+ images
         "crowd_label_accuracy": labels.get("dawid_skene_accuracy"),
         "label_noise_estimate": insight.get("noise_rate_estimate"),
         "test_label_issues": _get(insight, "test.issues"),  # wrong test labels to review

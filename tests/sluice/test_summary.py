@@ -46,6 +46,10 @@ def test_figures_from_what_the_stages_wrote(tmp_path, monkeypatch):
         "dataset_train": 1183, "dataset_val": 130, "dataset_test": 329, "crowd_label_accuracy": 0.965,
         "label_noise_estimate": 0.0084, "test_label_issues": 3, "test_accuracy": 0.9878, "int8_accuracy": 0.9878, "int8_speedup_b64": 1.66,
         "quality_checks_failed": 1, "quality_passed": True}
+    _write("data/manifests/dataset.json", {"leakage": {"subjects": {"units": 0}}})  # no subject named: no figure
+    assert "subjects_in_one_split" not in summary.figures(params)
+    _write("data/manifests/dataset.json", {"leakage": {"subjects": {"units": 244, "rows": 741}}})
+    assert summary.figures(params)["subjects_in_one_split"] == 244
 
 
 def test_pipeline_declares_only_the_summary_as_metrics():
