@@ -83,3 +83,23 @@ def test_samples_of_many_classes_stay_within_the_pages_budget(world, monkeypatch
     html = page.write_page(world.params, world.lake, ["cat", "dog", "fox"]).read_text()
     assert re.findall(r'<div class="row grid" data-class="(\w+)"', html) == ["cat", "dog"]
     assert "1 image a class, the first 2 of 3 classes (at most 2 images on this page" in html
+
+
+def test_leakage_section_counts_the_subjects_kept_in_one_split(world):
+    from quality.page import write_page
+
+    def said() -> list[tuple[str, str]]:
+        html = write_page(world.params, world.lake, ["cat", "dog", "fox"]).read_text()
+        return re.findall(r"(\d+) subjects its sources name .*?; (\d+) of them are in more than one split", html)
+
+    assert said() == []  # no subject named: nothing said
+    rows = world.lake.read("dataset").to_pylist()
+    first = [r["image_id"] for r in rows if r["split"] == rows[0]["split"]]
+    other = next(r["image_id"] for r in rows if r["split"] != rows[0]["split"])
+
+    def name(subject, ids):
+        world.edit("raw_images", lambda raw: [{**r, "subject": subject} if r["image_id"] in ids else r for r in raw])
+    name("p1", first[:2])  # one patient, one split
+    assert [n for _, n in said()] == ["0"]
+    name("p2", [first[2], other])  # one patient in two splits: the gold gate would stop this
+    assert int(said()[0][1]) >= 1
