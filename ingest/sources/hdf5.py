@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from ingest.sources.base import Record, SourceConfig, word_split
-from ingest.sources.npz import _IMAGES, _LABELS, array_records, label_at, label_indices
+from ingest.sources.npz import _IMAGES, _LABELS, BLOCK_BYTES, array_records, label_at, label_indices
 from sluice.connectors import Connector
 from sluice.errors import InputError
 
@@ -90,8 +90,11 @@ def encoded_records(source: str, class_names: list[str] | None, found: list, max
     """The Records of datasets of encoded images (a JPEG's bytes an item), landed as they are, a few at a time."""
     for path, name, images, labels, split in found:
         labels = None if labels is None or labels.reshape(len(labels), -1).shape[1] > 1 else labels.reshape(-1)
+        fixed = np.dtype(images.dtype).itemsize if np.dtype(images.dtype).kind in "SV" else 0
+        if fixed > max_bytes:  # a compressed dataset of 1 GB items is a small file that would fill memory
+            raise InputError(f"{path}:{name}: items of {fixed:,} bytes each, over ingest.max_file_bytes ({max_bytes:,})")
         i = 0
-        for block in images.blocks(64):  # items up to ingest.max_file_bytes each: 64 at a time
+        for block in images.blocks(max(1, min(64, BLOCK_BYTES // max(fixed, 1)))):  # 64 at a time, at most 64 MiB
             for item in block:
                 uri, item_id = f"{path.as_posix()}#{name}/{i}", f"{path.name}:{name}:{i}"
                 raw = item.tobytes() if isinstance(item, np.ndarray) else bytes(item)

@@ -117,3 +117,11 @@ def test_a_dataset_of_encoded_images_lands_each_files_bytes(tmp_path, make_param
     rows = {r["item_id"]: (r["content"], r["source_label"], r["split_hint"]) for r in lake.read("raw_images").to_pylist()}
     assert rows == {"train_images.h5:images:0": (files[0], "cat", "train"), "train_images.h5:images:1": (files[1], "dog", "train")}
     assert stats["quarantine_reasons"] == {"bad_label": 1, "missing_image_bytes": 1}
+
+
+def test_a_compressed_dataset_of_huge_fixed_items_is_one_line(tmp_path, make_params):
+    """200 items of 60 MB each, gzip-compressed: a file of a few hundred KB that would read 12 GB."""
+    with h5py.File(tmp_path / "train.h5", "w") as f:
+        f.create_dataset("images", shape=(200,), dtype="S60000000", compression="gzip", chunks=(1,))
+    with pytest.raises(InputError, match="over ingest.max_file_bytes"):
+        public.run(make_params({"ingest": {"sources": [{"name": "h", "kind": "hdf5", "path": str(tmp_path)}]}}))
