@@ -41,7 +41,8 @@ SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 # a camera trap's seq_id, Happywhale's individual_id): the dataset stage keeps each one's images in one split. The
 # widest first: ISIC 2020's file has patient_id and lesion_id, and a patient's lesions share a split too
 SUBJECT_NAMES = ("patientid", "patient", "subjectid", "subject", "participantid", "participant", "personid",
-                 "individualid", "caseid", "lesionid", "seqid", "sequenceid", "sequence", "videoid", "video", "burstid")
+                 "individualid", "animalid", "caseid", "studyid", "lesionid", "seqid", "sequenceid", "sequence",
+                 "captureid", "eventid", "burstid", "videoid", "video")  # Snapshot Serengeti's capture_id: a burst
 _SAMPLE = 500
 _FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
