@@ -342,7 +342,7 @@ def run(params) -> dict:
                     "shows? (ingest.sources subject_column / subject_pattern)", subjects["largest"], rows.height)
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
-        log.warning("source test split: %d image(s) have a duplicate in the source train split -> %s "
+        log.warning("source test split: %d image(s) have a duplicate (or share a subject) in the source train split -> %s "
                     "(dataset.leak_policy: %s)", counts["leak_groups"], action, cfg.leak_policy)
     return {
         "run_id": run_id, "reconcile": recon, "classes": counts["classes"], "geometry": geometry.to_dict(),
