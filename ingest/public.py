@@ -8,8 +8,10 @@ nothing), rejected inputs in ``quarantine`` with their reason, counts reconciled
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ingest.landing import ingest_source, summarize
+from sluice import not_downloaded
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.stage import stage_logger
@@ -26,6 +28,8 @@ def check_sources(sources, configured, only: str | None) -> None:
     for src in sources:
         if not os.path.exists(src.path):
             raise InputError(f"{src.path}: path of ingest source '{src.name}' does not exist")
+        if not os.path.isdir(src.path) and (note := not_downloaded.file_note(Path(src.path))):
+            raise InputError(f"{src.path}: path of ingest source '{src.name}' is {note}")
 
 
 def run(params, only: str | None = None) -> dict:
@@ -46,6 +50,9 @@ def run(params, only: str | None = None) -> dict:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         log.info(f"{src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "
                  f"quarantined {stats.quarantined} ({reasons})")
+        if pointers := stats.reasons.get(not_downloaded.REASON):
+            log.warning(f"{src.name}: {pointers} files are Git LFS or git-annex pointers, not images (quarantined as "
+                        f"{not_downloaded.REASON}): fetch them in their repository (`git lfs pull`), then run again")
         if stats.relabelled or stats.withdrawn:
             log.info(f"{src.name}: {stats.relabelled} rows take the label or split the source gives now, "
                      f"{stats.withdrawn} labels withdrawn from files no longer in it (their images stay, unlabelled)")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sluice import class_order
+from sluice import class_order, not_downloaded
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
 from sluice.init_packed import names_dvc_can_track, packed
@@ -99,6 +99,7 @@ def _existing(path: str, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"{path}: {what} not found")
+    not_downloaded.check(p, path)  # a clone without its LFS content: say so before reading pointers as data
     return p
 
 

@@ -32,7 +32,7 @@ from ingest.sources.label_lists import find_labelled, folder_names, index_names,
 from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
-from sluice import read_ahead
+from sluice import not_downloaded, read_ahead
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -153,6 +153,8 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
           subject: str | None = None) -> Record:
     """One file as a Record (its bytes and their key) or a rejection: the work of a reading thread."""
     if not path.is_file():  # broken symlink, socket, fifo, a link to a folder: never silently skipped
+        if note := not_downloaded.link_note(path):
+            return Record(uri, item_id=item_id, reject=not_downloaded.REASON, details=note)
         return Record(uri, item_id=item_id, reject="unreadable", details=(
             "a link to a folder, not followed (links can loop): give its target as a source of its own"
             if path.is_dir() else "not a regular file (broken link or special file)"))
@@ -168,6 +170,8 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
         return Record(uri, item_id=item_id, reject="unreadable", details=f"{err.__class__.__name__}: {err.strerror or err}")
     if not content:
         return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
+    if note := not_downloaded.pointer_note(content):  # a clone without its LFS content
+        return Record(uri, item_id=item_id, reject=not_downloaded.REASON, details=note)
     return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id,
                   image_id=content_id(content),  # hashed here: on the reading thread, beside the other reads
                   subject=subject_of(subject))

@@ -502,3 +502,22 @@ def test_a_folder_of_images_beside_the_splits_is_quarantined_not_a_class(tmp_pat
     details = {r["row_key"].rsplit("/", 1)[-1]: r["details"] for r in lake.read("quarantine").to_pylist()}
     assert details["apple_banana.jpg"].startswith("test-multiple_fruits/ lies beside the split folders (Test/, Training/)")
     assert set(details) == {"apple_banana.jpg", "fruits.pdf"}
+
+
+def test_pointers_in_place_of_images_are_quarantined_as_not_downloaded(tmp_path, make_params, lake, png):
+    """A clone without its Git LFS or git-annex content: each pointer is named with the command that fetches it."""
+    root = tmp_path / "photos"
+    (root / "cat").mkdir(parents=True)
+    (root / "cat" / "real.png").write_bytes(png(1))
+    (root / "cat" / "pointer.png").write_bytes((b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 90\n"))
+    objects = tmp_path / ".git" / "annex" / "objects"
+    objects.mkdir(parents=True)
+    (root / "cat" / "annexed.png").symlink_to(objects / "SHA256E-s90--ab.png")
+    params = make_params({"ingest": {"sources": [{"name": "f", "kind": "image_folder", "path": str(root)}]}})
+    stats = public.run(params)["sources"]["f"]
+    assert stats["inserted"] == 1 and stats["quarantine_reasons"] == {"not_downloaded": 2}
+    reasons = {r["row_key"].rsplit("/", 1)[-1]: r["details"] for r in lake.read("quarantine").to_pylist()}
+    assert "git lfs pull" in reasons["pointer.png"] and "git annex get" in reasons["annexed.png"]
+    single = make_params({"ingest": {"sources": [{"name": "p", "kind": "parquet", "path": str(root / "cat" / "pointer.png")}]}})
+    with pytest.raises(InputError, match="path of ingest source 'p' is a Git LFS pointer"):
+        public.run(single)
