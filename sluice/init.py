@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sluice import class_order, not_downloaded
+from sluice import class_order, init_archive, not_downloaded
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
 from sluice.init_packed import names_dvc_can_track, packed
@@ -35,6 +35,7 @@ __pycache__/
 /reports/quality/*
 !/reports/quality/summary.json
 /dvc_plots/
+/sources/
 """
 DVCIGNORE = "# Paths DVC ignores when hashing dependencies (https://dvc.org/doc/user-guide/dvcignore)\n__pycache__/\n"
 DEMO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -222,13 +223,18 @@ def project_params(root: Path, args) -> dict:
             p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
             kind = (packed(p, value) or given) if given == "image_folder" else given
+            named = value
+            if kind == "image_folder" and init_archive.is_archive(p):  # a zip or tar of the folder: extracted once
+                p = init_archive.extract(p, root, value)
+                named = init_archive.stem(p)
             if p.is_dir() and root.resolve().is_relative_to(p.resolve()):
                 raise InputError(f"{value}: the project folder {root} would lie inside this source folder, where its "
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")
             if kind != "image_folder":
                 names_dvc_can_track(p, value)
-            sources.append({"name": _name(kind.split("_")[0], value, taken), "kind": kind, "path": _rel(p, root),
-                            **_detected("source", kind, p, value)})
+            found = _detected("source", kind, p, value)
+            sources.append({"name": _name(kind.split("_")[0], named, taken), "kind": kind, "path": _rel(p, root), **found}
+                           | ({"path": _rel(found["path"], root)} if "path" in found else {}))  # relative inside it
             found = class_order.source_classes(sources[-1], root)
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"

@@ -297,7 +297,7 @@ def _detect(path: str) -> dict:
     root = inner = Path(path)
     if not root.is_dir():
         archive = root.name.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar"))
-        raise InputError(f"{path}: " + ("an archive: extract it first (e.g. unzip it into a folder) and give the folder"
+        raise InputError(f"{path}: " + ("an archive: extract it first and give the folder (`sluice init --images` extracts a zip or tar)"
                                         if archive else "not a folder (--images takes a folder of images, a CSV of "
                                         "pixel values or a NumPy file of images)"))
     while (within := wrapped(inner)) is not None:

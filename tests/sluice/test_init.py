@@ -534,9 +534,9 @@ def test_caffe_style_lists_label_a_flat_folder_and_indices_without_names_are_sai
 
 def test_an_archive_or_a_single_file_given_as_images_is_one_line(run_cli, tmp_path):
     """A Kaggle download as it comes (a .zip) or one image: exit 2 with what to give instead, no traceback."""
-    (tmp_path / "data.zip").write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "data.zip"))
-    assert res.returncode == 2 and "data.zip: an archive: extract it first" in res.stderr and "Traceback" not in res.stderr
+    (tmp_path / "data.rar").write_bytes(b"Rar!\x1a\x07\x01\x00" + b"\0" * 18)  # zip and tar are extracted (test_init_archive)
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "data.rar"))
+    assert res.returncode == 2 and "data.rar: an archive: extract it first" in res.stderr and "Traceback" not in res.stderr
     Image.new("RGB", (8, 8)).save(tmp_path / "one.jpg")
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "one.jpg"))
     assert res.returncode == 2 and "one.jpg: not a folder (--images takes a folder of images" in res.stderr

@@ -1,0 +1,152 @@
+"""``sluice init --images ARCHIVE``: an image folder shipped as a zip or tar archive (Imagenette's ``.tgz``,
+Food-101's ``.tar.gz``, a Kaggle ``.zip``, ImageNet's training tar of one tar a class) is extracted once,
+safely, into the project's ``sources/`` folder, and that folder is the source.
+
+Extracted, not read in place: a folder's layout is read from its paths and the files beside its images
+(labels files, split lists, annotations), and a compressed tar has no random access, so every stage
+that reads the source would decompress the whole archive again. Safely: a member that would land
+outside the folder (an absolute path, ``..``, a link out of it, a device file) refuses the archive
+(Python's ``tarfile`` ``data`` filter, the same rule for zip names), an encrypted or corrupt one is one
+line, and the files must fit the disk's free space (declared sizes counted as they are written, so a
+bomb stops at the budget, never fills the disk). Once: a marker beside the folder records the archive's
+size and mtime, so ``sluice init --force`` again reuses it. The archive itself is never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import shutil
+import tarfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from sluice.errors import InputError
+
+SOURCES = "sources"  # the project's folder of extracted sources (git-ignored)
+SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
+RESERVE_BYTES = 512 << 20  # left free on the disk after extracting
+PROGRESS_EVERY = 20_000  # files between progress lines
+
+
+class _OverBudget(Exception):
+    pass
+
+
+def stem(path: Path) -> str:
+    """The archive's name without its archive suffix (``imagenette2-160.tgz`` -> ``imagenette2-160``)."""
+    name = path.name
+    return next((name[: -len(s)] for s in SUFFIXES if name.lower().endswith(s)), path.stem)
+
+
+def is_archive(path: Path) -> bool:
+    """A zip or tar file by name and by content (an ``.npz`` is a zip too, but not by name)."""
+    if not path.is_file() or not path.name.lower().endswith(SUFFIXES):
+        return False
+    try:
+        return zipfile.is_zipfile(path) if path.name.lower().endswith(".zip") else tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
+def extract(archive: Path, project: Path, shown: str) -> Path:
+    """The folder ``archive`` is extracted into (``project/sources/<stem>``), extracting it when it is not already."""
+    dest = project / SOURCES / stem(archive)
+    marker = dest.with_name(f".{dest.name}.extracted.json")
+    stat = archive.stat()
+    mark = {"archive": str(archive.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    previous = json.loads(marker.read_text()) if marker.is_file() else None
+    if dest.exists():
+        if previous and {k: previous.get(k) for k in mark} == mark:
+            print(f"[init] {shown}: already extracted into {dest} ({previous.get('files', '?'):,} files)")
+            return dest
+        if previous is None:
+            raise InputError(f"{dest}: exists and was not extracted from {shown} by sluice init; move it away, or give "
+                             "that folder to --images")
+        shutil.rmtree(dest)  # ours, from another version of the archive
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    budget = shutil.disk_usage(partial).free - RESERVE_BYTES
+    print(f"[init] {shown}: extracting into {dest} ...")
+    try:
+        files, size = _extract(archive, partial, budget, shown)
+        inner = sorted(p for p in partial.rglob("*") if is_archive(p))
+        for k, nested in enumerate(inner):  # ImageNet's training tar: one tar a class, extracted where it lies
+            n, s = _extract(nested, nested.with_name(stem(nested)), budget - size, f"{shown}: {nested.relative_to(partial)}")
+            nested.unlink()
+            files, size = files + n - 1, size + s
+            if (k + 1) % 100 == 0:
+                print(f"[init] {shown}: {k + 1:,} of {len(inner):,} archives inside it extracted")
+    except _OverBudget:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise InputError(f"{shown}: its files do not fit the free space beside the project ({budget / 1e9:.1f} GB, "
+                         f"{RESERVE_BYTES >> 20} MB kept free); free some, or extract it elsewhere and give the folder") from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    os.replace(partial, dest)
+    marker.write_text(json.dumps({**mark, "files": files, "bytes": size}))
+    print(f"[init] {shown}: extracted {files:,} files ({size / 1e6:,.1f} MB) into {dest}: the source "
+          f"(the archive is not changed)" + (f"; the {len(inner):,} archives inside it extracted too" if inner else ""))
+    return dest
+
+
+def _extract(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
+    """(files, bytes) written from ``archive`` into ``into``; a corrupt, encrypted or hostile archive is an InputError."""
+    try:
+        if archive.name.lower().endswith(".zip"):
+            return _unzip(archive, into, budget, shown)
+        return _untar(archive, into, budget, shown)
+    except _OverBudget:
+        raise
+    except InputError:
+        raise
+    except tarfile.FilterError as err:
+        raise InputError(f"{shown}: refused: a member would be written outside the folder or is not a plain file or "
+                         f"folder ({err}); extract it by hand if you trust it, and give the folder") from None
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError, RuntimeError,
+            ValueError) as err:  # RuntimeError: zipfile's "password required"
+        raise InputError(f"{shown}: cannot extract ({err.__class__.__name__}: {err})") from None
+
+
+def _untar(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
+    count = [0, 0]
+
+    def guarded(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        member = tarfile.data_filter(member, path)
+        if member.isfile():
+            count[0] += 1
+            count[1] += member.size
+            if count[1] > budget:
+                raise _OverBudget
+            if count[0] % PROGRESS_EVERY == 0:
+                print(f"[init] {shown}: {count[0]:,} files ({count[1] / 1e6:,.0f} MB)")
+        return member
+
+    into.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tf:
+        tf.extractall(into, filter=guarded)
+    return count[0], count[1]
+
+
+def _unzip(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for info in members:
+            name = PurePosixPath(info.filename.replace("\\", "/"))
+            if name.is_absolute() or ".." in name.parts or ":" in (name.parts[0] if name.parts else ""):
+                raise tarfile.FilterError(f"'{info.filename}' would be written outside the folder")
+        size = sum(i.file_size for i in members if not i.is_dir())
+        if size > budget:
+            raise _OverBudget
+        files = 0
+        for info in members:
+            zf.extract(info, into)
+            if not info.is_dir():
+                files += 1
+                if files % PROGRESS_EVERY == 0:
+                    print(f"[init] {shown}: {files:,} of {len(members):,} files")
+    return files, size

@@ -1,0 +1,114 @@
+"""`sluice init --images ARCHIVE`: a zip or tar of an image folder is extracted once, safely, into the project."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from sluice import init_archive
+from sluice.errors import InputError
+
+
+def _jpeg(shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (shade, 255 - shade, 90)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _classes(prefix: str = "imagenette/train/") -> dict[str, bytes]:
+    return {f"{prefix}{c}/{k}.JPEG": _jpeg(40 * k + 100 * i) for i, c in enumerate(("n01440764", "n02102040")) for k in range(3)}
+
+
+def test_a_tgz_of_class_folders_becomes_a_project_whose_source_is_the_extracted_folder(run_cli, tmp_path):
+    archive = _tar(tmp_path / "imagenette2-160.tgz", _classes())
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(archive), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "extracted 6 files" in res.stdout and "2 classes (n01440764, n02102040)" in res.stdout
+    params = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())
+    (source,) = params["ingest"]["sources"]
+    assert source["name"] == "image-imagenette2-160" and source["path"] == "sources/imagenette2-160/imagenette"
+    assert (tmp_path / "proj" / source["path"] / "train" / "n01440764" / "0.JPEG").read_bytes() == _classes()[
+        "imagenette/train/n01440764/0.JPEG"]
+    assert "/sources/" in (tmp_path / "proj" / ".gitignore").read_text()  # images are not committed to git
+    again = run_cli("init", str(tmp_path / "proj"), "--images", str(archive), "--force", cwd=tmp_path)
+    assert again.returncode == 0 and "already extracted into" in again.stdout  # once
+
+
+def test_a_tar_of_one_tar_a_class_is_extracted_into_class_folders(tmp_path):
+    """ImageNet's ILSVRC2012_img_train.tar holds n01440764.tar, ...: each inner tar becomes its folder."""
+    inner = {c: _tar(tmp_path / f"{c}.tar", {f"{c}_{k}.JPEG": _jpeg(k * 50) for k in range(2)}, "w")
+             for c in ("n01440764", "n01443537")}
+    outer = _tar(tmp_path / "ILSVRC2012_img_train.tar", {f"{c}.tar": p.read_bytes() for c, p in inner.items()}, "w")
+    folder = init_archive.extract(outer, tmp_path / "proj", "train.tar")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "n01440764/n01440764_0.JPEG", "n01440764/n01440764_1.JPEG", "n01443537/n01443537_0.JPEG", "n01443537/n01443537_1.JPEG"]
+
+
+def _hostile_tar(path: Path) -> Path:
+    with tarfile.open(path, "w") as tf:
+        link = tarfile.TarInfo("cat/passwd.jpg")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    return path
+
+
+def _hostile_zip(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("cat/1.jpg", _jpeg(1))
+        zf.writestr("../../escaped.jpg", _jpeg(2))
+    return path
+
+
+@pytest.mark.parametrize("make", [_hostile_tar, _hostile_zip], ids=["link-out-of-it", "dot-dot"])
+def test_a_member_that_would_land_outside_refuses_the_archive_and_leaves_nothing(tmp_path, make):
+    archive = make(tmp_path / ("evil.tar" if make is _hostile_tar else "evil.zip"))
+    with pytest.raises(InputError, match="evil.*refused: a member would be written outside"):
+        init_archive.extract(archive, tmp_path / "proj", archive.name)
+    assert not list((tmp_path / "proj" / "sources").iterdir()) and not (tmp_path / "escaped.jpg").exists()
+
+
+def test_a_corrupt_archive_is_one_line_and_a_bomb_stops_at_the_disk_budget(tmp_path, monkeypatch):
+    good = _tar(tmp_path / "photos.tar.gz", _classes(""))
+    (tmp_path / "cut.tgz").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(InputError, match="cut.tgz: cannot extract"):
+        init_archive.extract(tmp_path / "cut.tgz", tmp_path / "proj", "cut.tgz")
+    monkeypatch.setattr(init_archive, "RESERVE_BYTES", 1 << 62)  # no room at all
+    for archive in (good, tmp_path / "photos.zip"):
+        if archive.suffix == ".zip":
+            with zipfile.ZipFile(archive, "w") as zf:
+                zf.writestr("cat/1.jpg", _jpeg(1))
+        with pytest.raises(InputError, match="do not fit the free space"):
+            init_archive.extract(archive, tmp_path / "proj", archive.name)
+    assert not list((tmp_path / "proj" / "sources").iterdir())
+
+
+def test_a_folder_in_the_way_is_never_replaced(tmp_path):
+    (tmp_path / "proj" / "sources" / "photos" / "mine").mkdir(parents=True)
+    with pytest.raises(InputError, match="exists and was not extracted from photos.tgz"):
+        init_archive.extract(_tar(tmp_path / "photos.tgz", _classes("")), tmp_path / "proj", "photos.tgz")
+    assert (tmp_path / "proj" / "sources" / "photos" / "mine").is_dir()
+
+
+def test_only_zip_and_tar_names_are_archives(tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "images.npz", x=np.zeros((2, 4, 4), np.uint8))  # a zip by content: packed arrays, not a folder
+    (tmp_path / "notes.tar").write_text("not a tar")
+    assert not init_archive.is_archive(tmp_path / "images.npz") and not init_archive.is_archive(tmp_path / "notes.tar")
+    assert init_archive.is_archive(_tar(tmp_path / "a.tar.xz", _classes(""), "w:xz"))
+    assert init_archive.stem(Path("food-101.tar.gz")) == "food-101" and init_archive.stem(Path("x.TGZ")) == "x"
