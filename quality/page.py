@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sluice.held_out import SIDES_SQL
+
 SPLIT_COLOURS = {"train": "#3b6ea5", "val": "#e0a030", "test": "#c0504d"}
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
@@ -177,8 +179,8 @@ def _dup_groups(d: _Data, limit: int) -> str:
     return f"<p>{total} groups with more than one member; the largest {len(groups)} (canonical outlined):</p>{html}"
 
 
-_HINTS = ("SELECT image_id, bool_or(lower(trim(split_hint)) = 'test') AS t, "
-          "bool_or(lower(trim(split_hint)) IN ('train', 'val')) AS tr FROM raw_images GROUP BY 1")
+_HINTS = (f"SELECT image_id, bool_or(side = 'test') AS t, bool_or(side = 'train') AS tr FROM ({SIDES_SQL}) "
+          "GROUP BY 1")  # the side of its source's split each image is on (sluice/held_out.py)
 
 
 def _leakage(d: _Data, limit: int) -> str:

@@ -13,6 +13,7 @@ from quality.expectations import (HEX64, OK, SPLITS, classes_or_empty, between, 
 from quality.manifests import reconciliation_frames
 from quality.snapshots import snapshot_metrics
 from sluice.connectors import connectors
+from sluice.held_out import SIDES_SQL
 
 
 # ---------------------------------------------------------------------------- bronze
@@ -242,8 +243,8 @@ def dataset(env: Env) -> Suite:
     missing = "SELECT image_id FROM dataset WHERE image_id NOT IN (SELECT image_id FROM images)"
     disagree = ("SELECT d.image_id FROM dataset d JOIN labels l USING (image_id) "
                 "WHERE l.status = 'resolved' AND l.label IS DISTINCT FROM d.label")
-    test_in_train = ("SELECT DISTINCT d.image_id FROM dataset d JOIN raw_images r USING (image_id) "
-                     "WHERE d.split = 'train' AND r.split_hint = 'test'")
+    test_in_train = (f"SELECT DISTINCT d.image_id FROM dataset d JOIN ({SIDES_SQL}) r USING (image_id) "
+                     "WHERE d.split = 'train' AND r.side = 'test'")  # its test split, or a val it holds out
 
     def shares(env: Env) -> dict[str, float]:
         counts = dict(env.rows("SELECT label, count(*) FROM dataset WHERE split = 'train' GROUP BY label"))
@@ -327,9 +328,10 @@ def dataset(env: Env) -> Suite:
                             needs=("labels.label", "labels.status"),
                             keys=lambda env: env.values(f"{disagree} ORDER BY 1")),
             Check.aggregate("no_source_test_image_in_train", "warning",
-                            "no image its source marked as test is in the train split", between(0, 0),
+                            "no image its source holds out (its test split, or its val where it gives no test) "
+                            "is in the train split", between(0, 0),
                             lambda env: env.scalar(f"SELECT count(*) FROM ({test_in_train})"),
-                            needs=("raw_images.split_hint",),
+                            needs=("raw_images.split_hint", "raw_images.source"),
                             keys=lambda env: env.values(f"{test_in_train} ORDER BY 1")),
             Check.aggregate("test_leakage_share", "critical",
                             f"at most {q.max_test_leakage:.1%} of test images have a near-copy in train/val "

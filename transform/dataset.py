@@ -8,7 +8,8 @@ group can never span two splits and near-copies never count twice. Step by step 
    ``canonical`` (the canonical member's label; quarantined when it has none) or ``quarantine``. A
    group with no resolved label stays out of the dataset as *unlabeled* (it is not an error).
 2. **Source test split.** With ``keep_source_test`` a group with a member the source put in its test
-   split (``raw_images.split_hint``) is test. If the same group also has a member from the source's
+   split (``raw_images.split_hint``; a source that gives train and val but no test holds out its val:
+   sluice/held_out.py) is test. If the same group also has a member from the source's
    train split, that test image has a (near-)duplicate in train: it is reported and, per
    ``leak_policy``, moved to train (``to_train``) or quarantined (``drop``).
 3. **Split by hash** of the other groups (``transform/splits.py``; groups whose images show one subject, a
@@ -42,7 +43,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice import class_order
+from sluice import class_order, held_out
 from sluice.class_order import class_list
 from sluice.errors import InputError
 from sluice.imaging import read_geometry
@@ -59,9 +60,10 @@ STAGE = "dataset"
 
 
 # ---------------------------------------------------------------------------- inputs
-def load_members(lake: Lake) -> pl.DataFrame:
-    """Every silver image with its group, resolved label, the splits its sources gave it and when it
-    landed (``landed``: what keeps a group's split when it grows, :func:`transform.splits.split_keys`)."""
+def load_members(lake: Lake, raw: pl.DataFrame) -> pl.DataFrame:
+    """Every silver image with its group, resolved label, the side of its sources' splits it is on (``raw``:
+    ``raw_images``' image_id, source, split_hint and fetched_at; sluice/held_out.py) and when it landed
+    (``landed``: what keeps a group's split when it grows, :func:`transform.splits.split_keys`)."""
     if not lake.exists("images"):
         raise InputError(f"table 'images' does not exist yet in the lake at {lake.root} (run: python -m transform.clean)")
     if not lake.exists("labels"):
@@ -78,11 +80,9 @@ def load_members(lake: Lake) -> pl.DataFrame:
     labels = (pl.from_arrow(lake.read("labels", columns=["image_id", "label", "status"]))
               .filter((pl.col("status") == "resolved") & pl.col("label").is_not_null())
               .select("image_id", "label").unique("image_id", keep="first"))
-    hints = (pl.from_arrow(lake.read("raw_images", columns=["image_id", "split_hint", "fetched_at"]))
-             .with_columns(pl.col("split_hint").str.strip_chars().str.to_lowercase())
-             .group_by("image_id").agg(hint_test=(pl.col("split_hint") == "test").any(),
-                                       hint_train=pl.col("split_hint").is_in(["train", "val"]).any(),
-                                       landed=pl.col("fetched_at").min()))
+    hints = (held_out.sides(raw).group_by("image_id")
+             .agg(hint_test=(pl.col("side") == "test").any(), hint_train=(pl.col("side") == "train").any(),
+                  landed=pl.col("fetched_at").min()))
     members = (images.join(labels, on="image_id", how="left").join(hints, on="image_id", how="left")
                .with_columns(pl.col("hint_test", "hint_train").fill_null(False)).sort("image_id"))
     return members.join(units(groups, image_subjects(lake)), on="dup_group", how="left")
@@ -298,7 +298,11 @@ def run(params) -> dict:
     log = stage_logger(STAGE)
     started = time.perf_counter()
     versions_in = {t: lake.version(t) for t in ("raw_images", "images", "labels")}
-    members = load_members(lake)
+    raw = pl.from_arrow(lake.read("raw_images", ["image_id", "source", "split_hint", "fetched_at"], versions_in["raw_images"]))
+    members = load_members(lake, raw)
+    if held_vals := held_out.val_held_out(raw):  # ImageNet's val/: the source's held-out images
+        log.info("source val split held out as test (the source gives train and val, no test): %s",
+                 ", ".join(f"{name} {n}" for name, n in held_vals.items()))
     geometry = read_geometry(lake, "images", versions_in["images"])
     if geometry is None:
         raise InputError(f"table 'images' (version {versions_in['images']}) records no image geometry (written by "
@@ -350,7 +354,8 @@ def run(params) -> dict:
         "weight_sums": {f"{s}/{lab}": round(w, 6) for s, lab, w in weights.iter_rows()},
         "normalize": {"mean": mean, "std": std, "scale": "0..1", "split": "train"},
         "leakage": {"source_test_with_train_duplicate": counts["leak_groups"], "policy": cfg.leak_policy,
-                    "image_ids": counts["leak_image_ids"], "subjects": counts["subjects"]},
+                    "image_ids": counts["leak_image_ids"], "subjects": counts["subjects"],
+                    "source_val_held_out": held_vals},
         "group_label_conflicts": counts["conflict_groups"], "label_issues": acted, "balance": cfg.balance, "seed": cfg.seed,
         "seconds": round(time.perf_counter() - started, 3),
         "versions": {**versions_in, "dataset": lake.version("dataset"), "quarantine": lake.version("quarantine")},

@@ -221,6 +221,25 @@ def test_demo_dataset(demo_copy, make_params, demo_truth, tmp_path, monkeypatch)
     assert pl.from_arrow(lake.read("dataset")).drop("run_id").sort("image_id").equals(rows.drop("run_id").sort("image_id"))
 
 
+def test_a_source_giving_train_and_val_but_no_test_holds_out_its_val(demo_copy, make_params, tmp_path, monkeypatch):
+    """ImageNet's and Imagenette's val/ is their held-out set: test, never pooled into train (sluice/held_out.py)."""
+    monkeypatch.chdir(tmp_path)
+    lake = Lake(str(demo_copy))
+    raw = pl.from_arrow(lake.read("raw_images"))
+    as_val = (pl.col("source") == "demo-folder") & (pl.col("split_hint") == "test")
+    lake.overwrite("raw_images", raw.with_columns(split_hint=pl.when(as_val).then(pl.lit("val"))
+                                                  .otherwise(pl.col("split_hint"))).to_arrow())
+    held = set(raw.filter(as_val)["image_id"])
+    summary = run(make_params({"lake": {"root": str(demo_copy)}}))
+    assert summary["leakage"]["source_val_held_out"] == {"demo-folder": len(held)}
+    rows = pl.from_arrow(lake.read("dataset"))
+    groups = pl.from_arrow(lake.read("image_groups", columns=["image_id", "dup_group"]))
+    held_groups = set(groups.filter(pl.col("image_id").is_in(list(held)))["dup_group"])
+    splits = dict(rows.filter(pl.col("dup_group").is_in(list(held_groups))).select("image_id", "split").rows())
+    moved = set(summary["leakage"]["image_ids"])
+    assert splits and {s for i, s in splits.items() if i not in moved} == {"test"}  # the rest: copies in train, moved
+
+
 def test_missing_labels_is_a_clear_error(run_cli, demo_copy, tmp_path):
     import shutil
 
