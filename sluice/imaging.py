@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from pi_heif import register_heif_opener
 
+from sluice import dicom
+
 # HEIF/HEIC (what iPhones save by default) through libheif: pi-heif decodes only (no HEVC encoder
 # bundled); its files are opened, bomb-checked and decoded inside guard() like any other format
 register_heif_opener()
@@ -111,7 +113,7 @@ def image_extensions() -> set[str]:
 
     return {ext for ext, fmt in Image.registered_extensions().items()
             if fmt in Image.OPEN and not (isinstance(Image.OPEN[fmt][0], type)
-                                          and issubclass(Image.OPEN[fmt][0], ImageFile.StubImageFile))}
+                                          and issubclass(Image.OPEN[fmt][0], ImageFile.StubImageFile))} | set(dicom.EXTENSIONS)
 
 
 # ---------------------------------------------------------------------------- the guard
@@ -169,6 +171,9 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
     file has that many pixels (so its fitted pixels can differ by a grey level from a decode without it).
     """
     with guard(limits, JPEG_HEADROOM):
+        if dicom.is_dicom(content):  # a medical image: windowed to 8 bits (sluice/dicom.py)
+            return _fitted(*dicom.to_image(content, limits.max_pixels, limits.animated != "quarantine"),
+                           geometry, limits, source_side)
         im = _open(content, limits, JPEG_HEADROOM)
         fmt, mode, (width, height) = im.format, im.mode, im.size
         orientation = im.getexif().get(0x0112, 1)
@@ -186,6 +191,16 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
         pixels = np.asarray(fit(upright, geometry), np.uint8)
         if pixels.shape != geometry.shape:
             raise Reject("undecodable", f"decoded to {pixels.shape}, expected {geometry.shape}")
+    return Decoded(pixels, width, height, mode, fmt, upright if source_side else None)
+
+
+def _fitted(im: Image.Image, fmt: str, mode: str, geometry: Geometry, limits: Limits, source_side: int) -> Decoded:
+    """A decoded image (no EXIF, already at full size: DICOM) fitted as :func:`decode` fits the others."""
+    width, height = im.size
+    if min(width, height) < limits.min_side:
+        raise Reject("too_small", f"{width}x{height} < clean.min_side {limits.min_side}")
+    upright = to_rgb(im, geometry.background)
+    pixels = np.asarray(fit(upright, geometry), np.uint8)
     return Decoded(pixels, width, height, mode, fmt, upright if source_side else None)
 
 

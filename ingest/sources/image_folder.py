@@ -32,7 +32,7 @@ from ingest.sources.label_lists import find_labelled, folder_names, index_names,
 from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
-from sluice import not_downloaded, read_ahead
+from sluice import dicom, not_downloaded, read_ahead
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.imaging import image_extensions
@@ -172,6 +172,13 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
         return Record(uri, item_id=item_id, reject="empty_file", details="0 bytes")
     if note := not_downloaded.pointer_note(content):  # a clone without its LFS content
         return Record(uri, item_id=item_id, reject=not_downloaded.REASON, details=note)
+    if dicom.is_dicom(content):  # lands without the names in its header; its patient is its subject
+        try:
+            content, patient = dicom.deidentify(content)
+        except Exception as err:  # noqa: BLE001 - a hostile header raises anything; the file is kept in quarantine
+            return Record(uri, item_id=item_id, reject="unreadable", details=f"DICOM header unreadable: "
+                                                                              f"{err.__class__.__name__}: {err}")
+        subject = subject or patient
     return Record(uri, content, label=None if label is None else safe_text(label), split_hint=split, item_id=item_id,
                   image_id=content_id(content),  # hashed here: on the reading thread, beside the other reads
                   subject=subject_of(subject))

@@ -64,6 +64,8 @@ def find_columns(path: Path) -> dict:
     found = {role: next((by_key[k] for k in names if k in by_key), None)
              for role, names in (("file_column", FILE_NAMES), ("label_column", LABEL_NAMES), ("split_column", SPLIT_NAMES),
                                  ("subject_column", SUBJECT_NAMES))}
+    if not found["file_column"] and found["subject_column"] and found["label_column"]:  # RSNA's patientId: the
+        found["file_column"] = found["subject_column"]  # file is named by its patient (<patientId>.dcm)
     if not found["file_column"] and len(header) == 2 and not labels_json.reads(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
     if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):

@@ -521,3 +521,30 @@ def test_pointers_in_place_of_images_are_quarantined_as_not_downloaded(tmp_path,
     single = make_params({"ingest": {"sources": [{"name": "p", "kind": "parquet", "path": str(root / "cat" / "pointer.png")}]}})
     with pytest.raises(InputError, match="path of ingest source 'p' is a Git LFS pointer"):
         public.run(single)
+
+
+def test_dicom_files_land_de_identified_with_their_patient_as_subject(tmp_path, make_params, lake):
+    """An X-ray folder of .dcm files: no name of the header reaches the lake; the PatientID keeps a patient in one split."""
+    from pydicom.data import get_testdata_file
+
+    from sluice import dicom
+    from sluice.imaging import Geometry, Reject, decode
+
+    root = tmp_path / "xrays"
+    (root / "ct").mkdir(parents=True)
+    original = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    (root / "ct" / "slice.dcm").write_bytes(original)
+    (root / "ct" / "broken.dcm").write_bytes(original[:128] + b"DICM" + b"\xff" * 40)
+    (root / "ct" / "hostile.dcm").write_bytes(b"\0" * 128 + b"DICM\x02\x00\x10\x00ZZ\x04\x00abcd")  # no header to read
+    params = make_params({"ingest": {"sources": [{"name": "x", "kind": "image_folder", "path": str(root)}]}})
+    stats = public.run(params)["sources"]["x"]
+    assert stats["inserted"] == 2  # the cut file lands as it is (pydicom reads what it can); clean rejects it
+    assert stats["quarantine_reasons"] == {"unreadable": 1}  # a header pydicom cannot read: kept with why
+    assert "DICOM header unreadable" in lake.read("quarantine").to_pylist()[0]["details"]
+    row, cut = sorted(lake.read("raw_images").to_pylist(), key=lambda r: r["item_id"] != "ct/slice.dcm")
+    assert cut["subject"] is None
+    with pytest.raises(Reject):
+        decode(cut["content"], Geometry(8, 8, "squash"))
+    assert row["subject"] == "1CT1" and b"CompressedSamples" not in row["content"] and b"CompressedSamples" in original
+    assert row["content"] == dicom.deidentify(original)[0]
+    assert public.run(params)["sources"]["x"]["inserted"] == 0  # landing again: the same de-identified bytes, nothing new

@@ -256,3 +256,10 @@ def test_a_coco_files_image_fields_name_the_subject(tmp_path):
         "categories": [{"id": 0, "name": "deer"}]}))
     assert find_columns(tmp_path / "a.json") == {"file_column": "file_name", "label_column": "category",
                                                  "subject_column": "seq_id"}
+
+
+def test_a_labels_file_keyed_by_the_patient_names_its_files_by_that_column(tmp_path):
+    """RSNA's stage_2_train_labels.csv: patientId,x,y,width,height,Target beside <patientId>.dcm files, no file column."""
+    (tmp_path / "labels.csv").write_text("patientId,x,y,width,height,Target\n0004cfab,,,,,0\n00436515,264,152,213,379,1\n")
+    assert find_columns(tmp_path / "labels.csv") == {"file_column": "patientId", "label_column": "Target",
+                                                     "subject_column": "patientId"}
