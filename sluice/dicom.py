@@ -20,7 +20,9 @@ patient's images in one split (sluice/split_units.py); public sets publish it as
 from __future__ import annotations
 
 import io
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -46,6 +48,25 @@ NO_SUBJECT = {"", "anonymous", "anon", "unknown", "none", "0"}
 
 def is_dicom(content: bytes) -> bool:
     return len(content) >= MAGIC_OFFSET + 4 and bytes(content[MAGIC_OFFSET:MAGIC_OFFSET + 4]) == MAGIC
+
+
+def without_extension(root: Path, limit: int = 200) -> Path | None:
+    """The first of up to ``limit`` files without an extension under ``root`` that is DICOM (a DICOMDIR export's
+    ``IM000001``), for the error that says to name them; None when there is none."""
+    seen = 0
+    for parent, _, names in os.walk(root):
+        for name in sorted(n for n in names if not Path(n).suffix and n.upper() != "DICOMDIR"):
+            path = Path(parent, name)
+            try:
+                with path.open("rb") as f:
+                    if is_dicom(f.read(MAGIC_OFFSET + 4)):
+                        return path
+            except OSError:
+                pass
+            seen += 1
+            if seen >= limit:
+                return None
+    return None
 
 
 def _read(content: bytes, pixels: bool = True):

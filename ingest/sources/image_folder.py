@@ -313,8 +313,11 @@ def _detect(path: str) -> dict:
     given, root, path = root, inner, str(inner)
     if not any_image(root):
         idx = next((f for _, _, files in os.walk(root) for f in files if "ubyte" in f.lower()), None)
+        bare = None if idx else dicom.without_extension(root)  # a DICOMDIR tree: DICOM/PA0/ST0/SE0/IM0
         raise InputError(f"{root}: no image files in it or below" + (
             f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
+            f" ({bare.relative_to(root).as_posix()} is a DICOM file without an extension: files are read by their "
+            "extension, so name them *.dcm)" if bare else
             f" (extensions read: {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...)"))
     lists = find(root.absolute(), tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
     moved = {**moved, **({"split_lists": lists} if lists else {})}

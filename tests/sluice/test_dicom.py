@@ -137,3 +137,16 @@ def test_hostile_dicom_bytes_are_rejects_never_crashes():
             decode(bytes(bad), GEOMETRY, Limits(min_side=1))
         except Reject as rej:
             assert rej.reason and rej.details
+
+
+def test_a_dicomdir_tree_of_files_without_an_extension_is_named_in_the_error(tmp_path):
+    from ingest.sources.image_folder import detect
+    from sluice.errors import InputError
+
+    series = tmp_path / "DICOM" / "PA000000" / "ST000000" / "SE000000"
+    series.mkdir(parents=True)
+    (series / "IM000000").write_bytes(make_dicom(np.zeros((8, 8), np.uint16)))
+    (tmp_path / "DICOMDIR").write_bytes(make_dicom(np.zeros((8, 8), np.uint16)))  # the index: not what to name
+    with pytest.raises(InputError, match="DICOM/PA000000/ST000000/SE000000/IM000000 is a DICOM file without an "
+                                         "extension: .*name them \\*.dcm"):
+        detect(str(tmp_path))
