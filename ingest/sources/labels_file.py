@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.sources import labels_json
+from ingest.sources import attribute_table, labels_json
 from ingest.sources.base import Record, subject_of
 from ingest.sources.split_lists import named, unknown_index
 from sluice.delimited import DELIMITERS, column_key, read_delimited
@@ -54,6 +54,9 @@ def find_columns(path: Path) -> dict:
     if labels_json.reads(path):
         header = labels_json.header(path)
         line = ", ".join(header)
+    elif attribute_table.reads(path):  # CelebA's list_attr_celeba.txt: a count, the names, then the rows
+        header = attribute_table.header(path)
+        line = ", ".join(header)
     else:
         with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
             line = f.readline().rstrip("\r\n")
@@ -71,6 +74,9 @@ def find_columns(path: Path) -> dict:
     if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):
         return {"file_column": found["file_column"], "label_columns": hot,
                 **{k: found[k] for k in ("split_column", "subject_column") if found.get(k)}}
+    if found["file_column"] and not found["label_column"] and (attributes := _attributes(path, header, found)):
+        return {"file_column": found["file_column"], "label_column": attributes[0],
+                **{k: found[k] for k in ("split_column", "subject_column") if found.get(k)}}
     if not found["file_column"] or not found["label_column"] or found["file_column"] == found["label_column"]:
         raise InputError(f"{path}: cannot tell which columns of this labels file hold the file name and the label "
                          f"(found {line[:120]!r}); set file_column and label_column on its ingest.sources entry")
@@ -78,6 +84,17 @@ def find_columns(path: Path) -> dict:
 
 
 _ONES, _ZEROS = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no", ""}
+
+
+def _attributes(path: Path, header: list[str], found: dict) -> list[str]:
+    """The yes / no attribute columns of a table of them (CelebA's), the most balanced first; [] for any other."""
+    others = [c for c in header if c and c not in (found["file_column"], found.get("split_column"))]
+    rows = attribute_table.sample(path, others, read_rows) if len(others) >= 2 else None
+    binary = attribute_table.binary_columns(rows, others) if rows is not None and rows.height else []
+    if len(binary) < 2:
+        return []
+    first = attribute_table.most_balanced(rows, binary)
+    return [first, *(c for c in binary if c != first)]
 
 
 def one_hot_columns(path: Path, header: list[str], found: dict) -> list[str]:
@@ -129,7 +146,7 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
     split_column = split_column or found.get("split_column")
     required = [file_column, *(label_columns or [label_column]), *(c for c in (split_column, subject_column) if c)]
     rows = read_rows(labels_file, required)
-    rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else rows
+    rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else attribute_table.as_labels(rows, label_column)
     index: dict[str, list[Path]] = {}
     for image in images:
         rel = image.relative_to(root).as_posix()
@@ -175,6 +192,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
 
 def read_rows(path: Path, required: list[str]) -> pl.DataFrame:
     """A labels file's rows as strings (CSV / TSV, or JSON: ``labels_json.py``) with ``line``, where each row is."""
+    if attribute_table.reads(path):
+        return attribute_table.read(path, required)
     if not labels_json.reads(path):
         return read_delimited(path, required, None, f"labels file {path.name}").with_row_index("line", offset=2)
     rows = labels_json.read(path)
@@ -282,7 +301,8 @@ def beside(root: Path) -> Path | None:
 def _tables(folder: Path) -> list[Path]:
     """The CSV / TSV / JSON files in a folder, sorted; JSON only where there are a few (not one beside each image,
     as a photo export's sidecars)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv", *labels_json.SUFFIXES))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() in (".csv", ".tsv", *labels_json.SUFFIXES)
+                                                                  or attribute_table.reads(p)))  # CelebA's .txt
     jsons = [p for p in files if labels_json.reads(p)]
     return [p for p in files if not labels_json.reads(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
 

@@ -45,9 +45,26 @@ ID_TABLE = "setid.mat"  # Flowers-102's: image numbers (1-based, the folder's im
 _ID_SPLITS = (("trn", "train"), ("train", "train"), ("val", "val"), ("tst", "test"), ("test", "test"))
 
 
+PARTITION_TABLES = ("list_eval_partition.txt", "list_eval_partition.csv")  # CelebA's: <file> <0 train, 1 val, 2 test>
+_PARTITIONS = {"0": "train", "1": "val", "2": "test"}
+
+
 def is_flag_table(path: str | Path) -> bool:
-    """A list whose entries say their split themselves (CUB's flags, Flowers-102's set ids), not its name."""
-    return Path(path).name.lower() in (FLAG_TABLE, ID_TABLE)
+    """A list whose entries say their split themselves (CUB's flags, Flowers-102's set ids, CelebA's partition
+    numbers), not its name."""
+    return Path(path).name.lower() in (FLAG_TABLE, ID_TABLE, *PARTITION_TABLES)
+
+
+def _partition_entries(path: Path):
+    """(entry, split) of CelebA's ``list_eval_partition``: ``000001.jpg 0`` a line (Kaggle's CSV: ``image_id,partition``
+    under a header), 0 train, 1 val, 2 test."""
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as fh:
+        for number, line in enumerate(fh, 1):
+            words = re.split(r"[\s,]+", line.strip())
+            if len(words) >= 2 and words[1] in _PARTITIONS:
+                yield words[0], _PARTITIONS[words[1]]
+            elif words != [""] and number > 1:  # line 1 may be a header (image_id,partition)
+                raise InputError(f"{path}:{number}: expected '<file> <0, 1 or 2>', got {line.strip()!r}")
 
 
 def _id_entries(path: Path, root: Path):
@@ -175,6 +192,7 @@ class SplitLists:
             if not path.is_file():
                 raise InputError(f"{path}: split list of image folder {root} does not exist (split_lists)")
             rows = ((0, e, s, "") for e, s in _flag_entries(path)) if path.name.lower() == FLAG_TABLE else \
+                ((0, e, s, "") for e, s in _partition_entries(path)) if path.name.lower() in PARTITION_TABLES else \
                 ((0, e, s, "") for e, s in _id_entries(path, root)) if path.name.lower() == ID_TABLE else \
                 ((n, e, list_split(path), label) for n, e, label in labelled_entries(path))
             for number, entry, split, label in rows:
@@ -285,6 +303,15 @@ def find(root: Path, extensions: tuple[str, ...]) -> list[str]:
                 return [table.absolute().as_posix()]
         if (folder / ID_TABLE).is_file() and _ids_fit(folder / ID_TABLE, root, extensions):
             return [(folder / ID_TABLE).absolute().as_posix()]
+        for name in PARTITION_TABLES:
+            if (folder / name).is_file():
+                try:
+                    sample = [e for _, (e, _) in zip(range(_SAMPLE), _partition_entries(folder / name))]
+                except InputError:
+                    continue
+                names = {_bare(f) for _, _, files in os.walk(root) for f in files if Path(f).suffix in extensions}
+                if sample and sum(_bare(e.rsplit("/", 1)[-1]) in names for e in sample) >= 0.8 * len(sample):
+                    return [(folder / name).absolute().as_posix()]  # entries name files, wherever they lie
 
     def fits(path: Path) -> bool:
         sample = [e for _, e in zip(range(_SAMPLE), _entries(path))]
