@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sluice.errors import Reject
+
 MAGIC_OFFSET, MAGIC = 128, b"DICM"  # a DICOM Part 10 file: 128-byte preamble, then "DICM"
 EXTENSIONS = (".dcm", ".dicom")
 # PS3.15 Annex E's basic profile, the attributes that name or locate a person (the patient, their family,
@@ -83,11 +85,9 @@ def frames(ds) -> int:
 
 def to_image(content: bytes, max_pixels: int, first_frame_only: bool) -> tuple[Image.Image, str, str]:
     """(the 8-bit L or RGB image of the first frame, its format, its mode as the file states it); raises
-    :class:`sluice.imaging.Reject` for a file without pixels, too many pixels or more than one frame when
+    :class:`sluice.errors.Reject` for a file without pixels, too many pixels or more than one frame when
     ``first_frame_only`` is False. Call inside :func:`sluice.imaging.guard`."""
     from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
-
-    from sluice.imaging import Reject
 
     ds = _read(content)
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):

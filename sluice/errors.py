@@ -34,3 +34,14 @@ class QualityGateFailed(SluiceError):
     """A critical data-quality expectation failed; the pipeline must stop."""
 
     exit_code = 3
+
+
+class Reject(Exception):
+    """An image that cannot be used (sluice/imaging.py, sluice/dicom.py): ``reason`` is the quarantine code,
+    ``details`` says why. Not a user error: the image is quarantined and the stage goes on."""
+
+    def __init__(self, reason: str, details: str):
+        super().__init__(details)
+        self.reason = reason
+        self.details = details
+

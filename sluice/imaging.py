@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from pi_heif import register_heif_opener
 
 from sluice import dicom
+from sluice.errors import Reject  # noqa: F401 - where every caller takes it from
 
 # HEIF/HEIC (what iPhones save by default) through libheif: pi-heif decodes only (no HEVC encoder
 # bundled); its files are opened, bomb-checked and decoded inside guard() like any other format
@@ -45,15 +46,6 @@ _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 # header may then say up to this many times the limit (200 MP at the default 50 MP), which bounds the
 # coefficient memory of a progressive JPEG (~3 bytes a pixel) that libjpeg holds whatever the scale.
 JPEG_HEADROOM = 4
-
-
-class Reject(Exception):
-    """An image that cannot be used: ``reason`` is the quarantine code, ``details`` says why."""
-
-    def __init__(self, reason: str, details: str):
-        super().__init__(details)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
