@@ -19,7 +19,7 @@ from sluice.errors import InputError
 REASON = "not_downloaded"  # the quarantine reason of a pointer met among real files
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 ANNEX_MARK = "/annex/objects/"
-MAX_POINTER_BYTES = 1024  # a pointer is ~130 bytes; a file larger than this is content
+MAX_POINTER_BYTES = 512  # a pointer is ~130 bytes (git-lfs allows 1,024); a 32 px JPEG is ~900
 SCAN_FILES = 20_000  # sluice init looks at this many files of a folder (walk order)
 _LFS_SIZE = re.compile(rb"^size (\d+)$", re.M)
 
