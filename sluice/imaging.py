@@ -141,6 +141,9 @@ def _open(content: bytes, limits: Limits, headroom: int = 1) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(content))
     except UnidentifiedImageError:
+        if note := _tiff_bands(content):  # a satellite or microscopy stack: a TIFF, but not one Pillow can read
+            raise Reject("undecodable", f"{note}: images of 1 to 4 bands are read (RGB, grey, with alpha); export three "
+                                        "bands as an RGB image (Sentinel-2's B4, B3, B2 for EuroSAT)") from None
         raise Reject("not_an_image", f"{len(content)} bytes that no image format recognises (starts {head!r})") from None
     width, height = im.size
     if width * height > limits.max_pixels * (headroom if im.format == "JPEG" else 1):
@@ -152,6 +155,24 @@ def _open(content: bytes, limits: Limits, headroom: int = 1) -> Image.Image:
             raise Reject("animated", f"{im.format} with {frames} frames (clean.animated: quarantine)")
         im.seek(0)
     return im
+
+
+def _tiff_bands(content: bytes) -> str | None:
+    """"a TIFF of 13 bands of 16 bits" for a TIFF whose first image has more bands than Pillow decodes; else None."""
+    from PIL import TiffImagePlugin
+
+    if content[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    try:
+        fp = io.BytesIO(content)
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(fp.read(8))
+        fp.seek(ifd.next)
+        ifd.load(fp)
+        bands, bits = int(ifd.get(277, 1)), ifd.get(258, (8,))
+    except Exception:  # noqa: BLE001 - a hostile header: no note, the bytes stay "not an image"
+        return None
+    depth = bits[0] if isinstance(bits, tuple) and bits else bits
+    return f"a TIFF of {bands} bands of {depth} bits" if bands > 4 else None
 
 
 # ---------------------------------------------------------------------------- decode

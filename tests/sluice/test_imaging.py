@@ -340,3 +340,16 @@ def test_damaged_heic_is_decoded_or_rejected_never_an_escape():
             assert err.reason in REJECT_REASONS
             outcomes.add("rejected")
     assert outcomes == {"decoded", "rejected"}
+
+
+@pytest.mark.parametrize("planar", ["contig", "separate"])
+def test_a_multi_band_tiff_says_what_it_is_and_what_to_export(planar):
+    """EuroSAT's 13-band Sentinel-2 TIFFs: Pillow decodes 1-4 bands, so say so instead of 'not an image'."""
+    tifffile = pytest.importorskip("tifffile")
+    bands = np.random.default_rng(0).integers(0, 4000, (13, 16, 16) if planar == "separate" else (16, 16, 13), np.uint16)
+    out = io.BytesIO()
+    tifffile.imwrite(out, bands, photometric="minisblack", planarconfig=planar)
+    with pytest.raises(Reject) as rej:
+        decode(out.getvalue(), Geometry(8, 8, "squash"))
+    assert rej.value.reason == "undecodable" and "a TIFF of 13 bands of 16 bits" in rej.value.details
+    assert "export three bands as an RGB image" in rej.value.details
