@@ -144,9 +144,15 @@ def _unzip(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int
             raise _OverBudget
         files = 0
         for info in members:
-            zf.extract(info, into)
-            if not info.is_dir():
-                files += 1
-                if files % PROGRESS_EVERY == 0:
-                    print(f"[init] {shown}: {files:,} of {len(members):,} files")
+            # a Windows tool's zip may separate folders by backslashes: cat\\1.jpg is cat/1.jpg, not a file of that name
+            target = into.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+            if info.is_dir() or info.filename.endswith(("/", "\\")):
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, target.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            files += 1
+            if files % PROGRESS_EVERY == 0:
+                print(f"[init] {shown}: {files:,} of {len(members):,} files")
     return files, size

@@ -112,3 +112,13 @@ def test_only_zip_and_tar_names_are_archives(tmp_path):
     assert not init_archive.is_archive(tmp_path / "images.npz") and not init_archive.is_archive(tmp_path / "notes.tar")
     assert init_archive.is_archive(_tar(tmp_path / "a.tar.xz", _classes(""), "w:xz"))
     assert init_archive.stem(Path("food-101.tar.gz")) == "food-101" and init_archive.stem(Path("x.TGZ")) == "x"
+
+
+def test_a_zip_written_with_backslashes_keeps_its_folders(tmp_path):
+    """Some Windows tools write cat\\1.jpg; on Linux zipfile would make a file of that name in no class folder."""
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("photos\\cat\\1.jpg", _jpeg(1))
+        zf.writestr("photos\\dog\\2.jpg", _jpeg(2))
+    folder = init_archive.extract(archive, tmp_path / "proj", "photos.zip")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg")) == ["photos/cat/1.jpg", "photos/dog/2.jpg"]
