@@ -142,16 +142,18 @@ def _unzip(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int
         size = sum(i.file_size for i in members if not i.is_dir())
         if size > budget:
             raise _OverBudget
-        files = 0
+        files, made = 0, set()
         for info in members:
             # a Windows tool's zip may separate folders by backslashes: cat\\1.jpg is cat/1.jpg, not a file of that name
             target = into.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
             if info.is_dir() or info.filename.endswith(("/", "\\")):
                 target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             with zf.open(info) as src, target.open("wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+                shutil.copyfileobj(src, out, min(max(info.file_size, 1), 1 << 20))
             files += 1
             if files % PROGRESS_EVERY == 0:
                 print(f"[init] {shown}: {files:,} of {len(members):,} files")
