@@ -227,6 +227,8 @@ def project_params(root: Path, args) -> dict:
             if kind == "image_folder" and init_archive.is_archive(p):  # a zip or tar of the folder: extracted once
                 p = init_archive.extract(p, root, value)
                 named = init_archive.stem(p)
+            elif kind == "image_folder" and init_archive.archives_only(p):  # a Kaggle download: train.zip, test1.zip
+                p = init_archive.extract_folder(p, root, value)
             if p.is_dir() and root.resolve().is_relative_to(p.resolve()):
                 raise InputError(f"{value}: the project folder {root} would lie inside this source folder, where its "
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")

@@ -29,6 +29,7 @@ SOURCES = "sources"  # the project's folder of extracted sources (git-ignored)
 SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
 RESERVE_BYTES = 512 << 20  # left free on the disk after extracting
 PROGRESS_EVERY = 20_000  # files between progress lines
+BESIDE_BYTES = 256 << 20  # a folder of archives: its other files up to this size are copied beside them (labels)
 
 
 class _OverBudget(Exception):
@@ -51,10 +52,11 @@ def is_archive(path: Path) -> bool:
         return False
 
 
-def extract(archive: Path, project: Path, shown: str) -> Path:
-    """The folder ``archive`` is extracted into (``project/sources/<stem>``), extracting it when it is not already."""
-    dest = project / SOURCES / stem(archive)
-    marker = dest.with_name(f".{dest.name}.extracted.json")
+def extract(archive: Path, project: Path, shown: str, within: str = "") -> Path:
+    """The folder ``archive`` is extracted into (``project/sources/[within/]<stem>``), extracting it when it is not
+    already."""
+    dest = project / SOURCES / within / stem(archive)
+    marker = project / SOURCES / f".{within.replace('/', '_') + '_' if within else ''}{dest.name}.extracted.json"  # outside
     stat = archive.stat()
     mark = {"archive": str(archive.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     previous = json.loads(marker.read_text()) if marker.is_file() else None
@@ -89,8 +91,33 @@ def extract(archive: Path, project: Path, shown: str) -> Path:
         raise
     os.replace(partial, dest)
     marker.write_text(json.dumps({**mark, "files": files, "bytes": size}))
-    print(f"[init] {shown}: extracted {files:,} files ({size / 1e6:,.1f} MB) into {dest}: the source "
+    print(f"[init] {shown}: extracted {files:,} files ({size / 1e6:,.1f} MB) into {dest} "
           f"(the archive is not changed)" + (f"; the {len(inner):,} archives inside it extracted too" if inner else ""))
+    return dest
+
+
+def archives_only(folder: Path) -> list[Path]:
+    """The archives at the top of ``folder`` when no image file lies anywhere in it (a Kaggle download: dogs-vs-cats'
+    ``train.zip`` and ``test1.zip``; aerial-cactus' ``train.zip`` beside ``train.csv``); else []."""
+    from sluice.imaging import image_extensions
+
+    if not folder.is_dir():
+        return []
+    extensions = image_extensions()
+    if any(Path(f).suffix.lower() in extensions for _, _, files in os.walk(folder) for f in files):
+        return []
+    return sorted(p for p in folder.iterdir() if is_archive(p))
+
+
+def extract_folder(folder: Path, project: Path, shown: str) -> Path:
+    """``project/sources/<folder>``: each archive of :func:`archives_only` extracted there (into ``<stem>/``), and the
+    folder's other small files (a labels CSV, its class list; up to :data:`BESIDE_BYTES` each) copied beside them."""
+    for archive in archives_only(folder):
+        extract(archive, project, f"{shown}/{archive.name}", within=folder.name)
+    dest = project / SOURCES / folder.name
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not is_archive(p) and not p.name.startswith(".")):
+        if path.stat().st_size <= BESIDE_BYTES and not (dest / path.name).exists():
+            shutil.copy2(path, dest / path.name)
     return dest
 
 

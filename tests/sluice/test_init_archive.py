@@ -122,3 +122,23 @@ def test_a_zip_written_with_backslashes_keeps_its_folders(tmp_path):
         zf.writestr("photos\\dog\\2.jpg", _jpeg(2))
     folder = init_archive.extract(archive, tmp_path / "proj", "photos.zip")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.jpg")) == ["photos/cat/1.jpg", "photos/dog/2.jpg"]
+
+
+def test_a_download_folder_of_archives_is_extracted_with_the_files_beside_them(run_cli, tmp_path):
+    """Kaggle's dogs-vs-cats/: train.zip (train/cat.0.jpg ...) and test1.zip beside sampleSubmission.csv."""
+    download = tmp_path / "dogs-vs-cats"
+    download.mkdir()
+    with zipfile.ZipFile(download / "train.zip", "w") as zf:
+        for k in range(4):
+            zf.writestr(f"train/{'cat' if k % 2 else 'dog'}.{k}.jpg", _jpeg(30 * k))
+    _tar(download / "test1.tar.gz", {f"test1/{k}.jpg": _jpeg(k) for k in range(2)})
+    (download / "sampleSubmission.csv").write_text("id,label\n1,0\n")
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(download), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (source,) = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
+    assert source["path"] == "sources/dogs-vs-cats" and source["label_from"] == "name"
+    folder = tmp_path / "proj" / source["path"]
+    files = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert files == {"sampleSubmission.csv", "test1/test1/0.jpg", "test1/test1/1.jpg",
+                     *(f"train/train/{'cat' if k % 2 else 'dog'}.{k}.jpg" for k in range(4))}  # no marker among them
+    assert init_archive.archives_only(tmp_path / "proj" / "sources") == []  # images there now: nothing to extract
