@@ -96,6 +96,18 @@ def _rel(path: str | Path, root: Path) -> str:
     return (full.relative_to(root.absolute()) if full.is_relative_to(root.absolute()) else full).as_posix()
 
 
+def _inside(value, root: Path):
+    """``value`` (a detected setting: a path, a list or mapping of them, anything else) with every absolute path
+    inside the project written relative to it."""
+    if isinstance(value, dict):
+        return {k: _inside(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inside(v, root) for v in value]
+    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(root.absolute()):
+        return _rel(value, root)
+    return value
+
+
 def _existing(path: str, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
@@ -234,9 +246,8 @@ def project_params(root: Path, args) -> dict:
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")
             if kind != "image_folder":
                 names_dvc_can_track(p, value)
-            found = _detected("source", kind, p, value)
-            sources.append({"name": _name(kind.split("_")[0], named, taken), "kind": kind, "path": _rel(p, root), **found}
-                           | ({"path": _rel(found["path"], root)} if "path" in found else {}))  # relative inside it
+            found = _inside(_detected("source", kind, p, value), root)  # an extracted source moves with the project
+            sources.append({"name": _name(kind.split("_")[0], named, taken), "kind": kind, "path": _rel(p, root), **found})
             found = class_order.source_classes(sources[-1], root)
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"

@@ -71,6 +71,9 @@ def find_columns(path: Path) -> dict:
         found["file_column"] = found["subject_column"]  # file is named by its patient (<patientId>.dcm)
     if not found["file_column"] and len(header) == 2 and not labels_json.reads(path):  # a CSV's file, then label
         found = {"file_column": header[0], "label_column": found["label_column"] or header[1], "split_column": None}
+    if (found["file_column"] and not found["label_column"] and len(header) == 2 and found["split_column"] is None
+            and not labels_json.reads(path)):  # Kaggle's id,has_cactus: the file, and the one other column
+        found["label_column"] = next(c for c in header if c != found["file_column"])
     if found["file_column"] and not found["label_column"] and (hot := one_hot_columns(path, header, found)):
         return {"file_column": found["file_column"], "label_columns": hot,
                 **{k: found[k] for k in ("split_column", "subject_column") if found.get(k)}}

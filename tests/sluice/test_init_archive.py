@@ -142,3 +142,18 @@ def test_a_download_folder_of_archives_is_extracted_with_the_files_beside_them(r
     assert files == {"sampleSubmission.csv", "test1/test1/0.jpg", "test1/test1/1.jpg",
                      *(f"train/train/{'cat' if k % 2 else 'dog'}.{k}.jpg" for k in range(4))}  # no marker among them
     assert init_archive.archives_only(tmp_path / "proj" / "sources") == []  # images there now: nothing to extract
+
+
+def test_a_competition_zip_beside_its_labels_csv_is_labelled_by_it_with_paths_inside_the_project(run_cli, tmp_path):
+    """aerial-cactus: train.zip (train/<id>.jpg) beside train.csv (id,has_cactus): the project names both relatively."""
+    download = tmp_path / "cactus"
+    download.mkdir()
+    with zipfile.ZipFile(download / "train.zip", "w") as zf:
+        for k in range(4):
+            zf.writestr(f"train/{k:032x}.jpg", _jpeg(40 * k))
+    (download / "train.csv").write_text("id,has_cactus\n" + "".join(f"{k:032x}.jpg,{k % 2}\n" for k in range(4)))
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(download), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (source,) = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
+    assert (source["path"], source["labels_file"], source["label_column"]) == (
+        "sources/cactus", "sources/cactus/train.csv", "has_cactus")

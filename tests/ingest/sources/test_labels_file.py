@@ -263,3 +263,12 @@ def test_a_labels_file_keyed_by_the_patient_names_its_files_by_that_column(tmp_p
     (tmp_path / "labels.csv").write_text("patientId,x,y,width,height,Target\n0004cfab,,,,,0\n00436515,264,152,213,379,1\n")
     assert find_columns(tmp_path / "labels.csv") == {"file_column": "patientId", "label_column": "Target",
                                                      "subject_column": "patientId"}
+
+
+def test_a_file_column_and_one_other_column_is_file_and_label_but_not_a_split_table(tmp_path):
+    """Kaggle's aerial-cactus train.csv (id,has_cactus); CelebA's list_eval_partition.csv (image_id,partition) is no labels."""
+    (tmp_path / "train.csv").write_text("id,has_cactus\n0004be2cfeaba1c0361d39e2b000257b.jpg,1\n")
+    assert find_columns(tmp_path / "train.csv") == {"file_column": "id", "label_column": "has_cactus"}
+    (tmp_path / "partition.csv").write_text("image_id,partition\n000001.jpg,0\n")
+    with pytest.raises(InputError, match="cannot tell which columns"):
+        find_columns(tmp_path / "partition.csv")
