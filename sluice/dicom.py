@@ -12,8 +12,8 @@ what none decodes (12-bit JPEG Extended) is ``undecodable`` with pydicom's reaso
 
 **Landing** (:func:`deidentify`, called where a file lands): a DICOM header names the patient, their
 birth date and address, the physicians, the institution and the accession number; the bronze copy is
-the file without them (the attributes of :data:`IDENTIFYING` and every private tag removed, the pixel
-data untouched), so they never reach the lake. ``PatientID`` is kept: it is the subject that keeps a
+the file without them (the attributes of :data:`IDENTIFYING` and every private tag removed, at any depth
+of the header's sequences; the pixel data untouched), so they never reach the lake. ``PatientID`` is kept: it is the subject that keeps a
 patient's images in one split (sluice/split_units.py); public sets publish it as a pseudonym already.
 """
 
@@ -148,15 +148,21 @@ def deidentify(content: bytes) -> tuple[bytes, str | None]:
     """(the file without its identifying attributes and private tags, its PatientID or None); the pixel data
     and every other attribute are written back as they were read. Raises what pydicom raises on a file
     it cannot read (the caller quarantines it)."""
+    from pydicom.datadict import tag_for_keyword
+
     ds = _read(content)
-    removed = False
-    for keyword in IDENTIFYING:
-        if keyword in ds:
-            delattr(ds, keyword)
-            removed = True
-    if any(element.tag.is_private for element in ds):
-        ds.remove_private_tags()
-        removed = True
+    identifying = {tag_for_keyword(k) for k in IDENTIFYING} - {None}
+    doomed: list[tuple] = []  # (dataset, tag) at any depth: a referenced patient's name sits inside a sequence
+
+    def mark(dataset, element) -> None:
+        if element.tag in identifying or element.tag.is_private:
+            doomed.append((dataset, element.tag))
+
+    ds.walk(mark, recursive=True)
+    for dataset, tag in doomed:
+        if tag in dataset:
+            del dataset[tag]
+    removed = bool(doomed)
     patient = str(ds.get("PatientID", "") or "").strip()
     subject = None if patient.lower() in NO_SUBJECT else patient
     if not removed:

@@ -150,3 +150,17 @@ def test_a_dicomdir_tree_of_files_without_an_extension_is_named_in_the_error(tmp
     with pytest.raises(InputError, match="DICOM/PA000000/ST000000/SE000000/IM000000 is a DICOM file without an "
                                          "extension: .*name them \\*.dcm"):
         detect(str(tmp_path))
+
+
+def test_deidentify_reaches_into_sequences():
+    """A referenced patient's name inside a sequence, and a private tag there, go too."""
+    from pydicom.sequence import Sequence
+
+    inner = Dataset()
+    inner.PatientName, inner.ReferencedSOPInstanceUID = "Roe^Richard", generate_uid()
+    inner.add_new(0x00091001, "LO", "private note")
+    content = make_dicom(np.zeros((8, 8), np.uint16), PatientID="P-1", ReferencedPatientSequence=Sequence([inner]))
+    assert b"Roe^Richard" in content
+    clean, subject = dicom.deidentify(content)
+    assert b"Roe^Richard" not in clean and b"private note" not in clean and subject == "P-1"
+    assert "ReferencedSOPInstanceUID" in dicom._read(clean).ReferencedPatientSequence[0]  # the rest kept
