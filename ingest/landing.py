@@ -13,7 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -37,11 +37,13 @@ class IngestStats:
     landed_labels: list[pa.Table] = field(default_factory=list)  # per batch: keys, labels and split hints read
     relabelled: int = 0  # rows given the label / split hint / subject the source now gives (ingest/source_labels.py)
     withdrawn: int = 0  # labelled rows whose file the source no longer holds: label withdrawn
+    subjects_as_given: int = 0  # images whose subject landed as the source gives it (no pseudonym: sluice/privacy.py)
 
     def as_dict(self) -> dict:
         return {"seen": self.seen, "inserted": self.inserted, "already_present": self.already_present,
                 "quarantined": self.quarantined, "quarantine_reasons": dict(self.reasons),
                 "relabelled": self.relabelled, "labels_withdrawn": self.withdrawn,
+                "subjects_as_given": self.subjects_as_given,
                 "commits": commit_summary(self.commit_s)}
 
 
@@ -77,9 +79,10 @@ def raw_batch(records: list[Record], source, run_id: str, now) -> pa.Table:
 
 
 def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows: int,
-         batch_bytes: int | None = None) -> IngestStats:
+         batch_bytes: int | None = None, subject_name: Callable[[str], str] | None = None) -> IngestStats:
     """Write ``records`` to ``raw_images`` (and rejections to ``quarantine``) in batches of at most
-    ``batch_rows`` records, cut earlier once their images hold ``batch_bytes``."""
+    ``batch_rows`` records, cut earlier once their images hold ``batch_bytes``; each subject through
+    ``subject_name`` (its pseudonym), or as given where that is None (counted)."""
     stats = IngestStats()
     good: list[Record] = []
     held = [0]  # bytes of the images in ``good``
@@ -112,6 +115,11 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
             stats.reasons[record.reject] += 1
             rejected.add(record.uri, record.reject, details=record.details)
         else:
+            if record.subject is not None:
+                if subject_name is None:
+                    stats.subjects_as_given += 1
+                else:
+                    record.subject = subject_name(record.subject)
             good.append(record)
             held[0] += len(record.content or b"")
         if len(good) + len(rejected) >= batch_rows or (batch_bytes is not None and held[0] >= batch_bytes):
@@ -122,12 +130,12 @@ def land(lake: Lake, source, records: Iterator[Record], run_id: str, batch_rows:
 
 
 def ingest_source(lake: Lake, source, run_id: str, batch_rows: int, max_bytes: int,
-                  batch_bytes: int | None = None) -> IngestStats:
+                  batch_bytes: int | None = None, subject_name: Callable[[str], str] | None = None) -> IngestStats:
     """Read ``source`` with its kind's connector and land it; then its rows take the labels it gives now."""
     from sluice import connectors
 
     reader = connectors.get("source", source.kind).reader
-    stats = land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes)
+    stats = land(lake, source, reader(source, max_bytes), run_id, batch_rows, batch_bytes, subject_name)
     done = source_labels.reconcile(lake, source.name, stats.landed_labels, run_id)
     stats.relabelled, stats.withdrawn, stats.landed_labels = done.relabelled, done.withdrawn, []
     return stats

@@ -14,6 +14,7 @@ from ingest.landing import ingest_source, summarize
 from sluice import not_downloaded
 from sluice.errors import InputError
 from sluice.lake import Lake
+from sluice.privacy import KEY_ENV, subject_pseudonymizer
 from sluice.stage import stage_logger
 
 
@@ -39,13 +40,17 @@ def run(params, only: str | None = None) -> dict:
     configured = params.ingest.sources
     sources = [s for s in configured if only is None or s.name == only]
     check_sources(sources, configured, only)
+    subject_name = subject_pseudonymizer(params.privacy.pseudonymize_subjects)
+    if subject_name is not None and any(getattr(s, "subject_column", None) or getattr(s, "subject_pattern", None)
+                                        for s in sources):
+        subject_name("")  # refuses now, before anything lands, where the key is required and missing
     log = stage_logger("ingest")
     lake = Lake.from_params(params)
     run_id = new_run_id("ingest")
     summary = {}
     for src in sources:
         stats = ingest_source(lake, src, run_id, params.ingest.batch_rows, params.ingest.max_file_bytes,
-                              params.ingest.batch_bytes)
+                              params.ingest.batch_bytes, subject_name)
         summary[src.name] = summarize(src, stats)
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(stats.reasons.items())) or "none"
         log.info(f"{src.name}: seen {stats.seen}, new {stats.inserted}, already present {stats.already_present}, "
@@ -53,6 +58,10 @@ def run(params, only: str | None = None) -> dict:
         if pointers := stats.reasons.get(not_downloaded.REASON):
             log.warning(f"{src.name}: {pointers} files are Git LFS or git-annex pointers, not images (quarantined as "
                         f"{not_downloaded.REASON}): fetch them in their repository (`git lfs pull`), then run again")
+        if stats.subjects_as_given:
+            log.warning(f"{src.name}: {stats.subjects_as_given} images name the person they show (raw_images.subject), "
+                        f"stored as the source gives them: set ${KEY_ENV} to store keyed pseudonyms instead "
+                        "(privacy.pseudonymize_subjects, docs/privacy.md)")
         if stats.relabelled or stats.withdrawn:
             log.info(f"{src.name}: {stats.relabelled} rows take the label or split the source gives now, "
                      f"{stats.withdrawn} labels withdrawn from files no longer in it (their images stay, unlabelled)")

@@ -13,8 +13,9 @@ what none decodes (12-bit JPEG Extended) is ``undecodable`` with pydicom's reaso
 **Landing** (:func:`deidentify`, called where a file lands): a DICOM header names the patient, their
 birth date and address, the physicians, the institution and the accession number; the bronze copy is
 the file without them (the attributes of :data:`IDENTIFYING` and every private tag removed, at any depth
-of the header's sequences; the pixel data untouched), so they never reach the lake. ``PatientID`` is kept: it is the subject that keeps a
-patient's images in one split (sluice/split_units.py); public sets publish it as a pseudonym already.
+of the header's sequences; ``PatientID`` emptied; the pixel data untouched), so they never reach the lake. The
+``PatientID`` becomes the image's subject (``raw_images.subject``, a keyed pseudonym: sluice/privacy.py), which
+keeps a patient's images in one split (sluice/split_units.py) and lets ``sluice erase --subject`` find them.
 """
 
 from __future__ import annotations
@@ -145,9 +146,9 @@ def _to_uint8(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def deidentify(content: bytes) -> tuple[bytes, str | None]:
-    """(the file without its identifying attributes and private tags, its PatientID or None); the pixel data
-    and every other attribute are written back as they were read. Raises what pydicom raises on a file
-    it cannot read (the caller quarantines it)."""
+    """(the file without its identifying attributes and private tags and with its PatientID emptied, that
+    PatientID or None); the pixel data and every other attribute are written back as they were read. Raises
+    what pydicom raises on a file it cannot read (the caller quarantines it)."""
     from pydicom.datadict import tag_for_keyword
 
     ds = _read(content)
@@ -162,9 +163,11 @@ def deidentify(content: bytes) -> tuple[bytes, str | None]:
     for dataset, tag in doomed:
         if tag in dataset:
             del dataset[tag]
-    removed = bool(doomed)
     patient = str(ds.get("PatientID", "") or "").strip()
     subject = None if patient.lower() in NO_SUBJECT else patient
+    if patient:  # kept beside the image as its subject (a pseudonym: sluice/privacy.py), not in its bytes
+        ds.PatientID = ""
+    removed = bool(doomed) or bool(patient)
     if not removed:
         return content, subject
     out = io.BytesIO()

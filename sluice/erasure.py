@@ -1,8 +1,9 @@
 """Right to erasure, in the lake: which rows of which table an erasure selector reaches, and deleting them.
 
-A selector names what to erase: image ids, source URIs, a source, or a crowd worker (by raw id; it is
-turned into its pseudonym with :mod:`sluice.privacy` when workers are pseudonymised). Images reached
-through a URI or a source are erased as images: every row that holds their id, bytes or pixels goes,
+A selector names what to erase: image ids, source URIs, a source, a crowd worker (by raw id; it is
+turned into its pseudonym with :mod:`sluice.privacy` when workers are pseudonymised), or a subject (a
+patient: every image whose ``raw_images.subject`` is their raw id or its pseudonym). Images reached
+through a URI, a source or a subject are erased as images: every row that holds their id, bytes or pixels goes,
 in every table, also where the same bytes landed from another place. A worker's erasure removes
 their votes and annotator row; labels computed from those votes stay (they hold no worker id).
 
@@ -24,7 +25,7 @@ from sluice.catalog import TABLES
 from sluice.erasure_scan import Targets, sha
 from sluice.errors import InputError
 
-SELECTORS = ("image_id", "source_uri", "source", "worker")
+SELECTORS = ("image_id", "source_uri", "source", "worker", "subject")
 AUDIT_TABLE = "erasures"
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -88,6 +89,11 @@ def stored_values(kind: str, raw: list[str], params) -> list[str]:
 
         to_pseudonym = worker_pseudonymizer(True)  # ConfigError (one line) without $SLUICE_PSEUDONYM_KEY
         return [to_pseudonym(v) for v in values]
+    if kind == "subject":  # as given (landed without the key, or pseudonymisation off) and as its pseudonym
+        from sluice.privacy import subject_pseudonymizer
+
+        to_pseudonym = subject_pseudonymizer(params.privacy.pseudonymize_subjects)
+        return values + ([to_pseudonym(v) for v in values] if to_pseudonym else [])
     return values
 
 
@@ -111,6 +117,8 @@ def resolve(lake, kind: str, values: list[str]) -> Selection:
         sel.ids = set(_column(lake, "raw_images", "image_id", "source_uri", values))
     elif kind == "source":
         sel.ids = set(_column(lake, "raw_images", "image_id", "source", values))
+    elif kind == "subject":
+        sel.ids = set(_column(lake, "raw_images", "image_id", "subject", values))
     else:
         sel.workers = set(values)
     if sel.ids:

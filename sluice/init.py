@@ -355,8 +355,10 @@ def _init(args) -> int:
     stages = [s.name for s in stages_for(yaml.safe_load(params_text))]
     print(f"[init] wrote {root}/params.yaml and dvc.yaml ({len(stages)} stages: {', '.join(stages)})"
           + (f"; ran {', '.join(done)}" if done else ""))
-    key_hint = ("  export SLUICE_PSEUDONYM_KEY=...  # a secret: crowd worker ids are stored only as keyed pseudonyms\n"
-                if "ingest_crowd" in stages else "")
+    key_hint = "  export SLUICE_PSEUDONYM_KEY=...  # a secret: " + (
+        "crowd worker ids are stored only as keyed pseudonyms\n" if "ingest_crowd" in stages else
+        "the patients images show are stored as keyed pseudonyms\n" if _names_subjects(params_text) else "")
+    key_hint = key_hint if key_hint.endswith("\n") else ""
     after = ("  sluice quality summary         # the data-quality gates' verdicts\n"
              "  sluice predict --model models/fp32 some.jpg") if "train" in stages else (
              "  sluice labels workers          # the annotators, best first (no image source: votes only)\n"
@@ -366,6 +368,12 @@ def _init(args) -> int:
           "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
           + after)
     return 0
+
+
+def _names_subjects(params_text: str) -> bool:
+    """Whether a source entry names the person each image shows (a patient column or a path pattern)."""
+    sources = ((yaml.safe_load(params_text) or {}).get("ingest") or {}).get("sources") or []
+    return any(isinstance(s, dict) and (s.get("subject_column") or s.get("subject_pattern")) for s in sources)
 
 
 def _pipeline(args) -> int:

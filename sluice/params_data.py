@@ -353,6 +353,9 @@ class PrivacyParams(Section):
     """Personal data in the lake (sluice/privacy.py)."""
 
     pseudonymize_workers: bool = True  # worker IDs -> HMAC-SHA256 pseudonyms keyed by $SLUICE_PSEUDONYM_KEY
+    # raw_images.subject (a DICOM PatientID, a labels file's patient column): pseudonyms with the same key; auto:
+    # when the key is set (else stored as given, said in the log); true: refuse a subject without the key
+    pseudonymize_subjects: Literal["auto"] | bool = "auto"
     # Faces at clean time (transform/faces.py, docs/privacy.md): keep (no detector runs), blur the face boxes in
     # the silver pixels, or drop images with a face (quarantined with check privacy:face).
     faces: Literal["keep", "blur", "drop"] = "keep"

@@ -13,7 +13,7 @@ REBUILD = "dvc repro --force --single-item dataset && dvc repro"
 
 def register(sub) -> None:
     e = sub.add_parser(
-        "erase", help="erase images or a worker from every table, every version and every DVC snapshot",
+        "erase", help="erase images, a person or a worker from every table, every version and every DVC snapshot",
         description="Delete every row the selector reaches from every table of the lake, remove the older Delta "
                     "versions that still hold them (time travel before the erasure stops working for those tables), "
                     "find the dataset versions and DVC cache/remote objects that hold the erased images and, with "
@@ -25,6 +25,9 @@ def register(sub) -> None:
     what.add_argument("--source-uri", nargs="+", metavar="URI", help="where images came from (raw_images.source_uri)")
     what.add_argument("--source", metavar="NAME", help="every image of one source (ingest.sources name, or crawl)")
     what.add_argument("--worker", metavar="RAW_ID", help="a crowd worker's votes (their raw id; pseudonymised here)")
+    what.add_argument("--subject", nargs="+", metavar="RAW_ID",
+                      help="every image of a person (a patient: their id as the source gives it, e.g. a DICOM "
+                           "PatientID; pseudonymised here)")
     what.add_argument("--verify", action="store_true", help="search the lake, DVC cache and remote for erased data; "
                                                              "exit 0 with 0 hits, 1 listing the hits")
     e.add_argument("--reason", help="why (recorded; do not put personal data here)")
@@ -70,7 +73,8 @@ def _erase(args) -> int:
         return 1 if hits else 0
     kind, values = next((k, v) for k, v in (("image_id", args.image_id), ("source_uri", args.source_uri),
                                              ("source", [args.source] if args.source else None),
-                                             ("worker", [args.worker] if args.worker else None)) if v)
+                                             ("worker", [args.worker] if args.worker else None),
+                                             ("subject", args.subject)) if v)
     out = erase(lake, params, kind, values, args.reason, args.purge_snapshots, args.dry_run, root)
     _print(out, args)
     return 1 if out.hits else 0

@@ -3,7 +3,7 @@
 Rows of (section, item, count, share, detail): images whose metadata was stripped at landing (the
 crawler records ``gps_removed`` in ``raw_images.extra``; a landing that records ``metadata_stripped``
 counts too), faces blurred (when ``images`` has a face column), crowd workers and whether they are
-pseudonyms, erasures performed, roles defined (``access.roles``, when params have it) and, per
+pseudonyms, the subjects images show (patients) and whether they are pseudonyms, erasures performed, roles defined (``access.roles``, when params have it) and, per
 source, its licences and the share of its images with no known licence.
 """
 
@@ -27,6 +27,7 @@ def report(lake, params) -> list[dict]:
     rows += _metadata(lake)
     rows += _faces(lake, params)
     rows += _workers(lake, params)
+    rows += _subjects(lake, params)
     rows += _erasures(lake)
     rows += _roles(params)
     rows += _licences(lake)
@@ -91,6 +92,19 @@ def _workers(lake, params) -> list[dict]:
     pseudonyms = sum(1 for w in workers if _PSEUDONYM.match(w or ""))
     return [_row("workers", "crowd workers", len(workers), None, mode),
             _row("workers", "workers stored as pseudonyms", pseudonyms, pseudonyms / len(workers) if workers else None)]
+
+
+def _subjects(lake, params) -> list[dict]:
+    from sluice.privacy import SUBJECT_PSEUDONYM
+
+    mode = {True: "pseudonymised (HMAC-SHA256), the key required", False: "as given (pseudonymisation off)",
+            "auto": "pseudonymised where the key was set"}[params.privacy.pseudonymize_subjects]
+    names = lake.exists("raw_images") and "subject" in lake.dataset("raw_images").schema.names
+    subjects = set(lake.read("raw_images", ["subject"]).column(0).to_pylist()) - {None} if names else set()
+    pseudonyms = sum(1 for s in subjects if SUBJECT_PSEUDONYM.match(s))
+    return [_row("subjects", "people images show (raw_images.subject)", len(subjects), None, mode),
+            _row("subjects", "subjects stored as pseudonyms", pseudonyms,
+                 pseudonyms / len(subjects) if subjects else None)]
 
 
 def _erasures(lake) -> list[dict]:

@@ -562,3 +562,5 @@ def test_a_subject_column_is_written_and_said(run_cli, tmp_path):
     assert (source["label_column"], source["subject_column"]) == ("Finding Labels", "Patient ID")
     assert "column 'Patient ID' names what each image shows" in res.stdout
     assert "set subject_column: null to split images one by one" in res.stdout
+    assert "export SLUICE_PSEUDONYM_KEY=...  # a secret: the patients images show are stored as keyed pseudonyms" \
+        in res.stdout

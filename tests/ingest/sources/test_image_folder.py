@@ -546,5 +546,37 @@ def test_dicom_files_land_de_identified_with_their_patient_as_subject(tmp_path, 
     with pytest.raises(Reject):
         decode(cut["content"], Geometry(8, 8, "squash"))
     assert row["subject"] == "1CT1" and b"CompressedSamples" not in row["content"] and b"CompressedSamples" in original
-    assert row["content"] == dicom.deidentify(original)[0]
+    assert row["content"] == dicom.deidentify(original)[0] and b"1CT1" not in row["content"]
+    assert stats["subjects_as_given"] == 1  # no key: stored as given, said (privacy.pseudonymize_subjects: auto)
     assert public.run(params)["sources"]["x"]["inserted"] == 0  # landing again: the same de-identified bytes, nothing new
+
+
+def test_a_patient_id_lands_as_a_keyed_pseudonym_and_erasing_the_patient_reaches_their_images(
+        tmp_path, make_params, lake, monkeypatch):
+    """With $SLUICE_PSEUDONYM_KEY set, raw_images.subject holds s-<HMAC>, never the PatientID; `sluice erase --subject`
+    with the raw id finds the patient's images; with pseudonymize_subjects: true and no key, nothing lands."""
+    from pydicom.data import get_testdata_file
+
+    from sluice.erasure_record import erase
+    from sluice.errors import ConfigError
+    from sluice.privacy import subject_pseudonym
+    from sluice.privacy_report import report
+
+    root = tmp_path / "xrays"
+    (root / "ct").mkdir(parents=True)
+    (root / "ct" / "slice.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    params = make_params({"ingest": {"sources": [{"name": "x", "kind": "image_folder", "path": str(root)}]},
+                          "privacy": {"pseudonymize_subjects": True}})
+    monkeypatch.delenv("SLUICE_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(ConfigError, match="pseudonymize_subjects is true"):
+        public.run(params)
+    assert lake.count("raw_images") == 0
+    monkeypatch.setenv("SLUICE_PSEUDONYM_KEY", "k1")
+    stats = public.run(params)["sources"]["x"]
+    [row] = lake.read("raw_images").to_pylist()
+    assert row["subject"] == subject_pseudonym("1CT1", b"k1") != subject_pseudonym("1CT1", b"k2")
+    assert stats["subjects_as_given"] == 0 and b"1CT1" not in row["content"]
+    subjects = {r["item"]: r for r in report(lake, params) if r["section"] == "subjects"}
+    assert subjects["subjects stored as pseudonyms"]["share"] == 1.0
+    out = erase(lake, params, "subject", ["1CT1"], None, purge=False, dry_run=False, root=None)
+    assert out.images == 1 and lake.count("raw_images") == 0

@@ -35,6 +35,32 @@ def test_subjects_named_in_file_names_are_found_and_land(tmp_path, make_params, 
     assert rows["train/NORMAL/IM-0115-0001.jpeg"] is None  # not fitted: no subject, it splits alone
 
 
+def test_subjects_land_as_keyed_pseudonyms_or_the_stage_refuses_before_landing(tmp_path, make_params, lake, png,
+                                                                             monkeypatch, caplog):
+    """With the key the subjects are s-<HMAC> and still group a child's X-rays; ``pseudonymize_subjects: true`` without
+    the key stops the stage before any row lands; ``auto`` without it lands them as given and says so."""
+    from sluice.errors import ConfigError
+    from sluice.privacy import subject_pseudonym
+
+    root = chest_xray(tmp_path / "chest_xray", png)
+    source = {"name": "cx", "kind": "image_folder", "path": str(root), "subject_pattern": subjects.PATTERN}
+    monkeypatch.delenv("SLUICE_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(ConfigError, match="SLUICE_PSEUDONYM_KEY is not set"):
+        public.run(make_params({"ingest": {"sources": [source]}, "privacy": {"pseudonymize_subjects": True}}))
+    assert not lake.exists("raw_images") or lake.count("raw_images") == 0
+    monkeypatch.setenv("SLUICE_PSEUDONYM_KEY", "secret")
+    public.run(make_params({"ingest": {"sources": [source]}}))
+    rows = {r["item_id"]: r["subject"] for r in lake.read("raw_images").to_pylist()}
+    assert rows["train/PNEUMONIA/person1_virus_6.jpeg"] == rows["train/PNEUMONIA/person1_bacteria_1.jpeg"] \
+        == subject_pseudonym("person1", b"secret")
+    assert "person1" not in {v for v in rows.values() if v} and rows["train/NORMAL/IM-0115-0001.jpeg"] is None
+    monkeypatch.delenv("SLUICE_PSEUDONYM_KEY")
+    with caplog.at_level("WARNING"):
+        stats = public.run(make_params({"ingest": {"sources": [{**source, "name": "raw"}]},
+                                        "privacy": {"pseudonymize_subjects": "auto"}}))["sources"]["raw"]
+    assert stats["subjects_as_given"] == 7 and "stored as the source gives them" in caplog.text
+
+
 def test_a_patient_folder_names_the_subject(tmp_path, png):
     """CheXpert: train/patient00001/study1/view1_frontal.jpg."""
     ext = image_extensions()
