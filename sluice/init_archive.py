@@ -1,12 +1,13 @@
-"""``sluice init --images ARCHIVE``: an image folder shipped as a zip or tar archive (Imagenette's ``.tgz``,
-Food-101's ``.tar.gz``, a Kaggle ``.zip``, ImageNet's training tar of one tar a class) is extracted once,
-safely, into the project's ``sources/`` folder, and that folder is the source.
+"""``sluice init --images ARCHIVE``: an image folder shipped as a zip, tar or 7z archive (Imagenette's ``.tgz``,
+Food-101's ``.tar.gz``, a Kaggle ``.zip``, Kaggle's CIFAR-10 ``train.7z``, ImageNet's training tar of one tar a
+class) is extracted once, safely, into the project's ``sources/`` folder, and that folder is the source.
 
 Extracted, not read in place: a folder's layout is read from its paths and the files beside its images
 (labels files, split lists, annotations), and a compressed tar has no random access, so every stage
 that reads the source would decompress the whole archive again. Safely: a member that would land
 outside the folder (an absolute path, ``..``, a link out of it, a device file) refuses the archive
-(Python's ``tarfile`` ``data`` filter, the same rule for zip names), an encrypted or corrupt one is one
+(Python's ``tarfile`` ``data`` filter, the same rule for zip and 7z names; a 7z holding links is refused), an
+encrypted or corrupt one is one
 line, and the files must fit the disk's free space (declared sizes counted as they are written, so a
 bomb stops at the budget, never fills the disk). Once: a marker beside the folder records the archive's
 size and mtime, so ``sluice init --force`` again reuses it. The archive itself is never changed.
@@ -26,7 +27,8 @@ from pathlib import Path, PurePosixPath
 from sluice.errors import InputError
 
 SOURCES = "sources"  # the project's folder of extracted sources (git-ignored)
-SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
+SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip", ".7z")
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
 RESERVE_BYTES = 512 << 20  # left free on the disk after extracting
 PROGRESS_EVERY = 20_000  # files between progress lines
 BESIDE_BYTES = 256 << 20  # a folder of archives: its other files up to this size are copied beside them (labels)
@@ -43,11 +45,15 @@ def stem(path: Path) -> str:
 
 
 def is_archive(path: Path) -> bool:
-    """A zip or tar file by name and by content (an ``.npz`` is a zip too, but not by name)."""
-    if not path.is_file() or not path.name.lower().endswith(SUFFIXES):
+    """A zip, tar or 7z file by name and by content (an ``.npz`` is a zip too, but not by name)."""
+    name = path.name.lower()
+    if not path.is_file() or not name.endswith(SUFFIXES):
         return False
     try:
-        return zipfile.is_zipfile(path) if path.name.lower().endswith(".zip") else tarfile.is_tarfile(path)
+        if name.endswith(".7z"):
+            with path.open("rb") as f:
+                return f.read(len(SEVEN_ZIP_MAGIC)) == SEVEN_ZIP_MAGIC
+        return zipfile.is_zipfile(path) if name.endswith(".zip") else tarfile.is_tarfile(path)
     except OSError:
         return False
 
@@ -123,14 +129,23 @@ def extract_folder(folder: Path, project: Path, shown: str) -> Path:
 
 def _extract(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
     """(files, bytes) written from ``archive`` into ``into``; a corrupt, encrypted or hostile archive is an InputError."""
+    import py7zr.exceptions as seven
+
     try:
         if archive.name.lower().endswith(".zip"):
             return _unzip(archive, into, budget, shown)
+        if archive.name.lower().endswith(".7z"):
+            return _un7z(archive, into, budget, shown)
         return _untar(archive, into, budget, shown)
     except _OverBudget:
         raise
     except InputError:
         raise
+    except seven.PasswordRequired:
+        raise InputError(f"{shown}: cannot extract: encrypted (a password is required); extract it by hand and give "
+                         "the folder") from None
+    except (seven.ArchiveError, seven.AbsolutePathError) as err:
+        raise InputError(f"{shown}: cannot extract ({err.__class__.__name__}: {err})") from None
     except tarfile.FilterError as err:
         raise InputError(f"{shown}: refused: a member would be written outside the folder or is not a plain file or "
                          f"folder ({err}); extract it by hand if you trust it, and give the folder") from None
@@ -159,13 +174,57 @@ def _untar(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int
     return count[0], count[1]
 
 
+def _safe_name(name: str) -> PurePosixPath:
+    """A member's name as a relative path inside the folder (a Windows tool's backslashes are folders), or
+    tarfile.FilterError (the archive is refused) for one that would be written outside it."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or ":" in (path.parts[0] if path.parts else ""):
+        raise tarfile.FilterError(f"'{name}' would be written outside the folder")
+    return path
+
+
+def _un7z(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
+    """A 7z archive (py7zr: LZMA / LZMA2, PPMd, BZip2, Deflate, Zstandard; BCJ filters) member by member in the
+    archive's order, which for a solid archive decompresses each block once."""
+    import py7zr
+    from py7zr.callbacks import ExtractCallback
+
+    class Progress(ExtractCallback):
+        files = 0
+
+        def report_end(self, processing_file_path, wrote_bytes) -> None:
+            self.files += 1
+            if self.files % PROGRESS_EVERY == 0:
+                print(f"[init] {shown}: {self.files:,} of {len(members):,} files")
+
+        def report_start_preparation(self) -> None: ...
+        def report_start(self, processing_file_path, processing_bytes) -> None: ...
+        def report_update(self, decompressed_bytes) -> None: ...
+        def report_warning(self, message) -> None: ...
+        def report_postprocess(self) -> None: ...
+
+    with py7zr.SevenZipFile(archive, "r") as z:
+        if z.needs_password():
+            raise py7zr.exceptions.PasswordRequired()
+        members = z.list()
+        for info in members:
+            _safe_name(info.filename)
+            if info.is_symlink:
+                raise tarfile.FilterError(f"'{info.filename}' is a link (links in a 7z archive are not followed)")
+        files = [i for i in members if not i.is_directory]
+        size = sum(i.uncompressed or 0 for i in files)
+        if size > budget:
+            raise _OverBudget
+        into.mkdir(parents=True, exist_ok=True)
+        z.extractall(path=into, callback=Progress())
+    return len(files), size
+
+
 def _unzip(archive: Path, into: Path, budget: int, shown: str) -> tuple[int, int]:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
         for info in members:
-            name = PurePosixPath(info.filename.replace("\\", "/"))
-            if name.is_absolute() or ".." in name.parts or ":" in (name.parts[0] if name.parts else ""):
-                raise tarfile.FilterError(f"'{info.filename}' would be written outside the folder")
+            _safe_name(info.filename)
         size = sum(i.file_size for i in members if not i.is_dir())
         if size > budget:
             raise _OverBudget

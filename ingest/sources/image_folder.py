@@ -304,7 +304,7 @@ def _detect(path: str) -> dict:
     root = inner = Path(path)
     if not root.is_dir():
         archive = root.name.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".7z", ".rar"))
-        raise InputError(f"{path}: " + ("an archive: extract it first and give the folder (`sluice init --images` extracts a zip or tar)"
+        raise InputError(f"{path}: " + ("an archive: extract it first and give the folder (`sluice init --images` extracts a zip, tar or 7z)"
                                         if archive else "not a folder (--images takes a folder of images, a CSV of "
                                         "pixel values or a NumPy file of images)"))
     while (within := wrapped(inner)) is not None:

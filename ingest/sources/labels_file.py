@@ -4,7 +4,9 @@ The layout of many published sets and most competition data (``train/`` plus ``t
 ``id,label``): the class is not a folder. A row names its image by relative path (``train/a.jpg``), by
 file name (``a.jpg``) or by stem (``a``, the usual ``id``), tried in that order, or by a longer path
 from another machine (``C:\\set\\train\\a.jpg``: its longest tail that fits); a name that fits several
-images names none of them (quarantined as ``ambiguous_file_name``, never guessed). An image no row
+images names none of them (quarantined as ``ambiguous_file_name``, never guessed), unless the labels file's name
+says a split and one of them is in that split's folder (Kaggle's CIFAR-10: ``trainLabels.csv``'s ``1`` is
+``train/1.png``, not ``test/1.png``). An image no row
 names lands unlabelled (a test folder usually has no labels); a row that names no image, and a later
 row giving an image a different label, are quarantined with the file and line. Flowers-102's
 ``imagelabels.mat`` labels the folder's images by position instead; a JSON file's rows are read by
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.sources import attribute_table, labels_json
-from ingest.sources.base import Record, subject_of
+from ingest.sources.base import Record, split_of, subject_of, word_split
 from ingest.sources.split_lists import named, unknown_index
 from sluice.delimited import DELIMITERS, column_key, read_delimited
 from sluice.errors import InputError
@@ -157,6 +159,7 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
             index.setdefault(key, []).append(image)
     out = FileLabels()
     nothing = [None] * rows.height
+    file_split = word_split(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", labels_file.stem))  # trainLabels -> train
     for line, name, label, split, subject in zip(rows["line"], rows[file_column], rows[label_column],
                                                  rows[split_column] if split_column else nothing,
                                                  rows[subject_column] if subject_column else nothing):
@@ -165,6 +168,8 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         key = (key.replace("\\", "/") if "\\" in key and "/" not in key else key).removeprefix("./")  # Windows
         label = before_boxes(label)
         hits = lookup(index, key)
+        if len(hits) > 1 and file_split:  # Kaggle's CIFAR-10: trainLabels.csv's "1" is train/1.png, not test/1.png
+            hits = [h for h in hits if file_split in {split_of(p) for p in h.relative_to(root).parts[:-1]}] or hits
         if not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field", details=(
                 f"empty {'file name' if not key else 'label'}" if not key or not label_columns

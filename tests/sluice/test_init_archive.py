@@ -1,4 +1,4 @@
-"""`sluice init --images ARCHIVE`: a zip or tar of an image folder is extracted once, safely, into the project."""
+"""`sluice init --images ARCHIVE`: a zip, tar or 7z of an image folder is extracted once, safely, into the project."""
 
 from __future__ import annotations
 
@@ -157,3 +157,86 @@ def test_a_competition_zip_beside_its_labels_csv_is_labelled_by_it_with_paths_in
     (source,) = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
     assert (source["path"], source["labels_file"], source["label_column"]) == (
         "sources/cactus", "sources/cactus/train.csv", "has_cactus")
+
+
+def _seven(path: Path, members: dict[str, bytes], password: str | None = None) -> Path:
+    import py7zr
+
+    with py7zr.SevenZipFile(path, "w", password=password) as z:
+        for name, data in members.items():
+            z.writestr(data, name)
+    return path
+
+
+def _png(shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (32, 32), (shade, 255 - shade, 90)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_kaggles_cifar10_download_of_7z_archives_is_extracted_and_labelled_by_train_labels(
+        run_cli, tmp_path, monkeypatch):
+    """Kaggle's cifar-10/: train.7z (train/1.png ...), test.7z (test/1.png ...: the same names), trainLabels.csv
+    (id,label). Each id names a train and a test image; the labels file's name says train, so it labels the train one."""
+    from ingest import public
+    from sluice.config import load_params
+
+    download = tmp_path / "cifar-10"
+    download.mkdir()
+    classes = ["frog", "truck", "truck", "deer", "automobile", "automobile"]
+    _seven(download / "train.7z", {f"train/{i}.png": _png(30 * i) for i in range(1, 7)})
+    _seven(download / "test.7z", {f"test/{i}.png": _png(200 + i) for i in range(1, 4)})
+    (download / "trainLabels.csv").write_text("id,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate(classes, 1)))
+    (download / "sampleSubmission.csv").write_text("id,label\n1,cat\n")
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(download), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "cifar-10/train.7z: extracted 6 files" in res.stdout
+    (source,) = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
+    assert (source["path"], source["labels_file"]) == ("sources/cifar-10", "sources/cifar-10/trainLabels.csv")
+    monkeypatch.chdir(tmp_path / "proj")
+    monkeypatch.setenv("SLUICE_PARAMS", "params.yaml")
+    out = public.run(load_params())["sources"][source["name"]]
+    assert out["quarantine_reasons"] == {"not_an_image_extension": 1}  # sampleSubmission.csv, kept with why
+    from sluice.lake import Lake
+
+    rows = {r["item_id"]: r["source_label"] for r in Lake.from_params(load_params()).read("raw_images").to_pylist()}
+    assert {k: v for k, v in rows.items() if k.startswith("train/")} == {
+        f"train/train/{i}.png": c for i, c in enumerate(classes, 1)}
+    assert {k: v for k, v in rows.items() if k.startswith("test/")} == {f"test/test/{i}.png": None for i in range(1, 4)}
+
+
+def _hostile_7z(path: Path, name: str = "xx/evil.png", evil: str = "../evil.png") -> Path:
+    """A 7z whose member is named ``..``-relative (py7zr will not write one: the name is patched, the CRCs redone)."""
+    import struct
+    import zlib
+
+    import py7zr
+
+    with py7zr.SevenZipFile(path, "w") as z:
+        z.set_encoded_header_mode(False)  # a plain header, so the name's UTF-16 bytes can be found
+        z.writestr(b"x", name)
+    data = bytearray(path.read_bytes())
+    at = data.index(name.encode("utf-16-le"))
+    data[at:at + len(name) * 2] = evil.encode("utf-16-le")
+    offset, size = struct.unpack_from("<QQ", data, 12)
+    struct.pack_into("<I", data, 28, zlib.crc32(data[32 + offset:32 + offset + size]))
+    struct.pack_into("<I", data, 8, zlib.crc32(data[12:32]))
+    path.write_bytes(data)
+    return path
+
+
+def test_a_hostile_encrypted_or_cut_7z_is_one_line_and_leaves_nothing(tmp_path):
+    good = _seven(tmp_path / "photos.7z", {f"cat/{k}.png": _png(k) for k in range(3)})
+    assert init_archive.is_archive(good) and init_archive.stem(good) == "photos"
+    (tmp_path / "cut.7z").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    (tmp_path / "fake.7z").write_text("not an archive")
+    assert not init_archive.is_archive(tmp_path / "fake.7z")
+    cases = {_hostile_7z(tmp_path / "evil.7z"): "refused: a member would be written outside",
+             _seven(tmp_path / "locked.7z", {"cat/1.png": _png(1)}, password="pw"): "encrypted",
+             tmp_path / "cut.7z": "cut.7z: cannot extract"}
+    for archive, message in cases.items():
+        with pytest.raises(InputError, match=message):
+            init_archive.extract(archive, tmp_path / "proj", archive.name)
+    assert not list((tmp_path / "proj" / "sources").iterdir()) and not (tmp_path / "evil.png").exists()
+    folder = init_archive.extract(good, tmp_path / "proj", "photos.7z")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [f"cat/{k}.png" for k in range(3)]
