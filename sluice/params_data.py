@@ -70,6 +70,7 @@ class CleanParams(Section):
     animated: Literal["quarantine", "first_frame"] = "quarantine"
     min_std: Annotated[float, Field(ge=0)] = 2.0
     outlier_z: Annotated[float, Field(ge=0)] = 8.0
+    outlier_max_share: Annotated[float, Field(ge=0, le=1)] = 0.05  # more beyond outlier_z on a statistic: no outliers
     max_aspect: Annotated[float, Field(ge=1)] = 8.0
     background: tuple[Channel, Channel, Channel] = (255, 255, 255)  # alpha and `pad` borders
     task_retries: Annotated[int, Field(ge=0)] = 2

@@ -113,7 +113,9 @@ def _source_paths(raw: dict) -> list[str]:
             if not _folder_source(s):
                 out.append(s["path"])
             folder = os.path.normpath(s["path"])
-            for extra in [s.get("labels_file"), *(s.get("split_lists") or []), *(s.get("split_labels") or {}).values()]:
+            named = s.get("labels_file")
+            for extra in [*(named if isinstance(named, list) else [named]), *(s.get("split_lists") or []),
+                          *(s.get("split_labels") or {}).values()]:
                 if extra and not os.path.normpath(extra).startswith(folder + os.sep):
                     out.append(extra)
     return out

@@ -156,7 +156,10 @@ def find_outliers(stats: pl.DataFrame, cfg: CleanParams) -> pl.DataFrame:
 
     Robust z-score: 0.6745 * (x - median) / MAD, so a handful of extreme images cannot hide themselves
     by inflating the spread (the MAD is floored at one grey level so a near-uniform collection does not
-    turn every small difference into an outlier); ``outlier_z = 0`` switches the check off.
+    turn every small difference into an outlier); ``outlier_z = 0`` switches the check off. Where more than
+    ``clean.outlier_max_share`` of the images lie beyond it on a statistic, they are a population of the data
+    (X-rays of one finding brighter than the rest, scans of one machine), not broken images: none is
+    quarantined for that statistic, and the log says so.
     """
     aspect = pl.max_horizontal("width", "height") / pl.min_horizontal("width", "height")
     checks = [pl.when(aspect > cfg.max_aspect).then(pl.format("aspect ratio {} > clean.max_aspect " + str(cfg.max_aspect),
@@ -166,6 +169,13 @@ def find_outliers(stats: pl.DataFrame, cfg: CleanParams) -> pl.DataFrame:
             med = pl.col(col).median()
             mad = (pl.col(col) - med).abs().median()
             z = 0.6745 * (pl.col(col) - med) / pl.max_horizontal(mad, pl.lit(1.0))  # MAD floored at one grey level
+            beyond = stats.select((z.abs() > cfg.outlier_z).sum()).item()
+            if beyond > cfg.outlier_max_share * stats.height:
+                stage_logger("clean").warning(
+                    f"{beyond} of {stats.height} images ({beyond / stats.height:.1%}) lie beyond clean.outlier_z "
+                    f"{cfg.outlier_z} on {col}: more than clean.outlier_max_share {cfg.outlier_max_share:.0%}, so a "
+                    f"population of the data, not broken images; none quarantined for it")
+                continue
             checks.append(pl.when(z.abs() > cfg.outlier_z).then(
                 pl.format(f"{col} {{}} is {{}} robust z from the median (clean.outlier_z {cfg.outlier_z})",
                           pl.col(col).round(2), z.round(1))))

@@ -29,7 +29,7 @@ from ingest.sources.folder_layout import (any_image, classes_nest, container, la
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
-from ingest.sources.labels_file import beside, find_columns, match, relabels_folders
+from ingest.sources.labels_file import beside, find_columns, match, relabels_folders, with_split_siblings
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
 from sluice import dicom, not_downloaded, read_ahead
@@ -45,7 +45,8 @@ log = stage_logger("ingest")
 class ImageFolderSource(SourceConfig):
     kind: Literal["image_folder"]
     label_from: Literal["folder", "path", "none", "file", "name", "lists"] = "folder"  # none: unlabelled (e.g. for votes)
-    labels_file: str | None = None  # label_from: file: a CSV / TSV / JSON naming each image's file and label
+    labels_file: str | list[str] | None = None  # label_from: file: a CSV / TSV / JSON naming each image's file and
+    # label, or several of one header (CheXpert's train.csv and valid.csv)
     name_pattern: str | None = None  # label_from: name: a regex whose one group is the label (null: NAME_PATTERN)
     file_column: str | None = None  # of labels_file; null = found by name (file, filename, image, id, ...)
     label_column: str | None = None  # null = found by name (label, class, category, target, ...)
@@ -54,6 +55,9 @@ class ImageFolderSource(SourceConfig):
     subject_column: str | None = None  # of labels_file: the patient / lesion / sequence each image shows, one split each
     # (null: none; sluice init writes the one it finds by name: lesion_id, patient_id, seq_id, ...)
     subject_pattern: str | None = None  # or a regex whose one group, found in an image's path, is its subject (subjects.py)
+    # a finding of -1 (uncertain) in a table of findings (CheXpert's; attribute_table.py): unlabelled (quarantined
+    # as uncertain_label), or read as positive (U-Ones) or negative (U-Zeros)
+    uncertain_label: Literal["ignore", "positive", "negative"] = "ignore"
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
@@ -64,6 +68,8 @@ class ImageFolderSource(SourceConfig):
     def _labels_file_with_file(self):
         if (self.label_from == "file") != (self.labels_file is not None):
             raise ValueError("label_from: file and labels_file go together (a flat folder labelled by a CSV)")
+        if isinstance(self.labels_file, list) and not self.labels_file:
+            raise ValueError("labels_file: an empty list names no labels file")
         if self.subject_column and self.label_from != "file":
             raise ValueError("subject_column is a column of labels_file (label_from: file)")
         if self.subject_pattern is not None and self.subject_column:
@@ -189,9 +195,10 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     require_dir(root, f"image folder of source '{src.name}'")
     groups = _groups(root, src)
     outside = split_layout.outside if (split_layout := layout(root)) else []
-    labels_file = Path(src.labels_file).absolute() if src.labels_file else None
+    labels_files = [Path(p).absolute() for p in ([src.labels_file] if isinstance(src.labels_file, str)
+                                                  else src.labels_file or [])]
     labelled = split_labels.folders(src.split_labels, root, groups)  # GTSRB's Test/ + Test.csv
-    own = {labels_file, *(Path(p).absolute() for p in [*src.split_lists, *labelled.values()])}  # lists: not landed
+    own = {*labels_files, *(Path(p).absolute() for p in [*src.split_lists, *labelled.values()])}  # lists: not landed
     pattern = re.compile(src.name_pattern or NAME_PATTERN) if src.label_from == "name" else None
     nameless, found = [0], [False]
     skipped: set[str] = set()
@@ -237,7 +244,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_class_folder",
                              details="file is not inside a class folder, so it has no label")
         skipped.update(p.name for d in [root, *subdirs(root)] for p in d.iterdir() if p.is_dir() and metadata(p))
-        if labels_file is None:  # streamed: a million files are never listed at once
+        if not labels_files:  # streamed: a million files are never listed at once
             for split, folder, label in groups:
                 if folder in labelled or folder in annotated:
                     files = [p for p in _files(folder, skipped) if p.absolute() not in own]  # its own metadata.jsonl
@@ -252,10 +259,10 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                         yield path, of_name(path, label, folder), split_of_file(path, split)
         else:
             files = [(split, path) for split, folder, _ in groups
-                     for path in _files(folder, skipped) if path.absolute() != labels_file]
-            named = match(labels_file, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
+                     for path in _files(folder, skipped) if path.absolute() not in labels_files]
+            named = match(labels_files, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
                           src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base,
-                          src.label_columns, src.subject_column)
+                          src.label_columns, src.subject_column, src.uncertain_label)
             yield from named.rejects
             for split, path in files:
                 found[0] = True
@@ -271,7 +278,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                 yield job
                 continue
             item_id = safe_text(job[0].relative_to(root))
-            yield (job[0], safe_text(job[0]), item_id, *job[1:3], job[3] if len(job) > 3 else subjects.of(subject_rx, item_id))
+            yield (job[0], safe_text(job[0]), item_id, *job[1:3], job[3] if len(job) > 3 and job[3] is not None else subjects.of(subject_rx, item_id))
 
     def read(job) -> Record:
         return job if isinstance(job, Record) else _read(job[0], job[1], job[2], max_bytes, *job[3:])
@@ -333,7 +340,8 @@ def _detect(path: str) -> dict:
     labels = beside(root)  # a flat folder's labels file, or one that labels the folders' images otherwise
     if labels is not None:
         columns = find_columns(labels) if labels.suffix.lower() != ".mat" else {}
-        return {**moved, "label_from": "file", "labels_file": labels.absolute().as_posix(), **columns,
+        files = [p.absolute().as_posix() for p in with_split_siblings(labels)]  # CheXpert's train.csv, valid.csv
+        return {**moved, "label_from": "file", "labels_file": files if len(files) > 1 else files[0], **columns,
                 **(index_names(labels, columns["label_column"], [root, root.parent]) if "label_column" in columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))
     if names_are_labels([folder for _, folder, _ in flat], IMAGE_EXTENSIONS):

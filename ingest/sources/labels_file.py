@@ -136,28 +136,59 @@ class FileLabels:
     rejects: list[Record] = field(default_factory=list)
 
 
-def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: str | None, label_column: str | None,
-          split_column: str | None, class_names: list[str] | None = None, base: int = 0,
-          label_columns: list[str] | None = None, subject_column: str | None = None) -> FileLabels:
-    """The labels file's rows matched to ``images``; a label that is a class index named by ``class_names``
-    (counted from ``base``), one past them a reject naming its line; ``subject_column``: what each image shows
-    (a patient, a lesion), kept with it."""
-    if labels_file.suffix.lower() == ".mat":
-        return _by_position(labels_file, list(images), root)
-    found = find_columns(labels_file) if not (file_column and (label_column or label_columns)) else {}
+def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, file_column: str | None,
+          label_column: str | None, split_column: str | None, class_names: list[str] | None = None, base: int = 0,
+          label_columns: list[str] | None = None, subject_column: str | None = None,
+          uncertain: str = "ignore") -> FileLabels:
+    """The labels file's rows (or the rows of several files of one header: CheXpert's ``train.csv`` and ``valid.csv``)
+    matched to ``images``; a label that is a class index named by ``class_names`` (counted from ``base``), one past
+    them a reject naming its line; ``subject_column``: what each image shows (a patient, a lesion), kept with it;
+    ``uncertain``: what an uncertain finding is (attribute_table.py)."""
+    files = labels_file if isinstance(labels_file, list) else [labels_file]
+    images = list(images)
+    if files[0].suffix.lower() == ".mat":
+        return _by_position(files[0], images, root)
+    found = find_columns(files[0]) if not (file_column and (label_column or label_columns)) else {}
     file_column = file_column or found["file_column"]
     label_columns = label_columns or ([] if label_column else found.get("label_columns", []))
     label_column = label_column or found.get("label_column") or ONE_HOT
     split_column = split_column or found.get("split_column")
     required = [file_column, *(label_columns or [label_column]), *(c for c in (split_column, subject_column) if c)]
-    rows = read_rows(labels_file, required)
-    rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else attribute_table.as_labels(rows, label_column)
     index: dict[str, list[Path]] = {}
     for image in images:
         rel = image.relative_to(root).as_posix()
         for key in dict.fromkeys((rel, image.name, image.stem)):
             index.setdefault(key, []).append(image)
     out = FileLabels()
+    for path in files:
+        rows = read_rows(path, required)
+        rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else attribute_table.as_labels(
+            rows, label_column, finding_table(path, file_column), uncertain)
+        _match_rows(path, rows, index, root, out, file_column, label_column, split_column, subject_column,
+                    class_names, base, label_columns)
+    return out
+
+
+def finding_table(path: Path, file_column: str) -> bool:
+    """Whether the labels file's columns are findings with uncertainty (attribute_table.findings: CheXpert's)."""
+    try:
+        header = [c for c in read_rows(path, [file_column]).columns if c not in ("line", file_column)] \
+            if labels_json.reads(path) else None
+        if header is None:
+            with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+                line = f.readline().rstrip("\r\n")
+            header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
+                      if c.strip() and c.strip() != file_column]
+        rows = attribute_table.sample(path, header, read_rows) if len(header) >= 2 else None
+    except (InputError, OSError, ValueError):
+        return False
+    return rows is not None and attribute_table.findings(rows, header)
+
+
+def _match_rows(labels_file: Path, rows, index: dict[str, list[Path]], root: Path, out: FileLabels, file_column: str,
+                label_column: str, split_column: str | None, subject_column: str | None,
+                class_names: list[str] | None, base: int, label_columns: list[str] | None) -> None:
+    """One labels file's rows matched through ``index`` into ``out``."""
     nothing = [None] * rows.height
     file_split = word_split(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", labels_file.stem))  # trainLabels -> train
     for line, name, label, split, subject in zip(rows["line"], rows[file_column], rows[label_column],
@@ -170,7 +201,11 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
         hits = lookup(index, key)
         if len(hits) > 1 and file_split:  # Kaggle's CIFAR-10: trainLabels.csv's "1" is train/1.png, not test/1.png
             hits = [h for h in hits if file_split in {split_of(p) for p in h.relative_to(root).parts[:-1]}] or hits
-        if not key or label is None or not label.strip():
+        if label == attribute_table.UNCERTAIN:
+            out.rejects.append(Record(where, item_id=key or None, reject="uncertain_label", details=(
+                f"{label_column!r} is -1 (uncertain): the image lands unlabelled; uncertain_label: positive or "
+                "negative on the source reads it as one (CheXpert's U-Ones / U-Zeros)")))
+        elif not key or label is None or not label.strip():
             out.rejects.append(Record(where, item_id=key or None, reject="missing_field", details=(
                 f"empty {'file name' if not key else 'label'}" if not key or not label_columns
                 else f"no class column marked 1 ({', '.join(label_columns[:6])}{', ...' if len(label_columns) > 6 else ''})")))
@@ -195,7 +230,6 @@ def match(labels_file: Path, images: Iterable[Path], root: Path, file_column: st
             for hit in hits:
                 out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None,
                                               subject_of(subject)))
-    return out
 
 
 def read_rows(path: Path, required: list[str]) -> pl.DataFrame:
@@ -304,6 +338,22 @@ def beside(root: Path) -> Path | None:
         if len(outside) == 1 or len(named) == 1:
             return outside[0] if len(outside) == 1 else named[0]
     return None
+
+
+def with_split_siblings(labels: Path) -> list[Path]:
+    """``labels`` and the tables beside it of the same header whose names say other splits, where its own name says
+    one (CheXpert's ``train.csv`` and ``valid.csv``, each naming its split folder's images); else ``[labels]``."""
+    own = word_split(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", labels.stem))
+    if own is None or labels.suffix.lower() not in (".csv", ".tsv"):
+        return [labels]
+    header = _first_line(labels)
+    return [labels, *(p for p in _tables(labels.parent) if p != labels and p.suffix.lower() == labels.suffix.lower()
+                      and split_of(p.stem) not in (None, own) and _first_line(p) == header)]
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        return f.readline().rstrip("\r\n")
 
 
 def _tables(folder: Path) -> list[Path]:

@@ -189,6 +189,21 @@ def test_outliers_by_robust_z_and_aspect():
     assert find_outliers(stats, CleanParams(outlier_z=0, max_aspect=100))["image_id"].to_list() == []
 
 
+def test_a_population_beyond_the_z_is_not_quarantined_as_outliers(capfd):
+    """A fifth of the images brighter than the rest (X-rays of one finding, on near-uniform exposures) is a part of
+    the data, not 20% broken images: nothing goes for that statistic (the log says why); one extreme image still does."""
+    rng = np.random.default_rng(0)
+    mean = np.concatenate([rng.normal(100, 0.5, 80), rng.normal(115, 0.5, 20)]).astype(np.float32)
+    std = rng.normal(40, 3, 100).astype(np.float32)
+    std[7] = 250.0
+    stats = pl.DataFrame({"image_id": [f"i{k:02d}" for k in range(100)], "width": [32] * 100, "height": [32] * 100,
+                          "mean": mean, "std": std})
+    out = find_outliers(stats, CFG)
+    assert out["image_id"].to_list() == ["i07"] and "std" in out["details"][0]
+    assert "20 of 100 images (20.0%) lie beyond clean.outlier_z 8.0 on mean" in capfd.readouterr().err
+    assert find_outliers(stats, CFG.model_copy(update={"outlier_max_share": 0.25}))["image_id"].len() == 21
+
+
 # ---------------------------------------------------------------------------- the stage on Delta
 def _land(lake: Lake, items: dict[str, bytes], run_id: str = "r0"):
     import hashlib

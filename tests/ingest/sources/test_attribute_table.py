@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.sources import attribute_table
+from ingest.sources import attribute_table, subjects
 from ingest.sources.image_folder import ImageFolderSource, detect, read_image_folder
 from ingest.sources.labels_file import find_columns
 from sluice.errors import InputError
@@ -74,3 +74,63 @@ def test_a_zero_one_label_column_keeps_its_values(tmp_path):
 
     rows = pl.read_csv(tmp_path / "labels.csv", infer_schema=False)
     assert attribute_table.as_labels(rows, "Target")["Target"].to_list() == ["0", "1"]
+
+
+FINDINGS = ("No Finding", "Cardiomegaly", "Edema", "Pleural Effusion")
+
+
+def _chexpert(root: Path, png) -> Path:
+    """Kaggle's CheXpert-v1.0-small/: train/ and valid/ of patient<N>/study<K>/view1_frontal.jpg (every file named
+    alike) beside train.csv and valid.csv, whose Path column names them from above the folder and whose findings are
+    1.0 / 0.0 / -1.0 (uncertain) / blank (not mentioned)."""
+    header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(FINDINGS)
+    values = [("1.0", "", "", ""), ("", "1.0", "-1.0", "0.0"), ("", "0.0", "1.0", "1.0"), ("", "-1.0", "0.0", "")]
+    for split, patients in (("train", range(1, 9)), ("valid", range(64541, 64545))):
+        lines = [header]
+        for k, p in enumerate(patients):
+            rel = f"{split}/patient{p:05d}/study1/view1_frontal.jpg"
+            (root / rel).parent.mkdir(parents=True)
+            (root / rel).write_bytes(png(p % 997))
+            lines.append(f"CheXpert-v1.0-small/{rel},Female,{60 + k},Frontal,AP," + ",".join(values[k % 4]))
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_chexpert_is_labelled_by_one_finding_from_both_split_tables_its_uncertain_ones_unlabelled(tmp_path, png):
+    """A blank is negative, -1.0 uncertain (quarantined as uncertain_label: the image lands unlabelled), or read as
+    positive / negative with uncertain_label (U-Ones / U-Zeros); valid.csv labels valid/."""
+    root = _chexpert(tmp_path / "CheXpert-v1.0-small", png)
+    found = detect(str(root))
+    assert found["labels_file"] == [(root / "train.csv").as_posix(), (root / "valid.csv").as_posix()]
+    assert found["file_column"] == "Path" and found["label_column"] in FINDINGS
+    source = {"path": str(root), **found, "label_column": "Edema", "subject_pattern": subjects.PATTERN}
+    records = list(read_image_folder(ImageFolderSource(name="cx", kind="image_folder", **source), 10**6))
+    landed = {r.uri.split("CheXpert-v1.0-small/")[1]: (r.label, r.split_hint) for r in records if r.reject is None}
+    assert len(landed) == 12  # every image lands, the uncertain ones unlabelled
+    assert landed["train/patient00003/study1/view1_frontal.jpg"] == ("Edema", "train")
+    assert landed["train/patient00001/study1/view1_frontal.jpg"] == ("not_Edema", "train")  # blank: not mentioned
+    assert landed["train/patient00004/study1/view1_frontal.jpg"] == ("not_Edema", "train")  # 0.0
+    assert landed["valid/patient64543/study1/view1_frontal.jpg"] == ("Edema", "val")  # labelled by valid.csv
+    assert landed["train/patient00002/study1/view1_frontal.jpg"] == (None, "train")  # -1.0: uncertain
+    assert {r.subject for r in records if r.reject is None and "patient00003" in r.uri} == {"patient00003"}
+    rejects = [r for r in records if r.reject]
+    assert {r.reject for r in rejects} == {"uncertain_label"} and len(rejects) == 3  # train 2, 6; valid 64542
+    assert rejects[0].uri.endswith("train.csv:3") and "uncertain_label: positive" in rejects[0].details
+    ones = ImageFolderSource(name="cx", kind="image_folder", **source, uncertain_label="positive")
+    assert {Path(r.uri).parent.parent.name: r.label for r in read_image_folder(ones, 10**6)
+            if r.reject is None}["patient00002"] == "Edema"
+    no_finding = ImageFolderSource(name="cx", kind="image_folder", **{**source, "label_column": "No Finding"})
+    labels = [r.label for r in read_image_folder(no_finding, 10**6) if r.reject is None]
+    assert sorted(set(labels)) == ["No Finding", "not_No Finding"] and labels.count("No Finding") == 3
+
+
+def test_celeba_and_one_hot_tables_are_not_findings(tmp_path):
+    import polars as pl
+
+    celeba = pl.DataFrame({"a": ["1", "-1"], "b": ["-1", "1"]})
+    one_hot = pl.DataFrame({"a": ["1.0", "0.0"], "b": ["0.0", "1.0"]})
+    findings = pl.DataFrame({"a": ["1.0", "0.0", None], "b": ["-1.0", "1.0", ""]})
+    assert not attribute_table.findings(celeba, ["a", "b"]) and not attribute_table.findings(one_hot, ["a", "b"])
+    assert attribute_table.findings(findings, ["a", "b"])
+    assert attribute_table.as_labels(findings, "a", True)["a"].to_list() == ["a", "not_a", "not_a"]
+    assert attribute_table.as_labels(findings, "b", True)["b"].to_list() == [attribute_table.UNCERTAIN, "b", "not_b"]
