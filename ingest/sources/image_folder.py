@@ -29,7 +29,8 @@ from ingest.sources.folder_layout import (any_image, classes_nest, container, la
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
-from ingest.sources.labels_file import beside, find_columns, match, relabels_folders, with_split_siblings
+from ingest.sources.labels_file import (beside, find_columns, match, relabels_folders, several_labels,
+                                        with_split_siblings)
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
 from sluice import dicom, not_downloaded, read_ahead
@@ -58,6 +59,9 @@ class ImageFolderSource(SourceConfig):
     # a finding of -1 (uncertain) in a table of findings (CheXpert's; attribute_table.py): unlabelled (quarantined
     # as uncertain_label), or read as positive (U-Ones) or negative (U-Zeros)
     uncertain_label: Literal["ignore", "positive", "negative"] = "ignore"
+    # a labels file whose cells give several labels (ChestX-ray14's Effusion|Infiltration): each image this label
+    # or not_<it> (one versus the rest; null: such rows are quarantined as multiple_labels, their images unlabelled)
+    positive_label: str | None = None
     read_threads: Annotated[int, Field(ge=1, le=64)] = 4  # files read at once, ahead of hashing and commits (1: one at a time)
     split_lists: list[str] = []  # the data set's own split: lists of its files named train / val / test (split_lists.py)
     class_names: list[str] | None = Field(default=None, min_length=1)  # label_from: lists / file: class index -> name
@@ -262,7 +266,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                      for path in _files(folder, skipped) if path.absolute() not in labels_files]
             named = match(labels_files, [p for _, p in files if p.suffix.lower() in IMAGE_EXTENSIONS], root,
                           src.file_column, src.label_column, src.split_column, src.class_names, src.class_index_base,
-                          src.label_columns, src.subject_column, src.uncertain_label)
+                          src.label_columns, src.subject_column, src.uncertain_label, src.positive_label)
             yield from named.rejects
             for split, path in files:
                 found[0] = True
@@ -341,6 +345,8 @@ def _detect(path: str) -> dict:
     if labels is not None:
         columns = find_columns(labels) if labels.suffix.lower() != ".mat" else {}
         files = [p.absolute().as_posix() for p in with_split_siblings(labels)]  # CheXpert's train.csv, valid.csv
+        if "label_column" in columns and "file_column" in columns:  # ChestX-ray14: one finding versus the rest
+            columns = {**columns, **several_labels(labels, columns["file_column"], columns["label_column"])}
         return {**moved, "label_from": "file", "labels_file": files if len(files) > 1 else files[0], **columns,
                 **(index_names(labels, columns["label_column"], [root, root.parent]) if "label_column" in columns else {})}
     flat = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path, label_from="none"))

@@ -46,6 +46,7 @@ SUBJECT_NAMES = ("patientid", "patient", "subjectid", "subject", "participantid"
                  "individualid", "animalid", "caseid", "studyid", "lesionid", "seqid", "sequenceid", "sequence",
                  "captureid", "eventid", "burstid", "videoid", "video")  # Snapshot Serengeti's capture_id: a burst
 _SAMPLE = 500
+_SEVERAL = 20  # rows of several labels a cell among the first ones, at the least, before one label is read versus the rest
 _FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
 
@@ -139,11 +140,12 @@ class FileLabels:
 def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, file_column: str | None,
           label_column: str | None, split_column: str | None, class_names: list[str] | None = None, base: int = 0,
           label_columns: list[str] | None = None, subject_column: str | None = None,
-          uncertain: str = "ignore") -> FileLabels:
+          uncertain: str = "ignore", positive_label: str | None = None) -> FileLabels:
     """The labels file's rows (or the rows of several files of one header: CheXpert's ``train.csv`` and ``valid.csv``)
     matched to ``images``; a label that is a class index named by ``class_names`` (counted from ``base``), one past
     them a reject naming its line; ``subject_column``: what each image shows (a patient, a lesion), kept with it;
-    ``uncertain``: what an uncertain finding is (attribute_table.py)."""
+    ``uncertain``: what an uncertain finding is (attribute_table.py); ``positive_label``: a cell of several labels
+    (``Effusion|Infiltration``) read as that one label or ``not_<it>``."""
     files = labels_file if isinstance(labels_file, list) else [labels_file]
     images = list(images)
     if files[0].suffix.lower() == ".mat":
@@ -164,9 +166,42 @@ def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, fi
         rows = read_rows(path, required)
         rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else attribute_table.as_labels(
             rows, label_column, finding_table(path, file_column), uncertain)
+        if positive_label:
+            rows = one_versus_rest(rows, label_column, positive_label)
         _match_rows(path, rows, index, root, out, file_column, label_column, split_column, subject_column,
                     class_names, base, label_columns)
     return out
+
+
+def one_versus_rest(rows: pl.DataFrame, column: str, positive: str) -> pl.DataFrame:
+    """``rows`` with each cell of ``column`` that names labels (one, or several: ChestX-ray14's ``Effusion|Infiltration``,
+    Planet's ``haze primary``) written ``positive`` where it names it, else ``not_<positive>``; blanks stay blank."""
+    import polars as pl
+
+    cells = rows[column].to_list()
+    return rows.with_columns(pl.Series(column, [
+        None if cell is None or not cell.strip() else positive if positive in labels_of(cell, column) else f"not_{positive}"
+        for cell in cells], pl.String))
+
+
+def several_labels(path: Path, file_column: str, label_column: str) -> dict:
+    """``{"positive_label": L}`` where a tenth or more of a labels file's first rows (and 20) give several labels a cell
+    (ChestX-ray14's ``Finding Labels``, Planet's ``tags``): L is the label closest to half of the rows (ChestX-ray14's
+    ``No Finding``: normal or not), so every image is labelled, one label or not; else {}."""
+    try:
+        cells = [c for c in read_rows(path, [file_column, label_column]).head(_SAMPLE * 4)[label_column].to_list()
+                 if c and c.strip()]
+    except (InputError, OSError, ValueError):
+        return {}
+    sets = [set(labels_of(c, label_column)) for c in cells]
+    several = sum(len(s) > 1 for s in sets)
+    if several < max(_SEVERAL, 0.1 * len(sets)):
+        return {}
+    counts: dict[str, int] = {}
+    for names in sets:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    return {"positive_label": min(sorted(counts), key=lambda k: abs(counts[k] / len(sets) - 0.5))}
 
 
 def finding_table(path: Path, file_column: str) -> bool:

@@ -272,3 +272,27 @@ def test_a_file_column_and_one_other_column_is_file_and_label_but_not_a_split_ta
     (tmp_path / "partition.csv").write_text("image_id,partition\n000001.jpg,0\n")
     with pytest.raises(InputError, match="cannot tell which columns"):
         find_columns(tmp_path / "partition.csv")
+
+
+def test_a_set_of_several_labels_a_cell_is_read_as_one_label_versus_the_rest(tmp_path, make_params, lake, png):
+    """ChestX-ray14 whole: a fifth of its rows name several findings. init writes positive_label, the label nearest
+    half of the rows (No Finding: normal or not), so every image is labelled; another can be set (Effusion)."""
+    root = tmp_path / "chestxray"
+    (root / "images").mkdir(parents=True)
+    cells = ["No Finding", "No Finding", "Effusion|Infiltration", "Cardiomegaly", "No Finding"]
+    lines = ["Image Index,Finding Labels,Follow-up #,Patient ID"]
+    for i in range(100):
+        (root / "images" / f"{i:08d}_000.png").write_bytes(png(i))
+        lines.append(f"{i:08d}_000.png,{cells[i % 5]},0,{i}")
+    (root / "Data_Entry_2017.csv").write_text("\n".join(lines) + "\n")
+    found = detect(str(root))
+    assert found["positive_label"] == "No Finding" and found["label_column"] == "Finding Labels"
+    source = {"name": "x", "kind": "image_folder", **found}
+    stats = public.run(make_params({"ingest": {"sources": [source]}}))["sources"]["x"]
+    assert stats["quarantine_reasons"] == {} and stats["inserted"] == 100
+    rows = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert rows["00000000_000.png"] == "No Finding" and rows["00000002_000.png"] == "not_No Finding"
+    effusion = public.run(make_params({"ingest": {"sources": [{**source, "positive_label": "Effusion"}]}}))
+    assert effusion["sources"]["x"]["relabelled"] == 100  # a later read gives every row its new label
+    rows = {r["item_id"]: r["source_label"] for r in lake.read("raw_images").to_pylist()}
+    assert rows["00000002_000.png"] == "Effusion" and rows["00000003_000.png"] == "not_Effusion"
