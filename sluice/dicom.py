@@ -53,19 +53,24 @@ def is_dicom(content: bytes) -> bool:
     return len(content) >= MAGIC_OFFSET + 4 and bytes(content[MAGIC_OFFSET:MAGIC_OFFSET + 4]) == MAGIC
 
 
+def file_is_dicom(path: Path) -> bool:
+    """Whether a file starts as a DICOM Part 10 file (a DICOMDIR export names its files IM000000, no extension)."""
+    try:
+        with path.open("rb") as f:
+            return is_dicom(f.read(MAGIC_OFFSET + 4))
+    except OSError:
+        return False
+
+
 def without_extension(root: Path, limit: int = 200) -> Path | None:
     """The first of up to ``limit`` files without an extension under ``root`` that is DICOM (a DICOMDIR export's
-    ``IM000001``), for the error that says to name them; None when there is none."""
+    ``IM000001``): such a folder is read by content, unlabelled; None when there is none."""
     seen = 0
     for parent, _, names in os.walk(root):
         for name in sorted(n for n in names if not Path(n).suffix and n.upper() != "DICOMDIR"):
             path = Path(parent, name)
-            try:
-                with path.open("rb") as f:
-                    if is_dicom(f.read(MAGIC_OFFSET + 4)):
-                        return path
-            except OSError:
-                pass
+            if file_is_dicom(path):
+                return path
             seen += 1
             if seen >= limit:
                 return None

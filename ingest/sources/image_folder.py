@@ -168,9 +168,12 @@ def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None,
         return Record(uri, item_id=item_id, reject="unreadable", details=(
             "a link to a folder, not followed (links can loop): give its target as a source of its own"
             if path.is_dir() else "not a regular file (broken link or special file)"))
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+    if path.suffix.lower() not in IMAGE_EXTENSIONS and not (not path.suffix and dicom.file_is_dicom(path)):
         return Record(uri, item_id=item_id, reject="not_an_image_extension",
-                      details=f"extension '{safe_text(path.suffix)}' is not an image format")
+                      details=f"extension '{safe_text(path.suffix)}' is not an image format" if path.suffix else
+                      "no extension, and not a DICOM file (the one format read by its content)")
+    if path.name.upper() == "DICOMDIR":
+        return Record(uri, item_id=item_id, reject="not_an_image", details="the index of a DICOM export (DICOMDIR)")
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -324,11 +327,10 @@ def _detect(path: str) -> dict:
     given, root, path = root, inner, str(inner)
     if not any_image(root):
         idx = next((f for _, _, files in os.walk(root) for f in files if "ubyte" in f.lower()), None)
-        bare = None if idx else dicom.without_extension(root)  # a DICOMDIR tree: DICOM/PA0/ST0/SE0/IM0
+        if not idx and dicom.without_extension(root):  # a DICOMDIR export: DICOM/PA0/ST0/SE0/IM0, read by content
+            return {**moved, "label_from": "none"}
         raise InputError(f"{root}: no image files in it or below" + (
             f" ({idx} is an IDX file: give the folder that holds it to --idx)" if idx else
-            f" ({bare.relative_to(root).as_posix()} is a DICOM file without an extension: files are read by their "
-            "extension, so name them *.dcm)" if bare else
             f" (extensions read: {', '.join(sorted(IMAGE_EXTENSIONS)[:8])}, ...)"))
     lists = find(root.absolute(), tuple(sorted({e for x in IMAGE_EXTENSIONS for e in (x, x.upper())})))
     moved = {**moved, **({"split_lists": lists} if lists else {})}

@@ -140,17 +140,31 @@ def test_hostile_dicom_bytes_are_rejects_never_crashes():
             assert rej.reason and rej.details
 
 
-def test_a_dicomdir_tree_of_files_without_an_extension_is_named_in_the_error(tmp_path):
+def test_a_dicomdir_export_of_files_without_an_extension_is_read_by_content(tmp_path, make_params, lake):
+    """A PACS / CD export: DICOMDIR beside DICOM/PA000000/ST000000/SE000000/IM000000. init finds it (unlabelled: the
+    export names no class), ingest lands each IM file de-identified with its patient as subject; the DICOMDIR index and
+    an extension-less file that is not DICOM are quarantined with why."""
+    from ingest import public
     from ingest.sources.image_folder import detect
-    from sluice.errors import InputError
 
-    series = tmp_path / "DICOM" / "PA000000" / "ST000000" / "SE000000"
-    series.mkdir(parents=True)
-    (series / "IM000000").write_bytes(make_dicom(np.zeros((8, 8), np.uint16)))
-    (tmp_path / "DICOMDIR").write_bytes(make_dicom(np.zeros((8, 8), np.uint16)))  # the index: not what to name
-    with pytest.raises(InputError, match="DICOM/PA000000/ST000000/SE000000/IM000000 is a DICOM file without an "
-                                         "extension: .*name them \\*.dcm"):
-        detect(str(tmp_path))
+    for patient in ("PA000000", "PA000001"):
+        series = tmp_path / "DICOM" / patient / "ST000000" / "SE000000"
+        series.mkdir(parents=True)
+        for k in range(2):
+            pixels = (np.arange(64, dtype=np.uint16).reshape(8, 8) * (k + 1 + 7 * int(patient[-1])))
+            (series / f"IM00000{k}").write_bytes(make_dicom(pixels, PatientID=f"MRN-{patient}", PatientName="Doe^Jane"))
+    (tmp_path / "DICOMDIR").write_bytes(make_dicom(np.zeros((8, 8), np.uint16)))
+    (tmp_path / "README").write_text("exported by the PACS")
+    found = detect(str(tmp_path))
+    assert found == {"label_from": "none"}
+    stats = public.run(make_params({"ingest": {"sources": [{"name": "pacs", "kind": "image_folder",
+                                                            "path": str(tmp_path), **found}]}}))["sources"]["pacs"]
+    assert stats["inserted"] == 4
+    assert stats["quarantine_reasons"] == {"not_an_image": 1, "not_an_image_extension": 1}  # DICOMDIR, README
+    rows = lake.read("raw_images").to_pylist()
+    assert {r["subject"] for r in rows} == {"MRN-PA000000", "MRN-PA000001"}  # no key in this test: as given
+    assert not any(b"Doe^Jane" in r["content"] for r in rows)
+    assert all(grey(r["content"]).shape == (8, 8) for r in rows)
 
 
 def test_deidentify_reaches_into_sequences():
