@@ -29,8 +29,8 @@ from ingest.sources.folder_layout import (any_image, classes_nest, container, la
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
-from ingest.sources.labels_file import (beside, find_columns, match, relabels_folders, several_labels,
-                                        with_split_siblings)
+from ingest.sources.labels_beside import beside, relabels_folders, with_split_siblings
+from ingest.sources.labels_file import find_columns, match, several_labels
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
 from sluice import dicom, not_downloaded, read_ahead
@@ -311,7 +311,7 @@ def detect(path: str) -> dict:
 
 def _detect(path: str) -> dict:
     """The folder the layout starts in (``path``) when ``path`` only wraps it (see ``folder_layout.wrapped``); for a flat
-    folder (no class folders) its labels file (see ``labels_file.beside``) and columns, else labels in the file
+    folder (no class folders) its labels file (see ``labels_beside.beside``) and columns, else labels in the file
     names (:func:`_names_are_labels`), else lists that label its images (``label_lists.find_labelled``), else
     ``label_from: none`` (images land unlabelled, e.g. for crowd votes).
     A class-folder layout needs nothing, or ``label_from: path`` where its classes nest (``folder_layout.classes_nest``)."""

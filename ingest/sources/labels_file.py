@@ -16,7 +16,6 @@ row giving an image a different label, are quarantined with the file and line. F
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,9 +44,8 @@ SPLIT_NAMES = ("split", "subset", "fold", "set", "partition")
 SUBJECT_NAMES = ("patientid", "patient", "subjectid", "subject", "participantid", "participant", "personid",
                  "individualid", "animalid", "caseid", "studyid", "lesionid", "seqid", "sequenceid", "sequence",
                  "captureid", "eventid", "burstid", "videoid", "video")  # Snapshot Serengeti's capture_id: a burst
-_SAMPLE = 500
+SAMPLE_ROWS = 500
 _SEVERAL = 20  # rows of several labels a cell among the first ones, at the least, before one label is read versus the rest
-_FEW_JSON = 8
 ONE_HOT = "<one-hot columns>"  # the label column a one-hot file's columns make
 
 
@@ -111,7 +109,7 @@ def one_hot_columns(path: Path, header: list[str], found: dict) -> list[str]:
     if len(others) < 2:
         return []
     try:
-        rows = read_rows(path, others).head(_SAMPLE)
+        rows = read_rows(path, others).head(SAMPLE_ROWS)
     except (InputError, OSError, ValueError):
         return []
     hot = [c for c in others if {v.strip().lower() for v in rows[c].fill_null("").to_list()} <= _ONES | _ZEROS]
@@ -189,7 +187,7 @@ def several_labels(path: Path, file_column: str, label_column: str) -> dict:
     (ChestX-ray14's ``Finding Labels``, Planet's ``tags``): L is the label closest to half of the rows (ChestX-ray14's
     ``No Finding``: normal or not), so every image is labelled, one label or not; else {}."""
     try:
-        cells = [c for c in read_rows(path, [file_column, label_column]).head(_SAMPLE * 4)[label_column].to_list()
+        cells = [c for c in read_rows(path, [file_column, label_column]).head(SAMPLE_ROWS * 4)[label_column].to_list()
                  if c and c.strip()]
     except (InputError, OSError, ValueError):
         return {}
@@ -316,7 +314,6 @@ def _by_position(labels_file: Path, images: list[Path], root: Path) -> FileLabel
     return out
 
 
-PREFERRED = ("labels", "trainlabels", "train", "annotations", "metadata")  # metadata.jsonl: Hugging Face's ImageFolder  # over e.g. a sample submission
 
 
 def before_boxes(label: str | None) -> str | None:
@@ -343,94 +340,3 @@ def lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
         if tail in index:
             return index[tail]
     return []
-
-
-def beside(root: Path) -> Path | None:
-    """The labels file of a flat image folder: inside it, ``labels.csv`` / ``trainLabels.csv`` / ``train.csv`` /
-    ``metadata.jsonl``... or the one table whose columns say file and label; else next to it, ``<folder>.csv``
-    (Kaggle's ``train/`` + ``train.csv``), ``<folder>_labels.csv``, ``labels.csv`` or Flowers-102's
-    ``imagelabels.mat``, else the one table there (or in an ``annotations/`` or ``metadata/`` folder there) whose
-    columns say file and label (ChestX-ray14's ``Data_Entry_2017.csv`` beside ``images/``, a camera-trap set's COCO
-    JSON beside ``images/``); of several, the one whose name has the folder's (iWildCam's
-    ``metadata/iwildcam2021_train_annotations.json`` for ``train/``)."""
-    inside = _tables(root)
-    by_stem = {column_key(p.stem): p for p in inside}
-    preferred = next((by_stem[k] for k in PREFERRED if k in by_stem
-                      and not (labels_json.reads(by_stem[k]) and not _has_columns(by_stem[k]))), None)
-    if preferred:
-        return preferred
-    readable = [p for p in inside if "submission" not in p.stem.lower() and _has_columns(p)]  # no labels in one
-    if len(readable) == 1:
-        return readable[0]
-    for name in (f"{root.name}.csv", f"{root.name}_labels.csv", f"{root.name}.tsv", "labels.csv", "imagelabels.mat"):
-        if (root.parent / name).is_file():
-            return root.parent / name
-    if root.parent != root:  # the one table beside the folder whose columns say file and label (Data_Entry_2017.csv)
-        near = [root.parent, *(d for d in sorted(root.parent.iterdir()) if d.is_dir() and d != root  # ISIC's _GroundTruth/
-                               and re.search(r"annotation|metadata|ground.?truth|labels", d.name, re.IGNORECASE))]
-        outside = [p for folder in near for p in _tables(folder) if "submission" not in p.stem.lower() and _has_columns(p)]
-        named = [p for p in outside if column_key(root.name) in column_key(p.stem)]
-        if len(outside) == 1 or len(named) == 1:
-            return outside[0] if len(outside) == 1 else named[0]
-    return None
-
-
-def with_split_siblings(labels: Path) -> list[Path]:
-    """``labels`` and the tables beside it of the same header whose names say other splits, where its own name says
-    one (CheXpert's ``train.csv`` and ``valid.csv``, each naming its split folder's images); else ``[labels]``."""
-    own = word_split(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", labels.stem))
-    if own is None or labels.suffix.lower() not in (".csv", ".tsv"):
-        return [labels]
-    header = _first_line(labels)
-    return [labels, *(p for p in _tables(labels.parent) if p != labels and p.suffix.lower() == labels.suffix.lower()
-                      and split_of(p.stem) not in (None, own) and _first_line(p) == header)]
-
-
-def _first_line(path: Path) -> str:
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-        return f.readline().rstrip("\r\n")
-
-
-def _tables(folder: Path) -> list[Path]:
-    """The CSV / TSV / JSON files in a folder, sorted; JSON only where there are a few (not one beside each image,
-    as a photo export's sidecars)."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix.lower() in (".csv", ".tsv", *labels_json.SUFFIXES)
-                                                                  or attribute_table.reads(p)))  # CelebA's .txt
-    jsons = [p for p in files if labels_json.reads(p)]
-    return [p for p in files if not labels_json.reads(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
-
-
-def relabels_folders(labels: Path, groups) -> bool:
-    """Whether a labels file labels the images of class folders (``groups``: (split, folder, label)) otherwise than
-    those folders do: the folders are parts or batches, not classes (HAM10000's ``HAM10000_metadata.csv`` over
-    ``HAM10000_images_part_1/`` and ``_part_2/``; a user's ``photos/2023-01/`` + ``labels.csv``): 80% of its first
-    rows name an image in a class folder, and half of those by another label than the folder's."""
-    from sluice.imaging import image_extensions
-
-    try:
-        columns = find_columns(labels)
-        hot = columns.get("label_columns", [])
-        rows = read_rows(labels, [columns["file_column"], *(hot or [columns["label_column"]])]).head(_SAMPLE)
-        rows = with_one_hot_label(rows, hot, ONE_HOT) if hot else rows
-        columns["label_column"] = columns.get("label_column", ONE_HOT)
-    except (InputError, OSError, ValueError):
-        return False
-    index: dict[str, list[tuple[Path, str]]] = {}
-    extensions = image_extensions()
-    for _, folder, label in groups:
-        for parent, _, names in os.walk(folder) if label is not None else ():
-            for name in (n for n in names if Path(n).suffix.lower() in extensions):
-                path = Path(parent, name)
-                for key in dict.fromkeys((path.relative_to(folder.parent).as_posix(), name, path.stem)):
-                    index.setdefault(key, []).append((path, label))
-    named = [(hits[0][1], (label or "").strip()) for name, label in zip(rows[columns["file_column"]], rows[columns["label_column"]])
-             if (hits := lookup(index, (name or "").strip().replace("\\", "/")))]
-    return bool(named) and len(named) >= 0.8 * rows.height and sum(a != b for a, b in named) >= 0.5 * len(named)
-
-
-def _has_columns(path: Path) -> bool:
-    try:
-        find_columns(path)
-    except (InputError, OSError):
-        return False
-    return True
