@@ -86,6 +86,9 @@ def reference_ips(snapshot_dir: Path, width: int, steps: int = 15) -> float:
     cfg = TrainParams(batch_size=64, width=width)
     data = load_data(snapshot_dir, LoaderSpec.of(cfg), splits=("train",))
     batches = list(data.train)[:steps + 3]
+    if len(batches) < 4:
+        raise SystemExit(f"{snapshot_dir}: {len(batches)} batches of 64 train images; the reference step needs 4 or more "
+                         "(give --train 256 or more)")
     model = build_model(cfg, data.num_classes).to(memory_format=torch.channels_last)
     opt = make_optimizer(model, 0.1)
     train_one_epoch(model, batches[:3], opt, criterion=make_criterion(), progress_bar=False)

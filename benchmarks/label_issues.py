@@ -82,7 +82,7 @@ def digits(flip: float, seed: int, folds: int, epochs: int):
     """Real out-of-fold probabilities: the demo digits (1,550 train+val) with ``flip`` labels moved."""
     import torch
 
-    from ingest.demo import CLASSES, digit_images
+    from demo.generate import CLASSES, digit_images
     from sluice.config import parse_params
     from sluice.snapshot import SplitArrays, channel_stats, write_snapshot
     from train.oof import out_of_fold
