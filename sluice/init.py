@@ -359,6 +359,9 @@ def _init(args) -> int:
         "crowd worker ids are stored only as keyed pseudonyms\n" if "ingest_crowd" in stages else
         "the patients images show are stored as keyed pseudonyms\n" if _names_subjects(params_text) else "")
     key_hint = key_hint if key_hint.endswith("\n") else ""
+    if "ingest_crowd" not in stages and _all_unlabelled(params_text):
+        print("[init] no source labels its images (label_from: none): add crowd votes (sluice init --force ... --votes "
+              "FILE) or a labels file (labels_file) before `dvc repro` can train")
     after = ("  sluice quality summary         # the data-quality gates' verdicts\n"
              "  sluice predict --model models/fp32 some.jpg") if "train" in stages else (
              "  sluice labels workers          # the annotators, best first (no image source: votes only)\n"
@@ -368,6 +371,11 @@ def _init(args) -> int:
           "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
           + after)
     return 0
+
+
+def _all_unlabelled(params_text: str) -> bool:
+    sources = ((yaml.safe_load(params_text) or {}).get("ingest") or {}).get("sources") or []
+    return bool(sources) and all(isinstance(s, dict) and s.get("label_from") == "none" for s in sources)
 
 
 def _names_subjects(params_text: str) -> bool:

@@ -564,3 +564,15 @@ def test_a_subject_column_is_written_and_said(run_cli, tmp_path):
     assert "set subject_column: null to split images one by one" in res.stdout
     assert "export SLUICE_PSEUDONYM_KEY=...  # a secret: the patients images show are stored as keyed pseudonyms" \
         in res.stdout
+
+
+def test_a_folder_of_unlabelled_images_says_labels_come_before_training(run_cli, tmp_path):
+    """A flat folder with nothing that labels it (a PACS export, a scrape): init writes label_from: none and says what
+    the first `dvc repro` would otherwise stop on (labels.classes), with the ways to label the images."""
+    (tmp_path / "scans").mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (70 * i, 10, 10)).save(tmp_path / "scans" / f"scan{i}.png")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "scans"))
+    assert res.returncode == 0, res.stderr
+    assert _project(tmp_path)[0]["ingest"]["sources"][0]["label_from"] == "none"
+    assert "no source labels its images (label_from: none): add crowd votes" in res.stdout
