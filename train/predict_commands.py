@@ -70,9 +70,10 @@ def _predict(args) -> int:
 
 
 def expand(paths: list[str]) -> list[str]:
-    """``paths`` with each folder replaced by the image files in it and below (by extension, name order, hidden
-    files and folders left out); the other files of a folder are counted in one line, a folder of no image is
-    kept to be rejected as such."""
+    """``paths`` with each folder replaced by the image files in it and below (by extension, or DICOM files without
+    one as a PACS export names them; name order, hidden files and folders left out); the other files of a folder are
+    counted in one line, a folder of no image is kept to be rejected as such."""
+    from sluice.dicom import file_is_dicom
     from sluice.imaging import image_extensions
 
     extensions, out = image_extensions(), []
@@ -84,7 +85,9 @@ def expand(paths: list[str]) -> list[str]:
         for parent, dirs, names in os.walk(path):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(n for n in names if not n.startswith(".")):
-                if Path(name).suffix.lower() in extensions:
+                suffix = Path(name).suffix.lower()
+                if suffix in extensions or not suffix and name.upper() != "DICOMDIR" \
+                        and file_is_dicom(Path(parent, name)):
                     found.append(os.path.join(parent, name))
                 else:
                     other += 1

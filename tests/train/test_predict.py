@@ -145,3 +145,20 @@ def test_predict_names_a_missing_model_folder(run_cli, tmp_path, images):
     assert result.returncode == 2
     assert "nowhere" in result.stderr and "not a model folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_of_extensionless_dicom_files_expands_to_them(tmp_path):
+    """A PACS export's IM000000 files are images (read by content, as ingest reads them); its DICOMDIR index and a
+    README are not."""
+    from pydicom.data import get_testdata_file
+
+    from train.predict_commands import expand
+
+    series = tmp_path / "DICOM" / "PA000000"
+    series.mkdir(parents=True)
+    ct = open(get_testdata_file("CT_small.dcm"), "rb").read()
+    (series / "IM000000").write_bytes(ct)
+    (series / "IM000001").write_bytes(ct)
+    (tmp_path / "DICOMDIR").write_bytes(ct)
+    (tmp_path / "README").write_text("exported")
+    assert expand([str(tmp_path)]) == [str(series / "IM000000"), str(series / "IM000001")]
