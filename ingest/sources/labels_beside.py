@@ -45,6 +45,9 @@ def beside(root: Path) -> Path | None:
         named = [p for p in outside if column_key(root.name) in column_key(p.stem)]
         if len(outside) == 1 or len(named) == 1:
             return outside[0] if len(outside) == 1 else named[0]
+        split_tables = [p for p in outside if with_split_siblings(p)[1:] and set(with_split_siblings(p)) == set(outside)]
+        if len(split_tables) >= 1:  # train.csv and valid.csv of one header beside images/: the first, its siblings
+            return split_tables[0]
     return None
 
 

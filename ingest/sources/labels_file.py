@@ -167,7 +167,7 @@ def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, fi
         if positive_label:
             rows = one_versus_rest(rows, label_column, positive_label)
         _match_rows(path, rows, index, root, out, file_column, label_column, split_column, subject_column,
-                    class_names, base, label_columns)
+                    class_names, base, label_columns, several_files=len(files) > 1)
     return out
 
 
@@ -220,8 +220,10 @@ def finding_table(path: Path, file_column: str) -> bool:
 
 def _match_rows(labels_file: Path, rows, index: dict[str, list[Path]], root: Path, out: FileLabels, file_column: str,
                 label_column: str, split_column: str | None, subject_column: str | None,
-                class_names: list[str] | None, base: int, label_columns: list[str] | None) -> None:
-    """One labels file's rows matched through ``index`` into ``out``."""
+                class_names: list[str] | None, base: int, label_columns: list[str] | None,
+                several_files: bool = False) -> None:
+    """One labels file's rows matched through ``index`` into ``out``; of ``several_files`` (train.csv and valid.csv),
+    a row without a split column's value is of the split the file's name says (its folder's, where it has one)."""
     nothing = [None] * rows.height
     file_split = word_split(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", labels_file.stem))  # trainLabels -> train
     for line, name, label, split, subject in zip(rows["line"], rows[file_column], rows[label_column],
@@ -261,8 +263,8 @@ def _match_rows(labels_file: Path, rows, index: dict[str, list[Path]], root: Pat
                                               f"{out.by_image[hits[0]][0]!r} on an earlier line (the first kept)"))
         else:  # one image, or copies of it (HAM10000's part folders are shipped twice): each takes the label
             for hit in hits:
-                out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or None,
-                                              subject_of(subject)))
+                out.by_image.setdefault(hit, (named(label.strip(), class_names, base), (split or "").strip().lower() or
+                                              (file_split if several_files else None), subject_of(subject)))
 
 
 def read_rows(path: Path, required: list[str]) -> pl.DataFrame:

@@ -18,3 +18,22 @@ def test_a_labels_file_named_for_a_split_takes_the_tables_of_the_other_splits_wi
     assert with_split_siblings(tmp_path / "notes.csv") == [tmp_path / "notes.csv"]  # its name says no split
     (tmp_path / "trainLabels.csv").write_text("id,label\n")
     assert with_split_siblings(tmp_path / "trainLabels.csv") == [tmp_path / "trainLabels.csv"]  # no sibling alike
+
+
+def test_split_tables_beside_a_flat_folder_label_it_and_give_each_image_its_file_s_split(tmp_path, png):
+    """images/ beside train.csv and valid.csv of one header: both label it, and with no split folder a row's split
+    is the one its file's name says (so valid is held out as the test split, as a val/ folder would be)."""
+    from ingest.sources.image_folder import ImageFolderSource, detect, read_image_folder
+
+    (tmp_path / "images").mkdir()
+    for split, names in (("train", ["a", "b", "c"]), ("valid", ["d"])):
+        for k, n in enumerate(names):
+            (tmp_path / "images" / f"{n}.png").write_bytes(png(ord(n)))
+        (tmp_path / f"{split}.csv").write_text("file,label\n" + "".join(f"{n}.png,{'cat' if k % 2 else 'dog'}\n"
+                                                                        for k, n in enumerate(names)))
+    found = detect(str(tmp_path / "images"))
+    assert found["labels_file"] == [(tmp_path / "train.csv").as_posix(), (tmp_path / "valid.csv").as_posix()]
+    records = read_image_folder(ImageFolderSource(name="s", kind="image_folder", **{"path": str(tmp_path / "images"),
+                                                                                    **found}), 10**6)
+    assert {r.uri.rsplit("/", 1)[1]: (r.label, r.split_hint) for r in records} == {
+        "a.png": ("dog", "train"), "b.png": ("cat", "train"), "c.png": ("dog", "train"), "d.png": ("dog", "val")}
