@@ -79,3 +79,42 @@ def read_delimited(path: Path, required: list[str], delimiter: str | None, what:
         raise InputError(f"{path}: malformed CSV ({str(err).splitlines()[0]})") from None
     stripped = [pl.col(c).str.strip_chars() for c in frame.columns]
     return frame.with_columns(pl.when(c != "").then(c).otherwise(None).name.keep() for c in stripped)
+
+
+def first_fields(path: Path, delimiter: str | None = None) -> tuple[str, list[str]]:
+    """The delimiter that splits the file's first line into the most fields (of , tab ; | and a space, which
+    research sets' headerless files use: ``w1 q1 1``) and those fields, trimmed."""
+    line = _header(path)
+    candidates = [delimiter] if delimiter else [*DELIMITERS, " "]
+    splits = {d: (line.split() if d == " " else next(csv.reader([line], delimiter=d), [])) for d in candidates}
+    chosen = max(candidates, key=lambda d: len(splits[d]))
+    return chosen, [f.strip() for f in splits[chosen]]
+
+
+def read_headerless(path: Path, delimiter: str | None, what: str) -> pl.DataFrame:
+    """A delimited file without a header as strings (trimmed, empty = null), its columns named ``column_1``,
+    ``column_2``, ... by position; on a space any run of blanks separates fields."""
+    import polars as pl
+
+    require_file(path, what)
+    _check_utf8(path)
+    chosen, fields = first_fields(path, delimiter)
+    if chosen == " ":  # each line whole (no byte of a text file is \x1f), split on runs of blanks
+        try:
+            lines = pl.read_csv(path, separator="\x1f", has_header=False, quote_char=None, infer_schema=False,
+                                encoding="utf8", raise_if_empty=False, new_columns=["line"])
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+            raise InputError(f"{path}: malformed text ({str(err).splitlines()[0]})") from None
+        fields = lines.filter(pl.col("line").str.strip_chars() != "").select(
+            pl.col("line").str.strip_chars().str.replace_all(r"\s+", " ").str.split(" ").alias("f"))
+        width = int(fields["f"].list.len().max() or 0)
+        frame = fields.select(pl.col("f").list.get(i, null_on_oob=True).alias(f"column_{i + 1}") for i in range(width))
+    else:
+        try:
+            frame = pl.read_csv(path, separator=chosen, has_header=False, infer_schema=False, encoding="utf8",
+                                raise_if_empty=False, truncate_ragged_lines=True)
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
+            raise InputError(f"{path}: malformed CSV ({str(err).splitlines()[0]})") from None
+        frame = frame.rename({c: f"column_{i + 1}" for i, c in enumerate(frame.columns)})
+    stripped = [pl.col(c).str.strip_chars() for c in frame.columns]
+    return frame.with_columns(pl.when(c != "").then(c).otherwise(None).name.keep() for c in stripped)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import yaml
 
-from sluice import class_order, init_archive, not_downloaded
+from sluice import class_order, init_archive
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
+from sluice.init_entries import detected, entry_name, existing, inside, rel
 from sluice.init_packed import names_dvc_can_track, packed
+from sluice.init_votes import truth_file, vote_export
 
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
 # `compress` only when asked for. Keys that `paths` fills are left out (one place for each path).
@@ -69,6 +71,10 @@ def register(sub) -> None:
                         "columns found by name: "
                         "image, annotator, answer, ...), or a wide table with one column per answer (CSV, Parquet, "
                         ".npy/.npz/.pt arrays such as CIFAR-10N's)")
+    p.add_argument("--truth", metavar="FILE",
+                   help="the votes' true labels (item,label CSV, two columns without a header, or a JSON object): the "
+                        "labels stage scores the crowd and each worker against them (default: a truth.csv, gold.txt, "
+                        "gt.csv ... beside the votes)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
@@ -90,128 +96,6 @@ def register(sub) -> None:
 
 # --- params ---------------------------------------------------------------------------------------
 
-def _rel(path: str | Path, root: Path) -> str:
-    """``path`` as written in params: relative to the project when inside it, else absolute."""
-    full = Path(path).expanduser().absolute()
-    return (full.relative_to(root.absolute()) if full.is_relative_to(root.absolute()) else full).as_posix()
-
-
-def _inside(value, root: Path):
-    """``value`` (a detected setting: a path, a list or mapping of them, anything else) with every absolute path
-    inside the project written relative to it."""
-    if isinstance(value, dict):
-        return {k: _inside(v, root) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_inside(v, root) for v in value]
-    if isinstance(value, str) and Path(value).is_absolute() and Path(value).is_relative_to(root.absolute()):
-        return _rel(value, root)
-    return value
-
-
-def _existing(path: str, what: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InputError(f"{path}: {what} not found")
-    not_downloaded.check(p, path)  # a clone without its LFS content: say so before reading pointers as data
-    return p
-
-
-def _name(kind: str, path: str, taken: set[str]) -> str:
-    base = f"{kind}-{Path(path).expanduser().absolute().name}".lower().replace(" ", "-")
-    name, k = base, 2
-    while name in taken:
-        name, k = f"{base}-{k}", k + 1
-    taken.add(name)
-    return name
-
-
-WIDE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".parquet", ".pq")  # answers as arrays / columns: the wide kind
-
-
-def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list[str]] | None = None,
-                sources: tuple[dict, ...] = ()) -> dict:
-    """A ``labels.exports`` entry, its kind told by the file (Label Studio JSON, MTurk CSV, a long CSV
-    with one vote a row, else a wide table or array with one column per answer) and the settings its
-    connector detects in it; labels given as class indices get ``class_names`` from what the images the
-    votes name say (``class_order.from_votes``, over ``sources``' class folders), else from ``classes``
-    (where they come from, the names in index order)."""
-    import polars as pl
-
-    from sluice.connectors import get
-
-    p = _existing(path, "vote file")
-    if (suffix := p.suffix.lower()) in (".xlsx", ".xls", ".xlsm", ".ods", ".numbers"):
-        raise InputError(f"{path}: a spreadsheet workbook is not read; save the sheet as CSV (UTF-8) and give that")
-    entry = {"name": _name("votes", path, taken), "path": _rel(p, root)}
-    if p.is_dir() or suffix == ".manifest":
-        kinds = ["ground_truth"]  # a SageMaker Ground Truth job's folder or output manifest
-    elif suffix in (".json", ".jsonl", ".ndjson"):  # a tool's own export, else a vote a record
-        kinds = ["label_studio", "labelbox", "csv"] if suffix == ".json" else ["labelbox", "ground_truth", "csv"]
-    elif suffix in (".parquet", ".pq"):
-        kinds = ["csv", "wide"]  # one vote a row, else wide
-    elif suffix in WIDE_SUFFIXES:
-        kinds = ["wide"]
-    else:
-        with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = f.readline()
-        kinds = ["mturk"] if "Input." in header and "Answer." in header else ["csv", "wide"]  # wide: a column per answer
-    errors = []
-    for kind in kinds:
-        try:
-            entry = {**entry, "kind": kind, **_detected("votes", kind, p, path)}
-            break
-        except InputError as err:
-            errors.append(err)
-    else:  # what a kind that knew the file says, else the last (the most general) kind's word
-        raise next((e for e in errors if ": not a " not in str(e)), errors[-1])
-    if entry["kind"] == "wide" and not {"item_column", "item_key", "items_file"} & set(entry):
-        print(f"[init] {path}: no item column: its rows are items by position (0, 1, ...); set item_key on its "
-              "labels.exports entry to the raw_images field they index (e.g. column:train_index for CIFAR's "
-              "training set in torchvision's order)", file=sys.stderr)
-    connector = get("votes", entry["kind"])
-    try:
-        votes = connector.reader(connector.config.model_validate({**entry, "path": str(p)})).votes
-    except InputError:  # the ingest_crowd stage reports what is wrong with the file, with its line
-        return entry
-    labels = votes["label"]
-    indices = labels.drop_nulls().str.strip_chars().str.contains(r"^\d+$")
-    if indices.len() and indices.mean() >= 0.99:
-        top = int(labels.drop_nulls().str.strip_chars().cast(pl.Int64, strict=False).max() or 0)
-        read = None if classes and classes[0] == "--classes" else \
-            class_order.from_votes(votes["item_ref"], labels, class_order.file_labels(sources, root))
-        if read and not (classes and read[0] == classes[1][:len(read[0])]):
-            entry["class_names"] = read[0]
-            print(f"[init] {path}: labels are class indices (0..{top}), named by the class folders of the images "
-                  f"{read[1]} of its votes name: " + ", ".join(f"{k}={c}" for k, c in enumerate(read[0][:4]))
-                  + (", ..." if len(read[0]) > 4 else "") + (f"; not {classes[0]}'s sorted order" if classes else "")
-                  + " (class_names in params.yaml)")
-        elif classes is None or top >= len(classes[1]):
-            print(f"[init] {path}: labels are class indices (0..{top}); set class_names on its labels.exports entry "
-                  "to the class names in index order (or pass --classes)", file=sys.stderr)
-        else:
-            entry["class_names"] = list(classes[1])
-            print(f"[init] {path}: labels are class indices (0..{top}), named by {classes[0]}: "
-                  f"0={classes[1][0]}, 1={classes[1][1] if len(classes[1]) > 1 else ''}..."
-                  + (f", as the images {read[1]} of its votes name say" if read else "") + " (class_names in params.yaml)")
-    return entry
-
-
-def _detected(family: str, kind: str, p: Path, shown: str) -> dict:
-    """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
-    from sluice.connectors import get
-
-    found = detect(str(p)) if (detect := get(family, kind).detect) else {}
-    if found:
-        print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
-    key = next((k for k in ("subject_column", "subject_pattern") if found.get(k)), None)
-    if key:
-        what = f"column '{found[key]}' names" if key == "subject_column" else \
-            "the images' paths (person1_..., patient00001/, a track's frames) name"
-        print(f"[init] {what} what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
-              f"one's images in one split (set {key}: null to split images one by one)")
-    return found
-
-
 def _defaults(section: str) -> dict:
     from sluice.config import Params
 
@@ -232,7 +116,7 @@ def project_params(root: Path, args) -> dict:
     for given, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet),
                           ("idx", args.idx)):
         for value in values:
-            p = _existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
+            p = existing(value, {"image_folder": "image folder", "cifar": "CIFAR folder", "parquet": "Parquet file",
                                   "idx": "IDX folder"}[given])
             kind = (packed(p, value) or given) if given == "image_folder" else given
             named = value
@@ -246,8 +130,8 @@ def project_params(root: Path, args) -> dict:
                                  "own files (lake, reports, plots) would be read as images; make the project elsewhere")
             if kind != "image_folder":
                 names_dvc_can_track(p, value)
-            found = _inside(_detected("source", kind, p, value), root)  # an extracted source moves with the project
-            sources.append({"name": _name(kind.split("_")[0], named, taken), "kind": kind, "path": _rel(p, root), **found})
+            found = inside(detected("source", kind, p, value), root)  # an extracted source moves with the project
+            sources.append({"name": entry_name(kind.split("_")[0], named, taken), "kind": kind, "path": rel(p, root), **found})
             found = class_order.source_classes(sources[-1], root)
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"
@@ -256,7 +140,7 @@ def project_params(root: Path, args) -> dict:
                       + ("; they are class indices: set class_names on the source to name them (in index order)"
                          if sources[-1].get("label_from") == "lists" and all(c.isdigit() for c in found) else ""))
     crawl = crawl_section({k: v for k, v in _defaults("crawl").items() if k != "demo_site_dir"}, args.crawl,
-                          args.urls, root, _rel)
+                          args.urls, root, rel)
     classes = class_order.known(args.classes, sources, root) if args.votes else None
     exports = [vote_export(v, root, taken, classes, tuple(sources)) for v in args.votes]
     if not (sources or crawl or exports):
@@ -264,7 +148,7 @@ def project_params(root: Path, args) -> dict:
                          "--votes "
                          "(or --demo)")
 
-    python = args.python or _rel(sys.executable, root)  # the venv's own path, not its resolved base
+    python = args.python or rel(sys.executable, root)  # the venv's own path, not its resolved base
     raw: dict = {"seed": 0, "paths": {"python": python, "manifests": paths.MANIFESTS, "dataset": paths.DATASET}}
     for section in DEFAULT_SECTIONS:
         raw[section] = _defaults(section)
@@ -273,6 +157,9 @@ def project_params(root: Path, args) -> dict:
         if section == "compute" and crawl:
             raw["crawl"] = crawl
     raw["labels"]["exports"] = exports
+    if args.truth and not exports:
+        raise InputError("--truth scores crowd votes: give the votes with --votes FILE")
+    raw["labels"]["ground_truth"] = truth_file(args.votes, args.truth, root) if exports else None
     folders = [s for s in sources if s["kind"] == "image_folder"]
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)

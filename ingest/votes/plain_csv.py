@@ -4,6 +4,7 @@ and task)."""
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,7 @@ from ingest.votes.base import (
     times,
 )
 from sluice.connectors import Connector
-from sluice.delimited import DELIMITERS, read_delimited, require_file
+from sluice.delimited import DELIMITERS, first_fields, read_delimited, read_headerless, require_file
 from sluice.errors import InputError
 
 
@@ -34,6 +35,7 @@ class CsvVotesExport(VoteExport):
     status_column: str | None = None  # a row whose status is one of rejected_values lands as rejected
     rejected_values: list[str] = ["rejected"]  # compared trimmed and case-folded (Toloka: REJECTED)
     delimiter: str | None = None
+    header: bool = True  # false: no header line; the columns are column_1, column_2, ... by position
 
 
 PARQUET = (".parquet", ".pq")  # the same long layout as a Parquet file (as Hugging Face datasets ship votes)
@@ -62,9 +64,15 @@ def read(export: CsvVotesExport) -> Parsed:
     bad_records = []
     if json_records.is_json(path):
         frame, bad_records = json_records.read(path, required, f"vote file '{export.name}'")
+    elif path.suffix.lower() in PARQUET:
+        frame = _parquet(path, required)
+    elif not export.header:
+        frame = read_headerless(path, export.delimiter, f"vote file '{export.name}'")
+        if missing := [c for c in required if c not in frame.columns]:
+            raise InputError(f"{path}: no {', '.join(missing)} in vote file '{export.name}' (header: false; it has "
+                             f"{frame.width} column(s), column_1 to column_{frame.width})")
     else:
-        frame = _parquet(path, required) if path.suffix.lower() in PARQUET else \
-            read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
+        frame = read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
     frame, rejects = missing_field_rejects(frame, path, needed)
     rejects = bad_records + rejects
     texts = frame[export.time_column].to_list() if export.time_column else [None] * frame.height
@@ -151,6 +159,8 @@ def detect(path: str) -> dict:
 
 def _settings(path: str, header: list[str], line: str) -> dict:
     found = columns_of(header)
+    if found is None and not any(_roles(header).values()) and (guessed := headerless_roles(Path(path))):
+        return guessed
     if found is None:
         roles = _roles(header)
         known = ", ".join(f"{role} {name!r}" for role, name in roles.items() if name)
@@ -158,13 +168,52 @@ def _settings(path: str, header: list[str], line: str) -> dict:
         raise InputError(f"{path}: cannot tell which column of this vote CSV holds the {' or '.join(missing)} (header "
                          f"{line[:120]!r}{'; found ' + known if known and len(missing) < 3 else ''}); rename it, or set "
                          "item_column, worker_column and label_column on its labels.exports entry in params.yaml (one "
-                         "row per item, a column per annotator: kind: wide with label_columns)")
+                         "row per item, a column per annotator: kind: wide with label_columns; no header line: "
+                         "header: false with column_1, column_2, ...)")
     out = {f"{role}_column": name for role, name in found.items() if name != role}
     status = status_column(header)
     if status:
         return {**out, "status_column": status}
     check = next((n for n in header if _key(n) in ATTENTION_CHECK), None)
     return {**out, "status_column": check, "rejected_values": ["1", "true", "yes"]} if check else out
+
+
+_IMAGE_NAME = r"(?i)(\.(jpe?g|png|gif|bmp|webp|tiff?|heic|dcm)$|/)"
+
+
+def headerless_roles(path: Path) -> dict | None:
+    """The settings of a vote file without a header line (research collections' ``worker item label`` lines:
+    SQUARE's ``*.response.txt``), its three columns told apart by their values, or None where they cannot be.
+
+    A worker answers an item once, so the (item, worker) pair is the one whose rows never repeat, while a label
+    repeats within an item and within a worker; of those two the item is the column of image names, else the one
+    with more distinct values. The first line must be data: its label recurs below it (a header's name would not).
+    """
+    delimiter, fields = first_fields(path)
+    if len(fields) != 3:
+        return None
+    frame = read_headerless(path, delimiter, "vote file").head(200_000)
+    if frame.width != 3 or frame.height < 3:
+        return None
+    cols = frame.columns
+    repeats = {c: frame.height - frame.select([o for o in cols if o != c]).unique().height for c in cols}
+    label = min(cols, key=repeats.__getitem__)
+    if sorted(repeats.values())[1] <= repeats[label] or (frame[label] == frame[label][0]).sum() < 2:
+        return None
+    pair = [c for c in cols if c != label]
+    named = {c: frame[c].drop_nulls().str.contains(_IMAGE_NAME).mean() or 0.0 for c in pair}
+    distinct = {c: frame[c].n_unique() for c in pair}
+    if named[pair[0]] != named[pair[1]]:
+        item = max(pair, key=named.__getitem__)
+    elif distinct[pair[0]] != distinct[pair[1]]:
+        item = max(pair, key=distinct.__getitem__)
+    else:
+        return None
+    worker = next(c for c in pair if c != item)
+    print(f"[init] {path}: no header line; read as item {item} ({distinct[item]} distinct), worker {worker} "
+          f"({distinct[worker]}), label {label} ({frame[label].n_unique()}) by their values: check them in params.yaml",
+          file=sys.stderr)
+    return {"header": False, "item_column": item, "worker_column": worker, "label_column": label}
 
 
 # a column marking attention-check trials (CIFAR-10H's is_attn_check): their answers test the worker, not the

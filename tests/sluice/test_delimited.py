@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.delimited import read_delimited
+from sluice.delimited import first_fields, read_delimited, read_headerless
 from sluice.errors import InputError
 
 
@@ -27,3 +27,23 @@ def test_a_repeated_column_is_refused_not_dropped(tmp_path):
     path.write_text("item,worker,label,label\na.png,w1,cat,dog\n")
     with pytest.raises(InputError, match=r"column\(s\) 'label' appear more than once"):
         read_delimited(path, ["item", "worker", "label"], None, "votes")
+
+
+@pytest.mark.parametrize("text, delimiter", [("w1\tq1\t1\nw2\tq1\t0\n", "\t"), ("w1,q1,1\nw2,q1,0\n", ","),
+                                             ("w1  q1 1\nw2 q1   0\n\n", " ")])
+def test_a_file_without_a_header_reads_by_position(tmp_path, text, delimiter):
+    path = tmp_path / "v.txt"
+    path.write_text(text)
+    assert first_fields(path) == (delimiter, ["w1", "q1", "1"])
+    frame = read_headerless(path, None, "votes")
+    assert frame.columns == ["column_1", "column_2", "column_3"]
+    assert frame.rows() == [("w1", "q1", "1"), ("w2", "q1", "0")]
+
+
+def test_a_headerless_file_keeps_a_short_row_and_refuses_bad_bytes(tmp_path):
+    path = tmp_path / "v.txt"
+    path.write_text("w1 q1 1\nw2 q2\n")
+    assert read_headerless(path, None, "votes").rows() == [("w1", "q1", "1"), ("w2", "q2", None)]
+    path.write_bytes(b"w1,q1,1\nw2,q\xff,0\n")
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_headerless(path, None, "votes")

@@ -576,3 +576,41 @@ def test_a_folder_of_unlabelled_images_says_labels_come_before_training(run_cli,
     assert res.returncode == 0, res.stderr
     assert _project(tmp_path)[0]["ingest"]["sources"][0]["label_from"] == "none"
     assert "no source labels its images (label_from: none): add crowd votes" in res.stdout
+
+
+def test_true_labels_beside_the_votes_become_the_ground_truth(run_cli, tmp_path):
+    """A research collection ships its true labels beside its votes: init scores the crowd against them."""
+    (tmp_path / "answer.csv").write_text("question,worker,answer\nq1,w1,1\nq1,w2,0\nq2,w1,0\n")
+    (tmp_path / "truth.csv").write_text("question,truth\nq1,1\nq2,0\n")
+    (tmp_path / "bm.response.txt").write_text("w1\tq1\t1\nw2\tq1\t1\nw1\tq2\t0\nw2\tq2\t1\nw1\tq3\t0\n")
+    (tmp_path / "bm.gold.txt").write_text("q1\t1\nq2\t0\nq3\t0\n")
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "answer.csv"))
+    assert res.returncode == 0, res.stderr
+    assert _project(tmp_path)[0]["labels"]["ground_truth"] == (tmp_path / "truth.csv").as_posix()
+    assert "true labels of 2 items beside the votes" in res.stdout
+    # SQUARE's pair: bm.gold.txt is bm.response.txt's (truth.csv, beside answer.csv, is not)
+    res = _init(run_cli, tmp_path, "--force", "--votes", str(tmp_path / "bm.response.txt"))
+    assert res.returncode == 0, res.stderr
+    params, dvc = _project(tmp_path)
+    assert params["labels"]["ground_truth"] == (tmp_path / "bm.gold.txt").as_posix()
+    assert params["labels"]["exports"][0]["header"] is False
+    assert (tmp_path / "bm.gold.txt").as_posix() in dvc["stages"]["labels"]["deps"]
+    # both vote files: two candidates, none taken, and --truth picks one
+    res = _init(run_cli, tmp_path, "--force", "--votes", str(tmp_path / "answer.csv"),
+                "--votes", str(tmp_path / "bm.response.txt"))
+    assert res.returncode == 0 and "none taken: pass --truth FILE" in res.stderr
+    assert _project(tmp_path)[0]["labels"]["ground_truth"] is None
+    res = _init(run_cli, tmp_path, "--force", "--votes", str(tmp_path / "answer.csv"), "--truth", str(tmp_path / "truth.csv"))
+    assert res.returncode == 0 and _project(tmp_path)[0]["labels"]["ground_truth"] == (tmp_path / "truth.csv").as_posix()
+
+
+def test_a_truth_file_that_is_no_label_table_is_not_taken(run_cli, tmp_path):
+    (tmp_path / "votes.csv").write_text("item,worker,label\nq1,w1,cat\n")
+    (tmp_path / "gt.json").write_text("[1, 2]")  # e.g. some other tool's file
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / "votes.csv"))
+    assert res.returncode == 0 and "gt.json beside the votes is not taken" in res.stderr
+    assert _project(tmp_path)[0]["labels"]["ground_truth"] is None
+    res = _init(run_cli, tmp_path, "--force", "--votes", str(tmp_path / "votes.csv"), "--truth", str(tmp_path / "gt.json"))
+    assert res.returncode == 2 and "must be a JSON object" in res.stderr
+    res = _init(run_cli, tmp_path, "--force", "--truth", str(tmp_path / "votes.csv"), "--images", str(_folder(tmp_path / "p")))
+    assert res.returncode == 2 and "--truth scores crowd votes: give the votes with --votes FILE" in res.stderr

@@ -7,14 +7,12 @@ model, and they resolve on the first run after their image lands (bronze is neve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
-from sluice.delimited import read_delimited
 from sluice.errors import InputError
+from sluice.item_labels import read_item_labels
 from sluice.items import ItemIndex, normalize
 from sluice.lake import Lake
 from transform.labels.vocabulary import Vocabulary
@@ -57,31 +55,6 @@ def item_keys(names: pl.Series, index: ItemIndex) -> pl.Series:
     """Item identities for names given like vote items (gold, truth files): the image_id, else the normalised name."""
     norm = normalize(names)
     return pl.select(pl.coalesce(index.resolve(norm), norm)).to_series().rename("item")
-
-
-def read_item_labels(path: str, what: str) -> pl.DataFrame:
-    """``item, label`` from a CSV (header ``item,label``, or any two columns: ``question,truth``) or a JSON
-    object ``{item: label}`` / ``{"true_labels": {...}}``."""
-    p = Path(path)
-    if p.suffix.lower() == ".json":
-        if not p.is_file():
-            raise InputError(f"{p}: {what} does not exist")
-        try:
-            data = json.loads(p.read_text())
-        except ValueError as err:
-            raise InputError(f"{p}: {what} is not valid JSON ({err})") from None
-        mapping = data.get("true_labels", data) if isinstance(data, dict) else None
-        if not isinstance(mapping, dict):
-            raise InputError(f"{p}: {what} must be a JSON object item -> label (or {{'true_labels': {{...}}}})")
-        return pl.DataFrame({"item": [str(k) for k in mapping], "label": [None if v is None else str(v) for v in mapping.values()]},
-                            schema={"item": pl.String, "label": pl.String})
-    try:
-        return read_delimited(p, ["item", "label"], None, what).select("item", "label")
-    except InputError:  # a two-column file under other names (question,truth): take the columns by position
-        frame = read_delimited(p, [], None, what)
-        if frame.width != 2:
-            raise
-        return frame.rename(dict(zip(frame.columns, ["item", "label"])))
 
 
 def load_gold(path: str | None, vocab: Vocabulary, index: ItemIndex, known: set[str]) -> dict[str, int]:

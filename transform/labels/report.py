@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sluice.item_labels import read_item_labels
 from sluice.items import ItemIndex
+from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 from transform.labels.aggregate import Crowd
-from transform.labels.inputs import item_keys, read_item_labels
+from transform.labels.inputs import item_keys
 from transform.labels.vocabulary import Vocabulary
 
-from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 SHOWN_WORKERS = 3  # worst and best shown in the printed report
 
 

@@ -31,7 +31,7 @@ def test_exports_are_validated_by_their_kind(make_params):
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"name": "c", "kind": "csv", "path": "v.csv", "item_colum": "x"}, "unknown key 'item_colum'; allowed keys: class_names, delimiter, item_column"),
+    ({"name": "c", "kind": "csv", "path": "v.csv", "item_colum": "x"}, "unknown key 'item_colum'; allowed keys: class_names, delimiter, header, item_column"),
     ({"name": "c", "kind": "tsv", "path": "v.csv"}, "unknown kind 'tsv'; known kinds: csv, ground_truth, label_studio, labelbox, mturk, wide"),
     ({"name": "c", "kind": "csv", "path": "v.csv", "item_key": "image"}, "item_key: item_key must be one of auto"),
     ({"name": "c", "kind": "csv", "path": "v.csv", "item_pattern": "("}, "not a valid regular expression"),

@@ -301,3 +301,19 @@ def test_votes_only_truth_inference_benchmark_layout(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "classes taken from the votes (0, 1)" in result.stderr
     assert "dawid_skene 1.0; final labels 1.0 on 30 resolved items" in result.stderr
+
+
+def test_square_layout_headerless_votes_and_gold_through_init(run_cli, tmp_path):
+    """SQUARE's `worker item label` lines without a header and its `item label` gold beside them: `sluice init`
+    reads the columns by their values and takes the gold as the ground truth the crowd is scored against."""
+    (tmp_path / "bm.response.txt").write_text("".join(
+        f"w{w}\tq{i}\t{(i + (w == 2)) % 2}\n" for i in range(30) for w in range(3)))
+    (tmp_path / "bm.gold.txt").write_text("".join(f"q{i}\t{i % 2}\n" for i in range(30)))
+    env = {"SLUICE_PSEUDONYM_KEY": "test-key", "SLUICE_PARAMS": str(tmp_path / "proj" / "params.yaml")}
+    res = run_cli("init", str(tmp_path / "proj"), "--votes", str(tmp_path / "bm.response.txt"), env=env)
+    assert res.returncode == 0, res.stderr
+    assert "read as item column_2 (30 distinct), worker column_1 (3), label column_3 (2)" in res.stderr
+    assert run_cli("votes", "ingest", cwd=tmp_path / "proj", env=env).returncode == 0
+    result = run_cli("labels", "aggregate", cwd=tmp_path / "proj", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "accuracy vs ground truth on 30 voted items: majority 1.0" in result.stderr

@@ -1,0 +1,41 @@
+"""Files of one label an item (``labels.gold_file``, ``labels.ground_truth``): the answers a crowd is checked
+against, keyed like its votes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from sluice.delimited import first_fields, read_delimited, read_headerless
+from sluice.errors import InputError
+
+
+def read_item_labels(path: str, what: str) -> pl.DataFrame:
+    """``item, label`` from a CSV (header ``item,label``; any two columns, ``question,truth``; or two without a
+    header, SQUARE's ``q1 1`` lines, split on , tab ; | or blanks) or a JSON object ``{item: label}`` /
+    ``{"true_labels": {...}}``."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        if not p.is_file():
+            raise InputError(f"{p}: {what} does not exist")
+        try:
+            data = json.loads(p.read_text())
+        except ValueError as err:
+            raise InputError(f"{p}: {what} is not valid JSON ({err})") from None
+        mapping = data.get("true_labels", data) if isinstance(data, dict) else None
+        if not isinstance(mapping, dict):
+            raise InputError(f"{p}: {what} must be a JSON object item -> label (or {{'true_labels': {{...}}}})")
+        return pl.DataFrame({"item": [str(k) for k in mapping], "label": [None if v is None else str(v) for v in mapping.values()]},
+                            schema={"item": pl.String, "label": pl.String})
+    try:
+        return read_delimited(p, ["item", "label"], None, what).select("item", "label")
+    except InputError:  # two columns under other names (question,truth) or none (SQUARE's `q1 1` lines): by position
+        if len(first_fields(p)[1]) != 2:
+            raise
+        frame = read_headerless(p, None, what).rename({"column_1": "item", "column_2": "label"})
+        if frame.width != 2:
+            raise
+        first = frame["label"][0]
+        return frame.slice(1) if first is None or not (frame["label"].slice(1) == first).any() else frame

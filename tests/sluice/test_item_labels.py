@@ -1,0 +1,30 @@
+"""Files of one label an item (gold answers, ground truth): every layout research collections ship them in."""
+
+from __future__ import annotations
+
+import pytest
+
+from sluice.errors import InputError
+from sluice.item_labels import read_item_labels
+
+
+@pytest.mark.parametrize("text", [
+    "item,label\nq1,cat\nq2,dog\nq3,cat\n",  # by name
+    "question,truth\nq1,cat\nq2,dog\nq3,cat\n",  # the truth-inference benchmark's names: by position
+    "q1\tcat\nq2\tdog\nq3\tcat\n",  # SQUARE's *.gold.txt: no header, tab
+    "q1 cat\nq2  dog\nq3 cat\n",  # no header, blanks
+])
+def test_every_layout_gives_the_same_labels(tmp_path, text):
+    path = tmp_path / "truth.txt"
+    path.write_text(text)
+    assert read_item_labels(str(path), "truth").rows() == [("q1", "cat"), ("q2", "dog"), ("q3", "cat")]
+
+
+def test_a_json_object_and_a_wrong_file(tmp_path):
+    path = tmp_path / "gt.json"
+    path.write_text('{"true_labels": {"q1": "cat", "q2": null}}')
+    assert read_item_labels(str(path), "truth").rows() == [("q1", "cat"), ("q2", None)]
+    path = tmp_path / "gt.csv"
+    path.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(InputError, match="missing column"):
+        read_item_labels(str(path), "truth")
