@@ -69,7 +69,8 @@ def register(sub) -> None:
                    help="crowd votes: MTurk results CSV, Label Studio JSON, a Labelbox NDJSON export, a SageMaker Ground "
                         "Truth job folder or output manifest, a CSV or JSON Lines with one vote a row (item, worker and label "
                         "columns found by name: "
-                        "image, annotator, answer, ...), or a wide table with one column per answer (CSV, Parquet, "
+                        "image, annotator, answer, ...; or lines without a header, SQUARE's worker item label), a JSON / "
+                        "YAML mapping {worker: {item: label}}, or a wide table with one column per answer (CSV, Parquet, "
                         ".npy/.npz/.pt arrays such as CIFAR-10N's)")
     p.add_argument("--truth", metavar="FILE",
                    help="the votes' true labels (item,label CSV, two columns without a header, or a JSON object): the "

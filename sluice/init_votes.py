@@ -34,8 +34,10 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     entry = {"name": entry_name("votes", path, taken), "path": rel(p, root)}
     if p.is_dir() or suffix == ".manifest":
         kinds = ["ground_truth"]  # a SageMaker Ground Truth job's folder or output manifest
-    elif suffix in (".json", ".jsonl", ".ndjson"):  # a tool's own export, else a vote a record
-        kinds = ["label_studio", "labelbox", "csv"] if suffix == ".json" else ["labelbox", "ground_truth", "csv"]
+    elif suffix in (".json", ".jsonl", ".ndjson"):  # a tool's own export, a mapping of mappings, else a vote a record
+        kinds = ["label_studio", "labelbox", "nested", "csv"] if suffix == ".json" else ["labelbox", "ground_truth", "csv"]
+    elif suffix in (".yaml", ".yml"):
+        kinds = ["nested"]  # {worker: {item: label}}: the bluebirds' labels.yaml
     elif suffix in (".parquet", ".pq"):
         kinds = ["csv", "wide"]  # one vote a row, else wide
     elif suffix in WIDE_SUFFIXES:
@@ -86,10 +88,10 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
 
 
 # names a research collection gives its true labels beside the votes: truth.csv beside answer.csv, SQUARE's
-# bm.gold.txt beside bm.response.txt, gt.csv, ground_truth.json, gold_labels.tsv (matched as column names are)
+# bm.gold.txt beside bm.response.txt, the bluebirds' gt.yaml beside labels.yaml, gt.csv, ground_truth.json, gold_labels.tsv (matched as column names are)
 _TRUTH_ENDS = ("truth", "gold", "gt", "groundtruth", "truelabels", "truelabel", "goldlabels", "goldstandard")
 _TRUTH_STARTS = ("truth", "gold", "groundtruth")
-_TRUTH_SUFFIXES = (".csv", ".tsv", ".txt", ".json")
+_TRUTH_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
 
 
 def _truth_name(path: Path) -> bool:

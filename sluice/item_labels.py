@@ -7,27 +7,42 @@ import json
 from pathlib import Path
 
 import polars as pl
+import yaml
 
 from sluice.delimited import first_fields, read_delimited, read_headerless
 from sluice.errors import InputError
 
 
+def as_text(value) -> str | None:
+    """A parsed JSON / YAML scalar as the text a CSV would hold: ``true`` / ``false``, ``1`` for ``1.0``, null and
+    "" as None; anything else as compact JSON."""
+    if value is None or isinstance(value, str):
+        return (value or "").strip() or None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
 def read_item_labels(path: str, what: str) -> pl.DataFrame:
     """``item, label`` from a CSV (header ``item,label``; any two columns, ``question,truth``; or two without a
-    header, SQUARE's ``q1 1`` lines, split on , tab ; | or blanks) or a JSON object ``{item: label}`` /
-    ``{"true_labels": {...}}``."""
+    header, SQUARE's ``q1 1`` lines, split on , tab ; | or blanks) or a JSON or YAML object ``{item: label}`` (the
+    bluebirds' ``gt.yaml``) / ``{"true_labels": {...}}``."""
     p = Path(path)
-    if p.suffix.lower() == ".json":
+    if p.suffix.lower() in (".json", ".yaml", ".yml"):
         if not p.is_file():
             raise InputError(f"{p}: {what} does not exist")
+        kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
         try:
-            data = json.loads(p.read_text())
-        except ValueError as err:
-            raise InputError(f"{p}: {what} is not valid JSON ({err})") from None
+            text = p.read_text(encoding="utf-8-sig")
+            data = json.loads(text) if kind == "JSON" else yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except (ValueError, yaml.YAMLError, RecursionError) as err:
+            raise InputError(f"{p}: {what} is not valid {kind} ({str(err).splitlines()[0]})") from None
         mapping = data.get("true_labels", data) if isinstance(data, dict) else None
         if not isinstance(mapping, dict):
-            raise InputError(f"{p}: {what} must be a JSON object item -> label (or {{'true_labels': {{...}}}})")
-        return pl.DataFrame({"item": [str(k) for k in mapping], "label": [None if v is None else str(v) for v in mapping.values()]},
+            raise InputError(f"{p}: {what} must be a {kind} object item -> label (or {{'true_labels': {{...}}}})")
+        return pl.DataFrame({"item": [str(k) for k in mapping], "label": [as_text(v) for v in mapping.values()]},
                             schema={"item": pl.String, "label": pl.String})
     try:
         return read_delimited(p, ["item", "label"], None, what).select("item", "label")

@@ -18,6 +18,7 @@ import polars as pl
 from ingest.votes.base import Reject
 from sluice.delimited import require_file
 from sluice.errors import InputError
+from sluice.item_labels import as_text
 
 SUFFIXES = (".jsonl", ".ndjson", ".json")
 _SAMPLE = 200  # records whose keys sluice init reads to find the columns
@@ -37,15 +38,7 @@ def flat(record: dict, prefix: str = "") -> dict[str, str | None]:
             continue
         if isinstance(value, list) and len(value) <= 1 and not (value and isinstance(value[0], (dict, list))):
             value = value[0] if value else None  # one answer, or none chosen
-        if value is None or isinstance(value, str):
-            text = None if value is None else value.strip()
-        elif isinstance(value, bool):
-            text = str(value).lower()
-        elif isinstance(value, (int, float)):
-            text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        else:
-            text = json.dumps(value, ensure_ascii=False)
-        out[name] = text or None
+        out[name] = as_text(value)
     return out
 
 

@@ -28,3 +28,12 @@ def test_a_json_object_and_a_wrong_file(tmp_path):
     path.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(InputError, match="missing column"):
         read_item_labels(str(path), "truth")
+
+
+def test_a_yaml_mapping_reads_as_json_records_do(tmp_path):
+    path = tmp_path / "gt.yaml"
+    path.write_text("1000: 1\n1001: 0\n1002: true\n1003: 2.0\n")
+    assert read_item_labels(str(path), "truth").rows() == [("1000", "1"), ("1001", "0"), ("1002", "true"), ("1003", "2")]
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(InputError, match="must be a YAML object"):
+        read_item_labels(str(path), "truth")

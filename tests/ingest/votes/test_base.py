@@ -8,17 +8,19 @@ from ingest.votes.ground_truth import GroundTruthExport
 from ingest.votes.label_studio import LabelStudioExport
 from ingest.votes.labelbox import LabelboxExport
 from ingest.votes.mturk import MTurkExport
+from ingest.votes.nested import NestedVotesExport
 from ingest.votes.plain_csv import CsvVotesExport
 from ingest.votes.wide import WideVotesExport
 from sluice.connectors import connectors
 from sluice.errors import ConfigError
 
 
-def test_the_six_kinds_are_registered():
+def test_the_seven_kinds_are_registered():
     found = connectors("votes")
     assert {k: c.config for k, c in found.items()} == {"csv": CsvVotesExport, "ground_truth": GroundTruthExport,
                                                        "label_studio": LabelStudioExport, "labelbox": LabelboxExport,
-                                                       "mturk": MTurkExport, "wide": WideVotesExport}
+                                                       "mturk": MTurkExport, "nested": NestedVotesExport,
+                                                       "wide": WideVotesExport}
 
 
 def test_exports_are_validated_by_their_kind(make_params):
@@ -32,7 +34,7 @@ def test_exports_are_validated_by_their_kind(make_params):
 
 @pytest.mark.parametrize("entry, message", [
     ({"name": "c", "kind": "csv", "path": "v.csv", "item_colum": "x"}, "unknown key 'item_colum'; allowed keys: class_names, delimiter, header, item_column"),
-    ({"name": "c", "kind": "tsv", "path": "v.csv"}, "unknown kind 'tsv'; known kinds: csv, ground_truth, label_studio, labelbox, mturk, wide"),
+    ({"name": "c", "kind": "tsv", "path": "v.csv"}, "unknown kind 'tsv'; known kinds: csv, ground_truth, label_studio, labelbox, mturk, nested, wide"),
     ({"name": "c", "kind": "csv", "path": "v.csv", "item_key": "image"}, "item_key: item_key must be one of auto"),
     ({"name": "c", "kind": "csv", "path": "v.csv", "item_pattern": "("}, "not a valid regular expression"),
 ])
