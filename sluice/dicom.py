@@ -77,6 +77,21 @@ def without_extension(root: Path, limit: int = 200) -> Path | None:
     return None
 
 
+def holds_dicom(root: Path, limit: int = 2000) -> bool:
+    """Whether any of the first ``limit`` files under ``root`` is DICOM (by its extension, or by content where it
+    has none): its patients are then the images' subjects."""
+    seen = 0
+    for parent, _, names in os.walk(root):
+        for name in sorted(names):
+            suffix = Path(name).suffix.lower()
+            if suffix in EXTENSIONS or (not suffix and name.upper() != "DICOMDIR" and file_is_dicom(Path(parent, name))):
+                return True
+            seen += 1
+            if seen >= limit:
+                return False
+    return False
+
+
 def _read(content: bytes, pixels: bool = True):
     import pydicom
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sluice import class_order, init_archive
+from sluice import class_order, dicom, init_archive
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
 from sluice.init_entries import detected, entry_name, existing, inside, rel
@@ -245,7 +245,7 @@ def _init(args) -> int:
           + (f"; ran {', '.join(done)}" if done else ""))
     key_hint = "  export SLUICE_PSEUDONYM_KEY=...  # a secret: " + (
         "crowd worker ids are stored only as keyed pseudonyms\n" if "ingest_crowd" in stages else
-        "the patients images show are stored as keyed pseudonyms\n" if _names_subjects(params_text) else "")
+        "the patients images show are stored as keyed pseudonyms\n" if _names_subjects(params_text, root) else "")
     key_hint = key_hint if key_hint.endswith("\n") else ""
     if "ingest_crowd" not in stages and _all_unlabelled(params_text):
         print("[init] no source labels its images (label_from: none): add crowd votes (sluice init --force ... --votes "
@@ -266,10 +266,12 @@ def _all_unlabelled(params_text: str) -> bool:
     return bool(sources) and all(isinstance(s, dict) and s.get("label_from") == "none" for s in sources)
 
 
-def _names_subjects(params_text: str) -> bool:
-    """Whether a source entry names the person each image shows (a patient column or a path pattern)."""
+def _names_subjects(params_text: str, root: Path) -> bool:
+    """Whether a source names the person each image shows (a patient column, a path pattern, DICOM headers)."""
     sources = ((yaml.safe_load(params_text) or {}).get("ingest") or {}).get("sources") or []
-    return any(isinstance(s, dict) and (s.get("subject_column") or s.get("subject_pattern")) for s in sources)
+    return any(isinstance(s, dict) and (s.get("subject_column") or s.get("subject_pattern") or (
+        s.get("kind") == "image_folder" and (root / s.get("path", "")).is_dir() and dicom.holds_dicom(root / s["path"])))
+        for s in sources)
 
 
 def _pipeline(args) -> int:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -14,6 +15,7 @@ from PIL import Image
 from sluice.config import load_params_file
 from sluice.errors import ConfigError
 from sluice.pipeline import STAGES, build, code_paths, render, upstream_manifests
+from tests.sluice.test_dicom import make_dicom
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -576,6 +578,14 @@ def test_a_folder_of_unlabelled_images_says_labels_come_before_training(run_cli,
     assert res.returncode == 0, res.stderr
     assert _project(tmp_path)[0]["ingest"]["sources"][0]["label_from"] == "none"
     assert "no source labels its images (label_from: none): add crowd votes" in res.stdout
+    assert "SLUICE_PSEUDONYM_KEY" not in res.stdout  # PNGs name no one
+    # a PACS export: its files' headers name patients, so the key hint is printed as for a patient column
+    (tmp_path / "pacs" / "DICOM" / "PA0").mkdir(parents=True)
+    (tmp_path / "pacs" / "DICOM" / "PA0" / "IM0").write_bytes(make_dicom(np.zeros((8, 8), np.uint16), PatientID="P1"))
+    res = _init(run_cli, tmp_path, "--force", "--images", str(tmp_path / "pacs"))
+    assert res.returncode == 0, res.stderr
+    assert "export SLUICE_PSEUDONYM_KEY=...  # a secret: the patients images show are stored as keyed pseudonyms" \
+        in res.stdout
 
 
 def test_true_labels_beside_the_votes_become_the_ground_truth(run_cli, tmp_path):
