@@ -13,6 +13,15 @@ from sluice.delimited import first_fields, read_delimited, read_headerless
 from sluice.errors import InputError
 
 
+def load_yaml(text: str, path: Path) -> object:
+    """A YAML document as plain data (the safe loader: no objects). Aliases (``*name``) are refused before anything
+    is built: a file of labels needs none, and nested aliases expand without bound (a "billion laughs" file)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    if "*" in text and any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=loader)):
+        raise InputError(f"{path}: uses YAML aliases (*name); a file of labels needs none, and they are not read")
+    return yaml.load(text, Loader=loader)
+
+
 def as_text(value) -> str | None:
     """A parsed JSON / YAML scalar as the text a CSV would hold: ``true`` / ``false``, ``1`` for ``1.0``, null and
     "" as None; anything else as compact JSON."""
@@ -36,7 +45,7 @@ def read_item_labels(path: str, what: str) -> pl.DataFrame:
         kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
         try:
             text = p.read_text(encoding="utf-8-sig")
-            data = json.loads(text) if kind == "JSON" else yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            data = json.loads(text) if kind == "JSON" else load_yaml(text, p)
         except (ValueError, yaml.YAMLError, RecursionError) as err:
             raise InputError(f"{p}: {what} is not valid {kind} ({str(err).splitlines()[0]})") from None
         mapping = data.get("true_labels", data) if isinstance(data, dict) else None

@@ -22,7 +22,7 @@ from ingest.votes.base import Parsed, Reject, VoteExport
 from sluice.connectors import Connector
 from sluice.delimited import require_file
 from sluice.errors import InputError
-from sluice.item_labels import as_text
+from sluice.item_labels import as_text, load_yaml
 
 YAML = (".yaml", ".yml")
 _IMAGE_NAME = re.compile(r"(?i)(\.(jpe?g|png|gif|bmp|webp|tiff?|heic|dcm)$|/)")
@@ -40,8 +40,7 @@ def load(path: Path, what: str) -> dict:
     require_file(path, what)
     try:
         text = path.read_text(encoding="utf-8-sig")
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if path.suffix.lower() in YAML \
-            else json.loads(text)
+        data = load_yaml(text, path) if path.suffix.lower() in YAML else json.loads(text)
     except UnicodeDecodeError as err:
         raise InputError(f"{path}: not UTF-8 (byte offset {err.start}); save the file as UTF-8") from None
     except (ValueError, yaml.YAMLError, RecursionError) as err:
@@ -60,7 +59,7 @@ def _answers(data: dict, path: Path) -> tuple[list[tuple[str, str, str | None]],
             rejects.append(Reject(f"{path}:{outer}", "bad_record", f"a {type(inner).__name__}, not a mapping of answers"))
             continue
         for key, value in inner.items():
-            if isinstance(value, dict) or (isinstance(value, list) and len(value) > 1):
+            if isinstance(value, dict) or (isinstance(value, list) and (len(value) > 1 or value and isinstance(value[0], (dict, list)))):
                 rejects.append(Reject(f"{path}:{outer}/{key}", "bad_record", "not one answer"))
                 continue
             if isinstance(value, list):  # one answer, or none chosen

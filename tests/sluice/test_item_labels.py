@@ -37,3 +37,6 @@ def test_a_yaml_mapping_reads_as_json_records_do(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(InputError, match="must be a YAML object"):
         read_item_labels(str(path), "truth")
+    path.write_text("x: &x [1, 1]\ny: &y [*x, *x]\n1000: *y\n")
+    with pytest.raises(InputError, match="uses YAML aliases"):
+        read_item_labels(str(path), "truth")
