@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import yaml
 
 from sluice.delimited import first_fields, read_delimited, read_headerless
 from sluice.errors import InputError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def load_yaml(text: str, path: Path) -> object:
@@ -38,6 +41,8 @@ def read_item_labels(path: str, what: str) -> pl.DataFrame:
     """``item, label`` from a CSV (header ``item,label``; any two columns, ``question,truth``; or two without a
     header, SQUARE's ``q1 1`` lines, split on , tab ; | or blanks) or a JSON or YAML object ``{item: label}`` (the
     bluebirds' ``gt.yaml``) / ``{"true_labels": {...}}``."""
+    import polars as pl  # here, not at the top: `sluice --help` imports this module through init
+
     p = Path(path)
     if p.suffix.lower() in (".json", ".yaml", ".yml"):
         if not p.is_file():
