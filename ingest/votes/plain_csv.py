@@ -140,7 +140,10 @@ def _roles(header: list[str]) -> dict[str, str | None]:
     for name in header:  # then a JSON record's nested field by its own name (meta.file: file)
         if "." in name.strip("."):
             by_key.setdefault(_key(name.rsplit(".", 1)[1]), name)
-    return {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
+    found = {role: next((by_key[k] for k in names if k in by_key), None) for role, names in COLUMN_NAMES.items()}
+    if found["label"] is None:  # Figure Eight names the answer column by its question, beside `<question>_gold`
+        found["label"] = next((n for n in header if _key(n) and _key(n) + "gold" in by_key), None)
+    return found
 
 
 def detect(path: str) -> dict:

@@ -252,6 +252,9 @@ def test_json_vote_records_are_found_as_the_long_kind_and_label_studio_stays_its
     ("DataRow ID,External ID,Created By,Label", ("External ID", "Created By", "Label")),
     ("question,worker,answer", ("question", "worker", "answer")),  # the truth-inference benchmark's answer.csv
     ("_unit_id,_golden,_worker_id,_trust,label", ("_unit_id", "_worker_id", "label")),  # Figure Eight's full report
+    # ... whose answer column is named by its question, beside that question's gold answer
+    ("_unit_id,_golden,_worker_id,_trust,image_url,is_it_a_cat,is_it_a_cat_gold,is_it_a_cat_gold_reason",
+     ("image_url", "_worker_id", "is_it_a_cat")),
 ])
 def test_vote_csv_columns_of_other_platforms(header, found):
     from ingest.votes.plain_csv import columns_of
