@@ -151,9 +151,11 @@ class EmParams(Section):
     max_iter: Annotated[int, Field(ge=1)] = 100
     tol: Annotated[float, Field(gt=0)] = 1e-6
     smoothing: Annotated[float, Field(ge=0)] = 0.01
-    prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # one_coin: Beta prior mean of a worker's accuracy
-    prior_strength: Annotated[float, Field(ge=0)] = 4.0  # one_coin: its weight in pseudo-votes
-    confusion_prior: Annotated[float, Field(ge=0)] = 0.0  # dawid_skene: pseudo-votes per true class shaped like prior_accuracy
+    prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # Beta prior mean of a worker's accuracy
+    prior_strength: Annotated[float, Field(ge=0)] = 4.0  # its weight in pseudo-votes
+    # dawid_skene: pseudo-votes per worker and true class of a prior with the worker's own accuracy and the crowd's
+    # confusions (0: classic maximum-likelihood EM)
+    confusion_prior: Annotated[float, Field(ge=0)] = 50.0
 
 
 class LabelsParams(Section):

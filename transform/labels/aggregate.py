@@ -37,7 +37,7 @@ def fit(method: str, items, workers, labels, n_items: int, n_workers: int, k: in
         return one_coin(items, workers, labels, n_items, n_workers, k, gold, em.max_iter, em.tol,
                         em.prior_accuracy, em.prior_strength)
     return dawid_skene(items, workers, labels, n_items, n_workers, k, gold, em.max_iter, em.tol, em.smoothing,
-                       em.confusion_prior, em.prior_accuracy)
+                       em.confusion_prior, em.prior_accuracy, em.prior_strength)
 
 
 def aggregate(votes: pl.DataFrame, vocab: Vocabulary, params, gold: dict[str, int] | None = None) -> Crowd:

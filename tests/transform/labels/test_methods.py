@@ -107,6 +107,53 @@ def test_majority_ties_between_equals_are_seeded_coin_flips():
     assert 0.4 < picks[0].mean() < 0.6  # not always class 0
 
 
+def _crowd(n: int, n_workers: int, confused: float, seed: int):
+    """3 votes an item from workers of accuracy 0.35-0.95; ``confused`` of the errors name the next class."""
+    rng = np.random.default_rng(seed)
+    k = 10
+    truth = rng.integers(0, k, n)
+    items = np.repeat(np.arange(n), 3)
+    workers = rng.integers(0, n_workers, len(items))
+    t = truth[items]
+    accuracy = rng.uniform(0.35, 0.95, n_workers)
+    right = rng.random(len(items)) < accuracy[workers]
+    wrong = np.where(rng.random(len(items)) < confused, (t + 1) % k, (t + rng.integers(1, k, len(items))) % k)
+    return items, workers, np.where(right, t, wrong), truth, k, accuracy
+
+
+@pytest.mark.parametrize("n_workers", [100, 1500])  # ~60 and ~4 votes a worker
+def test_the_crowd_prior_learns_shared_confusions_that_sparse_workers_cannot(n_workers):
+    items, workers, labels, truth, k, _ = _crowd(2000, n_workers, 0.6, seed=4)
+
+    def accuracy(fit):
+        return (fit.posteriors.argmax(1) == truth).mean()
+
+    prior = dawid_skene(items, workers, labels, 2000, n_workers, k, smoothing=0.01, prior_strength=50.0)
+    classic = dawid_skene(items, workers, labels, 2000, n_workers, k, smoothing=0.01)
+    coin = one_coin(items, workers, labels, 2000, n_workers, k)
+    noise = np.random.default_rng(0).random((2000, k)) * 0.5
+    mv = ((vote_counts(items, labels, 2000, k) + noise).argmax(1) == truth).mean()
+    assert accuracy(prior) > max(accuracy(classic), accuracy(coin), mv) + 0.03, \
+        (accuracy(prior), accuracy(classic), accuracy(coin), mv)
+    # the confusion is the crowd's, seen in every worker's matrix: class 0 is answered as 1 far more than as 5
+    assert np.median(prior.confusion[:, 1, 0]) > 3 * np.median(prior.confusion[:, 5, 0])
+
+
+def test_the_crowd_prior_keeps_each_workers_own_accuracy_and_yields_to_many_votes():
+    items, workers, labels, truth, k, truth_acc = _crowd(3000, 300, 0.0, seed=5)  # uniform errors: one-coin's model
+    prior = dawid_skene(items, workers, labels, 3000, 300, k, smoothing=0.01, prior_strength=50.0)
+    coin = one_coin(items, workers, labels, 3000, 300, k)
+    assert (prior.posteriors.argmax(1) == truth).mean() > (coin.posteriors.argmax(1) == truth).mean() - 0.01
+    own = np.einsum("wtt->w", prior.confusion) / k  # a good worker stays good, a poor one poor
+    assert np.corrcoef(own, truth_acc)[0, 1] > 0.8
+    # dense workers: the prior's 50 pseudo-votes are a few percent of a worker's votes, the labels classic EM's
+    items, workers = np.repeat(np.arange(3000), 5), np.tile(np.arange(5), 3000)
+    t = np.random.default_rng(1).integers(0, k, 3000)[items]
+    labels = np.where(np.random.default_rng(2).random(15000) < 0.7, t, (t + 1) % k)
+    dense = [dawid_skene(items, workers, labels, 3000, 5, k, smoothing=0.01, prior_strength=s) for s in (0.0, 50.0)]
+    assert (dense[0].posteriors.argmax(1) == dense[1].posteriors.argmax(1)).mean() > 0.99
+
+
 def test_confusion_prior_keeps_sparse_workers_sane():
     rng = np.random.default_rng(6)
     n, k, n_workers = 2000, 10, 2000
