@@ -155,7 +155,7 @@ class EmParams(Section):
     prior_strength: Annotated[float, Field(ge=0)] = 4.0  # its weight in pseudo-votes
     # dawid_skene: pseudo-votes per worker and true class of a prior with the worker's own accuracy and the crowd's
     # confusions (0: classic maximum-likelihood EM)
-    confusion_prior: Annotated[float, Field(ge=0)] = 50.0
+    confusion_prior: Annotated[float, Field(ge=0)] = 30.0
 
 
 class LabelsParams(Section):
