@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sluice.params_data import EmParams
 from transform.labels.methods import dawid_skene, majority, one_coin, vote_counts
+
+DEFAULT = EmParams().confusion_prior  # the stage's default prior strength
 
 
 # ---------------------------------------------------------------------------- the algorithm
@@ -128,7 +131,7 @@ def test_the_crowd_prior_learns_shared_confusions_that_sparse_workers_cannot(n_w
     def accuracy(fit):
         return (fit.posteriors.argmax(1) == truth).mean()
 
-    prior = dawid_skene(items, workers, labels, 2000, n_workers, k, smoothing=0.01, prior_strength=50.0)
+    prior = dawid_skene(items, workers, labels, 2000, n_workers, k, smoothing=0.01, prior_strength=DEFAULT)
     classic = dawid_skene(items, workers, labels, 2000, n_workers, k, smoothing=0.01)
     coin = one_coin(items, workers, labels, 2000, n_workers, k)
     noise = np.random.default_rng(0).random((2000, k)) * 0.5
@@ -141,16 +144,16 @@ def test_the_crowd_prior_learns_shared_confusions_that_sparse_workers_cannot(n_w
 
 def test_the_crowd_prior_keeps_each_workers_own_accuracy_and_yields_to_many_votes():
     items, workers, labels, truth, k, truth_acc = _crowd(3000, 300, 0.0, seed=5)  # uniform errors: one-coin's model
-    prior = dawid_skene(items, workers, labels, 3000, 300, k, smoothing=0.01, prior_strength=50.0)
+    prior = dawid_skene(items, workers, labels, 3000, 300, k, smoothing=0.01, prior_strength=DEFAULT)
     coin = one_coin(items, workers, labels, 3000, 300, k)
     assert (prior.posteriors.argmax(1) == truth).mean() > (coin.posteriors.argmax(1) == truth).mean() - 0.01
     own = np.einsum("wtt->w", prior.confusion) / k  # a good worker stays good, a poor one poor
     assert np.corrcoef(own, truth_acc)[0, 1] > 0.8
-    # dense workers: the prior's 50 pseudo-votes are a few percent of a worker's votes, the labels classic EM's
+    # dense workers: the prior's pseudo-votes are a few percent of a worker's votes, the labels classic EM's
     items, workers = np.repeat(np.arange(3000), 5), np.tile(np.arange(5), 3000)
     t = np.random.default_rng(1).integers(0, k, 3000)[items]
     labels = np.where(np.random.default_rng(2).random(15000) < 0.7, t, (t + 1) % k)
-    dense = [dawid_skene(items, workers, labels, 3000, 5, k, smoothing=0.01, prior_strength=s) for s in (0.0, 50.0)]
+    dense = [dawid_skene(items, workers, labels, 3000, 5, k, smoothing=0.01, prior_strength=s) for s in (0.0, DEFAULT)]
     assert (dense[0].posteriors.argmax(1) == dense[1].posteriors.argmax(1)).mean() > 0.99
 
 
