@@ -114,11 +114,13 @@ def dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_it
     def m_step(p: np.ndarray, votes=by_pair) -> tuple[np.ndarray, np.ndarray]:
         # MAP: one pseudo-item a class, so a class of few items keeps a prior (none would never be chosen again)
         prior = np.clip(p.mean(axis=0) if not prior_strength else (p.sum(axis=0) + 1) / (len(p) + k), EPS, None)
-        raw = np.asarray(votes @ p).reshape(n_workers, k, k)  # (worker, answered, true): soft vote counts
-        conf = raw + smoothing + (prior_strength * _crowd_prior(raw, prior_accuracy, accuracy_strength)
-                                  if prior_strength else 0.0)
-        conf = np.clip(conf, EPS, None)
-        return prior / prior.sum(), conf / conf.sum(axis=1, keepdims=True)
+        conf = np.asarray(votes @ p).reshape(n_workers, k, k)  # (worker, answered, true): soft vote counts
+        if prior_strength:
+            _add_crowd_prior(conf, prior_strength, prior_accuracy, accuracy_strength)
+        conf += smoothing
+        np.clip(conf, EPS, None, out=conf)  # in place: a (workers x K x K) array is the stage's largest
+        conf /= conf.sum(axis=1, keepdims=True)
+        return prior / prior.sum(), conf
 
     def em(prior: np.ndarray, conf: np.ndarray) -> Fit:
         previous, ll, iterations, posteriors = -np.inf, -np.inf, 0, None
@@ -145,20 +147,23 @@ def dawid_skene(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_it
     return best
 
 
-def _crowd_prior(raw: np.ndarray, prior_accuracy: float, accuracy_strength: float) -> np.ndarray:
-    """Each worker's prior confusion matrix (columns: true classes, each summing to 1): its own smoothed
-    accuracy on the diagonal, the rest spread as the crowd's errors on that true class are (with one pseudo-error
-    in every cell, so a crowd that made few errors spreads them near evenly)."""
-    k = raw.shape[1]
-    right = np.einsum("wtt->w", raw)
-    accuracy = (right + prior_accuracy * accuracy_strength) / (raw.sum(axis=(1, 2)) + accuracy_strength)
-    errors = raw.sum(axis=0)
+def _add_crowd_prior(conf: np.ndarray, strength: float, prior_accuracy: float, accuracy_strength: float) -> None:
+    """Add to soft vote counts ``conf`` (worker, answered, true), in place, ``strength`` pseudo-votes a true class
+    of each worker's prior: its own smoothed accuracy on the diagonal, the rest spread as the crowd's errors on
+    that true class are (with one pseudo-error in every cell, so a crowd that made few errors spreads them near
+    evenly). Added one true class at a time: no second (workers x K x K) array."""
+    k = conf.shape[1]
+    diagonal = np.arange(k)
+    right = conf[:, diagonal, diagonal].sum(axis=1)
+    accuracy = (right + prior_accuracy * accuracy_strength) / (conf.sum(axis=(1, 2)) + accuracy_strength)
+    errors = conf.sum(axis=0)
     np.fill_diagonal(errors, 0.0)
     errors += 1 - np.eye(k)  # one pseudo-error a cell: a few errors seen (or none) do not make a confusion
     errors /= errors.sum(axis=0, keepdims=True)
-    shaped = (1 - accuracy)[:, None, None] * errors[None]
-    shaped[:, np.arange(k), np.arange(k)] = accuracy[:, None]
-    return shaped
+    wrong = strength * (1 - accuracy)
+    for true in range(k):
+        conf[:, :, true] += np.multiply.outer(wrong, errors[:, true])
+    conf[:, diagonal, diagonal] += strength * accuracy[:, None]
 
 
 def one_coin(items: np.ndarray, workers: np.ndarray, labels: np.ndarray, n_items: int, n_workers: int, k: int,
