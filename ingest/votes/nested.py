@@ -84,9 +84,10 @@ def read(export: NestedVotesExport) -> Parsed:
 
 def detect(path: str) -> dict:
     """``outer``: which side the outer keys are, told by the keys (image names, else the more distinct side)."""
-    rows, _ = _answers(load(Path(path), "vote file"), Path(path))
+    rows, rejects = _answers(load(Path(path), "vote file"), Path(path))
     if not rows:
-        raise InputError(f"{path}: not a mapping of mappings (no outer key maps to answers)")
+        first = f"; {rejects[0].where.rsplit(':', 1)[-1]}: {rejects[0].details}" if rejects else ""
+        raise InputError(f"{path}: not a mapping of mappings (no outer key maps to one answer{first})")
     sides = {"outer": {r[0] for r in rows}, "inner": {r[1] for r in rows}}
     named = {side: sum(bool(_IMAGE_NAME.search(k)) for k in keys) / len(keys) for side, keys in sides.items()}
     if named["outer"] != named["inner"]:

@@ -148,6 +148,7 @@ def _roles(header: list[str]) -> dict[str, str | None]:
 
 def detect(path: str) -> dict:
     """The ``*_column`` settings a vote CSV at ``path`` needs (none when it says item, worker, label)."""
+    require_file(Path(path), "vote file")  # an empty file is said as such, not as a header of no columns
     if json_records.is_json(path):
         return _detect_json(path)
     if Path(path).suffix.lower() in PARQUET:

@@ -47,6 +47,7 @@ def test_what_is_not_one_answer_is_a_reject_naming_its_keys(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("[1, 2]", "not a mapping of mappings"), ("{a: [", "not valid YAML"),
     ("w1: {a: 1}\nw2: {b: 1}\n", "cannot tell whether its outer keys are workers or items"),
+    ("w1: {a: [1, 2]}\n", r"no outer key maps to one answer; w1/a: not one answer"),
     ("!!python/object/apply:os.system ['true']", "not valid YAML"),  # the safe loader builds no objects
     ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nw1: {img.jpg: [*b]}\n", "uses YAML aliases"),  # a billion laughs, small
 ])

@@ -52,6 +52,13 @@ def test_a_header_of_unknown_names_or_an_even_design_is_refused_with_what_to_set
         detect(str(path))  # as many workers as items, none an image name: no way to tell them apart
 
 
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    path = tmp_path / "bm.response.txt"
+    path.write_text("")
+    with pytest.raises(InputError, match=r"vote file is empty \(0 bytes\)"):
+        detect(str(path))
+
+
 def test_a_missing_position_is_one_line(tmp_path):
     path = tmp_path / "v.txt"
     path.write_text("w1 q1\n")
