@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import best_of
 
-from sluice.params_data import EmParams
+from sluice.params_labels import EmParams
 from transform.labels.methods import dawid_skene, majority, one_coin, top_two
 
 K = 10

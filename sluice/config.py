@@ -38,7 +38,6 @@ from sluice.params_data import (
     CleanParams,
     DedupParams,
     DatasetParams,
-    LabelsParams,
     CrawlParams,
     QualityParams,
     ExportParams,
@@ -46,6 +45,7 @@ from sluice.params_data import (
     PrivacyParams,
     PathsParams,
 )
+from sluice.params_labels import LabelsParams
 from sluice.params_train import (AugmentParams, CompressParams, InsightParams, ReportParams,  # noqa: F401 (AugmentParams: public)
                                  TrainParams)
 from sluice.strict_yaml import DuplicateKey, load_yaml

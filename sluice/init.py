@@ -22,6 +22,7 @@ from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
 from sluice.init_entries import detected, entry_name, existing, inside, rel
 from sluice.init_packed import names_dvc_can_track, packed
+from sluice.init_truth_columns import label_columns
 from sluice.init_votes import truth_file, vote_export
 
 # Sections written with their defaults (in this order) for every project; `ingest`, `crawl` and
@@ -161,6 +162,9 @@ def project_params(root: Path, args) -> dict:
     if args.truth and not exports:
         raise InputError("--truth scores crowd votes: give the votes with --votes FILE")
     raw["labels"]["ground_truth"] = truth_file(args.votes, args.truth, root) if exports else None
+    truth, gold = label_columns(exports, root, truth_wanted=not raw["labels"]["ground_truth"])
+    raw["labels"]["ground_truth"] = raw["labels"]["ground_truth"] or truth  # a file given or beside the votes first
+    raw["labels"]["gold_file"] = gold
     folders = [s for s in sources if s["kind"] == "image_folder"]
     if args.classes:
         raw["labels"]["classes"] = list(args.classes)

@@ -15,6 +15,8 @@ from sluice.errors import InputError
 if TYPE_CHECKING:
     import polars as pl
 
+    from sluice.params_labels import LabelColumns
+
 
 def load_yaml(text: str, path: Path) -> object:
     """A YAML document as plain data (the safe loader: no objects). Aliases (``*name``) are refused before anything
@@ -37,13 +39,59 @@ def as_text(value) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def read_item_labels(path: str, what: str) -> pl.DataFrame:
+def item_key(source: str | LabelColumns) -> str:
+    """How the items a labels value names resolve to images: its columns' ``item_key`` (its vote export's), else auto."""
+    return getattr(source, "item_key", "auto")
+
+
+def read_label_columns(spec: LabelColumns, what: str) -> pl.DataFrame:
+    """``item, label`` from two columns of a CSV / TSV or Parquet table holding a row per vote: the rows with a label,
+    one an item (the same label on every row of an item; two labels for one item are an error naming them); whole
+    numbers name ``class_names`` by position."""
+    import polars as pl
+
+    p, columns = Path(spec.path), [spec.item_column, spec.label_column]
+    if p.suffix.lower() == ".parquet":
+        if not p.is_file():
+            raise InputError(f"{p}: {what} does not exist")
+        missing = [c for c in columns if c not in pl.read_parquet_schema(p)]
+        if missing:
+            raise InputError(f"{p}: missing column(s) {', '.join(repr(c) for c in missing)} named by {what}")
+        frame = pl.read_parquet(p, columns=columns).select(pl.all().cast(pl.String).str.strip_chars())
+        frame = frame.select(pl.all().replace("", None))
+    else:
+        frame = read_delimited(p, columns, spec.delimiter, what).select(columns)
+    frame = frame.rename({spec.item_column: "item", spec.label_column: "label"})
+    frame = frame.filter(pl.col("item").is_not_null() & pl.col("label").is_not_null()).unique(maintain_order=True)
+    if frame.is_empty():
+        raise InputError(f"{p}: column '{spec.label_column}' named by {what} holds no label")
+    if spec.class_names:
+        position = frame["label"].str.to_integer(strict=False)
+        bad = frame.filter(position.is_not_null() & ((position < 0) | (position >= len(spec.class_names))))
+        if bad.height:
+            raise InputError(f"{p}: {what} label {bad['label'][0]} (item '{bad['item'][0]}') is no position in "
+                             f"class_names (0..{len(spec.class_names) - 1})")
+        names = pl.Series(spec.class_names, dtype=pl.String)
+        frame = frame.with_columns(pl.when(position.is_not_null()).then(names.gather(position.fill_null(0)))
+                                   .otherwise(pl.col("label")).alias("label"))
+    twice = frame.filter(pl.col("item").is_duplicated())
+    if twice.height:
+        item = twice["item"][0]
+        labels = twice.filter(pl.col("item") == item)["label"].to_list()
+        raise InputError(f"{p}: item '{item}' has two labels in column '{spec.label_column}' ({labels[0]!r} and "
+                         f"{labels[1]!r}) named by {what}: it must hold one label an item")
+    return frame
+
+
+def read_item_labels(source: str | LabelColumns, what: str) -> pl.DataFrame:
     """``item, label`` from a CSV (header ``item,label``; any two columns, ``question,truth``; or two without a
     header, SQUARE's ``q1 1`` lines, split on , tab ; | or blanks) or a JSON or YAML object ``{item: label}`` (the
     bluebirds' ``gt.yaml``) / ``{"true_labels": {...}}``."""
     import polars as pl  # here, not at the top: `sluice --help` imports this module through init
 
-    p = Path(path)
+    if not isinstance(source, str):
+        return read_label_columns(source, what)
+    p = Path(source)
     if p.suffix.lower() in (".json", ".yaml", ".yml"):
         if not p.is_file():
             raise InputError(f"{p}: {what} does not exist")

@@ -1,11 +1,10 @@
-"""Params sections of the data side: lake, compute, sources, votes, crawl, clean, dedup, dataset, quality, export, privacy, paths."""
+"""Params sections of the data side: lake, compute, sources, crawl, clean, dedup, dataset, quality, export, privacy, paths."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, Field, model_validator
 
 from sluice.connectors import entry_type
 from sluice import paths as _paths
@@ -114,70 +113,6 @@ class DatasetParams(Section):
     label_issues: Literal["keep", "drop", "relabel"] = "keep"  # act on the OOF stage's label_issues (docs/insight.md)
     balance: Literal["none", "class_weights", "undersample", "oversample"] = "class_weights"
     balance_target: Annotated[int, Field(ge=1)] | None = None
-
-
-def _vote_export(entry: object) -> object:
-    """One ``labels.exports`` entry validated by the config model its ``kind`` registers (sluice.connectors)."""
-
-    from sluice.connectors import connectors
-
-    if isinstance(entry, BaseModel):
-        return entry
-    if not isinstance(entry, dict):
-        raise PydanticCustomError("vote_export", "an export is a mapping with a kind")
-    known = connectors("votes")
-    kind = entry.get("kind")
-    if kind not in known:
-        raise PydanticCustomError("vote_export", "{msg}", {
-            "msg": f"unknown kind {kind!r}; known kinds: {', '.join(known) or 'none registered'}"})
-    model = known[kind].config
-    try:
-        return model.model_validate(entry)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc}'; allowed keys: {', '.join(sorted(model.model_fields))}"
-        else:
-            error = (first.get("ctx") or {}).get("error")
-            msg = f"{loc}: {error if error is not None else first['msg'].lower()} (got {first.get('input')!r})"
-        raise PydanticCustomError("vote_export", "{msg}", {"msg": msg}) from None
-
-
-VoteExportEntry = Annotated[object, AfterValidator(_vote_export)]
-
-
-class EmParams(Section):
-    max_iter: Annotated[int, Field(ge=1)] = 100
-    tol: Annotated[float, Field(gt=0)] = 1e-6
-    smoothing: Annotated[float, Field(ge=0)] = 0.01
-    prior_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7  # Beta prior mean of a worker's accuracy
-    prior_strength: Annotated[float, Field(ge=0)] = 4.0  # its weight in pseudo-votes
-    # dawid_skene: pseudo-votes per worker and true class of a prior with the worker's own accuracy and the crowd's
-    # confusions (0: classic maximum-likelihood EM)
-    confusion_prior: Annotated[float, Field(ge=0)] = 30.0
-
-
-class LabelsParams(Section):
-    """Crowd vote connectors (ingest/votes) and label aggregation (transform/labels)."""
-
-    exports: list[VoteExportEntry] = Field(default_factory=list)
-    classes: list[str] | None = None
-    synonyms: dict[str, str] = Field(default_factory=dict)
-    policy: Literal["crowd_over_given", "given_over_crowd", "agree_only"] = "given_over_crowd"
-    # per source (raw_images.source) overrides of `policy`, e.g. {scraped: crowd_over_given}
-    source_policy: dict[str, Literal["crowd_over_given", "given_over_crowd", "agree_only"]] = Field(default_factory=dict)
-    method: Literal["dawid_skene", "majority", "one_coin"] = "dawid_skene"
-    min_votes: Annotated[int, Field(ge=1)] = 1
-    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6  # a 2-of-3 majority (0.67) resolves
-    max_unknown_label_share: Annotated[float, Field(ge=0, le=1)] = 0.01  # more votes outside the classes fail the stage
-    gold_file: str | None = None
-    ground_truth: str | None = None
-    em: EmParams = EmParams()
-    flag_min_votes: Annotated[int, Field(ge=1)] = 20
-    flag_level: Annotated[float, Field(gt=0, lt=1)] = 0.95  # confidence level of the accuracy interval behind flags
-    spammer_max_information: Annotated[float, Field(ge=0, le=1)] = 0.15
-    seed: int = 0
 
 
 def _valid_selector(value: str) -> str:

@@ -135,7 +135,10 @@ def _vote_files(raw: dict) -> list[str]:
 
 
 def _label_files(raw: dict) -> list[str]:
-    return [p for p in (_get(raw, "labels.gold_file"), _get(raw, "labels.ground_truth")) if _local(p)]
+    from sluice.params_labels import label_file_path
+
+    files = (label_file_path(_get(raw, f"labels.{key}")) for key in ("gold_file", "ground_truth"))
+    return [p for p in files if isinstance(p, str) and _local(p)]
 
 
 def _labels_params(raw: dict) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from sluice.errors import InputError
-from sluice.item_labels import read_item_labels
+from sluice.item_labels import item_key, read_item_labels
 from sluice.items import ItemIndex, normalize
 from sluice.lake import Lake
 from transform.labels.vocabulary import Vocabulary
@@ -51,27 +51,32 @@ def load_votes(lake: Lake, vocab: Vocabulary, index: ItemIndex) -> Votes:
     return Votes(usable, bad, counts)
 
 
-def item_keys(names: pl.Series, index: ItemIndex) -> pl.Series:
-    """Item identities for names given like vote items (gold, truth files): the image_id, else the normalised name."""
+def item_keys(names: pl.Series, index: ItemIndex, key: str = "auto") -> pl.Series:
+    """Item identities for names given like vote items (gold, truth files; resolved under ``key``, as their vote
+    export's are): the image_id, else the normalised name."""
     norm = normalize(names)
-    return pl.select(pl.coalesce(index.resolve(norm), norm)).to_series().rename("item")
+    return pl.select(pl.coalesce(index.resolve(norm, key), norm)).to_series().rename("item")
 
 
-def load_gold(path: str | None, vocab: Vocabulary, index: ItemIndex, known: set[str]) -> dict[str, int]:
-    """Gold answers (``item,label`` keyed like the votes): item -> class index.
+def load_gold(source, vocab: Vocabulary, index: ItemIndex, known: set[str]) -> dict[str, int]:
+    """Gold answers (``item,label`` keyed like the votes, or two columns of a vote export: ``LabelColumns``): item ->
+    class index.
 
     A row whose item is neither a landed image nor a voted item (``known``), or whose label is not a
-    class, is a user error naming the line.
+    class, is a user error naming the line (of a file of one row an item) or the item.
     """
-    if not path:
+    if not source:
         return {}
-    frame = read_item_labels(path, "labels.gold_file")
-    frame = frame.with_columns(item_keys(frame["item"], index).alias("key"), vocab.normalize(frame["label"]).alias("class"))
+    frame = read_item_labels(source, "labels.gold_file")
+    frame = frame.with_columns(item_keys(frame["item"], index, item_key(source)).alias("key"),
+                               vocab.normalize(frame["label"]).alias("class"))
+    path = source if isinstance(source, str) else source.path
     for line, row in enumerate(frame.iter_rows(named=True), start=2):
+        where = f"{path}:{line}" if isinstance(source, str) else path
         if row["key"] not in known:
-            raise InputError(f"{path}:{line}: gold item '{row['item']}' is neither in raw_images nor voted on")
+            raise InputError(f"{where}: gold item '{row['item']}' is neither in raw_images nor voted on")
         if row["class"] is None:
-            raise InputError(f"{path}:{line}: gold label '{row['label']}' is not one of labels.classes")
+            raise InputError(f"{where}: gold label '{row['label']}' (item '{row['item']}') is not one of labels.classes")
     return dict(zip(frame["key"].to_list(), vocab.index(frame["class"]).tolist()))
 
 

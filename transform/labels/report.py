@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from sluice.item_labels import read_item_labels
+from sluice.item_labels import item_key, read_item_labels
+from sluice.params_labels import label_file_path
 from sluice.items import ItemIndex
 from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 from transform.labels.aggregate import Crowd
@@ -22,16 +23,20 @@ from transform.labels.vocabulary import Vocabulary
 SHOWN_WORKERS = 3  # worst and best shown in the printed report
 
 
-def accuracy_report(crowd: Crowd, labels: pl.DataFrame, truth_path: str | None, vocab: Vocabulary,
+def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabulary,
                     votes: pl.DataFrame, index: ItemIndex, method: str) -> dict | None:
-    """Majority vote vs the method vs the final labels against the truth (``item,label``), and per worker."""
-    if not truth_path or not Path(truth_path).is_file():
+    """Majority vote vs the method vs the final labels against the truth (``item,label``, or two columns of a
+    vote export: ``LabelColumns``), and per worker."""
+    path = label_file_path(source)
+    if not path or not Path(path).is_file():
         return None
-    truth = read_item_labels(truth_path, "labels.ground_truth")
-    truth = (truth.with_columns(item_keys(truth["item"], index).alias("item"), vocab.normalize(truth["label"]).alias("true"))
+    truth = read_item_labels(source, "labels.ground_truth")
+    truth = (truth.with_columns(item_keys(truth["item"], index, item_key(source)).alias("item"),
+                                vocab.normalize(truth["label"]).alias("true"))
              .filter(pl.col("true").is_not_null()).group_by("item").agg(pl.col("true").first()))
     items = crowd.items.join(truth, on="item", maintain_order="left").filter(~pl.col("gold"))
-    report: dict = {"ground_truth": truth_path, "method": method, "items_scored": items.height}
+    shown = path if isinstance(source, str) else f"{path}, column {source.label_column}"
+    report: dict = {"ground_truth": shown, "method": method, "items_scored": items.height}
     if items.height:
         true_idx = vocab.index(items["true"])
         report["majority_accuracy"] = round(float((items["mv_label"].to_numpy() == true_idx).mean()), 4)

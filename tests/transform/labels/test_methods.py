@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sluice.params_data import EmParams
+from sluice.params_labels import EmParams
 from transform.labels.methods import dawid_skene, majority, one_coin, vote_counts
 
 DEFAULT = EmParams().confusion_prior  # the stage's default prior strength

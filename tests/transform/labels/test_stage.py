@@ -317,3 +317,22 @@ def test_square_layout_headerless_votes_and_gold_through_init(run_cli, tmp_path)
     result = run_cli("labels", "aggregate", cwd=tmp_path / "proj", env=env)
     assert result.returncode == 0, result.stderr
     assert "accuracy vs ground truth on 30 voted items: majority 1.0" in result.stderr
+
+
+# ---------------------------------------------------------------------------- labels kept in columns of a vote file
+def test_truth_and_gold_read_from_columns_of_a_vote_file(stage, tmp_path):
+    """CIFAR-10H keeps the true label on every trial's row, Toloka the control answer in GOLDEN:result: one label an
+    item, read from two columns, keyed as the votes are."""
+    trials = tmp_path / "trials.csv"
+    trials.write_text("image,worker,chosen,true_category,GOLDEN:result\n"
+                      "a.png,w1,cat,cat,\na.png,w2,cat,cat,\nb.png,w1,dog,dog,\nc.png,w1,bird,bird,bird\n"
+                      "c.png,w2,dog,bird,bird\ng.png,w1,cat,dog,\n")
+    truth = {"path": str(trials), "item_column": "image", "label_column": "true_category"}
+    summary, _ = stage(ground_truth=truth, method="one_coin")
+    assert summary["accuracy"]["items_scored"] == 4
+    assert summary["accuracy"]["ground_truth"] == f"{trials}, column true_category"
+    summary, rows = stage(gold_file={**truth, "label_column": "GOLDEN:result"})
+    assert summary["gold_items"] == 1 and rows[iid("c.png")]["label"] == "bird"
+    trials.write_text("image,worker,true_category\na.png,w1,cat\na.png,w2,dog\n")  # two truths for one item
+    with pytest.raises(InputError, match=r"item 'a.png' has two labels in column 'true_category' \('cat' and 'dog'\)"):
+        stage(ground_truth=truth)
