@@ -14,9 +14,9 @@ feature whose value starts as an image file does; raw pixels (``image_raw`` besi
 named by ``class_names`` (``sluice init`` reads TFDS's ``<feature>.labels.txt``); several labels an image land the
 image unlabelled (counted in the log). The id (``id``, ``image/filename``...) lands as ``item_id``, else
 ``<file>:<index>``; the split is the file's (its folder, else a word of its name: ``cifar10-test.tfrecord-...``).
-A record with no image bytes, or a class index past the names, is quarantined with its file and index; a file that
-ends inside a record (a partial download) or whose framing does not check is quarantined there, its earlier records
-landed.
+A record with no image bytes, or a class index past the names, or whose data fails its CRC (a damaged byte may be
+a label's: no decoder would notice), is quarantined with its file and index; a file that ends inside a record (a
+partial download) or whose framing does not check is quarantined there, its earlier records landed.
 """
 
 from __future__ import annotations
@@ -64,25 +64,13 @@ def files(root: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------- record framing
-def _crc_table() -> list[int]:
-    table = []
-    for n in range(256):
-        crc = n
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc_table()
-
-
 def masked_crc(data: bytes) -> int:
-    """TFRecord's masked CRC-32C (Castagnoli) of ``data`` (checked on each 8-byte length: a cheap test of framing)."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
+    """TFRecord's masked CRC-32C (Castagnoli) of ``data``: checked on each record's 8-byte length (its framing) and on
+    its data (a damaged byte in a label is no decoding error: only the checksum sees it). google-crc32c's C code with
+    the CPU's CRC instruction: ~0.1 ms a 224 px JPEG record."""
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
@@ -107,10 +95,14 @@ def records(path: Path, max_bytes: int) -> Iterator[tuple[int, bytes | None, str
                     yield index, None, "too_large", f"a record of {length} bytes > ingest.max_file_bytes {max_bytes}"
                 else:
                     data = f.read(length)
-                    if len(data) < length or len(f.read(4)) < 4:
+                    tail = f.read(4)
+                    if len(data) < length or len(tail) < 4:
                         yield index, None, "truncated", "the file ends inside a record (a partial download?)"
                         return
-                    yield index, data, None, None
+                    if masked_crc(data) != struct.unpack("<I", tail)[0]:  # the frame holds: the next record is read
+                        yield index, None, "corrupt", "the record's data fails its checksum (a damaged file)"
+                    else:
+                        yield index, data, None, None
                 index += 1
         except (OSError, EOFError, zlib.error) as err:  # a GZIP stream cut short or corrupt
             yield index, None, "truncated", f"the file cannot be read on ({type(err).__name__}: {err})"[:300]

@@ -127,3 +127,23 @@ def test_a_gzip_file_cut_short_keeps_its_earlier_records(tmp_path, make_params, 
     params = make_params({"ingest": {"sources": [{"name": "g", "kind": "tfrecord", "path": str(tmp_path / "t")}]}})
     stats = public.run(params)["sources"]["g"]
     assert stats["quarantine_reasons"] == {"truncated": 1} and 1 <= stats["inserted"] < 6
+
+
+def test_a_damaged_byte_is_caught_by_the_records_checksum(tmp_path, make_params, lake, png):
+    """A flipped bit in a label decodes as another class: only the data's CRC-32C sees it. The record is quarantined
+    and the file read on."""
+    path = tmp_path / "t" / "x-train.tfrecord"
+    write(path, [serialize({"image": [png(i)], "label": [i % 2]}) for i in range(3)])
+    data = bytearray(path.read_bytes())
+    first = struct.unpack("<Q", data[:8])[0]
+    second = 12 + first + 4  # the second record's header
+    length = struct.unpack("<Q", data[second:second + 8])[0]
+    label_at = second + 12 + length - 1  # the last byte of its data: the label's varint
+    data[label_at] ^= 1  # label 1 -> 0: a valid Example still
+    path.write_bytes(bytes(data))
+    params = make_params({"ingest": {"sources": [{"name": "d", "kind": "tfrecord", "path": str(tmp_path / "t"),
+                                                  "class_names": ["cat", "dog"]}]}})
+    stats = public.run(params)["sources"]["d"]
+    assert stats["quarantine_reasons"] == {"corrupt": 1} and stats["inserted"] == 2
+    [row] = lake.read("quarantine").to_pylist()
+    assert row["row_key"].endswith("x-train.tfrecord#1") and "fails its checksum" in row["details"]
