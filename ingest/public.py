@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ingest.landing import ingest_source, summarize
 from sluice import not_downloaded
+from sluice.connectors import SUBJECT_KEYS
 from sluice.errors import InputError
 from sluice.lake import Lake
 from sluice.privacy import KEY_ENV, subject_pseudonymizer
@@ -41,8 +42,7 @@ def run(params, only: str | None = None) -> dict:
     sources = [s for s in configured if only is None or s.name == only]
     check_sources(sources, configured, only)
     subject_name = subject_pseudonymizer(params.privacy.pseudonymize_subjects)
-    if subject_name is not None and any(getattr(s, "subject_column", None) or getattr(s, "subject_pattern", None)
-                                        for s in sources):
+    if subject_name is not None and any(getattr(s, key, None) for s in sources for key in SUBJECT_KEYS):
         subject_name("")  # refuses now, before anything lands, where the key is required and missing
     log = stage_logger("ingest")
     lake = Lake.from_params(params)

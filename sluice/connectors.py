@@ -23,6 +23,9 @@ from sluice.errors import ConfigError
 
 GROUP = "sluice.connectors"
 FAMILIES = ("source", "votes", "crawl")
+# the keys by which a source entry names the subject each image shows (a patient, a person: one split each): a labels
+# file's or Parquet column, a path pattern, a TFRecord feature, a WebDataset sample's json field
+SUBJECT_KEYS = ("subject_column", "subject_pattern", "subject_feature", "subject_field")
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,9 @@ def _all_unlabelled(params_text: str) -> bool:
 def _names_subjects(params_text: str, root: Path) -> bool:
     """Whether a source names the person each image shows (a patient column, a path pattern, DICOM headers)."""
     sources = ((yaml.safe_load(params_text) or {}).get("ingest") or {}).get("sources") or []
-    return any(isinstance(s, dict) and (s.get("subject_column") or s.get("subject_pattern") or (
+    from sluice.connectors import SUBJECT_KEYS
+
+    return any(isinstance(s, dict) and (any(s.get(k) for k in SUBJECT_KEYS) or (
         s.get("kind") == "image_folder" and (root / s.get("path", "")).is_dir() and dicom.holds_dicom(root / s["path"])))
         for s in sources)
 

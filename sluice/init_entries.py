@@ -46,15 +46,15 @@ def entry_name(kind: str, path: str, taken: set[str]) -> str:
 
 def detected(family: str, kind: str, p: Path, shown: str) -> dict:
     """What the connector finds the entry needs in the data at ``p`` (printed when anything)."""
-    from sluice.connectors import get
+    from sluice.connectors import SUBJECT_KEYS, get
 
     found = detect(str(p)) if (detect := get(family, kind).detect) else {}
     if found:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
-    key = next((k for k in ("subject_column", "subject_pattern") if found.get(k)), None)
+    key = next((k for k in SUBJECT_KEYS if found.get(k)), None)
     if key:
-        what = f"column '{found[key]}' names" if key == "subject_column" else \
-            "the images' paths (person1_..., patient00001/, a track's frames) name"
+        what = "the images' paths (person1_..., patient00001/, a track's frames) name" if key == "subject_pattern" else \
+            f"{key.split('_')[1]} '{found[key]}' names"
         print(f"[init] {what} what each image shows (a patient, a lesion, a sequence): the dataset keeps each "
               f"one's images in one split (set {key}: null to split images one by one)")
     return found

@@ -343,7 +343,7 @@ def run(params) -> dict:
     if subjects["largest"] > max(50, 0.05 * rows.height):  # a place or a site named as the subject: lopsided splits
         log.warning("subjects: one subject (or chain of them) holds %d of the %d rows, all in one split, so the split "
                     "shares are off: is the subject column a place, a site or a class rather than who or what an image "
-                    "shows? (ingest.sources subject_column / subject_pattern)", subjects["largest"], rows.height)
+                    "shows? (ingest.sources subject_column / subject_pattern / subject_feature / subject_field)", subjects["largest"], rows.height)
     if counts["leak_groups"]:
         action = "moved to train" if cfg.leak_policy == "to_train" else "dropped to quarantine"
         log.warning("source test split: %d image(s) have a duplicate (or share a subject) in the source train split -> %s "

@@ -13,7 +13,8 @@ feature whose value starts as an image file does; raw pixels (``image_raw`` besi
 (``label``, ``class``, ``image/class/text``, ``image/class/label``, ``target``...): text as it is, a class index
 named by ``class_names`` (``sluice init`` reads TFDS's ``<feature>.labels.txt``); several labels an image land the
 image unlabelled (counted in the log). The id (``id``, ``image/filename``...) lands as ``item_id``, else
-``<file>:<index>``; the split is the file's (its folder, else a word of its name: ``cifar10-test.tfrecord-...``).
+``<file>:<index>``; a feature naming the patient or person (``patient_id``: SIIM-ISIC Melanoma's records, found by
+``sluice init`` as a labels file's subject column is) is the image's subject, kept in one split; the split is the file's (its folder, else a word of its name: ``cifar10-test.tfrecord-...``).
 A record with no image bytes, or a class index past the names, or whose data fails its CRC (a damaged byte may be
 a label's: no decoder would notice), is quarantined with its file and index; a file that ends inside a record (a
 partial download) or whose framing does not check is quarantined there, its earlier records landed.
@@ -33,7 +34,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from ingest.sources.base import Record, SourceConfig, png_bytes, safe_text, split_of, word_split
+from ingest.sources.base import Record, SourceConfig, png_bytes, safe_text, split_of, subject_of, word_split
+from ingest.sources.labels_file import SUBJECT_NAMES
+from sluice.delimited import column_key
 from sluice.connectors import Connector
 from sluice.errors import InputError
 from sluice.stage import stage_logger
@@ -50,6 +53,8 @@ class TFRecordSource(SourceConfig):
     image_feature: str | None = None  # null: found by name, else by its bytes
     label_feature: str | None = None  # null: found by name (label, class, ...); none found: unlabelled
     class_names: list[str] | None = Field(default=None, min_length=1)  # class index (from 0) -> name
+    # the patient / person each record shows (SIIM-ISIC Melanoma's TFRecords: patient_id): one split each
+    subject_feature: str | None = None
 
 
 def is_tfrecord(path: Path) -> bool:
@@ -260,7 +265,11 @@ def _record(src: TFRecordSource, data: bytes, uri: str, row_id: str, split: str 
             return Record(uri, item_id=item_id, reject="bad_label",
                           details=f"label {label} is outside 0..{len(src.class_names) - 1} of the class names")
         label = src.class_names[label]
-    return Record(uri, image, label=None if label is None else safe_text(str(label)), split_hint=split, item_id=item_id)
+    subject = features.get(src.subject_feature, [None])[0] if src.subject_feature else None
+    if isinstance(subject, bytes):
+        subject = subject.decode("utf-8", "replace")
+    return Record(uri, image, label=None if label is None else safe_text(str(label)), split_hint=split, item_id=item_id,
+                  subject=subject_of(subject))
 
 
 def _first(root: Path) -> dict[str, list]:
@@ -288,7 +297,8 @@ def detect(path: str) -> dict:
                          "image_feature on its ingest.sources entry")
     label = _label_feature(features)
     names = _labels_txt(root, label) if label and features[label] and isinstance(features[label][0], int) else None
-    return {**({"class_names": names} if names else {})}
+    subject = next((n for n in features if column_key(n.rsplit("/", 1)[-1]) in SUBJECT_NAMES and features[n]), None)
+    return {**({"class_names": names} if names else {}), **({"subject_feature": subject} if subject else {})}
 
 
 def _labels_txt(root: Path, label: str) -> list[str] | None:

@@ -9,7 +9,7 @@ member's path up to the first dot of its name (``train/000123.seg.png``: ``train
 The image is the sample's member with an image extension (``jpg``, ``png``, ``webp``..., a plain one first); the
 label its ``cls`` / ``label`` / ``class`` member (a class index named by ``class_names``, else by a ``class_name``
 its ``json`` gives; or text), else a label field of its ``json`` (``label``, ``class``, ``category``...); a caption (``txt``) is not a label. ``item_id`` is the
-key; the split the shard's folder or a word of its name (``imagenet1k-validation-0003.tar``). A sample with no
+key; a ``json`` field naming the patient or person (``patient_id``, found by ``sluice init``) the sample's subject; the split the shard's folder or a word of its name (``imagenet1k-validation-0003.tar``). A sample with no
 image (``missing_image_bytes``), an image over ``ingest.max_file_bytes`` (``too_large``), a link or device member
 (``unreadable``) or a class index past the names (``bad_label``) is quarantined with its shard and key; a shard
 that ends early (a partial download) is quarantined there (``truncated``), its earlier samples landed.
@@ -26,8 +26,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from ingest.sources.base import Record, SourceConfig, safe_text, split_of, word_split
+from ingest.sources.base import Record, SourceConfig, safe_text, split_of, subject_of, word_split
+from ingest.sources.labels_file import SUBJECT_NAMES
 from sluice.connectors import Connector
+from sluice.delimited import column_key
 from sluice.errors import InputError
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz")
@@ -39,6 +41,7 @@ JSON_LABELS = ("label", "class", "category", "target", "class_name", "classname"
 class WebDatasetSource(SourceConfig):
     kind: Literal["webdataset"]
     class_names: list[str] | None = Field(default=None, min_length=1)  # class index (from 0) -> name
+    subject_field: str | None = None  # the json field naming the patient / person a sample shows: one split each
 
 
 def shards(root: Path) -> list[Path]:
@@ -96,16 +99,20 @@ def samples(path: Path, max_bytes: int) -> Iterator[tuple[str, dict[str, bytes |
         yield key, members
 
 
-def _label(members: dict, names: list[str] | None) -> tuple[str | None, str | None]:
-    """(label, why it is bad) of a sample: a class index is named by ``names``, else by the class name its json
-    gives beside it (``{"label": 3, "class_name": "tench"}``)."""
+def _json(members: dict) -> dict:
+    """A sample's json member as an object ({} where it has none or it is no JSON object)."""
     record = None
     if isinstance(members.get("json"), bytes):
         try:
             record = json.loads(members["json"])
         except (ValueError, RecursionError):
             pass
-    record = record if isinstance(record, dict) else {}
+    return record if isinstance(record, dict) else {}
+
+
+def _label(members: dict, record: dict, names: list[str] | None) -> tuple[str | None, str | None]:
+    """(label, why it is bad) of a sample: a class index is named by ``names``, else by the class name its json
+    (``record``) gives beside it (``{"label": 3, "class_name": "tench"}``)."""
     found = next((members[e] for e in LABEL_EXTENSIONS if isinstance(members.get(e), bytes)), None)
     if found is None:
         found = next((record[k] for k in JSON_LABELS if k in record), None)
@@ -151,12 +158,14 @@ def read_webdataset(src: WebDatasetSource, max_bytes: int) -> Iterator[Record]:
                     ("unreadable", "", content)
                 yield Record(uri, item_id=item_id, reject=reason, details=details)
                 continue
-            label, bad = _label(members, src.class_names)
+            record = _json(members)
+            label, bad = _label(members, record, src.class_names)
             if bad:
                 yield Record(uri, item_id=item_id, reject="bad_label", details=bad)
                 continue
+            subject = record.get(src.subject_field) if src.subject_field else None
             yield Record(uri, content, label=None if label is None else safe_text(label), split_hint=split,
-                         item_id=item_id)
+                         item_id=item_id, subject=None if isinstance(subject, (dict, list)) else subject_of(subject))
 
 
 def shard_split(path: Path, root: Path) -> str | None:
@@ -167,7 +176,8 @@ def shard_split(path: Path, root: Path) -> str | None:
 
 
 def detect(path: str) -> dict:
-    """{} where ``path`` is a WebDataset shard or a folder of them whose first sample holds an image; else InputError."""
+    """What a shard or a folder of them needs named (``subject_field``: a json field of its first sample named as a
+    patient or person is), where its first sample holds an image; else InputError."""
     root = Path(path)
     if not (root.is_file() and root.name.lower().endswith(SUFFIXES) or root.is_dir() and shards(root)):
         raise InputError(f"{path}: no WebDataset shards (.tar)")
@@ -180,7 +190,9 @@ def detect(path: str) -> dict:
         raise InputError(f"{path}: its first sample holds no image file")
     if all("/" in key and len(members) == 1 for key, members in first):  # images in folders, nothing beside them
         raise InputError(f"{path}: a tar of folders of images, not WebDataset shards: extract it and give the folder")
-    return {}
+    subject = next((k for k, v in _json(first[0][1]).items() if column_key(k) in SUBJECT_NAMES
+                    and not isinstance(v, (dict, list))), None)
+    return {"subject_field": subject} if subject else {}
 
 
 def class_names(src: WebDatasetSource) -> list[str] | None:

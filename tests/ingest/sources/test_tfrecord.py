@@ -147,3 +147,16 @@ def test_a_damaged_byte_is_caught_by_the_records_checksum(tmp_path, make_params,
     assert stats["quarantine_reasons"] == {"corrupt": 1} and stats["inserted"] == 2
     [row] = lake.read("quarantine").to_pylist()
     assert row["row_key"].endswith("x-train.tfrecord#1") and "fails its checksum" in row["details"]
+
+
+def test_a_patient_feature_is_each_records_subject(tmp_path, png):
+    """SIIM-ISIC Melanoma's TFRecords: image, image_name, patient_id, target: a patient's lesions split together."""
+    from ingest.sources.tfrecord import TFRecordSource, read_tfrecord
+
+    path = tmp_path / "train00-2071.tfrec"
+    write(path, [serialize({"image": [png(i)], "image_name": [f"ISIC_{i}".encode()], "target": [i % 2],
+                            "patient_id": [p]}) for i, p in enumerate([b"IP_1", b"IP_1", b"IP_2", b""])])
+    found = detect(str(path))
+    assert found == {"subject_feature": "patient_id"}
+    records = list(read_tfrecord(TFRecordSource(name="m", kind="tfrecord", path=str(path), **found), 10**6))
+    assert [(r.label, r.subject) for r in records] == [("0", "IP_1"), ("1", "IP_1"), ("0", "IP_2"), ("1", None)]

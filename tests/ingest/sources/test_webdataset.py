@@ -88,3 +88,23 @@ def test_sluice_init_on_a_folder_of_shards_writes_the_source(run_cli, tmp_path, 
     assert res.returncode == 0, res.stderr
     [source] = yaml.safe_load((tmp_path / "proj" / "params.yaml").read_text())["ingest"]["sources"]
     assert source["kind"] == "webdataset" and "WebDataset tar shards, read by the webdataset connector" in res.stdout
+
+
+def test_a_patient_field_of_the_json_is_each_samples_subject(tmp_path, png):
+    from ingest.sources.webdataset import WebDatasetSource, read_webdataset
+
+    path = tmp_path / "xray-train-000.tar"
+    shard(path, [m for i, p in enumerate(["p1", "p1", "p2"]) for m in (
+        (f"{i:04d}.png", png(i)), (f"{i:04d}.json", json.dumps({"label": "normal", "patient_id": p}).encode()))])
+    found = detect(str(path))
+    assert found == {"subject_field": "patient_id"}
+    records = list(read_webdataset(WebDatasetSource(name="x", kind="webdataset", path=str(path), **found), 10**6))
+    assert [(r.label, r.subject) for r in records] == [("normal", "p1"), ("normal", "p1"), ("normal", "p2")]
+
+
+def test_sluice_init_says_the_subject_a_shard_names(run_cli, tmp_path, png):
+    shard(tmp_path / "shards" / "train-000.tar", [("0.png", png(0)), ("0.json", b'{"label": "a", "patient_id": "p1"}')])
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(tmp_path / "shards"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "field 'patient_id' names what each image shows (a patient, a lesion, a sequence)" in res.stdout
+    assert "export SLUICE_PSEUDONYM_KEY=" in res.stdout
