@@ -44,7 +44,7 @@ from sluice.stage import stage_logger
 IMAGE_NAMES = ("image", "image/encoded", "image_raw", "image_bytes", "img", "encoded", "jpeg", "jpg", "png")
 LABEL_NAMES = ("label", "class", "image/class/text", "image/class/label", "target", "category", "labels", "class_name",
                "label_text")
-ID_NAMES = ("id", "image/filename", "filename", "image/source_id", "image_id", "key", "name")
+ID_NAMES = ("id", "image/filename", "filename", "image/source_id", "image_id", "image_name", "key", "name")
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
 
 

@@ -159,4 +159,5 @@ def test_a_patient_feature_is_each_records_subject(tmp_path, png):
     found = detect(str(path))
     assert found == {"subject_feature": "patient_id"}
     records = list(read_tfrecord(TFRecordSource(name="m", kind="tfrecord", path=str(path), **found), 10**6))
-    assert [(r.label, r.subject) for r in records] == [("0", "IP_1"), ("1", "IP_1"), ("0", "IP_2"), ("1", None)]
+    assert [(r.item_id, r.label, r.subject) for r in records] == [
+        ("ISIC_0", "0", "IP_1"), ("ISIC_1", "1", "IP_1"), ("ISIC_2", "0", "IP_2"), ("ISIC_3", "1", None)]
