@@ -75,7 +75,7 @@ TABLES: dict[str, TableSpec] = {
                 ("worker_id", pa.string(), False),
                 ("label", pa.string(), False),
                 ("task_id", pa.string(), True),
-                ("status", pa.string(), False),  # approved / rejected / submitted
+                ("status", pa.string(), False),  # approved / rejected / submitted / gold (an export's known answer, not a vote)
                 ("submitted_at", TS, True),
                 ("source_file", pa.string(), False),
                 ("source_format", pa.string(), False),  # the vote connector's kind: mturk / label_studio / csv / wide

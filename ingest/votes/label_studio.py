@@ -3,6 +3,10 @@
 The "JSON-MIN" export (one flat row per annotation: data fields, ``annotator``, the control's value)
 is read too.
 
+An annotation marked as the task's ground truth (``"ground_truth": true``: starred in Label Studio) lands as a known
+answer (status ``gold``): the labels stage pins its item to it and scores workers against it, as Label Studio's own
+agreement with ground truth does, and never counts it as a worker's vote.
+
 The item is ``task.data[<data_key>]``; Label Studio's image references (``/data/local-files/?d=``,
 ``/data/upload/...``, ``http://host:8080/data/...``) are reduced to file names by ``sluice.items``.
 """
@@ -103,8 +107,10 @@ def read(export: LabelStudioExport) -> Parsed:
                 reason = "no_choice" if not choices else "multiple_choices"
                 rejects.append(Reject(where, reason, f"{len(choices)} choices{' from ' + export.from_name if export.from_name else ''}: {choices[:5]}"))
             else:
+                # an annotation starred as the task's ground truth is a known answer (gold), not one more vote
                 rows.append({"item_ref": str(item).strip(), "worker_id": worker.strip(), "label": choices[0].strip(),
-                             "task_id": task_id, "assignment": str(a.get("id", "")), "status": "submitted"})
+                             "task_id": task_id, "assignment": str(a.get("id", "")),
+                             "status": "gold" if a.get("ground_truth") is True else "submitted"})
                 created.append(a.get("created_at"))
     submitted, unparsed = times(created, parse_iso)
     votes = pl.DataFrame(rows, schema={k: v for k, v in VOTE_SCHEMA.items() if k != "submitted_at"}).with_columns(submitted)

@@ -25,6 +25,7 @@ class Votes:
     usable: pl.DataFrame  # vote_id, item, image_id (null: pending), worker_id, label (class name)
     not_in_classes: pl.DataFrame  # vote_id, item_ref, worker_id, label
     counts: dict
+    gold: pl.DataFrame  # item, label (class name): known answers an export marks (status gold), not votes
 
 
 def load_votes(lake: Lake, vocab: Vocabulary, index: ItemIndex) -> Votes:
@@ -35,7 +36,11 @@ def load_votes(lake: Lake, vocab: Vocabulary, index: ItemIndex) -> Votes:
         raw = pl.DataFrame(schema={c: pl.String for c in VOTE_COLUMNS}).with_columns(
             pl.col("submitted_at").cast(pl.Datetime("us", "UTC")))
     rejected = raw.filter(pl.col("status") == "rejected")
-    live = raw.filter(pl.col("status") != "rejected")
+    # an export's known answers (Label Studio's ground-truth annotations): gold for the stage, never a worker's vote
+    live = raw.filter(~pl.col("status").is_in(["rejected", "gold"]))
+    known = raw.filter(pl.col("status") == "gold")
+    known = known.with_columns(pl.coalesce(index.resolve(known["item"], known["item_key"]), "image_id").alias("image_id"))
+    known = known.with_columns(pl.coalesce("image_id", "item").alias("item"), vocab.normalize(known["label"]).alias("class"))
     # resolved afresh on every run: votes that landed before their image count once it lands
     live = live.with_columns(pl.coalesce(index.resolve(live["item"], live["item_key"]), "image_id").alias("image_id"))
     live = live.with_columns(pl.coalesce("image_id", "item").alias("item"), vocab.normalize(live["label"]).alias("class"))
@@ -45,10 +50,22 @@ def load_votes(lake: Lake, vocab: Vocabulary, index: ItemIndex) -> Votes:
               .unique(["worker_id", "item"], keep="first")
               .sort("vote_id")
               .select("vote_id", "item", "image_id", "worker_id", pl.col("class").alias("label")))
+    bad = pl.concat([bad, known.filter(pl.col("class").is_null()).select(bad.columns)])
     counts = {"votes_in": raw.height, "used": usable.height, "rejected_assignments": rejected.height,
               "not_in_classes": bad.height, "repeat_same_worker_item": good.height - usable.height,
+              "gold_answers": int(known["class"].is_not_null().sum()),
               "pending_no_image": int(usable["image_id"].null_count())}
-    return Votes(usable, bad, counts)
+    gold = known.filter(pl.col("class").is_not_null()).select("item", pl.col("class").alias("label"))
+    return Votes(usable, bad, counts, gold)
+
+
+def gold_answers(marked: pl.DataFrame, vocab: Vocabulary) -> tuple[dict[str, int], list[str]]:
+    """The known answers the exports mark (item -> class index), and the items whose marked answers disagree (not
+    gold: which one is right is not known)."""
+    labels = marked.unique().group_by("item", maintain_order=True).agg(pl.col("label"))
+    agreed = labels.filter(pl.col("label").list.len() == 1).with_columns(pl.col("label").list.first())
+    split = labels.filter(pl.col("label").list.len() > 1)["item"].to_list()
+    return dict(zip(agreed["item"].to_list(), vocab.index(agreed["label"]).tolist())), split
 
 
 def item_keys(names: pl.Series, index: ItemIndex, key: str = "auto") -> pl.Series:

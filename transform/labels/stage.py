@@ -16,7 +16,7 @@ from sluice.items import ItemIndex
 from sluice.lake import Lake
 from sluice.stage import Quarantine, stage_logger
 from transform.labels.aggregate import aggregate
-from transform.labels.inputs import given_labels, load_gold, load_votes
+from transform.labels.inputs import gold_answers, given_labels, load_gold, load_votes
 from transform.labels.policy import combine
 from transform.labels.report import accuracy_report, render_summary, write_metrics
 from transform.labels.vocabulary import Vocabulary, check_unknown_labels, unknown_labels
@@ -65,7 +65,11 @@ def run(params) -> dict:
     universe, universe_from = _universe(lake, raw)
     # the gold file's items are checked against every voted item and landed image: a set built only for one
     known = set(votes.usable["item"].to_list()) | set(raw["image_id"].to_list()) if cfg.gold_file else set()
-    gold = load_gold(cfg.gold_file, vocab, index, known)
+    marked, disputed = gold_answers(votes.gold, vocab)
+    if disputed:
+        log.warning(f"{len(disputed)} items have known answers that disagree in the exports (e.g. {disputed[0]}): "
+                    "not used as gold")
+    gold = marked | load_gold(cfg.gold_file, vocab, index, known)  # labels.gold_file's answer first
     crowd = aggregate(votes.usable, vocab, cfg, gold)
     unknown = sorted(set(cfg.source_policy) - set(raw["source"].unique().to_list())) if raw.height else []
     if unknown:

@@ -336,3 +336,23 @@ def test_truth_and_gold_read_from_columns_of_a_vote_file(stage, tmp_path):
     trials.write_text("image,worker,true_category\na.png,w1,cat\na.png,w2,dog\n")  # two truths for one item
     with pytest.raises(InputError, match=r"item 'a.png' has two labels in column 'true_category' \('cat' and 'dog'\)"):
         stage(ground_truth=truth)
+
+
+def test_label_studio_ground_truth_annotations_are_gold_not_votes(stage, lake, tmp_path):
+    """An annotation starred as the task's ground truth lands with status gold: it pins its item and never counts as
+    a worker's vote; two that disagree pin nothing."""
+    from ingest.votes.label_studio import LabelStudioExport
+
+    def task(image, *annotations):
+        return {"data": {"image": image}, "annotations": [
+            {"id": n, "completed_by": who, "ground_truth": gt, "result": [{"type": "choices", "value": {"choices": [c]}}]}
+            for n, (who, c, gt) in enumerate(annotations)]}
+    path = tmp_path / "ls.json"
+    path.write_text(json.dumps([task("c.png", ("expert", "bird", True), ("w5", "dog", False)),
+                                task("f.png", ("expert", "cat", True), ("lead", "dog", True))]))
+    land_export(lake, LabelStudioExport(name="ls", kind="label_studio", path=str(path)), ItemIndex.from_lake(lake), "r")
+    assert sorted(lake.read("crowd_votes").to_pandas()["status"].unique()) == ["gold", "rejected", "submitted"]
+    summary, rows = stage()
+    assert summary["gold_items"] == 1 and rows[iid("c.png")]["label"] == "bird"
+    workers = {r["worker_id"] for r in lake.read("annotators").to_pylist()}
+    assert summary["votes"]["gold_answers"] == 3 and "w5" in workers and not {"expert", "lead"} & workers
