@@ -57,7 +57,7 @@ def _min_annotation(row: dict, from_name: str | None) -> list[dict]:
     choices = value.get("choices") if isinstance(value, dict) else value
     choices = [] if choices is None else choices if isinstance(choices, list) else [choices]
     return [{"id": row.get("annotation_id", row.get("id")), "completed_by": row.get("annotator"),
-             "created_at": row.get("created_at"),
+             "created_at": row.get("created_at"), "ground_truth": row.get("ground_truth"),
              "result": [{"type": "choices", "from_name": key, "value": {"choices": choices}}]}]
 
 

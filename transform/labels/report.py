@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sluice.errors import InputError
 from sluice.item_labels import item_key, read_item_labels
 from sluice.params_labels import label_file_path
 from sluice.items import ItemIndex
@@ -28,8 +29,10 @@ def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabular
     """Majority vote vs the method vs the final labels against the truth (``item,label``, or two columns of a
     vote export: ``LabelColumns``), and per worker."""
     path = label_file_path(source)
-    if not path or not Path(path).is_file():
+    if not path:
         return None
+    if not Path(path).is_file():  # said, not skipped: a report the user asked for does not vanish
+        raise InputError(f"{path}: labels.ground_truth does not exist")
     truth = read_item_labels(source, "labels.ground_truth")
     truth = (truth.with_columns(item_keys(truth["item"], index, item_key(source)).alias("item"),
                                 vocab.normalize(truth["label"]).alias("true"))

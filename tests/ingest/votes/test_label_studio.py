@@ -102,7 +102,8 @@ def test_malformed_fields_are_quarantined_not_tracebacks(landed, tmp_path):
 def test_json_min_export(landed, tmp_path):
     rows = [{"id": 1, "image": "/data/upload/3/abcd1234-a.png", "choice": "cat", "annotator": 4, "annotation_id": 9,
              "created_at": "2026-01-02T03:04:05Z"},
-            {"id": 2, "image": "data/c.parquet#0", "cls": {"choices": ["dog"]}, "annotator": "x@y", "annotation_id": 10}]
+            {"id": 2, "image": "data/c.parquet#0", "cls": {"choices": ["dog"]}, "annotator": "x@y", "annotation_id": 10,
+             "ground_truth": True}]  # starred as the task's ground truth: a known answer
     path = tmp_path / "min.json"
     path.write_text(json.dumps(rows[:1]))
     stats = land_export(landed, LabelStudioExport(name="m", kind="label_studio", path=str(path)), ItemIndex.from_lake(landed), "r")
@@ -112,6 +113,7 @@ def test_json_min_export(landed, tmp_path):
     assert (stats.new, stats2.new, stats.pending_items) == (1, 1, 0)
     v = votes(landed).sort("task_id")
     assert v.select("label", "worker_id", "image_id").rows() == [("cat", "4", image_id(URIS[0])), ("dog", "x@y", image_id(URIS[2]))]
+    assert v["status"].to_list() == ["submitted", "gold"]
 
 
 def test_the_data_key_naming_the_image_is_found(tmp_path):

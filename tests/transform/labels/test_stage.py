@@ -90,7 +90,7 @@ def test_stage_labels_every_image_with_status_and_reason(stage, lake):
     assert rows[iid("a.png")]["confidence"] == 1.0 and rows[iid("a.png")]["votes"] == 3
     assert rows[iid("c.png")]["agreement"] == 0.5
     assert summary["votes"] == {"votes_in": 14, "used": 12, "rejected_assignments": 1, "not_in_classes": 1,
-                                "repeat_same_worker_item": 0, "pending_no_image": 0}
+                                "repeat_same_worker_item": 0, "gold_answers": 0, "pending_no_image": 0}
     q = pl.from_arrow(lake.read("quarantine")).filter(pl.col("stage") == "labels")
     assert sorted(zip(q["source_table"], q["check"])) == [("crowd_votes", "label_not_in_classes"),
                                                           ("raw_images", "label_not_in_classes")]
@@ -285,6 +285,8 @@ def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
     acc = summary["accuracy"]
     assert acc["items_scored"] == 4 and acc["majority_accuracy"] == 0.5 and "one_coin_accuracy" in acc
     assert set(acc["workers"]["w1"]) >= {"estimated_accuracy", "interval", "true_accuracy"}
+    with pytest.raises(InputError, match="labels.ground_truth does not exist"):  # asked for: said, not skipped
+        stage(ground_truth=str(tmp_path / "gone.csv"))
 
 
 def test_votes_only_truth_inference_benchmark_layout(run_cli, tmp_path):
