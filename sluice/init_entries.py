@@ -51,6 +51,10 @@ def detected(family: str, kind: str, p: Path, shown: str) -> dict:
     found = detect(str(p)) if (detect := get(family, kind).detect) else {}
     if found:
         print(f"[init] {shown}: " + ", ".join(f"{k}={v}" for k, v in found.items()) + " (found in the data; in params.yaml)")
+    if label := found.get("positive_label"):
+        print(f"[init] column '{found.get('label_column')}' gives several labels an image (multi-label): the pipeline "
+              f"learns one, so it is read as one versus the rest, '{label}' / 'not_{label}' ({label}: the label nearest "
+              "half of the rows); set positive_label to the label to learn, or null to keep only the rows of one label")
     key = next((k for k in SUBJECT_KEYS if found.get(k)), None)
     if key:
         what = "the images' paths (person1_..., patient00001/, a track's frames) name" if key == "subject_pattern" else \

@@ -627,3 +627,19 @@ def test_a_truth_file_that_is_no_label_table_is_not_taken(run_cli, tmp_path):
     assert res.returncode == 2 and "must be a JSON object" in res.stderr
     res = _init(run_cli, tmp_path, "--force", "--truth", str(tmp_path / "votes.csv"), "--images", str(_folder(tmp_path / "p")))
     assert res.returncode == 2 and "--truth scores crowd votes: give the votes with --votes FILE" in res.stderr
+
+
+def test_a_multi_label_file_is_said_to_be_read_one_versus_the_rest(run_cli, tmp_path):
+    """Planet's train_v2.csv of image_name,tags (`haze primary`): init says what it made of the several labels."""
+    root = tmp_path / "planet"
+    (root / "train-jpg").mkdir(parents=True)
+    tags = ["haze primary", "clear primary water", "clear primary", "cloudy", "clear primary road"]
+    rows = []
+    for i in range(40):
+        Image.new("RGB", (32, 32), (i * 5, 30, 90)).save(root / "train-jpg" / f"train_{i}.jpg")
+        rows.append(f"train_{i},{tags[i % len(tags)]}")
+    (root / "train_v2.csv").write_text("image_name,tags\n" + "\n".join(rows) + "\n")
+    res = _init(run_cli, tmp_path, "--images", str(root))
+    assert res.returncode == 0, res.stderr
+    assert "column 'tags' gives several labels an image (multi-label)" in res.stdout
+    assert "read as one versus the rest, 'clear' / 'not_clear'" in res.stdout  # 24 of 40 rows: nearest half
