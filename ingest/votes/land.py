@@ -46,6 +46,7 @@ class ExportStats:
     already_present: int = 0
     duplicates: int = 0
     rejected_assignments: int = 0
+    known_answers: int = 0  # rows an export marks as the item's known answer (status gold: Label Studio's ground truth)
     pending_items: int = 0  # votes of the export whose item matches no landed image (yet)
     shared_items: int = 0  # of those, votes whose item names several landed files (never resolves by waiting)
     shared_example: str = ""
@@ -83,7 +84,8 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
         parsed.votes = parsed.votes.with_columns(pl.col("worker_id").replace_strict(raw_ids, names))
     rows = vote_rows(parsed, export, index, run_id)
     stats = ExportStats(rows=parsed.rows, duplicates=parsed.votes.height - rows.height,
-                        rejected_assignments=int((rows["status"] == "rejected").sum()), unparsed_times=parsed.unparsed_times,
+                        rejected_assignments=int((rows["status"] == "rejected").sum()),
+                        known_answers=int((rows["status"] == "gold").sum()), unparsed_times=parsed.unparsed_times,
                         no_answer=parsed.no_answer)
     stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
     stats.already_present = rows.height - stats.new
@@ -109,6 +111,8 @@ def _report(name: str, s: ExportStats) -> str:
               quarantined=s.quarantined)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())) or "none"
     note = f", timestamps not parsed {s.unparsed_times} (landed without)" if s.unparsed_times else ""
+    if s.known_answers:
+        note += f", known answers (gold, not votes) {s.known_answers}"
     if s.no_answer:
         note += f", cells with no answer {s.no_answer} (empty, NaN or no_answer)"
     waiting = s.pending_items - s.shared_items
