@@ -114,7 +114,7 @@ def project_params(root: Path, args) -> dict:
     from sluice.config import Params
 
     taken: set[str] = set()
-    sources = []
+    sources, labelled = [], False  # labelled: a source gives its images classes
     for given, values in (("image_folder", args.images), ("cifar", args.cifar), ("parquet", args.parquet),
                           ("idx", args.idx)):
         for value in values:
@@ -135,6 +135,7 @@ def project_params(root: Path, args) -> dict:
             found = inside(detected("source", kind, p, value), root)  # an extracted source moves with the project
             sources.append({"name": entry_name(kind.split("_")[0], named, taken), "kind": kind, "path": rel(p, root), **found})
             found = class_order.source_classes(sources[-1], root)
+            labelled = labelled or bool(found)
             if found:  # what the data says, so a misread layout shows before any stage runs
                 print(f"[init] {value}: {len(found)} class{'' if len(found) == 1 else 'es'} ({', '.join(found[:8])}{', ...' if len(found) > 8 else ''})"
                       + ("; a classifier needs two or more: `sluice train` stops until another source, labels or "
@@ -164,6 +165,10 @@ def project_params(root: Path, args) -> dict:
     raw["labels"]["ground_truth"] = truth_file(args.votes, args.truth, root) if exports else None
     truth, gold = label_columns(exports, root, truth_wanted=not raw["labels"]["ground_truth"])
     raw["labels"]["ground_truth"] = raw["labels"]["ground_truth"] or truth  # a file given or beside the votes first
+    if exports and labelled and not raw["labels"]["ground_truth"]:  # CIFAR-10H's votes on CIFAR's labelled test set
+        raw["labels"]["ground_truth"] = "sources"
+        print("[init] the crowd is scored against the labels the images come with (labels.ground_truth: sources; "
+              "never used to label: labels.policy decides)")
     raw["labels"]["gold_file"] = gold
     folders = [s for s in sources if s["kind"] == "image_folder"]
     if args.classes:

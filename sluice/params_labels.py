@@ -29,6 +29,9 @@ class LabelColumns(Section):
     class_names: list[str] | None = Field(default=None, min_length=1)  # whole-number labels index into it
 
 
+SOURCES = "sources"  # ground_truth: the labels the image sources give (CIFAR's own beside CIFAR-10H's votes)
+
+
 def _labels_file(value: object) -> str | LabelColumns | None:
     """A ``gold_file`` / ``ground_truth`` value: a file's path, or a mapping naming two columns of a table."""
     if value is None or isinstance(value, (str, LabelColumns)):
@@ -54,13 +57,20 @@ def _labels_file(value: object) -> str | LabelColumns | None:
 LabelsFile = Annotated[object, AfterValidator(_labels_file)]
 
 
+def _ground_truth(value: object) -> str | LabelColumns | None:
+    return value if value == SOURCES else _labels_file(value)
+
+
+GroundTruth = Annotated[object, AfterValidator(_ground_truth)]
+
+
 def label_file_path(value: str | dict | LabelColumns | None) -> str | None:
     """The file a ``gold_file`` / ``ground_truth`` value reads: a path, or the path of its columns (raw or parsed)."""
     if isinstance(value, LabelColumns):
         return value.path
     if isinstance(value, dict):
         return value.get("path")
-    return value
+    return None if value == SOURCES else value
 
 
 def _vote_export(entry: object) -> object:
@@ -119,7 +129,8 @@ class LabelsParams(Section):
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6  # a 2-of-3 majority (0.67) resolves
     max_unknown_label_share: Annotated[float, Field(ge=0, le=1)] = 0.01  # more votes outside the classes fail the stage
     gold_file: LabelsFile = None  # known answers: pin their items, seed the workers' models
-    ground_truth: LabelsFile = None  # true labels the crowd is scored against, never used to label
+    # true labels the crowd is scored against, never used to label; "sources": the image sources' own labels
+    ground_truth: GroundTruth = None
     em: EmParams = EmParams()
     flag_min_votes: Annotated[int, Field(ge=1)] = 20
     flag_level: Annotated[float, Field(gt=0, lt=1)] = 0.95  # confidence level of the accuracy interval behind flags

@@ -88,3 +88,15 @@ def test_gold_accepting_several_answers_is_not_taken(run_cli, tmp_path):
     res = _init(run_cli, tmp_path, "--votes", str(report))
     assert res.returncode == 0, res.stderr
     assert "item 'a.png' accepts several answers" in res.stderr and _labels(tmp_path)["gold_file"] is None
+
+
+def test_votes_on_labelled_images_are_scored_against_the_images_labels(run_cli, tmp_path):
+    images = _images(tmp_path / "imgs")
+    votes = tmp_path / "votes.csv"
+    votes.write_text("image,annotator,answer\ncat/0.png,a,cat\nairplane/1.png,a,airplane\n")
+    res = _init(run_cli, tmp_path, "--images", str(images), "--votes", str(votes))
+    assert res.returncode == 0, res.stderr
+    assert _labels(tmp_path)["ground_truth"] == "sources"
+    assert "the crowd is scored against the labels the images come with" in res.stdout
+    res = _init(run_cli, tmp_path, "--votes", str(votes))  # votes alone: nothing to score against
+    assert res.returncode == 0 and _labels(tmp_path)["ground_truth"] is None

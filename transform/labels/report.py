@@ -14,7 +14,7 @@ import polars as pl
 
 from sluice.errors import InputError
 from sluice.item_labels import item_key, read_item_labels
-from sluice.params_labels import label_file_path
+from sluice.params_labels import SOURCES, label_file_path
 from sluice.items import ItemIndex
 from sluice.paths import LABELS_METRICS as METRICS_PATH  # noqa: E402
 from transform.labels.aggregate import Crowd
@@ -24,10 +24,12 @@ from transform.labels.vocabulary import Vocabulary
 SHOWN_WORKERS = 3  # worst and best shown in the printed report
 
 
-def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabulary,
-                    votes: pl.DataFrame, index: ItemIndex, method: str) -> dict | None:
-    """Majority vote vs the method vs the final labels against the truth (``item,label``, or two columns of a
-    vote export: ``LabelColumns``), and per worker."""
+def _truth(source, vocab: Vocabulary, index: ItemIndex, given: pl.DataFrame) -> tuple[pl.DataFrame, str] | None:
+    """(item, true) and what it is: the file or columns ``labels.ground_truth`` names, or (``sources``) the one label
+    the image sources give an image (``given``: image_id, given; an image given several is left out)."""
+    if source == SOURCES:
+        one = given.filter(pl.col("given").list.len() == 1)
+        return one.select(pl.col("image_id").alias("item"), pl.col("given").list.first().alias("true")), "the sources' labels"
     path = label_file_path(source)
     if not path:
         return None
@@ -37,8 +39,18 @@ def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabular
     truth = (truth.with_columns(item_keys(truth["item"], index, item_key(source)).alias("item"),
                                 vocab.normalize(truth["label"]).alias("true"))
              .filter(pl.col("true").is_not_null()).group_by("item").agg(pl.col("true").first()))
-    items = crowd.items.join(truth, on="item", maintain_order="left").filter(~pl.col("gold"))
-    shown = path if isinstance(source, str) else f"{path}, column {source.label_column}"
+    return truth, path if isinstance(source, str) else f"{path}, column {source.label_column}"
+
+
+def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabulary, votes: pl.DataFrame,
+                    index: ItemIndex, method: str, given: pl.DataFrame) -> dict | None:
+    """Majority vote vs the method vs the final labels against the truth (``item,label``, two columns of a vote
+    export: ``LabelColumns``, or the sources' own labels), and per worker."""
+    found = _truth(source, vocab, index, given)
+    if found is None:
+        return None
+    truth, shown = found
+    items = crowd.items.join(truth, on="item", maintain_order="left").filter(~pl.col("gold") & pl.col("true").is_not_null())
     report: dict = {"ground_truth": shown, "method": method, "items_scored": items.height}
     if items.height:
         true_idx = vocab.index(items["true"])
@@ -81,7 +93,8 @@ def render_summary(s: dict, workers: pl.DataFrame) -> list[str]:
     acc = s.get("accuracy")
     if acc:
         method_acc = acc.get(f"{s['method']}_accuracy")
-        lines.append(f"accuracy vs ground truth on {acc['items_scored']} voted items: majority "
+        against = "the sources' labels" if acc["ground_truth"] == "the sources' labels" else "ground truth"
+        lines.append(f"accuracy vs {against} on {acc['items_scored']} voted items: majority "
                      f"{acc.get('majority_accuracy')}" + ("" if s["method"] == "majority" else f", {s['method']} {method_acc}")
                      + f"; final labels {acc['final_label_accuracy']} on {acc['final_labels_scored']} resolved items"
                      + (f"; estimated vs true worker accuracy r = {acc['estimate_truth_correlation']}"

@@ -130,7 +130,7 @@ def run(params) -> dict:
     if warning:
         summary["worker_model_warning"] = warning
         log.warning(f"worker model: {warning}")
-    report = accuracy_report(crowd, labels, cfg.ground_truth, vocab, votes.usable, index, cfg.method)
+    report = accuracy_report(crowd, labels, cfg.ground_truth, vocab, votes.usable, index, cfg.method, given)
     if report is not None:
         summary["accuracy"] = report
     for line in render_summary(summary, workers):

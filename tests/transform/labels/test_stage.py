@@ -287,6 +287,18 @@ def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
     assert set(acc["workers"]["w1"]) >= {"estimated_accuracy", "interval", "true_accuracy"}
     with pytest.raises(InputError, match="labels.ground_truth does not exist"):  # asked for: said, not skipped
         stage(ground_truth=str(tmp_path / "gone.csv"))
+    truth.write_text("item,label\na.png,cat\n")  # a truth of some items scores those items only
+    summary, _ = stage(ground_truth=str(truth), method="majority")
+    assert (summary["accuracy"]["items_scored"], summary["accuracy"]["majority_accuracy"]) == (1, 1.0)
+
+
+def test_ground_truth_from_the_sources_own_labels(stage):
+    """CIFAR-10H's votes on CIFAR's own labelled test images: the crowd scored against the labels the images came
+    with (an image given two, b.png's copies, is not scored)."""
+    summary, _ = stage(ground_truth="sources", method="majority")
+    acc = summary["accuracy"]
+    assert (acc["ground_truth"], acc["items_scored"], acc["majority_accuracy"]) == ("the sources' labels", 2, 0.5)
+    assert acc["workers"]["w1"]["true_accuracy"] == 0.5  # a.png cat (given cat), g.png cat (given dog)
 
 
 def test_votes_only_truth_inference_benchmark_layout(run_cli, tmp_path):
