@@ -44,8 +44,10 @@ def _header(path: Path) -> str:
         return fh.readline().rstrip("\r\n")
 
 
-def read_delimited(path: Path, required: list[str], delimiter: str | None, what: str) -> pl.DataFrame:
-    """Read a CSV as strings (trimmed, empty = null), choosing the delimiter that yields every required column.
+def read_delimited(path: Path, required: list[str], delimiter: str | None, what: str,
+                   only: bool = False) -> pl.DataFrame:
+    """Read a CSV as strings (trimmed, empty = null), choosing the delimiter that yields every required column
+    (``only``: parse those columns alone, where the caller needs no other).
 
     A header that none of the candidates splits into the required columns is a user error naming the
     missing columns, or the delimiter when nothing splits the header at all.
@@ -73,8 +75,8 @@ def read_delimited(path: Path, required: list[str], delimiter: str | None, what:
         raise InputError(f"{path}: missing column(s) {', '.join(repr(c) for c in missing)} in {what} "
                          f"(header has {', '.join(repr(c) for c in cols)}); set the column names in params.yaml")
     try:
-        frame = pl.read_csv(path, separator=chosen, infer_schema=False, encoding="utf8",
-                            raise_if_empty=False, missing_columns="insert")
+        frame = pl.read_csv(path, separator=chosen, infer_schema=False, encoding="utf8", raise_if_empty=False,
+                            missing_columns="insert", columns=required if only else None)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as err:
         raise InputError(f"{path}: malformed CSV ({str(err).splitlines()[0]})") from None
     stripped = [pl.col(c).str.strip_chars() for c in frame.columns]

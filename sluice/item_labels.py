@@ -60,7 +60,7 @@ def read_label_columns(spec: LabelColumns, what: str) -> pl.DataFrame:
         frame = pl.read_parquet(p, columns=columns).select(pl.all().cast(pl.String).str.strip_chars())
         frame = frame.select(pl.all().replace("", None))
     else:
-        frame = read_delimited(p, columns, spec.delimiter, what).select(columns)
+        frame = read_delimited(p, columns, spec.delimiter, what, only=True).select(columns)
     frame = frame.rename({spec.item_column: "item", spec.label_column: "label"})
     frame = frame.filter(pl.col("item").is_not_null() & pl.col("label").is_not_null()).unique(maintain_order=True)
     if frame.is_empty():
