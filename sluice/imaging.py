@@ -28,6 +28,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from pi_heif import register_heif_opener
 
 from sluice import dicom
+from sluice.colour import to_srgb
 from sluice.errors import Reject  # noqa: F401 - where every caller takes it from
 
 # HEIF/HEIC (what iPhones save by default) through libheif: pi-heif decodes only (no HEVC encoder
@@ -200,8 +201,11 @@ def decode(content: bytes, geometry: Geometry, limits: Limits = Limits(), source
                                                f"at the JPEG's smallest decode scale > clean.max_pixels {limits.max_pixels}")
         im.load()
         im = ImageOps.exif_transpose(im)
+        profile = im.info.get("icc_profile")  # a P3 / Adobe RGB / CMYK file's colours as sRGB (sluice/colour.py)
+        if im.mode == "CMYK":
+            im, profile = to_srgb(im, profile), None
         upright = to_rgb(im, geometry.background)
-        pixels = np.asarray(fit(upright, geometry), np.uint8)
+        pixels = np.asarray(to_srgb(fit(upright, geometry), profile), np.uint8)
         if pixels.shape != geometry.shape:
             raise Reject("undecodable", f"decoded to {pixels.shape}, expected {geometry.shape}")
     return Decoded(pixels, width, height, mode, fmt, upright if source_side else None)
