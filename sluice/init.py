@@ -76,7 +76,8 @@ def register(sub) -> None:
     p.add_argument("--truth", metavar="FILE",
                    help="the votes' true labels (item,label CSV, two columns without a header, or a JSON object): the "
                         "labels stage scores the crowd and each worker against them (default: a truth.csv, gold.txt, "
-                        "gt.csv ... beside the votes)")
+                        "gt.csv ... beside the votes, else a true_category / truth column inside them, else the "
+                        "labels the images come with)")
     p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
