@@ -54,9 +54,16 @@ def read_label_columns(spec: LabelColumns, what: str) -> pl.DataFrame:
     if p.suffix.lower() == ".parquet":
         if not p.is_file():
             raise InputError(f"{p}: {what} does not exist")
-        missing = [c for c in columns if c not in pl.read_parquet_schema(p)]
+        try:
+            schema = pl.read_parquet_schema(p)
+        except (pl.exceptions.ComputeError, OSError) as err:
+            raise InputError(f"{p}: {what} is not a readable Parquet file ({str(err).splitlines()[0]})") from None
+        missing = [c for c in columns if c not in schema]
         if missing:
             raise InputError(f"{p}: missing column(s) {', '.join(repr(c) for c in missing)} named by {what}")
+        nested = [c for c in columns if schema[c].is_nested()]
+        if nested:  # a list of labels an item is no one label
+            raise InputError(f"{p}: column {nested[0]!r} named by {what} holds {schema[nested[0]]}, not one label a row")
         frame = pl.read_parquet(p, columns=columns).select(pl.all().cast(pl.String).str.strip_chars())
         frame = frame.select(pl.all().replace("", None))
     else:

@@ -66,6 +66,12 @@ def test_label_columns_of_a_table_of_votes(tmp_path):
     path.write_text("annotator_id,image_filename,true_label\n1,a.png,\n")
     with pytest.raises(InputError, match="column 'true_label' named by truth holds no label"):
         read_item_labels(spec, "truth")
+    pl.DataFrame({"image_filename": ["a.png"], "true_label": [[1, 2]]}).write_parquet(tmp_path / "lists.parquet")
+    with pytest.raises(InputError, match=r"column 'true_label' named by truth holds List\(Int64\), not one label a row"):
+        read_item_labels(spec.model_copy(update={"path": str(tmp_path / "lists.parquet")}), "truth")
+    (tmp_path / "cut.parquet").write_bytes(b"PAR1 cut short")
+    with pytest.raises(InputError, match="truth is not a readable Parquet file"):
+        read_item_labels(spec.model_copy(update={"path": str(tmp_path / "cut.parquet")}), "truth")
 
 
 @pytest.mark.parametrize("value, message", [
