@@ -16,9 +16,12 @@ import functools
 from PIL import Image, ImageCms
 
 _CONVERTED_MODES = ("RGB", "RGBA", "CMYK")  # grey and palette images with a profile are left as stored
+# real profiles are a few KB (matrix/TRC: P3, Adobe RGB) to ~2 MB (a press's CMYK LUTs); a JPEG can carry 16 MB of
+# them. Larger ones are left unapplied, so a hostile collection cannot make the transform cache hold GBs
+MAX_PROFILE_BYTES = 4 << 20
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _transform(profile: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     """A transform from ``profile`` (``mode`` pixels) to sRGB, or None where it is sRGB already or unreadable. Cached:
     building one costs ~1 ms, and a collection's files share a few profiles."""
@@ -37,7 +40,7 @@ def to_srgb(im: Image.Image, profile: bytes | None) -> Image.Image:
     keeping alpha); the image itself where there is no profile, an sRGB one, one that cannot be read, or a mode not
     converted. Clean converts an RGB image once it is fitted to its output size (0.84x the decode of the same photos
     without a profile, against 0.54x converting the full-size photo), a CMYK one before its channels become RGB."""
-    if not profile or im.mode not in _CONVERTED_MODES:
+    if not profile or im.mode not in _CONVERTED_MODES or len(profile) > MAX_PROFILE_BYTES:
         return im
     transform = _transform(bytes(profile), im.mode)
     if transform is None:

@@ -78,5 +78,6 @@ def test_alpha_is_kept_and_grey_is_left_alone():
     rgba = Image.new("RGBA", (4, 4), (200, 100, 50, 128))
     out = to_srgb(rgba, p3)
     assert out.mode == "RGBA" and out.getpixel((0, 0))[3] == 128 and out.getpixel((0, 0))[:3] != (200, 100, 50)
+    assert to_srgb(rgba, p3 + b"\0" * (5 << 20)) is rgba  # past MAX_PROFILE_BYTES: not applied (nor cached)
     grey = Image.new("L", (4, 4), 90)
     assert to_srgb(grey, p3) is grey  # an RGB profile on a grey image: not applied
