@@ -7,8 +7,8 @@ intercept: CT's Hounsfield units) and its first VOI window (``WindowCenter`` / `
 view the modality meant; else a VOI LUT; else the frame's own range), inverted where it is
 ``MONOCHROME1`` (bright background), so every grey image comes out as a radiologist first sees it, 8
 bits. Colour (RGB, YBR: converted by pydicom; a palette) is scaled to 8 bits. Compressed pixel data is
-decoded by pydicom's plugins: Pillow (JPEG baseline, JPEG 2000), GDCM (JPEG lossless, JPEG-LS, RLE);
-what none decodes (12-bit JPEG Extended) is ``undecodable`` with pydicom's reason.
+decoded by pydicom's plugins: Pillow (JPEG baseline, JPEG 2000), GDCM (JPEG lossless, JPEG-LS, RLE), and 12-bit
+JPEG Extended by imagecodecs (:func:`_first_frame`); what none decodes is ``undecodable`` with pydicom's reason.
 
 **Landing** (:func:`deidentify`, called where a file lands): a DICOM header names the patient, their
 birth date and address, the physicians, the institution and the accession number; the bronze copy is
@@ -121,7 +121,7 @@ def to_image(content: bytes, max_pixels: int, first_frame_only: bool) -> tuple[I
         raise Reject("animated", f"DICOM with {count} frames (clean.animated: quarantine)")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     mode = f"{photometric} {int(ds.get('BitsStored') or ds.get('BitsAllocated') or 8)}-bit"
-    arr = pixel_array(ds, index=0 if count > 1 else None)
+    arr = _first_frame(ds, count, pixel_array)
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(arr, ds).astype(np.float64)
         return Image.fromarray(_to_uint8(rgb, 0.0, 65535.0 if rgb.max(initial=0) > 255 else 255.0), "RGB"), "DICOM", mode
@@ -141,6 +141,32 @@ def to_image(content: bytes, max_pixels: int, first_frame_only: bool) -> tuple[I
     if photometric == "MONOCHROME1":
         grey = 255 - grey
     return Image.fromarray(grey, "L"), "DICOM", mode
+
+
+JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"  # JPEG Extended (process 2 & 4): 12-bit lossy, as older CR / CT archives keep
+
+
+def _first_frame(ds, count: int, pixel_array) -> np.ndarray:
+    """The first frame's stored values (``pixel_array``'s, which applies no LUT). 12-bit JPEG Extended, which no
+    plugin of pydicom's decodes here (GDCM's build lacks it, pylibjpeg-libjpeg is GPL), is decoded by imagecodecs'
+    libjpeg-turbo (BSD), signed values restored where ``PixelRepresentation`` says so."""
+    try:
+        return pixel_array(ds, index=0 if count > 1 else None)
+    except (RuntimeError, NotImplementedError, ValueError):
+        if str(ds.file_meta.get("TransferSyntaxUID", "")) != JPEG_EXTENDED:
+            raise
+    import imagecodecs
+    from pydicom.encaps import generate_frames
+
+    frame = next(generate_frames(ds.PixelData, number_of_frames=count))
+    if b"\xff\xd9" not in frame[-32:]:  # libjpeg fills a cut stream with grey and only warns; EOI (then padding) ends it
+        raise Reject("truncated", "the 12-bit JPEG frame ends before its end-of-image marker (a partial file?)")
+    arr = imagecodecs.jpeg8_decode(frame)
+    bits = int(ds.get("BitsStored") or 12)
+    if int(ds.get("PixelRepresentation") or 0) == 1 and arr.ndim == 2:  # two's complement in ``bits`` bits
+        signed = arr.astype(np.int32)
+        return np.where(signed >= 1 << (bits - 1), signed - (1 << bits), signed)
+    return arr
 
 
 def _window(ds) -> tuple[float, float]:

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from pydicom import Dataset
+from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -94,7 +94,7 @@ def test_frames_follow_clean_animated_and_files_without_pixels_are_not_images():
     assert no_pixels.value.reason == "not_an_image" and "without pixel data (RTPLAN)" in no_pixels.value.details
 
 
-@pytest.mark.parametrize("name", ["MR_truncated.dcm", "JPGExtended.dcm"])  # cut short; 12-bit JPEG no plugin here reads
+@pytest.mark.parametrize("name", ["MR_truncated.dcm"])  # cut short
 def test_a_dicom_file_that_cannot_be_decoded_is_a_reject_not_a_crash(name):
     with pytest.raises(Reject) as bad:
         decode(open(get_testdata_file(name), "rb").read(), GEOMETRY)
@@ -179,3 +179,35 @@ def test_deidentify_reaches_into_sequences():
     clean, subject = dicom.deidentify(content)
     assert b"Roe^Richard" not in clean and b"private note" not in clean and subject == "P-1"
     assert "ReferencedSOPInstanceUID" in dicom._read(clean).ReferencedPatientSequence[0]  # the rest kept
+
+
+def test_12_bit_jpeg_extended_decodes():
+    """Older CR / CT archives keep 12-bit lossy JPEG (transfer syntax 1.2.840.10008.1.2.4.51), which GDCM's wheel
+    does not decode: imagecodecs' libjpeg-turbo does, windowed like any other grey frame."""
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGExtended12Bit
+
+    values = (np.add.outer(np.arange(48), np.arange(64)) * 40).astype(np.uint16)  # 0..4,400 > 8 bits
+    values = np.minimum(values, 4095)
+    content = make_dicom(values, WindowCenter=2048, WindowWidth=4096)
+    ds = dcmread(io.BytesIO(content))
+    ds.file_meta.TransferSyntaxUID = JPEGExtended12Bit
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.PixelData = encapsulate([imagecodecs.jpeg8_encode(values, level=98, bitspersample=12)])
+    ds["PixelData"].VR = "OB"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    with pytest.raises(RuntimeError, match="JPEG Extended"):  # what pydicom's own plugins say
+        from pydicom.pixels import pixel_array
+        pixel_array(dcmread(io.BytesIO(out.getvalue())))
+    got = grey(out.getvalue()).astype(int)
+    expected = np.clip(np.rint((values - 0.5) / 4095 * 255), 0, 255)
+    assert got.shape == (48, 64) and np.abs(got - expected).mean() < 2
+    assert grey(open(get_testdata_file("JPGExtended.dcm"), "rb").read()).shape == (1024, 256)  # pydicom's sample
+    ds.PixelData = encapsulate([imagecodecs.jpeg8_encode(values, level=98, bitspersample=12)[:200]])  # cut short
+    cut = io.BytesIO()
+    ds.save_as(cut, enforce_file_format=True)
+    with pytest.raises(Reject) as bad:
+        decode(cut.getvalue(), GEOMETRY)
+    assert bad.value.reason in ("truncated", "undecodable") and bad.value.details
