@@ -138,7 +138,7 @@ TABLES: dict[str, TableSpec] = {
                 ("image_id", pa.string(), False),
                 ("dup_group", pa.string(), False),  # image_id of the group's canonical member
                 ("is_canonical", pa.bool_(), False),
-                ("match_kind", pa.string(), True),  # exact / shifted / cropped / mirrored / overlaid / stretched / greyscale / recoloured / near; null alone
+                ("match_kind", pa.string(), True),  # exact / shifted / cropped / mirrored / overlaid / framed / stretched / greyscale / recoloured / near; null alone
                 ("match_score", pa.float32(), True),  # verification score of that strongest match
                 ("match_with", pa.string(), True),  # the image it matched best
                 ("run_id", pa.string(), False),

@@ -7,9 +7,9 @@
   hashing (never all pairs), then verified by the aligned correlation reaching
   ``dedup.min_correlation`` (see :mod:`transform.dedup_match`).
 
-Groups are the connected components of those pairs. The canonical member is the one with the most
-decoded pixels, then a lossless format, then the smallest ``image_id``; ``image_groups.dup_group``
-is its image_id for every member, ``is_canonical`` marks it, and each image records its strongest
+Groups are the connected components of those pairs. The canonical member is the copy kept for training
+(ranked in :mod:`transform.dedup_groups`: not framed, colour, enough pixels, lossless, landed first, ...);
+``image_groups.dup_group`` is its image_id for every member, ``is_canonical`` marks it, and each image records its strongest
 match (kind, score, partner). ``image_groups`` is narrow and replaced whole on each run, so
 regrouping never rewrites pixels; ``images`` stays append-only. Rerunning gives the same groups.
 """
@@ -32,6 +32,7 @@ from sluice.runs import new_run_id, reconcile
 from sluice.stage import stage_logger
 from sluice.thumbnails import equalise
 from transform.dedup_codes import WindowCodes
+from transform.dedup_groups import assign_groups, best_matches, landing_order, match_kinds
 from transform.dedup_match import MIN_DETAIL, probe_windows, unframe
 from transform.hamming import near_pairs_touching
 
@@ -41,36 +42,12 @@ STAGE = "dedup"
 # on plain grey, so such pairs get the strict plain check only (and are found by it: transform.dedup_plain)
 PHASH_BITS = 6
 TINY_MIN_CORRELATION = 0.998
-LOSSLESS = ("PNG", "BMP", "TIFF", "PPM", "GIF", "WEBP")
 # from this many images to search on (every image in a full pass, the new ones in an incremental run; or
 # whenever compute.scheduler_address is set) the candidate search (partitioned by hash chunk), and thumbnails
 # not stored by clean (one task per batch of images), run on Dask; below it a LocalCluster costs more than it
 # saves (CIFAR-10's project with 600 new images: 7.2-8.6 s in one process, 11.0-11.6 s on 2 workers)
 DASK_MIN_IMAGES = 20_000
 TASK_BYTES = 8 << 20  # pixels a thumbnail task carries at most
-
-
-# ---------------------------------------------------------------------------- grouping
-def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected-component label per node of an undirected graph given as edge lists."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(i), np.int8), (i, j)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
-def assign_groups(images: pl.DataFrame, i: np.ndarray, j: np.ndarray) -> pl.DataFrame:
-    """``images`` (image_id, width, height, format, row) + duplicate edges -> dup_group, is_canonical."""
-    comp = components(images.height, i, j)
-    ranked = images.with_columns(
-        comp=pl.Series(comp),
-        area=pl.col("width").cast(pl.Int64) * pl.col("height").cast(pl.Int64),
-        lossy=~pl.col("format").is_in(LOSSLESS).fill_null(False),
-    ).sort(["comp", "area", "lossy", "image_id"], descending=[False, True, False, False])
-    return (ranked.with_columns(dup_group=pl.col("image_id").first().over("comp"))
-            .with_columns(is_canonical=pl.col("image_id") == pl.col("dup_group"))
-            .select("image_id", "dup_group", "is_canonical").sort("image_id"))
 
 
 def sketch_batch(ids: list[str], pixels: list[bytes], shape: tuple[int, ...] | None) -> tuple:
@@ -98,8 +75,8 @@ def _stored_sketches(batch) -> tuple[tuple, list[str]]:
 
 def _sketches(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, on_progress=None
               ) -> tuple[np.ndarray, ...]:
-    """Every silver image's equalised and plain thumbnails, greyscale flag and mean colour, sorted like
-    ``ids``. Read from ``images.thumb``/``greyscale``/``mean_rgb`` (1 KB an image, computed at clean time);
+    """Every silver image's equalised and plain thumbnails (a frame cut off), greyscale flag, mean colour and
+    whether a frame was cut off, sorted like ``ids``. Read from ``images.thumb``/``greyscale``/``mean_rgb`` (1 KB an image, computed at clean time);
     rows cleaned before those columns existed are computed from their pixels (``sketch_batch``: with
     ``client`` one task per batch, at most two per worker thread in flight, so memory stays bounded).
     ``on_progress(n)`` is called as each batch's n images are done. Each batch goes straight to its rows
@@ -112,10 +89,12 @@ def _sketches(lake: Lake, ids: np.ndarray, batch_rows: int = 8192, client=None, 
 
     def collect(part: tuple) -> None:
         rows = np.fromiter((row_of[i] for i in part[0]), np.int64, len(part[0]))
-        if not out:
-            out.extend(np.zeros((len(ids), *column.shape[1:]), column.dtype) for column in (part[1], *part[1:4]))
         plain = unframe(part[1])  # a padded, letterboxed or framed copy is compared as the image it holds
-        for target, column in zip(out, (equalise(plain), plain, *part[2:4])):
+        framed = (plain != part[1]).any(axis=(1, 2))
+        if not out:
+            out.extend(np.zeros((len(ids), *column.shape[1:]), column.dtype)
+                       for column in (part[1], *part[1:4], framed))
+        for target, column in zip(out, (equalise(plain), plain, *part[2:4], framed)):
             target[rows] = column
         filled[rows] = True
         done(len(rows))
@@ -162,23 +141,6 @@ def _from_pixels(lake: Lake, only: set[str] | None, batch_rows: int, client, col
                 collect(in_flight.popleft().result())
     for future in in_flight:
         collect(future.result())
-
-
-KINDS = ("near", "shifted", "cropped", "cropped")  # by geometry, before colour is looked at
-
-
-def match_kinds(geometry: np.ndarray, grey_a, grey_b, colour_a, colour_b) -> np.ndarray:
-    """What edit a verified pair looks like (``match_kind``: sluice/catalog.py)."""
-    from transform.dedup_match import MIRRORED, OVERLAID, STRETCHED
-
-    kind = np.asarray(KINDS, dtype=object)[geometry % MIRRORED]
-    kind[(geometry & STRETCHED) > 0] = "stretched"
-    plain = geometry == 0
-    kind[plain & (np.abs(colour_a - colour_b).max(axis=1) > 6)] = "recoloured"
-    kind[plain & (grey_a != grey_b)] = "greyscale"
-    kind[(geometry & OVERLAID) > 0] = "overlaid"
-    kind[(geometry & MIRRORED) > 0] = "mirrored"
-    return kind
 
 
 def required_score(geometry: np.ndarray, min_correlation: float, moved_margin: float) -> np.ndarray:
@@ -269,7 +231,7 @@ def near_edges(thumbs: np.ndarray, plain: np.ndarray, phash: np.ndarray, pixel_h
 
 def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin: float = 0.05,
                 max_per_image: int | None = None, compute=None, cfg=None, min_detail_correlation: float = 0.5,
-                mirrored: bool = False) -> tuple[pl.DataFrame, dict, WindowCodes]:
+                mirrored: bool = False, output_pixels: int | None = None) -> tuple[pl.DataFrame, dict, WindowCodes]:
     """Duplicate groups of every image in silver (with each image's strongest match and its
     ``match_basis``), counts, and the images' window codes (in the groups' row order). With ``cfg`` (the dedup params) the stored ``image_groups`` is built on
     when it still holds (:mod:`transform.dedup_state`): only pairs with a new image are searched."""
@@ -294,14 +256,15 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
     def edges(client=None):
         if meta.height:
             meter = Meter(log, "thumbnails", meta.height, "img")
-            thumbs, plain, grey, colour = _sketches(lake, ids, client=client, on_progress=meter.update)
+            thumbs, plain, grey, colour, framed = _sketches(lake, ids, client=client, on_progress=meter.update)
             meter.close()
         else:
-            thumbs, plain, grey, colour = (np.zeros((0, 32, 32), np.uint8),) * 4
+            thumbs, plain = (np.zeros((0, 32, 32), np.uint8),) * 2
+            grey, colour, framed = np.zeros(0, bool), np.zeros((0, 3)), np.zeros(0, bool)
         return (*near_edges(thumbs, plain, meta["phash"].to_numpy(), meta["pixel_hash"].to_numpy(), threshold,
                             min_correlation, moved_margin, max_per_image, search, client=client, log=log, new=new,
                             min_detail_correlation=min_detail_correlation, mirrored=mirrored, codes=codes),
-                grey, colour)
+                grey, colour, framed.astype(bool))
 
     log.info("%s", mode)
     searched = meta.height if new is None else len(new)
@@ -309,21 +272,24 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
         from sluice.compute import dask_client
 
         with dask_client(compute, stage=STAGE) as client:
-            ni, nj, score, geometry, near, grey, colour = edges(client)
+            ni, nj, score, geometry, near, grey, colour, framed = edges(client)
     else:
-        ni, nj, score, geometry, near, grey, colour = edges()
+        ni, nj, score, geometry, near, grey, colour, framed = edges()
     ei, ej = exact["first"].to_numpy().astype(np.int64), exact["row"].to_numpy().astype(np.int64)
     si, sj = dedup_state.stored_edges(meta, stored) if new is not None else (np.zeros(0, np.int64),) * 2
     i, j = np.concatenate([ei, ni]), np.concatenate([ej, nj])
     kinds = np.concatenate([np.full(len(ei), "exact", dtype=object),
-                            match_kinds(geometry, grey[ni], grey[nj], colour[ni], colour[nj])
+                            match_kinds(geometry, grey[ni], grey[nj], colour[ni], colour[nj], framed[ni], framed[nj])
                             if len(ni) else np.zeros(0, object)])
     scores = np.concatenate([np.ones(len(ei), np.float32), score])
     best = best_matches(ids, i, j, kinds, scores,
                         dedup_state.stored_matches(stored, meta["image_id"]) if new is not None else None)
     basis = meta.select("image_id", dedup_state.basis(meta, print_) if cfg is not None
                         else pl.lit(None, pl.String).alias("match_basis"))
-    groups = (assign_groups(meta, np.concatenate([i, si]), np.concatenate([j, sj]))
+    ranked = meta.with_columns(greyscale=pl.Series(grey.astype(bool)), framed=pl.Series(framed)).join(
+        landing_order(pl.from_arrow(lake.read("raw_images", ["image_id", "fetched_at", "run_id"]))), on="image_id",
+        how="left").sort("row")
+    groups = (assign_groups(ranked, np.concatenate([i, si]), np.concatenate([j, sj]), output_pixels)
               .join(best, on="image_id", how="left").join(basis, on="image_id", how="left").sort("image_id"))
     sizes = groups.group_by("dup_group").len().filter(pl.col("len") > 1)
     counts = {"mode": mode.split(" (")[0], "why": mode, "new_images": meta.height if new is None else len(new),
@@ -334,21 +300,6 @@ def find_groups(lake: Lake, threshold: int, min_correlation: float, moved_margin
               "near_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[len(ei):].astype(str), return_counts=True))},
               "search": search}
     return groups, counts, codes
-
-
-def best_matches(ids: np.ndarray, i: np.ndarray, j: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
-                 stored: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Per image in any edge (or with a ``stored`` match): its strongest match (kind, score, partner);
-    exact beats near, then the smaller partner id."""
-    schema = {"image_id": pl.String, "match_with": pl.String, "match_kind": pl.String, "match_score": pl.Float32}
-    both = pl.DataFrame({"image_id": np.concatenate([ids[i], ids[j]]).astype(str).tolist(),
-                         "match_with": np.concatenate([ids[j], ids[i]]).astype(str).tolist(),
-                         "match_kind": np.concatenate([kinds, kinds]).astype(str).tolist(),
-                         "match_score": np.concatenate([scores, scores]).astype(np.float32)}, schema=schema)
-    if stored is not None:
-        both = pl.concat([both, stored.select(list(schema)).cast(schema)])
-    return (both.sort(["image_id", "match_score", "match_with"], descending=[False, True, False])
-            .unique("image_id", keep="first", maintain_order=True))
 
 
 # ---------------------------------------------------------------------------- the stage
@@ -372,7 +323,8 @@ def run(params) -> dict:
     started = time.perf_counter()
     groups, counts, codes = find_groups(lake, cfg.near_threshold, cfg.min_correlation, cfg.moved_margin,
                                  cfg.max_candidates_per_image, params.compute, cfg=cfg,
-                                 min_detail_correlation=cfg.min_detail_correlation, mirrored=cfg.mirrored)
+                                 min_detail_correlation=cfg.min_detail_correlation, mirrored=cfg.mirrored,
+                                 output_pixels=params.clean.shape[0] * params.clean.shape[1])
     written = write_groups(lake, groups, run_id, codes)
     canonical = int(groups["is_canonical"].sum())
     recon = reconcile(STAGE, counts["images"], canonical=canonical, merged_duplicates=groups.height - canonical)

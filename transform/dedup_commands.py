@@ -21,7 +21,8 @@ from __future__ import annotations
 import sys
 
 # match kinds a pair can have: dedup's (transform/dedup.py) and a re-landing of the same bytes
-KINDS = ("identical", "exact", "shifted", "cropped", "mirrored", "overlaid", "stretched", "greyscale", "recoloured", "near")
+KINDS = ("identical", "exact", "shifted", "cropped", "mirrored", "overlaid", "framed", "stretched", "greyscale", "recoloured",
+         "near")
 
 _FILES = """
 landed AS (
@@ -110,7 +111,7 @@ def register(sub) -> None:
     d = sub.add_parser(
         "duplicates", help="list copies: files landed twice and the dedup stage's matches, e.g. test images in train",
         description="List which landed files are copies of which: the same bytes landed twice ('identical') and "
-                    "the matches the dedup stage verified (exact pixels, shifted, cropped, mirrored, overlaid, stretched, greyscale, "
+                    "the matches the dedup stage verified (exact pixels, shifted, cropped, mirrored, overlaid, framed, stretched, greyscale, "
                     "recoloured, near), one row per pair with both files' source, URI, split hint and label. --across-splits "
                     "keeps the groups whose files came with different split hints (test images with a copy in "
                     "train). Reads raw_images and image_groups (run the dedup stage first).",

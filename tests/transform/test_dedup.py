@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from sluice.lake import Lake
-from transform.dedup import assign_groups, run
+from transform.dedup import run
 from transform.hamming import brute_force_pairs, near_pairs, plan_chunks
 
 
@@ -52,13 +52,6 @@ def test_plan_satisfies_pigeonhole():
         for t in range(0, 17):
             m, r = plan_chunks(n, t)
             assert m * (r + 1) > t  # two codes within t bits agree within r bits on some chunk
-
-
-def test_canonical_member_is_largest_then_lossless_then_smallest_id():
-    images = pl.DataFrame({"image_id": ["a", "b", "c", "d", "e"], "width": [32, 48, 48, 10, 10],
-                           "height": [32, 48, 48, 10, 10], "format": ["PNG", "JPEG", "PNG", "PNG", "PNG"]})
-    groups = assign_groups(images, np.array([0, 1, 3]), np.array([1, 2, 4]))
-    assert groups.rows() == [("a", "c", False), ("b", "c", False), ("c", "c", True), ("d", "d", True), ("e", "d", False)]
 
 
 def test_demo_duplicates_grouped_and_distinct_images_never_merged(demo_lake, demo_truth):
