@@ -29,7 +29,7 @@ from ingest.sources.folder_layout import (any_image, classes_nest, container, la
                                           wrapped)
 from ingest.sources.folders import metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
-from ingest.sources.labels_beside import beside, relabels_folders, with_split_siblings
+from ingest.sources.labels_beside import beside, read_beside, with_split_siblings
 from ingest.sources.labels_file import find_columns, match, several_labels
 from ingest.sources.name_labels import NAME_PATTERN, name_label, names_are_labels
 from ingest.sources.split_lists import SplitLists, find, is_flag_table, list_split, named
@@ -336,7 +336,7 @@ def _detect(path: str) -> dict:
     moved = {**moved, **({"split_lists": lists} if lists else {})}
     try:
         groups = _groups(root, ImageFolderSource(name="detect", kind="image_folder", path=path))
-        if (labels := beside(root)) is None or labels.suffix.lower() == ".mat" or not relabels_folders(labels, groups):
+        if (labels := beside(root)) is None or labels.suffix.lower() == ".mat" or not read_beside(labels, groups):
             nest = classes_nest(groups)
             return {**moved, **({"label_from": "path"} if nest else {}),
                     **split_labels.find(given, root, groups, nested_classes(groups) if nest else None),

@@ -76,13 +76,17 @@ def _tables(folder: Path) -> list[Path]:
     return [p for p in files if not labels_json.reads(p)] + (jsons if len(jsons) <= _FEW_JSON else [])
 
 
+def read_beside(labels: Path, groups) -> bool:
+    """Whether class folders' labels file is read (``label_from: file``) rather than the folders: it labels their
+    images otherwise, or it names their subjects."""
+    return relabels_folders(labels, groups) or names_subjects(labels, groups)
+
+
 def relabels_folders(labels: Path, groups) -> bool:
     """Whether a labels file labels the images of class folders (``groups``: (split, folder, label)) otherwise than
     those folders do: the folders are parts or batches, not classes (HAM10000's ``HAM10000_metadata.csv`` over
     ``HAM10000_images_part_1/`` and ``_part_2/``; a user's ``photos/2023-01/`` + ``labels.csv``): 80% of its first
     rows name an image in a class folder, and half of those by another label than the folder's."""
-    from sluice.imaging import image_extensions
-
     try:
         columns = find_columns(labels)
         hot = columns.get("label_columns", [])
@@ -91,6 +95,33 @@ def relabels_folders(labels: Path, groups) -> bool:
         columns["label_column"] = columns.get("label_column", ONE_HOT)
     except (InputError, OSError, ValueError):
         return False
+    index = _folder_index(groups)
+    named = [(hits[0][1], (label or "").strip()) for name, label in zip(rows[columns["file_column"]], rows[columns["label_column"]])
+             if (hits := lookup(index, (name or "").strip().replace("\\", "/")))]
+    return bool(named) and len(named) >= 0.8 * rows.height and sum(a != b for a, b in named) >= 0.5 * len(named)
+
+
+def names_subjects(labels: Path, groups) -> bool:
+    """Whether a labels file that agrees with the class folders also names each image's subject (a ``patient_id``
+    column: labels_file.SUBJECT_NAMES) for nearly all of their images (95%): then it is read (``label_from: file``),
+    or the subjects would be lost and one patient's images split between train and test."""
+    try:
+        columns = find_columns(labels)
+        if not columns.get("subject_column") or not columns.get("file_column"):
+            return False
+        names = read_rows(labels, [columns["file_column"]])[columns["file_column"]]
+    except (InputError, OSError, ValueError):
+        return False
+    index = _folder_index(groups)
+    images = {path for hits in index.values() for path, _ in hits}
+    named = {hits[0][0] for name in names if (hits := lookup(index, (name or "").strip().replace("\\", "/")))}
+    return bool(images) and len(named) >= 0.95 * len(images)
+
+
+def _folder_index(groups) -> dict[str, list[tuple[Path, str]]]:
+    """Every image of the class folders by its path below the folders' parent, its name and its stem."""
+    from sluice.imaging import image_extensions
+
     index: dict[str, list[tuple[Path, str]]] = {}
     extensions = image_extensions()
     for _, folder, label in groups:
@@ -99,9 +130,7 @@ def relabels_folders(labels: Path, groups) -> bool:
                 path = Path(parent, name)
                 for key in dict.fromkeys((path.relative_to(folder.parent).as_posix(), name, path.stem)):
                     index.setdefault(key, []).append((path, label))
-    named = [(hits[0][1], (label or "").strip()) for name, label in zip(rows[columns["file_column"]], rows[columns["label_column"]])
-             if (hits := lookup(index, (name or "").strip().replace("\\", "/")))]
-    return bool(named) and len(named) >= 0.8 * rows.height and sum(a != b for a, b in named) >= 0.5 * len(named)
+    return index
 
 
 def _has_columns(path: Path) -> bool:

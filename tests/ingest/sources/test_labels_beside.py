@@ -37,3 +37,26 @@ def test_split_tables_beside_a_flat_folder_label_it_and_give_each_image_its_file
                                                                                     **found}), 10**6)
     assert {r.uri.rsplit("/", 1)[1]: (r.label, r.split_hint) for r in records} == {
         "a.png": ("dog", "train"), "b.png": ("cat", "train"), "c.png": ("dog", "train"), "d.png": ("dog", "val")}
+
+
+def test_class_folders_whose_labels_file_names_patients_are_read_from_the_file(tmp_path, png):
+    """train/test class folders and a labels.csv that agrees with them but names each image's patient: the file is
+    read (label_from: file), so the subjects land and keep each patient in one split; the folders' splits stay.
+    Without the patient column the folders are read as before; a file naming few of the images is not taken."""
+    from ingest.sources.image_folder import ImageFolderSource, detect, read_image_folder
+
+    rows = []
+    for k, (split, label) in enumerate([("train", "cat"), ("train", "dog"), ("test", "cat"), ("test", "dog")] * 3):
+        (tmp_path / split / label).mkdir(parents=True, exist_ok=True)
+        (tmp_path / split / label / f"{k}.png").write_bytes(png(k + 1))
+        rows.append(f"{split}/{label}/{k}.png,{label},MRN-{k // 2}")
+    (tmp_path / "labels.csv").write_text("file,label,patient_id\n" + "\n".join(rows) + "\n")
+    found = detect(str(tmp_path))
+    assert found["label_from"] == "file" and found["subject_column"] == "patient_id"
+    records = read_image_folder(ImageFolderSource(name="s", kind="image_folder", path=str(tmp_path), **found), 10**6)
+    got = {r.uri.rsplit("/", 1)[1]: (r.label, r.split_hint, r.subject) for r in records}
+    assert got["0.png"] == ("cat", "train", "MRN-0") and got["11.png"] == ("dog", "test", "MRN-5")
+    (tmp_path / "labels.csv").write_text("file,label\n" + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
+    assert detect(str(tmp_path)).get("label_from", "folder") == "folder"
+    (tmp_path / "labels.csv").write_text("file,label,patient_id\n" + "\n".join(rows[:6]) + "\n")  # half the images
+    assert detect(str(tmp_path)).get("label_from", "folder") == "folder"

@@ -153,13 +153,18 @@ def test_a_labels_file_over_part_folders_labels_their_images(tmp_path, make_para
 
 
 def test_a_labels_file_that_gives_the_folders_labels_leaves_the_class_folders(tmp_path, png):
-    """State Farm's imgs/train/c0/ ... with driver_imgs_list.csv (classname = the folder): class folders, as before."""
+    """A labels.csv whose classname is the folder's: class folders, as before. State Farm's imgs/train/c0/ ... with
+    driver_imgs_list.csv, which also names each image's driver (``subject``): read from the file, so that one
+    driver's images stay in one split."""
     root = tmp_path / "imgs"
     for k in range(4):
         (root / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
         (root / f"c{k % 2}" / f"img_{k}.jpg").write_bytes(png(k))
-    (root / "labels.csv").write_text("subject,classname,img\n" + "".join(f"p1,c{k % 2},img_{k}.jpg\n" for k in range(4)))
+    (root / "labels.csv").write_text("classname,img\n" + "".join(f"c{k % 2},img_{k}.jpg\n" for k in range(4)))
     assert detect(str(root)) == {}
+    (root / "labels.csv").write_text("subject,classname,img\n" + "".join(f"p1,c{k % 2},img_{k}.jpg\n" for k in range(4)))
+    assert detect(str(root)) == {"label_from": "file", "labels_file": (root / "labels.csv").as_posix(),
+                                 "file_column": "img", "label_column": "classname", "subject_column": "subject"}
 
 
 def test_one_hot_columns_label_the_images(tmp_path, make_params, lake, png):
