@@ -88,3 +88,33 @@ def unique_key(table: str, columns: tuple[str, ...], key_sql: str) -> Check:
 
 def classes_or_empty(env: Env) -> list[str]:
     return env.classes or []
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def vote_label(params) -> FrameColumn:
+    """A vote's label as the labels stage reads it (transform/labels/vocabulary.py): trimmed, case-folded, through
+    ``labels.synonyms``; judged against :func:`folded_classes`."""
+    key = "lower(trim(label))"
+    synonyms = {k.strip().casefold(): v.strip().casefold() for k, v in (params.labels.synonyms or {}).items()}
+    if not synonyms:
+        return FrameColumn(key, ("label",))
+    cases = " ".join(f"WHEN {_quoted(k)} THEN {_quoted(v)}" for k, v in synonyms.items())
+    return FrameColumn(f"CASE {key} {cases} ELSE {key} END", ("label",))
+
+
+def folded_classes(env: Env) -> list[str]:
+    return [c.casefold() for c in classes_or_empty(env)]
+
+
+def source_label(params) -> FrameColumn:
+    """``source_label``, with the rows of sources that land their images unlabelled by design (``label_from: none``:
+    images waiting for crowd votes) counted as labelled: their missing labels are not a defect."""
+    unlabelled = [s.name for s in params.ingest.sources if getattr(s, "label_from", None) == "none"]
+    if not unlabelled:
+        return FrameColumn("source_label", ("source_label",))
+    names = ", ".join(_quoted(n) for n in unlabelled)
+    return FrameColumn(f"CASE WHEN source IN ({names}) THEN coalesce(source_label, '(unlabelled source)') "
+                       "ELSE source_label END", ("source", "source_label"))

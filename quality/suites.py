@@ -8,8 +8,9 @@ Row checks run batch-wise in GX, aggregate checks run in DuckDB (see ``quality.c
 from __future__ import annotations
 
 from quality.checks import Check, Env, FrameColumn, Suite
-from quality.expectations import (HEX64, OK, SPLITS, classes_or_empty, between, col, in_set, is_ok, nbytes, not_null,
-                                  pair_equal, regex, schema_check, unique_key)
+from quality.expectations import (HEX64, OK, SPLITS, classes_or_empty, between, col, folded_classes, in_set, is_ok,
+                                  nbytes, not_null, pair_equal, regex, schema_check, source_label, unique_key,
+                                  vote_label)
 from quality.manifests import reconciliation_frames
 from quality.snapshots import snapshot_metrics
 from sluice.connectors import connectors
@@ -26,7 +27,7 @@ def raw_images(env: Env) -> Suite:
         key=col("source_uri"),
         frame={"image_id": col("image_id"), "content_bytes": nbytes("content"), "source": col("source"),
                "source_uri": col("source_uri"), "fetched_at": col("fetched_at"), "run_id": col("run_id"),
-               "split_hint": col("split_hint"), "source_label": col("source_label")},
+               "split_hint": col("split_hint"), "source_label": source_label(p)},
         checks=[
             schema_check("raw_images"),
             Check.row("image_id_sha256", "critical", "image_id", regex(HEX64), "image_id is a sha256: 64 lowercase hex"),
@@ -38,7 +39,7 @@ def raw_images(env: Env) -> Suite:
             Check.row("run_id_not_null", "critical", "run_id", not_null(), "every row has a run_id"),
             Check.row("split_hint_known", "warning", "split_hint", in_set(SPLITS), "split_hint is train/val/test or null"),
             Check.row("source_label_mostly_present", "warning", "source_label", not_null(0.5),
-                      "at least half of the landed images carry a source label"),
+                      "at least half of the landed images carry a source label (sources with label_from: none aside)"),
             unique_key("raw_images", ("image_id", "source", "source_uri"), "source_uri"),
             Check.aggregate(
                 "no_test_image_in_train", "critical",
@@ -59,7 +60,7 @@ def crowd_votes(env: Env) -> Suite:
     return Suite(
         "crowd_votes", "bronze", "crowd_votes", key=col("vote_id"),
         frame={"vote_id": col("vote_id"), "item_ref": col("item_ref"), "image_id": col("image_id"),
-               "worker_id": col("worker_id"), "label": col("label"), "status": col("status"),
+               "worker_id": col("worker_id"), "label": vote_label(env.params), "status": col("status"),
                "source_format": col("source_format")},
         checks=[
             schema_check("crowd_votes"),
@@ -70,8 +71,8 @@ def crowd_votes(env: Env) -> Suite:
                       "status is approved / gold (an export's known answer) / rejected / submitted"),
             Check.row("source_format_known", "warning", "source_format", in_set(sorted(connectors("votes"))),
                       "source_format is a registered vote connector kind (mturk / label_studio / csv / wide / a plug-in's)"),
-            Check.row("label_in_classes", "warning", "label", lambda c: in_set(classes_or_empty(env))(c),
-                      "vote labels are in the class list", needs_classes=True),
+            Check.row("label_in_classes", "warning", "label", lambda c: in_set(folded_classes(env))(c),
+                      "vote labels are in the class list (trimmed, case-folded, labels.synonyms)", needs_classes=True),
             unique_key("crowd_votes", ("vote_id",), "vote_id"),
             Check.aggregate(
                 "unresolved_item_share", "warning",

@@ -260,3 +260,32 @@ def test_an_inferred_class_list_of_numbers_is_in_numeric_order_as_the_dataset_st
     params = Params.model_validate({})
     classes, origin = resolve_classes(params, con, {"labels"})
     assert classes == [str(k) for k in range(1, 13)] and origin.startswith("inferred from labels")
+
+
+def _check(report: dict, name: str) -> dict:
+    return next(c for c in report["checks"] if c["name"] == name)
+
+
+def test_vote_labels_are_judged_as_the_labels_stage_reads_them(world):
+    """Votes of `Cat ` and `kitty` (labels.synonyms) are the class cat, as the labels stage counts them: an MTurk
+    answer capitalised quarantined every vote before; a label outside the classes still fails."""
+    world.edit("crowd_votes", lambda rows: [{**r, "label": {"cat": " Cat ", "dog": "DOG"}.get(r["label"], r["label"])}
+                                            for r in rows[:-1]] + [{**rows[-1], "label": "kitty"}])
+    world.raw.setdefault("labels", {})["synonyms"] = {"Kitty": "cat"}
+    report = world.run("bronze", only=["crowd_votes"])
+    assert _check(report, "crowd_votes.label_in_classes")["success"] is True
+    world.edit("crowd_votes", _first(label="wolf"))
+    assert _check(world.run("bronze", only=["crowd_votes"]), "crowd_votes.label_in_classes")["success"] is False
+
+
+def test_images_landed_unlabelled_by_design_do_not_count_against_source_labels(world):
+    """A source with label_from: none lands images for crowd votes: their null labels are no defect (all were
+    quarantined as missing source labels); the same nulls from a labelled source still fail the check."""
+    world.edit("raw_images", lambda rows: [{**r, "source_label": None} for r in rows])
+    report = world.run("bronze", only=["raw_images"])
+    assert _check(report, "raw_images.source_label_mostly_present")["success"] is False
+    sources = sorted({r["source"] for r in world.lake.read("raw_images", ["source"]).to_pylist()})
+    world.raw["ingest"] = {"sources": [{"name": s, "kind": "image_folder", "path": "unused", "label_from": "none"}
+                                       for s in sources]}
+    report = world.run("bronze", only=["raw_images"])
+    assert _check(report, "raw_images.source_label_mostly_present")["success"] is True
