@@ -7,7 +7,9 @@ agrees with itself). The Wilson interval of that share over those votes is what 
 - ``is_spammer``: at least ``flag_min_votes`` evidence votes, answers carrying less than
   ``spammer_max_information`` of the label entropy, *and* the interval's upper end below the midpoint
   between chance and perfect (so a 77%-accurate worker is never a spammer however its matrix looks);
-- ``is_adversarial``: enough evidence and the interval's upper end below chance (1/K).
+- ``is_adversarial``: enough evidence, not a spammer (its answers are informative), an accuracy about chance or below
+  (under 1.25/K: they point away from the truth, as an honest worker's do not) and the interval's upper end below
+  the same midpoint.
 
 ``uninformative`` says when the estimates carry little signal (most votes from workers with too little
 evidence, or wide intervals), which the stage prints as a warning.
@@ -61,7 +63,10 @@ def annotator_rows(worker_ids: pl.Series, workers: np.ndarray, items: np.ndarray
     info = information(fit.prior, fit.confusion) if len(items) else np.zeros(n_workers)
     enough = n_eff >= params.flag_min_votes
     spammer = enough & (info < params.spammer_max_information) & (high < (1 + 1 / k) / 2)
-    adversarial = enough & ~spammer & (high < 1 / k)
+    # informative answers that point away from the truth: about chance or below (the estimate of a 95%-wrong worker
+    # runs ~0.05-0.10 of 10 classes over 55-90 votes, as the items' posteriors are soft) and surely not good; the
+    # interval's upper end need not be below chance (0.12-0.19 for those workers)
+    adversarial = enough & ~spammer & (np.nan_to_num(accuracy, nan=1.0) < 1.25 / k) & (high < (1 + 1 / k) / 2)
     return pl.DataFrame({
         "worker_id": worker_ids, "votes": votes.astype(np.int32), "evidence_votes": n_eff.astype(np.int32),
         "accuracy": accuracy, "accuracy_low": low, "accuracy_high": high,

@@ -28,6 +28,29 @@ def test_spammer_and_adversary_are_flagged(make_params, simulate):
 
 
 
+def test_a_consistent_wrong_answerer_with_few_votes_is_adversarial(make_params):
+    """A worker answering class + 3 on 70-120 items among 10 classes: informative (so no spammer), estimated about
+    chance or below, its interval's upper end above chance: flagged adversarial (was not: no flag at all)."""
+    k, n = 10, 600
+    for answered, seed in ((70, 11), (70, 12), (120, 12)):
+        rng = np.random.default_rng(seed)
+        truth = rng.integers(0, k, n)
+        rows = []
+        for i in range(n):
+            for w, acc in (("a", 0.95), ("b", 0.9), ("c", 0.85)):
+                rows.append((i, w, truth[i] if rng.random() < acc else rng.integers(0, k)))
+            if i < answered:
+                rows.append((i, "adversary", (truth[i] + 3) % k if rng.random() < 0.95 else truth[i]))
+        vocab = Vocabulary(tuple(str(c) for c in range(k)), {})
+        votes = pl.DataFrame({"item": [f"i{i}" for i, _, _ in rows], "worker_id": [w for _, w, _ in rows],
+                              "label": [str(c) for _, _, c in rows]})
+        workers = {r["worker_id"]: r for r in aggregate(votes, vocab, make_params({}).labels).workers.iter_rows(named=True)}
+        adversary = workers["adversary"]
+        assert adversary["accuracy_high"] > 1 / k and not adversary["is_spammer"]
+        assert adversary["is_adversarial"], (answered, seed, adversary)
+        assert not any(workers[w]["is_adversarial"] or workers[w]["is_spammer"] for w in "abc")
+
+
 def test_wilson_interval():
     low, high = wilson(np.array([0.0, 15.0, 77.0]), np.array([0.0, 20.0, 100.0]), 0.95)
     assert (low[0], high[0]) == (0.0, 1.0)
