@@ -36,10 +36,29 @@ def _truth(source, vocab: Vocabulary, index: ItemIndex, given: pl.DataFrame) -> 
     if not Path(path).is_file():  # said, not skipped: a report the user asked for does not vanish
         raise InputError(f"{path}: labels.ground_truth does not exist")
     truth = read_item_labels(source, "labels.ground_truth")
-    truth = (truth.with_columns(item_keys(truth["item"], index, item_key(source)).alias("item"),
-                                vocab.normalize(truth["label"]).alias("true"))
-             .filter(pl.col("true").is_not_null()).group_by("item").agg(pl.col("true").first()))
+    truth = truth.with_columns(item_keys(truth["item"], index, item_key(source)).alias("key"),
+                               vocab.normalize(truth["label"]).alias("true"))
+    _check_truth(truth, path)
+    truth = truth.filter(pl.col("true").is_not_null()).group_by(pl.col("key").alias("item")).agg(pl.col("true").first())
     return truth, path if isinstance(source, str) else f"{path}, column {source.label_column}"
+
+
+def _check_truth(truth: pl.DataFrame, path: str) -> None:
+    """A truth that cannot be one: a label outside the classes (a typo, a missing ``labels.synonyms`` entry) or an
+    item given two labels is one line naming the file and the item, as for ``labels.gold_file``; rows without a
+    label are passed over."""
+    stray = truth.filter(pl.col("true").is_null() & (pl.col("label").str.strip_chars().fill_null("") != ""))
+    if stray.height:
+        row = stray.row(0, named=True)
+        raise InputError(f"{path}: labels.ground_truth gives item '{row['item']}' the label '{row['label']}', not one "
+                         f"of labels.classes ({stray.height} such rows; add the spelling to labels.synonyms)")
+    twice = truth.filter(pl.col("true").is_not_null()).group_by("key").agg(pl.col("item").first(),
+                                                                       pl.col("true").unique().sort())
+    twice = twice.filter(pl.col("true").list.len() > 1)
+    if twice.height:
+        row = twice.row(0, named=True)
+        raise InputError(f"{path}: labels.ground_truth gives item '{row['item']}' two labels "
+                         f"({' and '.join(row['true'])}; {twice.height} such items)")
 
 
 def accuracy_report(crowd: Crowd, labels: pl.DataFrame, source, vocab: Vocabulary, votes: pl.DataFrame,

@@ -287,9 +287,15 @@ def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
     assert set(acc["workers"]["w1"]) >= {"estimated_accuracy", "interval", "true_accuracy"}
     with pytest.raises(InputError, match="labels.ground_truth does not exist"):  # asked for: said, not skipped
         stage(ground_truth=str(tmp_path / "gone.csv"))
-    truth.write_text("item,label\na.png,cat\n")  # a truth of some items scores those items only
+    truth.write_text("item,label\na.png,cat\nzz.png,dog\n")  # some items (and one never voted): those items only
     summary, _ = stage(ground_truth=str(truth), method="majority")
     assert (summary["accuracy"]["items_scored"], summary["accuracy"]["majority_accuracy"]) == (1, 1.0)
+    truth.write_text("item,label\na.png,cat\nb.png,wolf\n")  # a label outside the classes: said, not dropped
+    with pytest.raises(InputError, match=r"truth.csv: labels.ground_truth gives item 'b.png' the label 'wolf'"):
+        stage(ground_truth=str(truth))
+    truth.write_text("item,label\na.png,cat\n./A.png,dog\nb.png,\n")  # one item (as the votes key it), two labels
+    with pytest.raises(InputError, match=r"gives item 'a.png' two labels \(cat and dog"):
+        stage(ground_truth=str(truth))
 
 
 def test_ground_truth_from_the_sources_own_labels(stage):
