@@ -55,6 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the commands that apply a role ($SLUICE_ROLE, docs/access.md), and those that read no lake table
+ROLE_AWARE = frozenset({"sql", "shell", "duckdb-init"})
+WITHOUT_LAKE = frozenset({"init", "demo", "pipeline", "predict", "compare", "train"})
+
+
+def refuse_role_blind(command: str) -> None:
+    """Fail closed: with a role set, a command that reads the lake without applying it (``labels workers`` would
+    show what the role masks, ``tables`` what it hides) is refused, one line, rather than run with full access."""
+    from sluice.access import ROLE_ENV
+    from sluice.errors import InputError
+
+    role = os.environ.get(ROLE_ENV)
+    if role and command not in ROLE_AWARE | WITHOUT_LAKE:
+        raise InputError(f"${ROLE_ENV} is '{role}', and `sluice {command}` reads the lake without applying roles: "
+                         f"query as the role with `sluice sql` / `sluice shell`, or run it with full access "
+                         f"(unset {ROLE_ENV})")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run() -> int | None:
         configure_logging()  # a bad $SLUICE_LOG is a user error: one line, exit 2
+        refuse_role_blind(args.command)
         return args.func(args)
 
     exit_process(guarded(run))

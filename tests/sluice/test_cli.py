@@ -76,3 +76,16 @@ def test_bad_log_setting_is_one_line_exit_2(run_cli):
     assert proc.stderr.strip() == "sluice: error: SLUICE_LOG: unknown verbosity 'loud'; use one of quiet, normal, verbose"
     both = run_cli("--quiet", "--verbose", "tables")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def test_a_role_set_refuses_the_commands_that_do_not_apply_it(run_cli, tmp_path):
+    """With $SLUICE_ROLE set, `sluice tables` or `sluice labels workers` would show what the role hides or masks:
+    refused in one line (they ran with full access); the query commands apply it; an empty role is full access."""
+    params = {"lake": {"root": str(tmp_path / "lake")},
+              "access": {"roles": {"analyst": {"tables": ["dataset"], "mask_columns": ["worker_id"]}}}}
+    for argv in (["tables"], ["labels", "workers"], ["history", "raw_images"]):
+        proc = run_cli(*argv, params=params, env={"SLUICE_ROLE": "analyst"})
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"$SLUICE_ROLE is 'analyst', and `sluice {argv[0]}` reads the lake without applying roles" in proc.stderr
+    assert "applying roles" not in run_cli("sql", "select 1", params=params, env={"SLUICE_ROLE": "analyst"}).stderr
+    assert run_cli("tables", params=params, env={"SLUICE_ROLE": ""}).returncode == 0
