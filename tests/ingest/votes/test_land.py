@@ -253,3 +253,43 @@ def test_attention_check_trials_land_apart_and_are_never_aggregated(landed, tmp_
     stats = land_export(landed, CsvVotesExport(name="f8", kind="csv", path=str(report), **found),
                         ItemIndex.from_lake(landed), "run-2")
     assert (stats.rows, stats.new, stats.rejected_assignments) == (2, 2, 1)
+
+
+def test_a_worker_answering_again_further_down_a_file_keeps_the_later_answer(landed, tmp_path):
+    """Within one file the last occurrence of a vote wins, as the labels stage's latest-vote rule says."""
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\ndata/a.png,w1,dog\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, stats.duplicates) == (3, 2, 1)
+    assert sorted(votes(landed)["label"]) == ["dog", "dog"]
+
+
+def test_a_redownloaded_export_updates_the_votes_it_changed(landed, tmp_path):
+    """More assignments rejected, an answer corrected: the landed votes take the new values (Delta's history keeps the
+    old ones), the stage's line says so, and the labels stage leaves the now rejected votes out."""
+    from ingest.votes.land import _report
+    from transform.labels.inputs import load_votes
+    from transform.labels.vocabulary import Vocabulary
+
+    path = tmp_path / "batch.csv"
+    rows = ["H1,A1,W1,Approved,,data/a.png,cat,,", "H1,A2,W2,Submitted,,data/a.png,dog,,",
+            "H1,A3,W3,Submitted,,data/a.png,cat,,"]
+    path.write_text(MTURK_HEADER + "\n".join(rows) + "\n")
+    export = MTurkExport(name="m", kind="mturk", path=str(path))
+    assert land_export(landed, export, ItemIndex.from_lake(landed), "run-1").new == 3
+    first = landed.version("crowd_votes")
+    path.write_text(MTURK_HEADER + "\n".join([rows[0].replace(",cat,", ",Cat,"), rows[1].replace("Submitted", "Rejected"),
+                                              rows[2]]) + "\n")
+    again = land_export(landed, export, ItemIndex.from_lake(landed), "run-2")
+    assert (again.new, again.already_present, again.changed, again.rejected_assignments) == (0, 3, 2, 1)
+    assert "already present 3 (changed since landed: 2, updated)" in _report("m", again)
+    assert "changed" in again.as_dict()
+    v = votes(landed)
+    assert sorted(zip(v["label"], v["status"], v["run_id"])) == [
+        ("Cat", "approved", "run-2"), ("cat", "submitted", "run-1"), ("dog", "rejected", "run-2")]
+    old = pl.from_arrow(landed.read("crowd_votes", version=first))
+    assert sorted(old["status"]) == ["approved", "submitted", "submitted"]  # time travel keeps what was landed
+    counts = load_votes(landed, Vocabulary(("cat", "dog"), {}), ItemIndex.from_lake(landed)).counts
+    assert (counts["rejected_assignments"], counts["used"]) == (1, 2)
+    third = land_export(landed, export, ItemIndex.from_lake(landed), "run-3")  # the same file again: nothing changes
+    assert (third.changed, landed.version("crowd_votes")) == (0, landed.version("crowd_votes"))
