@@ -293,3 +293,33 @@ def test_a_redownloaded_export_updates_the_votes_it_changed(landed, tmp_path):
     assert (counts["rejected_assignments"], counts["used"]) == (1, 2)
     third = land_export(landed, export, ItemIndex.from_lake(landed), "run-3")  # the same file again: nothing changes
     assert (third.changed, landed.version("crowd_votes")) == (0, landed.version("crowd_votes"))
+
+
+def test_a_ragged_row_and_a_repeated_header_are_quarantined_with_their_line(landed, tmp_path):
+    """Two exports joined end to end (the second header is no vote for a class named 'label') and a row with an
+    unquoted comma: quarantined with file:line, the rest lands, the line reconciles."""
+    from ingest.votes.land import _report
+
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,cat,fat\nitem,worker,label\n"
+                    "data/a.png,w3,dog\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, stats.quarantined) == (4, 2, 2)
+    assert dict(stats.reasons) == {"ragged_row": 1, "repeated_header": 1}
+    assert "quarantined 2 (ragged_row 1, repeated_header 1)" in _report("c", stats)
+    q = quarantine(landed)
+    assert sorted(zip(q["row_key"], q["reason"])) == [(f"{path}:3", "ragged_row"), (f"{path}:4", "repeated_header")]
+    assert sorted(votes(landed)["label"]) == ["cat", "dog"]
+    batch = tmp_path / "batch.csv"  # an MTurk batch the same way
+    batch.write_text(MTURK_HEADER + "H1,A1,W1,Approved,,data/a.png,cat,,\nH1,A2,W2,Approved,,data/a.png,cat,,,x\n"
+                     + MTURK_HEADER)
+    stats = land_export(landed, MTurkExport(name="m", kind="mturk", path=str(batch)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, dict(stats.reasons)) == (3, 1, {"ragged_row": 1, "repeated_header": 1})
+
+
+def test_a_header_only_export_is_said_by_name(landed, tmp_path, make_params, caplog):
+    """No votes is a warning naming the file (an export of a batch nobody answered yet is still an export)."""
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\n")
+    run(make_params({"labels": {"exports": [{"name": "c", "kind": "csv", "path": str(path)}]}}))
+    assert any(f"c: no votes in {path} (header only)" in r.getMessage() for r in caplog.records)
