@@ -53,6 +53,8 @@ class ExportStats:
     pending_items: int = 0  # votes of the export whose item matches no landed image (yet)
     shared_items: int = 0  # of those, votes whose item names several landed files (never resolves by waiting)
     shared_example: str = ""
+    pending_example: str = ""  # one item of the votes waiting for their image
+    images_landed: int = 0  # raw_images' rows when the export landed (0: votes first, waiting is expected)
     quarantined: int = 0
     unparsed_times: int = 0
     no_answer: int = 0
@@ -125,9 +127,12 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
     stats.pending_items = int(rows["image_id"].null_count())
     if stats.pending_items:
         pending = rows.filter(pl.col("image_id").is_null())
-        shared = pending.filter(index.shared(pending["item"], export.item_key))
+        many = index.shared(pending["item"], export.item_key)
+        shared, waiting = pending.filter(many), pending.filter(~many)
         stats.shared_items = shared.height
         stats.shared_example = shared["item"][0] if shared.height else ""
+        stats.pending_example = waiting["item"][0] if waiting.height else ""
+        stats.images_landed = index.raw.height
     quarantine = Quarantine(STAGE, "crowd_votes", run_id)
     for r in parsed.rejects:
         quarantine.add(r.where, r.reason, r.reason, r.details)
@@ -135,6 +140,16 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
     stats.quarantined = len(parsed.rejects)
     stats.reasons = Counter(r.reason for r in parsed.rejects)
     return stats
+
+
+def _waiting_hint(s: ExportStats) -> str:
+    """One item still waiting for its image and, where images have landed, what to set when they are the same
+    photos under other names (another folder, a prefix, an id): waiting will not resolve those."""
+    if not s.pending_example:
+        return ""
+    hint = (": if its image has landed under another name, set item_key or item_pattern on the export"
+            if s.images_landed else "")
+    return f", e.g. {s.pending_example!r}{hint}"
 
 
 def _report(name: str, s: ExportStats) -> str:
@@ -149,7 +164,7 @@ def _report(name: str, s: ExportStats) -> str:
     if s.no_answer:
         note += f", cells with no answer {s.no_answer} (empty, NaN or no_answer)"
     waiting = s.pending_items - s.shared_items
-    pending = f", pending (no image landed yet) {waiting}" if waiting else ""
+    pending = f", pending (no image landed yet{_waiting_hint(s)}) {waiting}" if waiting else ""
     if s.shared_items:  # a name two folders share: waiting will not resolve it
         pending += (f", pending (the item names several landed files, e.g. {s.shared_example!r}: key the votes "
                     f"by a longer path, or set item_key / item_pattern) {s.shared_items}")

@@ -121,10 +121,12 @@ def test_a_name_two_folders_share_is_reported_as_such_not_as_waiting(landed, tmp
     stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.pending_items, stats.shared_items, stats.shared_example) == (2, 1, "001.png")
     line = _report("c", stats)
-    assert "pending (no image landed yet) 1" in line and "names several landed files, e.g. '001.png'" in line
+    assert "names several landed files, e.g. '001.png'" in line
+    assert ("pending (no image landed yet, e.g. 'later.png': if its image has landed under another name, set item_key "
+            "or item_pattern on the export) 1") in line
     index = ItemIndex.from_lake(landed)
     names = pl.Series(["001.png", "dogs/001.png", "later.png", "001"])
-    assert index.shared(names, "auto").to_list() == [True, False, False, False]
+    assert index.shared(names, "auto").to_list() == [True, False, False, True]  # auto matches 001 by its stem too
     assert index.shared(names, "stem").to_list() == [False, False, False, True]
     assert index.shared(names, "image_id").to_list() == [False] * 4
 
@@ -323,3 +325,13 @@ def test_a_header_only_export_is_said_by_name(landed, tmp_path, make_params, cap
     path.write_text("item,worker,label\n")
     run(make_params({"labels": {"exports": [{"name": "c", "kind": "csv", "path": str(path)}]}}))
     assert any(f"c: no votes in {path} (header only)" in r.getMessage() for r in caplog.records)
+
+
+def test_votes_first_name_an_item_they_wait_for_without_a_hint(lake, tmp_path):
+    """With no image landed at all, waiting is what votes do: the line names an item, no setting to change."""
+    from ingest.votes.land import _report
+
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ncat/0000.png,w1,cat\n")
+    stats = land_export(lake, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(lake), "r")
+    assert "pending (no image landed yet, e.g. 'cat/0000.png') 1" in _report("c", stats)
