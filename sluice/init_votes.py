@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from sluice import class_order
-from sluice.delimited import column_key
+from sluice.delimited import column_key, header_line
 from sluice.errors import InputError
 from sluice.init_entries import detected, entry_name, existing, rel
 from sluice.item_labels import read_item_labels
@@ -43,8 +43,7 @@ def vote_export(path: str, root: Path, taken: set[str], classes: tuple[str, list
     elif suffix in WIDE_SUFFIXES:
         kinds = ["wide"]
     else:
-        with p.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = f.readline()
+        header = header_line(p)  # a votes file that is not UTF-8 is said here, in one line (sluice.delimited)
         kinds = ["mturk"] if "Input." in header and "Answer." in header else ["csv", "wide"]  # wide: a column per answer
     errors = []
     for kind in kinds:

@@ -106,6 +106,8 @@ def read_item_labels(source: str | LabelColumns, what: str) -> pl.DataFrame:
         try:
             text = p.read_text(encoding="utf-8-sig")
             data = json.loads(text) if kind == "JSON" else load_yaml(text, p)
+        except UnicodeDecodeError as err:
+            raise InputError(f"{p}: {what} is not UTF-8 (byte offset {err.start}); save the file as UTF-8") from None
         except (ValueError, yaml.YAMLError, RecursionError) as err:
             raise InputError(f"{p}: {what} is not valid {kind} ({str(err).splitlines()[0]})") from None
         mapping = data.get("true_labels", data) if isinstance(data, dict) else None

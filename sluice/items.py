@@ -1,8 +1,8 @@
 """Item keys: how the item names of a vote export (or a gold / ground-truth file) map onto landed images.
 
 Shared by the vote connectors (``ingest.votes``), which resolve what they can when votes land, and the
-labels stage, which re-resolves every vote against ``raw_images`` on every run (bronze stays
-append-only: a vote that arrived before its image counts as soon as the image lands).
+labels stage, which re-resolves every vote against ``raw_images`` on every run (``crowd_votes.image_id``
+is never rewritten: a vote that arrived before its image counts as soon as the image lands).
 
 A name is first *normalised*: trimmed, ``file://`` removed, and Label Studio's three usual image
 references reduced to the file they point at — ``/data/local-files/?d=<path>`` (URL-decoded path),
@@ -16,7 +16,8 @@ pattern does not match stays as it is). Then ``item_key`` says what the name is:
   ``path``: a Parquet image's path, a CIFAR image's original file name; or its last component), else a
   path suffix that names exactly one landed file (``cat/001.png``, ``001.png``); a name longer than any
   landed path resolves by its longest such tail (an MTurk URL ``https://bucket/.../cat/001.png``, a
-  Windows path ``D:\\labels\\cat\\001.png``), then ignoring case, then without the file's extension,
+  Windows path ``D:\\labels\\cat\\001.png``), then ignoring case, then without the file's extension (or
+  with another image extension: ``cat/001.png`` for a landed ``cat/001.jpg``, where that stem names one file),
   each tried again percent-decoded (``my%20cat.jpg``);
 - ``source_uri`` / ``path`` (unique path suffix) / ``file_name`` / ``stem`` (file name without extension) /
   ``image_id``;
@@ -39,6 +40,8 @@ KEYS = ("auto", "source_uri", "path", "file_name", "stem", "image_id")
 _LS_HOST = r"^https?://[^/]+(/data/(?:local-files|upload)/)"
 _LS_LOCAL = r"^/data/local-files/?\?d="
 _LS_UPLOAD = r"^/data/upload/[^/]+/(?:[0-9a-f]{8}-)?"
+# an image file's extension, taken off a vote's item name for auto's last step (cat/001.png matching cat/001.jpg)
+_IMAGE_EXTENSION = r"(?i)\.(jpe?g|jfif|png|gif|bmp|webp|tiff?|heic|heif|avif|dcm|ppm|pgm)$"
 _SUFFIX_DEPTH = 4  # path components considered for suffix matches (longer names match the full path)
 
 
@@ -163,32 +166,54 @@ class ItemIndex:
             table = self.table(key)
             self._folded[key] = _unique(table.select(pl.col("ref").str.to_lowercase(), "image_id"))
         tables = [(self.table(key), False), (self._folded[key], True)]
-        if key == "auto":  # last, a name without its extension: Kaggle-style ids (cat/001 -> cat/001.jpg)
-            if "stems" not in self._folded:
-                self._folded["stems"] = _unique(self._suffix_pairs(1).with_columns(pl.col("ref").str.replace(r"\.[^./]*$", "")))
-            tables.append((self._folded["stems"], False))
+        stems_from = len(tables)
+        if key == "auto":  # last, a name without (or with another) extension: Kaggle-style ids (cat/001 -> cat/001.jpg)
+            tables += [(self._stems(), False), (self._stems(folded=True), True)]
         found = pl.Series("image_id", [None] * len(refs), dtype=pl.String)
-        for table, fold in tables:
+        for i, (table, fold) in enumerate(tables):
             for n in range(_SUFFIX_DEPTH, 0, -1):
                 tail = pl.select(pl.when(parts.list.len() >= n).then(parts.list.slice(-n).list.join("/"))).to_series()
                 tail = tail.str.to_lowercase() if fold else tail
+                if i >= stems_from:  # cat/001.png where cat/001.jpg landed: the stems match
+                    tail = tail.str.replace(_IMAGE_EXTENSION, "")
                 hit = pl.DataFrame({"ref": tail}).join(table, on="ref", how="left", maintain_order="left")["image_id"]
                 found = found.fill_null(hit)
         return found
 
+    def _stems(self, folded: bool = False) -> pl.DataFrame:
+        """Every landed path suffix without its file's extension (``folded``: in lower case) that names exactly one
+        image (``cat/001`` for ``cat/001.jpg``; ``001`` names none where ``dog/001.jpg`` landed too, nor
+        ``cat/001`` beside a ``cat/001.png``)."""
+        name = "stems folded" if folded else "stems"
+        if name not in self._folded:
+            self._folded[name] = _unique(self._stem_pairs(folded))
+        return self._folded[name]
+
+    def _stem_pairs(self, folded: bool = False) -> pl.DataFrame:
+        pairs = self._suffix_pairs(1).with_columns(pl.col("ref").str.replace(r"\.[^./]*$", ""))
+        return pairs.with_columns(pl.col("ref").str.to_lowercase()) if folded else pairs
+
     def shared(self, names: pl.Series, key: str = "auto") -> pl.Series:
         """True where a name that resolves to nothing names several landed files under ``key`` (two
-        folders with ``001.png``): it will not resolve by waiting, only by a longer name or another key."""
+        folders with ``001.png``; under ``auto`` also by its stem, as resolve's last step tries it: ``001`` or
+        ``001.png`` beside ``cats/001.jpg`` and ``dogs/001.jpg``): it will not resolve by waiting, only by a
+        longer name or another key."""
+        names = names.cast(pl.String)
         if key in ("auto", "path"):
-            pairs = self._suffix_pairs(1)
+            many = _many(self._suffix_pairs(1))
+            if key == "auto":
+                stems = names.str.replace(_IMAGE_EXTENSION, "")
+                by_stem = stems.is_in(_many(self._stem_pairs()).implode()) | \
+                    stems.str.to_lowercase().is_in(_many(self._stem_pairs(folded=True)).implode())
+                return ((names.is_in(many.implode()) | by_stem) & self.resolve(names, key).is_null()).rename("shared")
         elif key in ("file_name", "stem"):
             pairs = self._paths().select(pl.col("path").str.split("/").list.last().alias("ref"), "image_id")
             if key == "stem":
                 pairs = pairs.with_columns(pl.col("ref").str.replace(r"\.[^.]*$", ""))
+            many = _many(pairs)
         else:
             return pl.Series("shared", [False] * len(names), dtype=pl.Boolean)
-        many = pairs.unique().group_by("ref").len().filter(pl.col("len") > 1)["ref"]
-        return (names.cast(pl.String).is_in(many.implode()) & self.resolve(names, key).is_null()).rename("shared")
+        return (names.is_in(many.implode()) & self.resolve(names, key).is_null()).rename("shared")
 
     # ------------------------------------------------------------------ building
     def _build(self, key: str) -> pl.DataFrame:
@@ -263,6 +288,11 @@ class ItemIndex:
 
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema={"ref": pl.String, "image_id": pl.String})
+
+
+def _many(pairs: pl.DataFrame) -> pl.Series:
+    """The names that point at more than one image."""
+    return pairs.unique().group_by("ref").len().filter(pl.col("len") > 1)["ref"]
 
 
 def _unique(pairs: pl.DataFrame) -> pl.DataFrame:

@@ -64,6 +64,22 @@ def missing_field_rejects(frame: pl.DataFrame, path: Path, needed: dict[str, str
     return frame.filter(~bad).drop("__line"), rejects
 
 
+def row_rejects(frame: pl.DataFrame, path: Path, needed: dict[str, str],
+                ragged: list[tuple[int, int, int]] = ()) -> tuple[pl.DataFrame, list[Reject]]:
+    """Split off what a delimited vote file holds that is no vote, each with its line: a row of more fields than
+    the header (``ragged``, from sluice.delimited.read_delimited: ``ragged_row``), the header line again (two
+    exports joined end to end: ``repeated_header``, never a vote for a class named ``answer``), and rows lacking a
+    worker, item or label (``missing_field``)."""
+    rejects = [Reject(f"{path}:{line}", "ragged_row", f"{n} fields where the header has {width}")
+               for line, n, width in ragged]
+    frame = frame if "__line" in frame.columns else frame.with_row_index("__line", offset=2)
+    header = pl.all_horizontal([pl.col(c) == c.strip() for c in needed])
+    rejects += [Reject(f"{path}:{line}", "repeated_header", "the header line again (exports joined end to end?)")
+                for line in frame.filter(header)["__line"]]
+    frame, missing = missing_field_rejects(frame.filter(~header.fill_null(False)), path, needed)
+    return frame, rejects + missing
+
+
 def parse_mturk_time(text: str | None) -> datetime | None:
     parts = (text or "").split()
     if len(parts) != 6 or parts[4] not in TZ_HOURS:

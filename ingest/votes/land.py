@@ -1,7 +1,9 @@
 """The ``ingest_crowd`` stage: land every configured vote export in ``crowd_votes`` exactly once.
 
 ``vote_id`` is a stable hash of the format, the assignment or annotation, the worker and the item as
-exported, so a re-ingested export adds nothing and an assignment submitted twice counts once. Labels
+exported, so a re-ingested export adds nothing and an assignment submitted twice counts once (the last copy in the
+file wins); a vote already landed whose label, status or time the export now gives otherwise (a batch downloaded
+again after more rejections) is updated in place and counted as changed. Labels
 land as exported (trimmed): checking them against the class list is the labels stage's job, because the
 class list can change after votes land. Each vote also keeps its normalised item name (``item``) and
 the export's ``item_key`` (see ``sluice.items``), and the image it resolves to *now* (``image_id``,
@@ -44,12 +46,15 @@ class ExportStats:
     rows: int = 0
     new: int = 0
     already_present: int = 0
+    changed: int = 0  # of already_present, votes whose label, status or time the export now gives otherwise: updated
     duplicates: int = 0
     rejected_assignments: int = 0
     known_answers: int = 0  # rows an export marks as the item's known answer (status gold: Label Studio's ground truth)
     pending_items: int = 0  # votes of the export whose item matches no landed image (yet)
     shared_items: int = 0  # of those, votes whose item names several landed files (never resolves by waiting)
     shared_example: str = ""
+    pending_example: str = ""  # one item of the votes waiting for their image
+    images_landed: int = 0  # raw_images' rows when the export landed (0: votes first, waiting is expected)
     quarantined: int = 0
     unparsed_times: int = 0
     no_answer: int = 0
@@ -60,18 +65,46 @@ class ExportStats:
 
 
 def vote_rows(parsed: Parsed, export, index: ItemIndex, run_id: str) -> pl.DataFrame:
-    """The export's votes as ``crowd_votes`` rows, one per vote_id (first occurrence kept)."""
+    """The export's votes as ``crowd_votes`` rows, one per vote_id: the last occurrence wins (a worker who answers
+    an item again further down the file changed their answer; a later copy of an assignment is the newer one)."""
     votes = parsed.votes.with_columns(named_labels(parsed.votes["label"], export.class_names))
     item = normalize(votes["item_ref"], export.item_pattern, export.item_replace).alias("item")
     return (
         votes.with_columns(vote_ids(export.kind, votes), item)
         .with_columns(index.resolve(votes.select(item)["item"], export.item_key).alias("image_id"))
-        .unique("vote_id", keep="first", maintain_order=True)
+        .unique("vote_id", keep="last", maintain_order=True)
         .select("vote_id", "item_ref", "item", pl.lit(export.item_key).alias("item_key"), "image_id", "worker_id",
                 "label", "task_id", "status", "submitted_at",
                 pl.lit(Path(export.path).as_posix()).alias("source_file"), pl.lit(export.kind).alias("source_format"),
                 pl.lit(run_id).alias("run_id"))
     )
+
+
+UPDATED = ["label", "status", "submitted_at", "run_id"]  # what a re-downloaded export may change in a landed vote
+
+
+def changed_votes(lake: Lake, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of ``rows`` already in ``crowd_votes`` whose label, status or submission time differ from the landed
+    ones: an MTurk batch downloaded again after more assignments were rejected, a Label Studio annotation whose answer
+    was corrected. Same vote (same vote_id), new values: they are updated in place, not ignored."""
+    if not rows.height or not lake.exists("crowd_votes"):
+        return rows.clear()
+    landed = pl.from_arrow(lake.read("crowd_votes", ["vote_id", *UPDATED[:-1]]))
+    both = rows.join(landed.with_columns(pl.col("vote_id").cast(pl.String)), on="vote_id", suffix="__landed")
+    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(f"{c}__landed")) for c in UPDATED[:-1]])
+    return both.filter(differs).select(rows.columns)
+
+
+def update_changed(lake: Lake, changed: pl.DataFrame, run_id: str) -> int:
+    """Set the new label, status and time (and this run's id) on ``changed`` votes; Delta's history keeps the earlier
+    values (time travel). A vote of erased data is never written again, updates included (sluice/tombstones.py)."""
+    from sluice import tombstones
+
+    if not changed.height:
+        return 0
+    data = tombstones.drop_erased("crowd_votes", changed.to_arrow(), tombstones.all_targets(lake))
+    return lake.update_columns("crowd_votes", data.select(["vote_id", *UPDATED]), UPDATED, run_id=run_id,
+                               operation="update changed votes") if data.num_rows else 0
 
 
 def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
@@ -87,14 +120,19 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
                         rejected_assignments=int((rows["status"] == "rejected").sum()),
                         known_answers=int((rows["status"] == "gold").sum()), unparsed_times=parsed.unparsed_times,
                         no_answer=parsed.no_answer)
+    changed = changed_votes(lake, rows)
     stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
     stats.already_present = rows.height - stats.new
+    stats.changed = update_changed(lake, changed, run_id)
     stats.pending_items = int(rows["image_id"].null_count())
     if stats.pending_items:
         pending = rows.filter(pl.col("image_id").is_null())
-        shared = pending.filter(index.shared(pending["item"], export.item_key))
+        many = index.shared(pending["item"], export.item_key)
+        shared, waiting = pending.filter(many), pending.filter(~many)
         stats.shared_items = shared.height
         stats.shared_example = shared["item"][0] if shared.height else ""
+        stats.pending_example = waiting["item"][0] if waiting.height else ""
+        stats.images_landed = index.raw.height
     quarantine = Quarantine(STAGE, "crowd_votes", run_id)
     for r in parsed.rejects:
         quarantine.add(r.where, r.reason, r.reason, r.details)
@@ -102,6 +140,16 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
     stats.quarantined = len(parsed.rejects)
     stats.reasons = Counter(r.reason for r in parsed.rejects)
     return stats
+
+
+def _waiting_hint(s: ExportStats) -> str:
+    """One item still waiting for its image and, where images have landed, what to set when they are the same
+    photos under other names (another folder, a prefix, an id): waiting will not resolve those."""
+    if not s.pending_example:
+        return ""
+    hint = (": if its image has landed under another name, set item_key or item_pattern on the export"
+            if s.images_landed else "")
+    return f", e.g. {s.pending_example!r}{hint}"
 
 
 def _report(name: str, s: ExportStats) -> str:
@@ -116,11 +164,12 @@ def _report(name: str, s: ExportStats) -> str:
     if s.no_answer:
         note += f", cells with no answer {s.no_answer} (empty, NaN or no_answer)"
     waiting = s.pending_items - s.shared_items
-    pending = f", pending (no image landed yet) {waiting}" if waiting else ""
+    pending = f", pending (no image landed yet{_waiting_hint(s)}) {waiting}" if waiting else ""
     if s.shared_items:  # a name two folders share: waiting will not resolve it
         pending += (f", pending (the item names several landed files, e.g. {s.shared_example!r}: key the votes "
                     f"by a longer path, or set item_key / item_pattern) {s.shared_items}")
-    return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}, "
+    changed = f" (changed since landed: {s.changed}, updated)" if s.changed else ""
+    return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}{changed}, "
             f"duplicates {s.duplicates}, rejected assignments {s.rejected_assignments}, "
             f"quarantined {s.quarantined} ({reasons}){pending}{note}")
 
@@ -145,8 +194,9 @@ def run(params, only: str | None = None) -> dict:
         stats = land_export(lake, export, index, run_id, pseudonymize)
         summary[export.name] = stats.as_dict()
         log.info(_report(export.name, stats))
-        if stats.rows == 0:
-            log.warning(f"{export.name}: the export holds no votes")
+        if stats.rows == 0:  # a warning, not an error: an export of a batch nobody has answered yet is still one
+            what = "header only" if Path(export.path).suffix.lower() in (".csv", ".tsv", ".txt") else "no records"
+            log.warning(f"{export.name}: no votes in {export.path} ({what}): nothing landed from it")
     return {"run_id": run_id, "exports": summary,
             "versions": {t: lake.version(t) for t in ("crowd_votes", "quarantine")},
             "rows": {t: lake.count(t) for t in ("crowd_votes", "quarantine")}}

@@ -21,8 +21,8 @@ import polars as pl
 from ingest.votes.base import (
     Parsed,
     VoteExport,
-    missing_field_rejects,
     parse_mturk_time,
+    row_rejects,
     times,
 )
 from sluice.connectors import Connector
@@ -45,8 +45,9 @@ def read(export: MTurkExport) -> Parsed:
     """Every assignment as a vote; a rejected one (status or a filled ``Reject``) lands as ``rejected``."""
     path = Path(export.path)
     needed = {"AssignmentId": "AssignmentId", "WorkerId": "WorkerId", export.item_column: "item", export.label_column: "label"}
-    frame = read_delimited(path, list(needed), export.delimiter, f"MTurk export '{export.name}'")
-    frame, rejects = missing_field_rejects(frame, path, needed)
+    ragged: list[tuple[int, int, int]] = []
+    frame = read_delimited(path, list(needed), export.delimiter, f"MTurk export '{export.name}'", ragged=ragged)
+    frame, rejects = row_rejects(frame, path, needed, ragged)
     for optional in ("HITId", "AssignmentStatus", "SubmitTime", "Reject"):
         if optional not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(optional))
@@ -112,10 +113,9 @@ def detect(path: str) -> dict:
     ``Input.`` column named as images are (``image_url``, ``img``, ``url``...: plain_csv's names) or the only one;
     ``Answer.taskAnswers`` (crowd-HTML forms' JSON), an ``Answer.<name>.label`` column, or the only answer."""
     from ingest.votes.plain_csv import COLUMN_NAMES, _key
-    from sluice.delimited import DELIMITERS
+    from sluice.delimited import DELIMITERS, header_line
 
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-        line = f.readline().rstrip("\r\n")
+    line = header_line(Path(path))
     header = [c.strip() for c in max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)]
     found: dict = {}
     inputs = {_key(c[len("Input."):]): c for c in header if c.startswith("Input.")}

@@ -16,10 +16,11 @@ from ingest.votes.base import (
     VoteExport,
     missing_field_rejects,
     parse_iso,
+    row_rejects,
     times,
 )
 from sluice.connectors import Connector
-from sluice.delimited import DELIMITERS, first_fields, read_delimited, read_headerless, require_file
+from sluice.delimited import DELIMITERS, first_fields, header_line, read_delimited, read_headerless, require_file
 from sluice.errors import InputError
 
 
@@ -61,7 +62,7 @@ def read(export: CsvVotesExport) -> Parsed:
     path = Path(export.path)
     needed = {export.item_column: "item", export.worker_column: "worker", export.label_column: "label"}
     required = list(needed) + [c for c in (export.time_column, export.task_column, export.status_column) if c]
-    bad_records = []
+    bad_records, ragged = [], []
     if json_records.is_json(path):
         frame, bad_records = json_records.read(path, required, f"vote file '{export.name}'")
     elif path.suffix.lower() in PARQUET:
@@ -72,8 +73,9 @@ def read(export: CsvVotesExport) -> Parsed:
             raise InputError(f"{path}: no {', '.join(missing)} in vote file '{export.name}' (header: false; it has "
                              f"{frame.width} column(s), column_1 to column_{frame.width})")
     else:
-        frame = read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'")
-    frame, rejects = missing_field_rejects(frame, path, needed)
+        frame = read_delimited(path, required, export.delimiter, f"vote CSV '{export.name}'", ragged=ragged)
+    frame, rejects = row_rejects(frame, path, needed, ragged) if export.header else \
+        missing_field_rejects(frame, path, needed)
     rejects = bad_records + rejects
     texts = frame[export.time_column].to_list() if export.time_column else [None] * frame.height
     submitted, unparsed = times(texts, parse_iso)
@@ -155,8 +157,7 @@ def detect(path: str) -> dict:
         header = list(pl.read_parquet_schema(path))
         line = ",".join(header)
     else:
-        with Path(path).open(encoding="utf-8-sig", errors="replace", newline="") as f:
-            line = f.readline().rstrip("\r\n")
+        line = header_line(Path(path))
         header = max((next(csv.reader([line], delimiter=d), []) for d in DELIMITERS), key=len)
     return _settings(path, [c.strip() for c in header], line)
 

@@ -37,7 +37,7 @@ from pydantic import Field
 
 from ingest.votes.base import Parsed, Reject, VoteExport
 from sluice.connectors import Connector
-from sluice.delimited import DELIMITERS, read_delimited
+from sluice.delimited import DELIMITERS, header_line, read_delimited
 from sluice.errors import InputError
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth")
@@ -77,8 +77,7 @@ def columns(path: Path, wanted: list[str] | None = None, delimiter: str | None =
         found = _matrix(path)
     else:
         if wanted is None and delimiter is None:  # every column wanted: the delimiter that splits the header most
-            with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
-                header = f.readline()
+            header = header_line(path)
             delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([header], delimiter=d), [])))
         frame = read_delimited(path, wanted or [], delimiter, f"wide vote file {path.name}")
         found = {c.strip(): frame[c] for c in frame.columns}
@@ -117,10 +116,10 @@ _CELLS = re.compile(r"[\s,;]+")
 
 
 def headerless(path: Path) -> bool:
-    """Whether a text file's first line is all numbers: a matrix with no header (LabelMe's answers.txt)."""
+    """Whether a text file's first line is all numbers: a matrix with no header (LabelMe's answers.txt). A file that
+    is not UTF-8 is one line saying so (sluice.delimited.header_line), never read with its bytes replaced."""
     try:
-        with path.open(encoding="utf-8-sig", errors="replace") as f:
-            first = f.readline().strip()
+        first = header_line(path).strip()
     except OSError:
         return False
     cells = _CELLS.split(first)

@@ -47,3 +47,39 @@ def test_a_headerless_file_keeps_a_short_row_and_refuses_bad_bytes(tmp_path):
     path.write_bytes(b"w1,q1,1\nw2,q\xff,0\n")
     with pytest.raises(InputError, match="not UTF-8"):
         read_headerless(path, None, "votes")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_is_named_as_such_by_every_header_reader(tmp_path, encoding):
+    """UTF-16 without a byte order mark decodes as UTF-8 (NUL is a character): it is told by its NUL bytes."""
+    from sluice.delimited import header_line
+
+    path = tmp_path / "v.txt"
+    path.write_bytes("item\tworker\tlabel\nä.png\tw1\tcat\n".encode(encoding))
+    for read in (header_line, first_fields, lambda p: read_delimited(p, ["item"], None, "votes"),
+                 lambda p: read_headerless(p, None, "votes")):
+        with pytest.raises(InputError, match=r"UTF-16 text \(.*\), not UTF-8; save the file as UTF-8"):
+            read(path)
+    path.write_text("item\tworker\tlabel\nä.png\tw1\tcat\n")
+    assert header_line(path) == "item\tworker\tlabel"
+
+
+def test_a_row_polars_cannot_parse_is_named_by_its_line(tmp_path):
+    """Polars says "found more fields than defined in 'Schema'" with no line; the csv module finds it."""
+    path = tmp_path / "v.csv"
+    path.write_text("item,worker,label\na.png,w1,cat\nb.png,w2,dog,extra,stuff\nc.png,w3,\n\nd.png,w4\n")
+    with pytest.raises(InputError, match=r"v\.csv:3: 5 fields where the header has 3 \(malformed CSV"):
+        read_delimited(path, ["item", "worker", "label"], None, "votes")
+    ragged: list = []
+    frame = read_delimited(path, ["item", "label"], None, "votes", ragged=ragged)
+    assert ragged == [(3, 5, 3)]
+    assert frame.select("item", "label", "__line").rows() == [
+        ("a.png", "cat", 2), ("c.png", None, 4), (None, None, 5), ("d.png", None, 6)]
+
+
+def test_a_quote_never_closed_names_the_line_it_opens_on(tmp_path):
+    path = tmp_path / "v.csv"
+    path.write_text('item,worker,label\na.png,w1,cat\n"b.png,w2,dog\nc.png,w3,cat\n')
+    for ragged in (None, []):
+        with pytest.raises(InputError, match=r"v\.csv:3: malformed CSV \(unexpected end of data.*never closed"):
+            read_delimited(path, ["item", "worker", "label"], None, "votes", ragged=ragged)

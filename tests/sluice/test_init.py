@@ -643,3 +643,18 @@ def test_a_multi_label_file_is_said_to_be_read_one_versus_the_rest(run_cli, tmp_
     assert res.returncode == 0, res.stderr
     assert "column 'tags' gives several labels an image (multi-label)" in res.stdout
     assert "read as one versus the rest, 'clear' / 'not_clear'" in res.stdout  # 24 of 40 rows: nearest half
+
+
+@pytest.mark.parametrize("name, data, needle", [
+    ("latin1.csv", "image,annotator,answer\ncafé.jpg,w1,cat\n".encode("latin-1"),
+     "not UTF-8 (byte 0xe9 at offset 26, line 2); save the file as UTF-8"),
+    ("utf16.csv", "image,annotator,answer\na.jpg,w1,cat\n".encode("utf-16"), "UTF-16 text (byte order mark FF FE)"),
+    ("utf16.txt", "image\tannotator\tanswer\na.jpg\tw1\tcat\n".encode("utf-16-le"), "UTF-16 text (a NUL byte beside"),
+    ("batch.csv", "HITId,WorkerId,Input.image_url,Answer.label\nH,W,a.jpg,cat\n".encode("utf-16-be"), "UTF-16 text"),
+], ids=["latin1", "utf16-bom", "utf16le-tsv", "utf16be-mturk"])
+def test_a_votes_file_not_in_utf8_is_one_line_at_init(run_cli, tmp_path, name, data, needle):
+    """Every init path that reads a votes file's header (kind, columns, truth columns) checks its encoding first."""
+    (tmp_path / name).write_bytes(data)
+    res = _init(run_cli, tmp_path, "--votes", str(tmp_path / name))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert needle in res.stderr and "save the file as UTF-8" in res.stderr and "\x00" not in res.stdout + res.stderr

@@ -129,3 +129,17 @@ def test_names_a_url_encodes_resolve_decoded():
              "dogs/gone%20now.jpg"]
     assert resolve(index, names) == [iid(uris[0]), iid(uris[1]), iid(uris[0]), iid(uris[2]), iid(uris[2]), iid(uris[3]),
                                      None]
+
+
+def test_a_name_whose_file_landed_under_another_extension_resolves_by_its_stem_only_where_unique():
+    """Votes on cat/0000.png, images cat/0000.jpg (converted copies): the stem names one landed file. A stem two
+    landed files share (0000 in two class folders, or cat/0001.jpg beside cat/0001.webp) names none, and is
+    reported as shared (waiting will not resolve it); a file landed with the name's own extension wins."""
+    uris = ["imgs/cat/0000.jpg", "imgs/dog/0000.jpg", "imgs/cat/0001.jpg", "imgs/cat/0001.webp", "imgs/cat/0002.png",
+            "imgs/cat/0002.jpg", "imgs/cat/0003.JPG"]
+    index = ItemIndex(pl.DataFrame({"image_id": [iid(u) for u in uris], "source_uri": uris, "fetched_at": [NOW] * 7}))
+    names = ["cat/0000.png", "CAT/0000.PNG", "0000.png", "cat/0001.png", "cat/0002.png", "cat/0003.jpeg", "cat/0000.txt",
+             "cat/0009.png"]
+    assert resolve(index, names) == [iid(uris[0]), iid(uris[0]), None, None, iid(uris[4]), iid(uris[6]), None, None]
+    assert index.shared(pl.Series(names)).to_list() == [False, False, True, True, False, False, False, False]
+    assert resolve(index, ["cat/0000.png"], "path") == [None]  # only auto ignores the extension

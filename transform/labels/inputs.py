@@ -2,7 +2,7 @@
 
 An item is the image a vote resolves to (its ``image_id``) or, while no landed image matches, the
 vote's normalised item name: such votes are *pending*, still aggregated and still training the worker
-model, and they resolve on the first run after their image lands (bronze is never rewritten).
+model, and they resolve on the first run after their image lands (``crowd_votes.image_id`` is never rewritten).
 """
 
 from __future__ import annotations

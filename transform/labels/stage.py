@@ -35,6 +35,14 @@ def _universe(lake: Lake, raw: pl.DataFrame) -> tuple[pl.DataFrame, str]:
     return raw.select("image_id").unique().sort("image_id"), "raw_images"
 
 
+def _no_votes(exports) -> str:
+    """Why there is nothing to take classes from when the real cause is zero votes, not a missing setting."""
+    names = ", ".join(f"{e.name} ({e.path})" for e in exports[:3]) + (", ..." if len(exports) > 3 else "")
+    return (f"no votes to aggregate: crowd_votes is empty, the vote exports ({names}) landed none (a header-only "
+            "file?), and with labels.classes null there are no classes either; export the votes again and rerun "
+            "ingest_crowd")
+
+
 def run(params) -> dict:
     """Recompute ``labels``, ``annotators`` and this stage's quarantine rows; return the summary."""
     from sluice.runs import new_run_id, reconcile
@@ -48,6 +56,8 @@ def run(params) -> dict:
     from_votes = cfg.classes is None and known_labels.drop_nulls().len() == 0 and lake.exists("crowd_votes")
     if from_votes:  # votes before (or without) labelled images: the crowd's own answers are all there is
         known_labels = pl.from_arrow(lake.read("crowd_votes", columns=["label"]))["label"]
+    if cfg.classes is None and not known_labels.drop_nulls().len() and cfg.exports and not lake.count("crowd_votes"):
+        raise InputError(_no_votes(cfg.exports))
     vocab = Vocabulary.build(cfg.classes, cfg.synonyms, known_labels)
     if from_votes:
         log.warning(f"labels.classes is null and no source carries labels: classes taken from the votes "

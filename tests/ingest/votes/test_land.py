@@ -121,10 +121,12 @@ def test_a_name_two_folders_share_is_reported_as_such_not_as_waiting(landed, tmp
     stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
     assert (stats.pending_items, stats.shared_items, stats.shared_example) == (2, 1, "001.png")
     line = _report("c", stats)
-    assert "pending (no image landed yet) 1" in line and "names several landed files, e.g. '001.png'" in line
+    assert "names several landed files, e.g. '001.png'" in line
+    assert ("pending (no image landed yet, e.g. 'later.png': if its image has landed under another name, set item_key "
+            "or item_pattern on the export) 1") in line
     index = ItemIndex.from_lake(landed)
     names = pl.Series(["001.png", "dogs/001.png", "later.png", "001"])
-    assert index.shared(names, "auto").to_list() == [True, False, False, False]
+    assert index.shared(names, "auto").to_list() == [True, False, False, True]  # auto matches 001 by its stem too
     assert index.shared(names, "stem").to_list() == [False, False, False, True]
     assert index.shared(names, "image_id").to_list() == [False] * 4
 
@@ -253,3 +255,83 @@ def test_attention_check_trials_land_apart_and_are_never_aggregated(landed, tmp_
     stats = land_export(landed, CsvVotesExport(name="f8", kind="csv", path=str(report), **found),
                         ItemIndex.from_lake(landed), "run-2")
     assert (stats.rows, stats.new, stats.rejected_assignments) == (2, 2, 1)
+
+
+def test_a_worker_answering_again_further_down_a_file_keeps_the_later_answer(landed, tmp_path):
+    """Within one file the last occurrence of a vote wins, as the labels stage's latest-vote rule says."""
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\ndata/a.png,w1,dog\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, stats.duplicates) == (3, 2, 1)
+    assert sorted(votes(landed)["label"]) == ["dog", "dog"]
+
+
+def test_a_redownloaded_export_updates_the_votes_it_changed(landed, tmp_path):
+    """More assignments rejected, an answer corrected: the landed votes take the new values (Delta's history keeps the
+    old ones), the stage's line says so, and the labels stage leaves the now rejected votes out."""
+    from ingest.votes.land import _report
+    from transform.labels.inputs import load_votes
+    from transform.labels.vocabulary import Vocabulary
+
+    path = tmp_path / "batch.csv"
+    rows = ["H1,A1,W1,Approved,,data/a.png,cat,,", "H1,A2,W2,Submitted,,data/a.png,dog,,",
+            "H1,A3,W3,Submitted,,data/a.png,cat,,"]
+    path.write_text(MTURK_HEADER + "\n".join(rows) + "\n")
+    export = MTurkExport(name="m", kind="mturk", path=str(path))
+    assert land_export(landed, export, ItemIndex.from_lake(landed), "run-1").new == 3
+    first = landed.version("crowd_votes")
+    path.write_text(MTURK_HEADER + "\n".join([rows[0].replace(",cat,", ",Cat,"), rows[1].replace("Submitted", "Rejected"),
+                                              rows[2]]) + "\n")
+    again = land_export(landed, export, ItemIndex.from_lake(landed), "run-2")
+    assert (again.new, again.already_present, again.changed, again.rejected_assignments) == (0, 3, 2, 1)
+    assert "already present 3 (changed since landed: 2, updated)" in _report("m", again)
+    assert "changed" in again.as_dict()
+    v = votes(landed)
+    assert sorted(zip(v["label"], v["status"], v["run_id"])) == [
+        ("Cat", "approved", "run-2"), ("cat", "submitted", "run-1"), ("dog", "rejected", "run-2")]
+    old = pl.from_arrow(landed.read("crowd_votes", version=first))
+    assert sorted(old["status"]) == ["approved", "submitted", "submitted"]  # time travel keeps what was landed
+    counts = load_votes(landed, Vocabulary(("cat", "dog"), {}), ItemIndex.from_lake(landed)).counts
+    assert (counts["rejected_assignments"], counts["used"]) == (1, 2)
+    third = land_export(landed, export, ItemIndex.from_lake(landed), "run-3")  # the same file again: nothing changes
+    assert (third.changed, landed.version("crowd_votes")) == (0, landed.version("crowd_votes"))
+
+
+def test_a_ragged_row_and_a_repeated_header_are_quarantined_with_their_line(landed, tmp_path):
+    """Two exports joined end to end (the second header is no vote for a class named 'label') and a row with an
+    unquoted comma: quarantined with file:line, the rest lands, the line reconciles."""
+    from ingest.votes.land import _report
+
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,cat,fat\nitem,worker,label\n"
+                    "data/a.png,w3,dog\n")
+    stats = land_export(landed, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, stats.quarantined) == (4, 2, 2)
+    assert dict(stats.reasons) == {"ragged_row": 1, "repeated_header": 1}
+    assert "quarantined 2 (ragged_row 1, repeated_header 1)" in _report("c", stats)
+    q = quarantine(landed)
+    assert sorted(zip(q["row_key"], q["reason"])) == [(f"{path}:3", "ragged_row"), (f"{path}:4", "repeated_header")]
+    assert sorted(votes(landed)["label"]) == ["cat", "dog"]
+    batch = tmp_path / "batch.csv"  # an MTurk batch the same way
+    batch.write_text(MTURK_HEADER + "H1,A1,W1,Approved,,data/a.png,cat,,\nH1,A2,W2,Approved,,data/a.png,cat,,,x\n"
+                     + MTURK_HEADER)
+    stats = land_export(landed, MTurkExport(name="m", kind="mturk", path=str(batch)), ItemIndex.from_lake(landed), "r")
+    assert (stats.rows, stats.new, dict(stats.reasons)) == (3, 1, {"ragged_row": 1, "repeated_header": 1})
+
+
+def test_a_header_only_export_is_said_by_name(landed, tmp_path, make_params, caplog):
+    """No votes is a warning naming the file (an export of a batch nobody answered yet is still an export)."""
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\n")
+    run(make_params({"labels": {"exports": [{"name": "c", "kind": "csv", "path": str(path)}]}}))
+    assert any(f"c: no votes in {path} (header only)" in r.getMessage() for r in caplog.records)
+
+
+def test_votes_first_name_an_item_they_wait_for_without_a_hint(lake, tmp_path):
+    """With no image landed at all, waiting is what votes do: the line names an item, no setting to change."""
+    from ingest.votes.land import _report
+
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ncat/0000.png,w1,cat\n")
+    stats = land_export(lake, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(lake), "r")
+    assert "pending (no image landed yet, e.g. 'cat/0000.png') 1" in _report("c", stats)

@@ -277,6 +277,16 @@ def test_zero_usable_votes_is_an_error(lake, tmp_path, make_params):
         run(make_params({"labels": {"classes": ["cat", "dog"], "max_unknown_label_share": 1.0}}))
 
 
+def test_zero_votes_is_said_as_such_not_as_a_missing_class_list(lake, tmp_path, make_params):
+    """A header-only export with no classes set: the cause is no votes, not labels.classes."""
+    path = tmp_path / "v.csv"
+    path.write_text("item,worker,label\n")
+    params = make_params({"labels": {"exports": [{"name": "v", "kind": "csv", "path": str(path)}]}})
+    land_export(lake, params.labels.exports[0], ItemIndex.from_lake(lake), "r")
+    with pytest.raises(InputError, match=r"no votes to aggregate: crowd_votes is empty, the vote exports \(v \("):
+        run(params)
+
+
 # ---------------------------------------------------------------------------- truth files keyed like the votes
 def test_ground_truth_csv_keyed_like_the_votes(stage, tmp_path):
     truth = tmp_path / "truth.csv"
