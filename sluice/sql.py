@@ -208,7 +208,7 @@ def check_read_only(sql: str) -> str:
     try:
         statements = duckdb.connect(":memory:").extract_statements(sql)
     except duckdb.Error as err:
-        raise InputError(f"query failed: {str(err).splitlines()[0]}") from None
+        raise InputError(f"query failed: {first_line(err)}") from None
     if len(statements) != 1:
         raise InputError(f"sluice sql runs exactly one statement; got {len(statements)} "
                          f"(read-only: {READ_ONLY_HELP})")
@@ -217,8 +217,16 @@ def check_read_only(sql: str) -> str:
     if kind == duckdb.StatementType.EXPLAIN:
         _check_explained(statement.query)
     elif kind != duckdb.StatementType.SELECT:
-        raise InputError(f"sluice sql is read-only: {kind.name} statements are not allowed ({READ_ONLY_HELP})")
+        raise InputError(f"sluice sql is read-only: {_keyword(statement.query, kind.name)} statements are not allowed "
+                         f"({READ_ONLY_HELP})")
     return statement.query
+
+
+def _keyword(text: str, kind: str) -> str:
+    """The statement's own first word (INSTALL, FORCE): DuckDB files INSTALL under LOAD."""
+    tokens = duckdb.tokenize(text)
+    word = text[tokens[0][0]:].split(None, 1)[0].upper() if tokens else ""
+    return word if word.isalpha() else kind
 
 
 def _check_explained(text: str) -> None:
@@ -248,4 +256,10 @@ def failure(err: Exception, statement: str, role: Role | None = None) -> InputEr
     """A failed query as one line: the role it reached past, else DuckDB's first line."""
     if role is not None and (denied := explain(role, statement, str(err))):
         return denied
-    return InputError(f"query failed: {str(err).splitlines()[0]}")
+    return InputError(f"query failed: {first_line(err)}")
+
+
+def first_line(err: Exception) -> str:
+    """DuckDB's first line, without a hint to run a statement sluice sql refuses (SET max_expression_depth)."""
+    line = str(err).splitlines()[0]
+    return line.split(' Use "SET ', 1)[0] + (" (simplify the query)" if ' Use "SET ' in line else "")

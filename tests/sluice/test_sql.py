@@ -37,6 +37,18 @@ def test_read_only(filled, statement):
         sql.query(statement, filled)
 
 
+def test_a_refusal_names_the_statement_as_written(filled):
+    """DuckDB files INSTALL under LOAD, and answers a query nested too deep with a hint to SET a limit, a statement
+    sluice sql refuses: the message names INSTALL, and drops the hint."""
+    with pytest.raises(InputError, match="read-only: INSTALL statements are not allowed"):
+        sql.query("install httpfs", filled)
+    with pytest.raises(InputError, match="read-only: LOAD statements are not allowed"):
+        sql.query("  load httpfs", filled)
+    with pytest.raises(InputError) as err:
+        sql.query("select " + "abs(" * 1200 + "1" + ")" * 1200, filled)
+    assert "Max expression depth limit" in str(err.value) and "SET" not in str(err.value)
+
+
 def test_bad_sql_and_bad_pins(filled):
     with pytest.raises(InputError, match="query failed: .*nope"):
         sql.query("select nope from raw_images", filled)
