@@ -282,6 +282,7 @@ TABLES: dict[str, TableSpec] = {
                 ("reason", pa.string(), True),
                 ("erased_at", TS, False),
                 ("run_id", pa.string(), False),
+                ("name_hashes", pa.list_(pa.string()), True),  # sha256 of each name votes gave an erased image
             ),
             ("erasure_id",),
             "Append-only record of every erasure (sluice erase): hashes and counts, never content or raw ids.",

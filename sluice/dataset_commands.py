@@ -170,6 +170,7 @@ def _diff(args) -> int:
         if rev.startswith("@"):  # a Delta version of the gold `dataset` table, read from the lake
             sides.append((f"dataset@{rev[1:]}", lake_members(_lake(), rev)))
         else:
+            _refuse_erased(root, rev)  # a snapshot an erasure purged is named as such, not as never pushed
             v = load_version(root, rev, snap, cache)
             sides.append((v.content_hash[:12], members(root, v, snap, cache)))
     rows = diff(sides[0][1], sides[1][1])

@@ -23,20 +23,22 @@ from dataclasses import dataclass, field
 
 from sluice.catalog import TABLES
 from sluice.erasure_scan import Targets, sha
-from sluice.errors import InputError
+from sluice.errors import ConfigError, InputError
 
 SELECTORS = ("image_id", "source_uri", "source", "worker", "subject")
 AUDIT_TABLE = "erasures"
 _IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 
-# table -> (column, what it holds, how it matches): what is id / uri / worker; how is eq or contains.
+# table -> (column, what it holds, how it matches): what is id / uri / worker / name (a vote's name for an
+# image); how is eq, contains, or item (the name or its path's tail, as sluice/items.py resolves it).
 RULES: dict[str, tuple[tuple[str, str, str], ...]] = {
     "raw_images": (("image_id", "id", "eq"),),
-    "crowd_votes": (("image_id", "id", "eq"), ("item", "id", "eq"), ("worker_id", "worker", "eq")),
+    "crowd_votes": (("image_id", "id", "eq"), ("item", "id", "eq"), ("item", "name", "item"),
+                    ("worker_id", "worker", "eq")),
     "crawl_log": (("url", "uri", "eq"),),
     "images": (("image_id", "id", "eq"),),
     "image_groups": (("image_id", "id", "eq"),),
-    "labels": (("item", "id", "eq"), ("image_id", "id", "eq")),
+    "labels": (("item", "id", "eq"), ("item", "name", "item"), ("image_id", "id", "eq")),
     "annotators": (("worker_id", "worker", "eq"),),
     "quarantine": (("row_key", "id", "contains"), ("row_key", "uri", "eq"), ("row_key", "worker", "contains"),
                    ("details", "id", "contains"), ("details", "uri", "contains"), ("details", "worker", "contains")),
@@ -66,14 +68,17 @@ class Selection:
     uris: set[str] = field(default_factory=set)
     workers: set[str] = field(default_factory=set)
     pixel_hashes: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # what votes may call the images: unique path suffixes, item_id
 
     def targets(self) -> Targets:
         return Targets({sha(i) for i in self.ids}, {sha(p) for p in self.pixel_hashes},
-                       {sha(v) for v in (*self.values, *self.uris, *self.workers)})
+                       {sha(v) for v in (*self.values, *self.uris, *self.workers)}, {sha(n) for n in self.names})
 
 
-def stored_values(kind: str, raw: list[str], params) -> list[str]:
-    """The selector values as the lake holds them; a worker's raw id becomes its pseudonym."""
+def stored_values(kind: str, raw: list[str], params, lake=None) -> list[str]:
+    """The selector values as the lake holds them; a worker's raw id becomes its pseudonym. Without
+    $SLUICE_PSEUDONYM_KEY a worker (pseudonymised) or a subject raw id (where the params or the lake's
+    ``raw_images.subject`` say subjects are pseudonyms) is refused in one line: it would match nothing."""
     if kind not in SELECTORS:
         raise InputError(f"unknown selector '{kind}'; one of {', '.join(SELECTORS)}")
     values = [v.strip() for v in raw if v and v.strip()]
@@ -90,11 +95,26 @@ def stored_values(kind: str, raw: list[str], params) -> list[str]:
         to_pseudonym = worker_pseudonymizer(True)  # ConfigError (one line) without $SLUICE_PSEUDONYM_KEY
         return [to_pseudonym(v) for v in values]
     if kind == "subject":  # as given (landed without the key, or pseudonymisation off) and as its pseudonym
-        from sluice.privacy import subject_pseudonymizer
+        from sluice.privacy import SUBJECT_PSEUDONYM, key_or_none, subject_pseudonymizer
 
+        raw_ids = [v for v in values if not SUBJECT_PSEUDONYM.match(v)]  # an s-... pseudonym matches as given
+        if raw_ids and key_or_none() is None and (params.privacy.pseudonymize_subjects is True
+                                                  or _pseudonymous_subjects(lake)):
+            raise ConfigError("--subject: $SLUICE_PSEUDONYM_KEY is not set, and the lake stores subjects as keyed "
+                              "pseudonyms, so a raw id matches none of them; set the key the subjects landed with "
+                              "(or give the s-... pseudonym itself)")
         to_pseudonym = subject_pseudonymizer(params.privacy.pseudonymize_subjects)
         return values + ([to_pseudonym(v) for v in values] if to_pseudonym else [])
     return values
+
+
+def _pseudonymous_subjects(lake) -> bool:
+    """Whether any ``raw_images.subject`` is a pseudonym (``s-`` + 20 hex)."""
+    from sluice.privacy import SUBJECT_PSEUDONYM
+
+    if lake is None or not lake.exists("raw_images") or "subject" not in lake.dataset("raw_images").schema.names:
+        return False
+    return any(s and SUBJECT_PSEUDONYM.match(s) for s in set(lake.read("raw_images", ["subject"]).column(0).to_pylist()))
 
 
 def _column(lake, name: str, column: str, where: str, values: list[str]) -> list:
@@ -125,7 +145,24 @@ def resolve(lake, kind: str, values: list[str]) -> Selection:
         ids = sorted(sel.ids)
         sel.uris |= set(_column(lake, "raw_images", "source_uri", "image_id", ids))
         sel.pixel_hashes = {p for p in _column(lake, "images", "pixel_hash", "image_id", ids) if p}
+        sel.names = item_names(lake, sel.ids)
     return sel
+
+
+def item_names(lake, ids: set[str]) -> set[str]:
+    """The names a vote export may give these images and that name no other image (sluice/items.py's
+    ``auto`` key: the URI, its absolute path, ``item_id``, a packed image's path, every path suffix of up
+    to four components that is unique in the lake). A vote that names an erased image so is erased with it,
+    and one that lands later is dropped (sluice/tombstones.py). The ids themselves are not repeated here."""
+    import polars as pl
+
+    from sluice.items import ItemIndex
+
+    if not ids or not lake.exists("raw_images"):
+        return set()
+    table = ItemIndex.from_lake(lake).table("auto")
+    names = table.filter(pl.col("image_id").is_in(sorted(ids)))["ref"].to_list()
+    return {n for n in names if n and n not in ids}
 
 
 def _mask(table, rules, sel: Selection):
@@ -134,13 +171,16 @@ def _mask(table, rules, sel: Selection):
     import pyarrow.compute as pc
 
     mask = pa.array([False] * table.num_rows, pa.bool_())
-    wanted = {"id": sel.ids, "uri": sel.uris, "worker": sel.workers}
+    wanted = {"id": sel.ids, "uri": sel.uris, "worker": sel.workers, "name": sel.names}
     for column, what, how in rules:
         values = sorted(wanted[what])
         if not values or column not in table.column_names:
             continue
         col = table.column(column)
-        if how == "eq":
+        if how == "item":
+            names = sel.targets()
+            hit = pa.array([v is not None and names.names_item(v) for v in col.to_pylist()], pa.bool_())
+        elif how == "eq":
             hit = pc.is_in(col, value_set=pa.array(values, col.type))
         else:
             hit = pa.array([False] * table.num_rows, pa.bool_())

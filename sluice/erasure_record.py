@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sluice.erasure_scan import Hit, Targets, scan_folder
+from sluice.errors import InputError
 from sluice.tombstones import all_targets
 
 
@@ -32,7 +33,9 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     images: int = 0
     originals: list[str] = field(default_factory=list)  # local source files that still hold an erased image
-    reports: list[Hit] = field(default_factory=list)  # stage manifests and quality reports that name erased data
+    reports: list[Hit] = field(default_factory=list)  # derived workspace files that name erased data (erasure_workspace)
+    removed: list[str] = field(default_factory=list)  # past runs' report copies deleted (--purge-snapshots)
+    cached: int = 0  # source-hash cache rows dropped (dry run: that would be)
 
 
 def record(lake, sel, counts: dict, expired: list[str], versions: list[tuple[str, str]], objects: int,
@@ -47,7 +50,7 @@ def record(lake, sel, counts: dict, expired: list[str], versions: list[tuple[str
            "image_hashes": sorted(targets.ids), "pixel_hashes": sorted(targets.pixels),
            "rows_deleted": json.dumps(counts, sort_keys=True), "tables_expired": sorted(expired),
            "versions_purged": [f"{c} {n}" for c, n in versions], "objects_purged": objects,
-           "reason": reason, "erased_at": utcnow(), "run_id": run_id}
+           "reason": reason, "erased_at": utcnow(), "run_id": run_id, "name_hashes": sorted(targets.names)}
     lake.append("erasures", pa.Table.from_pylist([row]), run_id=run_id)
     return erasure_id
 
@@ -61,34 +64,87 @@ def lake_hits(lake, targets: Targets) -> list[Hit]:
 
 def erase(lake, params, kind: str, raw_values: list[str], reason: str | None, purge: bool, dry_run: bool,
           root: Path | None) -> Outcome:
-    """Delete from the lake, expire older versions, find (and with ``purge`` delete) DVC copies, record."""
-    from sluice import erasure
+    """Delete from the lake, expire older versions, find (and with ``purge`` delete) DVC copies and old run
+    reports, drop the erased images from the source-hash cache, record. An erasure that finds nothing to
+    erase (no row, no older version, no snapshot) changes nothing, records nothing and raises one line."""
+    from sluice import erasure, erasure_workspace
     from sluice.erasure_history import expire_history
     from sluice.runs import new_run_id
 
-    values = erasure.stored_values(kind, raw_values, params)
+    values = erasure.stored_values(kind, raw_values, params, lake)
     sel = erasure.resolve(lake, kind, values)
     run_id = new_run_id("erase")
     snapshot_dir = Path(params.export.out_dir)
-    if dry_run:
-        out = Outcome(None, erasure.plan(lake, sel), images=len(sel.ids), originals=_originals(sel.uris))
-        _find_snapshots(out, root, _with_history(lake, sel.targets()), snapshot_dir, purge=False)
-        return out
-    counts = erasure.delete(lake, sel, run_id, params.dataset.seed)
+    base = root or Path.cwd()
+    plan = erasure.plan(lake, sel)
     targets = sel.targets()
-    expired = []
-    for name in _tables_holding(lake, targets, touched={t for t, n in counts.items() if n}):
+    if dry_run:
+        _require_found(lake, params, sel, kind, plan, None, root, snapshot_dir, purge)
+        out = Outcome(None, plan, images=len(sel.ids), originals=_originals(sel.uris))
+        _find_snapshots(out, root, _with_history(lake, targets), snapshot_dir, purge=False)
+        out.cached = erasure_workspace.drop_cached_hashes(base, sel.ids, dry_run=True)
+        out.reports = [h for h in erasure_workspace.scan(base, params, _with_history(lake, targets))  # the cache: said
+                       if not (out.cached and h.where == erasure_workspace.paths.SOURCE_HASH_CACHE)]  # apart
+        return out
+    expired = _tables_holding(lake, targets, touched={t for t, n in plan.items() if n})
+    _require_found(lake, params, sel, kind, plan, expired, root, snapshot_dir, purge)
+    counts = erasure.delete(lake, sel, run_id, params.dataset.seed)
+    for name in expired:
         expire_history(lake, name)
-        expired.append(name)
     out = Outcome(None, counts, expired, images=len(sel.ids), originals=_originals(sel.uris))
     _find_snapshots(out, root, _with_history(lake, targets), snapshot_dir, purge)
     out.erasure_id = record(lake, sel, counts, expired, out.versions if purge else [], out.objects if purge else 0,
                             reason, run_id)
     out.hits = lake_hits(lake, targets)
-    base = root or Path.cwd()
-    out.reports = [h for place in (params.paths.manifests, params.quality.reports_dir)
-                   for h in scan_folder(base / place, targets, label=place)]
+    out.cached = erasure_workspace.drop_cached_hashes(base, sel.ids)
+    out.reports = erasure_workspace.scan(base, params, all_targets(lake))  # this erasure's and earlier ones' leftovers
+    copies = erasure_workspace.run_report_copies(out.reports, params)
+    if purge and copies:
+        out.removed = erasure_workspace.delete_files(base, copies)
+        out.reports = [h for h in out.reports if h.where not in out.removed]
     return out
+
+
+def _require_found(lake, params, sel, kind: str, plan: dict, expired: list[str] | None, root: Path | None,
+                   snapshot_dir: Path, purge: bool) -> None:
+    """Raise one line, before anything changes, when the selector reaches nothing: no row at HEAD, no older
+    version, no dataset version. An erasure repeated with ``--purge-snapshots`` goes on while dataset
+    versions still hold what earlier erasures erased."""
+    if any(plan.values()):
+        return
+    targets = sel.targets()
+    if expired is None:  # a dry run: whether older versions hold it
+        expired = _tables_holding(lake, targets, touched=set())
+    if expired:
+        return
+    if root is not None and (targets.ids or targets.pixels):
+        own = Outcome(None, plan)
+        _find_snapshots(own, root, targets, snapshot_dir, purge=False)
+        if own.versions or own.objects:
+            return
+    prior = all_targets(lake)
+    already = bool(targets.ids and targets.ids <= prior.ids) or bool(targets.values & prior.values)
+    flag = "--" + kind.replace("_", "-")
+    if already:
+        if purge:  # what earlier erasures left: dataset versions, past runs' report copies
+            from sluice import erasure_workspace
+
+            left = Outcome(None, plan)
+            if root is not None:
+                _find_snapshots(left, root, _with_history(lake, targets), snapshot_dir, purge=False)
+            history = _with_history(lake, targets)
+            if left.versions or left.objects or erasure_workspace.run_report_copies(
+                    erasure_workspace.scan(root or Path.cwd(), params, history), params):
+                return
+        raise InputError(f"{flag}: already erased by an earlier erasure, nothing of it is left in the lake: nothing "
+                         "done, nothing recorded (--purge-snapshots deletes dataset versions that still hold erased "
+                         "data; `sluice erase --verify` checks)")
+    hint = {"subject": "; a subject is matched as given and as its pseudonym under $SLUICE_PSEUDONYM_KEY, which must "
+                       "be the key it landed with",
+            "worker": "; a worker is matched by its pseudonym under $SLUICE_PSEUDONYM_KEY, which must be the key "
+                      "its votes landed with"}.get(kind, "")
+    raise InputError(f"{flag}: matches nothing in the lake (no row of any table, no older version, no dataset "
+                     f"version): nothing erased, nothing recorded (check the value{hint})")
 
 
 def _originals(uris: set[str]) -> list[str]:
@@ -139,6 +195,7 @@ def _find_snapshots(out: Outcome, root: Path | None, targets: Targets, snapshot_
 def verify(lake, params, root: Path | None) -> tuple[list[Hit], list[str], int]:
     """(hits, notes, erasures checked): every erased hash searched for in the lake, DVC and the workspace."""
     from sluice import erasure_snapshots as snaps
+    from sluice import erasure_workspace
 
     targets = all_targets(lake)
     notes = []
@@ -148,7 +205,6 @@ def verify(lake, params, root: Path | None) -> tuple[list[Hit], list[str], int]:
     hits = lake_hits(lake, targets)
     if "://" in lake.root:
         notes.append(f"the lake at {lake.root} is not local: its files were not scanned")
-    places = [params.export.out_dir, params.paths.manifests, params.quality.reports_dir]
     if root is not None:
         store = snaps.Store.open(root)
         try:
@@ -159,11 +215,10 @@ def verify(lake, params, root: Path | None) -> tuple[list[Hit], list[str], int]:
         notes += finding.notes
         notes += [f"dataset version {v}: its snapshot listing is in neither the cache nor the remote (not checked)"
                   for v in finding.unchecked]
-        places = places[1:]
         base = root
     else:
         notes.append("not in a git repository: no DVC cache or remote checked")
         base = Path.cwd()
-    for place in places:
-        hits += scan_folder(base / place, targets, label=place)
+        hits += scan_folder(base / params.export.out_dir, targets, label=params.export.out_dir)
+    hits += erasure_workspace.scan(base, params, targets)
     return hits, notes, count

@@ -46,14 +46,21 @@ class Targets:
     ids: set[str] = field(default_factory=set)
     pixels: set[str] = field(default_factory=set)
     values: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)  # the names votes give erased images (a path, a file's item_id)
 
     def __bool__(self) -> bool:
-        return bool(self.ids or self.pixels or self.values)
+        return bool(self.ids or self.pixels or self.values or self.names)
 
     def update(self, other: Targets) -> None:
         self.ids |= other.ids
         self.pixels |= other.pixels
         self.values |= other.values
+        self.names |= other.names
+
+    def names_item(self, item: str) -> bool:
+        """Whether a vote's item (normalised, sluice/items.py) names an erased image: itself, or the tail of
+        its path that the item index would resolve it by (``https://host/photos/cat/001.jpg`` -> ``cat/001.jpg``)."""
+        return bool(self.names) and any(sha(form) in self.names for form in item_forms(item))
 
     def token(self, text: str) -> str | None:
         """What an id-like string is, if it is erased: 'image id', 'pixel hash' or 'erased value'."""
@@ -64,6 +71,8 @@ class Targets:
             return "pixel hash"
         if h in self.values:
             return "erased value"
+        if h in self.names:
+            return "erased item name"
         return None
 
     def blob(self, data: bytes) -> str | None:
@@ -74,6 +83,13 @@ class Targets:
         if sha(digest) in self.pixels:
             return "image pixels"
         return None
+
+
+def item_forms(item: str, depth: int = 4) -> list[str]:
+    """``item`` and the last 1..``depth`` components of its path (scheme, host and query dropped)."""
+    path = re.sub(r"[?#].*$", "", re.sub(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]*", "", item)).strip("/")
+    parts = path.split("/")
+    return list(dict.fromkeys([item, *("/".join(parts[-n:]) for n in range(1, min(depth, len(parts)) + 1))]))
 
 
 @dataclass(frozen=True)
@@ -197,12 +213,19 @@ def walk(folder: Path) -> Iterator[Path]:
                 yield path
 
 
+# model weights and training checkpoints: containers the scan does not look into (docs/privacy.md)
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".onnx")
+
+
 def scan_folder(folder: Path, targets: Targets, label: str | None = None) -> list[Hit]:
-    """Hits in every file under ``folder``; ``label`` names the folder in the hits (default its path)."""
+    """Hits in every file under ``folder`` (a single file: that file; model checkpoints are skipped);
+    ``label`` names the folder in the hits (default its path)."""
     hits = []
+    if folder.is_file() and targets:
+        return [Hit(label or str(folder), kind) for kind in sorted(scan_bytes(folder.read_bytes(), targets))]
     if not folder.is_dir() or not targets:
         return hits
-    for path in sorted(walk(folder)):
+    for path in sorted(p for p in walk(folder) if not p.name.endswith(MODEL_SUFFIXES)):
         where = f"{label}/{path.relative_to(folder)}" if label else str(path)
         hits += [Hit(where, kind) for kind in sorted(scan_bytes(path.read_bytes(), targets))]
     return hits

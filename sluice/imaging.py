@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,7 +126,10 @@ def guard(limits: Limits, headroom: int = 1) -> Iterator[None]:
         except UnidentifiedImageError as err:
             raise Reject("not_an_image", f"no image format recognises the bytes ({err})") from None
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise Reject("decompression_bomb", f"{err} (clean.max_pixels {limits.max_pixels})") from None
+            # Pillow's text names its own limit (twice ours), which contradicts ours: say what _open says
+            size = re.search(r"\((\d+) pixels\)", str(err))
+            raise Reject("decompression_bomb", f"{size.group(1) if size else 'more than ' + str(Image.MAX_IMAGE_PIXELS)}"
+                                               f" pixels > clean.max_pixels {limits.max_pixels}") from None
         except Exception as err:  # noqa: BLE001 - hostile bytes raise anything; each one becomes a reason
             text = f"{err.__class__.__name__}: {err}"
             lowered = text.lower()

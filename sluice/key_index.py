@@ -95,9 +95,13 @@ class KeyIndex:
             self.version = -1
         if head == self.version:
             return []
+        from deltalake.exceptions import TableNotFoundError
+
         try:
             return self._build(head) if self.version < 0 else self._walk(open_table, head)
         except FileNotFoundError:  # maintenance compacted a file away and vacuumed it while it was read
+            return self._rebuild()
+        except TableNotFoundError:  # the versions to walk are gone: `sluice erase` (another process) removed them
             return self._rebuild()
 
     def _rebuild(self) -> list[Duplicate]:

@@ -132,7 +132,11 @@ def oldest_readable(lake, name: str) -> int | None:
 
 
 def require_readable(lake, name: str, version: int) -> None:
-    """Raise :class:`VersionVacuumed` in one line when time travel to ``version`` cannot be read."""
+    """Raise :class:`VersionVacuumed` in one line when time travel to ``version`` cannot be read; a version
+    the table never had (past HEAD, or negative) is named as such, not as vacuumed."""
+    head = lake.table(name).version()
+    if version < 0 or version > head:
+        raise UserError(f"{name} has no version {version} (latest is {head})")
     if not readable(lake, name, version):
         oldest = oldest_readable(lake, name)
         raise VersionVacuumed(f"{name}@{version}: its data files were vacuumed (`sluice lake maintain`, `sluice erase`); the oldest "

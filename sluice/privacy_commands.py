@@ -9,6 +9,7 @@ from sluice.errors import InputError
 from sluice.output import add_output_args, emit
 
 REBUILD = "dvc repro --force --single-item dataset && dvc repro"
+REBUILD_LABELS = "dvc repro --force --single-item labels && dvc repro"  # after --worker: the labels stage holds the workers
 
 
 def register(sub) -> None:
@@ -32,14 +33,20 @@ def register(sub) -> None:
                                                              "exit 0 with 0 hits, 1 listing the hits")
     e.add_argument("--reason", help="why (recorded; do not put personal data here)")
     e.add_argument("--purge-snapshots", action="store_true",
-                   help="delete the DVC cache and remote objects that hold erased images and mark their versions erased")
+                   help="delete the DVC cache and remote objects that hold erased images and mark their versions "
+                        "erased; delete past runs' report copies (runs/<run>/report.html) that show erased data")
     e.add_argument("--dry-run", action="store_true", help="report what would be erased; change nothing")
     e.set_defaults(func=_erase)
 
     p = sub.add_parser("privacy", help="privacy and compliance: report")
     ps = p.add_subparsers(dest="privacy_command", metavar="SUBCOMMAND", required=True)
     r = ps.add_parser("report", help="metadata stripped, faces blurred, pseudonymised workers, erasures, roles, "
-                                     "licences per source")
+                                     "licences per source",
+                      description="One row per fact about personal data in the lake: images whose metadata was "
+                                  "stripped at landing, faces blurred or dropped, crowd workers and subjects "
+                                  "(patients) stored as pseudonyms, erasures performed (images erased, dataset "
+                                  "versions purged, DVC objects deleted), roles defined, and the licence share per "
+                                  "source. Reads the lake only; changes nothing (docs/privacy.md).")
     add_output_args(r)
     r.set_defaults(func=_report)
 
@@ -102,17 +109,32 @@ def _print(out, args) -> None:
     for name in out.unchecked:
         print(f"note: dataset version {name}: snapshot listing in neither the DVC cache nor the remote; not checked",
               file=sys.stderr)
+    rebuild = REBUILD_LABELS if args.worker else REBUILD
     if out.workspace:
         state = "was deleted" if args.purge_snapshots and not args.dry_run else "holds erased images"
-        print(f"the current snapshot ({Path(_snapshot(args))}) {state}: rebuild it without them with `{REBUILD}`")
+        print(f"the current snapshot ({Path(_snapshot(args))}) {state}: rebuild it without them with `{rebuild}`")
     elif not args.dry_run and out.images and (Path(_snapshot(args)) / "manifest.json").is_file():
-        print(f"the current snapshot was exported before this erasure: `{REBUILD}` rebuilds it from the lake")
+        print(f"the current snapshot was exported before this erasure: `{rebuild}` rebuilds it from the lake")
+    if out.cached:
+        print(f"source hash cache: {out.cached} entr{'y' if out.cached == 1 else 'ies'} of erased images "
+              f"{'would be ' if args.dry_run else ''}dropped")
+    if out.removed:
+        print(f"deleted {len(out.removed)} past run report(s) that showed erased data (e.g. {out.removed[0]})")
     if out.originals:
         print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): later "
               f"ingests skip them, but delete them there too", file=sys.stderr)
-    if out.reports:
-        print(f"{len(out.reports)} report or manifest file(s) in the workspace name erased data (e.g. "
-              f"{out.reports[0].line()}): `{REBUILD}` rewrites them")
+    from sluice.config import load_params
+    from sluice.erasure_workspace import run_report_copies
+
+    names = set(run_report_copies(out.reports, load_params()))
+    copies = [h for h in out.reports if h.where in names]
+    rest = [h for h in out.reports if h.where not in names]
+    if copies:
+        print(f"{len(copies)} past run report(s) show erased data (e.g. {copies[0].line()}): nothing rewrites them; "
+              f"{'--purge-snapshots would delete' if args.dry_run else 'rerun with --purge-snapshots to delete'} them")
+    if rest:
+        print(f"{len(rest)} report or manifest file(s) in the workspace name erased data (e.g. "
+              f"{rest[0].line()}): `{rebuild}` rewrites them")
     for hit in out.hits:
         print(f"still found after the erasure: {hit.line()}", file=sys.stderr)
     if out.hits:

@@ -101,9 +101,19 @@ def configure_logging(verbosity: str | None = None) -> None:
     root.setLevel(_LOG_LEVELS[verbosity])
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("[%(stage)s] %(message)s"))
+        handler.setFormatter(_StageFormatter("[%(stage)s] %(message)s"))
         root.addHandler(handler)
         root.propagate = False
+
+
+class _StageFormatter(logging.Formatter):
+    """``[stage] message``; a record logged without :func:`stage_logger` (no ``stage``) is named by its
+    logger (``sluice.erase`` -> ``[erase]``) instead of crashing the handler."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "stage"):
+            record.stage = record.name.removeprefix("sluice.")
+        return super().format(record)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -3,8 +3,10 @@
 The originals of an erased image usually still exist somewhere (a source folder, a website, a crowd
 export), and the next ingest, crawl or votes run would land them again. Every write through
 :class:`sluice.lake.Lake` (merge-insert, upsert, append, overwrite) drops the rows whose ``image_id``
-hashes to an erased image, or whose ``worker_id``, ``source_uri`` or ``url`` hashes to an erased
-selector value, using the hashes the ``erasures`` table holds (:func:`all_targets`). The
+hashes to an erased image, whose ``worker_id``, ``source_uri`` or ``url`` hashes to an erased
+selector value, or whose ``item`` (a vote's name for its image, image_id still null: it landed before
+or without the image) hashes, itself or its path's tail, to a name the erased image had (its path
+suffixes, URI, ``item_id``), using the hashes the ``erasures`` table holds (:func:`all_targets`). The
 landing then counts them as already present; the drop is logged as a count, never with the values.
 """
 
@@ -14,6 +16,8 @@ import logging
 
 from sluice.erasure_scan import Targets, sha
 
+# not sluice.stage.stage_logger (stage imports the lake, which imports this): the handler's formatter names a
+# record without a stage by its logger, so this prints "[erase] ..." (sluice/stage.py)
 log = logging.getLogger("sluice.erase")
 
 # column -> which hashes it is checked against
@@ -25,8 +29,11 @@ def all_targets(lake) -> Targets:
     """The hashes of everything every erasure so far erased (empty when nothing was)."""
     targets = Targets()
     if lake.exists(AUDIT_TABLE):
-        for row in lake.read(AUDIT_TABLE, ["selector_hashes", "image_hashes", "pixel_hashes"]).to_pylist():
-            targets.update(Targets(set(row["image_hashes"]), set(row["pixel_hashes"]), set(row["selector_hashes"])))
+        columns = ["selector_hashes", "image_hashes", "pixel_hashes"]
+        named = "name_hashes" in lake.dataset(AUDIT_TABLE).schema.names  # not in lakes erased from before it came
+        for row in lake.read(AUDIT_TABLE, columns + (["name_hashes"] if named else [])).to_pylist():
+            targets.update(Targets(set(row["image_hashes"]), set(row["pixel_hashes"]), set(row["selector_hashes"]),
+                                   set(row.get("name_hashes") or ())))
     return targets
 
 
@@ -44,6 +51,10 @@ def drop_erased(name: str, data, targets: Targets):
             continue
         for i, value in enumerate(data.column(column).to_pylist()):
             if keep[i] and value is not None and sha(value) in wanted:
+                keep[i] = False
+    if "item" in data.column_names and targets.names:
+        for i, value in enumerate(data.column("item").to_pylist()):
+            if keep[i] and value is not None and targets.names_item(value):
                 keep[i] = False
     dropped = keep.count(False)
     if dropped:

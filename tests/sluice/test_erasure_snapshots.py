@@ -70,6 +70,9 @@ def test_purge_deletes_the_snapshot_objects_and_checkout_refuses_the_version(tmp
     refused = run_cli("dataset", "checkout", "v1", cwd=repo, env=env)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "purged by erasure" in refused.stderr and "v1" in refused.stderr
+    diffed = run_cli("dataset", "diff", "v1", "v2", cwd=repo, env=env)  # names the erasure, not a missing push
+    assert diffed.returncode == 2 and len(diffed.stderr.strip().splitlines()) == 1, diffed.stderr
+    assert "purged by erasure" in diffed.stderr and "dvc push" not in diffed.stderr
     ok = run_cli("dataset", "checkout", "v2", cwd=repo, env=env)
     assert ok.returncode == 0, ok.stderr
     listed = {r["version"]: r for r in json.loads(run_cli("dataset", "list", "--format", "json", cwd=repo,

@@ -353,3 +353,20 @@ def test_a_multi_band_tiff_says_what_it_is_and_what_to_export(planar):
         decode(out.getvalue(), Geometry(8, 8, "squash"))
     assert rej.value.reason == "undecodable" and "a TIFF of 13 bands of 16 bits" in rej.value.details
     assert "export three bands as an RGB image" in rej.value.details
+
+
+def test_an_image_past_pillows_own_limit_is_one_consistent_line():
+    """A PNG whose header claims 30000x30000 trips Pillow's bomb check (twice clean.max_pixels) before ours: the
+    line names our limit only, as a PNG just over it does, never Pillow's "exceeds limit of N pixels"."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    with pytest.raises(Reject) as bomb:
+        decode(png, G, Limits(max_pixels=50_000_000, min_side=1))
+    assert bomb.value.reason == "decompression_bomb"
+    assert bomb.value.details == "900000000 pixels > clean.max_pixels 50000000"

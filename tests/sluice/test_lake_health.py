@@ -120,3 +120,17 @@ def test_manifests_of_another_lake_are_not_compared(lake, tmp_path):
     write_manifest("labels", {"versions": {"annotators": 99}}, directory=tmp_path / "m", lake=other)
     recorded = recorded_versions(lake_identity(lake, create=True)["id"], tmp_path / "m")
     assert recorded == {} and [r["status"] for r in doctor(lake, ["annotators"], recorded)] == ["ok"]
+
+
+def test_a_version_the_table_never_had_is_not_called_vacuumed(lake, run_cli):
+    from sluice.errors import UserError
+    from sluice.lake_health import require_readable
+
+    _versions(lake, 2)
+    head = lake.version("annotators")
+    with pytest.raises(UserError, match=rf"^annotators has no version 99 \(latest is {head}\)$"):
+        require_readable(lake, "annotators", 99)
+    require_readable(lake, "annotators", head)
+    out = run_cli("sql", "select count(*) from annotators", "--at", "annotators=99", params={"lake": {"root": lake.root}})
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [f"sluice: error: annotators has no version 99 (latest is {head})"], \
+        out.stderr

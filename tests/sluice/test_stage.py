@@ -93,3 +93,16 @@ def test_quarantine_replace_can_be_narrowed_to_some_checks(lake):
     version = lake.version("quarantine")
     Quarantine("gate", "images", "run-3").write(lake, replace=True, checks=["suite_c."])  # nothing to replace
     assert lake.version("quarantine") == version
+
+
+def test_a_record_without_a_stage_is_printed_under_its_logger_name(capsys):
+    """A module that logs through logging.getLogger("sluice.x") rather than stage_logger must not crash the
+    handler ("Formatting field not found in record: 'stage'") and lose its message."""
+    import logging
+
+    from sluice.stage import configure_logging
+
+    configure_logging("normal")
+    logging.getLogger("sluice.erase").warning("crowd_votes: %d row(s) of erased data not written again", 3)
+    err = capsys.readouterr().err
+    assert "[erase] crowd_votes: 3 row(s) of erased data not written again" in err and "Logging error" not in err
