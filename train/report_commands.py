@@ -11,7 +11,8 @@ def register(sub) -> None:
                     "label issues with thumbnails, saliency overlays, robustness curves and the compression "
                     "trade-off. Charts are inline SVG and images data URIs: it opens with no network. A section "
                     "whose stage has not run says so. Also copied to runs/<run_id>/report.html.")
-    p.add_argument("--out", help="where to write it (default: report.out in params.yaml, reports/run.html)")
+    p.add_argument("--out", "-o", "--output", dest="out", metavar="FILE",
+                   help="where to write it (default: report.out in params.yaml, reports/run.html)")
     p.set_defaults(func=_report)
 
 

@@ -178,6 +178,8 @@ def test_sluice_report_command(project, run_cli):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["out/r.html", "runs/20260101T000000Z-abc/report.html"]
     assert "Label issues" in (root / "out" / "r.html").read_text()
+    again = run_cli("report", "-o", "out/s.html", cwd=root, env={"SLUICE_PARAMS": str(root / "params.yaml")})
+    assert again.returncode == 0 and again.stdout.split()[0] == "out/s.html"  # -o as every other command takes it
 
 
 def _floats(pattern: str, dom: str) -> list[tuple]:
