@@ -22,6 +22,7 @@ Two locks make ``sluice sql`` read-only, and the first also holds for the Python
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import duckdb
@@ -256,6 +257,11 @@ def failure(err: Exception, statement: str, role: Role | None = None) -> InputEr
     """A failed query as one line: the role it reached past, else DuckDB's first line."""
     if role is not None and (denied := explain(role, statement, str(err))):
         return denied
+    missing = re.search(r"Table with name (\w+) does not exist", str(err))
+    if missing and missing.group(1).lower() in TABLES:
+        name = missing.group(1).lower()
+        return InputError(f"query failed: table '{name}' is not in the lake yet: no stage has written to it "
+                          f"({TABLES[name].description.rstrip('.')}; `sluice tables` lists the tables there are)")
     return InputError(f"query failed: {first_line(err)}")
 
 

@@ -49,6 +49,14 @@ def test_a_refusal_names_the_statement_as_written(filled):
     assert "Max expression depth limit" in str(err.value) and "SET" not in str(err.value)
 
 
+def test_a_catalog_table_not_written_yet_is_named_as_such(filled):
+    """`select * from quarantine` in a lake where nothing was quarantined: said so, not DuckDB's bare catalog error."""
+    with pytest.raises(InputError, match=r"table 'quarantine' is not in the lake yet: no stage has written to it"):
+        sql.query("select * from quarantine", filled)
+    with pytest.raises(InputError, match="query failed: Catalog Error: Table with name nope does not exist"):
+        sql.query("select * from nope", filled)
+
+
 def test_bad_sql_and_bad_pins(filled):
     with pytest.raises(InputError, match="query failed: .*nope"):
         sql.query("select nope from raw_images", filled)
