@@ -108,7 +108,7 @@ def test_heavy_bucket_is_capped_at_the_closest_and_reported(cap):
     else:
         assert stats["capped_images"] >= 100 and stats["capped_pairs_dropped"] > 0
         assert pairs <= 2 * cap * 120  # bounded: linear in the images, not quadratic
-        from transform.dedup import components
+        from transform.dedup_groups import components
 
         comp = components(len(images), a[inside], b[inside])
         assert len(set(comp[:120].tolist())) <= 3  # the closest candidates still tie the heavy group together
