@@ -120,7 +120,7 @@ def clean_batch(image_ids: list[str], contents: list[bytes], cfg: CleanParams,
         except Reject as rej:
             rejects.append((image_id, rej.reason, rej.details))
     pixels = np.stack([d.pixels for _, d in good]) if good else np.zeros((0, *geometry.shape), np.uint8)
-    flat = pixels.reshape(len(good), -1).astype(np.float32)
+    flat = pixels.reshape(len(good), int(np.prod(geometry.shape))).astype(np.float32)  # -1 fails on a batch of none
     std = flat.std(axis=1) if len(good) else np.zeros(0, np.float32)
     blank = std < cfg.min_std
     for (image_id, _), s in zip(good, std):

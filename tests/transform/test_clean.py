@@ -132,6 +132,13 @@ def test_too_small():
     assert reason(enc(Image.fromarray(BASE[:5, :20]))) == "too_small"
 
 
+def test_a_batch_with_no_image_that_decodes_is_all_quarantined():
+    """Six junk .jpg files in one batch: every one quarantined with its reason (the empty batch's reshape crashed
+    the stage with a traceback)."""
+    table, rejects = clean_batch(["a", "b"], [b"not an image", b"\xff\xd8\xff\xe0 cut"], CFG)
+    assert table.num_rows == 0 and sorted(i for i, _, _ in rejects) == ["a", "b"]
+
+
 def test_blank_images_are_quarantined_in_the_batch():
     blank = enc(Image.new("RGB", (40, 40), (120, 120, 120)))
     good = enc(Image.fromarray(BASE))
