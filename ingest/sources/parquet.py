@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 from ingest.sources.base import Record, SourceConfig, safe_text, split_of, subject_of
-from ingest.sources.labels_file import LABEL_NAMES as FILE_LABELS, SUBJECT_NAMES
+from ingest.sources.labels_file import LABEL_NAMES as FILE_LABELS, SPLIT_NAMES, SUBJECT_NAMES
 from sluice.connectors import Connector
 from sluice.delimited import column_key
 from sluice.errors import InputError
@@ -173,6 +173,8 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
     item = cols[src.id_column][i] if src.id_column else path_in_row
     item_id = safe_text(str(item)) if item is not None else row_id
     label = cols[src.label_column][i] if src.label_column else None
+    if label == -1 and names is not None and not isinstance(label, bool):
+        label = None  # Hugging Face's ClassLabel for "no label" (a competition's test split): lands unlabelled
     if isinstance(label, int) and not isinstance(label, bool) and names is not None:
         if not 0 <= label < len(names):
             return Record(uri, item_id=item_id, reject="bad_label",
@@ -192,14 +194,21 @@ def _record(src: ParquetSource, cols: dict, i: int, image, uri: str, row_id: str
                   item_id=item_id, subject=subject_of(subject))
 
 
-def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | None:
+def _hf_features(schema: pa.Schema) -> dict | None:
+    """The ``features`` of Hugging Face's schema metadata (each column's type: ``Image``, ``ClassLabel``), or None."""
     meta = (schema.metadata or {}).get(b"huggingface")
-    if not meta or not label_column:
-        return None
     try:
-        feature = json.loads(meta)["info"]["features"][label_column]
-        return list(feature["names"]) if feature.get("_type") == "ClassLabel" else None
+        features = json.loads(meta)["info"]["features"] if meta else None
     except (KeyError, TypeError, ValueError):
+        return None
+    return features if isinstance(features, dict) else None
+
+
+def _hf_class_names(schema: pa.Schema, label_column: str | None) -> list[str] | None:
+    feature = (_hf_features(schema) or {}).get(label_column) if label_column else None
+    try:
+        return list(feature["names"]) if isinstance(feature, dict) and feature.get("_type") == "ClassLabel" else None
+    except (KeyError, TypeError):
         return None
 
 
@@ -212,15 +221,15 @@ def detect(path: str) -> dict:
     """The column settings the Parquet at ``path`` needs: the image column when it is not ``image`` (the
     first column of image bytes or ``{bytes, path}`` structs, one named like an image first), the
     label column when it is not ``label`` (the first of LABEL_NAMES, else of a labels file's, else none:
-    unlabelled images) and a subject column (a patient, a lesion: ``labels_file.SUBJECT_NAMES``)."""
+    unlabelled images), a subject column (a patient, a lesion: ``labels_file.SUBJECT_NAMES``) and a column of split
+    names (``split``, ``subset``...: without it a file's own test rows were split by hash, most into train)."""
     try:
         schema = _dataset(_files(Path(path), path)).schema
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{path}: cannot read as Parquet or Arrow ({err})") from None
     found: dict = {}
     if "image" not in schema.names or not _is_image_type(schema.field("image").type):
-        images = sorted((f.name for f in schema if _is_image_type(f.type)),
-                        key=lambda n: ("im" not in n.lower(), schema.names.index(n)))
+        images = sorted((f.name for f in schema if _is_image_type(f.type)), key=lambda n: _image_rank(schema, n))
         if not images:
             raise InputError(f"{path}: no column of image bytes or {{bytes, path}} structs (columns: "
                              f"{', '.join(schema.names)}); set image_column on its ingest.sources entry")
@@ -231,7 +240,26 @@ def detect(path: str) -> dict:
                                       if k in by_key), None)
     if subject := next((by_key[k] for k in SUBJECT_NAMES if k in by_key), None):
         found["subject_column"] = subject
+    # a column of split names (a whole-number `fold` is a cross-validation index, not a split)
+    if split := next((by_key[k] for k in SPLIT_NAMES if k in by_key and _is_text(schema.field(by_key[k]).type)), None):
+        found["split_column"] = split
     return found
+
+
+def _image_rank(schema: pa.Schema, name: str) -> tuple:
+    """Which of several columns of bytes holds the images: the one Hugging Face's metadata types ``Image``, then a
+    ``{bytes, path}`` struct, then one named like an image (``img``, ``photo``, ``picture``), then the first (an
+    ``embedding`` of raw bytes comes last but one that is named like nothing)."""
+    feature = (_hf_features(schema) or {}).get(name)
+    typed = isinstance(feature, dict) and feature.get("_type") == "Image"
+    named = re.search(r"im(a?ge?)?|photo|picture|pic|jpe?g|png", name.lower()) is not None
+    return (not typed, not pa.types.is_struct(schema.field(name).type), not named, schema.names.index(name))
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def class_names(src: ParquetSource) -> list[str] | None:

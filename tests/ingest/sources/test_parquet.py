@@ -148,3 +148,39 @@ def test_a_hugging_face_skin_lesion_set_finds_its_label_and_subject_columns(tmp_
     assert found == {"label_column": "dx", "subject_column": "lesion_id"}
     records = list(read_parquet(ParquetSource(name="s", kind="parquet", path=str(tmp_path), **found), 10**6))
     assert [(r.label, r.subject) for r in records] == [("nv", "HAM_1"), ("nv", "HAM_1"), ("mel", "HAM_2")]
+
+
+def test_detect_finds_the_split_column_and_the_image_column_among_other_bytes(tmp_path, png):
+    """One file with image, label and split columns: the split column is found (the file's test rows were split by
+    hash, most into train); a whole-number fold is no split. Beside an `embedding` of raw bytes, the `photo` struct
+    (or the column Hugging Face's metadata types Image) is the image column, not the first binary one."""
+    from ingest.sources.parquet import ParquetSource, detect, read_parquet
+
+    struct = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    table = pa.table({"embedding": [bytes(64)] * 4, "photo": pa.array([{"bytes": png(i), "path": None} for i in range(4)],
+                                                                       struct),
+                      "label": [0, 1, 0, 1], "split": ["train", "train", "test", "validation"], "fold": [0, 1, 2, 3]})
+    pq.write_table(table, tmp_path / "all.parquet")
+    found = detect(str(tmp_path / "all.parquet"))
+    assert found == {"image_column": "photo", "split_column": "split"}
+    records = list(read_parquet(ParquetSource(name="s", kind="parquet", path=str(tmp_path / "all.parquet"), **found),
+                                10**6))
+    assert [r.split_hint for r in records] == ["train", "train", "test", "val"]
+    raw = pa.table({"blob": [bytes(8)] * 2, "pixels_png": [png(1), png(2)], "label": [0, 1]})
+    meta = {"info": {"features": {"blob": {"_type": "Image"}, "label": {"_type": "ClassLabel", "names": ["a", "b"]}}}}
+    pq.write_table(raw, tmp_path / "named.parquet")
+    assert detect(str(tmp_path / "named.parquet")) == {"image_column": "pixels_png"}  # named like an image
+    pq.write_table(raw.replace_schema_metadata({"huggingface": json.dumps(meta)}), tmp_path / "typed.parquet")
+    assert detect(str(tmp_path / "typed.parquet")) == {"image_column": "blob"}  # the metadata's Image column first
+
+
+def test_a_hugging_face_label_of_minus_one_lands_its_image_unlabelled(tmp_path, png):
+    """ClassLabel -1 is Hugging Face's "no label" (a competition's test split): the image lands without a label
+    instead of being quarantined as bad_label; another label outside the names still is."""
+    from ingest.sources.parquet import ParquetSource, read_parquet
+
+    meta = {"info": {"features": {"label": {"_type": "ClassLabel", "names": ["ant", "bee"]}}}}
+    table = pa.table({"image": [png(i) for i in range(3)], "label": [-1, 1, 5]})
+    pq.write_table(table.replace_schema_metadata({"huggingface": json.dumps(meta)}), tmp_path / "test.parquet")
+    records = list(read_parquet(ParquetSource(name="s", kind="parquet", path=str(tmp_path / "test.parquet")), 10**6))
+    assert [(r.label, r.reject) for r in records] == [(None, None), ("bee", None), (None, "bad_label")]
