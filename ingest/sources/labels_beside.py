@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ingest.sources import attribute_table, labels_json
 from ingest.sources.base import split_of, word_split
-from ingest.sources.labels_file import (SAMPLE_ROWS, ONE_HOT, find_columns, lookup, read_rows, with_one_hot_label)
+from ingest.sources.labels_file import (SAMPLE_ROWS, ONE_HOT, find_columns, folded_index, lookup, read_rows,
+                                        with_one_hot_label)
 from sluice.delimited import column_key
 from sluice.errors import InputError
 
@@ -96,8 +97,9 @@ def relabels_folders(labels: Path, groups) -> bool:
     except (InputError, OSError, ValueError):
         return False
     index = _folder_index(groups)
+    folded = folded_index(index)
     named = [(hits[0][1], (label or "").strip()) for name, label in zip(rows[columns["file_column"]], rows[columns["label_column"]])
-             if (hits := lookup(index, (name or "").strip().replace("\\", "/")))]
+             if (hits := lookup(index, (name or "").strip().replace("\\", "/"), folded))]
     return bool(named) and len(named) >= 0.8 * rows.height and sum(a != b for a, b in named) >= 0.5 * len(named)
 
 
@@ -113,8 +115,9 @@ def names_subjects(labels: Path, groups) -> bool:
     except (InputError, OSError, ValueError):
         return False
     index = _folder_index(groups)
+    folded = folded_index(index)
     images = {path for hits in index.values() for path, _ in hits}
-    named = {hits[0][0] for name in names if (hits := lookup(index, (name or "").strip().replace("\\", "/")))}
+    named = {hits[0][0] for name in names if (hits := lookup(index, (name or "").strip().replace("\\", "/"), folded))}
     return bool(images) and len(named) >= 0.95 * len(images)
 
 

@@ -160,6 +160,7 @@ def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, fi
         for key in dict.fromkeys((rel, image.name, image.stem)):
             index.setdefault(key, []).append(image)
     out = FileLabels()
+    folded = folded_index(index)
     for path in files:
         rows = read_rows(path, required)
         rows = with_one_hot_label(rows, label_columns, ONE_HOT) if label_columns else attribute_table.as_labels(
@@ -167,7 +168,12 @@ def match(labels_file: Path | list[Path], images: Iterable[Path], root: Path, fi
         if positive_label:
             rows = one_versus_rest(rows, label_column, positive_label)
         _match_rows(path, rows, index, root, out, file_column, label_column, split_column, subject_column,
-                    class_names, base, label_columns, several_files=len(files) > 1)
+                    class_names, base, label_columns, several_files=len(files) > 1, folded=folded)
+    missing = [r for r in out.rejects if r.reject == "label_for_missing_file"]
+    if images and not out.by_image and missing:  # keyed otherwise than the files: not one row lands its label
+        raise InputError(f"{missing[0].uri.rsplit(':', 1)[0]}: no row of the labels file names an image of the folder ({len(missing)} "
+                         f"rows; e.g. '{missing[0].item_id}' against files like '{images[0].relative_to(root).as_posix()}'"
+                         f"): set file_column on the source, or key the file by the images' names or paths")
     return out
 
 
@@ -221,7 +227,7 @@ def finding_table(path: Path, file_column: str) -> bool:
 def _match_rows(labels_file: Path, rows, index: dict[str, list[Path]], root: Path, out: FileLabels, file_column: str,
                 label_column: str, split_column: str | None, subject_column: str | None,
                 class_names: list[str] | None, base: int, label_columns: list[str] | None,
-                several_files: bool = False) -> None:
+                several_files: bool = False, folded: dict[str, list[Path]] | None = None) -> None:
     """One labels file's rows matched through ``index`` into ``out``; of ``several_files`` (train.csv and valid.csv),
     a row without a split column's value is of the split the file's name says (its folder's, where it has one)."""
     nothing = [None] * rows.height
@@ -233,7 +239,7 @@ def _match_rows(labels_file: Path, rows, index: dict[str, list[Path]], root: Pat
         key = (name or "").strip()
         key = (key.replace("\\", "/") if "\\" in key and "/" not in key else key).removeprefix("./")  # Windows
         label = before_boxes(label)
-        hits = lookup(index, key)
+        hits = lookup(index, key, folded)
         if len(hits) > 1 and file_split:  # Kaggle's CIFAR-10: trainLabels.csv's "1" is train/1.png, not test/1.png
             hits = [h for h in hits if file_split in {split_of(p) for p in h.relative_to(root).parts[:-1]}] or hits
         if label == attribute_table.UNCERTAIN:
@@ -331,14 +337,25 @@ def _number(word: str) -> bool:
     return word.replace(".", "", 1).lstrip("-").isdigit()
 
 
-def lookup(index: dict[str, list[Path]], key: str) -> list[Path]:
+def lookup(index: dict[str, list[Path]], key: str, folded: dict[str, list[Path]] | None = None) -> list[Path]:
     """The images a row's name fits: the name itself, else its longest tail that fits any (a path from the
-    machine the file was written on: ``/home/ann/set/train/a.jpg`` -> ``train/a.jpg``)."""
-    if key in index:
-        return index[key]
-    parts = [p for p in key.split("/") if p]
-    for n in range(len(parts) - 1, 0, -1):
-        tail = "/".join(parts[-n:])
-        if tail in index:
-            return index[tail]
+    machine the file was written on: ``/home/ann/set/train/a.jpg`` -> ``train/a.jpg``); else, with ``folded``
+    (:func:`folded_index`), the same ignoring case (``P00945`` or ``p00945.JPG`` for ``p00945.jpg``)."""
+    for names, name in ((index, key), *(((folded, key.lower()),) if folded is not None else ())):
+        if name in names:
+            return names[name]
+        parts = [p for p in name.split("/") if p]
+        for n in range(len(parts) - 1, 0, -1):
+            tail = "/".join(parts[-n:])
+            if tail in names:
+                return names[tail]
     return []
+
+
+def folded_index(index: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    """``index`` by lower-case name: two files whose names differ only in case share an entry (so a row naming
+    either is ambiguous there, as two folders' ``001.png`` are)."""
+    folded: dict[str, dict[Path, None]] = {}
+    for name, paths in index.items():
+        folded.setdefault(name.lower(), {}).update(dict.fromkeys(paths))
+    return {name: list(paths) for name, paths in folded.items()}
