@@ -26,8 +26,25 @@ def _issue_rows(lake, dataset_hash: str | None, limit: int) -> list[dict] | None
     if lake is None or not lake.exists("label_issues"):
         return None
     flt = pc.field("dataset_hash") == dataset_hash if dataset_hash else None
-    rows = lake.read("label_issues", filter=flt).to_pylist()
-    return sorted(rows, key=lambda r: (r.get("split") == "test", r["rank"]))[:limit]  # train+val first
+    rows = sorted(lake.read("label_issues", filter=flt).to_pylist(), key=lambda r: r["rank"])
+    test = [r for r in rows if r.get("split") == "test"]
+    kept = [r for r in rows if r.get("split") != "test"]
+    # train+val first, but the test split keeps a quarter of the rows at least: its list is the one to review by hand
+    shown_test = min(len(test), max(limit // 4, limit - len(kept)))
+    return kept[:limit - shown_test] + test[:shown_test]
+
+
+def _files(lake, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Each image's name as the user's data gives it (``item_id``, else its URI) and its URI: what to open and fix."""
+    import pyarrow.compute as pc
+
+    if not ids or not lake.exists("raw_images"):
+        return {}
+    rows = lake.read("raw_images", ["image_id", "item_id", "source_uri"], filter=pc.field("image_id").isin(ids))
+    out: dict[str, tuple[str, str]] = {}
+    for r in sorted(rows.to_pylist(), key=lambda r: r["source_uri"]):
+        out.setdefault(r["image_id"], (r["item_id"] or r["source_uri"].rsplit("/", 1)[-1], r["source_uri"]))
+    return out
 
 
 def _thumbnails(snapshot_dir: Path, ids: list[str]) -> dict[str, str]:
@@ -75,6 +92,7 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
     if not rows:
         return "".join(out) + "<p>No label issues for this snapshot.</p>"
     thumbs = _thumbnails(inp.snapshot, [r["image_id"] for r in rows])
+    files = _files(lake, [r["image_id"] for r in rows])
     body = []
     for r in rows:
         uri = thumbs.get(r["image_id"])
@@ -84,12 +102,18 @@ def label_issues_section(inp: Inputs, lake, limit: int) -> str:
         evidence = ", ".join(f"{k} {round(v, 3) if isinstance(v, float) else v}" for k, v in sorted(ev.items())) or "–"
         body.append([str(r["rank"]), escape(r.get("split") or ""), img, f"<b>{escape(r['given_label'])}</b>",
                      f"<b class=ok>{escape(r['suggested_label'])}</b>", fmt(r.get("self_confidence"), 3),
-                     fmt(r.get("margin"), 3), escape(evidence), f"<code>{escape(r['image_id'][:12])}</code>"])
+                     fmt(r.get("margin"), 3), escape(evidence), _file_cell(files.get(r["image_id"]), r["image_id"])])
     total = (s.get("issues") or 0) + ((t or {}).get("issues") or 0)
     shown = f"the first {len(rows)} of {total}" if len(rows) < total else "all"
     return "".join(out) + f"<p class=muted>Most doubtful first, train and val, then test ({shown}):</p>" + table(
         ["rank", "split", "image", "given", "suggested", "self-confidence", "margin", "evidence (labels table)",
-         "image id"], body, cls="issue", numeric={0, 5, 6})
+         "file"], body, cls="issue", numeric={0, 5, 6})
+
+
+def _file_cell(file: tuple[str, str] | None, image_id: str) -> str:
+    if file is None:
+        return f"<code>{escape(image_id[:12])}</code>"
+    return f'<code title="{escape(file[1])}">{escape(file[0])}</code>'
 
 
 def _resolve(insight_dir: Path, name: str) -> Path | None:
