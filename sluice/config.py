@@ -96,7 +96,7 @@ class Params(Section):
 
 
 
-def _format_error(path: str, err: ValidationError) -> str:
+def format_error(path: str, err: ValidationError) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in _DISCRIMINATOR_TAGS))
     kind = first["type"]
@@ -135,7 +135,7 @@ def parse_params(raw: object, path: str = DEFAULT_PARAMS) -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(path, err)) from None
+        raise ConfigError(format_error(path, err)) from None
     params = _apply_env(params, path)
     _check_across_fields(params, path)
     return params

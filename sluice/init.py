@@ -78,7 +78,8 @@ def register(sub) -> None:
                         "labels stage scores the crowd and each worker against them (default: a truth.csv, gold.txt, "
                         "gt.csv ... beside the votes, else a true_category / truth column inside them, else the "
                         "labels the images come with)")
-    p.add_argument("--size", type=int, metavar="N", help="side of the normalized images in pixels (default 32)")
+    p.add_argument("--size", type=_side, metavar="N", help="side of the normalized images in pixels, 8 to 2048 "
+                                                         "(default 32)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="class names (default: the image folders' class folders, else inferred at run time)")
     p.add_argument("--compress", action="store_true", help="add the compress stage (pruning, int8, trade-off)")
@@ -179,13 +180,20 @@ def project_params(root: Path, args) -> dict:
         raw["labels"]["classes"] = names or None
         for group in merged:  # said here, where the labels stage would refuse the list
             print(f"[init] class folders {' and '.join(group)} differ only in case: one class '{group[0]}' (labels fold case)")
-    if args.size:
+    if args.size is not None:
         raw["clean"]["size"] = args.size
     if args.compress:
         raw["compress"] = _defaults("compress")
     if args.insight:
         raw["insight"] = _defaults("insight")
-    Params.model_validate(raw)  # what we write must load
+    from pydantic import ValidationError
+
+    try:
+        Params.model_validate(raw)  # what we write must load
+    except ValidationError as err:  # an option out of range: one line naming the key, nothing written
+        from sluice.config import format_error
+
+        raise InputError(format_error("sluice init", err)) from None
     return raw
 
 
@@ -269,6 +277,19 @@ def _init(args) -> int:
           "  dvc repro                      # stages run paths.python from params.yaml (no venv activation needed)\n"
           + after)
     return 0
+
+
+def _side(text: str) -> int:
+    """``--size``: a whole number of pixels within clean.size's bounds, checked before anything is written."""
+    import argparse
+
+    try:
+        side = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got '{text}'") from None
+    if not 8 <= side <= 2048:
+        raise argparse.ArgumentTypeError(f"{side} is outside 8..2048 (clean.size)")
+    return side
 
 
 def _all_unlabelled(params_text: str) -> bool:

@@ -658,3 +658,12 @@ def test_a_votes_file_not_in_utf8_is_one_line_at_init(run_cli, tmp_path, name, d
     res = _init(run_cli, tmp_path, "--votes", str(tmp_path / name))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert needle in res.stderr and "save the file as UTF-8" in res.stderr and "\x00" not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("size", ["0", "3", "-5", "2049", "big"])
+def test_a_size_out_of_range_is_one_line_and_writes_nothing(run_cli, tmp_path, size):
+    """`--size 100000` was a pydantic traceback (exit 1) leaving an empty project folder; `--size 0` was ignored."""
+    _folder(tmp_path / "photos")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", size)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "argument --size:" in res.stderr.splitlines()[-1] and not (tmp_path / "proj").exists()
