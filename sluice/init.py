@@ -11,6 +11,7 @@ repository's). ``sluice pipeline`` rewrites (or ``--check``s) ``dvc.yaml`` after
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,6 +125,8 @@ def project_params(root: Path, args) -> dict:
                                   "idx": "IDX folder"}[given])
             kind = (packed(p, value) or given) if given == "image_folder" else given
             named = value
+            if kind == "image_folder" and (problem := init_archive.unreadable(p)):
+                raise InputError(problem)
             if kind == "image_folder" and init_archive.is_archive(p):  # a zip or tar of the folder: extracted once
                 p = init_archive.extract(p, root, value)
                 named = init_archive.stem(p)
@@ -244,12 +247,19 @@ def _init(args) -> int:
             raise ConfigError(f"{DEMO_PARAMS}: the demo project's params.yaml ships with the source checkout")
     if root.exists() and not root.is_dir():
         raise InputError(f"{root}: a file, not a folder: give the new project's folder (sluice init my-project --images ...)")
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     if args.demo:
         params_text = DEMO_PARAMS.read_text()
     else:
+        try:
+            written = project_params(root, args)
+        except BaseException:  # a source init refuses: no half-made project folder left behind
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
         params_text = ("# Sluice project written by `sluice init`: your sources, defaults for the rest (README.md).\n"
-                       + yaml.safe_dump(project_params(root, args), sort_keys=False, width=120))
+                       + yaml.safe_dump(written, sort_keys=False, width=120))
     _write(root / "params.yaml", params_text, args.force)
     _write(root / "dvc.yaml", pipeline_text(root / "params.yaml"), args.force)
     for name, text in ((".gitignore", GITIGNORE), (".dvcignore", DVCIGNORE)):

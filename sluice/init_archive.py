@@ -58,6 +58,16 @@ def is_archive(path: Path) -> bool:
         return False
 
 
+def unreadable(path: Path) -> str | None:
+    """Why a file named as an archive is not one that can be read (cut short, corrupt, another kind of file), or None."""
+    name = path.name.lower()
+    if not path.is_file() or not name.endswith(SUFFIXES) or is_archive(path):
+        return None
+    kind = "7z" if name.endswith(".7z") else "zip" if name.endswith(".zip") else "tar"
+    return f"{path}: not a readable {kind} archive ({path.stat().st_size} bytes: cut short, corrupt or another kind " \
+           "of file); download it again, or extract it yourself and give the folder"
+
+
 def extract(archive: Path, project: Path, shown: str, within: str = "") -> Path:
     """The folder ``archive`` is extracted into (``project/sources/[within/]<stem>``), extracting it when it is not
     already."""

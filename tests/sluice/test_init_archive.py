@@ -240,3 +240,17 @@ def test_a_hostile_encrypted_or_cut_7z_is_one_line_and_leaves_nothing(tmp_path):
     assert not list((tmp_path / "proj" / "sources").iterdir()) and not (tmp_path / "evil.png").exists()
     folder = init_archive.extract(good, tmp_path / "proj", "photos.7z")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.png")) == [f"cat/{k}.png" for k in range(3)]
+
+
+@pytest.mark.parametrize("name", ["photos.zip", "photos.tar.gz", "photos.7z"])
+def test_an_archive_cut_short_is_named_as_such_and_leaves_no_project(run_cli, tmp_path, name):
+    """A truncated or corrupt download said "an archive: extract it first ... (`sluice init --images` extracts a
+    zip...)", the command just run; it is now what it is, and the project folder init made is removed."""
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w") as z:
+        z.writestr("cat/0.jpg", b"x" * 5000)
+    (tmp_path / name).write_bytes(whole.read_bytes()[:3000] if name.endswith(".zip") else b"not an archive")
+    res = run_cli("init", str(tmp_path / "proj"), "--images", str(tmp_path / name), cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert f"{name}: not a readable {name.rsplit('.', 1)[-1].replace('gz', 'tar')} archive" in res.stderr
+    assert not (tmp_path / "proj").exists()
