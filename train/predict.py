@@ -60,7 +60,7 @@ class Classifier:
         folder = Path(model_dir)
         config_path = folder / CONFIG
         if not config_path.is_file():
-            raise InputError(f"{folder}: not a model folder (no {CONFIG}); run `dvc repro compress` or pass --model")
+            raise InputError(f"{folder}: not a model folder (no {CONFIG}); train one (`dvc repro`) or pass --model")
         config = json.loads(config_path.read_text())
         missing = [k for k in ("classes", "image_shape", "mean", "std") if k not in config]
         if missing:

@@ -31,13 +31,21 @@ def register(sub) -> None:
 
 
 def _settings():
-    """The clean stage's settings and the default model folder, from params.yaml when there is one."""
-    from sluice.config import CleanParams, CompressParams, DEFAULT_PARAMS, load_params
+    """The clean stage's settings and the default model folder, from params.yaml when there is one: the int8 model,
+    else (a project without the compress stage, or before it ran) the trained fp32 one, said on stderr."""
+    from sluice.config import CleanParams, CompressParams, DEFAULT_PARAMS, TrainParams, load_params
+    from train.model import CONFIG
 
     if Path(os.environ.get("SLUICE_PARAMS", DEFAULT_PARAMS)).is_file():
         params = load_params()
-        return params.clean, Path(params.compress.out_dir) / "int8"
-    return CleanParams(), Path(CompressParams().out_dir) / "int8"
+        clean, int8, fp32 = params.clean, Path(params.compress.out_dir) / "int8", Path(params.train.out_dir)
+    else:
+        clean, int8, fp32 = CleanParams(), Path(CompressParams().out_dir) / "int8", Path(TrainParams().out_dir)
+    if not (int8 / CONFIG).is_file() and (fp32 / CONFIG).is_file():
+        print(f"sluice: predict: no int8 model at {int8} (the compress stage has not run): using {fp32}",
+              file=sys.stderr)
+        return clean, fp32
+    return clean, int8
 
 
 def _predict(args) -> int:

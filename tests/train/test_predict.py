@@ -130,6 +130,18 @@ def test_predict_with_the_fp32_folder_and_json_output(trained_fp32, images, run_
     assert all(set(r) == {"path", "label", "confidence"} for r in rows)
 
 
+def test_predict_without_a_compress_stage_uses_the_trained_model(trained_fp32, images, run_cli, tmp_path):
+    """A project made without --compress has no models/int8: the default fell on it and said to run a stage the
+    project does not have; the trained fp32 model is used instead, said on stderr."""
+    paths, _, _ = images
+    params = {**_params(tmp_path), "train": {"out_dir": str(trained_fp32)},
+              "compress": {"out_dir": str(tmp_path / "models")}}
+    result = run_cli("predict", *paths[:2], params=params)
+    assert result.returncode == 0, result.stderr
+    assert f"no int8 model at {tmp_path / 'models' / 'int8'} (the compress stage has not run): using" in result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
 def test_predict_converts_modes_like_the_clean_stage(models, images, tmp_path):
     paths, pixels, _ = images
     grey_alpha = tmp_path / "la.png"
