@@ -23,7 +23,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ingest.sources.folders import metadata
+from ingest.sources.folders import SYSTEM_FILES, metadata
 from sluice import paths
 from sluice.errors import InputError
 from sluice.progress import ProgressLines
@@ -82,11 +82,13 @@ def _sha256(path: bytes) -> str:
 
 
 def _walk(folder: bytes):
-    """(relative name, full path) of every file under ``folder`` outside metadata folders, in name order."""
+    """(relative name, full path) of every file under ``folder`` outside metadata folders, system files left out
+    (as the connector leaves them), in name order."""
     found, cut = [], len(folder) + 1
     for parent, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not metadata(Path(os.fsdecode(d)))]
-        found += [(full[cut:], full) for full in (parent + b"/" + n for n in names)]
+        found += [(full[cut:], full) for full in (parent + b"/" + n for n in names
+                                                  if os.fsdecode(n).lower() not in SYSTEM_FILES)]
     return sorted(found)
 
 

@@ -27,7 +27,7 @@ from ingest.sources import split_annotations, split_labels, subjects
 from ingest.sources.base import Record, SourceConfig, content_id, require_dir, safe_text, split_of, subject_of
 from ingest.sources.folder_layout import (any_image, classes_nest, container, layout, nested_classes, split_name, subdirs,
                                           wrapped)
-from ingest.sources.folders import metadata
+from ingest.sources.folders import keep_files, metadata
 from ingest.sources.label_lists import find_labelled, folder_names, index_names, names_file
 from ingest.sources.labels_beside import beside, read_beside, with_split_siblings
 from ingest.sources.labels_file import find_columns, match, several_labels
@@ -120,7 +120,7 @@ def _files(folder: Path, skipped: set[str]) -> Iterator[Path]:
                         skipped.add(name)
             except OSError:  # unreadable: left out all the same, and named
                 skipped.add(name)
-        found.extend(Path(parent, name) for name in names)
+        found.extend(Path(parent, name) for name in keep_files(names, skipped))
         found.extend(Path(parent, d) for d in dirs if os.path.islink(os.path.join(parent, d)))  # quarantined, not walked
     yield from sorted(found)
 
@@ -149,14 +149,14 @@ def _groups(root: Path, src: ImageFolderSource) -> list[tuple[str | None, Path, 
     return groups
 
 
-def _stray_files(root: Path, groups, outside: list[Path]) -> Iterator[Path]:
-    """Files above the folders that are read (no class, or no split folder): never silently skipped."""
-    folders = {folder for _, folder, _ in groups}
-    above = {root}
+def _stray_files(root: Path, groups, outside: list[Path], skipped: set[str]) -> Iterator[Path]:
+    """Files above the folders that are read (no class, or no split folder): never silently skipped (system files aside)."""
+    folders, above = {folder for _, folder, _ in groups}, {root}
     for folder in folders:
         above.update(a for a in folder.parents if root in a.parents)
     for parent in sorted(above - folders - set(outside)):
-        yield from (p for p in sorted(parent.iterdir()) if not p.is_dir() or p.is_symlink() and p not in folders | above)
+        files = (parent / n for n in keep_files(sorted(p.name for p in parent.iterdir()), skipped))
+        yield from (p for p in files if not p.is_dir() or p.is_symlink() and p not in folders | above)
 
 
 def _read(path: Path, uri: str, item_id: str, max_bytes: int, label: str | None, split: str | None,
@@ -239,7 +239,7 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
                 yield Record(safe_text(path), item_id=safe_text(path.relative_to(root)), reject="outside_split_folder",
                              details=f"{safe_text(folder.name)}/ lies beside the split folders ({splits}) and is none "
                                      "of them: name it as a split, or give it as a source of its own")
-        for path in _stray_files(root, groups, outside):
+        for path in _stray_files(root, groups, outside, skipped):
             found[0] = True
             if path.absolute() in own or path in annotated.values() or src.label_from == "lists" and names_file(path):
                 continue
@@ -295,8 +295,8 @@ def read_image_folder(src: ImageFolderSource, max_bytes: int) -> Iterator[Record
     if lists:
         log.info(f"{src.name}: {lists.summary()}")
     if skipped:
-        log.info(f"{src.name}: left out the metadata folders {', '.join(sorted(skipped))} (hidden, or macOS's "
-                 "__MACOSX: no images of anyone's)")
+        log.info(f"{src.name}: left out the metadata folders and system files {', '.join(sorted(skipped))} (hidden, "
+                 "macOS's __MACOSX and .DS_Store, Windows' Thumbs.db: no images of anyone's)")
     if not found[0]:
         raise InputError(f"{root}: image folder of source '{src.name}' contains no files")
 

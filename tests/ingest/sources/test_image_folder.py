@@ -159,11 +159,14 @@ def test_metadata_folders_are_left_out_and_said_so(tmp_path, make_params, lake, 
     (root / "__MACOSX" / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
     (root / ".ipynb_checkpoints" / "x.png").write_bytes(png(2))
     (root / "dog" / ".thumbs" / "0.png").write_bytes(png(3))
+    for system in (".DS_Store", "cat/.DS_Store", "dog/Thumbs.db", "desktop.ini"):  # a Mac's and a Windows share's
+        (root / system).write_bytes(b"\x00\x00\x00\x01Bud1")
     with caplog.at_level("INFO"):
         stats = public.run(folder_params(make_params, root))["sources"]["f"]
-    assert (stats["inserted"], stats["quarantined"]) == (2, 0)
+    assert (stats["inserted"], stats["quarantined"]) == (2, 0)  # the system files were quarantined, two reasons
     assert {r["source_label"] for r in lake.read("raw_images").to_pylist()} == {"cat", "dog"}
-    assert "left out the metadata folders .ipynb_checkpoints, .thumbs, __MACOSX" in caplog.text
+    assert ("left out the metadata folders and system files .DS_Store, .ipynb_checkpoints, .thumbs, Thumbs.db, "
+            "__MACOSX, desktop.ini") in caplog.text
 
 
 def test_a_wrapper_folder_is_looked_through(tmp_path, png):
