@@ -53,6 +53,8 @@ def test_any_name_on_disk_is_listed_and_metadata_folders_are_not(tmp_path):
     (photos / ".git" / "index").write_bytes(b"changes every commit")
     (photos / "__MACOSX").mkdir()
     (photos / "__MACOSX" / "._0.jpg").write_bytes(b"resource fork")
+    (photos / ".DS_Store").write_bytes(b"Finder rewrites it whenever the folder is opened")
+    (photos / "dog" / "Thumbs.db").write_bytes(b"Windows' thumbnails")
     assert _listing(photos, cache)["sha256"] == before["sha256"]  # as the connector, left out
 
     with open(os.fsencode(photos / "cat") + b"/caf\xe9.jpg", "wb") as fh:  # a Latin-1 name from an old disk
