@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sluice import class_order, dicom, init_archive
+from sluice import class_order, dicom, init_archive, synsets
 from sluice.errors import ConfigError, InputError
 from sluice.init_crawl import crawl_section
 from sluice.init_entries import detected, entry_name, existing, inside, rel
@@ -181,6 +181,11 @@ def project_params(root: Path, args) -> dict:
     elif folders and len(folders) == len(sources) and not exports and not crawl:
         names, merged = class_order.folded(c for s in folders for c in class_order.source_classes(s, root) or [])
         raw["labels"]["classes"] = names or None
+        if len(folders) == 1 and (named := synsets.names(names, root / folders[0]["path"])):
+            raw["labels"]["synonyms"], raw["labels"]["classes"] = named[0], [named[0][c] for c in names]
+            shown = ", ".join(f"{c} -> {n}" for c, n in list(named[0].items())[:3])
+            print(f"[init] the classes are WordNet ids, named from {named[1]} ({shown}, ...; in labels.synonyms and "
+                  "labels.classes: edit them there)")
         for group in merged:  # said here, where the labels stage would refuse the list
             print(f"[init] class folders {' and '.join(group)} differ only in case: one class '{group[0]}' (labels fold case)")
     if args.size is not None:

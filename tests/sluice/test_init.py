@@ -667,3 +667,17 @@ def test_a_size_out_of_range_is_one_line_and_writes_nothing(run_cli, tmp_path, s
     res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"), "--size", size)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "argument --size:" in res.stderr.splitlines()[-1] and not (tmp_path / "proj").exists()
+
+
+def test_wordnet_id_folders_are_named_from_the_mapping_file(run_cli, tmp_path):
+    """Imagenette-style train/<wnid>/ folders with LOC_synset_mapping.txt beside them: labels.classes are the names
+    (in the ids' order) and labels.synonyms maps each id to its name, so the model and predict say `tench`."""
+    _folder(tmp_path / "photos" / "train", classes=["n01440764", "n02102040"])
+    (tmp_path / "photos" / "LOC_synset_mapping.txt").write_text(
+        "n01440764 tench, Tinca tinca\nn02102040 English springer, springer\nn02979186 cassette player\n")
+    res = _init(run_cli, tmp_path, "--images", str(tmp_path / "photos"))
+    assert res.returncode == 0, res.stderr
+    assert "the classes are WordNet ids, named from" in res.stdout
+    labels = _project(tmp_path)[0]["labels"]
+    assert labels["classes"] == ["tench", "English springer"]
+    assert labels["synonyms"] == {"n01440764": "tench", "n02102040": "English springer"}
