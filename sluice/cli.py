@@ -55,19 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# the commands that apply a role ($SLUICE_ROLE, docs/access.md), and those that read no lake table
-ROLE_AWARE = frozenset({"sql", "shell", "duckdb-init"})
+# the commands that read no lake table (a command that applies a role has a --role option: docs/access.md)
 WITHOUT_LAKE = frozenset({"init", "demo", "pipeline", "predict", "compare", "train"})
 
 
-def refuse_role_blind(command: str) -> None:
+def refuse_role_blind(args: argparse.Namespace) -> None:
     """Fail closed: with a role set, a command that reads the lake without applying it (``labels workers`` would
     show what the role masks, ``tables`` what it hides) is refused, one line, rather than run with full access."""
     from sluice.access import ROLE_ENV
     from sluice.errors import InputError
 
-    role = os.environ.get(ROLE_ENV)
-    if role and command not in ROLE_AWARE | WITHOUT_LAKE:
+    role, command = os.environ.get(ROLE_ENV), args.command
+    if role and "role" not in vars(args) and command not in WITHOUT_LAKE:
         raise InputError(f"${ROLE_ENV} is '{role}', and `sluice {command}` reads the lake without applying roles: "
                          f"query as the role with `sluice sql` / `sluice shell`, or run it with full access "
                          f"(unset {ROLE_ENV})")
@@ -81,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def run() -> int | None:
         configure_logging()  # a bad $SLUICE_LOG is a user error: one line, exit 2
-        refuse_role_blind(args.command)
+        refuse_role_blind(args)
         return args.func(args)
 
     exit_process(guarded(run))

@@ -31,7 +31,8 @@ HEADER = """\
 # The Sluice pipeline (`dvc repro`; `dvc dag` draws it), generated from params.yaml by `sluice init`
 # (the stage table is sluice/pipeline.py; `sluice pipeline` rewrites this file after params.yaml changes).
 # Tables live in the Delta lake, not in DVC: every stage that writes to the lake has at least one
-# DVC-cached output (its manifest), so a clone without the DVC cache reruns it and rebuilds the lake,
+# DVC-cached output (its manifest, persisted: DVC's run cache never stands in for a run of a lake stage
+# when its inputs return to an earlier state), so a clone without the DVC cache reruns it and rebuilds the lake,
 # while a second `dvc repro` only relists your image folders (stage list_sources: DVC depends on their
 # digest, not on the folders) and skips the rest. Small metrics and plots are `cache: false` and committed,
 # so `dvc metrics diff` works across commits; the top-level `metrics:` names only the headline
@@ -354,8 +355,11 @@ def build(raw: dict, params, code_root: Path | None = None) -> dict:
         params_keys = _params(s, raw)
         if params_keys:
             body["params"] = params_keys
-        outs = [_fill(o, places) for o in s.outs] + [{_fill(o, places): {"cache": False}}
-                                                      for o in (*s.uncached, *s.metrics)]
+        # a stage's manifest stands for what it wrote to the lake, which DVC does not hold: `persist` keeps DVC's
+        # run cache from "restoring" a manifest when the inputs return to an earlier state (a vote export copied
+        # back) while the lake stays as the last run left it; the stage runs again instead
+        outs = [{_fill(o, places): {"persist": True}} if o.startswith("{manifests}/") else _fill(o, places)
+                for o in s.outs] + [{_fill(o, places): {"cache": False}} for o in (*s.uncached, *s.metrics)]
         if outs:
             body["outs"] = outs
         if s.always_changed:

@@ -681,3 +681,16 @@ def test_wordnet_id_folders_are_named_from_the_mapping_file(run_cli, tmp_path):
     labels = _project(tmp_path)[0]["labels"]
     assert labels["classes"] == ["tench", "English springer"]
     assert labels["synonyms"] == {"n01440764": "tench", "n02102040": "English springer"}
+
+
+def test_lake_stages_manifests_are_persisted_so_the_run_cache_never_stands_in_for_a_run():
+    """The lake is not a DVC output: a vote export copied back to an earlier version had DVC "restore" the
+    ingest's manifest from its run cache and skip the run, the lake keeping the later votes. A persisted output
+    turns the run cache off for the stage (dvc.stage.cache._can_hash); the manifest stays DVC-cached."""
+    from dvc.stage.cache import _can_hash  # noqa: F401 (the rule this relies on)
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    stages = build(raw, load_params_file(REPO / "params.yaml"), REPO)["stages"]
+    for name in ("ingest_public", "ingest_crowd", "labels", "clean", "dedup", "dataset"):
+        assert {f"data/manifests/{name}.json": {"persist": True}} in stages[name]["outs"], name
+    assert "data/dataset" in stages["export"]["outs"]  # the snapshot itself is restored as before
