@@ -122,7 +122,9 @@ def _print(out, args) -> None:
         print(f"deleted {len(out.removed)} past run report(s) that showed erased data (e.g. {out.removed[0]})")
     if out.originals:
         print(f"{len(out.originals)} original file(s) still exist at their source (e.g. {out.originals[0]}): later "
-              f"ingests skip them, but delete them there too", file=sys.stderr)
+              "ingests skip them, but delete them there too, and their rows in a labels file (they are quarantined as "
+              "label_for_missing_file once the files are gone); until then the folder listing hashes them again "
+              "(runs/source_hashes.sqlite), which `sluice erase --verify` reports", file=sys.stderr)
     from sluice.config import load_params
     from sluice.erasure_workspace import run_report_copies
 

@@ -340,8 +340,12 @@ def _number(word: str) -> bool:
 def lookup(index: dict[str, list[Path]], key: str, folded: dict[str, list[Path]] | None = None) -> list[Path]:
     """The images a row's name fits: the name itself, else its longest tail that fits any (a path from the
     machine the file was written on: ``/home/ann/set/train/a.jpg`` -> ``train/a.jpg``); else, with ``folded``
-    (:func:`folded_index`), the same ignoring case (``P00945`` or ``p00945.JPG`` for ``p00945.jpg``)."""
-    for names, name in ((index, key), *(((folded, key.lower()),) if folded is not None else ())):
+    (:func:`folded_index`), the same ignoring case (``P00945`` or ``p00945.JPG`` for ``p00945.jpg``); else the same
+    without its image extension, so that its stem names it (``P00945.jpeg`` for ``p00945.jpg``)."""
+    bare = re.sub(r"(?i)\.(jpe?g|jfif|png|gif|bmp|webp|tiff?|heic|dcm)$", "", key)  # p1.jpeg for a landed p1.jpg
+    tries = [(index, key), *([(folded, key.lower())] if folded is not None else []),
+             *([(index, bare), *([(folded, bare.lower())] if folded is not None else [])] if bare != key else [])]
+    for names, name in tries:
         if name in names:
             return names[name]
         parts = [p for p in name.split("/") if p]

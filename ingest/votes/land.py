@@ -47,6 +47,7 @@ class ExportStats:
     new: int = 0
     already_present: int = 0
     changed: int = 0  # of already_present, votes whose label, status or time the export now gives otherwise: updated
+    erased: int = 0  # votes of erased data (an erased worker, image or subject's images): not landed again
     duplicates: int = 0
     rejected_assignments: int = 0
     known_answers: int = 0  # rows an export marks as the item's known answer (status gold: Label Studio's ground truth)
@@ -95,6 +96,16 @@ def changed_votes(lake: Lake, rows: pl.DataFrame) -> pl.DataFrame:
     return both.filter(differs).select(rows.columns)
 
 
+def _not_erased(lake: Lake, rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` without the votes of erased data (sluice/tombstones.py), counted apart: they are neither already
+    present nor pending an image that will never land."""
+    from sluice import tombstones
+
+    if not rows.height:
+        return rows
+    return pl.from_arrow(tombstones.drop_erased("crowd_votes", rows.to_arrow(), tombstones.all_targets(lake)))
+
+
 def update_changed(lake: Lake, changed: pl.DataFrame, run_id: str) -> int:
     """Set the new label, status and time (and this run's id) on ``changed`` votes; Delta's history keeps the earlier
     values (time travel). A vote of erased data is never written again, updates included (sluice/tombstones.py)."""
@@ -120,6 +131,8 @@ def land_export(lake: Lake, export, index: ItemIndex, run_id: str,
                         rejected_assignments=int((rows["status"] == "rejected").sum()),
                         known_answers=int((rows["status"] == "gold").sum()), unparsed_times=parsed.unparsed_times,
                         no_answer=parsed.no_answer)
+    kept = _not_erased(lake, rows)
+    stats.erased, rows = rows.height - kept.height, kept
     changed = changed_votes(lake, rows)
     stats.new = lake.merge_insert("crowd_votes", rows.to_arrow(), run_id=run_id)
     stats.already_present = rows.height - stats.new
@@ -156,7 +169,7 @@ def _report(name: str, s: ExportStats) -> str:
     from sluice.runs import reconcile
 
     reconcile(f"{STAGE}:{name}", s.rows, new=s.new, already_present=s.already_present, duplicates=s.duplicates,
-              quarantined=s.quarantined)
+              quarantined=s.quarantined, **({"erased": s.erased} if s.erased else {}))
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(s.reasons.items())) or "none"
     note = f", timestamps not parsed {s.unparsed_times} (landed without)" if s.unparsed_times else ""
     if s.known_answers:
@@ -169,7 +182,8 @@ def _report(name: str, s: ExportStats) -> str:
         pending += (f", pending (the item names several landed files, e.g. {s.shared_example!r}: key the votes "
                     f"by a longer path, or set item_key / item_pattern) {s.shared_items}")
     changed = f" (changed since landed: {s.changed}, updated)" if s.changed else ""
-    return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}{changed}, "
+    erased = f", of erased data (not landed again) {s.erased}" if s.erased else ""
+    return (f"{name}: rows {s.rows}, new votes {s.new}, already present {s.already_present}{changed}{erased}, "
             f"duplicates {s.duplicates}, rejected assignments {s.rejected_assignments}, "
             f"quarantined {s.quarantined} ({reasons}){pending}{note}")
 

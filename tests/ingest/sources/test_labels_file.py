@@ -305,14 +305,14 @@ def test_a_set_of_several_labels_a_cell_is_read_as_one_label_versus_the_rest(tmp
 
 def test_names_that_differ_from_the_files_only_in_case_match_and_a_file_naming_none_is_one_line(tmp_path, make_params,
                                                                                              lake, png):
-    """Ids `P001` / `p002.JPG` for files p001.jpg, p002.jpg: matched ignoring case when no exact name fits (every
-    label was dropped as label_for_missing_file); two files differing only in case stay ambiguous; a labels file
-    naming no image of the folder at all is one line with an example, not 100% of its rows quarantined."""
+    """Ids `P001` / `p002.JPG` / `P003.jpeg` for files p001.jpg...: matched ignoring case and extension when no exact
+    name fits (every label was dropped as label_for_missing_file); two files differing only in case stay ambiguous;
+    a labels file naming no image of the folder at all is one line with an example, not its rows quarantined."""
     root = tmp_path / "photos"
     root.mkdir()
     for k, name in enumerate(["p001.jpg", "p002.jpg", "p003.jpg", "Q4.jpg", "q4.jpg"]):
         (root / name).write_bytes(png(k + 1))
-    (root / "labels.csv").write_text("id,category\nP001,cat\np002.JPG,dog\np003.jpg,cat\nQ4.JPG,dog\n")
+    (root / "labels.csv").write_text("id,category\nP001,cat\np002.JPG,dog\nP003.jpeg,cat\nQ4.JPG,dog\n")
     found = detect(str(root))
     stats = public.run(make_params({"ingest": {"sources": [{"name": "u", "kind": "image_folder", "path": str(root),
                                                             **found}]}}))["sources"]["u"]

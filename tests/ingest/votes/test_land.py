@@ -335,3 +335,28 @@ def test_votes_first_name_an_item_they_wait_for_without_a_hint(lake, tmp_path):
     path.write_text("item,worker,label\ncat/0000.png,w1,cat\n")
     stats = land_export(lake, CsvVotesExport(name="c", kind="csv", path=str(path)), ItemIndex.from_lake(lake), "r")
     assert "pending (no image landed yet, e.g. 'cat/0000.png') 1" in _report("c", stats)
+
+
+def test_votes_of_an_erased_image_are_counted_apart_not_as_present_or_pending(lake, tmp_path, run_cli):
+    """After `sluice erase --image-id`, the same export lands again: its votes on the erased image are dropped
+    (sluice/tombstones.py) and counted as erased data, not "already present" nor "pending (no image landed yet)"
+    with advice to set item_key; the reconciliation stays exact."""
+    from ingest.votes.land import _report
+    from sluice.lake import Lake
+
+    rows = [{"image_id": hashlib.sha256(u.encode() + b" pixels").hexdigest(), "content": u.encode() + b" pixels",
+             "source": "t", "source_uri": u, "source_label": None, "fetched_at": NOW, "run_id": "r"}
+            for u in ("data/a.png", "data/b.png")]
+    lake.merge_insert("raw_images", pa.Table.from_pylist(rows))
+    path = tmp_path / "votes.csv"
+    path.write_text("item,worker,label\ndata/a.png,w1,cat\ndata/a.png,w2,dog\ndata/b.png,w1,cat\n")
+    export = CsvVotesExport(name="c", kind="csv", path=str(path))
+    land_export(lake, export, ItemIndex.from_lake(lake), "run-1")
+    done = run_cli("erase", "--image-id", rows[0]["image_id"], "--reason", "test",
+                   params={"lake": {"root": lake.root}}, env={"SLUICE_PSEUDONYM_KEY": "k" * 32})
+    assert done.returncode == 0, done.stdout + done.stderr
+    lake = Lake(lake.root)
+    stats = land_export(lake, export, ItemIndex.from_lake(lake), "run-2")
+    assert (stats.erased, stats.new, stats.already_present, stats.pending_items) == (2, 0, 1, 0)
+    line = _report("c", stats)
+    assert "already present 1, of erased data (not landed again) 2" in line and "pending" not in line
